@@ -1,0 +1,1 @@
+//! cti channel (being written).

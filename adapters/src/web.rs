@@ -1,0 +1,1 @@
+//! Web form channel (being written).
