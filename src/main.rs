@@ -1,1 +1,115 @@
-fn main(){}
+//! `hotline-gateway`: the command line. Everything else lives in the library.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use hotline_gateway::config::{Config, DEFAULT_CONFIG_PATH};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "hotline-gateway", version, about = "Front door of the 12345 hotline")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve {
+        /// Config file.
+        #[arg(long, default_value = DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
+    },
+    /// Validate a config and print every problem at once (exit 0 / 1).
+    CheckConfig {
+        /// Config file.
+        #[arg(long, default_value = DEFAULT_CONFIG_PATH)]
+        config: PathBuf,
+    },
+    /// Run a reference core dispatch API for demos and tests.
+    DispatchSim {
+        /// Address to listen on.
+        #[arg(long)]
+        listen: String,
+        /// JSON-lines file of accepted requests.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Fraction of requests answered 503.
+        #[arg(long, default_value_t = 0.0)]
+        fail_rate: f64,
+        /// Fraction of orders answered 400.
+        #[arg(long, default_value_t = 0.0)]
+        reject_rate: f64,
+        /// Latency added to each request, in milliseconds.
+        #[arg(long, default_value_t = 0)]
+        latency_ms: u64,
+        /// Verify X-Hotline-Signature with this secret.
+        #[arg(long)]
+        secret: Option<String>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Serve {
+        config: PathBuf::from(DEFAULT_CONFIG_PATH),
+    }) {
+        Command::Serve { config } => {
+            let cfg = Config::load(&config, std::env::vars())?;
+            init_tracing(&cfg.server.log_format);
+            tracing::info!(config = %config.display(), summary = %cfg.summary(), "Configuration loaded.");
+            let listener = std::net::TcpListener::bind(cfg.derived.listen)
+                .with_context(|| format!("cannot listen on {}", cfg.derived.listen))?;
+            actix_web::rt::System::new().block_on(async move {
+                // The actix system runs on a current-thread runtime per worker; the relay and
+                // store callers are plain tokio tasks on it.
+                hotline_gateway::run(cfg, listener).await
+            })?;
+            Ok(())
+        }
+        Command::CheckConfig { config } => match Config::load(&config, std::env::vars()) {
+            Ok(cfg) => {
+                println!("ok: {}", cfg.summary());
+                Ok(())
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                std::process::exit(1);
+            }
+        },
+        Command::DispatchSim {
+            listen,
+            out,
+            fail_rate,
+            reject_rate,
+            latency_ms,
+            secret,
+        } => {
+            init_tracing("text");
+            let listener = std::net::TcpListener::bind(&listen)
+                .with_context(|| format!("cannot listen on {listen}"))?;
+            let local = listener.local_addr()?;
+            println!("dispatch-sim listening on http://{local}");
+            let cfg = hotline_gateway::sim::SimConfig {
+                out,
+                fail_rate,
+                reject_rate,
+                latency: std::time::Duration::from_millis(latency_ms),
+                secret,
+            };
+            actix_web::rt::System::new().block_on(hotline_gateway::sim::run(cfg, listener))?;
+            Ok(())
+        }
+    }
+}
+
+fn init_tracing(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

@@ -1,1 +1,0 @@
-//! cti channel (being written).

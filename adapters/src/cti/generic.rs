@@ -1,0 +1,883 @@
+//! `format = "generic"`: the gateway's own JSON contract for CTI platforms (CONTRACT.md,
+//! "Telephony, format = generic").
+//!
+//! Request: `POST /v1/cti/{profile}` with `Authorization: Bearer <token>`, or
+//! `POST /v1/cti/{profile}/{token}` for platforms that cannot set headers; JSON body
+//! `{"event": "call.started|call.input|call.registered|call.ended|call.flagged", "call_id", "from",
+//! "to", "at" (RFC 3339), ...}`. Extensions beyond the contract (all optional): event
+//! `call.answered`; `direction` (`in`/`out`); `caller_ref` (the platform's stable id of a caller
+//! whose number is withheld); `order.recording_url`; `answered` and `cause` on `call.ended`;
+//! `at` as unix seconds.
+//!
+//! Answer: `{"action": "continue"|"reject"|"transfer"|"say", "number", "text", "orders":
+//! [{"number"}], "flag"}`, absent fields omitted.
+
+use super::{
+    caller_identity, check_call_id, check_digits, check_number, check_speech, check_url,
+    dedupe_key, non_phone_ref, parse_rfc3339, step_hash, token_matches, CallDecision,
+    CallDirection, CallEvent, CallKind, RegisteredOrder, MAX_CONTENT,
+};
+use crate::text::bounded;
+use crate::{AdapterError, Category, Inbound, Item};
+use serde_json::{json, Map, Value};
+
+/// Most matters one registration may carry; more is a client bug, not a citizen.
+pub const MAX_ITEMS: usize = 20;
+
+/// Authenticates and parses one generic callback.
+///
+/// The token may come as `Authorization: Bearer <token>` or as `path_token` (the `{token}` URL
+/// segment); one presented token that matches `token` is enough. Authentication happens before
+/// the body is looked at, so an unauthenticated caller learns nothing about the format.
+pub fn parse(
+    inbound: &Inbound,
+    token: &str,
+    path_token: Option<&str>,
+) -> Result<CallEvent, AdapterError> {
+    authenticate(inbound, token, path_token)?;
+    if let Some(mt) = inbound.media_type() {
+        if mt != "application/json" && !mt.ends_with("+json") {
+            return Err(AdapterError::UnsupportedMediaType(mt));
+        }
+    }
+    let value: Value = serde_json::from_slice(&inbound.body)
+        .map_err(|e| AdapterError::InvalidJson(e.to_string()))?;
+    let Value::Object(map) = value else {
+        return Err(AdapterError::InvalidJson("expected a JSON object".into()));
+    };
+    parse_object(&map, inbound.now)
+}
+
+/// Checks the bearer or path token. Neither presented, or none matching: `BadToken`.
+pub fn authenticate(
+    inbound: &Inbound,
+    token: &str,
+    path_token: Option<&str>,
+) -> Result<(), AdapterError> {
+    let bearer = inbound.header("authorization").and_then(|v| {
+        let (scheme, rest) = v.trim().split_once(' ')?;
+        scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+    });
+    let presented: Vec<&str> = bearer.into_iter().chain(path_token).collect();
+    // Every presented token is compared (no short-circuit), so timing does not tell which one
+    // failed.
+    let ok = presented
+        .iter()
+        .fold(false, |acc, t| token_matches(token, t) | acc);
+    if ok {
+        Ok(())
+    } else {
+        Err(AdapterError::BadToken)
+    }
+}
+
+fn parse_object(map: &Map<String, Value>, now: i64) -> Result<CallEvent, AdapterError> {
+    let event = opt_str(map, "event")?
+        .filter(|s| !s.is_empty())
+        .ok_or(AdapterError::MissingField("event"))?;
+    let call_id = check_call_id("call_id", opt_str(map, "call_id")?)?;
+    let from = check_number("from", opt_str(map, "from")?)?;
+    let to = check_number("to", opt_str(map, "to")?)?;
+    let direction = match opt_str(map, "direction")?.as_deref().map(str::trim) {
+        None | Some("" | "in" | "inbound") => CallDirection::Inbound,
+        Some("out" | "outbound") => CallDirection::Outbound,
+        Some(other) => {
+            return Err(AdapterError::InvalidField {
+                field: "direction",
+                reason: format!("`{}` is not in or out", truncate(other)),
+            })
+        }
+    };
+    // The raw `at` goes into step hashes: a retry carries the same string, whereas the
+    // defaulted arrival time would differ between a push and its retry.
+    let (at, at_raw) = match map.get("at") {
+        None | Some(Value::Null) => (now, String::new()),
+        Some(Value::String(s)) if s.trim().is_empty() => (now, String::new()),
+        Some(Value::String(s)) => (
+            parse_rfc3339(s).ok_or_else(|| AdapterError::InvalidField {
+                field: "at",
+                reason: "not an RFC 3339 date-time with offset".into(),
+            })?,
+            s.trim().to_string(),
+        ),
+        Some(Value::Number(n)) => (
+            n.as_i64().ok_or_else(|| AdapterError::InvalidField {
+                field: "at",
+                reason: "not whole unix seconds".into(),
+            })?,
+            n.to_string(),
+        ),
+        Some(_) => {
+            return Err(AdapterError::InvalidField {
+                field: "at",
+                reason: "not a string".into(),
+            })
+        }
+    };
+
+    let (kind, step) = match event.trim() {
+        "call.started" => (CallKind::Started, None),
+        "call.answered" => (CallKind::Answered, None),
+        "call.input" => {
+            let digits = check_digits("digits", opt_str(map, "digits")?)?;
+            let speech = check_speech("speech", opt_str(map, "speech")?)?;
+            if digits.is_none() && speech.is_none() {
+                return Err(AdapterError::MissingField("digits"));
+            }
+            let step = step_hash(&[
+                &at_raw,
+                digits.as_deref().unwrap_or_default(),
+                speech.as_deref().unwrap_or_default(),
+            ]);
+            (CallKind::Input { digits, speech }, Some(step))
+        }
+        "call.registered" => {
+            let order = match map.get("order") {
+                None | Some(Value::Null) => return Err(AdapterError::MissingField("order")),
+                Some(Value::Object(o)) => parse_order(o)?,
+                Some(_) => {
+                    return Err(AdapterError::InvalidField {
+                        field: "order",
+                        reason: "not an object".into(),
+                    })
+                }
+            };
+            let step = order_step(&at_raw, &order);
+            (CallKind::Registered { order }, Some(step))
+        }
+        "call.ended" => {
+            let duration_s = match map.get("duration_s") {
+                None | Some(Value::Null) => 0,
+                Some(v) => v.as_u64().ok_or_else(|| AdapterError::InvalidField {
+                    field: "duration_s",
+                    reason: "not a non-negative whole number".into(),
+                })?,
+            };
+            let answered = opt_bool(map, "answered")?.unwrap_or(duration_s > 0);
+            let cause = opt_str(map, "cause")?
+                .map(|c| truncate(c.trim()))
+                .filter(|c| !c.is_empty());
+            (
+                CallKind::Ended {
+                    duration_s,
+                    answered,
+                    cause,
+                },
+                None,
+            )
+        }
+        "call.flagged" => {
+            let agent = required_text(map, "agent", 64)?;
+            let reason = required_text(map, "reason", 500)?;
+            let step = step_hash(&[&at_raw, &agent, &reason]);
+            (CallKind::Flagged { agent, reason }, Some(step))
+        }
+        other => return Err(AdapterError::UnknownEvent(truncate(other))),
+    };
+
+    let party = match direction {
+        CallDirection::Inbound => &from,
+        CallDirection::Outbound => &to,
+    };
+    let caller = caller_identity(party);
+    let caller_ref = match opt_str(map, "caller_ref")?.map(|s| s.trim().to_string()) {
+        Some(r) if !r.is_empty() => Some(check_call_id("caller_ref", Some(r))?),
+        _ if caller.is_none() => non_phone_ref(party),
+        _ => None,
+    };
+    let dedupe_key = dedupe_key(&call_id, &kind, step.as_deref());
+    Ok(CallEvent {
+        call_id,
+        kind,
+        direction,
+        from,
+        to,
+        caller,
+        caller_ref,
+        at,
+        dedupe_key,
+    })
+}
+
+fn parse_order(o: &Map<String, Value>) -> Result<RegisteredOrder, AdapterError> {
+    let content = bounded(
+        "order.content",
+        &opt_str(o, "content")?.unwrap_or_default(),
+        MAX_CONTENT,
+    )?;
+    let category = category(opt_str(o, "category")?, "order.category")?;
+    let items = match o.get("items") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(a)) if a.len() > MAX_ITEMS => {
+            return Err(AdapterError::InvalidField {
+                field: "order.items",
+                reason: format!("more than {MAX_ITEMS} items"),
+            })
+        }
+        Some(Value::Array(a)) => a.iter().map(parse_item).collect::<Result<_, _>>()?,
+        Some(_) => {
+            return Err(AdapterError::InvalidField {
+                field: "order.items",
+                reason: "not an array".into(),
+            })
+        }
+    };
+    // Items alone are enough: the content is then their text, so the order is never empty.
+    let content = if content.is_empty() {
+        if items.is_empty() {
+            return Err(AdapterError::MissingField("order.content"));
+        }
+        items
+            .iter()
+            .map(|i: &Item| i.content.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
+    } else {
+        content
+    };
+    Ok(RegisteredOrder {
+        content,
+        category,
+        items,
+        confidential: opt_bool(o, "confidential")?.unwrap_or(false),
+        name: bounded("order.name", &opt_str(o, "name")?.unwrap_or_default(), 100)?,
+        address: bounded(
+            "order.address",
+            &opt_str(o, "address")?.unwrap_or_default(),
+            500,
+        )?,
+        recording_url: check_url("order.recording_url", opt_str(o, "recording_url")?)?,
+    })
+}
+
+fn parse_item(v: &Value) -> Result<Item, AdapterError> {
+    let Value::Object(o) = v else {
+        return Err(AdapterError::InvalidField {
+            field: "order.items",
+            reason: "an item is not an object".into(),
+        });
+    };
+    let content = bounded(
+        "order.items.content",
+        &opt_str(o, "content")?.unwrap_or_default(),
+        MAX_CONTENT,
+    )?;
+    if content.is_empty() {
+        return Err(AdapterError::MissingField("order.items.content"));
+    }
+    Ok(Item {
+        content,
+        category: category(opt_str(o, "category")?, "order.items.category")?,
+    })
+}
+
+fn category(raw: Option<String>, field: &'static str) -> Result<Option<Category>, AdapterError> {
+    match raw.as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(s) => Category::parse(s)
+            .map(Some)
+            .ok_or_else(|| AdapterError::InvalidField {
+                field,
+                reason: format!("unknown category `{}`", truncate(s)),
+            }),
+    }
+}
+
+/// The step discriminator of a registration: everything the agent typed, plus `at`.
+fn order_step(at_raw: &str, o: &RegisteredOrder) -> String {
+    let mut parts: Vec<&str> = vec![
+        at_raw,
+        &o.content,
+        o.category.map(Category::as_str).unwrap_or_default(),
+        if o.confidential { "1" } else { "0" },
+        &o.name,
+        &o.address,
+        o.recording_url.as_deref().unwrap_or_default(),
+    ];
+    for i in &o.items {
+        parts.push(&i.content);
+        parts.push(i.category.map(Category::as_str).unwrap_or_default());
+    }
+    step_hash(&parts)
+}
+
+fn required_text(
+    map: &Map<String, Value>,
+    field: &'static str,
+    max: usize,
+) -> Result<String, AdapterError> {
+    let s = bounded(field, &opt_str(map, field)?.unwrap_or_default(), max)?;
+    if s.is_empty() {
+        return Err(AdapterError::MissingField(field));
+    }
+    Ok(s)
+}
+
+/// A string field; numbers are taken as their decimal text (some PBXs send numeric call ids
+/// and numbers). `null` is absent.
+fn opt_str(map: &Map<String, Value>, field: &'static str) -> Result<Option<String>, AdapterError> {
+    match map.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(_) => Err(AdapterError::InvalidField {
+            field,
+            reason: "not a string".into(),
+        }),
+    }
+}
+
+fn opt_bool(map: &Map<String, Value>, field: &'static str) -> Result<Option<bool>, AdapterError> {
+    match map.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(_) => Err(AdapterError::InvalidField {
+            field,
+            reason: "not a boolean".into(),
+        }),
+    }
+}
+
+/// Bounds a value echoed into an error or a cause, so a hostile body cannot bloat logs.
+fn truncate(s: &str) -> String {
+    s.chars().take(64).collect()
+}
+
+/// Renders a decision as the generic JSON answer. Empty optional parts are omitted.
+pub fn render(decision: &CallDecision) -> String {
+    let mut m = Map::new();
+    let mut put = |k: &str, v: Value| {
+        m.insert(k.to_string(), v);
+    };
+    match decision {
+        CallDecision::Continue { orders, text, flag } => {
+            put("action", json!("continue"));
+            if !orders.is_empty() {
+                let list: Vec<Value> = orders.iter().map(|n| json!({ "number": n })).collect();
+                put("orders", Value::Array(list));
+            }
+            if let Some(t) = text.as_deref().filter(|t| !t.is_empty()) {
+                put("text", json!(t));
+            }
+            if let Some(f) = flag.as_deref().filter(|f| !f.is_empty()) {
+                put("flag", json!(f));
+            }
+        }
+        CallDecision::Reject { text } => {
+            put("action", json!("reject"));
+            put("text", json!(text));
+        }
+        CallDecision::Transfer { number, text } => {
+            put("action", json!("transfer"));
+            put("number", json!(number));
+            put("text", json!(text));
+        }
+        CallDecision::Say { text } => {
+            put("action", json!("say"));
+            put("text", json!(text));
+        }
+    }
+    Value::Object(m).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Category, IdentityKind};
+
+    const TOKEN: &str = "gen-token-1";
+
+    fn inbound(body: &str) -> Inbound {
+        Inbound {
+            query: String::new(),
+            headers: vec![
+                ("content-type".into(), "application/json".into()),
+                ("authorization".into(), format!("Bearer {TOKEN}")),
+            ],
+            body: body.as_bytes().to_vec(),
+            now: 1_800_000_000,
+        }
+    }
+
+    fn ok(body: &str) -> CallEvent {
+        match parse(&inbound(body), TOKEN, None) {
+            Ok(ev) => ev,
+            Err(e) => panic!("{body}: {e}"),
+        }
+    }
+
+    fn err(body: &str) -> AdapterError {
+        match parse(&inbound(body), TOKEN, None) {
+            Ok(ev) => panic!("{body} parsed as {ev:?}"),
+            Err(e) => e,
+        }
+    }
+
+    /// One row per event kind: body and the kind expected.
+    #[test]
+    fn every_event_kind_parses() {
+        let cases: Vec<(&str, CallKind)> = vec![
+            (
+                r#"{"event":"call.started","call_id":"c1","from":"13800138000","to":"12345","at":"2026-11-29T08:30:00+08:00"}"#,
+                CallKind::Started,
+            ),
+            (
+                r#"{"event":"call.answered","call_id":"c1","from":"13800138000"}"#,
+                CallKind::Answered,
+            ),
+            (
+                r#"{"event":"call.input","call_id":"c1","from":"13800138000","digits":"1#"}"#,
+                CallKind::Input {
+                    digits: Some("1#".into()),
+                    speech: None,
+                },
+            ),
+            (
+                r#"{"event":"call.input","call_id":"c1","from":"13800138000","speech":" 着火了 "}"#,
+                CallKind::Input {
+                    digits: None,
+                    speech: Some("着火了".into()),
+                },
+            ),
+            (
+                r#"{"event":"call.registered","call_id":"c1","from":"13800138000","order":{"content":"噪音扰民","category":"complaint"}}"#,
+                CallKind::Registered {
+                    order: RegisteredOrder {
+                        content: "噪音扰民".into(),
+                        category: Some(Category::Complaint),
+                        ..RegisteredOrder::default()
+                    },
+                },
+            ),
+            (
+                r#"{"event":"call.ended","call_id":"c1","from":"13800138000","duration_s":95}"#,
+                CallKind::Ended {
+                    duration_s: 95,
+                    answered: true,
+                    cause: None,
+                },
+            ),
+            (
+                r#"{"event":"call.ended","call_id":"c1","from":"13800138000","duration_s":0,"cause":"busy"}"#,
+                CallKind::Ended {
+                    duration_s: 0,
+                    answered: false,
+                    cause: Some("busy".into()),
+                },
+            ),
+            (
+                r#"{"event":"call.ended","call_id":"c1","from":"13800138000"}"#,
+                CallKind::Ended {
+                    duration_s: 0,
+                    answered: false,
+                    cause: None,
+                },
+            ),
+            (
+                r#"{"event":"call.flagged","call_id":"c1","from":"13800138000","agent":"a007","reason":"辱骂话务员"}"#,
+                CallKind::Flagged {
+                    agent: "a007".into(),
+                    reason: "辱骂话务员".into(),
+                },
+            ),
+        ];
+        for (body, kind) in cases {
+            let ev = ok(body);
+            assert_eq!(ev.kind, kind, "{body}");
+            assert_eq!(ev.call_id, "c1");
+            assert_eq!(ev.direction, CallDirection::Inbound);
+            assert_eq!(
+                ev.caller.as_ref().map(|i| (i.kind, i.value.as_str())),
+                Some((IdentityKind::Phone, "13800138000"))
+            );
+            assert!(ev.dedupe_key.starts_with(&format!("c1:{}", ev.kind.tag())));
+        }
+    }
+
+    #[test]
+    fn at_is_parsed_or_defaults_to_arrival() {
+        let ev = ok(r#"{"event":"call.started","call_id":"c1","at":"2026-11-29T08:30:00+08:00"}"#);
+        assert_eq!(ev.at, 1_795_912_200);
+        let ev = ok(r#"{"event":"call.started","call_id":"c1","at":1795912200}"#);
+        assert_eq!(ev.at, 1_795_912_200);
+        let ev = ok(r#"{"event":"call.started","call_id":"c1"}"#);
+        assert_eq!(ev.at, 1_800_000_000);
+        let ev = ok(r#"{"event":"call.started","call_id":"c1","at":""}"#);
+        assert_eq!(ev.at, 1_800_000_000);
+    }
+
+    /// Bad bodies and the error each must give.
+    #[test]
+    fn bad_bodies_give_typed_errors() {
+        let inv = |field: &'static str| move |e: &AdapterError| matches!(e, AdapterError::InvalidField { field: f, .. } if *f == field);
+        type Check = Box<dyn Fn(&AdapterError) -> bool>;
+        let cases: Vec<(&str, Check)> = vec![
+            (
+                "{not json",
+                Box::new(|e| matches!(e, AdapterError::InvalidJson(_))),
+            ),
+            ("", Box::new(|e| matches!(e, AdapterError::InvalidJson(_)))),
+            (
+                "[1,2]",
+                Box::new(|e| matches!(e, AdapterError::InvalidJson(_))),
+            ),
+            (
+                r#"{"call_id":"c1"}"#,
+                Box::new(|e| *e == AdapterError::MissingField("event")),
+            ),
+            (
+                r#"{"event":"","call_id":"c1"}"#,
+                Box::new(|e| *e == AdapterError::MissingField("event")),
+            ),
+            (
+                r#"{"event":"call.started"}"#,
+                Box::new(|e| *e == AdapterError::MissingField("call_id")),
+            ),
+            (
+                r#"{"event":"call.started","call_id":"  "}"#,
+                Box::new(|e| *e == AdapterError::MissingField("call_id")),
+            ),
+            (
+                r#"{"event":"call.exploded","call_id":"c1"}"#,
+                Box::new(|e| *e == AdapterError::UnknownEvent("call.exploded".into())),
+            ),
+            (
+                r#"{"event":"call.input","call_id":"c1"}"#,
+                Box::new(|e| *e == AdapterError::MissingField("digits")),
+            ),
+            (
+                r#"{"event":"call.input","call_id":"c1","digits":"12x"}"#,
+                Box::new(inv("digits")),
+            ),
+            (
+                r#"{"event":"call.registered","call_id":"c1"}"#,
+                Box::new(|e| *e == AdapterError::MissingField("order")),
+            ),
+            (
+                r#"{"event":"call.registered","call_id":"c1","order":"x"}"#,
+                Box::new(inv("order")),
+            ),
+            (
+                r#"{"event":"call.registered","call_id":"c1","order":{"content":"  "}}"#,
+                Box::new(|e| *e == AdapterError::MissingField("order.content")),
+            ),
+            (
+                r#"{"event":"call.registered","call_id":"c1","order":{"content":"x","category":"gossip"}}"#,
+                Box::new(inv("order.category")),
+            ),
+            (
+                r#"{"event":"call.registered","call_id":"c1","order":{"content":"x","items":{}}}"#,
+                Box::new(inv("order.items")),
+            ),
+            (
+                r#"{"event":"call.registered","call_id":"c1","order":{"items":[{"content":""}]}}"#,
+                Box::new(|e| *e == AdapterError::MissingField("order.items.content")),
+            ),
+            (
+                r#"{"event":"call.registered","call_id":"c1","order":{"content":"x","recording_url":"ftp://r"}}"#,
+                Box::new(inv("order.recording_url")),
+            ),
+            (
+                r#"{"event":"call.registered","call_id":"c1","order":{"content":"x","confidential":"yes"}}"#,
+                Box::new(inv("confidential")),
+            ),
+            (
+                r#"{"event":"call.ended","call_id":"c1","duration_s":-3}"#,
+                Box::new(inv("duration_s")),
+            ),
+            (
+                r#"{"event":"call.flagged","call_id":"c1","reason":"r"}"#,
+                Box::new(|e| *e == AdapterError::MissingField("agent")),
+            ),
+            (
+                r#"{"event":"call.flagged","call_id":"c1","agent":"a"}"#,
+                Box::new(|e| *e == AdapterError::MissingField("reason")),
+            ),
+            (
+                r#"{"event":"call.started","call_id":"c1","at":"yesterday"}"#,
+                Box::new(inv("at")),
+            ),
+            (
+                r#"{"event":"call.started","call_id":"c1","at":true}"#,
+                Box::new(inv("at")),
+            ),
+            (
+                r#"{"event":"call.started","call_id":"c 1"}"#,
+                Box::new(inv("call_id")),
+            ),
+            (
+                r#"{"event":"call.started","call_id":{"a":1}}"#,
+                Box::new(inv("call_id")),
+            ),
+            (
+                r#"{"event":"call.started","call_id":"c1","direction":"sideways"}"#,
+                Box::new(inv("direction")),
+            ),
+        ];
+        for (body, check) in cases {
+            let e = err(body);
+            assert!(check(&e), "{body}: got {e:?}");
+        }
+        let long = format!(
+            r#"{{"event":"call.registered","call_id":"c1","order":{{"content":"{}"}}}}"#,
+            "路".repeat(MAX_CONTENT + 1)
+        );
+        assert!(matches!(
+            err(&long),
+            AdapterError::InvalidField {
+                field: "order.content",
+                ..
+            }
+        ));
+        let items: Vec<String> = (0..=MAX_ITEMS)
+            .map(|i| format!(r#"{{"content":"m{i}"}}"#))
+            .collect();
+        let many = format!(
+            r#"{{"event":"call.registered","call_id":"c1","order":{{"items":[{}]}}}}"#,
+            items.join(",")
+        );
+        assert!(matches!(
+            err(&many),
+            AdapterError::InvalidField {
+                field: "order.items",
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn auth_by_bearer_or_path_token() {
+        let body = r#"{"event":"call.started","call_id":"c1"}"#;
+        let with_headers = |h: Vec<(&str, &str)>| Inbound {
+            headers: h
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            body: body.as_bytes().to_vec(),
+            ..Inbound::default()
+        };
+        // (headers, path token, configured token, accepted?)
+        type Case<'a> = (Vec<(&'a str, &'a str)>, Option<&'a str>, &'a str, bool);
+        let cases: Vec<Case> = vec![
+            (
+                vec![("authorization", "Bearer gen-token-1")],
+                None,
+                TOKEN,
+                true,
+            ),
+            (
+                vec![("authorization", "bearer   gen-token-1 ")],
+                None,
+                TOKEN,
+                true,
+            ),
+            (vec![], Some("gen-token-1"), TOKEN, true),
+            (
+                vec![("authorization", "Bearer wrong")],
+                Some("gen-token-1"),
+                TOKEN,
+                true,
+            ),
+            (vec![("authorization", "Bearer wrong")], None, TOKEN, false),
+            (
+                vec![("authorization", "Basic Z2VuLXRva2VuLTE=")],
+                None,
+                TOKEN,
+                false,
+            ),
+            (vec![("authorization", "gen-token-1")], None, TOKEN, false),
+            (vec![], Some("wrong"), TOKEN, false),
+            (vec![], None, TOKEN, false),
+            (vec![], Some(""), "", false),
+            (vec![("authorization", "Bearer ")], None, "", false),
+        ];
+        for (headers, path, configured, want) in cases {
+            let desc = format!("{headers:?} {path:?} {configured:?}");
+            let got = parse(&with_headers(headers), configured, path);
+            if want {
+                assert!(got.is_ok(), "{desc}: {got:?}");
+            } else {
+                assert_eq!(got, Err(AdapterError::BadToken), "{desc}");
+            }
+        }
+    }
+
+    #[test]
+    fn auth_is_checked_before_the_body() {
+        let mut i = inbound("{not json");
+        i.headers.retain(|(k, _)| k != "authorization");
+        assert_eq!(parse(&i, TOKEN, None), Err(AdapterError::BadToken));
+    }
+
+    #[test]
+    fn media_type_must_be_json_when_given() {
+        let mut i = inbound(r#"{"event":"call.started","call_id":"c1"}"#);
+        i.headers[0].1 = "application/x-www-form-urlencoded".into();
+        assert!(matches!(
+            parse(&i, TOKEN, None),
+            Err(AdapterError::UnsupportedMediaType(_))
+        ));
+        i.headers[0].1 = "application/json; charset=utf-8".into();
+        assert!(parse(&i, TOKEN, None).is_ok());
+        i.headers.remove(0);
+        assert!(parse(&i, TOKEN, None).is_ok());
+    }
+
+    #[test]
+    fn anonymous_callers_have_no_phone_identity() {
+        for from in [
+            r#""from":"anonymous","#,
+            r#""from":"unknown","#,
+            r#""from":"+266696687","#,
+            r#""from":"","#,
+            r#""from":"12","#,
+            "",
+        ] {
+            let ev = ok(&format!(
+                r#"{{"event":"call.started",{from}"call_id":"c1"}}"#
+            ));
+            assert_eq!(ev.caller, None, "{from}");
+            assert_eq!(ev.caller_ref, None, "{from}");
+        }
+        let ev = ok(
+            r#"{"event":"call.started","call_id":"c1","from":"anonymous","caller_ref":"vendor-77"}"#,
+        );
+        assert_eq!(
+            (ev.caller, ev.caller_ref.as_deref()),
+            (None, Some("vendor-77"))
+        );
+        let ev = ok(r#"{"event":"call.started","call_id":"c1","from":"sip:bob@pbx.example.cn"}"#);
+        assert_eq!(ev.caller_ref.as_deref(), Some("sip:bob@pbx.example.cn"));
+    }
+
+    #[test]
+    fn outbound_calls_identify_the_called_citizen() {
+        let ev = ok(
+            r#"{"event":"call.started","call_id":"c1","direction":"out","from":"12345","to":"+86 139 0000 0000"}"#,
+        );
+        assert_eq!(ev.direction, CallDirection::Outbound);
+        assert_eq!(ev.caller.map(|i| i.value), Some("13900000000".to_string()));
+    }
+
+    #[test]
+    fn dedupe_keys_are_stable_for_retries_and_distinct_per_event() {
+        let bodies = [
+            r#"{"event":"call.started","call_id":"c1","at":"2026-11-29T08:30:00Z"}"#,
+            r#"{"event":"call.answered","call_id":"c1","at":"2026-11-29T08:30:02Z"}"#,
+            r#"{"event":"call.input","call_id":"c1","digits":"1","at":"2026-11-29T08:30:05Z"}"#,
+            r#"{"event":"call.input","call_id":"c1","digits":"2","at":"2026-11-29T08:30:05Z"}"#,
+            r#"{"event":"call.input","call_id":"c1","digits":"1","at":"2026-11-29T08:30:09Z"}"#,
+            r#"{"event":"call.input","call_id":"c1","speech":"查询进度","at":"2026-11-29T08:30:09Z"}"#,
+            r#"{"event":"call.registered","call_id":"c1","order":{"content":"a"},"at":"2026-11-29T08:31:00Z"}"#,
+            r#"{"event":"call.registered","call_id":"c1","order":{"content":"b"},"at":"2026-11-29T08:31:00Z"}"#,
+            r#"{"event":"call.registered","call_id":"c1","order":{"content":"a","confidential":true},"at":"2026-11-29T08:31:00Z"}"#,
+            r#"{"event":"call.flagged","call_id":"c1","agent":"a1","reason":"r"}"#,
+            r#"{"event":"call.ended","call_id":"c1","duration_s":60}"#,
+            r#"{"event":"call.started","call_id":"c2","at":"2026-11-29T08:30:00Z"}"#,
+        ];
+        let keys: Vec<String> = bodies.iter().map(|b| ok(b).dedupe_key).collect();
+        for (i, a) in keys.iter().enumerate() {
+            for b in keys.iter().skip(i + 1) {
+                assert_ne!(a, b);
+            }
+        }
+        // A retry is identical, whatever its arrival time or key order.
+        let mut retry = inbound(
+            r#"{"at":"2026-11-29T08:31:00Z","order":{"content":"a"},"call_id":"c1","event":"call.registered"}"#,
+        );
+        retry.now += 30;
+        assert_eq!(
+            parse(&retry, TOKEN, None).map(|e| e.dedupe_key).ok(),
+            Some(keys[6].clone())
+        );
+        assert_eq!(keys[0], "c1:started");
+        assert_eq!(keys[10], "c1:ended");
+    }
+
+    #[test]
+    fn registered_order_with_items_confidential_and_recording() {
+        let ev = ok(
+            r#"{"event":"call.registered","call_id":"c9","from":"+8613800138000","to":"12345",
+            "at":"2026-11-29T08:30:00+08:00",
+            "order":{"content":"","category":"举报","confidential":true,"name":" 李四 ","address":"和平路1号",
+                     "recording_url":"https://rec.example.cn/c9.wav",
+                     "items":[{"content":"路灯坏了","category":"report"},{"content":"井盖丢失"}]}}"#,
+        );
+        let Some(sub) = ev.to_submission("pbx") else {
+            panic!("registered must give a submission")
+        };
+        assert_eq!(sub.content, "路灯坏了\n井盖丢失");
+        assert_eq!(sub.category, Some(Category::Report));
+        assert_eq!(
+            sub.items,
+            vec![
+                Item {
+                    content: "路灯坏了".into(),
+                    category: Some(Category::Report)
+                },
+                Item {
+                    content: "井盖丢失".into(),
+                    category: None
+                },
+            ]
+        );
+        assert!(sub.confidential);
+        assert_eq!(sub.contact.name, "李四");
+        assert_eq!(sub.contact.phone, "13800138000");
+        assert_eq!(sub.identity.to_string(), "phone:13800138000");
+        assert_eq!(sub.location.address, "和平路1号");
+        assert_eq!(sub.attachments.len(), 1);
+        assert_eq!(sub.attachments[0].url, "https://rec.example.cn/c9.wav");
+        assert_eq!(sub.received_at, 1_795_912_200);
+        assert_eq!(sub.channel_ref, "c9");
+        assert_eq!(sub.dedupe_key.as_deref(), Some(ev.dedupe_key.as_str()));
+    }
+
+    #[test]
+    fn every_decision_renders() {
+        let cases: Vec<(CallDecision, Value)> = vec![
+            (CallDecision::proceed(), json!({"action":"continue"})),
+            (
+                CallDecision::Continue {
+                    orders: vec!["2026112901000123".into(), "2026112901000124".into()],
+                    text: Some("已为您登记".into()),
+                    flag: Some("over_quota".into()),
+                },
+                json!({"action":"continue","orders":[{"number":"2026112901000123"},{"number":"2026112901000124"}],
+                       "text":"已为您登记","flag":"over_quota"}),
+            ),
+            (
+                CallDecision::Continue {
+                    orders: vec![],
+                    text: Some(String::new()),
+                    flag: None,
+                },
+                json!({"action":"continue"}),
+            ),
+            (
+                CallDecision::Reject {
+                    text: "您的来电已被暂停受理至12月1日".into(),
+                },
+                json!({"action":"reject","text":"您的来电已被暂停受理至12月1日"}),
+            ),
+            (
+                CallDecision::Transfer {
+                    number: "119".into(),
+                    text: "正在为您转接119".into(),
+                },
+                json!({"action":"transfer","number":"119","text":"正在为您转接119"}),
+            ),
+            (
+                CallDecision::Say {
+                    text: "请挂机后拨打120 \"急救\"".into(),
+                },
+                json!({"action":"say","text":"请挂机后拨打120 \"急救\""}),
+            ),
+        ];
+        for (d, want) in cases {
+            let body = render(&d);
+            let got: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+            assert_eq!(got, want, "{d:?} -> {body}");
+        }
+    }
+}

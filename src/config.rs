@@ -1,0 +1,975 @@
+//! Typed configuration: TOML file + `HOTLINE__SECTION__KEY` environment overrides.
+//!
+//! Loading never stops at the first mistake: every section is deserialised on its own (unknown
+//! keys rejected), then every value is validated, and all problems come back together, so an
+//! operator fixes a config in one round. Secrets are wrapped in [`Secret`], whose `Debug` prints
+//! `***`, so a config can be logged whole.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The configuration file `cargo run --release` serves with, compiled in so that a missing file
+/// is reported rather than guessed.
+pub const DEFAULT_CONFIG_PATH: &str = "config/gateway.toml";
+
+/// A secret value (token, key, password). Never printed.
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret itself, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    /// Whether no secret is set.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(s: &str) -> Self {
+        Secret(s.to_string())
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            f.write_str("\"\"")
+        } else {
+            f.write_str("\"***\"")
+        }
+    }
+}
+
+/// One problem found in a configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// Dotted key path (`server.node_id`), or `file` for problems reading the file.
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+/// All the problems of a configuration, reported together.
+#[derive(Debug, thiserror::Error)]
+#[error("{} problem(s) in {}:\n{}", .problems.len(), .path.display(), .problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+pub struct ConfigError {
+    /// The file that was read.
+    pub path: PathBuf,
+    /// Every problem found.
+    pub problems: Vec<ConfigProblem>,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub listen: String,
+    /// 0..=99, part of every order number; unique per node.
+    #[serde(default = "default_node_id")]
+    pub node_id: u8,
+    /// The hotline's local time zone (IANA name).
+    #[serde(default = "default_timezone")]
+    pub timezone: String,
+    /// Largest request body in bytes.
+    #[serde(default = "default_body_limit")]
+    pub body_limit: usize,
+    /// Most requests handled at once; more wait in the listen backlog.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Worker threads (0 = one per core).
+    #[serde(default)]
+    pub workers: usize,
+    /// Log format: "text" or "json".
+    #[serde(default = "default_log_format")]
+    pub log_format: String,
+    /// How long a client may take to send its request head (slowloris guard).
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout: String,
+}
+
+fn default_node_id() -> u8 {
+    1
+}
+fn default_timezone() -> String {
+    "Asia/Shanghai".into()
+}
+fn default_body_limit() -> usize {
+    64 * 1024
+}
+fn default_max_connections() -> usize {
+    10_000
+}
+fn default_log_format() -> String {
+    "text".into()
+}
+fn default_request_timeout() -> String {
+    "5s".into()
+}
+
+/// `[storage]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// "sqlite" (embedded) or "postgres".
+    #[serde(default = "default_backend")]
+    pub backend: String,
+    /// Folder of the embedded store (relative to the config file).
+    #[serde(default = "default_data_path")]
+    pub path: PathBuf,
+    /// Undelivered orders above which web/webhook intake answers 503.
+    #[serde(default = "default_high_water")]
+    pub high_water: u64,
+    /// PostgreSQL URL when backend = "postgres".
+    #[serde(default)]
+    pub url: Secret,
+}
+
+fn default_backend() -> String {
+    "sqlite".into()
+}
+fn default_data_path() -> PathBuf {
+    PathBuf::from("data")
+}
+fn default_high_water() -> u64 {
+    1_000_000
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            backend: default_backend(),
+            path: default_data_path(),
+            high_water: default_high_water(),
+            url: Secret::default(),
+        }
+    }
+}
+
+/// `[dispatch]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DispatchConfig {
+    /// Base URL of the core dispatch API; empty keeps orders queued.
+    #[serde(default)]
+    pub url: String,
+    /// HMAC-SHA256 key for `X-Hotline-Signature`; empty = unsigned.
+    #[serde(default)]
+    pub secret: Secret,
+    /// Per-request time-out.
+    #[serde(default = "default_timeout")]
+    pub timeout: String,
+    /// First retry delay (the backoff doubles from here, with full jitter).
+    #[serde(default = "default_backoff_base")]
+    pub backoff_base: String,
+    /// Longest retry delay.
+    #[serde(default = "default_backoff_max")]
+    pub backoff_max: String,
+    /// Deliveries in flight at once.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// Consecutive failures that open the circuit breaker.
+    #[serde(default = "default_breaker_failures")]
+    pub breaker_failures: u32,
+    /// How long the breaker stays open before one probe.
+    #[serde(default = "default_breaker_cooldown")]
+    pub breaker_cooldown: String,
+}
+
+fn default_timeout() -> String {
+    "5s".into()
+}
+fn default_backoff_base() -> String {
+    "1s".into()
+}
+fn default_backoff_max() -> String {
+    "5m".into()
+}
+fn default_concurrency() -> usize {
+    32
+}
+fn default_breaker_failures() -> u32 {
+    5
+}
+fn default_breaker_cooldown() -> String {
+    "5s".into()
+}
+
+impl Default for DispatchConfig {
+    fn default() -> Self {
+        DispatchConfig {
+            url: String::new(),
+            secret: Secret::default(),
+            timeout: default_timeout(),
+            backoff_base: default_backoff_base(),
+            backoff_max: default_backoff_max(),
+            concurrency: default_concurrency(),
+            breaker_failures: default_breaker_failures(),
+            breaker_cooldown: default_breaker_cooldown(),
+        }
+    }
+}
+
+/// `[admin]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Bearer token for `/admin/v1/*`; empty disables the admin API.
+    #[serde(default)]
+    pub token: Secret,
+}
+
+/// `[channels.wechat.ACCOUNT]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WechatConfig {
+    /// The token configured on the WeChat platform.
+    pub token: Secret,
+    /// The official account's app id.
+    #[serde(default)]
+    pub app_id: String,
+    /// 43-character EncodingAESKey; empty = plaintext mode only.
+    #[serde(default)]
+    pub encoding_aes_key: Secret,
+    /// Refuse plaintext pushes.
+    #[serde(default)]
+    pub require_encryption: bool,
+    /// Text sent to new followers.
+    #[serde(default)]
+    pub welcome: String,
+}
+
+/// `[channels.weibo.ACCOUNT]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WeiboConfig {
+    /// The app secret used for signatures.
+    pub app_secret: Secret,
+}
+
+/// `[channels.cti.PROFILE]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CtiConfig {
+    /// "generic" | "zammad" | "twilio".
+    pub format: String,
+    /// generic: bearer token; zammad: the token in the URL path.
+    #[serde(default)]
+    pub token: Secret,
+    /// twilio: account auth token for X-Twilio-Signature.
+    #[serde(default)]
+    pub auth_token: Secret,
+    /// twilio: the public URL Twilio calls.
+    #[serde(default)]
+    pub public_url: String,
+    /// true: transfer to 110/119/120/122; false: tell the caller to dial.
+    #[serde(default)]
+    pub emergency_transfer: bool,
+}
+
+/// `[channels]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelsConfig {
+    /// WeChat official accounts by name.
+    #[serde(default)]
+    pub wechat: BTreeMap<String, WechatConfig>,
+    /// Weibo accounts by name.
+    #[serde(default)]
+    pub weibo: BTreeMap<String, WeiboConfig>,
+    /// Telephony profiles by name.
+    #[serde(default)]
+    pub cti: BTreeMap<String, CtiConfig>,
+}
+
+/// `[web]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebConfig {
+    /// Only these peers may set X-Forwarded-For.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+}
+
+/// `[nuisance]` (article 32)
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NuisanceConfig {
+    /// Submissions per identity per `per`.
+    #[serde(default = "default_quota")]
+    pub quota: u32,
+    /// The quota's period.
+    #[serde(default = "default_per")]
+    pub per: String,
+    /// Refused submissions (warnings) before a suspension.
+    #[serde(default = "default_warnings")]
+    pub warnings: u32,
+    /// Lengths of successive suspensions; the last repeats.
+    #[serde(default = "default_suspensions")]
+    pub suspensions: Vec<String>,
+    /// Identities never throttled.
+    #[serde(default)]
+    pub allow: Vec<String>,
+}
+
+fn default_quota() -> u32 {
+    5
+}
+fn default_per() -> String {
+    "1h".into()
+}
+fn default_warnings() -> u32 {
+    2
+}
+fn default_suspensions() -> Vec<String> {
+    ["1h", "24h", "7d", "30d"].map(String::from).to_vec()
+}
+
+impl Default for NuisanceConfig {
+    fn default() -> Self {
+        NuisanceConfig {
+            quota: default_quota(),
+            per: default_per(),
+            warnings: default_warnings(),
+            suspensions: default_suspensions(),
+            allow: Vec::new(),
+        }
+    }
+}
+
+/// `[mqtt]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttConfig {
+    /// Broker URL; empty = events off.
+    #[serde(default)]
+    pub url: String,
+    /// Topic prefix.
+    #[serde(default = "default_topic_prefix")]
+    pub topic_prefix: String,
+}
+
+fn default_topic_prefix() -> String {
+    "hotline".into()
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        MqttConfig {
+            url: String::new(),
+            topic_prefix: default_topic_prefix(),
+        }
+    }
+}
+
+/// `[mail]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailConfig {
+    /// SMTP URL; empty = mail off.
+    #[serde(default)]
+    pub smtp_url: Secret,
+    /// Sender address.
+    #[serde(default = "default_from")]
+    pub from: String,
+    /// Receive emergency and outage alerts.
+    #[serde(default)]
+    pub supervisors: Vec<String>,
+}
+
+fn default_from() -> String {
+    "12345@example.gov.cn".into()
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        MailConfig {
+            smtp_url: Secret::default(),
+            from: default_from(),
+            supervisors: Vec::new(),
+        }
+    }
+}
+
+/// `[rules]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RulesConfig {
+    /// Folder with `emergency.toml`, `categories.toml`, `guidance.toml`; each file present
+    /// overrides the compiled-in default. Empty = compiled-in rules only.
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
+    /// Similarity (0..1) above which a new submission repeats an open order (art. 17(5)).
+    #[serde(default)]
+    pub duplicate_threshold: Option<f64>,
+    /// How far back a repeat is looked for.
+    #[serde(default)]
+    pub duplicate_window: Option<String>,
+}
+
+/// The whole, validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was read from.
+    pub path: PathBuf,
+    /// `[server]`
+    pub server: ServerConfig,
+    /// `[storage]` (paths resolved)
+    pub storage: StorageConfig,
+    /// `[dispatch]`
+    pub dispatch: DispatchConfig,
+    /// `[admin]`
+    pub admin: AdminConfig,
+    /// `[channels]`
+    pub channels: ChannelsConfig,
+    /// `[web]`
+    pub web: WebConfig,
+    /// `[nuisance]`
+    pub nuisance: NuisanceConfig,
+    /// `[mqtt]`
+    pub mqtt: MqttConfig,
+    /// `[mail]`
+    pub mail: MailConfig,
+    /// `[rules]` (paths resolved)
+    pub rules: RulesConfig,
+    /// Parsed values derived during validation.
+    pub derived: Derived,
+}
+
+/// Values parsed out of strings during validation, so nothing re-parses them later.
+#[derive(Debug, Clone)]
+pub struct Derived {
+    /// `server.listen`
+    pub listen: SocketAddr,
+    /// `server.timezone`
+    pub tz: chrono_tz::Tz,
+    /// `server.request_timeout`
+    pub request_timeout: Duration,
+    /// `dispatch.timeout`
+    pub dispatch_timeout: Duration,
+    /// `dispatch.backoff_base`
+    pub backoff_base: Duration,
+    /// `dispatch.backoff_max`
+    pub backoff_max: Duration,
+    /// `dispatch.breaker_cooldown`
+    pub breaker_cooldown: Duration,
+    /// `nuisance.per`
+    pub nuisance_per: Duration,
+    /// `nuisance.suspensions`
+    pub suspensions: Vec<Duration>,
+    /// `nuisance.allow`, parsed.
+    pub allow: Vec<hotline_adapters::Identity>,
+    /// `rules.duplicate_window`
+    pub duplicate_window: Duration,
+}
+
+/// Parses a duration such as `5s`, `1h`, `7d` (humantime syntax).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s.trim()).map_err(|e| format!("`{s}` is not a duration: {e}"))
+}
+
+const SECTIONS: &[&str] = &[
+    "server", "storage", "dispatch", "admin", "channels", "web", "nuisance", "mqtt", "mail",
+    "rules",
+];
+
+impl Config {
+    /// Reads and validates a config file, applying `HOTLINE__...` overrides from `env`.
+    pub fn load(
+        path: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            path: path.to_path_buf(),
+            problems: vec![ConfigProblem {
+                key: "file".into(),
+                message: format!("cannot read: {e}"),
+            }],
+        })?;
+        Config::from_toml(&text, path, env)
+    }
+
+    /// Parses config text; `path` is used to resolve relative paths and in messages.
+    pub fn from_toml(
+        text: &str,
+        path: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let fail = |problems| ConfigError {
+            path: path.to_path_buf(),
+            problems,
+        };
+        let mut table: toml::Table = toml::from_str(text).map_err(|e| {
+            fail(vec![ConfigProblem {
+                key: "file".into(),
+                message: format!("not valid TOML: {}", e.message()),
+            }])
+        })?;
+        let mut problems = Vec::new();
+        apply_env(&mut table, env, &mut problems);
+        for key in table.keys() {
+            if !SECTIONS.contains(&key.as_str()) {
+                problems.push(ConfigProblem {
+                    key: key.clone(),
+                    message: format!("unknown section (known: {})", SECTIONS.join(", ")),
+                });
+            }
+        }
+        let server: Option<ServerConfig> = section(&table, "server", true, &mut problems);
+        let storage = section(&table, "storage", false, &mut problems).unwrap_or_default();
+        let dispatch = section(&table, "dispatch", false, &mut problems).unwrap_or_default();
+        let admin = section(&table, "admin", false, &mut problems).unwrap_or_default();
+        let channels = section(&table, "channels", false, &mut problems).unwrap_or_default();
+        let web = section(&table, "web", false, &mut problems).unwrap_or_default();
+        let nuisance = section(&table, "nuisance", false, &mut problems).unwrap_or_default();
+        let mqtt = section(&table, "mqtt", false, &mut problems).unwrap_or_default();
+        let mail = section(&table, "mail", false, &mut problems).unwrap_or_default();
+        let rules = section(&table, "rules", false, &mut problems).unwrap_or_default();
+        let Some(server) = server else {
+            return Err(fail(problems));
+        };
+        let mut cfg = Config {
+            path: path.to_path_buf(),
+            server,
+            storage,
+            dispatch,
+            admin,
+            channels,
+            web,
+            nuisance,
+            mqtt,
+            mail,
+            rules,
+            derived: Derived {
+                listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+                tz: chrono_tz::Asia::Shanghai,
+                request_timeout: Duration::from_secs(5),
+                dispatch_timeout: Duration::from_secs(5),
+                backoff_base: Duration::from_secs(1),
+                backoff_max: Duration::from_secs(300),
+                breaker_cooldown: Duration::from_secs(5),
+                nuisance_per: Duration::from_secs(3600),
+                suspensions: Vec::new(),
+                allow: Vec::new(),
+                duplicate_window: Duration::from_secs(7 * 24 * 3600),
+            },
+        };
+        cfg.validate(&mut problems);
+        if problems.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(fail(problems))
+        }
+    }
+
+    fn validate(&mut self, problems: &mut Vec<ConfigProblem>) {
+        let mut bad = |key: &str, message: String| {
+            problems.push(ConfigProblem {
+                key: key.to_string(),
+                message,
+            })
+        };
+        let d = &mut self.derived;
+        match self.server.listen.parse::<SocketAddr>() {
+            Ok(a) => d.listen = a,
+            Err(_) => bad(
+                "server.listen",
+                format!("`{}` is not an address like 127.0.0.1:8080", self.server.listen),
+            ),
+        }
+        if self.server.node_id > 99 {
+            bad("server.node_id", "must be 0..=99".into());
+        }
+        match self.server.timezone.parse::<chrono_tz::Tz>() {
+            Ok(tz) => d.tz = tz,
+            Err(_) => bad(
+                "server.timezone",
+                format!("`{}` is not an IANA time zone", self.server.timezone),
+            ),
+        }
+        if !matches!(self.server.log_format.as_str(), "text" | "json") {
+            bad("server.log_format", "must be \"text\" or \"json\"".into());
+        }
+        if self.server.body_limit < 1024 {
+            bad("server.body_limit", "must be at least 1024 bytes".into());
+        }
+        let mut dur = |key: &str, s: &str, out: &mut Duration| match parse_duration(s) {
+            Ok(v) if !v.is_zero() => *out = v,
+            Ok(_) => bad(key, "must be longer than zero".into()),
+            Err(e) => bad(key, e),
+        };
+        dur(
+            "server.request_timeout",
+            &self.server.request_timeout,
+            &mut d.request_timeout,
+        );
+        dur(
+            "dispatch.timeout",
+            &self.dispatch.timeout,
+            &mut d.dispatch_timeout,
+        );
+        dur(
+            "dispatch.backoff_base",
+            &self.dispatch.backoff_base,
+            &mut d.backoff_base,
+        );
+        dur(
+            "dispatch.backoff_max",
+            &self.dispatch.backoff_max,
+            &mut d.backoff_max,
+        );
+        dur(
+            "dispatch.breaker_cooldown",
+            &self.dispatch.breaker_cooldown,
+            &mut d.breaker_cooldown,
+        );
+        dur("nuisance.per", &self.nuisance.per, &mut d.nuisance_per);
+        if let Some(w) = &self.rules.duplicate_window {
+            dur("rules.duplicate_window", w, &mut d.duplicate_window);
+        }
+        for (i, s) in self.nuisance.suspensions.iter().enumerate() {
+            let mut v = Duration::ZERO;
+            dur(&format!("nuisance.suspensions[{i}]"), s, &mut v);
+            d.suspensions.push(v);
+        }
+        if self.nuisance.suspensions.is_empty() {
+            bad("nuisance.suspensions", "needs at least one step".into());
+        }
+        if self.nuisance.quota == 0 {
+            bad("nuisance.quota", "must be at least 1".into());
+        }
+        for (i, a) in self.nuisance.allow.iter().enumerate() {
+            match hotline_adapters::Identity::parse(a) {
+                Some(id) => d.allow.push(id),
+                None => bad(
+                    &format!("nuisance.allow[{i}]"),
+                    format!("`{a}` is not an identity like phone:13800000000"),
+                ),
+            }
+        }
+        if let Some(t) = self.rules.duplicate_threshold {
+            if !(0.0..=1.0).contains(&t) {
+                bad("rules.duplicate_threshold", "must be within 0..=1".into());
+            }
+        }
+        match self.storage.backend.as_str() {
+            "sqlite" => {}
+            "postgres" => {
+                if self.storage.url.is_empty() {
+                    bad("storage.url", "required when backend = \"postgres\"".into());
+                } else {
+                    bad(
+                        "storage.backend",
+                        "\"postgres\" is not built into this version yet; use \"sqlite\"".into(),
+                    );
+                }
+            }
+            other => bad(
+                "storage.backend",
+                format!("`{other}` is not \"sqlite\" or \"postgres\""),
+            ),
+        }
+        if !self.dispatch.url.is_empty() && !is_http_url(&self.dispatch.url) {
+            bad("dispatch.url", "must be an http:// or https:// URL".into());
+        }
+        if self.dispatch.concurrency == 0 {
+            bad("dispatch.concurrency", "must be at least 1".into());
+        }
+        if self.dispatch.breaker_failures == 0 {
+            bad("dispatch.breaker_failures", "must be at least 1".into());
+        }
+        for (name, w) in &self.channels.wechat {
+            let key = format!("channels.wechat.{name}");
+            if w.token.is_empty() {
+                bad(&format!("{key}.token"), "must not be empty".into());
+            }
+            let aes = w.encoding_aes_key.expose();
+            if !aes.is_empty() && aes.len() != 43 {
+                bad(
+                    &format!("{key}.encoding_aes_key"),
+                    format!("must be 43 characters, not {}", aes.len()),
+                );
+            }
+            if !aes.is_empty() && w.app_id.is_empty() {
+                bad(
+                    &format!("{key}.app_id"),
+                    "required with an encoding_aes_key".into(),
+                );
+            }
+            if w.require_encryption && aes.is_empty() {
+                bad(
+                    &format!("{key}.require_encryption"),
+                    "needs an encoding_aes_key".into(),
+                );
+            }
+        }
+        for (name, w) in &self.channels.weibo {
+            if w.app_secret.is_empty() {
+                bad(
+                    &format!("channels.weibo.{name}.app_secret"),
+                    "must not be empty".into(),
+                );
+            }
+        }
+        for (name, c) in &self.channels.cti {
+            let key = format!("channels.cti.{name}");
+            match c.format.as_str() {
+                "generic" | "zammad" => {
+                    if c.token.is_empty() {
+                        bad(&format!("{key}.token"), "must not be empty".into());
+                    }
+                }
+                "twilio" => {
+                    if c.auth_token.is_empty() {
+                        bad(&format!("{key}.auth_token"), "must not be empty".into());
+                    }
+                    if !is_http_url(&c.public_url) {
+                        bad(
+                            &format!("{key}.public_url"),
+                            "must be the http(s) URL Twilio calls".into(),
+                        );
+                    }
+                }
+                other => bad(
+                    &format!("{key}.format"),
+                    format!("`{other}` is not \"generic\", \"zammad\" or \"twilio\""),
+                ),
+            }
+        }
+        for (i, p) in self.web.trusted_proxies.iter().enumerate() {
+            if p.parse::<std::net::IpAddr>().is_err() {
+                bad(
+                    &format!("web.trusted_proxies[{i}]"),
+                    format!("`{p}` is not an IP address"),
+                );
+            }
+        }
+        if !self.mqtt.url.is_empty() && !self.mqtt.url.starts_with("mqtt://") {
+            bad("mqtt.url", "must look like mqtt://host:port".into());
+        }
+        let smtp = self.mail.smtp_url.expose();
+        if !smtp.is_empty() && !(smtp.starts_with("smtp://") || smtp.starts_with("smtps://")) {
+            bad("mail.smtp_url", "must look like smtp://host:port".into());
+        }
+        // Paths in the file are relative to the file, so a config folder can move as a unit.
+        let base = self
+            .path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        if self.storage.path.is_relative() {
+            self.storage.path = base.join(&self.storage.path);
+        }
+        if let Some(dir) = &self.rules.dir {
+            if dir.is_relative() {
+                self.rules.dir = Some(base.join(dir));
+            }
+        }
+    }
+
+    /// Lines for `check-config`: a summary a human can read, secrets redacted.
+    pub fn summary(&self) -> String {
+        format!(
+            "listen {} node {} tz {} store {} ({}) dispatch {} channels: {} wechat, {} weibo, {} cti",
+            self.derived.listen,
+            self.server.node_id,
+            self.derived.tz,
+            self.storage.backend,
+            self.storage.path.display(),
+            if self.dispatch.url.is_empty() {
+                "off (orders stay queued)"
+            } else {
+                &self.dispatch.url
+            },
+            self.channels.wechat.len(),
+            self.channels.weibo.len(),
+            self.channels.cti.len()
+        )
+    }
+}
+
+fn is_http_url(s: &str) -> bool {
+    (s.starts_with("http://") || s.starts_with("https://")) && s.len() > "http://".len()
+}
+
+fn section<T: serde::de::DeserializeOwned>(
+    table: &toml::Table,
+    name: &str,
+    required: bool,
+    problems: &mut Vec<ConfigProblem>,
+) -> Option<T> {
+    match table.get(name) {
+        None if required => {
+            problems.push(ConfigProblem {
+                key: name.into(),
+                message: "section is required".into(),
+            });
+            None
+        }
+        None => None,
+        Some(v) => match v.clone().try_into::<T>() {
+            Ok(t) => Some(t),
+            Err(e) => {
+                problems.push(ConfigProblem {
+                    key: name.into(),
+                    message: e.message().trim().to_string(),
+                });
+                None
+            }
+        },
+    }
+}
+
+/// `HOTLINE__SERVER__LISTEN=0.0.0.0:8080` sets `server.listen`. Values that parse as a TOML
+/// value (numbers, booleans, arrays) are taken as such, anything else as a string.
+fn apply_env(
+    table: &mut toml::Table,
+    env: impl IntoIterator<Item = (String, String)>,
+    problems: &mut Vec<ConfigProblem>,
+) {
+    for (k, v) in env {
+        let Some(rest) = k.strip_prefix("HOTLINE__") else {
+            continue;
+        };
+        let path: Vec<String> = rest.split("__").map(|p| p.to_ascii_lowercase()).collect();
+        if path.len() < 2 || path.iter().any(String::is_empty) {
+            problems.push(ConfigProblem {
+                key: k.clone(),
+                message: "expected HOTLINE__SECTION__KEY".into(),
+            });
+            continue;
+        }
+        let value = toml::from_str::<toml::Table>(&format!("v = {v}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(v.clone()));
+        if let Err(m) = set_path(table, &path, value) {
+            problems.push(ConfigProblem {
+                key: k.clone(),
+                message: m,
+            });
+        }
+    }
+}
+
+fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) -> Result<(), String> {
+    match path {
+        [] => Ok(()),
+        [last] => {
+            table.insert(last.clone(), value);
+            Ok(())
+        }
+        [first, rest @ ..] => {
+            let entry = table
+                .entry(first.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            match entry {
+                toml::Value::Table(t) => set_path(t, rest, value),
+                _ => Err(format!("`{first}` is not a table")),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        Config::from_toml(text, Path::new("/etc/hotline/gateway.toml"), Vec::new())
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let err = load(
+            r#"
+            [server]
+            listen = "nowhere"
+            node_id = 120
+            timezone = "Mars/Olympus"
+            [dispatch]
+            timeout = "soon"
+            [nuisance]
+            per = "0s"
+            allow = ["fax:1"]
+            [channels.wechat.main]
+            token = "t"
+            encoding_aes_key = "short"
+            [bogus]
+            "#,
+        )
+        .unwrap_err();
+        let keys: Vec<&str> = err.problems.iter().map(|p| p.key.as_str()).collect();
+        for want in [
+            "server.listen",
+            "server.node_id",
+            "server.timezone",
+            "dispatch.timeout",
+            "nuisance.per",
+            "nuisance.allow[0]",
+            "channels.wechat.main.encoding_aes_key",
+            "bogus",
+        ] {
+            assert!(keys.contains(&want), "missing {want} in {keys:?}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let err = load("[server]\nlisten = \"127.0.0.1:1\"\nlisen = 1\n").unwrap_err();
+        assert!(err.problems[0].message.contains("lisen"), "{err}");
+    }
+
+    #[test]
+    fn env_overrides_file_keys_and_types() {
+        let cfg = Config::from_toml(
+            "[server]\nlisten = \"127.0.0.1:1\"\n",
+            Path::new("/x/gateway.toml"),
+            vec![
+                ("HOTLINE__SERVER__LISTEN".into(), "0.0.0.0:8080".into()),
+                ("HOTLINE__SERVER__NODE_ID".into(), "7".into()),
+                ("HOTLINE__NUISANCE__QUOTA".into(), "3".into()),
+                ("PATH".into(), "/bin".into()),
+            ],
+        )
+        .unwrap();
+        assert_eq!(cfg.derived.listen.to_string(), "0.0.0.0:8080");
+        assert_eq!(cfg.server.node_id, 7);
+        assert_eq!(cfg.nuisance.quota, 3);
+        assert_eq!(cfg.storage.path, PathBuf::from("/x/data"));
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug() {
+        let cfg = load(
+            "[server]\nlisten = \"127.0.0.1:1\"\n[admin]\ntoken = \"hunter2\"\n[dispatch]\nsecret = \"s3cr3t-key\"\n",
+        )
+        .unwrap();
+        let dbg = format!("{cfg:?}");
+        assert!(!dbg.contains("hunter2") && !dbg.contains("s3cr3t-key"), "{dbg}");
+    }
+
+    #[test]
+    fn shipped_configs_parse() {
+        for file in ["config/gateway.toml", "config/gateway.example.toml"] {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+            if let Err(e) = Config::load(&path, Vec::new()) {
+                panic!("{e}");
+            }
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! The operator API under `/admin/v1` (bearer token): outbox, callers, rules.
+
+use super::error::ApiError;
+use super::{now, require_admin, AppState};
+use actix_web::web::{Data, Json, Path};
+use actix_web::{HttpRequest, HttpResponse};
+use hotline_adapters::Identity;
+use serde::Deserialize;
+use serde_json::json;
+
+/// `GET /admin/v1/outbox`: depth, oldest age, dead letters, breaker.
+pub async fn outbox(req: HttpRequest, state: Data<AppState>) -> Result<HttpResponse, ApiError> {
+    require_admin(&req, &state)?;
+    let stats = state.store.outbox_stats(now()).await?;
+    let breaker = state.relay.breaker_open.load(std::sync::atomic::Ordering::Relaxed);
+    Ok(HttpResponse::Ok().json(json!({
+        "depth": stats.depth,
+        "oldest_age_s": stats.oldest_age_s,
+        "dead": stats.dead,
+        "dead_letters": stats.dead_letters,
+        "breaker_open": breaker,
+    })))
+}
+
+/// `POST /admin/v1/outbox/dead/{key}/retry`: puts a dead letter back in the queue.
+pub async fn retry_dead(
+    req: HttpRequest,
+    key: Path<String>,
+    state: Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    require_admin(&req, &state)?;
+    let key = key.into_inner();
+    if state
+        .store
+        .retry_dead(key.clone(), chrono::Utc::now().timestamp_millis())
+        .await?
+    {
+        tracing::info!(%key, "Dead letter replayed by an operator.");
+        Ok(HttpResponse::Accepted().json(json!({"status": "requeued", "key": key})))
+    } else {
+        Err(ApiError::NotFound("dead letter"))
+    }
+}
+
+fn identity(raw: &str) -> Result<Identity, ApiError> {
+    Identity::parse(raw).ok_or_else(|| {
+        ApiError::BadRequest(
+            "invalid_identity",
+            "identity must be KIND:VALUE, e.g. phone:13800000000".into(),
+        )
+    })
+}
+
+/// `GET /admin/v1/callers/{identity}`: warnings, suspensions, recent contacts.
+pub async fn caller(
+    req: HttpRequest,
+    id: Path<String>,
+    state: Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    require_admin(&req, &state)?;
+    let id = identity(&id)?;
+    let t = now();
+    let rec = state.store.caller_record(id.to_string()).await?;
+    let ladder = &state.pipeline.ladder;
+    let active = ladder.suspension(&id.to_string(), t);
+    let rfc = |s: i64| {
+        chrono::DateTime::from_timestamp(s, 0)
+            .unwrap_or_default()
+            .to_rfc3339()
+    };
+    let suspension_json = |s: &crate::store::Suspension| {
+        json!({"start": rfc(s.start), "until": rfc(s.until), "reason": s.reason,
+               "decided_by": s.decided_by, "lifted_at": s.lifted_at.map(rfc)})
+    };
+    Ok(HttpResponse::Ok().json(json!({
+        "identity": id.to_string(),
+        "allowed": ladder.is_allowed(&id.to_string()),
+        "warnings": rec.warnings.iter().map(|w| json!({"at": rfc(w.at), "channel": w.channel, "evidence": w.evidence})).collect::<Vec<_>>(),
+        "suspension": active.as_ref().map(suspension_json),
+        "suspensions": rec.suspensions.iter().map(suspension_json).collect::<Vec<_>>(),
+        "contacts": rec.orders.iter().map(|(n, c, content, at)| json!({"kind": "order", "number": n, "category": c, "content": content, "at": rfc(*at)})).collect::<Vec<_>>(),
+        "redirects": rec.redirects.iter().map(|r| json!({"number": r.number, "reason": r.reason, "channel": r.channel, "text": r.text, "at": rfc(r.at)})).collect::<Vec<_>>(),
+    })))
+}
+
+/// Body of `PUT .../suspension`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuspendBody {
+    /// e.g. `24h`.
+    pub duration: String,
+    /// Why (shown to the person).
+    pub reason: String,
+}
+
+/// `PUT /admin/v1/callers/{identity}/suspension`: suspend now.
+pub async fn suspend(
+    req: HttpRequest,
+    id: Path<String>,
+    body: Option<Json<SuspendBody>>,
+    state: Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    require_admin(&req, &state)?;
+    let id = identity(&id)?;
+    let Some(body) = body else {
+        return Err(ApiError::BadRequest(
+            "invalid_body",
+            "expected JSON {\"duration\": \"24h\", \"reason\": \"...\"}".into(),
+        ));
+    };
+    let d = crate::config::parse_duration(&body.duration)
+        .map_err(|e| ApiError::BadRequest("invalid_duration", e))?;
+    let reason = body.reason.trim();
+    if reason.is_empty() || reason.chars().count() > 500 {
+        return Err(ApiError::BadRequest(
+            "invalid_reason",
+            "a reason of 1 to 500 characters is required".into(),
+        ));
+    }
+    let s = state
+        .pipeline
+        .ladder
+        .suspend(&id, Some(d), reason.to_string(), "operator", now())
+        .await?;
+    let until = chrono::DateTime::from_timestamp(s.until, 0)
+        .unwrap_or_default()
+        .to_rfc3339();
+    Ok(HttpResponse::Ok().json(json!({"identity": id.to_string(), "until": until, "reason": s.reason})))
+}
+
+/// `DELETE /admin/v1/callers/{identity}/suspension`: lift, reset warnings and quota.
+pub async fn lift(
+    req: HttpRequest,
+    id: Path<String>,
+    state: Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    require_admin(&req, &state)?;
+    let id = identity(&id)?;
+    let was = state.pipeline.ladder.lift(&id, now()).await?;
+    tracing::info!(identity = %id.masked(), was_suspended = was, "Suspension lifted by an operator.");
+    Ok(HttpResponse::Ok().json(json!({"identity": id.to_string(), "lifted": was})))
+}
+
+/// `PUT /admin/v1/callers/{identity}/allow`: never throttle this identity (until restart;
+/// permanent entries belong in `nuisance.allow`).
+pub async fn allow(
+    req: HttpRequest,
+    id: Path<String>,
+    state: Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    require_admin(&req, &state)?;
+    let id = identity(&id)?;
+    state.pipeline.ladder.allow(&id);
+    Ok(HttpResponse::Ok().json(json!({"identity": id.to_string(), "allowed": true})))
+}
+
+/// `POST /admin/v1/rules/reload`: reloads rule files; a broken file keeps the old rules.
+pub async fn reload_rules(
+    req: HttpRequest,
+    state: Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    require_admin(&req, &state)?;
+    match crate::pipeline::RuleSet::load(state.cfg.rules.dir.as_deref()) {
+        Ok(set) => {
+            state.pipeline.set_rules(set);
+            tracing::info!("Rules reloaded.");
+            Ok(HttpResponse::Ok().json(json!({"status": "reloaded"})))
+        }
+        Err(e) => Err(ApiError::BadRequest("invalid_rules", e)),
+    }
+}

@@ -1,0 +1,142 @@
+//! The one table that maps every refusal to an HTTP status, a stable code and a message
+//! (the meilisearch pattern): handlers return `Err(ApiError)` and never build error bodies.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use hotline_adapters::AdapterError;
+use serde_json::json;
+
+/// Seconds a client is asked to wait after a 503.
+pub const RETRY_AFTER_S: u64 = 5;
+
+/// Every way a request can fail.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The channel adapter refused the input.
+    #[error(transparent)]
+    Adapter(#[from] AdapterError),
+    /// The store cannot take writes, or back-pressure: 503 with Retry-After.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// Missing or wrong admin token.
+    #[error("unauthorized")]
+    Unauthorized,
+    /// No such thing.
+    #[error("not found: {0}")]
+    NotFound(&'static str),
+    /// A bad admin request.
+    #[error("{1}")]
+    BadRequest(&'static str, String),
+    /// A bug or a broken invariant; details are logged, not returned.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl From<crate::pipeline::IntakeError> for ApiError {
+    fn from(e: crate::pipeline::IntakeError) -> Self {
+        match e {
+            crate::pipeline::IntakeError::Unavailable(m) => ApiError::Unavailable(m),
+            crate::pipeline::IntakeError::Internal(m) => ApiError::Internal(m),
+        }
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        crate::pipeline::IntakeError::from(e).into()
+    }
+}
+
+impl ApiError {
+    /// Stable machine code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::Adapter(e) => e.code(),
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::BadRequest(code, _) => code,
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    /// A sentence for the person at the other end (Chinese, as the citizens read it).
+    fn message(&self) -> String {
+        match self {
+            ApiError::Adapter(e) => match e {
+                AdapterError::InvalidJson(_) => "请求内容不是有效的JSON。".into(),
+                AdapterError::InvalidXml(_) => "请求内容不是可接受的XML。".into(),
+                AdapterError::InvalidForm(_) => "表单编码无效。".into(),
+                AdapterError::InvalidUtf8 => "请求内容不是有效的UTF-8文本。".into(),
+                AdapterError::MissingField(f) => format!("缺少必填项：{f}。"),
+                AdapterError::InvalidField { field, reason } => {
+                    format!("字段{field}无效：{reason}。")
+                }
+                AdapterError::TooLarge { limit } => format!("请求内容过大（上限{limit}字节）。"),
+                AdapterError::UnsupportedMediaType(t) => format!("不支持的内容类型：{t}。"),
+                AdapterError::BadSignature => "签名无效。".into(),
+                AdapterError::BadToken => "令牌无效。".into(),
+                AdapterError::StaleTimestamp => "时间戳超出允许范围。".into(),
+                AdapterError::Decrypt(_) => "消息解密失败。".into(),
+                AdapterError::AppIdMismatch => "AppID不匹配。".into(),
+                AdapterError::EncryptionRequired => "该账号要求安全模式（加密）推送。".into(),
+                AdapterError::UnknownEvent(e) => format!("未知事件：{e}。"),
+            },
+            ApiError::Unavailable(_) => "系统繁忙，您的诉求未能保存，请稍后重试。".into(),
+            ApiError::Unauthorized => "未授权。".into(),
+            ApiError::NotFound(what) => format!("未找到：{what}。"),
+            ApiError::BadRequest(_, m) => m.clone(),
+            ApiError::Internal(_) => "系统内部错误，请稍后重试。".into(),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::Adapter(e) => match e {
+                AdapterError::InvalidJson(_)
+                | AdapterError::InvalidXml(_)
+                | AdapterError::InvalidForm(_)
+                | AdapterError::InvalidUtf8
+                | AdapterError::Decrypt(_) => StatusCode::BAD_REQUEST,
+                AdapterError::MissingField(_)
+                | AdapterError::InvalidField { .. }
+                | AdapterError::UnknownEvent(_) => StatusCode::UNPROCESSABLE_ENTITY,
+                AdapterError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+                AdapterError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                AdapterError::BadSignature
+                | AdapterError::BadToken
+                | AdapterError::StaleTimestamp
+                | AdapterError::AppIdMismatch => StatusCode::UNAUTHORIZED,
+                AdapterError::EncryptionRequired => StatusCode::FORBIDDEN,
+            },
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::BadRequest(..) => StatusCode::BAD_REQUEST,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        match self {
+            ApiError::Internal(m) => tracing::error!(error = %m, "Internal error."),
+            ApiError::Unavailable(m) => tracing::warn!(error = %m, "Answering 503."),
+            other => tracing::debug!(code = other.code(), error = %other, "Request refused."),
+        }
+        let mut resp = HttpResponse::build(status);
+        let label = if status == StatusCode::SERVICE_UNAVAILABLE {
+            resp.insert_header(("Retry-After", RETRY_AFTER_S.to_string()));
+            "unavailable"
+        } else {
+            "rejected"
+        };
+        resp.json(json!({
+            "status": label,
+            "error": {"code": self.code(), "message": self.message()},
+            "message": self.message(),
+        }))
+    }
+}

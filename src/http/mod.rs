@@ -1,0 +1,140 @@
+//! actix-web wiring: one route line per channel, shared request plumbing (bounded body reads,
+//! client address, admin auth), and the app factory used by `run` and by tests.
+
+pub mod admin;
+pub mod error;
+pub mod ops;
+pub mod web;
+
+use crate::config::Config;
+use crate::pipeline::Pipeline;
+use crate::relay::RelayState;
+use crate::store::Store;
+use actix_web::web::{Bytes, BytesMut, Data, Payload};
+use actix_web::HttpRequest;
+use error::ApiError;
+use futures_util::StreamExt;
+use hotline_adapters::AdapterError;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// Everything a handler needs, shared by all workers.
+pub struct AppState {
+    /// The validated configuration.
+    pub cfg: Arc<Config>,
+    /// The intake decisions.
+    pub pipeline: Arc<Pipeline>,
+    /// The durable store.
+    pub store: Arc<dyn Store>,
+    /// The relay's observable state.
+    pub relay: Arc<RelayState>,
+    /// Renders `/metrics`.
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    /// Client for status look-ups at the dispatch API.
+    pub http: reqwest::Client,
+    /// Parsed `web.trusted_proxies`.
+    pub trusted_proxies: Vec<IpAddr>,
+}
+
+/// Registers every route. One line per channel.
+pub fn routes(cfg: &mut actix_web::web::ServiceConfig) {
+    use actix_web::web::{delete, get, post, put, resource};
+    cfg.service(resource("/v1/web/submissions").route(post().to(web::submit)))
+        .service(resource("/v1/orders/{number}").route(get().to(ops::order_status)))
+        .service(resource("/healthz").route(get().to(ops::healthz)))
+        .service(resource("/readyz").route(get().to(ops::readyz)))
+        .service(resource("/metrics").route(get().to(ops::metrics)))
+        .service(resource("/openapi.json").route(get().to(ops::openapi)))
+        .service(resource("/admin/v1/outbox").route(get().to(admin::outbox)))
+        .service(
+            resource("/admin/v1/outbox/dead/{key}/retry").route(post().to(admin::retry_dead)),
+        )
+        .service(resource("/admin/v1/callers/{identity}").route(get().to(admin::caller)))
+        .service(
+            resource("/admin/v1/callers/{identity}/suspension")
+                .route(put().to(admin::suspend))
+                .route(delete().to(admin::lift)),
+        )
+        .service(resource("/admin/v1/callers/{identity}/allow").route(put().to(admin::allow)))
+        .service(resource("/admin/v1/rules/reload").route(post().to(admin::reload_rules)));
+}
+
+/// Reads a body of at most `limit` bytes. A declared Content-Length over the limit is refused
+/// before reading anything; an undeclared one is refused as soon as it passes the limit.
+pub async fn read_body(
+    req: &HttpRequest,
+    mut payload: Payload,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
+    let too_large = || ApiError::Adapter(AdapterError::TooLarge { limit });
+    if let Some(len) = req
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        if len > limit as u64 {
+            return Err(too_large());
+        }
+    }
+    let mut buf = BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::Adapter(AdapterError::InvalidForm(format!("body read failed: {e}")))
+        })?;
+        if buf.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
+
+/// The client's address: the peer, or the right-most untrusted X-Forwarded-For hop when the peer
+/// is a trusted proxy. Anyone else's X-Forwarded-For is ignored, so an identity cannot be spoofed.
+pub fn client_ip(req: &HttpRequest, trusted: &[IpAddr]) -> String {
+    let peer = req.peer_addr().map(|a| a.ip());
+    let Some(peer) = peer else {
+        return "unknown".into();
+    };
+    if !trusted.contains(&peer) {
+        return peer.to_string();
+    }
+    let hops: Vec<IpAddr> = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|h| h.trim().parse::<IpAddr>().ok())
+        .collect();
+    hops.into_iter()
+        .rev()
+        .find(|ip| !trusted.contains(ip))
+        .unwrap_or(peer)
+        .to_string()
+}
+
+/// Unix seconds now; the one place the request path reads the clock.
+pub fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// Checks the admin bearer token in constant time. An empty configured token disables admin.
+pub fn require_admin(req: &HttpRequest, state: &Data<AppState>) -> Result<(), ApiError> {
+    use subtle::ConstantTimeEq;
+    let want = state.cfg.admin.token.expose();
+    if want.is_empty() {
+        return Err(ApiError::Unauthorized);
+    }
+    let got = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if got.as_bytes().ct_eq(want.as_bytes()).into() {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthorized)
+    }
+}

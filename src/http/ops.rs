@@ -1,0 +1,110 @@
+//! Operations endpoints: health, readiness, metrics, OpenAPI, order status (art. 11).
+
+use super::error::ApiError;
+use super::{now, AppState};
+use actix_web::web::{Data, Path};
+use actix_web::HttpResponse;
+use serde_json::json;
+use std::sync::atomic::Ordering;
+
+/// `GET /healthz`: the process answers.
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+/// `GET /readyz`: the store takes writes and the relay loop is alive.
+pub async fn readyz(state: Data<AppState>) -> HttpResponse {
+    let store = state.store.probe_write().await;
+    let last = state.relay.last_round.load(Ordering::Relaxed);
+    let relay_alive = now() - last < 30;
+    if store.is_ok() && relay_alive {
+        HttpResponse::Ok().json(json!({"status": "ready"}))
+    } else {
+        HttpResponse::ServiceUnavailable()
+            .insert_header(("Retry-After", super::error::RETRY_AFTER_S.to_string()))
+            .json(json!({
+                "status": "unavailable",
+                "store": store.is_ok(),
+                "relay": relay_alive,
+            }))
+    }
+}
+
+/// `GET /metrics`: Prometheus text format.
+pub async fn metrics(state: Data<AppState>) -> HttpResponse {
+    if let Ok(stats) = state.store.outbox_stats(now()).await {
+        metrics::gauge!("hotline_outbox_depth").set(stats.depth as f64);
+        metrics::gauge!("hotline_outbox_dead").set(stats.dead as f64);
+        metrics::gauge!("hotline_outbox_oldest_age_seconds")
+            .set(stats.oldest_age_s.unwrap_or(0) as f64);
+    }
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(state.metrics.render())
+}
+
+/// `GET /openapi.json`
+pub async fn openapi() -> HttpResponse {
+    HttpResponse::Ok().json(crate::openapi::document())
+}
+
+/// `GET /v1/orders/{number}`: status for the submitter. The number is the key (as with a
+/// parcel); the answer never holds personal data.
+pub async fn order_status(
+    number: Path<String>,
+    state: Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let number = number.into_inner();
+    if number.is_empty() || number.len() > 24 || !number.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::NotFound("order"));
+    }
+    let local = state.store.order_state(number.clone()).await?;
+    let remote = dispatch_status(&state, &number).await;
+    let rfc = |s: i64| {
+        chrono::DateTime::from_timestamp(s, 0)
+            .unwrap_or_default()
+            .with_timezone(&state.cfg.derived.tz)
+            .to_rfc3339()
+    };
+    match (remote, local) {
+        (Some(r), local) => {
+            // Only the fields a submitter may see, whatever dispatch sends.
+            let pick = |k: &str| r.get(k).cloned().unwrap_or(serde_json::Value::Null);
+            Ok(HttpResponse::Ok().json(json!({
+                "number": number,
+                "status": pick("status"),
+                "unit": pick("unit"),
+                "updated_at": pick("updated_at"),
+                "category": local.as_ref().map(|l| l.category.clone()),
+                "received_at": local.as_ref().map(|l| rfc(l.created_at)),
+            })))
+        }
+        (None, Some(l)) => Ok(HttpResponse::Ok().json(json!({
+            "number": number,
+            "status": if l.delivery == "delivered" { "forwarded" } else { "received" },
+            "unit": null,
+            "category": l.category,
+            "received_at": rfc(l.created_at),
+            "forwarded_at": l.delivered_at.map(rfc),
+        }))),
+        (None, None) => Err(ApiError::NotFound("order")),
+    }
+}
+
+/// Asks the dispatch API for an order's status; `None` when unknown there or unreachable.
+async fn dispatch_status(state: &AppState, number: &str) -> Option<serde_json::Value> {
+    let base = state.cfg.dispatch.url.trim_end_matches('/');
+    if base.is_empty() {
+        return None;
+    }
+    let resp = state
+        .http
+        .get(format!("{base}/work-orders/{number}"))
+        .send()
+        .await
+        .ok()?;
+    if !resp.status().is_success() {
+        return None;
+    }
+    resp.json::<serde_json::Value>().await.ok()
+}

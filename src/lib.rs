@@ -1,0 +1,229 @@
+//! # hotline-gateway
+//!
+//! The one front door of a city's 12345 government-service hotline. Citizens reach the hotline
+//! by phone, web form, WeChat and Weibo; every channel's protocol ends here, every submission
+//! becomes normalised work orders (工单), the intake rules of the hotline measures are applied in
+//! one place, and orders are handed to the core dispatch system from a durable outbox.
+//!
+//! ## The data path
+//! 1. [`http`] reads a bounded body and headers; a channel adapter in `hotline-adapters`
+//!    (pure: no I/O, no clock) verifies, decrypts and parses it into `Submission`s.
+//! 2. [`pipeline`] decides, always in this order: emergency redirect > suspended > throttled >
+//!    duplicate > accept (split into orders).
+//! 3. [`store`] commits orders and their outbox rows durably (group commit). Only then is the
+//!    reply rendered: **an acknowledgement is a promise**.
+//! 4. [`relay`] delivers committed orders to the dispatch API in the background, with retries,
+//!    a circuit breaker and dead letters.
+//!
+//! ## Code map
+//! - `main.rs`: CLI only. [`run`] starts everything on a bound listener (tests bind port 0).
+//! - [`config`]: typed config, every problem reported at once, secrets redacted.
+//! - [`http`]: routes, the error table ([`http::error`]), handlers per channel.
+//! - [`pipeline`]: emergency, category, split, guidance and similarity rules (pure), plus the
+//!   nuisance ladder ([`pipeline::nuisance`]).
+//! - [`store`]: the [`store::Store`] trait and the embedded SQLite engine.
+//! - [`relay`]: outbox → dispatch API.
+//! - [`sim`]: `dispatch-sim`, a reference dispatch API for demos and tests.
+//! - [`messages`]: the sentences citizens read.
+//!
+//! ## Invariants
+//! - `hotline-adapters` depends on no runtime, network, clock or randomness.
+//! - A 2xx acknowledgement of a submission is sent only after its orders are durable.
+//! - Emergencies are answered even when the caller is suspended, over quota, or the store is down.
+//! - Personal data is masked in logs, metrics and events; secrets are never printed.
+//! - Retry, replay and restart use the same delivery path as the first attempt.
+
+pub mod config;
+pub mod http;
+pub mod messages;
+pub mod openapi;
+pub mod pipeline;
+pub mod relay;
+pub mod sim;
+pub mod store;
+
+use config::Config;
+use pipeline::{nuisance, Pipeline, PipelineConfig, RuleSet};
+use relay::{Relay, RelayConfig, RelayState};
+use std::net::TcpListener;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use store::Store;
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    /// Rule files are invalid.
+    #[error("rules: {0}")]
+    Rules(String),
+    /// Networking setup failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// HTTP client setup failed.
+    #[error("http client: {0}")]
+    Client(#[from] reqwest::Error),
+}
+
+static METRICS: OnceLock<metrics_exporter_prometheus::PrometheusHandle> = OnceLock::new();
+
+/// Installs the Prometheus recorder once per process and returns its handle.
+pub fn metrics_handle() -> metrics_exporter_prometheus::PrometheusHandle {
+    METRICS
+        .get_or_init(|| {
+            let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
+                .set_buckets(&[
+                    0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                ])
+                .map(|b| b.build_recorder())
+                .unwrap_or_else(|_| {
+                    metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder()
+                });
+            let handle = recorder.handle();
+            // Fails only if another recorder is installed; then ours stays empty, which is
+            // harmless (tests in one process).
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+/// Runs the gateway on `listener` until SIGINT/SIGTERM: opens the store, starts the relay and
+/// the ladder's sweeper, serves HTTP, and on shutdown finishes in-flight requests, then stops
+/// the relay.
+pub async fn run(cfg: Config, listener: TcpListener) -> Result<(), StartError> {
+    let cfg = Arc::new(cfg);
+    let store: Arc<dyn Store> = Arc::new(store::sqlite::SqliteStore::open(&cfg.storage.path)?);
+    let now = chrono::Utc::now().timestamp();
+    let rules = RuleSet::load(cfg.rules.dir.as_deref()).map_err(StartError::Rules)?;
+    let ladder = nuisance::Ladder::open(
+        nuisance::LadderConfig {
+            quota: cfg.nuisance.quota,
+            per: cfg.derived.nuisance_per,
+            warnings: cfg.nuisance.warnings,
+            steps: cfg.derived.suspensions.clone(),
+            allow: cfg.derived.allow.clone(),
+            max_keys: 1_000_000,
+        },
+        store.clone(),
+        now,
+    )
+    .await?;
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let pipeline = Arc::new(Pipeline::new(
+        PipelineConfig {
+            node_id: cfg.server.node_id,
+            tz: cfg.derived.tz,
+            high_water: cfg.storage.high_water,
+            duplicate_threshold: cfg.rules.duplicate_threshold.unwrap_or(0.8),
+            duplicate_window: cfg.derived.duplicate_window,
+        },
+        rules,
+        store.clone(),
+        ladder,
+        wake.clone(),
+    ));
+    let relay_state = Arc::new(RelayState::default());
+    let relay = Relay::new(
+        RelayConfig {
+            url: cfg.dispatch.url.clone(),
+            secret: cfg.dispatch.secret.expose().to_string(),
+            timeout: cfg.derived.dispatch_timeout,
+            backoff_base: cfg.derived.backoff_base,
+            backoff_max: cfg.derived.backoff_max,
+            concurrency: cfg.dispatch.concurrency,
+            breaker_failures: cfg.dispatch.breaker_failures,
+            breaker_cooldown: cfg.derived.breaker_cooldown,
+        },
+        store.clone(),
+        wake,
+        relay_state.clone(),
+    )?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let relay_task = tokio::spawn(relay.run(stop_rx.clone()));
+    let sweeper = {
+        let pipeline = pipeline.clone();
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop.changed() => return,
+                    _ = tokio::time::sleep(Duration::from_secs(60)) => {
+                        pipeline.ladder.sweep(chrono::Utc::now().timestamp());
+                    }
+                }
+            }
+        })
+    };
+    let state = actix_web::web::Data::new(http::AppState {
+        cfg: cfg.clone(),
+        pipeline,
+        store,
+        relay: relay_state,
+        metrics: metrics_handle(),
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()?,
+        trusted_proxies: cfg
+            .web
+            .trusted_proxies
+            .iter()
+            .filter_map(|p| p.parse().ok())
+            .collect(),
+    });
+    let addr = listener.local_addr()?;
+    let mut server = actix_web::HttpServer::new(move || app(state.clone()))
+        .listen(listener)?
+        .max_connections(cfg.server.max_connections)
+        .client_request_timeout(cfg.derived.request_timeout)
+        .shutdown_timeout(30);
+    if cfg.server.workers > 0 {
+        server = server.workers(cfg.server.workers);
+    }
+    tracing::info!(%addr, node = cfg.server.node_id, "Gateway listening.");
+    // actix handles SIGINT/SIGTERM: stop accepting, finish in-flight requests.
+    server.run().await?;
+    tracing::info!("HTTP stopped; stopping the relay.");
+    let _ = stop_tx.send(true);
+    let _ = relay_task.await;
+    sweeper.abort();
+    Ok(())
+}
+
+/// The actix app: routes, a JSON 404, request metrics.
+pub fn app(
+    state: actix_web::web::Data<http::AppState>,
+) -> actix_web::App<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    use actix_web::dev::Service;
+    actix_web::App::new()
+        .app_data(state)
+        .configure(http::routes)
+        .default_service(actix_web::web::to(|| async {
+            Err::<actix_web::HttpResponse, _>(http::error::ApiError::NotFound("route"))
+        }))
+        .wrap_fn(|req, srv| {
+            let start = std::time::Instant::now();
+            let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
+            let method = req.method().to_string();
+            let fut = srv.call(req);
+            async move {
+                let res = fut.await?;
+                let status = res.status().as_u16().to_string();
+                metrics::histogram!("hotline_http_request_duration_seconds", "route" => route.clone(), "method" => method.clone())
+                    .record(start.elapsed().as_secs_f64());
+                metrics::counter!("hotline_http_requests_total", "route" => route, "method" => method, "status" => status)
+                    .increment(1);
+                Ok(res)
+            }
+        })
+}

@@ -1,0 +1,50 @@
+//! Citizen-facing sentences (Chinese), one place for every channel.
+//!
+//! Kept short: WeChat shows them in a chat bubble and the phone reads them out.
+
+use chrono::DateTime;
+use hotline_adapters::Outcome;
+
+/// Formats a unix time or RFC 3339 string in the hotline's local time, to the minute.
+fn local(rfc3339: &str, tz: chrono_tz::Tz) -> String {
+    DateTime::parse_from_rfc3339(rfc3339)
+        .map(|t| t.with_timezone(&tz).format("%Y年%m月%d日 %H:%M").to_string())
+        .unwrap_or_else(|_| rfc3339.to_string())
+}
+
+/// The sentence that goes with an outcome.
+pub fn for_outcome(o: &Outcome, tz: chrono_tz::Tz) -> String {
+    match o {
+        Outcome::Accepted { orders } => {
+            let numbers: Vec<&str> = orders.iter().map(|o| o.number.as_str()).collect();
+            format!(
+                "您的诉求已受理，工单号：{}。可凭工单号查询办理进度。",
+                numbers.join("、")
+            )
+        }
+        Outcome::Duplicate { orders } => {
+            let numbers: Vec<&str> = orders.iter().map(|o| o.number.as_str()).collect();
+            format!(
+                "您反映的事项已在办理中，工单号：{}。我们已将您的再次反映告知承办单位，请耐心等待。",
+                numbers.join("、")
+            )
+        }
+        Outcome::Redirected { number, reason } => format!(
+            "您反映的情况属于紧急情况（{reason}），请立即拨打{number}求助。"
+        ),
+        Outcome::Throttled {
+            retry_after,
+            warnings_left,
+        } => format!(
+            "您提交过于频繁，请{}分钟后再试。再重复提交{}次将被暂停受理。如遇紧急情况请拨打110、119、120、122。",
+            retry_after.div_ceil(60).max(1),
+            warnings_left + 1
+        ),
+        Outcome::Suspended { until, reason } => format!(
+            "因{reason}，您的诉求受理已暂停至{}。如遇紧急情况请拨打110、119、120、122。",
+            local(until, tz)
+        ),
+        Outcome::Informed => "您反映的事项不属于热线受理范围，请按提示途径办理。".into(),
+        Outcome::Nothing => String::new(),
+    }
+}

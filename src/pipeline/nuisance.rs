@@ -1,0 +1,404 @@
+//! The nuisance ladder (article 32): quota → reminders → growing suspensions → operator lift.
+//!
+//! - The quota is a GCRA per identity (`governor`'s keyed limiter): `quota` submissions per
+//!   `per`, refilled evenly. The clock is a type parameter so tests drive it by hand.
+//! - Over quota, a submission is refused with a reminder and a warning is stored with time,
+//!   channel and evidence. With `warnings = 2`, the first two refusals within `per` are
+//!   reminders (`warnings_left` 1, then 0); the next refusal starts a suspension.
+//! - Suspension lengths follow `suspensions`: the n-th rule-decided suspension of an identity
+//!   takes step n, capped at the last step. Suspensions are stored durably and mirrored in memory,
+//!   so the ringing path of a phone call decides from memory.
+//! - A lift by an operator ends the suspension, resets the warnings and starts a fresh quota
+//!   (by moving the identity to a new limiter key: governor has no per-key reset).
+//! - Emergencies never reach the ladder: the pipeline checks them first.
+//! - Memory is bounded: [`Ladder::sweep`] drops idle limiter keys, and past `max_keys` new
+//!   identities share one of 1024 coarse buckets instead of growing the map.
+
+use crate::store::{Store, StoreError, Suspension, Warning};
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::NoOpMiddleware;
+use governor::state::keyed::DashMapStateStore;
+use governor::{Quota, RateLimiter};
+use hotline_adapters::{Identity, Outcome, Submission};
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+/// Ladder settings (from `[nuisance]`).
+#[derive(Debug, Clone)]
+pub struct LadderConfig {
+    /// Submissions per identity per `per`.
+    pub quota: u32,
+    /// The quota's period, also the window in which warnings count.
+    pub per: Duration,
+    /// Reminders before a suspension.
+    pub warnings: u32,
+    /// Successive suspension lengths; the last repeats.
+    pub steps: Vec<Duration>,
+    /// Identities never throttled.
+    pub allow: Vec<Identity>,
+    /// Most distinct limiter keys before new identities share coarse buckets.
+    pub max_keys: usize,
+}
+
+/// The limiter key: identity plus its reset epoch.
+type Key = (String, u32);
+
+/// The ladder, generic over the limiter's clock (the real one by default).
+pub struct Ladder<C: Clock + Clone = DefaultClock> {
+    cfg: LadderConfig,
+    limiter: RateLimiter<Key, DashMapStateStore<Key>, C, NoOpMiddleware<C::Instant>>,
+    clock: C,
+    allow: RwLock<HashSet<String>>,
+    epochs: Mutex<HashMap<String, u32>>,
+    active: RwLock<HashMap<String, Suspension>>,
+    store: Arc<dyn Store>,
+}
+
+/// The reason given to a person suspended by the rule, in words they can read.
+pub const RULE_REASON: &str = "在一小时内多次重复占用热线资源，经提醒后仍未改正（《管理办法》第三十二条）";
+
+impl Ladder<DefaultClock> {
+    /// A ladder on the real clock, with the active suspensions loaded from the store.
+    pub async fn open(
+        cfg: LadderConfig,
+        store: Arc<dyn Store>,
+        now: i64,
+    ) -> Result<Ladder<DefaultClock>, StoreError> {
+        Ladder::with_clock(cfg, store, DefaultClock::default(), now).await
+    }
+}
+
+impl<C: Clock + Clone> Ladder<C> {
+    /// A ladder on the given clock.
+    pub async fn with_clock(
+        cfg: LadderConfig,
+        store: Arc<dyn Store>,
+        clock: C,
+        now: i64,
+    ) -> Result<Ladder<C>, StoreError> {
+        let per_cell = cfg.per / cfg.quota.max(1);
+        let burst = NonZeroU32::new(cfg.quota.max(1)).unwrap_or(NonZeroU32::MIN);
+        let quota = Quota::with_period(per_cell.max(Duration::from_millis(1)))
+            .unwrap_or_else(|| Quota::per_hour(burst))
+            .allow_burst(burst);
+        let limiter = RateLimiter::new(quota, DashMapStateStore::default(), clock.clone());
+        let active = store
+            .active_suspensions(now)
+            .await?
+            .into_iter()
+            .map(|s| (s.identity.clone(), s))
+            .collect();
+        let allow = cfg.allow.iter().map(|i| i.to_string()).collect();
+        Ok(Ladder {
+            cfg,
+            limiter,
+            clock,
+            allow: RwLock::new(allow),
+            epochs: Mutex::new(HashMap::new()),
+            active: RwLock::new(active),
+            store,
+        })
+    }
+
+    fn key(&self, identity: &str) -> Key {
+        let epoch = self
+            .epochs
+            .lock()
+            .map(|m| m.get(identity).copied().unwrap_or(0))
+            .unwrap_or(0);
+        let key = (identity.to_string(), epoch);
+        // Bounded memory: once the map is full, identities share coarse buckets until the next
+        // sweep frees room (governor cannot tell whether a key is already present).
+        if self.limiter.len() >= self.cfg.max_keys {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            identity.hash(&mut h);
+            metrics::counter!("hotline_limiter_overflow_total").increment(1);
+            return (format!("~bucket:{}", h.finish() % 1024), 0);
+        }
+        key
+    }
+
+    /// The active suspension of an identity, if any (from memory).
+    pub fn suspension(&self, identity: &str, now: i64) -> Option<Suspension> {
+        let map = self.active.read().ok()?;
+        map.get(identity).filter(|s| s.until > now).cloned()
+    }
+
+    /// Whether an identity is on the allow list.
+    pub fn is_allowed(&self, identity: &str) -> bool {
+        self.allow
+            .read()
+            .map(|a| a.contains(identity))
+            .unwrap_or(false)
+    }
+
+    /// Decides about a (non-emergency) submission: `None` lets it through; otherwise the
+    /// refusal to answer with. Counts the submission against the quota either way.
+    pub async fn check(&self, sub: &Submission, now: i64) -> Result<Option<Outcome>, StoreError> {
+        self.check_identity(&sub.identity, sub.channel.as_str(), &sub.content, now)
+            .await
+    }
+
+    /// As [`check`](Self::check), for a contact that is not a submission (a ringing call).
+    pub async fn check_identity(
+        &self,
+        identity: &Identity,
+        channel: &str,
+        evidence: &str,
+        now: i64,
+    ) -> Result<Option<Outcome>, StoreError> {
+        let id = identity.to_string();
+        if self.is_allowed(&id) {
+            return Ok(None);
+        }
+        if let Some(s) = self.suspension(&id, now) {
+            return Ok(Some(suspended(&s)));
+        }
+        let key = self.key(&id);
+        let retry_after = match self.limiter.check_key(&key) {
+            Ok(()) => return Ok(None),
+            Err(not_until) => not_until.wait_time_from(self.clock.now()).as_secs().max(1),
+        };
+        let window_start = now - self.cfg.per.as_secs() as i64;
+        let before = self.store.warnings_since(id.clone(), window_start).await?;
+        if before < self.cfg.warnings {
+            let evidence: String = evidence.chars().take(200).collect();
+            self.store
+                .record_warning(
+                    id.clone(),
+                    Warning {
+                        at: now,
+                        channel: channel.to_string(),
+                        evidence,
+                    },
+                )
+                .await?;
+            metrics::counter!("hotline_callers_warned_total", "channel" => channel.to_string())
+                .increment(1);
+            tracing::info!(identity = %identity.masked(), channel, "Caller over quota; reminded.");
+            return Ok(Some(Outcome::Throttled {
+                retry_after,
+                warnings_left: self.cfg.warnings - before - 1,
+            }));
+        }
+        let s = self
+            .suspend(identity, None, RULE_REASON.to_string(), "rule", now)
+            .await?;
+        Ok(Some(suspended(&s)))
+    }
+
+    /// Starts a suspension. `length` `None` takes the identity's next step on the ladder.
+    pub async fn suspend(
+        &self,
+        identity: &Identity,
+        length: Option<Duration>,
+        reason: String,
+        decided_by: &str,
+        now: i64,
+    ) -> Result<Suspension, StoreError> {
+        let id = identity.to_string();
+        let length = match length {
+            Some(l) => l,
+            None => {
+                let n = self.store.suspension_count(id.clone()).await? as usize;
+                let last = self.cfg.steps.len().saturating_sub(1);
+                self.cfg
+                    .steps
+                    .get(n.min(last))
+                    .copied()
+                    .unwrap_or(Duration::from_secs(3600))
+            }
+        };
+        let s = Suspension {
+            identity: id.clone(),
+            start: now,
+            until: now.saturating_add(length.as_secs() as i64),
+            reason,
+            decided_by: decided_by.to_string(),
+            lifted_at: None,
+        };
+        self.store.record_suspension(s.clone()).await?;
+        if let Ok(mut map) = self.active.write() {
+            map.insert(id, s.clone());
+        }
+        metrics::counter!("hotline_callers_suspended_total", "decided_by" => decided_by.to_string())
+            .increment(1);
+        tracing::warn!(identity = %identity.masked(), until = s.until, decided_by, "Caller suspended.");
+        Ok(s)
+    }
+
+    /// Lifts an identity's suspension, resets its warnings and gives it a fresh quota.
+    pub async fn lift(&self, identity: &Identity, now: i64) -> Result<bool, StoreError> {
+        let id = identity.to_string();
+        let was = self.store.lift_suspension(id.clone(), now).await?;
+        if let Ok(mut map) = self.active.write() {
+            map.remove(&id);
+        }
+        if let Ok(mut e) = self.epochs.lock() {
+            *e.entry(id).or_insert(0) += 1;
+        }
+        Ok(was)
+    }
+
+    /// Adds an identity to the allow list (until restart; the config's list is permanent).
+    pub fn allow(&self, identity: &Identity) {
+        if let Ok(mut a) = self.allow.write() {
+            a.insert(identity.to_string());
+        }
+    }
+
+    /// Drops idle limiter keys and expired suspensions from memory.
+    pub fn sweep(&self, now: i64) {
+        self.limiter.retain_recent();
+        self.limiter.shrink_to_fit();
+        if let Ok(mut map) = self.active.write() {
+            map.retain(|_, s| s.until > now);
+        }
+        metrics::gauge!("hotline_limiter_keys").set(self.limiter.len() as f64);
+    }
+
+    /// Distinct limiter keys held now.
+    pub fn keys(&self) -> usize {
+        self.limiter.len()
+    }
+}
+
+fn suspended(s: &Suspension) -> Outcome {
+    Outcome::Suspended {
+        until: chrono::DateTime::from_timestamp(s.until, 0)
+            .unwrap_or_default()
+            .to_rfc3339(),
+        reason: s.reason.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::sqlite::SqliteStore;
+    use governor::clock::FakeRelativeClock;
+    use hotline_adapters::Channel;
+
+    async fn ladder(dir: &std::path::Path, clock: FakeRelativeClock) -> Ladder<FakeRelativeClock> {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir).unwrap());
+        let cfg = LadderConfig {
+            quota: 3,
+            per: Duration::from_secs(3600),
+            warnings: 2,
+            steps: vec![Duration::from_secs(3600), Duration::from_secs(86400)],
+            allow: vec![Identity::parse("phone:12300000000").unwrap()],
+            max_keys: 1000,
+        };
+        Ladder::with_clock(cfg, store, clock, 0).await.unwrap()
+    }
+
+    fn sub(id: &str) -> Submission {
+        Submission::new(Channel::Web, Identity::parse(id).unwrap(), 0, "噪音")
+    }
+
+    /// Drives `n` submissions at time `now` and names each answer.
+    async fn drive(l: &Ladder<FakeRelativeClock>, id: &str, n: usize, now: i64) -> Vec<String> {
+        let mut out = Vec::new();
+        for _ in 0..n {
+            out.push(match l.check(&sub(id), now).await.unwrap() {
+                None => "ok".to_string(),
+                Some(Outcome::Throttled { warnings_left, .. }) => format!("warn{warnings_left}"),
+                Some(Outcome::Suspended { .. }) => "suspended".to_string(),
+                Some(o) => format!("{o:?}"),
+            });
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn quota_then_two_reminders_then_growing_suspensions() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = FakeRelativeClock::default();
+        let l = ladder(dir.path(), clock.clone()).await;
+        let id = "phone:13800000000";
+        assert_eq!(
+            drive(&l, id, 6, 0).await,
+            ["ok", "ok", "ok", "warn1", "warn0", "suspended"]
+        );
+        let s = l.suspension(id, 1).unwrap();
+        assert_eq!(s.until, 3600, "first step is one hour");
+        assert_eq!(s.decided_by, "rule");
+        // Still suspended inside the hour, whatever the quota.
+        assert_eq!(drive(&l, id, 1, 3599).await, ["suspended"]);
+        // After it ends and the quota refills, the ladder starts again; the next suspension
+        // takes the next step.
+        clock.advance(Duration::from_secs(2 * 3600));
+        let later = 2 * 3600;
+        assert_eq!(
+            drive(&l, id, 6, later).await,
+            ["ok", "ok", "ok", "warn1", "warn0", "suspended"]
+        );
+        assert_eq!(l.suspension(id, later).unwrap().until, later + 86400);
+        // Capped at the last step.
+        clock.advance(Duration::from_secs(2 * 86400));
+        let later2 = later + 2 * 86400;
+        drive(&l, id, 6, later2).await;
+        assert_eq!(l.suspension(id, later2).unwrap().until, later2 + 86400);
+    }
+
+    #[tokio::test]
+    async fn lift_resets_warnings_and_quota_and_allow_list_passes() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = FakeRelativeClock::default();
+        let l = ladder(dir.path(), clock.clone()).await;
+        let id = "phone:13800000001";
+        drive(&l, id, 6, 10).await;
+        assert!(l.suspension(id, 11).is_some());
+        assert!(l.lift(&Identity::parse(id).unwrap(), 12).await.unwrap());
+        assert!(l.suspension(id, 13).is_none());
+        assert_eq!(
+            drive(&l, id, 5, 13).await,
+            ["ok", "ok", "ok", "warn1", "warn0"],
+            "fresh quota and fresh warnings after a lift"
+        );
+        assert!(drive(&l, "phone:12300000000", 20, 0)
+            .await
+            .iter()
+            .all(|r| r == "ok"));
+    }
+
+    #[tokio::test]
+    async fn suspensions_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let l = ladder(dir.path(), FakeRelativeClock::default()).await;
+            drive(&l, "wechat:oAbcdefgh", 6, 100).await;
+        }
+        let l = ladder(dir.path(), FakeRelativeClock::default()).await;
+        assert!(l.suspension("wechat:oAbcdefgh", 200).is_some());
+    }
+
+    #[tokio::test]
+    async fn memory_is_capped_and_swept() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = FakeRelativeClock::default();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
+        let cfg = LadderConfig {
+            quota: 3,
+            per: Duration::from_secs(60),
+            warnings: 2,
+            steps: vec![Duration::from_secs(60)],
+            allow: vec![],
+            max_keys: 100,
+        };
+        let l = Ladder::with_clock(cfg, store, clock.clone(), 0).await.unwrap();
+        for i in 0..1500 {
+            let id = format!("ip:10.0.{}.{}", i / 256, i % 256);
+            l.check(&Submission::new(Channel::Web, Identity::parse(&id).unwrap(), 0, "x"), 0)
+                .await
+                .unwrap();
+        }
+        assert!(l.keys() <= 100 + 1024, "keys: {}", l.keys());
+        clock.advance(Duration::from_secs(3600));
+        l.sweep(3600);
+        assert_eq!(l.keys(), 0, "idle keys are swept");
+    }
+}

@@ -1,0 +1,267 @@
+//! Durable state: orders, the delivery outbox, dedupe records and redirects.
+//!
+//! The [`Store`] trait is the seam between the request path and the engine. The embedded engine
+//! ([`sqlite::SqliteStore`]) is the default; a PostgreSQL engine for several nodes implements the
+//! same trait. Every method that changes state returns only after the change is durable: the
+//! HTTP layer turns a returned `Ok` into a 202, so an `Ok` is a promise.
+
+pub mod sqlite;
+
+use async_trait::async_trait;
+use hotline_adapters::{OrderRef, Outcome};
+use serde::Serialize;
+
+/// Why the store could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The store cannot take writes now (disk full, read-only, I/O error, writer gone). The
+    /// request must be answered 503 and may be retried; nothing was half-written.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// The store holds damaged data or broke an internal invariant.
+    #[error("store error: {0}")]
+    Internal(String),
+}
+
+/// An order to be stored; its number is assigned inside the committing transaction.
+#[derive(Debug, Clone)]
+pub struct NewOrder {
+    /// Identity of the submitter (`phone:...`), for repeat detection.
+    pub identity: String,
+    /// Category name.
+    pub category: String,
+    /// The matter's text.
+    pub content: String,
+    /// The work order JSON as dispatch will see it, without `number` (set at commit).
+    pub body: serde_json::Value,
+}
+
+/// One submission's orders, committed in one transaction with its dedupe record.
+#[derive(Debug, Clone)]
+pub struct Intake {
+    /// Local date `YYYYMMDD` in the hotline's time zone: the order numbers' prefix.
+    pub day: String,
+    /// This node's id, part of the order numbers.
+    pub node_id: u8,
+    /// Key under which a retry of the same push is recognised.
+    pub dedupe_key: Option<String>,
+    /// The orders, in item order.
+    pub orders: Vec<NewOrder>,
+    /// Unix seconds.
+    pub now: i64,
+}
+
+/// What committing an intake did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum IntakeResult {
+    /// Newly stored as these orders.
+    Stored(Vec<OrderRef>),
+    /// The dedupe key was already known (a retry): the first answer, nothing new stored.
+    Replayed(Outcome),
+}
+
+/// A message waiting in the outbox for the dispatch API.
+#[derive(Debug, Clone)]
+pub struct OutboxEntry {
+    /// Row id.
+    pub id: i64,
+    /// `order` or `contact`.
+    pub kind: String,
+    /// Idempotency key (the order number, or number + contact id).
+    pub key: String,
+    /// Path below `dispatch.url` (`/work-orders`).
+    pub path: String,
+    /// The JSON body, exactly as it will be signed and sent.
+    pub body: String,
+    /// Attempts so far.
+    pub attempts: u32,
+}
+
+/// The result of one delivery attempt.
+#[derive(Debug, Clone)]
+pub enum Delivery {
+    /// 2xx or 409.
+    Delivered,
+    /// Try again at `next_at_ms`.
+    Retry {
+        /// Unix milliseconds of the next attempt.
+        next_at_ms: i64,
+        /// Why it failed.
+        error: String,
+    },
+    /// A permanent refusal (4xx): parked until an operator replays it.
+    Dead {
+        /// Why.
+        error: String,
+    },
+}
+
+/// A parked message, for the admin API.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeadLetter {
+    /// Idempotency key (the order number for orders).
+    pub key: String,
+    /// `order` or `contact`.
+    pub kind: String,
+    /// Attempts made.
+    pub attempts: u32,
+    /// Why it was parked.
+    pub last_error: String,
+    /// When it was first queued (unix seconds).
+    pub created_at: i64,
+}
+
+/// Outbox figures for the admin API, `/metrics` and back-pressure.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutboxStats {
+    /// Messages not yet delivered (excluding dead letters).
+    pub depth: u64,
+    /// Age in seconds of the oldest undelivered message.
+    pub oldest_age_s: Option<i64>,
+    /// Number of dead letters.
+    pub dead: u64,
+    /// The most recent dead letters (at most 100).
+    pub dead_letters: Vec<DeadLetter>,
+}
+
+/// An order's state as the gateway knows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct OrderState {
+    /// Order number.
+    pub number: String,
+    /// Category name.
+    pub category: String,
+    /// `queued`, `delivered` or `dead` (held for an operator).
+    pub delivery: String,
+    /// Unix seconds of intake.
+    pub created_at: i64,
+    /// Unix seconds of delivery to dispatch.
+    pub delivered_at: Option<i64>,
+}
+
+/// An earlier order that a repeat may match.
+#[derive(Debug, Clone)]
+pub struct OpenOrder {
+    /// Order number.
+    pub number: String,
+    /// Category name.
+    pub category: String,
+    /// Its text.
+    pub content: String,
+}
+
+/// A recorded emergency redirect (art. 17(1)).
+#[derive(Debug, Clone, Serialize)]
+pub struct RedirectRecord {
+    /// Identity of the person (unmasked in the store; masked on the way out).
+    pub identity: String,
+    /// Channel name.
+    pub channel: String,
+    /// 110/119/120/122.
+    pub number: String,
+    /// Reason given.
+    pub reason: String,
+    /// Which rule fired.
+    pub rule: String,
+    /// The text that triggered it.
+    pub text: String,
+    /// Unix seconds.
+    pub at: i64,
+}
+
+/// A recorded reminder (art. 32): a refused submission over quota.
+#[derive(Debug, Clone, Serialize)]
+pub struct Warning {
+    /// Unix seconds.
+    pub at: i64,
+    /// Channel of the refused submission.
+    pub channel: String,
+    /// What was refused (the first 200 characters), as evidence.
+    pub evidence: String,
+}
+
+/// A suspension (art. 32), decided by a rule or an operator.
+#[derive(Debug, Clone, Serialize)]
+pub struct Suspension {
+    /// Whose.
+    pub identity: String,
+    /// Unix seconds.
+    pub start: i64,
+    /// Unix seconds.
+    pub until: i64,
+    /// Why, in words a citizen can read.
+    pub reason: String,
+    /// `rule` or `operator`.
+    pub decided_by: String,
+    /// When an operator lifted it, if one did.
+    pub lifted_at: Option<i64>,
+}
+
+/// Everything recorded about one caller, for operators and evidence packets.
+#[derive(Debug, Clone, Serialize)]
+pub struct CallerRecord {
+    /// Warnings since the last reset, newest first.
+    pub warnings: Vec<Warning>,
+    /// All suspensions, newest first.
+    pub suspensions: Vec<Suspension>,
+    /// Orders of this identity, newest first (at most 50).
+    pub orders: Vec<(String, String, String, i64)>,
+    /// Emergency redirects of this identity, newest first (at most 50).
+    pub redirects: Vec<RedirectRecord>,
+}
+
+/// The durable state the gateway needs. Implementations must make every write durable before
+/// returning `Ok`, and must map "cannot write now" to [`StoreError::Unavailable`].
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Stores a submission's orders and their outbox messages in one transaction, with its dedupe
+    /// record. A known dedupe key returns the first answer instead.
+    async fn commit_intake(&self, intake: Intake) -> Result<IntakeResult, StoreError>;
+    /// Remembers the answer given under a dedupe key when no order was made (redirect, refusal).
+    async fn remember(&self, key: String, outcome: Outcome, now: i64) -> Result<(), StoreError>;
+    /// The answer given earlier under a dedupe key.
+    async fn recall(&self, key: String) -> Result<Option<Outcome>, StoreError>;
+    /// Records an emergency redirect.
+    async fn record_redirect(&self, r: RedirectRecord) -> Result<(), StoreError>;
+    /// Queues a repeat contact about an open order (art. 17(5)).
+    async fn enqueue_contact(
+        &self,
+        number: String,
+        body: serde_json::Value,
+        now: i64,
+    ) -> Result<(), StoreError>;
+    /// Outbox messages due at `now_ms`, oldest first.
+    async fn due(&self, now_ms: i64, limit: usize) -> Result<Vec<OutboxEntry>, StoreError>;
+    /// Records the results of delivery attempts, by outbox row id.
+    async fn record(&self, results: Vec<(i64, Delivery)>, now: i64) -> Result<(), StoreError>;
+    /// Outbox figures.
+    async fn outbox_stats(&self, now: i64) -> Result<OutboxStats, StoreError>;
+    /// Puts a dead letter back in the queue. `false` when there is no such dead letter.
+    async fn retry_dead(&self, key: String, now_ms: i64) -> Result<bool, StoreError>;
+    /// What the gateway knows of an order.
+    async fn order_state(&self, number: String) -> Result<Option<OrderState>, StoreError>;
+    /// Orders of an identity created since `since` (unix seconds), newest first.
+    async fn recent_orders_of(
+        &self,
+        identity: String,
+        since: i64,
+    ) -> Result<Vec<OpenOrder>, StoreError>;
+    /// Records a warning for an identity.
+    async fn record_warning(&self, identity: String, w: Warning) -> Result<(), StoreError>;
+    /// Warnings of an identity since `since`, and after its last reset.
+    async fn warnings_since(&self, identity: String, since: i64) -> Result<u32, StoreError>;
+    /// Records a suspension; returns how many the identity had before it.
+    async fn record_suspension(&self, s: Suspension) -> Result<(), StoreError>;
+    /// How many suspensions an identity has had (lifted ones included).
+    async fn suspension_count(&self, identity: String) -> Result<u32, StoreError>;
+    /// Ends an identity's active suspensions now and resets its warnings. `false` if none was active.
+    async fn lift_suspension(&self, identity: String, now: i64) -> Result<bool, StoreError>;
+    /// Suspensions still running at `now` (to fill the in-memory cache at start-up).
+    async fn active_suspensions(&self, now: i64) -> Result<Vec<Suspension>, StoreError>;
+    /// Everything recorded about one identity.
+    async fn caller_record(&self, identity: String) -> Result<CallerRecord, StoreError>;
+    /// Undelivered messages, from memory (cheap enough for every request).
+    fn depth(&self) -> u64;
+    /// Proves the store takes writes now (for `/readyz`).
+    async fn probe_write(&self) -> Result<(), StoreError>;
+}

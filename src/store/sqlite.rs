@@ -1,0 +1,886 @@
+//! The embedded store: SQLite in WAL mode with `synchronous=FULL`, written by one thread that
+//! commits in groups.
+//!
+//! Why one writer thread: SQLite allows one writer at a time anyway, and funnelling every change
+//! through one thread lets concurrent requests share a transaction, hence one fsync (group
+//! commit). The thread takes the first waiting operation, then everything else already queued
+//! (up to [`MAX_GROUP`]), runs each inside its own SAVEPOINT (so one failing operation does not
+//! undo the others), commits once, and only then answers every caller. If the commit fails
+//! (disk full, read-only file system) every caller in the group gets `Unavailable`: nobody is
+//! told "stored" for something that is not on disk.
+
+use super::{
+    CallerRecord, DeadLetter, Delivery, Intake, IntakeResult, OpenOrder, OrderState, OutboxEntry,
+    OutboxStats, RedirectRecord, Store, StoreError, Suspension, Warning,
+};
+use async_trait::async_trait;
+use hotline_adapters::{OrderRef, Outcome};
+use rusqlite::{params, Connection, OptionalExtension};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+use tokio::sync::oneshot;
+
+/// Most operations committed in one transaction.
+pub const MAX_GROUP: usize = 512;
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS orders (
+    number      TEXT PRIMARY KEY,
+    identity    TEXT NOT NULL,
+    category    TEXT NOT NULL,
+    content     TEXT NOT NULL,
+    created_at  INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS orders_identity ON orders(identity, created_at);
+CREATE TABLE IF NOT EXISTS order_seq (
+    day   TEXT PRIMARY KEY,
+    next  INTEGER NOT NULL
+);
+-- state: 0 = pending, 1 = delivered, 2 = dead
+CREATE TABLE IF NOT EXISTS outbox (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind         TEXT NOT NULL,
+    key          TEXT NOT NULL UNIQUE,
+    path         TEXT NOT NULL,
+    body         TEXT NOT NULL,
+    state        INTEGER NOT NULL DEFAULT 0,
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    next_at_ms   INTEGER NOT NULL,
+    created_at   INTEGER NOT NULL,
+    delivered_at INTEGER,
+    last_error   TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox(state, next_at_ms);
+CREATE TABLE IF NOT EXISTS dedupe (
+    key         TEXT PRIMARY KEY,
+    outcome     TEXT NOT NULL,
+    created_at  INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS redirects (
+    id        INTEGER PRIMARY KEY AUTOINCREMENT,
+    identity  TEXT NOT NULL,
+    channel   TEXT NOT NULL,
+    number    TEXT NOT NULL,
+    reason    TEXT NOT NULL,
+    rule      TEXT NOT NULL,
+    text      TEXT NOT NULL,
+    at        INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS warnings (
+    id        INTEGER PRIMARY KEY AUTOINCREMENT,
+    identity  TEXT NOT NULL,
+    at        INTEGER NOT NULL,
+    channel   TEXT NOT NULL,
+    evidence  TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS warnings_identity ON warnings(identity, at);
+CREATE TABLE IF NOT EXISTS suspensions (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    identity    TEXT NOT NULL,
+    start       INTEGER NOT NULL,
+    until       INTEGER NOT NULL,
+    reason      TEXT NOT NULL,
+    decided_by  TEXT NOT NULL,
+    lifted_at   INTEGER
+);
+CREATE INDEX IF NOT EXISTS suspensions_identity ON suspensions(identity);
+CREATE INDEX IF NOT EXISTS suspensions_until ON suspensions(until);
+-- A lift resets the warning count: warnings before reset_at no longer count.
+CREATE TABLE IF NOT EXISTS caller_resets (
+    identity  TEXT PRIMARY KEY,
+    reset_at  INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS redirects_identity ON redirects(identity, at);
+CREATE TABLE IF NOT EXISTS probe (id INTEGER PRIMARY KEY, at INTEGER NOT NULL);
+"#;
+
+/// An operation run on the writer thread, answered after the group's commit.
+trait Op: Send {
+    fn run(&mut self, conn: &Connection);
+    fn finish(self: Box<Self>, commit: Result<(), String>);
+}
+
+struct TypedOp<T, F> {
+    f: Option<F>,
+    out: Option<Result<T, StoreError>>,
+    tx: oneshot::Sender<Result<T, StoreError>>,
+}
+
+impl<T, F> Op for TypedOp<T, F>
+where
+    T: Send,
+    F: FnOnce(&Connection) -> Result<T, StoreError> + Send,
+{
+    fn run(&mut self, conn: &Connection) {
+        let Some(f) = self.f.take() else { return };
+        // A savepoint per operation: a failing one is rolled back alone.
+        if let Err(e) = conn.execute_batch("SAVEPOINT op") {
+            self.out = Some(Err(map_err(e)));
+            return;
+        }
+        let r = f(conn);
+        let end = if r.is_ok() {
+            conn.execute_batch("RELEASE op")
+        } else {
+            conn.execute_batch("ROLLBACK TO op; RELEASE op")
+        };
+        self.out = Some(match end {
+            Ok(()) => r,
+            Err(e) => Err(map_err(e)),
+        });
+    }
+
+    fn finish(self: Box<Self>, commit: Result<(), String>) {
+        let r = match commit {
+            Ok(()) => self
+                .out
+                .unwrap_or_else(|| Err(StoreError::Internal("operation did not run".into()))),
+            Err(e) => Err(StoreError::Unavailable(e)),
+        };
+        let _ = self.tx.send(r);
+    }
+}
+
+/// Maps SQLite errors: anything about space, permissions or I/O is "cannot write now" (503),
+/// the rest is internal.
+fn map_err(e: rusqlite::Error) -> StoreError {
+    use rusqlite::ErrorCode::*;
+    match e.sqlite_error_code() {
+        Some(DiskFull | ReadOnly | SystemIoFailure | CannotOpen | DatabaseBusy | DatabaseLocked) => {
+            StoreError::Unavailable(e.to_string())
+        }
+        _ => StoreError::Internal(e.to_string()),
+    }
+}
+
+/// The embedded SQLite store.
+pub struct SqliteStore {
+    tx: mpsc::Sender<Box<dyn Op>>,
+    depth: Arc<AtomicU64>,
+}
+
+impl SqliteStore {
+    /// Opens (or creates) the store in `dir`, checks it, and starts the writer thread.
+    pub fn open(dir: &Path) -> Result<SqliteStore, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+        })?;
+        let path = dir.join("gateway.db");
+        let conn = Connection::open(&path).map_err(map_err)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000;",
+        )
+        .map_err(|e| damaged(&path, e))?;
+        conn.execute_batch(SCHEMA).map_err(|e| damaged(&path, e))?;
+        let depth: i64 = conn
+            .query_row("SELECT COUNT(*) FROM outbox WHERE state = 0", [], |r| {
+                r.get(0)
+            })
+            .map_err(|e| damaged(&path, e))?;
+        let depth = Arc::new(AtomicU64::new(depth.max(0) as u64));
+        let (tx, rx) = mpsc::channel::<Box<dyn Op>>();
+        std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || writer(conn, rx))
+            .map_err(|e| StoreError::Internal(format!("cannot start writer: {e}")))?;
+        Ok(SqliteStore { tx, depth })
+    }
+
+    /// Runs `f` on the writer thread inside the next group commit.
+    async fn call<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let op = TypedOp {
+            f: Some(f),
+            out: None,
+            tx,
+        };
+        self.tx
+            .send(Box::new(op))
+            .map_err(|_| StoreError::Unavailable("store writer stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Unavailable("store writer stopped".into()))?
+    }
+}
+
+fn damaged(path: &Path, e: rusqlite::Error) -> StoreError {
+    match map_err(e) {
+        StoreError::Internal(m) => StoreError::Internal(format!(
+            "the store at {} is damaged or not a gateway store ({m}); move it aside and restore \
+             from backup",
+            path.display()
+        )),
+        other => other,
+    }
+}
+
+fn writer(conn: Connection, rx: mpsc::Receiver<Box<dyn Op>>) {
+    let mut group: Vec<Box<dyn Op>> = Vec::with_capacity(MAX_GROUP);
+    while let Ok(first) = rx.recv() {
+        group.push(first);
+        while group.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(op) => group.push(op),
+                Err(_) => break,
+            }
+        }
+        let commit = match conn.execute_batch("BEGIN IMMEDIATE") {
+            Ok(()) => {
+                for op in group.iter_mut() {
+                    op.run(&conn);
+                }
+                conn.execute_batch("COMMIT").map_err(|e| {
+                    let _ = conn.execute_batch("ROLLBACK");
+                    e.to_string()
+                })
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = &commit {
+            tracing::error!(error = %e, ops = group.len(), "Store commit failed; answering 503.");
+            metrics::counter!("hotline_store_commit_failures_total").increment(1);
+        }
+        metrics::histogram!("hotline_store_group_size").record(group.len() as f64);
+        for op in group.drain(..) {
+            op.finish(commit.clone());
+        }
+    }
+}
+
+fn suspension_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Suspension> {
+    Ok(Suspension {
+        identity: r.get(0)?,
+        start: r.get(1)?,
+        until: r.get(2)?,
+        reason: r.get(3)?,
+        decided_by: r.get(4)?,
+        lifted_at: r.get(5)?,
+    })
+}
+
+fn sql(e: rusqlite::Error) -> StoreError {
+    map_err(e)
+}
+
+fn recall_in(conn: &Connection, key: &str) -> Result<Option<Outcome>, StoreError> {
+    let text: Option<String> = conn
+        .query_row("SELECT outcome FROM dedupe WHERE key = ?1", [key], |r| {
+            r.get(0)
+        })
+        .optional()
+        .map_err(sql)?;
+    match text {
+        None => Ok(None),
+        Some(t) => serde_json::from_str(&t)
+            .map(Some)
+            .map_err(|e| StoreError::Internal(format!("bad dedupe record: {e}"))),
+    }
+}
+
+fn remember_in(conn: &Connection, key: &str, o: &Outcome, now: i64) -> Result<(), StoreError> {
+    let text =
+        serde_json::to_string(o).map_err(|e| StoreError::Internal(format!("encode: {e}")))?;
+    conn.execute(
+        "INSERT OR IGNORE INTO dedupe(key, outcome, created_at) VALUES (?1, ?2, ?3)",
+        params![key, text, now],
+    )
+    .map_err(sql)?;
+    Ok(())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn commit_intake(&self, intake: Intake) -> Result<IntakeResult, StoreError> {
+        let depth = self.depth.clone();
+        let n = intake.orders.len() as u64;
+        let r = self
+            .call(move |conn| {
+                if let Some(key) = &intake.dedupe_key {
+                    if let Some(o) = recall_in(conn, key)? {
+                        return Ok(IntakeResult::Replayed(o));
+                    }
+                }
+                let next: i64 = conn
+                    .query_row(
+                        "INSERT INTO order_seq(day, next) VALUES (?1, ?2) \
+                         ON CONFLICT(day) DO UPDATE SET next = next + ?2 RETURNING next",
+                        params![intake.day, intake.orders.len() as i64],
+                        |r| r.get(0),
+                    )
+                    .map_err(sql)?;
+                let first = next - intake.orders.len() as i64 + 1;
+                let mut refs = Vec::with_capacity(intake.orders.len());
+                for (i, mut o) in intake.orders.into_iter().enumerate() {
+                    let number = order_number(&intake.day, intake.node_id, first + i as i64);
+                    if let Some(obj) = o.body.as_object_mut() {
+                        obj.insert("number".into(), serde_json::Value::String(number.clone()));
+                    }
+                    let body = serde_json::to_string(&o.body)
+                        .map_err(|e| StoreError::Internal(format!("encode: {e}")))?;
+                    conn.execute(
+                        "INSERT INTO orders(number, identity, category, content, created_at) \
+                         VALUES (?1, ?2, ?3, ?4, ?5)",
+                        params![number, o.identity, o.category, o.content, intake.now],
+                    )
+                    .map_err(sql)?;
+                    conn.execute(
+                        "INSERT INTO outbox(kind, key, path, body, next_at_ms, created_at) \
+                         VALUES ('order', ?1, '/work-orders', ?2, 0, ?3)",
+                        params![number, body, intake.now],
+                    )
+                    .map_err(sql)?;
+                    refs.push(OrderRef {
+                        number,
+                        category: o.category,
+                    });
+                }
+                if let Some(key) = &intake.dedupe_key {
+                    let outcome = Outcome::Accepted {
+                        orders: refs.clone(),
+                    };
+                    remember_in(conn, key, &outcome, intake.now)?;
+                }
+                Ok(IntakeResult::Stored(refs))
+            })
+            .await?;
+        if matches!(r, IntakeResult::Stored(_)) {
+            depth.fetch_add(n, Ordering::Relaxed);
+        }
+        Ok(r)
+    }
+
+    async fn remember(&self, key: String, outcome: Outcome, now: i64) -> Result<(), StoreError> {
+        self.call(move |conn| remember_in(conn, &key, &outcome, now))
+            .await
+    }
+
+    async fn recall(&self, key: String) -> Result<Option<Outcome>, StoreError> {
+        self.call(move |conn| recall_in(conn, &key)).await
+    }
+
+    async fn record_redirect(&self, r: RedirectRecord) -> Result<(), StoreError> {
+        self.call(move |conn| {
+            conn.execute(
+                "INSERT INTO redirects(identity, channel, number, reason, rule, text, at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![r.identity, r.channel, r.number, r.reason, r.rule, r.text, r.at],
+            )
+            .map_err(sql)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn enqueue_contact(
+        &self,
+        number: String,
+        body: serde_json::Value,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let depth = self.depth.clone();
+        self.call(move |conn| {
+            let seq: i64 = conn
+                .query_row(
+                    "SELECT COUNT(*) FROM outbox WHERE kind = 'contact' AND key LIKE ?1",
+                    [format!("{number}-c%")],
+                    |r| r.get(0),
+                )
+                .map_err(sql)?;
+            let key = format!("{number}-c{}", seq + 1);
+            let text = serde_json::to_string(&body)
+                .map_err(|e| StoreError::Internal(format!("encode: {e}")))?;
+            conn.execute(
+                "INSERT INTO outbox(kind, key, path, body, next_at_ms, created_at) \
+                 VALUES ('contact', ?1, ?2, ?3, 0, ?4)",
+                params![key, format!("/work-orders/{number}/contacts"), text, now],
+            )
+            .map_err(sql)?;
+            Ok(())
+        })
+        .await?;
+        depth.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    async fn due(&self, now_ms: i64, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
+        self.call(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT id, kind, key, path, body, attempts FROM outbox \
+                     WHERE state = 0 AND next_at_ms <= ?1 ORDER BY next_at_ms, id LIMIT ?2",
+                )
+                .map_err(sql)?;
+            let rows = stmt
+                .query_map(params![now_ms, limit as i64], |r| {
+                    Ok(OutboxEntry {
+                        id: r.get(0)?,
+                        kind: r.get(1)?,
+                        key: r.get(2)?,
+                        path: r.get(3)?,
+                        body: r.get(4)?,
+                        attempts: r.get::<_, i64>(5)?.max(0) as u32,
+                    })
+                })
+                .map_err(sql)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(sql)
+        })
+        .await
+    }
+
+    async fn record(&self, results: Vec<(i64, Delivery)>, now: i64) -> Result<(), StoreError> {
+        let done = results
+            .iter()
+            .filter(|(_, d)| !matches!(d, Delivery::Retry { .. }))
+            .count() as u64;
+        self.call(move |conn| {
+            for (id, d) in &results {
+                match d {
+                    Delivery::Delivered => conn.execute(
+                        "UPDATE outbox SET state = 1, attempts = attempts + 1, \
+                         delivered_at = ?2, last_error = '' WHERE id = ?1 AND state = 0",
+                        params![id, now],
+                    ),
+                    Delivery::Retry { next_at_ms, error } => conn.execute(
+                        "UPDATE outbox SET attempts = attempts + 1, next_at_ms = ?2, \
+                         last_error = ?3 WHERE id = ?1 AND state = 0",
+                        params![id, next_at_ms, error],
+                    ),
+                    Delivery::Dead { error } => conn.execute(
+                        "UPDATE outbox SET state = 2, attempts = attempts + 1, \
+                         last_error = ?2 WHERE id = ?1 AND state = 0",
+                        params![id, error],
+                    ),
+                }
+                .map_err(sql)?;
+            }
+            Ok(())
+        })
+        .await?;
+        let _ = self
+            .depth
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |d| {
+                Some(d.saturating_sub(done))
+            });
+        Ok(())
+    }
+
+    async fn outbox_stats(&self, now: i64) -> Result<OutboxStats, StoreError> {
+        self.call(move |conn| {
+            let (depth, oldest): (i64, Option<i64>) = conn
+                .query_row(
+                    "SELECT COUNT(*), MIN(created_at) FROM outbox WHERE state = 0",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .map_err(sql)?;
+            let dead: i64 = conn
+                .query_row("SELECT COUNT(*) FROM outbox WHERE state = 2", [], |r| {
+                    r.get(0)
+                })
+                .map_err(sql)?;
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT key, kind, attempts, last_error, created_at FROM outbox \
+                     WHERE state = 2 ORDER BY id DESC LIMIT 100",
+                )
+                .map_err(sql)?;
+            let dead_letters = stmt
+                .query_map([], |r| {
+                    Ok(DeadLetter {
+                        key: r.get(0)?,
+                        kind: r.get(1)?,
+                        attempts: r.get::<_, i64>(2)?.max(0) as u32,
+                        last_error: r.get(3)?,
+                        created_at: r.get(4)?,
+                    })
+                })
+                .map_err(sql)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(sql)?;
+            Ok(OutboxStats {
+                depth: depth.max(0) as u64,
+                oldest_age_s: oldest.map(|o| (now - o).max(0)),
+                dead: dead.max(0) as u64,
+                dead_letters,
+            })
+        })
+        .await
+    }
+
+    async fn retry_dead(&self, key: String, now_ms: i64) -> Result<bool, StoreError> {
+        let changed = self
+            .call(move |conn| {
+                conn.execute(
+                    "UPDATE outbox SET state = 0, next_at_ms = ?2, attempts = 0 \
+                     WHERE key = ?1 AND state = 2",
+                    params![key, now_ms],
+                )
+                .map_err(sql)
+            })
+            .await?;
+        if changed > 0 {
+            self.depth.fetch_add(changed as u64, Ordering::Relaxed);
+        }
+        Ok(changed > 0)
+    }
+
+    async fn order_state(&self, number: String) -> Result<Option<OrderState>, StoreError> {
+        self.call(move |conn| {
+            conn.query_row(
+                "SELECT o.number, o.category, o.created_at, x.state, x.delivered_at \
+                 FROM orders o JOIN outbox x ON x.key = o.number WHERE o.number = ?1",
+                [&number],
+                |r| {
+                    let state: i64 = r.get(3)?;
+                    Ok(OrderState {
+                        number: r.get(0)?,
+                        category: r.get(1)?,
+                        created_at: r.get(2)?,
+                        delivery: match state {
+                            0 => "queued",
+                            1 => "delivered",
+                            _ => "held",
+                        }
+                        .into(),
+                        delivered_at: r.get(4)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(sql)
+        })
+        .await
+    }
+
+    async fn recent_orders_of(
+        &self,
+        identity: String,
+        since: i64,
+    ) -> Result<Vec<OpenOrder>, StoreError> {
+        self.call(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT number, category, content FROM orders \
+                     WHERE identity = ?1 AND created_at >= ?2 ORDER BY created_at DESC LIMIT 50",
+                )
+                .map_err(sql)?;
+            let rows = stmt
+                .query_map(params![identity, since], |r| {
+                    Ok(OpenOrder {
+                        number: r.get(0)?,
+                        category: r.get(1)?,
+                        content: r.get(2)?,
+                    })
+                })
+                .map_err(sql)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(sql)
+        })
+        .await
+    }
+
+    async fn record_warning(&self, identity: String, w: Warning) -> Result<(), StoreError> {
+        self.call(move |conn| {
+            conn.execute(
+                "INSERT INTO warnings(identity, at, channel, evidence) VALUES (?1, ?2, ?3, ?4)",
+                params![identity, w.at, w.channel, w.evidence],
+            )
+            .map_err(sql)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn warnings_since(&self, identity: String, since: i64) -> Result<u32, StoreError> {
+        self.call(move |conn| {
+            let n: i64 = conn
+                .query_row(
+                    "SELECT COUNT(*) FROM warnings WHERE identity = ?1 AND at >= ?2 AND at > \
+                     COALESCE((SELECT reset_at FROM caller_resets WHERE identity = ?1), -1)",
+                    params![identity, since],
+                    |r| r.get(0),
+                )
+                .map_err(sql)?;
+            Ok(n.max(0) as u32)
+        })
+        .await
+    }
+
+    async fn record_suspension(&self, s: Suspension) -> Result<(), StoreError> {
+        self.call(move |conn| {
+            conn.execute(
+                "INSERT INTO suspensions(identity, start, until, reason, decided_by) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![s.identity, s.start, s.until, s.reason, s.decided_by],
+            )
+            .map_err(sql)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn suspension_count(&self, identity: String) -> Result<u32, StoreError> {
+        self.call(move |conn| {
+            let n: i64 = conn
+                .query_row(
+                    "SELECT COUNT(*) FROM suspensions WHERE identity = ?1 AND decided_by = 'rule'",
+                    [identity],
+                    |r| r.get(0),
+                )
+                .map_err(sql)?;
+            Ok(n.max(0) as u32)
+        })
+        .await
+    }
+
+    async fn lift_suspension(&self, identity: String, now: i64) -> Result<bool, StoreError> {
+        self.call(move |conn| {
+            let n = conn
+                .execute(
+                    "UPDATE suspensions SET lifted_at = ?2, until = MIN(until, ?2) \
+                     WHERE identity = ?1 AND lifted_at IS NULL AND until > ?2",
+                    params![identity, now],
+                )
+                .map_err(sql)?;
+            conn.execute(
+                "INSERT INTO caller_resets(identity, reset_at) VALUES (?1, ?2) \
+                 ON CONFLICT(identity) DO UPDATE SET reset_at = ?2",
+                params![identity, now],
+            )
+            .map_err(sql)?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn active_suspensions(&self, now: i64) -> Result<Vec<Suspension>, StoreError> {
+        self.call(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT identity, start, until, reason, decided_by, lifted_at FROM suspensions \
+                     WHERE until > ?1 AND lifted_at IS NULL",
+                )
+                .map_err(sql)?;
+            let rows = stmt.query_map([now], suspension_row).map_err(sql)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(sql)
+        })
+        .await
+    }
+
+    async fn caller_record(&self, identity: String) -> Result<CallerRecord, StoreError> {
+        self.call(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT at, channel, evidence FROM warnings WHERE identity = ?1 AND at > \
+                     COALESCE((SELECT reset_at FROM caller_resets WHERE identity = ?1), -1) \
+                     ORDER BY at DESC, id DESC LIMIT 100",
+                )
+                .map_err(sql)?;
+            let warnings = stmt
+                .query_map([&identity], |r| {
+                    Ok(Warning {
+                        at: r.get(0)?,
+                        channel: r.get(1)?,
+                        evidence: r.get(2)?,
+                    })
+                })
+                .map_err(sql)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(sql)?;
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT identity, start, until, reason, decided_by, lifted_at FROM suspensions \
+                     WHERE identity = ?1 ORDER BY start DESC, id DESC",
+                )
+                .map_err(sql)?;
+            let suspensions = stmt
+                .query_map([&identity], suspension_row)
+                .map_err(sql)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(sql)?;
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT number, category, content, created_at FROM orders WHERE identity = ?1 \
+                     ORDER BY created_at DESC LIMIT 50",
+                )
+                .map_err(sql)?;
+            let orders = stmt
+                .query_map([&identity], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                .map_err(sql)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(sql)?;
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT identity, channel, number, reason, rule, text, at FROM redirects \
+                     WHERE identity = ?1 ORDER BY at DESC LIMIT 50",
+                )
+                .map_err(sql)?;
+            let redirects = stmt
+                .query_map([&identity], |r| {
+                    Ok(RedirectRecord {
+                        identity: r.get(0)?,
+                        channel: r.get(1)?,
+                        number: r.get(2)?,
+                        reason: r.get(3)?,
+                        rule: r.get(4)?,
+                        text: r.get(5)?,
+                        at: r.get(6)?,
+                    })
+                })
+                .map_err(sql)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(sql)?;
+            Ok(CallerRecord {
+                warnings,
+                suspensions,
+                orders,
+                redirects,
+            })
+        })
+        .await
+    }
+
+    fn depth(&self) -> u64 {
+        self.depth.load(Ordering::Relaxed)
+    }
+
+    async fn probe_write(&self) -> Result<(), StoreError> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or_default();
+        self.call(move |conn| {
+            conn.execute(
+                "INSERT INTO probe(id, at) VALUES (1, ?1) ON CONFLICT(id) DO UPDATE SET at = ?1",
+                [now],
+            )
+            .map_err(sql)?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+/// `YYYYMMDD` + two-digit node id + a sequence of at least six digits: 16 digits a day until a
+/// node takes its millionth order that day, readable on the phone in four groups of four.
+pub fn order_number(day: &str, node_id: u8, seq: i64) -> String {
+    format!("{day}{node_id:02}{seq:06}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::NewOrder;
+
+    fn intake(key: Option<&str>, n: usize) -> Intake {
+        Intake {
+            day: "20261129".into(),
+            node_id: 1,
+            dedupe_key: key.map(String::from),
+            orders: (0..n)
+                .map(|i| NewOrder {
+                    identity: "phone:13800000000".into(),
+                    category: "complaint".into(),
+                    content: format!("matter {i}"),
+                    body: serde_json::json!({"content": format!("matter {i}")}),
+                })
+                .collect(),
+            now: 1_764_400_000,
+        }
+    }
+
+    #[tokio::test]
+    async fn numbers_continue_across_reopen_and_dedupe_replays() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = {
+            let s = SqliteStore::open(dir.path()).unwrap();
+            let r = s.commit_intake(intake(Some("k1"), 2)).await.unwrap();
+            let IntakeResult::Stored(refs) = r else {
+                panic!("not stored")
+            };
+            assert_eq!(refs[0].number, "2026112901000001");
+            assert_eq!(refs[1].number, "2026112901000002");
+            assert_eq!(s.depth(), 2);
+            let again = s.commit_intake(intake(Some("k1"), 2)).await.unwrap();
+            assert!(matches!(again, IntakeResult::Replayed(Outcome::Accepted { .. })));
+            assert_eq!(s.depth(), 2, "a replay stores nothing");
+            refs
+        };
+        let s = SqliteStore::open(dir.path()).unwrap();
+        assert_eq!(s.depth(), 2, "depth is rebuilt from disk");
+        let IntakeResult::Stored(refs) = s.commit_intake(intake(None, 1)).await.unwrap() else {
+            panic!("not stored")
+        };
+        assert_eq!(refs[0].number, "2026112901000003");
+        assert_ne!(refs[0].number, first[0].number);
+    }
+
+    #[tokio::test]
+    async fn delivery_results_move_entries_and_dead_letters_replay() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(dir.path()).unwrap();
+        s.commit_intake(intake(None, 3)).await.unwrap();
+        let due = s.due(0, 10).await.unwrap();
+        assert_eq!(due.len(), 3);
+        assert!(due[0].body.contains("\"number\":\"2026112901000001\""));
+        s.record(
+            vec![
+                (due[0].id, Delivery::Delivered),
+                (
+                    due[1].id,
+                    Delivery::Retry {
+                        next_at_ms: 5_000,
+                        error: "503".into(),
+                    },
+                ),
+                (due[2].id, Delivery::Dead { error: "400".into() }),
+            ],
+            1,
+        )
+        .await
+        .unwrap();
+        assert_eq!(s.depth(), 1);
+        assert_eq!(s.due(4_999, 10).await.unwrap().len(), 0);
+        assert_eq!(s.due(5_000, 10).await.unwrap().len(), 1);
+        let stats = s.outbox_stats(10).await.unwrap();
+        assert_eq!((stats.depth, stats.dead), (1, 1));
+        assert_eq!(stats.dead_letters[0].key, due[2].key);
+        assert!(s.retry_dead(due[2].key.clone(), 0).await.unwrap());
+        assert!(!s.retry_dead("nope".into(), 0).await.unwrap());
+        assert_eq!(s.depth(), 2);
+        let st = s.order_state(due[0].key.clone()).await.unwrap().unwrap();
+        assert_eq!(st.delivery, "delivered");
+    }
+
+    #[tokio::test]
+    async fn concurrent_commits_share_groups_and_all_succeed() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Arc::new(SqliteStore::open(dir.path()).unwrap());
+        let mut handles = Vec::new();
+        for _ in 0..200 {
+            let s = s.clone();
+            handles.push(tokio::spawn(async move {
+                s.commit_intake(intake(None, 1)).await
+            }));
+        }
+        let mut numbers = std::collections::HashSet::new();
+        for h in handles {
+            let IntakeResult::Stored(refs) = h.await.unwrap().unwrap() else {
+                panic!("not stored")
+            };
+            numbers.insert(refs[0].number.clone());
+        }
+        assert_eq!(numbers.len(), 200, "every number unique");
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_store_is_reported_as_damaged() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("gateway.db"), vec![0x42u8; 8192]).unwrap();
+        let err = SqliteStore::open(dir.path()).err().unwrap();
+        assert!(err.to_string().contains("damaged"), "{err}");
+    }
+}
