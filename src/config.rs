@@ -279,6 +279,9 @@ pub struct CtiConfig {
     /// true: transfer to 110/119/120/122; false: tell the caller to dial.
     #[serde(default)]
     pub emergency_transfer: bool,
+    /// twilio: TwiML fragment that continues the normal flow (e.g. `<Redirect>` to the IVR).
+    #[serde(default)]
+    pub continue_twiml: String,
 }
 
 /// `[channels]`
@@ -324,6 +327,13 @@ pub struct NuisanceConfig {
     /// Identities never throttled.
     #[serde(default)]
     pub allow: Vec<String>,
+    /// A call longer than this with no registered matter counts as an offence (art. 32 para. 1).
+    #[serde(default = "default_long_call")]
+    pub long_call: String,
+}
+
+fn default_long_call() -> String {
+    "30m".into()
 }
 
 fn default_quota() -> u32 {
@@ -347,6 +357,7 @@ impl Default for NuisanceConfig {
             warnings: default_warnings(),
             suspensions: default_suspensions(),
             allow: Vec::new(),
+            long_call: default_long_call(),
         }
     }
 }
@@ -475,6 +486,8 @@ pub struct Derived {
     pub allow: Vec<hotline_adapters::Identity>,
     /// `rules.duplicate_window`
     pub duplicate_window: Duration,
+    /// `nuisance.long_call`
+    pub long_call: Duration,
 }
 
 /// Parses a duration such as `5s`, `1h`, `7d` (humantime syntax).
@@ -566,6 +579,7 @@ impl Config {
                 suspensions: Vec::new(),
                 allow: Vec::new(),
                 duplicate_window: Duration::from_secs(7 * 24 * 3600),
+                long_call: Duration::from_secs(1800),
             },
         };
         cfg.validate(&mut problems);
@@ -638,6 +652,7 @@ impl Config {
             &mut d.breaker_cooldown,
         );
         dur("nuisance.per", &self.nuisance.per, &mut d.nuisance_per);
+        dur("nuisance.long_call", &self.nuisance.long_call, &mut d.long_call);
         if let Some(w) = &self.rules.duplicate_window {
             dur("rules.duplicate_window", w, &mut d.duplicate_window);
         }
@@ -734,6 +749,11 @@ impl Config {
                     }
                 }
                 "twilio" => {
+                    if let Err(e) =
+                        hotline_adapters::cti::twilio::check_fragment(&c.continue_twiml)
+                    {
+                        bad(&format!("{key}.continue_twiml"), e.to_string());
+                    }
                     if c.auth_token.is_empty() {
                         bad(&format!("{key}.auth_token"), "must not be empty".into());
                     }

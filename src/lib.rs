@@ -157,7 +157,11 @@ pub async fn run(cfg: Config, listener: TcpListener) -> Result<(), StartError> {
             }
         })
     };
+    let (cti, wechat, weibo) = http::channel_setups(&cfg);
     let state = actix_web::web::Data::new(http::AppState {
+        cti,
+        wechat,
+        weibo,
         cfg: cfg.clone(),
         pipeline,
         store,

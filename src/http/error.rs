@@ -15,6 +15,9 @@ pub enum ApiError {
     /// The channel adapter refused the input.
     #[error(transparent)]
     Adapter(#[from] AdapterError),
+    /// The adapter refused the input and the platform's convention is 403 (Twilio signatures).
+    #[error("forbidden: {0}")]
+    Forbidden(AdapterError),
     /// The store cannot take writes, or back-pressure: 503 with Retry-After.
     #[error("unavailable: {0}")]
     Unavailable(String),
@@ -51,7 +54,7 @@ impl ApiError {
     /// Stable machine code.
     pub fn code(&self) -> &'static str {
         match self {
-            ApiError::Adapter(e) => e.code(),
+            ApiError::Adapter(e) | ApiError::Forbidden(e) => e.code(),
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Unauthorized => "unauthorized",
             ApiError::NotFound(_) => "not_found",
@@ -63,6 +66,7 @@ impl ApiError {
     /// A sentence for the person at the other end (Chinese, as the citizens read it).
     fn message(&self) -> String {
         match self {
+            ApiError::Forbidden(e) => ApiError::Adapter(e.clone()).message(),
             ApiError::Adapter(e) => match e {
                 AdapterError::InvalidJson(_) => "请求内容不是有效的JSON。".into(),
                 AdapterError::InvalidXml(_) => "请求内容不是可接受的XML。".into(),
@@ -111,6 +115,7 @@ impl ResponseError for ApiError {
                 | AdapterError::AppIdMismatch => StatusCode::UNAUTHORIZED,
                 AdapterError::EncryptionRequired => StatusCode::FORBIDDEN,
             },
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,

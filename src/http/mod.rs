@@ -2,8 +2,10 @@
 //! client address, admin auth), and the app factory used by `run` and by tests.
 
 pub mod admin;
+pub mod cti;
 pub mod error;
 pub mod ops;
+pub mod social;
 pub mod web;
 
 use crate::config::Config;
@@ -15,6 +17,7 @@ use actix_web::HttpRequest;
 use error::ApiError;
 use futures_util::StreamExt;
 use hotline_adapters::AdapterError;
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -34,12 +37,104 @@ pub struct AppState {
     pub http: reqwest::Client,
     /// Parsed `web.trusted_proxies`.
     pub trusted_proxies: Vec<IpAddr>,
+    /// Telephony profiles by name.
+    pub cti: HashMap<String, cti::CtiSetup>,
+    /// WeChat accounts by name.
+    pub wechat: HashMap<String, social::WechatSetup>,
+    /// Weibo accounts by name.
+    pub weibo: HashMap<String, hotline_adapters::weibo::WeiboAccount>,
+}
+
+/// The channel settings of a config, in the adapters' terms.
+pub fn channel_setups(
+    cfg: &Config,
+) -> (
+    HashMap<String, cti::CtiSetup>,
+    HashMap<String, social::WechatSetup>,
+    HashMap<String, hotline_adapters::weibo::WeiboAccount>,
+) {
+    use hotline_adapters::cti::{CtiFormat, CtiProfile};
+    let cti = cfg
+        .channels
+        .cti
+        .iter()
+        .map(|(name, c)| {
+            let profile = CtiProfile {
+                format: CtiFormat::parse(&c.format).unwrap_or_default(),
+                token: c.token.expose().to_string(),
+                auth_token: c.auth_token.expose().to_string(),
+                public_url: c.public_url.clone(),
+                continue_twiml: c.continue_twiml.clone(),
+            };
+            let setup = cti::CtiSetup {
+                profile,
+                transfer: c.emergency_transfer,
+            };
+            (name.clone(), setup)
+        })
+        .collect();
+    let wechat = cfg
+        .channels
+        .wechat
+        .iter()
+        .map(|(name, w)| {
+            let mut account =
+                hotline_adapters::wechat::WechatAccount::new(w.token.expose(), w.app_id.clone());
+            if !w.encoding_aes_key.is_empty() {
+                account = account.with_aes_key(w.encoding_aes_key.expose());
+            }
+            account.require_encryption = w.require_encryption;
+            let setup = social::WechatSetup {
+                account,
+                welcome: w.welcome.clone(),
+            };
+            (name.clone(), setup)
+        })
+        .collect();
+    let weibo = cfg
+        .channels
+        .weibo
+        .iter()
+        .map(|(name, w)| {
+            (
+                name.clone(),
+                hotline_adapters::weibo::WeiboAccount::new(w.app_secret.expose()),
+            )
+        })
+        .collect();
+    (cti, wechat, weibo)
+}
+
+/// The adapters' view of a request: query, lower-cased headers, body, arrival time.
+pub fn inbound(req: &HttpRequest, body: Bytes, now: i64) -> hotline_adapters::Inbound {
+    hotline_adapters::Inbound {
+        query: req.query_string().to_string(),
+        headers: req
+            .headers()
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str().to_ascii_lowercase(), v.to_str().ok()?.to_string())))
+            .collect(),
+        body: body.to_vec(),
+        now,
+    }
 }
 
 /// Registers every route. One line per channel.
 pub fn routes(cfg: &mut actix_web::web::ServiceConfig) {
     use actix_web::web::{delete, get, post, put, resource};
     cfg.service(resource("/v1/web/submissions").route(post().to(web::submit)))
+        .service(
+            resource("/v1/wechat/{account}")
+                .route(get().to(social::wechat_verify))
+                .route(post().to(social::wechat_push)),
+        )
+        .service(
+            resource("/v1/weibo/{account}")
+                .route(get().to(social::weibo_verify))
+                .route(post().to(social::weibo_push)),
+        )
+        .service(resource("/v1/cti/{profile}").route(post().to(cti::callback)))
+        .service(resource("/v1/cti/{profile}/{token}").route(post().to(cti::callback_with_token)))
         .service(resource("/v1/orders/{number}").route(get().to(ops::order_status)))
         .service(resource("/healthz").route(get().to(ops::healthz)))
         .service(resource("/readyz").route(get().to(ops::readyz)))

@@ -47,7 +47,7 @@ pub async fn submit(
 
 /// Runs a web submission through the pipeline and renders the contract's JSON answer.
 async fn answer(state: &AppState, sub: Submission, t: i64) -> Result<HttpResponse, ApiError> {
-    let d = state.pipeline.submit(sub, t, true).await?;
+    let d = state.pipeline.submit(sub, t, crate::pipeline::Policy::WEBHOOK).await?;
     let (status, mut body) = match &d.outcome {
         Outcome::Accepted { orders } => (StatusCode::ACCEPTED, json!({"status": "accepted", "orders": orders})),
         Outcome::Duplicate { orders } => (StatusCode::OK, json!({"status": "duplicate", "orders": orders})),

@@ -190,6 +190,52 @@ impl<C: Clock + Clone> Ladder<C> {
         Ok(Some(suspended(&s)))
     }
 
+    /// Records an offence that is not a submission (art. 32): a long call with no registered
+    /// matter (weight 1) or abuse flagged by an agent (weight 2, so it escalates faster). Like a
+    /// refusal over quota, it is a reminder while reminders are left, else a suspension.
+    pub async fn offence(
+        &self,
+        identity: &Identity,
+        channel: &str,
+        evidence: &str,
+        weight: u32,
+        now: i64,
+    ) -> Result<Outcome, StoreError> {
+        let id = identity.to_string();
+        if self.is_allowed(&id) {
+            return Ok(Outcome::Nothing);
+        }
+        if let Some(s) = self.suspension(&id, now) {
+            return Ok(suspended(&s));
+        }
+        let window_start = now - self.cfg.per.as_secs() as i64;
+        let before = self.store.warnings_since(id.clone(), window_start).await?;
+        if before < self.cfg.warnings {
+            let evidence: String = evidence.chars().take(200).collect();
+            for _ in 0..weight.max(1) {
+                self.store
+                    .record_warning(
+                        id.clone(),
+                        Warning {
+                            at: now,
+                            channel: channel.to_string(),
+                            evidence: evidence.clone(),
+                        },
+                    )
+                    .await?;
+            }
+            metrics::counter!("hotline_callers_warned_total", "channel" => channel.to_string())
+                .increment(1);
+            return Ok(Outcome::Throttled {
+                retry_after: 0,
+                warnings_left: self.cfg.warnings.saturating_sub(before + weight.max(1)),
+            });
+        }
+        let reason = format!("{RULE_REASON}：{}", evidence.chars().take(100).collect::<String>());
+        let s = self.suspend(identity, None, reason, "rule", now).await?;
+        Ok(suspended(&s))
+    }
+
     /// Starts a suspension. `length` `None` takes the identity's next step on the ladder.
     pub async fn suspend(
         &self,

@@ -1,1 +1,0 @@
-//! wechat channel (being written).

@@ -1,0 +1,218 @@
+//! `POST /v1/cti/{profile}` and `/v1/cti/{profile}/{token}`: telephony callbacks.
+//!
+//! Answers come from local state only (suspension list in memory, rules, the embedded store)
+//! so they meet the platform's ringing deadline; dispatch, MQTT and mail follow after the answer.
+//! Every event is idempotent per call and step: a retried callback gets the first answer.
+
+use super::error::ApiError;
+use super::{inbound, now, read_body, AppState};
+use crate::pipeline::{Decision, Policy};
+use actix_web::web::{Data, Path, Payload};
+use actix_web::{HttpRequest, HttpResponse};
+use hotline_adapters::cti::{CallDecision, CallEvent, CallKind, CtiFormat, CtiProfile};
+use hotline_adapters::{AdapterError, Identity, Outcome};
+
+/// One configured telephony profile.
+pub struct CtiSetup {
+    /// Parser and renderer settings.
+    pub profile: CtiProfile,
+    /// Transfer emergencies (true) or tell the caller to dial (false).
+    pub transfer: bool,
+}
+
+/// `POST /v1/cti/{profile}`
+pub async fn callback(
+    req: HttpRequest,
+    profile: Path<String>,
+    payload: Payload,
+    state: Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    handle(req, profile.into_inner(), None, payload, state).await
+}
+
+/// `POST /v1/cti/{profile}/{token}`
+pub async fn callback_with_token(
+    req: HttpRequest,
+    path: Path<(String, String)>,
+    payload: Payload,
+    state: Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let (profile, token) = path.into_inner();
+    handle(req, profile, Some(token), payload, state).await
+}
+
+async fn handle(
+    req: HttpRequest,
+    name: String,
+    token: Option<String>,
+    payload: Payload,
+    state: Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let Some(setup) = state.cti.get(&name) else {
+        return Err(ApiError::NotFound("telephony profile"));
+    };
+    let body = read_body(&req, payload, state.cfg.server.body_limit).await?;
+    let t = now();
+    let ev = match setup.profile.parse(&inbound(&req, body, t), token.as_deref()) {
+        Ok(ev) => ev,
+        // Twilio's convention for a request that fails validation is 403.
+        Err(AdapterError::BadSignature) if setup.profile.format == CtiFormat::Twilio => {
+            return Err(ApiError::Forbidden(AdapterError::BadSignature))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let key = format!("cti:{name}:{}", ev.dedupe_key);
+    let store = state.pipeline.store();
+    let d = match store.recall(key.clone()).await {
+        Ok(Some(outcome)) => decision_of(&state, outcome),
+        _ => decide(&state, &name, &ev, key, t).await?,
+    };
+    metrics::counter!("hotline_cti_events_total", "profile" => name.clone(), "event" => ev.kind.tag())
+        .increment(1);
+    let call = to_call(&d, setup.transfer, &ev);
+    let reply = setup.profile.render(&call);
+    Ok(HttpResponse::Ok()
+        .content_type(reply.content_type)
+        .body(reply.body))
+}
+
+fn decision_of(state: &AppState, outcome: Outcome) -> Decision {
+    let message = crate::messages::for_outcome(&outcome, state.cfg.derived.tz);
+    Decision { outcome, message }
+}
+
+async fn decide(
+    state: &AppState,
+    profile: &str,
+    ev: &CallEvent,
+    key: String,
+    t: i64,
+) -> Result<Decision, ApiError> {
+    let pipeline = &state.pipeline;
+    let store = pipeline.store();
+    let who = ev
+        .caller
+        .clone()
+        .map(|i| i.to_string())
+        .unwrap_or_else(|| "phone:anonymous".into());
+    let outcome = match &ev.kind {
+        CallKind::Started => match &ev.caller {
+            // Withheld numbers are never throttled by number.
+            None => Outcome::Nothing,
+            Some(id) => pipeline
+                .ladder
+                .check_identity(id, "cti", "来电", t)
+                .await?
+                .unwrap_or(Outcome::Nothing),
+        },
+        CallKind::Input { digits, speech } => {
+            let rules = pipeline.rules();
+            let hit = speech
+                .as_deref()
+                .and_then(|s| rules.emergency.check(s).map(|r| (s.to_string(), r)))
+                .or_else(|| {
+                    digits
+                        .as_deref()
+                        .and_then(|d| rules.emergency.check_digits(d).map(|r| (d.to_string(), r)))
+                });
+            match hit {
+                Some((text, r)) => {
+                    return Ok(pipeline.redirect(&who, "cti", &text, r, t, Some(key)));
+                }
+                None => Outcome::Nothing,
+            }
+        }
+        CallKind::Registered { .. } => {
+            let Some(mut sub) = ev.to_submission(profile) else {
+                return Err(ApiError::Internal("registered event without order".into()));
+            };
+            sub.dedupe_key = Some(key);
+            let d = pipeline.submit(sub, t, Policy::AGENT).await?;
+            // Remember that this call produced a matter, so its end is not an offence.
+            store
+                .remember(format!("cti:{profile}:{}:matter", ev.call_id), Outcome::Nothing, t)
+                .await?;
+            return Ok(d);
+        }
+        CallKind::Ended {
+            duration_s,
+            answered,
+            ..
+        } => {
+            if !answered {
+                // A missed call: kept for call-back in the metrics and log (masked).
+                metrics::counter!("hotline_missed_calls_total", "profile" => profile.to_string())
+                    .increment(1);
+                tracing::info!(profile, caller = %mask(&ev.caller), call = %ev.call_id, "Missed call recorded for call-back.");
+                Outcome::Nothing
+            } else if *duration_s >= state.cfg.derived.long_call.as_secs() {
+                let had_matter = store
+                    .recall(format!("cti:{profile}:{}:matter", ev.call_id))
+                    .await?
+                    .is_some();
+                match (&ev.caller, had_matter) {
+                    (Some(id), false) => {
+                        let evidence = format!("通话{}分钟未登记诉求", duration_s / 60);
+                        pipeline.ladder.offence(id, "cti", &evidence, 1, t).await?
+                    }
+                    _ => Outcome::Nothing,
+                }
+            } else {
+                Outcome::Nothing
+            }
+        }
+        CallKind::Flagged { agent, reason } => match &ev.caller {
+            Some(id) => {
+                let evidence = format!("话务员{agent}标记：{reason}");
+                pipeline.ladder.offence(id, "cti", &evidence, 2, t).await?
+            }
+            None => Outcome::Nothing,
+        },
+        CallKind::Answered | CallKind::Other(_) => Outcome::Nothing,
+    };
+    store.remember(key, outcome.clone(), t).await?;
+    Ok(decision_of(state, outcome))
+}
+
+fn mask(id: &Option<Identity>) -> String {
+    id.as_ref().map(|i| i.masked()).unwrap_or_else(|| "withheld".into())
+}
+
+/// Maps the channel-neutral decision to what the telephony platform should do.
+fn to_call(d: &Decision, transfer: bool, ev: &CallEvent) -> CallDecision {
+    match &d.outcome {
+        Outcome::Redirected { number, .. } if transfer => CallDecision::Transfer {
+            number: number.clone(),
+            text: d.message.clone(),
+        },
+        Outcome::Redirected { .. } => CallDecision::Say {
+            text: d.message.clone(),
+        },
+        Outcome::Suspended { .. } => CallDecision::Reject {
+            text: d.message.clone(),
+        },
+        Outcome::Throttled { .. } => CallDecision::Continue {
+            orders: Vec::new(),
+            text: Some(d.message.clone()),
+            flag: Some(
+                if matches!(ev.kind, CallKind::Started) {
+                    "over_quota"
+                } else {
+                    "warned"
+                }
+                .into(),
+            ),
+        },
+        Outcome::Accepted { orders } | Outcome::Duplicate { orders } => CallDecision::Continue {
+            orders: orders.iter().map(|o| o.number.clone()).collect(),
+            text: Some(d.message.clone()),
+            flag: None,
+        },
+        Outcome::Informed => CallDecision::Continue {
+            orders: Vec::new(),
+            text: Some(d.message.clone()),
+            flag: Some("outside_remit".into()),
+        },
+        Outcome::Nothing => CallDecision::proceed(),
+    }
+}

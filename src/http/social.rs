@@ -1,0 +1,167 @@
+//! WeChat official accounts (`/v1/wechat/{account}`) and Weibo (`/v1/weibo/{account}`).
+//!
+//! Both platforms resend a push when the answer is late, so the reply must leave within their
+//! deadline (WeChat: 5 s) whatever dispatch, MQTT or SMTP are doing: the pipeline runs in its
+//! own task and the handler waits at most [`REPLY_BUDGET`]; past it the platform gets the
+//! "no reply" answer while the task finishes the durable write (the dedupe record then answers
+//! any retry with the first result).
+
+use super::error::ApiError;
+use super::{inbound, now, read_body, AppState};
+use crate::pipeline::{Decision, Policy};
+use actix_web::web::{Data, Path, Payload};
+use actix_web::{HttpRequest, HttpResponse};
+use hotline_adapters::wechat::{self, EventKind, Message, WechatAccount};
+use hotline_adapters::weibo;
+use hotline_adapters::{Outcome, Submission};
+use rand::Rng;
+use std::time::Duration;
+
+/// How long a push may wait for the pipeline before answering "no reply".
+pub const REPLY_BUDGET: Duration = Duration::from_secs(4);
+
+/// One configured WeChat account.
+pub struct WechatSetup {
+    /// Protocol settings.
+    pub account: WechatAccount,
+    /// Reply to new followers.
+    pub welcome: String,
+}
+
+/// `GET /v1/wechat/{account}`: the server-URL check.
+pub async fn wechat_verify(
+    req: HttpRequest,
+    name: Path<String>,
+    state: Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let Some(setup) = state.wechat.get(name.as_str()) else {
+        return Err(ApiError::NotFound("wechat account"));
+    };
+    let echo = wechat::verify_url(&setup.account, &inbound(&req, Default::default(), now()))?;
+    Ok(HttpResponse::Ok().content_type("text/plain").body(echo))
+}
+
+/// `POST /v1/wechat/{account}`: a message push; answers a passive XML reply.
+pub async fn wechat_push(
+    req: HttpRequest,
+    name: Path<String>,
+    payload: Payload,
+    state: Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let name = name.into_inner();
+    let Some(setup) = state.wechat.get(&name) else {
+        return Err(ApiError::NotFound("wechat account"));
+    };
+    let body = read_body(&req, payload, state.cfg.server.body_limit).await?;
+    let t = now();
+    let push = wechat::parse_push(&setup.account, &inbound(&req, body, t))?;
+    let text: Option<String> = match &push.message {
+        Message::Event(ev) => match &ev.kind {
+            EventKind::Subscribe { .. } if !setup.welcome.is_empty() => Some(setup.welcome.clone()),
+            _ => None,
+        },
+        Message::Text { content, .. } if status_query(content).is_some() => {
+            let number = status_query(content).unwrap_or_default();
+            Some(super::ops::status_sentence(&state, &number).await)
+        }
+        _ => match push.to_submission(&name) {
+            Some(mut sub) => {
+                sub.dedupe_key = Some(format!("wechat:{name}:{}", push.dedupe_key()));
+                run_within_budget(&state, sub, t).await?.map(|d| d.message)
+            }
+            None => None,
+        },
+    };
+    let mut random16 = [0u8; 16];
+    rand::thread_rng().fill(&mut random16);
+    let nonce: String = (0..10)
+        .map(|_| char::from(b'a' + rand::thread_rng().gen_range(0..26)))
+        .collect();
+    let reply = wechat::render_reply(
+        &setup.account,
+        &push,
+        text.as_deref().filter(|t| !t.is_empty()),
+        t,
+        &nonce,
+        random16,
+    )?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/xml; charset=utf-8")
+        .body(reply))
+}
+
+/// `GET /v1/weibo/{account}`: the URL check.
+pub async fn weibo_verify(
+    req: HttpRequest,
+    name: Path<String>,
+    state: Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let Some(acc) = state.weibo.get(name.as_str()) else {
+        return Err(ApiError::NotFound("weibo account"));
+    };
+    let echo = weibo::verify_url(acc, &inbound(&req, Default::default(), now()))?;
+    Ok(HttpResponse::Ok().content_type("text/plain").body(echo))
+}
+
+/// `POST /v1/weibo/{account}`: a message push; answers a passive JSON reply (or nothing).
+pub async fn weibo_push(
+    req: HttpRequest,
+    name: Path<String>,
+    payload: Payload,
+    state: Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let name = name.into_inner();
+    let Some(acc) = state.weibo.get(&name) else {
+        return Err(ApiError::NotFound("weibo account"));
+    };
+    let body = read_body(&req, payload, state.cfg.server.body_limit).await?;
+    let t = now();
+    let push = weibo::parse_push(acc, &inbound(&req, body, t))?;
+    let text = match status_query(&push.text) {
+        Some(number) => Some(super::ops::status_sentence(&state, &number).await),
+        None => match push.to_submission(&name) {
+            Some(mut sub) => {
+                sub.dedupe_key = Some(format!("weibo:{name}:{}", push.dedupe_key()));
+                run_within_budget(&state, sub, t).await?.map(|d| d.message)
+            }
+            None => None,
+        },
+    };
+    let reply = weibo::render_reply(&push, text.as_deref().filter(|t| !t.is_empty()));
+    Ok(HttpResponse::Ok()
+        .content_type("application/json; charset=utf-8")
+        .body(reply))
+}
+
+/// Runs the pipeline in its own task; `None` when it did not finish within the budget (the
+/// task goes on and its result answers the platform's retry).
+async fn run_within_budget(
+    state: &Data<AppState>,
+    sub: Submission,
+    t: i64,
+) -> Result<Option<Decision>, ApiError> {
+    let pipeline = state.pipeline.clone();
+    let task = tokio::spawn(async move { pipeline.submit(sub, t, Policy::WEBHOOK).await });
+    match tokio::time::timeout(REPLY_BUDGET, task).await {
+        Ok(Ok(r)) => {
+            let d = r?;
+            Ok((!matches!(d.outcome, Outcome::Nothing)).then_some(d))
+        }
+        Ok(Err(join)) => Err(ApiError::Internal(format!("intake task failed: {join}"))),
+        Err(_) => {
+            metrics::counter!("hotline_reply_budget_exceeded_total").increment(1);
+            Ok(None)
+        }
+    }
+}
+
+/// `查询 2026112901000123` (or `查询：…`) asks for an order's status instead of making an order.
+pub fn status_query(text: &str) -> Option<String> {
+    let rest = text.trim().strip_prefix("查询")?;
+    let digits: String = rest
+        .trim_start_matches([' ', ':', '：', '\u{3000}'])
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
+    (digits.len() >= 12 && digits.len() <= 24).then_some(digits)
+}
