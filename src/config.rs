@@ -372,6 +372,13 @@ pub struct MqttConfig {
     /// Topic prefix.
     #[serde(default = "default_topic_prefix")]
     pub topic_prefix: String,
+    /// Most events kept on disk while the broker is away; the oldest beyond are dropped.
+    #[serde(default = "default_queue_bound")]
+    pub queue_bound: u64,
+}
+
+fn default_queue_bound() -> u64 {
+    100_000
 }
 
 fn default_topic_prefix() -> String {
@@ -383,6 +390,7 @@ impl Default for MqttConfig {
         MqttConfig {
             url: String::new(),
             topic_prefix: default_topic_prefix(),
+            queue_bound: default_queue_bound(),
         }
     }
 }
@@ -782,7 +790,7 @@ impl Config {
             bad("mqtt.url", "must look like mqtt://host:port".into());
         }
         let smtp = self.mail.smtp_url.expose();
-        if !smtp.is_empty() && !(smtp.starts_with("smtp://") || smtp.starts_with("smtps://")) {
+        if !(smtp.is_empty() || smtp.starts_with("smtp://") || smtp.starts_with("smtps://")) {
             bad("mail.smtp_url", "must look like smtp://host:port".into());
         }
         // Paths in the file are relative to the file, so a config folder can move as a unit.

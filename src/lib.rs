@@ -40,6 +40,7 @@ pub mod openapi;
 pub mod pipeline;
 pub mod relay;
 pub mod sim;
+pub mod sinks;
 pub mod store;
 
 use config::Config;
@@ -95,7 +96,11 @@ pub fn metrics_handle() -> metrics_exporter_prometheus::PrometheusHandle {
 /// the relay.
 pub async fn run(cfg: Config, listener: TcpListener) -> Result<(), StartError> {
     let cfg = Arc::new(cfg);
-    let store: Arc<dyn Store> = Arc::new(store::sqlite::SqliteStore::open(&cfg.storage.path)?);
+    let events_on = !cfg.mqtt.url.is_empty();
+    let store: Arc<dyn Store> = Arc::new(store::sqlite::SqliteStore::open_with(
+        &cfg.storage.path,
+        events_on,
+    )?);
     let now = chrono::Utc::now().timestamp();
     let rules = RuleSet::load(cfg.rules.dir.as_deref()).map_err(StartError::Rules)?;
     let ladder = nuisance::Ladder::open(
@@ -143,6 +148,20 @@ pub async fn run(cfg: Config, listener: TcpListener) -> Result<(), StartError> {
     )?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let relay_task = tokio::spawn(relay.run(stop_rx.clone()));
+    let mqtt_task = match sinks::mqtt::parse_url(&cfg.mqtt.url) {
+        Some((host, port)) if events_on => Some(tokio::spawn(sinks::mqtt::run(
+            sinks::mqtt::MqttSettings {
+                host,
+                port,
+                prefix: cfg.mqtt.topic_prefix.clone(),
+                client_id: format!("hotline-gateway-{}", cfg.server.node_id),
+                queue_bound: cfg.mqtt.queue_bound,
+            },
+            store.clone(),
+            stop_rx.clone(),
+        ))),
+        _ => None,
+    };
     let sweeper = {
         let pipeline = pipeline.clone();
         let mut stop = stop_rx.clone();
@@ -192,6 +211,9 @@ pub async fn run(cfg: Config, listener: TcpListener) -> Result<(), StartError> {
     tracing::info!("HTTP stopped; stopping the relay.");
     let _ = stop_tx.send(true);
     let _ = relay_task.await;
+    if let Some(t) = mqtt_task {
+        let _ = t.await;
+    }
     sweeper.abort();
     Ok(())
 }

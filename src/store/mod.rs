@@ -210,6 +210,17 @@ pub struct CallerRecord {
     pub redirects: Vec<RedirectRecord>,
 }
 
+/// An event waiting in the event outbox for the MQTT broker.
+#[derive(Debug, Clone)]
+pub struct EventRow {
+    /// Row id.
+    pub id: i64,
+    /// Topic below the prefix (`orders/accepted`).
+    pub topic: String,
+    /// JSON payload, personal data already masked.
+    pub payload: String,
+}
+
 /// The durable state the gateway needs. Implementations must make every write durable before
 /// returning `Ok`, and must map "cannot write now" to [`StoreError::Unavailable`].
 #[async_trait]
@@ -260,6 +271,12 @@ pub trait Store: Send + Sync {
     async fn active_suspensions(&self, now: i64) -> Result<Vec<Suspension>, StoreError>;
     /// Everything recorded about one identity.
     async fn caller_record(&self, identity: String) -> Result<CallerRecord, StoreError>;
+    /// Events waiting for the broker, oldest first (empty when events are off).
+    async fn due_events(&self, limit: usize) -> Result<Vec<EventRow>, StoreError>;
+    /// Removes published events.
+    async fn ack_events(&self, ids: Vec<i64>) -> Result<(), StoreError>;
+    /// Drops the oldest events beyond `bound`; returns how many were dropped.
+    async fn trim_events(&self, bound: u64) -> Result<u64, StoreError>;
     /// Undelivered messages, from memory (cheap enough for every request).
     fn depth(&self) -> u64;
     /// Proves the store takes writes now (for `/readyz`).

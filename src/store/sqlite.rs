@@ -10,7 +10,7 @@
 //! told "stored" for something that is not on disk.
 
 use super::{
-    CallerRecord, DeadLetter, Delivery, Intake, IntakeResult, OpenOrder, OrderState, OutboxEntry,
+    CallerRecord, DeadLetter, Delivery, EventRow, Intake, IntakeResult, OpenOrder, OrderState, OutboxEntry,
     OutboxStats, RedirectRecord, Store, StoreError, Suspension, Warning,
 };
 use async_trait::async_trait;
@@ -92,6 +92,13 @@ CREATE TABLE IF NOT EXISTS caller_resets (
     reset_at  INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS redirects_identity ON redirects(identity, at);
+-- The event outbox: written in the same transaction as the state change it reports, so an
+-- event is never lost and never invented; the MQTT publisher drains it.
+CREATE TABLE IF NOT EXISTS events (
+    id       INTEGER PRIMARY KEY AUTOINCREMENT,
+    topic    TEXT NOT NULL,
+    payload  TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS probe (id INTEGER PRIMARY KEY, at INTEGER NOT NULL);
 "#;
 
@@ -158,11 +165,18 @@ fn map_err(e: rusqlite::Error) -> StoreError {
 pub struct SqliteStore {
     tx: mpsc::Sender<Box<dyn Op>>,
     depth: Arc<AtomicU64>,
+    events: bool,
 }
 
 impl SqliteStore {
     /// Opens (or creates) the store in `dir`, checks it, and starts the writer thread.
+    /// Events are not recorded (no broker configured).
     pub fn open(dir: &Path) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_with(dir, false)
+    }
+
+    /// As [`open`](Self::open); `events` records state changes in the event outbox.
+    pub fn open_with(dir: &Path, events: bool) -> Result<SqliteStore, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| {
             StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
         })?;
@@ -184,7 +198,7 @@ impl SqliteStore {
             .name("store-writer".into())
             .spawn(move || writer(conn, rx))
             .map_err(|e| StoreError::Internal(format!("cannot start writer: {e}")))?;
-        Ok(SqliteStore { tx, depth })
+        Ok(SqliteStore { tx, depth, events })
     }
 
     /// Runs `f` on the writer thread inside the next group commit.
@@ -266,6 +280,46 @@ fn sql(e: rusqlite::Error) -> StoreError {
     map_err(e)
 }
 
+/// Masks an identity string for events.
+fn masked(identity: &str) -> String {
+    hotline_adapters::Identity::parse(identity)
+        .map(|i| i.masked())
+        .unwrap_or_else(|| "***".into())
+}
+
+/// Appends an event in the current transaction (when events are on).
+fn emit(
+    conn: &Connection,
+    on: bool,
+    topic: &str,
+    mut payload: serde_json::Value,
+    now: i64,
+) -> Result<(), StoreError> {
+    if !on {
+        return Ok(());
+    }
+    if let Some(o) = payload.as_object_mut() {
+        o.insert(
+            "event_id".into(),
+            uuid::Uuid::new_v4().simple().to_string().into(),
+        );
+        o.insert("event".into(), topic.into());
+        o.insert(
+            "at".into(),
+            chrono::DateTime::from_timestamp(now, 0)
+                .unwrap_or_default()
+                .to_rfc3339()
+                .into(),
+        );
+    }
+    conn.execute(
+        "INSERT INTO events(topic, payload) VALUES (?1, ?2)",
+        params![topic, payload.to_string()],
+    )
+    .map_err(sql)?;
+    Ok(())
+}
+
 fn recall_in(conn: &Connection, key: &str) -> Result<Option<Outcome>, StoreError> {
     let text: Option<String> = conn
         .query_row("SELECT outcome FROM dedupe WHERE key = ?1", [key], |r| {
@@ -296,6 +350,7 @@ fn remember_in(conn: &Connection, key: &str, o: &Outcome, now: i64) -> Result<()
 impl Store for SqliteStore {
     async fn commit_intake(&self, intake: Intake) -> Result<IntakeResult, StoreError> {
         let depth = self.depth.clone();
+        let events = self.events;
         let n = intake.orders.len() as u64;
         let r = self
             .call(move |conn| {
@@ -333,6 +388,19 @@ impl Store for SqliteStore {
                         params![number, body, intake.now],
                     )
                     .map_err(sql)?;
+                    emit(
+                        conn,
+                        events,
+                        "orders/accepted",
+                        serde_json::json!({
+                            "number": number,
+                            "category": o.category,
+                            "channel": o.body["channel"],
+                            "identity": masked(&o.identity),
+                            "confidential": o.body["confidential"],
+                        }),
+                        intake.now,
+                    )?;
                     refs.push(OrderRef {
                         number,
                         category: o.category,
@@ -363,7 +431,16 @@ impl Store for SqliteStore {
     }
 
     async fn record_redirect(&self, r: RedirectRecord) -> Result<(), StoreError> {
+        let events = self.events;
         self.call(move |conn| {
+            emit(
+                conn,
+                events,
+                "emergency/redirected",
+                serde_json::json!({"number": r.number, "reason": r.reason, "rule": r.rule,
+                                   "channel": r.channel, "identity": masked(&r.identity)}),
+                r.at,
+            )?;
             conn.execute(
                 "INSERT INTO redirects(identity, channel, number, reason, rule, text, at) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -436,8 +513,32 @@ impl Store for SqliteStore {
             .iter()
             .filter(|(_, d)| !matches!(d, Delivery::Retry { .. }))
             .count() as u64;
+        let events = self.events;
         self.call(move |conn| {
             for (id, d) in &results {
+                if events && !matches!(d, Delivery::Retry { .. }) {
+                    let key: Option<String> = conn
+                        .query_row(
+                            "SELECT key FROM outbox WHERE id = ?1 AND state = 0 AND kind = 'order'",
+                            [id],
+                            |r| r.get(0),
+                        )
+                        .optional()
+                        .map_err(sql)?;
+                    if let Some(key) = key {
+                        let (topic, extra) = match d {
+                            Delivery::Dead { error } => ("orders/dead", error.clone()),
+                            _ => ("orders/delivered", String::new()),
+                        };
+                        emit(
+                            conn,
+                            true,
+                            topic,
+                            serde_json::json!({"number": key, "error": extra}),
+                            now,
+                        )?;
+                    }
+                }
                 match d {
                     Delivery::Delivered => conn.execute(
                         "UPDATE outbox SET state = 1, attempts = attempts + 1, \
@@ -583,7 +684,15 @@ impl Store for SqliteStore {
     }
 
     async fn record_warning(&self, identity: String, w: Warning) -> Result<(), StoreError> {
+        let events = self.events;
         self.call(move |conn| {
+            emit(
+                conn,
+                events,
+                "callers/warned",
+                serde_json::json!({"identity": masked(&identity), "channel": w.channel}),
+                w.at,
+            )?;
             conn.execute(
                 "INSERT INTO warnings(identity, at, channel, evidence) VALUES (?1, ?2, ?3, ?4)",
                 params![identity, w.at, w.channel, w.evidence],
@@ -610,7 +719,20 @@ impl Store for SqliteStore {
     }
 
     async fn record_suspension(&self, s: Suspension) -> Result<(), StoreError> {
+        let events = self.events;
         self.call(move |conn| {
+            emit(
+                conn,
+                events,
+                "callers/suspended",
+                serde_json::json!({
+                    "identity": masked(&s.identity),
+                    "until": chrono::DateTime::from_timestamp(s.until, 0).unwrap_or_default().to_rfc3339(),
+                    "reason": s.reason,
+                    "decided_by": s.decided_by,
+                }),
+                s.start,
+            )?;
             conn.execute(
                 "INSERT INTO suspensions(identity, start, until, reason, decided_by) \
                  VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -739,6 +861,49 @@ impl Store for SqliteStore {
                 orders,
                 redirects,
             })
+        })
+        .await
+    }
+
+    async fn due_events(&self, limit: usize) -> Result<Vec<EventRow>, StoreError> {
+        self.call(move |conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT id, topic, payload FROM events ORDER BY id LIMIT ?1")
+                .map_err(sql)?;
+            let rows = stmt
+                .query_map([limit as i64], |r| {
+                    Ok(EventRow {
+                        id: r.get(0)?,
+                        topic: r.get(1)?,
+                        payload: r.get(2)?,
+                    })
+                })
+                .map_err(sql)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(sql)
+        })
+        .await
+    }
+
+    async fn ack_events(&self, ids: Vec<i64>) -> Result<(), StoreError> {
+        self.call(move |conn| {
+            for id in ids {
+                conn.execute("DELETE FROM events WHERE id = ?1", [id])
+                    .map_err(sql)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn trim_events(&self, bound: u64) -> Result<u64, StoreError> {
+        self.call(move |conn| {
+            let n = conn
+                .execute(
+                    "DELETE FROM events WHERE id <= (SELECT MAX(id) FROM events) - ?1",
+                    [bound as i64],
+                )
+                .map_err(sql)?;
+            Ok(n as u64)
         })
         .await
     }

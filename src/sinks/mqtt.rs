@@ -1,0 +1,225 @@
+//! MQTT events (rumqttc): `{prefix}/orders/accepted`, `.../orders/delivered`, `.../orders/dead`,
+//! `.../emergency/redirected`, `.../callers/warned`, `.../callers/suspended` (QoS 1, JSON with an
+//! `event_id` for consumers to dedupe, personal data masked), and `{prefix}/gateway/status`
+//! (retained; the last will says offline).
+//!
+//! Delivery: the publisher takes a batch from the event outbox, publishes it, and deletes it only
+//! when the broker has acknowledged every message (PUBACK). A reconnect in between publishes the
+//! batch again; the `event_id` makes that harmless. While the broker is away, events wait on disk
+//! up to `queue_bound`; beyond it the oldest are dropped, counted and logged.
+
+use crate::store::Store;
+use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Outgoing, Packet, QoS};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{watch, Notify};
+
+/// Publisher settings (from `[mqtt]`).
+#[derive(Debug, Clone)]
+pub struct MqttSettings {
+    /// Broker host.
+    pub host: String,
+    /// Broker port.
+    pub port: u16,
+    /// Topic prefix.
+    pub prefix: String,
+    /// Client id (unique per node).
+    pub client_id: String,
+    /// Most events kept while the broker is away.
+    pub queue_bound: u64,
+}
+
+/// Parses `mqtt://host:port`.
+pub fn parse_url(url: &str) -> Option<(String, u16)> {
+    let rest = url.strip_prefix("mqtt://")?;
+    let rest = rest.split('/').next()?;
+    match rest.rsplit_once(':') {
+        Some((h, p)) => Some((h.to_string(), p.parse().ok()?)),
+        None => Some((rest.to_string(), 1883)),
+    }
+}
+
+#[derive(Default)]
+struct Tracking {
+    /// Event ids (None for a status message) in the order they were handed to the client.
+    sent: VecDeque<Option<i64>>,
+    /// pkid -> event id, once the event loop has assigned one.
+    inflight: HashMap<u16, Option<i64>>,
+    /// Event ids the broker acknowledged.
+    acked: HashSet<i64>,
+    connected: bool,
+}
+
+fn status(prefix: &str, online: bool) -> (String, String) {
+    (
+        format!("{prefix}/gateway/status"),
+        serde_json::json!({"status": if online { "online" } else { "offline" }}).to_string(),
+    )
+}
+
+/// Runs the publisher until shutdown.
+pub async fn run(cfg: MqttSettings, store: Arc<dyn Store>, mut shutdown: watch::Receiver<bool>) {
+    let mut opts = MqttOptions::new(cfg.client_id.clone(), cfg.host.clone(), cfg.port);
+    opts.set_keep_alive(Duration::from_secs(15));
+    let (will_topic, will_payload) = status(&cfg.prefix, false);
+    opts.set_last_will(LastWill::new(will_topic, will_payload, QoS::AtLeastOnce, true));
+    let (client, mut eventloop) = AsyncClient::new(opts, 1024);
+    let track = Arc::new(Mutex::new(Tracking::default()));
+    let changed = Arc::new(Notify::new());
+
+    // The event loop: connection state and acknowledgements. rumqttc reconnects on the next
+    // poll after an error; the pause keeps a dead broker from being hammered.
+    let poller = {
+        let track = track.clone();
+        let changed = changed.clone();
+        tokio::spawn(async move {
+            let mut pause = Duration::from_millis(200);
+            loop {
+                match eventloop.poll().await {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        if let Ok(mut t) = track.lock() {
+                            t.connected = true;
+                            // Whatever was in flight on the old connection is lost with it.
+                            t.sent.clear();
+                            t.inflight.clear();
+                        }
+                        pause = Duration::from_millis(200);
+                        tracing::info!("MQTT connected.");
+                        changed.notify_waiters();
+                    }
+                    Ok(Event::Outgoing(Outgoing::Publish(pkid))) => {
+                        if let Ok(mut t) = track.lock() {
+                            let id = t.sent.pop_front().flatten();
+                            t.inflight.insert(pkid, id);
+                        }
+                    }
+                    Ok(Event::Incoming(Packet::PubAck(ack))) => {
+                        if let Ok(mut t) = track.lock() {
+                            if let Some(Some(id)) = t.inflight.remove(&ack.pkid) {
+                                t.acked.insert(id);
+                            }
+                        }
+                        changed.notify_waiters();
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        let was = track
+                            .lock()
+                            .map(|mut t| std::mem::replace(&mut t.connected, false))
+                            .unwrap_or(false);
+                        if was {
+                            tracing::warn!(error = %e, "MQTT connection lost; events wait on disk.");
+                        }
+                        metrics::counter!("hotline_mqtt_errors_total").increment(1);
+                        changed.notify_waiters();
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(Duration::from_secs(10));
+                    }
+                }
+            }
+        })
+    };
+
+    let mut announced = false;
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        let connected = track.lock().map(|t| t.connected).unwrap_or(false);
+        if !connected {
+            announced = false;
+            if wait(&mut shutdown, &changed, Duration::from_secs(1)).await {
+                break;
+            }
+            continue;
+        }
+        if !announced {
+            let (topic, payload) = status(&cfg.prefix, true);
+            if let Ok(mut t) = track.lock() {
+                t.sent.push_back(None);
+            }
+            if client
+                .publish(topic, QoS::AtLeastOnce, true, payload)
+                .await
+                .is_ok()
+            {
+                announced = true;
+            }
+        }
+        match store.trim_events(cfg.queue_bound).await {
+            Ok(0) | Err(_) => {}
+            Ok(n) => {
+                metrics::counter!("hotline_events_dropped_total").increment(n);
+                tracing::warn!(dropped = n, "Event queue over its bound; oldest events dropped.");
+            }
+        }
+        let batch = match store.due_events(100).await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(error = %e, "Cannot read the event outbox.");
+                Vec::new()
+            }
+        };
+        if batch.is_empty() {
+            if wait(&mut shutdown, &changed, Duration::from_millis(300)).await {
+                break;
+            }
+            continue;
+        }
+        let ids: Vec<i64> = batch.iter().map(|e| e.id).collect();
+        for e in batch {
+            if let Ok(mut t) = track.lock() {
+                t.sent.push_back(Some(e.id));
+            }
+            let topic = format!("{}/{}", cfg.prefix, e.topic);
+            if client
+                .publish(topic, QoS::AtLeastOnce, false, e.payload)
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+        // Wait for every PUBACK of the batch, or give up and resend after a reconnect.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let (all, connected) = track
+                .lock()
+                .map(|t| (ids.iter().all(|i| t.acked.contains(i)), t.connected))
+                .unwrap_or((false, false));
+            if all {
+                if store.ack_events(ids.clone()).await.is_ok() {
+                    if let Ok(mut t) = track.lock() {
+                        for i in &ids {
+                            t.acked.remove(i);
+                        }
+                    }
+                    metrics::counter!("hotline_events_published_total").increment(ids.len() as u64);
+                }
+                break;
+            }
+            if !connected || tokio::time::Instant::now() > deadline {
+                break;
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(200), changed.notified()).await;
+        }
+    }
+    // Say goodbye so subscribers need not wait for the will.
+    let (topic, payload) = status(&cfg.prefix, false);
+    let _ = tokio::time::timeout(
+        Duration::from_secs(1),
+        client.publish(topic, QoS::AtLeastOnce, true, payload),
+    )
+    .await;
+    let _ = tokio::time::timeout(Duration::from_millis(500), client.disconnect()).await;
+    poller.abort();
+}
+
+async fn wait(shutdown: &mut watch::Receiver<bool>, changed: &Notify, d: Duration) -> bool {
+    tokio::select! {
+        _ = shutdown.changed() => true,
+        _ = changed.notified() => false,
+        _ = tokio::time::sleep(d) => false,
+    }
+}

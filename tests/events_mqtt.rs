@@ -1,0 +1,198 @@
+//! MQTT events against a real Mosquitto broker started on a free port: topics, masking, the
+//! retained status with its last will, and a broker outage that loses nothing.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const LONG: Duration = Duration::from_secs(30);
+
+/// A mosquitto process on `port`, killed on drop.
+struct Broker(Child);
+
+impl Broker {
+    fn start(dir: &Path, port: u16) -> Broker {
+        let conf = dir.join(format!("mosquitto-{port}.conf"));
+        std::fs::write(
+            &conf,
+            format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
+        )
+        .unwrap();
+        let child = Command::new("mosquitto")
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto must be installed (scripts/test installs it)");
+        wait_until("mosquitto to listen", LONG, || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+        });
+        Broker(child)
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A subscriber to `hotline/#` that keeps (topic, payload, retained) and reconnects.
+struct Subscriber {
+    got: Arc<Mutex<Vec<(String, Value, bool)>>>,
+}
+
+impl Subscriber {
+    fn start(port: u16, id: &str) -> Subscriber {
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let sink = got.clone();
+        let id = id.to_string();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let mut opts = rumqttc::MqttOptions::new(id, "127.0.0.1", port);
+                opts.set_keep_alive(Duration::from_secs(5));
+                let (client, mut ev) = rumqttc::AsyncClient::new(opts, 100);
+                loop {
+                    match ev.poll().await {
+                        Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_))) => {
+                            let _ = client
+                                .subscribe("hotline/#", rumqttc::QoS::AtLeastOnce)
+                                .await;
+                        }
+                        Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) => {
+                            let v: Value = serde_json::from_slice(&p.payload).unwrap_or(Value::Null);
+                            sink.lock().unwrap().push((p.topic.clone(), v, p.retain));
+                        }
+                        Ok(_) => {}
+                        Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                    }
+                }
+            });
+        });
+        Subscriber { got }
+    }
+
+    fn on(&self, topic: &str) -> Vec<Value> {
+        self.got
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(t, _, _)| t == topic)
+            .map(|(_, v, _)| v.clone())
+            .collect()
+    }
+
+    fn wait_for(&self, topic: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        wait_until(&format!("an event on {topic}"), LONG, || {
+            self.on(topic).into_iter().find(|v| pred(v))
+        })
+    }
+}
+
+fn mqtt_extra(port: u16) -> String {
+    format!(
+        "[mqtt]\nurl = \"mqtt://127.0.0.1:{port}\"\ntopic_prefix = \"hotline\"\n\
+         [nuisance]\nquota = 2\nwarnings = 1\n"
+    )
+}
+
+#[test]
+fn state_changes_arrive_as_masked_events_and_status_is_retained() {
+    let dir = tempfile::tempdir().unwrap();
+    let bport = free_port();
+    let _broker = Broker::start(dir.path(), bport);
+    let sub = Subscriber::start(bport, "test-sub-1");
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let mut gw = Gateway::start(dir.path(), &sim.url, &mqtt_extra(bport));
+
+    let online = sub.wait_for("hotline/gateway/status", |v| v["status"] == "online");
+    assert_eq!(online["status"], "online");
+
+    let (s, b) = gw.submit(json!({"content": "人行道地砖松动", "phone": "13812345678", "email": "li@example.cn"}));
+    assert_eq!(s, 202, "{b}");
+    let number = b["orders"][0]["number"].as_str().unwrap().to_string();
+    let accepted = sub.wait_for("hotline/orders/accepted", |v| v["number"] == number.as_str());
+    assert_eq!(accepted["identity"], "phone:138****5678");
+    assert_eq!(accepted["channel"], "web");
+    assert!(accepted["event_id"].as_str().is_some_and(|s| !s.is_empty()));
+    sub.wait_for("hotline/orders/delivered", |v| v["number"] == number.as_str());
+
+    let (s, _) = gw.submit(json!({"content": "路口两车相撞，有人受伤流血", "phone": "13812345678"}));
+    assert_eq!(s, 200);
+    let red = sub.wait_for("hotline/emergency/redirected", |_| true);
+    assert_eq!(red["identity"], "phone:138****5678");
+    assert!(["110", "120", "122"].contains(&red["number"].as_str().unwrap()), "{red}");
+
+    // Over quota (2): a reminder, then a suspension.
+    for i in 0..4 {
+        gw.submit(json!({"content": format!("重复反映第{i}次：停车难"), "phone": "13900001111"}));
+    }
+    let warned = sub.wait_for("hotline/callers/warned", |_| true);
+    assert_eq!(warned["identity"], "phone:139****1111");
+    let susp = sub.wait_for("hotline/callers/suspended", |_| true);
+    assert!(susp["until"].is_string() && susp["reason"].is_string());
+
+    // Nothing personal anywhere in any event.
+    let all = sub.got.lock().unwrap().clone();
+    for (topic, v, _) in &all {
+        let text = v.to_string();
+        for secret in ["13812345678", "13900001111", "li@example.cn"] {
+            assert!(!text.contains(secret), "{topic} leaks {secret}: {text}");
+        }
+    }
+
+    // A killed gateway leaves its last will: offline, retained.
+    gw.kill9();
+    sub.wait_for("hotline/gateway/status", |v| v["status"] == "offline");
+    let late = Subscriber::start(bport, "test-sub-late");
+    let retained = wait_until("the retained status", LONG, || {
+        late.got
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(t, _, r)| t == "hotline/gateway/status" && *r)
+            .cloned()
+    });
+    assert_eq!(retained.1["status"], "offline");
+}
+
+#[test]
+fn a_broker_outage_never_slows_intake_and_loses_no_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let bport = free_port();
+    let broker = Broker::start(dir.path(), bport);
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let gw = Gateway::start(dir.path(), &sim.url, &mqtt_extra(bport));
+    let sub = Subscriber::start(bport, "test-sub-2");
+    sub.wait_for("hotline/gateway/status", |v| v["status"] == "online");
+    drop(broker);
+
+    // Broker down: intake goes on.
+    let mut numbers = Vec::new();
+    for i in 0..10 {
+        let (s, b) = gw.submit(json!({"content": format!("停电期间第{i}件：下水道堵塞"), "phone": format!("1350000{i:04}")}));
+        assert_eq!(s, 202, "{b}");
+        numbers.push(b["orders"][0]["number"].as_str().unwrap().to_string());
+    }
+    // Broker back on the same port: every accepted event arrives.
+    let _broker = Broker::start(dir.path(), bport);
+    wait_until("all ten accepted events after the outage", Duration::from_secs(60), || {
+        let seen: Vec<String> = sub
+            .on("hotline/orders/accepted")
+            .iter()
+            .filter_map(|v| v["number"].as_str().map(String::from))
+            .collect();
+        numbers.iter().all(|n| seen.contains(n)).then_some(())
+    });
+}
