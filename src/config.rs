@@ -408,6 +408,16 @@ pub struct MailConfig {
     /// Receive emergency and outage alerts.
     #[serde(default)]
     pub supervisors: Vec<String>,
+    /// Folder of template overrides (`orders_accepted.txt`, ...; relative to the config file).
+    #[serde(default)]
+    pub templates: Option<PathBuf>,
+    /// Most alert mails per minute; more are counted and dropped (no mail storms).
+    #[serde(default = "default_alerts_per_minute")]
+    pub alerts_per_minute: u32,
+}
+
+fn default_alerts_per_minute() -> u32 {
+    30
 }
 
 fn default_from() -> String {
@@ -420,6 +430,8 @@ impl Default for MailConfig {
             smtp_url: Secret::default(),
             from: default_from(),
             supervisors: Vec::new(),
+            templates: None,
+            alerts_per_minute: default_alerts_per_minute(),
         }
     }
 }
@@ -805,6 +817,11 @@ impl Config {
         if let Some(dir) = &self.rules.dir {
             if dir.is_relative() {
                 self.rules.dir = Some(base.join(dir));
+            }
+        }
+        if let Some(dir) = &self.mail.templates {
+            if dir.is_relative() {
+                self.mail.templates = Some(base.join(dir));
             }
         }
     }

@@ -97,9 +97,13 @@ pub fn metrics_handle() -> metrics_exporter_prometheus::PrometheusHandle {
 pub async fn run(cfg: Config, listener: TcpListener) -> Result<(), StartError> {
     let cfg = Arc::new(cfg);
     let events_on = !cfg.mqtt.url.is_empty();
+    let mail_on = !cfg.mail.smtp_url.is_empty();
     let store: Arc<dyn Store> = Arc::new(store::sqlite::SqliteStore::open_with(
         &cfg.storage.path,
-        events_on,
+        store::sqlite::Sinks {
+            mqtt: events_on,
+            mail: mail_on,
+        },
     )?);
     let now = chrono::Utc::now().timestamp();
     let rules = RuleSet::load(cfg.rules.dir.as_deref()).map_err(StartError::Rules)?;
@@ -162,6 +166,19 @@ pub async fn run(cfg: Config, listener: TcpListener) -> Result<(), StartError> {
         ))),
         _ => None,
     };
+    let mail_task = mail_on.then(|| {
+        tokio::spawn(sinks::mail::run(
+            sinks::mail::MailSettings {
+                smtp_url: cfg.mail.smtp_url.expose().to_string(),
+                from: cfg.mail.from.clone(),
+                supervisors: cfg.mail.supervisors.clone(),
+                templates: cfg.mail.templates.clone(),
+                alerts_per_minute: cfg.mail.alerts_per_minute,
+            },
+            store.clone(),
+            stop_rx.clone(),
+        ))
+    });
     let sweeper = {
         let pipeline = pipeline.clone();
         let mut stop = stop_rx.clone();
@@ -211,7 +228,7 @@ pub async fn run(cfg: Config, listener: TcpListener) -> Result<(), StartError> {
     tracing::info!("HTTP stopped; stopping the relay.");
     let _ = stop_tx.send(true);
     let _ = relay_task.await;
-    if let Some(t) = mqtt_task {
+    for t in [mqtt_task, mail_task].into_iter().flatten() {
         let _ = t.await;
     }
     sweeper.abort();

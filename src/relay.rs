@@ -216,12 +216,14 @@ impl Relay {
             if round_ok {
                 if open_until_ms.take().is_some() {
                     tracing::info!("Dispatch answers again; circuit breaker closed.");
+                    let _ = self.store.record_breaker(false, now / 1000).await;
                 }
                 self.state.breaker_open.store(false, Ordering::Relaxed);
                 cooldown = self.cfg.breaker_cooldown;
             } else if probing || consecutive_failures >= self.cfg.breaker_failures {
                 if open_until_ms.is_none() {
                     tracing::warn!("Dispatch is failing; circuit breaker open.");
+                    let _ = self.store.record_breaker(true, now / 1000).await;
                 }
                 open_until_ms = Some(now_ms() + cooldown.as_millis() as i64);
                 // Each failed probe doubles the cool-down, up to the backoff cap.

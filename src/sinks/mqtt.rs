@@ -147,14 +147,14 @@ pub async fn run(cfg: MqttSettings, store: Arc<dyn Store>, mut shutdown: watch::
                 announced = true;
             }
         }
-        match store.trim_events(cfg.queue_bound).await {
+        match store.trim_events("mqtt", cfg.queue_bound).await {
             Ok(0) | Err(_) => {}
             Ok(n) => {
                 metrics::counter!("hotline_events_dropped_total").increment(n);
                 tracing::warn!(dropped = n, "Event queue over its bound; oldest events dropped.");
             }
         }
-        let batch = match store.due_events(100).await {
+        let batch = match store.due_events("mqtt", i64::MAX, 100).await {
             Ok(b) => b,
             Err(e) => {
                 tracing::warn!(error = %e, "Cannot read the event outbox.");

@@ -217,8 +217,10 @@ pub struct EventRow {
     pub id: i64,
     /// Topic below the prefix (`orders/accepted`).
     pub topic: String,
-    /// JSON payload, personal data already masked.
+    /// JSON payload, personal data already masked (a mail receipt also carries `to`).
     pub payload: String,
+    /// Attempts so far (mail).
+    pub attempts: u32,
 }
 
 /// The durable state the gateway needs. Implementations must make every write durable before
@@ -271,12 +273,21 @@ pub trait Store: Send + Sync {
     async fn active_suspensions(&self, now: i64) -> Result<Vec<Suspension>, StoreError>;
     /// Everything recorded about one identity.
     async fn caller_record(&self, identity: String) -> Result<CallerRecord, StoreError>;
-    /// Events waiting for the broker, oldest first (empty when events are off).
-    async fn due_events(&self, limit: usize) -> Result<Vec<EventRow>, StoreError>;
-    /// Removes published events.
+    /// Events due for a sink (`mqtt`, `mail`), oldest first (none when the sink is off).
+    async fn due_events(
+        &self,
+        sink: &'static str,
+        now_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<EventRow>, StoreError>;
+    /// Removes handled events.
     async fn ack_events(&self, ids: Vec<i64>) -> Result<(), StoreError>;
-    /// Drops the oldest events beyond `bound`; returns how many were dropped.
-    async fn trim_events(&self, bound: u64) -> Result<u64, StoreError>;
+    /// Schedules another attempt at an event (a mail the SMTP server did not take).
+    async fn retry_event(&self, id: i64, next_at_ms: i64) -> Result<(), StoreError>;
+    /// Drops a sink's oldest events beyond `bound`; returns how many were dropped.
+    async fn trim_events(&self, sink: &'static str, bound: u64) -> Result<u64, StoreError>;
+    /// Records that the dispatch circuit breaker opened or closed (an alert for supervisors).
+    async fn record_breaker(&self, open: bool, now: i64) -> Result<(), StoreError>;
     /// Undelivered messages, from memory (cheap enough for every request).
     fn depth(&self) -> u64;
     /// Proves the store takes writes now (for `/readyz`).

@@ -94,11 +94,16 @@ CREATE TABLE IF NOT EXISTS caller_resets (
 CREATE INDEX IF NOT EXISTS redirects_identity ON redirects(identity, at);
 -- The event outbox: written in the same transaction as the state change it reports, so an
 -- event is never lost and never invented; the MQTT publisher drains it.
+-- One row per sink (mqtt, mail) so each drains at its own pace.
 CREATE TABLE IF NOT EXISTS events (
-    id       INTEGER PRIMARY KEY AUTOINCREMENT,
-    topic    TEXT NOT NULL,
-    payload  TEXT NOT NULL
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    sink        TEXT NOT NULL,
+    topic       TEXT NOT NULL,
+    payload     TEXT NOT NULL,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    next_at_ms  INTEGER NOT NULL DEFAULT 0
 );
+CREATE INDEX IF NOT EXISTS events_sink ON events(sink, next_at_ms, id);
 CREATE TABLE IF NOT EXISTS probe (id INTEGER PRIMARY KEY, at INTEGER NOT NULL);
 "#;
 
@@ -165,18 +170,27 @@ fn map_err(e: rusqlite::Error) -> StoreError {
 pub struct SqliteStore {
     tx: mpsc::Sender<Box<dyn Op>>,
     depth: Arc<AtomicU64>,
-    events: bool,
+    events: Sinks,
+}
+
+/// Which sinks record events (a sink that is off records nothing, so nothing piles up).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Sinks {
+    /// MQTT events.
+    pub mqtt: bool,
+    /// Mail notices (receipts and supervisor alerts).
+    pub mail: bool,
 }
 
 impl SqliteStore {
     /// Opens (or creates) the store in `dir`, checks it, and starts the writer thread.
     /// Events are not recorded (no broker configured).
     pub fn open(dir: &Path) -> Result<SqliteStore, StoreError> {
-        SqliteStore::open_with(dir, false)
+        SqliteStore::open_with(dir, Sinks::default())
     }
 
-    /// As [`open`](Self::open); `events` records state changes in the event outbox.
-    pub fn open_with(dir: &Path, events: bool) -> Result<SqliteStore, StoreError> {
+    /// As [`open`](Self::open); `events` says which sinks record state changes.
+    pub fn open_with(dir: &Path, events: Sinks) -> Result<SqliteStore, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| {
             StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
         })?;
@@ -287,15 +301,27 @@ fn masked(identity: &str) -> String {
         .unwrap_or_else(|| "***".into())
 }
 
-/// Appends an event in the current transaction (when events are on).
+/// Topics that become mail: receipts (`orders/accepted`, only with a submitter address) and
+/// supervisor alerts.
+const MAIL_TOPICS: &[&str] = &[
+    "orders/accepted",
+    "orders/dead",
+    "emergency/redirected",
+    "callers/suspended",
+    "dispatch/breaker",
+];
+
+/// Appends an event for each sink that is on, in the current transaction. `mail_to` is the
+/// submitter's address for a receipt; it goes into the mail row only, never into MQTT.
 fn emit(
     conn: &Connection,
-    on: bool,
+    sinks: Sinks,
     topic: &str,
     mut payload: serde_json::Value,
     now: i64,
+    mail_to: Option<&str>,
 ) -> Result<(), StoreError> {
-    if !on {
+    if !sinks.mqtt && !sinks.mail {
         return Ok(());
     }
     if let Some(o) = payload.as_object_mut() {
@@ -312,11 +338,24 @@ fn emit(
                 .into(),
         );
     }
-    conn.execute(
-        "INSERT INTO events(topic, payload) VALUES (?1, ?2)",
-        params![topic, payload.to_string()],
-    )
-    .map_err(sql)?;
+    if sinks.mqtt && topic != "dispatch/breaker" {
+        conn.execute(
+            "INSERT INTO events(sink, topic, payload) VALUES ('mqtt', ?1, ?2)",
+            params![topic, payload.to_string()],
+        )
+        .map_err(sql)?;
+    }
+    let receipt_without_address = topic == "orders/accepted" && mail_to.is_none_or(str::is_empty);
+    if sinks.mail && MAIL_TOPICS.contains(&topic) && !receipt_without_address {
+        if let (Some(o), Some(to)) = (payload.as_object_mut(), mail_to) {
+            o.insert("to".into(), to.into());
+        }
+        conn.execute(
+            "INSERT INTO events(sink, topic, payload) VALUES ('mail', ?1, ?2)",
+            params![topic, payload.to_string()],
+        )
+        .map_err(sql)?;
+    }
     Ok(())
 }
 
@@ -400,6 +439,7 @@ impl Store for SqliteStore {
                             "confidential": o.body["confidential"],
                         }),
                         intake.now,
+                        o.body["submitter"]["email"].as_str(),
                     )?;
                     refs.push(OrderRef {
                         number,
@@ -440,6 +480,7 @@ impl Store for SqliteStore {
                 serde_json::json!({"number": r.number, "reason": r.reason, "rule": r.rule,
                                    "channel": r.channel, "identity": masked(&r.identity)}),
                 r.at,
+                None,
             )?;
             conn.execute(
                 "INSERT INTO redirects(identity, channel, number, reason, rule, text, at) \
@@ -516,7 +557,7 @@ impl Store for SqliteStore {
         let events = self.events;
         self.call(move |conn| {
             for (id, d) in &results {
-                if events && !matches!(d, Delivery::Retry { .. }) {
+                if (events.mqtt || events.mail) && !matches!(d, Delivery::Retry { .. }) {
                     let key: Option<String> = conn
                         .query_row(
                             "SELECT key FROM outbox WHERE id = ?1 AND state = 0 AND kind = 'order'",
@@ -532,10 +573,11 @@ impl Store for SqliteStore {
                         };
                         emit(
                             conn,
-                            true,
+                            events,
                             topic,
                             serde_json::json!({"number": key, "error": extra}),
                             now,
+                            None,
                         )?;
                     }
                 }
@@ -692,6 +734,7 @@ impl Store for SqliteStore {
                 "callers/warned",
                 serde_json::json!({"identity": masked(&identity), "channel": w.channel}),
                 w.at,
+                None,
             )?;
             conn.execute(
                 "INSERT INTO warnings(identity, at, channel, evidence) VALUES (?1, ?2, ?3, ?4)",
@@ -732,6 +775,7 @@ impl Store for SqliteStore {
                     "decided_by": s.decided_by,
                 }),
                 s.start,
+                None,
             )?;
             conn.execute(
                 "INSERT INTO suspensions(identity, start, until, reason, decided_by) \
@@ -865,17 +909,26 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn due_events(&self, limit: usize) -> Result<Vec<EventRow>, StoreError> {
+    async fn due_events(
+        &self,
+        sink: &'static str,
+        now_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<EventRow>, StoreError> {
         self.call(move |conn| {
             let mut stmt = conn
-                .prepare_cached("SELECT id, topic, payload FROM events ORDER BY id LIMIT ?1")
+                .prepare_cached(
+                    "SELECT id, topic, payload, attempts FROM events \
+                     WHERE sink = ?1 AND next_at_ms <= ?2 ORDER BY id LIMIT ?3",
+                )
                 .map_err(sql)?;
             let rows = stmt
-                .query_map([limit as i64], |r| {
+                .query_map(params![sink, now_ms, limit as i64], |r| {
                     Ok(EventRow {
                         id: r.get(0)?,
                         topic: r.get(1)?,
                         payload: r.get(2)?,
+                        attempts: r.get::<_, i64>(3)?.max(0) as u32,
                     })
                 })
                 .map_err(sql)?;
@@ -895,15 +948,43 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn trim_events(&self, bound: u64) -> Result<u64, StoreError> {
+    async fn retry_event(&self, id: i64, next_at_ms: i64) -> Result<(), StoreError> {
+        self.call(move |conn| {
+            conn.execute(
+                "UPDATE events SET attempts = attempts + 1, next_at_ms = ?2 WHERE id = ?1",
+                params![id, next_at_ms],
+            )
+            .map_err(sql)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn trim_events(&self, sink: &'static str, bound: u64) -> Result<u64, StoreError> {
         self.call(move |conn| {
             let n = conn
                 .execute(
-                    "DELETE FROM events WHERE id <= (SELECT MAX(id) FROM events) - ?1",
-                    [bound as i64],
+                    "DELETE FROM events WHERE sink = ?1 AND id IN (SELECT id FROM events \
+                     WHERE sink = ?1 ORDER BY id DESC LIMIT -1 OFFSET ?2)",
+                    params![sink, bound as i64],
                 )
                 .map_err(sql)?;
             Ok(n as u64)
+        })
+        .await
+    }
+
+    async fn record_breaker(&self, open: bool, now: i64) -> Result<(), StoreError> {
+        let events = self.events;
+        self.call(move |conn| {
+            emit(
+                conn,
+                events,
+                "dispatch/breaker",
+                serde_json::json!({"open": open}),
+                now,
+                None,
+            )
         })
         .await
     }

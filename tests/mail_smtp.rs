@@ -1,0 +1,112 @@
+//! Mail against a real SMTP server (Python's aiosmtpd, storing into a Maildir on a free port):
+//! receipts, supervisor alerts, and an SMTP outage that neither slows intake nor loses mail.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const LONG: Duration = Duration::from_secs(30);
+
+struct Smtp(Child);
+
+impl Smtp {
+    fn start(port: u16, maildir: &Path) -> Smtp {
+        let child = Command::new("python3")
+            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(maildir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 with aiosmtpd (scripts/test installs it)");
+        wait_until("aiosmtpd to listen", LONG, || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+        });
+        Smtp(child)
+    }
+}
+
+impl Drop for Smtp {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Every mail in the Maildir, as raw text with quoted-printable/base64 bodies decoded by Python's
+/// email package (so the assertions read Chinese text, not encodings).
+fn mails(maildir: &Path) -> Vec<String> {
+    let new = maildir.join("new");
+    let Ok(entries) = std::fs::read_dir(&new) else {
+        return Vec::new();
+    };
+    let files: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    files
+        .iter()
+        .filter_map(|f| {
+            let out = Command::new("python3")
+                .arg("-c")
+                .arg(
+                    "import sys,email\nfrom email.header import decode_header, make_header\n\
+                     m=email.message_from_binary_file(open(sys.argv[1],'rb'))\n\
+                     print('To:', m['To']); print('Subject:', str(make_header(decode_header(m['Subject']))))\n\
+                     print(m.get_payload(decode=True).decode('utf-8'))",
+                )
+                .arg(f)
+                .output()
+                .ok()?;
+            Some(String::from_utf8_lossy(&out.stdout).to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn receipts_and_alerts_arrive_and_an_smtp_outage_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let maildir = dir.path().join("maildir");
+    let port = free_port();
+    let smtp = Smtp::start(port, &maildir);
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let extra = format!(
+        "[mail]\nsmtp_url = \"smtp://127.0.0.1:{port}\"\nfrom = \"12345@example.gov.cn\"\n\
+         supervisors = [\"duty@example.gov.cn\"]\n"
+    );
+    let gw = Gateway::start(dir.path(), &sim.url, &extra);
+
+    // A receipt to a submitter who gave an address.
+    let (s, b) = gw.submit(json!({"content": "小区绿化带被占用", "email": "wang@example.cn"}));
+    assert_eq!(s, 202, "{b}");
+    let number = b["orders"][0]["number"].as_str().unwrap().to_string();
+    let receipt = wait_until("the receipt", LONG, || {
+        mails(&maildir).into_iter().find(|m| m.contains(&number))
+    });
+    assert!(receipt.contains("To: wang@example.cn"), "{receipt}");
+    assert!(receipt.contains("已受理"), "{receipt}");
+    // No address, no receipt: only one mail so far.
+    let (s, _) = gw.submit(json!({"content": "没有留邮箱的诉求：路面破损"}));
+    assert_eq!(s, 202);
+
+    // An emergency alert to the supervisors.
+    gw.submit(json!({"content": "有人持刀抢劫，就在超市门口"}));
+    let alert = wait_until("the emergency alert", LONG, || {
+        mails(&maildir).into_iter().find(|m| m.contains("紧急转接"))
+    });
+    assert!(alert.contains("To: duty@example.gov.cn"), "{alert}");
+    assert!(alert.contains("110"), "{alert}");
+    assert_eq!(mails(&maildir).len(), 2, "one receipt, one alert");
+
+    // SMTP down: intake goes on, mail waits and is delivered when SMTP is back.
+    drop(smtp);
+    let (s, b) = gw.submit(json!({"content": "停机期间：路灯闪烁", "email": "zhao@example.cn"}));
+    assert_eq!(s, 202, "{b}");
+    let n2 = b["orders"][0]["number"].as_str().unwrap().to_string();
+    let _smtp = Smtp::start(port, &maildir);
+    wait_until("the receipt sent after SMTP came back", Duration::from_secs(60), || {
+        mails(&maildir).into_iter().find(|m| m.contains(&n2))
+    });
+    assert!(!gw.logs().contains("wang@example.cn"), "addresses are masked in logs");
+}
