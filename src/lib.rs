@@ -126,7 +126,7 @@ pub async fn run(cfg: Config, listener: TcpListener) -> Result<(), StartError> {
             node_id: cfg.server.node_id,
             tz: cfg.derived.tz,
             high_water: cfg.storage.high_water,
-            duplicate_threshold: cfg.rules.duplicate_threshold.unwrap_or(0.8),
+            duplicate_threshold: cfg.rules.duplicate_threshold.unwrap_or(0.75),
             duplicate_window: cfg.derived.duplicate_window,
         },
         rules,
@@ -188,6 +188,7 @@ pub async fn run(cfg: Config, listener: TcpListener) -> Result<(), StartError> {
                     _ = stop.changed() => return,
                     _ = tokio::time::sleep(Duration::from_secs(60)) => {
                         pipeline.ladder.sweep(chrono::Utc::now().timestamp());
+                        pipeline.sweep();
                     }
                 }
             }

@@ -1,5 +1,6 @@
 //! MQTT events against a real Mosquitto broker started on a free port: topics, masking, the
 //! retained status with its last will, and a broker outage that loses nothing.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
 mod common;
 
@@ -71,7 +72,8 @@ impl Subscriber {
                                 .await;
                         }
                         Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) => {
-                            let v: Value = serde_json::from_slice(&p.payload).unwrap_or(Value::Null);
+                            let v: Value =
+                                serde_json::from_slice(&p.payload).unwrap_or(Value::Null);
                             sink.lock().unwrap().push((p.topic.clone(), v, p.retain));
                         }
                         Ok(_) => {}
@@ -119,20 +121,30 @@ fn state_changes_arrive_as_masked_events_and_status_is_retained() {
     let online = sub.wait_for("hotline/gateway/status", |v| v["status"] == "online");
     assert_eq!(online["status"], "online");
 
-    let (s, b) = gw.submit(json!({"content": "人行道地砖松动", "phone": "13812345678", "email": "li@example.cn"}));
+    let (s, b) = gw.submit(
+        json!({"content": "人行道地砖松动", "phone": "13812345678", "email": "li@example.cn"}),
+    );
     assert_eq!(s, 202, "{b}");
     let number = b["orders"][0]["number"].as_str().unwrap().to_string();
-    let accepted = sub.wait_for("hotline/orders/accepted", |v| v["number"] == number.as_str());
+    let accepted = sub.wait_for("hotline/orders/accepted", |v| {
+        v["number"] == number.as_str()
+    });
     assert_eq!(accepted["identity"], "phone:138****5678");
     assert_eq!(accepted["channel"], "web");
     assert!(accepted["event_id"].as_str().is_some_and(|s| !s.is_empty()));
-    sub.wait_for("hotline/orders/delivered", |v| v["number"] == number.as_str());
+    sub.wait_for("hotline/orders/delivered", |v| {
+        v["number"] == number.as_str()
+    });
 
-    let (s, _) = gw.submit(json!({"content": "路口两车相撞，有人受伤流血", "phone": "13812345678"}));
+    let (s, _) =
+        gw.submit(json!({"content": "路口两车相撞，有人受伤流血", "phone": "13812345678"}));
     assert_eq!(s, 200);
     let red = sub.wait_for("hotline/emergency/redirected", |_| true);
     assert_eq!(red["identity"], "phone:138****5678");
-    assert!(["110", "120", "122"].contains(&red["number"].as_str().unwrap()), "{red}");
+    assert!(
+        ["110", "120", "122"].contains(&red["number"].as_str().unwrap()),
+        "{red}"
+    );
 
     // Over quota (2): a reminder, then a suspension.
     for i in 0..4 {
@@ -187,12 +199,16 @@ fn a_broker_outage_never_slows_intake_and_loses_no_event() {
     }
     // Broker back on the same port: every accepted event arrives.
     let _broker = Broker::start(dir.path(), bport);
-    wait_until("all ten accepted events after the outage", Duration::from_secs(60), || {
-        let seen: Vec<String> = sub
-            .on("hotline/orders/accepted")
-            .iter()
-            .filter_map(|v| v["number"].as_str().map(String::from))
-            .collect();
-        numbers.iter().all(|n| seen.contains(n)).then_some(())
-    });
+    wait_until(
+        "all ten accepted events after the outage",
+        Duration::from_secs(60),
+        || {
+            let seen: Vec<String> = sub
+                .on("hotline/orders/accepted")
+                .iter()
+                .filter_map(|v| v["number"].as_str().map(String::from))
+                .collect();
+            numbers.iter().all(|n| seen.contains(n)).then_some(())
+        },
+    );
 }

@@ -1,5 +1,6 @@
 //! Mail against a real SMTP server (Python's aiosmtpd, storing into a Maildir on a free port):
 //! receipts, supervisor alerts, and an SMTP outage that neither slows intake nor loses mail.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
 mod common;
 
@@ -105,8 +106,13 @@ fn receipts_and_alerts_arrive_and_an_smtp_outage_loses_nothing() {
     assert_eq!(s, 202, "{b}");
     let n2 = b["orders"][0]["number"].as_str().unwrap().to_string();
     let _smtp = Smtp::start(port, &maildir);
-    wait_until("the receipt sent after SMTP came back", Duration::from_secs(60), || {
-        mails(&maildir).into_iter().find(|m| m.contains(&n2))
-    });
-    assert!(!gw.logs().contains("wang@example.cn"), "addresses are masked in logs");
+    wait_until(
+        "the receipt sent after SMTP came back",
+        Duration::from_secs(60),
+        || mails(&maildir).into_iter().find(|m| m.contains(&n2)),
+    );
+    assert!(
+        !gw.logs().contains("wang@example.cn"),
+        "addresses are masked in logs"
+    );
 }

@@ -1,6 +1,7 @@
 //! The web form end to end: the real binary, a real dispatch-sim, real HTTP.
 //! What belongs here: everything a citizen's web submission can meet, from the answer to the
 //! order's arrival at dispatch.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
 mod common;
 
@@ -24,7 +25,11 @@ fn numbers(body: &serde_json::Value) -> Vec<String> {
 #[test]
 fn accepted_orders_reach_dispatch_once_signed_and_keyed() {
     let dir = tempfile::tempdir().unwrap();
-    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &["--secret", "dispatch-secret"]);
+    let sim = Sim::start(
+        free_port(),
+        &dir.path().join("sim.jsonl"),
+        &["--secret", "dispatch-secret"],
+    );
     let gw = Gateway::start(dir.path(), &sim.url, "");
 
     let (status, body) = gw.submit(json!({
@@ -41,7 +46,11 @@ fn accepted_orders_reach_dispatch_once_signed_and_keyed() {
         .with_timezone(&chrono_tz::Asia::Shanghai)
         .format("%Y%m%d")
         .to_string();
-    assert!(n1[0].starts_with(&format!("{today}07")), "date + node id: {}", n1[0]);
+    assert!(
+        n1[0].starts_with(&format!("{today}07")),
+        "date + node id: {}",
+        n1[0]
+    );
     assert!(n1[0].bytes().all(|b| b.is_ascii_digit()));
 
     // urlencoded and multipart carry the same names.
@@ -71,12 +80,12 @@ fn accepted_orders_reach_dispatch_once_signed_and_keyed() {
     });
     let mut got = delivered_orders(&lines);
     got.sort();
-    assert_eq!(got, want, "every accepted order arrives, keyed by its number");
+    assert_eq!(
+        got, want,
+        "every accepted order arrives, keyed by its number"
+    );
     assert!(lines.iter().all(|l| l["repeat"] == false), "nothing twice");
-    let first = lines
-        .iter()
-        .find(|l| l["key"] == n1[0].as_str())
-        .unwrap();
+    let first = lines.iter().find(|l| l["key"] == n1[0].as_str()).unwrap();
     let order = &first["order"];
     assert_eq!(order["number"], n1[0].as_str());
     assert_eq!(order["channel"], "web");
@@ -100,7 +109,10 @@ fn accepted_orders_reach_dispatch_once_signed_and_keyed() {
     assert_eq!(r.status().as_u16(), 200);
     let text = r.text().unwrap();
     assert!(text.contains("processing"), "{text}");
-    assert!(!text.contains("13800138000") && !text.contains("张三"), "{text}");
+    assert!(
+        !text.contains("13800138000") && !text.contains("张三"),
+        "{text}"
+    );
     let r = client()
         .get(format!("{}/v1/orders/2026010199999999", gw.url))
         .send()
@@ -119,16 +131,66 @@ fn bad_input_gets_a_clear_answer_and_stores_nothing() {
     let c = client();
     let url = format!("{}/v1/web/submissions", gw.url);
     let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
-        ("application/json", b"{not json".to_vec(), 400, "invalid_json"),
-        ("application/json", br#"{"name":"x"}"#.to_vec(), 422, "missing_field"),
-        ("application/json", br#"{"content":""}"#.to_vec(), 422, "missing_field"),
-        ("application/json", br#"{"content":123}"#.to_vec(), 422, "invalid_field"),
-        ("application/json", br#"{"content":"x","confidential":"maybe"}"#.to_vec(), 422, "invalid_field"),
-        ("application/json", br#"{"content":"x","category":"rant"}"#.to_vec(), 422, "invalid_field"),
-        ("application/json", vec![b'"'; 70_000], 413, "body_too_large"),
-        ("text/plain", b"hello".to_vec(), 415, "unsupported_media_type"),
-        ("application/json", b"{\"content\":\"\xff\xfe\"}".to_vec(), 400, "invalid_json"),
-        ("application/x-www-form-urlencoded", b"content=x&bogus=1".to_vec(), 422, "invalid_field"),
+        (
+            "application/json",
+            b"{not json".to_vec(),
+            400,
+            "invalid_json",
+        ),
+        (
+            "application/json",
+            br#"{"name":"x"}"#.to_vec(),
+            422,
+            "missing_field",
+        ),
+        (
+            "application/json",
+            br#"{"content":""}"#.to_vec(),
+            422,
+            "missing_field",
+        ),
+        (
+            "application/json",
+            br#"{"content":123}"#.to_vec(),
+            422,
+            "invalid_field",
+        ),
+        (
+            "application/json",
+            br#"{"content":"x","confidential":"maybe"}"#.to_vec(),
+            422,
+            "invalid_field",
+        ),
+        (
+            "application/json",
+            br#"{"content":"x","category":"rant"}"#.to_vec(),
+            422,
+            "invalid_field",
+        ),
+        (
+            "application/json",
+            vec![b'"'; 70_000],
+            413,
+            "body_too_large",
+        ),
+        (
+            "text/plain",
+            b"hello".to_vec(),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            "application/json",
+            b"{\"content\":\"\xff\xfe\"}".to_vec(),
+            400,
+            "invalid_json",
+        ),
+        (
+            "application/x-www-form-urlencoded",
+            b"content=x&bogus=1".to_vec(),
+            422,
+            "invalid_field",
+        ),
     ];
     for (ct, body, want_status, want_code) in cases {
         let r = c
@@ -142,7 +204,10 @@ fn bad_input_gets_a_clear_answer_and_stores_nothing() {
         assert_eq!(status, want_status, "{ct} -> {v}");
         assert_eq!(v["status"], "rejected", "{v}");
         assert_eq!(v["error"]["code"], want_code, "{v}");
-        assert!(!v["error"]["message"].as_str().unwrap_or_default().is_empty());
+        assert!(!v["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .is_empty());
     }
     // Unknown route: JSON 404.
     let r = c.get(format!("{}/nope", gw.url)).send().unwrap();
@@ -152,7 +217,11 @@ fn bad_input_gets_a_clear_answer_and_stores_nothing() {
     assert_eq!(outbox["depth"], 0, "{outbox}");
     assert!(sim.lines().is_empty());
     assert_eq!(
-        c.get(format!("{}/readyz", gw.url)).send().unwrap().status().as_u16(),
+        c.get(format!("{}/readyz", gw.url))
+            .send()
+            .unwrap()
+            .status()
+            .as_u16(),
         200
     );
 }
@@ -175,7 +244,11 @@ fn items_split_and_client_ref_replays_the_first_answer() {
     assert_eq!(b1["orders"][1]["category"], "complaint");
     let (s2, b2) = gw.submit(body);
     assert!(s2 == 202 || s2 == 200, "{b2}");
-    assert_eq!(numbers(&b2), n, "a resubmission with the same client_ref gets the same orders");
+    assert_eq!(
+        numbers(&b2),
+        n,
+        "a resubmission with the same client_ref gets the same orders"
+    );
     let lines = wait_until("two orders at dispatch", LONG, || {
         let l = sim.lines();
         (delivered_orders(&l).len() >= 2).then_some(l)
@@ -184,7 +257,10 @@ fn items_split_and_client_ref_replays_the_first_answer() {
     let items: Vec<_> = lines.iter().map(|l| l["order"]["item"].clone()).collect();
     assert!(items.contains(&json!({"index": 1, "count": 2})));
     assert!(items.contains(&json!({"index": 2, "count": 2})));
-    let sid: Vec<_> = lines.iter().map(|l| l["order"]["submission_id"].clone()).collect();
+    let sid: Vec<_> = lines
+        .iter()
+        .map(|l| l["order"]["submission_id"].clone())
+        .collect();
     assert_eq!(sid[0], sid[1], "items share their submission id");
 }
 
@@ -197,7 +273,9 @@ fn a_dispatch_outage_delays_but_loses_nothing() {
     let gw = Gateway::start(dir.path(), &format!("http://127.0.0.1:{port}"), "");
     let mut want = Vec::new();
     for i in 0..20 {
-        let (s, b) = gw.submit(json!({"content": format!("第{i}件事：井盖缺失"), "phone": format!("1390000{i:04}")}));
+        let (s, b) = gw.submit(
+            json!({"content": format!("第{i}件事：井盖缺失"), "phone": format!("1390000{i:04}")}),
+        );
         assert_eq!(s, 202, "{b}");
         want.extend(numbers(&b));
     }
@@ -290,7 +368,12 @@ fn kill_9_under_load_loses_no_acknowledged_order() {
                     let mut i = 0;
                     while !stop.load(std::sync::atomic::Ordering::Relaxed) && i < 2000 {
                         i += 1;
-                        let body = json!({"content": format!("round {round} worker {w} matter {i}: 路面坑洼")});
+                        // A distinct submitter per request: the same text from one person
+                        // would (rightly) be answered as a repeat, not a new order.
+                        let body = json!({
+                            "content": format!("round {round} worker {w} matter {i}: 路面坑洼"),
+                            "phone": format!("13{round}{w}{i:07}"),
+                        });
                         let Ok(r) = c.post(&url).json(&body).send() else { break };
                         if r.status().as_u16() == 202 {
                             if let Ok(v) = r.json::<serde_json::Value>() {
@@ -316,13 +399,21 @@ fn kill_9_under_load_loses_no_acknowledged_order() {
     let _gw = Gateway::start_with(config, port);
     let acked = acked.lock().unwrap().clone();
     assert!(acked.len() >= 450);
-    let lines = wait_until("every acknowledged order at dispatch", Duration::from_secs(90), || {
-        let l = sim.lines();
-        let got: std::collections::HashSet<String> = delivered_orders(&l).into_iter().collect();
-        acked.iter().all(|n| got.contains(n)).then_some(l)
-    });
+    let lines = wait_until(
+        "every acknowledged order at dispatch",
+        Duration::from_secs(90),
+        || {
+            let l = sim.lines();
+            let got: std::collections::HashSet<String> = delivered_orders(&l).into_iter().collect();
+            acked.iter().all(|n| got.contains(n)).then_some(l)
+        },
+    );
     let unique: std::collections::HashSet<_> = acked.iter().collect();
-    assert_eq!(unique.len(), acked.len(), "order numbers are unique across restarts");
+    assert_eq!(
+        unique.len(),
+        acked.len(),
+        "order numbers are unique across restarts"
+    );
     eprintln!(
         "kill -9 x3: acked {} lost 0, redelivered (harmless, same key) {}",
         acked.len(),
@@ -369,7 +460,10 @@ fn ladder_over_the_web_warns_suspends_and_lets_emergencies_through() {
     assert!(view["suspension"]["until"].is_string(), "{view}");
     assert_eq!(view["suspensions"][0]["decided_by"], "rule");
     let r = client()
-        .delete(format!("{}/admin/v1/callers/phone:{phone}/suspension", gw.url))
+        .delete(format!(
+            "{}/admin/v1/callers/phone:{phone}/suspension",
+            gw.url
+        ))
         .bearer_auth(ADMIN)
         .send()
         .unwrap();
@@ -379,7 +473,10 @@ fn ladder_over_the_web_warns_suspends_and_lets_emergencies_through() {
 
     // An operator's suspension, with reason, survives a restart of the gateway.
     let r = client()
-        .put(format!("{}/admin/v1/callers/phone:13600000006/suspension", gw.url))
+        .put(format!(
+            "{}/admin/v1/callers/phone:13600000006/suspension",
+            gw.url
+        ))
         .bearer_auth(ADMIN)
         .json(&json!({"duration": "24h", "reason": "多次辱骂话务员"}))
         .send()

@@ -9,7 +9,9 @@ use super::{inbound, now, read_body, AppState};
 use crate::pipeline::{Decision, Policy};
 use actix_web::web::{Data, Path, Payload};
 use actix_web::{HttpRequest, HttpResponse};
-use hotline_adapters::cti::{CallDecision, CallEvent, CallKind, CtiFormat, CtiProfile};
+use hotline_adapters::cti::{
+    CallDecision, CallDirection, CallEvent, CallKind, CtiFormat, CtiProfile,
+};
 use hotline_adapters::{AdapterError, Identity, Outcome};
 
 /// One configured telephony profile.
@@ -53,7 +55,10 @@ async fn handle(
     };
     let body = read_body(&req, payload, state.cfg.server.body_limit).await?;
     let t = now();
-    let ev = match setup.profile.parse(&inbound(&req, body, t), token.as_deref()) {
+    let ev = match setup
+        .profile
+        .parse(&inbound(&req, body, t), token.as_deref())
+    {
         Ok(ev) => ev,
         // Twilio's convention for a request that fails validation is 403.
         Err(AdapterError::BadSignature) if setup.profile.format == CtiFormat::Twilio => {
@@ -62,8 +67,10 @@ async fn handle(
         Err(e) => return Err(e.into()),
     };
     let key = format!("cti:{name}:{}", ev.dedupe_key);
-    let store = state.pipeline.store();
-    let d = match store.recall(key.clone()).await {
+    // One decision per event even when the platform's retries arrive together. The lock is
+    // on a key of its own: a registered order's submission locks the dedupe key itself.
+    let _guard = state.pipeline.lock_key(&format!("call:{key}")).await;
+    let d = match state.pipeline.recall(&key).await {
         Ok(Some(outcome)) => decision_of(&state, outcome),
         _ => decide(&state, &name, &ev, key, t).await?,
     };
@@ -95,10 +102,15 @@ async fn decide(
         .clone()
         .map(|i| i.to_string())
         .unwrap_or_else(|| "phone:anonymous".into());
+    // The hotline calling a citizen back (or an outbound survey) is not the citizen occupying
+    // the line: such calls are never rejected, never count against the citizen's quota and a
+    // long one is no offence. An agent's explicit abuse flag still counts on either direction.
+    let citizen_calls = ev.direction == CallDirection::Inbound;
     let outcome = match &ev.kind {
         CallKind::Started => match &ev.caller {
             // Withheld numbers are never throttled by number.
             None => Outcome::Nothing,
+            Some(_) if !citizen_calls => Outcome::Nothing,
             Some(id) => pipeline
                 .ladder
                 .check_identity(id, "cti", "来电", t)
@@ -130,7 +142,11 @@ async fn decide(
             let d = pipeline.submit(sub, t, Policy::AGENT).await?;
             // Remember that this call produced a matter, so its end is not an offence.
             store
-                .remember(format!("cti:{profile}:{}:matter", ev.call_id), Outcome::Nothing, t)
+                .remember(
+                    format!("cti:{profile}:{}:matter", ev.call_id),
+                    Outcome::Nothing,
+                    t,
+                )
                 .await?;
             return Ok(d);
         }
@@ -139,13 +155,13 @@ async fn decide(
             answered,
             ..
         } => {
-            if !answered {
+            if !answered && citizen_calls {
                 // A missed call: kept for call-back in the metrics and log (masked).
                 metrics::counter!("hotline_missed_calls_total", "profile" => profile.to_string())
                     .increment(1);
                 tracing::info!(profile, caller = %mask(&ev.caller), call = %ev.call_id, "Missed call recorded for call-back.");
                 Outcome::Nothing
-            } else if *duration_s >= state.cfg.derived.long_call.as_secs() {
+            } else if citizen_calls && *duration_s >= state.cfg.derived.long_call.as_secs() {
                 let had_matter = store
                     .recall(format!("cti:{profile}:{}:matter", ev.call_id))
                     .await?
@@ -175,7 +191,9 @@ async fn decide(
 }
 
 fn mask(id: &Option<Identity>) -> String {
-    id.as_ref().map(|i| i.masked()).unwrap_or_else(|| "withheld".into())
+    id.as_ref()
+        .map(|i| i.masked())
+        .unwrap_or_else(|| "withheld".into())
 }
 
 /// Maps the channel-neutral decision to what the telephony platform should do.

@@ -58,7 +58,8 @@ pub struct Ladder<C: Clock + Clone = DefaultClock> {
 }
 
 /// The reason given to a person suspended by the rule, in words they can read.
-pub const RULE_REASON: &str = "在一小时内多次重复占用热线资源，经提醒后仍未改正（《管理办法》第三十二条）";
+pub const RULE_REASON: &str =
+    "在一小时内多次重复占用热线资源，经提醒后仍未改正（《管理办法》第三十二条）";
 
 impl Ladder<DefaultClock> {
     /// A ladder on the real clock, with the active suspensions loaded from the store.
@@ -231,7 +232,10 @@ impl<C: Clock + Clone> Ladder<C> {
                 warnings_left: self.cfg.warnings.saturating_sub(before + weight.max(1)),
             });
         }
-        let reason = format!("{RULE_REASON}：{}", evidence.chars().take(100).collect::<String>());
+        let reason = format!(
+            "{RULE_REASON}：{}",
+            evidence.chars().take(100).collect::<String>()
+        );
         let s = self.suspend(identity, None, reason, "rule", now).await?;
         Ok(suspended(&s))
     }
@@ -435,12 +439,17 @@ mod tests {
             allow: vec![],
             max_keys: 100,
         };
-        let l = Ladder::with_clock(cfg, store, clock.clone(), 0).await.unwrap();
+        let l = Ladder::with_clock(cfg, store, clock.clone(), 0)
+            .await
+            .unwrap();
         for i in 0..1500 {
             let id = format!("ip:10.0.{}.{}", i / 256, i % 256);
-            l.check(&Submission::new(Channel::Web, Identity::parse(&id).unwrap(), 0, "x"), 0)
-                .await
-                .unwrap();
+            l.check(
+                &Submission::new(Channel::Web, Identity::parse(&id).unwrap(), 0, "x"),
+                0,
+            )
+            .await
+            .unwrap();
         }
         assert!(l.keys() <= 100 + 1024, "keys: {}", l.keys());
         clock.advance(Duration::from_secs(3600));

@@ -1,5 +1,6 @@
 //! Test harness: the real binary on free loopback ports, a real dispatch-sim, wait-until helpers.
 //! Every process is killed when its guard drops, so a failing test leaves nothing running.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 #![allow(dead_code)]
 
 use std::io::BufRead;
@@ -125,20 +126,28 @@ impl Gateway {
         let url = format!("{}/healthz", self.url);
         let child = &mut self.child;
         let log = self.log.clone();
-        wait_until("the gateway to answer /healthz", Duration::from_secs(30), || {
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!(
-                    "gateway exited with {status}: {}",
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                );
-            }
-            c.get(&url).send().ok().filter(|r| r.status().is_success())
-        });
+        wait_until(
+            "the gateway to answer /healthz",
+            Duration::from_secs(30),
+            || {
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!(
+                        "gateway exited with {status}: {}",
+                        std::fs::read_to_string(&log).unwrap_or_default()
+                    );
+                }
+                c.get(&url).send().ok().filter(|r| r.status().is_success())
+            },
+        );
     }
 
     /// Port it listens on.
     pub fn port(&self) -> u16 {
-        self.url.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or(0)
+        self.url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0)
     }
 
     /// SIGKILL: no shutdown code runs, as in a power cut of the process.
@@ -214,7 +223,12 @@ impl Sim {
     /// Starts `dispatch-sim` on `port` with extra flags, writing to `out`.
     pub fn start(port: u16, out: &Path, flags: &[&str]) -> Sim {
         let child = Command::new(BIN)
-            .args(["dispatch-sim", "--listen", &format!("127.0.0.1:{port}"), "--out"])
+            .args([
+                "dispatch-sim",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--out",
+            ])
             .arg(out)
             .args(flags)
             .stdout(Stdio::null())

@@ -1,0 +1,1433 @@
+//! Emergency redirection (Tianjin 12345 measures, article 17(1)).
+//!
+//! A submission that describes an emergency must not become a work order: the citizen is told,
+//! at once, which number to dial (119 fire and rescue, 120 medical, 110 police, 122 traffic
+//! accidents) and why. This module decides *whether* and *where*; recording, publishing and
+//! answering are the caller's job.
+//!
+//! ## Invariants
+//! - Pure: no clock, no I/O, no randomness. Rules arrive as TOML text
+//!   ([`EmergencyRules::from_toml`]); the default set is compiled in ([`EmergencyRules::builtin`]).
+//! - Loading validates everything and reports every problem at once ([`RulesError`]); a caller
+//!   that reloads keeps its old rules when the new text fails, so a typo never disables
+//!   redirection. An empty rule set is refused for the same reason.
+//! - No panics on any input text.
+//! - Cost: one Aho-Corasick pass over the normalised text plus work proportional to the number
+//!   of hits (target < 20 µs for 500 characters with the full rule set).
+//!
+//! ## How a text is judged
+//! 1. Normalise: full-width letters and digits to half-width, ASCII lower case, whitespace
+//!    dropped (people type 着 火 了 with spaces), line breaks kept as sentence ends.
+//! 2. Cut into clauses (，,、：: plus sentence ends) and sentences (。！？!?；; and line breaks).
+//! 3. Find every trigger, context cue and mask phrase in one overlapping Aho-Corasick scan.
+//!    A hit overlapping a *mask* (火锅, 跳楼价, 被困扰) is dropped unless it contains the mask;
+//!    a cue overlapping one of its context's `except` phrases (是不是 for 不是) is dropped.
+//! 4. A trigger fires its rule when every `require` list has a cue in scope and no `suppress`
+//!    context has one (a suppressing context is lifted by a cue of one of its `unless`
+//!    contexts, typically present-tense urgency: 去年着过火 is suppressed, 以前着过，现在又着火了
+//!    is not).
+//! 5. The firing rule with the highest priority wins; ties go to the earliest trigger.
+//!
+//! Missing an emergency is the worst error, a false redirect the second worst: the shipped
+//! rules keep suppression narrow and let urgency cues override it. See
+//! `config/rules/emergency.toml` for the file format and the choices between services.
+
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
+use serde::{Deserialize, Serialize};
+
+/// The default rule file, compiled into the binary so the gateway can start without `config/`.
+pub const BUILTIN_TOML: &str = include_str!("../../config/rules/emergency.toml");
+
+/// The answer to a submission that describes an emergency.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Redirect {
+    /// The number to dial: `110`, `119`, `120` or `122` with the shipped rules.
+    pub number: String,
+    /// A short reason in Chinese, addressed to the citizen.
+    pub reason: String,
+    /// Name of the rule that decided (`digits:119` for [`EmergencyRules::check_digits`]), for
+    /// the redirect record and for tuning.
+    pub rule: String,
+}
+
+/// One thing wrong in a rules file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleProblem {
+    /// The rule, context or service concerned (`rule "fire"`), or empty for the whole file.
+    pub rule: String,
+    /// What is wrong, in English, for the operator.
+    pub message: String,
+}
+
+impl fmt::Display for RuleProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.rule.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}: {}", self.rule, self.message)
+        }
+    }
+}
+
+/// A rules file that cannot be used, with every problem found (not just the first).
+///
+/// Shared by the other rule families of the pipeline (`category`, `guidance`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct RulesError {
+    /// The file label given to the loader (a path, or the default file name).
+    pub file: String,
+    /// Every problem found; never empty.
+    pub problems: Vec<RuleProblem>,
+}
+
+impl RulesError {
+    /// A single problem, for loaders that stop early (a TOML syntax error).
+    pub fn single(file: &str, rule: &str, message: impl Into<String>) -> Self {
+        RulesError {
+            file: file.to_string(),
+            problems: vec![RuleProblem {
+                rule: rule.to_string(),
+                message: message.into(),
+            }],
+        }
+    }
+}
+
+impl fmt::Display for RulesError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {} problem(s)", self.file, self.problems.len())?;
+        for p in &self.problems {
+            write!(f, "\n  - {p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Collects problems while validating, so the operator sees all of them in one reload attempt.
+#[derive(Default)]
+struct Problems(Vec<RuleProblem>);
+
+impl Problems {
+    fn push(&mut self, rule: impl Into<String>, message: impl Into<String>) {
+        self.0.push(RuleProblem {
+            rule: rule.into(),
+            message: message.into(),
+        });
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// File format (serde). `deny_unknown_fields` so a misspelt key is an error, not a silently
+// ignored rule.
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    version: u32,
+    #[serde(default)]
+    service: Vec<RawService>,
+    #[serde(default)]
+    masks: RawMasks,
+    #[serde(default)]
+    context: Vec<RawContext>,
+    #[serde(default)]
+    defaults: RawDefaults,
+    #[serde(default)]
+    rule: Vec<RawRule>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawService {
+    number: String,
+    #[serde(default)]
+    name: String,
+    reason: String,
+    #[serde(default)]
+    digits: Vec<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawMasks {
+    #[serde(default)]
+    phrases: Vec<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawDefaults {
+    #[serde(default)]
+    suppress: Vec<String>,
+}
+
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq, Debug)]
+#[serde(rename_all = "lowercase")]
+enum Effect {
+    Suppress,
+    Cue,
+}
+
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq, Debug)]
+#[serde(rename_all = "lowercase")]
+enum Scope {
+    Clause,
+    Sentence,
+    Text,
+}
+
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq, Debug)]
+#[serde(rename_all = "lowercase")]
+enum Position {
+    Before,
+    After,
+    Any,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawContext {
+    name: String,
+    effect: Effect,
+    scope: Scope,
+    #[serde(default = "any_position")]
+    position: Position,
+    #[serde(default)]
+    window: usize,
+    #[serde(default)]
+    like: Option<String>,
+    #[serde(default)]
+    cues: Vec<String>,
+    #[serde(default)]
+    except: Vec<String>,
+    #[serde(default)]
+    unless: Vec<String>,
+}
+
+fn any_position() -> Position {
+    Position::Any
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    name: String,
+    number: String,
+    #[serde(default)]
+    priority: i32,
+    #[serde(default)]
+    reason: Option<String>,
+    triggers: Vec<String>,
+    #[serde(default)]
+    require: Vec<String>,
+    #[serde(default)]
+    require_also: Vec<String>,
+    #[serde(default)]
+    suppress: Option<Vec<String>>,
+}
+
+// ------------------------------------------------------------------------------------------
+// Compiled form.
+
+#[derive(Debug, Clone, Copy)]
+enum Role {
+    Mask,
+    Trigger(usize),
+    Cue(usize),
+    Except(usize),
+}
+
+#[derive(Debug, Clone)]
+struct Service {
+    number: String,
+    reason: String,
+    digits: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+struct Context {
+    scope: Scope,
+    position: Position,
+    window: usize,
+    unless: Vec<usize>,
+}
+
+#[derive(Debug, Clone)]
+struct Rule {
+    name: String,
+    number: String,
+    reason: String,
+    priority: i32,
+    require: Vec<usize>,
+    require_also: Vec<usize>,
+    suppress: Vec<usize>,
+}
+
+/// A validated, compiled emergency rule set. Cheap to share behind an `Arc`; swap the whole
+/// value on reload.
+#[derive(Debug, Clone)]
+pub struct EmergencyRules {
+    /// Trigger phrases only: decides quickly that a routine text needs no further look.
+    trigger_matcher: AhoCorasick,
+    /// Every phrase (triggers, cues, excepts, masks) for the full overlapping scan.
+    matcher: AhoCorasick,
+    /// Roles of each distinct pattern, indexed by Aho-Corasick pattern id (one phrase may be a
+    /// trigger of one rule and a cue of several contexts).
+    roles: Vec<Vec<Role>>,
+    services: Vec<Service>,
+    contexts: Vec<Context>,
+    rules: Vec<Rule>,
+}
+
+/// A phrase found in the normalised text, in byte offsets.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    start: usize,
+    end: usize,
+}
+
+impl Span {
+    fn overlaps(self, other: Span) -> bool {
+        self.start < other.end && other.start < self.end
+    }
+    fn contains(self, other: Span) -> bool {
+        self.start <= other.start && other.end <= self.end
+    }
+}
+
+/// Clause and sentence boundaries of one normalised text.
+struct Units {
+    clause: Vec<usize>,
+    sentence: Vec<usize>,
+}
+
+impl Units {
+    fn of(text: &str) -> Units {
+        // Byte-level: every boundary is ASCII or a three-byte sequence, and Chinese text is
+        // three bytes a character, so this is markedly cheaper than decoding chars.
+        let mut clause = Vec::new();
+        let mut sentence = Vec::new();
+        let b = text.as_bytes();
+        let mut i = 0;
+        while i < b.len() {
+            let (kind, len) = boundary_at(b, i);
+            match kind {
+                Boundary::Sentence => {
+                    sentence.push(i);
+                    clause.push(i);
+                }
+                Boundary::Clause => clause.push(i),
+                Boundary::None => {}
+            }
+            i += len;
+        }
+        Units { clause, sentence }
+    }
+
+    /// Which clause and sentence an offset lies in.
+    fn locate(&self, pos: usize) -> At {
+        At {
+            clause: self.clause.partition_point(|&x| x < pos),
+            sentence: self.sentence.partition_point(|&x| x < pos),
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Boundary {
+    None,
+    Clause,
+    Sentence,
+}
+
+/// Classifies the character starting at byte `i` and returns its UTF-8 length.
+/// Sentence ends: 。！？；… ! ? ; and line breaks. Clause ends: ，、：（） , : ( ).
+fn boundary_at(b: &[u8], i: usize) -> (Boundary, usize) {
+    let Some(&lead) = b.get(i) else {
+        return (Boundary::None, 1);
+    };
+    let len = match lead {
+        0x00..=0x7F => 1,
+        0xC0..=0xDF => 2,
+        0xE0..=0xEF => 3,
+        0xF0..=0xFF => 4,
+        _ => 1,
+    };
+    let kind = match (lead, b.get(i + 1), b.get(i + 2)) {
+        (b'!' | b'?' | b';' | b'\n', _, _) => Boundary::Sentence,
+        (b',' | b':' | b'(' | b')', _, _) => Boundary::Clause,
+        // 。(U+3002) 、(U+3001)
+        (0xE3, Some(0x80), Some(0x82)) => Boundary::Sentence,
+        (0xE3, Some(0x80), Some(0x81)) => Boundary::Clause,
+        // …(U+2026)
+        (0xE2, Some(0x80), Some(0xA6)) => Boundary::Sentence,
+        // ！(FF01) ？(FF1F) ；(FF1B)
+        (0xEF, Some(0xBC), Some(0x81 | 0x9F | 0x9B)) => Boundary::Sentence,
+        // ，(FF0C) ：(FF1A) （(FF08) ）(FF09)
+        (0xEF, Some(0xBC), Some(0x8C | 0x9A | 0x88 | 0x89)) => Boundary::Clause,
+        _ => Boundary::None,
+    };
+    (kind, len)
+}
+
+/// Whether `normalize` would change anything. A byte scan: the characters it rewrites are ASCII,
+/// full-width letters/digits (EF BC/BD ..) or a handful of Unicode spaces.
+fn needs_normalizing(text: &str) -> bool {
+    let b = text.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        let x = b[i];
+        if x < 0x80 {
+            if x.is_ascii_uppercase() || (x.is_ascii_whitespace() && x != b'\n') {
+                return true;
+            }
+            i += 1;
+            continue;
+        }
+        if matches!(x, 0xC2 | 0xE1 | 0xE2 | 0xE3 | 0xEF) {
+            // Rare lead bytes: decode this one char and decide exactly.
+            if let Some(c) = text.get(i..).and_then(|t| t.chars().next()) {
+                if c.is_whitespace() || is_fullwidth_alnum(c) {
+                    return true;
+                }
+                i += c.len_utf8();
+                continue;
+            }
+        }
+        i += 1;
+    }
+    false
+}
+
+fn is_fullwidth_alnum(c: char) -> bool {
+    matches!(c, '\u{FF10}'..='\u{FF19}' | '\u{FF21}'..='\u{FF3A}' | '\u{FF41}'..='\u{FF5A}')
+}
+
+/// Normalises for matching: full-width digits and letters to half-width, ASCII lower case,
+/// whitespace dropped except line breaks (kept as sentence ends). Punctuation is left alone:
+/// both widths count as clause and sentence ends.
+///
+/// Rules are normalised the same way, so a rule file may use either width for letters and
+/// digits. Borrows when nothing changes, which is the common case for Chinese text and keeps
+/// `check` within its time budget.
+pub fn normalize(text: &str) -> Cow<'_, str> {
+    if !needs_normalizing(text) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\n' | '\r' => out.push('\n'),
+            '\u{FF10}'..='\u{FF19}' | '\u{FF21}'..='\u{FF3A}' | '\u{FF41}'..='\u{FF5A}' => {
+                // The full-width block mirrors ASCII at a fixed offset.
+                let ascii = char::from_u32(c as u32 - 0xFEE0).unwrap_or(c);
+                out.push(ascii.to_ascii_lowercase());
+            }
+            c if c.is_whitespace() => {}
+            c => out.push(c.to_ascii_lowercase()),
+        }
+    }
+    Cow::Owned(out)
+}
+
+impl EmergencyRules {
+    /// The rules shipped in `config/rules/emergency.toml`, compiled into the binary.
+    ///
+    /// # Panics
+    /// Only if the compiled-in file is invalid, which the `builtin_loads` test rules out before
+    /// any release; the text is part of the program, not input.
+    #[allow(clippy::expect_used)]
+    pub fn builtin() -> EmergencyRules {
+        Self::from_toml_named("emergency.toml (builtin)", BUILTIN_TOML)
+            .expect("config/rules/emergency.toml compiled into the binary must be valid")
+    }
+
+    /// Parses and validates a rules file; `file` labels the errors as `emergency.toml`.
+    pub fn from_toml(text: &str) -> Result<EmergencyRules, RulesError> {
+        Self::from_toml_named("emergency.toml", text)
+    }
+
+    /// Parses and validates a rules file, labelling errors with `file` (the path the gateway
+    /// read it from).
+    pub fn from_toml_named(file: &str, text: &str) -> Result<EmergencyRules, RulesError> {
+        let raw: RawFile =
+            toml::from_str(text).map_err(|e| RulesError::single(file, "", e.to_string()))?;
+        compile(raw).map_err(|problems| RulesError {
+            file: file.to_string(),
+            problems,
+        })
+    }
+
+    /// Number of rules (for logs after a reload).
+    pub fn rule_count(&self) -> usize {
+        self.rules.len()
+    }
+
+    /// Decides whether `text` describes an emergency and, if so, where to send the citizen.
+    pub fn check(&self, text: &str) -> Option<Redirect> {
+        let best = self.fired(text, false).into_iter().next()?;
+        let rule = self.rules.get(best.rule)?;
+        Some(Redirect {
+            number: rule.number.clone(),
+            reason: rule.reason.clone(),
+            rule: rule.name.clone(),
+        })
+    }
+
+    /// Every rule that fires on `text`, best first and one entry per rule: for redirect
+    /// records, tuning and supervisors' mail ("also matched: 120").
+    pub fn check_all(&self, text: &str) -> Vec<Redirect> {
+        self.fired(text, true)
+            .into_iter()
+            .filter_map(|f| self.rules.get(f.rule))
+            .map(|r| Redirect {
+                number: r.number.clone(),
+                reason: r.reason.clone(),
+                rule: r.name.clone(),
+            })
+            .collect()
+    }
+
+    /// Maps digits pressed in an IVR menu (or typed alone) to a service, e.g. `"119"`.
+    ///
+    /// Full-width digits, spaces and a trailing `#` are tolerated; anything else must match a
+    /// configured `digits` entry exactly.
+    pub fn check_digits(&self, digits: &str) -> Option<Redirect> {
+        let d = normalize(digits);
+        let d = d.trim_end_matches(['#', '＃']);
+        if d.is_empty() {
+            return None;
+        }
+        self.services
+            .iter()
+            .find(|s| s.digits.iter().any(|x| x == d))
+            .map(|s| Redirect {
+                number: s.number.clone(),
+                reason: s.reason.clone(),
+                rule: format!("digits:{d}"),
+            })
+    }
+
+    /// The firing rules, best first (priority, then position). With `all == false` it stops
+    /// at the first (best) one, which is all `check` needs.
+    fn fired(&self, text: &str, all: bool) -> Vec<Fired> {
+        let norm = normalize(text);
+        let norm: &str = &norm;
+        // Fast path: most submissions are routine and contain no trigger at all; a single
+        // is_match over trigger phrases only is much cheaper than the full overlapping scan.
+        if !self.trigger_matcher.is_match(norm) {
+            return Vec::new();
+        }
+        let units = Units::of(norm);
+
+        let mut masks: Vec<Span> = Vec::new();
+        let mut excepts: Vec<(usize, Span)> = Vec::new();
+        // Cues are only recorded here; masks, excepts and clause positions are checked when a
+        // trigger actually consults the context, since most cues (人, 车, 我) never are.
+        let mut cues: Vec<Vec<Span>> = vec![Vec::new(); self.contexts.len()];
+        let mut triggers: Vec<(usize, Span)> = Vec::new();
+        for m in self.matcher.find_overlapping_iter(norm) {
+            let span = Span {
+                start: m.start(),
+                end: m.end(),
+            };
+            let Some(roles) = self.roles.get(m.pattern().as_usize()) else {
+                continue;
+            };
+            for role in roles {
+                match *role {
+                    Role::Mask => masks.push(span),
+                    Role::Trigger(r) => triggers.push((r, span)),
+                    Role::Cue(c) => {
+                        if let Some(list) = cues.get_mut(c) {
+                            list.push(span);
+                        }
+                    }
+                    Role::Except(c) => excepts.push((c, span)),
+                }
+            }
+        }
+        triggers.retain(|&(_, s)| !masked(&masks, s));
+        let found = Found {
+            units: &units,
+            norm,
+            masks: &masks,
+            excepts: &excepts,
+            cues: &cues,
+        };
+
+        // Best candidates first, so `check` can stop at the first trigger that survives.
+        let priority = |r: usize| self.rules.get(r).map_or(i32::MIN, |x| x.priority);
+        triggers.sort_by(|a, b| {
+            priority(b.0)
+                .cmp(&priority(a.0))
+                .then(a.1.start.cmp(&b.1.start))
+        });
+
+        let mut fired: Vec<Fired> = Vec::new();
+        for &(r, t) in &triggers {
+            if fired.iter().any(|f| f.rule == r) {
+                continue;
+            }
+            let Some(rule) = self.rules.get(r) else {
+                continue;
+            };
+            let at = units.locate(t.start);
+            let present = |ctx: usize| self.context_present(ctx, t, at, &found);
+            if !rule.require.is_empty() && !rule.require.iter().any(|&c| present(c)) {
+                continue;
+            }
+            if !rule.require_also.is_empty() && !rule.require_also.iter().any(|&c| present(c)) {
+                continue;
+            }
+            let suppressed = rule.suppress.iter().any(|&c| {
+                present(c)
+                    && !self
+                        .contexts
+                        .get(c)
+                        .is_some_and(|ctx| ctx.unless.iter().any(|&u| present(u)))
+            });
+            if !suppressed {
+                fired.push(Fired { rule: r });
+                if !all {
+                    break;
+                }
+            }
+        }
+        fired
+    }
+
+    /// Whether context `ctx` has a cue placed as it demands relative to trigger `t`.
+    fn context_present(&self, ctx: usize, t: Span, at: At, found: &Found<'_>) -> bool {
+        let (Some(c), Some(list)) = (self.contexts.get(ctx), found.cues.get(ctx)) else {
+            return false;
+        };
+        let chars_between = |a: usize, b: usize| {
+            found
+                .norm
+                .get(a..b)
+                .map_or(usize::MAX, |s| s.chars().count())
+        };
+        list.iter().any(|&s| {
+            // A cue is context *around* the trigger: 被困 is both a trigger and an urgency cue,
+            // and must not lift the past/habitual suppression of itself (去年被困在电梯里).
+            if s.overlaps(t) {
+                return false;
+            }
+            let placed = match c.position {
+                Position::Any => true,
+                Position::Before => {
+                    s.end <= t.start && (c.window == 0 || chars_between(s.end, t.start) <= c.window)
+                }
+                Position::After => {
+                    s.start >= t.end && (c.window == 0 || chars_between(t.end, s.start) <= c.window)
+                }
+            };
+            placed
+                && found.units.locate(s.start).same(at, c.scope)
+                && !masked(found.masks, s)
+                && !found
+                    .excepts
+                    .iter()
+                    .any(|&(ec, e)| ec == ctx && e.overlaps(s))
+        })
+    }
+}
+
+/// A hit inside a mask means something else (火锅 is not 火); a hit that swallows the whole
+/// mask is a longer, more specific phrase and stays.
+fn masked(masks: &[Span], s: Span) -> bool {
+    masks.iter().any(|&m| s.overlaps(m) && !s.contains(m))
+}
+
+/// Everything one scan found, for the context checks of each trigger.
+struct Found<'a> {
+    units: &'a Units,
+    norm: &'a str,
+    masks: &'a [Span],
+    excepts: &'a [(usize, Span)],
+    cues: &'a [Vec<Span>],
+}
+
+/// Clause and sentence index of an offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct At {
+    clause: usize,
+    sentence: usize,
+}
+
+impl At {
+    fn same(self, other: At, scope: Scope) -> bool {
+        match scope {
+            Scope::Text => true,
+            Scope::Clause => self.clause == other.clause,
+            Scope::Sentence => self.sentence == other.sentence,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Fired {
+    rule: usize,
+}
+
+/// Validates a parsed file and builds the matcher, collecting every problem.
+fn compile(raw: RawFile) -> Result<EmergencyRules, Vec<RuleProblem>> {
+    let mut p = Problems::default();
+    if raw.version != 1 {
+        p.push(
+            "",
+            format!("unsupported version {} (expected 1)", raw.version),
+        );
+    }
+
+    // Phrases: normalised text -> roles. One automaton for everything keeps check() to a
+    // single pass over the text.
+    let mut phrase_ids: HashMap<String, usize> = HashMap::new();
+    let mut phrases: Vec<String> = Vec::new();
+    let mut roles: Vec<Vec<Role>> = Vec::new();
+    let mut add = |what: &str, phrase: &str, role: Role, p: &mut Problems| {
+        let n = normalize(phrase).into_owned();
+        if n.is_empty() {
+            p.push(what, "empty phrase");
+            return;
+        }
+        let id = *phrase_ids.entry(n.clone()).or_insert_with(|| {
+            phrases.push(n);
+            roles.push(Vec::new());
+            roles.len() - 1
+        });
+        if let Some(r) = roles.get_mut(id) {
+            r.push(role);
+        }
+    };
+
+    // Services.
+    let mut services = Vec::new();
+    let mut numbers = HashSet::new();
+    let mut all_digits = HashSet::new();
+    for s in &raw.service {
+        let label = format!("service \"{}\"", s.number);
+        if s.number.is_empty() || !s.number.chars().all(|c| c.is_ascii_digit()) {
+            p.push(&label, "number must be non-empty ASCII digits");
+        }
+        if !numbers.insert(s.number.clone()) {
+            p.push(&label, "declared twice");
+        }
+        if s.reason.trim().is_empty() {
+            p.push(&label, "reason is empty");
+        }
+        let _ = &s.name; // documentation only
+        let mut digits = Vec::new();
+        for d in &s.digits {
+            let n = normalize(d).into_owned();
+            if n.is_empty() || !n.chars().all(|c| c.is_ascii_digit() || c == '*') {
+                p.push(&label, format!("digits {d:?} must be digits or *"));
+            } else if !all_digits.insert(n.clone()) {
+                p.push(
+                    &label,
+                    format!("digits {d:?} already map to another service"),
+                );
+            } else {
+                digits.push(n);
+            }
+        }
+        services.push(Service {
+            number: s.number.clone(),
+            reason: s.reason.clone(),
+            digits,
+        });
+    }
+    if services.is_empty() {
+        p.push("", "no [[service]] declared");
+    }
+
+    for m in &raw.masks.phrases {
+        add("masks", m, Role::Mask, &mut p);
+    }
+
+    // Contexts: names first so `unless` may refer forward.
+    let mut ctx_index: HashMap<&str, usize> = HashMap::new();
+    for (i, c) in raw.context.iter().enumerate() {
+        if c.name.trim().is_empty() {
+            p.push(format!("context #{}", i + 1), "name is empty");
+        }
+        if ctx_index.insert(c.name.as_str(), i).is_some() {
+            p.push(format!("context \"{}\"", c.name), "declared twice");
+        }
+    }
+    let mut contexts = Vec::new();
+    for (i, c) in raw.context.iter().enumerate() {
+        let label = format!("context \"{}\"", c.name);
+        // `like` copies another context's words so one list can serve two scopes.
+        let base = match &c.like {
+            Some(other) => match ctx_index
+                .get(other.as_str())
+                .and_then(|&j| raw.context.get(j))
+            {
+                Some(o) if o.like.is_none() => Some(o),
+                Some(_) => {
+                    p.push(
+                        &label,
+                        format!("like {other:?} must name a context without like"),
+                    );
+                    None
+                }
+                None => {
+                    p.push(&label, format!("like refers to unknown context {other:?}"));
+                    None
+                }
+            },
+            None => None,
+        };
+        let cue_list = c.cues.iter().chain(base.iter().flat_map(|b| b.cues.iter()));
+        let except_list = c
+            .except
+            .iter()
+            .chain(base.iter().flat_map(|b| b.except.iter()));
+        if c.cues.is_empty() && c.like.is_none() {
+            p.push(&label, "cues is empty");
+        }
+        if c.window > 0 && c.position == Position::Any {
+            p.push(&label, "window needs position = \"before\" or \"after\"");
+        }
+        if !c.unless.is_empty() && c.effect != Effect::Suppress {
+            p.push(&label, "unless only makes sense with effect = \"suppress\"");
+        }
+        for cue in cue_list {
+            add(&label, cue, Role::Cue(i), &mut p);
+        }
+        for e in except_list {
+            add(&label, e, Role::Except(i), &mut p);
+        }
+        let mut unless = Vec::new();
+        for u in &c.unless {
+            match ctx_index.get(u.as_str()) {
+                Some(&j) if raw.context.get(j).is_some_and(|x| x.effect == Effect::Cue) => {
+                    unless.push(j)
+                }
+                Some(_) => p.push(
+                    &label,
+                    format!("unless {u:?} must be an effect = \"cue\" context"),
+                ),
+                None => p.push(&label, format!("unless refers to unknown context {u:?}")),
+            }
+        }
+        contexts.push(Context {
+            scope: c.scope,
+            position: c.position,
+            window: c.window,
+            unless,
+        });
+    }
+
+    let resolve = |label: &str, list: &[String], want: Option<Effect>, p: &mut Problems| {
+        let mut out = Vec::new();
+        for name in list {
+            match ctx_index.get(name.as_str()) {
+                Some(&j) => {
+                    let effect = raw.context.get(j).map(|c| c.effect);
+                    match want {
+                        Some(w) if effect != Some(w) => p.push(
+                            label,
+                            format!("context {name:?} has the wrong effect for this list"),
+                        ),
+                        _ => out.push(j),
+                    }
+                }
+                None => p.push(label, format!("unknown context {name:?}")),
+            }
+        }
+        out
+    };
+    let default_suppress = resolve(
+        "[defaults]",
+        &raw.defaults.suppress,
+        Some(Effect::Suppress),
+        &mut p,
+    );
+
+    let mut rules = Vec::new();
+    let mut rule_names = HashSet::new();
+    for (i, r) in raw.rule.iter().enumerate() {
+        let label = if r.name.trim().is_empty() {
+            format!("rule #{}", i + 1)
+        } else {
+            format!("rule \"{}\"", r.name)
+        };
+        if r.name.trim().is_empty() {
+            p.push(&label, "name is empty");
+        } else if !rule_names.insert(r.name.clone()) {
+            p.push(&label, "name used twice");
+        }
+        let service = services.iter().find(|s| s.number == r.number);
+        if service.is_none() {
+            p.push(
+                &label,
+                format!("number {:?} is not a declared [[service]]", r.number),
+            );
+        }
+        if r.triggers.is_empty() {
+            p.push(&label, "triggers is empty");
+        }
+        for t in &r.triggers {
+            add(&label, t, Role::Trigger(i), &mut p);
+        }
+        let reason = match &r.reason {
+            Some(x) if x.trim().is_empty() => {
+                p.push(
+                    &label,
+                    "reason is empty (omit it to use the service's reason)",
+                );
+                String::new()
+            }
+            Some(x) => x.clone(),
+            None => service.map(|s| s.reason.clone()).unwrap_or_default(),
+        };
+        let require = resolve(&label, &r.require, None, &mut p);
+        let require_also = resolve(&label, &r.require_also, None, &mut p);
+        let suppress = match &r.suppress {
+            Some(list) => resolve(&label, list, Some(Effect::Suppress), &mut p),
+            None => default_suppress.clone(),
+        };
+        rules.push(Rule {
+            name: r.name.clone(),
+            number: r.number.clone(),
+            reason,
+            priority: r.priority,
+            require,
+            require_also,
+            suppress,
+        });
+    }
+    if rules.is_empty() {
+        // An empty set would silently stop every redirect; refuse it so reload keeps the old.
+        p.push("", "no [[rule]] declared");
+    }
+
+    if !p.0.is_empty() {
+        return Err(p.0);
+    }
+    let trigger_phrases: Vec<&String> = phrases
+        .iter()
+        .zip(&roles)
+        .filter(|(_, r)| r.iter().any(|x| matches!(x, Role::Trigger(_))))
+        .map(|(p, _)| p)
+        .collect();
+    let matcher = build_matcher(&phrases)?;
+    let trigger_matcher = build_matcher(&trigger_phrases)?;
+    Ok(EmergencyRules {
+        trigger_matcher,
+        matcher,
+        roles,
+        services,
+        contexts,
+        rules,
+    })
+}
+
+/// Builds an overlapping matcher (every phrase at every position), DFA when it fits.
+fn build_matcher<P: AsRef<[u8]>>(phrases: &[P]) -> Result<AhoCorasick, Vec<RuleProblem>> {
+    AhoCorasick::builder()
+        .match_kind(MatchKind::Standard)
+        .kind(Some(AhoCorasickKind::DFA))
+        .build(phrases)
+        .or_else(|_| {
+            // A DFA can exceed its size limit with a huge file; the NFA is slower but fine.
+            AhoCorasick::builder()
+                .match_kind(MatchKind::Standard)
+                .build(phrases)
+        })
+        .map_err(|e| {
+            vec![RuleProblem {
+                rule: String::new(),
+                message: format!("cannot build the matcher: {e}"),
+            }]
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules() -> EmergencyRules {
+        match EmergencyRules::from_toml(BUILTIN_TOML) {
+            Ok(r) => r,
+            Err(e) => panic!("builtin rules must load: {e}"),
+        }
+    }
+
+    /// Data-driven helper: each case is (text, expected number or "" for no redirect).
+    fn check(cases: &[(&str, &str)]) {
+        let r = rules();
+        let mut failures = Vec::new();
+        for &(text, want) in cases {
+            let got = r.check(text);
+            let got_num = got.as_ref().map(|g| g.number.clone()).unwrap_or_default();
+            if got_num != want {
+                failures.push(format!(
+                    "{text}\n    want {want:?} got {got_num:?} via {:?}",
+                    got.as_ref().map(|g| &g.rule)
+                ));
+            }
+        }
+        assert!(
+            failures.is_empty(),
+            "{} failures:\n{}",
+            failures.len(),
+            failures.join("\n")
+        );
+    }
+
+    #[test]
+    fn builtin_loads() {
+        let r = EmergencyRules::builtin();
+        assert!(r.rule_count() >= 10);
+    }
+
+    #[test]
+    fn fire_and_rescue() {
+        check(&[
+            ("我家着火了", "119"),
+            ("厨 房 着 火 了", "119"),
+            ("楼道里的电线烧着了，噼里啪啦响", "119"),
+            ("小区垃圾桶起火，火苗窜得老高", "119"),
+            ("邻居家窗户一直往外冒浓烟", "119"),
+            ("屋里全是烟，看不清东西", "119"),
+            ("天然气泄露了，味道很大", "119"),
+            ("家里有股很重的煤气味，我把阀门关了还是有", "119"),
+            ("电梯停在两层中间，我们三个人被困", "119"),
+            ("有个小孩手卡在旋转门里拔不出来", "119"),
+            ("仓库起火，有人被困在里面", "119"),
+            ("快派消防车来，车库冒火了", "119"),
+            ("隔壁房子塌了，下面压着人", "119"),
+            ("以前这里着过火，现在又烧起来了", "119"),
+            ("是不是着火了？楼道里一股烧焦味", "119"),
+            ("火锅店着火了", "119"),
+        ]);
+    }
+
+    #[test]
+    fn medical() {
+        check(&[
+            ("我奶奶突然晕倒了", "120"),
+            ("孩子从床上掉下来了，一直哭，头上起了个包，现在抽搐", "120"),
+            ("有人在地铁站倒地不起，口吐白沫", "120"),
+            ("我老婆要生了，羊水破了", "120"),
+            ("爸爸喝了半瓶农药", "120"),
+            ("我刚被开水烫伤了，皮都掉了，疼得受不了", "120"),
+            ("外卖员在路边晕倒了，叫不醒", "120"),
+            ("老人摔倒了起不来，快来人", "120"),
+            ("我同事突然说胸痛，满头大汗", "120"),
+        ]);
+    }
+
+    #[test]
+    fn police() {
+        check(&[
+            ("有人拿刀在小区门口砍人", "110"),
+            ("两个人正在打架，已经见血了", "110"),
+            ("有陌生人一直在撬我家的门", "110"),
+            ("我被人打了，他还在外面堵着我", "110"),
+            ("有个人站在天台上说要跳楼", "110"),
+            ("我儿子在公园走丢了", "110"),
+            ("我妈有精神病，今天早上出门到现在还没回家", "110"),
+            ("有人打电话说是公安局的，让我把钱转到安全账户", "110"),
+            ("我刚被骗了五千块钱，骗子还在跟我聊天", "110"),
+            ("救命，有人闯进我家了，拿着棍子", "110"),
+        ]);
+    }
+
+    #[test]
+    fn traffic() {
+        check(&[
+            ("中山路上出车祸了，两辆车撞在一起", "122"),
+            ("一辆大货车侧翻在路中间", "122"),
+            ("我被一辆电动车撞倒了，对方跑了", "122"),
+            ("前面车追尾了，司机受伤了在流血", "122"),
+            ("一辆出租车把骑车的人撞了，人躺在地上", "122"),
+            ("高速上汽车着火了", "119"),
+        ]);
+    }
+
+    #[test]
+    fn routine_traps() {
+        check(&[
+            ("我家没有着火，只是邻居烧纸烟有点大", ""),
+            ("上个月我家厨房着火了，保险公司不赔", ""),
+            ("以前这栋楼失过火，想问问有没有整改", ""),
+            ("请问119火警电话打不通怎么办理投诉", ""),
+            ("120救护车出车费用怎么收", ""),
+            ("楼道里堆放杂物，存在火灾隐患", ""),
+            ("小区消防车通道长期被占用", ""),
+            ("饭店油烟太大，每天都冒黑烟", ""),
+            ("楼下烧烤店天天晚上冒烟，熏得睡不着", ""),
+            ("火车站的出租车拒载", ""),
+            ("商场门口喇叭一直喊跳楼价", ""),
+            ("我被这个问题困扰很久了", ""),
+            ("孩子发烧了去哪个医院", ""),
+            ("希望有关部门跟踪处理此事", ""),
+            ("地下车库出口道闸坏了，车出不去", ""),
+            ("我家的猫走丢了，能帮忙找吗", ""),
+            ("去年我被骗了一万块钱，立案了没进展", ""),
+            ("我想举报一个诈骗电话号码", ""),
+            ("建议在路口加装护栏，这里容易发生车祸", ""),
+            ("交通事故责任认定书什么时候能出", ""),
+            ("车停在小区里被刮了，想调监控", ""),
+            ("我去年中风了，现在申请残疾补贴", ""),
+            ("社区组织消防演练，讲解火灾逃生知识", ""),
+            ("燃气公司入户安检时说我家有漏气隐患，要收费整改", ""),
+            ("孩子睡着了以后楼上还在蹦", ""),
+            ("快递车总是停在消防通道", ""),
+            ("物业电话打不通，联系不上管家", ""),
+            ("表扬消防员及时扑灭大火", ""),
+            ("请尽快维修小区路灯", ""),
+            // Past events whose trigger is itself an urgency cue must stay suppressed.
+            ("去年我被困在电梯里两个小时，想投诉物业", ""),
+            ("我爸前年昏迷住院过，现在想办理慢病医保", ""),
+            ("小区的电动自行车乱停乱放，堵住了出口", ""),
+        ]);
+    }
+
+    /// A second batch written after the first rules passed: phrasings the rules were not
+    /// written against (kept separate from the held-out file, which is never tuned on).
+    #[test]
+    fn more_phrasings() {
+        check(&[
+            ("家里插座冒火花了，还有烧焦的味道", "119"),
+            ("邻居家门缝往外冒烟，屋里好像有人", "119"),
+            ("我在地下室闻到一股很冲的煤气味", "119"),
+            ("锅里的油着火了怎么办，火越来越大", "119"),
+            ("老人一个人在家，喊不应，门也打不开，里面有煤气味", "119"),
+            ("有人晕倒在电梯里", "120"),
+            ("我爸在浴室摔倒了，头磕破了，血一直流", "120"),
+            ("我喘不上气，胸口闷得厉害", "120"),
+            ("宝宝吃东西噎着了，脸都憋紫了", "120"),
+            ("有个大爷在公园突然倒下了", "120"),
+            ("我老婆吃了一整板安眠药", "120"),
+            ("路上有人被车撞飞了", "122"),
+            ("前面有辆车逆行撞了好几辆车", "122"),
+            ("有个醉汉在拿酒瓶子打人", "110"),
+            ("外面有人在喊救命", "110"),
+            ("我前男友拿刀威胁我", "110"),
+            ("我女儿被人骗到外地，现在联系不上", "110"),
+            ("刚刚有人冒充我儿子让我打钱", "110"),
+            ("在银行，有人电话里让我转钱到一个账户", "110"),
+            ("我想问一下煤气泄漏报警器哪里可以买", ""),
+            ("建议小区安装燃气泄漏报警装置", ""),
+            ("楼下饭店的炉子冒烟，呛得我们开不了窗", ""),
+            ("去年冬天有人在小区门口打架，到现在也没处理结果", ""),
+            ("我们村里的老人走失了好几个月，派出所一直没有消息", ""),
+            ("小孩子在小区里玩火，家长不管", ""),
+            ("厂房着火以后的赔偿问题怎么解决", ""),
+            ("电梯困人后物业多久到场有规定吗", ""),
+            ("每次下雨地下通道都会被淹，车被困在里面", ""),
+            ("我想投诉救护车收费太贵", ""),
+            ("有人在小区里烧纸钱，烟很大", ""),
+            ("楼下的饭店冒黑烟好几年了", ""),
+            ("昨晚隔壁吵架砸东西，吵得睡不着", ""),
+            ("我的手机被偷了，不知道去哪报案", ""),
+            ("反映有人冒充公安发诈骗短信，请相关部门处理", ""),
+        ]);
+    }
+
+    #[test]
+    fn digits() {
+        let r = rules();
+        let got = r.check_digits("119").map(|x| x.number);
+        assert_eq!(got.as_deref(), Some("119"));
+        assert_eq!(
+            r.check_digits("１２０#").map(|x| x.number).as_deref(),
+            Some("120")
+        );
+        assert_eq!(
+            r.check_digits(" 110 ").map(|x| x.number).as_deref(),
+            Some("110")
+        );
+        assert_eq!(
+            r.check_digits("122").map(|x| x.rule).as_deref(),
+            Some("digits:122")
+        );
+        assert!(r.check_digits("12345").is_none());
+        assert!(r.check_digits("").is_none());
+        assert!(r.check_digits("#").is_none());
+    }
+
+    #[test]
+    fn check_all_lists_every_service() {
+        let all = rules().check_all("十字路口两辆车撞了，有人昏迷不醒");
+        let numbers: Vec<_> = all.iter().map(|r| r.number.as_str()).collect();
+        assert_eq!(numbers.first(), Some(&"122"), "{all:?}");
+        assert!(numbers.contains(&"120"), "{all:?}");
+    }
+
+    #[test]
+    fn never_panics_on_odd_input() {
+        let r = rules();
+        for t in [
+            "",
+            " ",
+            "\u{0}",
+            "着",
+            "火",
+            "！！！",
+            "着火",
+            "\u{FEFF}着火了",
+            "ｚｈａｏｈｕｏ",
+        ] {
+            let _ = r.check(t);
+        }
+        let long = "着火了".repeat(5000);
+        assert!(r.check(&long).is_some());
+    }
+
+    #[test]
+    fn invalid_files_report_every_problem() {
+        let bad = r#"
+            version = 2
+            [[service]]
+            number = "11x"
+            reason = ""
+            [[context]]
+            name = "neg"
+            effect = "suppress"
+            scope = "clause"
+            window = 3
+            cues = []
+            unless = ["nope"]
+            [[rule]]
+            name = "fire"
+            number = "999"
+            triggers = []
+            suppress = ["missing"]
+            [[rule]]
+            name = "fire"
+            number = "11x"
+            triggers = ["着火", ""]
+            require = ["ghost"]
+        "#;
+        let err = match EmergencyRules::from_toml_named("rules/emergency.toml", bad) {
+            Err(e) => e,
+            Ok(_) => panic!("must fail"),
+        };
+        let text = err.to_string();
+        assert!(text.starts_with("rules/emergency.toml:"), "{text}");
+        for needle in [
+            "unsupported version 2",
+            "service \"11x\": number must be",
+            "reason is empty",
+            "context \"neg\": cues is empty",
+            "window needs position",
+            "unknown context \"nope\"",
+            "rule \"fire\": number \"999\"",
+            "triggers is empty",
+            "unknown context \"missing\"",
+            "name used twice",
+            "empty phrase",
+            "unknown context \"ghost\"",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn syntax_and_unknown_keys_are_errors() {
+        let e = EmergencyRules::from_toml("version = ").err();
+        assert!(e.is_some());
+        let e = EmergencyRules::from_toml(
+            "version = 1\n[[service]]\nnumber=\"119\"\nreason=\"x\"\n[[rule]]\nname=\"a\"\nnumber=\"119\"\ntriggers=[\"火\"]\ntrigers=[\"x\"]\n",
+        );
+        let text = e.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(text.contains("trigers"), "{text}");
+        // An empty rule set is refused: loading it would silently stop all redirects.
+        let e =
+            EmergencyRules::from_toml("version = 1\n[[service]]\nnumber=\"119\"\nreason=\"x\"\n");
+        let text = e.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(text.contains("no [[rule]]"), "{text}");
+    }
+
+    #[test]
+    fn minimal_file_and_reason_fallback() {
+        let r = EmergencyRules::from_toml(
+            "version = 1\n[[service]]\nnumber=\"119\"\nreason=\"打119\"\ndigits=[\"9\"]\n[[rule]]\nname=\"f\"\nnumber=\"119\"\ntriggers=[\"着火\"]\n",
+        );
+        let r = match r {
+            Ok(r) => r,
+            Err(e) => panic!("{e}"),
+        };
+        let got = r.check("着火啦");
+        assert_eq!(got.as_ref().map(|g| g.reason.as_str()), Some("打119"));
+        assert_eq!(
+            r.check_digits("9").map(|g| g.number).as_deref(),
+            Some("119")
+        );
+    }
+
+    // ---- corpus measurement -----------------------------------------------------------------
+
+    #[derive(serde::Deserialize)]
+    struct Line {
+        text: String,
+        expect: Vec<String>,
+    }
+
+    struct Figures {
+        emergencies: usize,
+        detected: usize,
+        right_number: usize,
+        routine: usize,
+        false_redirects: usize,
+        failures: Vec<String>,
+    }
+
+    fn measure(name: &str, jsonl: &str) -> Figures {
+        let r = rules();
+        let mut f = Figures {
+            emergencies: 0,
+            detected: 0,
+            right_number: 0,
+            routine: 0,
+            false_redirects: 0,
+            failures: Vec::new(),
+        };
+        for (i, line) in jsonl
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+        {
+            let l: Line = match serde_json::from_str(line) {
+                Ok(l) => l,
+                Err(e) => panic!("{name}:{}: {e}", i + 1),
+            };
+            let got = r.check(&l.text);
+            if l.expect.is_empty() {
+                f.routine += 1;
+                if let Some(g) = got {
+                    f.false_redirects += 1;
+                    f.failures.push(format!(
+                        "{name}:{} FALSE {} ({}) {}",
+                        i + 1,
+                        g.number,
+                        g.rule,
+                        l.text
+                    ));
+                }
+            } else {
+                f.emergencies += 1;
+                match got {
+                    Some(g) => {
+                        f.detected += 1;
+                        if l.expect.contains(&g.number) {
+                            f.right_number += 1;
+                        } else {
+                            f.failures.push(format!(
+                                "{name}:{} NUMBER want {:?} got {} ({}) {}",
+                                i + 1,
+                                l.expect,
+                                g.number,
+                                g.rule,
+                                l.text
+                            ));
+                        }
+                    }
+                    None => f.failures.push(format!(
+                        "{name}:{} MISSED {:?} {}",
+                        i + 1,
+                        l.expect,
+                        l.text
+                    )),
+                }
+            }
+        }
+        let recall = f.detected as f64 / f.emergencies.max(1) as f64;
+        let fr = f.false_redirects as f64 / f.routine.max(1) as f64;
+        println!(
+            "{name}: emergencies {} detected {} (recall {:.3}), right number {}/{}; routine {} false redirects {} ({:.1}%)",
+            f.emergencies,
+            f.detected,
+            recall,
+            f.right_number,
+            f.emergencies,
+            f.routine,
+            f.false_redirects,
+            fr * 100.0
+        );
+        for x in &f.failures {
+            println!("  {x}");
+        }
+        f
+    }
+
+    /// Recall 1.0 and false redirects under 5 % are hard requirements; `known_wrong_numbers`
+    /// records measured mismatches (a redirect to another emergency number) that are reported
+    /// rather than tuned away, so the file stays held out.
+    fn assert_quality(f: &Figures, known_wrong_numbers: usize) {
+        assert!(f.emergencies > 0 && f.routine > 0);
+        assert_eq!(
+            f.detected, f.emergencies,
+            "recall must be 1.0: {:?}",
+            f.failures
+        );
+        assert!(
+            f.emergencies - f.right_number <= known_wrong_numbers,
+            "wrong numbers: {:?}",
+            f.failures
+        );
+        assert!(
+            (f.false_redirects as f64) < 0.05 * f.routine as f64,
+            "false redirects {}/{}: {:?}",
+            f.false_redirects,
+            f.routine,
+            f.failures
+        );
+    }
+
+    #[test]
+    fn corpus_dev() {
+        let f = measure(
+            "emergency-dev",
+            include_str!("../../tests/data/emergency-dev.jsonl"),
+        );
+        assert_quality(&f, 0);
+    }
+
+    #[test]
+    fn corpus_heldout() {
+        let f = measure(
+            "emergency-heldout",
+            include_str!("../../tests/data/emergency-heldout.jsonl"),
+        );
+        // Never tuned on. First measurement: recall 64/64, right number 63/64 (小孩吞了一枚硬币，
+        // 卡在喉咙里 goes to 119 via `stuck` instead of 120), false redirects 2/85.
+        assert_quality(&f, 1);
+    }
+
+    /// Timing, not a test: `cargo test --release -- --ignored timing --nocapture`.
+    #[test]
+    #[ignore]
+    fn timing() {
+        let r = rules();
+        let base = "您好，我想反映一下我们小区的问题，小区门口的路灯坏了很久了，晚上很黑，老人出行不方便，\
+                    另外楼下饭店油烟很大，每天晚上烧烤到很晚，烟味飘到家里，希望有关部门尽快处理。";
+        let mut text = String::new();
+        while text.chars().count() < 500 {
+            text.push_str(base);
+        }
+        let text: String = text.chars().take(500).collect();
+        let n = 20_000;
+        let t0 = std::time::Instant::now();
+        let mut hits = 0;
+        for _ in 0..n {
+            hits += usize::from(r.check(std::hint::black_box(&text)).is_some());
+        }
+        let el = t0.elapsed();
+        println!(
+            "check() on 500 chars: {:.2} µs/check ({hits} hits)",
+            el.as_secs_f64() * 1e6 / n as f64
+        );
+    }
+}

@@ -1,0 +1,499 @@
+//! The intake decisions every channel shares, in one order that never changes:
+//! **redirect (emergency) > suspended > throttled > duplicate > accept**.
+//!
+//! Emergency comes first so that no other rule (a suspension, a quota, back-pressure, a full
+//! outbox) can ever stand between a person and 110/119/120/122 (art. 17(1), art. 32).
+//! The rule modules (`emergency`, `category`, `split`, `guidance`, `similar`) are pure and
+//! data-driven; this module adds the state: the store and the nuisance ladder.
+
+pub mod category;
+pub mod emergency;
+pub mod guidance;
+pub mod nuisance;
+pub mod similar;
+pub mod split;
+
+use crate::messages;
+use crate::store::{Intake, IntakeResult, NewOrder, RedirectRecord, Store, StoreError};
+use hotline_adapters::{Category, Outcome, Submission};
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+/// The rule sets, swapped whole on reload so a request sees one consistent set.
+pub struct RuleSet {
+    /// Emergency redirect rules (art. 17(1)).
+    pub emergency: emergency::EmergencyRules,
+    /// Category keywords (art. 10).
+    pub category: category::CategoryRules,
+    /// Guidance for matters outside the hotline's remit (art. 17(2), 17(6)).
+    pub guidance: guidance::GuidanceRules,
+}
+
+impl RuleSet {
+    /// The compiled-in rules.
+    pub fn builtin() -> RuleSet {
+        RuleSet {
+            emergency: emergency::EmergencyRules::builtin(),
+            category: category::CategoryRules::builtin(),
+            guidance: guidance::GuidanceRules::builtin(),
+        }
+    }
+
+    /// Compiled-in rules, each overridden by its file in `dir` when present. A broken file is an
+    /// error (the caller keeps its old rules).
+    pub fn load(dir: Option<&std::path::Path>) -> Result<RuleSet, String> {
+        let mut set = RuleSet::builtin();
+        let Some(dir) = dir else { return Ok(set) };
+        let read = |name: &str| -> Result<Option<String>, String> {
+            let p = dir.join(name);
+            match std::fs::read_to_string(&p) {
+                Ok(t) => Ok(Some(t)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(format!("{}: {e}", p.display())),
+            }
+        };
+        if let Some(t) = read("emergency.toml")? {
+            set.emergency = emergency::EmergencyRules::from_toml_named(
+                &dir.join("emergency.toml").display().to_string(),
+                &t,
+            )
+            .map_err(|e| e.to_string())?;
+        }
+        if let Some(t) = read("categories.toml")? {
+            set.category = category::CategoryRules::from_toml_named(
+                &dir.join("categories.toml").display().to_string(),
+                &t,
+            )
+            .map_err(|e| e.to_string())?;
+        }
+        if let Some(t) = read("guidance.toml")? {
+            set.guidance = guidance::GuidanceRules::from_toml_named(
+                &dir.join("guidance.toml").display().to_string(),
+                &t,
+            )
+            .map_err(|e| e.to_string())?;
+        }
+        Ok(set)
+    }
+}
+
+/// Pipeline settings.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    /// Node id for order numbers.
+    pub node_id: u8,
+    /// Local time zone for order numbers and `received_at`.
+    pub tz: chrono_tz::Tz,
+    /// Undelivered orders above which sheddable channels answer 503.
+    pub high_water: u64,
+    /// Similarity above which a submission repeats an open order.
+    pub duplicate_threshold: f64,
+    /// How far back repeats are looked for.
+    pub duplicate_window: Duration,
+}
+
+/// Why intake could not give an answer.
+#[derive(Debug, thiserror::Error)]
+pub enum IntakeError {
+    /// The store cannot take writes, or the outbox is over its high-water mark.
+    #[error("intake unavailable: {0}")]
+    Unavailable(String),
+    /// Something that should not happen.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for IntakeError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(m) => IntakeError::Unavailable(m),
+            StoreError::Internal(m) => IntakeError::Internal(m),
+        }
+    }
+}
+
+/// How a channel's submissions are treated beyond the rules every channel shares.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    /// May be refused with 503 when the outbox is over its high-water mark (web and webhook
+    /// channels); the phone is never shed.
+    pub sheddable: bool,
+    /// Counts against the submitter's quota (art. 32). False for matters an agent registers
+    /// during a call that was already counted when it rang.
+    pub count_quota: bool,
+}
+
+impl Policy {
+    /// Web form, WeChat, Weibo.
+    pub const WEBHOOK: Policy = Policy {
+        sheddable: true,
+        count_quota: true,
+    };
+    /// Agent-registered phone matters.
+    pub const AGENT: Policy = Policy {
+        sheddable: false,
+        count_quota: false,
+    };
+}
+
+/// The decision maker shared by every channel.
+pub struct Pipeline {
+    cfg: PipelineConfig,
+    rules: RwLock<Arc<RuleSet>>,
+    store: Arc<dyn Store>,
+    /// The nuisance ladder (art. 32).
+    pub ladder: nuisance::Ladder,
+    wake: Arc<tokio::sync::Notify>,
+    /// One lock per dedupe key in use, so concurrent retries of one push (platforms resend
+    /// while the first attempt is still running) are decided once, not raced.
+    key_locks: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Answers whose durable dedupe record is still being written (emergencies answer before
+    /// they are recorded); a retry in that gap finds them here.
+    recent: std::sync::Mutex<HashMap<String, Outcome>>,
+}
+
+/// Most answers held in [`Pipeline`]'s in-memory recent map before it is cleared.
+const RECENT_CAP: usize = 10_000;
+
+/// What one submission produced: the outcome and the citizen-facing message.
+#[derive(Debug, Clone)]
+pub struct Decision {
+    /// What was decided.
+    pub outcome: Outcome,
+    /// A sentence in Chinese for the citizen.
+    pub message: String,
+}
+
+impl Pipeline {
+    /// Builds the pipeline. `wake` is notified after each commit so the relay sends at once.
+    pub fn new(
+        cfg: PipelineConfig,
+        rules: RuleSet,
+        store: Arc<dyn Store>,
+        ladder: nuisance::Ladder,
+        wake: Arc<tokio::sync::Notify>,
+    ) -> Pipeline {
+        Pipeline {
+            cfg,
+            rules: RwLock::new(Arc::new(rules)),
+            store,
+            ladder,
+            wake,
+            key_locks: std::sync::Mutex::new(HashMap::new()),
+            recent: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Waits for exclusive use of a dedupe key on this node.
+    pub async fn lock_key(&self, key: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = match self.key_locks.lock() {
+            Ok(mut map) => map.entry(key.to_string()).or_default().clone(),
+            Err(_) => Arc::new(tokio::sync::Mutex::new(())),
+        };
+        lock.lock_owned().await
+    }
+
+    /// The answer given earlier under a dedupe key: memory first, then the store.
+    pub async fn recall(&self, key: &str) -> Result<Option<Outcome>, StoreError> {
+        if let Some(o) = self.recent.lock().ok().and_then(|m| m.get(key).cloned()) {
+            return Ok(Some(o));
+        }
+        self.store.recall(key.to_string()).await
+    }
+
+    /// Drops key locks nobody holds (called periodically).
+    pub fn sweep(&self) {
+        if let Ok(mut map) = self.key_locks.lock() {
+            map.retain(|_, l| Arc::strong_count(l) > 1);
+            map.shrink_to_fit();
+        }
+    }
+
+    /// The rules in force.
+    pub fn rules(&self) -> Arc<RuleSet> {
+        match self.rules.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Replaces the rules (reload). The old set stays in use by requests already holding it.
+    pub fn set_rules(&self, rules: RuleSet) {
+        match self.rules.write() {
+            Ok(mut g) => *g = Arc::new(rules),
+            Err(p) => *p.into_inner() = Arc::new(rules),
+        }
+    }
+
+    /// The store behind the pipeline.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Answers an emergency: the outcome at once; recording, the dedupe record and events
+    /// follow in the background so that a store outage never delays a person in danger.
+    pub fn redirect(
+        &self,
+        identity: &str,
+        channel: &str,
+        text: &str,
+        r: emergency::Redirect,
+        now: i64,
+        dedupe_key: Option<String>,
+    ) -> Decision {
+        let outcome = Outcome::Redirected {
+            number: r.number.clone(),
+            reason: r.reason.clone(),
+        };
+        let masked = hotline_adapters::Identity::parse(identity)
+            .map(|i| i.masked())
+            .unwrap_or_else(|| "***".into());
+        tracing::warn!(channel, identity = %masked, number = %r.number, rule = %r.rule, "Emergency redirected.");
+        metrics::counter!("hotline_redirects_total", "number" => r.number.clone(), "channel" => channel.to_string())
+            .increment(1);
+        let store = self.store.clone();
+        let rec = RedirectRecord {
+            identity: identity.to_string(),
+            channel: channel.to_string(),
+            number: r.number,
+            reason: r.reason,
+            rule: r.rule,
+            text: text.to_string(),
+            at: now,
+        };
+        if let Some(k) = &dedupe_key {
+            if let Ok(mut m) = self.recent.lock() {
+                if m.len() >= RECENT_CAP {
+                    m.clear();
+                }
+                m.insert(k.clone(), outcome.clone());
+            }
+        }
+        let remember = dedupe_key.map(|k| (k, outcome.clone()));
+        tokio::spawn(async move {
+            if let Err(e) = store.record_redirect(rec).await {
+                tracing::error!(error = %e, "Cannot record an emergency redirect.");
+            }
+            if let Some((k, o)) = remember {
+                let _ = store.remember(k, o, now).await;
+            }
+        });
+        let message = messages::for_outcome(&outcome, self.cfg.tz);
+        Decision { outcome, message }
+    }
+
+    /// Decides about one submission and makes the decision durable before returning.
+    pub async fn submit(
+        &self,
+        sub: Submission,
+        now: i64,
+        policy: Policy,
+    ) -> Result<Decision, IntakeError> {
+        // A platform retry (or a page's resubmission with the same client_ref) gets the first
+        // answer, from the store, so it holds across restarts and nodes.
+        let dedupe_key = sub.dedupe_key.clone().or_else(|| {
+            sub.client_ref
+                .as_ref()
+                .map(|r| format!("web:{}:{}", sub.identity, r))
+        });
+        let _guard = match &dedupe_key {
+            Some(k) => Some(self.lock_key(k).await),
+            None => None,
+        };
+        if let Some(key) = &dedupe_key {
+            if let Some(outcome) = self.recall(key).await? {
+                metrics::counter!("hotline_retries_answered_total", "channel" => sub.channel.as_str())
+                    .increment(1);
+                let message = messages::for_outcome(&outcome, self.cfg.tz);
+                return Ok(Decision { outcome, message });
+            }
+        }
+        let rules = self.rules();
+
+        // 1. Emergency: before anything that could refuse.
+        let texts = std::iter::once(sub.content.as_str())
+            .chain(sub.items.iter().map(|i| i.content.as_str()));
+        for text in texts {
+            if let Some(r) = rules.emergency.check(text) {
+                let who = sub.identity.to_string();
+                return Ok(self.redirect(&who, sub.channel.as_str(), text, r, now, dedupe_key));
+            }
+        }
+
+        // 2-3. Suspension and quota (art. 32). A matter an agent registered during a call was
+        // counted when the call rang; it is not counted again.
+        let refusal = if policy.count_quota {
+            self.ladder.check(&sub, now).await?
+        } else {
+            None
+        };
+        if let Some(outcome) = refusal {
+            if let Some(k) = &dedupe_key {
+                self.store.remember(k.clone(), outcome.clone(), now).await?;
+            }
+            let message = messages::for_outcome(&outcome, self.cfg.tz);
+            return Ok(Decision { outcome, message });
+        }
+
+        // 4. Repeat of an open matter (art. 17(5)).
+        let since = now - self.cfg.duplicate_window.as_secs() as i64;
+        let recent = self
+            .store
+            .recent_orders_of(sub.identity.to_string(), since)
+            .await?;
+        let matches: Vec<_> = recent
+            .iter()
+            .filter(|o| {
+                similar::similarity(&o.content, &sub.content) >= self.cfg.duplicate_threshold
+            })
+            .collect();
+        if !matches.is_empty() {
+            let orders: Vec<_> = matches
+                .iter()
+                .map(|o| hotline_adapters::OrderRef {
+                    number: o.number.clone(),
+                    category: o.category.clone(),
+                })
+                .collect();
+            for o in &matches {
+                let body = json!({
+                    "number": o.number,
+                    "channel": sub.channel.as_str(),
+                    "channel_ref": sub.channel_ref,
+                    "received_at": self.local_time(sub.received_at),
+                    "content": sub.content,
+                });
+                self.store
+                    .enqueue_contact(o.number.clone(), body, now)
+                    .await?;
+            }
+            self.wake.notify_one();
+            let outcome = Outcome::Duplicate { orders };
+            if let Some(k) = &dedupe_key {
+                self.store.remember(k.clone(), outcome.clone(), now).await?;
+            }
+            let message = messages::for_outcome(&outcome, self.cfg.tz);
+            return Ok(Decision { outcome, message });
+        }
+
+        // 5. Matters outside the hotline's remit (art. 17(2), 17(6)): a rule may answer with
+        // guidance only; by default the order is accepted with a handling hint.
+        if sub.items.is_empty() {
+            if let Some(g) = rules.guidance.check(&sub.content) {
+                if g.action == guidance::GuidanceAction::Inform {
+                    let outcome = Outcome::Informed;
+                    if let Some(k) = &dedupe_key {
+                        self.store.remember(k.clone(), outcome.clone(), now).await?;
+                    }
+                    metrics::counter!("hotline_informed_total", "rule" => g.rule.clone())
+                        .increment(1);
+                    return Ok(Decision {
+                        outcome,
+                        message: g.message,
+                    });
+                }
+            }
+        }
+
+        // 6. Accept: one order per matter.
+        if policy.sheddable && self.store.depth() >= self.cfg.high_water {
+            metrics::counter!("hotline_shed_total", "channel" => sub.channel.as_str()).increment(1);
+            return Err(IntakeError::Unavailable(
+                "the outbox is over its high-water mark".into(),
+            ));
+        }
+        let orders = self.orders_for(&sub, &rules);
+        let intake = Intake {
+            day: self.local_day(now),
+            node_id: self.cfg.node_id,
+            dedupe_key,
+            orders,
+            now,
+        };
+        let outcome = match self.store.commit_intake(intake).await? {
+            IntakeResult::Stored(refs) => {
+                self.wake.notify_one();
+                for r in &refs {
+                    metrics::counter!("hotline_orders_accepted_total", "channel" => sub.channel.as_str(), "category" => r.category.clone()).increment(1);
+                }
+                Outcome::Accepted { orders: refs }
+            }
+            IntakeResult::Replayed(o) => o,
+        };
+        let message = messages::for_outcome(&outcome, self.cfg.tz);
+        Ok(Decision { outcome, message })
+    }
+
+    /// Splits a submission into work orders (art. 13): structured items first, else a
+    /// conservative split of enumerated free text, else one order.
+    fn orders_for(&self, sub: &Submission, rules: &RuleSet) -> Vec<NewOrder> {
+        let matters: Vec<(String, Option<Category>)> = if !sub.items.is_empty() {
+            sub.items
+                .iter()
+                .map(|i| (i.content.clone(), i.category.or(sub.category)))
+                .collect()
+        } else {
+            split::split_matters(&sub.content)
+                .into_iter()
+                .map(|c| (c, sub.category))
+                .collect()
+        };
+        let count = matters.len();
+        let submission_id = uuid::Uuid::new_v4().simple().to_string();
+        matters
+            .into_iter()
+            .enumerate()
+            .map(|(i, (content, explicit))| {
+                let category = explicit.unwrap_or_else(|| rules.category.classify(&content));
+                let guidance = rules.guidance.check(&content);
+                let body = json!({
+                    "submission_id": submission_id,
+                    "channel": sub.channel.as_str(),
+                    "account": sub.account,
+                    "channel_ref": sub.channel_ref,
+                    "received_at": self.local_time(sub.received_at),
+                    "category": category.as_str(),
+                    "content": content,
+                    "confidential": sub.confidential,
+                    "submitter": {
+                        "identity": sub.identity.to_string(),
+                        "name": sub.contact.name,
+                        "phone": sub.contact.phone,
+                        "email": sub.contact.email,
+                    },
+                    "location": {
+                        "address": sub.location.address,
+                        "lat": sub.location.lat,
+                        "lon": sub.location.lon,
+                    },
+                    "attachments": sub.attachments,
+                    "item": {"index": i + 1, "count": count},
+                    "handling_hint": guidance.map(|g| json!({"rule": g.rule, "tag": g.tag, "message": g.message})),
+                });
+                NewOrder {
+                    identity: sub.identity.to_string(),
+                    category: category.as_str().to_string(),
+                    content,
+                    body,
+                }
+            })
+            .collect()
+    }
+
+    fn local_day(&self, now: i64) -> String {
+        chrono::DateTime::from_timestamp(now, 0)
+            .unwrap_or_default()
+            .with_timezone(&self.cfg.tz)
+            .format("%Y%m%d")
+            .to_string()
+    }
+
+    fn local_time(&self, t: i64) -> String {
+        chrono::DateTime::from_timestamp(t, 0)
+            .unwrap_or_default()
+            .with_timezone(&self.cfg.tz)
+            .to_rfc3339()
+    }
+}

@@ -1,0 +1,1107 @@
+//! The telephony (CTI) channel end to end: the real binary, a real dispatch-sim, real HTTP.
+//! What belongs here: everything a telephony platform's callback can meet, in the three formats
+//! (generic JSON, Zammad generic CTI, Twilio voice webhooks), from the answer the platform acts
+//! on to the order's arrival at dispatch and the caller's record in the admin view.
+//!
+//! Twilio is played by an independent peer, `tests/peers/twilio_peer.py`, built on the PyPI
+//! `twilio` package: its `RequestValidator` signs every request as Twilio's servers do and its
+//! `VoiceResponse` builds the TwiML we expect; both documents are compared as parsed XML.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const LONG: Duration = Duration::from_secs(30);
+const DESK_TOKEN: &str = "t1";
+const ZAMMAD_TOKEN: &str = "zt";
+const TWILIO_AUTH: &str = "tw-auth-token-0123456789abcdef";
+const FIRE: &str = "我家着火了，有人被困";
+const AT: &str = "2026-11-29T08:30:00+08:00";
+
+/// Two generic profiles (transfer on and off) and a Zammad profile.
+fn generic_profiles() -> String {
+    format!(
+        r#"
+[channels.cti.desk]
+format = "generic"
+token = "{DESK_TOKEN}"
+emergency_transfer = true
+
+[channels.cti.quiet]
+format = "generic"
+token = "{DESK_TOKEN}"
+emergency_transfer = false
+
+[channels.cti.zm]
+format = "zammad"
+token = "{ZAMMAD_TOKEN}"
+"#
+    )
+}
+
+const LADDER: &str = r#"
+[nuisance]
+quota = 2
+per = "1h"
+warnings = 1
+suspensions = ["1h", "24h"]
+long_call = "10m"
+"#;
+
+/// POSTs raw bytes; returns (status, content type, body).
+fn post_raw(
+    url: &str,
+    bearer: Option<&str>,
+    content_type: &str,
+    body: Vec<u8>,
+) -> (u16, String, String) {
+    let mut req = client()
+        .post(url)
+        .header("content-type", content_type)
+        .body(body);
+    if let Some(t) = bearer {
+        req = req.bearer_auth(t);
+    }
+    let r = req.send().unwrap_or_else(|e| panic!("post {url}: {e}"));
+    let status = r.status().as_u16();
+    let ct = r
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    (status, ct, r.text().unwrap_or_default())
+}
+
+/// A generic event to `/v1/cti/{profile}` with the desk's bearer token; (status, JSON answer).
+fn generic(gw: &Gateway, profile: &str, ev: &Value) -> (u16, Value) {
+    let (status, ct, body) = post_raw(
+        &format!("{}/v1/cti/{profile}", gw.url),
+        Some(DESK_TOKEN),
+        "application/json",
+        ev.to_string().into_bytes(),
+    );
+    assert!(ct.starts_with("application/json"), "{ct}: {body}");
+    (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+}
+
+/// A generic event that must be answered 200; its answer.
+fn generic_ok(gw: &Gateway, profile: &str, ev: &Value) -> Value {
+    let (status, answer) = generic(gw, profile, ev);
+    assert_eq!(status, 200, "{ev} -> {answer}");
+    answer
+}
+
+fn started(call: &str, from: &str) -> Value {
+    json!({"event": "call.started", "call_id": call, "from": from, "to": "12345", "at": AT})
+}
+
+fn speech(call: &str, from: &str, text: &str) -> Value {
+    json!({"event": "call.input", "call_id": call, "from": from, "to": "12345", "at": AT,
+           "speech": text})
+}
+
+fn flagged(call: &str, from: &str, reason: &str) -> Value {
+    json!({"event": "call.flagged", "call_id": call, "from": from, "to": "12345", "at": AT,
+           "agent": "A017", "reason": reason})
+}
+
+fn ended(call: &str, from: &str, duration_s: u64) -> Value {
+    json!({"event": "call.ended", "call_id": call, "from": from, "to": "12345", "at": AT,
+           "duration_s": duration_s})
+}
+
+fn caller(gw: &Gateway, phone: &str) -> Value {
+    gw.admin_get(&format!("/admin/v1/callers/phone:{phone}"))
+}
+
+fn suspend(gw: &Gateway, phone: &str, reason: &str) {
+    let r = client()
+        .put(format!(
+            "{}/admin/v1/callers/phone:{phone}/suspension",
+            gw.url
+        ))
+        .bearer_auth(ADMIN)
+        .json(&json!({"duration": "24h", "reason": reason}))
+        .send()
+        .unwrap_or_else(|e| panic!("admin put: {e}"));
+    assert!(r.status().is_success(), "suspend: {}", r.status());
+}
+
+fn order_numbers(answer: &Value) -> Vec<String> {
+    answer["orders"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|o| o["number"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Waits for the outbox to drain and returns every first delivery the sim recorded.
+fn settled_deliveries(gw: &Gateway, sim: &Sim) -> Vec<Value> {
+    wait_until("an empty outbox", LONG, || {
+        (gw.admin_get("/admin/v1/outbox")["depth"] == 0).then_some(())
+    });
+    sim.lines()
+        .into_iter()
+        .filter(|l| l["kind"] == "order" && l["repeat"] == false)
+        .collect()
+}
+
+fn assert_no_raw_numbers(gw: &Gateway, numbers: &[&str]) {
+    let logs = gw.logs();
+    assert!(!logs.is_empty(), "the gateway logs something");
+    for n in numbers {
+        assert!(!logs.contains(n), "raw caller number {n} in the logs");
+    }
+}
+
+#[test]
+fn generic_calls_continue_transfer_say_and_register_orders() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(
+        free_port(),
+        &dir.path().join("sim.jsonl"),
+        &["--secret", "dispatch-secret"],
+    );
+    let gw = Gateway::start(dir.path(), &sim.url, &generic_profiles());
+    let citizen = "13912340001";
+    let dialled = "+86 139-1234-0001";
+
+    // A normal caller rings: carry on, nothing to say, nothing to flag.
+    let a = generic_ok(&gw, "desk", &started("call-1", dialled));
+    assert_eq!(a, json!({"action": "continue"}));
+
+    // Emergency speech: transfer to 119 where the profile transfers...
+    let t = generic_ok(&gw, "desk", &speech("call-1", dialled, FIRE));
+    assert_eq!(t["action"], "transfer", "{t}");
+    assert_eq!(t["number"], "119", "{t}");
+    let text = t["text"].as_str().unwrap_or_default().to_string();
+    assert!(text.contains("119"), "the caller hears why: {t}");
+    // ...and tell the caller to dial where it does not.
+    let s = generic_ok(&gw, "quiet", &speech("call-2", "13912340002", FIRE));
+    assert_eq!(s["action"], "say", "{s}");
+    assert_eq!(s["text"], text.as_str(), "{s}");
+    assert!(s.get("number").is_none(), "{s}");
+
+    // IVR digits that the emergency rules name (check_digits: 120 = 医疗急救).
+    let d = generic_ok(
+        &gw,
+        "desk",
+        &json!({"event": "call.input", "call_id": "call-3", "from": "13912340003",
+                "to": "12345", "at": AT, "digits": "120#"}),
+    );
+    assert_eq!(
+        (d["action"].as_str(), d["number"].as_str()),
+        (Some("transfer"), Some("120")),
+        "{d}"
+    );
+    let d = generic_ok(
+        &gw,
+        "quiet",
+        &json!({"event": "call.input", "call_id": "call-4", "from": "13912340003",
+                "to": "12345", "at": AT, "digits": "110"}),
+    );
+    assert_eq!(d["action"], "say", "{d}");
+    assert!(
+        d["text"].as_str().unwrap_or_default().contains("110"),
+        "{d}"
+    );
+    // Ordinary menu keys and ordinary speech carry on.
+    let m = generic_ok(
+        &gw,
+        "desk",
+        &json!({"event": "call.input", "call_id": "call-1", "from": dialled, "to": "12345",
+                "at": "2026-11-29T08:30:05+08:00", "digits": "1"}),
+    );
+    assert_eq!(m, json!({"action": "continue"}));
+    let m = generic_ok(
+        &gw,
+        "desk",
+        &speech("call-1", dialled, "我想咨询一下公积金提取"),
+    );
+    assert_eq!(m, json!({"action": "continue"}));
+
+    // The agent registers two matters for the caller; confidential, with a recording.
+    let reg = json!({
+        "event": "call.registered", "call_id": "call-1", "from": dialled, "to": "12345",
+        "at": "2026-11-29T08:34:00+08:00", "agent": "A017",
+        "order": {
+            "content": "路灯坏了；井盖丢失", "category": "report", "confidential": true,
+            "name": "王五", "address": "河西区友谊路2号",
+            "recording_url": "https://rec.example.cn/call-1.wav",
+            "items": [
+                {"content": "友谊路2号门口路灯坏了一周", "category": "report"},
+                {"content": "友谊路与平江道路口井盖丢失", "category": "help"}
+            ]
+        }
+    });
+    let r = generic_ok(&gw, "desk", &reg);
+    assert_eq!(r["action"], "continue", "{r}");
+    let numbers = order_numbers(&r);
+    assert_eq!(numbers.len(), 2, "one order per item: {r}");
+    assert!(
+        r["text"].as_str().unwrap_or_default().contains(&numbers[0]),
+        "{r}"
+    );
+    // The platform retries: the same answer, and no second order.
+    let again = generic_ok(&gw, "desk", &reg);
+    assert_eq!(again, r, "a retry gets the first answer");
+    // So does a retry of the ringing.
+    assert_eq!(
+        generic_ok(&gw, "desk", &started("call-1", dialled)),
+        json!({"action": "continue"})
+    );
+
+    let lines = settled_deliveries(&gw, &sim);
+    let mut got = delivered_orders(&lines);
+    got.sort();
+    let mut want = numbers.clone();
+    want.sort();
+    assert_eq!(
+        got, want,
+        "exactly the registered orders reach dispatch; no redirect does"
+    );
+    for (i, n) in numbers.iter().enumerate() {
+        let order = &lines
+            .iter()
+            .find(|l| l["key"] == n.as_str())
+            .expect("delivered")["order"];
+        assert_eq!(order["channel"], "cti", "{order}");
+        assert_eq!(order["channel_ref"], "call-1", "{order}");
+        assert_eq!(
+            order["submitter"]["identity"],
+            format!("phone:{citizen}"),
+            "{order}"
+        );
+        assert_eq!(order["submitter"]["phone"], citizen, "{order}");
+        assert_eq!(order["submitter"]["name"], "王五", "{order}");
+        assert_eq!(order["confidential"], true, "{order}");
+        assert_eq!(order["location"]["address"], "河西区友谊路2号", "{order}");
+        assert_eq!(
+            order["item"],
+            json!({"index": i + 1, "count": 2}),
+            "{order}"
+        );
+        assert_eq!(
+            order["category"],
+            ["report", "help"][i],
+            "each item keeps its category: {order}"
+        );
+        let att = order["attachments"].as_array().expect("attachments");
+        assert!(
+            att.iter().any(
+                |a| a["kind"] == "recording" && a["url"] == "https://rec.example.cn/call-1.wav"
+            ),
+            "the recording is attached: {order}"
+        );
+    }
+    assert!(
+        lines[0]["order"]["received_at"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with("+08:00"),
+        "{}",
+        lines[0]
+    );
+
+    // The redirects are on the callers' records, with the rule's reason.
+    let view = wait_until("the redirect on the caller's record", LONG, || {
+        let v = caller(&gw, citizen);
+        (v["redirects"].as_array().is_some_and(|r| !r.is_empty())).then_some(v)
+    });
+    assert_eq!(view["redirects"][0]["number"], "119", "{view}");
+    assert_eq!(view["redirects"][0]["channel"], "cti", "{view}");
+    assert!(
+        view["warnings"].as_array().is_some_and(Vec::is_empty),
+        "{view}"
+    );
+    assert!(view["suspension"].is_null(), "{view}");
+
+    assert_no_raw_numbers(&gw, &[citizen, "13912340002", "13912340003"]);
+}
+
+#[test]
+fn generic_ladder_flags_long_calls_quota_and_emergencies_bypass() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let extra = format!("{}{LADDER}", generic_profiles());
+    let gw = Gateway::start(dir.path(), &sim.url, &extra);
+
+    // Agent-flagged abuse weighs two: the first flag uses up the one reminder...
+    let abuser = "13912340011";
+    let f1 = generic_ok(&gw, "desk", &flagged("ab-1", abuser, "辱骂话务员"));
+    assert_eq!(f1["action"], "continue", "{f1}");
+    assert_eq!(f1["flag"], "warned", "{f1}");
+    let view = caller(&gw, abuser);
+    let warnings = view["warnings"].as_array().cloned().unwrap_or_default();
+    assert!(!warnings.is_empty(), "{view}");
+    assert!(
+        warnings.iter().all(|w| w["channel"] == "cti"
+            && w["evidence"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("辱骂话务员")),
+        "{view}"
+    );
+    assert!(view["suspension"].is_null(), "{view}");
+    // ...a retried flag is not a second offence...
+    assert_eq!(
+        generic_ok(&gw, "desk", &flagged("ab-1", abuser, "辱骂话务员")),
+        f1
+    );
+    assert_eq!(
+        caller(&gw, abuser)["warnings"].as_array().map(Vec::len),
+        Some(warnings.len()),
+        "a platform retry records nothing new"
+    );
+    assert!(caller(&gw, abuser)["suspension"].is_null());
+    // ...and the second flag suspends.
+    let f2 = generic_ok(&gw, "desk", &flagged("ab-2", abuser, "反复拨打骚扰"));
+    assert_eq!(f2["action"], "reject", "{f2}");
+    let view = caller(&gw, abuser);
+    let reason = view["suspension"]["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        reason.contains("反复拨打骚扰"),
+        "the evidence is in the reason: {view}"
+    );
+    assert!(view["suspension"]["until"].is_string(), "{view}");
+    assert_eq!(view["suspensions"][0]["decided_by"], "rule", "{view}");
+
+    // The suspended caller rings: rejected, with the reason in `text`.
+    let rj = generic_ok(&gw, "desk", &started("ab-3", abuser));
+    assert_eq!(rj["action"], "reject", "{rj}");
+    let text = rj["text"].as_str().unwrap_or_default();
+    assert!(text.contains(&reason), "reason in text: {rj}");
+    assert!(
+        text.contains("119"),
+        "told emergencies still go through: {rj}"
+    );
+    // A retry of that ringing gets the same answer.
+    assert_eq!(generic_ok(&gw, "desk", &started("ab-3", abuser)), rj);
+    // An emergency from the suspended caller is still put through.
+    let em = generic_ok(&gw, "desk", &speech("ab-3", abuser, FIRE));
+    assert_eq!(
+        (em["action"].as_str(), em["number"].as_str()),
+        (Some("transfer"), Some("119")),
+        "{em}"
+    );
+    let em = generic_ok(&gw, "quiet", &speech("ab-4", abuser, FIRE));
+    assert_eq!(em["action"], "say", "{em}");
+    // The hotline calling the suspended citizen back is not the citizen calling: not rejected,
+    // and it does not count against the citizen.
+    let out = json!({"event": "call.started", "call_id": "cb-1", "from": "12345", "to": abuser,
+                     "direction": "out", "at": AT});
+    assert_eq!(
+        generic_ok(&gw, "desk", &out),
+        json!({"action": "continue"}),
+        "an outbound callback to a suspended citizen"
+    );
+
+    // A long call with nothing registered is an offence: a reminder first.
+    let lingerer = "13912340012";
+    assert_eq!(
+        generic_ok(&gw, "desk", &started("lg-1", lingerer))["action"],
+        "continue"
+    );
+    let e = generic_ok(&gw, "desk", &ended("lg-1", lingerer, 900));
+    assert_eq!(
+        (e["action"].as_str(), e["flag"].as_str()),
+        (Some("continue"), Some("warned")),
+        "{e}"
+    );
+    let view = caller(&gw, lingerer);
+    assert_eq!(view["warnings"].as_array().map(Vec::len), Some(1), "{view}");
+    assert_eq!(view["warnings"][0]["channel"], "cti", "{view}");
+    assert!(
+        view["warnings"][0]["evidence"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("15分钟"),
+        "{view}"
+    );
+    // The retried hangup is not a second offence.
+    assert_eq!(generic_ok(&gw, "desk", &ended("lg-1", lingerer, 900)), e);
+    assert_eq!(
+        caller(&gw, lingerer)["warnings"].as_array().map(Vec::len),
+        Some(1)
+    );
+    assert!(caller(&gw, lingerer)["suspension"].is_null());
+
+    // A long call that registered a matter, and a short call, are no offence.
+    let citizen = "13912340013";
+    let reg = json!({"event": "call.registered", "call_id": "ok-1", "from": citizen,
+                     "to": "12345", "at": AT,
+                     "order": {"content": "小区二次供水水质发黄", "category": "complaint"}});
+    let r = generic_ok(&gw, "desk", &reg);
+    assert_eq!(order_numbers(&r).len(), 1, "{r}");
+    assert_eq!(
+        generic_ok(&gw, "desk", &ended("ok-1", citizen, 1500)),
+        json!({"action": "continue"})
+    );
+    let brief = "13912340014";
+    assert_eq!(
+        generic_ok(&gw, "desk", &ended("sh-1", brief, 120)),
+        json!({"action": "continue"})
+    );
+    // An unanswered call is recorded for call-back, not held against the caller.
+    let missed = json!({"event": "call.ended", "call_id": "ms-1", "from": brief, "to": "12345",
+                        "at": AT, "duration_s": 0, "answered": false, "cause": "cancel"});
+    assert_eq!(
+        generic_ok(&gw, "desk", &missed),
+        json!({"action": "continue"})
+    );
+    for who in [citizen, brief] {
+        let v = caller(&gw, who);
+        assert!(v["warnings"].as_array().is_some_and(Vec::is_empty), "{v}");
+    }
+
+    // The quota counts ringing calls: two pass, the third is flagged for the agent desk, the
+    // fourth (no reminders left) is rejected.
+    let frequent = "13912340015";
+    // Callbacks from the hotline come first and use none of the citizen's quota; a long one
+    // is no offence either.
+    for i in 1..=3 {
+        let out = json!({"event": "call.started", "call_id": format!("cb-fq-{i}"), "from": "12345",
+                         "to": frequent, "direction": "out", "at": AT});
+        assert_eq!(generic_ok(&gw, "desk", &out), json!({"action": "continue"}));
+    }
+    let out_end = json!({"event": "call.ended", "call_id": "cb-fq-1", "from": "12345",
+                         "to": frequent, "direction": "out", "at": AT, "duration_s": 2400});
+    assert_eq!(
+        generic_ok(&gw, "desk", &out_end),
+        json!({"action": "continue"})
+    );
+    let v = caller(&gw, frequent);
+    assert!(v["warnings"].as_array().is_some_and(Vec::is_empty), "{v}");
+    let answers: Vec<Value> = (1..=4)
+        .map(|i| generic_ok(&gw, "desk", &started(&format!("fq-{i}"), frequent)))
+        .collect();
+    assert_eq!(answers[0], json!({"action": "continue"}));
+    assert_eq!(answers[1], json!({"action": "continue"}));
+    assert_eq!(answers[2]["action"], "continue", "{}", answers[2]);
+    assert_eq!(answers[2]["flag"], "over_quota", "{}", answers[2]);
+    assert!(!answers[2]["text"].as_str().unwrap_or_default().is_empty());
+    assert_eq!(answers[3]["action"], "reject", "{}", answers[3]);
+    let view = caller(&gw, frequent);
+    assert_eq!(view["warnings"].as_array().map(Vec::len), Some(1), "{view}");
+    assert!(view["suspension"]["reason"].is_string(), "{view}");
+
+    // Only the registered matter reached dispatch; no redirect did.
+    let lines = settled_deliveries(&gw, &sim);
+    assert_eq!(delivered_orders(&lines), order_numbers(&r));
+
+    assert_no_raw_numbers(&gw, &[abuser, lingerer, citizen, brief, frequent]);
+}
+
+#[test]
+fn generic_bad_requests_get_clear_errors_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let extra = format!("{}{LADDER}", generic_profiles());
+    let gw = Gateway::start(dir.path(), &sim.url, &extra);
+    let who = "13912340021";
+    let url = format!("{}/v1/cti/desk", gw.url);
+    let json_ct = "application/json";
+    let flag = flagged("bad-1", who, "测试").to_string().into_bytes();
+
+    // Authentication comes first: refused requests record nothing.
+    for (url, bearer) in [
+        (url.clone(), Some("t2")),
+        (url.clone(), None),
+        (format!("{url}/wrong"), None),
+        (format!("{}/v1/cti/zm/{DESK_TOKEN}", gw.url), None),
+    ] {
+        let (status, _, body) = post_raw(&url, bearer, json_ct, flag.clone());
+        let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+        assert_eq!(status, 401, "{url} {bearer:?}: {body}");
+        assert_eq!(v["status"], "rejected", "{body}");
+        assert!(
+            !v["error"]["code"].as_str().unwrap_or_default().is_empty(),
+            "{body}"
+        );
+    }
+    let view = caller(&gw, who);
+    assert!(
+        view["warnings"].as_array().is_some_and(Vec::is_empty),
+        "{view}"
+    );
+    // One matching token is enough: a right bearer next to a wrong path token...
+    let (status, _, body) = post_raw(
+        &format!("{url}/wrong"),
+        Some(DESK_TOKEN),
+        json_ct,
+        flag.clone(),
+    );
+    assert_eq!(status, 200, "{body}");
+    // ...and the path token alone.
+    let (status, _, body) = post_raw(
+        &format!("{url}/{DESK_TOKEN}"),
+        None,
+        json_ct,
+        started("bad-2", who).to_string().into_bytes(),
+    );
+    assert_eq!((status, body.as_str()), (200, r#"{"action":"continue"}"#));
+    let view = caller(&gw, who);
+    let counted = view["warnings"].as_array().map(Vec::len).unwrap_or(0);
+    assert!(counted > 0, "the authenticated flag counted: {view}");
+
+    // Bad input.
+    let cases: Vec<(&str, Vec<u8>, u16)> = vec![
+        (json_ct, b"{not json".to_vec(), 400),
+        (json_ct, b"[1,2]".to_vec(), 400),
+        (json_ct, json!({"event": "call.exploded", "call_id": "x", "from": who}).to_string().into_bytes(), 422),
+        (json_ct, json!({"call_id": "x", "from": who}).to_string().into_bytes(), 422),
+        (json_ct, json!({"event": "call.started", "from": who}).to_string().into_bytes(), 422),
+        (json_ct, json!({"event": "call.input", "call_id": "x", "from": who}).to_string().into_bytes(), 422),
+        (json_ct, json!({"event": "call.registered", "call_id": "x", "from": who}).to_string().into_bytes(), 422),
+        (json_ct, json!({"event": "call.registered", "call_id": "x", "from": who, "order": {"content": ""}}).to_string().into_bytes(), 422),
+        (json_ct, json!({"event": "call.flagged", "call_id": "x", "from": who, "agent": "A1"}).to_string().into_bytes(), 422),
+        (json_ct, json!({"event": "call.ended", "call_id": "x", "from": who, "duration_s": -5}).to_string().into_bytes(), 422),
+        (json_ct, json!({"event": "call.started", "call_id": "x", "from": who, "at": "yesterday"}).to_string().into_bytes(), 422),
+        ("text/plain", b"call.started".to_vec(), 415),
+    ];
+    for (ct, body, want) in cases {
+        let shown = String::from_utf8_lossy(&body).to_string();
+        let (status, rct, answer) = post_raw(&url, Some(DESK_TOKEN), ct, body);
+        assert_eq!(status, want, "{shown} -> {answer}");
+        assert!(rct.starts_with("application/json"), "{rct}");
+        let v: Value = serde_json::from_str(&answer).unwrap_or(Value::Null);
+        assert_eq!(v["status"], "rejected", "{answer}");
+        assert!(
+            !v["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .is_empty(),
+            "{answer}"
+        );
+    }
+    // Oversized bodies are refused before they are read whole.
+    let big = json!({"event": "call.started", "call_id": "x", "from": who,
+                     "pad": "x".repeat(2 * 1024 * 1024)});
+    let (status, _, answer) = post_raw(
+        &url,
+        Some(DESK_TOKEN),
+        json_ct,
+        big.to_string().into_bytes(),
+    );
+    assert_eq!(status, 413, "{answer}");
+
+    // An unknown profile.
+    let (status, _, answer) = post_raw(
+        &format!("{}/v1/cti/nope", gw.url),
+        Some(DESK_TOKEN),
+        json_ct,
+        started("x", who).to_string().into_bytes(),
+    );
+    assert_eq!(status, 404, "{answer}");
+
+    // Nothing changed: the warnings are what the one good flag made, no suspension, no order.
+    let view = caller(&gw, who);
+    assert_eq!(
+        view["warnings"].as_array().map(Vec::len),
+        Some(counted),
+        "{view}"
+    );
+    assert!(view["suspension"].is_null(), "{view}");
+    assert!(settled_deliveries(&gw, &sim).is_empty());
+    let health = client().get(format!("{}/healthz", gw.url)).send().unwrap();
+    assert!(health.status().is_success());
+    assert_no_raw_numbers(&gw, &[who]);
+}
+
+#[test]
+fn zammad_new_calls_in_json_and_form_and_busy_for_suspended_callers() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let gw = Gateway::start(dir.path(), &sim.url, &generic_profiles());
+    let url = format!("{}/v1/cti/zm/{ZAMMAD_TOKEN}", gw.url);
+    let c = client();
+    let normal = "+8613912340031";
+    let suspended = "+8613912340032";
+
+    let zjson = |body: Value| -> (u16, String) {
+        let r = c.post(&url).json(&body).send().expect("post");
+        (r.status().as_u16(), r.text().unwrap_or_default())
+    };
+    let zform = |url: &str, pairs: &[(&str, &str)]| -> (u16, String) {
+        let r = c.post(url).form(pairs).send().expect("post");
+        (r.status().as_u16(), r.text().unwrap_or_default())
+    };
+    let as_json = |s: &str| serde_json::from_str::<Value>(s).unwrap_or(Value::Null);
+
+    // newCall, answer, hangup of a normal caller: nothing to do, `{}`.
+    for (event, extra) in [
+        (
+            "newCall",
+            json!({"user": ["Alice", "Bob"], "queue": "12345"}),
+        ),
+        ("answer", json!({"user": "Alice", "answeringNumber": "801"})),
+        (
+            "hangup",
+            json!({"cause": "normalClearing", "answeringNumber": "801"}),
+        ),
+    ] {
+        let mut body = json!({"event": event, "from": normal, "to": "12345",
+                              "direction": "in", "callId": "zm-json-1"});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let (status, answer) = zjson(body);
+        assert_eq!(status, 200, "{event}: {answer}");
+        assert_eq!(as_json(&answer), json!({}), "{event}");
+    }
+    let (status, answer) = zform(
+        &url,
+        &[
+            ("event", "newCall"),
+            ("from", normal),
+            ("to", "12345"),
+            ("direction", "in"),
+            ("callId", "zm-form-1"),
+            ("user[]", "Alice"),
+            ("user[]", "Bob"),
+        ],
+    );
+    assert_eq!((status, as_json(&answer)), (200, json!({})), "{answer}");
+
+    // A suspended caller: Zammad's busy rejection, in both encodings and on a retry.
+    suspend(&gw, "13912340032", "多次恶意拨打");
+    let busy = json!({"action": "reject", "reason": "busy"});
+    let new_call = json!({"event": "newCall", "from": suspended, "to": "12345",
+                          "direction": "in", "callId": "zm-json-2"});
+    let (status, answer) = zjson(new_call.clone());
+    assert_eq!((status, as_json(&answer)), (200, busy.clone()), "{answer}");
+    let (status, answer) = zjson(new_call);
+    assert_eq!(
+        (status, as_json(&answer)),
+        (200, busy.clone()),
+        "retry: {answer}"
+    );
+    let (status, answer) = zform(
+        &url,
+        &[
+            ("event", "newCall"),
+            ("from", suspended),
+            ("to", "12345"),
+            ("direction", "in"),
+            ("callId", "zm-form-2"),
+        ],
+    );
+    assert_eq!((status, as_json(&answer)), (200, busy), "{answer}");
+
+    // Wrong or missing path token: 401; a bad direction: 422 naming it.
+    let pairs = [
+        ("event", "newCall"),
+        ("from", normal),
+        ("to", "12345"),
+        ("direction", "in"),
+        ("callId", "zm-3"),
+    ];
+    let (status, answer) = zform(&format!("{}/v1/cti/zm/nope", gw.url), &pairs);
+    assert_eq!(status, 401, "{answer}");
+    let (status, answer) = zform(&format!("{}/v1/cti/zm", gw.url), &pairs);
+    assert_eq!(status, 401, "{answer}");
+    let (status, answer) = zform(
+        &url,
+        &[
+            ("event", "newCall"),
+            ("from", normal),
+            ("to", "12345"),
+            ("direction", "sideways"),
+            ("callId", "zm-4"),
+        ],
+    );
+    assert_eq!(status, 422, "{answer}");
+    assert!(answer.contains("direction"), "{answer}");
+    let (status, answer) = zjson(json!({"event": "transfer", "from": normal, "to": "12345",
+                                        "direction": "in", "callId": "zm-5"}));
+    assert_eq!(status, 422, "{answer}");
+
+    // The normal caller's record is clean; the other one carries the operator's reason.
+    let view = caller(&gw, "13912340031");
+    assert!(
+        view["suspension"].is_null() && view["warnings"].as_array().is_some_and(Vec::is_empty),
+        "{view}"
+    );
+    let view = caller(&gw, "13912340032");
+    assert_eq!(view["suspension"]["reason"], "多次恶意拨打", "{view}");
+    assert!(settled_deliveries(&gw, &sim).is_empty());
+    assert_no_raw_numbers(&gw, &["13912340031", "13912340032"]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Twilio, through the PyPI `twilio` package.
+
+/// Runs the Twilio peer with one request; its JSON answer.
+fn twilio_peer(req: &Value) -> Value {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/twilio_peer.py");
+    let mut child = Command::new("python3")
+        .arg(script)
+        .arg("call")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("python3 runs the twilio peer: {e}"));
+    let Some(mut stdin) = child.stdin.take() else {
+        panic!("the peer's stdin is piped");
+    };
+    if let Err(e) = stdin.write_all(req.to_string().as_bytes()) {
+        panic!("write the peer's request: {e}");
+    }
+    drop(stdin);
+    let out = child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("peer output: {e}"));
+    assert!(
+        out.status.success(),
+        "twilio peer failed (is the PyPI `twilio` package installed?): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "peer prints JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+    assert_eq!(
+        v["self_check"], true,
+        "RequestValidator accepts its own signature: {v}"
+    );
+    v
+}
+
+/// Twilio's form parameters for a call step.
+fn twilio_params(sid: &str, from: &str, status: &str, extra: &[(&str, &str)]) -> Value {
+    let mut p = json!({
+        "AccountSid": format!("AC{}", "0".repeat(32)),
+        "ApiVersion": "2010-04-01",
+        "CallSid": sid,
+        "CallStatus": status,
+        "Direction": "inbound",
+        "From": from,
+        "Caller": from,
+        "To": "+8602212345",
+        "Called": "+8602212345",
+        "FromCountry": "CN",
+    });
+    for (k, v) in extra {
+        p[*k] = json!(v);
+    }
+    p
+}
+
+fn sid(n: u32) -> String {
+    format!("CA{n:032x}")
+}
+
+/// Posts a signed step to a Twilio profile and checks the answer against the VoiceResponse
+/// built from `expect`; returns the peer's answer.
+struct Twilio<'a> {
+    gw: &'a Gateway,
+}
+
+impl Twilio<'_> {
+    fn call(
+        &self,
+        profile: &str,
+        sign_base: &str,
+        query: &str,
+        params: Value,
+        expect: Value,
+    ) -> Value {
+        let q = if query.is_empty() {
+            String::new()
+        } else {
+            format!("?{query}")
+        };
+        twilio_peer(&json!({
+            "auth_token": TWILIO_AUTH,
+            "sign_url": format!("{sign_base}{q}"),
+            "post_url": format!("{}/v1/cti/{profile}{q}", self.gw.url),
+            "params": params,
+            "expect": expect,
+        }))
+    }
+
+    /// As `call`, and asserts a 200 TwiML answer structurally equal to the expectation.
+    fn twiml(
+        &self,
+        profile: &str,
+        sign_base: &str,
+        query: &str,
+        params: Value,
+        expect: Value,
+    ) -> Value {
+        let v = self.call(profile, sign_base, query, params, expect);
+        assert_eq!(v["status"], 200, "{v}");
+        let ct = v["content_type"].as_str().unwrap_or_default();
+        assert!(ct.contains("xml"), "TwiML content type: {ct}");
+        assert!(!v["got"].is_null(), "the answer is XML: {}", v["body"]);
+        assert_eq!(
+            v["got"], v["want"],
+            "gateway answered {}\nVoiceResponse builds {}",
+            v["body"], v["want_xml"]
+        );
+        v
+    }
+}
+
+#[test]
+fn twilio_webhooks_signed_by_request_validator_get_twiml() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let port = free_port();
+    let public = format!("http://127.0.0.1:{port}/v1/cti/tw");
+    // Behind a proxy: Twilio calls the public https URL, the proxy forwards to loopback.
+    let proxied = "https://hotline.example.cn/v1/cti/tw2";
+    let extra = format!(
+        r#"{}
+[channels.cti.tw]
+format = "twilio"
+auth_token = "{TWILIO_AUTH}"
+public_url = "{public}"
+emergency_transfer = false
+
+[channels.cti.tw2]
+format = "twilio"
+auth_token = "{TWILIO_AUTH}"
+public_url = "{proxied}"
+emergency_transfer = true
+"#,
+        generic_profiles()
+    );
+    let config = write_config(dir.path(), port, &sim.url, &extra);
+    let gw = Gateway::start_with(config, port);
+    let tw = Twilio { gw: &gw };
+    let normal = "+8613912340041";
+    let caller_in_danger = "+8613912340042";
+    let suspended = "+8613912340043";
+
+    // The citizen-facing notice is the same on every channel: take it from the generic profile.
+    let notice = |speech_text: &str| -> String {
+        let a = generic_ok(
+            &gw,
+            "quiet",
+            &speech("ref-call", "13912340049", speech_text),
+        );
+        assert_eq!(a["action"], "say", "{a}");
+        a["text"].as_str().unwrap_or_default().to_string()
+    };
+    let fire_notice = notice(FIRE);
+
+    // A normal caller rings: an empty document lets the call carry on.
+    let v = tw.twiml(
+        "tw",
+        &public,
+        "",
+        twilio_params(&sid(1), normal, "ringing", &[]),
+        json!([]),
+    );
+    assert!(
+        v["got"]["children"].as_array().is_some_and(Vec::is_empty),
+        "{v}"
+    );
+    // The same ringing again (a retry) gets the same document.
+    tw.twiml(
+        "tw",
+        &public,
+        "",
+        twilio_params(&sid(1), normal, "ringing", &[]),
+        json!([]),
+    );
+    // An ordinary menu choice on a step URL with a query (signed with it): carry on.
+    tw.twiml(
+        "tw",
+        &public,
+        "step=menu",
+        twilio_params(&sid(1), normal, "in-progress", &[("Digits", "1")]),
+        json!([]),
+    );
+
+    // Emergency speech where transfer is off: say (in Mandarin) and hang up.
+    tw.twiml(
+        "tw",
+        &public,
+        "step=speech",
+        twilio_params(
+            &sid(2),
+            caller_in_danger,
+            "in-progress",
+            &[("SpeechResult", FIRE), ("Confidence", "0.91")],
+        ),
+        json!([["say", {"message": fire_notice, "language": "zh-CN"}], ["hangup", {}]]),
+    );
+    // Emergency IVR digits where transfer is off.
+    let police_notice = {
+        let a = generic_ok(
+            &gw,
+            "quiet",
+            &json!({"event": "call.input", "call_id": "ref-2", "from": "13912340049",
+                    "to": "12345", "at": AT, "digits": "110"}),
+        );
+        a["text"].as_str().unwrap_or_default().to_string()
+    };
+    assert!(police_notice.contains("110"), "{police_notice}");
+    tw.twiml(
+        "tw",
+        &public,
+        "step=menu",
+        twilio_params(
+            &sid(3),
+            caller_in_danger,
+            "in-progress",
+            &[("Digits", "110")],
+        ),
+        json!([["say", {"message": police_notice, "language": "zh-CN"}], ["hangup", {}]]),
+    );
+    // Emergency speech where transfer is on (the proxied profile, signed on the public https
+    // URL with the default port spelled out, which Twilio sometimes does): notice, then <Dial>.
+    let v = tw.twiml(
+        "tw2",
+        "https://hotline.example.cn:443/v1/cti/tw2",
+        "step=speech",
+        twilio_params(&sid(4), caller_in_danger, "in-progress", &[("SpeechResult", FIRE)]),
+        json!([["say", {"message": fire_notice, "language": "zh-CN"}], ["dial", {"number": "119"}]]),
+    );
+    let children = v["got"]["children"].as_array().cloned().unwrap_or_default();
+    assert_eq!(
+        children
+            .last()
+            .map(|c| (c["name"].clone(), c["text"].clone())),
+        Some((json!("Dial"), json!("119")))
+    );
+
+    // A suspended caller rings: <Reject> is the first (and only) verb.
+    suspend(&gw, "13912340043", "多次恶意拨打");
+    for profile_url in [("tw", public.as_str()), ("tw2", proxied)] {
+        let (profile, url) = profile_url;
+        let v = tw.twiml(
+            profile,
+            url,
+            "",
+            twilio_params(&sid(5), suspended, "ringing", &[]),
+            json!([["reject", {"reason": "rejected"}]]),
+        );
+        assert_eq!(v["got"]["children"][0]["name"], "Reject", "{v}");
+    }
+    // The suspended caller's emergency is still put through.
+    tw.twiml(
+        "tw2",
+        proxied,
+        "step=speech",
+        twilio_params(&sid(5), suspended, "in-progress", &[("SpeechResult", FIRE)]),
+        json!([["say", {"message": fire_notice, "language": "zh-CN"}], ["dial", {"number": "119"}]]),
+    );
+
+    // A voicemail recording becomes an order with the recording attached; the caller hears
+    // the order number.
+    let v = tw.call(
+        "tw",
+        &public,
+        "step=voicemail",
+        twilio_params(
+            &sid(6),
+            normal,
+            "completed",
+            &[
+                (
+                    "RecordingUrl",
+                    "https://api.twilio.com/2010-04-01/Accounts/AC0/Recordings/RE1",
+                ),
+                ("RecordingSid", "RE1"),
+                ("RecordingDuration", "42"),
+                ("TranscriptionText", "小区门口的路灯坏了一个月了"),
+            ],
+        ),
+        Value::Null,
+    );
+    assert_eq!(v["status"], 200, "{v}");
+    let verbs = v["got"]["children"].as_array().cloned().unwrap_or_default();
+    assert_eq!(verbs.len(), 1, "{v}");
+    assert_eq!(verbs[0]["name"], "Say", "{v}");
+    assert_eq!(verbs[0]["attrs"]["language"], "zh-CN", "{v}");
+    let said = verbs[0]["text"].as_str().unwrap_or_default().to_string();
+    let lines = wait_until("the voicemail order at dispatch", LONG, || {
+        let l = sim.lines();
+        (!delivered_orders(&l).is_empty()).then_some(l)
+    });
+    let order = &lines
+        .iter()
+        .find(|l| l["kind"] == "order")
+        .expect("an order line")["order"];
+    assert!(
+        said.contains(order["number"].as_str().unwrap_or("?")),
+        "the number is read out: {said}"
+    );
+    assert_eq!(order["channel"], "cti", "{order}");
+    assert_eq!(order["channel_ref"], sid(6), "{order}");
+    assert_eq!(
+        order["submitter"]["identity"], "phone:13912340041",
+        "{order}"
+    );
+    assert_eq!(order["content"], "小区门口的路灯坏了一个月了", "{order}");
+    assert_eq!(order["attachments"][0]["kind"], "recording", "{order}");
+    assert_eq!(
+        order["attachments"][0]["url"],
+        "https://api.twilio.com/2010-04-01/Accounts/AC0/Recordings/RE1",
+        "{order}"
+    );
+
+    // Forged requests: 403, and nothing happens.
+    let forged = [
+        // Tampered after signing.
+        json!({"auth_token": TWILIO_AUTH, "sign_url": format!("{public}?step=menu"),
+               "post_url": format!("{}/v1/cti/tw?step=menu", gw.url), "tamper": true,
+               "params": twilio_params(&sid(7), normal, "in-progress", &[("Digits", "11")])}),
+        // Signed with another account's token.
+        json!({"auth_token": "someone-else", "sign_url": public,
+               "post_url": format!("{}/v1/cti/tw", gw.url),
+               "params": twilio_params(&sid(7), suspended, "ringing", &[])}),
+        // Signed for another URL (a replay against another profile).
+        json!({"auth_token": TWILIO_AUTH, "sign_url": format!("{public}?step=other"),
+               "post_url": format!("{}/v1/cti/tw?step=menu", gw.url),
+               "params": twilio_params(&sid(7), normal, "in-progress", &[("SpeechResult", FIRE)])}),
+    ];
+    for req in forged {
+        let v = twilio_peer(&req);
+        assert_eq!(v["status"], 403, "{v}");
+        assert!(v["got"].is_null(), "no TwiML for a forged request: {v}");
+    }
+    // No signature at all.
+    let (status, _, body) = post_raw(
+        &format!("{}/v1/cti/tw", gw.url),
+        None,
+        "application/x-www-form-urlencoded",
+        b"CallSid=CA1&CallStatus=ringing&From=%2B8613912340041".to_vec(),
+    );
+    assert_eq!(status, 403, "{body}");
+
+    // The redirects are on record; only the voicemail reached dispatch.
+    let view = wait_until("the Twilio redirects on record", LONG, || {
+        let v = caller(&gw, "13912340042");
+        (v["redirects"].as_array().map(Vec::len) >= Some(3)).then_some(v)
+    });
+    assert!(
+        view["redirects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["channel"] == "cti"),
+        "{view}"
+    );
+    let lines = settled_deliveries(&gw, &sim);
+    assert_eq!(lines.len(), 1, "only the voicemail: {lines:?}");
+    assert_no_raw_numbers(&gw, &["13912340041", "13912340042", "13912340043"]);
+}
