@@ -374,7 +374,9 @@ fn kill_9_under_load_loses_no_acknowledged_order() {
                             "content": format!("round {round} worker {w} matter {i}: 路面坑洼"),
                             "phone": format!("13{round}{w}{i:07}"),
                         });
-                        let Ok(r) = c.post(&url).json(&body).send() else { break };
+                        let Ok(r) = c.post(&url).json(&body).send() else {
+                            break;
+                        };
                         if r.status().as_u16() == 202 {
                             if let Ok(v) = r.json::<serde_json::Value>() {
                                 acked.lock().unwrap().extend(numbers(&v));
