@@ -10,8 +10,8 @@
 //! told "stored" for something that is not on disk.
 
 use super::{
-    CallerRecord, DeadLetter, Delivery, EventRow, Intake, IntakeResult, OpenOrder, OrderState, OutboxEntry,
-    OutboxStats, RedirectRecord, Store, StoreError, Suspension, Warning,
+    CallerRecord, DeadLetter, Delivery, EventRow, Intake, IntakeResult, OpenOrder, OrderState,
+    OutboxEntry, OutboxStats, RedirectRecord, Store, StoreError, Suspension, Warning,
 };
 use async_trait::async_trait;
 use hotline_adapters::{OrderRef, Outcome};
@@ -159,9 +159,9 @@ where
 fn map_err(e: rusqlite::Error) -> StoreError {
     use rusqlite::ErrorCode::*;
     match e.sqlite_error_code() {
-        Some(DiskFull | ReadOnly | SystemIoFailure | CannotOpen | DatabaseBusy | DatabaseLocked) => {
-            StoreError::Unavailable(e.to_string())
-        }
+        Some(
+            DiskFull | ReadOnly | SystemIoFailure | CannotOpen | DatabaseBusy | DatabaseLocked,
+        ) => StoreError::Unavailable(e.to_string()),
         _ => StoreError::Internal(e.to_string()),
     }
 }
@@ -874,7 +874,9 @@ impl Store for SqliteStore {
                 )
                 .map_err(sql)?;
             let orders = stmt
-                .query_map([&identity], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                .query_map([&identity], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })
                 .map_err(sql)?
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(sql)?;
@@ -1051,7 +1053,10 @@ mod tests {
             assert_eq!(refs[1].number, "2026112901000002");
             assert_eq!(s.depth(), 2);
             let again = s.commit_intake(intake(Some("k1"), 2)).await.unwrap();
-            assert!(matches!(again, IntakeResult::Replayed(Outcome::Accepted { .. })));
+            assert!(matches!(
+                again,
+                IntakeResult::Replayed(Outcome::Accepted { .. })
+            ));
             assert_eq!(s.depth(), 2, "a replay stores nothing");
             refs
         };
@@ -1082,7 +1087,12 @@ mod tests {
                         error: "503".into(),
                     },
                 ),
-                (due[2].id, Delivery::Dead { error: "400".into() }),
+                (
+                    due[2].id,
+                    Delivery::Dead {
+                        error: "400".into(),
+                    },
+                ),
             ],
             1,
         )
@@ -1120,6 +1130,30 @@ mod tests {
             numbers.insert(refs[0].number.clone());
         }
         assert_eq!(numbers.len(), 200, "every number unique");
+    }
+
+    #[tokio::test]
+    async fn a_read_only_store_is_unavailable_and_recovers() {
+        // A live store cannot be remounted read-only on Linux while the file is open for
+        // writing, and root ignores file modes; SQLite's query_only gives the same error code
+        // (SQLITE_READONLY) that a read-only file system would.
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(dir.path()).unwrap();
+        s.call(|c| c.execute_batch("PRAGMA query_only = ON").map_err(sql))
+            .await
+            .unwrap();
+        let err = s.commit_intake(intake(None, 1)).await.unwrap_err();
+        assert!(matches!(err, StoreError::Unavailable(_)), "{err}");
+        assert_eq!(s.depth(), 0, "nothing counted as stored");
+        assert!(s.probe_write().await.is_err(), "readiness sees it");
+        drop(s);
+        // Writable again (a new connection): the refused intake left nothing behind.
+        let s = SqliteStore::open(dir.path()).unwrap();
+        assert_eq!(s.depth(), 0);
+        let IntakeResult::Stored(refs) = s.commit_intake(intake(None, 1)).await.unwrap() else {
+            panic!("not stored")
+        };
+        assert_eq!(refs[0].number, "2026112901000001", "no number was used up");
     }
 
     #[test]

@@ -1,0 +1,290 @@
+//! Faults and operations against the real binary: a full disk, back-pressure,
+//! a damaged store, graceful shutdown, the CLI, and what operators read (/metrics, /openapi.json).
+//! Mounting a small tmpfs needs root, as CI runs; elsewhere these tests fail rather than skip.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+const LONG: Duration = Duration::from_secs(30);
+
+/// A tmpfs mounted for the test's store, unmounted on drop.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(path: &Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(path).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(path)
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "mounting a tmpfs needs root (CI runs as root)");
+        Tmpfs(path.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+fn numbers(body: &serde_json::Value) -> Vec<String> {
+    body["orders"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|o| o["number"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_full_disk_answers_503_never_a_false_202_and_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = Tmpfs::mount(&dir.path().join("data"), "4m");
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let gw = Gateway::start(dir.path(), &sim.url, "[nuisance]\nquota = 1000000\n");
+    // Fill the disk, leaving only a little room.
+    let filler = fs.0.join("filler");
+    let _ = Command::new("dd")
+        .args(["if=/dev/zero", "bs=64k", "count=1000"])
+        .arg(format!("of={}", filler.display()))
+        .stderr(std::process::Stdio::null())
+        .status();
+    let mut acked = Vec::new();
+    let mut unavailable = 0;
+    for i in 0..400 {
+        let big = "路面塌陷，".repeat(300);
+        let (s, b) =
+            gw.submit(json!({"content": format!("{i}:{big}"), "phone": format!("1360000{i:04}")}));
+        match s {
+            202 => acked.extend(numbers(&b)),
+            503 => {
+                unavailable += 1;
+                assert_eq!(b["status"], "unavailable", "{b}");
+                if unavailable >= 3 {
+                    break;
+                }
+            }
+            other => panic!("unexpected {other}: {b}"),
+        }
+    }
+    assert!(
+        unavailable >= 3,
+        "a full disk must answer 503 (acked {})",
+        acked.len()
+    );
+    // An emergency is still answered while the disk is full.
+    let (s, b) = gw.submit(json!({"content": "家里煤气泄漏了，满屋子煤气味"}));
+    assert_eq!(
+        (s, b["redirect"]["number"].as_str()),
+        (200, Some("119")),
+        "{b}"
+    );
+    // Space returns: intake resumes, and every acknowledged order reaches dispatch.
+    std::fs::remove_file(&filler).unwrap();
+    let (s, b) = wait_until("a 202 after space returned", LONG, || {
+        let (s, b) = gw.submit(json!({"content": "恢复后：路灯不亮", "phone": "13700009999"}));
+        (s == 202).then_some((s, b))
+    });
+    assert_eq!(s, 202);
+    acked.extend(numbers(&b));
+    wait_until("every acknowledged order at dispatch", LONG, || {
+        let got = delivered_orders(&sim.lines());
+        acked.iter().all(|n| got.contains(n)).then_some(())
+    });
+}
+
+#[test]
+fn back_pressure_sheds_web_but_never_emergencies_or_the_phone() {
+    let dir = tempfile::tempdir().unwrap();
+    // Dispatch is down, so the outbox only grows.
+    let down = format!("http://127.0.0.1:{}", free_port());
+    let port = free_port();
+    let config = write_config(
+        dir.path(),
+        port,
+        &down,
+        "[channels.cti.desk]\nformat = \"generic\"\ntoken = \"t\"\n",
+    );
+    // `[storage]` is in the base config already: add the key to that table.
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("path = \"data\"", "path = \"data\"\nhigh_water = 3");
+    std::fs::write(&config, text).unwrap();
+    let gw = Gateway::start_with(config, port);
+    for i in 0..3 {
+        let (s, _) = gw.submit(
+            json!({"content": format!("积压{i}：路面破损"), "phone": format!("1330000000{i}")}),
+        );
+        assert_eq!(s, 202);
+    }
+    let r = client()
+        .post(format!("{}/v1/web/submissions", gw.url))
+        .json(&json!({"content": "第四件：噪音", "phone": "13300000009"}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+    assert!(r.headers().get("retry-after").is_some());
+    let (s, b) = gw.submit(json!({"content": "有人晕倒了，没有呼吸"}));
+    assert_eq!((s, b["status"].as_str()), (200, Some("redirected")), "{b}");
+    let r: serde_json::Value = client()
+        .post(format!("{}/v1/cti/desk", gw.url))
+        .bearer_auth("t")
+        .json(
+            &json!({"event": "call.registered", "call_id": "bp1", "from": "13300000010",
+                      "order": {"content": "电话登记：路灯坏了"}}),
+        )
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(
+        r["orders"].as_array().map(Vec::len),
+        Some(1),
+        "the phone is never shed: {r}"
+    );
+}
+
+#[test]
+fn a_damaged_store_is_reported_clearly_and_sigterm_shuts_down_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = write_config(dir.path(), port, "", "");
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    std::fs::write(dir.path().join("data/gateway.db"), vec![0x5au8; 16384]).unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("damaged"), "{err}");
+
+    std::fs::remove_file(dir.path().join("data/gateway.db")).unwrap();
+    let mut gw = Gateway::start_with(config, port);
+    let (s, _) = gw.submit(json!({"content": "关机前：公交站台破损"}));
+    assert_eq!(s, 202);
+    assert!(gw.terminate(), "SIGTERM exits 0 after draining");
+    assert!(gw.logs().contains("stopping the relay"), "{}", gw.logs());
+}
+
+#[test]
+fn operators_see_metrics_openapi_health_and_no_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let gw = Gateway::start(
+        dir.path(),
+        &sim.url,
+        "[channels.wechat.main]\ntoken = \"wx-secret-token-123\"\n",
+    );
+    gw.submit(json!({"content": "指标：路灯坏了"}));
+    let c = client();
+    let metrics = c
+        .get(format!("{}/metrics", gw.url))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    for name in [
+        "hotline_http_requests_total",
+        "hotline_http_request_duration_seconds",
+        "hotline_orders_accepted_total",
+        "hotline_outbox_depth",
+        "hotline_submissions_total",
+    ] {
+        assert!(metrics.contains(name), "{name} missing from /metrics");
+    }
+    let doc: serde_json::Value = c
+        .get(format!("{}/openapi.json", gw.url))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let paths = doc["paths"].as_object().unwrap();
+    for p in [
+        "/v1/web/submissions",
+        "/v1/orders/{number}",
+        "/healthz",
+        "/admin/v1/outbox",
+    ] {
+        assert!(paths.contains_key(p), "{p} missing from openapi");
+    }
+    let susp = &paths["/admin/v1/callers/{identity}/suspension"];
+    assert!(
+        susp.get("put").is_some() && susp.get("delete").is_some(),
+        "{susp}"
+    );
+    assert_eq!(
+        c.get(format!("{}/healthz", gw.url))
+            .send()
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+    // Admin without or with a wrong token.
+    assert_eq!(
+        c.get(format!("{}/admin/v1/outbox", gw.url))
+            .send()
+            .unwrap()
+            .status()
+            .as_u16(),
+        401
+    );
+    let r = c
+        .get(format!("{}/admin/v1/outbox", gw.url))
+        .bearer_auth("nope")
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    // Secrets appear nowhere.
+    for secret in ["wx-secret-token-123", "dispatch-secret", ADMIN] {
+        assert!(!metrics.contains(secret));
+        assert!(!gw.logs().contains(secret), "{secret} in logs");
+    }
+}
+
+#[test]
+fn check_config_reports_every_problem_and_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[server]\nlisten = \"nowhere\"\nnode_id = 200\n[dispatch]\ntimeout = \"soon\"\nsecret = \"hush-hush\"\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for key in ["server.listen", "server.node_id", "dispatch.timeout"] {
+        assert!(err.contains(key), "{key} not reported: {err}");
+    }
+    assert!(!err.contains("hush-hush"));
+    let good = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/gateway.example.toml");
+    let out = Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
