@@ -622,7 +622,10 @@ impl Config {
             Ok(a) => d.listen = a,
             Err(_) => bad(
                 "server.listen",
-                format!("`{}` is not an address like 127.0.0.1:8080", self.server.listen),
+                format!(
+                    "`{}` is not an address like 127.0.0.1:8080",
+                    self.server.listen
+                ),
             ),
         }
         if self.server.node_id > 99 {
@@ -672,7 +675,11 @@ impl Config {
             &mut d.breaker_cooldown,
         );
         dur("nuisance.per", &self.nuisance.per, &mut d.nuisance_per);
-        dur("nuisance.long_call", &self.nuisance.long_call, &mut d.long_call);
+        dur(
+            "nuisance.long_call",
+            &self.nuisance.long_call,
+            &mut d.long_call,
+        );
         if let Some(w) = &self.rules.duplicate_window {
             dur("rules.duplicate_window", w, &mut d.duplicate_window);
         }
@@ -769,8 +776,7 @@ impl Config {
                     }
                 }
                 "twilio" => {
-                    if let Err(e) =
-                        hotline_adapters::cti::twilio::check_fragment(&c.continue_twiml)
+                    if let Err(e) = hotline_adapters::cti::twilio::check_fragment(&c.continue_twiml)
                     {
                         bad(&format!("{key}.continue_twiml"), e.to_string());
                     }
@@ -1005,7 +1011,10 @@ mod tests {
         )
         .unwrap();
         let dbg = format!("{cfg:?}");
-        assert!(!dbg.contains("hunter2") && !dbg.contains("s3cr3t-key"), "{dbg}");
+        assert!(
+            !dbg.contains("hunter2") && !dbg.contains("s3cr3t-key"),
+            "{dbg}"
+        );
     }
 
     #[test]

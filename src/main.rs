@@ -6,7 +6,11 @@ use hotline_gateway::config::{Config, DEFAULT_CONFIG_PATH};
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "hotline-gateway", version, about = "Front door of the 12345 hotline")]
+#[command(
+    name = "hotline-gateway",
+    version,
+    about = "Front door of the 12345 hotline"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,

@@ -8,7 +8,11 @@ use hotline_adapters::Outcome;
 /// Formats a unix time or RFC 3339 string in the hotline's local time, to the minute.
 fn local(rfc3339: &str, tz: chrono_tz::Tz) -> String {
     DateTime::parse_from_rfc3339(rfc3339)
-        .map(|t| t.with_timezone(&tz).format("%Y年%m月%d日 %H:%M").to_string())
+        .map(|t| {
+            t.with_timezone(&tz)
+                .format("%Y年%m月%d日 %H:%M")
+                .to_string()
+        })
         .unwrap_or_else(|_| rfc3339.to_string())
 }
 

@@ -3,7 +3,9 @@
 
 use utoipa::openapi::path::{HttpMethod, OperationBuilder, PathItem};
 use utoipa::openapi::request_body::RequestBodyBuilder;
-use utoipa::openapi::{ContentBuilder, InfoBuilder, OpenApi, OpenApiBuilder, PathsBuilder, ResponseBuilder};
+use utoipa::openapi::{
+    ContentBuilder, InfoBuilder, OpenApi, OpenApiBuilder, PathsBuilder, ResponseBuilder,
+};
 
 /// (method, path, tag, summary, request media types, responses)
 type Row = (
@@ -16,33 +18,127 @@ type Row = (
 );
 
 const ROUTES: &[Row] = &[
-    (HttpMethod::Post, "/v1/web/submissions", "web", "Web form submission",
-     &["application/json", "application/x-www-form-urlencoded", "multipart/form-data"],
-     &[("202", "accepted: orders stored durably"), ("200", "duplicate, redirected or informed"),
-       ("400", "rejected: malformed body"), ("403", "suspended"), ("413", "rejected: body too large"),
-       ("415", "rejected: unsupported media type"), ("422", "rejected: invalid fields"),
-       ("429", "throttled"), ("503", "unavailable: nothing stored, retry later")]),
-    (HttpMethod::Get, "/v1/orders/{number}", "orders", "Order status for its submitter (no personal data)",
-     &[], &[("200", "status"), ("404", "unknown order")]),
-    (HttpMethod::Get, "/healthz", "ops", "Liveness", &[], &[("200", "alive")]),
-    (HttpMethod::Get, "/readyz", "ops", "Readiness: store writable, relay alive", &[],
-     &[("200", "ready"), ("503", "not ready")]),
-    (HttpMethod::Get, "/metrics", "ops", "Prometheus metrics", &[], &[("200", "text format 0.0.4")]),
-    (HttpMethod::Get, "/openapi.json", "ops", "This document", &[], &[("200", "OpenAPI 3.1")]),
-    (HttpMethod::Get, "/admin/v1/outbox", "admin", "Outbox depth, oldest age, dead letters", &[],
-     &[("200", "figures"), ("401", "missing or wrong token")]),
-    (HttpMethod::Post, "/admin/v1/outbox/dead/{key}/retry", "admin", "Replay a dead letter", &[],
-     &[("202", "requeued"), ("404", "no such dead letter")]),
-    (HttpMethod::Get, "/admin/v1/callers/{identity}", "admin", "Caller: warnings, suspensions, contacts", &[],
-     &[("200", "caller view")]),
-    (HttpMethod::Put, "/admin/v1/callers/{identity}/suspension", "admin", "Suspend now",
-     &["application/json"], &[("200", "suspended"), ("400", "bad duration or reason")]),
-    (HttpMethod::Delete, "/admin/v1/callers/{identity}/suspension", "admin",
-     "Lift a suspension, reset warnings and quota", &[], &[("200", "lifted")]),
-    (HttpMethod::Put, "/admin/v1/callers/{identity}/allow", "admin", "Allow-list an identity", &[],
-     &[("200", "allowed")]),
-    (HttpMethod::Post, "/admin/v1/rules/reload", "admin", "Reload rule files", &[],
-     &[("200", "reloaded"), ("400", "a rule file is invalid; old rules kept")]),
+    (
+        HttpMethod::Post,
+        "/v1/web/submissions",
+        "web",
+        "Web form submission",
+        &[
+            "application/json",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data",
+        ],
+        &[
+            ("202", "accepted: orders stored durably"),
+            ("200", "duplicate, redirected or informed"),
+            ("400", "rejected: malformed body"),
+            ("403", "suspended"),
+            ("413", "rejected: body too large"),
+            ("415", "rejected: unsupported media type"),
+            ("422", "rejected: invalid fields"),
+            ("429", "throttled"),
+            ("503", "unavailable: nothing stored, retry later"),
+        ],
+    ),
+    (
+        HttpMethod::Get,
+        "/v1/orders/{number}",
+        "orders",
+        "Order status for its submitter (no personal data)",
+        &[],
+        &[("200", "status"), ("404", "unknown order")],
+    ),
+    (
+        HttpMethod::Get,
+        "/healthz",
+        "ops",
+        "Liveness",
+        &[],
+        &[("200", "alive")],
+    ),
+    (
+        HttpMethod::Get,
+        "/readyz",
+        "ops",
+        "Readiness: store writable, relay alive",
+        &[],
+        &[("200", "ready"), ("503", "not ready")],
+    ),
+    (
+        HttpMethod::Get,
+        "/metrics",
+        "ops",
+        "Prometheus metrics",
+        &[],
+        &[("200", "text format 0.0.4")],
+    ),
+    (
+        HttpMethod::Get,
+        "/openapi.json",
+        "ops",
+        "This document",
+        &[],
+        &[("200", "OpenAPI 3.1")],
+    ),
+    (
+        HttpMethod::Get,
+        "/admin/v1/outbox",
+        "admin",
+        "Outbox depth, oldest age, dead letters",
+        &[],
+        &[("200", "figures"), ("401", "missing or wrong token")],
+    ),
+    (
+        HttpMethod::Post,
+        "/admin/v1/outbox/dead/{key}/retry",
+        "admin",
+        "Replay a dead letter",
+        &[],
+        &[("202", "requeued"), ("404", "no such dead letter")],
+    ),
+    (
+        HttpMethod::Get,
+        "/admin/v1/callers/{identity}",
+        "admin",
+        "Caller: warnings, suspensions, contacts",
+        &[],
+        &[("200", "caller view")],
+    ),
+    (
+        HttpMethod::Put,
+        "/admin/v1/callers/{identity}/suspension",
+        "admin",
+        "Suspend now",
+        &["application/json"],
+        &[("200", "suspended"), ("400", "bad duration or reason")],
+    ),
+    (
+        HttpMethod::Delete,
+        "/admin/v1/callers/{identity}/suspension",
+        "admin",
+        "Lift a suspension, reset warnings and quota",
+        &[],
+        &[("200", "lifted")],
+    ),
+    (
+        HttpMethod::Put,
+        "/admin/v1/callers/{identity}/allow",
+        "admin",
+        "Allow-list an identity",
+        &[],
+        &[("200", "allowed")],
+    ),
+    (
+        HttpMethod::Post,
+        "/admin/v1/rules/reload",
+        "admin",
+        "Reload rule files",
+        &[],
+        &[
+            ("200", "reloaded"),
+            ("400", "a rule file is invalid; old rules kept"),
+        ],
+    ),
 ];
 
 /// Builds the document.
@@ -51,7 +147,8 @@ pub fn document() -> OpenApi {
     for (method, path, tag, summary, media, responses) in ROUTES {
         let mut op = OperationBuilder::new().summary(Some(*summary)).tag(*tag);
         if !media.is_empty() {
-            let mut body = RequestBodyBuilder::new().required(Some(utoipa::openapi::Required::True));
+            let mut body =
+                RequestBodyBuilder::new().required(Some(utoipa::openapi::Required::True));
             for m in media.iter() {
                 body = body.content(*m, ContentBuilder::new().build());
             }

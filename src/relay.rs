@@ -230,8 +230,11 @@ impl Relay {
                 cooldown = (cooldown * 2).min(self.cfg.backoff_max.max(self.cfg.breaker_cooldown));
                 self.state.breaker_open.store(true, Ordering::Relaxed);
             }
-            metrics::gauge!("hotline_dispatch_breaker_open")
-                .set(if open_until_ms.is_some() { 1.0 } else { 0.0 });
+            metrics::gauge!("hotline_dispatch_breaker_open").set(if open_until_ms.is_some() {
+                1.0
+            } else {
+                0.0
+            });
         }
     }
 

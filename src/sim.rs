@@ -93,9 +93,7 @@ impl Sim {
             let sig = header(req, "x-hotline-signature");
             let ok = ts
                 .parse::<i64>()
-                .map(|t| {
-                    crate::relay::signature(secret, t, &String::from_utf8_lossy(body)) == sig
-                })
+                .map(|t| crate::relay::signature(secret, t, &String::from_utf8_lossy(body)) == sig)
                 .unwrap_or(false);
             if !ok {
                 return Some(HttpResponse::Unauthorized().json(json!({"error": "bad signature"})));
@@ -167,7 +165,9 @@ async fn post_contact(
     }
     let contact: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
     let key = header(&req, "idempotency-key");
-    sim.append(json!({"kind": "contact", "key": key, "number": number.as_str(), "contact": contact}));
+    sim.append(
+        json!({"kind": "contact", "key": key, "number": number.as_str(), "contact": contact}),
+    );
     HttpResponse::Created().json(json!({"status": "recorded"}))
 }
 

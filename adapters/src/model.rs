@@ -158,7 +158,11 @@ impl Identity {
 
     /// The identity with its value masked, for logs, metrics and events.
     pub fn masked(&self) -> String {
-        format!("{}:{}", self.kind.as_str(), crate::mask::mask_value(self.kind, &self.value))
+        format!(
+            "{}:{}",
+            self.kind.as_str(),
+            crate::mask::mask_value(self.kind, &self.value)
+        )
     }
 }
 

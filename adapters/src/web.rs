@@ -117,12 +117,11 @@ pub fn from_fields(
             "lon" => raw.lon = parse_num("lon", &v)?,
             "confidential" => raw.confidential = Some(parse_bool(&v)?),
             "items" => {
-                let items: Vec<RawItem> = serde_json::from_str(&v).map_err(|e| {
-                    AdapterError::InvalidField {
+                let items: Vec<RawItem> =
+                    serde_json::from_str(&v).map_err(|e| AdapterError::InvalidField {
                         field: "items",
                         reason: e.to_string(),
-                    }
-                })?;
+                    })?;
                 raw.items = Some(items);
             }
             other => {
@@ -213,17 +212,26 @@ fn parse_bool(v: &str) -> Result<bool, AdapterError> {
     }
 }
 
-fn parse_category(field: &'static str, v: Option<String>) -> Result<Option<Category>, AdapterError> {
+fn parse_category(
+    field: &'static str,
+    v: Option<String>,
+) -> Result<Option<Category>, AdapterError> {
     match v.as_deref().map(str::trim) {
         None | Some("") => Ok(None),
-        Some(s) => Category::parse(s).map(Some).ok_or(AdapterError::InvalidField {
-            field,
-            reason: "one of consultation, help, complaint, report, suggestion, praise".into(),
-        }),
+        Some(s) => Category::parse(s)
+            .map(Some)
+            .ok_or(AdapterError::InvalidField {
+                field,
+                reason: "one of consultation, help, complaint, report, suggestion, praise".into(),
+            }),
     }
 }
 
-fn coordinate(field: &'static str, v: Option<f64>, limit: f64) -> Result<Option<f64>, AdapterError> {
+fn coordinate(
+    field: &'static str,
+    v: Option<f64>,
+    limit: f64,
+) -> Result<Option<f64>, AdapterError> {
     match v {
         Some(x) if !x.is_finite() || x.abs() > limit => Err(AdapterError::InvalidField {
             field,
@@ -327,7 +335,9 @@ fn plausible_email(e: &str) -> bool {
         Some((local, domain)) => {
             !local.is_empty()
                 && domain.contains('.')
-                && !e.chars().any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>')
+                && !e
+                    .chars()
+                    .any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>')
         }
         None => false,
     }
@@ -367,8 +377,14 @@ mod tests {
             (r#"{"content":"x","phone":"call me"}"#, "invalid_field"),
             (r#"{"content":"x","email":"nope"}"#, "invalid_field"),
             (r#"{"content":"x","lat":91}"#, "invalid_field"),
-            (r#"{"content":"x","items":[{"content":""}]}"#, "missing_field"),
-            (r#"{"items":[{"content":"a"},{"content":"b","category":"help"}]}"#, "ok"),
+            (
+                r#"{"content":"x","items":[{"content":""}]}"#,
+                "missing_field",
+            ),
+            (
+                r#"{"items":[{"content":"a"},{"content":"b","category":"help"}]}"#,
+                "ok",
+            ),
             (r#"{"content":"#, "invalid_json"),
             ("not json", "invalid_json"),
         ]);
@@ -414,15 +430,14 @@ mod tests {
 
     #[test]
     fn unknown_form_fields_and_too_many_items_are_refused() {
-        let e = from_fields(vec![("content".into(), "x".into()), ("zz".into(), "1".into())], IP, 0)
-            .unwrap_err();
-        assert_eq!(e.code(), "invalid_field");
         let e = from_fields(
-            vec![("items[99][content]".into(), "x".into())],
+            vec![("content".into(), "x".into()), ("zz".into(), "1".into())],
             IP,
             0,
         )
         .unwrap_err();
+        assert_eq!(e.code(), "invalid_field");
+        let e = from_fields(vec![("items[99][content]".into(), "x".into())], IP, 0).unwrap_err();
         assert_eq!(e.code(), "invalid_field");
     }
 }

@@ -12,7 +12,10 @@ use serde_json::json;
 pub async fn outbox(req: HttpRequest, state: Data<AppState>) -> Result<HttpResponse, ApiError> {
     require_admin(&req, &state)?;
     let stats = state.store.outbox_stats(now()).await?;
-    let breaker = state.relay.breaker_open.load(std::sync::atomic::Ordering::Relaxed);
+    let breaker = state
+        .relay
+        .breaker_open
+        .load(std::sync::atomic::Ordering::Relaxed);
     Ok(HttpResponse::Ok().json(json!({
         "depth": stats.depth,
         "oldest_age_s": stats.oldest_age_s,
@@ -125,7 +128,8 @@ pub async fn suspend(
     let until = chrono::DateTime::from_timestamp(s.until, 0)
         .unwrap_or_default()
         .to_rfc3339();
-    Ok(HttpResponse::Ok().json(json!({"identity": id.to_string(), "until": until, "reason": s.reason})))
+    Ok(HttpResponse::Ok()
+        .json(json!({"identity": id.to_string(), "until": until, "reason": s.reason})))
 }
 
 /// `DELETE /admin/v1/callers/{identity}/suspension`: lift, reset warnings and quota.

@@ -112,7 +112,12 @@ pub fn inbound(req: &HttpRequest, body: Bytes, now: i64) -> hotline_adapters::In
         headers: req
             .headers()
             .iter()
-            .filter_map(|(k, v)| Some((k.as_str().to_ascii_lowercase(), v.to_str().ok()?.to_string())))
+            .filter_map(|(k, v)| {
+                Some((
+                    k.as_str().to_ascii_lowercase(),
+                    v.to_str().ok()?.to_string(),
+                ))
+            })
             .collect(),
         body: body.to_vec(),
         now,
@@ -141,9 +146,7 @@ pub fn routes(cfg: &mut actix_web::web::ServiceConfig) {
         .service(resource("/metrics").route(get().to(ops::metrics)))
         .service(resource("/openapi.json").route(get().to(ops::openapi)))
         .service(resource("/admin/v1/outbox").route(get().to(admin::outbox)))
-        .service(
-            resource("/admin/v1/outbox/dead/{key}/retry").route(post().to(admin::retry_dead)),
-        )
+        .service(resource("/admin/v1/outbox/dead/{key}/retry").route(post().to(admin::retry_dead)))
         .service(resource("/admin/v1/callers/{identity}").route(get().to(admin::caller)))
         .service(
             resource("/admin/v1/callers/{identity}/suspension")

@@ -111,11 +111,23 @@ async fn dispatch_status(state: &AppState, number: &str) -> Option<serde_json::V
 
 /// A one-sentence status for WeChat, Weibo and the phone (`查询 <number>`).
 pub async fn status_sentence(state: &AppState, number: &str) -> String {
-    let local = state.store.order_state(number.to_string()).await.ok().flatten();
+    let local = state
+        .store
+        .order_state(number.to_string())
+        .await
+        .ok()
+        .flatten();
     if let Some(r) = dispatch_status(state, number).await {
         let status = r["status"].as_str().unwrap_or("处理中");
         let unit = r["unit"].as_str().unwrap_or("");
-        return format!("工单{number}：{status}{}", if unit.is_empty() { String::new() } else { format!("，承办单位：{unit}") });
+        return format!(
+            "工单{number}：{status}{}",
+            if unit.is_empty() {
+                String::new()
+            } else {
+                format!("，承办单位：{unit}")
+            }
+        );
     }
     match local {
         Some(l) if l.delivery == "delivered" => format!("工单{number}已转交办理，请耐心等待。"),

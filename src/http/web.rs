@@ -47,15 +47,27 @@ pub async fn submit(
 
 /// Runs a web submission through the pipeline and renders the contract's JSON answer.
 async fn answer(state: &AppState, sub: Submission, t: i64) -> Result<HttpResponse, ApiError> {
-    let d = state.pipeline.submit(sub, t, crate::pipeline::Policy::WEBHOOK).await?;
+    let d = state
+        .pipeline
+        .submit(sub, t, crate::pipeline::Policy::WEBHOOK)
+        .await?;
     let (status, mut body) = match &d.outcome {
-        Outcome::Accepted { orders } => (StatusCode::ACCEPTED, json!({"status": "accepted", "orders": orders})),
-        Outcome::Duplicate { orders } => (StatusCode::OK, json!({"status": "duplicate", "orders": orders})),
+        Outcome::Accepted { orders } => (
+            StatusCode::ACCEPTED,
+            json!({"status": "accepted", "orders": orders}),
+        ),
+        Outcome::Duplicate { orders } => (
+            StatusCode::OK,
+            json!({"status": "duplicate", "orders": orders}),
+        ),
         Outcome::Redirected { number, reason } => (
             StatusCode::OK,
             json!({"status": "redirected", "redirect": {"number": number, "reason": reason}}),
         ),
-        Outcome::Throttled { retry_after, warnings_left } => (
+        Outcome::Throttled {
+            retry_after,
+            warnings_left,
+        } => (
             StatusCode::TOO_MANY_REQUESTS,
             json!({"status": "throttled", "retry_after": retry_after, "warnings_left": warnings_left}),
         ),
@@ -77,14 +89,21 @@ async fn answer(state: &AppState, sub: Submission, t: i64) -> Result<HttpRespons
 
 /// Reads multipart text fields. File parts are refused: the gateway stores references, not
 /// media, so a page must upload elsewhere and send a link.
-async fn multipart_fields(req: &HttpRequest, body: Bytes) -> Result<Vec<(String, String)>, ApiError> {
-    let stream = futures_util::stream::once(async move { Ok::<_, actix_web::error::PayloadError>(body) });
+async fn multipart_fields(
+    req: &HttpRequest,
+    body: Bytes,
+) -> Result<Vec<(String, String)>, ApiError> {
+    let stream =
+        futures_util::stream::once(async move { Ok::<_, actix_web::error::PayloadError>(body) });
     let mut mp = actix_multipart::Multipart::new(req.headers(), stream);
     let mut fields = Vec::new();
     while let Some(field) = mp.next().await {
         let mut field = field.map_err(|e| AdapterError::InvalidForm(e.to_string()))?;
         let (name, is_file) = match field.content_disposition() {
-            Some(cd) => (cd.get_name().unwrap_or_default().to_string(), cd.get_filename().is_some()),
+            Some(cd) => (
+                cd.get_name().unwrap_or_default().to_string(),
+                cd.get_filename().is_some(),
+            ),
             None => (String::new(), false),
         };
         if is_file {

@@ -75,7 +75,10 @@ pub fn fill(template: &str, vars: &serde_json::Value) -> String {
                 serde_json::Value::String(s) => s.clone(),
                 other => other.to_string(),
             };
-            let clean: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+            let clean: String = text
+                .chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect();
             out = out.replace(&format!("{{{k}}}"), &clean);
         }
     }
@@ -112,7 +115,10 @@ pub fn messages(cfg: &MailSettings, row: &EventRow) -> Vec<Message> {
     let subject = fill(&subject, &vars);
     let body = fill(&body, &vars);
     let recipients: Vec<String> = if row.topic == "orders/accepted" {
-        vars["to"].as_str().map(|s| vec![s.to_string()]).unwrap_or_default()
+        vars["to"]
+            .as_str()
+            .map(|s| vec![s.to_string()])
+            .unwrap_or_default()
     } else {
         cfg.supervisors.clone()
     };
@@ -150,7 +156,10 @@ pub async fn run(cfg: MailSettings, store: Arc<dyn Store>, mut shutdown: watch::
             return;
         }
         let now_ms = chrono::Utc::now().timestamp_millis();
-        let rows = store.due_events("mail", now_ms, 20).await.unwrap_or_default();
+        let rows = store
+            .due_events("mail", now_ms, 20)
+            .await
+            .unwrap_or_default();
         if rows.is_empty() {
             tokio::select! {
                 _ = shutdown.changed() => return,
@@ -197,7 +206,8 @@ mod tests {
 
     #[test]
     fn placeholders_fill_and_control_characters_cannot_inject_headers() {
-        let vars = serde_json::json!({"number": "2026112901000001", "reason": "a\r\nBcc: x@evil.cn"});
+        let vars =
+            serde_json::json!({"number": "2026112901000001", "reason": "a\r\nBcc: x@evil.cn"});
         assert_eq!(fill("工单{number}", &vars), "工单2026112901000001");
         assert!(!fill("{reason}", &vars).contains('\n'));
         let cfg = MailSettings {

@@ -63,7 +63,12 @@ pub async fn run(cfg: MqttSettings, store: Arc<dyn Store>, mut shutdown: watch::
     let mut opts = MqttOptions::new(cfg.client_id.clone(), cfg.host.clone(), cfg.port);
     opts.set_keep_alive(Duration::from_secs(15));
     let (will_topic, will_payload) = status(&cfg.prefix, false);
-    opts.set_last_will(LastWill::new(will_topic, will_payload, QoS::AtLeastOnce, true));
+    opts.set_last_will(LastWill::new(
+        will_topic,
+        will_payload,
+        QoS::AtLeastOnce,
+        true,
+    ));
     let (client, mut eventloop) = AsyncClient::new(opts, 1024);
     let track = Arc::new(Mutex::new(Tracking::default()));
     let changed = Arc::new(Notify::new());
@@ -151,7 +156,10 @@ pub async fn run(cfg: MqttSettings, store: Arc<dyn Store>, mut shutdown: watch::
             Ok(0) | Err(_) => {}
             Ok(n) => {
                 metrics::counter!("hotline_events_dropped_total").increment(n);
-                tracing::warn!(dropped = n, "Event queue over its bound; oldest events dropped.");
+                tracing::warn!(
+                    dropped = n,
+                    "Event queue over its bound; oldest events dropped."
+                );
             }
         }
         let batch = match store.due_events("mqtt", i64::MAX, 100).await {
