@@ -171,7 +171,14 @@ pub struct SqliteStore {
     tx: mpsc::Sender<Box<dyn Op>>,
     depth: Arc<AtomicU64>,
     events: Sinks,
+    /// Read-only connections. WAL lets readers run beside the writer, so look-ups on the
+    /// request path (repeats, dedupe records) never queue behind a group's fsync.
+    readers: Arc<Vec<std::sync::Mutex<Connection>>>,
+    next_reader: std::sync::atomic::AtomicUsize,
 }
+
+/// Read connections per store.
+const READERS: usize = 4;
 
 /// Which sinks record events (a sink that is off records nothing, so nothing piles up).
 #[derive(Debug, Clone, Copy, Default)]
@@ -212,7 +219,24 @@ impl SqliteStore {
             .name("store-writer".into())
             .spawn(move || writer(conn, rx))
             .map_err(|e| StoreError::Internal(format!("cannot start writer: {e}")))?;
-        Ok(SqliteStore { tx, depth, events })
+        let mut readers = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            let r = Connection::open_with_flags(
+                &path,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .map_err(map_err)?;
+            r.execute_batch("PRAGMA busy_timeout=5000;")
+                .map_err(map_err)?;
+            readers.push(std::sync::Mutex::new(r));
+        }
+        Ok(SqliteStore {
+            tx,
+            depth,
+            events,
+            readers: Arc::new(readers),
+            next_reader: std::sync::atomic::AtomicUsize::new(0),
+        })
     }
 
     /// Runs `f` on the writer thread inside the next group commit.
@@ -232,6 +256,35 @@ impl SqliteStore {
             .map_err(|_| StoreError::Unavailable("store writer stopped".into()))?;
         rx.await
             .map_err(|_| StoreError::Unavailable("store writer stopped".into()))?
+    }
+}
+
+impl SqliteStore {
+    /// Runs a read on one of the read connections, on the blocking pool.
+    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let readers = self.readers.clone();
+        let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
+        tokio::task::spawn_blocking(move || {
+            // Take a free connection if there is one, else wait for the next in turn.
+            for i in 0..readers.len() {
+                if let Some(Ok(conn)) = readers
+                    .get((start + i) % readers.len())
+                    .map(|m| m.try_lock())
+                {
+                    return f(&conn);
+                }
+            }
+            match readers.get(start % readers.len().max(1)).map(|m| m.lock()) {
+                Some(Ok(conn)) => f(&conn),
+                _ => Err(StoreError::Internal("read connection poisoned".into())),
+            }
+        })
+        .await
+        .map_err(|e| StoreError::Internal(format!("read task failed: {e}")))?
     }
 }
 
@@ -467,7 +520,7 @@ impl Store for SqliteStore {
     }
 
     async fn recall(&self, key: String) -> Result<Option<Outcome>, StoreError> {
-        self.call(move |conn| recall_in(conn, &key)).await
+        self.read(move |conn| recall_in(conn, &key)).await
     }
 
     async fn record_redirect(&self, r: RedirectRecord) -> Result<(), StoreError> {
@@ -501,14 +554,8 @@ impl Store for SqliteStore {
     ) -> Result<(), StoreError> {
         let depth = self.depth.clone();
         self.call(move |conn| {
-            let seq: i64 = conn
-                .query_row(
-                    "SELECT COUNT(*) FROM outbox WHERE kind = 'contact' AND key LIKE ?1",
-                    [format!("{number}-c%")],
-                    |r| r.get(0),
-                )
-                .map_err(sql)?;
-            let key = format!("{number}-c{}", seq + 1);
+            // A fresh key per contact; counting earlier contacts would scan the outbox.
+            let key = format!("{number}-c{}", uuid::Uuid::new_v4().simple());
             let text = serde_json::to_string(&body)
                 .map_err(|e| StoreError::Internal(format!("encode: {e}")))?;
             conn.execute(
@@ -525,7 +572,7 @@ impl Store for SqliteStore {
     }
 
     async fn due(&self, now_ms: i64, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
-        self.call(move |conn| {
+        self.read(move |conn| {
             let mut stmt = conn
                 .prepare_cached(
                     "SELECT id, kind, key, path, body, attempts FROM outbox \
@@ -612,7 +659,7 @@ impl Store for SqliteStore {
     }
 
     async fn outbox_stats(&self, now: i64) -> Result<OutboxStats, StoreError> {
-        self.call(move |conn| {
+        self.read(move |conn| {
             let (depth, oldest): (i64, Option<i64>) = conn
                 .query_row(
                     "SELECT COUNT(*), MIN(created_at) FROM outbox WHERE state = 0",
@@ -672,7 +719,7 @@ impl Store for SqliteStore {
     }
 
     async fn order_state(&self, number: String) -> Result<Option<OrderState>, StoreError> {
-        self.call(move |conn| {
+        self.read(move |conn| {
             conn.query_row(
                 "SELECT o.number, o.category, o.created_at, x.state, x.delivered_at \
                  FROM orders o JOIN outbox x ON x.key = o.number WHERE o.number = ?1",
@@ -704,7 +751,7 @@ impl Store for SqliteStore {
         identity: String,
         since: i64,
     ) -> Result<Vec<OpenOrder>, StoreError> {
-        self.call(move |conn| {
+        self.read(move |conn| {
             let mut stmt = conn
                 .prepare_cached(
                     "SELECT number, category, content FROM orders \
@@ -747,7 +794,7 @@ impl Store for SqliteStore {
     }
 
     async fn warnings_since(&self, identity: String, since: i64) -> Result<u32, StoreError> {
-        self.call(move |conn| {
+        self.read(move |conn| {
             let n: i64 = conn
                 .query_row(
                     "SELECT COUNT(*) FROM warnings WHERE identity = ?1 AND at >= ?2 AND at > \
@@ -789,7 +836,7 @@ impl Store for SqliteStore {
     }
 
     async fn suspension_count(&self, identity: String) -> Result<u32, StoreError> {
-        self.call(move |conn| {
+        self.read(move |conn| {
             let n: i64 = conn
                 .query_row(
                     "SELECT COUNT(*) FROM suspensions WHERE identity = ?1 AND decided_by = 'rule'",
@@ -823,7 +870,7 @@ impl Store for SqliteStore {
     }
 
     async fn active_suspensions(&self, now: i64) -> Result<Vec<Suspension>, StoreError> {
-        self.call(move |conn| {
+        self.read(move |conn| {
             let mut stmt = conn
                 .prepare_cached(
                     "SELECT identity, start, until, reason, decided_by, lifted_at FROM suspensions \
@@ -837,7 +884,7 @@ impl Store for SqliteStore {
     }
 
     async fn caller_record(&self, identity: String) -> Result<CallerRecord, StoreError> {
-        self.call(move |conn| {
+        self.read(move |conn| {
             let mut stmt = conn
                 .prepare_cached(
                     "SELECT at, channel, evidence FROM warnings WHERE identity = ?1 AND at > \
@@ -917,7 +964,7 @@ impl Store for SqliteStore {
         now_ms: i64,
         limit: usize,
     ) -> Result<Vec<EventRow>, StoreError> {
-        self.call(move |conn| {
+        self.read(move |conn| {
             let mut stmt = conn
                 .prepare_cached(
                     "SELECT id, topic, payload, attempts FROM events \
