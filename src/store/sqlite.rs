@@ -127,15 +127,15 @@ where
     fn run(&mut self, conn: &Connection) {
         let Some(f) = self.f.take() else { return };
         // A savepoint per operation: a failing one is rolled back alone.
-        if let Err(e) = conn.execute_batch("SAVEPOINT op") {
+        if let Err(e) = exec(conn, "SAVEPOINT op", []) {
             self.out = Some(Err(map_err(e)));
             return;
         }
         let r = f(conn);
         let end = if r.is_ok() {
-            conn.execute_batch("RELEASE op")
+            exec(conn, "RELEASE op", []).map(drop)
         } else {
-            conn.execute_batch("ROLLBACK TO op; RELEASE op")
+            exec(conn, "ROLLBACK TO op", []).and_then(|_| exec(conn, "RELEASE op", []).map(drop))
         };
         self.out = Some(match end {
             Ok(()) => r,
@@ -208,6 +208,7 @@ impl SqliteStore {
         )
         .map_err(|e| damaged(&path, e))?;
         conn.execute_batch(SCHEMA).map_err(|e| damaged(&path, e))?;
+        conn.set_prepared_statement_cache_capacity(64);
         let depth: i64 = conn
             .query_row("SELECT COUNT(*) FROM outbox WHERE state = 0", [], |r| {
                 r.get(0)
@@ -260,6 +261,27 @@ impl SqliteStore {
 }
 
 impl SqliteStore {
+    /// A short indexed read on the request path: run inline when a read connection is free
+    /// (tens of microseconds; a hop to the blocking pool cost more than the read itself in
+    /// profiles), else on the blocking pool like any other read.
+    async fn read_quick<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
+        for i in 0..self.readers.len() {
+            if let Some(Ok(conn)) = self
+                .readers
+                .get((start + i) % self.readers.len())
+                .map(|m| m.try_lock())
+            {
+                return f(&conn);
+            }
+        }
+        self.read(f).await
+    }
+
     /// Runs a read on one of the read connections, on the blocking pool.
     async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
     where
@@ -343,6 +365,12 @@ fn suspension_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Suspension> {
     })
 }
 
+/// `execute` through the statement cache: the writer runs the same few statements thousands of
+/// times a second, and parsing them each time showed up in profiles.
+fn exec<P: rusqlite::Params>(conn: &Connection, sql: &str, p: P) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql)?.execute(p)
+}
+
 fn sql(e: rusqlite::Error) -> StoreError {
     map_err(e)
 }
@@ -392,7 +420,7 @@ fn emit(
         );
     }
     if sinks.mqtt && topic != "dispatch/breaker" {
-        conn.execute(
+        exec(conn, 
             "INSERT INTO events(sink, topic, payload) VALUES ('mqtt', ?1, ?2)",
             params![topic, payload.to_string()],
         )
@@ -403,7 +431,7 @@ fn emit(
         if let (Some(o), Some(to)) = (payload.as_object_mut(), mail_to) {
             o.insert("to".into(), to.into());
         }
-        conn.execute(
+        exec(conn, 
             "INSERT INTO events(sink, topic, payload) VALUES ('mail', ?1, ?2)",
             params![topic, payload.to_string()],
         )
@@ -414,10 +442,8 @@ fn emit(
 
 fn recall_in(conn: &Connection, key: &str) -> Result<Option<Outcome>, StoreError> {
     let text: Option<String> = conn
-        .query_row("SELECT outcome FROM dedupe WHERE key = ?1", [key], |r| {
-            r.get(0)
-        })
-        .optional()
+        .prepare_cached("SELECT outcome FROM dedupe WHERE key = ?1")
+        .and_then(|mut st| st.query_row([key], |r| r.get(0)).optional())
         .map_err(sql)?;
     match text {
         None => Ok(None),
@@ -430,7 +456,7 @@ fn recall_in(conn: &Connection, key: &str) -> Result<Option<Outcome>, StoreError
 fn remember_in(conn: &Connection, key: &str, o: &Outcome, now: i64) -> Result<(), StoreError> {
     let text =
         serde_json::to_string(o).map_err(|e| StoreError::Internal(format!("encode: {e}")))?;
-    conn.execute(
+    exec(conn, 
         "INSERT OR IGNORE INTO dedupe(key, outcome, created_at) VALUES (?1, ?2, ?3)",
         params![key, text, now],
     )
@@ -452,12 +478,15 @@ impl Store for SqliteStore {
                     }
                 }
                 let next: i64 = conn
-                    .query_row(
+                    .prepare_cached(
                         "INSERT INTO order_seq(day, next) VALUES (?1, ?2) \
                          ON CONFLICT(day) DO UPDATE SET next = next + ?2 RETURNING next",
-                        params![intake.day, intake.orders.len() as i64],
-                        |r| r.get(0),
                     )
+                    .and_then(|mut st| {
+                        st.query_row(params![intake.day, intake.orders.len() as i64], |r| {
+                            r.get(0)
+                        })
+                    })
                     .map_err(sql)?;
                 let first = next - intake.orders.len() as i64 + 1;
                 let mut refs = Vec::with_capacity(intake.orders.len());
@@ -468,13 +497,13 @@ impl Store for SqliteStore {
                     }
                     let body = serde_json::to_string(&o.body)
                         .map_err(|e| StoreError::Internal(format!("encode: {e}")))?;
-                    conn.execute(
+                    exec(conn, 
                         "INSERT INTO orders(number, identity, category, content, created_at) \
                          VALUES (?1, ?2, ?3, ?4, ?5)",
                         params![number, o.identity, o.category, o.content, intake.now],
                     )
                     .map_err(sql)?;
-                    conn.execute(
+                    exec(conn, 
                         "INSERT INTO outbox(kind, key, path, body, next_at_ms, created_at) \
                          VALUES ('order', ?1, '/work-orders', ?2, 0, ?3)",
                         params![number, body, intake.now],
@@ -520,7 +549,7 @@ impl Store for SqliteStore {
     }
 
     async fn recall(&self, key: String) -> Result<Option<Outcome>, StoreError> {
-        self.read(move |conn| recall_in(conn, &key)).await
+        self.read_quick(move |conn| recall_in(conn, &key)).await
     }
 
     async fn record_redirect(&self, r: RedirectRecord) -> Result<(), StoreError> {
@@ -535,7 +564,7 @@ impl Store for SqliteStore {
                 r.at,
                 None,
             )?;
-            conn.execute(
+            exec(conn, 
                 "INSERT INTO redirects(identity, channel, number, reason, rule, text, at) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![r.identity, r.channel, r.number, r.reason, r.rule, r.text, r.at],
@@ -558,7 +587,7 @@ impl Store for SqliteStore {
             let key = format!("{number}-c{}", uuid::Uuid::new_v4().simple());
             let text = serde_json::to_string(&body)
                 .map_err(|e| StoreError::Internal(format!("encode: {e}")))?;
-            conn.execute(
+            exec(conn, 
                 "INSERT INTO outbox(kind, key, path, body, next_at_ms, created_at) \
                  VALUES ('contact', ?1, ?2, ?3, 0, ?4)",
                 params![key, format!("/work-orders/{number}/contacts"), text, now],
@@ -629,17 +658,17 @@ impl Store for SqliteStore {
                     }
                 }
                 match d {
-                    Delivery::Delivered => conn.execute(
+                    Delivery::Delivered => exec(conn, 
                         "UPDATE outbox SET state = 1, attempts = attempts + 1, \
                          delivered_at = ?2, last_error = '' WHERE id = ?1 AND state = 0",
                         params![id, now],
                     ),
-                    Delivery::Retry { next_at_ms, error } => conn.execute(
+                    Delivery::Retry { next_at_ms, error } => exec(conn, 
                         "UPDATE outbox SET attempts = attempts + 1, next_at_ms = ?2, \
                          last_error = ?3 WHERE id = ?1 AND state = 0",
                         params![id, next_at_ms, error],
                     ),
-                    Delivery::Dead { error } => conn.execute(
+                    Delivery::Dead { error } => exec(conn, 
                         "UPDATE outbox SET state = 2, attempts = attempts + 1, \
                          last_error = ?2 WHERE id = ?1 AND state = 0",
                         params![id, error],
@@ -704,7 +733,7 @@ impl Store for SqliteStore {
     async fn retry_dead(&self, key: String, now_ms: i64) -> Result<bool, StoreError> {
         let changed = self
             .call(move |conn| {
-                conn.execute(
+                exec(conn, 
                     "UPDATE outbox SET state = 0, next_at_ms = ?2, attempts = 0 \
                      WHERE key = ?1 AND state = 2",
                     params![key, now_ms],
@@ -751,7 +780,7 @@ impl Store for SqliteStore {
         identity: String,
         since: i64,
     ) -> Result<Vec<OpenOrder>, StoreError> {
-        self.read(move |conn| {
+        self.read_quick(move |conn| {
             let mut stmt = conn
                 .prepare_cached(
                     "SELECT number, category, content FROM orders \
@@ -783,7 +812,7 @@ impl Store for SqliteStore {
                 w.at,
                 None,
             )?;
-            conn.execute(
+            exec(conn, 
                 "INSERT INTO warnings(identity, at, channel, evidence) VALUES (?1, ?2, ?3, ?4)",
                 params![identity, w.at, w.channel, w.evidence],
             )
@@ -824,7 +853,7 @@ impl Store for SqliteStore {
                 s.start,
                 None,
             )?;
-            conn.execute(
+            exec(conn, 
                 "INSERT INTO suspensions(identity, start, until, reason, decided_by) \
                  VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![s.identity, s.start, s.until, s.reason, s.decided_by],
@@ -858,7 +887,7 @@ impl Store for SqliteStore {
                     params![identity, now],
                 )
                 .map_err(sql)?;
-            conn.execute(
+            exec(conn, 
                 "INSERT INTO caller_resets(identity, reset_at) VALUES (?1, ?2) \
                  ON CONFLICT(identity) DO UPDATE SET reset_at = ?2",
                 params![identity, now],
@@ -989,7 +1018,7 @@ impl Store for SqliteStore {
     async fn ack_events(&self, ids: Vec<i64>) -> Result<(), StoreError> {
         self.call(move |conn| {
             for id in ids {
-                conn.execute("DELETE FROM events WHERE id = ?1", [id])
+                exec(conn, "DELETE FROM events WHERE id = ?1", [id])
                     .map_err(sql)?;
             }
             Ok(())
@@ -999,7 +1028,7 @@ impl Store for SqliteStore {
 
     async fn retry_event(&self, id: i64, next_at_ms: i64) -> Result<(), StoreError> {
         self.call(move |conn| {
-            conn.execute(
+            exec(conn, 
                 "UPDATE events SET attempts = attempts + 1, next_at_ms = ?2 WHERE id = ?1",
                 params![id, next_at_ms],
             )
@@ -1048,7 +1077,7 @@ impl Store for SqliteStore {
             .map(|d| d.as_secs() as i64)
             .unwrap_or_default();
         self.call(move |conn| {
-            conn.execute(
+            exec(conn, 
                 "INSERT INTO probe(id, at) VALUES (1, ?1) ON CONFLICT(id) DO UPDATE SET at = ?1",
                 [now],
             )
