@@ -224,7 +224,8 @@ impl SqliteStore {
         for _ in 0..READERS {
             let r = Connection::open_with_flags(
                 &path,
-                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                    | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
             )
             .map_err(map_err)?;
             r.execute_batch("PRAGMA busy_timeout=5000;")
@@ -420,7 +421,8 @@ fn emit(
         );
     }
     if sinks.mqtt && topic != "dispatch/breaker" {
-        exec(conn, 
+        exec(
+            conn,
             "INSERT INTO events(sink, topic, payload) VALUES ('mqtt', ?1, ?2)",
             params![topic, payload.to_string()],
         )
@@ -431,7 +433,8 @@ fn emit(
         if let (Some(o), Some(to)) = (payload.as_object_mut(), mail_to) {
             o.insert("to".into(), to.into());
         }
-        exec(conn, 
+        exec(
+            conn,
             "INSERT INTO events(sink, topic, payload) VALUES ('mail', ?1, ?2)",
             params![topic, payload.to_string()],
         )
@@ -456,7 +459,8 @@ fn recall_in(conn: &Connection, key: &str) -> Result<Option<Outcome>, StoreError
 fn remember_in(conn: &Connection, key: &str, o: &Outcome, now: i64) -> Result<(), StoreError> {
     let text =
         serde_json::to_string(o).map_err(|e| StoreError::Internal(format!("encode: {e}")))?;
-    exec(conn, 
+    exec(
+        conn,
         "INSERT OR IGNORE INTO dedupe(key, outcome, created_at) VALUES (?1, ?2, ?3)",
         params![key, text, now],
     )
@@ -497,13 +501,15 @@ impl Store for SqliteStore {
                     }
                     let body = serde_json::to_string(&o.body)
                         .map_err(|e| StoreError::Internal(format!("encode: {e}")))?;
-                    exec(conn, 
+                    exec(
+                        conn,
                         "INSERT INTO orders(number, identity, category, content, created_at) \
                          VALUES (?1, ?2, ?3, ?4, ?5)",
                         params![number, o.identity, o.category, o.content, intake.now],
                     )
                     .map_err(sql)?;
-                    exec(conn, 
+                    exec(
+                        conn,
                         "INSERT INTO outbox(kind, key, path, body, next_at_ms, created_at) \
                          VALUES ('order', ?1, '/work-orders', ?2, 0, ?3)",
                         params![number, body, intake.now],
@@ -564,7 +570,8 @@ impl Store for SqliteStore {
                 r.at,
                 None,
             )?;
-            exec(conn, 
+            exec(
+                conn,
                 "INSERT INTO redirects(identity, channel, number, reason, rule, text, at) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![r.identity, r.channel, r.number, r.reason, r.rule, r.text, r.at],
@@ -587,7 +594,8 @@ impl Store for SqliteStore {
             let key = format!("{number}-c{}", uuid::Uuid::new_v4().simple());
             let text = serde_json::to_string(&body)
                 .map_err(|e| StoreError::Internal(format!("encode: {e}")))?;
-            exec(conn, 
+            exec(
+                conn,
                 "INSERT INTO outbox(kind, key, path, body, next_at_ms, created_at) \
                  VALUES ('contact', ?1, ?2, ?3, 0, ?4)",
                 params![key, format!("/work-orders/{number}/contacts"), text, now],
@@ -658,17 +666,20 @@ impl Store for SqliteStore {
                     }
                 }
                 match d {
-                    Delivery::Delivered => exec(conn, 
+                    Delivery::Delivered => exec(
+                        conn,
                         "UPDATE outbox SET state = 1, attempts = attempts + 1, \
                          delivered_at = ?2, last_error = '' WHERE id = ?1 AND state = 0",
                         params![id, now],
                     ),
-                    Delivery::Retry { next_at_ms, error } => exec(conn, 
+                    Delivery::Retry { next_at_ms, error } => exec(
+                        conn,
                         "UPDATE outbox SET attempts = attempts + 1, next_at_ms = ?2, \
                          last_error = ?3 WHERE id = ?1 AND state = 0",
                         params![id, next_at_ms, error],
                     ),
-                    Delivery::Dead { error } => exec(conn, 
+                    Delivery::Dead { error } => exec(
+                        conn,
                         "UPDATE outbox SET state = 2, attempts = attempts + 1, \
                          last_error = ?2 WHERE id = ?1 AND state = 0",
                         params![id, error],
@@ -733,7 +744,8 @@ impl Store for SqliteStore {
     async fn retry_dead(&self, key: String, now_ms: i64) -> Result<bool, StoreError> {
         let changed = self
             .call(move |conn| {
-                exec(conn, 
+                exec(
+                    conn,
                     "UPDATE outbox SET state = 0, next_at_ms = ?2, attempts = 0 \
                      WHERE key = ?1 AND state = 2",
                     params![key, now_ms],
@@ -812,7 +824,8 @@ impl Store for SqliteStore {
                 w.at,
                 None,
             )?;
-            exec(conn, 
+            exec(
+                conn,
                 "INSERT INTO warnings(identity, at, channel, evidence) VALUES (?1, ?2, ?3, ?4)",
                 params![identity, w.at, w.channel, w.evidence],
             )
@@ -853,7 +866,7 @@ impl Store for SqliteStore {
                 s.start,
                 None,
             )?;
-            exec(conn, 
+            exec(conn,
                 "INSERT INTO suspensions(identity, start, until, reason, decided_by) \
                  VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![s.identity, s.start, s.until, s.reason, s.decided_by],
@@ -887,7 +900,8 @@ impl Store for SqliteStore {
                     params![identity, now],
                 )
                 .map_err(sql)?;
-            exec(conn, 
+            exec(
+                conn,
                 "INSERT INTO caller_resets(identity, reset_at) VALUES (?1, ?2) \
                  ON CONFLICT(identity) DO UPDATE SET reset_at = ?2",
                 params![identity, now],
@@ -1018,8 +1032,7 @@ impl Store for SqliteStore {
     async fn ack_events(&self, ids: Vec<i64>) -> Result<(), StoreError> {
         self.call(move |conn| {
             for id in ids {
-                exec(conn, "DELETE FROM events WHERE id = ?1", [id])
-                    .map_err(sql)?;
+                exec(conn, "DELETE FROM events WHERE id = ?1", [id]).map_err(sql)?;
             }
             Ok(())
         })
@@ -1028,7 +1041,8 @@ impl Store for SqliteStore {
 
     async fn retry_event(&self, id: i64, next_at_ms: i64) -> Result<(), StoreError> {
         self.call(move |conn| {
-            exec(conn, 
+            exec(
+                conn,
                 "UPDATE events SET attempts = attempts + 1, next_at_ms = ?2 WHERE id = ?1",
                 params![id, next_at_ms],
             )
@@ -1077,7 +1091,8 @@ impl Store for SqliteStore {
             .map(|d| d.as_secs() as i64)
             .unwrap_or_default();
         self.call(move |conn| {
-            exec(conn, 
+            exec(
+                conn,
                 "INSERT INTO probe(id, at) VALUES (1, ?1) ON CONFLICT(id) DO UPDATE SET at = ?1",
                 [now],
             )
