@@ -129,6 +129,22 @@ const ROUTES: &[Row] = &[
         &[("200", "allowed")],
     ),
     (
+        HttpMethod::Put,
+        "/admin/v1/callers/{identity}/link",
+        "admin",
+        "Link an identity to another (same person): one shared ladder",
+        &["application/json"],
+        &[("200", "linked"), ("400", "bad identity")],
+    ),
+    (
+        HttpMethod::Get,
+        "/admin/v1/callers/{identity}/evidence",
+        "admin",
+        "Evidence packet: all contacts, redirects, warnings, suspensions (art. 32 para. 3)",
+        &[],
+        &[("200", "JSON packet")],
+    ),
+    (
         HttpMethod::Post,
         "/admin/v1/rules/reload",
         "admin",

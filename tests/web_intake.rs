@@ -487,3 +487,52 @@ fn ladder_over_the_web_warns_suspends_and_lets_emergencies_through() {
     let (s, b) = gw.submit(json!({"content": "测试", "phone": "13600000006"}));
     assert_eq!((s, b["reason"].as_str()), (403, Some("多次辱骂话务员")));
 }
+
+#[test]
+fn linked_identities_share_one_ladder_and_evidence_covers_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let gw = Gateway::start(
+        dir.path(),
+        &sim.url,
+        "[nuisance]\nquota = 2\nwarnings = 1\nper = \"1h\"\n",
+    );
+    let (a, b) = ("13811110001", "13811110002");
+    let r = client()
+        .put(format!("{}/admin/v1/callers/phone:{b}/link", gw.url))
+        .bearer_auth(ADMIN)
+        .json(&json!({"to": format!("phone:{a}")}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    // Two numbers, one person: the quota of 2 is shared.
+    let (s1, _) = gw.submit(json!({"content": "甲号码：路灯坏了", "phone": a}));
+    let (s2, _) = gw.submit(json!({"content": "乙号码：井盖丢了", "phone": b}));
+    let (s3, w) = gw.submit(json!({"content": "乙号码：又一件事情要反映", "phone": b}));
+    let (s4, _) = gw.submit(json!({"content": "甲号码：再反映一件事", "phone": a}));
+    assert_eq!([s1, s2, s3, s4], [202, 202, 429, 403], "{w}");
+    let view = gw.admin_get(&format!("/admin/v1/callers/phone:{b}"));
+    assert_eq!(view["ladder_of"], format!("phone:{a}"));
+    assert!(view["suspension"]["until"].is_string(), "{view}");
+    // The evidence packet holds both numbers' contacts, unmasked, with the basis named.
+    let r = client()
+        .get(format!("{}/admin/v1/callers/phone:{a}/evidence", gw.url))
+        .bearer_auth(ADMIN)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let packet: serde_json::Value = r.json().unwrap();
+    let text = packet.to_string();
+    assert!(
+        text.contains("甲号码：路灯坏了") && text.contains("乙号码：井盖丢了"),
+        "{text}"
+    );
+    assert!(text.contains("第三十二条"));
+    assert_eq!(packet["records"].as_array().unwrap().len(), 2);
+    // Without the token, nothing.
+    let r = client()
+        .get(format!("{}/admin/v1/callers/phone:{a}/evidence", gw.url))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+}

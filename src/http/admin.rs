@@ -63,8 +63,9 @@ pub async fn caller(
     require_admin(&req, &state)?;
     let id = identity(&id)?;
     let t = now();
-    let rec = state.store.caller_record(id.to_string()).await?;
     let ladder = &state.pipeline.ladder;
+    let canonical = ladder.canonical(&id.to_string());
+    let rec = state.store.caller_record(canonical.clone()).await?;
     let active = ladder.suspension(&id.to_string(), t);
     let rfc = |s: i64| {
         chrono::DateTime::from_timestamp(s, 0)
@@ -77,6 +78,8 @@ pub async fn caller(
     };
     Ok(HttpResponse::Ok().json(json!({
         "identity": id.to_string(),
+        "ladder_of": canonical,
+        "linked": ladder.linked_to(&canonical),
         "allowed": ladder.is_allowed(&id.to_string()),
         "warnings": rec.warnings.iter().map(|w| json!({"at": rfc(w.at), "channel": w.channel, "evidence": w.evidence})).collect::<Vec<_>>(),
         "suspension": active.as_ref().map(suspension_json),
@@ -172,4 +175,86 @@ pub async fn reload_rules(
         }
         Err(e) => Err(ApiError::BadRequest("invalid_rules", e)),
     }
+}
+
+/// Body of `PUT .../link`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkBody {
+    /// The identity whose ladder to share, e.g. `phone:13800000000`.
+    pub to: String,
+}
+
+/// `PUT /admin/v1/callers/{identity}/link`: the same person by another channel; from now on
+/// both share one ladder (quota, warnings, suspensions).
+pub async fn link(
+    req: HttpRequest,
+    id: Path<String>,
+    body: Option<Json<LinkBody>>,
+    state: Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    require_admin(&req, &state)?;
+    let id = identity(&id)?;
+    let Some(body) = body else {
+        return Err(ApiError::BadRequest(
+            "invalid_body",
+            "expected JSON {\"to\": \"KIND:VALUE\"}".into(),
+        ));
+    };
+    let to = identity(&body.to)?;
+    if to == id {
+        return Err(ApiError::BadRequest(
+            "invalid_link",
+            "an identity cannot be linked to itself".into(),
+        ));
+    }
+    let target = state.pipeline.ladder.link(&id, &to).await?;
+    tracing::info!(identity = %id.masked(), "Identity linked by an operator.");
+    Ok(HttpResponse::Ok().json(json!({"identity": id.to_string(), "ladder_of": target})))
+}
+
+/// `GET /admin/v1/callers/{identity}/evidence`: everything recorded about a caller and the
+/// identities linked to it, unmasked, as one JSON packet for handing to the police
+/// (art. 32 para. 3). Access is logged.
+pub async fn evidence(
+    req: HttpRequest,
+    id: Path<String>,
+    state: Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    require_admin(&req, &state)?;
+    let id = identity(&id)?;
+    let ladder = &state.pipeline.ladder;
+    let canonical = ladder.canonical(&id.to_string());
+    let mut identities = vec![canonical.clone()];
+    identities.extend(ladder.linked_to(&canonical));
+    let rfc = |s: i64| {
+        chrono::DateTime::from_timestamp(s, 0)
+            .unwrap_or_default()
+            .with_timezone(&state.cfg.derived.tz)
+            .to_rfc3339()
+    };
+    let mut records = Vec::new();
+    for who in &identities {
+        let rec = state.store.caller_record(who.clone()).await?;
+        records.push(json!({
+            "identity": who,
+            "contacts": rec.orders.iter().map(|(n, c, content, at)| json!({"kind": "order", "number": n, "category": c, "content": content, "at": rfc(*at)})).collect::<Vec<_>>(),
+            "redirects": rec.redirects.iter().map(|r| json!({"number": r.number, "reason": r.reason, "rule": r.rule, "channel": r.channel, "text": r.text, "at": rfc(r.at)})).collect::<Vec<_>>(),
+            "warnings": rec.warnings.iter().map(|w| json!({"at": rfc(w.at), "channel": w.channel, "evidence": w.evidence})).collect::<Vec<_>>(),
+            "suspensions": rec.suspensions.iter().map(|s| json!({"start": rfc(s.start), "until": rfc(s.until), "reason": s.reason, "decided_by": s.decided_by, "lifted_at": s.lifted_at.map(rfc)})).collect::<Vec<_>>(),
+        }));
+    }
+    tracing::warn!(identity = %id.masked(), "Evidence packet exported by an operator.");
+    Ok(HttpResponse::Ok()
+        .insert_header((
+            "Content-Disposition",
+            format!("attachment; filename=\"evidence-{}.json\"", now()),
+        ))
+        .json(json!({
+            "generated_at": rfc(now()),
+            "basis": "《天津市政务服务便民热线管理办法》第三十二条",
+            "identity": id.to_string(),
+            "ladder_of": canonical,
+            "records": records,
+        })))
 }

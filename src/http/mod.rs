@@ -154,6 +154,8 @@ pub fn routes(cfg: &mut actix_web::web::ServiceConfig) {
                 .route(delete().to(admin::lift)),
         )
         .service(resource("/admin/v1/callers/{identity}/allow").route(put().to(admin::allow)))
+        .service(resource("/admin/v1/callers/{identity}/link").route(put().to(admin::link)))
+        .service(resource("/admin/v1/callers/{identity}/evidence").route(get().to(admin::evidence)))
         .service(resource("/admin/v1/rules/reload").route(post().to(admin::reload_rules)));
 }
 

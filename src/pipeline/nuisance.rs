@@ -54,6 +54,8 @@ pub struct Ladder<C: Clock + Clone = DefaultClock> {
     allow: RwLock<HashSet<String>>,
     epochs: Mutex<HashMap<String, u32>>,
     active: RwLock<HashMap<String, Suspension>>,
+    /// Identities linked to another (same person by phone and WeChat): they share its ladder.
+    links: RwLock<HashMap<String, String>>,
     store: Arc<dyn Store>,
 }
 
@@ -93,7 +95,9 @@ impl<C: Clock + Clone> Ladder<C> {
             .map(|s| (s.identity.clone(), s))
             .collect();
         let allow = cfg.allow.iter().map(|i| i.to_string()).collect();
+        let links = store.links().await?.into_iter().collect();
         Ok(Ladder {
+            links: RwLock::new(links),
             cfg,
             limiter,
             clock,
@@ -122,10 +126,54 @@ impl<C: Clock + Clone> Ladder<C> {
         key
     }
 
-    /// The active suspension of an identity, if any (from memory).
+    /// The identity whose ladder this one shares (itself unless linked).
+    pub fn canonical(&self, identity: &str) -> String {
+        self.links
+            .read()
+            .ok()
+            .and_then(|l| l.get(identity).cloned())
+            .unwrap_or_else(|| identity.to_string())
+    }
+
+    /// Links `identity` to `to` (the same person): from now on they share `to`'s ladder.
+    /// Links do not chain: linking to an identity that is itself linked uses its target.
+    pub async fn link(&self, identity: &Identity, to: &Identity) -> Result<String, StoreError> {
+        let target = self.canonical(&to.to_string());
+        let id = identity.to_string();
+        self.store.record_link(id.clone(), target.clone()).await?;
+        if let Ok(mut l) = self.links.write() {
+            // Whatever was linked to `identity` follows it.
+            for v in l.values_mut() {
+                if *v == id {
+                    *v = target.clone();
+                }
+            }
+            l.insert(id, target.clone());
+        }
+        Ok(target)
+    }
+
+    /// Identities linked to `canonical`.
+    pub fn linked_to(&self, canonical: &str) -> Vec<String> {
+        self.links
+            .read()
+            .map(|l| {
+                let mut v: Vec<String> = l
+                    .iter()
+                    .filter(|(_, t)| t.as_str() == canonical)
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                v.sort();
+                v
+            })
+            .unwrap_or_default()
+    }
+
+    /// The active suspension of an identity (or of the identity it is linked to), from memory.
     pub fn suspension(&self, identity: &str, now: i64) -> Option<Suspension> {
+        let id = self.canonical(identity);
         let map = self.active.read().ok()?;
-        map.get(identity).filter(|s| s.until > now).cloned()
+        map.get(&id).filter(|s| s.until > now).cloned()
     }
 
     /// Whether an identity is on the allow list.
@@ -151,8 +199,8 @@ impl<C: Clock + Clone> Ladder<C> {
         evidence: &str,
         now: i64,
     ) -> Result<Option<Outcome>, StoreError> {
-        let id = identity.to_string();
-        if self.is_allowed(&id) {
+        let id = self.canonical(&identity.to_string());
+        if self.is_allowed(&id) || self.is_allowed(&identity.to_string()) {
             return Ok(None);
         }
         if let Some(s) = self.suspension(&id, now) {
@@ -202,7 +250,7 @@ impl<C: Clock + Clone> Ladder<C> {
         weight: u32,
         now: i64,
     ) -> Result<Outcome, StoreError> {
-        let id = identity.to_string();
+        let id = self.canonical(&identity.to_string());
         if self.is_allowed(&id) {
             return Ok(Outcome::Nothing);
         }
@@ -249,7 +297,7 @@ impl<C: Clock + Clone> Ladder<C> {
         decided_by: &str,
         now: i64,
     ) -> Result<Suspension, StoreError> {
-        let id = identity.to_string();
+        let id = self.canonical(&identity.to_string());
         let length = match length {
             Some(l) => l,
             None => {
@@ -282,7 +330,7 @@ impl<C: Clock + Clone> Ladder<C> {
 
     /// Lifts an identity's suspension, resets its warnings and gives it a fresh quota.
     pub async fn lift(&self, identity: &Identity, now: i64) -> Result<bool, StoreError> {
-        let id = identity.to_string();
+        let id = self.canonical(&identity.to_string());
         let was = self.store.lift_suspension(id.clone(), now).await?;
         if let Ok(mut map) = self.active.write() {
             map.remove(&id);

@@ -273,6 +273,10 @@ pub trait Store: Send + Sync {
     async fn active_suspensions(&self, now: i64) -> Result<Vec<Suspension>, StoreError>;
     /// Everything recorded about one identity.
     async fn caller_record(&self, identity: String) -> Result<CallerRecord, StoreError>;
+    /// Links an identity to another's ladder.
+    async fn record_link(&self, identity: String, canonical: String) -> Result<(), StoreError>;
+    /// Every link (identity, canonical).
+    async fn links(&self) -> Result<Vec<(String, String)>, StoreError>;
     /// Events due for a sink (`mqtt`, `mail`), oldest first (none when the sink is off).
     async fn due_events(
         &self,

@@ -104,6 +104,10 @@ CREATE TABLE IF NOT EXISTS events (
     next_at_ms  INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS events_sink ON events(sink, next_at_ms, id);
+CREATE TABLE IF NOT EXISTS links (
+    identity   TEXT PRIMARY KEY,
+    canonical  TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS probe (id INTEGER PRIMARY KEY, at INTEGER NOT NULL);
 "#;
 
@@ -1062,6 +1066,40 @@ impl Store for SqliteStore {
                 )
                 .map_err(sql)?;
             Ok(n as u64)
+        })
+        .await
+    }
+
+    async fn record_link(&self, identity: String, canonical: String) -> Result<(), StoreError> {
+        self.call(move |conn| {
+            // Re-point whatever was linked to `identity`, so links never chain.
+            exec(
+                conn,
+                "UPDATE links SET canonical = ?2 WHERE canonical = ?1",
+                params![identity, canonical],
+            )
+            .map_err(sql)?;
+            exec(
+                conn,
+                "INSERT INTO links(identity, canonical) VALUES (?1, ?2) \
+                 ON CONFLICT(identity) DO UPDATE SET canonical = ?2",
+                params![identity, canonical],
+            )
+            .map_err(sql)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn links(&self) -> Result<Vec<(String, String)>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT identity, canonical FROM links")
+                .map_err(sql)?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(sql)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(sql)
         })
         .await
     }
