@@ -450,6 +450,9 @@ pub struct RulesConfig {
     /// How far back a repeat is looked for.
     #[serde(default)]
     pub duplicate_window: Option<String>,
+    /// A photo/location/recording alone this soon after an order is added to it (default 10m).
+    #[serde(default)]
+    pub attach_window: Option<String>,
 }
 
 /// The whole, validated configuration.
@@ -508,6 +511,8 @@ pub struct Derived {
     pub duplicate_window: Duration,
     /// `nuisance.long_call`
     pub long_call: Duration,
+    /// `rules.attach_window`
+    pub attach_window: Duration,
 }
 
 /// Parses a duration such as `5s`, `1h`, `7d` (humantime syntax).
@@ -600,6 +605,7 @@ impl Config {
                 allow: Vec::new(),
                 duplicate_window: Duration::from_secs(7 * 24 * 3600),
                 long_call: Duration::from_secs(1800),
+                attach_window: Duration::from_secs(600),
             },
         };
         cfg.validate(&mut problems);
@@ -682,6 +688,9 @@ impl Config {
         );
         if let Some(w) = &self.rules.duplicate_window {
             dur("rules.duplicate_window", w, &mut d.duplicate_window);
+        }
+        if let Some(w) = &self.rules.attach_window {
+            dur("rules.attach_window", w, &mut d.attach_window);
         }
         for (i, s) in self.nuisance.suspensions.iter().enumerate() {
             let mut v = Duration::ZERO;

@@ -128,6 +128,7 @@ pub async fn run(cfg: Config, listener: TcpListener) -> Result<(), StartError> {
             high_water: cfg.storage.high_water,
             duplicate_threshold: cfg.rules.duplicate_threshold.unwrap_or(0.75),
             duplicate_window: cfg.derived.duplicate_window,
+            attach_window: cfg.derived.attach_window,
         },
         rules,
         store.clone(),

@@ -48,6 +48,10 @@ pub fn for_outcome(o: &Outcome, tz: chrono_tz::Tz) -> String {
             "因{reason}，您的诉求受理已暂停至{}。如遇紧急情况请拨打110、119、120、122。",
             local(until, tz)
         ),
+        Outcome::Attached { orders } => {
+            let numbers: Vec<&str> = orders.iter().map(|o| o.number.as_str()).collect();
+            format!("已将您发送的图片/位置补充到工单{}。", numbers.join("、"))
+        }
         Outcome::Informed => "您反映的事项不属于热线受理范围，请按提示途径办理。".into(),
         Outcome::Nothing => String::new(),
     }

@@ -1081,3 +1081,69 @@ fn wechat_concurrent_retries_of_one_push_make_one_order_and_count_once() {
         "a retry is no repeat contact: {contacts:?}"
     );
 }
+
+#[test]
+fn wechat_photo_and_location_after_a_text_are_added_to_its_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let gw = Gateway::start(dir.path(), &sim.url, &accounts());
+    let openid = "oAttach_Qq2Ww6Ee0Rr4Tt8Yy1Uu";
+    let r = wx_push(&gw, "plain", &text(openid, "小区门口的路面塌陷了一个大坑"));
+    let number = number_in(&reply_text(&r, openid, false));
+    let fields = |kind: &str, fields: Value| {
+        json!({"type": kind, "from": openid, "to": GH, "create_time": now(),
+               "msg_id": msg_id(), "fields": fields})
+    };
+    // A photo, then a location, within the window: both go to the same order.
+    let r = wx_push(
+        &gw,
+        "safe",
+        &fields(
+            "image",
+            json!({"PicUrl": "http://mmbiz.qpic.cn/hole.jpg", "MediaId": "hole-media-1"}),
+        ),
+    );
+    let reply = reply_text(&r, openid, true);
+    assert!(reply.contains(&number) && reply.contains("补充"), "{reply}");
+    let r = wx_push(
+        &gw,
+        "plain",
+        &fields(
+            "location",
+            json!({"Location_X": 39.1, "Location_Y": 117.2, "Scale": 15, "Label": "南京路1号"}),
+        ),
+    );
+    assert!(reply_text(&r, openid, false).contains(&number));
+    let supplements = wait_until("two supplements at dispatch", LONG, || {
+        let c: Vec<Value> = contacts(&sim)
+            .into_iter()
+            .filter(|c| c["number"] == number.as_str())
+            .collect();
+        (c.len() >= 2).then_some(c)
+    });
+    assert_eq!(supplements[0]["contact"]["kind"], "supplement");
+    let kinds: Vec<String> = supplements
+        .iter()
+        .map(|c| c["contact"].to_string())
+        .collect();
+    assert!(
+        kinds.iter().any(|k| k.contains("hole-media-1")),
+        "{kinds:?}"
+    );
+    assert!(kinds.iter().any(|k| k.contains("117.2")), "{kinds:?}");
+    assert_eq!(
+        orders(&sim).len(),
+        1,
+        "no new order for the photo or the location"
+    );
+    // A photo from someone with no recent matter is an order of its own.
+    let other = "oAlone_Zz1Xx5Cc9Vv3Bb7Nn2Mm6";
+    let r = wx_push(
+        &gw,
+        "plain",
+        &json!({"type": "image", "from": other, "to": GH, "create_time": now(),
+                "msg_id": msg_id(), "fields": {"PicUrl": "http://x/y.jpg", "MediaId": "m-2"}}),
+    );
+    let n2 = number_in(&reply_text(&r, other, false));
+    wait_for_order(&sim, &n2);
+}

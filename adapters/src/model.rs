@@ -398,6 +398,11 @@ pub enum Outcome {
     },
     /// Answered with guidance only; no order (art. 17(2), 17(6)).
     Informed,
+    /// A photo, recording or location sent shortly after a matter: added to that order.
+    Attached {
+        /// The order it was added to.
+        orders: Vec<OrderRef>,
+    },
     /// Nothing to say (events, unknown message types).
     Nothing,
 }

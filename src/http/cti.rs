@@ -221,7 +221,9 @@ fn to_call(d: &Decision, transfer: bool, ev: &CallEvent) -> CallDecision {
                 .into(),
             ),
         },
-        Outcome::Accepted { orders } | Outcome::Duplicate { orders } => CallDecision::Continue {
+        Outcome::Accepted { orders }
+        | Outcome::Duplicate { orders }
+        | Outcome::Attached { orders } => CallDecision::Continue {
             orders: orders.iter().map(|o| o.number.clone()).collect(),
             text: Some(d.message.clone()),
             flag: None,

@@ -60,6 +60,14 @@ pub async fn wechat_push(
             EventKind::Subscribe { .. } if !setup.welcome.is_empty() => Some(setup.welcome.clone()),
             _ => None,
         },
+        Message::Unknown { msg_type } => {
+            // Not an error (WeChat adds types over time), but recorded so operators see them.
+            let kind: String = msg_type.chars().take(32).collect();
+            metrics::counter!("hotline_wechat_unknown_messages_total", "type" => kind.clone())
+                .increment(1);
+            tracing::info!(account = %name, msg_type = %kind, "Unknown WeChat message type recorded.");
+            None
+        }
         Message::Text { content, .. } if status_query(content).is_some() => {
             let number = status_query(content).unwrap_or_default();
             Some(super::ops::status_sentence(&state, &number).await)

@@ -76,6 +76,10 @@ async fn answer(state: &AppState, sub: Submission, t: i64) -> Result<HttpRespons
             json!({"status": "suspended", "until": until, "reason": reason}),
         ),
         Outcome::Informed => (StatusCode::OK, json!({"status": "informed"})),
+        Outcome::Attached { orders } => (
+            StatusCode::OK,
+            json!({"status": "duplicate", "orders": orders}),
+        ),
         Outcome::Nothing => (StatusCode::OK, json!({"status": "accepted", "orders": []})),
     };
     body["message"] = json!(d.message);

@@ -92,6 +92,8 @@ pub struct PipelineConfig {
     pub duplicate_threshold: f64,
     /// How far back repeats are looked for.
     pub duplicate_window: Duration,
+    /// A media- or location-only message this soon after an order is added to it.
+    pub attach_window: Duration,
 }
 
 /// Why intake could not give an answer.
@@ -319,6 +321,47 @@ impl Pipeline {
             if let Some(r) = rules.emergency.check(text) {
                 let who = sub.identity.to_string();
                 return Ok(self.redirect(&who, sub.channel.as_str(), text, r, now, dedupe_key));
+            }
+        }
+
+        // A photo or location alone, shortly after a matter, belongs to that matter: it is sent
+        // to dispatch as an update of the order, not as a new order, and not counted.
+        // (A shared location's only text is its own label.)
+        let no_text = sub.content.is_empty() || sub.content == sub.location.address;
+        let media_only = no_text
+            && sub.items.is_empty()
+            && (!sub.attachments.is_empty() || sub.location.lat.is_some());
+        if media_only {
+            let since = now - self.cfg.attach_window.as_secs() as i64;
+            let recent = self
+                .store
+                .recent_orders_of(sub.identity.to_string(), since)
+                .await?;
+            if let Some(o) = recent.first() {
+                let body = json!({
+                    "number": o.number,
+                    "kind": "supplement",
+                    "channel": sub.channel.as_str(),
+                    "channel_ref": sub.channel_ref,
+                    "received_at": self.local_time(sub.received_at),
+                    "attachments": sub.attachments,
+                    "location": {"address": sub.location.address, "lat": sub.location.lat, "lon": sub.location.lon},
+                });
+                self.store
+                    .enqueue_contact(o.number.clone(), body, now)
+                    .await?;
+                self.wake.notify_one();
+                let outcome = Outcome::Attached {
+                    orders: vec![hotline_adapters::OrderRef {
+                        number: o.number.clone(),
+                        category: o.category.clone(),
+                    }],
+                };
+                if let Some(k) = &dedupe_key {
+                    self.store.remember(k.clone(), outcome.clone(), now).await?;
+                }
+                let message = messages::for_outcome(&outcome, self.cfg.tz);
+                return Ok(Decision { outcome, message });
             }
         }
 
