@@ -196,6 +196,29 @@ pub async fn run(cfg: Config, listener: TcpListener) -> Result<(), StartError> {
         })
     };
     let (cti, wechat, weibo) = http::channel_setups(&cfg);
+    // SIGHUP reloads the rule files, like the admin endpoint; a broken file keeps the old rules.
+    let reloader = {
+        let pipeline = pipeline.clone();
+        let dir = cfg.rules.dir.clone();
+        tokio::spawn(async move {
+            let Ok(mut hup) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            else {
+                return;
+            };
+            while hup.recv().await.is_some() {
+                match RuleSet::load(dir.as_deref()) {
+                    Ok(set) => {
+                        pipeline.set_rules(set);
+                        tracing::info!("Rules reloaded on SIGHUP.");
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "Rules not reloaded; the old rules stay.")
+                    }
+                }
+            }
+        })
+    };
     let state = actix_web::web::Data::new(http::AppState {
         cti,
         wechat,
@@ -234,6 +257,7 @@ pub async fn run(cfg: Config, listener: TcpListener) -> Result<(), StartError> {
         let _ = t.await;
     }
     sweeper.abort();
+    reloader.abort();
     Ok(())
 }
 

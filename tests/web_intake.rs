@@ -536,3 +536,118 @@ fn linked_identities_share_one_ladder_and_evidence_covers_both() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 401);
 }
+
+#[test]
+fn repeats_are_answered_with_the_open_order_and_forwarded_near_misses_are_new() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let gw = Gateway::start(dir.path(), &sim.url, "");
+    let phone = "13622220001";
+    let (s, b) = gw.submit(
+        json!({"content": "和平区南京路1号门口的路灯坏了一个月了，晚上很黑", "phone": phone}),
+    );
+    assert_eq!(s, 202);
+    let first = numbers(&b);
+    // The same matter again, in other words: a repeat (art. 17(5)).
+    let (s, b) = gw.submit(
+        json!({"content": "南京路1号门口的路灯坏了一个多月了，晚上很黑！", "phone": phone}),
+    );
+    assert_eq!((s, b["status"].as_str()), (200, Some("duplicate")), "{b}");
+    assert_eq!(numbers(&b), first);
+    // A different matter from the same person: a new order.
+    let (s, b) = gw.submit(json!({"content": "小区垃圾站三天没有清运，气味很大", "phone": phone}));
+    assert_eq!(s, 202, "{b}");
+    assert_ne!(numbers(&b), first);
+    // The repeat reached dispatch as a contact on the open order, not as an order.
+    let contact = wait_until("the repeat contact at dispatch", LONG, || {
+        sim.lines()
+            .into_iter()
+            .find(|l| l["kind"] == "contact" && l["number"] == first[0].as_str())
+    });
+    assert!(contact["contact"]["content"]
+        .as_str()
+        .unwrap()
+        .contains("南京路"));
+    wait_until("two orders at dispatch", LONG, || {
+        (delivered_orders(&sim.lines()).len() == 2).then_some(())
+    });
+    // An emergency from the web is redirected and never dispatched.
+    let (s, b) =
+        gw.submit(json!({"content": "我家楼下饭店着火了，火很大", "phone": "13622220002"}));
+    assert_eq!((s, b["redirect"]["number"].as_str()), (200, Some("119")));
+    let (s, _) =
+        gw.submit(json!({"content": "之后的普通诉求：公园长椅坏了", "phone": "13622220003"}));
+    assert_eq!(s, 202);
+    wait_until("the later order at dispatch", LONG, || {
+        (delivered_orders(&sim.lines()).len() == 3).then_some(())
+    });
+    assert!(!serde_json::to_string(&sim.lines())
+        .unwrap()
+        .contains("着火"));
+}
+
+#[test]
+fn rules_reload_by_admin_and_sighup_and_a_broken_file_keeps_the_old_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    std::fs::create_dir_all(dir.path().join("rules")).unwrap();
+    let mut gw = Gateway::start(dir.path(), &sim.url, "[rules]\ndir = \"rules\"\n");
+    let ask = |gw: &Gateway, i: u32| {
+        gw.submit(json!({"content": "请问彩票中奖了去哪里兑奖", "phone": format!("1352222{i:04}")}))
+    };
+    let (s, _) = ask(&gw, 1);
+    assert_eq!(s, 202, "built-in rules: an ordinary order");
+    let rule = |keyword: &str| {
+        format!(
+            "version = 1\n[[rule]]\nname = \"lottery\"\naction = \"inform\"\ntag = \"guidance:lottery\"\n\
+             message = \"兑奖请联系彩票中心。\"\nkeywords = [\"{keyword}\"]\n"
+        )
+    };
+    std::fs::write(dir.path().join("rules/guidance.toml"), rule("彩票")).unwrap();
+    let r = client()
+        .post(format!("{}/admin/v1/rules/reload", gw.url))
+        .bearer_auth(ADMIN)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let (s, b) = ask(&gw, 2);
+    assert_eq!((s, b["status"].as_str()), (200, Some("informed")), "{b}");
+    assert_eq!(b["message"], "兑奖请联系彩票中心。");
+    // A broken file is refused with its problem named; the rules in force stay.
+    std::fs::write(
+        dir.path().join("rules/guidance.toml"),
+        "version = 1\n[[rule]]\nname = 3\n",
+    )
+    .unwrap();
+    let r = client()
+        .post(format!("{}/admin/v1/rules/reload", gw.url))
+        .bearer_auth(ADMIN)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let body: serde_json::Value = r.json().unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("guidance.toml"),
+        "{body}"
+    );
+    assert_eq!(ask(&gw, 3).1["status"], "informed");
+    // SIGHUP reloads too.
+    std::fs::write(
+        dir.path().join("rules/guidance.toml"),
+        rule("兑奖不存在的词"),
+    )
+    .unwrap();
+    let _ = std::process::Command::new("kill")
+        .args(["-HUP", &gw.child.id().to_string()])
+        .status();
+    // A new asker each time: repeated asks would (rightly) meet the quota.
+    let mut i = 100;
+    wait_until("the SIGHUP reload", LONG, || {
+        i += 1;
+        (ask(&gw, i).0 == 202).then_some(())
+    });
+    assert!(gw.terminate());
+}
