@@ -1105,3 +1105,39 @@ emergency_transfer = true
     assert_eq!(lines.len(), 1, "only the voicemail: {lines:?}");
     assert_no_raw_numbers(&gw, &["13912340041", "13912340042", "13912340043"]);
 }
+
+#[test]
+fn withheld_numbers_are_throttled_only_by_the_platforms_stable_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let gw = Gateway::start(
+        dir.path(),
+        &sim.url,
+        &format!("{}{LADDER}", generic_profiles()),
+    );
+    let call = |n: u32, caller_ref: Option<&str>| {
+        let mut ev = started(
+            &format!("anon-{n}-{}", caller_ref.unwrap_or("none")),
+            "anonymous",
+        );
+        if let Some(r) = caller_ref {
+            ev["caller_ref"] = json!(r);
+        }
+        generic_ok(&gw, "desk", &ev)["action"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    // No stable id: never throttled, however often.
+    let free: Vec<String> = (0..6).map(|n| call(n, None)).collect();
+    assert!(free.iter().all(|a| a == "continue"), "{free:?}");
+    // With a stable id, the ladder applies to it.
+    let laddered: Vec<String> = (0..4).map(|n| call(n, Some("sip-user-42"))).collect();
+    assert_eq!(laddered, ["continue", "continue", "continue", "reject"]);
+    let view = gw.admin_get("/admin/v1/callers/cti:desk:sip-user-42");
+    assert!(view["suspension"]["until"].is_string(), "{view}");
+    assert!(
+        !gw.logs().contains("sip-user-42"),
+        "the stable id is masked in logs"
+    );
+}

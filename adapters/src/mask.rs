@@ -59,6 +59,10 @@ pub fn mask_value(kind: IdentityKind, value: &str) -> String {
         IdentityKind::Email => mask_email(value),
         IdentityKind::Wechat | IdentityKind::Weibo => mask_id(value),
         IdentityKind::Ip => mask_ip(value),
+        IdentityKind::Cti => match value.split_once(':') {
+            Some((profile, id)) => format!("{profile}:{}", mask_id(id)),
+            None => mask_id(value),
+        },
     }
 }
 

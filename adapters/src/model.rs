@@ -95,6 +95,9 @@ pub enum IdentityKind {
     Email,
     /// The client IP of a web submitter who gave no phone.
     Ip,
+    /// A telephony platform's stable id for a caller whose number is withheld, written
+    /// `cti:PROFILE:ID` (issue #4: withheld numbers are never throttled by number).
+    Cti,
 }
 
 impl IdentityKind {
@@ -105,6 +108,7 @@ impl IdentityKind {
             IdentityKind::Weibo => "weibo",
             IdentityKind::Email => "email",
             IdentityKind::Ip => "ip",
+            IdentityKind::Cti => "cti",
         }
     }
 }
@@ -152,6 +156,7 @@ impl Identity {
                 value.to_ascii_lowercase(),
             )),
             "ip" => Some(Identity::new(IdentityKind::Ip, value)),
+            "cti" if value.contains(':') => Some(Identity::new(IdentityKind::Cti, value)),
             _ => None,
         }
     }

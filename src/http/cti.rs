@@ -12,7 +12,7 @@ use actix_web::{HttpRequest, HttpResponse};
 use hotline_adapters::cti::{
     CallDecision, CallDirection, CallEvent, CallKind, CtiFormat, CtiProfile,
 };
-use hotline_adapters::{AdapterError, Identity, Outcome};
+use hotline_adapters::{AdapterError, Identity, IdentityKind, Outcome};
 
 /// One configured telephony profile.
 pub struct CtiSetup {
@@ -97,9 +97,15 @@ async fn decide(
 ) -> Result<Decision, ApiError> {
     let pipeline = &state.pipeline;
     let store = pipeline.store();
-    let who = ev
-        .caller
-        .clone()
+    // A withheld number is never throttled by number; the platform's stable id for the caller,
+    // when it sends one, stands in (`cti:PROFILE:ID`).
+    let caller: Option<Identity> = ev.caller.clone().or_else(|| {
+        ev.caller_ref
+            .as_ref()
+            .map(|r| Identity::new(IdentityKind::Cti, format!("{profile}:{r}")))
+    });
+    let who = caller
+        .as_ref()
         .map(|i| i.to_string())
         .unwrap_or_else(|| "phone:anonymous".into());
     // The hotline calling a citizen back (or an outbound survey) is not the citizen occupying
@@ -107,7 +113,7 @@ async fn decide(
     // long one is no offence. An agent's explicit abuse flag still counts on either direction.
     let citizen_calls = ev.direction == CallDirection::Inbound;
     let outcome = match &ev.kind {
-        CallKind::Started => match &ev.caller {
+        CallKind::Started => match &caller {
             // Withheld numbers are never throttled by number.
             None => Outcome::Nothing,
             Some(_) if !citizen_calls => Outcome::Nothing,
@@ -166,7 +172,7 @@ async fn decide(
                     .recall(format!("cti:{profile}:{}:matter", ev.call_id))
                     .await?
                     .is_some();
-                match (&ev.caller, had_matter) {
+                match (&caller, had_matter) {
                     (Some(id), false) => {
                         let evidence = format!("通话{}分钟未登记诉求", duration_s / 60);
                         pipeline.ladder.offence(id, "cti", &evidence, 1, t).await?
@@ -177,7 +183,7 @@ async fn decide(
                 Outcome::Nothing
             }
         }
-        CallKind::Flagged { agent, reason } => match &ev.caller {
+        CallKind::Flagged { agent, reason } => match &caller {
             Some(id) => {
                 let evidence = format!("话务员{agent}标记：{reason}");
                 pipeline.ladder.offence(id, "cti", &evidence, 2, t).await?
