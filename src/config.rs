@@ -251,6 +251,13 @@ pub struct WechatConfig {
     /// Text sent to new followers.
     #[serde(default)]
     pub welcome: String,
+    /// Menu CLICK key that asks for the follower's recent order statuses.
+    #[serde(default = "default_status_menu_key")]
+    pub status_menu_key: String,
+}
+
+fn default_status_menu_key() -> String {
+    "ORDER_STATUS".into()
 }
 
 /// `[channels.weibo.ACCOUNT]`
@@ -282,6 +289,14 @@ pub struct CtiConfig {
     /// twilio: TwiML fragment that continues the normal flow (e.g. `<Redirect>` to the IVR).
     #[serde(default)]
     pub continue_twiml: String,
+    /// IVR keys that start a status query: `call.input` digits = this prefix + an order
+    /// number (`*` + number by default) answer the order's status.
+    #[serde(default = "default_status_prefix")]
+    pub status_prefix: String,
+}
+
+fn default_status_prefix() -> String {
+    "*".into()
 }
 
 /// `[channels]`

@@ -223,6 +223,7 @@ pub async fn run(cfg: Config, listener: TcpListener) -> Result<(), StartError> {
         cti,
         wechat,
         weibo,
+        status_cache: std::sync::Mutex::new(std::collections::HashMap::new()),
         cfg: cfg.clone(),
         pipeline,
         store,

@@ -1141,3 +1141,28 @@ fn withheld_numbers_are_throttled_only_by_the_platforms_stable_id() {
         "the stable id is masked in logs"
     );
 }
+
+#[test]
+fn ivr_status_query_answers_the_orders_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let gw = Gateway::start(dir.path(), &sim.url, &generic_profiles());
+    let reg = json!({"event": "call.registered", "call_id": "st-1", "from": "13755550001",
+                     "order": {"content": "路灯坏了"}});
+    let number = order_numbers(&generic_ok(&gw, "desk", &reg)).remove(0);
+    wait_until("the order at dispatch", LONG, || {
+        delivered_orders(&sim.lines())
+            .contains(&number)
+            .then_some(())
+    });
+    let ask = json!({"event": "call.input", "call_id": "st-2", "from": "13755550002",
+                     "digits": format!("*{number}#")});
+    let a = generic_ok(&gw, "desk", &ask);
+    assert_eq!(a["action"], "continue", "{a}");
+    assert!(a["text"].as_str().unwrap().contains(&number), "{a}");
+    assert_eq!(
+        delivered_orders(&sim.lines()).len(),
+        1,
+        "a query makes no order"
+    );
+}

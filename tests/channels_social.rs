@@ -1147,3 +1147,22 @@ fn wechat_photo_and_location_after_a_text_are_added_to_its_order() {
     let n2 = number_in(&reply_text(&r, other, false));
     wait_for_order(&sim, &n2);
 }
+
+#[test]
+fn wechat_status_menu_lists_the_followers_recent_orders() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let gw = Gateway::start(dir.path(), &sim.url, &accounts());
+    let openid = "oMenu_Aa1Ss5Dd9Ff3Gg7Hh2Jj6";
+    let r = wx_push(&gw, "plain", &text(openid, "楼道里的灯坏了好几天"));
+    let number = number_in(&reply_text(&r, openid, false));
+    let click = json!({"type": "event", "from": openid, "to": GH, "create_time": now(),
+                       "event": "CLICK", "event_key": "ORDER_STATUS"});
+    let r = wx_push(&gw, "plain", &click);
+    assert!(reply_text(&r, openid, false).contains(&number));
+    let stranger = "oNone_Qq1Ww5Ee9Rr3Tt7Yy2Uu6";
+    let click = json!({"type": "event", "from": stranger, "to": GH, "create_time": now(),
+                       "event": "CLICK", "event_key": "ORDER_STATUS"});
+    let r = wx_push(&gw, "plain", &click);
+    assert!(reply_text(&r, stranger, false).contains("没有提交过"));
+}

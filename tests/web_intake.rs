@@ -651,3 +651,37 @@ fn rules_reload_by_admin_and_sighup_and_a_broken_file_keeps_the_old_rules() {
     });
     assert!(gw.terminate());
 }
+
+#[test]
+fn order_status_is_cached_briefly_and_falls_back_to_what_the_gateway_knows() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let gw = Gateway::start(dir.path(), &sim.url, "");
+    let (_, b) = gw.submit(json!({"content": "人行道护栏倒了", "phone": "13644440001"}));
+    let n = numbers(&b).remove(0);
+    wait_until("the order at dispatch", LONG, || {
+        delivered_orders(&sim.lines()).contains(&n).then_some(())
+    });
+    let status = |n: &str| -> serde_json::Value {
+        client()
+            .get(format!("{}/v1/orders/{n}", gw.url))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap()
+    };
+    assert_eq!(status(&n)["status"], "processing");
+    // Dispatch goes away: the cached answer is served.
+    sim.stop();
+    assert_eq!(
+        status(&n)["status"],
+        "processing",
+        "served from the short cache"
+    );
+    // An order dispatch never answered for: what the gateway itself knows.
+    let (_, b) = gw.submit(json!({"content": "公厕无人打扫", "phone": "13644440002"}));
+    let n2 = numbers(&b).remove(0);
+    let s = status(&n2);
+    assert_eq!(s["status"], "received", "{s}");
+    assert_eq!(s["number"], n2.as_str());
+}

@@ -20,6 +20,8 @@ pub struct CtiSetup {
     pub profile: CtiProfile,
     /// Transfer emergencies (true) or tell the caller to dial (false).
     pub transfer: bool,
+    /// IVR prefix of a status query (`*2026112901000123`).
+    pub status_prefix: String,
 }
 
 /// `POST /v1/cti/{profile}`
@@ -67,6 +69,23 @@ async fn handle(
         Err(e) => return Err(e.into()),
     };
     let key = format!("cti:{name}:{}", ev.dedupe_key);
+    // A status query from the IVR (prefix + order number): read-only, answered at once.
+    if let CallKind::Input {
+        digits: Some(d), ..
+    } = &ev.kind
+    {
+        if let Some(number) = status_digits(d, &setup.status_prefix) {
+            let text = super::ops::status_sentence(&state, &number).await;
+            let reply = setup.profile.render(&CallDecision::Continue {
+                orders: Vec::new(),
+                text: Some(text),
+                flag: Some("status".into()),
+            });
+            return Ok(HttpResponse::Ok()
+                .content_type(reply.content_type)
+                .body(reply.body));
+        }
+    }
     // One decision per event even when the platform's retries arrive together. The lock is
     // on a key of its own: a registered order's submission locks the dedupe key itself.
     let _guard = state.pipeline.lock_key(&format!("call:{key}")).await;
@@ -240,5 +259,32 @@ fn to_call(d: &Decision, transfer: bool, ev: &CallEvent) -> CallDecision {
             flag: Some("outside_remit".into()),
         },
         Outcome::Nothing => CallDecision::proceed(),
+    }
+}
+
+/// `*2026112901000123` (prefix + 12 to 24 digits, an optional trailing `#`) -> the number.
+fn status_digits(digits: &str, prefix: &str) -> Option<String> {
+    if prefix.is_empty() {
+        return None;
+    }
+    let rest = digits.trim().strip_prefix(prefix)?.trim_end_matches('#');
+    (rest.len() >= 12 && rest.len() <= 24 && rest.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| rest.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::status_digits;
+
+    #[test]
+    fn status_queries_need_the_prefix_and_a_whole_number() {
+        assert_eq!(
+            status_digits("*2026112901000123#", "*").as_deref(),
+            Some("2026112901000123")
+        );
+        assert_eq!(status_digits("2026112901000123", "*"), None);
+        assert_eq!(status_digits("*119", "*"), None);
+        assert_eq!(status_digits("*20261129010001x3", "*"), None);
+        assert_eq!(status_digits("*2026112901000123", ""), None);
     }
 }

@@ -43,6 +43,8 @@ pub struct AppState {
     pub wechat: HashMap<String, social::WechatSetup>,
     /// Weibo accounts by name.
     pub weibo: HashMap<String, hotline_adapters::weibo::WeiboAccount>,
+    /// Recent order statuses from dispatch, by number (see [`ops::STATUS_TTL`]).
+    pub status_cache: std::sync::Mutex<HashMap<String, (std::time::Instant, serde_json::Value)>>,
 }
 
 /// The channel settings of a config, in the adapters' terms.
@@ -69,6 +71,7 @@ pub fn channel_setups(
             let setup = cti::CtiSetup {
                 profile,
                 transfer: c.emergency_transfer,
+                status_prefix: c.status_prefix.clone(),
             };
             (name.clone(), setup)
         })
@@ -87,6 +90,7 @@ pub fn channel_setups(
             let setup = social::WechatSetup {
                 account,
                 welcome: w.welcome.clone(),
+                status_menu_key: w.status_menu_key.clone(),
             };
             (name.clone(), setup)
         })

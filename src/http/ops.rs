@@ -97,6 +97,14 @@ async fn dispatch_status(state: &AppState, number: &str) -> Option<serde_json::V
     if base.is_empty() {
         return None;
     }
+    // A short cache: citizens refresh, and the dispatch core should not feel it.
+    if let Ok(cache) = state.status_cache.lock() {
+        if let Some((at, v)) = cache.get(number) {
+            if at.elapsed() < STATUS_TTL {
+                return Some(v.clone());
+            }
+        }
+    }
     let resp = state
         .http
         .get(format!("{base}/work-orders/{number}"))
@@ -106,7 +114,38 @@ async fn dispatch_status(state: &AppState, number: &str) -> Option<serde_json::V
     if !resp.status().is_success() {
         return None;
     }
-    resp.json::<serde_json::Value>().await.ok()
+    let v = resp.json::<serde_json::Value>().await.ok()?;
+    if let Ok(mut cache) = state.status_cache.lock() {
+        if cache.len() >= STATUS_CACHE_CAP {
+            cache.retain(|_, (at, _)| at.elapsed() < STATUS_TTL);
+            if cache.len() >= STATUS_CACHE_CAP {
+                cache.clear();
+            }
+        }
+        cache.insert(number.to_string(), (std::time::Instant::now(), v.clone()));
+    }
+    Some(v)
+}
+
+/// How long a status from dispatch is reused.
+pub const STATUS_TTL: std::time::Duration = std::time::Duration::from_secs(30);
+const STATUS_CACHE_CAP: usize = 10_000;
+
+/// The statuses of an identity's most recent orders, one sentence (WeChat menu, phone).
+pub async fn recent_status_sentence(state: &AppState, identity: &str, now: i64) -> String {
+    let recent = state
+        .store
+        .recent_orders_of(identity.to_string(), now - 90 * 24 * 3600)
+        .await
+        .unwrap_or_default();
+    if recent.is_empty() {
+        return "您近期没有提交过诉求。如需查询，请发送“查询 工单号”。".into();
+    }
+    let mut parts = Vec::new();
+    for o in recent.iter().take(3) {
+        parts.push(status_sentence(state, &o.number).await);
+    }
+    parts.join("\n")
 }
 
 /// A one-sentence status for WeChat, Weibo and the phone (`查询 <number>`).

@@ -26,6 +26,8 @@ pub struct WechatSetup {
     pub account: WechatAccount,
     /// Reply to new followers.
     pub welcome: String,
+    /// Menu CLICK key for "my orders' status".
+    pub status_menu_key: String,
 }
 
 /// `GET /v1/wechat/{account}`: the server-URL check.
@@ -58,6 +60,12 @@ pub async fn wechat_push(
     let text: Option<String> = match &push.message {
         Message::Event(ev) => match &ev.kind {
             EventKind::Subscribe { .. } if !setup.welcome.is_empty() => Some(setup.welcome.clone()),
+            EventKind::Click { .. }
+                if ev.key.as_deref() == Some(setup.status_menu_key.as_str()) =>
+            {
+                let who = format!("wechat:{}", push.from_user);
+                Some(super::ops::recent_status_sentence(&state, &who, t).await)
+            }
             _ => None,
         },
         Message::Unknown { msg_type } => {
