@@ -33,9 +33,14 @@ pub fn for_outcome(o: &Outcome, tz: chrono_tz::Tz) -> String {
                 numbers.join("、")
             )
         }
-        Outcome::Redirected { number, reason } => format!(
-            "您反映的情况属于紧急情况（{reason}），请立即拨打{number}求助。"
-        ),
+        // The rules' reasons are whole sentences that already name the number; a bare reason
+        // gets the number added.
+        Outcome::Redirected { number, reason } if reason.contains(number.as_str()) => {
+            format!("{reason}12345热线不受理紧急警情，请勿耽误。")
+        }
+        Outcome::Redirected { number, reason } => {
+            format!("您反映的情况属于紧急情况（{reason}），请立即拨打{number}求助。")
+        }
         Outcome::Throttled {
             retry_after,
             warnings_left,
