@@ -288,3 +288,67 @@ fn check_config_reports_every_problem_and_exit_codes() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn slow_clients_huge_headers_and_nul_bytes_leave_the_server_healthy() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let port = free_port();
+    let config = write_config(dir.path(), port, &sim.url, "");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("workers = 2", "workers = 2\nrequest_timeout = \"1s\"");
+    std::fs::write(&config, text).unwrap();
+    let gw = Gateway::start_with(config, port);
+
+    // Slowloris: a request head that never ends is cut off by the server.
+    let mut slow = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    slow.write_all(b"POST /v1/web/submissions HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .unwrap();
+    slow.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    wait_until("the server to drop the slow client", LONG, || {
+        let mut buf = [0u8; 512];
+        match slow.read(&mut buf) {
+            Ok(_) => Some(()), // EOF or a 408: either way the server ended it
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => Some(()),
+            Err(_) => {
+                let _ = slow.write_all(b"a");
+                None
+            }
+        }
+    });
+
+    // A huge header is refused, not buffered without bound.
+    let r = client()
+        .post(format!("{}/v1/web/submissions", gw.url))
+        .header("x-huge", "h".repeat(128 * 1024))
+        .json(&json!({"content": "大头部"}))
+        .send();
+    if let Ok(r) = r {
+        assert!(r.status().is_client_error(), "{}", r.status());
+    }
+
+    // NUL and other control characters are stripped from text, not stored.
+    let (s, b) = gw.submit(json!({"content": "\u{0}路灯\u{7}坏了\u{1b}", "phone": "13511112222"}));
+    assert_eq!(s, 202, "{b}");
+    let n = numbers(&b).remove(0);
+    let lines = wait_until("the order at dispatch", LONG, || {
+        let l = sim.lines();
+        delivered_orders(&l).contains(&n).then_some(l)
+    });
+    let order = lines.iter().find(|l| l["key"] == n.as_str()).unwrap();
+    assert_eq!(order["order"]["content"], "路灯坏了");
+
+    // Still healthy.
+    assert_eq!(
+        client()
+            .get(format!("{}/readyz", gw.url))
+            .send()
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+}
