@@ -36,17 +36,6 @@ impl Drop for Tmpfs {
     }
 }
 
-fn numbers(body: &serde_json::Value) -> Vec<String> {
-    body["orders"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|o| o["number"].as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 #[test]
 fn a_full_disk_answers_503_never_a_false_202_and_recovers() {
     let dir = tempfile::tempdir().unwrap();

@@ -11,17 +11,6 @@ use std::time::Duration;
 
 const LONG: Duration = Duration::from_secs(30);
 
-fn numbers(body: &serde_json::Value) -> Vec<String> {
-    body["orders"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|o| o["number"].as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 #[test]
 fn accepted_orders_reach_dispatch_once_signed_and_keyed() {
     let dir = tempfile::tempdir().unwrap();

@@ -45,6 +45,39 @@ pub async fn retry_dead(
     }
 }
 
+/// The JSON body of an admin call, or a 400 that shows the expected shape.
+fn json_body<T>(body: Option<Json<T>>, example: &str) -> Result<T, ApiError> {
+    body.map(Json::into_inner).ok_or_else(|| {
+        ApiError::BadRequest(
+            "invalid_body",
+            format!("expected a JSON body like {example}"),
+        )
+    })
+}
+
+/// Unix seconds as RFC 3339 in the hotline's time zone.
+fn rfc(state: &AppState, t: i64) -> String {
+    chrono::DateTime::from_timestamp(t, 0)
+        .unwrap_or_default()
+        .with_timezone(&state.cfg.derived.tz)
+        .to_rfc3339()
+}
+
+/// The parts of a caller record as JSON, shared by the caller view and the evidence packet.
+fn record_json(state: &AppState, rec: &crate::store::CallerRecord) -> serde_json::Value {
+    json!({
+        "warnings": rec.warnings.iter().map(|w| json!({"at": rfc(state, w.at), "channel": w.channel, "evidence": w.evidence})).collect::<Vec<_>>(),
+        "suspensions": rec.suspensions.iter().map(|s| suspension_json(state, s)).collect::<Vec<_>>(),
+        "contacts": rec.orders.iter().map(|(n, c, content, at)| json!({"kind": "order", "number": n, "category": c, "content": content, "at": rfc(state, *at)})).collect::<Vec<_>>(),
+        "redirects": rec.redirects.iter().map(|r| json!({"number": r.number, "reason": r.reason, "rule": r.rule, "channel": r.channel, "text": r.text, "at": rfc(state, r.at)})).collect::<Vec<_>>(),
+    })
+}
+
+fn suspension_json(state: &AppState, s: &crate::store::Suspension) -> serde_json::Value {
+    json!({"start": rfc(state, s.start), "until": rfc(state, s.until), "reason": s.reason,
+           "decided_by": s.decided_by, "lifted_at": s.lifted_at.map(|t| rfc(state, t))})
+}
+
 fn identity(raw: &str) -> Result<Identity, ApiError> {
     Identity::parse(raw).ok_or_else(|| {
         ApiError::BadRequest(
@@ -67,26 +100,16 @@ pub async fn caller(
     let canonical = ladder.canonical(&id.to_string());
     let rec = state.store.caller_record(canonical.clone()).await?;
     let active = ladder.suspension(&id.to_string(), t);
-    let rfc = |s: i64| {
-        chrono::DateTime::from_timestamp(s, 0)
-            .unwrap_or_default()
-            .to_rfc3339()
-    };
-    let suspension_json = |s: &crate::store::Suspension| {
-        json!({"start": rfc(s.start), "until": rfc(s.until), "reason": s.reason,
-               "decided_by": s.decided_by, "lifted_at": s.lifted_at.map(rfc)})
-    };
-    Ok(HttpResponse::Ok().json(json!({
-        "identity": id.to_string(),
-        "ladder_of": canonical,
-        "linked": ladder.linked_to(&canonical),
-        "allowed": ladder.is_allowed(&id.to_string()),
-        "warnings": rec.warnings.iter().map(|w| json!({"at": rfc(w.at), "channel": w.channel, "evidence": w.evidence})).collect::<Vec<_>>(),
-        "suspension": active.as_ref().map(suspension_json),
-        "suspensions": rec.suspensions.iter().map(suspension_json).collect::<Vec<_>>(),
-        "contacts": rec.orders.iter().map(|(n, c, content, at)| json!({"kind": "order", "number": n, "category": c, "content": content, "at": rfc(*at)})).collect::<Vec<_>>(),
-        "redirects": rec.redirects.iter().map(|r| json!({"number": r.number, "reason": r.reason, "channel": r.channel, "text": r.text, "at": rfc(r.at)})).collect::<Vec<_>>(),
-    })))
+    let mut view = record_json(&state, &rec);
+    view["identity"] = json!(id.to_string());
+    view["ladder_of"] = json!(canonical);
+    view["linked"] = json!(ladder.linked_to(&canonical));
+    view["allowed"] = json!(ladder.is_allowed(&id.to_string()));
+    view["suspension"] = active
+        .as_ref()
+        .map(|s| suspension_json(&state, s))
+        .unwrap_or(serde_json::Value::Null);
+    Ok(HttpResponse::Ok().json(view))
 }
 
 /// Body of `PUT .../suspension`.
@@ -108,12 +131,7 @@ pub async fn suspend(
 ) -> Result<HttpResponse, ApiError> {
     require_admin(&req, &state)?;
     let id = identity(&id)?;
-    let Some(body) = body else {
-        return Err(ApiError::BadRequest(
-            "invalid_body",
-            "expected JSON {\"duration\": \"24h\", \"reason\": \"...\"}".into(),
-        ));
-    };
+    let body = json_body(body, r#"{"duration": "24h", "reason": "..."}"#)?;
     let d = crate::config::parse_duration(&body.duration)
         .map_err(|e| ApiError::BadRequest("invalid_duration", e))?;
     let reason = body.reason.trim();
@@ -195,12 +213,7 @@ pub async fn link(
 ) -> Result<HttpResponse, ApiError> {
     require_admin(&req, &state)?;
     let id = identity(&id)?;
-    let Some(body) = body else {
-        return Err(ApiError::BadRequest(
-            "invalid_body",
-            "expected JSON {\"to\": \"KIND:VALUE\"}".into(),
-        ));
-    };
+    let body = json_body(body, r#"{"to": "KIND:VALUE"}"#)?;
     let to = identity(&body.to)?;
     if to == id {
         return Err(ApiError::BadRequest(
@@ -227,22 +240,12 @@ pub async fn evidence(
     let canonical = ladder.canonical(&id.to_string());
     let mut identities = vec![canonical.clone()];
     identities.extend(ladder.linked_to(&canonical));
-    let rfc = |s: i64| {
-        chrono::DateTime::from_timestamp(s, 0)
-            .unwrap_or_default()
-            .with_timezone(&state.cfg.derived.tz)
-            .to_rfc3339()
-    };
     let mut records = Vec::new();
     for who in &identities {
         let rec = state.store.caller_record(who.clone()).await?;
-        records.push(json!({
-            "identity": who,
-            "contacts": rec.orders.iter().map(|(n, c, content, at)| json!({"kind": "order", "number": n, "category": c, "content": content, "at": rfc(*at)})).collect::<Vec<_>>(),
-            "redirects": rec.redirects.iter().map(|r| json!({"number": r.number, "reason": r.reason, "rule": r.rule, "channel": r.channel, "text": r.text, "at": rfc(r.at)})).collect::<Vec<_>>(),
-            "warnings": rec.warnings.iter().map(|w| json!({"at": rfc(w.at), "channel": w.channel, "evidence": w.evidence})).collect::<Vec<_>>(),
-            "suspensions": rec.suspensions.iter().map(|s| json!({"start": rfc(s.start), "until": rfc(s.until), "reason": s.reason, "decided_by": s.decided_by, "lifted_at": s.lifted_at.map(rfc)})).collect::<Vec<_>>(),
-        }));
+        let mut r = record_json(&state, &rec);
+        r["identity"] = json!(who);
+        records.push(r);
     }
     tracing::warn!(identity = %id.masked(), "Evidence packet exported by an operator.");
     Ok(HttpResponse::Ok()
@@ -251,7 +254,7 @@ pub async fn evidence(
             format!("attachment; filename=\"evidence-{}.json\"", now()),
         ))
         .json(json!({
-            "generated_at": rfc(now()),
+            "generated_at": rfc(&state, now()),
             "basis": "《天津市政务服务便民热线管理办法》第三十二条",
             "identity": id.to_string(),
             "ladder_of": canonical,

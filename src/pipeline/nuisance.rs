@@ -213,32 +213,19 @@ impl<C: Clock + Clone> Ladder<C> {
             Ok(()) => return Ok(None),
             Err(not_until) => not_until.wait_time_from(self.clock.now()).as_secs().max(1),
         };
-        let window_start = now - self.cfg.per.as_secs() as i64;
-        let before = self.store.warnings_since(id.clone(), window_start).await?;
-        if before < self.cfg.warnings {
-            let evidence: String = evidence.chars().take(200).collect();
-            self.store
-                .record_warning(
-                    id.clone(),
-                    Warning {
-                        at: now,
-                        channel: channel.to_string(),
-                        evidence,
-                    },
-                )
-                .await?;
-            metrics::counter!("hotline_callers_warned_total", "channel" => channel.to_string())
-                .increment(1);
-            tracing::info!(identity = %identity.masked(), channel, "Caller over quota; reminded.");
-            return Ok(Some(Outcome::Throttled {
+        let outcome = self
+            .escalate(
+                identity,
+                &id,
+                channel,
+                evidence,
+                1,
                 retry_after,
-                warnings_left: self.cfg.warnings - before - 1,
-            }));
-        }
-        let s = self
-            .suspend(identity, None, RULE_REASON.to_string(), "rule", now)
+                RULE_REASON.into(),
+                now,
+            )
             .await?;
-        Ok(Some(suspended(&s)))
+        Ok(Some(outcome))
     }
 
     /// Records an offence that is not a submission (art. 32): a long call with no registered
@@ -259,33 +246,53 @@ impl<C: Clock + Clone> Ladder<C> {
         if let Some(s) = self.suspension(&id, now) {
             return Ok(suspended(&s));
         }
-        let window_start = now - self.cfg.per.as_secs() as i64;
-        let before = self.store.warnings_since(id.clone(), window_start).await?;
-        if before < self.cfg.warnings {
-            let evidence: String = evidence.chars().take(200).collect();
-            for _ in 0..weight.max(1) {
-                self.store
-                    .record_warning(
-                        id.clone(),
-                        Warning {
-                            at: now,
-                            channel: channel.to_string(),
-                            evidence: evidence.clone(),
-                        },
-                    )
-                    .await?;
-            }
-            metrics::counter!("hotline_callers_warned_total", "channel" => channel.to_string())
-                .increment(1);
-            return Ok(Outcome::Throttled {
-                retry_after: 0,
-                warnings_left: self.cfg.warnings.saturating_sub(before + weight.max(1)),
-            });
-        }
         let reason = format!(
             "{RULE_REASON}：{}",
             evidence.chars().take(100).collect::<String>()
         );
+        self.escalate(identity, &id, channel, evidence, weight, 0, reason, now)
+            .await
+    }
+
+    /// One step up the ladder for the (canonical) identity `id`: a reminder (recorded `weight`
+    /// times, with evidence) while reminders are left within the window, else a suspension of
+    /// the next length. The one place both refusals over quota and offences go through.
+    #[allow(clippy::too_many_arguments)]
+    async fn escalate(
+        &self,
+        identity: &Identity,
+        id: &str,
+        channel: &str,
+        evidence: &str,
+        weight: u32,
+        retry_after: u64,
+        reason: String,
+        now: i64,
+    ) -> Result<Outcome, StoreError> {
+        let weight = weight.max(1);
+        let window_start = now - self.cfg.per.as_secs() as i64;
+        let before = self
+            .store
+            .warnings_since(id.to_string(), window_start)
+            .await?;
+        if before < self.cfg.warnings {
+            let evidence: String = evidence.chars().take(200).collect();
+            for _ in 0..weight {
+                let w = Warning {
+                    at: now,
+                    channel: channel.to_string(),
+                    evidence: evidence.clone(),
+                };
+                self.store.record_warning(id.to_string(), w).await?;
+            }
+            metrics::counter!("hotline_callers_warned_total", "channel" => channel.to_string())
+                .increment(1);
+            tracing::info!(identity = %identity.masked(), channel, "Caller reminded (art. 32).");
+            return Ok(Outcome::Throttled {
+                retry_after,
+                warnings_left: self.cfg.warnings.saturating_sub(before + weight),
+            });
+        }
         let s = self.suspend(identity, None, reason, "rule", now).await?;
         Ok(suspended(&s))
     }

@@ -285,3 +285,15 @@ impl Drop for Sim {
         self.stop();
     }
 }
+
+/// The order numbers of an answer's `orders` array (web form, CTI).
+pub fn numbers(body: &serde_json::Value) -> Vec<String> {
+    body["orders"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|o| o["number"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
