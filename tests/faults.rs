@@ -202,6 +202,10 @@ fn operators_see_metrics_openapi_health_and_no_secrets() {
         .unwrap();
     let paths = doc["paths"].as_object().unwrap();
     for p in [
+        "/v1/wechat/{account}",
+        "/v1/weibo/{account}",
+        "/v1/cti/{profile}",
+        "/v1/cti/{profile}/{token}",
         "/v1/web/submissions",
         "/v1/orders/{number}",
         "/healthz",
