@@ -390,6 +390,9 @@ pub struct MqttConfig {
     /// Most events kept on disk while the broker is away; the oldest beyond are dropped.
     #[serde(default = "default_queue_bound")]
     pub queue_bound: u64,
+    /// PEM file of the CA that signed the broker's certificate (`mqtts://` URLs).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 fn default_queue_bound() -> u64 {
@@ -406,6 +409,7 @@ impl Default for MqttConfig {
             url: String::new(),
             topic_prefix: default_topic_prefix(),
             queue_bound: default_queue_bound(),
+            ca_file: None,
         }
     }
 }
@@ -828,8 +832,17 @@ impl Config {
                 );
             }
         }
-        if !self.mqtt.url.is_empty() && !self.mqtt.url.starts_with("mqtt://") {
-            bad("mqtt.url", "must look like mqtt://host:port".into());
+        if !self.mqtt.url.is_empty() {
+            match crate::sinks::mqtt::parse_url(&self.mqtt.url) {
+                None => bad(
+                    "mqtt.url",
+                    "must look like mqtt://[user:pass@]host:port or mqtts://…".into(),
+                ),
+                Some(b) if b.tls && self.mqtt.ca_file.is_none() => {
+                    bad("mqtt.ca_file", "required with an mqtts:// URL".into())
+                }
+                Some(_) => {}
+            }
         }
         let smtp = self.mail.smtp_url.expose();
         if !(smtp.is_empty() || smtp.starts_with("smtp://") || smtp.starts_with("smtps://")) {
@@ -847,6 +860,11 @@ impl Config {
         if let Some(dir) = &self.rules.dir {
             if dir.is_relative() {
                 self.rules.dir = Some(base.join(dir));
+            }
+        }
+        if let Some(f) = &self.mqtt.ca_file {
+            if f.is_relative() {
+                self.mqtt.ca_file = Some(base.join(f));
             }
         }
         if let Some(dir) = &self.mail.templates {

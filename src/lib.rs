@@ -154,10 +154,10 @@ pub async fn run(cfg: Config, listener: TcpListener) -> Result<(), StartError> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let relay_task = tokio::spawn(relay.run(stop_rx.clone()));
     let mqtt_task = match sinks::mqtt::parse_url(&cfg.mqtt.url) {
-        Some((host, port)) if events_on => Some(tokio::spawn(sinks::mqtt::run(
+        Some(broker) if events_on => Some(tokio::spawn(sinks::mqtt::run(
             sinks::mqtt::MqttSettings {
-                host,
-                port,
+                broker,
+                ca_file: cfg.mqtt.ca_file.clone(),
                 prefix: cfg.mqtt.topic_prefix.clone(),
                 client_id: format!("hotline-gateway-{}", cfg.server.node_id),
                 queue_bound: cfg.mqtt.queue_bound,

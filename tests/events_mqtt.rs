@@ -212,3 +212,100 @@ fn a_broker_outage_never_slows_intake_and_loses_no_event() {
         },
     );
 }
+
+#[test]
+fn events_reach_a_broker_that_requires_tls_and_a_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let sh = |cmd: &str| {
+        let ok = Command::new("sh")
+            .arg("-c")
+            .arg(cmd)
+            .current_dir(d)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "{cmd}");
+    };
+    // A throwaway CA and a broker certificate for localhost.
+    sh("openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=test-ca");
+    sh("openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=localhost");
+    sh("printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\nbasicConstraints=CA:FALSE\\n' > ext.cnf");
+    sh("openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile ext.cnf");
+    sh("mosquitto_passwd -b -c passwd gateway 's3cret pass'");
+    // Mosquitto started as root drops to its own user: let it read what it needs.
+    sh("chmod 755 . && chmod 644 ca.pem server.pem server.key passwd");
+    let port = free_port();
+    std::fs::write(
+        d.join("tls.conf"),
+        format!(
+            "listener {port} 127.0.0.1\ncafile {0}/ca.pem\ncertfile {0}/server.pem\nkeyfile {0}/server.key\n\
+             password_file {0}/passwd\nallow_anonymous false\npersistence false\n",
+            d.display()
+        ),
+    )
+    .unwrap();
+    let broker = Command::new("mosquitto")
+        .arg("-c")
+        .arg(d.join("tls.conf"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _broker = Broker(broker);
+    wait_until("the TLS broker to listen", LONG, || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+    });
+    // A subscriber with the same CA and password.
+    let got = Arc::new(Mutex::new(Vec::<Value>::new()));
+    let sink = got.clone();
+    let ca = std::fs::read(d.join("ca.pem")).unwrap();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let mut opts = rumqttc::MqttOptions::new("tls-sub", "localhost", port);
+            opts.set_credentials("gateway", "s3cret pass");
+            opts.set_transport(rumqttc::Transport::tls(ca, None, None));
+            let (client, mut ev) = rumqttc::AsyncClient::new(opts, 100);
+            loop {
+                match ev.poll().await {
+                    Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_))) => {
+                        let _ = client
+                            .subscribe("hotline/#", rumqttc::QoS::AtLeastOnce)
+                            .await;
+                    }
+                    Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) => {
+                        let v: Value = serde_json::from_slice(&p.payload).unwrap_or(Value::Null);
+                        sink.lock().unwrap().push(v);
+                    }
+                    Ok(_) => {}
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                }
+            }
+        });
+    });
+    let sim = Sim::start(free_port(), &d.join("sim.jsonl"), &[]);
+    let extra = format!(
+        "[mqtt]\nurl = \"mqtts://gateway:s3cret%20pass@localhost:{port}\"\nca_file = \"ca.pem\"\n"
+    );
+    let gw = Gateway::start(d, &sim.url, &extra);
+    let (s, b) = gw.submit(json!({"content": "加密通道：路灯不亮", "phone": "13900002222"}));
+    assert_eq!(s, 202, "{b}");
+    let number = b["orders"][0]["number"].as_str().unwrap().to_string();
+    wait_until("the accepted event over TLS", LONG, || {
+        got.lock()
+            .unwrap()
+            .iter()
+            .any(|v| v["number"] == number.as_str())
+            .then_some(())
+    });
+    assert!(
+        !gw.logs().contains("s3cret"),
+        "the broker password is never logged"
+    );
+}

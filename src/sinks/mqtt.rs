@@ -18,10 +18,10 @@ use tokio::sync::{watch, Notify};
 /// Publisher settings (from `[mqtt]`).
 #[derive(Debug, Clone)]
 pub struct MqttSettings {
-    /// Broker host.
-    pub host: String,
-    /// Broker port.
-    pub port: u16,
+    /// Broker address, credentials, TLS.
+    pub broker: BrokerUrl,
+    /// PEM file of the CA that signed the broker's certificate (TLS only).
+    pub ca_file: Option<std::path::PathBuf>,
     /// Topic prefix.
     pub prefix: String,
     /// Client id (unique per node).
@@ -30,13 +30,84 @@ pub struct MqttSettings {
     pub queue_bound: u64,
 }
 
-/// Parses `mqtt://host:port`.
-pub fn parse_url(url: &str) -> Option<(String, u16)> {
-    let rest = url.strip_prefix("mqtt://")?;
+/// A broker address from `[mqtt] url`: `mqtt://[user:pass@]host[:port]` or `mqtts://…` (TLS).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerUrl {
+    /// Host name or address.
+    pub host: String,
+    /// Port (1883, or 8883 with TLS, unless given).
+    pub port: u16,
+    /// TLS (`mqtts://`).
+    pub tls: bool,
+    /// Username and password, percent-decoded.
+    pub credentials: Option<(String, String)>,
+}
+
+/// Parses `mqtt://[user:pass@]host[:port]` or `mqtts://…`; `None` when it is neither.
+pub fn parse_url(url: &str) -> Option<BrokerUrl> {
+    let (tls, rest) = match url.strip_prefix("mqtts://") {
+        Some(r) => (true, r),
+        None => (false, url.strip_prefix("mqtt://")?),
+    };
     let rest = rest.split('/').next()?;
-    match rest.rsplit_once(':') {
-        Some((h, p)) => Some((h.to_string(), p.parse().ok()?)),
-        None => Some((rest.to_string(), 1883)),
+    let (credentials, hostport) = match rest.rsplit_once('@') {
+        Some((userinfo, hp)) => {
+            let (u, p) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+            let dec = |s: &str| percent_decode(s);
+            (Some((dec(u)?, dec(p)?)), hp)
+        }
+        None => (None, rest),
+    };
+    let default_port = if tls { 8883 } else { 1883 };
+    let (host, port) = match hostport.rsplit_once(':') {
+        Some((h, p)) => (h.to_string(), p.parse().ok()?),
+        None => (hostport.to_string(), default_port),
+    };
+    if host.is_empty() {
+        return None;
+    }
+    Some(BrokerUrl {
+        host,
+        port,
+        tls,
+        credentials,
+    })
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broker_urls_parse_with_credentials_and_tls() {
+        let b = parse_url("mqtt://127.0.0.1:1884").unwrap();
+        assert_eq!(
+            (b.host.as_str(), b.port, b.tls, b.credentials),
+            ("127.0.0.1", 1884, false, None)
+        );
+        let b = parse_url("mqtts://gw:p%40ss@broker.example").unwrap();
+        assert_eq!((b.port, b.tls), (8883, true));
+        assert_eq!(b.credentials, Some(("gw".into(), "p@ss".into())));
+        assert!(parse_url("http://x").is_none());
+        assert!(parse_url("mqtt://:1883").is_none());
+        assert!(parse_url("mqtt://h:notaport").is_none());
     }
 }
 
@@ -60,8 +131,25 @@ fn status(prefix: &str, online: bool) -> (String, String) {
 
 /// Runs the publisher until shutdown.
 pub async fn run(cfg: MqttSettings, store: Arc<dyn Store>, mut shutdown: watch::Receiver<bool>) {
-    let mut opts = MqttOptions::new(cfg.client_id.clone(), cfg.host.clone(), cfg.port);
+    let mut opts = MqttOptions::new(
+        cfg.client_id.clone(),
+        cfg.broker.host.clone(),
+        cfg.broker.port,
+    );
     opts.set_keep_alive(Duration::from_secs(15));
+    if let Some((user, pass)) = &cfg.broker.credentials {
+        opts.set_credentials(user.clone(), pass.clone());
+    }
+    if cfg.broker.tls {
+        let ca = match cfg.ca_file.as_ref().map(std::fs::read) {
+            Some(Ok(pem)) => pem,
+            _ => {
+                tracing::error!("mqtt.ca_file is missing or unreadable; events stay queued.");
+                return;
+            }
+        };
+        opts.set_transport(rumqttc::Transport::tls(ca, None, None));
+    }
     let (will_topic, will_payload) = status(&cfg.prefix, false);
     opts.set_last_will(LastWill::new(
         will_topic,
