@@ -23,6 +23,8 @@
 //!   nuisance ladder ([`pipeline::nuisance`]).
 //! - [`store`]: the [`store::Store`] trait and the embedded SQLite engine.
 //! - [`relay`]: outbox → dispatch API.
+//! - [`sinks`]: MQTT events and mail, drained from the event outbox the store fills in the same
+//!   transaction as each change.
 //! - [`sim`]: `dispatch-sim`, a reference dispatch API for demos and tests.
 //! - [`messages`]: the sentences citizens read.
 //!
