@@ -433,6 +433,13 @@ pub struct MailConfig {
     /// Most alert mails per minute; more are counted and dropped (no mail storms).
     #[serde(default = "default_alerts_per_minute")]
     pub alerts_per_minute: u32,
+    /// Suspension alerts go out as one digest this often.
+    #[serde(default = "default_digest_every")]
+    pub digest_every: String,
+}
+
+fn default_digest_every() -> String {
+    "1h".into()
 }
 
 fn default_alerts_per_minute() -> u32 {
@@ -451,6 +458,7 @@ impl Default for MailConfig {
             supervisors: Vec::new(),
             templates: None,
             alerts_per_minute: default_alerts_per_minute(),
+            digest_every: default_digest_every(),
         }
     }
 }
@@ -532,6 +540,8 @@ pub struct Derived {
     pub long_call: Duration,
     /// `rules.attach_window`
     pub attach_window: Duration,
+    /// `mail.digest_every`
+    pub digest_every: Duration,
 }
 
 /// Parses a duration such as `5s`, `1h`, `7d` (humantime syntax).
@@ -625,6 +635,7 @@ impl Config {
                 duplicate_window: Duration::from_secs(7 * 24 * 3600),
                 long_call: Duration::from_secs(1800),
                 attach_window: Duration::from_secs(600),
+                digest_every: Duration::from_secs(3600),
             },
         };
         cfg.validate(&mut problems);
@@ -700,6 +711,11 @@ impl Config {
             &mut d.breaker_cooldown,
         );
         dur("nuisance.per", &self.nuisance.per, &mut d.nuisance_per);
+        dur(
+            "mail.digest_every",
+            &self.mail.digest_every,
+            &mut d.digest_every,
+        );
         dur(
             "nuisance.long_call",
             &self.nuisance.long_call,

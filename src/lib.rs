@@ -177,6 +177,7 @@ pub async fn run(cfg: Config, listener: TcpListener) -> Result<(), StartError> {
                 supervisors: cfg.mail.supervisors.clone(),
                 templates: cfg.mail.templates.clone(),
                 alerts_per_minute: cfg.mail.alerts_per_minute,
+                digest_every: cfg.derived.digest_every,
             },
             store.clone(),
             stop_rx.clone(),

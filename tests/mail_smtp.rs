@@ -116,3 +116,51 @@ fn receipts_and_alerts_arrive_and_an_smtp_outage_loses_nothing() {
         "addresses are masked in logs"
     );
 }
+
+#[test]
+fn suspensions_reach_supervisors_as_one_digest() {
+    let dir = tempfile::tempdir().unwrap();
+    let maildir = dir.path().join("maildir");
+    let port = free_port();
+    let _smtp = Smtp::start(port, &maildir);
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let extra = format!(
+        "[mail]\nsmtp_url = \"smtp://127.0.0.1:{port}\"\nsupervisors = [\"duty@example.gov.cn\"]\n\
+         digest_every = \"2s\"\n"
+    );
+    let gw = Gateway::start(dir.path(), &sim.url, &extra);
+    for (phone, reason) in [
+        ("13700001111", "辱骂话务员"),
+        ("13700002222", "反复恶意占线"),
+    ] {
+        let r = client()
+            .put(format!(
+                "{}/admin/v1/callers/phone:{phone}/suspension",
+                gw.url
+            ))
+            .bearer_auth(ADMIN)
+            .json(&json!({"duration": "24h", "reason": reason}))
+            .send()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+    }
+    let digest = wait_until("the suspension digest", LONG, || {
+        mails(&maildir)
+            .into_iter()
+            .find(|m| m.contains("暂停受理汇总"))
+    });
+    assert!(digest.contains("2人"), "{digest}");
+    assert!(
+        digest.contains("辱骂话务员") && digest.contains("反复恶意占线"),
+        "{digest}"
+    );
+    assert!(
+        !digest.contains("13700001111"),
+        "identities are masked: {digest}"
+    );
+    assert_eq!(
+        mails(&maildir).len(),
+        1,
+        "one digest, not one mail per suspension"
+    );
+}

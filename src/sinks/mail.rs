@@ -5,6 +5,7 @@
 //! intake because nothing on the request path waits for it. Alerts are rate-limited
 //! (`alerts_per_minute`) so an outage cannot become a mail storm: alerts over the limit are
 //! counted (`hotline_mail_suppressed_total`) and logged, not sent. Receipts are not limited.
+//! Suspensions are not urgent: they are collected and sent as one digest every `digest_every`.
 //!
 //! Templates: compiled-in Chinese defaults; a file `<topic with / as _>.txt` in `[mail] templates`
 //! overrides one (first line = subject, the rest = body). Variables are the event's fields in
@@ -34,6 +35,8 @@ pub struct MailSettings {
     pub templates: Option<PathBuf>,
     /// Most alerts per minute.
     pub alerts_per_minute: u32,
+    /// Suspension alerts are collected and sent as one digest this often.
+    pub digest_every: Duration,
 }
 
 /// The compiled-in templates: (topic, subject, body).
@@ -140,6 +143,36 @@ pub fn messages(cfg: &MailSettings, row: &EventRow) -> Vec<Message> {
         .collect()
 }
 
+/// One digest mail to each supervisor listing the suspensions in `rows`.
+pub fn digest(cfg: &MailSettings, rows: &[EventRow]) -> Vec<Message> {
+    let Some((_, body)) = template(cfg, "callers/suspended") else {
+        return Vec::new();
+    };
+    let Ok(from) = cfg.from.parse::<Mailbox>() else {
+        return Vec::new();
+    };
+    let parts: Vec<String> = rows
+        .iter()
+        .filter_map(|r| serde_json::from_str::<serde_json::Value>(&r.payload).ok())
+        .map(|v| fill(&body, &v))
+        .collect();
+    let subject = format!("【暂停受理汇总】{}人", parts.len());
+    let text = parts.join("\n\n---\n\n");
+    cfg.supervisors
+        .iter()
+        .filter_map(|to| to.parse::<Mailbox>().ok())
+        .filter_map(|to| {
+            Message::builder()
+                .from(from.clone())
+                .to(to)
+                .subject(subject.clone())
+                .header(lettre::message::header::ContentType::TEXT_PLAIN)
+                .body(text.clone())
+                .ok()
+        })
+        .collect()
+}
+
 /// Runs the mail sender until shutdown.
 pub async fn run(cfg: MailSettings, store: Arc<dyn Store>, mut shutdown: watch::Receiver<bool>) {
     let transport = match AsyncSmtpTransport::<Tokio1Executor>::from_url(&cfg.smtp_url) {
@@ -151,6 +184,8 @@ pub async fn run(cfg: MailSettings, store: Arc<dyn Store>, mut shutdown: watch::
     };
     let per_minute = NonZeroU32::new(cfg.alerts_per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
     let alerts: DefaultDirectRateLimiter = RateLimiter::direct(Quota::per_minute(per_minute));
+    let digest_ms = cfg.digest_every.as_millis().max(1) as i64;
+    let mut next_digest_ms = chrono::Utc::now().timestamp_millis() + digest_ms;
     loop {
         if *shutdown.borrow() {
             return;
@@ -166,6 +201,37 @@ pub async fn run(cfg: MailSettings, store: Arc<dyn Store>, mut shutdown: watch::
                 _ = tokio::time::sleep(Duration::from_millis(300)) => {}
             }
             continue;
+        }
+        // Suspensions wait for the next digest; when it is due they go out as one mail.
+        let (suspensions, rows): (Vec<EventRow>, Vec<EventRow>) = rows
+            .into_iter()
+            .partition(|r| r.topic == "callers/suspended");
+        if !suspensions.is_empty() {
+            if now_ms < next_digest_ms {
+                for r in &suspensions {
+                    let _ = store.retry_event(r.id, next_digest_ms).await;
+                }
+            } else {
+                let mut failed = None;
+                for m in digest(&cfg, &suspensions) {
+                    if let Err(e) = transport.send(m).await {
+                        failed = Some(e.to_string());
+                        break;
+                    }
+                }
+                let ids: Vec<i64> = suspensions.iter().map(|r| r.id).collect();
+                if let Some(error) = failed {
+                    tracing::warn!(%error, "SMTP refused the suspension digest; will retry.");
+                    for r in &suspensions {
+                        let _ = store.retry_event(r.id, now_ms + 60_000).await;
+                    }
+                } else {
+                    metrics::counter!("hotline_mail_sent_total", "topic" => "callers/suspended")
+                        .increment(1);
+                    let _ = store.ack_events(ids).await;
+                    next_digest_ms = now_ms + digest_ms;
+                }
+            }
         }
         for row in rows {
             let is_alert = row.topic != "orders/accepted";
@@ -216,6 +282,7 @@ mod tests {
             supervisors: vec!["boss@example.gov.cn".into(), "not an address".into()],
             templates: None,
             alerts_per_minute: 30,
+            digest_every: Duration::from_secs(3600),
         };
         let row = EventRow {
             id: 1,
