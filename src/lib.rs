@@ -100,13 +100,23 @@ pub async fn run(cfg: Config, listener: TcpListener) -> Result<(), StartError> {
     let cfg = Arc::new(cfg);
     let events_on = !cfg.mqtt.url.is_empty();
     let mail_on = !cfg.mail.smtp_url.is_empty();
-    let store: Arc<dyn Store> = Arc::new(store::sqlite::SqliteStore::open_with(
+    let sinks = store::sqlite::Sinks {
+        mqtt: events_on,
+        mail: mail_on,
+    };
+    // A store that cannot be opened does not stop the gateway (a crash loop would also stop
+    // emergency redirects): it runs on a store that refuses every write with the reason,
+    // /readyz says why, intake answers 503, and emergencies are still answered.
+    let store: Arc<dyn Store> = match store::sqlite::SqliteStore::open_with(
         &cfg.storage.path,
-        store::sqlite::Sinks {
-            mqtt: events_on,
-            mail: mail_on,
-        },
-    )?);
+        sinks,
+    ) {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            tracing::error!(error = %e, "The store cannot be opened; serving emergencies only until it is fixed.");
+            Arc::new(store::broken::BrokenStore::new(e.to_string()))
+        }
+    };
     let now = chrono::Utc::now().timestamp();
     let rules = RuleSet::load(cfg.rules.dir.as_deref()).map_err(StartError::Rules)?;
     let ladder = nuisance::Ladder::open(

@@ -151,15 +151,31 @@ fn a_damaged_store_is_reported_clearly_and_sigterm_shuts_down_cleanly() {
     let config = write_config(dir.path(), port, "", "");
     std::fs::create_dir_all(dir.path().join("data")).unwrap();
     std::fs::write(dir.path().join("data/gateway.db"), vec![0x5au8; 16384]).unwrap();
-    let out = Command::new(BIN)
-        .args(["serve", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("damaged"), "{err}");
+    // A damaged store: the gateway stays up (no crash loop), says why, refuses intake, and
+    // still answers emergencies.
+    let mut gw = Gateway::start_with(config.clone(), port);
+    let r = client().get(format!("{}/readyz", gw.url)).send().unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+    let ready: serde_json::Value = r.json().unwrap();
+    assert!(
+        ready["store_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("damaged"),
+        "{ready}"
+    );
+    let (s, b) = gw.submit(json!({"content": "存储损坏时：公交站台破损"}));
+    assert_eq!((s, b["status"].as_str()), (503, Some("unavailable")), "{b}");
+    let (s, b) = gw.submit(json!({"content": "楼下有人持刀砍人，快来人"}));
+    assert_eq!(
+        (s, b["redirect"]["number"].as_str()),
+        (200, Some("110")),
+        "{b}"
+    );
+    assert!(gw.logs().contains("damaged"), "{}", gw.logs());
+    assert!(gw.terminate());
 
+    // Restored (here: moved aside), it serves normally; SIGTERM drains and exits 0.
     std::fs::remove_file(dir.path().join("data/gateway.db")).unwrap();
     let mut gw = Gateway::start_with(config, port);
     let (s, _) = gw.submit(json!({"content": "关机前：公交站台破损"}));

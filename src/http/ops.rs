@@ -25,6 +25,7 @@ pub async fn readyz(state: Data<AppState>) -> HttpResponse {
             .json(json!({
                 "status": "unavailable",
                 "store": store.is_ok(),
+                "store_error": store.err().map(|e| e.to_string()),
                 "relay": relay_alive,
             }))
     }

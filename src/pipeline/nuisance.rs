@@ -90,14 +90,24 @@ impl<C: Clock + Clone> Ladder<C> {
             .unwrap_or_else(|| Quota::per_hour(burst))
             .allow_burst(burst);
         let limiter = RateLimiter::new(quota, DashMapStateStore::default(), clock.clone());
+        // An unreadable store must not stop the gateway (emergencies need none): start empty.
         let active = store
             .active_suspensions(now)
-            .await?
+            .await
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "Suspensions not loaded.");
+                Vec::new()
+            })
             .into_iter()
             .map(|s| (s.identity.clone(), s))
             .collect();
         let allow = cfg.allow.iter().map(|i| i.to_string()).collect();
-        let links = store.links().await?.into_iter().collect();
+        let links = store
+            .links()
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
         Ok(Ladder {
             links: RwLock::new(links),
             hasher: std::hash::RandomState::new(),

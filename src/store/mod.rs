@@ -5,6 +5,7 @@
 //! same trait. Every method that changes state returns only after the change is durable: the
 //! HTTP layer turns a returned `Ok` into a 202, so an `Ok` is a promise.
 
+pub mod broken;
 pub mod sqlite;
 
 use async_trait::async_trait;
