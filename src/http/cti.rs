@@ -5,7 +5,7 @@
 //! Every event is idempotent per call and step: a retried callback gets the first answer.
 
 use super::error::ApiError;
-use super::{inbound, now, read_body, AppState};
+use super::{read_inbound, AppState};
 use crate::pipeline::{Decision, Policy};
 use actix_web::web::{Data, Path, Payload};
 use actix_web::{HttpRequest, HttpResponse};
@@ -55,12 +55,9 @@ async fn handle(
     let Some(setup) = state.cti.get(&name) else {
         return Err(ApiError::NotFound("telephony profile"));
     };
-    let body = read_body(&req, payload, state.cfg.server.body_limit).await?;
-    let t = now();
-    let ev = match setup
-        .profile
-        .parse(&inbound(&req, body, t), token.as_deref())
-    {
+    let inbound = read_inbound(&req, payload, &state).await?;
+    let t = inbound.now;
+    let ev = match setup.profile.parse(&inbound, token.as_deref()) {
         Ok(ev) => ev,
         // Twilio's convention for a request that fails validation is 403.
         Err(AdapterError::BadSignature) if setup.profile.format == CtiFormat::Twilio => {

@@ -109,6 +109,17 @@ pub fn channel_setups(
     (cti, wechat, weibo)
 }
 
+/// Reads a webhook's bounded body and stamps its arrival: the adapters' input, in one place
+/// for every channel that hands raw requests to an adapter.
+pub async fn read_inbound(
+    req: &HttpRequest,
+    payload: Payload,
+    state: &AppState,
+) -> Result<hotline_adapters::Inbound, ApiError> {
+    let body = read_body(req, payload, state.cfg.server.body_limit).await?;
+    Ok(inbound(req, body, now()))
+}
+
 /// The adapters' view of a request: query, lower-cased headers, body, arrival time.
 pub fn inbound(req: &HttpRequest, body: Bytes, now: i64) -> hotline_adapters::Inbound {
     hotline_adapters::Inbound {

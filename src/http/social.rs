@@ -7,7 +7,7 @@
 //! any retry with the first result).
 
 use super::error::ApiError;
-use super::{inbound, now, read_body, AppState};
+use super::{inbound, now, read_inbound, AppState};
 use crate::pipeline::{Decision, Policy};
 use actix_web::web::{Data, Path, Payload};
 use actix_web::{HttpRequest, HttpResponse};
@@ -54,9 +54,9 @@ pub async fn wechat_push(
     let Some(setup) = state.wechat.get(&name) else {
         return Err(ApiError::NotFound("wechat account"));
     };
-    let body = read_body(&req, payload, state.cfg.server.body_limit).await?;
-    let t = now();
-    let push = wechat::parse_push(&setup.account, &inbound(&req, body, t))?;
+    let inbound = read_inbound(&req, payload, &state).await?;
+    let t = inbound.now;
+    let push = wechat::parse_push(&setup.account, &inbound)?;
     let text: Option<String> = match &push.message {
         Message::Event(ev) => match &ev.kind {
             EventKind::Subscribe { .. } if !setup.welcome.is_empty() => Some(setup.welcome.clone()),
@@ -81,9 +81,9 @@ pub async fn wechat_push(
             Some(super::ops::status_sentence(&state, &number).await)
         }
         _ => match push.to_submission(&name) {
-            Some(mut sub) => {
-                sub.dedupe_key = Some(format!("wechat:{name}:{}", push.dedupe_key()));
-                run_within_budget(&state, sub, t).await?.map(|d| d.message)
+            Some(sub) => {
+                let key = format!("wechat:{name}:{}", push.dedupe_key());
+                reply_text(&state, sub, key, t).await?
             }
             None => None,
         },
@@ -130,15 +130,15 @@ pub async fn weibo_push(
     let Some(acc) = state.weibo.get(&name) else {
         return Err(ApiError::NotFound("weibo account"));
     };
-    let body = read_body(&req, payload, state.cfg.server.body_limit).await?;
-    let t = now();
-    let push = weibo::parse_push(acc, &inbound(&req, body, t))?;
+    let inbound = read_inbound(&req, payload, &state).await?;
+    let t = inbound.now;
+    let push = weibo::parse_push(acc, &inbound)?;
     let text = match status_query(&push.text) {
         Some(number) => Some(super::ops::status_sentence(&state, &number).await),
         None => match push.to_submission(&name) {
-            Some(mut sub) => {
-                sub.dedupe_key = Some(format!("weibo:{name}:{}", push.dedupe_key()));
-                run_within_budget(&state, sub, t).await?.map(|d| d.message)
+            Some(sub) => {
+                let key = format!("weibo:{name}:{}", push.dedupe_key());
+                reply_text(&state, sub, key, t).await?
             }
             None => None,
         },
@@ -147,6 +147,17 @@ pub async fn weibo_push(
     Ok(HttpResponse::Ok()
         .content_type("application/json; charset=utf-8")
         .body(reply))
+}
+
+/// The reply text for a push's submission, keyed for the platform's retries.
+async fn reply_text(
+    state: &Data<AppState>,
+    mut sub: Submission,
+    dedupe_key: String,
+    t: i64,
+) -> Result<Option<String>, ApiError> {
+    sub.dedupe_key = Some(dedupe_key);
+    Ok(run_within_budget(state, sub, t).await?.map(|d| d.message))
 }
 
 /// Runs the pipeline in its own task; `None` when it did not finish within the budget (the
