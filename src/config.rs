@@ -137,6 +137,14 @@ pub struct StorageConfig {
     /// PostgreSQL URL when backend = "postgres".
     #[serde(default)]
     pub url: Secret,
+    /// How long a node's claim on an outbox message it is delivering lasts before another node
+    /// may take the message (backend = "postgres"; a node that dies releases its claims so).
+    #[serde(default = "default_lease")]
+    pub lease: String,
+}
+
+fn default_lease() -> String {
+    "30s".into()
 }
 
 fn default_backend() -> String {
@@ -156,6 +164,7 @@ impl Default for StorageConfig {
             path: default_data_path(),
             high_water: default_high_water(),
             url: Secret::default(),
+            lease: default_lease(),
         }
     }
 }
@@ -345,6 +354,16 @@ pub struct NuisanceConfig {
     /// A call longer than this with no registered matter counts as an offence (art. 32 para. 1).
     #[serde(default = "default_long_call")]
     pub long_call: String,
+    /// Where the quota is counted: "local" (this node's memory) or "redis" (shared by nodes).
+    #[serde(default = "default_nuisance_backend")]
+    pub backend: String,
+    /// Redis URL when backend = "redis".
+    #[serde(default)]
+    pub redis_url: Secret,
+}
+
+fn default_nuisance_backend() -> String {
+    "local".into()
 }
 
 fn default_long_call() -> String {
@@ -373,6 +392,8 @@ impl Default for NuisanceConfig {
             suspensions: default_suspensions(),
             allow: Vec::new(),
             long_call: default_long_call(),
+            backend: default_nuisance_backend(),
+            redis_url: Secret::default(),
         }
     }
 }
@@ -542,6 +563,8 @@ pub struct Derived {
     pub attach_window: Duration,
     /// `mail.digest_every`
     pub digest_every: Duration,
+    /// `storage.lease`
+    pub lease: Duration,
 }
 
 /// Parses a duration such as `5s`, `1h`, `7d` (humantime syntax).
@@ -636,6 +659,7 @@ impl Config {
                 long_call: Duration::from_secs(1800),
                 attach_window: Duration::from_secs(600),
                 digest_every: Duration::from_secs(3600),
+                lease: Duration::from_secs(30),
             },
         };
         cfg.validate(&mut problems);
@@ -711,6 +735,7 @@ impl Config {
             &mut d.breaker_cooldown,
         );
         dur("nuisance.per", &self.nuisance.per, &mut d.nuisance_per);
+        dur("storage.lease", &self.storage.lease, &mut d.lease);
         dur(
             "mail.digest_every",
             &self.mail.digest_every,
@@ -755,18 +780,52 @@ impl Config {
         match self.storage.backend.as_str() {
             "sqlite" => {}
             "postgres" => {
-                if self.storage.url.is_empty() {
+                let url = self.storage.url.expose();
+                if url.is_empty() {
                     bad("storage.url", "required when backend = \"postgres\"".into());
-                } else {
+                } else if url.parse::<tokio_postgres::Config>().is_err() {
+                    // The parser's message may quote the URL, password included: say less.
                     bad(
-                        "storage.backend",
-                        "\"postgres\" is not built into this version yet; use \"sqlite\"".into(),
+                        "storage.url",
+                        "is not a PostgreSQL URL like postgres://user@host:5432/db".into(),
+                    );
+                }
+                // A claim must outlive one delivery attempt, or a slow dispatch makes a second
+                // node send the same order while the first is still waiting for the answer.
+                if d.lease < d.dispatch_timeout * 2 {
+                    bad(
+                        "storage.lease",
+                        format!(
+                            "must be at least twice dispatch.timeout ({:?})",
+                            d.dispatch_timeout
+                        ),
                     );
                 }
             }
             other => bad(
                 "storage.backend",
                 format!("`{other}` is not \"sqlite\" or \"postgres\""),
+            ),
+        }
+        match self.nuisance.backend.as_str() {
+            "local" => {}
+            "redis" => {
+                let url = self.nuisance.redis_url.expose();
+                if url.is_empty() {
+                    bad(
+                        "nuisance.redis_url",
+                        "required when backend = \"redis\"".into(),
+                    );
+                } else if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                    bad(
+                        "nuisance.redis_url",
+                        "must be a redis:// or rediss:// URL".into(),
+                    );
+                }
+            }
+            other => bad(
+                "nuisance.backend",
+                format!("`{other}` is not \"local\" or \"redis\""),
             ),
         }
         if !self.dispatch.url.is_empty() && !is_http_url(&self.dispatch.url) {

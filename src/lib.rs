@@ -51,7 +51,7 @@ use relay::{Relay, RelayConfig, RelayState};
 use std::net::TcpListener;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
-use store::Store;
+use store::{Store, StoreError};
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +93,38 @@ pub fn metrics_handle() -> metrics_exporter_prometheus::PrometheusHandle {
         .clone()
 }
 
+/// Opens the configured store. A PostgreSQL server that is still starting (the whole site came
+/// back after a power cut) gets half a minute before the node gives up and serves emergencies
+/// only.
+async fn open_store(cfg: &Config, sinks: store::Sinks) -> Result<Arc<dyn Store>, StoreError> {
+    if cfg.storage.backend != "postgres" {
+        return Ok(Arc::new(store::sqlite::SqliteStore::open_with(
+            &cfg.storage.path,
+            sinks,
+        )?));
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut wait = Duration::from_millis(200);
+    loop {
+        match store::postgres::PgStore::open(
+            cfg.storage.url.expose(),
+            cfg.server.node_id,
+            sinks,
+            cfg.derived.lease,
+        )
+        .await
+        {
+            Ok(s) => return Ok(Arc::new(s)),
+            Err(StoreError::Unavailable(e)) if std::time::Instant::now() < deadline => {
+                tracing::warn!(error = %e, "PostgreSQL not reachable yet; retrying.");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Runs the gateway on `listener` until SIGINT/SIGTERM: opens the store, starts the relay and
 /// the ladder's sweeper, serves HTTP, and on shutdown finishes in-flight requests, then stops
 /// the relay.
@@ -100,18 +132,15 @@ pub async fn run(cfg: Config, listener: TcpListener) -> Result<(), StartError> {
     let cfg = Arc::new(cfg);
     let events_on = !cfg.mqtt.url.is_empty();
     let mail_on = !cfg.mail.smtp_url.is_empty();
-    let sinks = store::sqlite::Sinks {
+    let sinks = store::Sinks {
         mqtt: events_on,
         mail: mail_on,
     };
     // A store that cannot be opened does not stop the gateway (a crash loop would also stop
     // emergency redirects): it runs on a store that refuses every write with the reason,
     // /readyz says why, intake answers 503, and emergencies are still answered.
-    let store: Arc<dyn Store> = match store::sqlite::SqliteStore::open_with(
-        &cfg.storage.path,
-        sinks,
-    ) {
-        Ok(s) => Arc::new(s),
+    let store: Arc<dyn Store> = match open_store(&cfg, sinks).await {
+        Ok(s) => s,
         Err(e) => {
             tracing::error!(error = %e, "The store cannot be opened; serving emergencies only until it is fixed.");
             Arc::new(store::broken::BrokenStore::new(e.to_string()))
@@ -132,6 +161,29 @@ pub async fn run(cfg: Config, listener: TcpListener) -> Result<(), StartError> {
         now,
     )
     .await?;
+    let ladder = if cfg.nuisance.backend == "redis" {
+        // Connects lazily: Redis being down at start-up only means local quotas until it is up.
+        match pipeline::redis_limiter::RedisGcra::new(
+            cfg.nuisance.redis_url.expose(),
+            "hotline:",
+            cfg.nuisance.quota,
+            cfg.derived.nuisance_per,
+            Duration::from_millis(200),
+        ) {
+            // Keys in Redis are an HMAC of the identity under a secret all nodes share (the
+            // admin token), so a Redis dump does not give phone numbers back by brute force
+            // over the 11-digit space. Rotating the token starts every quota afresh.
+            Ok(shared) => {
+                ladder.share_quota(shared.with_secret(cfg.admin.token.expose().as_bytes()))
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "Shared quota off; counting on this node only.");
+                ladder
+            }
+        }
+    } else {
+        ladder
+    };
     let wake = Arc::new(tokio::sync::Notify::new());
     let pipeline = Arc::new(Pipeline::new(
         PipelineConfig {
@@ -208,6 +260,26 @@ pub async fn run(cfg: Config, listener: TcpListener) -> Result<(), StartError> {
             }
         })
     };
+    // Several nodes on one database: suspensions, lifts and links made through another node's
+    // admin API reach this node's memory within two seconds (the ringing path decides from
+    // memory, so it cannot ask the database every time).
+    let refresher = (cfg.storage.backend == "postgres").then(|| {
+        let pipeline = pipeline.clone();
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(2));
+            loop {
+                tokio::select! {
+                    _ = stop.changed() => return,
+                    _ = tick.tick() => {
+                        if let Err(e) = pipeline.ladder.refresh(chrono::Utc::now().timestamp()).await {
+                            tracing::warn!(error = %e, "Suspensions not refreshed from the store.");
+                        }
+                    }
+                }
+            }
+        })
+    });
     let (cti, wechat, weibo) = http::channel_setups(&cfg);
     // SIGHUP reloads the rule files, like the admin endpoint; a broken file keeps the old rules.
     let reloader = {
@@ -271,6 +343,9 @@ pub async fn run(cfg: Config, listener: TcpListener) -> Result<(), StartError> {
         let _ = t.await;
     }
     sweeper.abort();
+    if let Some(r) = refresher {
+        r.abort();
+    }
     reloader.abort();
     Ok(())
 }

@@ -10,6 +10,7 @@ pub mod category;
 pub mod emergency;
 pub mod guidance;
 pub mod nuisance;
+pub mod redis_limiter;
 pub mod similar;
 pub mod split;
 

@@ -14,6 +14,7 @@
 //! - Memory is bounded: [`Ladder::sweep`] drops idle limiter keys, and past `max_keys` new
 //!   identities share one of 1024 coarse buckets instead of growing the map.
 
+use crate::pipeline::redis_limiter::{Decision, RedisGcra};
 use crate::store::{Store, StoreError, Suspension, Warning};
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::NoOpMiddleware;
@@ -59,6 +60,9 @@ pub struct Ladder<C: Clock + Clone = DefaultClock> {
     /// Identities linked to another (same person by phone and WeChat): they share its ladder.
     links: RwLock<HashMap<String, String>>,
     store: Arc<dyn Store>,
+    /// The quota shared by several nodes (Redis), when configured; the local limiter above is
+    /// then the fallback for when Redis cannot be reached.
+    shared: Option<RedisGcra>,
 }
 
 /// The reason given to a person suspended by the rule, in words they can read.
@@ -118,7 +122,60 @@ impl<C: Clock + Clone> Ladder<C> {
             epochs: Mutex::new(HashMap::new()),
             active: RwLock::new(active),
             store,
+            shared: None,
         })
+    }
+
+    /// Counts the quota in Redis, shared by every node, instead of in this node's memory.
+    pub fn share_quota(mut self, shared: RedisGcra) -> Self {
+        self.shared = Some(shared);
+        self
+    }
+
+    /// Reloads active suspensions and links from the store. Several nodes share one store; a
+    /// node calls this every few seconds so a suspension, lift or link made through another
+    /// node's admin API holds here too.
+    pub async fn refresh(&self, now: i64) -> Result<(), StoreError> {
+        let active: HashMap<String, Suspension> = self
+            .store
+            .active_suspensions(now)
+            .await?
+            .into_iter()
+            .map(|s| (s.identity.clone(), s))
+            .collect();
+        let links: HashMap<String, String> = self.store.links().await?.into_iter().collect();
+        if let Ok(mut map) = self.active.write() {
+            *map = active;
+        }
+        if let Ok(mut l) = self.links.write() {
+            *l = links;
+        }
+        Ok(())
+    }
+
+    /// Whether `id` is over its quota now: `Some(seconds until the next submission is
+    /// allowed)`. Asks Redis when the quota is shared; when Redis cannot answer, this node's
+    /// own limiter decides, so intake keeps accepting (a caller may then get up to one quota
+    /// per node until Redis is back; that is the price of never refusing on an outage).
+    async fn over_quota(&self, id: &str) -> Option<u64> {
+        if let Some(shared) = &self.shared {
+            match shared.check(id).await {
+                Ok(Decision::Allow) => return None,
+                Ok(Decision::Deny { retry_after }) => {
+                    return Some(retry_after.as_secs().max(1));
+                }
+                Err(_) => {
+                    // RedisGcra logs and counts the error itself; this counts the decisions
+                    // taken locally instead.
+                    metrics::counter!("hotline_limiter_fallback_total").increment(1);
+                }
+            }
+        }
+        let key = self.key(id);
+        match self.limiter.check_key(&key) {
+            Ok(()) => None,
+            Err(not_until) => Some(not_until.wait_time_from(self.clock.now()).as_secs().max(1)),
+        }
     }
 
     fn key(&self, identity: &str) -> Key {
@@ -218,10 +275,8 @@ impl<C: Clock + Clone> Ladder<C> {
         if let Some(s) = self.suspension(&id, now) {
             return Ok(Some(suspended(&s)));
         }
-        let key = self.key(&id);
-        let retry_after = match self.limiter.check_key(&key) {
-            Ok(()) => return Ok(None),
-            Err(not_until) => not_until.wait_time_from(self.clock.now()).as_secs().max(1),
+        let Some(retry_after) = self.over_quota(&id).await else {
+            return Ok(None);
         };
         let outcome = self
             .escalate(
@@ -353,6 +408,11 @@ impl<C: Clock + Clone> Ladder<C> {
         let was = self.store.lift_suspension(id.clone(), now).await?;
         if let Ok(mut map) = self.active.write() {
             map.remove(&id);
+        }
+        if let Some(shared) = &self.shared {
+            if let Err(e) = shared.reset(&id).await {
+                tracing::warn!(error = %e, "Shared quota not reset; it refills on its own.");
+            }
         }
         if let Ok(mut e) = self.epochs.lock() {
             *e.entry(id).or_insert(0) += 1;

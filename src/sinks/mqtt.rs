@@ -296,6 +296,11 @@ pub async fn run(cfg: MqttSettings, store: Arc<dyn Store>, mut shutdown: watch::
                 break;
             }
             if !connected || tokio::time::Instant::now() > deadline {
+                // Hand the batch back for the next attempt now: a shared store holds claimed
+                // events for its lease otherwise, delaying them long after the broker is back.
+                for id in &ids {
+                    let _ = store.retry_event(*id, 0).await;
+                }
                 break;
             }
             let _ = tokio::time::timeout(Duration::from_millis(200), changed.notified()).await;

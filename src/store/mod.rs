@@ -6,6 +6,7 @@
 //! HTTP layer turns a returned `Ok` into a 202, so an `Ok` is a promise.
 
 pub mod broken;
+pub mod postgres;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -297,4 +298,78 @@ pub trait Store: Send + Sync {
     fn depth(&self) -> u64;
     /// Proves the store takes writes now (for `/readyz`).
     async fn probe_write(&self) -> Result<(), StoreError>;
+}
+
+/// Which sinks record events (a sink that is off records nothing, so nothing piles up).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Sinks {
+    /// MQTT events.
+    pub mqtt: bool,
+    /// Mail notices (receipts and supervisor alerts).
+    pub mail: bool,
+}
+
+/// `YYYYMMDD` + two-digit node id + a sequence of at least six digits: 16 digits a day until a
+/// node takes its millionth order that day, readable on the phone in four groups of four.
+pub fn order_number(day: &str, node_id: u8, seq: i64) -> String {
+    format!("{day}{node_id:02}{seq:06}")
+}
+
+/// Masks an identity string for events.
+pub(crate) fn masked(identity: &str) -> String {
+    hotline_adapters::Identity::parse(identity)
+        .map(|i| i.masked())
+        .unwrap_or_else(|| "***".into())
+}
+
+/// Topics that become mail: receipts (`orders/accepted`, only with a submitter address) and
+/// supervisor alerts.
+const MAIL_TOPICS: &[&str] = &[
+    "orders/accepted",
+    "orders/dead",
+    "emergency/redirected",
+    "callers/suspended",
+    "dispatch/breaker",
+];
+
+/// The event-outbox rows `(sink, payload)` for one state change, for each sink that is on.
+/// Every engine writes them in the same transaction as the change, so an event is never lost and
+/// never invented. `mail_to` is the submitter's address for a receipt; it goes into the mail row
+/// only, never into MQTT.
+pub(crate) fn event_rows(
+    sinks: Sinks,
+    topic: &str,
+    mut payload: serde_json::Value,
+    now: i64,
+    mail_to: Option<&str>,
+) -> Vec<(&'static str, String)> {
+    let mut rows = Vec::new();
+    if !sinks.mqtt && !sinks.mail {
+        return rows;
+    }
+    if let Some(o) = payload.as_object_mut() {
+        o.insert(
+            "event_id".into(),
+            uuid::Uuid::new_v4().simple().to_string().into(),
+        );
+        o.insert("event".into(), topic.into());
+        o.insert(
+            "at".into(),
+            chrono::DateTime::from_timestamp(now, 0)
+                .unwrap_or_default()
+                .to_rfc3339()
+                .into(),
+        );
+    }
+    if sinks.mqtt && topic != "dispatch/breaker" {
+        rows.push(("mqtt", payload.to_string()));
+    }
+    let receipt_without_address = topic == "orders/accepted" && mail_to.is_none_or(str::is_empty);
+    if sinks.mail && MAIL_TOPICS.contains(&topic) && !receipt_without_address {
+        if let (Some(o), Some(to)) = (payload.as_object_mut(), mail_to) {
+            o.insert("to".into(), to.into());
+        }
+        rows.push(("mail", payload.to_string()));
+    }
+    rows
 }

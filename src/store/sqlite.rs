@@ -10,9 +10,11 @@
 //! told "stored" for something that is not on disk.
 
 use super::{
-    CallerRecord, DeadLetter, Delivery, EventRow, Intake, IntakeResult, OpenOrder, OrderState,
-    OutboxEntry, OutboxStats, RedirectRecord, Store, StoreError, Suspension, Warning,
+    event_rows, masked, CallerRecord, DeadLetter, Delivery, EventRow, Intake, IntakeResult,
+    OpenOrder, OrderState, OutboxEntry, OutboxStats, RedirectRecord, Store, StoreError, Suspension,
+    Warning,
 };
+pub use super::{order_number, Sinks};
 use async_trait::async_trait;
 use hotline_adapters::{OrderRef, Outcome};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -190,15 +192,6 @@ impl Drop for SqliteStore {
 
 /// Read connections per store.
 const READERS: usize = 4;
-
-/// Which sinks record events (a sink that is off records nothing, so nothing piles up).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Sinks {
-    /// MQTT events.
-    pub mqtt: bool,
-    /// Mail notices (receipts and supervisor alerts).
-    pub mail: bool,
-}
 
 impl SqliteStore {
     /// Opens (or creates) the store in `dir`, checks it, and starts the writer thread.
@@ -408,67 +401,20 @@ fn sql(e: rusqlite::Error) -> StoreError {
     map_err(e)
 }
 
-/// Masks an identity string for events.
-fn masked(identity: &str) -> String {
-    hotline_adapters::Identity::parse(identity)
-        .map(|i| i.masked())
-        .unwrap_or_else(|| "***".into())
-}
-
-/// Topics that become mail: receipts (`orders/accepted`, only with a submitter address) and
-/// supervisor alerts.
-const MAIL_TOPICS: &[&str] = &[
-    "orders/accepted",
-    "orders/dead",
-    "emergency/redirected",
-    "callers/suspended",
-    "dispatch/breaker",
-];
-
-/// Appends an event for each sink that is on, in the current transaction. `mail_to` is the
-/// submitter's address for a receipt; it goes into the mail row only, never into MQTT.
+/// Appends the rows [`super::event_rows`] builds for a state change, in the current transaction.
 fn emit(
     conn: &Connection,
     sinks: Sinks,
     topic: &str,
-    mut payload: serde_json::Value,
+    payload: serde_json::Value,
     now: i64,
     mail_to: Option<&str>,
 ) -> Result<(), StoreError> {
-    if !sinks.mqtt && !sinks.mail {
-        return Ok(());
-    }
-    if let Some(o) = payload.as_object_mut() {
-        o.insert(
-            "event_id".into(),
-            uuid::Uuid::new_v4().simple().to_string().into(),
-        );
-        o.insert("event".into(), topic.into());
-        o.insert(
-            "at".into(),
-            chrono::DateTime::from_timestamp(now, 0)
-                .unwrap_or_default()
-                .to_rfc3339()
-                .into(),
-        );
-    }
-    if sinks.mqtt && topic != "dispatch/breaker" {
+    for (sink, payload) in event_rows(sinks, topic, payload, now, mail_to) {
         exec(
             conn,
-            "INSERT INTO events(sink, topic, payload) VALUES ('mqtt', ?1, ?2)",
-            params![topic, payload.to_string()],
-        )
-        .map_err(sql)?;
-    }
-    let receipt_without_address = topic == "orders/accepted" && mail_to.is_none_or(str::is_empty);
-    if sinks.mail && MAIL_TOPICS.contains(&topic) && !receipt_without_address {
-        if let (Some(o), Some(to)) = (payload.as_object_mut(), mail_to) {
-            o.insert("to".into(), to.into());
-        }
-        exec(
-            conn,
-            "INSERT INTO events(sink, topic, payload) VALUES ('mail', ?1, ?2)",
-            params![topic, payload.to_string()],
+            "INSERT INTO events(sink, topic, payload) VALUES (?1, ?2, ?3)",
+            params![sink, topic, payload],
         )
         .map_err(sql)?;
     }
@@ -1167,12 +1113,6 @@ impl Store for SqliteStore {
         })
         .await
     }
-}
-
-/// `YYYYMMDD` + two-digit node id + a sequence of at least six digits: 16 digits a day until a
-/// node takes its millionth order that day, readable on the phone in four groups of four.
-pub fn order_number(day: &str, node_id: u8, seq: i64) -> String {
-    format!("{day}{node_id:02}{seq:06}")
 }
 
 #[cfg(test)]

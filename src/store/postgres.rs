@@ -1,0 +1,1100 @@
+//! The shared store for several nodes: PostgreSQL.
+//!
+//! Every node of a city's deployment points at the same database. What makes that safe:
+//!
+//! - **Claims with a lease.** A node takes due outbox messages (and events) with
+//!   `FOR UPDATE SKIP LOCKED` and stamps them `lease_until_ms`; other nodes skip leased rows until
+//!   the lease runs out. A node that dies mid-delivery therefore releases its claims by simply
+//!   not renewing them, and any other node delivers those orders (under the same idempotency
+//!   key, so dispatch sees at most a repeat it recognises).
+//! - **One answer per dedupe key.** `commit_intake` inserts the dedupe row first; a concurrent
+//!   commit of the same key on another node blocks on the unique index and then sees the
+//!   winner's answer, so a WeChat retry that lands on the other node is still one order.
+//! - **Order numbers unique per node.** Each node reserves blocks of sequence numbers per day
+//!   (`order_seq`, keyed by day and node id) in a short transaction of its own and hands them out
+//!   from memory. A hot counter row inside every intake transaction would serialise all commits
+//!   on one row lock; blocks cost a gap of at most [`SEQ_BLOCK`] numbers when a node restarts,
+//!   and numbers never repeat.
+//! - **Migrations at start-up** under an advisory lock, so two nodes starting together do not
+//!   race (see [`MIGRATIONS`]).
+//!
+//! Durability is PostgreSQL's: a commit returns after its WAL record is flushed
+//! (`synchronous_commit = on`, the server default), and PostgreSQL groups concurrent commits
+//! itself, so there is no writer thread here.
+
+use super::{
+    event_rows, masked, order_number, CallerRecord, DeadLetter, Delivery, EventRow, Intake,
+    IntakeResult, OpenOrder, OrderState, OutboxEntry, OutboxStats, RedirectRecord, Sinks, Store,
+    StoreError, Suspension, Warning,
+};
+use async_trait::async_trait;
+use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
+use hotline_adapters::{OrderRef, Outcome};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_postgres::types::ToSql;
+
+/// Sequence numbers a node reserves at a time.
+pub const SEQ_BLOCK: i64 = 100;
+
+/// Connections per node. Intake transactions are short (a few statements on loopback or a LAN);
+/// PostgreSQL's default `max_connections` of 100 leaves room for several nodes.
+const POOL_SIZE: usize = 16;
+
+/// Schema migrations, applied in order at start-up; a version once shipped is never edited (add
+/// a new one). Why not refinery or sqlx: both record applied versions but do not serialise two
+/// nodes migrating the same database at the same moment; an advisory transaction lock around a
+/// dozen lines does, and keeps the dependency count down.
+pub const MIGRATIONS: &[(i32, &str)] = &[(
+    1,
+    r#"
+CREATE TABLE orders (
+    number      TEXT PRIMARY KEY,
+    identity    TEXT NOT NULL,
+    category    TEXT NOT NULL,
+    content     TEXT NOT NULL,
+    created_at  BIGINT NOT NULL
+);
+CREATE INDEX orders_identity ON orders(identity, created_at);
+CREATE TABLE order_seq (
+    day   TEXT NOT NULL,
+    node  SMALLINT NOT NULL,
+    next  BIGINT NOT NULL,
+    PRIMARY KEY (day, node)
+);
+-- state: 0 = pending, 1 = delivered, 2 = dead. lease_until_ms: a node's claim while it delivers.
+CREATE TABLE outbox (
+    id              BIGSERIAL PRIMARY KEY,
+    kind            TEXT NOT NULL,
+    key             TEXT NOT NULL UNIQUE,
+    path            TEXT NOT NULL,
+    body            TEXT NOT NULL,
+    state           SMALLINT NOT NULL DEFAULT 0,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_at_ms      BIGINT NOT NULL,
+    lease_until_ms  BIGINT NOT NULL DEFAULT 0,
+    leased_by       SMALLINT,
+    created_at      BIGINT NOT NULL,
+    delivered_at    BIGINT,
+    last_error      TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX outbox_due ON outbox(next_at_ms, id) WHERE state = 0;
+CREATE INDEX outbox_dead ON outbox(id) WHERE state = 2;
+CREATE TABLE dedupe (
+    key         TEXT PRIMARY KEY,
+    outcome     TEXT NOT NULL,
+    created_at  BIGINT NOT NULL
+);
+CREATE TABLE redirects (
+    id        BIGSERIAL PRIMARY KEY,
+    identity  TEXT NOT NULL,
+    channel   TEXT NOT NULL,
+    number    TEXT NOT NULL,
+    reason    TEXT NOT NULL,
+    rule      TEXT NOT NULL,
+    text      TEXT NOT NULL,
+    at        BIGINT NOT NULL
+);
+CREATE INDEX redirects_identity ON redirects(identity, at);
+CREATE TABLE warnings (
+    id        BIGSERIAL PRIMARY KEY,
+    identity  TEXT NOT NULL,
+    at        BIGINT NOT NULL,
+    channel   TEXT NOT NULL,
+    evidence  TEXT NOT NULL
+);
+CREATE INDEX warnings_identity ON warnings(identity, at);
+CREATE TABLE suspensions (
+    id          BIGSERIAL PRIMARY KEY,
+    identity    TEXT NOT NULL,
+    start       BIGINT NOT NULL,
+    until       BIGINT NOT NULL,
+    reason      TEXT NOT NULL,
+    decided_by  TEXT NOT NULL,
+    lifted_at   BIGINT
+);
+CREATE INDEX suspensions_identity ON suspensions(identity);
+CREATE INDEX suspensions_until ON suspensions(until);
+CREATE TABLE caller_resets (
+    identity  TEXT PRIMARY KEY,
+    reset_at  BIGINT NOT NULL
+);
+CREATE TABLE events (
+    id              BIGSERIAL PRIMARY KEY,
+    sink            TEXT NOT NULL,
+    topic           TEXT NOT NULL,
+    payload         TEXT NOT NULL,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_at_ms      BIGINT NOT NULL DEFAULT 0,
+    lease_until_ms  BIGINT NOT NULL DEFAULT 0
+);
+CREATE INDEX events_sink ON events(sink, id);
+CREATE TABLE links (
+    identity   TEXT PRIMARY KEY,
+    canonical  TEXT NOT NULL
+);
+CREATE TABLE probe (node SMALLINT PRIMARY KEY, at BIGINT NOT NULL);
+"#,
+)];
+
+/// Advisory lock key for migrations ("12345" on the hotline's number).
+const MIGRATION_LOCK: i64 = 12345;
+
+/// The PostgreSQL store.
+pub struct PgStore {
+    pool: Pool,
+    node_id: u8,
+    events: Sinks,
+    lease_ms: i64,
+    /// Undelivered messages across all nodes: counted in the database every second by a
+    /// background task, and moved by this node's own changes in between.
+    depth: Arc<AtomicU64>,
+    /// This node's reserved order numbers: (day, next, end exclusive).
+    seq: Mutex<(String, i64, i64)>,
+    counter: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        self.counter.abort();
+    }
+}
+
+/// Maps PostgreSQL errors: anything about the connection, the server's resources or a conflict
+/// worth retrying is "cannot write now" (503); the rest is internal.
+fn map_err(e: tokio_postgres::Error) -> StoreError {
+    let retryable = match e.code() {
+        None => true, // I/O or protocol: the connection, not the statement
+        Some(c) => {
+            let c = c.code();
+            c.starts_with("08") // connection exception
+                || c.starts_with("53") // insufficient resources (disk full, out of memory)
+                || c.starts_with("57") // operator intervention (shutdown, cancel)
+                || c == "40001" // serialization failure
+                || c == "40P01" // deadlock
+                || c == "25006" // read-only transaction (a standby after fail-over)
+        }
+    };
+    if retryable {
+        StoreError::Unavailable(e.to_string())
+    } else {
+        StoreError::Internal(e.to_string())
+    }
+}
+
+fn pool_err(e: deadpool_postgres::PoolError) -> StoreError {
+    match e {
+        deadpool_postgres::PoolError::Backend(e) => map_err(e),
+        other => StoreError::Unavailable(other.to_string()),
+    }
+}
+
+fn encode<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(|e| StoreError::Internal(format!("encode: {e}")))
+}
+
+fn decode_outcome(text: &str) -> Result<Outcome, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Internal(format!("bad dedupe record: {e}")))
+}
+
+fn count(n: i64) -> u32 {
+    n.clamp(0, u32::MAX as i64) as u32
+}
+
+fn suspension_row(r: &tokio_postgres::Row) -> Suspension {
+    Suspension {
+        identity: r.get(0),
+        start: r.get(1),
+        until: r.get(2),
+        reason: r.get(3),
+        decided_by: r.get(4),
+        lifted_at: r.get(5),
+    }
+}
+
+/// Inserts the event rows for a state change on `c` (a transaction, usually).
+async fn emit<C: GenericClient>(
+    c: &C,
+    sinks: Sinks,
+    topic: &str,
+    payload: serde_json::Value,
+    now: i64,
+    mail_to: Option<&str>,
+) -> Result<(), StoreError> {
+    for (sink, payload) in event_rows(sinks, topic, payload, now, mail_to) {
+        let st = c
+            .prepare_cached("INSERT INTO events(sink, topic, payload) VALUES ($1, $2, $3)")
+            .await
+            .map_err(map_err)?;
+        c.execute(&st, &[&sink, &topic, &payload])
+            .await
+            .map_err(map_err)?;
+    }
+    Ok(())
+}
+
+impl PgStore {
+    /// Connects, applies pending migrations and starts the depth counter. `lease` is how long
+    /// this node's claim on a message it is delivering lasts.
+    pub async fn open(
+        url: &str,
+        node_id: u8,
+        events: Sinks,
+        lease: Duration,
+    ) -> Result<PgStore, StoreError> {
+        let pg: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e| StoreError::Internal(format!("storage.url: {e}")))?;
+        let mgr = Manager::from_config(
+            pg,
+            tokio_postgres::NoTls,
+            ManagerConfig {
+                // A pooled connection is checked with a round trip before reuse, so a database
+                // restart costs one failed request per stale connection at most, not a stuck pool.
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(mgr)
+            .max_size(POOL_SIZE)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(Duration::from_secs(5)))
+            .create_timeout(Some(Duration::from_secs(5)))
+            .recycle_timeout(Some(Duration::from_secs(5)))
+            .build()
+            .map_err(|e| StoreError::Internal(format!("pool: {e}")))?;
+        migrate(&pool).await?;
+        let depth = Arc::new(AtomicU64::new(0));
+        count_depth(&pool, &depth).await?;
+        let counter = {
+            let (pool, depth) = (pool.clone(), depth.clone());
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(1));
+                loop {
+                    tick.tick().await;
+                    if let Err(e) = count_depth(&pool, &depth).await {
+                        tracing::debug!(error = %e, "Outbox depth not counted.");
+                    }
+                }
+            })
+        };
+        Ok(PgStore {
+            pool,
+            node_id,
+            events,
+            lease_ms: lease.as_millis().min(i64::MAX as u128) as i64,
+            depth,
+            seq: Mutex::new((String::new(), 0, 0)),
+            counter,
+        })
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.pool.get().await.map_err(pool_err)
+    }
+
+    /// Takes `n` consecutive order numbers' sequence values for `day`, from this node's block,
+    /// reserving a new block (in a transaction of its own) when it runs out.
+    async fn take_seq(&self, day: &str, n: i64) -> Result<i64, StoreError> {
+        if let Ok(mut s) = self.seq.lock() {
+            if s.0 == day && s.1 + n <= s.2 {
+                let first = s.1;
+                s.1 += n;
+                return Ok(first);
+            }
+        }
+        let block = SEQ_BLOCK.max(n);
+        let c = self.client().await?;
+        let st = c
+            .prepare_cached(
+                "INSERT INTO order_seq(day, node, next) VALUES ($1, $2, $3) \
+                 ON CONFLICT (day, node) DO UPDATE SET next = order_seq.next + $3 RETURNING next",
+            )
+            .await
+            .map_err(map_err)?;
+        let end: i64 = c
+            .query_one(&st, &[&day, &(self.node_id as i16), &block])
+            .await
+            .map_err(map_err)?
+            .get(0);
+        // `end` is one past the last number of the new block (numbers start at 1).
+        let first = end - block + 1;
+        if let Ok(mut s) = self.seq.lock() {
+            // Requests racing here may each reserve a block; the later one wins the cache and
+            // the other's leftovers are a gap, never a repeat.
+            *s = (day.to_string(), first + n, end + 1);
+        }
+        Ok(first)
+    }
+}
+
+async fn migrate(pool: &Pool) -> Result<(), StoreError> {
+    let mut c = pool.get().await.map_err(pool_err)?;
+    let tx = c.transaction().await.map_err(map_err)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await
+        .map_err(map_err)?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, \
+         applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+    )
+    .await
+    .map_err(map_err)?;
+    let have: i32 = tx
+        .query_one(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+            &[],
+        )
+        .await
+        .map_err(map_err)?
+        .get(0);
+    let latest = MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
+    if have > latest {
+        return Err(StoreError::Internal(format!(
+            "the database is at schema version {have}, newer than this gateway's {latest}; \
+             run the newer gateway or restore a matching backup"
+        )));
+    }
+    for (version, sql) in MIGRATIONS.iter().filter(|m| m.0 > have) {
+        tx.batch_execute(sql).await.map_err(map_err)?;
+        tx.execute(
+            "INSERT INTO schema_migrations(version) VALUES ($1)",
+            &[version],
+        )
+        .await
+        .map_err(map_err)?;
+        tracing::info!(version, "Database migration applied.");
+    }
+    tx.commit().await.map_err(map_err)
+}
+
+async fn count_depth(pool: &Pool, depth: &AtomicU64) -> Result<(), StoreError> {
+    let c = pool.get().await.map_err(pool_err)?;
+    let n: i64 = c
+        .query_one("SELECT COUNT(*) FROM outbox WHERE state = 0", &[])
+        .await
+        .map_err(map_err)?
+        .get(0);
+    depth.store(n.max(0) as u64, Ordering::Relaxed);
+    Ok(())
+}
+
+async fn recall_in<C: GenericClient>(c: &C, key: &str) -> Result<Option<Outcome>, StoreError> {
+    let st = c
+        .prepare_cached("SELECT outcome FROM dedupe WHERE key = $1")
+        .await
+        .map_err(map_err)?;
+    match c.query_opt(&st, &[&key]).await.map_err(map_err)? {
+        // An empty outcome is a claim by a commit still in flight (never visible outside it).
+        Some(r) => {
+            let text: String = r.get(0);
+            if text.is_empty() {
+                Ok(None)
+            } else {
+                decode_outcome(&text).map(Some)
+            }
+        }
+        None => Ok(None),
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn commit_intake(&self, intake: Intake) -> Result<IntakeResult, StoreError> {
+        let n = intake.orders.len() as i64;
+        // Numbers are taken before the transaction: a failed commit leaves a gap, not a repeat.
+        let first = self.take_seq(&intake.day, n).await?;
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(map_err)?;
+        if let Some(key) = &intake.dedupe_key {
+            // Claim the key first: a concurrent commit of the same key (the platform's retry on
+            // another node) waits here on the unique index and then finds our answer.
+            let st = tx
+                .prepare_cached(
+                    "INSERT INTO dedupe(key, outcome, created_at) VALUES ($1, '', $2) \
+                     ON CONFLICT (key) DO NOTHING",
+                )
+                .await
+                .map_err(map_err)?;
+            if tx
+                .execute(&st, &[key, &intake.now])
+                .await
+                .map_err(map_err)?
+                == 0
+            {
+                let earlier = recall_in(&tx, key).await?;
+                drop(tx);
+                return match earlier {
+                    Some(o) => Ok(IntakeResult::Replayed(o)),
+                    None => Err(StoreError::Unavailable(
+                        "a concurrent commit of the same submission is in flight".into(),
+                    )),
+                };
+            }
+        }
+        let ins_order = tx
+            .prepare_cached(
+                "INSERT INTO orders(number, identity, category, content, created_at) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .await
+            .map_err(map_err)?;
+        let ins_outbox = tx
+            .prepare_cached(
+                "INSERT INTO outbox(kind, key, path, body, next_at_ms, created_at) \
+                 VALUES ('order', $1, '/work-orders', $2, 0, $3)",
+            )
+            .await
+            .map_err(map_err)?;
+        let mut refs = Vec::with_capacity(intake.orders.len());
+        for (i, mut o) in intake.orders.into_iter().enumerate() {
+            let number = order_number(&intake.day, intake.node_id, first + i as i64);
+            if let Some(obj) = o.body.as_object_mut() {
+                obj.insert("number".into(), serde_json::Value::String(number.clone()));
+            }
+            let body = encode(&o.body)?;
+            tx.execute(
+                &ins_order,
+                &[&number, &o.identity, &o.category, &o.content, &intake.now],
+            )
+            .await
+            .map_err(map_err)?;
+            tx.execute(&ins_outbox, &[&number, &body, &intake.now])
+                .await
+                .map_err(map_err)?;
+            emit(
+                &tx,
+                self.events,
+                "orders/accepted",
+                serde_json::json!({
+                    "number": number,
+                    "category": o.category,
+                    "channel": o.body["channel"],
+                    "identity": masked(&o.identity),
+                    "confidential": o.body["confidential"],
+                }),
+                intake.now,
+                o.body["submitter"]["email"].as_str(),
+            )
+            .await?;
+            refs.push(OrderRef {
+                number,
+                category: o.category,
+            });
+        }
+        if let Some(key) = &intake.dedupe_key {
+            let outcome = encode(&Outcome::Accepted {
+                orders: refs.clone(),
+            })?;
+            let st = tx
+                .prepare_cached("UPDATE dedupe SET outcome = $2 WHERE key = $1")
+                .await
+                .map_err(map_err)?;
+            tx.execute(&st, &[key, &outcome]).await.map_err(map_err)?;
+        }
+        tx.commit().await.map_err(map_err)?;
+        self.depth.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(IntakeResult::Stored(refs))
+    }
+
+    async fn remember(&self, key: String, outcome: Outcome, now: i64) -> Result<(), StoreError> {
+        let text = encode(&outcome)?;
+        let c = self.client().await?;
+        let st = c
+            .prepare_cached(
+                "INSERT INTO dedupe(key, outcome, created_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (key) DO NOTHING",
+            )
+            .await
+            .map_err(map_err)?;
+        c.execute(&st, &[&key, &text, &now])
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn recall(&self, key: String) -> Result<Option<Outcome>, StoreError> {
+        let c = self.client().await?;
+        recall_in(&c, &key).await
+    }
+
+    async fn record_redirect(&self, r: RedirectRecord) -> Result<(), StoreError> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(map_err)?;
+        emit(
+            &tx,
+            self.events,
+            "emergency/redirected",
+            serde_json::json!({"number": r.number, "reason": r.reason, "rule": r.rule,
+                               "channel": r.channel, "identity": masked(&r.identity)}),
+            r.at,
+            None,
+        )
+        .await?;
+        tx.execute(
+            "INSERT INTO redirects(identity, channel, number, reason, rule, text, at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[
+                &r.identity,
+                &r.channel,
+                &r.number,
+                &r.reason,
+                &r.rule,
+                &r.text,
+                &r.at,
+            ],
+        )
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn enqueue_contact(
+        &self,
+        number: String,
+        body: serde_json::Value,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let key = format!("{number}-c{}", uuid::Uuid::new_v4().simple());
+        let text = encode(&body)?;
+        let path = format!("/work-orders/{number}/contacts");
+        let c = self.client().await?;
+        c.execute(
+            "INSERT INTO outbox(kind, key, path, body, next_at_ms, created_at) \
+             VALUES ('contact', $1, $2, $3, 0, $4)",
+            &[&key, &path, &text, &now],
+        )
+        .await
+        .map_err(map_err)?;
+        self.depth.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    async fn due(&self, now_ms: i64, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
+        let c = self.client().await?;
+        let st = c
+            .prepare_cached(
+                "UPDATE outbox SET lease_until_ms = $3, leased_by = $4 WHERE id IN ( \
+                   SELECT id FROM outbox WHERE state = 0 AND next_at_ms <= $1 \
+                   AND lease_until_ms <= $1 ORDER BY next_at_ms, id LIMIT $2 \
+                   FOR UPDATE SKIP LOCKED) \
+                 RETURNING id, kind, key, path, body, attempts",
+            )
+            .await
+            .map_err(map_err)?;
+        let lease_until = now_ms.saturating_add(self.lease_ms);
+        let rows = c
+            .query(
+                &st,
+                &[
+                    &now_ms,
+                    &(limit as i64),
+                    &lease_until,
+                    &(self.node_id as i16),
+                ],
+            )
+            .await
+            .map_err(map_err)?;
+        let mut due: Vec<OutboxEntry> = rows
+            .iter()
+            .map(|r| OutboxEntry {
+                id: r.get(0),
+                kind: r.get(1),
+                key: r.get(2),
+                path: r.get(3),
+                body: r.get(4),
+                attempts: r.get::<_, i32>(5).max(0) as u32,
+            })
+            .collect();
+        // RETURNING does not keep the sub-select's order; oldest first is the contract.
+        due.sort_by_key(|e| e.id);
+        Ok(due)
+    }
+
+    async fn record(&self, results: Vec<(i64, Delivery)>, now: i64) -> Result<(), StoreError> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(map_err)?;
+        let delivered = tx
+            .prepare_cached(
+                "UPDATE outbox SET state = 1, attempts = attempts + 1, delivered_at = $2, \
+                 last_error = '', lease_until_ms = 0 WHERE id = $1 AND state = 0 \
+                 RETURNING key, kind",
+            )
+            .await
+            .map_err(map_err)?;
+        let retry = tx
+            .prepare_cached(
+                "UPDATE outbox SET attempts = attempts + 1, next_at_ms = $2, last_error = $3, \
+                 lease_until_ms = 0 WHERE id = $1 AND state = 0 RETURNING key, kind",
+            )
+            .await
+            .map_err(map_err)?;
+        let dead = tx
+            .prepare_cached(
+                "UPDATE outbox SET state = 2, attempts = attempts + 1, last_error = $2, \
+                 lease_until_ms = 0 WHERE id = $1 AND state = 0 RETURNING key, kind",
+            )
+            .await
+            .map_err(map_err)?;
+        let mut done = 0u64;
+        for (id, d) in &results {
+            let row = match d {
+                Delivery::Delivered => tx.query_opt(&delivered, &[id, &now]).await,
+                Delivery::Retry { next_at_ms, error } => {
+                    tx.query_opt(&retry, &[id, next_at_ms, error]).await
+                }
+                Delivery::Dead { error } => tx.query_opt(&dead, &[id, error]).await,
+            }
+            .map_err(map_err)?;
+            // No row: another node recorded it first (its lease ran out while we delivered).
+            let Some(row) = row else { continue };
+            if matches!(d, Delivery::Retry { .. }) {
+                continue;
+            }
+            done += 1;
+            let (key, kind): (String, String) = (row.get(0), row.get(1));
+            if kind == "order" {
+                let (topic, extra) = match d {
+                    Delivery::Dead { error } => ("orders/dead", error.clone()),
+                    _ => ("orders/delivered", String::new()),
+                };
+                emit(
+                    &tx,
+                    self.events,
+                    topic,
+                    serde_json::json!({"number": key, "error": extra}),
+                    now,
+                    None,
+                )
+                .await?;
+            }
+        }
+        tx.commit().await.map_err(map_err)?;
+        let _ = self
+            .depth
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |d| {
+                Some(d.saturating_sub(done))
+            });
+        Ok(())
+    }
+
+    async fn outbox_stats(&self, now: i64) -> Result<OutboxStats, StoreError> {
+        let c = self.client().await?;
+        let r = c
+            .query_one(
+                "SELECT COUNT(*), MIN(created_at) FROM outbox WHERE state = 0",
+                &[],
+            )
+            .await
+            .map_err(map_err)?;
+        let (depth, oldest): (i64, Option<i64>) = (r.get(0), r.get(1));
+        let dead: i64 = c
+            .query_one("SELECT COUNT(*) FROM outbox WHERE state = 2", &[])
+            .await
+            .map_err(map_err)?
+            .get(0);
+        let dead_letters = c
+            .query(
+                "SELECT key, kind, attempts, last_error, created_at FROM outbox \
+                 WHERE state = 2 ORDER BY id DESC LIMIT 100",
+                &[],
+            )
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(|r| DeadLetter {
+                key: r.get(0),
+                kind: r.get(1),
+                attempts: r.get::<_, i32>(2).max(0) as u32,
+                last_error: r.get(3),
+                created_at: r.get(4),
+            })
+            .collect();
+        Ok(OutboxStats {
+            depth: depth.max(0) as u64,
+            oldest_age_s: oldest.map(|o| (now - o).max(0)),
+            dead: dead.max(0) as u64,
+            dead_letters,
+        })
+    }
+
+    async fn retry_dead(&self, key: String, now_ms: i64) -> Result<bool, StoreError> {
+        let c = self.client().await?;
+        let n = c
+            .execute(
+                "UPDATE outbox SET state = 0, next_at_ms = $2, attempts = 0, lease_until_ms = 0 \
+                 WHERE key = $1 AND state = 2",
+                &[&key, &now_ms],
+            )
+            .await
+            .map_err(map_err)?;
+        if n > 0 {
+            self.depth.fetch_add(n, Ordering::Relaxed);
+        }
+        Ok(n > 0)
+    }
+
+    async fn order_state(&self, number: String) -> Result<Option<OrderState>, StoreError> {
+        let c = self.client().await?;
+        let row = c
+            .query_opt(
+                "SELECT o.number, o.category, o.created_at, x.state, x.delivered_at \
+                 FROM orders o JOIN outbox x ON x.key = o.number WHERE o.number = $1",
+                &[&number],
+            )
+            .await
+            .map_err(map_err)?;
+        Ok(row.map(|r| OrderState {
+            number: r.get(0),
+            category: r.get(1),
+            created_at: r.get(2),
+            delivery: match r.get::<_, i16>(3) {
+                0 => "queued",
+                1 => "delivered",
+                _ => "held",
+            }
+            .into(),
+            delivered_at: r.get(4),
+        }))
+    }
+
+    async fn recent_orders_of(
+        &self,
+        identity: String,
+        since: i64,
+    ) -> Result<Vec<OpenOrder>, StoreError> {
+        let c = self.client().await?;
+        let st = c
+            .prepare_cached(
+                "SELECT number, category, content FROM orders \
+                 WHERE identity = $1 AND created_at >= $2 ORDER BY created_at DESC LIMIT 50",
+            )
+            .await
+            .map_err(map_err)?;
+        Ok(c.query(&st, &[&identity, &since])
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(|r| OpenOrder {
+                number: r.get(0),
+                category: r.get(1),
+                content: r.get(2),
+            })
+            .collect())
+    }
+
+    async fn record_warning(&self, identity: String, w: Warning) -> Result<(), StoreError> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(map_err)?;
+        emit(
+            &tx,
+            self.events,
+            "callers/warned",
+            serde_json::json!({"identity": masked(&identity), "channel": w.channel}),
+            w.at,
+            None,
+        )
+        .await?;
+        tx.execute(
+            "INSERT INTO warnings(identity, at, channel, evidence) VALUES ($1, $2, $3, $4)",
+            &[&identity, &w.at, &w.channel, &w.evidence],
+        )
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn warnings_since(&self, identity: String, since: i64) -> Result<u32, StoreError> {
+        let c = self.client().await?;
+        let n: i64 = c
+            .query_one(
+                "SELECT COUNT(*) FROM warnings WHERE identity = $1 AND at >= $2 AND at > \
+                 COALESCE((SELECT reset_at FROM caller_resets WHERE identity = $1), -1)",
+                &[&identity, &since],
+            )
+            .await
+            .map_err(map_err)?
+            .get(0);
+        Ok(count(n))
+    }
+
+    async fn record_suspension(&self, s: Suspension) -> Result<(), StoreError> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(map_err)?;
+        emit(
+            &tx,
+            self.events,
+            "callers/suspended",
+            serde_json::json!({
+                "identity": masked(&s.identity),
+                "until": chrono::DateTime::from_timestamp(s.until, 0).unwrap_or_default().to_rfc3339(),
+                "reason": s.reason,
+                "decided_by": s.decided_by,
+            }),
+            s.start,
+            None,
+        )
+        .await?;
+        tx.execute(
+            "INSERT INTO suspensions(identity, start, until, reason, decided_by) \
+             VALUES ($1, $2, $3, $4, $5)",
+            &[&s.identity, &s.start, &s.until, &s.reason, &s.decided_by],
+        )
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn suspension_count(&self, identity: String) -> Result<u32, StoreError> {
+        let c = self.client().await?;
+        let n: i64 = c
+            .query_one(
+                "SELECT COUNT(*) FROM suspensions WHERE identity = $1 AND decided_by = 'rule'",
+                &[&identity],
+            )
+            .await
+            .map_err(map_err)?
+            .get(0);
+        Ok(count(n))
+    }
+
+    async fn lift_suspension(&self, identity: String, now: i64) -> Result<bool, StoreError> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(map_err)?;
+        let n = tx
+            .execute(
+                "UPDATE suspensions SET lifted_at = $2, until = LEAST(until, $2) \
+                 WHERE identity = $1 AND lifted_at IS NULL AND until > $2",
+                &[&identity, &now],
+            )
+            .await
+            .map_err(map_err)?;
+        tx.execute(
+            "INSERT INTO caller_resets(identity, reset_at) VALUES ($1, $2) \
+             ON CONFLICT (identity) DO UPDATE SET reset_at = $2",
+            &[&identity, &now],
+        )
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(n > 0)
+    }
+
+    async fn active_suspensions(&self, now: i64) -> Result<Vec<Suspension>, StoreError> {
+        let c = self.client().await?;
+        Ok(c.query(
+            "SELECT identity, start, until, reason, decided_by, lifted_at FROM suspensions \
+                 WHERE until > $1 AND lifted_at IS NULL",
+            &[&now],
+        )
+        .await
+        .map_err(map_err)?
+        .iter()
+        .map(suspension_row)
+        .collect())
+    }
+
+    async fn caller_record(&self, identity: String) -> Result<CallerRecord, StoreError> {
+        let c = self.client().await?;
+        let id: &(dyn ToSql + Sync) = &identity;
+        let warnings = c
+            .query(
+                "SELECT at, channel, evidence FROM warnings WHERE identity = $1 AND at > \
+                 COALESCE((SELECT reset_at FROM caller_resets WHERE identity = $1), -1) \
+                 ORDER BY at DESC, id DESC LIMIT 100",
+                &[id],
+            )
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(|r| Warning {
+                at: r.get(0),
+                channel: r.get(1),
+                evidence: r.get(2),
+            })
+            .collect();
+        let suspensions = c
+            .query(
+                "SELECT identity, start, until, reason, decided_by, lifted_at FROM suspensions \
+                 WHERE identity = $1 ORDER BY start DESC, id DESC",
+                &[id],
+            )
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(suspension_row)
+            .collect();
+        let orders = c
+            .query(
+                "SELECT number, category, content, created_at FROM orders WHERE identity = $1 \
+                 ORDER BY created_at DESC LIMIT 50",
+                &[id],
+            )
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+            .collect();
+        let redirects = c
+            .query(
+                "SELECT identity, channel, number, reason, rule, text, at FROM redirects \
+                 WHERE identity = $1 ORDER BY at DESC LIMIT 50",
+                &[id],
+            )
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(|r| RedirectRecord {
+                identity: r.get(0),
+                channel: r.get(1),
+                number: r.get(2),
+                reason: r.get(3),
+                rule: r.get(4),
+                text: r.get(5),
+                at: r.get(6),
+            })
+            .collect();
+        Ok(CallerRecord {
+            warnings,
+            suspensions,
+            orders,
+            redirects,
+        })
+    }
+
+    async fn due_events(
+        &self,
+        sink: &'static str,
+        now_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<EventRow>, StoreError> {
+        // Claimed like outbox messages, so two nodes never publish or mail the same event at
+        // once; the lease is measured on this node's wall clock (the callers may pass a far
+        // future `now_ms` to mean "everything").
+        let wall = chrono::Utc::now().timestamp_millis();
+        let c = self.client().await?;
+        let st = c
+            .prepare_cached(
+                "UPDATE events SET lease_until_ms = $4 WHERE id IN ( \
+                   SELECT id FROM events WHERE sink = $1 AND next_at_ms <= $2 \
+                   AND lease_until_ms <= $5 ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED) \
+                 RETURNING id, topic, payload, attempts",
+            )
+            .await
+            .map_err(map_err)?;
+        let rows = c
+            .query(
+                &st,
+                &[
+                    &sink,
+                    &now_ms,
+                    &(limit as i64),
+                    &wall.saturating_add(self.lease_ms),
+                    &wall,
+                ],
+            )
+            .await
+            .map_err(map_err)?;
+        let mut out: Vec<EventRow> = rows
+            .iter()
+            .map(|r| EventRow {
+                id: r.get(0),
+                topic: r.get(1),
+                payload: r.get(2),
+                attempts: r.get::<_, i32>(3).max(0) as u32,
+            })
+            .collect();
+        out.sort_by_key(|e| e.id);
+        Ok(out)
+    }
+
+    async fn ack_events(&self, ids: Vec<i64>) -> Result<(), StoreError> {
+        let c = self.client().await?;
+        c.execute("DELETE FROM events WHERE id = ANY($1)", &[&ids])
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn retry_event(&self, id: i64, next_at_ms: i64) -> Result<(), StoreError> {
+        let c = self.client().await?;
+        c.execute(
+            "UPDATE events SET attempts = attempts + 1, next_at_ms = $2, lease_until_ms = 0 \
+             WHERE id = $1",
+            &[&id, &next_at_ms],
+        )
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn trim_events(&self, sink: &'static str, bound: u64) -> Result<u64, StoreError> {
+        let c = self.client().await?;
+        c.execute(
+            "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE sink = $1 \
+             ORDER BY id DESC OFFSET $2)",
+            &[&sink, &(bound.min(i64::MAX as u64) as i64)],
+        )
+        .await
+        .map_err(map_err)
+    }
+
+    async fn record_link(&self, identity: String, canonical: String) -> Result<(), StoreError> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(map_err)?;
+        // Re-point whatever was linked to `identity`, so links never chain.
+        tx.execute(
+            "UPDATE links SET canonical = $2 WHERE canonical = $1",
+            &[&identity, &canonical],
+        )
+        .await
+        .map_err(map_err)?;
+        tx.execute(
+            "INSERT INTO links(identity, canonical) VALUES ($1, $2) \
+             ON CONFLICT (identity) DO UPDATE SET canonical = $2",
+            &[&identity, &canonical],
+        )
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn links(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let c = self.client().await?;
+        Ok(c.query("SELECT identity, canonical FROM links", &[])
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect())
+    }
+
+    async fn record_breaker(&self, open: bool, now: i64) -> Result<(), StoreError> {
+        let c = self.client().await?;
+        emit(
+            &c,
+            self.events,
+            "dispatch/breaker",
+            serde_json::json!({"open": open, "node": self.node_id}),
+            now,
+            None,
+        )
+        .await
+    }
+
+    fn depth(&self) -> u64 {
+        self.depth.load(Ordering::Relaxed)
+    }
+
+    async fn probe_write(&self) -> Result<(), StoreError> {
+        let now = chrono::Utc::now().timestamp();
+        let c = self.client().await?;
+        c.execute(
+            "INSERT INTO probe(node, at) VALUES ($1, $2) ON CONFLICT (node) DO UPDATE SET at = $2",
+            &[&(self.node_id as i16), &now],
+        )
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+}
