@@ -63,6 +63,10 @@ pub struct Ladder<C: Clock + Clone = DefaultClock> {
     /// The quota shared by several nodes (Redis), when configured; the local limiter above is
     /// then the fallback for when Redis cannot be reached.
     shared: Option<RedisGcra>,
+    /// Counts this node's own changes to `active` and `links` (bumped under their write locks),
+    /// so a [`refresh`](Self::refresh) that read the store before such a change does not
+    /// overwrite it with the older picture.
+    changes: std::sync::atomic::AtomicU64,
 }
 
 /// The reason given to a person suspended by the rule, in words they can read.
@@ -123,6 +127,7 @@ impl<C: Clock + Clone> Ladder<C> {
             active: RwLock::new(active),
             store,
             shared: None,
+            changes: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -136,6 +141,8 @@ impl<C: Clock + Clone> Ladder<C> {
     /// node calls this every few seconds so a suspension, lift or link made through another
     /// node's admin API holds here too.
     pub async fn refresh(&self, now: i64) -> Result<(), StoreError> {
+        use std::sync::atomic::Ordering;
+        let seen = self.changes.load(Ordering::SeqCst);
         let active: HashMap<String, Suspension> = self
             .store
             .active_suspensions(now)
@@ -144,13 +151,27 @@ impl<C: Clock + Clone> Ladder<C> {
             .map(|s| (s.identity.clone(), s))
             .collect();
         let links: HashMap<String, String> = self.store.links().await?.into_iter().collect();
+        // A local suspension, lift or link since `seen` may be missing from what was read:
+        // keep memory as it is and take the next round's picture instead.
         if let Ok(mut map) = self.active.write() {
+            if self.changes.load(Ordering::SeqCst) != seen {
+                return Ok(());
+            }
             *map = active;
         }
         if let Ok(mut l) = self.links.write() {
+            if self.changes.load(Ordering::SeqCst) != seen {
+                return Ok(());
+            }
             *l = links;
         }
         Ok(())
+    }
+
+    /// Notes a local change to `active` or `links`; call while holding its write lock.
+    fn changed(&self) {
+        self.changes
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Whether `id` is over its quota now: `Some(seconds until the next submission is
@@ -211,6 +232,7 @@ impl<C: Clock + Clone> Ladder<C> {
         let id = identity.to_string();
         self.store.record_link(id.clone(), target.clone()).await?;
         if let Ok(mut l) = self.links.write() {
+            self.changed();
             // Whatever was linked to `identity` follows it.
             for v in l.values_mut() {
                 if *v == id {
@@ -394,6 +416,7 @@ impl<C: Clock + Clone> Ladder<C> {
         };
         self.store.record_suspension(s.clone()).await?;
         if let Ok(mut map) = self.active.write() {
+            self.changed();
             map.insert(id, s.clone());
         }
         metrics::counter!("hotline_callers_suspended_total", "decided_by" => decided_by.to_string())
@@ -407,6 +430,7 @@ impl<C: Clock + Clone> Ladder<C> {
         let id = self.canonical(&identity.to_string());
         let was = self.store.lift_suspension(id.clone(), now).await?;
         if let Ok(mut map) = self.active.write() {
+            self.changed();
             map.remove(&id);
         }
         if let Some(shared) = &self.shared {

@@ -3,6 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 #![allow(dead_code)]
 
+pub mod services;
+
 use std::io::BufRead;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -59,6 +61,8 @@ pub const ADMIN: &str = "test-admin-token";
 
 /// Writes a config into `dir` (with `extra` TOML appended) and returns its path.
 pub fn write_config(dir: &Path, port: u16, dispatch_url: &str, extra: &str) -> PathBuf {
+    // SQLite by default; HOTLINE_TEST_BACKEND=postgres runs the same suite on PostgreSQL.
+    let storage = services::storage_toml(dir);
     let cfg = format!(
         r#"
 [server]
@@ -68,7 +72,7 @@ timezone = "Asia/Shanghai"
 workers = 2
 
 [storage]
-path = "data"
+{storage}
 
 [dispatch]
 url = "{dispatch_url}"

@@ -1,0 +1,606 @@
+//! Two gateway nodes on one PostgreSQL and one Redis: the real binary twice, a real
+//! dispatch-sim, real servers (tests/common/services.rs). What belongs here: what must hold
+//! when intake is spread over nodes: one order per submission whichever node took it, distinct
+//! order numbers, a quota and suspensions that follow the citizen from node to node, a dead
+//! node's orders delivered by the living one, and intake that survives the loss of Redis.
+//! These tests always run on PostgreSQL; a cluster or Redis that cannot start fails them.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+mod common;
+
+use common::services::{db_name_for, postgres, storage_toml_for, Redis};
+use common::*;
+use serde_json::{json, Value};
+use std::collections::{BTreeSet, HashSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+const LONG: Duration = Duration::from_secs(30);
+
+/// What the nodes of one test share, and the knobs a test turns.
+struct Cluster {
+    /// The shared database.
+    db_url: String,
+    /// The dispatch-sim's URL.
+    dispatch: String,
+    /// `[storage] lease` (the gateway wants at least twice the dispatch time-out).
+    lease: &'static str,
+    /// `[dispatch] timeout`.
+    timeout: &'static str,
+    /// Extra lines of the `[dispatch]` table.
+    dispatch_extra: String,
+    /// TOML appended after the base tables (`[nuisance]`, channels...).
+    extra: String,
+}
+
+impl Cluster {
+    /// A fresh database named `mn_{tag}` on the test binary's cluster.
+    fn new(tag: &str, dispatch: &str) -> Cluster {
+        let pg = postgres();
+        let db = format!("mn_{tag}");
+        pg.create_db(&db);
+        Cluster {
+            db_url: pg.url(&db),
+            dispatch: dispatch.to_string(),
+            lease: "5s",
+            timeout: "2s",
+            dispatch_extra: String::new(),
+            extra: String::new(),
+        }
+    }
+
+    /// Writes node `node_id`'s config into `dir` (each node its own folder).
+    fn write_config(&self, dir: &Path, port: u16, node_id: u8) -> PathBuf {
+        let Cluster {
+            db_url,
+            dispatch,
+            lease,
+            timeout,
+            dispatch_extra,
+            extra,
+        } = self;
+        let cfg = format!(
+            r#"
+[server]
+listen = "127.0.0.1:{port}"
+node_id = {node_id}
+timezone = "Asia/Shanghai"
+workers = 2
+
+[storage]
+backend = "postgres"
+url = "{db_url}"
+path = "data"
+lease = "{lease}"
+
+[dispatch]
+url = "{dispatch}"
+secret = "dispatch-secret"
+timeout = "{timeout}"
+backoff_base = "100ms"
+backoff_max = "1s"
+breaker_cooldown = "200ms"
+{dispatch_extra}
+
+[admin]
+token = "{ADMIN}"
+{extra}
+"#
+        );
+        let path = dir.join("gateway.toml");
+        std::fs::write(&path, cfg).expect("write config");
+        path
+    }
+
+    /// Starts node `node_id` with its config in `dir`.
+    fn node(&self, dir: &Path, node_id: u8) -> Gateway {
+        let port = free_port();
+        Gateway::start_with(self.write_config(dir, port, node_id), port)
+    }
+}
+
+/// Today in the gateway's time zone, as order numbers begin.
+fn today() -> String {
+    chrono::Utc::now()
+        .with_timezone(&chrono_tz::Asia::Shanghai)
+        .format("%Y%m%d")
+        .to_string()
+}
+
+/// The node id in an order number (`YYYYMMDD` + 2-digit node + sequence), after checking its
+/// shape.
+fn node_of(number: &str) -> &str {
+    assert!(
+        number.len() > 10 && number.bytes().all(|b| b.is_ascii_digit()),
+        "digits: {number}"
+    );
+    assert!(number.starts_with(&today()), "date first: {number}");
+    &number[8..10]
+}
+
+/// Waits until the shared outbox, as `gw` sees it, is empty.
+fn wait_drained(gw: &Gateway) {
+    wait_until("an empty outbox", LONG, || {
+        (gw.admin_get("/admin/v1/outbox")["depth"] == 0).then_some(())
+    });
+}
+
+/// Keys of every order line at the sim, first deliveries and repeats alike.
+fn all_order_keys(lines: &[Value]) -> Vec<String> {
+    lines
+        .iter()
+        .filter(|l| l["kind"] == "order")
+        .filter_map(|l| l["key"].as_str().map(String::from))
+        .collect()
+}
+
+/// PUT (suspend) or DELETE (lift) a caller's suspension through `gw`'s admin API.
+fn suspension(gw: &Gateway, identity: &str, put: Option<Value>) -> u16 {
+    let url = format!("{}/admin/v1/callers/{identity}/suspension", gw.url);
+    let req = match put {
+        Some(body) => client().put(url).json(&body),
+        None => client().delete(url),
+    };
+    req.bearer_auth(ADMIN).send().unwrap().status().as_u16()
+}
+
+/// The sum of a metric's samples in a Prometheus text exposition (0 when absent).
+fn metric_sum(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| {
+            l.starts_with(name) && matches!(l.as_bytes().get(name.len()), Some(b' ' | b'{'))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[test]
+fn services_start() {
+    let pg = postgres();
+    assert_eq!(pg.psql("postgres", "select 1"), "1");
+    assert_eq!(
+        pg.psql("postgres", "show fsync"),
+        "on",
+        "we test durability"
+    );
+    assert_eq!(pg.psql("postgres", "show max_connections"), "200");
+    pg.create_db("mn_services");
+    pg.create_db("mn_services"); // a second time is no error
+    assert_eq!(
+        pg.psql("mn_services", "select current_database()"),
+        "mn_services"
+    );
+    assert!(pg
+        .url("mn_services")
+        .starts_with("postgres://postgres@127.0.0.1:"));
+
+    let mut redis = Redis::start();
+    assert!(redis.ping(), "redis answers PING");
+    assert_eq!(redis.url(), format!("redis://127.0.0.1:{}/", redis.port));
+    redis.stop();
+    assert!(!redis.ping(), "a stopped redis answers nothing");
+    redis.restart();
+    assert!(redis.ping(), "a restarted redis answers on the same port");
+}
+
+#[test]
+fn storage_toml_gives_a_restarted_gateway_its_database_back() {
+    let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    assert_eq!(storage_toml_for("sqlite", one.path()), "path = \"data\"");
+    let first = storage_toml_for("postgres", one.path());
+    assert_eq!(
+        first,
+        storage_toml_for("postgres", one.path()),
+        "the same folder, the same database"
+    );
+    let db = db_name_for(one.path());
+    assert!(db.starts_with("t_") && db.len() == 18, "{db}");
+    assert_eq!(
+        first,
+        format!(
+            "backend = \"postgres\"\nurl = \"{}\"\npath = \"data\"",
+            postgres().url(&db)
+        )
+    );
+    assert_eq!(
+        postgres().psql(&db, "select 1"),
+        "1",
+        "created on first use"
+    );
+    assert_ne!(
+        db,
+        db_name_for(two.path()),
+        "another folder, another database"
+    );
+}
+
+#[test]
+fn orders_from_both_nodes_are_delivered_once_with_distinct_numbers() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let sim = Sim::start(free_port(), &da.path().join("sim.jsonl"), &[]);
+    let cluster = Cluster::new("numbers", &sim.url);
+    let a = cluster.node(da.path(), 7);
+    let b = cluster.node(db.path(), 8);
+    let mut acked = Vec::new();
+    for i in 0..20u32 {
+        let (node, id) = if i % 2 == 0 { (&a, "07") } else { (&b, "08") };
+        let (s, body) = node.submit(json!({
+            "content": format!("第{i}件事：小区路灯不亮，请尽快维修"),
+            "phone": format!("1381234{i:04}"),
+        }));
+        assert_eq!(s, 202, "{body}");
+        let n = numbers(&body);
+        assert_eq!(n.len(), 1, "{body}");
+        assert_eq!(
+            node_of(&n[0]),
+            id,
+            "the number carries the node that took it"
+        );
+        acked.extend(n);
+    }
+    let unique: HashSet<&String> = acked.iter().collect();
+    assert_eq!(unique.len(), acked.len(), "numbers are unique: {acked:?}");
+
+    wait_until("every order at dispatch", LONG, || {
+        let got: HashSet<String> = delivered_orders(&sim.lines()).into_iter().collect();
+        acked.iter().all(|n| got.contains(n)).then_some(())
+    });
+    // Both nodes relay from the one outbox: once it is empty, nothing more can come.
+    wait_drained(&a);
+    wait_drained(&b);
+    let lines = sim.lines();
+    let mut got = delivered_orders(&lines);
+    got.sort();
+    acked.sort();
+    assert_eq!(got, acked, "every order, and only those");
+    assert!(
+        lines.iter().all(|l| l["repeat"] == false),
+        "no order delivered twice: {lines:?}"
+    );
+}
+
+// --- WeChat (plaintext mode), as in tests/channels_social.rs ---
+
+const TOKEN: &str = "hotlineToken2026";
+const APPID: &str = "wx2c2769f8efd9abc2";
+const AES_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
+const GH: &str = "gh_3c884a361561";
+
+/// The WeChat account both nodes serve.
+fn wechat_account() -> String {
+    format!(
+        "[channels.wechat.main]\ntoken = \"{TOKEN}\"\napp_id = \"{APPID}\"\n\
+         encoding_aes_key = \"{AES_KEY}\"\n"
+    )
+}
+
+/// Runs the wechatpy peer with `input` on stdin; returns its JSON answer.
+fn wechat_peer(input: &Value) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/wechat_peer.py");
+    let mut child = Command::new("python3")
+        .arg(&path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 must be installed (scripts/test installs wechatpy==1.8.18)");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.to_string().as_bytes())
+        .expect("write to the peer");
+    let out = child.wait_with_output().expect("peer output");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "the wechat peer failed ({}); is `pip install wechatpy==1.8.18 cryptography` done?\n{stderr}",
+        out.status
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "the wechat peer printed no JSON ({e}): {}\n{stderr}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+/// The peer aimed at `gw`'s `main` account, with `extra` merged into its input.
+fn wx(gw: &Gateway, extra: Value) -> Value {
+    let mut input = json!({
+        "op": "push", "url": format!("{}/v1/wechat/main", gw.url),
+        "token": TOKEN, "appid": APPID, "aes_key": AES_KEY, "mode": "plain",
+    });
+    for (k, v) in extra.as_object().expect("an object") {
+        input[k] = v.clone();
+    }
+    wechat_peer(&input)
+}
+
+/// A fresh 64-bit MsgId, above 2^53 like the real ones.
+fn msg_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let now = chrono::Utc::now().timestamp() as u64;
+    6_054_768_590_064_713_728 + NEXT.fetch_add(1, Ordering::Relaxed) * 7919 + now % 1000
+}
+
+/// The text of a plaintext reply wechatpy accepted, addressed back to `openid`.
+fn reply_text(r: &Value, openid: &str) -> String {
+    assert_eq!(r["status"], 200, "{r}");
+    assert!(
+        r["reply_error"].is_null(),
+        "wechatpy refused the reply: {r}"
+    );
+    assert_eq!(r["reply"]["type"], "text", "{r}");
+    assert_eq!(r["reply"]["to"], openid, "{r}");
+    assert_eq!(r["reply"]["from"], GH, "{r}");
+    r["reply"]["content"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The order number in a reply: the first run of 12+ digits.
+fn number_in(content: &str) -> String {
+    content
+        .split(|c: char| !c.is_ascii_digit())
+        .find(|run| run.len() >= 12)
+        .unwrap_or_else(|| panic!("no order number in {content:?}"))
+        .to_string()
+}
+
+#[test]
+fn a_wechat_retry_on_the_other_node_is_one_order() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let sim = Sim::start(free_port(), &da.path().join("sim.jsonl"), &[]);
+    let mut cluster = Cluster::new("wechat", &sim.url);
+    cluster.extra = wechat_account();
+    let a = cluster.node(da.path(), 7);
+    let b = cluster.node(db.path(), 8);
+    let openid = "oNodes_4Hh8Jj2Kk6Ll0Zz3Xx7Cc1";
+    let message = json!({
+        "type": "text", "from": openid, "to": GH,
+        "create_time": chrono::Utc::now().timestamp(),
+        "content": "小区北门的井盖丢了，晚上很危险", "msg_id": msg_id(),
+    });
+    let first = wx(&a, json!({"message": message}));
+    let content = reply_text(&first, openid);
+    assert!(content.contains("工单号"), "{content}");
+    let number = number_in(&content);
+    assert_eq!(node_of(&number), "07", "node A took it");
+
+    // The platform's retry lands on the other node behind the load balancer: byte for byte
+    // the same request, the same MsgId.
+    let again = wx(&b, json!({"op": "send", "request": first["request"]}));
+    assert_eq!(
+        reply_text(&again, openid),
+        content,
+        "the other node gives the first answer, word for word"
+    );
+
+    wait_until("the order at dispatch", LONG, || {
+        delivered_orders(&sim.lines())
+            .contains(&number)
+            .then_some(())
+    });
+    wait_drained(&a);
+    wait_drained(&b);
+    let lines = sim.lines();
+    assert_eq!(
+        delivered_orders(&lines),
+        vec![number],
+        "one order: {lines:?}"
+    );
+    assert!(
+        lines.iter().all(|l| l["kind"] != "contact"),
+        "a retry is no repeat contact: {lines:?}"
+    );
+}
+
+#[test]
+fn the_quota_is_shared_across_nodes() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let sim = Sim::start(free_port(), &da.path().join("sim.jsonl"), &[]);
+    let redis = Redis::start();
+    let mut cluster = Cluster::new("quota", &sim.url);
+    cluster.extra = format!(
+        "[nuisance]\nbackend = \"redis\"\nredis_url = \"{}\"\nquota = 2\nper = \"1h\"\n",
+        redis.url()
+    );
+    let a = cluster.node(da.path(), 7);
+    let b = cluster.node(db.path(), 8);
+    let phone = "13955550001";
+    for (i, content) in ["路口红绿灯坏了", "人行道地砖松动"].iter().enumerate() {
+        let (s, body) = a.submit(json!({"content": content, "phone": phone}));
+        assert_eq!(s, 202, "submission {i} on node A: {body}");
+    }
+    let (s, body) = b.submit(json!({"content": "公园里的长椅坏了", "phone": phone}));
+    assert_eq!(s, 429, "the third within the hour, on node B: {body}");
+    assert_eq!(body["status"], "throttled", "{body}");
+    assert!(body["retry_after"].as_u64().unwrap_or(0) > 0, "{body}");
+    // Someone else is not affected on either node.
+    let (s, body) = b.submit(json!({"content": "公园里的长椅坏了", "phone": "13955550002"}));
+    assert_eq!(s, 202, "{body}");
+    assert!(redis.ping(), "redis stayed up throughout");
+}
+
+#[test]
+fn a_suspension_on_one_node_holds_on_the_other() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let sim = Sim::start(free_port(), &da.path().join("sim.jsonl"), &[]);
+    let mut cluster = Cluster::new("suspension", &sim.url);
+    // A quota that polling cannot reach: any refusal below is the operator's suspension.
+    cluster.extra = "[nuisance]\nquota = 100000\n".into();
+    let a = cluster.node(da.path(), 7);
+    let b = cluster.node(db.path(), 8);
+    let phone = "13966660001";
+    let matter = json!({"content": "楼上每天深夜装修，噪音很大", "phone": phone});
+    let (s, body) = b.submit(matter.clone());
+    assert_eq!(s, 202, "node B serves the caller before: {body}");
+
+    let reason = "多次辱骂话务员";
+    let identity = format!("phone:{phone}");
+    assert_eq!(
+        suspension(
+            &a,
+            &identity,
+            Some(json!({"duration": "24h", "reason": reason}))
+        ),
+        200
+    );
+    let (s, body) = a.submit(matter.clone());
+    assert_eq!((s, body["reason"].as_str()), (403, Some(reason)), "{body}");
+    // Node B learns of it from the store within a few seconds. The same matter again is
+    // at most a repeat of the open order, so polling makes no new orders.
+    let body = wait_until(
+        "node B to refuse the suspended caller",
+        Duration::from_secs(15),
+        || {
+            let (s, body) = b.submit(matter.clone());
+            assert!(s == 200 || s == 202 || s == 403, "{s}: {body}");
+            (s == 403).then_some(body)
+        },
+    );
+    assert_eq!(body["status"], "suspended", "{body}");
+    assert_eq!(body["reason"], reason, "the operator's reason: {body}");
+    assert!(body["until"].is_string(), "{body}");
+
+    // A lift on node A is honoured by node B too.
+    assert_eq!(suspension(&a, &identity, None), 200);
+    wait_until(
+        "node B to serve the caller again",
+        Duration::from_secs(15),
+        || {
+            let (s, body) = b.submit(matter.clone());
+            (s != 403).then_some(body)
+        },
+    );
+}
+
+#[test]
+fn a_node_killed_mid_delivery_leaves_its_orders_to_the_other() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    // A slow dispatch, and node A delivers two at a time: it holds claims when it dies.
+    let sim = Sim::start(
+        free_port(),
+        &da.path().join("sim.jsonl"),
+        &["--latency-ms", "600"],
+    );
+    let mut cluster = Cluster::new("takeover", &sim.url);
+    cluster.lease = "2s";
+    cluster.timeout = "1s";
+    cluster.dispatch_extra = "concurrency = 2".into();
+    cluster.extra = "[nuisance]\nquota = 100000\n".into();
+    let mut a = cluster.node(da.path(), 7);
+    let mut acked = Vec::new();
+    for i in 0..30u32 {
+        let (s, body) = a.submit(json!({
+            "content": format!("第{i}件事：道路积水严重，车辆难以通行"),
+            "phone": format!("1397777{i:04}"),
+        }));
+        assert_eq!(s, 202, "{body}");
+        acked.extend(numbers(&body));
+    }
+    assert_eq!(acked.len(), 30);
+    wait_until("node A to be delivering", LONG, || {
+        (!delivered_orders(&sim.lines()).is_empty()).then_some(())
+    });
+    a.kill9();
+    let at_kill = delivered_orders(&sim.lines()).len();
+    assert!(
+        at_kill < acked.len(),
+        "node A died mid-delivery ({at_kill} of {} delivered)",
+        acked.len()
+    );
+
+    // Node B takes over once A's claims have lapsed.
+    cluster.dispatch_extra = String::new();
+    let b = cluster.node(db.path(), 8);
+    wait_until(
+        "every order node A acknowledged at dispatch",
+        Duration::from_secs(90),
+        || {
+            let got: HashSet<String> = delivered_orders(&sim.lines()).into_iter().collect();
+            acked.iter().all(|n| got.contains(n)).then_some(())
+        },
+    );
+    wait_drained(&b);
+    let lines = sim.lines();
+    let keys: BTreeSet<String> = all_order_keys(&lines).into_iter().collect();
+    let want: BTreeSet<String> = acked.iter().cloned().collect();
+    assert_eq!(
+        keys, want,
+        "every acknowledged order arrived, and nothing else (repeats only under its own key)"
+    );
+    let firsts = delivered_orders(&lines);
+    assert_eq!(firsts.len(), acked.len(), "each key first delivered once");
+    eprintln!(
+        "takeover: {at_kill} delivered by A before kill -9, {} repeats under the same key",
+        lines.iter().filter(|l| l["repeat"] == true).count()
+    );
+}
+
+#[test]
+fn redis_down_falls_back_to_local_quota_and_keeps_accepting() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let mut redis = Redis::start();
+    let mut cluster = Cluster::new("redis_down", &sim.url);
+    cluster.extra = format!(
+        "[nuisance]\nbackend = \"redis\"\nredis_url = \"{}\"\nquota = 2\nper = \"1h\"\n",
+        redis.url()
+    );
+    let gw = cluster.node(dir.path(), 7);
+    let (s, body) = gw.submit(json!({"content": "消防通道被占用", "phone": "13988880001"}));
+    assert_eq!(s, 202, "with redis up: {body}");
+
+    redis.stop();
+    let mut acked = numbers(&body);
+    for i in 2..6u32 {
+        let (s, body) = gw.submit(json!({
+            "content": format!("第{i}件事：路边垃圾无人清理"),
+            "phone": format!("1398888{i:04}"),
+        }));
+        assert_eq!(s, 202, "redis down is no reason to refuse intake: {body}");
+        acked.extend(numbers(&body));
+    }
+    // The quota still holds, counted on the node.
+    let phone = "13988889999";
+    for content in ["小区电梯经常故障", "楼道里堆满杂物"] {
+        let (s, body) = gw.submit(json!({"content": content, "phone": phone}));
+        assert_eq!(s, 202, "{body}");
+        acked.extend(numbers(&body));
+    }
+    let (s, body) = gw.submit(json!({"content": "地下车库漏水", "phone": phone}));
+    assert_eq!(
+        (s, body["status"].as_str()),
+        (429, Some("throttled")),
+        "the local quota of 2 while redis is down: {body}"
+    );
+
+    let metrics = client()
+        .get(format!("{}/metrics", gw.url))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let errors = metric_sum(&metrics, "hotline_limiter_redis_errors_total")
+        + metric_sum(&metrics, "hotline_limiter_fallback_total");
+    assert!(
+        errors > 0.0,
+        "the redis failures are counted in /metrics:\n{metrics}"
+    );
+
+    // Redis returns: intake goes on.
+    redis.restart();
+    let (s, body) = gw.submit(json!({"content": "路灯白天也亮着", "phone": "13988880007"}));
+    assert_eq!(s, 202, "with redis back: {body}");
+    acked.extend(numbers(&body));
+    wait_until("every accepted order at dispatch", LONG, || {
+        let got: HashSet<String> = delivered_orders(&sim.lines()).into_iter().collect();
+        acked.iter().all(|n| got.contains(n)).then_some(())
+    });
+}
