@@ -12,8 +12,6 @@ mod common;
 
 use common::*;
 use serde_json::{json, Value};
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 const LONG: Duration = Duration::from_secs(30);
@@ -745,36 +743,7 @@ fn zammad_new_calls_in_json_and_form_and_busy_for_suspended_callers() {
 
 /// Runs the Twilio peer with one request; its JSON answer.
 fn twilio_peer(req: &Value) -> Value {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/twilio_peer.py");
-    let mut child = Command::new("python3")
-        .arg(script)
-        .arg("call")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("python3 runs the twilio peer: {e}"));
-    let Some(mut stdin) = child.stdin.take() else {
-        panic!("the peer's stdin is piped");
-    };
-    if let Err(e) = stdin.write_all(req.to_string().as_bytes()) {
-        panic!("write the peer's request: {e}");
-    }
-    drop(stdin);
-    let out = child
-        .wait_with_output()
-        .unwrap_or_else(|e| panic!("peer output: {e}"));
-    assert!(
-        out.status.success(),
-        "twilio peer failed (is the PyPI `twilio` package installed?): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "peer prints JSON ({e}): {}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    });
+    let v = common::run_peer("twilio_peer.py", &["call"], req);
     assert_eq!(
         v["self_check"], true,
         "RequestValidator accepts its own signature: {v}"

@@ -11,9 +11,6 @@ mod common;
 
 use common::*;
 use serde_json::{json, Value};
-use std::io::Write;
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -55,37 +52,7 @@ app_secret = "{WEIBO_SECRET}"
 
 /// Runs a peer script with `input` as JSON on stdin and returns its JSON answer.
 fn peer(script: &str, input: &Value) -> Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/peers")
-        .join(script);
-    let mut child = Command::new("python3")
-        .arg(&path)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect(
-            "python3 must be installed (scripts/test installs wechatpy==1.8.18 and cryptography)",
-        );
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(input.to_string().as_bytes())
-        .expect("write to the peer");
-    let out = child.wait_with_output().expect("peer output");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "peer {script} failed ({}); is `pip install wechatpy==1.8.18 cryptography` done?\n{stderr}",
-        out.status
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "peer {script} printed no JSON ({e}): {}\n{stderr}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })
+    common::run_peer(script, &[], input)
 }
 
 /// Unix seconds now.

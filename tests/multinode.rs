@@ -12,9 +12,7 @@ use common::services::{db_name_for, postgres, storage_toml_for, Redis};
 use common::*;
 use serde_json::{json, Value};
 use std::collections::{BTreeSet, HashSet};
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -54,45 +52,15 @@ impl Cluster {
 
     /// Writes node `node_id`'s config into `dir` (each node its own folder).
     fn write_config(&self, dir: &Path, port: u16, node_id: u8) -> PathBuf {
-        let Cluster {
-            db_url,
-            dispatch,
-            lease,
-            timeout,
-            dispatch_extra,
-            extra,
-        } = self;
-        let cfg = format!(
-            r#"
-[server]
-listen = "127.0.0.1:{port}"
-node_id = {node_id}
-timezone = "Asia/Shanghai"
-workers = 2
-
-[storage]
-backend = "postgres"
-url = "{db_url}"
-path = "data"
-lease = "{lease}"
-
-[dispatch]
-url = "{dispatch}"
-secret = "dispatch-secret"
-timeout = "{timeout}"
-backoff_base = "100ms"
-backoff_max = "1s"
-breaker_cooldown = "200ms"
-{dispatch_extra}
-
-[admin]
-token = "{ADMIN}"
-{extra}
-"#
-        );
-        let path = dir.join("gateway.toml");
-        std::fs::write(&path, cfg).expect("write config");
-        path
+        let node = NodeConfig {
+            node_id,
+            storage: format!(
+                "backend = \"postgres\"\nurl = \"{}\"\npath = \"data\"\nlease = \"{}\"",
+                self.db_url, self.lease
+            ),
+            dispatch: format!("timeout = \"{}\"\n{}", self.timeout, self.dispatch_extra),
+        };
+        node.write(dir, port, &self.dispatch, &self.extra)
     }
 
     /// Starts node `node_id` with its config in `dir`.
@@ -279,33 +247,7 @@ fn wechat_account() -> String {
 
 /// Runs the wechatpy peer with `input` on stdin; returns its JSON answer.
 fn wechat_peer(input: &Value) -> Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/wechat_peer.py");
-    let mut child = Command::new("python3")
-        .arg(&path)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3 must be installed (scripts/test installs wechatpy==1.8.18)");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(input.to_string().as_bytes())
-        .expect("write to the peer");
-    let out = child.wait_with_output().expect("peer output");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "the wechat peer failed ({}); is `pip install wechatpy==1.8.18 cryptography` done?\n{stderr}",
-        out.status
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "the wechat peer printed no JSON ({e}): {}\n{stderr}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })
+    common::run_peer("wechat_peer.py", &[], input)
 }
 
 /// The peer aimed at `gw`'s `main` account, with `extra` merged into its input.

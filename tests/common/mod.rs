@@ -62,12 +62,46 @@ pub const ADMIN: &str = "test-admin-token";
 /// Writes a config into `dir` (with `extra` TOML appended) and returns its path.
 pub fn write_config(dir: &Path, port: u16, dispatch_url: &str, extra: &str) -> PathBuf {
     // SQLite by default; HOTLINE_TEST_BACKEND=postgres runs the same suite on PostgreSQL.
-    let storage = services::storage_toml(dir);
-    let cfg = format!(
-        r#"
+    let node = NodeConfig {
+        storage: services::storage_toml(dir),
+        ..NodeConfig::default()
+    };
+    node.write(dir, port, dispatch_url, extra)
+}
+
+/// What differs between the nodes of a test: id, `[storage]` body and `[dispatch]` lines.
+pub struct NodeConfig {
+    /// `server.node_id`.
+    pub node_id: u8,
+    /// The body of the `[storage]` table.
+    pub storage: String,
+    /// Lines of the `[dispatch]` table besides url, secret and backoff.
+    pub dispatch: String,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            node_id: 7,
+            storage: "path = \"data\"".into(),
+            dispatch: "timeout = \"2s\"".into(),
+        }
+    }
+}
+
+impl NodeConfig {
+    /// Writes the config into `dir/gateway.toml` and returns its path.
+    pub fn write(&self, dir: &Path, port: u16, dispatch_url: &str, extra: &str) -> PathBuf {
+        let NodeConfig {
+            node_id,
+            storage,
+            dispatch,
+        } = self;
+        let cfg = format!(
+            r#"
 [server]
 listen = "127.0.0.1:{port}"
-node_id = 7
+node_id = {node_id}
 timezone = "Asia/Shanghai"
 workers = 2
 
@@ -77,19 +111,20 @@ workers = 2
 [dispatch]
 url = "{dispatch_url}"
 secret = "dispatch-secret"
-timeout = "2s"
 backoff_base = "100ms"
 backoff_max = "1s"
 breaker_cooldown = "200ms"
+{dispatch}
 
 [admin]
 token = "{ADMIN}"
 {extra}
 "#
-    );
-    let path = dir.join("gateway.toml");
-    std::fs::write(&path, cfg).expect("write config");
-    path
+        );
+        let path = dir.join("gateway.toml");
+        std::fs::write(&path, cfg).expect("write config");
+        path
+    }
 }
 
 impl Gateway {
@@ -300,4 +335,41 @@ pub fn numbers(body: &serde_json::Value) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// Runs a peer written by others (tests/peers/SCRIPT: wechatpy, twilio…) with `args`, `input` as
+/// JSON on stdin, and returns its JSON answer. scripts/test installs the PyPI packages they use.
+pub fn run_peer(script: &str, args: &[&str], input: &serde_json::Value) -> serde_json::Value {
+    use std::io::Write;
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/peers")
+        .join(script);
+    let mut child = Command::new("python3")
+        .arg(&path)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 must be installed (scripts/test installs the peers' packages)");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.to_string().as_bytes())
+        .expect("write to the peer");
+    let out = child.wait_with_output().expect("peer output");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "peer {script} failed ({}); are wechatpy==1.8.18, cryptography and twilio installed \
+         (scripts/test does it)?\n{stderr}",
+        out.status
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "peer {script} printed no JSON ({e}): {}\n{stderr}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
 }
