@@ -240,6 +240,40 @@ impl Postgres {
         }
     }
 
+    /// Stops the server (fast shutdown: connections are cut, as in a database outage).
+    pub fn stop(&self) {
+        let out = as_postgres(&self.bindir.join("pg_ctl"))
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-w", "-m", "fast", "stop"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run pg_ctl stop");
+        check("pg_ctl stop", &out);
+    }
+
+    /// Starts the server again on the same port and data after [`stop`](Self::stop).
+    pub fn start_again(&self) {
+        let options = format!(
+            "-c listen_addresses=127.0.0.1 -p {} -c unix_socket_directories={} \
+             -c max_connections=200 -c fsync=on",
+            self.port,
+            self.dir.display()
+        );
+        let out = as_postgres(&self.bindir.join("pg_ctl"))
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .arg("-l")
+            .arg(self.dir.join("server.log"))
+            .args(["-w", "-t", "60", "-o", &options, "start"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("run pg_ctl start");
+        assert!(out.success(), "pg_ctl start again failed ({out})");
+    }
+
     /// `postgres://postgres@127.0.0.1:PORT/db`
     pub fn url(&self, db: &str) -> String {
         format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
