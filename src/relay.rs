@@ -19,6 +19,9 @@ use tokio::sync::{watch, Notify};
 
 /// Most messages taken from the store per round.
 const BATCH: usize = 256;
+/// Pause after a round that was not full (see the end of the loop): at most this much is added
+/// to an order's way to dispatch.
+const LINGER: Duration = Duration::from_millis(20);
 
 /// Relay settings (from `[dispatch]`).
 #[derive(Debug, Clone)]
@@ -200,6 +203,7 @@ impl Relay {
                 };
                 records.push((e.id, d));
             }
+            let records_len = records.len();
             if let Err(e) = self.store.record(records, now / 1000).await {
                 // The attempts happened but their results are not stored: the messages stay
                 // pending and are sent again; the idempotency key makes that harmless.
@@ -235,6 +239,12 @@ impl Relay {
             } else {
                 0.0
             });
+            // Under steady intake every commit wakes the relay, and rounds of a handful of
+            // orders each cost a claim and a record per handful. A short pause after a partial
+            // round lets the next one gather more; a full round goes on at once (a backlog).
+            if records_len < BATCH && wait_timeout(&mut shutdown, LINGER).await {
+                return;
+            }
         }
     }
 
