@@ -141,6 +141,10 @@ pub struct StorageConfig {
     /// may take the message (backend = "postgres"; a node that dies releases its claims so).
     #[serde(default = "default_lease")]
     pub lease: String,
+    /// CA certificate(s), PEM, that sign the PostgreSQL server's certificate when the URL says
+    /// `sslmode=require` (relative to the config file); unset = the public web roots.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 fn default_lease() -> String {
@@ -165,6 +169,7 @@ impl Default for StorageConfig {
             high_water: default_high_water(),
             url: Secret::default(),
             lease: default_lease(),
+            ca_file: None,
         }
     }
 }
@@ -940,6 +945,11 @@ impl Config {
         if let Some(f) = &self.mqtt.ca_file {
             if f.is_relative() {
                 self.mqtt.ca_file = Some(base.join(f));
+            }
+        }
+        if let Some(f) = &self.storage.ca_file {
+            if f.is_relative() {
+                self.storage.ca_file = Some(base.join(f));
             }
         }
         if let Some(dir) = &self.mail.templates {

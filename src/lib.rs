@@ -111,6 +111,7 @@ async fn open_store(cfg: &Config, sinks: store::Sinks) -> Result<Arc<dyn Store>,
             cfg.server.node_id,
             sinks,
             cfg.derived.lease,
+            cfg.storage.ca_file.as_deref(),
         )
         .await
         {

@@ -620,3 +620,50 @@ fn redis_down_falls_back_to_local_quota_and_keeps_accepting() {
         acked.iter().all(|n| got.contains(n)).then_some(())
     });
 }
+
+#[test]
+fn a_node_reaches_postgres_over_verified_tls_when_the_url_asks() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let pg = postgres();
+    let db = "mn_tls";
+    pg.create_db(db);
+    let node = NodeConfig {
+        storage: format!(
+            "backend = \"postgres\"\nurl = \"{}?sslmode=require\"\npath = \"data\"\n\
+             ca_file = \"{}\"",
+            pg.url(db),
+            pg.ca_file().display()
+        ),
+        ..NodeConfig::default()
+    };
+    let port = free_port();
+    let gw = Gateway::start_with(node.write(dir.path(), port, &sim.url, ""), port);
+    let (status, body) = gw.submit(json!({"phone": "13955556666", "content": "公园长椅坏了"}));
+    assert_eq!(status, 202, "{body}");
+    let number = body["orders"][0]["number"].as_str().unwrap().to_string();
+    wait_until("the order at dispatch", LONG, || {
+        delivered_orders(&sim.lines())
+            .contains(&number)
+            .then_some(())
+    });
+    // Every connection the gateway holds to its database is encrypted.
+    let (tls, plain) = (
+        pg.psql(
+            "postgres",
+            &format!(
+                "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+                 WHERE a.datname = '{db}' AND s.ssl"
+            ),
+        ),
+        pg.psql(
+            "postgres",
+            &format!(
+                "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+                 WHERE a.datname = '{db}' AND NOT s.ssl"
+            ),
+        ),
+    );
+    assert!(tls.parse::<u32>().unwrap() > 0, "no TLS connection");
+    assert_eq!(plain, "0", "a plaintext connection to the database");
+}

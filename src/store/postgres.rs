@@ -305,25 +305,31 @@ impl EventBatch {
 
 impl PgStore {
     /// Connects, applies pending migrations and starts the depth counter. `lease` is how long
-    /// this node's claim on a message it is delivering lasts.
+    /// this node's claim on a message it is delivering lasts. With `sslmode=require` in the URL
+    /// the connection is TLS, verified against `ca_file` (PEM) or else the public web roots.
     pub async fn open(
         url: &str,
         node_id: u8,
         events: Sinks,
         lease: Duration,
+        ca_file: Option<&std::path::Path>,
     ) -> Result<PgStore, StoreError> {
         let pg: tokio_postgres::Config = url
             .parse()
-            .map_err(|e| StoreError::Internal(format!("storage.url: {e}")))?;
-        let mgr = Manager::from_config(
-            pg,
-            tokio_postgres::NoTls,
-            ManagerConfig {
-                // A pooled connection is checked with a round trip before reuse, so a database
-                // restart costs one failed request per stale connection at most, not a stuck pool.
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+            // The parser's message may quote the URL, password included: say less.
+            .map_err(|_| StoreError::Internal("storage.url is not a PostgreSQL URL".into()))?;
+        let manager_config = ManagerConfig {
+            // A connection found closed is replaced before reuse; one that broke silently fails
+            // its request with a 503 and is dropped (no test query on every checkout).
+            recycling_method: RecyclingMethod::Fast,
+        };
+        // TLS only when the URL asks for it: under the default `prefer`, a server with a
+        // certificate we cannot verify would otherwise refuse a gateway that never asked for TLS.
+        let mgr = if pg.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
+            Manager::from_config(pg, tls(ca_file)?, manager_config)
+        } else {
+            Manager::from_config(pg, tokio_postgres::NoTls, manager_config)
+        };
         let pool = Pool::builder(mgr)
             .max_size(POOL_SIZE)
             .runtime(deadpool_postgres::Runtime::Tokio1)
@@ -395,6 +401,39 @@ impl PgStore {
         }
         Ok(first)
     }
+}
+
+/// The TLS connector for `sslmode=require`: the certificate chain is verified against `ca_file`
+/// (a private CA, the usual case for a city's database) or the public web roots.
+fn tls(
+    ca_file: Option<&std::path::Path>,
+) -> Result<tokio_postgres_rustls::MakeRustlsConnect, StoreError> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_file {
+        Some(path) => {
+            let certs = rustls::pki_types::CertificateDer::pem_file_iter(path)
+                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| {
+                    StoreError::Internal(format!("storage.ca_file {}: {e}", path.display()))
+                })?;
+            let (added, _) = roots.add_parsable_certificates(certs);
+            if added == 0 {
+                return Err(StoreError::Internal(format!(
+                    "storage.ca_file {} holds no certificate",
+                    path.display()
+                )));
+            }
+        }
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| StoreError::Internal(format!("TLS: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
 }
 
 async fn migrate(pool: &Pool) -> Result<(), StoreError> {

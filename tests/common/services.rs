@@ -84,6 +84,47 @@ fn check(what: &str, out: &Output) {
     );
 }
 
+/// The server's settings: loopback only, its own socket folder, fsync on (durability is under
+/// test), and TLS offered with a certificate from the cluster's own CA (`ca.pem`), so a test can
+/// connect with `sslmode=require`; clients that do not ask for TLS are not made to use it.
+fn server_options(port: u16, dir: &Path) -> String {
+    format!(
+        "-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories={d} \
+         -c max_connections=200 -c fsync=on -c ssl=on -c ssl_cert_file={d}/server.pem \
+         -c ssl_key_file={d}/server.key",
+        d = dir.display()
+    )
+}
+
+/// A CA (`ca.pem`) and a server certificate for 127.0.0.1 signed by it, in `dir`, readable by
+/// the server (the key only by its owner, as PostgreSQL insists).
+fn make_certificates(dir: &Path) {
+    let script = "set -e; \
+        openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 \
+          -subj /CN=hotline-test-ca 2>/dev/null; \
+        openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr \
+          -subj /CN=127.0.0.1 2>/dev/null; \
+        printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\nbasicConstraints=CA:FALSE\\n' > ext.cnf; \
+        openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+          -out server.pem -days 2 -extfile ext.cnf 2>/dev/null; \
+        chmod 600 server.key; chmod 644 ca.pem server.pem";
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .current_dir(dir)
+        .output()
+        .expect("run openssl (scripts/test installs it)");
+    check("make the cluster's certificates", &out);
+    if is_root() {
+        let out = Command::new("chown")
+            .args(["postgres:postgres", "server.key", "server.pem"])
+            .current_dir(dir)
+            .output()
+            .expect("run chown");
+        check("chown the server's key", &out);
+    }
+}
+
 /// A private PostgreSQL cluster on 127.0.0.1, trust auth, fsync on. One per test binary.
 pub struct Postgres {
     /// The port it listens on.
@@ -146,11 +187,8 @@ impl Postgres {
         let log = dir.join("server.log");
         let ctl_out = dir.join("pg_ctl.out");
         let ctl_file = std::fs::File::create(&ctl_out).expect("pg_ctl output file");
-        let options = format!(
-            "-c listen_addresses=127.0.0.1 -p {port} -c unix_socket_directories={} \
-             -c max_connections=200 -c fsync=on",
-            dir.display()
-        );
+        make_certificates(&dir);
+        let options = server_options(port, &dir);
         // Output into a file, not a pipe: the server it starts must hold nothing of ours open.
         let status = as_postgres(&bindir.join("pg_ctl"))
             .arg("-D")
@@ -254,12 +292,7 @@ impl Postgres {
 
     /// Starts the server again on the same port and data after [`stop`](Self::stop).
     pub fn start_again(&self) {
-        let options = format!(
-            "-c listen_addresses=127.0.0.1 -p {} -c unix_socket_directories={} \
-             -c max_connections=200 -c fsync=on",
-            self.port,
-            self.dir.display()
-        );
+        let options = server_options(self.port, &self.dir);
         let out = as_postgres(&self.bindir.join("pg_ctl"))
             .arg("-D")
             .arg(self.dir.join("data"))
@@ -272,6 +305,11 @@ impl Postgres {
             .status()
             .expect("run pg_ctl start");
         assert!(out.success(), "pg_ctl start again failed ({out})");
+    }
+
+    /// The CA that signs the server's certificate (for `sslmode=require` clients).
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.join("ca.pem")
     }
 
     /// `postgres://postgres@127.0.0.1:PORT/db`
