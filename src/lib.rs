@@ -253,9 +253,16 @@ pub async fn run(cfg: Config, listener: TcpListener) -> Result<(), StartError> {
             loop {
                 tokio::select! {
                     _ = stop.changed() => return,
-                    _ = tokio::time::sleep(Duration::from_secs(60)) => {
-                        pipeline.ladder.sweep(chrono::Utc::now().timestamp());
-                        pipeline.sweep();
+                    // Every 10 s: under a surge of distinct callers the limiter's idle keys
+                    // were the bulk of RSS between minute-long sweeps (BENCHMARKS.md). On the
+                    // blocking pool, so a long walk over the keys never holds up a request.
+                    _ = tokio::time::sleep(Duration::from_secs(10)) => {
+                        let pipeline = pipeline.clone();
+                        let _ = tokio::task::spawn_blocking(move || {
+                            pipeline.ladder.sweep(chrono::Utc::now().timestamp());
+                            pipeline.sweep();
+                        })
+                        .await;
                     }
                 }
             }
