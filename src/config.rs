@@ -821,11 +821,15 @@ impl Config {
                         "nuisance.redis_url",
                         "required when backend = \"redis\"".into(),
                     );
-                } else if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                } else if url.starts_with("rediss://") {
+                    // Refused here rather than failing at the first check: this build has no
+                    // TLS for Redis (the quota would silently fall back to local counting).
                     bad(
                         "nuisance.redis_url",
-                        "must be a redis:// or rediss:// URL".into(),
+                        "rediss:// (TLS) is not built in; use redis:// on a trusted network".into(),
                     );
+                } else if !url.starts_with("redis://") {
+                    bad("nuisance.redis_url", "must be a redis:// URL".into());
                 }
             }
             other => bad(
@@ -1104,6 +1108,52 @@ mod tests {
         ] {
             assert!(keys.contains(&want), "missing {want} in {keys:?}");
         }
+    }
+
+    #[test]
+    fn several_node_settings_are_checked() {
+        let err = load(
+            r#"
+            [server]
+            listen = "127.0.0.1:1"
+            [storage]
+            backend = "postgres"
+            url = "mysql://user:pw@db/x"
+            lease = "1s"
+            [dispatch]
+            timeout = "5s"
+            [nuisance]
+            backend = "redis"
+            redis_url = "rediss://cache:6380/"
+            "#,
+        )
+        .unwrap_err();
+        let keys: Vec<&str> = err.problems.iter().map(|p| p.key.as_str()).collect();
+        for want in ["storage.url", "storage.lease", "nuisance.redis_url"] {
+            assert!(keys.contains(&want), "missing {want} in {keys:?}");
+        }
+        // The URL's password never reaches the message.
+        assert!(!err.to_string().contains("pw"), "{err}");
+        let cfg = load(
+            r#"
+            [server]
+            listen = "127.0.0.1:1"
+            [storage]
+            backend = "postgres"
+            url = "postgres://hotline:pw@db:5432/hotline?sslmode=require"
+            ca_file = "pg-ca.pem"
+            [nuisance]
+            backend = "redis"
+            redis_url = "redis://cache:6379/"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(cfg.derived.lease, Duration::from_secs(30));
+        assert_eq!(
+            cfg.storage.ca_file.as_deref(),
+            Some(Path::new("/etc/hotline/pg-ca.pem"))
+        );
+        assert!(!format!("{cfg:?}").contains(":pw@"), "URL secrets redacted");
     }
 
     #[test]
