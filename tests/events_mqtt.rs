@@ -18,10 +18,34 @@ struct Broker(Child);
 
 impl Broker {
     fn start(dir: &Path, port: u16) -> Broker {
+        Broker::start_with(dir, port, "persistence false\n")
+    }
+
+    /// A broker that keeps sessions across a graceful restart (saved on SIGTERM, loaded on
+    /// start), as a production broker does: a persistent subscriber then misses nothing that
+    /// was published while it was reconnecting.
+    fn start_persistent(dir: &Path, port: u16) -> Broker {
+        // Mosquitto started as root drops to its own user: give it a folder it can write.
+        use std::os::unix::fs::PermissionsExt;
+        let state = dir.join("mqtt-state");
+        std::fs::create_dir_all(&state).unwrap();
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o777)).unwrap();
+        Broker::start_with(
+            dir,
+            port,
+            &format!(
+                "persistence true\npersistence_location {}/\n",
+                state.display()
+            ),
+        )
+    }
+
+    fn start_with(dir: &Path, port: u16, extra: &str) -> Broker {
         let conf = dir.join(format!("mosquitto-{port}.conf"));
         std::fs::write(
             &conf,
-            format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
+            format!("listener {port} 127.0.0.1\nallow_anonymous true\n{extra}"),
         )
         .unwrap();
         let child = Command::new("mosquitto")
@@ -35,6 +59,16 @@ impl Broker {
             std::net::TcpStream::connect(("127.0.0.1", port)).ok()
         });
         Broker(child)
+    }
+}
+
+impl Broker {
+    /// SIGTERM and wait: the broker saves its sessions and exits.
+    fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let _ = self.0.wait();
     }
 }
 
@@ -52,6 +86,11 @@ struct Subscriber {
 
 impl Subscriber {
     fn start(port: u16, id: &str) -> Subscriber {
+        Subscriber::start_with(port, id, true)
+    }
+
+    /// With `clean_session` false the broker queues QoS 1 messages for it while it is away.
+    fn start_with(port: u16, id: &str, clean_session: bool) -> Subscriber {
         let got = Arc::new(Mutex::new(Vec::new()));
         let sink = got.clone();
         let id = id.to_string();
@@ -63,6 +102,7 @@ impl Subscriber {
             rt.block_on(async move {
                 let mut opts = rumqttc::MqttOptions::new(id, "127.0.0.1", port);
                 opts.set_keep_alive(Duration::from_secs(5));
+                opts.set_clean_session(clean_session);
                 let (client, mut ev) = rumqttc::AsyncClient::new(opts, 100);
                 loop {
                     match ev.poll().await {
@@ -183,12 +223,20 @@ fn state_changes_arrive_as_masked_events_and_status_is_retained() {
 fn a_broker_outage_never_slows_intake_and_loses_no_event() {
     let dir = tempfile::tempdir().unwrap();
     let bport = free_port();
-    let broker = Broker::start(dir.path(), bport);
+    let broker = Broker::start_persistent(dir.path(), bport);
     let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
     let gw = Gateway::start(dir.path(), &sim.url, &mqtt_extra(bport));
-    let sub = Subscriber::start(bport, "test-sub-2");
+    // A persistent session: whichever of the gateway and the subscriber reconnects first after
+    // the outage, the broker holds the events for the subscriber (with a clean session, the
+    // gateway could publish before the subscriber had subscribed again, and the test would
+    // lose what the gateway delivered correctly).
+    let sub = Subscriber::start_with(bport, "test-sub-2", false);
     sub.wait_for("hotline/gateway/status", |v| v["status"] == "online");
-    drop(broker);
+    broker.stop();
+    assert!(
+        dir.path().join("mqtt-state/mosquitto.db").exists(),
+        "the broker saved its sessions"
+    );
 
     // Broker down: intake goes on.
     let mut numbers = Vec::new();
@@ -198,7 +246,7 @@ fn a_broker_outage_never_slows_intake_and_loses_no_event() {
         numbers.push(b["orders"][0]["number"].as_str().unwrap().to_string());
     }
     // Broker back on the same port: every accepted event arrives.
-    let _broker = Broker::start(dir.path(), bport);
+    let _broker = Broker::start_persistent(dir.path(), bport);
     wait_until(
         "all ten accepted events after the outage",
         Duration::from_secs(60),
