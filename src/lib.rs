@@ -126,6 +126,23 @@ async fn open_store(cfg: &Config, sinks: store::Sinks) -> Result<Arc<dyn Store>,
     }
 }
 
+/// Applies `nuisance.redis_ca_file` to the shared limiter, when set.
+fn with_redis_ca(
+    shared: pipeline::redis_limiter::RedisGcra,
+    cfg: &Config,
+) -> Result<pipeline::redis_limiter::RedisGcra, String> {
+    match &cfg.nuisance.redis_ca_file {
+        None => Ok(shared),
+        Some(path) => {
+            let pem = std::fs::read(path)
+                .map_err(|e| format!("nuisance.redis_ca_file {}: {e}", path.display()))?;
+            shared
+                .with_ca(cfg.nuisance.redis_url.expose(), pem)
+                .map_err(|e| e.to_string())
+        }
+    }
+}
+
 /// Runs the gateway on `listener` until SIGINT/SIGTERM: opens the store, starts the relay and
 /// the ladder's sweeper, serves HTTP, and on shutdown finishes in-flight requests, then stops
 /// the relay.
@@ -175,7 +192,14 @@ pub async fn run(cfg: Config, listener: TcpListener) -> Result<(), StartError> {
             // admin token), so a Redis dump does not give phone numbers back by brute force
             // over the 11-digit space. Rotating the token starts every quota afresh.
             Ok(shared) => {
-                ladder.share_quota(shared.with_secret(cfg.admin.token.expose().as_bytes()))
+                let shared = shared.with_secret(cfg.admin.token.expose().as_bytes());
+                match with_redis_ca(shared, &cfg) {
+                    Ok(shared) => ladder.share_quota(shared),
+                    Err(e) => {
+                        tracing::error!(error = %e, "Shared quota off; counting on this node only.");
+                        ladder
+                    }
+                }
             }
             Err(e) => {
                 tracing::error!(error = %e, "Shared quota off; counting on this node only.");

@@ -54,6 +54,10 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
+    // One TLS crypto provider for the whole process (reqwest, lettre, PostgreSQL, Redis): rustls
+    // refuses to guess when more than one could be compiled in. An error only means one is
+    // installed already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve {
         config: PathBuf::from(DEFAULT_CONFIG_PATH),

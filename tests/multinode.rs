@@ -667,3 +667,43 @@ fn a_node_reaches_postgres_over_verified_tls_when_the_url_asks() {
     assert!(tls.parse::<u32>().unwrap() > 0, "no TLS connection");
     assert_eq!(plain, "0", "a plaintext connection to the database");
 }
+
+#[test]
+fn the_shared_quota_works_over_tls_to_redis() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let sim = Sim::start(free_port(), &da.path().join("sim.jsonl"), &[]);
+    let redis = Redis::start_tls();
+    let mut cluster = Cluster::new("quota_tls", &sim.url);
+    cluster.extra = format!(
+        "[nuisance]\nbackend = \"redis\"\nredis_url = \"{}\"\nredis_ca_file = \"{}\"\n\
+         quota = 2\nper = \"1h\"\n",
+        redis.url(),
+        redis.ca_file().display()
+    );
+    assert!(redis.url().starts_with("rediss://"));
+    let a = cluster.node(da.path(), 7);
+    let b = cluster.node(db.path(), 8);
+    let phone = "13955550077";
+    for content in ["路口红绿灯坏了", "人行道地砖松动"] {
+        let (s, body) = a.submit(json!({"content": content, "phone": phone}));
+        assert_eq!(s, 202, "{body}");
+    }
+    let (s, body) = b.submit(json!({"content": "公交站牌倒了", "phone": phone}));
+    assert_eq!(
+        s, 429,
+        "the third on the other node is over the shared quota: {body}"
+    );
+    for gw in [&a, &b] {
+        let text = client()
+            .get(format!("{}/metrics", gw.url))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        assert_eq!(
+            metric_sum(&text, "hotline_limiter_fallback_total"),
+            0.0,
+            "every decision came from Redis over TLS"
+        );
+    }
+}

@@ -176,6 +176,20 @@ impl RedisGcra {
         })
     }
 
+    /// For a `rediss://` URL: TLS verified against the CA certificate(s) in `ca_pem` (PEM)
+    /// instead of the system's roots, the usual case for a city's own Redis.
+    pub fn with_ca(mut self, url: &str, ca_pem: Vec<u8>) -> Result<RedisGcra, LimiterError> {
+        self.client = redis::Client::build_with_tls(
+            url,
+            redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(ca_pem),
+            },
+        )
+        .map_err(|e| LimiterError::Unavailable(format!("redis TLS: {e}")))?;
+        Ok(self)
+    }
+
     /// Names keys by HMAC-SHA-256 of the identity under `secret` instead of plain SHA-256, so
     /// the hashes in Redis cannot be reversed by hashing every phone number. Every node sharing
     /// the quota must use the same secret; changing it starts every caller on a fresh quota.

@@ -98,7 +98,7 @@ fn server_options(port: u16, dir: &Path) -> String {
 
 /// A CA (`ca.pem`) and a server certificate for 127.0.0.1 signed by it, in `dir`, readable by
 /// the server (the key only by its owner, as PostgreSQL insists).
-fn make_certificates(dir: &Path) {
+pub fn make_certificates(dir: &Path) {
     let script = "set -e; \
         openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 \
           -subj /CN=hotline-test-ca 2>/dev/null; \
@@ -386,6 +386,8 @@ pub struct Redis {
     child: Option<Child>,
     watchdog: Option<Child>,
     dir: tempfile::TempDir,
+    /// TLS only (`rediss://`), with a certificate from its own CA.
+    tls: bool,
 }
 
 impl Redis {
@@ -396,18 +398,49 @@ impl Redis {
             child: None,
             watchdog: None,
             dir: tempfile::tempdir().expect("a folder for redis"),
+            tls: false,
         };
         r.spawn();
         r
     }
 
-    /// `redis://127.0.0.1:PORT/`
+    /// Starts `redis-server` answering TLS only, with a certificate for 127.0.0.1 signed by its
+    /// own CA ([`ca_file`](Self::ca_file)).
+    pub fn start_tls() -> Redis {
+        let mut r = Redis {
+            port: free_port(),
+            child: None,
+            watchdog: None,
+            dir: tempfile::tempdir().expect("a folder for redis"),
+            tls: true,
+        };
+        make_certificates(r.dir.path());
+        r.spawn();
+        r
+    }
+
+    /// The CA that signs a TLS server's certificate.
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    /// `redis://127.0.0.1:PORT/` (`rediss://` for a TLS server).
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
+        let scheme = if self.tls { "rediss" } else { "redis" };
+        format!("{scheme}://127.0.0.1:{}/", self.port)
     }
 
     /// Whether the server answers PING now.
     pub fn ping(&self) -> bool {
+        if self.tls {
+            return Command::new("redis-cli")
+                .args(["--tls", "--cacert"])
+                .arg(self.ca_file())
+                .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "ping"])
+                .output()
+                .map(|o| o.stdout.starts_with(b"PONG"))
+                .unwrap_or(false);
+        }
         let Ok(mut s) = TcpStream::connect_timeout(
             &std::net::SocketAddr::from(([127, 0, 0, 1], self.port)),
             Duration::from_millis(500),
@@ -450,10 +483,28 @@ impl Redis {
             .open(self.log())
             .expect("redis log file");
         let port = self.port.to_string();
+        let d = self.dir.path().display();
+        let listen: Vec<String> = if self.tls {
+            vec![
+                "--port".into(),
+                "0".into(),
+                "--tls-port".into(),
+                port.clone(),
+                "--tls-cert-file".into(),
+                format!("{d}/server.pem"),
+                "--tls-key-file".into(),
+                format!("{d}/server.key"),
+                "--tls-ca-cert-file".into(),
+                format!("{d}/ca.pem"),
+                "--tls-auth-clients".into(),
+                "no".into(),
+            ]
+        } else {
+            vec!["--port".into(), port.clone()]
+        };
         let child = Command::new("redis-server")
+            .args(&listen)
             .args([
-                "--port",
-                &port,
                 "--bind",
                 "127.0.0.1",
                 "--save",
