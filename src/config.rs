@@ -942,31 +942,16 @@ impl Config {
         if self.storage.path.is_relative() {
             self.storage.path = base.join(&self.storage.path);
         }
-        if let Some(dir) = &self.rules.dir {
-            if dir.is_relative() {
-                self.rules.dir = Some(base.join(dir));
+        let resolve = |p: &mut Option<PathBuf>| {
+            if let Some(f) = p.as_ref().filter(|f| f.is_relative()) {
+                *p = Some(base.join(f));
             }
-        }
-        if let Some(f) = &self.mqtt.ca_file {
-            if f.is_relative() {
-                self.mqtt.ca_file = Some(base.join(f));
-            }
-        }
-        if let Some(f) = &self.storage.ca_file {
-            if f.is_relative() {
-                self.storage.ca_file = Some(base.join(f));
-            }
-        }
-        if let Some(f) = &self.nuisance.redis_ca_file {
-            if f.is_relative() {
-                self.nuisance.redis_ca_file = Some(base.join(f));
-            }
-        }
-        if let Some(dir) = &self.mail.templates {
-            if dir.is_relative() {
-                self.mail.templates = Some(base.join(dir));
-            }
-        }
+        };
+        resolve(&mut self.rules.dir);
+        resolve(&mut self.mqtt.ca_file);
+        resolve(&mut self.storage.ca_file);
+        resolve(&mut self.nuisance.redis_ca_file);
+        resolve(&mut self.mail.templates);
     }
 
     /// Lines for `check-config`: a summary a human can read, secrets redacted.

@@ -402,12 +402,7 @@ fn the_same_push_on_both_nodes_at_once_is_one_order_with_one_answer() {
     let races: f64 = [&a, &b]
         .iter()
         .map(|g| {
-            let text = client()
-                .get(format!("{}/metrics", g.url))
-                .send()
-                .unwrap()
-                .text()
-                .unwrap();
+            let text = g.metrics();
             metric_sum(&text, "hotline_dedupe_races_total")
         })
         .sum();
@@ -597,12 +592,7 @@ fn redis_down_falls_back_to_local_quota_and_keeps_accepting() {
         "the local quota of 2 while redis is down: {body}"
     );
 
-    let metrics = client()
-        .get(format!("{}/metrics", gw.url))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let metrics = gw.metrics();
     let errors = metric_sum(&metrics, "hotline_limiter_redis_errors_total")
         + metric_sum(&metrics, "hotline_limiter_fallback_total");
     assert!(
@@ -694,12 +684,7 @@ fn the_shared_quota_works_over_tls_to_redis() {
         "the third on the other node is over the shared quota: {body}"
     );
     for gw in [&a, &b] {
-        let text = client()
-            .get(format!("{}/metrics", gw.url))
-            .send()
-            .unwrap()
-            .text()
-            .unwrap();
+        let text = gw.metrics();
         assert_eq!(
             metric_sum(&text, "hotline_limiter_fallback_total"),
             0.0,

@@ -393,28 +393,26 @@ pub struct Redis {
 impl Redis {
     /// Starts `redis-server` on a free port and waits until it answers PING.
     pub fn start() -> Redis {
-        let mut r = Redis {
-            port: free_port(),
-            child: None,
-            watchdog: None,
-            dir: tempfile::tempdir().expect("a folder for redis"),
-            tls: false,
-        };
-        r.spawn();
-        r
+        Redis::launch(false)
     }
 
     /// Starts `redis-server` answering TLS only, with a certificate for 127.0.0.1 signed by its
     /// own CA ([`ca_file`](Self::ca_file)).
     pub fn start_tls() -> Redis {
+        Redis::launch(true)
+    }
+
+    fn launch(tls: bool) -> Redis {
         let mut r = Redis {
             port: free_port(),
             child: None,
             watchdog: None,
             dir: tempfile::tempdir().expect("a folder for redis"),
-            tls: true,
+            tls,
         };
-        make_certificates(r.dir.path());
+        if tls {
+            make_certificates(r.dir.path());
+        }
         r.spawn();
         r
     }
