@@ -126,19 +126,27 @@ async fn open_store(cfg: &Config, sinks: store::Sinks) -> Result<Arc<dyn Store>,
     }
 }
 
-/// Applies `nuisance.redis_ca_file` to the shared limiter, when set.
-fn with_redis_ca(
-    shared: pipeline::redis_limiter::RedisGcra,
-    cfg: &Config,
-) -> Result<pipeline::redis_limiter::RedisGcra, String> {
+/// The quota shared through Redis (`[nuisance] backend = "redis"`).
+fn shared_quota(cfg: &Config) -> Result<pipeline::redis_limiter::RedisGcra, String> {
+    let url = cfg.nuisance.redis_url.expose();
+    let shared = pipeline::redis_limiter::RedisGcra::new(
+        url,
+        "hotline:",
+        cfg.nuisance.quota,
+        cfg.derived.nuisance_per,
+        Duration::from_millis(200),
+    )
+    .map_err(|e| e.to_string())?
+    // Keys in Redis are an HMAC of the identity under a secret all nodes share (the admin
+    // token), so a Redis dump does not give phone numbers back by brute force over the
+    // 11-digit space. Rotating the token starts every quota afresh.
+    .with_secret(cfg.admin.token.expose().as_bytes());
     match &cfg.nuisance.redis_ca_file {
         None => Ok(shared),
         Some(path) => {
             let pem = std::fs::read(path)
                 .map_err(|e| format!("nuisance.redis_ca_file {}: {e}", path.display()))?;
-            shared
-                .with_ca(cfg.nuisance.redis_url.expose(), pem)
-                .map_err(|e| e.to_string())
+            shared.with_ca(url, pem).map_err(|e| e.to_string())
         }
     }
 }
@@ -181,26 +189,8 @@ pub async fn run(cfg: Config, listener: TcpListener) -> Result<(), StartError> {
     .await?;
     let ladder = if cfg.nuisance.backend == "redis" {
         // Connects lazily: Redis being down at start-up only means local quotas until it is up.
-        match pipeline::redis_limiter::RedisGcra::new(
-            cfg.nuisance.redis_url.expose(),
-            "hotline:",
-            cfg.nuisance.quota,
-            cfg.derived.nuisance_per,
-            Duration::from_millis(200),
-        ) {
-            // Keys in Redis are an HMAC of the identity under a secret all nodes share (the
-            // admin token), so a Redis dump does not give phone numbers back by brute force
-            // over the 11-digit space. Rotating the token starts every quota afresh.
-            Ok(shared) => {
-                let shared = shared.with_secret(cfg.admin.token.expose().as_bytes());
-                match with_redis_ca(shared, &cfg) {
-                    Ok(shared) => ladder.share_quota(shared),
-                    Err(e) => {
-                        tracing::error!(error = %e, "Shared quota off; counting on this node only.");
-                        ladder
-                    }
-                }
-            }
+        match shared_quota(&cfg) {
+            Ok(shared) => ladder.share_quota(shared),
             Err(e) => {
                 tracing::error!(error = %e, "Shared quota off; counting on this node only.");
                 ladder

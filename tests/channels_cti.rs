@@ -131,17 +131,6 @@ fn suspend(gw: &Gateway, phone: &str, reason: &str) {
     assert!(r.status().is_success(), "suspend: {}", r.status());
 }
 
-fn order_numbers(answer: &Value) -> Vec<String> {
-    answer["orders"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|o| o["number"].as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// Waits for the outbox to drain and returns every first delivery the sim recorded.
 fn settled_deliveries(gw: &Gateway, sim: &Sim) -> Vec<Value> {
     wait_until("an empty outbox", LONG, || {
@@ -243,7 +232,7 @@ fn generic_calls_continue_transfer_say_and_register_orders() {
     });
     let r = generic_ok(&gw, "desk", &reg);
     assert_eq!(r["action"], "continue", "{r}");
-    let numbers = order_numbers(&r);
+    let numbers = numbers(&r);
     assert_eq!(numbers.len(), 2, "one order per item: {r}");
     assert!(
         r["text"].as_str().unwrap_or_default().contains(&numbers[0]),
@@ -442,7 +431,7 @@ fn generic_ladder_flags_long_calls_quota_and_emergencies_bypass() {
                      "to": "12345", "at": AT,
                      "order": {"content": "小区二次供水水质发黄", "category": "complaint"}});
     let r = generic_ok(&gw, "desk", &reg);
-    assert_eq!(order_numbers(&r).len(), 1, "{r}");
+    assert_eq!(numbers(&r).len(), 1, "{r}");
     assert_eq!(
         generic_ok(&gw, "desk", &ended("ok-1", citizen, 1500)),
         json!({"action": "continue"})
@@ -497,7 +486,7 @@ fn generic_ladder_flags_long_calls_quota_and_emergencies_bypass() {
 
     // Only the registered matter reached dispatch; no redirect did.
     let lines = settled_deliveries(&gw, &sim);
-    assert_eq!(delivered_orders(&lines), order_numbers(&r));
+    assert_eq!(delivered_orders(&lines), numbers(&r));
 
     assert_no_raw_numbers(&gw, &[abuser, lingerer, citizen, brief, frequent]);
 }
@@ -1118,7 +1107,7 @@ fn ivr_status_query_answers_the_orders_status() {
     let gw = Gateway::start(dir.path(), &sim.url, &generic_profiles());
     let reg = json!({"event": "call.registered", "call_id": "st-1", "from": "13755550001",
                      "order": {"content": "路灯坏了"}});
-    let number = order_numbers(&generic_ok(&gw, "desk", &reg)).remove(0);
+    let number = numbers(&generic_ok(&gw, "desk", &reg)).remove(0);
     wait_until("the order at dispatch", LONG, || {
         delivered_orders(&sim.lines())
             .contains(&number)

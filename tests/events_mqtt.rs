@@ -91,18 +91,22 @@ impl Subscriber {
 
     /// With `clean_session` false the broker queues QoS 1 messages for it while it is away.
     fn start_with(port: u16, id: &str, clean_session: bool) -> Subscriber {
+        let mut opts = rumqttc::MqttOptions::new(id, "127.0.0.1", port);
+        opts.set_clean_session(clean_session);
+        Subscriber::with_options(opts)
+    }
+
+    /// A subscriber with its own connection options (TLS, credentials).
+    fn with_options(mut opts: rumqttc::MqttOptions) -> Subscriber {
         let got = Arc::new(Mutex::new(Vec::new()));
         let sink = got.clone();
-        let id = id.to_string();
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .unwrap();
             rt.block_on(async move {
-                let mut opts = rumqttc::MqttOptions::new(id, "127.0.0.1", port);
                 opts.set_keep_alive(Duration::from_secs(5));
-                opts.set_clean_session(clean_session);
                 let (client, mut ev) = rumqttc::AsyncClient::new(opts, 100);
                 loop {
                     match ev.poll().await {
@@ -307,36 +311,11 @@ fn events_reach_a_broker_that_requires_tls_and_a_password() {
         std::net::TcpStream::connect(("127.0.0.1", port)).ok()
     });
     // A subscriber with the same CA and password.
-    let got = Arc::new(Mutex::new(Vec::<Value>::new()));
-    let sink = got.clone();
+    let mut opts = rumqttc::MqttOptions::new("tls-sub", "localhost", port);
+    opts.set_credentials("gateway", "s3cret pass");
     let ca = std::fs::read(d.join("ca.pem")).unwrap();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let mut opts = rumqttc::MqttOptions::new("tls-sub", "localhost", port);
-            opts.set_credentials("gateway", "s3cret pass");
-            opts.set_transport(rumqttc::Transport::tls(ca, None, None));
-            let (client, mut ev) = rumqttc::AsyncClient::new(opts, 100);
-            loop {
-                match ev.poll().await {
-                    Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_))) => {
-                        let _ = client
-                            .subscribe("hotline/#", rumqttc::QoS::AtLeastOnce)
-                            .await;
-                    }
-                    Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) => {
-                        let v: Value = serde_json::from_slice(&p.payload).unwrap_or(Value::Null);
-                        sink.lock().unwrap().push(v);
-                    }
-                    Ok(_) => {}
-                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-                }
-            }
-        });
-    });
+    opts.set_transport(rumqttc::Transport::tls(ca, None, None));
+    let sub = Subscriber::with_options(opts);
     let sim = Sim::start(free_port(), &d.join("sim.jsonl"), &[]);
     let extra = format!(
         "[mqtt]\nurl = \"mqtts://gateway:s3cret%20pass@localhost:{port}\"\nca_file = \"ca.pem\"\n"
@@ -345,12 +324,8 @@ fn events_reach_a_broker_that_requires_tls_and_a_password() {
     let (s, b) = gw.submit(json!({"content": "加密通道：路灯不亮", "phone": "13900002222"}));
     assert_eq!(s, 202, "{b}");
     let number = b["orders"][0]["number"].as_str().unwrap().to_string();
-    wait_until("the accepted event over TLS", LONG, || {
-        got.lock()
-            .unwrap()
-            .iter()
-            .any(|v| v["number"] == number.as_str())
-            .then_some(())
+    sub.wait_for("hotline/orders/accepted", |v| {
+        v["number"] == number.as_str()
     });
     assert!(
         !gw.logs().contains("s3cret"),

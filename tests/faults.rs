@@ -195,12 +195,7 @@ fn operators_see_metrics_openapi_health_and_no_secrets() {
     );
     gw.submit(json!({"content": "指标：路灯坏了"}));
     let c = client();
-    let metrics = c
-        .get(format!("{}/metrics", gw.url))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let metrics = gw.metrics();
     for name in [
         "hotline_http_requests_total",
         "hotline_http_request_duration_seconds",
