@@ -7,6 +7,7 @@
 
 pub mod broken;
 pub mod postgres;
+pub mod recent;
 pub mod sqlite;
 
 use async_trait::async_trait;

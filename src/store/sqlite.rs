@@ -9,6 +9,7 @@
 //! (disk full, read-only file system) every caller in the group gets `Unavailable`: nobody is
 //! told "stored" for something that is not on disk.
 
+use super::recent::RecentIdentities;
 use super::{
     event_rows, masked, CallerRecord, DeadLetter, Delivery, EventRow, Intake, IntakeResult,
     OpenOrder, OrderState, OutboxEntry, OutboxStats, RedirectRecord, Store, StoreError, Suspension,
@@ -182,6 +183,8 @@ pub struct SqliteStore {
     readers: Arc<Vec<std::sync::Mutex<Connection>>>,
     next_reader: std::sync::atomic::AtomicUsize,
     stop_checkpoints: Arc<std::sync::atomic::AtomicBool>,
+    /// Who may have recent orders, so most submissions skip the read (see [`super::recent`]).
+    recent: Arc<RecentIdentities>,
 }
 
 impl Drop for SqliteStore {
@@ -192,6 +195,10 @@ impl Drop for SqliteStore {
 
 /// Read connections per store.
 const READERS: usize = 4;
+
+/// How far back the start-up load of [`RecentIdentities`] reaches: longer than any sensible
+/// `rules.duplicate_window` (a longer one just reads the store every time, as before).
+const RECENT_LOOKBACK_SECS: i64 = 31 * 24 * 3600;
 
 impl SqliteStore {
     /// Opens (or creates) the store in `dir`, checks it, and starts the writer thread.
@@ -256,6 +263,8 @@ impl SqliteStore {
                 .map_err(map_err)?;
             readers.push(std::sync::Mutex::new(r));
         }
+        let recent = Arc::new(RecentIdentities::new());
+        load_recent(&path, recent.clone())?;
         Ok(SqliteStore {
             tx,
             depth,
@@ -263,6 +272,7 @@ impl SqliteStore {
             readers: Arc::new(readers),
             next_reader: std::sync::atomic::AtomicUsize::new(0),
             stop_checkpoints: stop,
+            recent,
         })
     }
 
@@ -334,6 +344,50 @@ impl SqliteStore {
         .await
         .map_err(|e| StoreError::Internal(format!("read task failed: {e}")))?
     }
+}
+
+/// Notes the identities of the orders of the last [`RECENT_LOOKBACK_SECS`] in the filter, on a
+/// thread of its own so start-up does not wait (until it is done every look-up reads the store).
+/// The writer notes new orders meanwhile, so nothing committed during the load is missed.
+fn load_recent(path: &Path, recent: Arc<RecentIdentities>) -> Result<(), StoreError> {
+    let from = chrono::Utc::now().timestamp() - RECENT_LOOKBACK_SECS;
+    recent.begin_load(from);
+    let path = path.to_path_buf();
+    std::thread::Builder::new()
+        .name("store-recent".into())
+        .spawn(move || {
+            let scan = || -> rusqlite::Result<u64> {
+                let conn = Connection::open_with_flags(
+                    &path,
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                        | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                conn.busy_timeout(std::time::Duration::from_secs(5))?;
+                // The (identity, created_at) index holds both columns: a scan of it never
+                // touches the table.
+                let mut st = conn.prepare(
+                    "SELECT identity FROM orders INDEXED BY orders_identity WHERE created_at >= ?1",
+                )?;
+                let mut rows = st.query([from])?;
+                let mut n = 0;
+                while let Some(r) = rows.next()? {
+                    let identity: String = r.get(0)?;
+                    recent.note(&identity, from);
+                    n += 1;
+                }
+                Ok(n)
+            };
+            match scan() {
+                Ok(n) => tracing::debug!(orders = n, "Recent identities loaded."),
+                Err(e) => {
+                    tracing::warn!(error = %e, "Cannot load recent identities; every look-up reads the store.");
+                    recent.disable();
+                }
+            }
+            recent.loaded();
+        })
+        .map(drop)
+        .map_err(|e| StoreError::Internal(format!("cannot start the recent-identities load: {e}")))
 }
 
 fn damaged(path: &Path, e: rusqlite::Error) -> StoreError {
@@ -451,6 +505,7 @@ impl Store for SqliteStore {
     async fn commit_intake(&self, intake: Intake) -> Result<IntakeResult, StoreError> {
         let depth = self.depth.clone();
         let events = self.events;
+        let recent = self.recent.clone();
         let n = intake.orders.len() as u64;
         let r = self
             .call(move |conn| {
@@ -479,6 +534,8 @@ impl Store for SqliteStore {
                     }
                     let body = serde_json::to_string(&o.body)
                         .map_err(|e| StoreError::Internal(format!("encode: {e}")))?;
+                    // Before the commit: whoever can read this order finds it noted.
+                    recent.note(&o.identity, intake.now);
                     exec(
                         conn,
                         "INSERT INTO orders(number, identity, category, content, created_at) \
@@ -770,6 +827,10 @@ impl Store for SqliteStore {
         identity: String,
         since: i64,
     ) -> Result<Vec<OpenOrder>, StoreError> {
+        if self.recent.may_have_since(&identity, since) == Some(false) {
+            metrics::counter!("hotline_recent_reads_skipped_total").increment(1);
+            return Ok(Vec::new());
+        }
         self.read_quick(move |conn| {
             let mut stmt = conn
                 .prepare_cached(
@@ -1135,6 +1196,78 @@ mod tests {
                 .collect(),
             now: 1_764_400_000,
         }
+    }
+
+    /// Waits until the start-up load of the recent-identities filter is done.
+    async fn recent_loaded(s: &SqliteStore) {
+        for _ in 0..500 {
+            if s.recent
+                .may_have_since("phone:nobody", chrono::Utc::now().timestamp())
+                .is_some()
+            {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("the recent-identities load did not finish");
+    }
+
+    #[tokio::test]
+    async fn recent_orders_are_found_after_a_restart_and_absent_callers_skip_the_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = chrono::Utc::now().timestamp();
+        let since = now - 7 * 24 * 3600;
+        {
+            let s = SqliteStore::open(dir.path()).unwrap();
+            let mut i = intake(None, 1);
+            i.now = now;
+            s.commit_intake(i).await.unwrap();
+            // Noted at commit: found before and after the load finishes.
+            assert_eq!(
+                s.recent_orders_of("phone:13800000000".into(), since)
+                    .await
+                    .unwrap()
+                    .len(),
+                1
+            );
+            recent_loaded(&s).await;
+            assert_eq!(
+                s.recent_orders_of("phone:13800000000".into(), since)
+                    .await
+                    .unwrap()
+                    .len(),
+                1
+            );
+        }
+        // After a restart the filter is rebuilt from the store.
+        let s = SqliteStore::open(dir.path()).unwrap();
+        recent_loaded(&s).await;
+        assert_eq!(
+            s.recent.may_have_since("phone:13800000000", since),
+            Some(true)
+        );
+        assert_eq!(
+            s.recent_orders_of("phone:13800000000".into(), since)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(
+            s.recent.may_have_since("phone:13900000000", since),
+            Some(false)
+        );
+        assert!(s
+            .recent_orders_of("phone:13900000000".into(), since)
+            .await
+            .unwrap()
+            .is_empty());
+        // A look-back beyond what the filter covers reads the store.
+        assert_eq!(
+            s.recent
+                .may_have_since("phone:13900000000", now - 400 * 24 * 3600),
+            None
+        );
     }
 
     #[tokio::test]
