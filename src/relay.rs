@@ -71,6 +71,9 @@ pub struct Relay {
     cfg: RelayConfig,
     store: Arc<dyn Store>,
     client: reqwest::Client,
+    /// `cfg.url` parsed once: parsing the whole URL (host and all) for every attempt was a
+    /// fifth of the relay's samples under load; each attempt now only sets the path.
+    base: Option<reqwest::Url>,
     wake: Arc<Notify>,
     state: Arc<RelayState>,
 }
@@ -99,10 +102,12 @@ impl Relay {
             .connect_timeout(cfg.timeout)
             .pool_max_idle_per_host(cfg.concurrency)
             .build()?;
+        let base = reqwest::Url::parse(&cfg.url).ok();
         Ok(Relay {
             cfg,
             store,
             client,
+            base,
             wake,
             state,
         })
@@ -250,7 +255,23 @@ impl Relay {
 
     async fn attempt(&self, e: &OutboxEntry) -> Attempt {
         let ts = chrono::Utc::now().timestamp();
-        let url = format!("{}{}", self.cfg.url.trim_end_matches('/'), e.path);
+        let url = match &self.base {
+            Some(base) => {
+                let mut u = base.clone();
+                u.set_path(&format!("{}{}", base.path().trim_end_matches('/'), e.path));
+                u
+            }
+            // The configuration check accepts only URLs that parse; should one not, every
+            // attempt fails as a connection error and is retried, as before.
+            None => match reqwest::Url::parse(&format!(
+                "{}{}",
+                self.cfg.url.trim_end_matches('/'),
+                e.path
+            )) {
+                Ok(u) => u,
+                Err(err) => return Attempt::Retryable(format!("dispatch URL: {err}")),
+            },
+        };
         let mut req = self
             .client
             .post(url)
