@@ -255,23 +255,13 @@ impl Relay {
 
     async fn attempt(&self, e: &OutboxEntry) -> Attempt {
         let ts = chrono::Utc::now().timestamp();
-        let url = match &self.base {
-            Some(base) => {
-                let mut u = base.clone();
-                u.set_path(&format!("{}{}", base.path().trim_end_matches('/'), e.path));
-                u
-            }
-            // The configuration check accepts only URLs that parse; should one not, every
-            // attempt fails as a connection error and is retried, as before.
-            None => match reqwest::Url::parse(&format!(
-                "{}{}",
-                self.cfg.url.trim_end_matches('/'),
-                e.path
-            )) {
-                Ok(u) => u,
-                Err(err) => return Attempt::Retryable(format!("dispatch URL: {err}")),
-            },
+        // The configuration check accepts only http(s) URLs; one that still does not parse
+        // fails every attempt as retryable, as a connection error did before.
+        let Some(base) = &self.base else {
+            return Attempt::Retryable("dispatch.url does not parse".into());
         };
+        let mut url = base.clone();
+        url.set_path(&format!("{}{}", base.path().trim_end_matches('/'), e.path));
         let mut req = self
             .client
             .post(url)

@@ -310,6 +310,13 @@ pub struct Sinks {
     pub mail: bool,
 }
 
+impl Sinks {
+    /// Whether any sink records events (if none, an event's payload need not be built).
+    pub fn any(self) -> bool {
+        self.mqtt || self.mail
+    }
+}
+
 /// `YYYYMMDD` + two-digit node id + a sequence of at least six digits: 16 digits a day until a
 /// node takes its millionth order that day, readable on the phone in four groups of four.
 pub fn order_number(day: &str, node_id: u8, seq: i64) -> String {
@@ -345,7 +352,7 @@ pub(crate) fn event_rows(
     mail_to: Option<&str>,
 ) -> Vec<(&'static str, String)> {
     let mut rows = Vec::new();
-    if !sinks.mqtt && !sinks.mail {
+    if !sinks.any() {
         return rows;
     }
     if let Some(o) = payload.as_object_mut() {

@@ -57,7 +57,7 @@ struct Generations {
 /// [`may_have_since`](Self::may_have_since) before reading.
 pub struct RecentIdentities {
     gens: RwLock<Generations>,
-    /// Set when the orders already in the store have been loaded (see `load`).
+    /// Set when the orders already in the store have been noted (see [`loaded`](Self::loaded)).
     ready: AtomicBool,
     /// Set if the load failed or overflowed: the filter then always says "ask the store".
     disabled: AtomicBool,
@@ -169,6 +169,14 @@ impl RecentIdentities {
 mod tests {
     use super::*;
 
+    /// A filter whose (empty) load covers everything since 0.
+    fn loaded_empty(capacity: u64) -> RecentIdentities {
+        let f = RecentIdentities::with_capacity(capacity);
+        f.begin_load(0);
+        f.loaded();
+        f
+    }
+
     #[test]
     fn unknown_until_loaded_then_certain_about_absent_identities() {
         let f = RecentIdentities::new();
@@ -186,9 +194,7 @@ mod tests {
 
     #[test]
     fn no_false_negatives_among_many() {
-        let f = RecentIdentities::new();
-        f.begin_load(0);
-        f.loaded();
+        let f = loaded_empty(CAPACITY);
         for i in 0..50_000 {
             f.note(&format!("phone:1380{i:07}"), 1);
         }
@@ -206,9 +212,7 @@ mod tests {
 
     #[test]
     fn a_full_generation_rotates_and_narrows_what_is_covered() {
-        let f = RecentIdentities::with_capacity(10);
-        f.begin_load(0);
-        f.loaded();
+        let f = loaded_empty(10);
         for i in 0..10 {
             f.note(&format!("a{i}"), 100);
         }

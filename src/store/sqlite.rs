@@ -119,7 +119,7 @@ CREATE TABLE IF NOT EXISTS probe (id INTEGER PRIMARY KEY, at INTEGER NOT NULL);
 ///
 /// Operations must be re-runnable (`FnMut`, SQL effects only): a group first runs without
 /// savepoints and, should any operation fail, is rolled back and run again with one savepoint
-/// per operation (see [`writer`]).
+/// per operation (see [`run_group`]).
 trait Op: Send {
     /// Runs the operation; `isolated` wraps it in its own savepoint. False if it failed.
     fn run(&mut self, conn: &Connection, isolated: bool) -> bool;
@@ -138,23 +138,20 @@ where
     F: FnMut(&Connection) -> Result<T, StoreError> + Send,
 {
     fn run(&mut self, conn: &Connection, isolated: bool) -> bool {
-        if !isolated {
-            let r = (self.f)(conn);
-            let ok = r.is_ok();
-            self.out = Some(r);
-            return ok;
-        }
-        // A savepoint per operation: a failing one is rolled back alone.
-        if let Err(e) = exec(conn, "SAVEPOINT op", []) {
-            self.out = Some(Err(map_err(e)));
-            return false;
+        // Isolated: a savepoint of its own, so a failing operation is rolled back alone.
+        if isolated {
+            if let Err(e) = exec(conn, "SAVEPOINT op", []) {
+                self.out = Some(Err(map_err(e)));
+                return false;
+            }
         }
         let r = (self.f)(conn);
         let ok = r.is_ok();
-        let end = if ok {
-            exec(conn, "RELEASE op", []).map(drop)
-        } else {
-            exec(conn, "ROLLBACK TO op", []).and_then(|_| exec(conn, "RELEASE op", []).map(drop))
+        let end = match (isolated, ok) {
+            (false, _) => Ok(()),
+            (true, true) => exec(conn, "RELEASE op", []).map(drop),
+            (true, false) => exec(conn, "ROLLBACK TO op", [])
+                .and_then(|_| exec(conn, "RELEASE op", []).map(drop)),
         };
         self.out = Some(match end {
             Ok(()) => r,
@@ -629,7 +626,7 @@ impl Store for SqliteStore {
                         params![number, o.body_with(&number), now],
                     )
                     .map_err(sql)?;
-                    if events.mqtt || events.mail {
+                    if events.any() {
                         emit(
                             conn,
                             events,
@@ -757,7 +754,7 @@ impl Store for SqliteStore {
         let events = self.events;
         self.call(move |conn| {
             for (id, d) in &results {
-                if (events.mqtt || events.mail) && !matches!(d, Delivery::Retry { .. }) {
+                if events.any() && !matches!(d, Delivery::Retry { .. }) {
                     let key: Option<String> = conn
                         .query_row(
                             "SELECT key FROM outbox WHERE id = ?1 AND state = 0 AND kind = 'order'",
@@ -1297,6 +1294,22 @@ mod tests {
         (Box::new(TypedOp { f, out: None, tx }), rx)
     }
 
+    /// An in-memory database with the table `t(x)` the test operations write.
+    fn table() -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t(x INTEGER)").unwrap();
+        conn
+    }
+
+    /// Runs a group as the writer does and answers its operations.
+    fn commit_group(conn: &Connection, mut group: Vec<Box<dyn Op>>) -> Result<(), String> {
+        let commit = run_group(conn, &mut group);
+        for op in group {
+            op.finish(commit.clone());
+        }
+        commit
+    }
+
     fn values(conn: &Connection) -> Vec<i64> {
         let mut st = conn.prepare("SELECT x FROM t ORDER BY x").unwrap();
         let rows = st.query_map([], |r| r.get(0)).unwrap();
@@ -1305,18 +1318,12 @@ mod tests {
 
     #[test]
     fn a_failing_operation_is_undone_alone_and_the_rest_of_its_group_commits() {
-        let conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch("CREATE TABLE t(x INTEGER)").unwrap();
+        let conn = table();
         let runs = Arc::new(AtomicU64::new(0));
         let (a, mut ra) = insert_op(1, false, runs.clone());
         let (b, mut rb) = insert_op(2, true, Arc::new(AtomicU64::new(0)));
         let (c, mut rc) = insert_op(3, false, Arc::new(AtomicU64::new(0)));
-        let mut group = vec![a, b, c];
-        let commit = run_group(&conn, &mut group);
-        assert!(commit.is_ok());
-        for op in group.drain(..) {
-            op.finish(commit.clone());
-        }
+        assert!(commit_group(&conn, vec![a, b, c]).is_ok());
         assert!(matches!(ra.try_recv(), Ok(Ok(()))));
         assert!(matches!(rb.try_recv(), Ok(Err(StoreError::Internal(_)))));
         assert!(matches!(rc.try_recv(), Ok(Ok(()))));
@@ -1334,16 +1341,11 @@ mod tests {
 
     #[test]
     fn a_clean_group_runs_each_operation_once() {
-        let conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch("CREATE TABLE t(x INTEGER)").unwrap();
+        let conn = table();
         let runs = Arc::new(AtomicU64::new(0));
         let (a, mut ra) = insert_op(1, false, runs.clone());
         let (b, mut rb) = insert_op(2, false, runs.clone());
-        let mut group = vec![a, b];
-        let commit = run_group(&conn, &mut group);
-        for op in group.drain(..) {
-            op.finish(commit.clone());
-        }
+        assert!(commit_group(&conn, vec![a, b]).is_ok());
         assert!(matches!(ra.try_recv(), Ok(Ok(()))));
         assert!(matches!(rb.try_recv(), Ok(Ok(()))));
         assert_eq!(values(&conn), vec![1, 2]);
