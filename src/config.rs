@@ -202,6 +202,10 @@ pub struct DispatchConfig {
     /// How long the breaker stays open before one probe.
     #[serde(default = "default_breaker_cooldown")]
     pub breaker_cooldown: String,
+    /// Niceness added to the relay's thread (0–19; 0 = the intake's priority). Delivery yields
+    /// the cores to intake when both want them; the outbox holds orders meanwhile.
+    #[serde(default = "default_nice")]
+    pub nice: i32,
 }
 
 fn default_timeout() -> String {
@@ -222,6 +226,9 @@ fn default_breaker_failures() -> u32 {
 fn default_breaker_cooldown() -> String {
     "5s".into()
 }
+fn default_nice() -> i32 {
+    10
+}
 
 impl Default for DispatchConfig {
     fn default() -> Self {
@@ -234,6 +241,7 @@ impl Default for DispatchConfig {
             concurrency: default_concurrency(),
             breaker_failures: default_breaker_failures(),
             breaker_cooldown: default_breaker_cooldown(),
+            nice: default_nice(),
         }
     }
 }
@@ -846,6 +854,9 @@ impl Config {
         }
         if self.dispatch.breaker_failures == 0 {
             bad("dispatch.breaker_failures", "must be at least 1".into());
+        }
+        if !(0..=19).contains(&self.dispatch.nice) {
+            bad("dispatch.nice", "must be from 0 to 19".into());
         }
         for (name, w) in &self.channels.wechat {
             let key = format!("channels.wechat.{name}");

@@ -231,7 +231,7 @@ pub async fn run(cfg: Config, listener: TcpListener) -> Result<(), StartError> {
         relay_state.clone(),
     )?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let relay_task = tokio::spawn(relay.run(stop_rx.clone()));
+    let relay_done = spawn_relay(relay, stop_rx.clone(), cfg.dispatch.nice)?;
     let mqtt_task = match sinks::mqtt::parse_url(&cfg.mqtt.url) {
         Some(broker) if events_on => Some(tokio::spawn(sinks::mqtt::run(
             sinks::mqtt::MqttSettings {
@@ -360,7 +360,7 @@ pub async fn run(cfg: Config, listener: TcpListener) -> Result<(), StartError> {
     server.run().await?;
     tracing::info!("HTTP stopped; stopping the relay.");
     let _ = stop_tx.send(true);
-    let _ = relay_task.await;
+    let _ = relay_done.await;
     for t in [mqtt_task, mail_task].into_iter().flatten() {
         let _ = t.await;
     }
@@ -371,6 +371,48 @@ pub async fn run(cfg: Config, listener: TcpListener) -> Result<(), StartError> {
     reloader.abort();
     Ok(())
 }
+
+/// Runs the relay on a thread (and runtime) of its own at `nice` (Linux niceness, added to the
+/// process's): intake and delivery share the cores, and when they compete the citizen waiting
+/// for a 202 goes first. Orders wait in the durable outbox meanwhile, so a relay that lags in a
+/// surge only delivers later; at nice 10 it still gets about a tenth of a contended core, so it
+/// never stops. Answers when the relay has stopped.
+fn spawn_relay(
+    relay: Relay,
+    stop: tokio::sync::watch::Receiver<bool>,
+    nice: i32,
+) -> Result<tokio::sync::oneshot::Receiver<()>, StartError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .thread_name("relay-blocking")
+        .build()?;
+    let (done, stopped) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("relay".into())
+        .spawn(move || {
+            lower_priority(nice);
+            rt.block_on(relay.run(stop));
+            let _ = done.send(());
+        })?;
+    Ok(stopped)
+}
+
+/// Adds `nice` to the calling thread's niceness (threads it starts inherit it). On Linux the
+/// niceness is per thread, so the TID aims at this thread alone.
+#[cfg(target_os = "linux")]
+fn lower_priority(nice: i32) {
+    if nice == 0 {
+        return;
+    }
+    let tid = rustix::thread::gettid();
+    let now = rustix::process::getpriority_process(Some(tid)).unwrap_or(0);
+    if let Err(e) = rustix::process::setpriority_process(Some(tid), now.saturating_add(nice)) {
+        tracing::warn!(error = %e, "The relay runs at the intake's priority.");
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn lower_priority(_nice: i32) {}
 
 /// The actix app: routes, a JSON 404, request metrics.
 pub fn app(

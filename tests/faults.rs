@@ -265,7 +265,7 @@ fn check_config_reports_every_problem_and_exit_codes() {
     let bad = dir.path().join("bad.toml");
     std::fs::write(
         &bad,
-        "[server]\nlisten = \"nowhere\"\nnode_id = 200\n[dispatch]\ntimeout = \"soon\"\nsecret = \"hush-hush\"\n",
+        "[server]\nlisten = \"nowhere\"\nnode_id = 200\n[dispatch]\ntimeout = \"soon\"\nsecret = \"hush-hush\"\nnice = 25\n",
     )
     .unwrap();
     let out = Command::new(BIN)
@@ -275,7 +275,12 @@ fn check_config_reports_every_problem_and_exit_codes() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    for key in ["server.listen", "server.node_id", "dispatch.timeout"] {
+    for key in [
+        "server.listen",
+        "server.node_id",
+        "dispatch.timeout",
+        "dispatch.nice",
+    ] {
         assert!(err.contains(key), "{key} not reported: {err}");
     }
     assert!(!err.contains("hush-hush"));
@@ -355,4 +360,57 @@ fn slow_clients_huge_headers_and_nul_bytes_leave_the_server_healthy() {
             .as_u16(),
         200
     );
+}
+
+/// Each thread of the process: its name and niceness (field 19 of /proc/…/stat).
+fn thread_nice(pid: u32) -> Vec<(String, i64)> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+    {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        // The name may hold spaces: fields count from after its closing parenthesis.
+        let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+        if let Some(n) = after
+            .split_whitespace()
+            .nth(16)
+            .and_then(|f| f.parse().ok())
+        {
+            out.push((comm.trim().to_string(), n));
+        }
+    }
+    out
+}
+
+#[test]
+fn the_relay_yields_the_cores_to_intake_and_still_delivers() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim_port = free_port();
+    let sim = Sim::start(sim_port, &dir.path().join("sim.jsonl"), &[]);
+    let gw = Gateway::start(dir.path(), &format!("http://127.0.0.1:{sim_port}"), "");
+    let threads = thread_nice(gw.child.id());
+    let (relay, intake): (Vec<_>, Vec<_>) = threads
+        .iter()
+        .partition(|(name, _)| name.starts_with("relay"));
+    assert!(!relay.is_empty(), "a relay thread: {threads:?}");
+    assert!(
+        relay.iter().all(|(_, n)| *n == 10),
+        "relay at the default nice 10: {threads:?}"
+    );
+    assert!(
+        intake.iter().any(|(name, _)| name == "store-writer")
+            && intake.iter().all(|(_, n)| *n == 0),
+        "intake and the store writer keep priority 0: {threads:?}"
+    );
+    let (status, body) =
+        gw.submit(json!({"content": "小区路灯不亮，请维修", "phone": "13800001111"}));
+    assert_eq!(status, 202, "{body}");
+    let want = numbers(&body);
+    assert_eq!(want.len(), 1, "{body}");
+    wait_until("the order delivered", LONG, || {
+        let got = delivered_orders(&sim.lines());
+        want.iter().all(|n| got.contains(n)).then_some(())
+    });
 }
