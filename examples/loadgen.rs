@@ -6,8 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-#[tokio::main]
-async fn main() {
+fn main() {
     let args: Vec<String> = std::env::args().collect();
     let url = args
         .get(1)
@@ -15,6 +14,14 @@ async fn main() {
         .unwrap_or_else(|| "http://127.0.0.1:8080/v1/web/submissions".into());
     let rate: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(1000);
     let secs: u64 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(10);
+    let Ok(rt) = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    else {
+        eprintln!("cannot start a runtime");
+        std::process::exit(2);
+    };
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(256)
         .build()
@@ -23,12 +30,17 @@ async fn main() {
     let interval = Duration::from_nanos(1_000_000_000 / rate.max(1));
     let start = Instant::now();
     let mut handles = Vec::with_capacity(total as usize);
+    // Paced from this thread with the OS's sleep, not tokio's: tokio's timer ticks in whole
+    // milliseconds, so a request was sent up to 1 ms after its scheduled time and that wait
+    // counted as the server's latency (about +0.5 ms at every percentile).
     for i in 0..total {
         let scheduled = start + interval * i as u32;
-        tokio::time::sleep_until(scheduled.into()).await;
+        if let Some(wait) = scheduled.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
         let client = client.clone();
         let url = url.clone();
-        handles.push(tokio::spawn(async move {
+        handles.push(rt.spawn(async move {
             let body = format!(
                 r#"{{"content":"定速第{i}号：道路井盖缺失，存在安全隐患","phone":"137{:08}"}}"#,
                 i % 100_000_000
@@ -45,14 +57,16 @@ async fn main() {
     }
     let mut lat = Vec::with_capacity(handles.len());
     let mut failed = 0;
-    for h in handles {
-        if let Ok((d, ok)) = h.await {
-            lat.push(d);
-            if !ok {
-                failed += 1;
+    rt.block_on(async {
+        for h in handles {
+            if let Ok((d, ok)) = h.await {
+                lat.push(d);
+                if !ok {
+                    failed += 1;
+                }
             }
         }
-    }
+    });
     lat.sort();
     let p = |q: f64| {
         lat.get(((lat.len() as f64 * q) as usize).min(lat.len().saturating_sub(1)))
