@@ -126,8 +126,9 @@ impl Relay {
                 .last_round
                 .store(chrono::Utc::now().timestamp(), Ordering::Relaxed);
             if self.cfg.url.is_empty() {
-                // No dispatch configured: orders stay queued until one is.
-                if wait(&mut shutdown, &self.wake, Duration::from_secs(5)).await {
+                // No dispatch configured: orders stay queued until one is (a restart). Commits'
+                // wake-ups are ignored: each cost a round here, ~4 % of a core at 7 k orders/s.
+                if wait_timeout(&mut shutdown, Duration::from_secs(5)).await {
                     return;
                 }
                 continue;
