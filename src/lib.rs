@@ -372,8 +372,8 @@ pub async fn run(cfg: Config, listener: TcpListener) -> Result<(), StartError> {
     Ok(())
 }
 
-/// Runs the relay on a thread (and runtime) of its own at `nice` (Linux niceness, added to the
-/// process's): intake and delivery share the cores, and when they compete the citizen waiting
+/// Runs the relay on a thread (and runtime) of its own, `nice` steps below the rest of the
+/// process (Linux niceness): intake and delivery share the cores, and when they compete the citizen waiting
 /// for a 202 goes first. Orders wait in the durable outbox meanwhile, so a relay that lags in a
 /// surge only delivers later; at nice 10 it still gets about a tenth of a contended core, so it
 /// never stops. Answers when the relay has stopped.
