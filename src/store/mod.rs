@@ -39,6 +39,54 @@ pub struct NewOrder {
     pub body: serde_json::Value,
 }
 
+impl NewOrder {
+    /// The `orders/accepted` event for this order under `number` (the identity masked).
+    pub(crate) fn accepted_event(&self, number: &str) -> serde_json::Value {
+        serde_json::json!({
+            "number": number,
+            "category": self.category,
+            "channel": self.body["channel"],
+            "identity": masked(&self.identity),
+            "confidential": self.body["confidential"],
+        })
+    }
+
+    /// The submitter's e-mail, for the mail sink's copy of the event.
+    pub(crate) fn email(&self) -> Option<&str> {
+        self.body["submitter"]["email"].as_str()
+    }
+}
+
+// The events' payloads, defined once for both stores (MQTT subscribers read them). Identities
+// leave masked.
+
+impl RedirectRecord {
+    /// The `emergency/redirected` event.
+    pub(crate) fn event(&self) -> serde_json::Value {
+        serde_json::json!({"number": self.number, "reason": self.reason, "rule": self.rule,
+                           "channel": self.channel, "identity": masked(&self.identity)})
+    }
+}
+
+impl Warning {
+    /// The `callers/warned` event for `identity`.
+    pub(crate) fn event(&self, identity: &str) -> serde_json::Value {
+        serde_json::json!({"identity": masked(identity), "channel": self.channel})
+    }
+}
+
+impl Suspension {
+    /// The `callers/suspended` event.
+    pub(crate) fn event(&self) -> serde_json::Value {
+        serde_json::json!({
+            "identity": masked(&self.identity),
+            "until": chrono::DateTime::from_timestamp(self.until, 0).unwrap_or_default().to_rfc3339(),
+            "reason": self.reason,
+            "decided_by": self.decided_by,
+        })
+    }
+}
+
 /// One submission's orders, committed in one transaction with its dedupe record.
 #[derive(Debug, Clone)]
 pub struct Intake {

@@ -23,9 +23,9 @@
 //! itself, so there is no writer thread here.
 
 use super::{
-    event_rows, masked, order_number, CallerRecord, DeadLetter, Delivery, EventRow, Intake,
-    IntakeResult, OpenOrder, OrderState, OutboxEntry, OutboxStats, RedirectRecord, Sinks, Store,
-    StoreError, Suspension, Warning,
+    event_rows, order_number, CallerRecord, DeadLetter, Delivery, EventRow, Intake, IntakeResult,
+    OpenOrder, OrderState, OutboxEntry, OutboxStats, RedirectRecord, Sinks, Store, StoreError,
+    Suspension, Warning,
 };
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -527,15 +527,9 @@ impl Store for PgStore {
             events.add(
                 self.events,
                 "orders/accepted",
-                serde_json::json!({
-                    "number": number,
-                    "category": o.category,
-                    "channel": o.body["channel"],
-                    "identity": masked(&o.identity),
-                    "confidential": o.body["confidential"],
-                }),
+                o.accepted_event(&number),
                 intake.now,
-                o.body["submitter"]["email"].as_str(),
+                o.email(),
             );
             refs.push(OrderRef {
                 number: number.clone(),
@@ -615,8 +609,7 @@ impl Store for PgStore {
             &tx,
             self.events,
             "emergency/redirected",
-            serde_json::json!({"number": r.number, "reason": r.reason, "rule": r.rule,
-                               "channel": r.channel, "identity": masked(&r.identity)}),
+            r.event(),
             r.at,
             None,
         )
@@ -894,7 +887,7 @@ impl Store for PgStore {
             &tx,
             self.events,
             "callers/warned",
-            serde_json::json!({"identity": masked(&identity), "channel": w.channel}),
+            w.event(&identity),
             w.at,
             None,
         )
@@ -929,12 +922,7 @@ impl Store for PgStore {
             &tx,
             self.events,
             "callers/suspended",
-            serde_json::json!({
-                "identity": masked(&s.identity),
-                "until": chrono::DateTime::from_timestamp(s.until, 0).unwrap_or_default().to_rfc3339(),
-                "reason": s.reason,
-                "decided_by": s.decided_by,
-            }),
+            s.event(),
             s.start,
             None,
         )

@@ -12,9 +12,8 @@
 
 use super::recent::RecentIdentities;
 use super::{
-    event_rows, masked, CallerRecord, DeadLetter, Delivery, EventRow, Intake, IntakeResult,
-    OpenOrder, OrderState, OutboxEntry, OutboxStats, RedirectRecord, Store, StoreError, Suspension,
-    Warning,
+    event_rows, CallerRecord, DeadLetter, Delivery, EventRow, Intake, IntakeResult, OpenOrder,
+    OrderState, OutboxEntry, OutboxStats, RedirectRecord, Store, StoreError, Suspension, Warning,
 };
 pub use super::{order_number, Sinks};
 use async_trait::async_trait;
@@ -504,30 +503,16 @@ fn emit(
 
 /// A [`NewOrder`](super::NewOrder) ready for the writer: its body already JSON text.
 struct PreparedOrder {
-    identity: String,
-    category: String,
-    content: String,
-    /// The body without `number`, serialised.
+    order: super::NewOrder,
+    /// `order.body` serialised (without `number`).
     body: String,
-    /// For the `orders/accepted` event.
-    channel: serde_json::Value,
-    confidential: serde_json::Value,
-    email: Option<String>,
 }
 
 impl PreparedOrder {
-    fn new(o: super::NewOrder) -> Result<PreparedOrder, StoreError> {
-        let body = serde_json::to_string(&o.body)
+    fn new(order: super::NewOrder) -> Result<PreparedOrder, StoreError> {
+        let body = serde_json::to_string(&order.body)
             .map_err(|e| StoreError::Internal(format!("encode: {e}")))?;
-        Ok(PreparedOrder {
-            channel: o.body["channel"].clone(),
-            confidential: o.body["confidential"].clone(),
-            email: o.body["submitter"]["email"].as_str().map(String::from),
-            identity: o.identity,
-            category: o.category,
-            content: o.content,
-            body,
-        })
+        Ok(PreparedOrder { order, body })
     }
 
     /// The body with `"number"` as its first member. Order numbers are digits only, so they
@@ -608,8 +593,8 @@ impl Store for SqliteStore {
                     .map_err(sql)?;
                 let first = next - orders.len() as i64 + 1;
                 let mut refs = Vec::with_capacity(orders.len());
-                for (i, o) in orders.iter().enumerate() {
-                    let number = order_number(&day, node_id, first + i as i64);
+                for (i, p) in orders.iter().enumerate() {
+                    let (o, number) = (&p.order, order_number(&day, node_id, first + i as i64));
                     // Before the commit: whoever can read this order finds it noted.
                     recent.note(&o.identity, now);
                     exec(
@@ -623,7 +608,7 @@ impl Store for SqliteStore {
                         conn,
                         "INSERT INTO outbox(kind, key, path, body, next_at_ms, created_at) \
                          VALUES ('order', ?1, '/work-orders', ?2, 0, ?3)",
-                        params![number, o.body_with(&number), now],
+                        params![number, p.body_with(&number), now],
                     )
                     .map_err(sql)?;
                     if events.any() {
@@ -631,15 +616,9 @@ impl Store for SqliteStore {
                             conn,
                             events,
                             "orders/accepted",
-                            serde_json::json!({
-                                "number": number,
-                                "category": o.category,
-                                "channel": o.channel,
-                                "identity": masked(&o.identity),
-                                "confidential": o.confidential,
-                            }),
+                            o.accepted_event(&number),
                             now,
-                            o.email.as_deref(),
+                            o.email(),
                         )?;
                     }
                     refs.push(OrderRef {
@@ -674,15 +653,7 @@ impl Store for SqliteStore {
     async fn record_redirect(&self, r: RedirectRecord) -> Result<(), StoreError> {
         let events = self.events;
         self.call(move |conn| {
-            emit(
-                conn,
-                events,
-                "emergency/redirected",
-                serde_json::json!({"number": r.number, "reason": r.reason, "rule": r.rule,
-                                   "channel": r.channel, "identity": masked(&r.identity)}),
-                r.at,
-                None,
-            )?;
+            emit(conn, events, "emergency/redirected", r.event(), r.at, None)?;
             exec(
                 conn,
                 "INSERT INTO redirects(identity, channel, number, reason, rule, text, at) \
@@ -937,7 +908,7 @@ impl Store for SqliteStore {
                 conn,
                 events,
                 "callers/warned",
-                serde_json::json!({"identity": masked(&identity), "channel": w.channel}),
+                w.event(&identity),
                 w.at,
                 None,
             )?;
@@ -970,20 +941,9 @@ impl Store for SqliteStore {
     async fn record_suspension(&self, s: Suspension) -> Result<(), StoreError> {
         let events = self.events;
         self.call(move |conn| {
-            emit(
+            emit(conn, events, "callers/suspended", s.event(), s.start, None)?;
+            exec(
                 conn,
-                events,
-                "callers/suspended",
-                serde_json::json!({
-                    "identity": masked(&s.identity),
-                    "until": chrono::DateTime::from_timestamp(s.until, 0).unwrap_or_default().to_rfc3339(),
-                    "reason": s.reason,
-                    "decided_by": s.decided_by,
-                }),
-                s.start,
-                None,
-            )?;
-            exec(conn,
                 "INSERT INTO suspensions(identity, start, until, reason, decided_by) \
                  VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![s.identity, s.start, s.until, s.reason, s.decided_by],
@@ -1364,7 +1324,7 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&o.body_with("2026112901000001")).unwrap();
         assert_eq!(v["number"], "2026112901000001");
         assert_eq!(v["content"], "x");
-        assert_eq!(o.channel, "web");
+        assert_eq!(o.order.accepted_event("2026112901000001")["channel"], "web");
         let empty = PreparedOrder::new(NewOrder {
             identity: String::new(),
             category: String::new(),
