@@ -46,6 +46,12 @@ fn main() {
         std::process::exit(2);
     };
     let total = rate * secs;
+    // LOADGEN_FIRST=N numbers requests from N, so a second run against the same gateway sends
+    // new people rather than repeats of the first run's submissions.
+    let first: u64 = std::env::var("LOADGEN_FIRST")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     let (job_tx, job_rx) = tokio::sync::mpsc::unbounded_channel::<Job>();
     let (out_tx, mut out_rx) = tokio::sync::mpsc::unbounded_channel::<Outcome>();
     let jobs = std::sync::Arc::new(tokio::sync::Mutex::new(job_rx));
@@ -59,7 +65,7 @@ fn main() {
             if let Some(wait) = due.checked_duration_since(Instant::now()) {
                 std::thread::sleep(wait);
             }
-            if job_tx.send((i, due)).is_err() {
+            if job_tx.send((first + i, due)).is_err() {
                 return;
             }
         }
