@@ -9,7 +9,8 @@
 //! minimal parsing. The gateway and the generator share two cores here, and the reqwest version
 //! spent ~57 µs of CPU per request (half a core at 7,700/s) that the real, remote clients never
 //! take from the gateway. A request waiting for a free connection waits on the clock too.
-//! `LOADGEN_TRACE=1` also prints the worst 100 ms windows.
+//! `LOADGEN_TRACE=1` also prints the worst 100 ms windows; `LOADGEN_FIRST=N` numbers the requests
+//! (and so their phone numbers) from N, so a second run against the same gateway sends new people.
 
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
