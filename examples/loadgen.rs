@@ -47,8 +47,6 @@ fn main() {
         std::process::exit(2);
     };
     let total = rate * secs;
-    // LOADGEN_FIRST=N numbers requests from N, so a second run against the same gateway sends
-    // new people rather than repeats of the first run's submissions.
     let first: u64 = std::env::var("LOADGEN_FIRST")
         .ok()
         .and_then(|s| s.parse().ok())

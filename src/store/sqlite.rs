@@ -266,10 +266,8 @@ impl SqliteStore {
             .spawn(move || {
                 while !stopped.load(Ordering::Relaxed) {
                     std::thread::sleep(CHECKPOINT_EVERY);
-                    match checkpoint(&checkpointer) {
-                        Ok(copied) if copied > 0 => finish_req.store(true, Ordering::Relaxed),
-                        Ok(_) => {}
-                        Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed; will retry."),
+                    if checkpoint(&checkpointer) > 0 {
+                        finish_req.store(true, Ordering::Relaxed);
                     }
                 }
             })
@@ -446,17 +444,20 @@ fn writer(conn: Connection, rx: mpsc::Receiver<Box<dyn Op>>, finish: Arc<AtomicB
         }
         // After the answers are out: the checkpoint thread's remainder (see `open_with`).
         if finish.swap(false, Ordering::Relaxed) {
-            if let Err(e) = checkpoint(&conn) {
-                tracing::warn!(error = %e, "WAL checkpoint failed; will retry.");
-            }
+            checkpoint(&conn);
         }
     }
 }
 
 /// Runs a PASSIVE checkpoint and returns how many WAL frames have been copied back so far
-/// (0 when the WAL is empty).
-fn checkpoint(conn: &Connection) -> rusqlite::Result<i64> {
+/// (0 when the WAL is empty or the checkpoint failed; a failure is logged and the next one
+/// retries).
+fn checkpoint(conn: &Connection) -> i64 {
     conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(2))
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "WAL checkpoint failed; will retry.");
+            0
+        })
 }
 
 /// Runs a group in one transaction. The fast way has no savepoints: they cost a copy of every
