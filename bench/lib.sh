@@ -1,0 +1,32 @@
+# Helpers the bench scripts share (sourced, not run). Callers set TMP and CARGO_TARGET_DIR.
+
+# A free loopback port.
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# Writes a gateway config: gw_config FILE PORT STORE-DIR [DISPATCH-URL]. The quota is out of the
+# way (every bench request comes from a new number anyway) and the admin token is "bench".
+gw_config() {
+  cat > "$1" <<CFG
+[server]
+listen = "127.0.0.1:$2"
+node_id = 1
+[storage]
+path = "$3"
+[dispatch]
+url = "${4:-}"
+[admin]
+token = "bench"
+[nuisance]
+quota = 1000000
+CFG
+}
+
+# Waits until every given port answers HTTP (up to 10 s each).
+wait_up() {
+  for p in "$@"; do
+    for _ in $(seq 100); do curl -s -o /dev/null "127.0.0.1:$p/" && break; sleep 0.1; done
+  done
+}
+
+# Requests per second from a wrk report on stdin.
+rps() { awk '/Requests\/sec/ {print $2}'; }
