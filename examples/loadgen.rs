@@ -81,7 +81,10 @@ fn run(addr: &str, path: &str, rate: u64, secs: u64, first: u64) -> std::io::Res
     }
     let total = rate * secs;
     let interval_ns = 1_000_000_000 / rate;
-    let mut idle: Vec<usize> = (0..CONNECTIONS).rev().collect();
+    // Free connections, used in turn (first freed, first used): every connection stays warm.
+    // Taking the most recently freed one left the rest idle for seconds, past the server's
+    // keep-alive timeout, and a request sent as the server closed such a connection failed.
+    let mut idle: VecDeque<usize> = (0..CONNECTIONS).collect();
     // Requests that are due but found no free connection, with their due time.
     let mut waiting: VecDeque<(u64, Instant)> = VecDeque::new();
     let mut results = Vec::with_capacity(total as usize);
@@ -96,7 +99,7 @@ fn run(addr: &str, path: &str, rate: u64, secs: u64, first: u64) -> std::io::Res
             next += 1;
         }
         while !waiting.is_empty() && !idle.is_empty() {
-            let (Some((i, at)), Some(c)) = (waiting.pop_front(), idle.pop()) else {
+            let (Some((i, at)), Some(c)) = (waiting.pop_front(), idle.pop_front()) else {
                 break;
             };
             let conn = &mut conns[c];
@@ -105,7 +108,7 @@ fn run(addr: &str, path: &str, rate: u64, secs: u64, first: u64) -> std::io::Res
             if !flush(conn) {
                 fail(&mut conns[c], start, &mut results);
                 conns[c] = connect(&ep, addr, c)?;
-                idle.push(c);
+                idle.push_back(c);
             }
         }
         // Sleep until the next request is due or an answer arrives.
@@ -147,7 +150,7 @@ fn run(addr: &str, path: &str, rate: u64, secs: u64, first: u64) -> std::io::Res
                         let at = conn.due.take().unwrap_or(start);
                         results.push((at.elapsed(), status == 202, at.duration_since(start)));
                         conn.buf.clear();
-                        idle.push(c);
+                        idle.push_back(c);
                         true
                     }
                     Ok(None) => true,
@@ -156,7 +159,7 @@ fn run(addr: &str, path: &str, rate: u64, secs: u64, first: u64) -> std::io::Res
             if !ok {
                 fail(conn, start, &mut results);
                 conns[c] = connect(&ep, addr, c)?;
-                idle.push(c);
+                idle.push_back(c);
             }
         }
     }
