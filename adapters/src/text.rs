@@ -3,10 +3,9 @@
 use unicode_normalization::UnicodeNormalization;
 
 /// Trims, NFC-normalises and removes control characters other than newline and tab.
-/// Returns the text and whether it is within `max_chars` characters.
 pub fn clean_text(raw: &str) -> String {
     // Nearly every text arrives already in NFC and without control characters; the quick check
-    // answers that without building a copy (full normalisation was ~6 % of a web submission's
+    // answers that without building a copy (full normalisation was ~5 % of the request path's
     // CPU). `Maybe` and `No` take the full path.
     if unicode_normalization::is_nfc_quick(raw.chars()) == unicode_normalization::IsNormalized::Yes
         && !raw
