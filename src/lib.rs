@@ -70,17 +70,6 @@ pub enum StartError {
     Client(#[from] reqwest::Error),
 }
 
-/// A random (version 4) UUID from the thread's CSPRNG. `Uuid::new_v4` asks the kernel for 16
-/// bytes on every call: one `getrandom` system call per submission, 4 % of the request path's
-/// CPU in a profile (BENCHMARKS.md). `thread_rng` is ChaCha12 seeded from the OS and reseeded
-/// as it goes, so the ids are as unpredictable and as unlikely to collide.
-pub(crate) fn new_uuid() -> uuid::Uuid {
-    use rand::RngCore;
-    let mut bytes = [0u8; 16];
-    rand::thread_rng().fill_bytes(&mut bytes);
-    uuid::Builder::from_random_bytes(bytes).into_uuid()
-}
-
 static METRICS: OnceLock<metrics_exporter_prometheus::PrometheusHandle> = OnceLock::new();
 
 /// Installs the Prometheus recorder once per process and returns its handle.
@@ -459,18 +448,4 @@ pub fn app(
                 Ok(res)
             }
         })
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn new_uuid_is_a_random_version_4_uuid() {
-        let ids: std::collections::HashSet<uuid::Uuid> =
-            (0..1000).map(|_| super::new_uuid()).collect();
-        assert_eq!(ids.len(), 1000);
-        for id in &ids {
-            assert_eq!(id.get_version_num(), 4);
-            assert_eq!(id.get_variant(), uuid::Variant::RFC4122);
-        }
-    }
 }

@@ -524,7 +524,7 @@ impl Pipeline {
                 .collect()
         };
         let count = matters.len();
-        let submission_id = crate::new_uuid().simple().to_string();
+        let submission_id = uuid::Uuid::new_v4().simple().to_string();
         matters
             .into_iter()
             .enumerate()

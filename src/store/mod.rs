@@ -406,7 +406,7 @@ pub(crate) fn event_rows(
     if let Some(o) = payload.as_object_mut() {
         o.insert(
             "event_id".into(),
-            crate::new_uuid().simple().to_string().into(),
+            uuid::Uuid::new_v4().simple().to_string().into(),
         );
         o.insert("event".into(), topic.into());
         o.insert(

@@ -638,7 +638,7 @@ impl Store for PgStore {
         body: serde_json::Value,
         now: i64,
     ) -> Result<(), StoreError> {
-        let key = format!("{number}-c{}", crate::new_uuid().simple());
+        let key = format!("{number}-c{}", uuid::Uuid::new_v4().simple());
         let text = encode(&body)?;
         let path = format!("/work-orders/{number}/contacts");
         let c = self.client().await?;

@@ -707,7 +707,7 @@ impl Store for SqliteStore {
         let depth = self.depth.clone();
         self.call(move |conn| {
             // A fresh key per contact; counting earlier contacts would scan the outbox.
-            let key = format!("{number}-c{}", crate::new_uuid().simple());
+            let key = format!("{number}-c{}", uuid::Uuid::new_v4().simple());
             let text = serde_json::to_string(&body)
                 .map_err(|e| StoreError::Internal(format!("encode: {e}")))?;
             exec(
