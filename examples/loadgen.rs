@@ -106,8 +106,7 @@ fn run(addr: &str, path: &str, rate: u64, secs: u64, first: u64) -> std::io::Res
             conn.due = Some(at);
             conn.out = request(addr, path, i);
             if !flush(conn) {
-                fail(&mut conns[c], start, &mut results);
-                conns[c] = connect(&ep, addr, c)?;
+                replace(&mut conns, c, &ep, addr, start, &mut results)?;
                 idle.push_back(c);
             }
         }
@@ -140,7 +139,7 @@ fn run(addr: &str, path: &str, rate: u64, secs: u64, first: u64) -> std::io::Res
                 let mut probe = [0u8; 64];
                 match conn.stream.read(&mut probe) {
                     Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-                    _ => conns[c] = connect(&ep, addr, c)?,
+                    _ => replace(&mut conns, c, &ep, addr, start, &mut results)?,
                 }
                 continue;
             }
@@ -157,8 +156,7 @@ fn run(addr: &str, path: &str, rate: u64, secs: u64, first: u64) -> std::io::Res
                     Err(_) => false,
                 };
             if !ok {
-                fail(conn, start, &mut results);
-                conns[c] = connect(&ep, addr, c)?;
+                replace(&mut conns, c, &ep, addr, start, &mut results)?;
                 idle.push_back(c);
             }
         }
@@ -186,11 +184,21 @@ fn connect(ep: &impl std::os::fd::AsFd, addr: &str, i: usize) -> std::io::Result
     })
 }
 
-/// Counts the request on `conn` as failed.
-fn fail(conn: &mut Conn, start: Instant, results: &mut Vec<Outcome>) {
-    if let Some(at) = conn.due.take() {
+/// Counts the request on connection `c`, if any, as failed and puts a new connection in its
+/// place.
+fn replace(
+    conns: &mut [Conn],
+    c: usize,
+    ep: &impl std::os::fd::AsFd,
+    addr: &str,
+    start: Instant,
+    results: &mut Vec<Outcome>,
+) -> std::io::Result<()> {
+    if let Some(at) = conns[c].due.take() {
         results.push((at.elapsed(), false, at.duration_since(start)));
     }
+    conns[c] = connect(ep, addr, c)?;
+    Ok(())
 }
 
 /// The POST for request `i`.
