@@ -202,6 +202,7 @@ fn operators_see_metrics_openapi_health_and_no_secrets() {
         "hotline_orders_accepted_total",
         "hotline_outbox_depth",
         "hotline_submissions_total",
+        "hotline_store_commit_seconds",
     ] {
         assert!(metrics.contains(name), "{name} missing from /metrics");
     }

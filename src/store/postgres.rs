@@ -191,6 +191,15 @@ impl Drop for PgStore {
 
 /// Maps PostgreSQL errors: anything about the connection, the server's resources or a conflict
 /// worth retrying is "cannot write now" (503); the rest is internal.
+/// Commits, timing the round trip in `hotline_store_commit_seconds` (the server's WAL flush,
+/// its group commit included; an intake is one statement and times that statement instead).
+async fn commit(tx: deadpool_postgres::Transaction<'_>) -> Result<(), StoreError> {
+    let started = std::time::Instant::now();
+    let r = tx.commit().await.map_err(map_err);
+    metrics::histogram!("hotline_store_commit_seconds").record(started.elapsed());
+    r
+}
+
 fn map_err(e: tokio_postgres::Error) -> StoreError {
     let retryable = match e.code() {
         None => true, // I/O or protocol: the connection, not the statement
@@ -473,7 +482,7 @@ async fn migrate(pool: &Pool) -> Result<(), StoreError> {
         .map_err(map_err)?;
         tracing::info!(version, "Database migration applied.");
     }
-    tx.commit().await.map_err(map_err)
+    commit(tx).await
 }
 
 async fn count_depth(pool: &Pool, depth: &AtomicU64) -> Result<(), StoreError> {
@@ -561,7 +570,11 @@ impl Store for PgStore {
             &events.topics,
             &events.payloads,
         ];
-        let stored: bool = c.query_one(&st, &params).await.map_err(map_err)?.get(0);
+        // One statement, its own transaction: the round trip is the commit.
+        let started = std::time::Instant::now();
+        let row = c.query_one(&st, &params).await;
+        metrics::histogram!("hotline_store_commit_seconds").record(started.elapsed());
+        let stored: bool = row.map_err(map_err)?.get(0);
         if !stored {
             // The key was taken: by an earlier delivery of the same push, or by its retry
             // racing us on another node (the claim waited for that commit). Its answer stands.
@@ -629,7 +642,7 @@ impl Store for PgStore {
         )
         .await
         .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)
+        commit(tx).await
     }
 
     async fn enqueue_contact(
@@ -766,7 +779,7 @@ impl Store for PgStore {
             }
         }
         events.insert(&tx).await.map_err(map_err)?;
-        tx.commit().await.map_err(map_err)?;
+        commit(tx).await?;
         let _ = self
             .depth
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |d| {
@@ -898,7 +911,7 @@ impl Store for PgStore {
         )
         .await
         .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)
+        commit(tx).await
     }
 
     async fn warnings_since(&self, identity: String, since: i64) -> Result<u32, StoreError> {
@@ -934,7 +947,7 @@ impl Store for PgStore {
         )
         .await
         .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)
+        commit(tx).await
     }
 
     async fn suspension_count(&self, identity: String) -> Result<u32, StoreError> {
@@ -968,7 +981,7 @@ impl Store for PgStore {
         )
         .await
         .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)?;
+        commit(tx).await?;
         Ok(n > 0)
     }
 
@@ -1148,7 +1161,7 @@ impl Store for PgStore {
         )
         .await
         .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)
+        commit(tx).await
     }
 
     async fn links(&self) -> Result<Vec<(String, String)>, StoreError> {

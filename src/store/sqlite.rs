@@ -266,7 +266,7 @@ impl SqliteStore {
             .spawn(move || {
                 while !stopped.load(Ordering::Relaxed) {
                     std::thread::sleep(CHECKPOINT_EVERY);
-                    if checkpoint(&checkpointer) > 0 {
+                    if checkpoint(&checkpointer, "thread") > 0 {
                         finish_req.store(true, Ordering::Relaxed);
                     }
                 }
@@ -433,7 +433,11 @@ fn writer(conn: Connection, rx: mpsc::Receiver<Box<dyn Op>>, finish: Arc<AtomicB
                 Err(_) => break,
             }
         }
+        let started = std::time::Instant::now();
         let commit = run_group(&conn, &mut group);
+        // How long every operation of the group waited for its commit (SQL and fsync): the
+        // first thing to look at when answers slow down and the disk is suspected.
+        metrics::histogram!("hotline_store_commit_seconds").record(started.elapsed());
         if let Err(e) = &commit {
             tracing::error!(error = %e, ops = group.len(), "Store commit failed; answering 503.");
             metrics::counter!("hotline_store_commit_failures_total").increment(1);
@@ -444,20 +448,26 @@ fn writer(conn: Connection, rx: mpsc::Receiver<Box<dyn Op>>, finish: Arc<AtomicB
         }
         // After the answers are out: the checkpoint thread's remainder (see `open_with`).
         if finish.swap(false, Ordering::Relaxed) {
-            checkpoint(&conn);
+            checkpoint(&conn, "writer");
         }
     }
 }
 
 /// Runs a PASSIVE checkpoint and returns how many WAL frames have been copied back so far
 /// (0 when the WAL is empty or the checkpoint failed; a failure is logged and the next one
-/// retries).
-fn checkpoint(conn: &Connection) -> i64 {
-    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(2))
+/// retries). `by` labels its duration in `hotline_store_checkpoint_seconds`: "thread" for the
+/// checkpoint thread, "writer" for the remainder the writer copies between two groups (which
+/// the next group waits for).
+fn checkpoint(conn: &Connection, by: &'static str) -> i64 {
+    let started = std::time::Instant::now();
+    let copied = conn
+        .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(2))
         .unwrap_or_else(|e| {
             tracing::warn!(error = %e, "WAL checkpoint failed; will retry.");
             0
-        })
+        });
+    metrics::histogram!("hotline_store_checkpoint_seconds", "by" => by).record(started.elapsed());
+    copied
 }
 
 /// Runs a group in one transaction. The fast way has no savepoints: they cost a copy of every
