@@ -32,3 +32,12 @@ wait_up() {
 
 # Requests per second from a wrk report on stdin.
 rps() { awk '/Requests\/sec/ {print $2}'; }
+
+# CPU time the hypervisor has taken from this VM since boot (steal, all vCPUs), in ms. Under load
+# the host throttles this VM on a 100 ms period: every thread, of any process, stops for up to
+# ~25 ms at once (BENCHMARKS.md, 2026-12-02 second session). A phase that shows steal had its
+# tail set by that, whatever server it measured.
+steal_ms() { awk -v hz="$(getconf CLK_TCK)" '/^cpu / {print int($9 * 1000 / hz)}' /proc/stat; }
+
+# Runs a command and appends the steal during it to its one-line report.
+with_steal() { local s0 out; s0=$(steal_ms); out=$("$@"); echo "$out; host steal $(( $(steal_ms) - s0 )) ms"; }
