@@ -4,8 +4,9 @@
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # Writes a gateway config: gw_config FILE PORT STORE-DIR [DISPATCH-URL]. The quota is out of the
-# way (every bench request comes from a new number anyway), the admin token is "bench", and
-# WORKERS sets server.workers (0, the default, is one per core). Callers may append sections.
+# way (every bench request comes from a new number anyway), the admin token is "bench",
+# WORKERS sets server.workers (0, the default, is one per core) and COMMIT_INTERVAL, when set,
+# storage.commit_interval. Callers may append sections.
 gw_config() {
   cat > "$1" <<CFG
 [server]
@@ -14,6 +15,7 @@ node_id = 1
 workers = ${WORKERS:-0}
 [storage]
 path = "$3"
+${COMMIT_INTERVAL:+commit_interval = \"$COMMIT_INTERVAL\"}
 [dispatch]
 url = "${4:-}"
 [admin]

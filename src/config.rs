@@ -145,6 +145,16 @@ pub struct StorageConfig {
     /// `sslmode=require` (relative to the config file); unset = the public web roots.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// Embedded store: the shortest time from one group commit's start to the next ("0s" =
+    /// commit as soon as the last one is done). Under steady load it puts more orders in each
+    /// fsync; on a VM whose host throttles it for I/O this cuts the stalls (BENCHMARKS.md). An
+    /// answer waits at most this much longer, and only when commits come faster than this.
+    #[serde(default = "default_commit_interval")]
+    pub commit_interval: String,
+}
+
+fn default_commit_interval() -> String {
+    "1ms".into()
 }
 
 fn default_lease() -> String {
@@ -170,6 +180,7 @@ impl Default for StorageConfig {
             url: Secret::default(),
             lease: default_lease(),
             ca_file: None,
+            commit_interval: default_commit_interval(),
         }
     }
 }
@@ -583,6 +594,8 @@ pub struct Derived {
     pub digest_every: Duration,
     /// `storage.lease`
     pub lease: Duration,
+    /// `storage.commit_interval`
+    pub commit_interval: Duration,
 }
 
 /// Parses a duration such as `5s`, `1h`, `7d` (humantime syntax).
@@ -678,6 +691,7 @@ impl Config {
                 attach_window: Duration::from_secs(600),
                 digest_every: Duration::from_secs(3600),
                 lease: Duration::from_secs(30),
+                commit_interval: Duration::from_millis(1),
             },
         };
         cfg.validate(&mut problems);
@@ -777,6 +791,12 @@ impl Config {
         }
         if self.nuisance.suspensions.is_empty() {
             bad("nuisance.suspensions", "needs at least one step".into());
+        }
+        // Zero is allowed here (no pause); more than 50 ms would only add latency.
+        match parse_duration(&self.storage.commit_interval) {
+            Ok(v) if v <= Duration::from_millis(50) => d.commit_interval = v,
+            Ok(_) => bad("storage.commit_interval", "must be at most 50ms".into()),
+            Err(e) => bad("storage.commit_interval", e),
         }
         if self.nuisance.quota == 0 {
             bad("nuisance.quota", "must be at least 1".into());
@@ -1109,6 +1129,21 @@ mod tests {
             "bogus",
         ] {
             assert!(keys.contains(&want), "missing {want} in {keys:?}");
+        }
+    }
+
+    #[test]
+    fn commit_interval_defaults_to_a_millisecond_and_is_bounded() {
+        let server = "[server]\nlisten = \"127.0.0.1:1\"\n";
+        let with = |v: &str| load(&format!("{server}[storage]\ncommit_interval = {v}\n"));
+        let cfg = load(server).unwrap();
+        assert_eq!(cfg.derived.commit_interval, Duration::from_millis(1));
+        let cfg = with("\"0s\"").unwrap();
+        assert_eq!(cfg.derived.commit_interval, Duration::ZERO);
+        for bad in ["\"100ms\"", "\"soon\""] {
+            let err = with(bad).unwrap_err();
+            let keys: Vec<&str> = err.problems.iter().map(|p| p.key.as_str()).collect();
+            assert_eq!(keys, ["storage.commit_interval"], "{bad}");
         }
     }
 

@@ -101,6 +101,7 @@ async fn open_store(cfg: &Config, sinks: store::Sinks) -> Result<Arc<dyn Store>,
         return Ok(Arc::new(store::sqlite::SqliteStore::open_with(
             &cfg.storage.path,
             sinks,
+            cfg.derived.commit_interval,
         )?));
     }
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
