@@ -189,8 +189,6 @@ impl Drop for PgStore {
     }
 }
 
-/// Maps PostgreSQL errors: anything about the connection, the server's resources or a conflict
-/// worth retrying is "cannot write now" (503); the rest is internal.
 /// Commits, timing the round trip in `hotline_store_commit_seconds` (the server's WAL flush,
 /// its group commit included; an intake is one statement and times that statement instead).
 async fn commit(tx: deadpool_postgres::Transaction<'_>) -> Result<(), StoreError> {
@@ -200,6 +198,8 @@ async fn commit(tx: deadpool_postgres::Transaction<'_>) -> Result<(), StoreError
     r
 }
 
+/// Maps PostgreSQL errors: anything about the connection, the server's resources or a conflict
+/// worth retrying is "cannot write now" (503); the rest is internal.
 fn map_err(e: tokio_postgres::Error) -> StoreError {
     let retryable = match e.code() {
         None => true, // I/O or protocol: the connection, not the statement

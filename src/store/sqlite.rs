@@ -265,7 +265,7 @@ impl SqliteStore {
         //
         // SQLite syncs the database file at the end of a checkpoint only when no frame was
         // added while it copied, which under load is never true on this thread: the writer's
-        // short remainder then paid the fsync of everything the thread had copied (5-8 ms at
+        // short remainder then paid the fsync of everything the thread had copied (5-10 ms at
         // 2,600 orders/s, twice a second, with every request behind it waiting). So the thread
         // syncs the database file itself after copying (fsync is per file, not per descriptor),
         // and the writer's remainder flushes only its own few pages.
