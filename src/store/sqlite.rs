@@ -1597,7 +1597,7 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn commit_interval_holds_the_next_group_back_and_it_takes_what_arrived() {
+    async fn commit_interval_holds_the_next_group_back_and_loses_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let interval = std::time::Duration::from_millis(40);
         let s = Arc::new(SqliteStore::open_with(dir.path(), Sinks::default(), interval).unwrap());
