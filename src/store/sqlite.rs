@@ -519,6 +519,7 @@ fn checkpoint(conn: &Connection, by: &'static str) -> i64 {
 /// is rolled back and run again with a savepoint per operation, so the failing one is undone
 /// alone and the others still commit.
 fn run_group(conn: &Connection, group: &mut [Box<dyn Op>]) -> Result<(), String> {
+    let started = std::time::Instant::now();
     conn.execute_batch("BEGIN IMMEDIATE")
         .map_err(|e| e.to_string())?;
     let mut clean = true;
@@ -539,11 +540,30 @@ fn run_group(conn: &Connection, group: &mut [Box<dyn Op>]) -> Result<(), String>
             op.run(conn, true);
         }
     }
-    conn.execute_batch("COMMIT").map_err(|e| {
+    let statements = started.elapsed();
+    let commit = conn.execute_batch("COMMIT").map_err(|e| {
         let _ = conn.execute_batch("ROLLBACK");
         e.to_string()
-    })
+    });
+    // A rare commit of 100-250 ms holds up every request at once (BENCHMARKS.md, "Not
+    // explained"); say where its time went: the operations' statements, or the COMMIT (WAL
+    // write and fsync).
+    let total = started.elapsed();
+    if total >= SLOW_COMMIT {
+        tracing::warn!(
+            ops = group.len(),
+            total_ms = total.as_millis() as u64,
+            statements_ms = statements.as_millis() as u64,
+            commit_ms = (total - statements).as_millis() as u64,
+            rerun = !clean,
+            "Slow store commit: every request in the group waited for it."
+        );
+    }
+    commit
 }
+
+/// A group commit at least this long is logged with where its time went.
+const SLOW_COMMIT: std::time::Duration = std::time::Duration::from_millis(100);
 
 fn suspension_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Suspension> {
     Ok(Suspension {
