@@ -189,11 +189,17 @@ impl Drop for PgStore {
     }
 }
 
-/// Commits, timing the round trip in `hotline_store_commit_seconds` (the server's WAL flush,
-/// its group commit included; an intake is one statement and times that statement instead).
+/// Commits, timing the round trip in `hotline_store_commit_seconds`.
 async fn commit(tx: deadpool_postgres::Transaction<'_>) -> Result<(), StoreError> {
+    timed_commit(tx.commit()).await.map_err(map_err)
+}
+
+/// Awaits a commit round trip (the server's WAL flush, its group commit included) and records
+/// how long it took in `hotline_store_commit_seconds`. An intake is one statement in its own
+/// transaction, so that statement is its commit.
+async fn timed_commit<T>(round_trip: impl std::future::Future<Output = T>) -> T {
     let started = std::time::Instant::now();
-    let r = tx.commit().await.map_err(map_err);
+    let r = round_trip.await;
     metrics::histogram!("hotline_store_commit_seconds").record(started.elapsed());
     r
 }
@@ -570,11 +576,10 @@ impl Store for PgStore {
             &events.topics,
             &events.payloads,
         ];
-        // One statement, its own transaction: the round trip is the commit.
-        let started = std::time::Instant::now();
-        let row = c.query_one(&st, &params).await;
-        metrics::histogram!("hotline_store_commit_seconds").record(started.elapsed());
-        let stored: bool = row.map_err(map_err)?.get(0);
+        let stored: bool = timed_commit(c.query_one(&st, &params))
+            .await
+            .map_err(map_err)?
+            .get(0);
         if !stored {
             // The key was taken: by an earlier delivery of the same push, or by its retry
             // racing us on another node (the claim waited for that commit). Its answer stands.

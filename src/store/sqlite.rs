@@ -463,10 +463,8 @@ fn writer(
     let mut group: Vec<Box<dyn Op>> = Vec::with_capacity(MAX_GROUP);
     let mut last_start: Option<std::time::Instant> = None;
     while let Ok(first) = rx.recv() {
-        if let Some(since) = last_start.map(|t| t.elapsed()) {
-            if since < interval {
-                std::thread::sleep(interval - since);
-            }
+        if let Some(wait) = last_start.and_then(|t| interval.checked_sub(t.elapsed())) {
+            std::thread::sleep(wait);
         }
         group.push(first);
         while group.len() < MAX_GROUP {
@@ -477,7 +475,7 @@ fn writer(
         }
         let started = std::time::Instant::now();
         last_start = Some(started);
-        let commit = run_group(&conn, &mut group);
+        let commit = run_group(&conn, &mut group, started);
         // How long every operation of the group waited for its commit (SQL and fsync): the
         // first thing to look at when answers slow down and the disk is suspected.
         metrics::histogram!("hotline_store_commit_seconds").record(started.elapsed());
@@ -518,8 +516,13 @@ fn checkpoint(conn: &Connection, by: &'static str) -> i64 {
 /// the gateway's CPU under load). Operations almost never fail; when one does, the whole group
 /// is rolled back and run again with a savepoint per operation, so the failing one is undone
 /// alone and the others still commit.
-fn run_group(conn: &Connection, group: &mut [Box<dyn Op>]) -> Result<(), String> {
-    let started = std::time::Instant::now();
+/// `started` is when the writer began the group (its one clock reading, also used for pacing and
+/// `hotline_store_commit_seconds`).
+fn run_group(
+    conn: &Connection,
+    group: &mut [Box<dyn Op>],
+    started: std::time::Instant,
+) -> Result<(), String> {
     conn.execute_batch("BEGIN IMMEDIATE")
         .map_err(|e| e.to_string())?;
     let mut clean = true;
@@ -1368,7 +1371,7 @@ mod tests {
 
     /// Runs a group as the writer does and answers its operations.
     fn commit_group(conn: &Connection, mut group: Vec<Box<dyn Op>>) -> Result<(), String> {
-        let commit = run_group(conn, &mut group);
+        let commit = run_group(conn, &mut group, std::time::Instant::now());
         for op in group {
             op.finish(commit.clone());
         }
