@@ -44,6 +44,7 @@ async fn main() {
         steps: vec![Duration::from_secs(3600)],
         allow: vec![],
         max_keys: 2_000_000,
+        tz: chrono_tz::Asia::Shanghai,
     };
     let Ok(ladder) = Ladder::with_clock(cfg, store, clock.clone(), 0).await else {
         eprintln!("cannot build the ladder");

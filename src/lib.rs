@@ -183,6 +183,7 @@ pub async fn run(cfg: Config, listener: TcpListener) -> Result<(), StartError> {
             steps: cfg.derived.suspensions.clone(),
             allow: cfg.derived.allow.clone(),
             max_keys: 1_000_000,
+            tz: cfg.derived.tz,
         },
         store.clone(),
         now,

@@ -5,6 +5,16 @@
 use chrono::DateTime;
 use hotline_adapters::Outcome;
 
+/// Unix seconds as RFC 3339 in the hotline's time zone (`server.timezone`): every time an
+/// answer shows a person or an operator is in this form, so one suspension reads the same in
+/// the 403, the admin view and the suspend call's answer.
+pub fn rfc3339(t: i64, tz: chrono_tz::Tz) -> String {
+    DateTime::from_timestamp(t, 0)
+        .unwrap_or_default()
+        .with_timezone(&tz)
+        .to_rfc3339()
+}
+
 /// Formats a unix time or RFC 3339 string in the hotline's local time, to the minute.
 fn local(rfc3339: &str, tz: chrono_tz::Tz) -> String {
     DateTime::parse_from_rfc3339(rfc3339)

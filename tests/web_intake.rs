@@ -448,7 +448,13 @@ fn ladder_over_the_web_warns_suspends_and_lets_emergencies_through() {
     let view = gw.admin_get(&format!("/admin/v1/callers/phone:{phone}"));
     assert_eq!(view["identity"], format!("phone:{phone}"));
     assert_eq!(view["warnings"].as_array().unwrap().len(), 2, "{view}");
-    assert!(view["suspension"]["until"].is_string(), "{view}");
+    // One suspension, one `until`, written the same way to the person and to the operator: in
+    // the hotline's time zone (Asia/Shanghai by default).
+    assert_eq!(view["suspension"]["until"], susp["until"], "{view}");
+    assert!(
+        susp["until"].as_str().unwrap().ends_with("+08:00"),
+        "{susp}"
+    );
     assert_eq!(view["suspensions"][0]["decided_by"], "rule");
     let r = client()
         .delete(format!(
@@ -473,8 +479,10 @@ fn ladder_over_the_web_warns_suspends_and_lets_emergencies_through() {
         .send()
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
+    let put: serde_json::Value = r.json().unwrap();
     let (s, b) = gw.submit(json!({"content": "测试", "phone": "13600000006"}));
     assert_eq!((s, b["reason"].as_str()), (403, Some("多次辱骂话务员")));
+    assert_eq!(put["until"], b["until"], "{put} {b}");
 }
 
 #[test]

@@ -57,10 +57,7 @@ fn json_body<T>(body: Option<Json<T>>, example: &str) -> Result<T, ApiError> {
 
 /// Unix seconds as RFC 3339 in the hotline's time zone.
 fn rfc(state: &AppState, t: i64) -> String {
-    chrono::DateTime::from_timestamp(t, 0)
-        .unwrap_or_default()
-        .with_timezone(&state.cfg.derived.tz)
-        .to_rfc3339()
+    crate::messages::rfc3339(t, state.cfg.derived.tz)
 }
 
 /// The parts of a caller record as JSON, shared by the caller view and the evidence packet.
@@ -146,11 +143,9 @@ pub async fn suspend(
         .ladder
         .suspend(&id, Some(d), reason.to_string(), "operator", now())
         .await?;
-    let until = chrono::DateTime::from_timestamp(s.until, 0)
-        .unwrap_or_default()
-        .to_rfc3339();
-    Ok(HttpResponse::Ok()
-        .json(json!({"identity": id.to_string(), "until": until, "reason": s.reason})))
+    Ok(HttpResponse::Ok().json(
+        json!({"identity": id.to_string(), "until": rfc(&state, s.until), "reason": s.reason}),
+    ))
 }
 
 /// `DELETE /admin/v1/callers/{identity}/suspension`: lift, reset warnings and quota.

@@ -61,12 +61,7 @@ pub async fn order_status(
     }
     let local = state.store.order_state(number.clone()).await?;
     let remote = dispatch_status(&state, &number).await;
-    let rfc = |s: i64| {
-        chrono::DateTime::from_timestamp(s, 0)
-            .unwrap_or_default()
-            .with_timezone(&state.cfg.derived.tz)
-            .to_rfc3339()
-    };
+    let rfc = |s: i64| crate::messages::rfc3339(s, state.cfg.derived.tz);
     match (remote, local) {
         (Some(r), local) => {
             // Only the fields a submitter may see, whatever dispatch sends.

@@ -574,10 +574,7 @@ impl Pipeline {
     }
 
     fn local_time(&self, t: i64) -> String {
-        chrono::DateTime::from_timestamp(t, 0)
-            .unwrap_or_default()
-            .with_timezone(&self.cfg.tz)
-            .to_rfc3339()
+        crate::messages::rfc3339(t, self.cfg.tz)
     }
 }
 

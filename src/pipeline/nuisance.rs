@@ -41,6 +41,8 @@ pub struct LadderConfig {
     pub allow: Vec<Identity>,
     /// Most distinct limiter keys before new identities share coarse buckets.
     pub max_keys: usize,
+    /// The hotline's time zone, for the `until` a suspended person is shown.
+    pub tz: chrono_tz::Tz,
 }
 
 /// The limiter key: a keyed 64-bit hash of the identity plus its reset epoch. A hash instead of
@@ -295,7 +297,7 @@ impl<C: Clock + Clone> Ladder<C> {
             return Ok(None);
         }
         if let Some(s) = self.suspension(&id, now) {
-            return Ok(Some(suspended(&s)));
+            return Ok(Some(suspended(&s, self.cfg.tz)));
         }
         let Some(retry_after) = self.over_quota(&id).await else {
             return Ok(None);
@@ -331,7 +333,7 @@ impl<C: Clock + Clone> Ladder<C> {
             return Ok(Outcome::Nothing);
         }
         if let Some(s) = self.suspension(&id, now) {
-            return Ok(suspended(&s));
+            return Ok(suspended(&s, self.cfg.tz));
         }
         let reason = format!(
             "{RULE_REASON}：{}",
@@ -381,7 +383,7 @@ impl<C: Clock + Clone> Ladder<C> {
             });
         }
         let s = self.suspend(identity, None, reason, "rule", now).await?;
-        Ok(suspended(&s))
+        Ok(suspended(&s, self.cfg.tz))
     }
 
     /// Starts a suspension. `length` `None` takes the identity's next step on the ladder.
@@ -467,11 +469,9 @@ impl<C: Clock + Clone> Ladder<C> {
     }
 }
 
-fn suspended(s: &Suspension) -> Outcome {
+fn suspended(s: &Suspension, tz: chrono_tz::Tz) -> Outcome {
     Outcome::Suspended {
-        until: chrono::DateTime::from_timestamp(s.until, 0)
-            .unwrap_or_default()
-            .to_rfc3339(),
+        until: crate::messages::rfc3339(s.until, tz),
         reason: s.reason.clone(),
     }
 }
@@ -492,6 +492,7 @@ mod tests {
             steps: vec![Duration::from_secs(3600), Duration::from_secs(86400)],
             allow: vec![Identity::parse("phone:12300000000").unwrap()],
             max_keys: 1000,
+            tz: chrono_tz::Asia::Shanghai,
         };
         Ladder::with_clock(cfg, store, clock, 0).await.unwrap()
     }
@@ -589,6 +590,7 @@ mod tests {
             steps: vec![Duration::from_secs(60)],
             allow: vec![],
             max_keys: 100,
+            tz: chrono_tz::Asia::Shanghai,
         };
         let l = Ladder::with_clock(cfg, store, clock.clone(), 0)
             .await
