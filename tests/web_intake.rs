@@ -667,7 +667,12 @@ fn order_status_is_cached_briefly_and_falls_back_to_what_the_gateway_knows() {
             .json()
             .unwrap()
     };
-    assert_eq!(status(&n)["status"], "processing");
+    let s = status(&n);
+    assert_eq!(s["status"], "processing");
+    // dispatch-sim answers in UTC with nanoseconds; the submitter reads the hotline's zone, as
+    // in `received_at`.
+    let updated = s["updated_at"].as_str().unwrap_or_default();
+    assert!(updated.ends_with("+08:00") && !updated.contains('.'), "{s}");
     // Dispatch goes away: the cached answer is served.
     sim.stop();
     assert_eq!(

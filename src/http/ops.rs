@@ -66,11 +66,19 @@ pub async fn order_status(
         (Some(r), local) => {
             // Only the fields a submitter may see, whatever dispatch sends.
             let pick = |k: &str| r.get(k).cloned().unwrap_or(serde_json::Value::Null);
+            // Dispatch's time, shown like every other time in the answer (the hotline's zone,
+            // to the second); anything that is not RFC 3339 is passed on as it came.
+            let updated_at = r
+                .get("updated_at")
+                .and_then(|v| v.as_str())
+                .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+                .map(|t| json!(rfc(t.timestamp())))
+                .unwrap_or_else(|| pick("updated_at"));
             Ok(HttpResponse::Ok().json(json!({
                 "number": number,
                 "status": pick("status"),
                 "unit": pick("unit"),
-                "updated_at": pick("updated_at"),
+                "updated_at": updated_at,
                 "category": local.as_ref().map(|l| l.category.clone()),
                 "received_at": local.as_ref().map(|l| rfc(l.created_at)),
             })))
