@@ -186,7 +186,7 @@ impl Default for StorageConfig {
 }
 
 /// `[dispatch]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DispatchConfig {
     /// Base URL of the core dispatch API; empty keeps orders queued.
@@ -428,7 +428,7 @@ impl Default for NuisanceConfig {
 }
 
 /// `[mqtt]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MqttConfig {
     /// Broker URL; empty = events off.
@@ -994,15 +994,92 @@ impl Config {
             self.derived.tz,
             self.storage.backend,
             self.storage.path.display(),
+            // The URL may carry `user:password@` or an API key in its query.
             if self.dispatch.url.is_empty() {
-                "off (orders stay queued)"
+                "off (orders stay queued)".to_string()
             } else {
-                &self.dispatch.url
+                redact_url(&self.dispatch.url)
             },
             self.channels.wechat.len(),
             self.channels.weibo.len(),
             self.channels.cti.len()
         )
+    }
+}
+
+/// A URL from the configuration as it may be logged or shown: `user:password@` becomes `***@`
+/// and a query or fragment becomes `?***`, since any of them may hold a credential; scheme,
+/// host, port and path stay, which is what an operator checks. The URL is read as reqwest
+/// reads it, so a password with an unescaped `#` or `/` cannot pass for a host; anything that
+/// does not read as `scheme://host…` (a PostgreSQL `key=value` string, a typo) is `***` whole.
+pub fn redact_url(url: &str) -> String {
+    if url.is_empty() {
+        return String::new();
+    }
+    let Some((u, host)) = reqwest::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string).map(|h| (u, h)))
+    else {
+        return "***".into();
+    };
+    let userinfo = if u.username().is_empty() && u.password().is_none() {
+        ""
+    } else {
+        "***@"
+    };
+    let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
+    let query = if u.query().is_some() || u.fragment().is_some() {
+        "?***"
+    } else {
+        ""
+    };
+    format!("{}://{userinfo}{host}{port}{}{query}", u.scheme(), u.path())
+}
+
+// `Debug` by hand for the sections whose URL is a plain string (it is also used as one), so a
+// logged config never shows a password or key in it. Destructured, so that a new field is a
+// compile error here rather than a silent gap.
+impl fmt::Debug for DispatchConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let DispatchConfig {
+            url,
+            secret,
+            timeout,
+            backoff_base,
+            backoff_max,
+            concurrency,
+            breaker_failures,
+            breaker_cooldown,
+            nice,
+        } = self;
+        f.debug_struct("DispatchConfig")
+            .field("url", &redact_url(url))
+            .field("secret", secret)
+            .field("timeout", timeout)
+            .field("backoff_base", backoff_base)
+            .field("backoff_max", backoff_max)
+            .field("concurrency", concurrency)
+            .field("breaker_failures", breaker_failures)
+            .field("breaker_cooldown", breaker_cooldown)
+            .field("nice", nice)
+            .finish()
+    }
+}
+
+impl fmt::Debug for MqttConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let MqttConfig {
+            url,
+            topic_prefix,
+            queue_bound,
+            ca_file,
+        } = self;
+        f.debug_struct("MqttConfig")
+            .field("url", &redact_url(url))
+            .field("topic_prefix", topic_prefix)
+            .field("queue_bound", queue_bound)
+            .field("ca_file", ca_file)
+            .finish()
     }
 }
 
@@ -1229,6 +1306,68 @@ mod tests {
             !dbg.contains("hunter2") && !dbg.contains("s3cr3t-key"),
             "{dbg}"
         );
+    }
+
+    #[test]
+    fn urls_lose_credentials_and_queries_but_keep_host_and_path() {
+        for (url, want) in [
+            (
+                "https://gw:pw@dispatch.example:8443/api/v1?key=k#f",
+                "https://***@dispatch.example:8443/api/v1?***",
+            ),
+            ("http://127.0.0.1:9000", "http://127.0.0.1:9000/"),
+            ("http://h/p#frag", "http://h/p?***"),
+            ("mqtt://user@broker:1883", "mqtt://***@broker:1883"),
+            ("redis://:pw@cache:6379/0", "redis://***@cache:6379/0"),
+            // The password may hold an `@`: everything up to the last one goes.
+            (
+                "smtp://u:p@ss@mail:587?tls=required",
+                "smtp://***@mail:587?***",
+            ),
+            ("https://u:p#ss@host/x", "***"),
+            ("host=db password=pw", "***"),
+            ("password=pw://x", "***"),
+            ("", ""),
+        ] {
+            assert_eq!(redact_url(url), want, "{url}");
+        }
+    }
+
+    #[test]
+    fn summary_and_debug_show_no_url_credentials() {
+        let cfg = Config::from_toml(
+            r#"
+            [server]
+            listen = "127.0.0.1:1"
+            [storage]
+            backend = "postgres"
+            url = "postgres://hotline:pg-pa55@db:5432/hotline"
+            [dispatch]
+            url = "https://gw:d1spatch-pa55@dispatch.example:8443/api?api_key=k3y-val"
+            [mqtt]
+            url = "mqtt://events:mq77-pa55@broker:1883"
+            [mail]
+            smtp_url = "smtp://mailer:sm7p-pa55@mail.example:587"
+            [nuisance]
+            backend = "redis"
+            redis_url = "redis://:red1s-pa55@cache:6379/"
+            "#,
+            Path::new("/etc/hotline/gateway.toml"),
+            Vec::new(),
+        )
+        .unwrap();
+        let summary = cfg.summary();
+        assert!(
+            summary.contains("https://***@dispatch.example:8443/api?***"),
+            "{summary}"
+        );
+        let debug = format!("{cfg:?}");
+        assert!(debug.contains("mqtt://***@broker:1883"), "{debug}");
+        for shown in [&summary, &debug] {
+            for secret in ["pa55", "k3y-val", "api_key"] {
+                assert!(!shown.contains(secret), "{secret} in {shown}");
+            }
+        }
     }
 
     #[test]

@@ -292,6 +292,28 @@ fn check_config_reports_every_problem_and_exit_codes() {
         assert!(err.contains(key), "{key} not reported: {err}");
     }
     assert!(!err.contains("hush-hush"));
+    // The summary (also the start-up log line) shows dispatch's host, not its credentials.
+    let creds = dir.path().join("creds.toml");
+    std::fs::write(
+        &creds,
+        "[server]\nlisten = \"127.0.0.1:1\"\n[dispatch]\nurl = \"https://gw:d1spatch-pa55@dispatch.example/api?api_key=k3y-val\"\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(&creds)
+        .output()
+        .unwrap();
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{summary}");
+    assert!(
+        summary.contains("https://***@dispatch.example/api?***"),
+        "{summary}"
+    );
+    assert!(
+        !summary.contains("pa55") && !summary.contains("k3y-val"),
+        "{summary}"
+    );
     let good = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/gateway.example.toml");
     let out = Command::new(BIN)
         .args(["check-config", "--config"])

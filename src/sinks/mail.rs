@@ -23,7 +23,8 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 /// Mail settings (from `[mail]`).
-#[derive(Debug, Clone)]
+/// `Debug` shows the SMTP URL without its credentials.
+#[derive(Clone)]
 pub struct MailSettings {
     /// `smtp://host:port`, `smtp://user:pass@host:port?tls=required`, `smtps://...`.
     pub smtp_url: String,
@@ -37,6 +38,28 @@ pub struct MailSettings {
     pub alerts_per_minute: u32,
     /// Suspension alerts are collected and sent as one digest this often.
     pub digest_every: Duration,
+}
+
+impl std::fmt::Debug for MailSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Destructured, so that a new field is a compile error here rather than a silent gap.
+        let MailSettings {
+            smtp_url,
+            from,
+            supervisors,
+            templates,
+            alerts_per_minute,
+            digest_every,
+        } = self;
+        f.debug_struct("MailSettings")
+            .field("smtp_url", &crate::config::redact_url(smtp_url))
+            .field("from", from)
+            .field("supervisors", supervisors)
+            .field("templates", templates)
+            .field("alerts_per_minute", alerts_per_minute)
+            .field("digest_every", digest_every)
+            .finish()
+    }
 }
 
 /// The compiled-in templates: (topic, subject, body).
@@ -277,7 +300,7 @@ mod tests {
         assert_eq!(fill("工单{number}", &vars), "工单2026112901000001");
         assert!(!fill("{reason}", &vars).contains('\n'));
         let cfg = MailSettings {
-            smtp_url: String::new(),
+            smtp_url: "smtp://mailer:sm7p-pa55@mail.example:587".into(),
             from: "12345@example.gov.cn".into(),
             supervisors: vec!["boss@example.gov.cn".into(), "not an address".into()],
             templates: None,
@@ -294,5 +317,10 @@ mod tests {
         assert_eq!(msgs.len(), 1, "the bad address is skipped");
         let raw = String::from_utf8(msgs[0].formatted()).unwrap();
         assert!(!raw.contains("\r\nBcc:"), "{raw}");
+        let shown = format!("{cfg:?}");
+        assert!(
+            shown.contains("mail.example") && !shown.contains("sm7p-pa55"),
+            "{shown}"
+        );
     }
 }

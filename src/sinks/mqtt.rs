@@ -31,7 +31,8 @@ pub struct MqttSettings {
 }
 
 /// A broker address from `[mqtt] url`: `mqtt://[user:pass@]host[:port]` or `mqtts://…` (TLS).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `Debug` shows the user name, not the password.
+#[derive(Clone, PartialEq, Eq)]
 pub struct BrokerUrl {
     /// Host name or address.
     pub host: String,
@@ -41,6 +42,20 @@ pub struct BrokerUrl {
     pub tls: bool,
     /// Username and password, percent-decoded.
     pub credentials: Option<(String, String)>,
+}
+
+impl std::fmt::Debug for BrokerUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrokerUrl")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("tls", &self.tls)
+            .field(
+                "credentials",
+                &self.credentials.as_ref().map(|(user, _)| (user, "***")),
+            )
+            .finish()
+    }
 }
 
 /// Parses `mqtt://[user:pass@]host[:port]` or `mqtts://…`; `None` when it is neither.
@@ -108,6 +123,8 @@ mod tests {
         assert!(parse_url("http://x").is_none());
         assert!(parse_url("mqtt://:1883").is_none());
         assert!(parse_url("mqtt://h:notaport").is_none());
+        let shown = format!("{b:?}");
+        assert!(shown.contains("gw") && !shown.contains("p@ss"), "{shown}");
     }
 }
 
