@@ -23,8 +23,8 @@ const BATCH: usize = 256;
 /// to an order's way to dispatch.
 const LINGER: Duration = Duration::from_millis(20);
 
-/// Relay settings (from `[dispatch]`).
-#[derive(Debug, Clone)]
+/// Relay settings (from `[dispatch]`). `Debug` shows the URL redacted and not the secret.
+#[derive(Clone)]
 pub struct RelayConfig {
     /// Base URL of the dispatch API; empty = hold everything.
     pub url: String,
@@ -42,6 +42,32 @@ pub struct RelayConfig {
     pub breaker_failures: u32,
     /// How long the breaker stays open.
     pub breaker_cooldown: Duration,
+}
+
+impl std::fmt::Debug for RelayConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Destructured so that a new field is a compile error here, not a silent omission.
+        let RelayConfig {
+            url,
+            secret,
+            timeout,
+            backoff_base,
+            backoff_max,
+            concurrency,
+            breaker_failures,
+            breaker_cooldown,
+        } = self;
+        f.debug_struct("RelayConfig")
+            .field("url", &crate::config::redact_url(url))
+            .field("secret", &if secret.is_empty() { "" } else { "***" })
+            .field("timeout", timeout)
+            .field("backoff_base", backoff_base)
+            .field("backoff_max", backoff_max)
+            .field("concurrency", concurrency)
+            .field("breaker_failures", breaker_failures)
+            .field("breaker_cooldown", breaker_cooldown)
+            .finish()
+    }
 }
 
 /// `sha256=<hex HMAC-SHA256(secret, timestamp + "." + body)>`.
@@ -285,13 +311,37 @@ impl Relay {
                     Attempt::Retryable(format!("HTTP {}", s.as_u16()))
                 } else {
                     let body = resp.text().await.unwrap_or_default();
-                    let body: String = body.chars().take(200).collect();
-                    Attempt::Permanent(format!("HTTP {}: {body}", s.as_u16()))
+                    Attempt::Permanent(refusal(s.as_u16(), &body))
                 }
             }
             Err(err) if err.is_timeout() => Attempt::Retryable("time-out".into()),
-            Err(err) => Attempt::Retryable(format!("connection: {err}")),
+            Err(err) => Attempt::Retryable(connection_error(err)),
         }
+    }
+}
+
+/// Longest excerpt of a refusal's body that is kept.
+const REFUSAL_EXCERPT_CHARS: usize = 200;
+
+/// The dead letter's error for a non-retryable answer: the status and the start of the body.
+/// This one string is what the WARN log, the outbox's `last_error` (admin API), the
+/// `orders/dead` event and the supervisors' mail show, and dispatch APIs echo the fields they
+/// refuse (phone numbers, e-mail addresses): the body is scrubbed before it is cut, so a number
+/// cut in half at the limit is not left readable.
+fn refusal(status: u16, body: &str) -> String {
+    let scrubbed = hotline_adapters::mask::scrub_text(body);
+    let excerpt: String = scrubbed.chars().take(REFUSAL_EXCERPT_CHARS).collect();
+    format!("HTTP {status}: {excerpt}")
+}
+
+/// A connection error without the URL's query, which may hold an API key; reqwest has already
+/// moved any `user:password@` into the Authorization header.
+fn connection_error(err: reqwest::Error) -> String {
+    let url = err.url().map(|u| crate::config::redact_url(u.as_str()));
+    let err = err.without_url();
+    match url {
+        Some(url) => format!("connection: {err} for url ({url})"),
+        None => format!("connection: {err}"),
     }
 }
 
@@ -333,6 +383,137 @@ mod tests {
             signature("key", 1_700_000_000, r#"{"a":1}"#),
             "sha256=a438e398bfafc57e4396bb7fc2304422f0f768e965d073ca313cb52e22e6ad03"
         );
+    }
+
+    #[test]
+    fn a_refusal_keeps_the_status_and_masks_what_dispatch_echoes() {
+        let e = refusal(
+            422,
+            r#"{"error":"invalid contact","phone":"13912345678","email":"alice@example.cn"}"#,
+        );
+        assert!(e.starts_with("HTTP 422: "), "{e}");
+        assert!(
+            e.contains("139****5678") && e.contains("a***@example.cn"),
+            "{e}"
+        );
+        assert!(!e.contains("13912345678") && !e.contains("alice"), "{e}");
+        // Scrubbed before it is cut: a number at the limit is not left half readable.
+        let e = refusal(400, &format!("{}13912345678", "x".repeat(195)));
+        assert!(!e.contains("13912"), "{e}");
+        assert_eq!(
+            e.chars().count(),
+            "HTTP 400: ".len() + REFUSAL_EXCERPT_CHARS
+        );
+    }
+
+    /// Answers one HTTP request on a local port with `status` and `body`; the base URL.
+    fn answer_once(status: &'static str, body: &'static str) -> String {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            let Ok((mut sock, _)) = listener.accept() else {
+                return;
+            };
+            // Read the head and the body, so the client does not see a reset mid-request.
+            let mut req = Vec::new();
+            let mut buf = [0u8; 4096];
+            while let Ok(n @ 1..) = sock.read(&mut buf) {
+                req.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&req).to_ascii_lowercase();
+                if let Some(head) = text.find("\r\n\r\n") {
+                    let len = text
+                        .split("content-length:")
+                        .nth(1)
+                        .and_then(|v| v.lines().next())
+                        .and_then(|v| v.trim().parse::<usize>().ok())
+                        .unwrap_or(0);
+                    if req.len() >= head + 4 + len {
+                        break;
+                    }
+                }
+            }
+            let _ = write!(
+                sock,
+                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        });
+        url
+    }
+
+    fn relay_to(url: String) -> Relay {
+        let cfg = RelayConfig {
+            url,
+            secret: "s".into(),
+            timeout: Duration::from_secs(5),
+            backoff_base: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(60),
+            concurrency: 1,
+            breaker_failures: 5,
+            breaker_cooldown: Duration::from_secs(1),
+        };
+        let store = Arc::new(crate::store::broken::BrokenStore::new("unused"));
+        Relay::new(cfg, store, Arc::default(), Arc::default()).unwrap()
+    }
+
+    fn entry() -> OutboxEntry {
+        OutboxEntry {
+            id: 1,
+            kind: "order".into(),
+            key: "2026112901000123".into(),
+            path: "/work-orders".into(),
+            body: r#"{"phone":"13912345678"}"#.into(),
+            attempts: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_dead_letter_error_never_carries_the_echoed_phone_or_email() {
+        let url = answer_once(
+            "400 Bad Request",
+            r#"{"error":"phone 13912345678 is not allowed for alice@example.cn"}"#,
+        );
+        match relay_to(url).attempt(&entry()).await {
+            Attempt::Permanent(e) => {
+                assert!(e.starts_with("HTTP 400: "), "{e}");
+                assert!(
+                    e.contains("139****5678") && e.contains("a***@example.cn"),
+                    "{e}"
+                );
+                assert!(!e.contains("13912345678") && !e.contains("alice"), "{e}");
+            }
+            Attempt::Delivered | Attempt::Retryable(_) => panic!("not a permanent refusal"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_connection_error_does_not_show_the_urls_query_or_password() {
+        // A port nobody listens on: bind, note it, close.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url = format!("http://user:pa55word@127.0.0.1:{port}/api?key=k3y-s3cret");
+        match relay_to(url).attempt(&entry()).await {
+            Attempt::Retryable(e) => {
+                assert!(e.starts_with("connection: "), "{e}");
+                assert!(e.contains(&format!("127.0.0.1:{port}")), "{e}");
+                assert!(!e.contains("k3y-s3cret") && !e.contains("pa55word"), "{e}");
+            }
+            Attempt::Delivered | Attempt::Permanent(_) => panic!("not a connection error"),
+        }
+    }
+
+    #[test]
+    fn relay_config_debug_hides_the_secret_and_the_urls_credentials() {
+        let relay = relay_to("https://user:pa55word@dispatch.example/api?key=k3y".into());
+        let shown = format!("{:?}", relay.cfg);
+        assert!(shown.contains("dispatch.example"), "{shown}");
+        for secret in ["pa55word", "k3y", "secret: \"s\""] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
     }
 
     #[test]
