@@ -62,6 +62,23 @@ pub enum AdapterError {
 }
 
 impl AdapterError {
+    /// `InvalidJson` from a JSON parser's error, with the submitted value taken out of the
+    /// message ([`redact_parser_message`](crate::mask::redact_parser_message)): the message is
+    /// logged, and the value may be personal data.
+    pub(crate) fn json(e: impl std::fmt::Display) -> Self {
+        AdapterError::InvalidJson(crate::mask::redact_parser_message(&e.to_string()))
+    }
+
+    /// `InvalidXml` from an XML parser's error, the value taken out as for [`Self::json`].
+    pub(crate) fn xml(e: impl std::fmt::Display) -> Self {
+        AdapterError::InvalidXml(crate::mask::redact_parser_message(&e.to_string()))
+    }
+
+    /// `InvalidForm` from a form decoder's error, the value taken out as for [`Self::json`].
+    pub(crate) fn form(e: impl std::fmt::Display) -> Self {
+        AdapterError::InvalidForm(crate::mask::redact_parser_message(&e.to_string()))
+    }
+
     /// Stable machine-readable code, part of the external contract: never rename one.
     pub fn code(&self) -> &'static str {
         match self {

@@ -4,6 +4,7 @@
 //! streaming reader, which is I/O) and hands them to [`from_fields`]; JSON and urlencoded bodies
 //! come here as bytes through [`parse`].
 
+use crate::mask::redact_parser_message;
 use crate::text::{bounded, clean_text, normalize_phone};
 use crate::{
     AdapterError, Category, Channel, Contact, Identity, IdentityKind, Item, Location, Submission,
@@ -66,8 +67,8 @@ pub fn parse(
     match media_type {
         Some("application/json") => {
             // Tell "not JSON at all" (400) from "JSON of the wrong shape" (422).
-            let value: serde_json::Value = serde_json::from_slice(body)
-                .map_err(|e| AdapterError::InvalidJson(e.to_string()))?;
+            let value: serde_json::Value =
+                serde_json::from_slice(body).map_err(AdapterError::json)?;
             if !value.is_object() {
                 return Err(AdapterError::InvalidField {
                     field: "body",
@@ -78,8 +79,8 @@ pub fn parse(
             build(raw, client_ip, now)
         }
         Some("application/x-www-form-urlencoded") => {
-            let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
-                .map_err(|e| AdapterError::InvalidForm(e.to_string()))?;
+            let pairs: Vec<(String, String)> =
+                serde_urlencoded::from_bytes(body).map_err(AdapterError::form)?;
             from_fields(pairs, client_ip, now)
         }
         Some(other) => Err(AdapterError::UnsupportedMediaType(other.to_string())),
@@ -89,9 +90,10 @@ pub fn parse(
 
 fn shape_error(e: serde_json::Error) -> AdapterError {
     // serde's message names the field and the expected type; that is what a page developer needs.
+    // It also quotes the submitted value (a phone number, say), which goes to the log: cut out.
     AdapterError::InvalidField {
         field: "body",
-        reason: e.to_string(),
+        reason: redact_parser_message(&e.to_string()),
     }
 }
 
@@ -120,7 +122,7 @@ pub fn from_fields(
                 let items: Vec<RawItem> =
                     serde_json::from_str(&v).map_err(|e| AdapterError::InvalidField {
                         field: "items",
-                        reason: e.to_string(),
+                        reason: redact_parser_message(&e.to_string()),
                     })?;
                 raw.items = Some(items);
             }
@@ -390,6 +392,32 @@ mod tests {
         ]);
         let long = format!(r#"{{"content":"{}"}}"#, "字".repeat(MAX_CONTENT_CHARS + 1));
         check(&[(long.as_str(), "invalid_field")]);
+    }
+
+    #[test]
+    fn refusals_name_the_field_and_type_but_not_the_value() {
+        let reason = |e: AdapterError| match e {
+            AdapterError::InvalidField { reason, .. } => reason,
+            other => panic!("expected invalid_field, got {other:?}"),
+        };
+        let e = json(r#"{"content":"x","phone":13912345678}"#).unwrap_err();
+        let r = reason(e);
+        assert!(
+            r.contains("integer") && r.contains("expected a string"),
+            "{r}"
+        );
+        assert!(!r.contains("13912345678") && !r.contains("5678"), "{r}");
+        let e = json(r#"{"content":"x","email":["alice@example.cn"]}"#).unwrap_err();
+        let r = reason(e);
+        assert!(r.contains("sequence") && !r.contains("alice"), "{r}");
+        let e = from_fields(
+            vec![("items".into(), r#"[{"content":13912345678}]"#.into())],
+            IP,
+            0,
+        )
+        .unwrap_err();
+        let r = reason(e);
+        assert!(r.contains("integer") && !r.contains("1391234"), "{r}");
     }
 
     #[test]

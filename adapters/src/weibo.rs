@@ -239,8 +239,7 @@ pub fn parse_push(acc: &WeiboAccount, inbound: &Inbound) -> Result<WeiboPush, Ad
     let ts = to_seconds(parse_timestamp(&timestamp)?);
     check_window(ts, inbound.now, acc.window_s)?;
 
-    let root: Value = serde_json::from_slice(&inbound.body)
-        .map_err(|e| AdapterError::InvalidJson(e.to_string()))?;
+    let root: Value = serde_json::from_slice(&inbound.body).map_err(AdapterError::json)?;
     let obj = root
         .as_object()
         .ok_or_else(|| AdapterError::InvalidJson("the body is not a JSON object".into()))?;

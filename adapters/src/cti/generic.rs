@@ -40,8 +40,7 @@ pub fn parse(
             return Err(AdapterError::UnsupportedMediaType(mt));
         }
     }
-    let value: Value = serde_json::from_slice(&inbound.body)
-        .map_err(|e| AdapterError::InvalidJson(e.to_string()))?;
+    let value: Value = serde_json::from_slice(&inbound.body).map_err(AdapterError::json)?;
     let Value::Object(map) = value else {
         return Err(AdapterError::InvalidJson("expected a JSON object".into()));
     };

@@ -147,8 +147,8 @@ pub fn parse(
             return Err(AdapterError::UnsupportedMediaType(mt));
         }
     }
-    let params: Vec<(String, String)> = serde_urlencoded::from_bytes(&inbound.body)
-        .map_err(|e| AdapterError::InvalidForm(e.to_string()))?;
+    let params: Vec<(String, String)> =
+        serde_urlencoded::from_bytes(&inbound.body).map_err(AdapterError::form)?;
     verify_signature(
         auth_token,
         &signed_url(public_url, &inbound.query),
@@ -352,9 +352,7 @@ pub fn check_fragment(fragment: &str) -> Result<(), AdapterError> {
     let mut depth: usize = 0;
     let mut closed = false;
     loop {
-        let ev = reader
-            .read_event()
-            .map_err(|e| AdapterError::InvalidXml(e.to_string()))?;
+        let ev = reader.read_event().map_err(AdapterError::xml)?;
         match ev {
             Event::Eof => break,
             _ if closed => {
@@ -375,8 +373,7 @@ pub fn check_fragment(fragment: &str) -> Result<(), AdapterError> {
                 ))
             }
             Event::Text(t) => {
-                t.unescape()
-                    .map_err(|e| AdapterError::InvalidXml(e.to_string()))?;
+                t.unescape().map_err(AdapterError::xml)?;
             }
             _ => {}
         }

@@ -121,8 +121,8 @@ fn fields(inbound: &Inbound) -> Result<Vec<(String, String)>, AdapterError> {
     if json {
         json_fields(&inbound.body)
     } else {
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&inbound.body)
-            .map_err(|e| AdapterError::InvalidForm(e.to_string()))?;
+        let pairs: Vec<(String, String)> =
+            serde_urlencoded::from_bytes(&inbound.body).map_err(AdapterError::form)?;
         Ok(pairs
             .into_iter()
             .map(|(k, v)| match k.strip_suffix("[]") {
@@ -134,8 +134,7 @@ fn fields(inbound: &Inbound) -> Result<Vec<(String, String)>, AdapterError> {
 }
 
 fn json_fields(body: &[u8]) -> Result<Vec<(String, String)>, AdapterError> {
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| AdapterError::InvalidJson(e.to_string()))?;
+    let value: Value = serde_json::from_slice(body).map_err(AdapterError::json)?;
     let Value::Object(map) = value else {
         return Err(AdapterError::InvalidJson("expected a JSON object".into()));
     };

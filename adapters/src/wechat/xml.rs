@@ -76,9 +76,7 @@ pub fn parse(xml: &str) -> Result<Fields, AdapterError> {
     let mut depth = 0usize;
     let mut root_done = false;
     loop {
-        let event = reader
-            .read_event()
-            .map_err(|e| AdapterError::InvalidXml(e.to_string()))?;
+        let event = reader.read_event().map_err(AdapterError::xml)?;
         match event {
             Event::DocType(_) => return Err(invalid("DOCTYPE is not allowed")),
             Event::PI(_) => return Err(invalid("processing instructions are not allowed")),
@@ -111,17 +109,13 @@ pub fn parse(xml: &str) -> Result<Fields, AdapterError> {
             Event::Text(t) => {
                 // Only leaves of the root carry data; deeper text is skipped unread.
                 if depth == 2 || depth == 0 {
-                    let text = t
-                        .unescape()
-                        .map_err(|e| AdapterError::InvalidXml(e.to_string()))?;
+                    let text = t.unescape().map_err(AdapterError::xml)?;
                     append(&mut current, depth, &text)?;
                 }
             }
             Event::CData(c) => {
                 if depth == 2 || depth == 0 {
-                    let text = c
-                        .decode()
-                        .map_err(|e| AdapterError::InvalidXml(e.to_string()))?;
+                    let text = c.decode().map_err(AdapterError::xml)?;
                     append(&mut current, depth, &text)?;
                 }
             }
