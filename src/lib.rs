@@ -416,6 +416,23 @@ fn lower_priority(nice: i32) {
 #[cfg(not(target_os = "linux"))]
 fn lower_priority(_nice: i32) {}
 
+/// The `method` label of the request metrics. Any token is a valid HTTP method, and an
+/// unauthenticated client could otherwise add a series to /metrics per request: the label is
+/// one of a fixed set.
+fn method_label(method: &actix_web::http::Method) -> &'static str {
+    use actix_web::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        _ => "other",
+    }
+}
+
 /// The actix app: routes, a JSON 404, request metrics.
 pub fn app(
     state: actix_web::web::Data<http::AppState>,
@@ -438,16 +455,31 @@ pub fn app(
         .wrap_fn(|req, srv| {
             let start = std::time::Instant::now();
             let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
-            let method = req.method().to_string();
+            let method = method_label(req.method());
             let fut = srv.call(req);
             async move {
                 let res = fut.await?;
                 let status = res.status().as_u16().to_string();
-                metrics::histogram!("hotline_http_request_duration_seconds", "route" => route.clone(), "method" => method.clone())
+                metrics::histogram!("hotline_http_request_duration_seconds", "route" => route.clone(), "method" => method)
                     .record(start.elapsed().as_secs_f64());
                 metrics::counter!("hotline_http_requests_total", "route" => route, "method" => method, "status" => status)
                     .increment(1);
                 Ok(res)
             }
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::http::Method;
+
+    #[test]
+    fn method_labels_are_a_fixed_set() {
+        assert_eq!(super::method_label(&Method::GET), "GET");
+        assert_eq!(super::method_label(&Method::PATCH), "PATCH");
+        for odd in ["FOOBAR123", "get", "TRACE", "CONNECT", "PROPFIND"] {
+            let m = Method::from_bytes(odd.as_bytes()).unwrap();
+            assert_eq!(super::method_label(&m), "other", "{odd}");
+        }
+    }
 }

@@ -442,6 +442,15 @@ fn wechat_events_unknown_types_and_status_queries_make_no_orders() {
                          "fields": {"Title": "小程序", "AppId": "wx1234", "PagePath": "pages/x"}});
     assert_no_reply(&wx_push(&gw, "plain", &unknown));
     assert_no_reply(&wx_push(&gw, "safe", &unknown));
+    // Counted by type; a type nobody knows is `other`, so pushes cannot add series at will.
+    let mut odd = unknown.clone();
+    odd["type"] = json!("zz_made_up_type_42");
+    assert_no_reply(&wx_push(&gw, "plain", &odd));
+    let metrics = gw.metrics();
+    for label in ["type=\"miniprogrampage\"", "type=\"other\""] {
+        assert!(metrics.contains(label), "{label} missing from /metrics");
+    }
+    assert!(!metrics.contains("zz_made_up"), "the type became a label");
 
     // A matter, then its status by number: no new order for the query.
     let r = wx_push(&gw, "plain", &text(openid, "我们小区停水两天了"));

@@ -195,7 +195,19 @@ fn operators_see_metrics_openapi_health_and_no_secrets() {
     );
     gw.submit(json!({"content": "指标：路灯坏了"}));
     let c = client();
+    // Any token is a method: an unauthenticated client must not add series to /metrics.
+    let odd = reqwest::Method::from_bytes(b"FOOBAR123").unwrap();
+    let r = c
+        .request(odd, format!("{}/v1/web/submissions", gw.url))
+        .send()
+        .unwrap();
+    assert!(r.status().is_client_error(), "{}", r.status());
     let metrics = gw.metrics();
+    assert!(!metrics.contains("FOOBAR123"), "the method became a label");
+    assert!(
+        metrics.contains("method=\"other\""),
+        "odd methods are counted"
+    );
     for name in [
         "hotline_http_requests_total",
         "hotline_http_request_duration_seconds",
