@@ -20,12 +20,27 @@ pub async fn readyz(state: Data<AppState>) -> HttpResponse {
     if store.is_ok() && relay_alive {
         HttpResponse::Ok().json(json!({"status": "ready"}))
     } else {
+        // The store's error names files and hosts; /readyz answers anyone, so it gets a fixed
+        // code and the detail goes to the log.
+        let store_error = store.err().map(|e| {
+            tracing::warn!(error = %e, relay_alive, "Not ready: the store does not take writes.");
+            match e {
+                crate::store::StoreError::Unavailable(_) => "store_unavailable",
+                crate::store::StoreError::Internal(_) => "store_internal",
+            }
+        });
+        if store_error.is_none() {
+            tracing::warn!(
+                last_round = last,
+                "Not ready: the relay loop has not run for 30 s."
+            );
+        }
         HttpResponse::ServiceUnavailable()
             .insert_header(("Retry-After", super::error::RETRY_AFTER_S.to_string()))
             .json(json!({
                 "status": "unavailable",
-                "store": store.is_ok(),
-                "store_error": store.err().map(|e| e.to_string()),
+                "store": store_error.is_none(),
+                "store_error": store_error,
                 "relay": relay_alive,
             }))
     }
