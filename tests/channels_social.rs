@@ -905,6 +905,11 @@ fn weibo_handshake_push_retries_and_refusals() {
         json!({"message": refused, "timestamp_offset_ms": 1_000_000}),
     );
     assert_refused(&r, 401, "stale_timestamp");
+    // A NUL in created_at, which goes into the dedupe key (PostgreSQL refuses NUL in text):
+    // a typed 422, not a 500; nothing stored (the order count below).
+    let mut nul = wb_msg(sender, "text", "时间里有控制字符", json!({}));
+    nul["created_at"] = json!(format!("{}\u{0}", nul["created_at"].as_str().unwrap()));
+    assert_refused(&wb(&gw, json!({"message": nul})), 422, "invalid_field");
     // Nothing to say: an empty body.
     for (kind, data) in [
         ("event", json!({"subtype": "follow"})),

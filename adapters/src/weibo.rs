@@ -443,6 +443,12 @@ fn scalar(
 ) -> Result<String, AdapterError> {
     match obj.get(name) {
         None | Some(Value::Null) => Ok(String::new()),
+        // These values end up in the dedupe key (`created_at`) and in stored attachments (file
+        // ids); a NUL there makes PostgreSQL refuse the whole write, a 500 for the platform to
+        // retry forever. Weibo never sends control characters in them: refuse the push.
+        Some(Value::String(s)) if s.chars().any(char::is_control) => {
+            Err(invalid(field, "contains control characters"))
+        }
         Some(Value::String(s)) => Ok(s.trim().to_string()),
         Some(Value::Number(n)) => Ok(n.to_string()),
         Some(_) => Err(invalid(field, "not a string or number")),
@@ -772,6 +778,29 @@ mod tests {
         assert_eq!(p.created_at, "Mon Jul 16 18:09:20 +0800 2012");
         assert_eq!(p.received_at, 1_342_433_360);
         Ok(())
+    }
+
+    #[test]
+    fn control_characters_in_keyed_or_stored_fields_are_refused() {
+        let created = |c: &str| {
+            format!(
+                r#"{{"type":"text","receiver_id":1,"sender_id":2,"created_at":"Mon Jul 16 18:09:20 +0800 2012{c}","text":"x"}}"#
+            )
+        };
+        let image = |c: &str| body("image", "", &format!(r#"{{"vfid":"1{c}","tovfid":"2"}}"#));
+        for (label, b, field) in [
+            ("NUL in created_at", created("\\u0000"), "created_at"),
+            ("BEL in created_at", created("\\u0007"), "created_at"),
+            ("newline in created_at", created("\\n"), "created_at"),
+            ("NUL in a file id", image("\\u0000"), "data.vfid"),
+        ] {
+            match push(&b) {
+                Err(AdapterError::InvalidField { field: f, .. }) => assert_eq!(f, field, "{label}"),
+                other => panic!("{label}: {other:?}"),
+            }
+        }
+        // Surrounding spaces are still trimmed, not refused.
+        assert!(push(&created("  ")).is_ok());
     }
 
     #[test]
