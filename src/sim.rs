@@ -2,10 +2,26 @@
 //!
 //! It answers like a real one: `POST /work-orders` takes an order once per `Idempotency-Key`
 //! (201, then 409 for the same key), `POST /work-orders/{n}/contacts` takes repeat contacts,
-//! `GET /work-orders/{n}` answers a status. Every request it accepts is appended to a JSON-lines
-//! file (with `"repeat": true` for a key it had already seen), so tests can count deliveries per
-//! key. Flags inject failures: `--fail-rate` (503s), `--reject-rate` (400s), `--latency-ms`, and
-//! `--secret` makes it verify `X-Hotline-Signature` like a strict core would.
+//! `GET /work-orders/{n}` answers a status. Flags inject failures: `--fail-rate` (503s),
+//! `--reject-rate` (400s), `--latency-ms`, and `--secret` makes it verify `X-Hotline-Signature`
+//! like a strict core would.
+//!
+//! Every request it accepts is appended to the `--out` file, one JSON object a line:
+//!
+//! - an order taken for the first time under its key (201): the order object exactly as
+//!   received, `number` and all its other fields at top level, plus `"idempotency_key"`. It has
+//!   no `repeat` field;
+//! - the same key again (409): the same, plus `"repeat": true`, so tests can count
+//!   re-deliveries; a check of what reached dispatch skips lines whose `repeat` is true;
+//! - a repeat contact (`POST /work-orders/{n}/contacts`):
+//!   `{"contact_for": "<n>", "idempotency_key": "<key>", ...the contact body's fields}`. The
+//!   body's own `number` is left out (it names the same order as the path), so a line with a
+//!   top-level `number` is always an order. A body that is not a JSON object is kept whole as
+//!   `"body"`.
+//!
+//! The sim sets `idempotency_key`, `repeat` and `contact_for` itself, over any field of the same
+//! name in what it received. On start it reads the file back, so a restarted sim still answers
+//! 409 for the keys of the orders it has recorded.
 
 use actix_web::web::{Bytes, Data, Path};
 use actix_web::{HttpRequest, HttpResponse};
@@ -40,19 +56,11 @@ struct Sim {
 
 /// Runs the simulator on `listener` until SIGINT/SIGTERM.
 pub async fn run(cfg: SimConfig, listener: std::net::TcpListener) -> std::io::Result<()> {
-    let mut seen = HashMap::new();
-    if let Some(path) = &cfg.out {
-        // Rebuild the seen keys so a restarted sim still answers 409 for known orders.
-        if let Ok(f) = std::fs::File::open(path) {
-            for line in std::io::BufReader::new(f).lines().map_while(Result::ok) {
-                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
-                    if let (Some(k), Some(n)) = (v["key"].as_str(), v["order"]["number"].as_str()) {
-                        seen.insert(k.to_string(), n.to_string());
-                    }
-                }
-            }
-        }
-    }
+    // Rebuild the seen keys so a restarted sim still answers 409 for known orders.
+    let seen = match cfg.out.as_ref().map(std::fs::File::open) {
+        Some(Ok(f)) => seen_keys(std::io::BufReader::new(f)),
+        _ => HashMap::new(),
+    };
     let file = match &cfg.out {
         Some(p) => Some(
             std::fs::OpenOptions::new()
@@ -81,6 +89,20 @@ pub async fn run(cfg: SimConfig, listener: std::net::TcpListener) -> std::io::Re
     .listen(listener)?
     .run()
     .await
+}
+
+/// Key -> order number of every order line in a file the sim wrote (contact lines have no
+/// top-level `number` and are skipped).
+fn seen_keys(file: impl BufRead) -> HashMap<String, String> {
+    let mut seen = HashMap::new();
+    for line in file.lines().map_while(Result::ok) {
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+            if let (Some(k), Some(n)) = (v["idempotency_key"].as_str(), v["number"].as_str()) {
+                seen.insert(k.to_string(), n.to_string());
+            }
+        }
+    }
+    seen
 }
 
 impl Sim {
@@ -150,7 +172,7 @@ async fn post_order(req: HttpRequest, body: Bytes, sim: Data<Sim>) -> HttpRespon
         };
         seen.insert(key.clone(), number.clone()).is_some()
     };
-    sim.append(json!({"kind": "order", "key": key, "repeat": repeat, "order": order}));
+    sim.append(order_line(order, &key, repeat));
     if repeat {
         HttpResponse::Conflict().json(json!({"number": number, "status": "accepted"}))
     } else {
@@ -169,10 +191,35 @@ async fn post_contact(
     }
     let contact: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
     let key = header(&req, "idempotency-key");
-    sim.append(
-        json!({"kind": "contact", "key": key, "number": number.as_str(), "contact": contact}),
-    );
+    sim.append(contact_line(number.as_str(), &key, contact));
     HttpResponse::Created().json(json!({"status": "recorded"}))
+}
+
+/// An order's line: the order as received plus its key, and `"repeat": true` for a key already
+/// seen. (`order` is an object: its `number` was read.)
+fn order_line(mut order: serde_json::Value, key: &str, repeat: bool) -> serde_json::Value {
+    if let Some(fields) = order.as_object_mut() {
+        fields.insert("idempotency_key".into(), json!(key));
+        if repeat {
+            fields.insert("repeat".into(), json!(true));
+        } else {
+            fields.remove("repeat");
+        }
+    }
+    order
+}
+
+/// A repeat contact's line: never a top-level `number`, so it cannot pass for an order.
+fn contact_line(number: &str, key: &str, contact: serde_json::Value) -> serde_json::Value {
+    let mut line = match contact {
+        serde_json::Value::Object(fields) => fields,
+        serde_json::Value::Null => serde_json::Map::new(),
+        other => serde_json::Map::from_iter([("body".to_string(), other)]),
+    };
+    line.remove("number");
+    line.insert("contact_for".into(), json!(number));
+    line.insert("idempotency_key".into(), json!(key));
+    serde_json::Value::Object(line)
 }
 
 async fn get_order(number: Path<String>, sim: Data<Sim>) -> HttpResponse {
@@ -190,5 +237,61 @@ async fn get_order(number: Path<String>, sim: Data<Sim>) -> HttpResponse {
         }))
     } else {
         HttpResponse::NotFound().json(json!({"error": "unknown order"}))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_lines_are_the_order_with_its_key() {
+        let order = json!({"number": "A1", "content": "路灯坏了", "item": {"index": 1}});
+        let first = order_line(order.clone(), "A1", false);
+        assert_eq!(
+            first,
+            json!({"number": "A1", "content": "路灯坏了", "item": {"index": 1}, "idempotency_key": "A1"})
+        );
+        assert!(first.get("repeat").is_none(), "{first}");
+        let again = order_line(order, "A1", true);
+        assert_eq!(again["number"], "A1");
+        assert_eq!(again["repeat"], true);
+        assert_eq!(again["idempotency_key"], "A1");
+    }
+
+    #[test]
+    fn contact_lines_have_no_number() {
+        let body = json!({"number": "A1", "kind": "supplement", "content": "还没修"});
+        let line = contact_line("A1", "A1-c1", body);
+        assert_eq!(
+            line,
+            json!({"contact_for": "A1", "idempotency_key": "A1-c1", "kind": "supplement", "content": "还没修"})
+        );
+        let odd = contact_line("A1", "k", json!([1, 2]));
+        assert_eq!(
+            odd,
+            json!({"contact_for": "A1", "idempotency_key": "k", "body": [1, 2]})
+        );
+        assert!(contact_line("A1", "k", serde_json::Value::Null)
+            .get("number")
+            .is_none());
+    }
+
+    #[test]
+    fn seen_keys_come_from_order_lines_only() {
+        let file = [
+            order_line(json!({"number": "A1"}), "A1", false),
+            order_line(json!({"number": "A1"}), "A1", true),
+            contact_line("A2", "A2-c1", json!({"number": "A2"})),
+            order_line(json!({"number": "B7"}), "kb", false),
+        ]
+        .iter()
+        .map(|l| format!("{l}\n"))
+        .collect::<String>()
+            + "not json\n";
+        let seen = seen_keys(file.as_bytes());
+        assert_eq!(seen.len(), 2, "{seen:?}");
+        assert_eq!(seen["A1"], "A1");
+        assert_eq!(seen["kb"], "B7");
     }
 }

@@ -167,21 +167,21 @@ fn number_in(content: &str) -> String {
     n
 }
 
-/// First deliveries of orders at the sim: (number, order JSON).
+/// First deliveries of orders at the sim: (idempotency key = number, order JSON as received).
 fn orders(sim: &Sim) -> Vec<(String, Value)> {
     sim.lines()
         .into_iter()
-        .filter(|l| l["kind"] == "order" && l["repeat"] == false)
-        .filter_map(|l| Some((l["key"].as_str()?.to_string(), l["order"].clone())))
+        .filter(is_first_delivery)
+        .filter_map(|mut l| {
+            let key = l.as_object_mut()?.remove("idempotency_key")?;
+            Some((key.as_str()?.to_string(), l))
+        })
         .collect()
 }
 
 /// Repeat contacts (art. 17(5)) the sim received: a platform retry must never be one.
 fn contacts(sim: &Sim) -> Vec<Value> {
-    sim.lines()
-        .into_iter()
-        .filter(|l| l["kind"] == "contact")
-        .collect()
+    sim.lines().into_iter().filter(is_contact).collect()
 }
 
 /// Waits until `number` has reached dispatch; returns all orders delivered by then.
@@ -1098,14 +1098,22 @@ fn wechat_photo_and_location_after_a_text_are_added_to_its_order() {
     let supplements = wait_until("two supplements at dispatch", LONG, || {
         let c: Vec<Value> = contacts(&sim)
             .into_iter()
-            .filter(|c| c["number"] == number.as_str())
+            .filter(|c| c["contact_for"] == number.as_str())
             .collect();
         (c.len() >= 2).then_some(c)
     });
-    assert_eq!(supplements[0]["contact"]["kind"], "supplement");
+    assert_eq!(supplements[0]["kind"], "supplement");
+    // The contact body alone (the line less the sim's two fields).
     let kinds: Vec<String> = supplements
         .iter()
-        .map(|c| c["contact"].to_string())
+        .map(|c| {
+            let mut body = c.clone();
+            if let Some(fields) = body.as_object_mut() {
+                fields.remove("contact_for");
+                fields.remove("idempotency_key");
+            }
+            body.to_string()
+        })
         .collect();
     assert!(
         kinds.iter().any(|k| k.contains("hole-media-1")),

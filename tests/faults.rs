@@ -389,8 +389,12 @@ fn slow_clients_huge_headers_and_nul_bytes_leave_the_server_healthy() {
         let l = sim.lines();
         delivered_orders(&l).contains(&n).then_some(l)
     });
-    let order = lines.iter().find(|l| l["key"] == n.as_str()).unwrap();
-    assert_eq!(order["order"]["content"], "路灯坏了");
+    let order = lines
+        .iter()
+        .find(|l| l["idempotency_key"] == n.as_str())
+        .unwrap();
+    assert_eq!(order["number"], n.as_str());
+    assert_eq!(order["content"], "路灯坏了");
 
     // Still healthy.
     assert_eq!(

@@ -100,8 +100,8 @@ fn wait_drained(gw: &Gateway) {
 fn all_order_keys(lines: &[Value]) -> Vec<String> {
     lines
         .iter()
-        .filter(|l| l["kind"] == "order")
-        .filter_map(|l| l["key"].as_str().map(String::from))
+        .filter(|l| is_order(l))
+        .filter_map(|l| l["idempotency_key"].as_str().map(String::from))
         .collect()
 }
 
@@ -225,7 +225,7 @@ fn orders_from_both_nodes_are_delivered_once_with_distinct_numbers() {
     acked.sort();
     assert_eq!(got, acked, "every order, and only those");
     assert!(
-        lines.iter().all(|l| l["repeat"] == false),
+        lines.iter().all(is_first_delivery),
         "no order delivered twice: {lines:?}"
     );
 }
@@ -337,7 +337,7 @@ fn a_wechat_retry_on_the_other_node_is_one_order() {
         "one order: {lines:?}"
     );
     assert!(
-        lines.iter().all(|l| l["kind"] != "contact"),
+        !lines.iter().any(is_contact),
         "a retry is no repeat contact: {lines:?}"
     );
 }
@@ -550,7 +550,7 @@ fn a_node_killed_mid_delivery_leaves_its_orders_to_the_other() {
     assert_eq!(firsts.len(), acked.len(), "each key first delivered once");
     eprintln!(
         "takeover: {at_kill} delivered by A before kill -9, {} repeats under the same key",
-        lines.iter().filter(|l| l["repeat"] == true).count()
+        lines.iter().filter(|l| is_repeat(l)).count()
     );
 }
 

@@ -73,9 +73,11 @@ fn accepted_orders_reach_dispatch_once_signed_and_keyed() {
         got, want,
         "every accepted order arrives, keyed by its number"
     );
-    assert!(lines.iter().all(|l| l["repeat"] == false), "nothing twice");
-    let first = lines.iter().find(|l| l["key"] == n1[0].as_str()).unwrap();
-    let order = &first["order"];
+    assert!(lines.iter().all(is_first_delivery), "nothing twice");
+    let order = lines
+        .iter()
+        .find(|l| l["idempotency_key"] == n1[0].as_str())
+        .unwrap();
     assert_eq!(order["number"], n1[0].as_str());
     assert_eq!(order["channel"], "web");
     assert_eq!(order["category"], "complaint");
@@ -243,13 +245,10 @@ fn items_split_and_client_ref_replays_the_first_answer() {
         (delivered_orders(&l).len() >= 2).then_some(l)
     });
     assert_eq!(delivered_orders(&lines).len(), 2, "no third order");
-    let items: Vec<_> = lines.iter().map(|l| l["order"]["item"].clone()).collect();
+    let items: Vec<_> = lines.iter().map(|l| l["item"].clone()).collect();
     assert!(items.contains(&json!({"index": 1, "count": 2})));
     assert!(items.contains(&json!({"index": 2, "count": 2})));
-    let sid: Vec<_> = lines
-        .iter()
-        .map(|l| l["order"]["submission_id"].clone())
-        .collect();
+    let sid: Vec<_> = lines.iter().map(|l| l["submission_id"].clone()).collect();
     assert_eq!(sid[0], sid[1], "items share their submission id");
 }
 
@@ -283,7 +282,7 @@ fn a_dispatch_outage_delays_but_loses_nothing() {
     want.sort();
     assert_eq!(got, want);
     assert!(
-        lines.iter().all(|l| l["repeat"] == false),
+        lines.iter().all(is_first_delivery),
         "nothing delivered twice under the same key"
     );
     wait_until("the outbox to drain", LONG, || {
@@ -408,7 +407,7 @@ fn kill_9_under_load_loses_no_acknowledged_order() {
     eprintln!(
         "kill -9 x3: acked {} lost 0, redelivered (harmless, same key) {}",
         acked.len(),
-        lines.iter().filter(|l| l["repeat"] == true).count()
+        lines.iter().filter(|l| is_repeat(l)).count()
     );
 }
 
@@ -559,12 +558,9 @@ fn repeats_are_answered_with_the_open_order_and_forwarded_near_misses_are_new() 
     let contact = wait_until("the repeat contact at dispatch", LONG, || {
         sim.lines()
             .into_iter()
-            .find(|l| l["kind"] == "contact" && l["number"] == first[0].as_str())
+            .find(|l| is_contact(l) && l["contact_for"] == first[0].as_str())
     });
-    assert!(contact["contact"]["content"]
-        .as_str()
-        .unwrap()
-        .contains("南京路"));
+    assert!(contact["content"].as_str().unwrap().contains("南京路"));
     wait_until("two orders at dispatch", LONG, || {
         (delivered_orders(&sim.lines()).len() == 2).then_some(())
     });

@@ -319,12 +319,36 @@ pub fn read_lines(path: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
+// The sim's lines (src/sim.rs): an order is the order object as received plus
+// `idempotency_key` (and `"repeat": true` when its key came again, answered 409); a repeat
+// contact is `{"contact_for", "idempotency_key", ...the contact's fields}`, with no `number`.
+
+/// Whether a sim line records an order (first delivery or repeat): it has a top-level `number`.
+pub fn is_order(l: &serde_json::Value) -> bool {
+    l["number"].is_string()
+}
+
+/// Whether a sim line records an order's first delivery under its key (no `"repeat": true`).
+pub fn is_first_delivery(l: &serde_json::Value) -> bool {
+    is_order(l) && l["repeat"] != true
+}
+
+/// Whether a sim line records an order whose key the sim had seen before (answered 409).
+pub fn is_repeat(l: &serde_json::Value) -> bool {
+    is_order(l) && l["repeat"] == true
+}
+
+/// Whether a sim line records a repeat contact (`POST /work-orders/{n}/contacts`).
+pub fn is_contact(l: &serde_json::Value) -> bool {
+    l["contact_for"].is_string()
+}
+
 /// Order lines (first deliveries, not repeats) by key.
 pub fn delivered_orders(lines: &[serde_json::Value]) -> Vec<String> {
     lines
         .iter()
-        .filter(|l| l["kind"] == "order" && l["repeat"] == false)
-        .filter_map(|l| l["key"].as_str().map(String::from))
+        .filter(|l| is_first_delivery(l))
+        .filter_map(|l| l["idempotency_key"].as_str().map(String::from))
         .collect()
 }
 
