@@ -683,3 +683,101 @@ fn order_status_is_cached_briefly_and_falls_back_to_what_the_gateway_knows() {
     assert_eq!(s["status"], "received", "{s}");
     assert_eq!(s["number"], n2.as_str());
 }
+
+/// The sim's file is what a black-box check reads: each order line is the order itself, with the
+/// acknowledged number at top level; a repeat contact has no `number`; a re-delivery under a key
+/// the sim has seen (also after a restart) is marked `"repeat": true`.
+#[test]
+fn the_sim_records_orders_by_their_number_and_contacts_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("sim.jsonl");
+    let port = free_port();
+    let mut sim = Sim::start(port, &out, &[]);
+    let gw = Gateway::start(dir.path(), &sim.url, "");
+    let phone = "13655550001";
+    let (s, b) = gw.submit(
+        json!({"content": "和平区南京路1号门口的路灯坏了一个月了，晚上很黑", "phone": phone}),
+    );
+    assert_eq!(s, 202, "{b}");
+    let n = numbers(&b).remove(0);
+    // The same matter again: a repeat contact on that order.
+    let (s, b) = gw.submit(
+        json!({"content": "南京路1号门口的路灯坏了一个多月了，晚上很黑！", "phone": phone}),
+    );
+    assert_eq!((s, b["status"].as_str()), (200, Some("duplicate")), "{b}");
+    // Read the file line by line, as a script would.
+    let raw = || -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&out)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("every line is JSON"))
+            .collect()
+    };
+    let lines = wait_until("the order and the contact at dispatch", LONG, || {
+        let l = raw();
+        (l.iter().any(|l| l["number"] == n.as_str())
+            && l.iter().any(|l| l["contact_for"] == n.as_str()))
+        .then_some(l)
+    });
+    let orders: Vec<_> = lines.iter().filter(|l| l["number"] == n.as_str()).collect();
+    assert_eq!(orders.len(), 1, "{lines:?}");
+    let order = orders[0];
+    assert_eq!(order["idempotency_key"], n.as_str(), "{order}");
+    assert!(order.get("repeat").is_none(), "a first delivery: {order}");
+    assert_eq!(
+        order["content"], "和平区南京路1号门口的路灯坏了一个月了，晚上很黑",
+        "{order}"
+    );
+    assert_eq!(order["channel"], "web", "{order}");
+    for gone in ["kind", "key", "order"] {
+        assert!(order.get(gone).is_none(), "no wrapper: {order}");
+    }
+    let contact = lines
+        .iter()
+        .find(|l| l["contact_for"] == n.as_str())
+        .unwrap();
+    assert!(contact.get("number").is_none(), "{contact}");
+    assert!(contact["idempotency_key"].is_string(), "{contact}");
+    assert_ne!(contact["idempotency_key"], n.as_str(), "{contact}");
+    assert!(
+        contact["content"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("南京路"),
+        "{contact}"
+    );
+    assert_eq!(
+        lines.iter().filter(|l| l.get("number").is_some()).count(),
+        1,
+        "one line with a number: {lines:?}"
+    );
+
+    // The same key again, after a restart: the sim still knows it (409) and marks the line.
+    sim.stop();
+    let sim = Sim::start(port, &out, &[]);
+    let mut body = order.clone();
+    body.as_object_mut().unwrap().remove("idempotency_key");
+    let again = client()
+        .post(format!("{}/work-orders", sim.url))
+        .header("idempotency-key", n.as_str())
+        .json(&body)
+        .send()
+        .unwrap();
+    assert_eq!(again.status().as_u16(), 409);
+    let lines = raw();
+    let same: Vec<_> = lines.iter().filter(|l| l["number"] == n.as_str()).collect();
+    assert!(same.len() >= 2, "{lines:?}");
+    assert!(same[0].get("repeat").is_none(), "{}", same[0]);
+    for l in &same[1..] {
+        assert_eq!(l["repeat"], true, "{l}");
+        assert_eq!(l["idempotency_key"], n.as_str(), "{l}");
+    }
+    let mut resent = same[same.len() - 1].clone();
+    resent.as_object_mut().unwrap().remove("repeat");
+    assert_eq!(resent, *order, "the order as received, plus the two fields");
+    assert_eq!(
+        delivered_orders(&lines),
+        vec![n.clone()],
+        "a repeat is no new delivery"
+    );
+}
