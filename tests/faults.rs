@@ -172,6 +172,13 @@ fn a_damaged_store_is_reported_clearly_and_sigterm_shuts_down_cleanly() {
         (200, Some("110")),
         "{b}"
     );
+    // Also when it carries a retry key, whose record the store cannot be asked for.
+    let (s, b) = gw.submit(json!({"content": "家里老人突然晕倒了，没有呼吸", "client_ref": "p-1"}));
+    assert_eq!(
+        (s, b["redirect"]["number"].as_str()),
+        (200, Some("120")),
+        "{b}"
+    );
     assert!(gw.logs().contains("damaged"), "{}", gw.logs());
     assert!(gw.terminate());
 

@@ -345,11 +345,18 @@ impl Pipeline {
             None => None,
         };
         if let Some(key) = &dedupe_key {
-            if let Some(outcome) = self.recall(key).await? {
-                metrics::counter!("hotline_retries_answered_total", "channel" => sub.channel.as_str())
-                    .increment(1);
-                let message = messages::for_outcome(&outcome, self.cfg.tz);
-                return Ok(Decision { outcome, message });
+            match self.recall(key).await {
+                Ok(Some(outcome)) => {
+                    metrics::counter!("hotline_retries_answered_total", "channel" => sub.channel.as_str())
+                        .increment(1);
+                    let message = messages::for_outcome(&outcome, self.cfg.tz);
+                    return Ok(Decision { outcome, message });
+                }
+                Ok(None) => {}
+                // A store that cannot be read must not keep an emergency from its answer (art.
+                // 17). Deciding afresh is safe: anything else is refused at its commit, and the
+                // commit checks the key again in the same transaction.
+                Err(e) => tracing::warn!(error = %e, "Retry record unreadable; deciding afresh."),
             }
         }
         let rules = self.rules();
