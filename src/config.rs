@@ -6,7 +6,7 @@
 //! `***`, so a config can be logged whole.
 
 use serde::Deserialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -641,7 +641,7 @@ impl Config {
             }])
         })?;
         let mut problems = Vec::new();
-        apply_env(&mut table, env, &mut problems);
+        let raw = apply_env(&mut table, env, &mut problems);
         for key in table.keys() {
             if !SECTIONS.contains(&key.as_str()) {
                 problems.push(ConfigProblem {
@@ -650,19 +650,43 @@ impl Config {
                 });
             }
         }
-        let server: Option<ServerConfig> = section(&table, "server", true, &mut problems);
-        let storage = section(&table, "storage", false, &mut problems).unwrap_or_default();
-        let dispatch = section(&table, "dispatch", false, &mut problems).unwrap_or_default();
-        let admin = section(&table, "admin", false, &mut problems).unwrap_or_default();
-        let channels = section(&table, "channels", false, &mut problems).unwrap_or_default();
-        let web = section(&table, "web", false, &mut problems).unwrap_or_default();
-        let nuisance = section(&table, "nuisance", false, &mut problems).unwrap_or_default();
-        let mqtt = section(&table, "mqtt", false, &mut problems).unwrap_or_default();
-        let mail = section(&table, "mail", false, &mut problems).unwrap_or_default();
-        let rules = section(&table, "rules", false, &mut problems).unwrap_or_default();
-        let Some(server) = server else {
-            return Err(fail(problems));
-        };
+        let server: Option<ServerConfig> = section(&table, &raw, "server", true, &mut problems);
+        let storage = section(&table, &raw, "storage", false, &mut problems).unwrap_or_default();
+        let dispatch = section(&table, &raw, "dispatch", false, &mut problems).unwrap_or_default();
+        let admin = section(&table, &raw, "admin", false, &mut problems).unwrap_or_default();
+        let channels = section(&table, &raw, "channels", false, &mut problems).unwrap_or_default();
+        let web = section(&table, &raw, "web", false, &mut problems).unwrap_or_default();
+        let nuisance = section(&table, &raw, "nuisance", false, &mut problems).unwrap_or_default();
+        let mqtt = section(&table, &raw, "mqtt", false, &mut problems).unwrap_or_default();
+        let mail = section(&table, &raw, "mail", false, &mut problems).unwrap_or_default();
+        let rules = section(&table, &raw, "rules", false, &mut problems).unwrap_or_default();
+        // Without a usable [server] everything else is still checked: the rest of [server]
+        // with a stand-in address, the other sections against a stand-in [server].
+        let server_ok = server.is_some();
+        let server = server.or_else(|| {
+            let mut t = table.clone();
+            t.get_mut("server")?
+                .as_table_mut()?
+                .insert("listen".into(), "127.0.0.1:8080".into());
+            let mut more = Vec::new();
+            let server = section(&t, &raw, "server", true, &mut more);
+            for p in more {
+                if !problems.iter().any(|q| q.key == p.key) {
+                    problems.push(p);
+                }
+            }
+            server
+        });
+        let server = server.unwrap_or_else(|| ServerConfig {
+            listen: "127.0.0.1:8080".into(),
+            node_id: default_node_id(),
+            timezone: default_timezone(),
+            body_limit: default_body_limit(),
+            max_connections: default_max_connections(),
+            workers: 0,
+            log_format: default_log_format(),
+            request_timeout: default_request_timeout(),
+        });
         let mut cfg = Config {
             path: path.to_path_buf(),
             server,
@@ -695,7 +719,7 @@ impl Config {
             },
         };
         cfg.validate(&mut problems);
-        if problems.is_empty() {
+        if problems.is_empty() && server_ok {
             Ok(cfg)
         } else {
             Err(fail(problems))
@@ -1087,41 +1111,135 @@ fn is_http_url(s: &str) -> bool {
     (s.starts_with("http://") || s.starts_with("https://")) && s.len() > "http://".len()
 }
 
+/// Reads one section. A section with mistakes still yields a value when it can, so that the
+/// other keys are checked too and `check-config` prints every problem at once: each key serde
+/// refuses (a wrong type, an unknown name) is reported, dropped (its default applies) and the
+/// section read again. toml's messages name the key: a last line "in `a.b`", or "unknown field
+/// `x`" for a name it does not know.
 fn section<T: serde::de::DeserializeOwned>(
     table: &toml::Table,
+    raw: &HashMap<String, String>,
     name: &str,
     required: bool,
     problems: &mut Vec<ConfigProblem>,
 ) -> Option<T> {
-    match table.get(name) {
+    let mut value = match table.get(name) {
         None if required => {
             problems.push(ConfigProblem {
                 key: name.into(),
                 message: "section is required".into(),
             });
-            None
+            return None;
         }
-        None => None,
-        Some(v) => match v.clone().try_into::<T>() {
-            Ok(t) => Some(t),
-            Err(e) => {
-                problems.push(ConfigProblem {
-                    key: name.into(),
-                    message: e.message().trim().to_string(),
-                });
-                None
+        None => return None,
+        Some(v) => v.clone(),
+    };
+    let mut dropped = Vec::new();
+    // Each override's text is put back at most once (then its error is reported as usual).
+    let mut raw = raw.clone();
+    // Each round drops one key; the bound only guards against a message that names none.
+    for _ in 0..64 {
+        let e = match value.clone().try_into::<T>() {
+            Ok(t) => return Some(t),
+            Err(e) => e,
+        };
+        let full = e.to_string();
+        let (message, at) = split_toml_error(&full);
+        // An override's text read as a number (or true/false) where a string is wanted: take
+        // the text as it was written.
+        if let Some(text) = at
+            .filter(|_| message.ends_with("expected a string"))
+            .and_then(|at| raw.remove(&format!("{name}.{at}")))
+        {
+            if set_value(
+                &mut value,
+                at.unwrap_or_default(),
+                toml::Value::String(text),
+            ) {
+                continue;
             }
-        },
+        }
+        // A required key: named in the problem's key; reported once, not again as missing
+        // after it was dropped for a wrong type. Nothing more can be read of this section.
+        if let Some(field) = message.strip_prefix("missing field `") {
+            let field = field.split('`').next().unwrap_or_default();
+            let field = at.map_or(field.to_string(), |at| format!("{at}.{field}"));
+            if !dropped.contains(&field) {
+                problems.push(ConfigProblem {
+                    key: format!("{name}.{field}"),
+                    message: message.to_string(),
+                });
+            }
+            return None;
+        }
+        let culprit = match (message.strip_prefix("unknown field `"), at) {
+            (Some(rest), at) => rest.split('`').next().map(|field| match at {
+                Some(at) => format!("{at}.{field}"),
+                None => field.to_string(),
+            }),
+            (None, at) => at.map(str::to_string),
+        };
+        problems.push(ConfigProblem {
+            key: match &culprit {
+                Some(c) => format!("{name}.{c}"),
+                None => name.into(),
+            },
+            message: message.to_string(),
+        });
+        match culprit {
+            Some(c) if remove_path(&mut value, &c) => dropped.push(c),
+            _ => return None,
+        }
+    }
+    None
+}
+
+/// Splits toml's message ("...", then a line "in `a.b`") into the message and the key path.
+fn split_toml_error(full: &str) -> (&str, Option<&str>) {
+    let full = full.trim();
+    match full.rsplit_once("\nin `") {
+        Some((message, rest)) => (message.trim(), rest.strip_suffix('`')),
+        None => (full, None),
+    }
+}
+
+/// The table holding the last key of `a.b.c`, and that key.
+fn parent_of<'v>(value: &'v mut toml::Value, path: &str) -> Option<(&'v mut toml::Table, String)> {
+    let mut parts: Vec<&str> = path.split('.').collect();
+    let last = parts.pop()?.to_string();
+    let mut at = value;
+    for p in parts {
+        at = at.get_mut(p)?;
+    }
+    Some((at.as_table_mut()?, last))
+}
+
+/// Removes `a.b.c` from a TOML value; false when there is no such key.
+fn remove_path(value: &mut toml::Value, path: &str) -> bool {
+    parent_of(value, path).is_some_and(|(t, k)| t.remove(&k).is_some())
+}
+
+/// Replaces the value at an existing `a.b.c`; false when there is no such key.
+fn set_value(value: &mut toml::Value, path: &str, new: toml::Value) -> bool {
+    match parent_of(value, path).and_then(|(t, k)| t.get_mut(&k)) {
+        Some(v) => {
+            *v = new;
+            true
+        }
+        None => false,
     }
 }
 
 /// `HOTLINE__SERVER__LISTEN=0.0.0.0:8080` sets `server.listen`. Values that parse as a TOML
 /// value (numbers, booleans, arrays) are taken as such, anything else as a string.
+/// Returns each override's text by dotted key path: a value that parsed as a number is taken
+/// back as that text where the key wants a string (`HOTLINE__ADMIN__TOKEN=123456`).
 fn apply_env(
     table: &mut toml::Table,
     env: impl IntoIterator<Item = (String, String)>,
     problems: &mut Vec<ConfigProblem>,
-) {
+) -> HashMap<String, String> {
+    let mut raw = HashMap::new();
     for (k, v) in env {
         let Some(rest) = k.strip_prefix("HOTLINE__") else {
             continue;
@@ -1138,13 +1256,17 @@ fn apply_env(
             .ok()
             .and_then(|mut t| t.remove("v"))
             .unwrap_or_else(|| toml::Value::String(v.clone()));
-        if let Err(m) = set_path(table, &path, value) {
-            problems.push(ConfigProblem {
+        match set_path(table, &path, value) {
+            Ok(()) => {
+                raw.insert(path.join("."), v);
+            }
+            Err(m) => problems.push(ConfigProblem {
                 key: k.clone(),
                 message: m,
-            });
+            }),
         }
     }
+    raw
 }
 
 fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) -> Result<(), String> {
@@ -1293,6 +1415,67 @@ mod tests {
         assert_eq!(cfg.server.node_id, 7);
         assert_eq!(cfg.nuisance.quota, 3);
         assert_eq!(cfg.storage.path, PathBuf::from("/x/data"));
+    }
+
+    #[test]
+    fn an_override_that_looks_like_a_number_is_text_where_text_is_wanted() {
+        let cfg = Config::from_toml(
+            "[server]\nlisten = \"127.0.0.1:1\"\n[channels.cti.desk]\nformat = \"generic\"\n",
+            Path::new("/x/gateway.toml"),
+            vec![
+                ("HOTLINE__ADMIN__TOKEN".into(), "123456".into()),
+                ("HOTLINE__CHANNELS__CTI__DESK__TOKEN".into(), "0042".into()),
+                ("HOTLINE__SERVER__NODE_ID".into(), "7".into()),
+            ],
+        )
+        .unwrap();
+        assert_eq!(cfg.admin.token.expose(), "123456");
+        // As written, not as the number it would be (42).
+        assert_eq!(cfg.channels.cti["desk"].token.expose(), "0042");
+        assert_eq!(cfg.server.node_id, 7);
+        // A number written in the file where text is wanted is still a mistake.
+        let err =
+            load("[server]\nlisten = \"127.0.0.1:1\"\n[admin]\ntoken = 123456\n").unwrap_err();
+        assert_eq!(err.problems[0].key, "admin.token", "{err}");
+    }
+
+    #[test]
+    fn mistakes_the_schema_refuses_do_not_hide_the_other_keys() {
+        let err = load(
+            r#"
+            [server]
+            lisen = "x"
+            node_id = 120
+            [dispatch]
+            url = "ftp://x"
+            timeout = "soon"
+            [nuisance]
+            quota = "five"
+            per = "0s"
+            [channels.cti.desk]
+            format = "generic"
+            emergency_transfer = "yes"
+            tokn = "t"
+            "#,
+        )
+        .unwrap_err();
+        let keys: Vec<&str> = err.problems.iter().map(|p| p.key.as_str()).collect();
+        for want in [
+            "server.lisen",
+            "server.listen",
+            "server.node_id",
+            "dispatch.url",
+            "dispatch.timeout",
+            "nuisance.quota",
+            "nuisance.per",
+            "channels.cti.desk.emergency_transfer",
+            "channels.cti.desk.tokn",
+        ] {
+            assert!(keys.contains(&want), "missing {want} in {err}");
+        }
+        // Each once: a required key dropped for a mistake is not reported again as missing.
+        let listen = keys.iter().filter(|k| **k == "server.listen").count();
+        assert!(listen <= 1, "{keys:?}");
     }
 
     #[test]
