@@ -305,7 +305,8 @@ pub struct WeiboConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CtiConfig {
-    /// "generic" | "zammad" | "twilio".
+    /// "generic" (the default) | "zammad" | "twilio".
+    #[serde(default = "default_cti_format")]
     pub format: String,
     /// generic: bearer token; zammad: the token in the URL path.
     #[serde(default)]
@@ -316,8 +317,10 @@ pub struct CtiConfig {
     /// twilio: the public URL Twilio calls.
     #[serde(default)]
     pub public_url: String,
-    /// true: transfer to 110/119/120/122; false: tell the caller to dial.
-    #[serde(default)]
+    /// true (the default): transfer to 110/119/120/122; false: tell the caller to dial. A
+    /// transfer reaches help without the caller dialling again, so it is what a profile gets
+    /// unless its platform cannot transfer.
+    #[serde(default = "default_true")]
     pub emergency_transfer: bool,
     /// twilio: TwiML fragment that continues the normal flow (e.g. `<Redirect>` to the IVR).
     #[serde(default)]
@@ -326,6 +329,14 @@ pub struct CtiConfig {
     /// number (`*` + number by default) answer the order's status.
     #[serde(default = "default_status_prefix")]
     pub status_prefix: String,
+}
+
+fn default_cti_format() -> String {
+    "generic".into()
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_status_prefix() -> String {
@@ -1390,6 +1401,15 @@ mod tests {
             Some(Path::new("/etc/hotline/pg-ca.pem"))
         );
         assert!(!format!("{cfg:?}").contains(":pw@"), "URL secrets redacted");
+    }
+
+    #[test]
+    fn a_telephony_profile_is_generic_and_transfers_unless_told_otherwise() {
+        let cfg = load("[server]\nlisten = \"127.0.0.1:1\"\n[channels.cti.desk]\ntoken = \"t\"\n")
+            .unwrap();
+        let desk = &cfg.channels.cti["desk"];
+        assert_eq!(desk.format, "generic");
+        assert!(desk.emergency_transfer);
     }
 
     #[test]
