@@ -437,6 +437,11 @@ fn ladder_over_the_web_warns_suspends_and_lets_emergencies_through() {
     assert!(!susp["reason"].as_str().unwrap().is_empty());
     assert!(susp["message"].as_str().unwrap().contains("110"));
 
+    // The page sent again while suspended: still refused.
+    let page = json!({"content": "第9次：小区停车难", "phone": phone, "client_ref": "page-9"});
+    let (s, _) = gw.submit(page.clone());
+    assert_eq!(s, 403);
+
     // An emergency from the suspended person is still redirected.
     let (s, b) = gw.submit(json!({"content": "楼下饭店着火了，火很大，有人被困", "phone": phone}));
     assert_eq!(s, 200, "{b}");
@@ -466,6 +471,9 @@ fn ladder_over_the_web_warns_suspends_and_lets_emergencies_through() {
     assert_eq!(r.status().as_u16(), 200);
     let (s, _) = gw.submit(json!({"content": "解除后：路灯不亮", "phone": phone}));
     assert_eq!(s, 202);
+    // The page refused before the lift, sent again with its client_ref: heard afresh.
+    let (s, b) = gw.submit(page);
+    assert_eq!(s, 202, "{b}");
 
     // An operator's suspension, with reason, survives a restart of the gateway.
     let r = client()

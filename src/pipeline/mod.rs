@@ -420,7 +420,10 @@ impl Pipeline {
             None
         };
         if let Some(outcome) = refusal {
-            if let Some(k) = &dedupe_key {
+            // A platform's retry of a refused push gets the same refusal and is not counted
+            // twice. A page's client_ref is not kept for a refusal: the person sending the same
+            // page again after the wait (or after an operator's lift) is heard afresh.
+            if let Some(k) = sub.dedupe_key.as_ref() {
                 self.store.remember(k.clone(), outcome.clone(), now).await?;
             }
             let message = messages::for_outcome(&outcome, self.cfg.tz);
