@@ -529,7 +529,8 @@ impl Default for MailConfig {
 #[serde(deny_unknown_fields)]
 pub struct RulesConfig {
     /// Folder with `emergency.toml`, `categories.toml`, `guidance.toml`; each file present
-    /// overrides the compiled-in default. Empty = compiled-in rules only.
+    /// overrides the compiled-in default. Unset: the `rules` folder next to the config file
+    /// when there is one, else the compiled-in rules only.
     #[serde(default)]
     pub dir: Option<PathBuf>,
     /// Similarity (0..1) above which a new submission repeats an open order (art. 17(5)).
@@ -1014,6 +1015,11 @@ impl Config {
             }
         };
         resolve(&mut self.rules.dir);
+        // Rule files next to the config override the compiled-in rules without naming them:
+        // the shipped config/rules/ is what an operator edits (then POST /admin/v1/rules/reload).
+        if self.rules.dir.is_none() && base.join("rules").is_dir() {
+            self.rules.dir = Some(base.join("rules"));
+        }
         resolve(&mut self.mqtt.ca_file);
         resolve(&mut self.storage.ca_file);
         resolve(&mut self.nuisance.redis_ca_file);
@@ -1410,6 +1416,21 @@ mod tests {
         let desk = &cfg.channels.cti["desk"];
         assert_eq!(desk.format, "generic");
         assert!(desk.emergency_transfer);
+    }
+
+    #[test]
+    fn the_rules_folder_next_to_the_config_is_read_unless_another_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gateway.toml");
+        let text = "[server]\nlisten = \"127.0.0.1:1\"\n";
+        let cfg = Config::from_toml(text, &path, Vec::new()).unwrap();
+        assert_eq!(cfg.rules.dir, None, "no folder: the compiled-in rules");
+        std::fs::create_dir(dir.path().join("rules")).unwrap();
+        let cfg = Config::from_toml(text, &path, Vec::new()).unwrap();
+        assert_eq!(cfg.rules.dir, Some(dir.path().join("rules")));
+        let named = format!("{text}[rules]\ndir = \"/srv/rules\"\n");
+        let cfg = Config::from_toml(&named, &path, Vec::new()).unwrap();
+        assert_eq!(cfg.rules.dir, Some(PathBuf::from("/srv/rules")));
     }
 
     #[test]

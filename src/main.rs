@@ -83,6 +83,11 @@ fn main() -> anyhow::Result<()> {
         }
         Command::CheckConfig { config } => match Config::load(&config, std::env::vars()) {
             Ok(cfg) => {
+                // The rule files are part of the configuration: a broken one would stop `serve`.
+                if let Err(e) = hotline_gateway::pipeline::RuleSet::load(cfg.rules.dir.as_deref()) {
+                    eprintln!("1 problem(s) in the rule files:\n  - rules: {e}");
+                    std::process::exit(1);
+                }
                 println!("ok: {}", cfg.summary());
                 Ok(())
             }

@@ -345,6 +345,21 @@ fn check_config_reports_every_problem_and_exit_codes() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+
+    // The rules folder next to a config is read without being named, so a broken rule file
+    // there is a configuration problem too.
+    std::fs::create_dir_all(dir.path().join("rules")).unwrap();
+    std::fs::write(dir.path().join("rules/emergency.toml"), "[[rule]\nbroken").unwrap();
+    let plain = dir.path().join("plain.toml");
+    std::fs::write(&plain, "[server]\nlisten = \"127.0.0.1:8080\"\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(&plain)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("emergency.toml"), "{err}");
 }
 
 #[test]
