@@ -70,6 +70,25 @@ pub enum StartError {
     Client(#[from] reqwest::Error),
 }
 
+/// Libraries whose debug output carries the data they handle: tokio-postgres logs every
+/// statement's parameters (phone numbers, order texts), lettre the mail it sends, rumqttc and
+/// redis their payloads. They stay at `info` whatever `RUST_LOG` asks for, so turning on debug
+/// logging to chase a problem never writes personal data to the log.
+const QUIET_LIBRARIES: &[&str] = &["tokio_postgres", "postgres", "lettre", "rumqttc", "redis"];
+
+/// The log filter: `RUST_LOG` (or `default`), with [`QUIET_LIBRARIES`] capped at `info`.
+pub fn log_filter(rust_log: Option<&str>, default: &str) -> tracing_subscriber::EnvFilter {
+    let base = rust_log
+        .and_then(|s| tracing_subscriber::EnvFilter::try_new(s).ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(default));
+    QUIET_LIBRARIES
+        .iter()
+        .fold(base, |f, lib| match format!("{lib}=info").parse() {
+            Ok(d) => f.add_directive(d),
+            Err(_) => f,
+        })
+}
+
 static METRICS: OnceLock<metrics_exporter_prometheus::PrometheusHandle> = OnceLock::new();
 
 /// Installs the Prometheus recorder once per process and returns its handle.
@@ -472,6 +491,8 @@ pub fn app(
 #[cfg(test)]
 mod tests {
     use actix_web::http::Method;
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
 
     #[test]
     fn method_labels_are_a_fixed_set() {
@@ -480,6 +501,42 @@ mod tests {
         for odd in ["FOOBAR123", "get", "TRACE", "CONNECT", "PROPFIND"] {
             let m = Method::from_bytes(odd.as_bytes()).unwrap();
             assert_eq!(super::method_label(&m), "other", "{odd}");
+        }
+    }
+
+    /// A log sink the test can read back.
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+    impl Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn debug_logging_never_turns_on_the_libraries_that_log_their_data() {
+        for rust_log in ["debug", "trace,tokio_postgres=trace,lettre=debug"] {
+            let buf = Buf::default();
+            let sink = buf.clone();
+            let subscriber = tracing_subscriber::fmt()
+                .with_env_filter(super::log_filter(Some(rust_log), "info"))
+                .with_writer(move || sink.clone())
+                .finish();
+            tracing::subscriber::with_default(subscriber, || {
+                tracing::debug!(target: "tokio_postgres::query", "parameters: [13800138000]");
+                tracing::debug!(target: "lettre::transport::smtp", "DATA a@b.cn");
+                tracing::debug!(target: "hotline_gateway::relay", "our own debug line");
+            });
+            let text = String::from_utf8_lossy(&buf.0.lock().unwrap()).to_string();
+            assert!(text.contains("our own debug line"), "{rust_log}: {text}");
+            assert!(
+                !text.contains("13800138000") && !text.contains("a@b.cn"),
+                "{rust_log}: {text}"
+            );
         }
     }
 }
