@@ -610,9 +610,18 @@ pub struct Derived {
     pub commit_interval: Duration,
 }
 
-/// Parses a duration such as `5s`, `1h`, `7d` (humantime syntax).
+/// The longest duration any key or admin call takes: ten years. Longer ones are mistakes, and
+/// past this bound times stop fitting the clock's arithmetic (a suspension "until" year 1970,
+/// a timer that overflows).
+pub const MAX_DURATION: Duration = Duration::from_secs(10 * 365 * 86_400);
+
+/// Parses a duration such as `5s`, `1h`, `7d` (humantime syntax), at most [`MAX_DURATION`].
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s.trim()).map_err(|e| format!("`{s}` is not a duration: {e}"))
+    match humantime::parse_duration(s.trim()) {
+        Ok(d) if d <= MAX_DURATION => Ok(d),
+        Ok(_) => Err(format!("`{s}` is longer than ten years")),
+        Err(e) => Err(format!("`{s}` is not a duration: {e}")),
+    }
 }
 
 const SECTIONS: &[&str] = &[
@@ -1431,6 +1440,17 @@ mod tests {
         let named = format!("{text}[rules]\ndir = \"/srv/rules\"\n");
         let cfg = Config::from_toml(&named, &path, Vec::new()).unwrap();
         assert_eq!(cfg.rules.dir, Some(PathBuf::from("/srv/rules")));
+    }
+
+    #[test]
+    fn durations_are_at_most_ten_years() {
+        assert_eq!(parse_duration("3650d"), Ok(MAX_DURATION));
+        for s in ["3651d", "400000000000y", "290000000000y"] {
+            assert!(parse_duration(s).is_err(), "{s}");
+        }
+        let err = load("[server]\nlisten = \"127.0.0.1:1\"\n[dispatch]\ntimeout = \"20y\"\n")
+            .unwrap_err();
+        assert_eq!(err.problems[0].key, "dispatch.timeout", "{err}");
     }
 
     #[test]

@@ -475,6 +475,25 @@ fn ladder_over_the_web_warns_suspends_and_lets_emergencies_through() {
     let (s, b) = gw.submit(page);
     assert_eq!(s, 202, "{b}");
 
+    // A length that is no length, or longer than ten years, is refused: it would suspend no
+    // one, or tell the person a date in 1970.
+    for duration in ["0s", "400000000000y", "11y"] {
+        let r = client()
+            .put(format!(
+                "{}/admin/v1/callers/phone:13600000006/suspension",
+                gw.url
+            ))
+            .bearer_auth(ADMIN)
+            .json(&json!({"duration": duration, "reason": "测试"}))
+            .send()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 400, "{duration}");
+        let b: serde_json::Value = r.json().unwrap();
+        assert_eq!(b["error"]["code"], "invalid_duration", "{duration}: {b}");
+    }
+    let (s, _) = gw.submit(json!({"content": "尚未暂停：井盖松动", "phone": "13600000006"}));
+    assert_eq!(s, 202);
+
     // An operator's suspension, with reason, survives a restart of the gateway.
     let r = client()
         .put(format!(

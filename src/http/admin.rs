@@ -130,6 +130,10 @@ pub async fn suspend(
     let id = identity(&id)?;
     let body = json_body(body, r#"{"duration": "24h", "reason": "..."}"#)?;
     let d = crate::config::parse_duration(&body.duration)
+        .and_then(|d| match d.is_zero() {
+            true => Err("a suspension must be longer than zero".to_string()),
+            false => Ok(d),
+        })
         .map_err(|e| ApiError::BadRequest("invalid_duration", e))?;
     let reason = body.reason.trim();
     if reason.is_empty() || reason.chars().count() > 500 {

@@ -411,7 +411,7 @@ impl<C: Clock + Clone> Ladder<C> {
         let s = Suspension {
             identity: id.clone(),
             start: now,
-            until: now.saturating_add(length.as_secs() as i64),
+            until: now.saturating_add(i64::try_from(length.as_secs()).unwrap_or(i64::MAX)),
             reason,
             decided_by: decided_by.to_string(),
             lifted_at: None,
