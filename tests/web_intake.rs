@@ -501,7 +501,9 @@ fn ladder_over_the_web_warns_suspends_and_lets_emergencies_through() {
             gw.url
         ))
         .bearer_auth(ADMIN)
-        .json(&json!({"duration": "24h", "reason": "多次辱骂话务员"}))
+        // As `curl -d` sends it: JSON under a form content type is still JSON.
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(json!({"duration": "24h", "reason": "多次辱骂话务员"}).to_string())
         .send()
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);

@@ -165,13 +165,27 @@ pub fn routes(cfg: &mut actix_web::web::ServiceConfig) {
         .service(resource("/admin/v1/callers/{identity}").route(get().to(admin::caller)))
         .service(
             resource("/admin/v1/callers/{identity}/suspension")
+                .app_data(admin_json())
                 .route(put().to(admin::suspend))
                 .route(delete().to(admin::lift)),
         )
         .service(resource("/admin/v1/callers/{identity}/allow").route(put().to(admin::allow)))
-        .service(resource("/admin/v1/callers/{identity}/link").route(put().to(admin::link)))
+        .service(
+            resource("/admin/v1/callers/{identity}/link")
+                .app_data(admin_json())
+                .route(put().to(admin::link)),
+        )
         .service(resource("/admin/v1/callers/{identity}/evidence").route(get().to(admin::evidence)))
         .service(resource("/admin/v1/rules/reload").route(post().to(admin::reload_rules)));
+}
+
+/// Admin bodies are JSON whatever the Content-Type says: an operator's `curl -d '{...}'` sends
+/// `application/x-www-form-urlencoded`, and refusing it would only teach people to add a header.
+fn admin_json() -> actix_web::web::JsonConfig {
+    actix_web::web::JsonConfig::default()
+        .limit(64 * 1024)
+        .content_type_required(false)
+        .content_type(|_| true)
 }
 
 /// Reads a body of at most `limit` bytes. A declared Content-Length over the limit is refused
