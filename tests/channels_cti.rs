@@ -349,7 +349,11 @@ fn generic_ladder_flags_long_calls_quota_and_emergencies_bypass() {
     );
     assert!(caller(&gw, abuser)["suspension"].is_null());
     // ...and the second flag suspends.
-    let f2 = generic_ok(&gw, "desk", &flagged("ab-2", abuser, "反复拨打骚扰"));
+    let f2 = generic_ok(
+        &gw,
+        "desk",
+        &flagged("ab-2", abuser, "反复拨打骚扰，自称13611112222"),
+    );
     assert_eq!(f2["action"], "reject", "{f2}");
     let view = caller(&gw, abuser);
     let reason = view["suspension"]["reason"]
@@ -358,8 +362,15 @@ fn generic_ladder_flags_long_calls_quota_and_emergencies_bypass() {
         .to_string();
     assert!(
         reason.contains("反复拨打骚扰"),
-        "the evidence is in the reason: {view}"
+        "the offence is in the reason: {view}"
     );
+    // The reason is read to the caller and published: it does not say which agent reported
+    // the call, nor carry a number someone typed into it.
+    assert!(
+        !reason.contains("A017") && !reason.contains("13611112222"),
+        "{view}"
+    );
+    assert!(!f2.to_string().contains("A017"), "{f2}");
     assert!(view["suspension"]["until"].is_string(), "{view}");
     assert_eq!(view["suspensions"][0]["decided_by"], "rule", "{view}");
 

@@ -191,7 +191,10 @@ async fn decide(
                 match (&caller, had_matter) {
                     (Some(id), false) => {
                         let evidence = format!("通话{}分钟未登记诉求", duration_s / 60);
-                        pipeline.ladder.offence(id, "cti", &evidence, 1, t).await?
+                        pipeline
+                            .ladder
+                            .offence(id, "cti", &evidence, &evidence, 1, t)
+                            .await?
                     }
                     _ => Outcome::Nothing,
                 }
@@ -201,8 +204,14 @@ async fn decide(
         }
         CallKind::Flagged { agent, reason } => match &caller {
             Some(id) => {
+                // The agent's id stays in the evidence: an abusive caller is not told who
+                // reported them.
                 let evidence = format!("话务员{agent}标记：{reason}");
-                pipeline.ladder.offence(id, "cti", &evidence, 2, t).await?
+                let public = format!("话务员标记：{reason}");
+                pipeline
+                    .ladder
+                    .offence(id, "cti", &evidence, &public, 2, t)
+                    .await?
             }
             None => Outcome::Nothing,
         },

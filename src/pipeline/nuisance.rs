@@ -320,11 +320,15 @@ impl<C: Clock + Clone> Ladder<C> {
     /// Records an offence that is not a submission (art. 32): a long call with no registered
     /// matter (weight 1) or abuse flagged by an agent (weight 2, so it escalates faster). Like a
     /// refusal over quota, it is a reminder while reminders are left, else a suspension.
+    /// `evidence` is kept for operators and the police packet; `public` is what the suspension's
+    /// reason says, which the person hears and events and mail carry: it names the offence, not
+    /// who reported it, and any phone number or e-mail in it is masked.
     pub async fn offence(
         &self,
         identity: &Identity,
         channel: &str,
         evidence: &str,
+        public: &str,
         weight: u32,
         now: i64,
     ) -> Result<Outcome, StoreError> {
@@ -335,9 +339,10 @@ impl<C: Clock + Clone> Ladder<C> {
         if let Some(s) = self.suspension(&id, now) {
             return Ok(suspended(&s, self.cfg.tz));
         }
+        let public = hotline_adapters::mask::scrub_text(public);
         let reason = format!(
             "{RULE_REASON}：{}",
-            evidence.chars().take(100).collect::<String>()
+            public.chars().take(100).collect::<String>()
         );
         self.escalate(identity, &id, channel, evidence, weight, 0, reason, now)
             .await
