@@ -208,7 +208,10 @@ fn operators_see_metrics_openapi_health_and_no_secrets() {
         .request(odd, format!("{}/v1/web/submissions", gw.url))
         .send()
         .unwrap();
-    assert!(r.status().is_client_error(), "{}", r.status());
+    assert_eq!(r.status().as_u16(), 405);
+    // Like every refusal: JSON with a stable code.
+    let b: serde_json::Value = r.json().unwrap();
+    assert_eq!(b["error"]["code"], "method_not_allowed", "{b}");
     let metrics = gw.metrics();
     assert!(!metrics.contains("FOOBAR123"), "the method became a label");
     assert!(

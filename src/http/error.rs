@@ -27,6 +27,9 @@ pub enum ApiError {
     /// No such thing.
     #[error("not found: {0}")]
     NotFound(&'static str),
+    /// The path exists, the method does not (405).
+    #[error("method not allowed")]
+    MethodNotAllowed,
     /// A bad admin request.
     #[error("{1}")]
     BadRequest(&'static str, String),
@@ -58,6 +61,7 @@ impl ApiError {
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Unauthorized => "unauthorized",
             ApiError::NotFound(_) => "not_found",
+            ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::BadRequest(code, _) => code,
             ApiError::Internal(_) => "internal",
         }
@@ -89,6 +93,7 @@ impl ApiError {
             ApiError::Unavailable(_) => "系统繁忙，您的诉求未能保存，请稍后重试。".into(),
             ApiError::Unauthorized => "未授权。".into(),
             ApiError::NotFound(what) => format!("未找到：{what}。"),
+            ApiError::MethodNotAllowed => "该地址不支持此请求方法。".into(),
             ApiError::BadRequest(_, m) => m.clone(),
             ApiError::Internal(_) => "系统内部错误，请稍后重试。".into(),
         }
@@ -119,6 +124,7 @@ impl ResponseError for ApiError {
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::BadRequest(..) => StatusCode::BAD_REQUEST,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -141,42 +141,56 @@ pub fn inbound(req: &HttpRequest, body: Bytes, now: i64) -> hotline_adapters::In
 
 /// Registers every route. One line per channel.
 pub fn routes(cfg: &mut actix_web::web::ServiceConfig) {
-    use actix_web::web::{delete, get, post, put, resource};
-    cfg.service(resource("/v1/web/submissions").route(post().to(web::submit)))
+    use actix_web::web::{delete, get, post, put};
+    cfg.service(resource_at("/v1/web/submissions").route(post().to(web::submit)))
         .service(
-            resource("/v1/wechat/{account}")
+            resource_at("/v1/wechat/{account}")
                 .route(get().to(social::wechat_verify))
                 .route(post().to(social::wechat_push)),
         )
         .service(
-            resource("/v1/weibo/{account}")
+            resource_at("/v1/weibo/{account}")
                 .route(get().to(social::weibo_verify))
                 .route(post().to(social::weibo_push)),
         )
-        .service(resource("/v1/cti/{profile}").route(post().to(cti::callback)))
-        .service(resource("/v1/cti/{profile}/{token}").route(post().to(cti::callback_with_token)))
-        .service(resource("/v1/orders/{number}").route(get().to(ops::order_status)))
-        .service(resource("/healthz").route(get().to(ops::healthz)))
-        .service(resource("/readyz").route(get().to(ops::readyz)))
-        .service(resource("/metrics").route(get().to(ops::metrics)))
-        .service(resource("/openapi.json").route(get().to(ops::openapi)))
-        .service(resource("/admin/v1/outbox").route(get().to(admin::outbox)))
-        .service(resource("/admin/v1/outbox/dead/{key}/retry").route(post().to(admin::retry_dead)))
-        .service(resource("/admin/v1/callers/{identity}").route(get().to(admin::caller)))
+        .service(resource_at("/v1/cti/{profile}").route(post().to(cti::callback)))
         .service(
-            resource("/admin/v1/callers/{identity}/suspension")
+            resource_at("/v1/cti/{profile}/{token}").route(post().to(cti::callback_with_token)),
+        )
+        .service(resource_at("/v1/orders/{number}").route(get().to(ops::order_status)))
+        .service(resource_at("/healthz").route(get().to(ops::healthz)))
+        .service(resource_at("/readyz").route(get().to(ops::readyz)))
+        .service(resource_at("/metrics").route(get().to(ops::metrics)))
+        .service(resource_at("/openapi.json").route(get().to(ops::openapi)))
+        .service(resource_at("/admin/v1/outbox").route(get().to(admin::outbox)))
+        .service(
+            resource_at("/admin/v1/outbox/dead/{key}/retry").route(post().to(admin::retry_dead)),
+        )
+        .service(resource_at("/admin/v1/callers/{identity}").route(get().to(admin::caller)))
+        .service(
+            resource_at("/admin/v1/callers/{identity}/suspension")
                 .app_data(admin_json())
                 .route(put().to(admin::suspend))
                 .route(delete().to(admin::lift)),
         )
-        .service(resource("/admin/v1/callers/{identity}/allow").route(put().to(admin::allow)))
+        .service(resource_at("/admin/v1/callers/{identity}/allow").route(put().to(admin::allow)))
         .service(
-            resource("/admin/v1/callers/{identity}/link")
+            resource_at("/admin/v1/callers/{identity}/link")
                 .app_data(admin_json())
                 .route(put().to(admin::link)),
         )
-        .service(resource("/admin/v1/callers/{identity}/evidence").route(get().to(admin::evidence)))
-        .service(resource("/admin/v1/rules/reload").route(post().to(admin::reload_rules)));
+        .service(
+            resource_at("/admin/v1/callers/{identity}/evidence").route(get().to(admin::evidence)),
+        )
+        .service(resource_at("/admin/v1/rules/reload").route(post().to(admin::reload_rules)));
+}
+
+/// A resource whose wrong methods get the JSON error body every other refusal has (actix's own
+/// 405 has an empty body).
+fn resource_at(path: &str) -> actix_web::Resource {
+    actix_web::web::resource(path).default_service(actix_web::web::to(|| async {
+        Err::<actix_web::HttpResponse, _>(ApiError::MethodNotAllowed)
+    }))
 }
 
 /// Admin bodies are JSON whatever the Content-Type says: an operator's `curl -d '{...}'` sends
