@@ -1269,10 +1269,36 @@ mod tests {
 
     // ---- corpus measurement -----------------------------------------------------------------
 
+    /// One corpus line. Two formats: `expect` (dev, held-out: the acceptable numbers, empty for a
+    /// routine text) and the evaluator's `expected` ("119" .. or "none") with `alt` (other
+    /// numbers that are also acceptable; on a routine line, a redirect there is tolerated, not
+    /// counted as false) and `kind` (fire, medical, past, figurative ..) for the breakdown.
     #[derive(serde::Deserialize)]
     struct Line {
         text: String,
+        #[serde(default)]
         expect: Vec<String>,
+        #[serde(default)]
+        expected: Option<String>,
+        #[serde(default)]
+        alt: Vec<String>,
+        #[serde(default)]
+        kind: Option<String>,
+    }
+
+    impl Line {
+        /// (acceptable numbers, whether the line is an emergency).
+        fn judged(&self) -> (Vec<String>, bool) {
+            match self.expected.as_deref() {
+                Some("none") => (self.alt.clone(), false),
+                Some(n) => {
+                    let mut ok = vec![n.to_string()];
+                    ok.extend(self.alt.iter().cloned());
+                    (ok, true)
+                }
+                None => (self.expect.clone(), !self.expect.is_empty()),
+            }
+        }
     }
 
     struct Figures {
@@ -1281,6 +1307,8 @@ mod tests {
         right_number: usize,
         routine: usize,
         false_redirects: usize,
+        /// Routine lines redirected to a number their `alt` accepts (not false redirects).
+        tolerated: usize,
         failures: Vec<String>,
     }
 
@@ -1292,8 +1320,11 @@ mod tests {
             right_number: 0,
             routine: 0,
             false_redirects: 0,
+            tolerated: 0,
             failures: Vec::new(),
         };
+        // kind -> (lines, emergencies detected or routine lines not falsely redirected)
+        let mut kinds: std::collections::BTreeMap<String, (usize, usize)> = Default::default();
         for (i, line) in jsonl
             .lines()
             .enumerate()
@@ -1303,50 +1334,63 @@ mod tests {
                 Ok(l) => l,
                 Err(e) => panic!("{name}:{}: {e}", i + 1),
             };
+            let (ok, emergency) = l.judged();
             let got = r.check(&l.text);
-            if l.expect.is_empty() {
+            let good = if !emergency {
                 f.routine += 1;
-                if let Some(g) = got {
-                    f.false_redirects += 1;
-                    f.failures.push(format!(
-                        "{name}:{} FALSE {} ({}) {}",
-                        i + 1,
-                        g.number,
-                        g.rule,
-                        l.text
-                    ));
+                match got {
+                    Some(g) if ok.contains(&g.number) => {
+                        f.tolerated += 1;
+                        true
+                    }
+                    Some(g) => {
+                        f.false_redirects += 1;
+                        f.failures.push(format!(
+                            "{name}:{} FALSE {} ({}) {}",
+                            i + 1,
+                            g.number,
+                            g.rule,
+                            l.text
+                        ));
+                        false
+                    }
+                    None => true,
                 }
             } else {
                 f.emergencies += 1;
                 match got {
                     Some(g) => {
                         f.detected += 1;
-                        if l.expect.contains(&g.number) {
+                        if ok.contains(&g.number) {
                             f.right_number += 1;
                         } else {
                             f.failures.push(format!(
-                                "{name}:{} NUMBER want {:?} got {} ({}) {}",
+                                "{name}:{} NUMBER want {ok:?} got {} ({}) {}",
                                 i + 1,
-                                l.expect,
                                 g.number,
                                 g.rule,
                                 l.text
                             ));
                         }
+                        true
                     }
-                    None => f.failures.push(format!(
-                        "{name}:{} MISSED {:?} {}",
-                        i + 1,
-                        l.expect,
-                        l.text
-                    )),
+                    None => {
+                        f.failures
+                            .push(format!("{name}:{} MISSED {ok:?} {}", i + 1, l.text));
+                        false
+                    }
                 }
+            };
+            if let Some(k) = &l.kind {
+                let e = kinds.entry(k.clone()).or_default();
+                e.0 += 1;
+                e.1 += usize::from(good);
             }
         }
         let recall = f.detected as f64 / f.emergencies.max(1) as f64;
         let fr = f.false_redirects as f64 / f.routine.max(1) as f64;
         println!(
-            "{name}: emergencies {} detected {} (recall {:.3}), right number {}/{}; routine {} false redirects {} ({:.1}%)",
+            "{name}: emergencies {} detected {} (recall {:.3}), right number {}/{}; routine {} false redirects {} ({:.1}%), tolerated {}",
             f.emergencies,
             f.detected,
             recall,
@@ -1354,8 +1398,19 @@ mod tests {
             f.emergencies,
             f.routine,
             f.false_redirects,
-            fr * 100.0
+            fr * 100.0,
+            f.tolerated
         );
+        if !kinds.is_empty() {
+            let parts: Vec<String> = kinds
+                .iter()
+                .map(|(k, (n, good))| format!("{k} {good}/{n}"))
+                .collect();
+            println!(
+                "  by kind (caught / not falsely redirected): {}",
+                parts.join(", ")
+            );
+        }
         for x in &f.failures {
             println!("  {x}");
         }
@@ -1386,6 +1441,20 @@ mod tests {
         );
     }
 
+    /// For a corpus whose lines were not written against the rules: counted ceilings instead of
+    /// recall 1.0, so a change that loses ground fails and one that gains must lower them.
+    fn assert_figures(f: &Figures, max_missed: usize, max_wrong: usize, max_false: usize) {
+        assert!(f.emergencies > 0 && f.routine > 0);
+        let missed = f.emergencies - f.detected;
+        let wrong = f.detected - f.right_number;
+        assert!(
+            missed <= max_missed && wrong <= max_wrong && f.false_redirects <= max_false,
+            "missed {missed} (max {max_missed}), wrong number {wrong} (max {max_wrong}), false redirects {} (max {max_false}): {:#?}",
+            f.false_redirects,
+            f.failures
+        );
+    }
+
     #[test]
     fn corpus_dev() {
         let f = measure(
@@ -1404,6 +1473,18 @@ mod tests {
         // Never tuned on. First measurement: recall 64/64, right number 63/64 (小孩吞了一枚硬币，
         // 卡在喉咙里 goes to 119 via `stuck` instead of 120), false redirects 2/85.
         assert_quality(&f, 1);
+    }
+
+    #[test]
+    fn corpus_dev2() {
+        let f = measure(
+            "emergency-dev2",
+            include_str!("../../tests/data/emergency-dev2.jsonl"),
+        );
+        // Written by an evaluator, not by the rules' author (`alt` lists the other acceptable
+        // numbers). First measurement, before any tuning: recall 84/103, right number 81/103,
+        // false redirects 13/77.
+        assert_figures(&f, 19, 3, 13);
     }
 
     /// Timing, not a test: `cargo test --release -- --ignored timing --nocapture`.
