@@ -17,7 +17,9 @@
 //!
 //! ## How a text is judged
 //! 1. Normalise: full-width letters and digits to half-width, ASCII lower case, whitespace
-//!    dropped (people type 着 火 了 with spaces), line breaks kept as sentence ends.
+//!    dropped (people type 着 火 了 with spaces), line breaks kept as sentence ends. Spaces
+//!    between two CJK words of three or more characters are a clause break instead
+//!    (`着火了 现在想问赔偿`: phone and WeChat users separate clauses with spaces).
 //! 2. Cut into clauses (，,、：: plus sentence ends) and sentences (。！？!?；; and line breaks).
 //! 3. Find every trigger, context cue and mask phrase in one overlapping Aho-Corasick scan.
 //!    A hit overlapping a *mask* (火锅, 跳楼价, 被困扰) is dropped unless it contains the mask;
@@ -420,18 +422,79 @@ pub fn normalize(text: &str) -> Cow<'_, str> {
     }
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
-        match c {
-            '\n' | '\r' => out.push('\n'),
-            '\u{FF10}'..='\u{FF19}' | '\u{FF21}'..='\u{FF3A}' | '\u{FF41}'..='\u{FF5A}' => {
-                // The full-width block mirrors ASCII at a fixed offset.
-                let ascii = char::from_u32(c as u32 - 0xFEE0).unwrap_or(c);
-                out.push(ascii.to_ascii_lowercase());
-            }
-            c if c.is_whitespace() => {}
-            c => out.push(c.to_ascii_lowercase()),
-        }
+        push_normalized(&mut out, c);
     }
     Cow::Owned(out)
+}
+
+/// [`normalize`] for the text being judged, which keeps one more thing: a run of spaces between
+/// two runs of CJK text, each at least three characters long, becomes a clause break (`,`).
+///
+/// People on phones and WeChat separate clauses with spaces (`上个月着火了 现在想问赔偿`), and
+/// gluing them together let a word of one clause (现在) lift the suppression of another.
+/// Spaces around shorter words are still dropped: single characters (`着 火 了`) and two-character
+/// words (`没有 着火`, `救命 救命`) are one phrase spelt out, not two clauses. So are spaces next
+/// to ASCII (`人民路 28号`, `着火了 119`). Rule phrases and the other rule families (category,
+/// guidance) keep plain [`normalize`]: their keywords are matched across spaces.
+fn normalize_text(text: &str) -> Cow<'_, str> {
+    if !needs_normalizing(text) {
+        return Cow::Borrowed(text);
+    }
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len() + 8);
+    let mut i = 0;
+    while let Some(&c) = chars.get(i) {
+        if is_inline_space(c) {
+            let start = i;
+            while chars.get(i).is_some_and(|&x| is_inline_space(x)) {
+                i += 1;
+            }
+            if spaced_clause_break(&chars, start, i) {
+                out.push(',');
+            }
+            continue;
+        }
+        push_normalized(&mut out, c);
+        i += 1;
+    }
+    Cow::Owned(out)
+}
+
+/// Whitespace that is not a line break (line breaks are sentence ends).
+fn is_inline_space(c: char) -> bool {
+    c.is_whitespace() && c != '\n' && c != '\r'
+}
+
+/// Whether the spaces at `chars[start..end]` separate two clauses: the characters on both sides
+/// are non-ASCII letters (CJK), and the words they end and begin are three characters or longer.
+fn spaced_clause_break(chars: &[char], start: usize, end: usize) -> bool {
+    let word = |c: &char| c.is_alphanumeric();
+    let cjk = |c: Option<&char>| c.is_some_and(|c| word(c) && !c.is_ascii());
+    let before = start.checked_sub(1).and_then(|j| chars.get(j));
+    if !cjk(before) || !cjk(chars.get(end)) {
+        return false;
+    }
+    let left = chars
+        .get(..start)
+        .map_or(0, |s| s.iter().rev().take_while(|c| word(c)).count());
+    let right = chars
+        .get(end..)
+        .map_or(0, |s| s.iter().take_while(|c| word(c)).count());
+    left >= 3 && right >= 3
+}
+
+/// One character of [`normalize`]'s output (whitespace other than line breaks is dropped).
+fn push_normalized(out: &mut String, c: char) {
+    match c {
+        '\n' | '\r' => out.push('\n'),
+        '\u{FF10}'..='\u{FF19}' | '\u{FF21}'..='\u{FF3A}' | '\u{FF41}'..='\u{FF5A}' => {
+            // The full-width block mirrors ASCII at a fixed offset.
+            let ascii = char::from_u32(c as u32 - 0xFEE0).unwrap_or(c);
+            out.push(ascii.to_ascii_lowercase());
+        }
+        c if c.is_whitespace() => {}
+        c => out.push(c.to_ascii_lowercase()),
+    }
 }
 
 impl EmergencyRules {
@@ -515,7 +578,7 @@ impl EmergencyRules {
     /// The firing rules, best first (priority, then position). With `all == false` it stops
     /// at the first (best) one, which is all `check` needs.
     fn fired(&self, text: &str, all: bool) -> Vec<Fired> {
-        let norm = normalize(text);
+        let norm = normalize_text(text);
         let norm: &str = &norm;
         // Fast path: most submissions are routine and contain no trigger at all; a single
         // is_match over trigger phrases only is much cheaper than the full overlapping scan.
@@ -1135,6 +1198,53 @@ mod tests {
         ]);
     }
 
+    /// Spaces as clause separators (phones, WeChat): the words of one clause no longer reach
+    /// into the next, while spaced-out single characters still read as one word.
+    #[test]
+    fn spaces_between_clauses() {
+        assert_eq!(
+            normalize_text("着火了 烟好大  快来人"),
+            "着火了,烟好大,快来人"
+        );
+        assert_eq!(normalize_text("厨 房 着 火 了"), "厨房着火了");
+        assert_eq!(normalize_text("我 家 着火了 快来"), "我家着火了快来");
+        assert_eq!(normalize_text("没有 着火 邻居在烧纸"), "没有着火邻居在烧纸");
+        assert_eq!(
+            normalize_text("人民路 28号 着火了 119"),
+            "人民路28号,着火了119"
+        );
+        assert_eq!(normalize_text("着火了\u{3000}快来人吧"), "着火了,快来人吧");
+        assert_eq!(normalize_text("着火了！ 快来"), "着火了！快来");
+        assert_eq!(normalize_text("着火了\n 快来"), "着火了\n快来");
+        check(&[
+            ("着火了 烟好大 快来人", "119"),
+            ("以前这里着过火 现在又烧起来了", "119"),
+            ("我在人民路 28号 着火了", "119"),
+            ("孩子 喝了 农药", "120"),
+            ("没有 着火 就是楼下烧纸的烟飘进来了", ""),
+            ("上个月我家着火了 现在想问一下保险赔偿找哪个部门", ""),
+            ("前年仓库起过火 现在要重建 审批找谁", ""),
+            ("去年我被车撞了 现在腿还疼 想问残疾鉴定", ""),
+        ]);
+    }
+
+    /// Not a test: prints what the rules make of the lines of $EMG_PROBE (tuning aid).
+    #[test]
+    #[ignore]
+    fn probe() {
+        let r = rules();
+        let path = std::env::var("EMG_PROBE").unwrap_or_default();
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        for l in text.lines().filter(|l| !l.trim().is_empty()) {
+            let all: Vec<String> = r
+                .check_all(l)
+                .iter()
+                .map(|x| format!("{}:{}", x.number, x.rule))
+                .collect();
+            println!("PROBE {:<40} {}", l, all.join(" "));
+        }
+    }
+
     #[test]
     fn digits() {
         let r = rules();
@@ -1484,7 +1594,7 @@ mod tests {
         // Written by an evaluator, not by the rules' author (`alt` lists the other acceptable
         // numbers). First measurement, before any tuning: recall 84/103, right number 81/103,
         // false redirects 13/77.
-        assert_figures(&f, 19, 3, 13);
+        assert_figures(&f, 19, 3, 10);
     }
 
     /// Timing, not a test: `cargo test --release -- --ignored timing --nocapture`.
