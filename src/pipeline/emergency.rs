@@ -1228,6 +1228,34 @@ mod tests {
         ]);
     }
 
+    /// Pattern 1 of the dev2 review: duration words are not urgency, 现在想问 is the caller's
+    /// question, an event named as a topic (车祸的事) is not a report, bare 救命 is a cry.
+    #[test]
+    fn duration_topic_and_help_cries() {
+        check(&[
+            ("救命", "110"),
+            ("救命啊 快来", "110"),
+            ("快来人 救命", "110"),
+            ("救命 有人掉水里了", "110"),
+            ("着火了 现在火还很大", "119"),
+            ("火扑灭了 又烧起来了", "119"),
+            ("孩子发高烧三个小时了 现在抽搐", "120"),
+            ("被困两个小时了 电梯还是不动", "119"),
+            ("我妈出门到现在还没回家 她有老年痴呆", "110"),
+            ("这可是老人的救命钱 被骗走了", ""),
+            ("这个政策是我们小店的救命稻草", ""),
+            ("医院买不到救命药", ""),
+            ("他是我的救命恩人 想给他送锦旗", ""),
+            ("去年电梯困人 到现在物业也没修", ""),
+            ("那个交通事故的事 想问一下进展", ""),
+            ("煤气泄漏的事情燃气公司一直不处理", ""),
+            ("上礼拜家里着火了 保险还没赔", ""),
+            ("上回楼里着火 消防通道还是堵着", ""),
+            ("我现在想问一下昨天邻居打架的事", ""),
+            ("就是想说那个着火的事情早就过去了现在就是想问赔偿", ""),
+        ]);
+    }
+
     /// Not a test: prints what the rules make of the lines of $EMG_PROBE (tuning aid).
     #[test]
     #[ignore]
@@ -1594,7 +1622,7 @@ mod tests {
         // Written by an evaluator, not by the rules' author (`alt` lists the other acceptable
         // numbers). First measurement, before any tuning: recall 84/103, right number 81/103,
         // false redirects 13/77.
-        assert_figures(&f, 19, 3, 10);
+        assert_figures(&f, 18, 3, 5);
     }
 
     /// Timing, not a test: `cargo test --release -- --ignored timing --nocapture`.
