@@ -1256,6 +1256,154 @@ mod tests {
         ]);
     }
 
+    /// Pattern 2 of the dev2 review: a suppressing word found inside an innocent word
+    /// (动不动 in 一动不动, 杆 in 栏杆, 过去 in 晕过去) or a mask eating the fire word next to it
+    /// (引发火灾, 起火爆炸, 楼上火很大).
+    #[test]
+    fn words_inside_words() {
+        check(&[
+            ("路边有个人躺着一动不动 叫他没反应", "120"),
+            ("有个小孩头卡在栏杆里拔不出来", "119"),
+            ("老人脚卡在护栏缝里拔不出来", "119"),
+            ("楼上火很大 快来", "119"),
+            ("车着火爆炸了", "119"),
+            ("电动车充电引发火灾", "119"),
+            ("我好害怕有人在撬我家门", "110"),
+            ("废弃多年的厂房起火了", "119"),
+            ("我一到家就闻到很大的煤气味", "119"),
+            ("小区里有人被车撞倒了", "122"),
+            ("医院住院部起火了", "119"),
+            ("火扑灭不了 越烧越大", "119"),
+            ("没扑灭火还在烧", "119"),
+            ("救护车还没来人快不行了", "120"),
+            ("孩子不见了 不知道在哪里", "110"),
+            ("工地保温材料着火了", "119"),
+            ("家里没人着火了", "119"),
+            ("别打了 别打我 救命", "110"),
+            ("浓烟熏得睁不开眼 楼道里全是烟", "119"),
+            ("货车停在路中间 被后面的车追尾了 司机流血了", "122"),
+            ("孩子动不动就和同学吵架 老师也不管", ""),
+            ("燃气灶打不着火", ""),
+            ("车打不着火了 怎么办", ""),
+            ("打火机点不着火 是不是质量问题", ""),
+            ("小区道闸不抬杆 车出不去", ""),
+            ("车停在小区里被刮了，想调监控", ""),
+            ("楼下饭店冒黑烟好几年了", ""),
+            ("这事已经过去了三个月 煤气泄漏的赔偿还没到", ""),
+        ]);
+    }
+
+    /// Guard for pattern 2: no word of a suppressing context may be found (outside its own
+    /// excepts and the masks) inside these common pieces of emergency reports. Add the phrase
+    /// of any new miss caused by a suppressing word here, then fix the word list.
+    #[test]
+    fn suppress_words_stay_out_of_emergency_phrases() {
+        const PHRASES: &[&str] = &[
+            "一动不动",
+            "躺着不动",
+            "栏杆",
+            "护栏",
+            "电线杆",
+            "晕过去了",
+            "昏过去了",
+            "冲过去砍人",
+            "几个月大的宝宝",
+            "一到家就闻到",
+            "小区里有人",
+            "保温材料",
+            "保险丝",
+            "保险杠",
+            "家里没人",
+            "屋里没人",
+            "别打了",
+            "别打我",
+            "住院部",
+            "扑灭不了",
+            "没扑灭",
+            "不知道在哪里",
+            "废弃多年的厂房",
+            "十几年的老楼",
+            "停在路中间",
+            "停在马路上",
+            "好害怕有人",
+            "浓烟熏得睁不开眼",
+            "被熏晕了",
+            "人事不知",
+            "说不出话",
+            "事故现场",
+            "手抬不起来",
+            "嘴歪了",
+            "掉下去了",
+            "一直在流血",
+            "浑身是血",
+            "翻白眼",
+            "脸色发白",
+            "叫不醒",
+            "喘不上气",
+            "有人在喊",
+            "快来人",
+            "在里面出不来",
+            "往外冒烟",
+            "火很大",
+            "拿着刀",
+            "被人捅了",
+            "往车里拽",
+            "被人抱走了",
+            "一直在跟着我",
+            "救护车还没来",
+            "消防车还没到",
+            "火没灭",
+        ];
+        let raw: RawFile = match toml::from_str(BUILTIN_TOML) {
+            Ok(r) => r,
+            Err(e) => panic!("{e}"),
+        };
+        let find = |hay: &str, needle: &str| -> Vec<Span> {
+            let n = normalize(needle).into_owned();
+            hay.match_indices(n.as_str())
+                .map(|(i, m)| Span {
+                    start: i,
+                    end: i + m.len(),
+                })
+                .collect()
+        };
+        let mut failures = Vec::new();
+        for ctx in raw.context.iter().filter(|c| c.effect == Effect::Suppress) {
+            let base = ctx
+                .like
+                .as_ref()
+                .and_then(|l| raw.context.iter().find(|c| &c.name == l));
+            let cues: Vec<&String> = ctx
+                .cues
+                .iter()
+                .chain(base.iter().flat_map(|b| b.cues.iter()))
+                .collect();
+            let excepts: Vec<&String> = ctx
+                .except
+                .iter()
+                .chain(base.iter().flat_map(|b| b.except.iter()))
+                .collect();
+            for phrase in PHRASES {
+                let text = normalize_text(phrase);
+                let masks: Vec<Span> = raw
+                    .masks
+                    .phrases
+                    .iter()
+                    .flat_map(|m| find(&text, m))
+                    .collect();
+                let excepted: Vec<Span> = excepts.iter().flat_map(|e| find(&text, e)).collect();
+                for cue in &cues {
+                    for s in find(&text, cue) {
+                        if !masked(&masks, s) && !excepted.iter().any(|e| e.overlaps(s)) {
+                            failures.push(format!("{phrase}: {cue:?} of context {:?}", ctx.name));
+                        }
+                    }
+                }
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
     /// Not a test: prints what the rules make of the lines of $EMG_PROBE (tuning aid).
     #[test]
     #[ignore]
@@ -1622,7 +1770,7 @@ mod tests {
         // Written by an evaluator, not by the rules' author (`alt` lists the other acceptable
         // numbers). First measurement, before any tuning: recall 84/103, right number 81/103,
         // false redirects 13/77.
-        assert_figures(&f, 18, 3, 5);
+        assert_figures(&f, 16, 3, 5);
     }
 
     /// Timing, not a test: `cargo test --release -- --ignored timing --nocapture`.
