@@ -1293,6 +1293,57 @@ mod tests {
         ]);
     }
 
+    /// Pattern 3 of the dev2 review: violence in any word order — a weapon in a hand, a passive
+    /// 被砍 after a person, 捅了一刀, threats to kill — and the weapon words that are tools.
+    #[test]
+    fn violence_in_any_word_order() {
+        check(&[
+            ("他拿刀捅了我邻居", "110"),
+            ("有个男的举着斧头在楼道里", "110"),
+            ("楼下两个人抄起钢管要打起来", "110"),
+            ("前夫带着一把水果刀来我家门口", "110"),
+            ("醉汉掏出匕首", "110"),
+            ("有个男的拎着一桶汽油在小区门口转", "110"),
+            ("有人被砍了", "110"),
+            ("我同事被刺了一刀", "110"),
+            ("有人被扎了 流了好多血", "110"),
+            ("他喝多了说要弄死你们全家", "110"),
+            ("他掐我脖子", "110"),
+            ("小区的树被砍了 谁批准的", ""),
+            ("公司预算被砍了一半", ""),
+            ("我在网上被砍价了", ""),
+            ("刀削面太咸了", ""),
+            ("家里菜刀坏了 要换一把", ""),
+            ("我想买一把菜刀", ""),
+            ("我拿刀切菜切到手了 血止不住", "120"),
+            ("邻居装修拿锤子砸墙 太吵了", ""),
+            ("有人拿斧头砍树", ""),
+            ("拿着铁锹在挖沟", ""),
+            ("小孩拿着水枪到处喷", ""),
+            ("这个理发师拿剪刀把我头发剪坏了", ""),
+            ("拿着刀叉吃西餐", ""),
+            ("家里有老鼠 怎么弄死", ""),
+            ("下水道堵了 要捅一下", ""),
+            ("打死我也不会再去那家店了", ""),
+        ]);
+    }
+
+    /// Pattern 4 of the dev2 review: colloquial abduction and groping.
+    #[test]
+    fn abduction_and_groping() {
+        check(&[
+            ("我孩子在商场被人抱走了", "110"),
+            ("有个男的把小孩拖上车开走了", "110"),
+            ("有人把一个姑娘强行拉上车", "110"),
+            ("有人在地铁上摸我", "110"),
+            ("公交车上有个咸猪手 还在车上", "110"),
+            ("我的快递被人抱走了", ""),
+            ("我家的猫被人抱走了", ""),
+            ("我要投诉按摩店技师乱摸我", ""),
+            ("上个月在地铁上有人摸我 想问能不能查监控", ""),
+        ]);
+    }
+
     /// Guard for pattern 2: no word of a suppressing context may be found (outside its own
     /// excepts and the masks) inside these common pieces of emergency reports. Add the phrase
     /// of any new miss caused by a suppressing word here, then fix the word list.
@@ -1770,7 +1821,7 @@ mod tests {
         // Written by an evaluator, not by the rules' author (`alt` lists the other acceptable
         // numbers). First measurement, before any tuning: recall 84/103, right number 81/103,
         // false redirects 13/77.
-        assert_figures(&f, 16, 3, 5);
+        assert_figures(&f, 9, 3, 4);
     }
 
     /// Timing, not a test: `cargo test --release -- --ignored timing --nocapture`.
