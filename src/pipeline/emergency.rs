@@ -1344,6 +1344,43 @@ mod tests {
         ]);
     }
 
+    /// Pattern 5 of the dev2 review: falls, stroke signs, unconsciousness, bites, self-harm
+    /// done; vehicles into water, 出事故, crashes with people trapped; and what falls when
+    /// nobody does.
+    #[test]
+    fn medical_and_traffic_gaps() {
+        check(&[
+            ("老人从楼梯上摔下去了 头在流血", "120"),
+            ("工人从脚手架上跌下来了", "120"),
+            ("广告牌掉下来砸到人了", "120"),
+            ("我妈突然嘴歪了 说话不清楚", "120"),
+            ("我爸刚才还好好的 现在说不出话了", "120"),
+            ("老人神志不清 一直说胡话", "120"),
+            ("我家孩子吃了毒蘑菇", "120"),
+            ("爬山的时候同伴被毒蛇咬了", "120"),
+            ("有个人倒在路边一动不动", "120"),
+            ("我朋友说他割腕了", "120"),
+            ("他说他想割腕", "110"),
+            ("一辆面包车冲下桥了", "122"),
+            ("我骑电动车被小轿车刮倒了", "122"),
+            ("前面出事故了 两辆车都翻了 司机卡在里面", "122"),
+            ("出车祸了 车着火了 人困在里面", "119"),
+            ("工地出事故了 有人被压住了", "119"),
+            ("暴雨 车被困在水里 人在车里出不来", "119"),
+            ("外墙瓷砖掉下来了", ""),
+            ("天花板掉下来一块", ""),
+            ("手机从阳台掉下去了", ""),
+            ("小区外墙的瓷砖掉下来了 差点砸到人", ""),
+            ("大风把树刮倒了 横在马路上", ""),
+            ("领导开会净说胡话", ""),
+            ("同事对我翻白眼", ""),
+            ("肩周炎手抬不起来 哪个医院好", ""),
+            ("孩子两岁了还不会说话 去哪看", ""),
+            ("家里的猫一动不动了", ""),
+            ("小区里发现一条毒蛇", ""),
+        ]);
+    }
+
     /// Guard for pattern 2: no word of a suppressing context may be found (outside its own
     /// excepts and the masks) inside these common pieces of emergency reports. Add the phrase
     /// of any new miss caused by a suppressing word here, then fix the word list.
@@ -1821,7 +1858,7 @@ mod tests {
         // Written by an evaluator, not by the rules' author (`alt` lists the other acceptable
         // numbers). First measurement, before any tuning: recall 84/103, right number 81/103,
         // false redirects 13/77.
-        assert_figures(&f, 9, 3, 4);
+        assert_figures(&f, 2, 0, 3);
     }
 
     /// Timing, not a test: `cargo test --release -- --ignored timing --nocapture`.
