@@ -1381,6 +1381,34 @@ mod tests {
         ]);
     }
 
+    /// Pattern 6 of the dev2 review: figures of speech (气得我要爆炸了, 简直是抢劫, 让人窒息,
+    /// 快被气出心脏病) and bare 快, which is urgency only before a call for help or a failing body.
+    #[test]
+    fn figures_of_speech() {
+        check(&[
+            ("物业费涨得我快气死了", ""),
+            ("加班忙得快不行了", ""),
+            ("这房租简直是抢劫", ""),
+            ("收费跟抢劫一样", ""),
+            ("这个消息让人窒息", ""),
+            ("他的操作令人窒息", ""),
+            ("气得我头晕", ""),
+            ("笑得我肚子疼", ""),
+            ("我快饿死了", ""),
+            ("股市一开盘就炸了 气得我心脏病都要犯了", ""),
+            ("他气得拿刀砍人", "110"),
+            ("他跟我打起来了", "110"),
+            ("好像有人在撬门", "110"),
+            ("我快喘不上气了", "120"),
+            ("快来 我奶奶晕倒了", "120"),
+            ("头晕得快站不住了", "120"),
+            ("老人摔倒了 快点来人", "120"),
+            ("孩子窒息了 脸都紫了", "120"),
+            ("老人被气得心脏病犯了 现在胸口疼得厉害", "120"),
+            ("楼下饭店爆炸了 玻璃都碎了", "119"),
+        ]);
+    }
+
     /// Guard for pattern 2: no word of a suppressing context may be found (outside its own
     /// excepts and the masks) inside these common pieces of emergency reports. Add the phrase
     /// of any new miss caused by a suppressing word here, then fix the word list.
@@ -1858,7 +1886,7 @@ mod tests {
         // Written by an evaluator, not by the rules' author (`alt` lists the other acceptable
         // numbers). First measurement, before any tuning: recall 84/103, right number 81/103,
         // false redirects 13/77.
-        assert_figures(&f, 2, 0, 3);
+        assert_figures(&f, 2, 0, 0);
     }
 
     /// Timing, not a test: `cargo test --release -- --ignored timing --nocapture`.
