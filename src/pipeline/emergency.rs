@@ -1409,6 +1409,28 @@ mod tests {
         ]);
     }
 
+    /// Pattern 7 of the dev2 review: a declined service (不用叫救护车), an emergency over
+    /// (已经没事了), dialect past (上礼拜), a tree blown down (刮倒 without a vehicle).
+    #[test]
+    fn negation_and_resolved() {
+        check(&[
+            ("不用叫救护车 老人自己能走", ""),
+            ("不需要消防车 火已经灭了", ""),
+            ("用不着叫120 孩子已经退烧了", ""),
+            ("我不需要报警 就是想问户籍", ""),
+            ("老人刚才晕倒了 现在已经没事了 想问社区医院几点开门", ""),
+            ("两辆车追尾了 人都没事", ""),
+            ("上个礼拜小区门口有人打架 到现在也没人管", ""),
+            ("树被大风刮倒了 压在路边", ""),
+            ("不用管我 快救我孩子 他没有呼吸了", "120"),
+            ("不用问了快叫救护车", "120"),
+            ("刚才以为没事了 现在又抽搐了", "120"),
+            ("上个礼拜被打了一次 今天他又拿刀来了", "110"),
+            ("大风刮倒了广告牌 砸到一个路人", "120"),
+            ("一辆货车把骑车的老人刮倒了", "122"),
+        ]);
+    }
+
     /// Guard for pattern 2: no word of a suppressing context may be found (outside its own
     /// excepts and the masks) inside these common pieces of emergency reports. Add the phrase
     /// of any new miss caused by a suppressing word here, then fix the word list.
