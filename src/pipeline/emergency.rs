@@ -1431,6 +1431,25 @@ mod tests {
         ]);
     }
 
+    /// Two dev2 misses outside the review's patterns: dialect 着了 next to a cylinder or a stove
+    /// with 火窜, and damaged gas piping; and the gas complaints that must stay routine.
+    #[test]
+    fn fire_and_gas_gaps() {
+        check(&[
+            ("灶台着了 火窜到油烟机上了", "119"),
+            ("炉子着了", "119"),
+            ("煤气罐漏了", "119"),
+            ("天然气管子破了 味道很大", "119"),
+            ("施工队把燃气管挖断了", "119"),
+            ("燃气停了 什么时候恢复", ""),
+            ("燃气断了两天了", ""),
+            ("燃气管道施工把小区路面挖破了 一直没修", ""),
+            ("燃气表坏了 不走字", ""),
+            ("我家的燃气热水器漏了 漏水", ""),
+            ("燃气灶的玻璃面板裂了", ""),
+        ]);
+    }
+
     /// Guard for pattern 2: no word of a suppressing context may be found (outside its own
     /// excepts and the masks) inside these common pieces of emergency reports. Add the phrase
     /// of any new miss caused by a suppressing word here, then fix the word list.
@@ -1908,7 +1927,7 @@ mod tests {
         // Written by an evaluator, not by the rules' author (`alt` lists the other acceptable
         // numbers). First measurement, before any tuning: recall 84/103, right number 81/103,
         // false redirects 13/77.
-        assert_figures(&f, 2, 0, 0);
+        assert_figures(&f, 0, 0, 0);
     }
 
     /// Timing, not a test: `cargo test --release -- --ignored timing --nocapture`.
