@@ -1450,6 +1450,40 @@ mod tests {
         ]);
     }
 
+    /// Phrasings written after the dev2 fixes to see whether they generalise (not from any
+    /// corpus); the misses they showed are fixed as rules, and the routine lines around them
+    /// keep the fixes honest.
+    #[test]
+    fn phrasings_after_dev2() {
+        check(&[
+            ("我儿子在学校门口被人捅了", "110"),
+            ("那人手里有把刀", "110"),
+            ("一个女的被几个人拖进了车里", "110"),
+            ("我女儿被陌生人带走了", "110"),
+            ("地铁上有个男的一直在蹭我", "110"),
+            ("孩子喝了洗衣液", "120"),
+            ("我妈吃了一整瓶降压药", "120"),
+            ("孩子被开水烫了 皮都掉了", "120"),
+            ("有个孩子掉进冰窟窿里了", "110"),
+            ("孩子高烧不退 抽搐了", "120"),
+            ("我妈出门两天了还没回来 她有老年痴呆 电话打不通", "110"),
+            ("我妈昨天出门到现在还没回来 她有老年痴呆", "110"),
+            ("有人在我家门口放火", "119"),
+            ("去年我爸走失过一次 后来找到了", ""),
+            ("小区绿化带的树被人砍了", ""),
+            ("楼下商户拿着锤子敲了一下午", ""),
+            ("小区门口的菜市场有人卖管制刀具 希望管一管", ""),
+            ("有人在小区门口摆摊卖菜刀", ""),
+            ("物业拿着钥匙随便进我家 要投诉", ""),
+            ("快递员把我的快递扔在门口被人拿走了", ""),
+            ("公园的健身器材坏了 小孩容易摔下来", ""),
+            ("小区健身器材的螺丝掉下来了", ""),
+            ("我家孩子一到晚上就哭", ""),
+            ("我妈每天吃降压药 血压还是高", ""),
+            ("网店卖家不退款", ""),
+        ]);
+    }
+
     /// Guard for pattern 2: no word of a suppressing context may be found (outside its own
     /// excepts and the masks) inside these common pieces of emergency reports. Add the phrase
     /// of any new miss caused by a suppressing word here, then fix the word list.
@@ -1574,7 +1608,7 @@ mod tests {
                 .iter()
                 .map(|x| format!("{}:{}", x.number, x.rule))
                 .collect();
-            println!("PROBE {:<40} {}", l, all.join(" "));
+            println!("PROBE\t{l}\t{}", all.join(" "));
         }
     }
 
