@@ -440,47 +440,68 @@ fn normalize_text(text: &str) -> Cow<'_, str> {
     if !needs_normalizing(text) {
         return Cow::Borrowed(text);
     }
-    let chars: Vec<char> = text.chars().collect();
+    // One pass. `run`: word characters (letters, digits, CJK) just written; `last_cjk`: whether
+    // the last of them is non-ASCII. At a run of spaces after a CJK word of 3+ characters, the
+    // place in `out` is remembered; the break goes in once the word after the spaces reaches
+    // three characters (it started with a CJK character), and is forgotten otherwise.
     let mut out = String::with_capacity(text.len() + 8);
-    let mut i = 0;
-    while let Some(&c) = chars.get(i) {
+    let mut run = 0usize;
+    let mut last_cjk = false;
+    let mut in_space = false;
+    let mut candidate: Option<usize> = None;
+    let mut pending: Option<(usize, usize)> = None;
+    for c in text.chars() {
         if is_inline_space(c) {
-            let start = i;
-            while chars.get(i).is_some_and(|&x| is_inline_space(x)) {
-                i += 1;
-            }
-            if spaced_clause_break(&chars, start, i) {
-                out.push(',');
+            if !in_space {
+                pending = None;
+                candidate = (run >= 3 && last_cjk).then_some(out.len());
+                in_space = true;
             }
             continue;
         }
+        let word = is_word_char(c);
+        if in_space {
+            in_space = false;
+            run = 0;
+            pending = candidate
+                .take()
+                .filter(|_| word && !c.is_ascii())
+                .map(|at| (at, 0));
+        }
+        if word {
+            run += 1;
+            last_cjk = !c.is_ascii();
+        } else {
+            run = 0;
+            last_cjk = false;
+            pending = None;
+        }
         push_normalized(&mut out, c);
-        i += 1;
+        if let Some((at, n)) = pending {
+            if n + 1 >= 3 {
+                out.insert(at, ',');
+                pending = None;
+            } else {
+                pending = Some((at, n + 1));
+            }
+        }
     }
     Cow::Owned(out)
+}
+
+/// `char::is_alphanumeric` with the common cases first (ASCII, CJK Unified Ideographs): the
+/// general table lookup made `normalize_text` three times slower than `normalize`.
+fn is_word_char(c: char) -> bool {
+    if c.is_ascii() {
+        c.is_ascii_alphanumeric()
+    } else {
+        matches!(c, '\u{4E00}'..='\u{9FFF}') || c.is_alphanumeric()
+    }
 }
 
 /// Whitespace that is not a line break (line breaks are sentence ends).
 fn is_inline_space(c: char) -> bool {
     c.is_whitespace() && c != '\n' && c != '\r'
-}
-
-/// Whether the spaces at `chars[start..end]` separate two clauses: the characters on both sides
-/// are non-ASCII letters (CJK), and the words they end and begin are three characters or longer.
-fn spaced_clause_break(chars: &[char], start: usize, end: usize) -> bool {
-    let word = |c: &char| c.is_alphanumeric();
-    let cjk = |c: Option<&char>| c.is_some_and(|c| word(c) && !c.is_ascii());
-    let before = start.checked_sub(1).and_then(|j| chars.get(j));
-    if !cjk(before) || !cjk(chars.get(end)) {
-        return false;
-    }
-    let left = chars
-        .get(..start)
-        .map_or(0, |s| s.iter().rev().take_while(|c| word(c)).count());
-    let right = chars
-        .get(end..)
-        .map_or(0, |s| s.iter().take_while(|c| word(c)).count());
-    left >= 3 && right >= 3
 }
 
 /// One character of [`normalize`]'s output (whitespace other than line breaks is dropped).
@@ -1216,6 +1237,9 @@ mod tests {
         assert_eq!(normalize_text("着火了\u{3000}快来人吧"), "着火了,快来人吧");
         assert_eq!(normalize_text("着火了！ 快来"), "着火了！快来");
         assert_eq!(normalize_text("着火了\n 快来"), "着火了\n快来");
+        assert_eq!(normalize_text("着火了 快来 人员被困"), "着火了快来人员被困");
+        assert_eq!(normalize_text("着火了 快来"), "着火了快来");
+        assert_eq!(normalize_text("ＡＢ着火了 烟好大"), "ab着火了,烟好大");
         check(&[
             ("着火了 烟好大 快来人", "119"),
             ("以前这里着过火 现在又烧起来了", "119"),
@@ -1226,6 +1250,51 @@ mod tests {
             ("前年仓库起过火 现在要重建 审批找谁", ""),
             ("去年我被车撞了 现在腿还疼 想问残疾鉴定", ""),
         ]);
+    }
+
+    /// The one-pass `normalize_text` against a plain statement of the rule (a space run is a
+    /// break when the characters next to it are CJK and the words on both sides have 3+
+    /// characters), on many small texts built from a tricky alphabet.
+    #[test]
+    fn space_breaks_match_the_rule() {
+        fn reference(text: &str) -> String {
+            let chars: Vec<char> = text.chars().collect();
+            let mut out = String::new();
+            let mut i = 0;
+            while let Some(&c) = chars.get(i) {
+                if !is_inline_space(c) {
+                    push_normalized(&mut out, c);
+                    i += 1;
+                    continue;
+                }
+                let start = i;
+                while chars.get(i).is_some_and(|&x| is_inline_space(x)) {
+                    i += 1;
+                }
+                let word = |c: &char| c.is_alphanumeric();
+                let cjk = |c: Option<&char>| c.is_some_and(|c| word(c) && !c.is_ascii());
+                let before = start.checked_sub(1).and_then(|j| chars.get(j));
+                let left = chars[..start].iter().rev().take_while(|c| word(c)).count();
+                let right = chars[i..].iter().take_while(|c| word(c)).count();
+                if cjk(before) && cjk(chars.get(i)) && left >= 3 && right >= 3 {
+                    out.push(',');
+                }
+            }
+            out
+        }
+        let alphabet = [
+            '着', '火', '了', ' ', ' ', '\u{3000}', 'a', 'Ｂ', '1', '，', '\n',
+        ];
+        let mut seed: u64 = 0x2545_F491_4F6C_DD1D;
+        for _ in 0..20_000 {
+            let mut t = String::new();
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            for _ in 0..(seed >> 60) + 4 {
+                seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                t.push(alphabet[(seed >> 33) as usize % alphabet.len()]);
+            }
+            assert_eq!(normalize_text(&t), reference(&t), "{t:?}");
+        }
     }
 
     /// Pattern 1 of the dev2 review: duration words are not urgency, 现在想问 is the caller's
