@@ -2018,6 +2018,8 @@ mod tests {
         );
         // Never tuned on. First measurement: recall 64/64, right number 63/64 (小孩吞了一枚硬币，
         // 卡在喉咙里 goes to 119 via `stuck` instead of 120), false redirects 2/85.
+        // After the dev2 fixes: false redirects 1/85 (路边的树被大风刮倒了 no longer 122: 刮倒
+        // needs a vehicle now, a general change, not tuned on this file).
         assert_quality(&f, 1);
     }
 
@@ -2029,7 +2031,9 @@ mod tests {
         );
         // Written by an evaluator, not by the rules' author (`alt` lists the other acceptable
         // numbers). First measurement, before any tuning: recall 84/103, right number 81/103,
-        // false redirects 13/77.
+        // false redirects 13/77. The patterns their review found were then fixed as general
+        // rules (see the tests named after them): 103/103, 103/103, 0/77. It is a development
+        // set now, so these ceilings guard against regressions, not predict unseen text.
         assert_figures(&f, 0, 0, 0);
     }
 
