@@ -317,11 +317,10 @@ pub struct CtiConfig {
     /// twilio: the public URL Twilio calls.
     #[serde(default)]
     pub public_url: String,
-    /// true (the default): transfer to 110/119/120/122; false: tell the caller to dial. A
-    /// transfer reaches help without the caller dialling again, so it is what a profile gets
-    /// unless its platform cannot transfer.
-    #[serde(default = "default_true")]
-    pub emergency_transfer: bool,
+    /// true: transfer to 110/119/120/122; false: tell the caller to dial. Unset: see
+    /// [`CtiConfig::transfers`].
+    #[serde(default)]
+    pub emergency_transfer: Option<bool>,
     /// twilio: TwiML fragment that continues the normal flow (e.g. `<Redirect>` to the IVR).
     #[serde(default)]
     pub continue_twiml: String,
@@ -331,12 +330,18 @@ pub struct CtiConfig {
     pub status_prefix: String,
 }
 
-fn default_cti_format() -> String {
-    "generic".into()
+impl CtiConfig {
+    /// Whether an emergency is transferred. Unset, a generic or Zammad profile transfers (a
+    /// PBX on the phone network can dial 110/119/120/122, and the caller need not dial again),
+    /// while a Twilio profile tells the caller to dial: a cloud number generally cannot call
+    /// emergency short codes, and a failed `<Dial>` would end the call.
+    pub fn transfers(&self) -> bool {
+        self.emergency_transfer.unwrap_or(self.format != "twilio")
+    }
 }
 
-fn default_true() -> bool {
-    true
+fn default_cti_format() -> String {
+    "generic".into()
 }
 
 fn default_status_prefix() -> String {
@@ -1419,12 +1424,20 @@ mod tests {
     }
 
     #[test]
-    fn a_telephony_profile_is_generic_and_transfers_unless_told_otherwise() {
+    fn a_telephony_profile_is_generic_and_transfers_unless_twilio_or_told_otherwise() {
         let cfg = load("[server]\nlisten = \"127.0.0.1:1\"\n[channels.cti.desk]\ntoken = \"t\"\n")
             .unwrap();
         let desk = &cfg.channels.cti["desk"];
         assert_eq!(desk.format, "generic");
-        assert!(desk.emergency_transfer);
+        assert!(desk.transfers());
+        let tw = load(
+            "[server]\nlisten = \"127.0.0.1:1\"\n[channels.cti.tw]\nformat = \"twilio\"\nauth_token = \"a\"\npublic_url = \"https://h.cn/v1/cti/tw\"\n",
+        )
+        .unwrap();
+        assert!(
+            !tw.channels.cti["tw"].transfers(),
+            "a cloud number says, unless told"
+        );
     }
 
     #[test]

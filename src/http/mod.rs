@@ -70,7 +70,7 @@ pub fn channel_setups(
             };
             let setup = cti::CtiSetup {
                 profile,
-                transfer: c.emergency_transfer,
+                transfer: c.transfers(),
                 status_prefix: c.status_prefix.clone(),
             };
             (name.clone(), setup)
