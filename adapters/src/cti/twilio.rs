@@ -81,8 +81,11 @@ pub fn signed_url(public_url: &str, query: &str) -> String {
     }
 }
 
-/// `url` and its default-port twin: `https://h/p` ⇄ `https://h:443/p`, `http://h/p` ⇄
-/// `http://h:80/p`. A non-default port is kept as is (only one variant).
+/// `url` and the twin Twilio may have signed instead, as twilio-python's validator tries: a URL
+/// without a port also with the scheme's default (`https://h/p` → `https://h:443/p`), and a URL
+/// with any port also without it (`https://h:8443/p` → `https://h/p`: for HTTPS callbacks
+/// Twilio signs the URL without its port, so a gateway behind a non-default HTTPS port would
+/// otherwise refuse every call).
 pub fn port_variants(url: &str) -> Vec<String> {
     let mut out = vec![url.to_string()];
     let Some((scheme, rest)) = url.split_once("://") else {
@@ -101,10 +104,8 @@ pub fn port_variants(url: &str) -> Vec<String> {
         .filter(|i| !authority.get(*i..).unwrap_or_default().contains(']'));
     match port_at {
         Some(i) => {
-            let (host, port) = authority.split_at(i);
-            if port.get(1..) == Some(default) {
-                out.push(format!("{scheme}://{host}{tail}"));
-            }
+            let (host, _port) = authority.split_at(i);
+            out.push(format!("{scheme}://{host}{tail}"));
         }
         None => out.push(format!("{scheme}://{authority}:{default}{tail}")),
     }
@@ -507,8 +508,14 @@ mod tests {
             ),
             ("http://h.cn/p", vec!["http://h.cn/p", "http://h.cn:80/p"]),
             ("http://h.cn:80", vec!["http://h.cn:80", "http://h.cn"]),
-            ("https://h.cn:8443/p", vec!["https://h.cn:8443/p"]),
-            ("https://h.cn:80/p", vec!["https://h.cn:80/p"]),
+            (
+                "https://h.cn:8443/p",
+                vec!["https://h.cn:8443/p", "https://h.cn/p"],
+            ),
+            (
+                "https://h.cn:80/p",
+                vec!["https://h.cn:80/p", "https://h.cn/p"],
+            ),
             (
                 "https://[2001:db8::1]/p",
                 vec!["https://[2001:db8::1]/p", "https://[2001:db8::1]:443/p"],
@@ -582,6 +589,16 @@ mod tests {
                 assert_eq!(got, Err(AdapterError::BadSignature), "{name}");
             }
         }
+        // A gateway behind a non-default HTTPS port: Twilio signs the URL without the port
+        // (twilio-python's validator accepts both forms).
+        let on_8443 = "https://gw.example.cn:8443/cti/twilio/voice";
+        for signed_as in [PUBLIC, on_8443] {
+            let got = parse(&request(&p, "", Some(signed_as)), AUTH, on_8443);
+            assert!(got.is_ok(), "{signed_as}: {got:?}");
+        }
+        let other = "https://gw.example.cn:9443/cti/twilio/voice";
+        let got = parse(&request(&p, "", Some(other)), AUTH, on_8443);
+        assert_eq!(got, Err(AdapterError::BadSignature), "another port");
     }
 
     #[test]
