@@ -160,10 +160,15 @@ pub async fn recent_status_sentence(state: &AppState, identity: &str, now: i64) 
     if recent.is_empty() {
         return "您近期没有提交过诉求。如需查询，请发送“查询 工单号”。".into();
     }
-    let mut parts = Vec::new();
-    for o in recent.iter().take(3) {
-        parts.push(status_sentence(state, &o.number).await);
-    }
+    // Asked together: one after another, three slow answers from dispatch (2 s each at most)
+    // would miss WeChat's 5 s reply deadline, and the citizen would see an error instead.
+    let parts = futures_util::future::join_all(
+        recent
+            .iter()
+            .take(3)
+            .map(|o| status_sentence(state, &o.number)),
+    )
+    .await;
     parts.join("\n")
 }
 
