@@ -324,6 +324,10 @@ pub struct CtiConfig {
     /// twilio: TwiML fragment that continues the normal flow (e.g. `<Redirect>` to the IVR).
     #[serde(default)]
     pub continue_twiml: String,
+    /// twilio: the `<Say>` voice, Mandarin-capable (`Polly.Zhiyu` when unset; or a Google
+    /// `cmn-CN` voice).
+    #[serde(default)]
+    pub say_voice: String,
     /// IVR keys that start a status query: `call.input` digits = this prefix + an order
     /// number (`*` + number by default) answer the order's status.
     #[serde(default = "default_status_prefix")]
@@ -970,7 +974,18 @@ impl Config {
                     }
                 }
                 "twilio" => {
-                    if let Err(e) = hotline_adapters::cti::twilio::check_fragment(&c.continue_twiml)
+                    // The gateway answers Twilio's voice URL: a document with nothing after
+                    // the checks would end every ordinary call.
+                    if c.continue_twiml.trim().is_empty() {
+                        bad(
+                            &format!("{key}.continue_twiml"),
+                            "required: the TwiML that carries an ordinary call on, e.g. \
+                             <Redirect>https://ivr.example/main</Redirect> (without it Twilio \
+                             hangs up)"
+                                .into(),
+                        );
+                    } else if let Err(e) =
+                        hotline_adapters::cti::twilio::check_fragment(&c.continue_twiml)
                     {
                         bad(&format!("{key}.continue_twiml"), e.to_string());
                     }
@@ -1431,7 +1446,7 @@ mod tests {
         assert_eq!(desk.format, "generic");
         assert!(desk.transfers());
         let tw = load(
-            "[server]\nlisten = \"127.0.0.1:1\"\n[channels.cti.tw]\nformat = \"twilio\"\nauth_token = \"a\"\npublic_url = \"https://h.cn/v1/cti/tw\"\n",
+            "[server]\nlisten = \"127.0.0.1:1\"\n[channels.cti.tw]\nformat = \"twilio\"\nauth_token = \"a\"\npublic_url = \"https://h.cn/v1/cti/tw\"\ncontinue_twiml = \"<Pause/>\"\n",
         )
         .unwrap();
         assert!(

@@ -17,6 +17,8 @@ use std::time::Duration;
 const LONG: Duration = Duration::from_secs(30);
 const DESK_TOKEN: &str = "t1";
 const ZAMMAD_TOKEN: &str = "zt";
+/// Where the Twilio profiles send a normal call on (`continue_twiml`).
+const IVR: &str = "https://ivr.example.cn/main";
 const TWILIO_AUTH: &str = "tw-auth-token-0123456789abcdef";
 const FIRE: &str = "我家着火了，有人被困";
 const AT: &str = "2026-11-29T08:30:00+08:00";
@@ -840,12 +842,14 @@ format = "twilio"
 auth_token = "{TWILIO_AUTH}"
 public_url = "{public}"
 emergency_transfer = false
+continue_twiml = "<Redirect>{IVR}</Redirect>"
 
 [channels.cti.tw2]
 format = "twilio"
 auth_token = "{TWILIO_AUTH}"
 public_url = "{proxied}"
 emergency_transfer = true
+continue_twiml = "<Redirect>{IVR}</Redirect>"
 "#,
         generic_profiles()
     );
@@ -868,16 +872,18 @@ emergency_transfer = true
     };
     let fire_notice = notice(FIRE);
 
-    // A normal caller rings: an empty document lets the call carry on.
+    // A normal caller rings: the profile's continuation carries the call on to the IVR (an
+    // empty document would end the call).
     let v = tw.twiml(
         "tw",
         &public,
         "",
         twilio_params(&sid(1), normal, "ringing", &[]),
-        json!([]),
+        json!([["redirect", {"url": IVR}]]),
     );
-    assert!(
-        v["got"]["children"].as_array().is_some_and(Vec::is_empty),
+    assert_eq!(
+        v["got"]["children"].as_array().map(Vec::len),
+        Some(1),
         "{v}"
     );
     // The same ringing again (a retry) gets the same document.
@@ -886,7 +892,7 @@ emergency_transfer = true
         &public,
         "",
         twilio_params(&sid(1), normal, "ringing", &[]),
-        json!([]),
+        json!([["redirect", {"url": IVR}]]),
     );
     // An ordinary menu choice on a step URL with a query (signed with it): carry on.
     tw.twiml(
@@ -894,7 +900,7 @@ emergency_transfer = true
         &public,
         "step=menu",
         twilio_params(&sid(1), normal, "in-progress", &[("Digits", "1")]),
-        json!([]),
+        json!([["redirect", {"url": IVR}]]),
     );
 
     // Emergency speech where transfer is off: say (in Mandarin) and hang up.
@@ -908,7 +914,7 @@ emergency_transfer = true
             "in-progress",
             &[("SpeechResult", FIRE), ("Confidence", "0.91")],
         ),
-        json!([["say", {"message": fire_notice, "language": "zh-CN"}], ["hangup", {}]]),
+        json!([["say", {"message": fire_notice, "voice": "Polly.Zhiyu", "language": "cmn-CN"}], ["hangup", {}]]),
     );
     // Emergency IVR digits where transfer is off.
     let police_notice = {
@@ -931,7 +937,7 @@ emergency_transfer = true
             "in-progress",
             &[("Digits", "110")],
         ),
-        json!([["say", {"message": police_notice, "language": "zh-CN"}], ["hangup", {}]]),
+        json!([["say", {"message": police_notice, "voice": "Polly.Zhiyu", "language": "cmn-CN"}], ["hangup", {}]]),
     );
     // Emergency speech where transfer is on (the proxied profile, signed on the public https
     // URL with the default port spelled out, which Twilio sometimes does): notice, then <Dial>.
@@ -940,7 +946,7 @@ emergency_transfer = true
         "https://hotline.example.cn:443/v1/cti/tw2",
         "step=speech",
         twilio_params(&sid(4), caller_in_danger, "in-progress", &[("SpeechResult", FIRE)]),
-        json!([["say", {"message": fire_notice, "language": "zh-CN"}], ["dial", {"number": "119"}]]),
+        json!([["say", {"message": fire_notice, "voice": "Polly.Zhiyu", "language": "cmn-CN"}], ["dial", {"number": "119"}]]),
     );
     let children = v["got"]["children"].as_array().cloned().unwrap_or_default();
     assert_eq!(
@@ -969,7 +975,7 @@ emergency_transfer = true
         proxied,
         "step=speech",
         twilio_params(&sid(5), suspended, "in-progress", &[("SpeechResult", FIRE)]),
-        json!([["say", {"message": fire_notice, "language": "zh-CN"}], ["dial", {"number": "119"}]]),
+        json!([["say", {"message": fire_notice, "voice": "Polly.Zhiyu", "language": "cmn-CN"}], ["dial", {"number": "119"}]]),
     );
 
     // A voicemail recording becomes an order with the recording attached; the caller hears
@@ -996,9 +1002,12 @@ emergency_transfer = true
     );
     assert_eq!(v["status"], 200, "{v}");
     let verbs = v["got"]["children"].as_array().cloned().unwrap_or_default();
-    assert_eq!(verbs.len(), 1, "{v}");
+    // The order number is said, then the call goes on as the profile says.
+    assert_eq!(verbs.len(), 2, "{v}");
     assert_eq!(verbs[0]["name"], "Say", "{v}");
-    assert_eq!(verbs[0]["attrs"]["language"], "zh-CN", "{v}");
+    assert_eq!(verbs[1]["name"], "Redirect", "{v}");
+    assert_eq!(verbs[0]["attrs"]["language"], "cmn-CN", "{v}");
+    assert_eq!(verbs[0]["attrs"]["voice"], "Polly.Zhiyu", "{v}");
     let said = verbs[0]["text"].as_str().unwrap_or_default().to_string();
     let lines = wait_until("the voicemail order at dispatch", LONG, || {
         let l = sim.lines();

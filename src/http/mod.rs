@@ -67,6 +67,7 @@ pub fn channel_setups(
                 auth_token: c.auth_token.expose().to_string(),
                 public_url: c.public_url.clone(),
                 continue_twiml: c.continue_twiml.clone(),
+                say_voice: c.say_voice.clone(),
             };
             let setup = cti::CtiSetup {
                 profile,

@@ -16,7 +16,7 @@ request.json:
    "post_url": "URL actually posted to (the gateway on loopback, same query)",
    "params": {"CallSid": "...", ...},
    "tamper": false,               # change a parameter after signing (a forged request)
-   "expect": [["say", {"message": "...", "language": "zh-CN"}], ["hangup", {}], ...]}
+   "expect": [["say", {"message": "...", "voice": "Polly.Zhiyu", "language": "cmn-CN"}], ["hangup", {}], ...]}
 
 answer:
   {"status": 200, "content_type": "...", "body": "...", "signature": "...",

@@ -315,6 +315,8 @@ pub struct CtiProfile {
     /// `<Response>`), e.g. `<Redirect>https://ivr.example/main</Redirect>`; empty = none.
     /// Check it once at config load with [`twilio::check_fragment`].
     pub continue_twiml: String,
+    /// twilio: the `<Say>` voice (Mandarin-capable, e.g. `Polly.Zhiyu`); empty = the default.
+    pub say_voice: String,
 }
 
 impl CtiProfile {
@@ -337,7 +339,7 @@ impl CtiProfile {
         let body = match self.format {
             CtiFormat::Generic => generic::render(decision),
             CtiFormat::Zammad => zammad::render(decision),
-            CtiFormat::Twilio => twilio::render(decision, &self.continue_twiml),
+            CtiFormat::Twilio => twilio::render(decision, &self.continue_twiml, &self.say_voice),
         };
         CtiReply {
             content_type: self.format.content_type(),

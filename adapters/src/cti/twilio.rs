@@ -36,8 +36,13 @@ use subtle::ConstantTimeEq;
 
 /// The XML declaration every answer starts with.
 pub const XML_PROLOG: &str = r#"<?xml version="1.0" encoding="UTF-8"?>"#;
-/// The `language` of every `<Say>`: the hotline speaks Mandarin.
-pub const SAY_LANGUAGE: &str = "zh-CN";
+/// The `language` of every `<Say>`: the hotline speaks Mandarin (Twilio's code for the Polly
+/// and Google Mandarin voices).
+pub const SAY_LANGUAGE: &str = "cmn-CN";
+/// The voice when a profile names none. Twilio's default voice (`man`) speaks no Chinese, and
+/// an unsupported voice and language pair can make the `<Say>` fail: the emergency notice would
+/// not be heard.
+pub const DEFAULT_VOICE: &str = "Polly.Zhiyu";
 
 /// The `X-Twilio-Signature` value of a request: base64(HMAC-SHA1(auth_token, url + for each
 /// parameter sorted by name (then value) its name and value)). `url` is exactly the URL Twilio
@@ -301,9 +306,10 @@ pub fn escape_xml(s: &str) -> String {
     out
 }
 
-fn say(text: &str) -> String {
+fn say(text: &str, voice: &str) -> String {
     format!(
-        r#"<Say language="{SAY_LANGUAGE}">{}</Say>"#,
+        r#"<Say voice="{}" language="{SAY_LANGUAGE}">{}</Say>"#,
+        escape_xml(voice),
         escape_xml(text)
     )
 }
@@ -319,13 +325,21 @@ fn say(text: &str) -> String {
 /// - `Transfer`: the notice as `<Say>` (so the caller knows why the line changes), then
 ///   `<Dial>number</Dial>`.
 /// - `Say`: `<Say>` then `<Hangup/>`.
-pub fn render(decision: &CallDecision, continue_twiml: &str) -> String {
+///
+/// Every `<Say>` speaks Mandarin in `voice` (empty: [`DEFAULT_VOICE`]).
+pub fn render(decision: &CallDecision, continue_twiml: &str, voice: &str) -> String {
+    let voice = if voice.trim().is_empty() {
+        DEFAULT_VOICE
+    } else {
+        voice.trim()
+    };
+    let say = |text: &str| say(text, voice);
     let inner = match decision {
         CallDecision::Continue { text, .. } => {
             let mut s = text
                 .as_deref()
                 .filter(|t| !t.trim().is_empty())
-                .map(say)
+                .map(&say)
                 .unwrap_or_default();
             s.push_str(continue_twiml.trim());
             s
@@ -978,7 +992,7 @@ mod tests {
                     flag: Some("over_quota".into()),
                 },
                 redirect,
-                r#"<Response><Say language="zh-CN">您今天来电次数较多</Say><Redirect>https://ivr.example/main</Redirect></Response>"#,
+                r#"<Response><Say voice="Polly.Zhiyu" language="cmn-CN">您今天来电次数较多</Say><Redirect>https://ivr.example/main</Redirect></Response>"#,
             ),
             (
                 CallDecision::Reject {
@@ -993,7 +1007,7 @@ mod tests {
                     text: "正在为您转接119".into(),
                 },
                 redirect,
-                r#"<Response><Say language="zh-CN">正在为您转接119</Say><Dial>119</Dial></Response>"#,
+                r#"<Response><Say voice="Polly.Zhiyu" language="cmn-CN">正在为您转接119</Say><Dial>119</Dial></Response>"#,
             ),
             (
                 CallDecision::Transfer {
@@ -1008,11 +1022,11 @@ mod tests {
                     text: "请挂机后拨打120".into(),
                 },
                 redirect,
-                r#"<Response><Say language="zh-CN">请挂机后拨打120</Say><Hangup/></Response>"#,
+                r#"<Response><Say voice="Polly.Zhiyu" language="cmn-CN">请挂机后拨打120</Say><Hangup/></Response>"#,
             ),
         ];
         for (d, cont, want) in cases {
-            let got = render(&d, cont);
+            let got = render(&d, cont, "");
             assert_eq!(got, format!("{XML_PROLOG}{want}"), "{d:?}");
             // And it is well-formed for a real parser.
             elements(&got);
@@ -1022,13 +1036,13 @@ mod tests {
     #[test]
     fn say_text_is_escaped() {
         let nasty = "A&B <Hangup/> \"q\" 'a' ]]> \u{0}\u{7}end\n";
-        let xml = render(&CallDecision::Say { text: nasty.into() }, "");
+        let xml = render(&CallDecision::Say { text: nasty.into() }, "", "");
         assert!(!xml.contains("<Hangup/> \""));
         assert_eq!(
             elements(&xml),
             vec![
                 "Response".to_string(),
-                "Say language=zh-CN".into(),
+                "Say voice=Polly.Zhiyu language=cmn-CN".into(),
                 "text:A&B <Hangup/> \"q\" 'a' ]]> end\n".into(),
                 "Hangup".into(),
             ]
@@ -1038,6 +1052,7 @@ mod tests {
                 number: "119</Dial><Play>x".into(),
                 text: String::new(),
             },
+            "",
             "",
         );
         assert_eq!(
@@ -1051,6 +1066,21 @@ mod tests {
     }
 
     #[test]
+    fn every_say_speaks_mandarin_in_the_profiles_voice() {
+        let d = CallDecision::Say {
+            text: "请挂机后拨打120".into(),
+        };
+        assert!(render(&d, "", "").contains(r#"<Say voice="Polly.Zhiyu" language="cmn-CN">"#));
+        let google = render(&d, "", "Google.cmn-CN-Standard-A");
+        assert!(
+            google.contains(r#"voice="Google.cmn-CN-Standard-A""#),
+            "{google}"
+        );
+        let odd = render(&d, "", r#"x"><Hangup/><Say voice="y"#);
+        assert_eq!(elements(&odd).len(), 4, "a voice cannot add verbs: {odd}");
+    }
+
+    #[test]
     fn continuation_fragments_are_checked() {
         for (frag, ok) in [
             ("", true),
@@ -1059,7 +1089,7 @@ mod tests {
                 true,
             ),
             (
-                r#"<Gather input="dtmf speech" action="/v1/cti/tw?step=menu"><Say language="zh-CN">请按1</Say></Gather><Hangup/>"#,
+                r#"<Gather input="dtmf speech" action="/v1/cti/tw?step=menu"><Say voice="Polly.Zhiyu" language="cmn-CN">请按1</Say></Gather><Hangup/>"#,
                 true,
             ),
             ("<Redirect>https://ivr.example/main", false),
