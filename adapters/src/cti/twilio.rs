@@ -11,10 +11,12 @@
 //! HMAC-SHA256 signature settings.
 //!
 //! Mapping of a request to a [`CallKind`], first match wins:
-//! 1. `RecordingUrl` without `RecordingStatus` (the `action` of a `<Record>`, i.e. voicemail):
-//!    `Registered`, content = `TranscriptionText` or [`RECORDING_ONLY_CONTENT`]; with
-//!    `RecordingStatus` (a recording status callback): `Other("recording")`, so recording every
-//!    call never turns every call into an order.
+//! 1. `RecordingUrl` without `RecordingStatus` (the `action` of a `<Record>`, i.e. voicemail,
+//!    or a `transcribeCallback`): `Registered`, content = `TranscriptionText` or
+//!    [`RECORDING_ONLY_CONTENT`], keyed by the recording, so both requests about one voicemail
+//!    make one order; with `RecordingStatus` (a recording status callback, which carries no
+//!    `CallStatus`): `Other("recording")`, so recording every call never turns every call into
+//!    an order.
 //! 2. `Digits` or `SpeechResult`: `Input`.
 //! 3. `DialCallStatus` (the `action` of a `<Dial>`): `Other("dial")`.
 //! 4. `CallStatus`: `queued`/`initiated`/`ringing` → `Started`; `in-progress`/`answered` →
@@ -172,9 +174,14 @@ pub fn parse(
     let call_id = check_call_id("CallSid", get("CallSid"))?;
     let from = check_number("From", get("From").or_else(|| get("Caller")))?;
     let to = check_number("To", get("To").or_else(|| get("Called")))?;
-    let status = get("CallStatus")
-        .map(|s| s.trim().to_ascii_lowercase())
-        .ok_or(AdapterError::MissingField("CallStatus"))?;
+    // Recording status and transcription callbacks carry no CallStatus (nor From/To): Twilio's
+    // `<Record>` and `<Recording>` pages list what they send.
+    let recording_callback = get("RecordingStatus").is_some() || get("TranscriptionSid").is_some();
+    let status = match get("CallStatus") {
+        Some(s) => s.trim().to_ascii_lowercase(),
+        None if recording_callback => String::new(),
+        None => return Err(AdapterError::MissingField("CallStatus")),
+    };
     let direction = match get("Direction") {
         Some(d) if d.trim().starts_with("outbound") => CallDirection::Outbound,
         _ => CallDirection::Inbound,
@@ -241,8 +248,17 @@ pub fn parse(
     // Started and Ended happen once per call. Other steps are told apart by the step URL's
     // query (give each `<Gather action>` its own `?step=`) and by what the step carried; a
     // retry carries the same, so it gets the same key.
-    let step = match kind {
+    let step = match &kind {
         CallKind::Started | CallKind::Ended { .. } => None,
+        // One voicemail, one key: the `<Record action>` request and a `transcribeCallback`
+        // about the same recording differ in everything but the recording, and must not make
+        // two orders. (The first to arrive makes the order; dispatch has the recording.)
+        CallKind::Registered { .. } => {
+            let recording = get("RecordingSid")
+                .or_else(|| get("RecordingUrl"))
+                .unwrap_or_default();
+            Some(step_hash(&["voicemail", &recording]))
+        }
         _ => {
             let mut parts: Vec<String> = vec![inbound.query.clone()];
             for name in [
@@ -925,6 +941,57 @@ mod tests {
         }
         assert_ne!(others[3], others[4]);
         assert!(menu1.starts_with(&format!("{sid}:input:")));
+    }
+
+    #[test]
+    fn recording_callbacks_are_taken_and_one_voicemail_is_one_order() {
+        // A recordingStatusCallback, with exactly the parameters Twilio documents for it.
+        let status_cb: Vec<(String, String)> = [
+            ("AccountSid", format!("AC{}", "0".repeat(32))),
+            ("CallSid", format!("CA{}", "1".repeat(32))),
+            ("RecordingSid", "RE9".to_string()),
+            ("RecordingUrl", "https://api.twilio.com/rec/RE9".into()),
+            ("RecordingStatus", "completed".into()),
+            ("RecordingDuration", "42".into()),
+            ("RecordingChannels", "1".into()),
+            (
+                "RecordingStartTime",
+                "Wed, 02 Dec 2026 08:00:00 +0000".into(),
+            ),
+            ("RecordingSource", "RecordVerb".into()),
+            ("RecordingTrack", "inbound".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let ev = ok(&request(&status_cb, "", None));
+        assert_eq!(ev.kind, CallKind::Other("recording".into()));
+        // The `<Record action>` request, then the transcription of the same recording.
+        let action = ok(&request(
+            &with(&[
+                ("CallStatus", "completed"),
+                ("RecordingUrl", "https://api.twilio.com/rec/RE9"),
+                ("RecordingSid", "RE9"),
+                ("RecordingDuration", "42"),
+                ("Digits", "hangup"),
+            ]),
+            "step=voicemail",
+            None,
+        ));
+        let transcript = ok(&request(
+            &with(&[
+                ("CallStatus", "completed"),
+                ("RecordingUrl", "https://api.twilio.com/rec/RE9"),
+                ("RecordingSid", "RE9"),
+                ("TranscriptionSid", "TR1"),
+                ("TranscriptionStatus", "completed"),
+                ("TranscriptionText", "路灯坏了"),
+            ]),
+            "step=transcribed",
+            None,
+        ));
+        assert!(matches!(action.kind, CallKind::Registered { .. }));
+        assert_eq!(action.dedupe_key, transcript.dedupe_key);
     }
 
     #[test]
