@@ -1662,6 +1662,29 @@ mod tests {
         ]);
     }
 
+    #[test]
+    fn round2_rumours_and_more_gaps() {
+        check(&[
+            // Rumours being checked, cartoons and dreams.
+            ("网上有人说火车站那边有人砍人 是谣言吗", ""),
+            ("微博上说地铁站着火了 真的假的", ""),
+            ("孩子做梦梦到家里着火了 一直哭", ""),
+            ("网上说的那个地方现在还在烧 火好大", "119"),
+            // Jumping into water, drugging, dragging away, impalement.
+            ("有个女的刚从桥上跳进河里了", "110"),
+            ("夏天孩子们喜欢跳进河里游泳 有没有人管管", ""),
+            ("我朋友在酒吧被人下药了 现在站都站不稳", "110"),
+            ("有个男的把一个学生拽进小树林了", "110"),
+            ("他手被铁丝扎穿了 一直在流血", "120"),
+            // Dangerous driving and lanes.
+            ("有人在环线上飙车 好几辆 开得飞快", "122"),
+            ("一辆小车在高速上倒车 后面车都在躲", "122"),
+            ("大客车抛锚了 停在快车道上 车上都是人", "122"),
+            ("小区里有人半夜飙车 声音很吵 每天都这样", ""),
+            ("路边的指示牌被撞歪了 好久了没人修", ""),
+        ]);
+    }
+
     /// Guard for pattern 2: no word of a suppressing context may be found (outside its own
     /// excepts and the masks) inside these common pieces of emergency reports. Add the phrase
     /// of any new miss caused by a suppressing word here, then fix the word list.
