@@ -26,13 +26,20 @@ fn local(rfc3339: &str, tz: chrono_tz::Tz) -> String {
         .unwrap_or_else(|_| rfc3339.to_string())
 }
 
+/// Where to call in an emergency, as every acknowledgement ends.
+pub const EMERGENCY_NUMBERS: &str = "如遇紧急情况，请直接拨打110、119、120、122。";
+
 /// The sentence that goes with an outcome.
 pub fn for_outcome(o: &Outcome, tz: chrono_tz::Tz) -> String {
     match o {
+        // The emergency numbers close every acknowledgement: the rules catch most emergencies
+        // but not all (BENCHMARKS.md measures them on text written without seeing them), and
+        // a person whose emergency was taken as an ordinary matter should still read where to
+        // call.
         Outcome::Accepted { orders } => {
             let numbers: Vec<&str> = orders.iter().map(|o| o.number.as_str()).collect();
             format!(
-                "您的诉求已受理，工单号：{}。可凭工单号查询办理进度。",
+                "您的诉求已受理，工单号：{}。可凭工单号查询办理进度。{EMERGENCY_NUMBERS}",
                 numbers.join("、")
             )
         }
@@ -69,5 +76,26 @@ pub fn for_outcome(o: &Outcome, tz: chrono_tz::Tz) -> String {
         }
         Outcome::Informed => "您反映的事项不属于热线受理范围，请按提示途径办理。".into(),
         Outcome::Nothing => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hotline_adapters::OrderRef;
+
+    #[test]
+    fn an_acknowledgement_gives_the_order_and_the_emergency_numbers() {
+        let o = Outcome::Accepted {
+            orders: vec![OrderRef {
+                number: "2026120201000001".into(),
+                category: "complaint".into(),
+            }],
+        };
+        let m = for_outcome(&o, chrono_tz::Asia::Shanghai);
+        assert!(
+            m.contains("2026120201000001") && m.ends_with(EMERGENCY_NUMBERS),
+            "{m}"
+        );
     }
 }
