@@ -2196,6 +2196,22 @@ mod tests {
         assert_figures(&f, 0, 0, 0);
     }
 
+    #[test]
+    fn corpus_blind3() {
+        let f = measure(
+            "emergency-blind3",
+            include_str!("../../tests/data/emergency-blind3.jsonl"),
+        );
+        // Written blind (by someone who saw neither the rules nor the other corpora), after the
+        // second round of fixes, in phrasings a keyword list would not anticipate. NEVER tuned
+        // on: it is the one measure here of how the rules do on text nobody wrote them for.
+        // Measured: rules at the start of 2026-12-02's third session 38/80 caught, 2 wrong
+        // numbers, 19/80 false redirects; after round 1 (dev2) 43/80, 13/80; after round 2
+        // (blind2) 56/80, 2 wrong, 10/80. The floor below only guards against getting worse;
+        // do not change the rules to pass its lines (write a new blind set to measure again).
+        assert_figures(&f, 24, 2, 10);
+    }
+
     /// Timing, not a test: `cargo test --release -- --ignored timing --nocapture`.
     #[test]
     #[ignore]
