@@ -1565,6 +1565,11 @@ mod tests {
             // ...unless it is going on now.
             ("听说隔壁着火了 现在还在烧 快来人", "119"),
             ("我听到楼下有人喊救命", "110"),
+            // ...or the caller is in it: trapped where they are.
+            (
+                "朋友圈说的是真的 我们这栋楼真的着火了 我在12楼下不去",
+                "119",
+            ),
             // Exasperation: a crime word followed by 吧 / 算了.
             ("这物业费涨成这样 是抢劫吧", ""),
             ("打死我算了 这个系统怎么都登录不上", ""),
@@ -1589,6 +1594,9 @@ mod tests {
             ("停电了 灯全灭了 楼道里着火了", "119"),
             ("厨房着火了 灭不了", "119"),
             ("闻到很重的煤气味 现在头很晕", "119"),
+            // "Resolved" by someone else, contradicted in the next clause: still going on (the
+            // leak word itself is negated, so the dizziness answers: 120 is right too).
+            ("燃气公司说没漏 可是现在味道越来越大 我头很晕", "120"),
         ]);
     }
 
