@@ -48,6 +48,44 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// A URL from the configuration that may carry a password or key: the text itself wherever
+/// it is used (it derefs to `str`), [`redact_url`] wherever it is printed with `{:?}`, so a
+/// struct holding one can derive `Debug` and still never log a credential.
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct UrlText(String);
+
+impl std::ops::Deref for UrlText {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for UrlText {
+    fn from(s: &str) -> Self {
+        UrlText(s.to_string())
+    }
+}
+
+impl From<String> for UrlText {
+    fn from(s: String) -> Self {
+        UrlText(s)
+    }
+}
+
+impl fmt::Debug for UrlText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", redact_url(&self.0))
+    }
+}
+
+impl From<String> for Secret {
+    fn from(s: String) -> Self {
+        Secret(s)
+    }
+}
+
 /// One problem found in a configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigProblem {
@@ -186,12 +224,12 @@ impl Default for StorageConfig {
 }
 
 /// `[dispatch]`
-#[derive(Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DispatchConfig {
     /// Base URL of the core dispatch API; empty keeps orders queued.
     #[serde(default)]
-    pub url: String,
+    pub url: UrlText,
     /// HMAC-SHA256 key for `X-Hotline-Signature`; empty = unsigned.
     #[serde(default)]
     pub secret: Secret,
@@ -244,7 +282,7 @@ fn default_nice() -> i32 {
 impl Default for DispatchConfig {
     fn default() -> Self {
         DispatchConfig {
-            url: String::new(),
+            url: UrlText::default(),
             secret: Secret::default(),
             timeout: default_timeout(),
             backoff_base: default_backoff_base(),
@@ -448,12 +486,12 @@ impl Default for NuisanceConfig {
 }
 
 /// `[mqtt]`
-#[derive(Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MqttConfig {
     /// Broker URL; empty = events off.
     #[serde(default)]
-    pub url: String,
+    pub url: UrlText,
     /// Topic prefix.
     #[serde(default = "default_topic_prefix")]
     pub topic_prefix: String,
@@ -476,7 +514,7 @@ fn default_topic_prefix() -> String {
 impl Default for MqttConfig {
     fn default() -> Self {
         MqttConfig {
-            url: String::new(),
+            url: UrlText::default(),
             topic_prefix: default_topic_prefix(),
             queue_bound: default_queue_bound(),
             ca_file: None,
@@ -1104,53 +1142,6 @@ pub fn redact_url(url: &str) -> String {
         ""
     };
     format!("{}://{userinfo}{host}{port}{}{query}", u.scheme(), u.path())
-}
-
-// `Debug` by hand for the sections whose URL is a plain string (it is also used as one), so a
-// logged config never shows a password or key in it. Destructured, so that a new field is a
-// compile error here rather than a silent gap.
-impl fmt::Debug for DispatchConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let DispatchConfig {
-            url,
-            secret,
-            timeout,
-            backoff_base,
-            backoff_max,
-            concurrency,
-            breaker_failures,
-            breaker_cooldown,
-            nice,
-        } = self;
-        f.debug_struct("DispatchConfig")
-            .field("url", &redact_url(url))
-            .field("secret", secret)
-            .field("timeout", timeout)
-            .field("backoff_base", backoff_base)
-            .field("backoff_max", backoff_max)
-            .field("concurrency", concurrency)
-            .field("breaker_failures", breaker_failures)
-            .field("breaker_cooldown", breaker_cooldown)
-            .field("nice", nice)
-            .finish()
-    }
-}
-
-impl fmt::Debug for MqttConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let MqttConfig {
-            url,
-            topic_prefix,
-            queue_bound,
-            ca_file,
-        } = self;
-        f.debug_struct("MqttConfig")
-            .field("url", &redact_url(url))
-            .field("topic_prefix", topic_prefix)
-            .field("queue_bound", queue_bound)
-            .field("ca_file", ca_file)
-            .finish()
-    }
 }
 
 fn is_http_url(s: &str) -> bool {

@@ -239,7 +239,7 @@ pub async fn run(cfg: Config, listener: TcpListener) -> Result<(), StartError> {
     let relay = Relay::new(
         RelayConfig {
             url: cfg.dispatch.url.clone(),
-            secret: cfg.dispatch.secret.expose().to_string(),
+            secret: cfg.dispatch.secret.clone(),
             timeout: cfg.derived.dispatch_timeout,
             backoff_base: cfg.derived.backoff_base,
             backoff_max: cfg.derived.backoff_max,
@@ -270,7 +270,7 @@ pub async fn run(cfg: Config, listener: TcpListener) -> Result<(), StartError> {
     let mail_task = mail_on.then(|| {
         tokio::spawn(sinks::mail::run(
             sinks::mail::MailSettings {
-                smtp_url: cfg.mail.smtp_url.expose().to_string(),
+                smtp_url: cfg.mail.smtp_url.expose().into(),
                 from: cfg.mail.from.clone(),
                 supervisors: cfg.mail.supervisors.clone(),
                 templates: cfg.mail.templates.clone(),

@@ -24,12 +24,12 @@ const BATCH: usize = 256;
 const LINGER: Duration = Duration::from_millis(20);
 
 /// Relay settings (from `[dispatch]`). `Debug` shows the URL redacted and not the secret.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct RelayConfig {
     /// Base URL of the dispatch API; empty = hold everything.
-    pub url: String,
+    pub url: crate::config::UrlText,
     /// HMAC key; empty = unsigned.
-    pub secret: String,
+    pub secret: crate::config::Secret,
     /// Per-request time-out.
     pub timeout: Duration,
     /// First backoff step.
@@ -42,32 +42,6 @@ pub struct RelayConfig {
     pub breaker_failures: u32,
     /// How long the breaker stays open.
     pub breaker_cooldown: Duration,
-}
-
-impl std::fmt::Debug for RelayConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Destructured so that a new field is a compile error here, not a silent omission.
-        let RelayConfig {
-            url,
-            secret,
-            timeout,
-            backoff_base,
-            backoff_max,
-            concurrency,
-            breaker_failures,
-            breaker_cooldown,
-        } = self;
-        f.debug_struct("RelayConfig")
-            .field("url", &crate::config::redact_url(url))
-            .field("secret", &if secret.is_empty() { "" } else { "***" })
-            .field("timeout", timeout)
-            .field("backoff_base", backoff_base)
-            .field("backoff_max", backoff_max)
-            .field("concurrency", concurrency)
-            .field("breaker_failures", breaker_failures)
-            .field("breaker_cooldown", breaker_cooldown)
-            .finish()
-    }
 }
 
 /// `sha256=<hex HMAC-SHA256(secret, timestamp + "." + body)>`.
@@ -299,7 +273,7 @@ impl Relay {
         if !self.cfg.secret.is_empty() {
             req = req.header(
                 "x-hotline-signature",
-                signature(&self.cfg.secret, ts, &e.body),
+                signature(self.cfg.secret.expose(), ts, &e.body),
             );
         }
         match req.send().await {
@@ -444,7 +418,7 @@ mod tests {
 
     fn relay_to(url: String) -> Relay {
         let cfg = RelayConfig {
-            url,
+            url: url.into(),
             secret: "s".into(),
             timeout: Duration::from_secs(5),
             backoff_base: Duration::from_secs(1),

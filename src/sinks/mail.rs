@@ -24,10 +24,10 @@ use tokio::sync::watch;
 
 /// Mail settings (from `[mail]`).
 /// `Debug` shows the SMTP URL without its credentials.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct MailSettings {
     /// `smtp://host:port`, `smtp://user:pass@host:port?tls=required`, `smtps://...`.
-    pub smtp_url: String,
+    pub smtp_url: crate::config::UrlText,
     /// Sender.
     pub from: String,
     /// Alert recipients.
@@ -38,28 +38,6 @@ pub struct MailSettings {
     pub alerts_per_minute: u32,
     /// Suspension alerts are collected and sent as one digest this often.
     pub digest_every: Duration,
-}
-
-impl std::fmt::Debug for MailSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Destructured, so that a new field is a compile error here rather than a silent gap.
-        let MailSettings {
-            smtp_url,
-            from,
-            supervisors,
-            templates,
-            alerts_per_minute,
-            digest_every,
-        } = self;
-        f.debug_struct("MailSettings")
-            .field("smtp_url", &crate::config::redact_url(smtp_url))
-            .field("from", from)
-            .field("supervisors", supervisors)
-            .field("templates", templates)
-            .field("alerts_per_minute", alerts_per_minute)
-            .field("digest_every", digest_every)
-            .finish()
-    }
 }
 
 /// The compiled-in templates: (topic, subject, body).
