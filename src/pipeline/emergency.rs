@@ -2220,6 +2220,19 @@ mod tests {
         assert_figures(&f, 24, 2, 10);
     }
 
+    #[test]
+    fn corpus_blind4() {
+        let f = measure(
+            "emergency-blind4",
+            include_str!("../../tests/data/emergency-blind4.jsonl"),
+        );
+        // Written blind on 2026-12-02 (fourth session) by someone who saw neither the rules nor
+        // the other corpora, and measured once before anything else was done with it: 67/100
+        // caught, 0 wrong numbers, 7/100 false redirects. NEVER tuned on, like blind3. The
+        // second opinion's figures on it are in `second_opinion.rs`.
+        assert_figures(&f, 33, 0, 7);
+    }
+
     /// Timing, not a test: `cargo test --release -- --ignored timing --nocapture`.
     #[test]
     #[ignore]
