@@ -1697,6 +1697,137 @@ mod tests {
         ]);
     }
 
+    /// Found as six false redirects on a plain-traffic set of 300 routine lines
+    /// (`emergency-routine.jsonl`), one class each. Building work named with a verb of violence:
+    /// 还在打桩 is a pile driver at night, not 还在打. Fights, beatings and smashing stay 110.
+    #[test]
+    fn construction_words_are_not_violence() {
+        check(&[
+            ("小区旁边的工地晚上十一点还在打桩 噪音太大了", ""),
+            ("工地半夜还在打地基 吵得没法睡", ""),
+            ("隔壁店铺晚上十点还在打磨地板", ""),
+            ("工地凌晨还在打混凝土 灯光照进屋里", ""),
+            ("马路上还在打夯 噪音扰民", ""),
+            ("楼上邻居晚上十点还在砸墙", ""),
+            ("工人拿着钉枪在干活", ""),
+            ("工地上两伙人还在打 已经见血了", "110"),
+            ("工地上有人在打架", "110"),
+            ("工地的人打起来了 拿钢管打人", "110"),
+            ("楼下有人打孩子 还在打", "110"),
+            ("他喝醉了在家砸东西 还在砸", "110"),
+            ("他们在砸墙 说要砍死我", "110"),
+            ("有人在砸我家门", "110"),
+            ("打桩的时候把燃气管打破了 一股煤气味", "119"),
+            ("打孔打到电线了 冒火花了", "119"),
+            ("打桩机倒了 有人被压住了", "119"),
+            ("工人打桩的时候被砸伤了", "120"),
+        ]);
+    }
+
+    /// Alarm and emergency equipment named as a thing: a broken smoke alarm, a call button that
+    /// does not respond, a buried hydrant are repairs. An alarm that sounds is still 119 unless
+    /// the sentence says it is faulty, and smoke or fire seen is 119 whatever the alarm does;
+    /// a person who does not respond is 120 even next to a button, and so is CPR.
+    #[test]
+    fn alarm_and_emergency_equipment() {
+        check(&[
+            (
+                "我家楼道里的烟雾报警器最近半夜老是自己响，也没有烟，应该是坏了，请问该找谁更换？",
+                "",
+            ),
+            ("烟感一直滴滴响 是不是没电了", ""),
+            ("烟感老是半夜响 吵得睡不着", ""),
+            ("火灾报警器坏了 一直误报", ""),
+            ("燃气泄漏报警器坏了 老是响", ""),
+            ("建议每家都装烟雾报警器", ""),
+            ("小区的消防栓被埋在土里了，万一着火都找不到", ""),
+            (
+                "今天试了一下电梯里的紧急呼叫按钮，按了没反应（电梯本身运行正常），请督促物业检修。",
+                "",
+            ),
+            ("电梯里的报警按钮按了没反应", ""),
+            ("电梯呼救按钮坏了 没人修", ""),
+            ("老人家里的一键呼救器按了没有反应 麻烦社区看看", ""),
+            ("门禁刷卡没反应", ""),
+            ("充电桩扫码没反应", ""),
+            // Sounding, or smoke and fire seen.
+            ("烟雾报警器响了 屋里全是烟", "119"),
+            ("报警器响了 屋里全是烟", "119"),
+            ("屋里全是烟雾报警器一直响", "119"),
+            ("烟雾报警器响了", "119"),
+            ("邻居家烟雾报警器一直在响 敲门没人应", "119"),
+            ("烟感报警了 屋里有股焦味", "119"),
+            ("烟感一直响 家里老人腿坏了走不了", "119"),
+            ("烟雾报警器突然响了 没看到烟 但是门把手很烫", "119"),
+            ("烟感坏了 一直乱响 可是厨房冒烟了", "119"),
+            ("家里燃气报警器响了", "119"),
+            ("燃气报警器响了 没有烟 但是味道很大", "119"),
+            ("煤气泄漏报警器一直在叫", "119"),
+            ("塌方了 两个工人被埋在下面", "119"),
+            ("房子塌了 消防栓旁边有人被压住了", "119"),
+            ("我被困在电梯里了 按了紧急呼叫按钮没反应", "119"),
+            // A person who does not respond.
+            ("我爸倒在电梯里 按了紧急按钮没反应 他叫不醒", "120"),
+            ("老人按了呼叫器 我们赶过去 叫他没反应", "120"),
+            ("我在给他做心肺复苏 按了没反应", "120"),
+            ("给老人掐了人中没反应", "120"),
+            ("按了半天人中 还是没反应", "120"),
+            ("电梯里有个人晕倒了 按了紧急按钮 人没反应", "120"),
+            ("紧急呼叫 老人摔倒了起不来", "120"),
+        ]);
+    }
+
+    /// 救命 as exasperation about a form or a website, or as an adjective in a product name,
+    /// is not a cry for help; a cry that gives an office as its address, or says help is needed
+    /// now, still is.
+    #[test]
+    fn help_cry_hyperbole_and_product_names() {
+        check(&[
+            ("救命啊 这个网站注册了八遍都不成功 社保卡到底在哪申领啊", ""),
+            ("救命 这个app怎么都登录不上", ""),
+            ("救命 社保卡怎么补办啊", ""),
+            ("救命 公积金提取的材料准备了三次都不对", ""),
+            (
+                "有个直播间在卖所谓的“救命神药”，其实就是普通保健品，请市场监管部门查一下。",
+                "",
+            ),
+            ("网上有人卖救命神器 其实是骗人的", ""),
+            ("小区药店卖救命丸 吃了没用", ""),
+            ("救命", "110"),
+            ("救命啊 救救我", "110"),
+            ("救命 快来人 人民路社保中心二楼", "110"),
+            ("救命 我在政务中心三楼 快来", "110"),
+            ("救命 我现在在社保局门口 有人追我", "110"),
+            ("我在社保局 外面有人喊救命", "110"),
+            ("救命啊 办事大厅有人拿刀", "110"),
+        ]);
+    }
+
+    /// Traffic that cannot get out (左转出不去, 车出不去) is a junction to fix, not a person
+    /// trapped; people in a car, a lift or a burning garage are.
+    #[test]
+    fn traffic_that_cannot_get_out() {
+        check(&[
+            (
+                "能不能在我们小区门口按装一个红绿灯 早上出门车太多了 左转出不去",
+                "",
+            ),
+            ("小区门口车太多 车出不去", ""),
+            ("早上堵车出不去 建议加个红绿灯", ""),
+            ("路口掉头出不去 能不能改一下", ""),
+            ("每天早上路口车多出不去 能不能调一下红绿灯时间", ""),
+            ("水越来越深 车出不去了 我们在车上", "119"),
+            ("人在车里出不去 车门打不开", "119"),
+            ("我们在车上出不来了 车门锁死了", "119"),
+            ("孩子在车后座出不来 车门坏了", "119"),
+            ("暴雨 车被困在水里 人在车里出不来", "119"),
+            ("电动车卡住孩子的脚了 拔不出来", "119"),
+            ("车库着火了 我们出不去", "119"),
+            ("电梯停了 我们三个出不去", "119"),
+            ("我被困在车库里出不来", "119"),
+        ]);
+    }
+
     /// Guard for pattern 2: no word of a suppressing context may be found (outside its own
     /// excepts and the masks) inside these common pieces of emergency reports. Add the phrase
     /// of any new miss caused by a suppressing word here, then fix the word list.
@@ -1764,6 +1895,9 @@ mod tests {
             "掉进河里",
             "摔在路中间",
             "被人围着打",
+            "人在车里出不去",
+            "车上的人出不来",
+            "腿坏了走不了",
         ];
         let raw: RawFile = match toml::from_str(BUILTIN_TOML) {
             Ok(r) => r,
@@ -2170,7 +2304,10 @@ mod tests {
         // Never tuned on. First measurement: recall 64/64, right number 63/64 (小孩吞了一枚硬币，
         // 卡在喉咙里 goes to 119 via `stuck` instead of 120), false redirects 2/85.
         // After the dev2 fixes: false redirects 1/85 (路边的树被大风刮倒了 no longer 122: 刮倒
-        // needs a vehicle now, a general change, not tuned on this file).
+        // needs a vehicle now, a general change, not tuned on this file). After the routine-set
+        // classes (emergency equipment named as a thing, among others): 0/85 (小区的消防栓被埋在
+        // 土里了 no longer 119). The brief for that work named 消防栓 among its examples, so this
+        // line is not a clean held-out measurement any more.
         assert_quality(&f, 1);
     }
 
@@ -2230,7 +2367,33 @@ mod tests {
         // the other corpora, and measured once before anything else was done with it: 67/100
         // caught, 0 wrong numbers, 7/100 false redirects. NEVER tuned on, like blind3. The
         // second opinion's figures on it are in `second_opinion.rs`.
-        assert_figures(&f, 33, 0, 7);
+        // After the four classes found on the routine set (see `corpus_routine`): 67/100, 0,
+        // 5/100 (救命啊 社保网站又崩了 and 救命 社保又断缴了, the `paperwork` class, no longer
+        // 110). Not a clean blind figure: those two lines were in the output of the measurement
+        // taken before the change, and the `paperwork` words were chosen after seeing it.
+        assert_figures(&f, 33, 0, 5);
+    }
+
+    #[test]
+    fn corpus_routine() {
+        let f = measure(
+            "emergency-routine",
+            include_str!("../../tests/data/emergency-routine.jsonl"),
+        );
+        // 300 ordinary routine lines (no emergencies). First measurement: 6/300 false
+        // redirects, one per class: construction words with 打 (还在打桩), a broken smoke alarm,
+        // a call button that does not respond, 救命 about a website, a turn that cannot get out
+        // (左转出不去), 救命 in a product name. Fixed as classes (see the unit tests named after
+        // them): 0/300. Tuned on since, so a regression floor only.
+        assert_eq!(f.emergencies, 0);
+        assert!(f.routine > 0);
+        assert!(
+            f.false_redirects == 0,
+            "false redirects {}/{}: {:#?}",
+            f.false_redirects,
+            f.routine,
+            f.failures
+        );
     }
 
     /// Timing, not a test: `cargo test --release -- --ignored timing --nocapture`.
