@@ -1,27 +1,20 @@
 //! Measures the emergency rules on a labelled JSON-lines file: recall per service, wrong
-//! numbers, false redirects, and every failure.
+//! numbers, false redirects, and every failure; then what the second opinion adds (orders
+//! marked for urgent review where the rules found nothing).
 //!
-//! `cargo run --release --example emergency_eval -- FILE.jsonl [RULES_DIR]`
+//! `cargo run --release --example emergency_eval -- FILE.jsonl [RULES_DIR|-] [THRESHOLD]`
 //!
 //! A line is `{"text": "...", "expect": ["119"]}` (the format of `tests/data/`; `[]` = routine)
 //! or `{"text": "...", "expected": "119" | "none", "alt": ["110"]}` (`alt`: other numbers a
 //! dispatcher would accept; for a routine line, redirects it would forgive). `RULES_DIR` takes
-//! the rule files an operator edited (as `[rules] dir`), else the compiled-in rules. Use it on a
+//! the rule files an operator edited (as `[rules] dir`, with its
+//! `emergency-examples.jsonl` if any), else (or with `-`) the compiled-in rules; `THRESHOLD`
+//! the second opinion's (default: the gateway's). Use it on a
 //! set written without looking at the rules: that is what says how they generalise.
 
+use hotline_gateway::pipeline::second_opinion::{self, DEFAULT_THRESHOLD};
 use hotline_gateway::pipeline::RuleSet;
 use std::collections::BTreeMap;
-
-#[derive(serde::Deserialize)]
-struct Line {
-    text: String,
-    #[serde(default)]
-    expect: Option<Vec<String>>,
-    #[serde(default)]
-    expected: Option<String>,
-    #[serde(default)]
-    alt: Vec<String>,
-}
 
 #[derive(Default)]
 struct Tally {
@@ -33,64 +26,82 @@ struct Tally {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(file) = args.first() else {
-        eprintln!("usage: emergency_eval FILE.jsonl [RULES_DIR]");
+        eprintln!("usage: emergency_eval FILE.jsonl [RULES_DIR|-] [THRESHOLD]");
         std::process::exit(2);
     };
-    let rules = match RuleSet::load(args.get(1).map(std::path::Path::new)) {
-        Ok(r) => r.emergency,
+    let threshold = match args.get(2).map(|t| t.parse::<f64>()) {
+        None => DEFAULT_THRESHOLD,
+        Some(Ok(t)) => t,
+        Some(Err(e)) => {
+            eprintln!("threshold: {e}");
+            std::process::exit(2);
+        }
+    };
+    let dir = args
+        .get(1)
+        .filter(|d| d.as_str() != "-")
+        .map(std::path::Path::new);
+    let set = match RuleSet::load(dir, Some(threshold)) {
+        Ok(r) => r,
         Err(e) => {
             eprintln!("rules: {e}");
             std::process::exit(1);
         }
     };
-    let text = match std::fs::read_to_string(file) {
-        Ok(t) => t,
+    let (rules, model) = (set.emergency, set.second_opinion);
+    let examples = match std::fs::read_to_string(file)
+        .map_err(|e| e.to_string())
+        .and_then(|t| second_opinion::parse_examples(&t))
+    {
+        Ok(x) => x,
         Err(e) => {
             eprintln!("{file}: {e}");
             std::process::exit(1);
         }
     };
+    let suspect = |text: &str| model.as_ref().and_then(|m| m.check(text));
     let mut by_service: BTreeMap<String, Tally> = BTreeMap::new();
     let (mut routine, mut false_redirects, mut forgiven) = (0, 0, 0);
+    // The second opinion, asked where the rules found nothing (as the gateway does).
+    let (mut reviewed, mut reviewed_right, mut routine_reviewed) = (0, 0, 0);
     let mut failures = Vec::new();
-    for (i, raw) in text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-    {
-        let line: Line = match serde_json::from_str(raw) {
-            Ok(l) => l,
-            Err(e) => {
-                eprintln!("{file}:{}: {e}", i + 1);
-                std::process::exit(1);
-            }
-        };
-        // The first expected number names the service; `alt` and the rest are also right.
-        let mut want: Vec<String> = match (&line.expect, &line.expected) {
-            (Some(v), _) => v.clone(),
-            (None, Some(e)) if e != "none" && !e.is_empty() => vec![e.clone()],
-            _ => Vec::new(),
-        };
+    for (i, line) in examples.iter().enumerate() {
         let got = rules.check(&line.text);
         let n = i + 1;
-        if want.is_empty() {
+        let Some(service) = line.number.clone() else {
             routine += 1;
-            if let Some(g) = got {
-                if line.alt.contains(&g.number) {
-                    forgiven += 1;
-                } else {
+            match got {
+                Some(g) if line.alt.contains(&g.number) => forgiven += 1,
+                Some(g) => {
                     false_redirects += 1;
                     failures.push(format!("{n} FALSE {} ({}) {}", g.number, g.rule, line.text));
                 }
+                None => {
+                    if let Some(s) = suspect(&line.text) {
+                        routine_reviewed += 1;
+                        failures.push(format!("{n} REVIEW {} {}", s.number, line.text));
+                    }
+                }
             }
             continue;
-        }
-        let service = want[0].clone();
-        want.extend(line.alt.iter().cloned());
+        };
+        // The labelled number names the service; `alt` are also right.
+        let want: Vec<String> = std::iter::once(service.clone())
+            .chain(line.alt.iter().cloned())
+            .collect();
         let t = by_service.entry(service).or_default();
         t.lines += 1;
         match got {
-            None => failures.push(format!("{n} MISSED {want:?} {}", line.text)),
+            None => {
+                let review = suspect(&line.text);
+                if let Some(s) = &review {
+                    reviewed += 1;
+                    reviewed_right += usize::from(want.contains(&s.number));
+                }
+                let review =
+                    review.map_or("not reviewed".into(), |s| format!("review {}", s.number));
+                failures.push(format!("{n} MISSED {want:?} ({review}) {}", line.text));
+            }
             Some(g) => {
                 t.detected += 1;
                 if want.contains(&g.number) {
@@ -117,12 +128,24 @@ fn main() {
         detected += t.detected;
         right += t.right;
     }
+    let pct = |a: usize, b: usize| 100.0 * a as f64 / b.max(1) as f64;
     println!(
         "emergencies: {detected}/{lines} detected ({:.1} %), {} wrong number; routine: {false_redirects}/{routine} false redirects ({:.1} %), {forgiven} forgiven by alt",
-        100.0 * detected as f64 / lines.max(1) as f64,
+        pct(detected, lines),
         detected - right,
-        100.0 * false_redirects as f64 / routine.max(1) as f64
+        pct(false_redirects, routine)
     );
+    match &model {
+        None => println!("second opinion: off"),
+        Some(m) => println!(
+            "second opinion ({} examples): {reviewed} of the {} missed marked for review ({reviewed_right} with an accepted number); redirected or reviewed {}/{lines} ({:.1} %); routine lines marked for review {routine_reviewed}/{routine} ({:.1} %)",
+            m.examples(),
+            lines - detected,
+            detected + reviewed,
+            pct(detected + reviewed, lines),
+            pct(routine_reviewed, routine)
+        ),
+    }
     for f in &failures {
         println!("  {f}");
     }

@@ -575,7 +575,8 @@ impl Default for MailConfig {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RulesConfig {
-    /// Folder with `emergency.toml`, `categories.toml`, `guidance.toml`; each file present
+    /// Folder with `emergency.toml`, `categories.toml`, `guidance.toml` and
+    /// `emergency-examples.jsonl` (the second opinion's training lines); each file present
     /// overrides the compiled-in default. Unset: the `rules` folder next to the config file
     /// when there is one, else the compiled-in rules only.
     #[serde(default)]
@@ -589,6 +590,23 @@ pub struct RulesConfig {
     /// A photo/location/recording alone this soon after an order is added to it (default 10m).
     #[serde(default)]
     pub attach_window: Option<String>,
+    /// Ask the second opinion on emergencies the rules did not find (default true): a model
+    /// trained on `emergency-examples.jsonl` that marks orders for urgent review.
+    #[serde(default)]
+    pub second_opinion: Option<bool>,
+    /// Its threshold on the emergency log-odds (default 0.4; higher: fewer, surer suspicions).
+    #[serde(default)]
+    pub second_opinion_threshold: Option<f64>,
+}
+
+impl RulesConfig {
+    /// The second opinion's threshold, `None` when it is switched off.
+    pub fn second_opinion(&self) -> Option<f64> {
+        self.second_opinion.unwrap_or(true).then(|| {
+            self.second_opinion_threshold
+                .unwrap_or(crate::pipeline::second_opinion::DEFAULT_THRESHOLD)
+        })
+    }
 }
 
 /// The whole, validated configuration.
@@ -905,6 +923,11 @@ impl Config {
         if let Some(t) = self.rules.duplicate_threshold {
             if !(0.0..=1.0).contains(&t) {
                 bad("rules.duplicate_threshold", "must be within 0..=1".into());
+            }
+        }
+        if let Some(t) = self.rules.second_opinion_threshold {
+            if !t.is_finite() {
+                bad("rules.second_opinion_threshold", "must be a number".into());
             }
         }
         match self.storage.backend.as_str() {

@@ -193,7 +193,8 @@ pub async fn run(cfg: Config, listener: TcpListener) -> Result<(), StartError> {
         }
     };
     let now = chrono::Utc::now().timestamp();
-    let rules = RuleSet::load(cfg.rules.dir.as_deref()).map_err(StartError::Rules)?;
+    let rules = RuleSet::load(cfg.rules.dir.as_deref(), cfg.rules.second_opinion())
+        .map_err(StartError::Rules)?;
     let ladder = nuisance::Ladder::open(
         nuisance::LadderConfig {
             quota: cfg.nuisance.quota,
@@ -328,6 +329,7 @@ pub async fn run(cfg: Config, listener: TcpListener) -> Result<(), StartError> {
     let reloader = {
         let pipeline = pipeline.clone();
         let dir = cfg.rules.dir.clone();
+        let second_opinion = cfg.rules.second_opinion();
         tokio::spawn(async move {
             let Ok(mut hup) =
                 tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
@@ -335,7 +337,7 @@ pub async fn run(cfg: Config, listener: TcpListener) -> Result<(), StartError> {
                 return;
             };
             while hup.recv().await.is_some() {
-                match RuleSet::load(dir.as_deref()) {
+                match RuleSet::load(dir.as_deref(), second_opinion) {
                     Ok(set) => {
                         pipeline.set_rules(set);
                         tracing::info!("Rules reloaded on SIGHUP.");

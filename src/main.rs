@@ -84,7 +84,11 @@ fn main() -> anyhow::Result<()> {
         Command::CheckConfig { config } => match Config::load(&config, std::env::vars()) {
             Ok(cfg) => {
                 // The rule files are part of the configuration: a broken one would stop `serve`.
-                if let Err(e) = hotline_gateway::pipeline::RuleSet::load(cfg.rules.dir.as_deref()) {
+                let rules = &cfg.rules;
+                if let Err(e) = hotline_gateway::pipeline::RuleSet::load(
+                    rules.dir.as_deref(),
+                    rules.second_opinion(),
+                ) {
                     eprintln!("1 problem(s) in the rule files:\n  - rules: {e}");
                     std::process::exit(1);
                 }

@@ -38,8 +38,15 @@ pub fn for_outcome(o: &Outcome, tz: chrono_tz::Tz) -> String {
         // call.
         Outcome::Accepted { orders } => {
             let numbers: Vec<&str> = orders.iter().map(|o| o.number.as_str()).collect();
+            // The second opinion suspects an emergency the rules did not find: the order stands,
+            // and the person reads the one number that fits first, in case the danger is now.
+            let first = orders
+                .iter()
+                .find_map(|o| o.suspected_emergency.as_deref())
+                .map(|n| format!("您反映的情况可能是紧急情况：如果危险正在发生，请立即拨打{n}。"))
+                .unwrap_or_default();
             format!(
-                "您的诉求已受理，工单号：{}。可凭工单号查询办理进度。{EMERGENCY_NUMBERS}",
+                "{first}您的诉求已受理，工单号：{}。可凭工单号查询办理进度。{EMERGENCY_NUMBERS}",
                 numbers.join("、")
             )
         }
@@ -90,11 +97,32 @@ mod tests {
             orders: vec![OrderRef {
                 number: "2026120201000001".into(),
                 category: "complaint".into(),
+                suspected_emergency: None,
             }],
         };
         let m = for_outcome(&o, chrono_tz::Asia::Shanghai);
         assert!(
             m.contains("2026120201000001") && m.ends_with(EMERGENCY_NUMBERS),
+            "{m}"
+        );
+        assert!(!m.contains("可能是紧急情况"), "{m}");
+    }
+
+    #[test]
+    fn a_suspected_emergency_is_told_its_number_first() {
+        let order = |n: &str, s: Option<&str>| OrderRef {
+            number: n.into(),
+            category: "help".into(),
+            suspected_emergency: s.map(str::to_string),
+        };
+        let o = Outcome::Accepted {
+            orders: vec![order("1", None), order("2", Some("120"))],
+        };
+        let m = for_outcome(&o, chrono_tz::Asia::Shanghai);
+        assert!(
+            m.starts_with("您反映的情况可能是紧急情况：如果危险正在发生，请立即拨打120。")
+                && m.contains("工单号：1、2")
+                && m.ends_with(EMERGENCY_NUMBERS),
             "{m}"
         );
     }

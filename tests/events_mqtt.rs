@@ -190,6 +190,41 @@ fn state_changes_arrive_as_masked_events_and_status_is_retained() {
         "{red}"
     );
 
+    // A possible emergency the rules do not find: still an order, marked for urgent review,
+    // its number told to the person, and an event for the duty desk (second opinion).
+    let (s, b) = gw.submit(
+        json!({"content": "工地上有个师傅从架子上掉下来了 躺着一动不动", "phone": "13812345678"}),
+    );
+    assert_eq!(s, 202, "{b}");
+    assert_eq!(b["orders"][0]["suspected_emergency"], "120", "{b}");
+    assert!(
+        b["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("您反映的情况可能是紧急情况：如果危险正在发生，请立即拨打120。"),
+        "{b}"
+    );
+    let suspected_number = b["orders"][0]["number"].as_str().unwrap().to_string();
+    let ev = sub.wait_for("hotline/emergency/suspected", |_| true);
+    assert_eq!(ev["order"], suspected_number.as_str());
+    assert_eq!(ev["number"], "120");
+    assert_eq!(ev["identity"], "phone:138****5678");
+    assert!(ev["score"].as_f64().is_some_and(|s| s >= 1.0), "{ev}");
+    let body = wait_until("the reviewed order at dispatch", LONG, || {
+        sim.lines()
+            .into_iter()
+            .find(|l| is_order(l) && l["number"] == suspected_number.as_str())
+    });
+    assert_eq!(body["emergency_review"]["number"], "120", "{body}");
+    assert_eq!(body["emergency_review"]["by"], "second_opinion", "{body}");
+    // A routine order carries no suspicion, and gets no such event.
+    let (_, routine) = gw.submit(json!({"content": "人行道地砖又松了", "phone": "13712345678"}));
+    assert!(
+        routine["orders"][0].get("suspected_emergency").is_none(),
+        "{routine}"
+    );
+    assert_eq!(sub.on("hotline/emergency/suspected").len(), 1);
+
     // Over quota (2): a reminder, then a suspension.
     for i in 0..4 {
         gw.submit(json!({"content": format!("重复反映第{i}次：停车难"), "phone": "13900001111"}));

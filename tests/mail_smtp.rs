@@ -100,6 +100,20 @@ fn receipts_and_alerts_arrive_and_an_smtp_outage_loses_nothing() {
     assert!(alert.contains("110"), "{alert}");
     assert_eq!(mails(&maildir).len(), 2, "one receipt, one alert");
 
+    // A possible emergency the rules do not find (second opinion): the order is made and the
+    // supervisors are alerted to look at it now.
+    let (s, b) = gw.submit(json!({"content": "工地上有个师傅从架子上掉下来了 躺着一动不动"}));
+    assert_eq!(s, 202, "{b}");
+    let reviewed = b["orders"][0]["number"].as_str().unwrap().to_string();
+    let review = wait_until("the review alert", LONG, || {
+        mails(&maildir)
+            .into_iter()
+            .find(|m| m.contains("疑似紧急") && m.contains(&reviewed))
+    });
+    assert!(review.contains("To: duty@example.gov.cn"), "{review}");
+    assert!(review.contains("120"), "{review}");
+    assert_eq!(mails(&maildir).len(), 3, "one receipt, two alerts");
+
     // SMTP down: intake goes on, mail waits and is delivered when SMTP is back.
     drop(smtp);
     let (s, b) = gw.submit(json!({"content": "停机期间：路灯闪烁", "email": "zhao@example.cn"}));

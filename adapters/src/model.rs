@@ -363,6 +363,10 @@ pub struct OrderRef {
     pub number: String,
     /// The order's category.
     pub category: String,
+    /// The emergency number the second opinion suspects this matter needs (the rules found
+    /// none, so the order was made and marked for urgent review). Absent when not suspected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspected_emergency: Option<String>,
 }
 
 /// What the gateway decided about a submission; each channel renders it in its own format,

@@ -184,7 +184,8 @@ pub async fn reload_rules(
     state: Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     require_admin(&req, &state)?;
-    match crate::pipeline::RuleSet::load(state.cfg.rules.dir.as_deref()) {
+    let rules = &state.cfg.rules;
+    match crate::pipeline::RuleSet::load(rules.dir.as_deref(), rules.second_opinion()) {
         Ok(set) => {
             state.pipeline.set_rules(set);
             tracing::info!("Rules reloaded.");

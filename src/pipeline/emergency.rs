@@ -2385,6 +2385,11 @@ mod tests {
         // a call button that does not respond, 救命 about a website, a turn that cannot get out
         // (左转出不去), 救命 in a product name. Fixed as classes (see the unit tests named after
         // them): 0/300. Tuned on since, so a regression floor only.
+        assert_no_false_redirect(&f);
+    }
+
+    /// A set of routine lines only: none redirected.
+    fn assert_no_false_redirect(f: &Figures) {
         assert_eq!(f.emergencies, 0);
         assert!(f.routine > 0);
         assert!(
@@ -2394,6 +2399,30 @@ mod tests {
             f.routine,
             f.failures
         );
+    }
+
+    #[test]
+    fn corpus_routine2() {
+        let f = measure(
+            "emergency-routine2",
+            include_str!("../../tests/data/emergency-routine2.jsonl"),
+        );
+        // 300 more ordinary lines, written blind (2026-12-06, fifth session) and first measured
+        // after the routine set's four classes were fixed: 0/300. Never tuned on.
+        assert_no_false_redirect(&f);
+    }
+
+    #[test]
+    fn corpus_blind5() {
+        let f = measure(
+            "emergency-blind5",
+            include_str!("../../tests/data/emergency-blind5.jsonl"),
+        );
+        // Written blind (2026-12-06, fifth session; 100 emergencies, 25 per service, 100
+        // routine lines, half of them with emergency words used harmlessly) and measured once,
+        // after every change of that session: 63/100 caught, 2 wrong numbers, 3/100 false
+        // redirects. Never tuned on. The second opinion's figures are in `second_opinion.rs`.
+        assert_figures(&f, 37, 2, 3);
     }
 
     /// Timing, not a test: `cargo test --release -- --ignored timing --nocapture`.

@@ -11,6 +11,7 @@ pub mod emergency;
 pub mod guidance;
 pub mod nuisance;
 pub mod redis_limiter;
+pub mod second_opinion;
 pub mod similar;
 pub mod split;
 
@@ -30,6 +31,8 @@ pub struct RuleSet {
     pub category: category::CategoryRules,
     /// Guidance for matters outside the hotline's remit (art. 17(2), 17(6)).
     pub guidance: guidance::GuidanceRules,
+    /// The second opinion on emergencies the rules did not find (`None`: switched off).
+    pub second_opinion: Option<second_opinion::SecondOpinion>,
 }
 
 impl RuleSet {
@@ -39,13 +42,26 @@ impl RuleSet {
             emergency: emergency::EmergencyRules::builtin(),
             category: category::CategoryRules::builtin(),
             guidance: guidance::GuidanceRules::builtin(),
+            second_opinion: Some(second_opinion::SecondOpinion::builtin()),
         }
     }
 
     /// Compiled-in rules, each overridden by its file in `dir` when present. A broken file is an
-    /// error (the caller keeps its old rules).
-    pub fn load(dir: Option<&std::path::Path>) -> Result<RuleSet, String> {
+    /// error (the caller keeps its old rules). `second_opinion` is the model's threshold, `None`
+    /// to switch it off; it learns from `emergency-examples.jsonl` in `dir`, else from the
+    /// compiled-in examples.
+    pub fn load(
+        dir: Option<&std::path::Path>,
+        second_opinion: Option<f64>,
+    ) -> Result<RuleSet, String> {
         let mut set = RuleSet::builtin();
+        set.second_opinion = match second_opinion {
+            Some(t) => set
+                .second_opinion
+                .map(|m| m.with_threshold(t))
+                .transpose()?,
+            None => None,
+        };
         let Some(dir) = dir else { return Ok(set) };
         let read = |name: &str| -> Result<Option<String>, String> {
             let p = dir.join(name);
@@ -75,6 +91,17 @@ impl RuleSet {
                 &t,
             )
             .map_err(|e| e.to_string())?;
+        }
+        if let Some(threshold) = second_opinion {
+            if let Some(t) = read("emergency-examples.jsonl")? {
+                let name = dir.join("emergency-examples.jsonl").display().to_string();
+                let examples =
+                    second_opinion::parse_examples(&t).map_err(|e| format!("{name}: {e}"))?;
+                set.second_opinion = Some(
+                    second_opinion::SecondOpinion::train(&examples, threshold)
+                        .map_err(|e| format!("{name}: {e}"))?,
+                );
+            }
         }
         Ok(set)
     }
@@ -371,6 +398,15 @@ impl Pipeline {
             }
         }
 
+        // The second opinion, asked only now that the rules found nothing. It can only add: a
+        // suspected emergency is still an order (see `second_opinion`), made a new one even when
+        // it looks like a repeat or like a matter for guidance, so that a person sees it at once.
+        let suspicion = rules.second_opinion.as_ref().and_then(|m| {
+            std::iter::once(sub.content.as_str())
+                .chain(sub.items.iter().map(|i| i.content.as_str()))
+                .find_map(|t| m.check(t))
+        });
+
         // A photo or location alone, shortly after a matter, belongs to that matter: it is sent
         // to dispatch as an update of the order, not as a new order, and not counted.
         // (A shared location's only text is its own label.)
@@ -402,6 +438,7 @@ impl Pipeline {
                     orders: vec![hotline_adapters::OrderRef {
                         number: o.number.clone(),
                         category: o.category.clone(),
+                        suspected_emergency: None,
                     }],
                 };
                 if let Some(k) = &dedupe_key {
@@ -439,7 +476,8 @@ impl Pipeline {
         let matches: Vec<_> = recent
             .iter()
             .filter(|o| {
-                similar::similarity(&o.content, &sub.content) >= self.cfg.duplicate_threshold
+                suspicion.is_none()
+                    && similar::similarity(&o.content, &sub.content) >= self.cfg.duplicate_threshold
             })
             .collect();
         if !matches.is_empty() {
@@ -448,6 +486,7 @@ impl Pipeline {
                 .map(|o| hotline_adapters::OrderRef {
                     number: o.number.clone(),
                     category: o.category.clone(),
+                    suspected_emergency: None,
                 })
                 .collect();
             for o in &matches {
@@ -473,7 +512,7 @@ impl Pipeline {
 
         // 5. Matters outside the hotline's remit (art. 17(2), 17(6)): a rule may answer with
         // guidance only; by default the order is accepted with a handling hint.
-        if sub.items.is_empty() {
+        if sub.items.is_empty() && suspicion.is_none() {
             if let Some(g) = rules.guidance.check(&sub.content) {
                 if g.action == guidance::GuidanceAction::Inform {
                     let outcome = Outcome::Informed;
@@ -497,7 +536,7 @@ impl Pipeline {
                 "the outbox is over its high-water mark".into(),
             ));
         }
-        let orders = self.orders_for(&sub, &rules);
+        let orders = self.orders_for(&sub, &rules, suspicion.as_ref());
         let intake = Intake {
             day: self.local_day(now),
             node_id: self.cfg.node_id,
@@ -508,6 +547,12 @@ impl Pipeline {
         let outcome = match self.store.commit_intake(intake).await? {
             IntakeResult::Stored(refs) => {
                 self.wake.notify_one();
+                if let Some(s) = &suspicion {
+                    let masked = sub.identity.masked();
+                    tracing::warn!(channel = sub.channel.as_str(), identity = %masked, number = %s.number, score = s.score, "Possible emergency accepted for urgent review.");
+                    metrics::counter!("hotline_emergency_suspected_total", "number" => s.number.clone(), "channel" => sub.channel.as_str())
+                        .increment(1);
+                }
                 for r in &refs {
                     metrics::counter!("hotline_orders_accepted_total", "channel" => sub.channel.as_str(), "category" => r.category.clone()).increment(1);
                 }
@@ -521,7 +566,16 @@ impl Pipeline {
 
     /// Splits a submission into work orders (art. 13): structured items first, else a
     /// conservative split of enumerated free text, else one order.
-    fn orders_for(&self, sub: &Submission, rules: &RuleSet) -> Vec<NewOrder> {
+    fn orders_for(
+        &self,
+        sub: &Submission,
+        rules: &RuleSet,
+        suspicion: Option<&second_opinion::Suspicion>,
+    ) -> Vec<NewOrder> {
+        // Every order of the submission carries the review: it is one person's one message.
+        let review = suspicion.map(|s| {
+            json!({"number": s.number, "score": (s.score * 100.0).round() / 100.0, "by": "second_opinion"})
+        });
         let matters: Vec<(String, Option<Category>)> = if !sub.items.is_empty() {
             sub.items
                 .iter()
@@ -564,6 +618,7 @@ impl Pipeline {
                     "attachments": sub.attachments,
                     "item": {"index": i + 1, "count": count},
                     "handling_hint": guidance.map(|g| json!({"rule": g.rule, "tag": g.tag, "message": g.message})),
+                    "emergency_review": review,
                 });
                 NewOrder {
                     identity: sub.identity.to_string(),

@@ -53,6 +53,11 @@ const TEMPLATES: &[(&str, &str, &str)] = &[
         "时间：{at}\n渠道：{channel}\n来访人：{identity}\n转接号码：{number}\n原因：{reason}\n规则：{rule}\n\n请值班长关注后续处置。",
     ),
     (
+        "emergency/suspected",
+        "【疑似紧急】工单{order}可能需要{number}",
+        "时间：{at}\n渠道：{channel}\n来访人：{identity}\n工单号：{order}\n疑似需要：{number}（模型评分 {score}）\n\n规则未判定为紧急情况，工单已受理并标记为紧急复核；来访人已被告知如危险正在发生请拨打{number}。\n请值班长立即查看该工单，必要时回拨来访人或联系{number}。",
+    ),
+    (
         "callers/suspended",
         "【暂停受理】{identity}",
         "来访人：{identity}\n暂停至：{until}\n原因：{reason}\n决定方：{decided_by}\n时间：{at}",

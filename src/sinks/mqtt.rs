@@ -1,5 +1,5 @@
 //! MQTT events (rumqttc): `{prefix}/orders/accepted`, `.../orders/delivered`, `.../orders/dead`,
-//! `.../emergency/redirected`, `.../callers/warned`, `.../callers/suspended` (QoS 1, JSON with an
+//! `.../emergency/redirected`, `.../emergency/suspected`, `.../callers/warned`, `.../callers/suspended` (QoS 1, JSON with an
 //! `event_id` for consumers to dedupe, personal data masked), and `{prefix}/gateway/status`
 //! (retained; the last will says offline).
 //!

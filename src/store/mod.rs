@@ -51,6 +51,36 @@ impl NewOrder {
         })
     }
 
+    /// The number the second opinion suspects (`emergency_review.number` in the body).
+    fn suspected(&self) -> Option<&str> {
+        self.body["emergency_review"]["number"].as_str()
+    }
+
+    /// How the submitter sees this order under `number`.
+    pub(crate) fn order_ref(&self, number: &str) -> OrderRef {
+        OrderRef {
+            number: number.to_string(),
+            category: self.category.clone(),
+            suspected_emergency: self.suspected().map(str::to_string),
+        }
+    }
+
+    /// The `emergency/suspected` event for this order under `number`, when the second opinion
+    /// suspected an emergency the rules did not find: supervisors are alerted to look at once.
+    pub(crate) fn suspected_event(&self, number: &str) -> Option<serde_json::Value> {
+        let review = &self.body["emergency_review"];
+        self.suspected().map(|n| {
+            serde_json::json!({
+                "order": number,
+                "number": n,
+                "score": review["score"],
+                "category": self.category,
+                "channel": self.body["channel"],
+                "identity": masked(&self.identity),
+            })
+        })
+    }
+
     /// The submitter's e-mail, for the mail sink's copy of the event.
     pub(crate) fn email(&self) -> Option<&str> {
         self.body["submitter"]["email"].as_str()
@@ -384,6 +414,7 @@ const MAIL_TOPICS: &[&str] = &[
     "orders/accepted",
     "orders/dead",
     "emergency/redirected",
+    "emergency/suspected",
     "callers/suspended",
     "dispatch/breaker",
 ];

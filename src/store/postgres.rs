@@ -29,7 +29,7 @@ use super::{
 };
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
-use hotline_adapters::{OrderRef, Outcome};
+use hotline_adapters::Outcome;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -546,10 +546,10 @@ impl Store for PgStore {
                 intake.now,
                 o.email(),
             );
-            refs.push(OrderRef {
-                number: number.clone(),
-                category: o.category.clone(),
-            });
+            if let Some(ev) = o.suspected_event(&number) {
+                events.add(self.events, "emergency/suspected", ev, intake.now, None);
+            }
+            refs.push(o.order_ref(&number));
             for (col, v) in orders
                 .iter_mut()
                 .zip([number, o.identity, o.category, o.content])

@@ -17,7 +17,7 @@ use super::{
 };
 pub use super::{order_number, Sinks};
 use async_trait::async_trait;
-use hotline_adapters::{OrderRef, Outcome};
+use hotline_adapters::Outcome;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -728,11 +728,11 @@ impl Store for SqliteStore {
                             now,
                             o.email(),
                         )?;
+                        if let Some(ev) = o.suspected_event(&number) {
+                            emit(conn, events, "emergency/suspected", ev, now, None)?;
+                        }
                     }
-                    refs.push(OrderRef {
-                        number,
-                        category: o.category.clone(),
-                    });
+                    refs.push(o.order_ref(&number));
                 }
                 if let Some(key) = &dedupe_key {
                     let outcome = Outcome::Accepted {
