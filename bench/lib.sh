@@ -6,7 +6,8 @@ port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); 
 # Writes a gateway config: gw_config FILE PORT STORE-DIR [DISPATCH-URL]. The quota is out of the
 # way (every bench request comes from a new number anyway), the admin token is "bench",
 # WORKERS sets server.workers (0, the default, is one per core) and COMMIT_INTERVAL, when set,
-# storage.commit_interval. Callers may append sections.
+# storage.commit_interval, SECOND_OPINION=0 switches rules.second_opinion off. Callers may append
+# sections.
 gw_config() {
   cat > "$1" <<CFG
 [server]
@@ -22,6 +23,8 @@ url = "${4:-}"
 token = "bench"
 [nuisance]
 quota = 1000000
+[rules]
+second_opinion = $( [ "${SECOND_OPINION:-1}" = 0 ] && echo false || echo true )
 CFG
 }
 

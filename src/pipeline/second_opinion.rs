@@ -1,5 +1,6 @@
-//! A second opinion on emergencies: a naive Bayes model over the characters and character pairs
-//! of labelled example lines, asked only when the rules found no emergency.
+//! A second opinion on emergencies: a model learnt from labelled example lines (a logistic
+//! regression over characters, character pairs and words), asked only when the rules found no
+//! emergency.
 //!
 //! The rules (`emergency.rs`) are explainable and decide redirects, but on text written by people
 //! who never saw them they miss emergencies described in words nobody listed (BENCHMARKS.md:
@@ -28,8 +29,9 @@
 //!   `w_k(f) = ln((c_k(f)+α)/(n_k+2α)) − ln((c_none(f)+α)/(n_none+2α))` (`c_k(f)`: examples of
 //!   class k holding f, α = 0.1), highest wins; it only ranks services, where it does well.
 //!
-//! Features never seen in training weigh nothing. The hyper-parameters and the default
-//! threshold were chosen by cross-validation on the compiled-in examples
+//! A long text is also scored in windows of about [`WINDOW`] characters, the best counting.
+//! Features never seen in training weigh nothing. The hyper-parameters, the window and the
+//! default threshold were chosen by cross-validation on the compiled-in examples
 //! (`examples/second_opinion_cv`), never on the sets that measure it (BENCHMARKS.md).
 
 use std::collections::HashMap;
