@@ -1,0 +1,27 @@
+//! What every citizen's text meets before it becomes an order: the emergency rules and the
+//! second opinion (`check`, with its clauses and windows), on the input as lossy UTF-8. Then the
+//! same bytes as an operator's `emergency-examples.jsonl`: parsed, and when they hold both kinds
+//! of line, trained on and asked about themselves.
+#![no_main]
+
+use hotline_gateway::pipeline::emergency::EmergencyRules;
+use hotline_gateway::pipeline::second_opinion::{parse_examples, SecondOpinion};
+use libfuzzer_sys::fuzz_target;
+use std::sync::LazyLock;
+
+static RULES: LazyLock<EmergencyRules> = LazyLock::new(EmergencyRules::builtin);
+static MODEL: LazyLock<SecondOpinion> = LazyLock::new(SecondOpinion::builtin);
+
+fuzz_target!(|data: &[u8]| {
+    let text = String::from_utf8_lossy(data);
+    let _ = RULES.check(&text);
+    if let Some(s) = MODEL.check(&text) {
+        assert!(s.score.is_finite() && ["110", "119", "120", "122"].contains(&s.number.as_str()));
+    }
+    if let Ok(examples) = parse_examples(&text) {
+        if let Ok(m) = SecondOpinion::train(&examples, 0.0) {
+            let (score, _) = m.score(&text);
+            assert!(!score.is_nan());
+        }
+    }
+});
