@@ -39,10 +39,18 @@ impl RuleSet {
     /// The compiled-in rules.
     pub fn builtin() -> RuleSet {
         RuleSet {
+            second_opinion: Some(second_opinion::SecondOpinion::builtin()),
+            ..RuleSet::without_model()
+        }
+    }
+
+    /// The compiled-in rules, without the second opinion (which takes training).
+    fn without_model() -> RuleSet {
+        RuleSet {
             emergency: emergency::EmergencyRules::builtin(),
             category: category::CategoryRules::builtin(),
             guidance: guidance::GuidanceRules::builtin(),
-            second_opinion: Some(second_opinion::SecondOpinion::builtin()),
+            second_opinion: None,
         }
     }
 
@@ -54,15 +62,14 @@ impl RuleSet {
         dir: Option<&std::path::Path>,
         second_opinion: Option<f64>,
     ) -> Result<RuleSet, String> {
-        let mut set = RuleSet::builtin();
-        set.second_opinion = match second_opinion {
-            Some(t) => set
-                .second_opinion
-                .map(|m| m.with_threshold(t))
-                .transpose()?,
-            None => None,
+        // The model is trained below, once: on the folder's examples, else the compiled-in ones.
+        let mut set = RuleSet::without_model();
+        let Some(dir) = dir else {
+            set.second_opinion = second_opinion
+                .map(|t| second_opinion::SecondOpinion::builtin().with_threshold(t))
+                .transpose()?;
+            return Ok(set);
         };
-        let Some(dir) = dir else { return Ok(set) };
         let read = |name: &str| -> Result<Option<String>, String> {
             let p = dir.join(name);
             match std::fs::read_to_string(&p) {
@@ -93,18 +100,24 @@ impl RuleSet {
             .map_err(|e| e.to_string())?;
         }
         if let Some(threshold) = second_opinion {
-            if let Some(t) = read("emergency-examples.jsonl")? {
-                let name = dir.join("emergency-examples.jsonl").display().to_string();
-                let examples =
-                    second_opinion::parse_examples(&t).map_err(|e| format!("{name}: {e}"))?;
-                set.second_opinion = Some(
+            set.second_opinion = Some(match read("emergency-examples.jsonl")? {
+                Some(t) => {
+                    let name = dir.join("emergency-examples.jsonl").display().to_string();
+                    let examples =
+                        second_opinion::parse_examples(&t).map_err(|e| format!("{name}: {e}"))?;
                     second_opinion::SecondOpinion::train(&examples, threshold)
-                        .map_err(|e| format!("{name}: {e}"))?,
-                );
-            }
+                        .map_err(|e| format!("{name}: {e}"))?
+                }
+                None => second_opinion::SecondOpinion::builtin().with_threshold(threshold)?,
+            });
         }
         Ok(set)
     }
+}
+
+/// The texts of a submission that are judged: its content, then each structured item's.
+fn texts(sub: &Submission) -> impl Iterator<Item = &str> {
+    std::iter::once(sub.content.as_str()).chain(sub.items.iter().map(|i| i.content.as_str()))
 }
 
 /// Pipeline settings.
@@ -389,23 +402,12 @@ impl Pipeline {
         let rules = self.rules();
 
         // 1. Emergency: before anything that could refuse.
-        let texts = std::iter::once(sub.content.as_str())
-            .chain(sub.items.iter().map(|i| i.content.as_str()));
-        for text in texts {
+        for text in texts(&sub) {
             if let Some(r) = rules.emergency.check(text) {
                 let who = sub.identity.to_string();
                 return Ok(self.redirect(&who, sub.channel.as_str(), text, r, now, dedupe_key));
             }
         }
-
-        // The second opinion, asked only now that the rules found nothing. It can only add: a
-        // suspected emergency is still an order (see `second_opinion`), made a new one even when
-        // it looks like a repeat or like a matter for guidance, so that a person sees it at once.
-        let suspicion = rules.second_opinion.as_ref().and_then(|m| {
-            std::iter::once(sub.content.as_str())
-                .chain(sub.items.iter().map(|i| i.content.as_str()))
-                .find_map(|t| m.check(t))
-        });
 
         // A photo or location alone, shortly after a matter, belongs to that matter: it is sent
         // to dispatch as an update of the order, not as a new order, and not counted.
@@ -466,6 +468,15 @@ impl Pipeline {
             let message = messages::for_outcome(&outcome, self.cfg.tz);
             return Ok(Decision { outcome, message });
         }
+
+        // The second opinion, asked only for a matter that will be heard (the rules found
+        // nothing, and neither an attachment nor a refusal answered it). It can only add: a
+        // suspected emergency is still an order (see `second_opinion`), made a new one even when
+        // it looks like a repeat or like a matter for guidance, so that a person sees it at once.
+        let suspicion = rules
+            .second_opinion
+            .as_ref()
+            .and_then(|m| texts(&sub).find_map(|t| m.check(t)));
 
         // 4. Repeat of an open matter (art. 17(5)).
         let since = now - self.cfg.duplicate_window.as_secs() as i64;

@@ -175,20 +175,7 @@ impl SecondOpinion {
         // Rows in a fixed order (sorted features), so that training is the same on every run.
         let mut counts: Vec<(u64, Vec<u32>)> = counts.into_iter().collect();
         counts.sort_unstable_by_key(|(f, _)| *f);
-        let mut rows = HashMap::with_capacity(counts.len());
-        let mut weights = Vec::with_capacity(counts.len() * classes);
-        for (f, c) in &counts {
-            rows.insert(*f, (weights.len() / classes) as u32);
-            let base = ln_p(c[none], n[none]);
-            // Column 0 (emergency or not) is filled by the logistic regression below.
-            weights.push(0.0);
-            for k in 1..classes {
-                weights.push((ln_p(c[k], n[k]) - base) as f32);
-            }
-        }
-        let mut bias: Vec<f64> = (0..classes)
-            .map(|k| (n[k].max(1) as f64 / n[none] as f64).ln())
-            .collect();
+        let rows: HashMap<u64, u32> = (0u32..).zip(&counts).map(|(r, (f, _))| (*f, r)).collect();
         let examples_rows: Vec<(Vec<usize>, bool)> = texts
             .iter()
             .map(|(f, e)| {
@@ -196,15 +183,17 @@ impl SecondOpinion {
                 (r.collect(), *e)
             })
             .collect();
-        let (w, b) = logistic(&examples_rows, counts.len());
-        for (row, w) in w.into_iter().enumerate() {
-            if let Some(slot) = weights.get_mut(row * classes) {
-                *slot = w;
-            }
+        let (lr, intercept) = logistic(&examples_rows, counts.len());
+        // Per row: the regression's weight, then each service's naive Bayes weight.
+        let mut weights = Vec::with_capacity(counts.len() * classes);
+        for ((_, c), w) in counts.iter().zip(lr) {
+            let base = ln_p(c[none], n[none]);
+            weights.push(w);
+            weights.extend((1..classes).map(|k| (ln_p(c[k], n[k]) - base) as f32));
         }
-        if let Some(first) = bias.first_mut() {
-            *first = b;
-        }
+        let bias = std::iter::once(intercept)
+            .chain((1..classes).map(|k| (n[k].max(1) as f64 / n[none] as f64).ln()))
+            .collect();
         Ok(SecondOpinion {
             services,
             rows,

@@ -1,7 +1,7 @@
 //! MQTT events (rumqttc): `{prefix}/orders/accepted`, `.../orders/delivered`, `.../orders/dead`,
-//! `.../emergency/redirected`, `.../emergency/suspected`, `.../callers/warned`, `.../callers/suspended` (QoS 1, JSON with an
-//! `event_id` for consumers to dedupe, personal data masked), and `{prefix}/gateway/status`
-//! (retained; the last will says offline).
+//! `.../emergency/redirected`, `.../emergency/suspected`, `.../callers/warned`,
+//! `.../callers/suspended` (QoS 1, JSON with an `event_id` for consumers to dedupe, personal data
+//! masked), and `{prefix}/gateway/status` (retained; the last will says offline).
 //!
 //! Delivery: the publisher takes a batch from the event outbox, publishes it, and deletes it only
 //! when the broker has acknowledged every message (PUBACK). A reconnect in between publishes the
