@@ -1392,6 +1392,24 @@ mod tests {
     }
 
     #[test]
+    fn the_second_opinion_is_on_by_default_and_its_threshold_must_be_a_number() {
+        let server = "[server]\nlisten = \"127.0.0.1:1\"\n";
+        let rules = |v: &str| load(&format!("{server}[rules]\n{v}\n"));
+        let threshold = |c: Result<Config, ConfigError>| c.ok().map(|c| c.rules.second_opinion());
+        let default = crate::pipeline::second_opinion::DEFAULT_THRESHOLD;
+        assert_eq!(threshold(load(server)), Some(Some(default)));
+        assert_eq!(threshold(rules("second_opinion = false")), Some(None));
+        assert_eq!(
+            threshold(rules("second_opinion_threshold = 2.5")),
+            Some(Some(2.5))
+        );
+        let err = rules("second_opinion_threshold = nan").err();
+        let keys: Vec<String> =
+            err.map_or(vec![], |e| e.problems.into_iter().map(|p| p.key).collect());
+        assert_eq!(keys, ["rules.second_opinion_threshold"]);
+    }
+
+    #[test]
     fn commit_interval_defaults_to_a_millisecond_and_is_bounded() {
         let server = "[server]\nlisten = \"127.0.0.1:1\"\n";
         let with = |v: &str| load(&format!("{server}[storage]\ncommit_interval = {v}\n"));

@@ -658,6 +658,46 @@ impl Pipeline {
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_second_opinion_loads_off_built_in_or_from_the_rules_folder() {
+        let scene = "工地上有个师傅从架子上掉下来了 躺着一动不动";
+        let examples = |set: &RuleSet| set.second_opinion.as_ref().map(|m| m.examples());
+        let off = RuleSet::load(None, None).ok();
+        assert_eq!(off.as_ref().map(examples), Some(None), "switched off");
+        let on = RuleSet::load(None, Some(second_opinion::DEFAULT_THRESHOLD)).ok();
+        let built_in = second_opinion::SecondOpinion::builtin().examples();
+        assert_eq!(on.as_ref().map(examples), Some(Some(built_in)));
+        let strict = RuleSet::load(None, Some(1e9)).ok();
+        let check = |set: &RuleSet| set.second_opinion.as_ref().and_then(|m| m.check(scene));
+        assert!(on.as_ref().and_then(check).is_some());
+        assert_eq!(
+            strict.as_ref().and_then(check),
+            None,
+            "the threshold applies"
+        );
+
+        // A folder's examples replace the compiled-in ones.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("emergency-examples.jsonl");
+        std::fs::write(
+            &file,
+            "{\"text\":\"着火了\",\"expect\":[\"119\"]}\n{\"text\":\"路灯坏了\",\"expect\":[]}\n",
+        )
+        .unwrap();
+        let own = RuleSet::load(Some(dir.path()), Some(0.0)).ok();
+        assert_eq!(own.as_ref().map(examples), Some(Some(2)));
+        // A broken file is an error naming it and the line, unless the model is off.
+        std::fs::write(&file, "{\"text\":\"路灯坏了\",\"expect\":[]}\nnot json\n").unwrap();
+        let err = RuleSet::load(Some(dir.path()), Some(0.0))
+            .err()
+            .unwrap_or_default();
+        assert!(
+            err.contains("emergency-examples.jsonl") && err.contains("line 2"),
+            "{err}"
+        );
+        assert!(RuleSet::load(Some(dir.path()), None).is_ok());
+    }
+
     fn held(map: &KeyLocks) -> usize {
         map.lock().map(|m| m.len()).unwrap_or(usize::MAX)
     }
