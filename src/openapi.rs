@@ -104,6 +104,20 @@ const ROUTES: &[Row] = &[
         ],
     ),
     (
+        HttpMethod::Get,
+        "/v1/cti/{profile}",
+        "cti",
+        "Twilio voice webhook from a number whose voice URL uses method GET (the parameters in \
+         the signed query); 405 for other formats",
+        &[],
+        &[
+            ("200", "TwiML decision"),
+            ("403", "bad Twilio signature"),
+            ("405", "not a Twilio profile"),
+            ("422", "invalid event"),
+        ],
+    ),
+    (
         HttpMethod::Post,
         "/v1/cti/{profile}/{token}",
         "cti",

@@ -956,6 +956,36 @@ continue_twiml = "<Redirect>{IVR}</Redirect>"
         Some((json!("Dial"), json!("119")))
     );
 
+    // A number whose voice URL is set to GET: the same step in the signed query.
+    let get_step = |params: Value, tamper: bool| {
+        twilio_peer(&json!({
+            "auth_token": TWILIO_AUTH, "method": "GET", "tamper": tamper,
+            "sign_url": format!("{proxied}?step=speech"),
+            "post_url": format!("{}/v1/cti/tw2?step=speech", gw.url),
+            "params": params,
+            "expect": [["say", {"message": fire_notice, "voice": "Polly.Zhiyu", "language": "cmn-CN"}], ["dial", {"number": "119"}]],
+        }))
+    };
+    let fire_by_get = twilio_params(
+        &sid(8),
+        caller_in_danger,
+        "in-progress",
+        &[("SpeechResult", FIRE)],
+    );
+    let v = get_step(fire_by_get.clone(), false);
+    assert_eq!(v["status"], 200, "{v}");
+    assert_eq!(v["got"], v["want"], "{v}");
+    let v = get_step(fire_by_get, true);
+    assert_eq!(v["status"], 403, "a query changed after signing: {v}");
+    // Only a Twilio profile takes GET.
+    let resp = client()
+        .get(format!("{}/v1/cti/quiet?event=call.started", gw.url))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 405);
+    let body: Value = resp.json().unwrap();
+    assert_eq!(body["error"]["code"], "method_not_allowed", "{body}");
+
     // A suspended caller rings: <Reject> is the first (and only) verb.
     suspend(&gw, "13912340043", "多次恶意拨打");
     for profile_url in [("tw", public.as_str()), ("tw2", proxied)] {
@@ -1064,7 +1094,7 @@ continue_twiml = "<Redirect>{IVR}</Redirect>"
     // The redirects are on record; only the voicemail reached dispatch.
     let view = wait_until("the Twilio redirects on record", LONG, || {
         let v = caller(&gw, "13912340042");
-        (v["redirects"].as_array().map(Vec::len) >= Some(3)).then_some(v)
+        (v["redirects"].as_array().map(Vec::len) >= Some(4)).then_some(v)
     });
     assert!(
         view["redirects"]

@@ -24,7 +24,7 @@ pub struct CtiSetup {
     pub status_prefix: String,
 }
 
-/// `POST /v1/cti/{profile}`
+/// `POST /v1/cti/{profile}` (and `GET` for a Twilio profile)
 pub async fn callback(
     req: HttpRequest,
     profile: Path<String>,
@@ -34,7 +34,7 @@ pub async fn callback(
     handle(req, profile.into_inner(), None, payload, state).await
 }
 
-/// `POST /v1/cti/{profile}/{token}`
+/// `POST /v1/cti/{profile}/{token}` (and `GET` for a Twilio profile)
 pub async fn callback_with_token(
     req: HttpRequest,
     path: Path<(String, String)>,
@@ -55,6 +55,10 @@ async fn handle(
     let Some(setup) = state.cti.get(&name) else {
         return Err(ApiError::NotFound("telephony profile"));
     };
+    // Only Twilio's voice URLs can be set to GET (the parameters then come in the query).
+    if req.method() == actix_web::http::Method::GET && setup.profile.format != CtiFormat::Twilio {
+        return Err(ApiError::MethodNotAllowed);
+    }
     let inbound = read_inbound(&req, payload, &state).await?;
     let t = inbound.now;
     let ev = match setup.profile.parse(&inbound, token.as_deref()) {

@@ -154,9 +154,15 @@ pub fn routes(cfg: &mut actix_web::web::ServiceConfig) {
                 .route(get().to(social::weibo_verify))
                 .route(post().to(social::weibo_push)),
         )
-        .service(resource_at("/v1/cti/{profile}").route(post().to(cti::callback)))
         .service(
-            resource_at("/v1/cti/{profile}/{token}").route(post().to(cti::callback_with_token)),
+            resource_at("/v1/cti/{profile}")
+                .route(post().to(cti::callback))
+                .route(get().to(cti::callback)),
+        )
+        .service(
+            resource_at("/v1/cti/{profile}/{token}")
+                .route(post().to(cti::callback_with_token))
+                .route(get().to(cti::callback_with_token)),
         )
         .service(resource_at("/v1/orders/{number}").route(get().to(ops::order_status)))
         .service(resource_at("/healthz").route(get().to(ops::healthz)))

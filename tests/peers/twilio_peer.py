@@ -16,6 +16,7 @@ request.json:
    "post_url": "URL actually posted to (the gateway on loopback, same query)",
    "params": {"CallSid": "...", ...},
    "tamper": false,               # change a parameter after signing (a forged request)
+   "method": "POST",              # or "GET": a voice URL set to GET, the parameters in the query
    "expect": [["say", {"message": "...", "voice": "Polly.Zhiyu", "language": "cmn-CN"}], ["hangup", {}], ...]}
 
 answer:
@@ -74,26 +75,33 @@ def build(expect):
     return r
 
 
+def with_query(url, params):
+    """`url` with `params` added to its query, as Twilio builds a GET webhook's URL."""
+    return url + ("&" if "?" in url else "?") + urllib.parse.urlencode(params)
+
+
 def call(req):
     validator = RequestValidator(req["auth_token"])
     params = {k: str(v) for k, v in req["params"].items()}
-    signature = validator.compute_signature(req["sign_url"], params)
-    self_check = validator.validate(req["sign_url"], params, signature)
     sent = dict(params)
     if req.get("tamper"):
-        # A forged request: the signature no longer matches what is posted.
+        # A forged request: the signature no longer matches what is sent.
         sent["Digits"] = sent.get("Digits", "") + "9"
-    body = urllib.parse.urlencode(sent).encode("utf-8")
-    http_req = urllib.request.Request(
-        req["post_url"],
-        data=body,
-        method="POST",
-        headers={
-            "Content-Type": "application/x-www-form-urlencoded",
-            "X-Twilio-Signature": signature,
-            "User-Agent": "TwilioProxy/1.1",
-        },
-    )
+    headers = {"User-Agent": "TwilioProxy/1.1"}
+    if req.get("method", "POST") == "GET":
+        # Every parameter is in the URL, which is signed whole, with no POST parameters.
+        sign_url = with_query(req["sign_url"], params)
+        signature = validator.compute_signature(sign_url, {})
+        self_check = validator.validate(sign_url, {}, signature)
+        url, body, method = with_query(req["post_url"], sent), None, "GET"
+    else:
+        signature = validator.compute_signature(req["sign_url"], params)
+        self_check = validator.validate(req["sign_url"], params, signature)
+        url, method = req["post_url"], "POST"
+        body = urllib.parse.urlencode(sent).encode("utf-8")
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+    headers["X-Twilio-Signature"] = signature
+    http_req = urllib.request.Request(url, data=body, method=method, headers=headers)
     # The gateway is on loopback: never through a proxy from the environment.
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:

@@ -4,9 +4,12 @@
 //! Request: a form POST per call step (`CallSid`, `From`, `To`, `CallStatus`, `Direction`, and
 //! per step `Digits`, `SpeechResult`, `CallDuration`, `RecordingUrl`, `DialCallStatus`, ...),
 //! signed in `X-Twilio-Signature`: base64(HMAC-SHA1(auth token, URL + every POST parameter's name
-//! and value, sorted by name)). The URL is the configured public URL (never the one the proxy
-//! forwarded to) with the request's query string; like twilio-python, the variant with the
-//! default port added or removed is accepted too, because Twilio is not consistent about it.
+//! and value, sorted by name)). A number whose voice URL is set to method GET sends the same
+//! parameters in the query string instead, signed as part of the URL (with no POST parameters);
+//! a parameter is looked up in the body first, then in the query. The URL is the configured
+//! public URL (never the one the proxy forwarded to) with the request's query string; like
+//! twilio-python, the variant with the default port added or removed is accepted too, because
+//! Twilio is not consistent about it.
 //! Not supported (not used by voice webhooks): JSON bodies with `bodySHA256` and the newer
 //! HMAC-SHA256 signature settings.
 //!
@@ -163,9 +166,15 @@ pub fn parse(
         &params,
         inbound.header("x-twilio-signature"),
     )?;
+    // A voice URL configured with method GET carries every parameter in the query, which the
+    // signature covers as part of the URL. A POST's own parameters come first.
+    // (A query that does not decode adds nothing: the fields it lacks are named as missing.)
+    let query: Vec<(String, String)> =
+        serde_urlencoded::from_str(&inbound.query).unwrap_or_default();
     let get = |name: &str| -> Option<String> {
         params
             .iter()
+            .chain(&query)
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.clone())
             .filter(|v| !v.trim().is_empty())
@@ -473,6 +482,47 @@ mod tests {
             Ok(ev) => ev,
             Err(e) => panic!("{:?}: {e}", String::from_utf8_lossy(&i.body)),
         }
+    }
+
+    #[test]
+    fn a_get_request_carries_its_parameters_in_the_signed_query() {
+        let query = serde_urlencoded::to_string(with(&[
+            ("CallStatus", "in-progress"),
+            ("SpeechResult", "救命"),
+        ]))
+        .unwrap_or_default();
+        let get = |q: &str, signed_as: &str| Inbound {
+            query: q.to_string(),
+            headers: vec![(
+                "x-twilio-signature".into(),
+                signature::<&str, &str>(AUTH, signed_as, &[]),
+            )],
+            body: Vec::new(),
+            now: 1_800_000_000,
+        };
+        let ev = ok(&get(&query, &signed_url(PUBLIC, &query)));
+        assert_eq!(ev.call_id, format!("CA{}", "1".repeat(32)));
+        assert_eq!(
+            ev.kind,
+            CallKind::Input {
+                digits: None,
+                speech: Some("救命".into())
+            }
+        );
+        assert_eq!(ev.from, "+8613800138000");
+        // The query is the signed part: a parameter changed after signing is a forgery.
+        let forged = query.replace("in-progress", "ringing");
+        assert_eq!(
+            parse(&get(&forged, &signed_url(PUBLIC, &query)), AUTH, PUBLIC).err(),
+            Some(AdapterError::BadSignature)
+        );
+        // A POST's own parameter wins over one of the same name in its (signed) query.
+        let post = request(
+            &with(&[("CallStatus", "in-progress")]),
+            "CallStatus=ringing",
+            None,
+        );
+        assert_eq!(ok(&post).kind, CallKind::Answered);
     }
 
     #[test]
