@@ -285,6 +285,12 @@ pub struct EmergencyRules {
     rules: Vec<Rule>,
 }
 
+/// A clause longer than this many characters is a run-on (see [`Units::run_on`]).
+const RUN_ON: usize = 40;
+/// In a run-on clause, how far (characters) from a trigger a cue of clause or sentence scope
+/// in the same clause may be.
+const RUN_ON_REACH: usize = 15;
+
 /// A phrase found in the normalised text, in byte offsets.
 #[derive(Debug, Clone, Copy)]
 struct Span {
@@ -328,6 +334,25 @@ impl Units {
             i += len;
         }
         Units { clause, sentence }
+    }
+
+    /// Whether the clause at `at` is a run-on: longer than [`RUN_ON`] characters without a
+    /// break. Speech recognition and upset callers run everything together, and a cue a
+    /// hundred characters away is about something else.
+    fn run_on(&self, text: &str, at: At) -> bool {
+        let start = match at.clause.checked_sub(1) {
+            // The clause starts after its break (one character, at most three bytes).
+            Some(i) => self.clause.get(i).map_or(0, |&b| {
+                b + text
+                    .get(b..)
+                    .and_then(|t| t.chars().next())
+                    .map_or(1, char::len_utf8)
+            }),
+            None => 0,
+        };
+        let end = self.clause.get(at.clause).copied().unwrap_or(text.len());
+        text.get(start..end)
+            .is_some_and(|c| c.chars().nth(RUN_ON).is_some())
     }
 
     /// Which clause and sentence an offset lies in.
@@ -661,7 +686,8 @@ impl EmergencyRules {
                 continue;
             };
             let at = units.locate(t.start);
-            let present = |ctx: usize| self.context_present(ctx, t, at, &found);
+            let reach = units.run_on(norm, at).then_some(RUN_ON_REACH);
+            let present = |ctx: usize| self.context_present(ctx, t, at, reach, &found);
             if !rule.require.is_empty() && !rule.require.iter().any(|&c| present(c)) {
                 continue;
             }
@@ -685,8 +711,17 @@ impl EmergencyRules {
         fired
     }
 
-    /// Whether context `ctx` has a cue placed as it demands relative to trigger `t`.
-    fn context_present(&self, ctx: usize, t: Span, at: At, found: &Found<'_>) -> bool {
+    /// Whether context `ctx` has a cue placed as it demands relative to trigger `t`. `reach`:
+    /// the trigger is in a run-on clause, where a clause or sentence cue in that clause counts
+    /// only within this many characters of it.
+    fn context_present(
+        &self,
+        ctx: usize,
+        t: Span,
+        at: At,
+        reach: Option<usize>,
+        found: &Found<'_>,
+    ) -> bool {
         let (Some(c), Some(list)) = (self.contexts.get(ctx), found.cues.get(ctx)) else {
             return false;
         };
@@ -711,8 +746,21 @@ impl EmergencyRules {
                     s.start >= t.end && (c.window == 0 || chars_between(t.end, s.start) <= c.window)
                 }
             };
+            let cue_at = found.units.locate(s.start);
+            let near = match reach {
+                Some(r) if c.scope != Scope::Text && cue_at.clause == at.clause => {
+                    let between = if s.end <= t.start {
+                        chars_between(s.end, t.start)
+                    } else {
+                        chars_between(t.end, s.start)
+                    };
+                    between <= r
+                }
+                _ => true,
+            };
             placed
-                && found.units.locate(s.start).same(at, c.scope)
+                && near
+                && cue_at.same(at, c.scope)
                 && !masked(found.masks, s)
                 && !found
                     .excepts
@@ -2358,6 +2406,65 @@ mod tests {
     }
 
     #[test]
+    fn long_texts_what_ifs_drills_and_run_ons() {
+        check(&[
+            // A what-if is not lifted by a symptom it imagines (万一…晕倒 made 被噎着 real),
+            // and 哪天 / 不然 / 真等到 are what-ifs too.
+            ("万一哪天身边有人晕倒或者被噎着了能帮上忙", ""),
+            ("但是哪天火星子飞到草里面烧起来就不得了", ""),
+            ("不然哪天烧起来整栋楼都跑不了", ""),
+            ("真等到撞了人翻了车再来修就晚了", ""),
+            ("早晚高峰这个路口总是堵", ""),
+            // ... but time or a call for help lifts it.
+            ("如果你们现在不来火就烧到楼上了", "119"),
+            ("要是再不来人他就不行了", "120"),
+            ("万一他醒不过来怎么办 他现在昏迷了", "120"),
+            // A drill anywhere in the text stages what it mentions; a real fire during one is
+            // told with urgency.
+            (
+                "昨天上午旁边小学搞消防演习，拉警报，放烟雾，老人们以为着火了，\
+                 有个老爷子还打电话说学校着火了",
+                "",
+            ),
+            ("演练的时候真着火了快来人", "119"),
+            // Things, not events: open flame for cooking, worn-out waterproofing, a dead cat,
+            // what an AED can do (not a cry for help).
+            ("用的是木炭明火", ""),
+            ("刚才有人用明火烤东西把窗帘点着了 火越来越大", "119"),
+            ("楼顶的防水早就不行了", ""),
+            ("我爸早上还好好的现在不行了", "120"),
+            ("我们小区门口的马路上有一只被车撞死的猫", ""),
+            ("有个人被车撞了躺在地上不动", "122"),
+            // A fraud seen through before any money went; one still going on.
+            (
+                "我昨天接到一个电话说我的身份证涉嫌洗钱要我把钱转到安全账户，\
+                 后来我女儿说是诈骗，我就没转，钱一分都没损失",
+                "",
+            ),
+            ("他让我把钱转到安全账户 我还没转 他还在电话里催我", "110"),
+            // A run-on clause: a cue more than 15 characters from the trigger is about
+            // something else. 现在 at the start no longer lifts the worry at the end ...
+            (
+                "现在小区里好多人把电动车推进楼道里充电物业也不管我们楼里老人孩子多大家都很担心楼道起火",
+                "",
+            ),
+            (
+                "现在我们这个路口的红绿灯坏了好几天了车都抢着走老人过马路特别危险我担心迟早会有人被车撞",
+                "",
+            ),
+            // ... and 以前 at the start no longer hides what is happening at the end.
+            (
+                "我以前在这个小区住了十几年物业一直都很负责的今天回来看我妈发现她倒在厨房地上叫不醒",
+                "120",
+            ),
+            (
+                "隔壁那家平时总是吵架我们都习惯了都没当回事刚才听见他家男的拿刀追着女的砍",
+                "110",
+            ),
+        ]);
+    }
+
+    #[test]
     fn corpus_blind4() {
         let f = measure(
             "emergency-blind4",
@@ -2372,6 +2479,48 @@ mod tests {
         // 110). Not a clean blind figure: those two lines were in the output of the measurement
         // taken before the change, and the `paperwork` words were chosen after seeing it.
         assert_figures(&f, 33, 0, 5);
+    }
+
+    #[test]
+    fn corpus_long() {
+        let f = measure(
+            "emergency-long",
+            include_str!("../../tests/data/emergency-long.jsonl"),
+        );
+        // 120 long texts (150-300 characters, half the emergencies run on without a break)
+        // written blind (2026-12-06, sixth session), measured once before any change: 48/60
+        // caught, 3 wrong numbers, 12/60 false redirects (each a matter that got no order).
+        // Tuned on since: the run-on reach and the what-if, drill, mask and fraud classes
+        // (`long_texts_what_ifs_drills_and_run_ons`) were found on it: 47/60, 1, 5/60.
+        assert_figures(&f, 13, 1, 5);
+    }
+
+    #[test]
+    fn corpus_long2() {
+        let f = measure(
+            "emergency-long2",
+            include_str!("../../tests/data/emergency-long2.jsonl"),
+        );
+        // 160 long texts (120-183 characters; half of each class without any punctuation),
+        // written blind (sixth session) and held out while the run-on reach and the classes of
+        // `corpus_long` were chosen. Before them: 56/80 caught, 5 wrong numbers, 18/80 false
+        // redirects; after: 54/80, 3, 17/80. The classes found on the long set barely carry
+        // over, and the reach cost two emergencies whose 快来 / 赶紧派车 came more than 15
+        // characters after what happened (both still marked by the second opinion).
+        assert_figures(&f, 26, 3, 17);
+    }
+
+    #[test]
+    fn corpus_runon() {
+        let f = measure(
+            "emergency-runon",
+            include_str!("../../tests/data/emergency-runon.jsonl"),
+        );
+        // blind5's emergencies run into plain routine lines without any punctuation
+        // (`scripts/make-runon-set.py`). Before the run-on reach: 46/100 caught, 6 wrong
+        // numbers, 4/100 false redirects; with it 58/100, 3, 0/100 (the reach was chosen on
+        // this set and on the long one).
+        assert_figures(&f, 42, 3, 0);
     }
 
     #[test]

@@ -703,19 +703,20 @@ mod tests {
         assert!(b5.0 <= 1 && b5.1 <= 2, "blind5 {b5:?}");
         let plain2 = together(include_str!("../../tests/data/emergency-routine2.jsonl"));
         assert!(plain2.1 <= 1, "plain routine traffic 2 {plain2:?}");
-        // Long texts written blind (past events, what-ifs and questions among the routine
-        // lines), first measured with the 60-character windows alone: (0, 7); with the
-        // shorter windows inside run-on clauses (0, 9).
+        // Three sets of the sixth session, as (unseen, reviewed) at d31f2ed (before), with
+        // the shorter windows in run-on clauses, and with the rules' run-on reach and classes
+        // (which leave more routine lines to the model): long texts written blind, tuned on
+        // for the rules: (3, 6), (0, 9), (0, 14).
         let long = together(include_str!("../../tests/data/emergency-long.jsonl"));
-        assert!(long.0 == 0 && long.1 <= 9, "long texts {long:?}");
+        assert!(long.0 == 0 && long.1 <= 14, "long texts {long:?}");
         // blind5's emergencies run on into plain routine lines without any punctuation
-        // (`scripts/make-runon-set.py`): (38, 0) before the shorter windows, (10, 0) with them.
+        // (`scripts/make-runon-set.py`): (52, 0), (10, 0), (5, 0).
         let runon = together(include_str!("../../tests/data/emergency-runon.jsonl"));
-        assert!(runon.0 <= 10 && runon.1 == 0, "run-on texts {runon:?}");
-        // A second set of long texts, half of them without any punctuation, written blind and
-        // first measured after the shorter windows were chosen: (0, 13), the same as without.
+        assert!(runon.0 <= 5 && runon.1 == 0, "run-on texts {runon:?}");
+        // Long texts, half without any punctuation, written blind and never tuned on: (0, 4),
+        // (0, 13), (0, 12). The shorter windows' cost: risky routine run-ons marked.
         let long2 = together(include_str!("../../tests/data/emergency-long2.jsonl"));
-        assert!(long2.0 == 0 && long2.1 <= 13, "long texts 2 {long2:?}");
+        assert!(long2.0 == 0 && long2.1 <= 12, "long texts 2 {long2:?}");
     }
 
     #[test]
