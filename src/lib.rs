@@ -76,7 +76,7 @@ pub enum StartError {
 /// logging to chase a problem never writes personal data to the log.
 const QUIET_LIBRARIES: &[&str] = &["tokio_postgres", "postgres", "lettre", "rumqttc", "redis"];
 
-/// The log filter: `RUST_LOG` (or `default`), with [`QUIET_LIBRARIES`] capped at `info`.
+/// The log filter: `RUST_LOG` (or `default`), with `QUIET_LIBRARIES` capped at `info`.
 pub fn log_filter(rust_log: Option<&str>, default: &str) -> tracing_subscriber::EnvFilter {
     let base = rust_log
         .and_then(|s| tracing_subscriber::EnvFilter::try_new(s).ok())

@@ -21,6 +21,9 @@
 //!    between two CJK words of three or more characters are a clause break instead
 //!    (`着火了 现在想问赔偿`: phone and WeChat users separate clauses with spaces).
 //! 2. Cut into clauses (，,、：: plus sentence ends) and sentences (。！？!?；; and line breaks).
+//!    A clause of more than 40 characters (`RUN_ON`; speech recognition, an upset caller) is not
+//!    one scope: there a clause or sentence cue in the trigger's clause counts only within
+//!    15 characters of it (`RUN_ON_REACH`).
 //! 3. Find every trigger, context cue and mask phrase in one overlapping Aho-Corasick scan.
 //!    A hit overlapping a *mask* (火锅, 跳楼价, 被困扰) is dropped unless it contains the mask;
 //!    a cue overlapping one of its context's `except` phrases (是不是 for 不是) is dropped.
@@ -746,6 +749,9 @@ impl EmergencyRules {
                     s.start >= t.end && (c.window == 0 || chars_between(t.end, s.start) <= c.window)
                 }
             };
+            if !placed {
+                return false;
+            }
             let cue_at = found.units.locate(s.start);
             let near = match reach {
                 Some(r) if c.scope != Scope::Text && cue_at.clause == at.clause => {
@@ -758,9 +764,7 @@ impl EmergencyRules {
                 }
                 _ => true,
             };
-            placed
-                && near
-                && cue_at.same(at, c.scope)
+            near && cue_at.same(at, c.scope)
                 && !masked(found.masks, s)
                 && !found
                     .excepts

@@ -47,7 +47,7 @@ const DENIED_CAP: usize = 100_000;
 /// Shortest wait a refusal reports, so a caller is never told to retry "now".
 const MIN_RETRY: Duration = Duration::from_millis(1);
 
-/// GCRA in one step. KEYS[1]: the caller's key. ARGV[1]: emission interval T, ARGV[2]: tolerance
+/// GCRA in one step. KEYS\[1\]: the caller's key. ARGV\[1\]: emission interval T, ARGV\[2\]: tolerance
 /// tau = T * (burst - 1), both in microseconds. Returns {1, 0} when allowed, {0, wait in µs} when
 /// not. Mirrors governor's `Gcra::test_and_update`: allowed iff now >= tat - tau, then
 /// tat = max(tat, now) + T.
