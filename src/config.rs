@@ -352,6 +352,10 @@ pub struct CtiConfig {
     /// twilio: account auth token for X-Twilio-Signature.
     #[serde(default)]
     pub auth_token: Secret,
+    /// twilio: the SharedKey secret of a Webhooks Rule that signs this URL (HMAC-SHA256);
+    /// empty = requests signed by a Webhooks Rule are refused.
+    #[serde(default)]
+    pub shared_key_secret: Secret,
     /// twilio: the public URL Twilio calls.
     #[serde(default)]
     pub public_url: String,

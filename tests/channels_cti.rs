@@ -20,6 +20,7 @@ const ZAMMAD_TOKEN: &str = "zt";
 /// Where the Twilio profiles send a normal call on (`continue_twiml`).
 const IVR: &str = "https://ivr.example.cn/main";
 const TWILIO_AUTH: &str = "tw-auth-token-0123456789abcdef";
+const TWILIO_SHARED: &str = "tw-webhooks-shared-key-secret";
 const FIRE: &str = "我家着火了，有人被困";
 const AT: &str = "2026-11-29T08:30:00+08:00";
 
@@ -847,6 +848,7 @@ continue_twiml = "<Redirect>{IVR}</Redirect>"
 [channels.cti.tw2]
 format = "twilio"
 auth_token = "{TWILIO_AUTH}"
+shared_key_secret = "{TWILIO_SHARED}"
 public_url = "{proxied}"
 emergency_transfer = true
 continue_twiml = "<Redirect>{IVR}</Redirect>"
@@ -977,6 +979,28 @@ continue_twiml = "<Redirect>{IVR}</Redirect>"
     assert_eq!(v["got"], v["want"], "{v}");
     let v = get_step(fire_by_get, true);
     assert_eq!(v["status"], 403, "a query changed after signing: {v}");
+    // A Webhooks Rule signs with its SharedKey secret and HMAC-SHA256 (and says so in a
+    // header); the profile that has the secret takes it, the one without refuses it.
+    let by_rule = |profile: &str, sign: &str, secret: &str| {
+        twilio_peer(&json!({
+            "auth_token": TWILIO_AUTH, "rule": {"secret": secret, "algorithm": "HMAC_SHA256"},
+            "sign_url": format!("{sign}?step=speech"),
+            "post_url": format!("{}/v1/cti/{profile}?step=speech", gw.url),
+            "params": twilio_params(&sid(9), caller_in_danger, "in-progress", &[("SpeechResult", FIRE)]),
+            "expect": [["say", {"message": fire_notice, "voice": "Polly.Zhiyu", "language": "cmn-CN"}], ["dial", {"number": "119"}]],
+        }))
+    };
+    let v = by_rule("tw2", proxied, TWILIO_SHARED);
+    assert_eq!(v["status"], 200, "{v}");
+    assert_eq!(v["got"], v["want"], "{v}");
+    let v = by_rule("tw2", proxied, TWILIO_AUTH);
+    assert_eq!(
+        v["status"], 403,
+        "the rule's header, the auth token's key: {v}"
+    );
+    let v = by_rule("tw", &public, TWILIO_SHARED);
+    assert_eq!(v["status"], 403, "no shared key on this profile: {v}");
+
     // Only a Twilio profile takes GET.
     let resp = client()
         .get(format!("{}/v1/cti/quiet?event=call.started", gw.url))
@@ -1094,7 +1118,7 @@ continue_twiml = "<Redirect>{IVR}</Redirect>"
     // The redirects are on record; only the voicemail reached dispatch.
     let view = wait_until("the Twilio redirects on record", LONG, || {
         let v = caller(&gw, "13912340042");
-        (v["redirects"].as_array().map(Vec::len) >= Some(4)).then_some(v)
+        (v["redirects"].as_array().map(Vec::len) >= Some(5)).then_some(v)
     });
     assert!(
         view["redirects"]

@@ -198,7 +198,10 @@ fn operators_see_metrics_openapi_health_and_no_secrets() {
     let gw = Gateway::start(
         dir.path(),
         &sim.url,
-        "[channels.wechat.main]\ntoken = \"wx-secret-token-123\"\n",
+        "[channels.wechat.main]\ntoken = \"wx-secret-token-123\"\n\
+         [channels.cti.tw]\nformat = \"twilio\"\nauth_token = \"tw-auth-secret-456\"\n\
+         shared_key_secret = \"tw-shared-secret-789\"\npublic_url = \"https://h.cn/v1/cti/tw\"\n\
+         continue_twiml = \"<Pause/>\"\n",
     );
     gw.submit(json!({"content": "指标：路灯坏了"}));
     let c = client();
@@ -283,7 +286,13 @@ fn operators_see_metrics_openapi_health_and_no_secrets() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 401);
     // Secrets appear nowhere.
-    for secret in ["wx-secret-token-123", "dispatch-secret", ADMIN] {
+    for secret in [
+        "wx-secret-token-123",
+        "tw-auth-secret-456",
+        "tw-shared-secret-789",
+        "dispatch-secret",
+        ADMIN,
+    ] {
         assert!(!metrics.contains(secret));
         assert!(!gw.logs().contains(secret), "{secret} in logs");
     }

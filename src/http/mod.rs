@@ -65,6 +65,7 @@ pub fn channel_setups(
                 format: CtiFormat::parse(&c.format).unwrap_or_default(),
                 token: c.token.expose().to_string(),
                 auth_token: c.auth_token.expose().to_string(),
+                shared_key_secret: c.shared_key_secret.expose().to_string(),
                 public_url: c.public_url.clone(),
                 continue_twiml: c.continue_twiml.clone(),
                 say_voice: c.say_voice.clone(),

@@ -17,6 +17,8 @@ request.json:
    "params": {"CallSid": "...", ...},
    "tamper": false,               # change a parameter after signing (a forged request)
    "method": "POST",              # or "GET": a voice URL set to GET, the parameters in the query
+   "rule": {"secret": "...", "algorithm": "HMAC_SHA256"},   # optional: signed by a Webhooks
+                                  # Rule's SharedKey instead of the auth token, with its header
    "expect": [["say", {"message": "...", "voice": "Polly.Zhiyu", "language": "cmn-CN"}], ["hangup", {}], ...]}
 
 answer:
@@ -33,7 +35,7 @@ import urllib.parse
 import urllib.request
 import xml.etree.ElementTree as ET
 
-from twilio.request_validator import RequestValidator
+from twilio.request_validator import SIGNATURE_SETTINGS_HEADER, RequestValidator
 from twilio.twiml.voice_response import VoiceResponse
 
 
@@ -81,22 +83,29 @@ def with_query(url, params):
 
 
 def call(req):
-    validator = RequestValidator(req["auth_token"])
+    rule = req.get("rule")
+    # A Webhooks Rule signs with its SharedKey secret and algorithm, and says so in a header.
+    validator = RequestValidator(rule["secret"] if rule else req["auth_token"])
+    algorithm = rule["algorithm"] if rule else None
     params = {k: str(v) for k, v in req["params"].items()}
     sent = dict(params)
     if req.get("tamper"):
         # A forged request: the signature no longer matches what is sent.
         sent["Digits"] = sent.get("Digits", "") + "9"
     headers = {"User-Agent": "TwilioProxy/1.1"}
+    if rule:
+        headers[SIGNATURE_SETTINGS_HEADER] = (
+            "key=webhooks_sharedkey_test,algorithm=" + rule["algorithm"]
+        )
     if req.get("method", "POST") == "GET":
         # Every parameter is in the URL, which is signed whole, with no POST parameters.
         sign_url = with_query(req["sign_url"], params)
-        signature = validator.compute_signature(sign_url, {})
-        self_check = validator.validate(sign_url, {}, signature)
+        signature = validator.compute_signature(sign_url, {}, algorithm)
+        self_check = validator.validate(sign_url, {}, signature, algorithm)
         url, body, method = with_query(req["post_url"], sent), None, "GET"
     else:
-        signature = validator.compute_signature(req["sign_url"], params)
-        self_check = validator.validate(req["sign_url"], params, signature)
+        signature = validator.compute_signature(req["sign_url"], params, algorithm)
+        self_check = validator.validate(req["sign_url"], params, signature, algorithm)
         url, method = req["post_url"], "POST"
         body = urllib.parse.urlencode(sent).encode("utf-8")
         headers["Content-Type"] = "application/x-www-form-urlencoded"

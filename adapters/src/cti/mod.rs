@@ -309,6 +309,9 @@ pub struct CtiProfile {
     pub token: String,
     /// twilio: the account auth token (HMAC key of `X-Twilio-Signature`). Empty refuses all.
     pub auth_token: String,
+    /// twilio: the SharedKey secret of a Webhooks Rule (the HMAC key of requests that carry
+    /// `X-Twilio-Webhooks-Signature-Settings`). Empty refuses those requests.
+    pub shared_key_secret: String,
     /// twilio: the public URL Twilio calls, without query (the request's query is appended).
     pub public_url: String,
     /// twilio: the TwiML fragment that continues the normal flow (inserted verbatim inside
@@ -330,7 +333,12 @@ impl CtiProfile {
         match self.format {
             CtiFormat::Generic => generic::parse(inbound, &self.token, path_token),
             CtiFormat::Zammad => zammad::parse(inbound, &self.token, path_token),
-            CtiFormat::Twilio => twilio::parse(inbound, &self.auth_token, &self.public_url),
+            CtiFormat::Twilio => twilio::parse(
+                inbound,
+                &self.auth_token,
+                &self.shared_key_secret,
+                &self.public_url,
+            ),
         }
     }
 

@@ -10,8 +10,11 @@
 //! public URL (never the one the proxy forwarded to) with the request's query string; like
 //! twilio-python, the variant with the default port added or removed is accepted too, because
 //! Twilio is not consistent about it.
-//! Not supported (not used by voice webhooks): JSON bodies with `bodySHA256` and the newer
-//! HMAC-SHA256 signature settings.
+//! A request that matches a Twilio *Webhooks Rule* is signed instead with the rule's SharedKey
+//! secret (the profile's `shared_key_secret`) and the algorithm its settings header names
+//! (`X-Twilio-Webhooks-Signature-Settings: key=...,algorithm=HMAC_SHA256`); only the hash
+//! changes, the signed string is the same. Not supported (not used by voice webhooks): JSON
+//! bodies with `bodySHA256`.
 //!
 //! Mapping of a request to a [`CallKind`], first match wins:
 //! 1. `RecordingUrl` without `RecordingStatus` (the `action` of a `<Record>`, i.e. voicemail,
@@ -37,6 +40,7 @@ use hmac::{Hmac, Mac};
 use quick_xml::events::Event;
 use quick_xml::Reader;
 use sha1::Sha1;
+use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 /// The XML declaration every answer starts with.
@@ -49,6 +53,33 @@ pub const SAY_LANGUAGE: &str = "cmn-CN";
 /// not be heard.
 pub const DEFAULT_VOICE: &str = "Polly.Zhiyu";
 
+/// The header a Webhooks Rule adds (lower case): which SharedKey and algorithm signed.
+pub const SETTINGS_HEADER: &str = "x-twilio-webhooks-signature-settings";
+
+/// The hash of a signature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algorithm {
+    /// `HMAC_SHA1`: every signature made with the account auth token, and the default.
+    HmacSha1,
+    /// `HMAC_SHA256`: a Webhooks Rule's setting.
+    HmacSha256,
+}
+
+/// The algorithm a settings header names (`key=webhooks_sharedkey_...,algorithm=HMAC_SHA256`,
+/// as twilio-python's `get_signature_algorithm` reads it): none named is `HMAC_SHA1`; a name
+/// this gateway does not know is `None`, and the request is refused.
+pub fn settings_algorithm(header: &str) -> Option<Algorithm> {
+    let named = header.split(',').find_map(|part| {
+        let (name, value) = part.split_once('=')?;
+        (name.trim() == "algorithm" && !value.trim().is_empty()).then(|| value.trim())
+    });
+    match named.map(str::to_ascii_uppercase).as_deref() {
+        None | Some("HMAC_SHA1") => Some(Algorithm::HmacSha1),
+        Some("HMAC_SHA256") => Some(Algorithm::HmacSha256),
+        Some(_) => None,
+    }
+}
+
 /// The `X-Twilio-Signature` value of a request: base64(HMAC-SHA1(auth_token, url + for each
 /// parameter sorted by name (then value) its name and value)). `url` is exactly the URL Twilio
 /// requested, with its query string. Public so tests and interop checks (twilio-python's
@@ -58,22 +89,47 @@ pub fn signature<K: AsRef<str>, V: AsRef<str>>(
     url: &str,
     params: &[(K, V)],
 ) -> String {
+    signature_with(Algorithm::HmacSha1, auth_token, url, params)
+}
+
+/// As [`signature`], with the given hash and key (a Webhooks Rule's SharedKey secret).
+pub fn signature_with<K: AsRef<str>, V: AsRef<str>>(
+    algorithm: Algorithm,
+    key: &str,
+    url: &str,
+    params: &[(K, V)],
+) -> String {
     let mut sorted: Vec<(&str, &str)> = params
         .iter()
         .map(|(k, v)| (k.as_ref(), v.as_ref()))
         .collect();
     // Byte order of UTF-8 is code point order, which is what Python's sorted() uses.
     sorted.sort_unstable();
-    let Ok(mut mac) = Hmac::<Sha1>::new_from_slice(auth_token.as_bytes()) else {
-        // Unreachable: HMAC takes keys of any length. An empty signature never verifies.
-        return String::new();
+    let parts = std::iter::once(url.as_bytes()).chain(
+        sorted
+            .iter()
+            .flat_map(|(k, v)| [k.as_bytes(), v.as_bytes()]),
+    );
+    let digest = match algorithm {
+        Algorithm::HmacSha1 => mac::<Hmac<Sha1>>(key, parts),
+        Algorithm::HmacSha256 => mac::<Hmac<Sha256>>(key, parts),
     };
-    mac.update(url.as_bytes());
-    for (k, v) in sorted {
-        mac.update(k.as_bytes());
-        mac.update(v.as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(digest)
+}
+
+/// The MAC of `parts` under `key`.
+fn mac<'a, M: Mac + hmac::digest::KeyInit>(
+    key: &str,
+    parts: impl Iterator<Item = &'a [u8]>,
+) -> Vec<u8> {
+    let Ok(mut mac) = <M as hmac::digest::KeyInit>::new_from_slice(key.as_bytes()) else {
+        // Unreachable: HMAC takes keys of any length. An empty signature never verifies.
+        return Vec::new();
+    };
+    for p in parts {
+        mac.update(p);
     }
-    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    mac.finalize().into_bytes().to_vec()
 }
 
 /// The URL Twilio signed: `public_url` without any query or fragment, plus `?query` when the
@@ -130,13 +186,24 @@ pub fn verify_signature<K: AsRef<str>, V: AsRef<str>>(
     params: &[(K, V)],
     header: Option<&str>,
 ) -> Result<(), AdapterError> {
+    verify_signature_with(Algorithm::HmacSha1, auth_token, url, params, header)
+}
+
+/// As [`verify_signature`], with the given hash and key. An empty key never verifies.
+pub fn verify_signature_with<K: AsRef<str>, V: AsRef<str>>(
+    algorithm: Algorithm,
+    key: &str,
+    url: &str,
+    params: &[(K, V)],
+    header: Option<&str>,
+) -> Result<(), AdapterError> {
     let presented = header.map(str::trim).unwrap_or_default();
-    if auth_token.is_empty() || presented.is_empty() {
+    if key.is_empty() || presented.is_empty() {
         return Err(AdapterError::BadSignature);
     }
     // Every variant is computed and compared (no early exit), in constant time per compare.
     let ok = port_variants(url).iter().fold(false, |acc, u| {
-        let expected = signature(auth_token, u, params);
+        let expected = signature_with(algorithm, key, u, params);
         bool::from(expected.as_bytes().ct_eq(presented.as_bytes())) | acc
     });
     if ok {
@@ -147,10 +214,12 @@ pub fn verify_signature<K: AsRef<str>, V: AsRef<str>>(
 }
 
 /// Verifies and parses one Twilio voice webhook. `public_url` is the profile's `public_url`
-/// (the URL configured at Twilio, without query).
+/// (the URL configured at Twilio, without query); `shared_key` the SharedKey secret of the
+/// Webhooks Rule that signs it, if any (empty: a request naming one is refused).
 pub fn parse(
     inbound: &Inbound,
     auth_token: &str,
+    shared_key: &str,
     public_url: &str,
 ) -> Result<CallEvent, AdapterError> {
     if let Some(mt) = inbound.media_type() {
@@ -160,8 +229,17 @@ pub fn parse(
     }
     let params: Vec<(String, String)> =
         serde_urlencoded::from_bytes(&inbound.body).map_err(AdapterError::form)?;
-    verify_signature(
-        auth_token,
+    // A Webhooks Rule's settings header: its SharedKey and algorithm signed, not the auth token.
+    let (algorithm, key) = match inbound.header(SETTINGS_HEADER).map(str::trim) {
+        Some(settings) if !settings.is_empty() => (
+            settings_algorithm(settings).ok_or(AdapterError::BadSignature)?,
+            shared_key,
+        ),
+        _ => (Algorithm::HmacSha1, auth_token),
+    };
+    verify_signature_with(
+        algorithm,
+        key,
         &signed_url(public_url, &inbound.query),
         &params,
         inbound.header("x-twilio-signature"),
@@ -478,7 +556,7 @@ mod tests {
     }
 
     fn ok(i: &Inbound) -> CallEvent {
-        match parse(i, AUTH, PUBLIC) {
+        match parse(i, AUTH, "", PUBLIC) {
             Ok(ev) => ev,
             Err(e) => panic!("{:?}: {e}", String::from_utf8_lossy(&i.body)),
         }
@@ -513,7 +591,7 @@ mod tests {
         // The query is the signed part: a parameter changed after signing is a forgery.
         let forged = query.replace("in-progress", "ringing");
         assert_eq!(
-            parse(&get(&forged, &signed_url(PUBLIC, &query)), AUTH, PUBLIC).err(),
+            parse(&get(&forged, &signed_url(PUBLIC, &query)), AUTH, "", PUBLIC).err(),
             Some(AdapterError::BadSignature)
         );
         // A POST's own parameter wins over one of the same name in its (signed) query.
@@ -523,6 +601,72 @@ mod tests {
             None,
         );
         assert_eq!(ok(&post).kind, CallKind::Answered);
+    }
+
+    #[test]
+    fn webhooks_rules_sign_with_their_shared_key_and_algorithm() {
+        // twilio-python 9.13's RequestValidator("12345").compute_signature(url, params,
+        // "HMAC_SHA256") on the docs' example: only the hash differs from the SHA-1 vector.
+        let params = [
+            ("CallSid", "CA1234567890ABCDE"),
+            ("Caller", "+12349013030"),
+            ("Digits", "1234"),
+            ("From", "+12349013030"),
+            ("To", "+18005551212"),
+        ];
+        let url = "https://mycompany.com/myapp.php?foo=1&bar=2";
+        assert_eq!(
+            signature_with(Algorithm::HmacSha256, "12345", url, &params),
+            "Rmm4Vzj+Ky7JGoWXMCsZDZuHDszLr9xvdbvitrDr4/M="
+        );
+        for (header, want) in [
+            (
+                "key=webhooks_sharedkey_1,algorithm=HMAC_SHA256",
+                Some(Algorithm::HmacSha256),
+            ),
+            (
+                " key = k , algorithm = hmac_sha256 ",
+                Some(Algorithm::HmacSha256),
+            ),
+            ("algorithm=HMAC_SHA1", Some(Algorithm::HmacSha1)),
+            ("key=webhooks_sharedkey_1", Some(Algorithm::HmacSha1)),
+            ("key=k,algorithm=HMAC_SHA512", None),
+        ] {
+            assert_eq!(settings_algorithm(header), want, "{header}");
+        }
+
+        const SHARED: &str = "shared-key-secret";
+        let p = base_params();
+        let signed = |algorithm, key: &str, settings: Option<&str>| {
+            let mut i = request(&p, "", None);
+            i.headers.retain(|(k, _)| k != "x-twilio-signature");
+            let sig = signature_with(algorithm, key, &signed_url(PUBLIC, ""), &p);
+            i.headers.push(("x-twilio-signature".into(), sig));
+            if let Some(v) = settings {
+                i.headers.push((SETTINGS_HEADER.into(), v.into()));
+            }
+            i
+        };
+        let rule = Some("key=webhooks_sharedkey_1,algorithm=HMAC_SHA256");
+        let ok = |i: &Inbound| parse(i, AUTH, SHARED, PUBLIC).map(|ev| ev.kind);
+        assert_eq!(
+            ok(&signed(Algorithm::HmacSha256, SHARED, rule)),
+            Ok(CallKind::Started)
+        );
+        // The rule's header with the auth token's signature, or with no shared key set up, or
+        // naming an unknown algorithm: refused. Without the header the auth token still signs.
+        let bad = Err(AdapterError::BadSignature);
+        assert_eq!(ok(&signed(Algorithm::HmacSha256, AUTH, rule)), bad);
+        assert_eq!(ok(&signed(Algorithm::HmacSha1, AUTH, rule)), bad);
+        let no_key = signed(Algorithm::HmacSha256, SHARED, rule);
+        assert_eq!(parse(&no_key, AUTH, "", PUBLIC).map(|e| e.kind), bad);
+        let unknown = Some("key=k,algorithm=HMAC_SHA512");
+        assert_eq!(ok(&signed(Algorithm::HmacSha256, SHARED, unknown)), bad);
+        assert_eq!(
+            ok(&signed(Algorithm::HmacSha1, AUTH, None)),
+            Ok(CallKind::Started)
+        );
+        assert_eq!(ok(&signed(Algorithm::HmacSha256, SHARED, None)), bad);
     }
 
     #[test]
@@ -662,7 +806,7 @@ mod tests {
             ),
         ];
         for (name, i, want) in cases {
-            let got = parse(&i, AUTH, PUBLIC);
+            let got = parse(&i, AUTH, "", PUBLIC);
             if want {
                 assert!(got.is_ok(), "{name}: {got:?}");
             } else {
@@ -673,11 +817,11 @@ mod tests {
         // (twilio-python's validator accepts both forms).
         let on_8443 = "https://gw.example.cn:8443/cti/twilio/voice";
         for signed_as in [PUBLIC, on_8443] {
-            let got = parse(&request(&p, "", Some(signed_as)), AUTH, on_8443);
+            let got = parse(&request(&p, "", Some(signed_as)), AUTH, "", on_8443);
             assert!(got.is_ok(), "{signed_as}: {got:?}");
         }
         let other = "https://gw.example.cn:9443/cti/twilio/voice";
-        let got = parse(&request(&p, "", Some(other)), AUTH, on_8443);
+        let got = parse(&request(&p, "", Some(other)), AUTH, "", on_8443);
         assert_eq!(got, Err(AdapterError::BadSignature), "another port");
     }
 
@@ -705,12 +849,12 @@ mod tests {
             ("no token configured", &good, ""),
         ] {
             assert_eq!(
-                parse(i, token, PUBLIC),
+                parse(i, token, "", PUBLIC),
                 Err(AdapterError::BadSignature),
                 "{name}"
             );
         }
-        assert!(parse(&good, AUTH, PUBLIC).is_ok());
+        assert!(parse(&good, AUTH, "", PUBLIC).is_ok());
     }
 
     #[test]
@@ -868,7 +1012,10 @@ mod tests {
             ),
         ];
         for (params, want) in cases {
-            assert_eq!(parse(&request(&params, "", None), AUTH, PUBLIC), Err(want));
+            assert_eq!(
+                parse(&request(&params, "", None), AUTH, "", PUBLIC),
+                Err(want)
+            );
         }
         for (extra, field) in [
             (vec![("Digits", "1; drop")], "Digits"),
@@ -882,7 +1029,7 @@ mod tests {
             ),
             (vec![("CallSid", "CA 1")], "CallSid"),
         ] {
-            let got = parse(&request(&with(&extra), "", None), AUTH, PUBLIC);
+            let got = parse(&request(&with(&extra), "", None), AUTH, "", PUBLIC);
             assert!(
                 matches!(&got, Err(AdapterError::InvalidField { field: f, .. }) if *f == field),
                 "{extra:?}: {got:?}"
@@ -891,7 +1038,7 @@ mod tests {
         let mut json = request(&base_params(), "", None);
         json.headers[0].1 = "application/json".into();
         assert!(matches!(
-            parse(&json, AUTH, PUBLIC),
+            parse(&json, AUTH, "", PUBLIC),
             Err(AdapterError::UnsupportedMediaType(_))
         ));
     }
