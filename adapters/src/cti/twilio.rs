@@ -603,18 +603,21 @@ mod tests {
         assert_eq!(ok(&post).kind, CallKind::Answered);
     }
 
+    /// The example request of Twilio's security documentation (auth token `12345`).
+    const DOCS_PARAMS: [(&str, &str); 5] = [
+        ("CallSid", "CA1234567890ABCDE"),
+        ("Caller", "+12349013030"),
+        ("Digits", "1234"),
+        ("From", "+12349013030"),
+        ("To", "+18005551212"),
+    ];
+    const DOCS_URL: &str = "https://mycompany.com/myapp.php?foo=1&bar=2";
+
     #[test]
     fn webhooks_rules_sign_with_their_shared_key_and_algorithm() {
         // twilio-python 9.13's RequestValidator("12345").compute_signature(url, params,
         // "HMAC_SHA256") on the docs' example: only the hash differs from the SHA-1 vector.
-        let params = [
-            ("CallSid", "CA1234567890ABCDE"),
-            ("Caller", "+12349013030"),
-            ("Digits", "1234"),
-            ("From", "+12349013030"),
-            ("To", "+18005551212"),
-        ];
-        let url = "https://mycompany.com/myapp.php?foo=1&bar=2";
+        let (params, url) = (DOCS_PARAMS, DOCS_URL);
         assert_eq!(
             signature_with(Algorithm::HmacSha256, "12345", url, &params),
             "Rmm4Vzj+Ky7JGoWXMCsZDZuHDszLr9xvdbvitrDr4/M="
@@ -671,14 +674,7 @@ mod tests {
 
     #[test]
     fn official_twilio_docs_vector() {
-        let params = [
-            ("CallSid", "CA1234567890ABCDE"),
-            ("Caller", "+12349013030"),
-            ("Digits", "1234"),
-            ("From", "+12349013030"),
-            ("To", "+18005551212"),
-        ];
-        let url = "https://mycompany.com/myapp.php?foo=1&bar=2";
+        let (params, url) = (DOCS_PARAMS, DOCS_URL);
         assert_eq!(
             signature("12345", url, &params),
             "0/KCTR6DLpKmkAf8muzZqo1nDgQ="
