@@ -723,6 +723,9 @@ mod tests {
         // d31f2ed: (0, 8). Then tuned on for the rules, which leaves more to the model: (0, 22).
         let long3 = together(include_str!("../../tests/data/emergency-long3.jsonl"));
         assert!(long3.0 == 0 && long3.1 <= 22, "long texts 3 {long3:?}");
+        // Messages written blind after every change, measured once: (0, 8); d31f2ed (1, 5).
+        let long4 = together(include_str!("../../tests/data/emergency-long4.jsonl"));
+        assert!(long4.0 == 0 && long4.1 <= 8, "long texts 4 {long4:?}");
     }
 
     #[test]
