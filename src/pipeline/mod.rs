@@ -654,6 +654,34 @@ impl Pipeline {
     }
 }
 
+/// What the pipeline modules' tests share.
+#[cfg(test)]
+pub(crate) mod test_support {
+    /// An everyday complaint (street light, barbecue smoke) that holds emergency-sounding words
+    /// (油烟, 烟味) and no emergency.
+    pub const EVERYDAY: &str = "您好，我想反映一下我们小区的问题，小区门口的路灯坏了很久了，晚上很黑，\
+                                老人出行不方便，另外楼下饭店油烟很大，每天晚上烧烤到很晚，烟味飘到家里，\
+                                希望有关部门尽快处理。";
+
+    /// `text` without punctuation or spaces, as speech recognition gives it.
+    pub fn unpunctuated(text: &str) -> String {
+        text.chars().filter(|c| c.is_alphanumeric()).collect()
+    }
+
+    /// `text` repeated and cut to `len` characters.
+    pub fn cycled(text: &str, len: usize) -> String {
+        text.chars().cycle().take(len).collect()
+    }
+
+    /// Times `n` calls of `f` (for the ignored timing tests): microseconds per call, and how
+    /// many calls returned true.
+    pub fn micros_per_call(n: usize, mut f: impl FnMut() -> bool) -> (f64, usize) {
+        let t0 = std::time::Instant::now();
+        let hits = (0..n).filter(|_| f()).count();
+        (t0.elapsed().as_secs_f64() * 1e6 / n as f64, hits)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

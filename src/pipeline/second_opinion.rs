@@ -551,6 +551,7 @@ fn fold(c: char) -> char {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pipeline::test_support::{cycled, micros_per_call, unpunctuated, EVERYDAY};
 
     fn model() -> SecondOpinion {
         SecondOpinion::builtin()
@@ -731,9 +732,7 @@ mod tests {
     #[test]
     fn an_emergency_among_everyday_sentences_is_still_suspected() {
         let m = model();
-        let everyday = "您好，我想反映一下我们小区的问题，小区门口的路灯坏了很久了，晚上很黑，\
-                        老人出行不方便，另外楼下饭店油烟很大，每天晚上烧烤到很晚，烟味飘到家里，\
-                        希望有关部门尽快处理。";
+        let everyday = EVERYDAY;
         let scene = "隔壁老王刚才吃着饭突然歪倒在桌上 叫他不答应 嘴角流口水";
         assert_eq!(m.check(everyday), None);
         let alone = m.check(scene).map(|s| s.number);
@@ -748,9 +747,7 @@ mod tests {
     #[test]
     fn an_emergency_in_a_run_on_sentence_is_still_suspected() {
         // As speech recognition or an upset caller gives it: no punctuation, no spaces.
-        let everyday =
-            "您好我想反映一下我们小区的问题小区门口的路灯坏了很久了晚上很黑老人出行不方便\
-                        另外楼下饭店油烟很大每天晚上烧烤到很晚烟味飘到家里希望有关部门尽快处理";
+        let everyday = &unpunctuated(EVERYDAY);
         let scene = "隔壁老王刚才吃着饭突然歪倒在桌上叫他不答应嘴角流口水";
         let m = model();
         for text in [
@@ -847,30 +844,20 @@ mod tests {
     #[ignore]
     fn second_opinion_timing() {
         let m = model();
-        let base = "您好，我想反映一下我们小区的问题，小区门口的路灯坏了很久了，晚上很黑，老人出行不方便，\
-                    另外楼下饭店油烟很大，每天晚上烧烤到很晚，烟味飘到家里，希望有关部门尽快处理。";
         // The same texts, and run on without any punctuation (cut into pieces, more windows).
-        let bare: String = base.chars().filter(|c| c.is_alphanumeric()).collect();
+        let bare = unpunctuated(EVERYDAY);
         for (len, from) in [
-            (60, base),
-            (500, base),
-            (4000, base),
+            (60, EVERYDAY),
+            (500, EVERYDAY),
+            (4000, EVERYDAY),
             (500, &bare),
             (4000, &bare),
         ] {
-            let text: String = from.chars().cycle().take(len).collect();
-            let n = 20_000;
-            let t0 = std::time::Instant::now();
-            let mut hits = 0;
-            for _ in 0..n {
-                hits += usize::from(m.check(std::hint::black_box(&text)).is_some());
-            }
-            let el = t0.elapsed();
-            let kind = if from == base { "" } else { " run-on" };
-            println!(
-                "second opinion on {len}{kind} chars: {:.2} µs ({hits} hits)",
-                el.as_secs_f64() * 1e6 / n as f64
-            );
+            let text = cycled(from, len);
+            let (us, hits) =
+                micros_per_call(20_000, || m.check(std::hint::black_box(&text)).is_some());
+            let kind = if from == EVERYDAY { "" } else { " run-on" };
+            println!("second opinion on {len}{kind} chars: {us:.2} µs ({hits} hits)");
         }
         let t0 = std::time::Instant::now();
         let m = SecondOpinion::builtin();
