@@ -74,12 +74,18 @@ fn main() {
                 Some(g) if line.alt.contains(&g.number) => forgiven += 1,
                 Some(g) => {
                     false_redirects += 1;
-                    failures.push(format!("{n} FALSE {} ({}) {}", g.number, g.rule, line.text));
+                    failures.push((
+                        line.text.as_str(),
+                        format!("{n} FALSE {} ({}) {}", g.number, g.rule, line.text),
+                    ));
                 }
                 None => {
                     if let Some(s) = suspect(&line.text) {
                         routine_reviewed += 1;
-                        failures.push(format!("{n} REVIEW {} {}", s.number, line.text));
+                        failures.push((
+                            line.text.as_str(),
+                            format!("{n} REVIEW {} {}", s.number, line.text),
+                        ));
                     }
                 }
             }
@@ -100,16 +106,22 @@ fn main() {
                 }
                 let review =
                     review.map_or("not reviewed".into(), |s| format!("review {}", s.number));
-                failures.push(format!("{n} MISSED {want:?} ({review}) {}", line.text));
+                failures.push((
+                    line.text.as_str(),
+                    format!("{n} MISSED {want:?} ({review}) {}", line.text),
+                ));
             }
             Some(g) => {
                 t.detected += 1;
                 if want.contains(&g.number) {
                     t.right += 1;
                 } else {
-                    failures.push(format!(
-                        "{n} NUMBER want {want:?} got {} ({}) {}",
-                        g.number, g.rule, line.text
+                    failures.push((
+                        line.text.as_str(),
+                        format!(
+                            "{n} NUMBER want {want:?} got {} ({}) {}",
+                            g.number, g.rule, line.text
+                        ),
                     ));
                 }
             }
@@ -146,7 +158,14 @@ fn main() {
             pct(routine_reviewed, routine)
         ),
     }
-    for f in &failures {
+    // EXPLAIN=1: under each failure, what every trigger's rule made of the text.
+    let explain = std::env::var_os("EXPLAIN").is_some();
+    for (text, f) in &failures {
         println!("  {f}");
+        if explain {
+            for why in rules.explain(text) {
+                println!("      {why}");
+            }
+        }
     }
 }

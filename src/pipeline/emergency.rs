@@ -255,6 +255,8 @@ struct Service {
 
 #[derive(Debug, Clone)]
 struct Context {
+    /// For [`EmergencyRules::explain`].
+    name: String,
     scope: Scope,
     position: Position,
     window: usize,
@@ -581,7 +583,7 @@ impl EmergencyRules {
 
     /// Decides whether `text` describes an emergency and, if so, where to send the citizen.
     pub fn check(&self, text: &str) -> Option<Redirect> {
-        let best = self.fired(text, false).into_iter().next()?;
+        let best = self.fired(text, false, None).into_iter().next()?;
         let rule = self.rules.get(best.rule)?;
         Some(Redirect {
             number: rule.number.clone(),
@@ -593,7 +595,7 @@ impl EmergencyRules {
     /// Every rule that fires on `text`, best first and one entry per rule: for redirect
     /// records, tuning and supervisors' mail ("also matched: 120").
     pub fn check_all(&self, text: &str) -> Vec<Redirect> {
-        self.fired(text, true)
+        self.fired(text, true, None)
             .into_iter()
             .filter_map(|f| self.rules.get(f.rule))
             .map(|r| Redirect {
@@ -602,6 +604,15 @@ impl EmergencyRules {
                 rule: r.name.clone(),
             })
             .collect()
+    }
+
+    /// Why `text` is or is not redirected, for whoever tunes the rules: one line per trigger
+    /// found, best first, saying whether its rule fired, lacked a required cue, or which
+    /// context suppressed it and with what cue (`emergency_eval` prints it with `EXPLAIN=1`).
+    pub fn explain(&self, text: &str) -> Vec<String> {
+        let mut trace = Vec::new();
+        self.fired(text, true, Some(&mut trace));
+        trace
     }
 
     /// Maps digits pressed in an IVR menu (or typed alone) to a service, e.g. `"119"`.
@@ -626,7 +637,9 @@ impl EmergencyRules {
 
     /// The firing rules, best first (priority, then position). With `all == false` it stops
     /// at the first (best) one, which is all `check` needs.
-    fn fired(&self, text: &str, all: bool) -> Vec<Fired> {
+    ///
+    /// `trace`, when given, gets one line per trigger considered (see [`Self::explain`]).
+    fn fired(&self, text: &str, all: bool, mut trace: Option<&mut Vec<String>>) -> Vec<Fired> {
         let norm = normalize_text(text);
         let norm: &str = &norm;
         // Fast path: most submissions are routine and contain no trigger at all; a single
@@ -690,21 +703,35 @@ impl EmergencyRules {
             };
             let at = units.locate(t.start);
             let reach = units.run_on(norm, at).then_some(RUN_ON_REACH);
-            let present = |ctx: usize| self.context_present(ctx, t, at, reach, &found);
+            let cue = |ctx: usize| self.context_cue(ctx, t, at, reach, &found);
+            let present = |ctx: usize| cue(ctx).is_some();
+            // Only `explain` passes a trace; the verdict's text is built in a cold function so
+            // that `check` pays nothing for it.
+            let mut note = |verdict: Verdict<'_>| {
+                if let Some(trace) = trace.as_deref_mut() {
+                    trace_verdict(trace, rule, norm.get(t.start..t.end).unwrap_or(""), verdict);
+                }
+            };
             if !rule.require.is_empty() && !rule.require.iter().any(|&c| present(c)) {
+                note(Verdict::Lacks("require"));
                 continue;
             }
             if !rule.require_also.is_empty() && !rule.require_also.iter().any(|&c| present(c)) {
+                note(Verdict::Lacks("require_also"));
                 continue;
             }
-            let suppressed = rule.suppress.iter().any(|&c| {
-                present(c)
-                    && !self
-                        .contexts
-                        .get(c)
-                        .is_some_and(|ctx| ctx.unless.iter().any(|&u| present(u)))
+            let suppressor = rule.suppress.iter().find_map(|&c| {
+                let s = cue(c)?;
+                let ctx = self.contexts.get(c)?;
+                (!ctx.unless.iter().any(|&u| present(u))).then_some((ctx, s))
             });
-            if !suppressed {
+            if let Some((ctx, s)) = suppressor {
+                note(Verdict::Suppressed(
+                    &ctx.name,
+                    norm.get(s.start..s.end).unwrap_or(""),
+                ));
+            } else {
+                note(Verdict::Fires);
                 fired.push(Fired { rule: r });
                 if !all {
                     break;
@@ -714,19 +741,19 @@ impl EmergencyRules {
         fired
     }
 
-    /// Whether context `ctx` has a cue placed as it demands relative to trigger `t`. `reach`:
+    /// A cue of context `ctx` placed as it demands relative to trigger `t`, if any. `reach`:
     /// the trigger is in a run-on clause, where a clause or sentence cue in that clause counts
     /// only within this many characters of it.
-    fn context_present(
+    fn context_cue(
         &self,
         ctx: usize,
         t: Span,
         at: At,
         reach: Option<usize>,
         found: &Found<'_>,
-    ) -> bool {
+    ) -> Option<Span> {
         let (Some(c), Some(list)) = (self.contexts.get(ctx), found.cues.get(ctx)) else {
-            return false;
+            return None;
         };
         let chars_between = |a: usize, b: usize| {
             found
@@ -734,7 +761,7 @@ impl EmergencyRules {
                 .get(a..b)
                 .map_or(usize::MAX, |s| s.chars().count())
         };
-        list.iter().any(|&s| {
+        list.iter().copied().find(|&s| {
             // A cue is context *around* the trigger: 被困 is both a trigger and an urgency cue,
             // and must not lift the past/habitual suppression of itself (去年被困在电梯里).
             if s.overlaps(t) {
@@ -772,6 +799,29 @@ impl EmergencyRules {
                     .any(|&(ec, e)| ec == ctx && e.overlaps(s))
         })
     }
+}
+
+/// What became of one trigger (for [`EmergencyRules::explain`]).
+enum Verdict<'a> {
+    Fires,
+    /// No cue of the named list (`require`, `require_also`).
+    Lacks(&'static str),
+    /// The context's name and the cue that suppressed.
+    Suppressed(&'a str, &'a str),
+}
+
+#[cold]
+#[inline(never)]
+fn trace_verdict(trace: &mut Vec<String>, rule: &Rule, trigger: &str, v: Verdict<'_>) {
+    let verdict = match v {
+        Verdict::Fires => "fires".to_string(),
+        Verdict::Lacks(list) => format!("no cue of its `{list}`"),
+        Verdict::Suppressed(ctx, cue) => format!("suppressed by `{ctx}` ({cue:?})"),
+    };
+    trace.push(format!(
+        "{} {} at {trigger:?}: {verdict}",
+        rule.number, rule.name
+    ));
 }
 
 /// A hit inside a mask means something else (火锅 is not 火); a hit that swallows the whole
@@ -954,6 +1004,7 @@ fn compile(raw: RawFile) -> Result<EmergencyRules, Vec<RuleProblem>> {
             }
         }
         contexts.push(Context {
+            name: c.name.clone(),
             scope: c.scope,
             position: c.position,
             window: c.window,
@@ -2558,6 +2609,59 @@ mod tests {
     }
 
     #[test]
+    fn long_texts_pets_aftermath_and_gaps() {
+        check(&[
+            // An animal hurt or ill; a person hurt next to an animal.
+            ("我养的狗刚刚在楼下被电动车撞了 腿瘸了", ""),
+            ("我家猫咪今天早上一直抽搐 哪里有宠物医院", ""),
+            ("狗突然冲出来孩子被车撞了", "122"),
+            ("我遛狗的时候被车撞了 腿动不了 在路口", "122"),
+            ("邻居家的狗把我儿子咬了 血一直流", "120"),
+            // The aftermath: who pays, repaired, apologised, filed, taken away, got up.
+            ("前天下班路上我的车被追尾了 对方全责 就是保险一直不给赔", ""),
+            ("他喝多了说要砍人 后来他老婆把他拉回去了 今天也道了歉", ""),
+            ("楼下那个老大爷中风了 救护车刚把他拉走了 他家的狗没人喂", ""),
+            ("路边一个人倒在地上 过去一看他自己爬起来走了", ""),
+            ("电热毯冒烟了 幸亏发现得早 拔了插头", ""),
+            ("车撞了人 对方全责 人还躺在地上不动 快来", "122"),
+            // Documentaries, games, first-aid lessons, campaigns.
+            ("昨晚看了个讲森林火灾的纪录片 想问问山上能不能装监控", ""),
+            ("孩子天天玩游戏 游戏里动不动就抢劫绑架 这种游戏谁管", ""),
+            ("想给小区老人办个讲座 请人讲讲急救 比如有人晕倒了怎么办", ""),
+            ("我们打算搞个反诈宣传活动 讲讲冒充公检法的骗局", ""),
+            // The complaint set aside for an emergency.
+            ("我本来是想投诉停车的事 但是现在楼下有两个人在撬车门", "110"),
+            // Gaps: buried, cut off by water, a car on the tracks, a valve blowing gas,
+            // extortion, a beating named by who took it, kicking at the door, a child picked up.
+            ("沟塌了 一个工人被土埋到腰了 喘不上来", "119"),
+            ("河水涨上来了 水把他们围住了 三个人站在石头上", "119"),
+            ("下雨 车开进桥洞熄火了 水已经淹到车窗了", "119"),
+            ("一辆面包车停在铁轨中间打不着火 火车快来了", "122"),
+            ("煤气罐阀门坏了 一直往外喷气 快来人", "119"),
+            ("他们把我弟堵在厕所 说不给钱就打 现在还在里面", "110"),
+            ("一群人冲进店里打砸 还打了我老公 现在还没走", "110"),
+            ("有人在门外踹门 说要杀了我 现在还在踹", "110"),
+            ("一个男的抱起孩子就跑 往菜市场那边去了 快来", "110"),
+            // Choking is 120's, not a rescue from a gap.
+            ("孩子吃果冻卡住了 脸都紫了", "120"),
+        ]);
+    }
+
+    #[test]
+    fn explain_says_what_each_trigger_met() {
+        let r = rules();
+        let why = r.explain("上周我家楼下着火了 现在墙还是黑的 谁来刷");
+        assert!(
+            why.iter()
+                .any(|l| l.contains("fire") && l.contains("suppressed by `past`")),
+            "{why:?}"
+        );
+        let why = r.explain("楼下着火了 火很大");
+        assert!(why.first().is_some_and(|l| l.ends_with("fires")), "{why:?}");
+        assert!(r.explain("小区路灯坏了").is_empty());
+    }
+
+    #[test]
     fn corpus_blind4() {
         let f = measure(
             "emergency-blind4",
@@ -2629,8 +2733,35 @@ mod tests {
         // 200 messages of 80-136 characters (web form, WeChat with spaces, speech transcript
         // without punctuation; a third each), written blind after every change of the sixth
         // session and measured once: 87/100 caught, 7 wrong numbers, 19/100 false redirects
-        // (d31f2ed: 86/100, 6, 23/100). Never tuned on.
-        assert_figures(&f, 13, 7, 19);
+        // (d31f2ed: 86/100, 6, 23/100). Never tuned on; after long5's classes (seventh
+        // session): 87/100, 6, 18/100.
+        assert_figures(&f, 13, 6, 18);
+    }
+
+    #[test]
+    fn corpus_long5() {
+        let f = measure(
+            "emergency-long5",
+            include_str!("../../tests/data/emergency-long5.jsonl"),
+        );
+        // 200 long texts (84 characters on average, a third without punctuation), written
+        // blind at the start of the seventh session and measured once: 87/100 caught, 6 wrong
+        // numbers, 20/100 false redirects. Then tuned on (`long_texts_pets_aftermath_and_gaps`):
+        // 100/100, 4, 8/100. long6 was written as the next held-out set.
+        assert_figures(&f, 0, 4, 8);
+    }
+
+    #[test]
+    fn corpus_long6() {
+        let f = measure(
+            "emergency-long6",
+            include_str!("../../tests/data/emergency-long6.jsonl"),
+        );
+        // 200 long texts (75 characters on average, a third without punctuation, some in
+        // dialect), written blind after long5's classes and measured once: 78/100 caught, 5
+        // wrong numbers, 15/100 false redirects, the same as before them (4f00717). Never
+        // tuned on.
+        assert_figures(&f, 22, 5, 15);
     }
 
     #[test]

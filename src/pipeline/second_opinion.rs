@@ -725,8 +725,18 @@ mod tests {
         let long3 = together(include_str!("../../tests/data/emergency-long3.jsonl"));
         assert!(long3.0 == 0 && long3.1 <= 22, "long texts 3 {long3:?}");
         // Messages written blind after every change, measured once: (0, 8); d31f2ed (1, 5).
+        // After long5's rule classes, one line the rules no longer redirect went to the
+        // model: (0, 9).
         let long4 = together(include_str!("../../tests/data/emergency-long4.jsonl"));
-        assert!(long4.0 == 0 && long4.1 <= 8, "long texts 4 {long4:?}");
+        assert!(long4.0 == 0 && long4.1 <= 9, "long texts 4 {long4:?}");
+        // Written blind at the start of the seventh session, measured once: (0, 7); after its
+        // classes were fixed in the rules: (0, 11).
+        let long5 = together(include_str!("../../tests/data/emergency-long5.jsonl"));
+        assert!(long5.0 == 0 && long5.1 <= 11, "long texts 5 {long5:?}");
+        // Written blind after that, measured once and never tuned on: (0, 2), the same as
+        // before long5's classes.
+        let long6 = together(include_str!("../../tests/data/emergency-long6.jsonl"));
+        assert!(long6.0 == 0 && long6.1 <= 2, "long texts 6 {long6:?}");
     }
 
     #[test]
