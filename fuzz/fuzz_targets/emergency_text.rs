@@ -1,7 +1,8 @@
 //! What every citizen's text meets before it becomes an order: the emergency rules and the
 //! second opinion (`check`, with its clauses and windows), on the input as lossy UTF-8. Then the
 //! same bytes as an operator's `emergency-examples.jsonl`: parsed, and when they hold both kinds
-//! of line, trained on and asked about themselves.
+//! of line, trained on and asked about themselves. `explain` must agree with `check`: a text
+//! that is redirected has a trigger whose rule fires, and one that is not has none.
 #![no_main]
 
 use hotline_gateway::pipeline::emergency::EmergencyRules;
@@ -14,7 +15,9 @@ static MODEL: LazyLock<SecondOpinion> = LazyLock::new(SecondOpinion::builtin);
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
-    let _ = RULES.check(&text);
+    let redirected = RULES.check(&text).is_some();
+    let fires = RULES.explain(&text).iter().any(|l| l.ends_with(": fires"));
+    assert_eq!(redirected, fires);
     if let Some(s) = MODEL.check(&text) {
         assert!(s.score.is_finite() && ["110", "119", "120", "122"].contains(&s.number.as_str()));
     }
