@@ -28,6 +28,19 @@ second_opinion = $( [ "${SECOND_OPINION:-1}" = 0 ] && echo false || echo true )
 CFG
 }
 
+# Starts dispatch-sim and a gateway of $BIN on free ports and waits until both answer: PS and PG
+# are their ports, SIM and GW their pids. The relay delivers to dispatch-sim unless RELAY=0;
+# SIM_NICE=N runs dispatch-sim N nice steps down. Callers set TMP and BIN.
+start_gateway() {
+  PS=$(port); PG=$(port)
+  gw_config "$TMP/gw.toml" "$PG" "$TMP/data" "$( [ "${RELAY:-1}" = 1 ] && echo "http://127.0.0.1:$PS" )"
+  nice -n "${SIM_NICE:-0}" "$BIN" dispatch-sim --listen 127.0.0.1:$PS --out "$TMP/sim.jsonl" >/dev/null 2>&1 &
+  SIM=$!
+  "$BIN" serve --config "$TMP/gw.toml" >"$TMP/gw.log" 2>&1 &
+  GW=$!
+  wait_up $PS $PG
+}
+
 # Waits until every given port answers HTTP (up to 10 s each).
 wait_up() {
   for p in "$@"; do
