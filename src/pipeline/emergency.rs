@@ -755,7 +755,13 @@ impl EmergencyRules {
         let (Some(c), Some(list)) = (self.contexts.get(ctx), found.cues.get(ctx)) else {
             return None;
         };
-        let chars_between = |a: usize, b: usize| {
+        // Characters between a cue and the trigger (they do not overlap: checked first).
+        let gap = |s: Span| {
+            let (a, b) = if s.end <= t.start {
+                (s.end, t.start)
+            } else {
+                (t.end, s.start)
+            };
             found
                 .norm
                 .get(a..b)
@@ -769,26 +775,15 @@ impl EmergencyRules {
             }
             let placed = match c.position {
                 Position::Any => true,
-                Position::Before => {
-                    s.end <= t.start && (c.window == 0 || chars_between(s.end, t.start) <= c.window)
-                }
-                Position::After => {
-                    s.start >= t.end && (c.window == 0 || chars_between(t.end, s.start) <= c.window)
-                }
+                Position::Before => s.end <= t.start && (c.window == 0 || gap(s) <= c.window),
+                Position::After => s.start >= t.end && (c.window == 0 || gap(s) <= c.window),
             };
             if !placed {
                 return false;
             }
             let cue_at = found.units.locate(s.start);
             let near = match reach {
-                Some(r) if c.scope != Scope::Text && cue_at.clause == at.clause => {
-                    let between = if s.end <= t.start {
-                        chars_between(s.end, t.start)
-                    } else {
-                        chars_between(t.end, s.start)
-                    };
-                    between <= r
-                }
+                Some(r) if c.scope != Scope::Text && cue_at.clause == at.clause => gap(s) <= r,
                 _ => true,
             };
             near && cue_at.same(at, c.scope)
