@@ -1,6 +1,7 @@
 //! Measures the emergency rules on a labelled JSON-lines file: recall per service, wrong
 //! numbers, false redirects, and every failure; then what the second opinion adds (orders
-//! marked for urgent review where the rules found nothing).
+//! marked for urgent review where the rules found nothing), and what its doubt takes back
+//! (redirects it scores below `rules.second_opinion_doubt`, taken as orders on written channels).
 //!
 //! `cargo run --release --example emergency_eval -- FILE.jsonl [RULES_DIR|-] [THRESHOLD]`
 //!
@@ -12,7 +13,7 @@
 //! the second opinion's (default: the gateway's). Use it on a
 //! set written without looking at the rules: that is what says how they generalise.
 
-use hotline_gateway::pipeline::second_opinion::{self, DEFAULT_THRESHOLD};
+use hotline_gateway::pipeline::second_opinion::{self, DEFAULT_DOUBT, DEFAULT_THRESHOLD};
 use hotline_gateway::pipeline::RuleSet;
 use std::collections::BTreeMap;
 
@@ -60,6 +61,14 @@ fn main() {
         }
     };
     let suspect = |text: &str| model.as_ref().and_then(|m| m.check(text));
+    // On written channels the gateway takes a redirect the model scores below the doubt
+    // (`rules.second_opinion_doubt`) as an order for urgent review instead.
+    let doubts = |text: &str| {
+        model
+            .as_ref()
+            .is_some_and(|m| m.score(text).0 < DEFAULT_DOUBT)
+    };
+    let (mut doubted_routine, mut doubted_emergencies) = (0, 0);
     let mut by_service: BTreeMap<String, Tally> = BTreeMap::new();
     let (mut routine, mut false_redirects, mut forgiven) = (0, 0, 0);
     // The second opinion, asked where the rules found nothing (as the gateway does).
@@ -74,6 +83,7 @@ fn main() {
                 Some(g) if line.alt.contains(&g.number) => forgiven += 1,
                 Some(g) => {
                     false_redirects += 1;
+                    doubted_routine += usize::from(doubts(&line.text));
                     failures.push((
                         line.text.as_str(),
                         format!("{n} FALSE {} ({}) {}", g.number, g.rule, line.text),
@@ -113,6 +123,13 @@ fn main() {
             }
             Some(g) => {
                 t.detected += 1;
+                if doubts(&line.text) {
+                    doubted_emergencies += 1;
+                    failures.push((
+                        line.text.as_str(),
+                        format!("{n} DOUBTED {} ({}) {}", g.number, g.rule, line.text),
+                    ));
+                }
                 if want.contains(&g.number) {
                     t.right += 1;
                 } else {
@@ -157,6 +174,11 @@ fn main() {
             pct(detected + reviewed, lines),
             pct(routine_reviewed, routine)
         ),
+    }
+    if model.is_some() {
+        println!(
+            "doubt on written channels (score below {DEFAULT_DOUBT}): {doubted_routine} of the {false_redirects} false redirects taken as orders for review; {doubted_emergencies} of the {detected} redirected emergencies taken as orders for review instead"
+        );
     }
     // EXPLAIN=1: under each failure, what every trigger's rule made of the text.
     let explain = std::env::var_os("EXPLAIN").is_some();

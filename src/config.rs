@@ -601,9 +601,20 @@ pub struct RulesConfig {
     /// Its threshold on the emergency log-odds (default 0.4; higher: fewer, surer suspicions).
     #[serde(default)]
     pub second_opinion_threshold: Option<f64>,
+    /// On written channels, a redirect whose text the second opinion scores below this
+    /// (log-odds, default -1.0) is taken as an order for urgent review instead, with the number
+    /// to dial in the answer; `-inf` keeps every redirect.
+    #[serde(default)]
+    pub second_opinion_doubt: Option<f64>,
 }
 
 impl RulesConfig {
+    /// The score below which the second opinion overrules a written channel's redirect.
+    pub fn second_opinion_doubt(&self) -> f64 {
+        self.second_opinion_doubt
+            .unwrap_or(crate::pipeline::second_opinion::DEFAULT_DOUBT)
+    }
+
     /// The second opinion's threshold, `None` when it is switched off.
     pub fn second_opinion(&self) -> Option<f64> {
         self.second_opinion.unwrap_or(true).then(|| {
@@ -932,6 +943,15 @@ impl Config {
         if let Some(t) = self.rules.second_opinion_threshold {
             if !t.is_finite() {
                 bad("rules.second_opinion_threshold", "must be a number".into());
+            }
+        }
+        if let Some(t) = self.rules.second_opinion_doubt {
+            // -inf is allowed: it switches the doubt off.
+            if t.is_nan() || t == f64::INFINITY {
+                bad(
+                    "rules.second_opinion_doubt",
+                    "must be a number, or -inf to keep every redirect".into(),
+                );
             }
         }
         match self.storage.backend.as_str() {
@@ -1411,6 +1431,19 @@ mod tests {
         let keys: Vec<String> =
             err.map_or(vec![], |e| e.problems.into_iter().map(|p| p.key).collect());
         assert_eq!(keys, ["rules.second_opinion_threshold"]);
+        // The doubt: -1 by default, -inf switches it off, nan and +inf are refused.
+        let doubt = |c: Result<Config, ConfigError>| c.ok().map(|c| c.rules.second_opinion_doubt());
+        assert_eq!(doubt(load(server)), Some(-1.0));
+        assert_eq!(
+            doubt(rules("second_opinion_doubt = -inf")),
+            Some(f64::NEG_INFINITY)
+        );
+        for bad in ["nan", "inf"] {
+            let err = rules(&format!("second_opinion_doubt = {bad}")).err();
+            let keys: Vec<String> =
+                err.map_or(vec![], |e| e.problems.into_iter().map(|p| p.key).collect());
+            assert_eq!(keys, ["rules.second_opinion_doubt"], "{bad}");
+        }
     }
 
     #[test]

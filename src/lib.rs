@@ -230,6 +230,7 @@ pub async fn run(cfg: Config, listener: TcpListener) -> Result<(), StartError> {
             duplicate_threshold: cfg.rules.duplicate_threshold.unwrap_or(0.75),
             duplicate_window: cfg.derived.duplicate_window,
             attach_window: cfg.derived.attach_window,
+            doubt_below: cfg.rules.second_opinion_doubt(),
         },
         rules,
         store.clone(),

@@ -513,6 +513,101 @@ fn ladder_over_the_web_warns_suspends_and_lets_emergencies_through() {
     assert_eq!(put["until"], b["until"], "{put} {b}");
 }
 
+/// A routine matter told in emergency words: the rules redirect it to 122, the second opinion
+/// strongly doubts it (both checked first, so the test cannot pass by losing its premise).
+const DOUBTED: &str = "去年出的车祸到现在对方保险公司还拖着不赔我该找哪个部门";
+
+#[test]
+fn a_redirect_the_second_opinion_doubts_is_an_order_for_urgent_review() {
+    use hotline_gateway::pipeline::{second_opinion::DEFAULT_DOUBT, RuleSet};
+    let rules = RuleSet::load(None, Some(0.4)).unwrap();
+    assert_eq!(rules.emergency.check(DOUBTED).unwrap().number, "122");
+    let (score, _) = rules.second_opinion.as_ref().unwrap().score(DOUBTED);
+    assert!(score < DEFAULT_DOUBT, "{score}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let gw = Gateway::start(
+        dir.path(),
+        &sim.url,
+        "[nuisance]\nquota = 1\nwarnings = 1\nper = \"1h\"\nsuspensions = [\"1h\"]\n",
+    );
+    let phone = "13700000031";
+    let (s, b) = gw.submit(json!({"content": DOUBTED, "phone": phone}));
+    assert_eq!((s, b["status"].as_str()), (202, Some("accepted")), "{b}");
+    assert_eq!(b["orders"][0]["suspected_emergency"], "122", "{b}");
+    assert!(
+        b["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("您反映的情况可能是紧急情况：如果危险正在发生，请立即拨打122。"),
+        "{b}"
+    );
+    let number = b["orders"][0]["number"].as_str().unwrap().to_string();
+    let order = wait_until("the doubted order at dispatch", LONG, || {
+        sim.lines()
+            .into_iter()
+            .find(|l| is_order(l) && l["number"] == number.as_str())
+    });
+    let review = &order["emergency_review"];
+    assert_eq!(
+        (
+            review["number"].as_str(),
+            review["by"].as_str(),
+            review["rule"].as_str()
+        ),
+        (Some("122"), Some("rules"), Some("traffic")),
+        "{order}"
+    );
+    assert!(
+        review["score"].as_f64().is_some_and(|s| s < DEFAULT_DOUBT),
+        "{order}"
+    );
+
+    // Like an emergency it was not counted (quota 1: the next matter is still heard) and is
+    // never refused: over quota, the same text is still taken.
+    let (s, b) = gw.submit(json!({"content": "小区门口路灯不亮", "phone": phone}));
+    assert_eq!(s, 202, "{b}");
+    let (s, b) = gw.submit(json!({"content": "小区门口井盖松动", "phone": phone}));
+    assert_eq!(s, 429, "{b}");
+    let (s, b) = gw.submit(json!({"content": DOUBTED, "phone": phone}));
+    assert_eq!(
+        (s, b["orders"][0]["suspected_emergency"].as_str()),
+        (202, Some("122")),
+        "{b}"
+    );
+
+    // A suspended sender's message would not be heard as an order: the rules' redirect stands.
+    let r = client()
+        .put(format!(
+            "{}/admin/v1/callers/phone:13700000032/suspension",
+            gw.url
+        ))
+        .bearer_auth(ADMIN)
+        .json(&json!({"duration": "1h", "reason": "测试"}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let (s, b) = gw.submit(json!({"content": DOUBTED, "phone": "13700000032"}));
+    assert_eq!(
+        (s, b["redirect"]["number"].as_str()),
+        (200, Some("122")),
+        "{b}"
+    );
+    drop(gw);
+
+    // `rules.second_opinion_doubt = -inf` keeps every redirect.
+    let dir2 = tempfile::tempdir().unwrap();
+    let gw = Gateway::start(
+        dir2.path(),
+        &sim.url,
+        "[rules]\nsecond_opinion_doubt = -inf\n",
+    );
+    let (s, b) = gw.submit(json!({"content": DOUBTED, "phone": "13700000033"}));
+    assert_eq!((s, b["status"].as_str()), (200, Some("redirected")), "{b}");
+    assert_eq!(b["redirect"]["number"], "122", "{b}");
+}
+
 #[test]
 fn linked_identities_share_one_ladder_and_evidence_covers_both() {
     let dir = tempfile::tempdir().unwrap();

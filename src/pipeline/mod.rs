@@ -135,6 +135,40 @@ pub struct PipelineConfig {
     pub duplicate_window: Duration,
     /// A media- or location-only message this soon after an order is added to it.
     pub attach_window: Duration,
+    /// `rules.second_opinion_doubt`: a written channel's redirect whose text the second opinion
+    /// scores below this becomes an order for urgent review (`-inf`: never).
+    pub doubt_below: f64,
+}
+
+/// Why an order is marked for urgent review (`emergency_review` in its body).
+#[derive(Debug, Clone, PartialEq)]
+struct Review {
+    /// The service the text looks like.
+    number: String,
+    /// The second opinion's log-odds for the text.
+    score: f64,
+    /// The emergency rule that fired, when the review replaces its redirect (see `doubted`);
+    /// `None` when the second opinion suspected what the rules did not find.
+    rule: Option<String>,
+}
+
+impl Review {
+    fn suspected(s: second_opinion::Suspicion) -> Review {
+        Review {
+            number: s.number,
+            score: s.score,
+            rule: None,
+        }
+    }
+
+    /// Who marked it: `rules` (a redirect the model doubted) or `second_opinion`.
+    fn by(&self) -> &'static str {
+        if self.rule.is_some() {
+            "rules"
+        } else {
+            "second_opinion"
+        }
+    }
 }
 
 /// Why intake could not give an answer.
@@ -401,11 +435,28 @@ impl Pipeline {
         }
         let rules = self.rules();
 
-        // 1. Emergency: before anything that could refuse.
+        // 1. Emergency: before anything that could refuse. On a written channel, a redirect the
+        // second opinion strongly doubts becomes an order for urgent review instead (see
+        // `doubted`); any other text of the submission the rules are sure of still redirects.
+        let mut doubted: Option<Review> = None;
         for text in texts(&sub) {
             if let Some(r) = rules.emergency.check(text) {
-                let who = sub.identity.to_string();
-                return Ok(self.redirect(&who, sub.channel.as_str(), text, r, now, dedupe_key));
+                match self.doubted(&rules, &sub, text, &r, now) {
+                    Some(review) => {
+                        doubted.get_or_insert(review);
+                    }
+                    None => {
+                        let who = sub.identity.to_string();
+                        return Ok(self.redirect(
+                            &who,
+                            sub.channel.as_str(),
+                            text,
+                            r,
+                            now,
+                            dedupe_key,
+                        ));
+                    }
+                }
             }
         }
 
@@ -453,7 +504,8 @@ impl Pipeline {
 
         // 2-3. Suspension and quota (art. 32). A matter an agent registered during a call was
         // counted when the call rang; it is not counted again.
-        let refusal = if policy.count_quota {
+        // A doubted redirect is still treated as an emergency here: never counted, never refused.
+        let refusal = if policy.count_quota && doubted.is_none() {
             self.ladder.check(&sub, now).await?
         } else {
             None
@@ -473,10 +525,13 @@ impl Pipeline {
         // nothing, and neither an attachment nor a refusal answered it). It can only add: a
         // suspected emergency is still an order (see `second_opinion`), made a new one even when
         // it looks like a repeat or like a matter for guidance, so that a person sees it at once.
-        let suspicion = rules
-            .second_opinion
-            .as_ref()
-            .and_then(|m| texts(&sub).find_map(|t| m.check(t)));
+        let suspicion = doubted.or_else(|| {
+            rules
+                .second_opinion
+                .as_ref()
+                .and_then(|m| texts(&sub).find_map(|t| m.check(t)))
+                .map(Review::suspected)
+        });
 
         // 4. Repeat of an open matter (art. 17(5)).
         let since = now - self.cfg.duplicate_window.as_secs() as i64;
@@ -541,7 +596,9 @@ impl Pipeline {
         }
 
         // 6. Accept: one order per matter.
-        if policy.sheddable && self.store.depth() >= self.cfg.high_water {
+        // A doubted redirect is not shed either: its answer tells the person the number to dial.
+        let doubted = suspicion.as_ref().is_some_and(|s| s.rule.is_some());
+        if policy.sheddable && !doubted && self.store.depth() >= self.cfg.high_water {
             metrics::counter!("hotline_shed_total", "channel" => sub.channel.as_str()).increment(1);
             return Err(IntakeError::Unavailable(
                 "the outbox is over its high-water mark".into(),
@@ -560,8 +617,8 @@ impl Pipeline {
                 self.wake.notify_one();
                 if let Some(s) = &suspicion {
                     let masked = sub.identity.masked();
-                    tracing::warn!(channel = sub.channel.as_str(), identity = %masked, number = %s.number, score = s.score, "Possible emergency accepted for urgent review.");
-                    metrics::counter!("hotline_emergency_suspected_total", "number" => s.number.clone(), "channel" => sub.channel.as_str())
+                    tracing::warn!(channel = sub.channel.as_str(), identity = %masked, number = %s.number, score = s.score, rule = s.rule.as_deref().unwrap_or(""), "Possible emergency accepted for urgent review.");
+                    metrics::counter!("hotline_emergency_suspected_total", "number" => s.number.clone(), "channel" => sub.channel.as_str(), "by" => s.by())
                         .increment(1);
                 }
                 for r in &refs {
@@ -575,17 +632,60 @@ impl Pipeline {
         Ok(Decision { outcome, message })
     }
 
+    /// Whether the second opinion overrules the rules' redirect of `text`: only on a written
+    /// channel (a call is transferred: a person on the line can say at once whether it is
+    /// happening), only for a sender who is not suspended (whose message would otherwise not be
+    /// heard at all), and only when the model scores the text below `rules.second_opinion_doubt`.
+    /// The rules' false redirects are mostly routine matters told in emergency words (a
+    /// fire last month, a question about calling 120, a car crash's insurance): a redirect
+    /// makes no order, so such a person is turned away. Doubted, the text is taken as an order
+    /// marked for urgent review, supervisors are alerted, and the answer still names the number
+    /// to dial if the danger is happening now (BENCHMARKS.md, "Emergency detection quality").
+    fn doubted(
+        &self,
+        rules: &RuleSet,
+        sub: &Submission,
+        text: &str,
+        r: &emergency::Redirect,
+        now: i64,
+    ) -> Option<Review> {
+        if sub.channel == hotline_adapters::Channel::Cti {
+            return None;
+        }
+        let model = rules.second_opinion.as_ref()?;
+        let (score, _) = model.score(text);
+        if score >= self.cfg.doubt_below
+            || self
+                .ladder
+                .suspension(&sub.identity.to_string(), now)
+                .is_some()
+        {
+            return None;
+        }
+        metrics::counter!("hotline_emergency_doubted_total", "rule" => r.rule.clone(), "channel" => sub.channel.as_str())
+            .increment(1);
+        Some(Review {
+            number: r.number.clone(),
+            score,
+            rule: Some(r.rule.clone()),
+        })
+    }
+
     /// Splits a submission into work orders (art. 13): structured items first, else a
     /// conservative split of enumerated free text, else one order.
     fn orders_for(
         &self,
         sub: &Submission,
         rules: &RuleSet,
-        suspicion: Option<&second_opinion::Suspicion>,
+        suspicion: Option<&Review>,
     ) -> Vec<NewOrder> {
         // Every order of the submission carries the review: it is one person's one message.
         let review = suspicion.map(|s| {
-            json!({"number": s.number, "score": (s.score * 100.0).round() / 100.0, "by": "second_opinion"})
+            let mut v = json!({"number": s.number, "score": (s.score * 100.0).round() / 100.0, "by": s.by()});
+            if let Some(rule) = &s.rule {
+                v["rule"] = json!(rule);
+            }
+            v
         });
         let matters: Vec<(String, Option<Category>)> = if !sub.items.is_empty() {
             sub.items

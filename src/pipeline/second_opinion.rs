@@ -45,6 +45,12 @@ pub const BUILTIN_EXAMPLES: &str = include_str!("../../config/rules/emergency-ex
 /// like emergencies; on plain traffic far fewer are marked.
 pub const DEFAULT_THRESHOLD: f64 = 0.4;
 
+/// Default score below which the model overrules a written channel's redirect (see
+/// `rules.second_opinion_doubt`): in the same cross-validation, 0.2 % of the held-out
+/// emergencies score below -1.0, and 80 % of the routine lines (most of them written to look
+/// like emergencies). Chosen there, not on the sets that measure it.
+pub const DEFAULT_DOUBT: f64 = -1.0;
+
 /// Additive smoothing of the feature counts (naive Bayes, for the service).
 const ALPHA: f64 = 0.1;
 
@@ -737,6 +743,60 @@ mod tests {
         // before long5's classes.
         let long6 = together(include_str!("../../tests/data/emergency-long6.jsonl"));
         assert!(long6.0 == 0 && long6.1 <= 2, "long texts 6 {long6:?}");
+    }
+
+    /// What the doubt takes back from the rules on a labelled file: `(false redirects the
+    /// model scores below DEFAULT_DOUBT, redirected emergencies it scores below it)`.
+    fn doubted(file: &str) -> (usize, usize) {
+        let rules = crate::pipeline::emergency::EmergencyRules::builtin();
+        let m = model();
+        let (mut routine, mut emergencies) = (0, 0);
+        for ex in parse_examples(file).unwrap_or_default() {
+            let Some(r) = rules.check(&ex.text) else {
+                continue;
+            };
+            let below = m.score(&ex.text).0 < DEFAULT_DOUBT;
+            match ex.number {
+                Some(_) => emergencies += usize::from(below),
+                None if !ex.alt.contains(&r.number) => routine += usize::from(below),
+                None => {}
+            }
+        }
+        (routine, emergencies)
+    }
+
+    #[test]
+    fn the_doubt_takes_back_false_redirects_and_almost_no_emergency() {
+        // The sets the model never saw (its threshold and the doubt were chosen by
+        // cross-validation on its examples). Measured when the doubt came in: 23 of the rules'
+        // 78 false redirects taken back, and 1 of their 685 emergencies (a run-on transcript)
+        // made an order for urgent review instead. Floors against getting worse.
+        let (mut routine, mut emergencies) = (0, 0);
+        for file in [
+            include_str!("../../tests/data/emergency-blind3.jsonl"),
+            include_str!("../../tests/data/emergency-blind4.jsonl"),
+            include_str!("../../tests/data/emergency-blind5.jsonl"),
+            include_str!("../../tests/data/emergency-long.jsonl"),
+            include_str!("../../tests/data/emergency-long2.jsonl"),
+            include_str!("../../tests/data/emergency-long3.jsonl"),
+            include_str!("../../tests/data/emergency-long4.jsonl"),
+            include_str!("../../tests/data/emergency-long5.jsonl"),
+            include_str!("../../tests/data/emergency-runon.jsonl"),
+        ] {
+            let (r, e) = doubted(file);
+            routine += r;
+            emergencies += e;
+        }
+        assert!(
+            routine >= 16 && emergencies <= 1,
+            "({routine}, {emergencies})"
+        );
+        // long6, held out from everything: 7 of its 15 false redirects, no emergency.
+        let long6 = doubted(include_str!("../../tests/data/emergency-long6.jsonl"));
+        assert!(long6.0 >= 7 && long6.1 == 0, "long6 {long6:?}");
+        // The examples' own emergencies (the model learnt them) are never doubted.
+        let dev = doubted(include_str!("../../tests/data/emergency-dev2.jsonl"));
+        assert_eq!(dev.1, 0, "dev2 {dev:?}");
     }
 
     #[test]

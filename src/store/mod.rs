@@ -74,6 +74,7 @@ impl NewOrder {
                 "order": number,
                 "number": n,
                 "score": review["score"],
+                "by": review["by"],
                 "category": self.category,
                 "channel": self.body["channel"],
                 "identity": masked(&self.identity),
