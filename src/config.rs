@@ -601,7 +601,8 @@ pub struct RulesConfig {
     /// Its threshold on the emergency log-odds (default 0.4; higher: fewer, surer suspicions).
     #[serde(default)]
     pub second_opinion_threshold: Option<f64>,
-    /// On written channels, a redirect whose text the second opinion scores below this
+    /// On written channels and for an agent's registration, a redirect whose text the second
+    /// opinion scores below this
     /// (log-odds, default -1.0) is taken as an order for urgent review instead, with the number
     /// to dial in the answer; `-inf` keeps every redirect.
     #[serde(default)]
@@ -609,7 +610,8 @@ pub struct RulesConfig {
 }
 
 impl RulesConfig {
-    /// The score below which the second opinion overrules a written channel's redirect.
+    /// The score below which the second opinion overrules the rules' redirect (see
+    /// `Pipeline::doubted`).
     pub fn second_opinion_doubt(&self) -> f64 {
         self.second_opinion_doubt
             .unwrap_or(crate::pipeline::second_opinion::DEFAULT_DOUBT)

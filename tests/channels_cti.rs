@@ -1193,3 +1193,33 @@ fn ivr_status_query_answers_the_orders_status() {
         "a query makes no order"
     );
 }
+
+/// An agent registers a matter the rules would redirect and the second opinion strongly doubts
+/// (the insurer of last year's crash): the agent heard the caller, so it is an order for urgent
+/// review and the call carries on, not a transfer that loses the registration.
+#[test]
+fn an_agents_registration_the_second_opinion_doubts_is_an_order() {
+    let text = "去年出的车祸到现在对方保险公司还拖着不赔我该找哪个部门";
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let gw = Gateway::start(dir.path(), &sim.url, &generic_profiles());
+    // The caller's own words are the rules' alone: the same sentence spoken is transferred.
+    let said = generic_ok(&gw, "desk", &speech("dq-1", "13755550011", text));
+    assert_eq!(
+        (said["action"].as_str(), said["number"].as_str()),
+        (Some("transfer"), Some("122")),
+        "{said}"
+    );
+    let reg = json!({"event": "call.registered", "call_id": "dq-2", "from": "13755550012",
+                     "agent": "A017", "order": {"content": text}});
+    let r = generic_ok(&gw, "desk", &reg);
+    assert_eq!(r["action"], "continue", "{r}");
+    let number = numbers(&r).remove(0);
+    let order = wait_until("the registered order at dispatch", LONG, || {
+        sim.lines()
+            .into_iter()
+            .find(|l| is_order(l) && l["number"] == number.as_str())
+    });
+    assert_eq!(order["emergency_review"]["by"], "rules", "{order}");
+    assert_eq!(order["emergency_review"]["number"], "122", "{order}");
+}

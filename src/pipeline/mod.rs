@@ -135,8 +135,8 @@ pub struct PipelineConfig {
     pub duplicate_window: Duration,
     /// A media- or location-only message this soon after an order is added to it.
     pub attach_window: Duration,
-    /// `rules.second_opinion_doubt`: a written channel's redirect whose text the second opinion
-    /// scores below this becomes an order for urgent review (`-inf`: never).
+    /// `rules.second_opinion_doubt`: a redirect whose text the second opinion scores below this
+    /// becomes an order for urgent review (`-inf`: never; see `Pipeline::doubted`).
     pub doubt_below: f64,
 }
 
@@ -435,8 +435,8 @@ impl Pipeline {
         }
         let rules = self.rules();
 
-        // 1. Emergency: before anything that could refuse. On a written channel, a redirect the
-        // second opinion strongly doubts becomes an order for urgent review instead (see
+        // 1. Emergency: before anything that could refuse. A redirect the second opinion
+        // strongly doubts becomes an order for urgent review instead (see
         // `doubted`); any other text of the submission the rules are sure of still redirects.
         let mut doubted: Option<Review> = None;
         for text in texts(&sub) {
@@ -632,10 +632,12 @@ impl Pipeline {
         Ok(Decision { outcome, message })
     }
 
-    /// Whether the second opinion overrules the rules' redirect of `text`: only on a written
-    /// channel (a call is transferred: a person on the line can say at once whether it is
-    /// happening), only for a sender who is not suspended (whose message would otherwise not be
-    /// heard at all), and only when the model scores the text below `rules.second_opinion_doubt`.
+    /// Whether the second opinion overrules the rules' redirect of `text`: only for a sender
+    /// who is not suspended (whose message would otherwise not be heard at all), and only when
+    /// the model scores the text below `rules.second_opinion_doubt`. Written channels and the
+    /// matters an agent registers during a call come here; a caller's speech and keys never do
+    /// (the telephony handler checks them with the rules alone, and transfers). An agent's
+    /// registration the rules would redirect is one the agent, on the line, chose to register.
     /// The rules' false redirects are mostly routine matters told in emergency words (a
     /// fire last month, a question about calling 120, a car crash's insurance): a redirect
     /// makes no order, so such a person is turned away. Doubted, the text is taken as an order
@@ -649,9 +651,6 @@ impl Pipeline {
         r: &emergency::Redirect,
         now: i64,
     ) -> Option<Review> {
-        if sub.channel == hotline_adapters::Channel::Cti {
-            return None;
-        }
         let model = rules.second_opinion.as_ref()?;
         let (score, _) = model.score(text);
         if score >= self.cfg.doubt_below
