@@ -2760,6 +2760,18 @@ mod tests {
     }
 
     #[test]
+    fn corpus_long7() {
+        let f = measure(
+            "emergency-long7",
+            include_str!("../../tests/data/emergency-long7.jsonl"),
+        );
+        // 200 long texts (114 characters on average, half without punctuation), written blind
+        // in the eighth session and measured once: 77/100 caught, 4 wrong numbers, 18/100 false
+        // redirects. Never tuned on.
+        assert_figures(&f, 23, 4, 18);
+    }
+
+    #[test]
     fn corpus_runon() {
         let f = measure(
             "emergency-runon",

@@ -743,6 +743,10 @@ mod tests {
         // before long5's classes.
         let long6 = together(include_str!("../../tests/data/emergency-long6.jsonl"));
         assert!(long6.0 == 0 && long6.1 <= 2, "long texts 6 {long6:?}");
+        // Written blind in the eighth session, measured once and never tuned on: (1, 18). Its
+        // routine texts tell emergency scenes that are over, heard of or on screen in detail.
+        let long7 = together(include_str!("../../tests/data/emergency-long7.jsonl"));
+        assert!(long7.0 <= 1 && long7.1 <= 18, "long texts 7 {long7:?}");
     }
 
     /// What the doubt takes back from the rules on a labelled file: `(false redirects the
@@ -794,6 +798,9 @@ mod tests {
         // long6, held out from everything: 7 of its 15 false redirects, no emergency.
         let long6 = doubted(include_str!("../../tests/data/emergency-long6.jsonl"));
         assert!(long6.0 >= 7 && long6.1 == 0, "long6 {long6:?}");
+        // long7, written after the doubt came in and measured once: 1 of its 18, no emergency.
+        let long7 = doubted(include_str!("../../tests/data/emergency-long7.jsonl"));
+        assert!(long7.0 >= 1 && long7.1 == 0, "long7 {long7:?}");
         // The examples' own emergencies (the model learnt them) are never doubted.
         let dev = doubted(include_str!("../../tests/data/emergency-dev2.jsonl"));
         assert_eq!(dev.1, 0, "dev2 {dev:?}");
