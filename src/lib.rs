@@ -411,13 +411,18 @@ fn spawn_relay(
         .thread_name("relay-blocking")
         .build()?;
     let (done, stopped) = tokio::sync::oneshot::channel();
+    let (lowered, wait_lowered) = std::sync::mpsc::channel();
     std::thread::Builder::new()
         .name("relay".into())
         .spawn(move || {
             lower_priority(nice);
+            let _ = lowered.send(());
             rt.block_on(relay.run(stop));
             let _ = done.send(());
         })?;
+    // Intake opens only once the relay runs at its priority: a thread that had not yet been
+    // scheduled would otherwise compete at the intake's for its first moments (seen in CI).
+    let _ = wait_lowered.recv();
     Ok(stopped)
 }
 
