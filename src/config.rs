@@ -602,9 +602,8 @@ pub struct RulesConfig {
     #[serde(default)]
     pub second_opinion_threshold: Option<f64>,
     /// On written channels and for an agent's registration, a redirect whose text the second
-    /// opinion scores below this
-    /// (log-odds, default -1.0) is taken as an order for urgent review instead, with the number
-    /// to dial in the answer; `-inf` keeps every redirect.
+    /// opinion scores below this (log-odds, default -1.0) is taken as an order for urgent review
+    /// instead, with the number to dial in the answer; `-inf` keeps every redirect.
     #[serde(default)]
     pub second_opinion_doubt: Option<f64>,
 }
