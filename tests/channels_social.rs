@@ -412,6 +412,31 @@ fn wechat_emergency_is_answered_with_119_and_never_dispatched() {
     assert_not_logged(&gw, &[openid]);
 }
 
+/// A follower asks about the insurer of last year's crash: the rules would redirect it to 122,
+/// the second opinion strongly doubts it, so the reply carries an order number *and* the number
+/// to dial if the danger were happening now, sealed in safe mode like any reply.
+#[test]
+fn wechat_a_doubted_redirect_is_answered_with_an_order_and_the_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let gw = Gateway::start(dir.path(), &sim.url, &accounts());
+    let openid = "oCrash_Pz3Wq7Xk0Lm2Nb8Vc4Rt6Y";
+    let r = wx_push(
+        &gw,
+        "safe",
+        &text(
+            openid,
+            "去年出的车祸到现在对方保险公司还拖着不赔我该找哪个部门",
+        ),
+    );
+    let sealed = reply_text(&r, openid, true);
+    assert!(sealed.contains("拨打122"), "names 122: {sealed}");
+    let number = number_in(&sealed);
+    let order = the_order(&wait_for_order(&sim, &number), &number);
+    assert_eq!(order["emergency_review"]["by"], "rules", "{order}");
+    assert_eq!(order["channel"], "wechat", "{order}");
+}
+
 #[test]
 fn wechat_events_unknown_types_and_status_queries_make_no_orders() {
     let dir = tempfile::tempdir().unwrap();
