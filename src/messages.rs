@@ -65,6 +65,9 @@ pub fn for_outcome(o: &Outcome, tz: chrono_tz::Tz) -> String {
         Outcome::Redirected { number, reason } => {
             format!("您反映的情况属于紧急情况（{reason}），请立即拨打{number}求助。")
         }
+        Outcome::Advised { number } => format!(
+            "如果危险正在发生，请立即挂机拨打{number}；其他事项请不要挂机，正在为您转接人工服务。"
+        ),
         Outcome::Throttled {
             retry_after,
             warnings_left,

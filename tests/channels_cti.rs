@@ -1194,22 +1194,31 @@ fn ivr_status_query_answers_the_orders_status() {
     );
 }
 
-/// An agent registers a matter the rules would redirect and the second opinion strongly doubts
-/// (the insurer of last year's crash): the agent heard the caller, so it is an order for urgent
-/// review and the call carries on, not a transfer that loses the registration.
+/// A matter the rules would redirect and the second opinion strongly doubts (the insurer of
+/// last year's crash), said by a caller and registered by an agent: neither is transferred.
 #[test]
-fn an_agents_registration_the_second_opinion_doubts_is_an_order() {
+fn speech_and_registrations_the_second_opinion_doubts_stay_with_12345() {
     let text = "去年出的车祸到现在对方保险公司还拖着不赔我该找哪个部门";
     let dir = tempfile::tempdir().unwrap();
     let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
     let gw = Gateway::start(dir.path(), &sim.url, &generic_profiles());
-    // The caller's own words are the rules' alone: the same sentence spoken is transferred.
+    // Said by the caller in the IVR: told the number in case the danger is now, and kept on
+    // the line for an agent instead of being transferred away; the platform's retry of the
+    // event gets the same answer. A sure emergency is still transferred.
     let said = generic_ok(&gw, "desk", &speech("dq-1", "13755550011", text));
     assert_eq!(
-        (said["action"].as_str(), said["number"].as_str()),
-        (Some("transfer"), Some("122")),
+        (said["action"].as_str(), said["flag"].as_str()),
+        (Some("continue"), Some("possible_emergency")),
         "{said}"
     );
+    assert!(
+        said["text"].as_str().is_some_and(|t| t.contains("拨打122")),
+        "{said}"
+    );
+    let again = generic_ok(&gw, "desk", &speech("dq-1", "13755550011", text));
+    assert_eq!(again, said);
+    let fire = generic_ok(&gw, "desk", &speech("dq-3", "13755550013", FIRE));
+    assert_eq!(fire["action"], "transfer", "{fire}");
     let reg = json!({"event": "call.registered", "call_id": "dq-2", "from": "13755550012",
                      "agent": "A017", "order": {"content": text}});
     let r = generic_ok(&gw, "desk", &reg);

@@ -391,6 +391,13 @@ pub enum Outcome {
         /// Short reason in Chinese.
         reason: String,
     },
+    /// A caller's words the emergency rules took for an emergency and the second opinion
+    /// strongly doubts: the person is told the number to dial in case the danger is now, and
+    /// the call goes on to an agent (art. 17 allows either: transfer, or tell them to dial).
+    Advised {
+        /// 110, 119, 120 or 122.
+        number: String,
+    },
     /// Over quota: reminded, not stored (art. 32).
     Throttled {
         /// Seconds until a submission will be taken again.

@@ -154,6 +154,18 @@ async fn decide(
                         .and_then(|d| rules.emergency.check_digits(d).map(|r| (d.to_string(), r)))
                 });
             match hit {
+                // What the caller said, when the second opinion strongly doubts it (a question
+                // about last year's crash): told the number, kept on the line for an agent,
+                // rather than transferred away from 12345. Keys pressed are never doubted.
+                Some((text, r))
+                    if speech.as_deref() == Some(text.as_str())
+                        && pipeline.doubts(&rules, &text).is_some() =>
+                {
+                    metrics::counter!("hotline_emergency_doubted_total", "rule" => r.rule.clone(), "channel" => "cti")
+                        .increment(1);
+                    tracing::info!(profile, caller = %mask(&caller), call = %ev.call_id, number = %r.number, rule = %r.rule, "Caller told the emergency number; the call goes on to an agent.");
+                    Outcome::Advised { number: r.number }
+                }
                 Some((text, r)) => {
                     return Ok(pipeline.redirect(&who, "cti", &text, r, t, Some(key)));
                 }
@@ -267,6 +279,11 @@ fn to_call(d: &Decision, transfer: bool, ev: &CallEvent) -> CallDecision {
             orders: Vec::new(),
             text: Some(d.message.clone()),
             flag: Some("outside_remit".into()),
+        },
+        Outcome::Advised { .. } => CallDecision::Continue {
+            orders: Vec::new(),
+            text: Some(d.message.clone()),
+            flag: Some("possible_emergency".into()),
         },
         Outcome::Nothing => CallDecision::proceed(),
     }

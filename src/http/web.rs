@@ -65,6 +65,13 @@ async fn answer(state: &AppState, sub: Submission, t: i64) -> Result<HttpRespons
             "redirected",
             json!({"redirect": {"number": number, "reason": reason}}),
         ),
+        // Only a caller's speech is advised (see `Outcome::Advised`); should a form ever be,
+        // the contract's redirect shape still names the number.
+        Outcome::Advised { number } => (
+            StatusCode::OK,
+            "redirected",
+            json!({"redirect": {"number": number, "reason": ""}}),
+        ),
         Outcome::Throttled {
             retry_after,
             warnings_left,

@@ -632,12 +632,21 @@ impl Pipeline {
         Ok(Decision { outcome, message })
     }
 
+    /// The second opinion's score for `text` when it is below `rules.second_opinion_doubt`:
+    /// the model strongly doubts that `text` is an emergency. `None` when it does not, or when
+    /// the second opinion is off.
+    pub fn doubts(&self, rules: &RuleSet, text: &str) -> Option<f64> {
+        let (score, _) = rules.second_opinion.as_ref()?.score(text);
+        (score < self.cfg.doubt_below).then_some(score)
+    }
+
     /// Whether the second opinion overrules the rules' redirect of `text`: only for a sender
     /// who is not suspended (whose message would otherwise not be heard at all), and only when
     /// the model scores the text below `rules.second_opinion_doubt`. Written channels and the
-    /// matters an agent registers during a call come here; a caller's speech and keys never do
-    /// (the telephony handler checks them with the rules alone, and transfers). An agent's
-    /// registration the rules would redirect is one the agent, on the line, chose to register.
+    /// matters an agent registers during a call come here (an agent's registration the rules
+    /// would redirect is one the agent, on the line, chose to register). A caller's speech is
+    /// doubted in the telephony handler, which tells the caller the number instead of
+    /// transferring the call (`Outcome::Advised`); keys pressed never are.
     /// The rules' false redirects are mostly routine matters told in emergency words (a
     /// fire last month, a question about calling 120, a car crash's insurance): a redirect
     /// makes no order, so such a person is turned away. Doubted, the text is taken as an order
@@ -651,13 +660,11 @@ impl Pipeline {
         r: &emergency::Redirect,
         now: i64,
     ) -> Option<Review> {
-        let model = rules.second_opinion.as_ref()?;
-        let (score, _) = model.score(text);
-        if score >= self.cfg.doubt_below
-            || self
-                .ladder
-                .suspension(&sub.identity.to_string(), now)
-                .is_some()
+        let score = self.doubts(rules, text)?;
+        if self
+            .ladder
+            .suspension(&sub.identity.to_string(), now)
+            .is_some()
         {
             return None;
         }
