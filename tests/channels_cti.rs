@@ -1224,11 +1224,7 @@ fn speech_and_registrations_the_second_opinion_doubts_stay_with_12345() {
     let r = generic_ok(&gw, "desk", &reg);
     assert_eq!(r["action"], "continue", "{r}");
     let number = numbers(&r).remove(0);
-    let order = wait_until("the registered order at dispatch", LONG, || {
-        sim.lines()
-            .into_iter()
-            .find(|l| is_order(l) && l["number"] == number.as_str())
-    });
+    let order = sim.wait_order(&number);
     assert_eq!(order["emergency_review"]["by"], "rules", "{order}");
     assert_eq!(order["emergency_review"]["number"], "122", "{order}");
 }

@@ -211,11 +211,7 @@ fn state_changes_arrive_as_masked_events_and_status_is_retained() {
     assert_eq!(ev["identity"], "phone:138****5678");
     // At or above the default threshold (rules.second_opinion_threshold = 0.4).
     assert!(ev["score"].as_f64().is_some_and(|s| s >= 0.4), "{ev}");
-    let body = wait_until("the reviewed order at dispatch", LONG, || {
-        sim.lines()
-            .into_iter()
-            .find(|l| is_order(l) && l["number"] == suspected_number.as_str())
-    });
+    let body = sim.wait_order(&suspected_number);
     assert_eq!(body["emergency_review"]["number"], "120", "{body}");
     assert_eq!(body["emergency_review"]["by"], "second_opinion", "{body}");
     // A routine order carries no suspicion, and gets no such event.

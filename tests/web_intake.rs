@@ -544,11 +544,7 @@ fn a_redirect_the_second_opinion_doubts_is_an_order_for_urgent_review() {
         "{b}"
     );
     let number = b["orders"][0]["number"].as_str().unwrap().to_string();
-    let order = wait_until("the doubted order at dispatch", LONG, || {
-        sim.lines()
-            .into_iter()
-            .find(|l| is_order(l) && l["number"] == number.as_str())
-    });
+    let order = sim.wait_order(&number);
     let review = &order["emergency_review"];
     assert_eq!(
         (

@@ -300,6 +300,19 @@ impl Sim {
         read_lines(&self.out)
     }
 
+    /// Waits (up to 30 s) until the order `number` has reached the sim; returns its line.
+    pub fn wait_order(&self, number: &str) -> serde_json::Value {
+        wait_until(
+            &format!("order {number} at dispatch"),
+            Duration::from_secs(30),
+            || {
+                self.lines()
+                    .into_iter()
+                    .find(|l| is_order(l) && l["number"] == number)
+            },
+        )
+    }
+
     /// Stops the sim.
     pub fn stop(&mut self) {
         let _ = self.child.kill();
