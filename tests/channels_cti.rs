@@ -957,6 +957,21 @@ continue_twiml = "<Redirect>{IVR}</Redirect>"
             .map(|c| (c["name"].clone(), c["text"].clone())),
         Some((json!("Dial"), json!("119")))
     );
+    // Words the second opinion strongly doubts (a question about last year's crash), on the
+    // same transferring profile: the notice with the number, then the call goes on (no <Dial>,
+    // no <Hangup>). The notice is the generic profile's text for the same words.
+    let doubted = "去年出的车祸到现在对方保险公司还拖着不赔我该找哪个部门";
+    let advised = generic_ok(&gw, "desk", &speech("ref-3", "13912340049", doubted));
+    assert_eq!(advised["flag"], "possible_emergency", "{advised}");
+    let advice = advised["text"].as_str().unwrap_or_default().to_string();
+    assert!(advice.contains("拨打122"), "{advice}");
+    tw.twiml(
+        "tw2",
+        "https://hotline.example.cn:443/v1/cti/tw2",
+        "step=speech",
+        twilio_params(&sid(10), normal, "in-progress", &[("SpeechResult", doubted)]),
+        json!([["say", {"message": advice, "voice": "Polly.Zhiyu", "language": "cmn-CN"}], ["redirect", {"url": IVR}]]),
+    );
 
     // A number whose voice URL is set to GET: the same step in the signed query.
     let get_step = |params: Value, tamper: bool| {
