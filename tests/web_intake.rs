@@ -590,6 +590,15 @@ fn a_redirect_the_second_opinion_doubts_is_an_order_for_urgent_review() {
         (200, Some("122")),
         "{b}"
     );
+    // Operators see how often the model overrules which rule: twice here, not the suspended one.
+    let doubted = gw
+        .metrics()
+        .lines()
+        .find(|l| {
+            l.starts_with("hotline_emergency_doubted_total{") && l.contains("rule=\"traffic\"")
+        })
+        .map(|l| l.rsplit(' ').next().unwrap_or_default().to_string());
+    assert_eq!(doubted.as_deref(), Some("2"));
     drop(gw);
 
     // `rules.second_opinion_doubt = -inf` keeps every redirect.
