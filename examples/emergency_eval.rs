@@ -66,7 +66,7 @@ fn main() {
     let doubts = |text: &str| {
         model
             .as_ref()
-            .is_some_and(|m| m.score(text).0 < DEFAULT_DOUBT)
+            .is_some_and(|m| m.doubts(text, DEFAULT_DOUBT).is_some())
     };
     let (mut doubted_routine, mut doubted_emergencies) = (0, 0);
     let mut by_service: BTreeMap<String, Tally> = BTreeMap::new();

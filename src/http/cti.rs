@@ -145,28 +145,27 @@ async fn decide(
         },
         CallKind::Input { digits, speech } => {
             let rules = pipeline.rules();
+            // (what matched, the redirect, whether it was spoken rather than keyed)
             let hit = speech
                 .as_deref()
-                .and_then(|s| rules.emergency.check(s).map(|r| (s.to_string(), r)))
+                .and_then(|s| rules.emergency.check(s).map(|r| (s.to_string(), r, true)))
                 .or_else(|| {
-                    digits
-                        .as_deref()
-                        .and_then(|d| rules.emergency.check_digits(d).map(|r| (d.to_string(), r)))
+                    digits.as_deref().and_then(|d| {
+                        rules
+                            .emergency
+                            .check_digits(d)
+                            .map(|r| (d.to_string(), r, false))
+                    })
                 });
             match hit {
                 // What the caller said, when the second opinion strongly doubts it (a question
                 // about last year's crash): told the number, kept on the line for an agent,
                 // rather than transferred away from 12345. Keys pressed are never doubted.
-                Some((text, r))
-                    if speech.as_deref() == Some(text.as_str())
-                        && pipeline.doubts(&rules, &text).is_some() =>
-                {
-                    metrics::counter!("hotline_emergency_doubted_total", "rule" => r.rule.clone(), "channel" => "cti")
-                        .increment(1);
+                Some((text, r, true)) if pipeline.doubts(&rules, &text, &r, "cti").is_some() => {
                     tracing::info!(profile, caller = %mask(&caller), call = %ev.call_id, number = %r.number, rule = %r.rule, "Caller told the emergency number; the call goes on to an agent.");
                     Outcome::Advised { number: r.number }
                 }
-                Some((text, r)) => {
+                Some((text, r, _)) => {
                     return Ok(pipeline.redirect(&who, "cti", &text, r, t, Some(key)));
                 }
                 None => Outcome::Nothing,

@@ -459,6 +459,9 @@ impl Pipeline {
                 }
             }
         }
+        // A doubted redirect is still treated as an emergency until its order is made: never
+        // counted, refused or shed.
+        let overruled = doubted.is_some();
 
         // A photo or location alone, shortly after a matter, belongs to that matter: it is sent
         // to dispatch as an update of the order, not as a new order, and not counted.
@@ -504,8 +507,7 @@ impl Pipeline {
 
         // 2-3. Suspension and quota (art. 32). A matter an agent registered during a call was
         // counted when the call rang; it is not counted again.
-        // A doubted redirect is still treated as an emergency here: never counted, never refused.
-        let refusal = if policy.count_quota && doubted.is_none() {
+        let refusal = if policy.count_quota && !overruled {
             self.ladder.check(&sub, now).await?
         } else {
             None
@@ -596,9 +598,7 @@ impl Pipeline {
         }
 
         // 6. Accept: one order per matter.
-        // A doubted redirect is not shed either: its answer tells the person the number to dial.
-        let doubted = suspicion.as_ref().is_some_and(|s| s.rule.is_some());
-        if policy.sheddable && !doubted && self.store.depth() >= self.cfg.high_water {
+        if policy.sheddable && !overruled && self.store.depth() >= self.cfg.high_water {
             metrics::counter!("hotline_shed_total", "channel" => sub.channel.as_str()).increment(1);
             return Err(IntakeError::Unavailable(
                 "the outbox is over its high-water mark".into(),
@@ -632,12 +632,24 @@ impl Pipeline {
         Ok(Decision { outcome, message })
     }
 
-    /// The second opinion's score for `text` when it is below `rules.second_opinion_doubt`:
-    /// the model strongly doubts that `text` is an emergency. `None` when it does not, or when
-    /// the second opinion is off.
-    pub fn doubts(&self, rules: &RuleSet, text: &str) -> Option<f64> {
-        let (score, _) = rules.second_opinion.as_ref()?.score(text);
-        (score < self.cfg.doubt_below).then_some(score)
+    /// The second opinion's score for `text`, which the rules redirect with `r`, when it is
+    /// below `rules.second_opinion_doubt`: the model overrules the redirect, and
+    /// `hotline_emergency_doubted_total` counts it. `None` when it does not, or when the second
+    /// opinion is off.
+    pub fn doubts(
+        &self,
+        rules: &RuleSet,
+        text: &str,
+        r: &emergency::Redirect,
+        channel: &'static str,
+    ) -> Option<f64> {
+        let score = rules
+            .second_opinion
+            .as_ref()?
+            .doubts(text, self.cfg.doubt_below)?;
+        metrics::counter!("hotline_emergency_doubted_total", "rule" => r.rule.clone(), "channel" => channel)
+            .increment(1);
+        Some(score)
     }
 
     /// Whether the second opinion overrules the rules' redirect of `text`: only for a sender
@@ -660,7 +672,7 @@ impl Pipeline {
         r: &emergency::Redirect,
         now: i64,
     ) -> Option<Review> {
-        let score = self.doubts(rules, text)?;
+        // Suspension first: a memory look-up, where scoring reads the whole text.
         if self
             .ladder
             .suspension(&sub.identity.to_string(), now)
@@ -668,8 +680,7 @@ impl Pipeline {
         {
             return None;
         }
-        metrics::counter!("hotline_emergency_doubted_total", "rule" => r.rule.clone(), "channel" => sub.channel.as_str())
-            .increment(1);
+        let score = self.doubts(rules, text, r, sub.channel.as_str())?;
         Some(Review {
             number: r.number.clone(),
             score,
