@@ -601,9 +601,10 @@ pub struct RulesConfig {
     /// Its threshold on the emergency log-odds (default 0.4; higher: fewer, surer suspicions).
     #[serde(default)]
     pub second_opinion_threshold: Option<f64>,
-    /// On written channels and for an agent's registration, a redirect whose text the second
-    /// opinion scores below this (log-odds, default -1.0) is taken as an order for urgent review
-    /// instead, with the number to dial in the answer; `-inf` keeps every redirect.
+    /// A redirect whose text the second opinion scores below this (log-odds, default -1.0) is
+    /// overruled: a written message or an agent's registration becomes an order for urgent
+    /// review, a caller's IVR speech is told the number instead of being transferred. `-inf`
+    /// keeps every redirect.
     #[serde(default)]
     pub second_opinion_doubt: Option<f64>,
 }

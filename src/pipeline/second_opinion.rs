@@ -45,7 +45,7 @@ pub const BUILTIN_EXAMPLES: &str = include_str!("../../config/rules/emergency-ex
 /// like emergencies; on plain traffic far fewer are marked.
 pub const DEFAULT_THRESHOLD: f64 = 0.4;
 
-/// Default score below which the model overrules a redirect of written text (see
+/// Default score below which the model overrules the rules' redirect of a text (see
 /// `rules.second_opinion_doubt`): in the same cross-validation, 0.2 % of the held-out
 /// emergencies score below -1.0, and 80 % of the routine lines (most of them written to look
 /// like emergencies). Chosen there, not on the sets that measure it.
