@@ -960,7 +960,7 @@ continue_twiml = "<Redirect>{IVR}</Redirect>"
     // Words the second opinion strongly doubts (a question about last year's crash), on the
     // same transferring profile: the notice with the number, then the call goes on (no <Dial>,
     // no <Hangup>). The notice is the generic profile's text for the same words.
-    let doubted = "去年出的车祸到现在对方保险公司还拖着不赔我该找哪个部门";
+    let doubted = DOUBTED;
     let advised = generic_ok(&gw, "desk", &speech("ref-3", "13912340049", doubted));
     assert_eq!(advised["flag"], "possible_emergency", "{advised}");
     let advice = advised["text"].as_str().unwrap_or_default().to_string();
@@ -1213,7 +1213,7 @@ fn ivr_status_query_answers_the_orders_status() {
 /// last year's crash), said by a caller and registered by an agent: neither is transferred.
 #[test]
 fn speech_and_registrations_the_second_opinion_doubts_stay_with_12345() {
-    let text = "去年出的车祸到现在对方保险公司还拖着不赔我该找哪个部门";
+    let text = DOUBTED;
     let dir = tempfile::tempdir().unwrap();
     let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
     let gw = Gateway::start(dir.path(), &sim.url, &generic_profiles());

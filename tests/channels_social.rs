@@ -421,14 +421,7 @@ fn wechat_a_doubted_redirect_is_answered_with_an_order_and_the_number() {
     let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
     let gw = Gateway::start(dir.path(), &sim.url, &accounts());
     let openid = "oCrash_Pz3Wq7Xk0Lm2Nb8Vc4Rt6Y";
-    let r = wx_push(
-        &gw,
-        "safe",
-        &text(
-            openid,
-            "去年出的车祸到现在对方保险公司还拖着不赔我该找哪个部门",
-        ),
-    );
+    let r = wx_push(&gw, "safe", &text(openid, DOUBTED));
     let sealed = reply_text(&r, openid, true);
     assert!(sealed.contains("拨打122"), "names 122: {sealed}");
     let number = number_in(&sealed);

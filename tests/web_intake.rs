@@ -513,10 +513,6 @@ fn ladder_over_the_web_warns_suspends_and_lets_emergencies_through() {
     assert_eq!(put["until"], b["until"], "{put} {b}");
 }
 
-/// A routine matter told in emergency words: the rules redirect it to 122, the second opinion
-/// strongly doubts it (both checked first, so the test cannot pass by losing its premise).
-const DOUBTED: &str = "去年出的车祸到现在对方保险公司还拖着不赔我该找哪个部门";
-
 #[test]
 fn a_redirect_the_second_opinion_doubts_is_an_order_for_urgent_review() {
     use hotline_gateway::pipeline::{second_opinion::DEFAULT_DOUBT, RuleSet};
@@ -574,16 +570,7 @@ fn a_redirect_the_second_opinion_doubts_is_an_order_for_urgent_review() {
     );
 
     // A suspended sender's message would not be heard as an order: the rules' redirect stands.
-    let r = client()
-        .put(format!(
-            "{}/admin/v1/callers/phone:13700000032/suspension",
-            gw.url
-        ))
-        .bearer_auth(ADMIN)
-        .json(&json!({"duration": "1h", "reason": "测试"}))
-        .send()
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
+    gw.suspend("phone:13700000032", "1h", "测试");
     let (s, b) = gw.submit(json!({"content": DOUBTED, "phone": "13700000032"}));
     assert_eq!(
         (s, b["redirect"]["number"].as_str()),

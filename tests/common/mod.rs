@@ -59,6 +59,12 @@ pub struct Gateway {
 /// Default admin token in test configs.
 pub const ADMIN: &str = "test-admin-token";
 
+/// A routine matter told in emergency words (the insurer of last year's crash): the rules
+/// redirect it to 122 (rule `traffic`), the second opinion strongly doubts it.
+/// `a_redirect_the_second_opinion_doubts_is_an_order_for_urgent_review` checks both first, so
+/// the tests that use it cannot pass by losing their premise.
+pub const DOUBTED: &str = "去年出的车祸到现在对方保险公司还拖着不赔我该找哪个部门";
+
 /// Writes a config into `dir` (with `extra` TOML appended) and returns its path.
 pub fn write_config(dir: &Path, port: u16, dispatch_url: &str, extra: &str) -> PathBuf {
     // SQLite by default; HOTLINE_TEST_BACKEND=postgres runs the same suite on PostgreSQL.
@@ -226,6 +232,21 @@ impl Gateway {
             .expect("submit");
         let status = r.status().as_u16();
         (status, r.json().unwrap_or(serde_json::Value::Null))
+    }
+
+    /// Suspends `identity` (`phone:…`, `wechat:…`) through the admin API, as an operator would;
+    /// panics unless the gateway answers 200.
+    pub fn suspend(&self, identity: &str, duration: &str, reason: &str) {
+        let r = client()
+            .put(format!(
+                "{}/admin/v1/callers/{identity}/suspension",
+                self.url
+            ))
+            .bearer_auth(ADMIN)
+            .json(&serde_json::json!({"duration": duration, "reason": reason}))
+            .send()
+            .expect("admin put");
+        assert_eq!(r.status().as_u16(), 200, "suspend {identity}");
     }
 
     /// GET an admin path with the token.
