@@ -451,8 +451,9 @@ fn damaged(path: &Path, e: rusqlite::Error) -> StoreError {
 /// The writer thread: takes what is queued, commits it as one group, answers, repeats.
 ///
 /// `interval` (`storage.commit_interval`, 1 ms by default) paces the groups under steady
-/// load: a group starts no sooner than that after the previous one started, and takes whatever
-/// arrived meanwhile. An operation arriving after a quiet spell is committed at once. Each
+/// load: a small group (fewer than [`PACED_BELOW`] operations queued) starts no sooner than that
+/// after the previous one started, and takes whatever arrived meanwhile. An operation arriving
+/// after a quiet spell, or a group already that big, is committed at once. Each
 /// fsync is work for the VM's host too, and on this project's VM the host throttled the whole
 /// VM for it: at 3,200 orders/s, 1 ms cut the steal from 0.5-0.8 s to 0.02-0.06 s per 10 s,
 /// the p99 from 16-37 ms to 11-14 ms and disk writes by a fifth (BENCHMARKS.md). At lower
@@ -466,15 +467,15 @@ fn writer(
     let mut group: Vec<Box<dyn Op>> = Vec::with_capacity(MAX_GROUP);
     let mut last_start: Option<std::time::Instant> = None;
     while let Ok(first) = rx.recv() {
-        if let Some(wait) = last_start.and_then(|t| interval.checked_sub(t.elapsed())) {
-            std::thread::sleep(wait);
-        }
         group.push(first);
-        while group.len() < MAX_GROUP {
-            match rx.try_recv() {
-                Ok(op) => group.push(op),
-                Err(_) => break,
-            }
+        take_queued(&rx, &mut group);
+        // Pacing is for small groups, to put more orders in each fsync. A group that is already
+        // this big shares its fsync enough, and waiting would only leave the cores idle: under
+        // wrk's 32 connections the writer slept a third of every millisecond while the cores
+        // were 30 % idle (BENCHMARKS.md, ninth session).
+        if let Some(wait) = pacing(group.len(), last_start.map(|t| t.elapsed()), interval) {
+            std::thread::sleep(wait);
+            take_queued(&rx, &mut group);
         }
         let started = std::time::Instant::now();
         last_start = Some(started);
@@ -495,6 +496,35 @@ fn writer(
             checkpoint(&conn, "writer");
         }
     }
+}
+
+/// Moves what is queued into `group`, up to [`MAX_GROUP`], without waiting.
+fn take_queued(rx: &mpsc::Receiver<Box<dyn Op>>, group: &mut Vec<Box<dyn Op>>) {
+    while group.len() < MAX_GROUP {
+        match rx.try_recv() {
+            Ok(op) => group.push(op),
+            Err(_) => break,
+        }
+    }
+}
+
+/// A group with at least this many operations queued starts at once, without the pacing of
+/// `storage.commit_interval`.
+const PACED_BELOW: usize = 8;
+
+/// How long the writer waits before it starts a group of `queued` operations, `since_last`
+/// after the previous group started (`None`: this is the first).
+fn pacing(
+    queued: usize,
+    since_last: Option<std::time::Duration>,
+    interval: std::time::Duration,
+) -> Option<std::time::Duration> {
+    if queued >= PACED_BELOW {
+        return None;
+    }
+    since_last
+        .and_then(|t| interval.checked_sub(t))
+        .filter(|w| !w.is_zero())
 }
 
 /// Runs a PASSIVE checkpoint and returns how many WAL frames have been copied back so far
@@ -1629,9 +1659,10 @@ mod tests {
         let s = Arc::new(SqliteStore::open_with(dir.path(), Sinks::default(), interval).unwrap());
         let started = std::time::Instant::now();
         s.commit_intake(intake(None, 1)).await.unwrap();
-        // Ten intakes right behind the first: none may commit before the interval is over (a
-        // lower bound only: how soon after is the machine's business), and all are stored.
-        let rest: Vec<_> = (0..10)
+        // A few intakes right behind the first (fewer than a group that goes at once): none may
+        // commit before the interval is over (a lower bound only: how soon after is the
+        // machine's business), and all are stored.
+        let rest: Vec<_> = (0..PACED_BELOW - 1)
             .map(|_| {
                 let s = s.clone();
                 tokio::spawn(async move { s.commit_intake(intake(None, 1)).await })
@@ -1641,7 +1672,24 @@ mod tests {
             assert!(matches!(r.await.unwrap(), Ok(IntakeResult::Stored(_))));
         }
         assert!(started.elapsed() >= interval, "{:?}", started.elapsed());
-        assert_eq!(s.depth(), 11);
+        assert_eq!(s.depth(), PACED_BELOW as u64);
+    }
+
+    #[test]
+    fn only_small_groups_wait_for_the_commit_interval() {
+        let ms = std::time::Duration::from_millis;
+        let us = std::time::Duration::from_micros;
+        // A small group waits out the rest of the interval since the last one started...
+        assert_eq!(pacing(1, Some(us(200)), ms(1)), Some(us(800)));
+        assert_eq!(pacing(PACED_BELOW - 1, Some(us(200)), ms(1)), Some(us(800)));
+        // ...but not once the interval is over, nor as the first group, nor with no interval.
+        assert_eq!(pacing(1, Some(ms(1)), ms(1)), None);
+        assert_eq!(pacing(1, Some(ms(3)), ms(1)), None);
+        assert_eq!(pacing(1, None, ms(1)), None);
+        assert_eq!(pacing(1, Some(us(200)), ms(0)), None);
+        // A group this big already shares its fsync widely: it starts at once.
+        assert_eq!(pacing(PACED_BELOW, Some(us(200)), ms(1)), None);
+        assert_eq!(pacing(MAX_GROUP, Some(us(1)), ms(50)), None);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
