@@ -138,6 +138,12 @@ pub struct ServerConfig {
     /// How long a client may take to send its request head (slowloris guard).
     #[serde(default = "default_request_timeout")]
     pub request_timeout: String,
+    /// CPU slice the request workers and the store writer ask the scheduler for (Linux 6.12+,
+    /// EEVDF): a short slice lets a waking worker preempt a busy thread at once instead of
+    /// waiting for that thread's turn to end. From 100us to 100ms; "0s" leaves the kernel's
+    /// default.
+    #[serde(default = "default_cpu_slice")]
+    pub cpu_slice: String,
 }
 
 fn default_node_id() -> u8 {
@@ -154,6 +160,9 @@ fn default_max_connections() -> usize {
 }
 fn default_log_format() -> String {
     "text".into()
+}
+fn default_cpu_slice() -> String {
+    "100us".into()
 }
 fn default_request_timeout() -> String {
     "5s".into()
@@ -664,6 +673,8 @@ pub struct Derived {
     pub tz: chrono_tz::Tz,
     /// `server.request_timeout`
     pub request_timeout: Duration,
+    /// `server.cpu_slice` (zero: the kernel's default)
+    pub cpu_slice: Duration,
     /// `dispatch.timeout`
     pub dispatch_timeout: Duration,
     /// `dispatch.backoff_base`
@@ -789,6 +800,7 @@ impl Config {
             workers: 0,
             log_format: default_log_format(),
             request_timeout: default_request_timeout(),
+            cpu_slice: default_cpu_slice(),
         });
         let mut cfg = Config {
             path: path.to_path_buf(),
@@ -806,6 +818,7 @@ impl Config {
                 listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
                 tz: chrono_tz::Asia::Shanghai,
                 request_timeout: Duration::from_secs(5),
+                cpu_slice: Duration::from_micros(100),
                 dispatch_timeout: Duration::from_secs(5),
                 backoff_base: Duration::from_secs(1),
                 backoff_max: Duration::from_secs(300),
@@ -918,6 +931,20 @@ impl Config {
         }
         if self.nuisance.suspensions.is_empty() {
             bad("nuisance.suspensions", "needs at least one step".into());
+        }
+        // The kernel would clamp a slice outside its range without a word; say so instead.
+        match parse_duration(&self.server.cpu_slice) {
+            Ok(v)
+                if v.is_zero()
+                    || (hotline_sched::MIN_SLICE..=hotline_sched::MAX_SLICE).contains(&v) =>
+            {
+                d.cpu_slice = v
+            }
+            Ok(_) => bad(
+                "server.cpu_slice",
+                "must be from 100us to 100ms, or 0s for the kernel's default".into(),
+            ),
+            Err(e) => bad("server.cpu_slice", e),
         }
         // Zero is allowed here (no pause); more than 50 ms would only add latency.
         match parse_duration(&self.storage.commit_interval) {
@@ -1460,6 +1487,29 @@ mod tests {
             let err = with(bad).unwrap_err();
             let keys: Vec<&str> = err.problems.iter().map(|p| p.key.as_str()).collect();
             assert_eq!(keys, ["storage.commit_interval"], "{bad}");
+        }
+    }
+
+    #[test]
+    fn cpu_slice_defaults_to_100us_and_stays_in_the_kernels_range() {
+        let with = |v: &str| {
+            load(&format!(
+                "[server]\nlisten = \"127.0.0.1:1\"\ncpu_slice = {v}\n"
+            ))
+        };
+        let cfg = load("[server]\nlisten = \"127.0.0.1:1\"\n").unwrap();
+        assert_eq!(cfg.derived.cpu_slice, Duration::from_micros(100));
+        for (ok, want) in [("\"0s\"", 0), ("\"100us\"", 100), ("\"100ms\"", 100_000)] {
+            assert_eq!(
+                with(ok).unwrap().derived.cpu_slice,
+                Duration::from_micros(want),
+                "{ok}"
+            );
+        }
+        for bad in ["\"50us\"", "\"101ms\"", "\"brief\""] {
+            let err = with(bad).unwrap_err();
+            let keys: Vec<&str> = err.problems.iter().map(|p| p.key.as_str()).collect();
+            assert_eq!(keys, ["server.cpu_slice"], "{bad}");
         }
     }
 

@@ -121,6 +121,7 @@ async fn open_store(cfg: &Config, sinks: store::Sinks) -> Result<Arc<dyn Store>,
             &cfg.storage.path,
             sinks,
             cfg.derived.commit_interval,
+            cfg.derived.cpu_slice,
         )?));
     }
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
@@ -371,11 +372,17 @@ pub async fn run(cfg: Config, listener: TcpListener) -> Result<(), StartError> {
             .collect(),
     });
     let addr = listener.local_addr()?;
-    let mut server = actix_web::HttpServer::new(move || app(state.clone()))
-        .listen(listener)?
-        .max_connections(cfg.server.max_connections)
-        .client_request_timeout(cfg.derived.request_timeout)
-        .shutdown_timeout(30);
+    let slice = cfg.derived.cpu_slice;
+    // actix builds the app once on each worker thread, before it takes connections: the place
+    // to give that thread its slice.
+    let mut server = actix_web::HttpServer::new(move || {
+        shorten_slice(slice, "http worker");
+        app(state.clone())
+    })
+    .listen(listener)?
+    .max_connections(cfg.server.max_connections)
+    .client_request_timeout(cfg.derived.request_timeout)
+    .shutdown_timeout(30);
     if cfg.server.workers > 0 {
         server = server.workers(cfg.server.workers);
     }
@@ -424,6 +431,19 @@ fn spawn_relay(
     // scheduled would otherwise compete at the intake's for its first moments (seen in CI).
     let _ = wait_lowered.recv();
     Ok(stopped)
+}
+
+/// Gives the calling thread `slice` of CPU per turn (`server.cpu_slice`; zero leaves the
+/// kernel's default). For the threads a waiting person's answer passes through: the HTTP
+/// workers and the store writer. Where the kernel refuses, the thread keeps its default and
+/// the gateway works as before, a little slower to answer under contention.
+pub(crate) fn shorten_slice(slice: Duration, thread: &'static str) {
+    if slice.is_zero() {
+        return;
+    }
+    if let Err(e) = hotline_sched::set_current_thread_slice(slice) {
+        tracing::warn!(error = %e, thread, "The thread keeps the kernel's default CPU slice.");
+    }
 }
 
 /// Adds `nice` to the calling thread's niceness (threads it starts inherit it). On Linux the

@@ -464,6 +464,27 @@ fn thread_nice(pid: u32) -> Vec<(String, i64)> {
     out
 }
 
+/// Each thread of the process: its name and the CPU slice the scheduler gives it (`se.slice`
+/// in /proc/…/sched, ns).
+fn thread_slice(pid: u32) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+    {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        let sched = std::fs::read_to_string(task.path().join("sched")).unwrap_or_default();
+        if let Some(ns) = sched
+            .lines()
+            .find_map(|l| l.strip_prefix("se.slice"))
+            .and_then(|v| v.trim_start_matches([' ', ':']).trim().parse().ok())
+        {
+            out.push((comm.trim().to_string(), ns));
+        }
+    }
+    out
+}
+
 #[test]
 fn the_relay_yields_the_cores_to_intake_and_still_delivers() {
     let dir = tempfile::tempdir().unwrap();
@@ -484,6 +505,22 @@ fn the_relay_yields_the_cores_to_intake_and_still_delivers() {
             && intake.iter().all(|(_, n)| *n == 0),
         "intake and the store writer keep priority 0: {threads:?}"
     );
+    // The threads an answer waits for ask for the default server.cpu_slice of 100 µs, so they
+    // preempt the relay (and anything else) when they wake; the relay keeps the kernel's.
+    let slices = thread_slice(gw.child.id());
+    let short = |name: &str| name == "store-writer" || name.starts_with("actix-rt|system");
+    assert_eq!(
+        slices.iter().filter(|(name, _)| short(name)).count(),
+        3,
+        "the writer and the two HTTP workers (server.workers = 2): {slices:?}"
+    );
+    for (name, ns) in &slices {
+        if short(name) {
+            assert_eq!(*ns, 100_000, "{name}: {slices:?}");
+        } else if name.starts_with("relay") {
+            assert_ne!(*ns, 100_000, "{name}: {slices:?}");
+        }
+    }
     let (status, body) =
         gw.submit(json!({"content": "小区路灯不亮，请维修", "phone": "13800001111"}));
     assert_eq!(status, 202, "{body}");

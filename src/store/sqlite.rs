@@ -216,16 +216,23 @@ impl SqliteStore {
     /// Opens (or creates) the store in `dir`, checks it, and starts the writer thread.
     /// Events are not recorded (no broker configured).
     pub fn open(dir: &Path) -> Result<SqliteStore, StoreError> {
-        SqliteStore::open_with(dir, Sinks::default(), std::time::Duration::ZERO)
+        SqliteStore::open_with(
+            dir,
+            Sinks::default(),
+            std::time::Duration::ZERO,
+            std::time::Duration::ZERO,
+        )
     }
 
     /// As [`open`](Self::open); `events` says which sinks record state changes, and
     /// `commit_interval` is `storage.commit_interval`: the shortest time from one group
-    /// commit's start to the next (zero: no pause).
+    /// commit's start to the next (zero: no pause); `cpu_slice` is `server.cpu_slice`, the
+    /// writer thread's CPU slice (zero: the kernel's default), since every answer waits for it.
     pub fn open_with(
         dir: &Path,
         events: Sinks,
         commit_interval: std::time::Duration,
+        cpu_slice: std::time::Duration,
     ) -> Result<SqliteStore, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| {
             StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
@@ -297,7 +304,10 @@ impl SqliteStore {
         let (tx, rx) = mpsc::channel::<Box<dyn Op>>();
         std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || writer(conn, rx, finish, commit_interval))
+            .spawn(move || {
+                crate::shorten_slice(cpu_slice, "store writer");
+                writer(conn, rx, finish, commit_interval)
+            })
             .map_err(|e| StoreError::Internal(format!("cannot start writer: {e}")))?;
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
@@ -1656,7 +1666,15 @@ mod tests {
     async fn commit_interval_holds_the_next_group_back_and_loses_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let interval = std::time::Duration::from_millis(40);
-        let s = Arc::new(SqliteStore::open_with(dir.path(), Sinks::default(), interval).unwrap());
+        let s = Arc::new(
+            SqliteStore::open_with(
+                dir.path(),
+                Sinks::default(),
+                interval,
+                std::time::Duration::ZERO,
+            )
+            .unwrap(),
+        );
         let started = std::time::Instant::now();
         s.commit_intake(intake(None, 1)).await.unwrap();
         // A few intakes right behind the first (fewer than a group that goes at once): none may
