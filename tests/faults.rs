@@ -442,47 +442,42 @@ fn slow_clients_huge_headers_and_nul_bytes_leave_the_server_healthy() {
     );
 }
 
-/// Each thread of the process: its name and niceness (field 19 of /proc/…/stat).
-fn thread_nice(pid: u32) -> Vec<(String, i64)> {
+/// Each thread of the process: its name and what `read` finds in the thread's /proc `file`.
+fn per_thread<T>(pid: u32, file: &str, read: impl Fn(&str) -> Option<T>) -> Vec<(String, T)> {
     let mut out = Vec::new();
     for task in std::fs::read_dir(format!("/proc/{pid}/task"))
         .unwrap()
         .flatten()
     {
         let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
-        // The name may hold spaces: fields count from after its closing parenthesis.
-        let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-        if let Some(n) = after
-            .split_whitespace()
-            .nth(16)
-            .and_then(|f| f.parse().ok())
-        {
-            out.push((comm.trim().to_string(), n));
+        let text = std::fs::read_to_string(task.path().join(file)).unwrap_or_default();
+        if let Some(v) = read(&text) {
+            out.push((comm.trim().to_string(), v));
         }
     }
     out
 }
 
-/// Each thread of the process: its name and the CPU slice the scheduler gives it (`se.slice`
-/// in /proc/…/sched, ns).
+/// Each thread's niceness (field 19 of /proc/…/stat).
+fn thread_nice(pid: u32) -> Vec<(String, i64)> {
+    per_thread(pid, "stat", |stat| {
+        // The name may hold spaces: fields count from after its closing parenthesis.
+        let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+        after
+            .split_whitespace()
+            .nth(16)
+            .and_then(|f| f.parse().ok())
+    })
+}
+
+/// Each thread's CPU slice as the scheduler applies it (`se.slice` in /proc/…/sched, ns).
 fn thread_slice(pid: u32) -> Vec<(String, u64)> {
-    let mut out = Vec::new();
-    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
-        .unwrap()
-        .flatten()
-    {
-        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-        let sched = std::fs::read_to_string(task.path().join("sched")).unwrap_or_default();
-        if let Some(ns) = sched
+    per_thread(pid, "sched", |sched| {
+        sched
             .lines()
             .find_map(|l| l.strip_prefix("se.slice"))
             .and_then(|v| v.trim_start_matches([' ', ':']).trim().parse().ok())
-        {
-            out.push((comm.trim().to_string(), ns));
-        }
-    }
-    out
+    })
 }
 
 #[test]
