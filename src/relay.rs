@@ -12,8 +12,9 @@ use futures_util::stream::{self, StreamExt};
 use hmac::{Hmac, Mac};
 use rand::Rng;
 use sha2::Sha256;
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{watch, Notify};
 
@@ -76,6 +77,9 @@ pub struct Relay {
     base: Option<reqwest::Url>,
     wake: Arc<Notify>,
     state: Arc<RelayState>,
+    /// Outbox ids whose results are being written in the background: the next round skips
+    /// them (they are still pending in the store until then).
+    recording: Arc<Mutex<HashSet<i64>>>,
 }
 
 /// How one attempt ended.
@@ -110,11 +114,28 @@ impl Relay {
             base,
             wake,
             state,
+            recording: Arc::default(),
         })
     }
 
-    /// Runs until `shutdown` turns true. Messages in flight at shutdown finish their attempt.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+    /// Runs until `shutdown` turns true. Messages in flight at shutdown finish their attempt,
+    /// and the results being written are written.
+    pub async fn run(self, shutdown: watch::Receiver<bool>) {
+        let mut writing = None;
+        self.rounds(shutdown, &mut writing).await;
+        if let Some(w) = writing {
+            let _ = w.await;
+        }
+    }
+
+    /// The delivery loop. A round's results are written in the background, a chunk at a time
+    /// (see [`Store::record_chunk`]), while the next round is sent: at most one round is being
+    /// written, and `writing` is its task.
+    async fn rounds(
+        &self,
+        mut shutdown: watch::Receiver<bool>,
+        writing: &mut Option<tokio::task::JoinHandle<bool>>,
+    ) {
         let mut consecutive_failures: u32 = 0;
         let mut open_until_ms: Option<i64> = None;
         let mut cooldown = self.cfg.breaker_cooldown;
@@ -145,9 +166,24 @@ impl Relay {
                 }
                 probing = true;
             }
-            let limit = if probing { 1 } else { BATCH };
-            let due = match self.store.due(now, limit).await {
-                Ok(d) => d,
+            let limit = if probing {
+                // One message probes the breaker: nothing else may be in the way.
+                if let Some(w) = writing.take() {
+                    let _ = w.await;
+                }
+                1
+            } else {
+                BATCH
+            };
+            // The previous round's messages are still pending while their results are being
+            // written: ask for that many more and leave them out. All the rest is sent (never
+            // taken and left: on PostgreSQL taking a message leases it to this node).
+            let skip = self.recording_now();
+            let due = match self.store.due(now, limit + skip.len()).await {
+                Ok(d) => d
+                    .into_iter()
+                    .filter(|e| !skip.contains(&e.id))
+                    .collect::<Vec<_>>(),
                 Err(e) => {
                     tracing::warn!(error = %e, "Relay cannot read the outbox; retrying.");
                     if wait_timeout(&mut shutdown, Duration::from_secs(1)).await {
@@ -210,13 +246,14 @@ impl Relay {
                 records.push((e.id, d));
             }
             let records_len = records.len();
-            if let Err(e) = self.store.record(records, now / 1000).await {
-                // The attempts happened but their results are not stored: the messages stay
-                // pending and are sent again; the idempotency key makes that harmless.
-                tracing::error!(error = %e, "Relay cannot record delivery results.");
-                if wait_timeout(&mut shutdown, Duration::from_secs(1)).await {
-                    return;
-                }
+            let previous_written = match writing.take() {
+                Some(previous) => previous.await.unwrap_or(false),
+                None => true,
+            };
+            *writing = Some(self.write_in_background(records, now / 1000));
+            // A store that cannot write: pause before the messages are taken (and sent) again.
+            if !previous_written && wait_timeout(&mut shutdown, Duration::from_secs(1)).await {
+                return;
             }
             if round_failed && !round_ok {
                 consecutive_failures = consecutive_failures.saturating_add(1);
@@ -252,6 +289,50 @@ impl Relay {
                 return;
             }
         }
+    }
+
+    /// The ids whose results are being written now.
+    fn recording_now(&self) -> HashSet<i64> {
+        self.recording
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Writes a round's results on a task of their own, a chunk at a time, and then lets the
+    /// next rounds take those ids again (delivered ones are no longer due by then). The task
+    /// says whether every result was written.
+    fn write_in_background(
+        &self,
+        records: Vec<(i64, Delivery)>,
+        now: i64,
+    ) -> tokio::task::JoinHandle<bool> {
+        let ids: Vec<i64> = records.iter().map(|(id, _)| *id).collect();
+        self.recording
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(ids.iter().copied());
+        let (store, recording) = (self.store.clone(), self.recording.clone());
+        let chunk = store.record_chunk().max(1);
+        tokio::spawn(async move {
+            let mut written = true;
+            let mut rest = records.into_iter().peekable();
+            while rest.peek().is_some() {
+                let part: Vec<_> = rest.by_ref().take(chunk).collect();
+                if let Err(e) = store.record(part, now).await {
+                    // The attempts happened but their results are not stored: the messages
+                    // stay pending and are sent again; the idempotency key makes that harmless.
+                    tracing::error!(error = %e, "Relay cannot record delivery results.");
+                    written = false;
+                    break;
+                }
+            }
+            let mut set = recording.lock().unwrap_or_else(|e| e.into_inner());
+            for id in ids {
+                set.remove(&id);
+            }
+            written
+        })
     }
 
     async fn attempt(&self, e: &OutboxEntry) -> Attempt {

@@ -292,6 +292,42 @@ fn a_dispatch_outage_delays_but_loses_nothing() {
 }
 
 #[test]
+fn a_backlog_of_several_rounds_is_delivered_once_each() {
+    // More orders than one relay round (256), queued while dispatch is down. Each round's
+    // results are written in the background, 16 at a time, while the next round is sent: the
+    // next round must skip what is still being written, or those orders go out twice.
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let out = dir.path().join("sim.jsonl");
+    let gw = Gateway::start(dir.path(), &format!("http://127.0.0.1:{port}"), "");
+    let mut want = Vec::new();
+    for i in 0..600 {
+        let (s, b) = gw.submit(
+            json!({"content": format!("第{i}处路灯不亮"), "phone": format!("1370000{i:04}")}),
+        );
+        assert_eq!(s, 202, "{b}");
+        want.extend(numbers(&b));
+    }
+    let sim = Sim::start(port, &out, &[]);
+    wait_until(
+        "all 600 orders at dispatch",
+        Duration::from_secs(60),
+        || (delivered_orders(&sim.lines()).len() >= 600).then_some(()),
+    );
+    // Every result recorded: nothing is left to be sent again.
+    wait_until("the outbox to drain", LONG, || {
+        (gw.admin_get("/admin/v1/outbox")["depth"] == 0).then_some(())
+    });
+    let lines = sim.lines();
+    let mut got = delivered_orders(&lines);
+    got.sort();
+    want.sort();
+    assert_eq!(got, want);
+    let twice = lines.iter().filter(|l| is_repeat(l)).count();
+    assert_eq!(twice, 0, "orders sent again under their key");
+}
+
+#[test]
 fn permanent_refusals_park_as_dead_letters_and_replay() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();

@@ -329,6 +329,12 @@ pub trait Store: Send + Sync {
     async fn due(&self, now_ms: i64, limit: usize) -> Result<Vec<OutboxEntry>, StoreError>;
     /// Records the results of delivery attempts, by outbox row id.
     async fn record(&self, results: Vec<(i64, Delivery)>, now: i64) -> Result<(), StoreError>;
+    /// How many results the relay should pass to [`record`](Self::record) at a time. On an
+    /// engine whose writes queue behind one writer with intake, a round's results in one
+    /// operation would hold up the requests committed with it.
+    fn record_chunk(&self) -> usize {
+        usize::MAX
+    }
     /// Outbox figures.
     async fn outbox_stats(&self, now: i64) -> Result<OutboxStats, StoreError>;
     /// Puts a dead letter back in the queue. `false` when there is no such dead letter.

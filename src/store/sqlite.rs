@@ -868,6 +868,12 @@ impl Store for SqliteStore {
         .await
     }
 
+    fn record_chunk(&self) -> usize {
+        // Sixteen updates add ~0.2 ms to the commit group they join; a round's 100-250 added
+        // 1-3 ms (BENCHMARKS.md, ninth session).
+        16
+    }
+
     async fn record(&self, results: Vec<(i64, Delivery)>, now: i64) -> Result<(), StoreError> {
         let done = results
             .iter()
