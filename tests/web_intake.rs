@@ -252,21 +252,32 @@ fn items_split_and_client_ref_replays_the_first_answer() {
     assert_eq!(sid[0], sid[1], "items share their submission id");
 }
 
-#[test]
-fn a_dispatch_outage_delays_but_loses_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let out = dir.path().join("sim.jsonl");
-    // Dispatch is down when the orders come in.
-    let gw = Gateway::start(dir.path(), &format!("http://127.0.0.1:{port}"), "");
+/// A gateway whose dispatch (on `port`) is down, and the numbers of the `n` orders it has
+/// accepted, each from a caller of its own.
+fn orders_while_dispatch_is_down(
+    dir: &std::path::Path,
+    port: u16,
+    n: usize,
+) -> (Gateway, Vec<String>) {
+    let gw = Gateway::start(dir, &format!("http://127.0.0.1:{port}"), "");
     let mut want = Vec::new();
-    for i in 0..20 {
+    for i in 0..n {
         let (s, b) = gw.submit(
             json!({"content": format!("第{i}件事：井盖缺失"), "phone": format!("1390000{i:04}")}),
         );
         assert_eq!(s, 202, "{b}");
         want.extend(numbers(&b));
     }
+    (gw, want)
+}
+
+#[test]
+fn a_dispatch_outage_delays_but_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let out = dir.path().join("sim.jsonl");
+    // Dispatch is down when the orders come in.
+    let (gw, mut want) = orders_while_dispatch_is_down(dir.path(), port, 20);
     wait_until("the breaker to open", LONG, || {
         (gw.admin_get("/admin/v1/outbox")["breaker_open"] == true).then_some(())
     });
@@ -299,15 +310,7 @@ fn a_backlog_of_several_rounds_is_delivered_once_each() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let out = dir.path().join("sim.jsonl");
-    let gw = Gateway::start(dir.path(), &format!("http://127.0.0.1:{port}"), "");
-    let mut want = Vec::new();
-    for i in 0..600 {
-        let (s, b) = gw.submit(
-            json!({"content": format!("第{i}处路灯不亮"), "phone": format!("1370000{i:04}")}),
-        );
-        assert_eq!(s, 202, "{b}");
-        want.extend(numbers(&b));
-    }
+    let (gw, mut want) = orders_while_dispatch_is_down(dir.path(), port, 600);
     let sim = Sim::start(port, &out, &[]);
     wait_until(
         "all 600 orders at dispatch",
