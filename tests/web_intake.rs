@@ -570,14 +570,7 @@ fn a_redirect_the_second_opinion_doubts_is_an_order_for_urgent_review() {
     let phone = "13700000031";
     let (s, b) = gw.submit(json!({"content": DOUBTED, "phone": phone}));
     assert_eq!((s, b["status"].as_str()), (202, Some("accepted")), "{b}");
-    assert_eq!(b["orders"][0]["suspected_emergency"], "122", "{b}");
-    assert!(
-        b["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("您反映的情况可能是紧急情况：如果危险正在发生，请立即拨打122。"),
-        "{b}"
-    );
+    assert_urgent_review(&b, "122");
     let number = b["orders"][0]["number"].as_str().unwrap().to_string();
     let order = sim.wait_order(&number);
     let review = &order["emergency_review"];

@@ -440,3 +440,14 @@ pub fn run_peer(script: &str, args: &[&str], input: &serde_json::Value) -> serde
         )
     })
 }
+
+/// Asserts a web answer made an order for urgent review: the order is flagged with the
+/// emergency `number`, and the message first tells the person to dial it.
+pub fn assert_urgent_review(b: &serde_json::Value, number: &str) {
+    assert_eq!(b["orders"][0]["suspected_emergency"], number, "{b}");
+    let advice = format!("您反映的情况可能是紧急情况：如果危险正在发生，请立即拨打{number}。");
+    assert!(
+        b["message"].as_str().unwrap_or("").starts_with(&advice),
+        "{b}"
+    );
+}
