@@ -14,14 +14,18 @@ pub mod redis_limiter;
 pub mod second_opinion;
 pub mod similar;
 pub mod split;
+pub(crate) mod work_order;
 
 use crate::messages;
-use crate::store::{Intake, IntakeResult, NewOrder, RedirectRecord, Store, StoreError};
+use crate::store::{
+    Intake, IntakeResult, NewOrder, OrderReview, RedirectRecord, Store, StoreError,
+};
 use hotline_adapters::{Category, Outcome, Submission};
 use serde_json::json;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
+use work_order::WorkOrderBody;
 
 /// The rule sets, swapped whole on reload so a request sees one consistent set.
 pub struct RuleSet {
@@ -604,7 +608,7 @@ impl Pipeline {
                 "the outbox is over its high-water mark".into(),
             ));
         }
-        let orders = self.orders_for(&sub, &rules, suspicion.as_ref());
+        let orders = self.orders_for(&sub, &rules, suspicion.as_ref())?;
         let intake = Intake {
             day: self.local_day(now),
             node_id: self.cfg.node_id,
@@ -695,14 +699,13 @@ impl Pipeline {
         sub: &Submission,
         rules: &RuleSet,
         suspicion: Option<&Review>,
-    ) -> Vec<NewOrder> {
+    ) -> Result<Vec<NewOrder>, IntakeError> {
         // Every order of the submission carries the review: it is one person's one message.
-        let review = suspicion.map(|s| {
-            let mut v = json!({"number": s.number, "score": (s.score * 100.0).round() / 100.0, "by": s.by()});
-            if let Some(rule) = &s.rule {
-                v["rule"] = json!(rule);
-            }
-            v
+        let review = suspicion.map(|s| OrderReview {
+            by: s.by(),
+            number: s.number.clone(),
+            rule: s.rule.clone(),
+            score: (s.score * 100.0).round() / 100.0,
         });
         let matters: Vec<(String, Option<Category>)> = if !sub.items.is_empty() {
             sub.items
@@ -717,43 +720,38 @@ impl Pipeline {
         };
         let count = matters.len();
         let submission_id = uuid::Uuid::new_v4().simple().to_string();
+        let identity = sub.identity.to_string();
+        let received_at = self.local_time(sub.received_at);
         matters
             .into_iter()
             .enumerate()
             .map(|(i, (content, explicit))| {
                 let category = explicit.unwrap_or_else(|| rules.category.classify(&content));
                 let guidance = rules.guidance.check(&content);
-                let body = json!({
-                    "submission_id": submission_id,
-                    "channel": sub.channel.as_str(),
-                    "account": sub.account,
-                    "channel_ref": sub.channel_ref,
-                    "received_at": self.local_time(sub.received_at),
-                    "category": category.as_str(),
-                    "content": content,
-                    "confidential": sub.confidential,
-                    "submitter": {
-                        "identity": sub.identity.to_string(),
-                        "name": sub.contact.name,
-                        "phone": sub.contact.phone,
-                        "email": sub.contact.email,
+                let body = WorkOrderBody {
+                    category: category.as_str(),
+                    content: &content,
+                    emergency_review: review.as_ref(),
+                    handling_hint: guidance.as_ref(),
+                    item: work_order::Item {
+                        count,
+                        index: i + 1,
                     },
-                    "location": {
-                        "address": sub.location.address,
-                        "lat": sub.location.lat,
-                        "lon": sub.location.lon,
-                    },
-                    "attachments": sub.attachments,
-                    "item": {"index": i + 1, "count": count},
-                    "handling_hint": guidance.map(|g| json!({"rule": g.rule, "tag": g.tag, "message": g.message})),
-                    "emergency_review": review,
-                });
-                NewOrder {
-                    identity: sub.identity.to_string(),
+                    submission_id: &submission_id,
+                    ..WorkOrderBody::common(sub, &identity, &received_at)
+                };
+                let body = serde_json::to_string(&body)
+                    .map_err(|e| IntakeError::Internal(format!("encode a work order: {e}")))?;
+                Ok(NewOrder {
+                    identity: identity.clone(),
                     category: category.as_str().to_string(),
                     content,
                     body,
-                }
+                    channel: sub.channel.as_str(),
+                    confidential: sub.confidential,
+                    email: sub.contact.email.clone(),
+                    review: review.clone(),
+                })
             })
             .collect()
     }

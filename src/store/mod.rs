@@ -35,25 +35,61 @@ pub struct NewOrder {
     pub category: String,
     /// The matter's text.
     pub content: String,
-    /// The work order JSON as dispatch will see it, without `number` (set at commit).
-    pub body: serde_json::Value,
+    /// The work order JSON as dispatch will see it, without `number` (see
+    /// [`body_with`](Self::body_with)): an object, serialised once by the pipeline.
+    pub body: String,
+    /// The channel's name, as in the body (the events carry it).
+    pub channel: &'static str,
+    /// Whether the submitter asked for confidentiality, as in the body (the events carry it).
+    pub confidential: bool,
+    /// The submitter's e-mail address as in the body, `""` for none (the mail sink's copy).
+    pub email: String,
+    /// The body's `emergency_review`, if the order needs one.
+    pub review: Option<OrderReview>,
+}
+
+/// A work order's `emergency_review`: a possible emergency a person must look at at once.
+///
+/// The fields are in alphabetical order, as every object of the work order JSON: the body was
+/// built as a `serde_json::Value` before, whose maps sort their keys, and the pipeline's tests
+/// check that dispatch still gets the same bytes.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OrderReview {
+    /// `rules` when the second opinion doubted a rule's redirect, `second_opinion` when it
+    /// suspected what the rules did not find.
+    pub by: &'static str,
+    /// The service the text looks like (110, 119, 120 or 122).
+    pub number: String,
+    /// The emergency rule whose redirect was doubted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// The second opinion's log-odds, to two decimals.
+    pub score: f64,
 }
 
 impl NewOrder {
+    /// The body with `"number"` as its first member. Order numbers are digits only, so they
+    /// need no escaping.
+    pub(crate) fn body_with(&self, number: &str) -> String {
+        match self.body.strip_prefix('{') {
+            Some(rest) if rest.trim_start().starts_with('}') => {
+                format!("{{\"number\":\"{number}\"}}")
+            }
+            Some(rest) => format!("{{\"number\":\"{number}\",{rest}"),
+            // Not an object (never built so): send it as it is.
+            None => self.body.clone(),
+        }
+    }
+
     /// The `orders/accepted` event for this order under `number` (the identity masked).
     pub(crate) fn accepted_event(&self, number: &str) -> serde_json::Value {
         serde_json::json!({
             "number": number,
             "category": self.category,
-            "channel": self.body["channel"],
+            "channel": self.channel,
             "identity": masked(&self.identity),
-            "confidential": self.body["confidential"],
+            "confidential": self.confidential,
         })
-    }
-
-    /// The number the second opinion suspects (`emergency_review.number` in the body).
-    fn suspected(&self) -> Option<&str> {
-        self.body["emergency_review"]["number"].as_str()
     }
 
     /// How the submitter sees this order under `number`.
@@ -61,22 +97,21 @@ impl NewOrder {
         OrderRef {
             number: number.to_string(),
             category: self.category.clone(),
-            suspected_emergency: self.suspected().map(str::to_string),
+            suspected_emergency: self.review.as_ref().map(|r| r.number.clone()),
         }
     }
 
     /// The `emergency/suspected` event for this order under `number`, when the second opinion
     /// suspected an emergency the rules did not find: supervisors are alerted to look at once.
     pub(crate) fn suspected_event(&self, number: &str) -> Option<serde_json::Value> {
-        let review = &self.body["emergency_review"];
-        self.suspected().map(|n| {
+        self.review.as_ref().map(|review| {
             serde_json::json!({
                 "order": number,
-                "number": n,
-                "score": review["score"],
-                "by": review["by"],
+                "number": review.number,
+                "score": review.score,
+                "by": review.by,
                 "category": self.category,
-                "channel": self.body["channel"],
+                "channel": self.channel,
                 "identity": masked(&self.identity),
             })
         })
@@ -84,7 +119,7 @@ impl NewOrder {
 
     /// The submitter's e-mail, for the mail sink's copy of the event.
     pub(crate) fn email(&self) -> Option<&str> {
-        self.body["submitter"]["email"].as_str()
+        Some(self.email.as_str())
     }
 }
 

@@ -533,12 +533,9 @@ impl Store for PgStore {
         let mut bodies = Vec::with_capacity(intake.orders.len());
         let mut events = EventBatch::default();
         let mut refs = Vec::with_capacity(intake.orders.len());
-        for (i, mut o) in intake.orders.into_iter().enumerate() {
+        for (i, o) in intake.orders.into_iter().enumerate() {
             let number = order_number(&intake.day, intake.node_id, first + i as i64);
-            if let Some(obj) = o.body.as_object_mut() {
-                obj.insert("number".into(), serde_json::Value::String(number.clone()));
-            }
-            bodies.push(encode(&o.body)?);
+            bodies.push(o.body_with(&number));
             events.add(
                 self.events,
                 "orders/accepted",

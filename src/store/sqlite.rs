@@ -652,34 +652,6 @@ fn emit(
     Ok(())
 }
 
-/// A [`NewOrder`](super::NewOrder) ready for the writer: its body already JSON text.
-struct PreparedOrder {
-    order: super::NewOrder,
-    /// `order.body` serialised (without `number`).
-    body: String,
-}
-
-impl PreparedOrder {
-    fn new(order: super::NewOrder) -> Result<PreparedOrder, StoreError> {
-        let body = serde_json::to_string(&order.body)
-            .map_err(|e| StoreError::Internal(format!("encode: {e}")))?;
-        Ok(PreparedOrder { order, body })
-    }
-
-    /// The body with `"number"` as its first member. Order numbers are digits only, so they
-    /// need no escaping.
-    fn body_with(&self, number: &str) -> String {
-        match self.body.strip_prefix('{') {
-            Some(rest) if rest.trim_start().starts_with('}') => {
-                format!("{{\"number\":\"{number}\"}}")
-            }
-            Some(rest) => format!("{{\"number\":\"{number}\",{rest}"),
-            // Not an object (never built so): send it as it is.
-            None => self.body.clone(),
-        }
-    }
-}
-
 fn recall_in(conn: &Connection, key: &str) -> Result<Option<Outcome>, StoreError> {
     let text: Option<String> = conn
         .prepare_cached("SELECT outcome FROM dedupe WHERE key = ?1")
@@ -712,9 +684,9 @@ impl Store for SqliteStore {
         let events = self.events;
         let recent = self.recent.clone();
         let n = intake.orders.len() as u64;
-        // Everything that does not need the order number is prepared here, on the request's
-        // thread: the writer thread serialises every commit, so work done there is work no
-        // other request can overlap with.
+        // The bodies arrive as JSON text, written on the request's thread: the writer thread
+        // serialises every commit, so work done there is work no other request can overlap
+        // with. What it does per order is what needs the order number.
         let Intake {
             day,
             node_id,
@@ -722,10 +694,6 @@ impl Store for SqliteStore {
             orders,
             now,
         } = intake;
-        let orders = orders
-            .into_iter()
-            .map(PreparedOrder::new)
-            .collect::<Result<Vec<_>, _>>()?;
         let r = self
             .call(move |conn| {
                 if let Some(key) = &dedupe_key {
@@ -744,8 +712,8 @@ impl Store for SqliteStore {
                     .map_err(sql)?;
                 let first = next - orders.len() as i64 + 1;
                 let mut refs = Vec::with_capacity(orders.len());
-                for (i, p) in orders.iter().enumerate() {
-                    let (o, number) = (&p.order, order_number(&day, node_id, first + i as i64));
+                for (i, o) in orders.iter().enumerate() {
+                    let number = order_number(&day, node_id, first + i as i64);
                     // Before the commit: whoever can read this order finds it noted.
                     recent.note(&o.identity, now);
                     exec(
@@ -759,7 +727,7 @@ impl Store for SqliteStore {
                         conn,
                         "INSERT INTO outbox(kind, key, path, body, next_at_ms, created_at) \
                          VALUES ('order', ?1, '/work-orders', ?2, 0, ?3)",
-                        params![number, p.body_with(&number), now],
+                        params![number, o.body_with(&number), now],
                     )
                     .map_err(sql)?;
                     if events.any() {
@@ -1386,7 +1354,11 @@ mod tests {
                     identity: "phone:13800000000".into(),
                     category: "complaint".into(),
                     content: format!("matter {i}"),
-                    body: serde_json::json!({"content": format!("matter {i}")}),
+                    body: format!(r#"{{"content":"matter {i}"}}"#),
+                    channel: "web",
+                    confidential: false,
+                    email: String::new(),
+                    review: None,
                 })
                 .collect(),
             now: 1_764_400_000,
@@ -1471,25 +1443,19 @@ mod tests {
 
     #[test]
     fn order_bodies_get_their_number_first() {
-        let o = PreparedOrder::new(NewOrder {
-            identity: "phone:13800000000".into(),
-            category: "complaint".into(),
-            content: "x".into(),
-            body: serde_json::json!({"content": "x", "channel": "web"}),
-        })
-        .unwrap();
+        let mut o = intake(None, 1).orders.remove(0);
         let v: serde_json::Value = serde_json::from_str(&o.body_with("2026112901000001")).unwrap();
         assert_eq!(v["number"], "2026112901000001");
-        assert_eq!(v["content"], "x");
-        assert_eq!(o.order.accepted_event("2026112901000001")["channel"], "web");
-        let empty = PreparedOrder::new(NewOrder {
-            identity: String::new(),
-            category: String::new(),
-            content: String::new(),
-            body: serde_json::json!({}),
-        })
-        .unwrap();
-        assert_eq!(empty.body_with("1"), r#"{"number":"1"}"#);
+        assert_eq!(v["content"], "matter 0");
+        assert_eq!(o.accepted_event("2026112901000001")["channel"], "web");
+        o.body = "{}".into();
+        assert_eq!(o.body_with("1"), r#"{"number":"1"}"#);
+        o.body = " { } ".into();
+        assert_eq!(
+            o.body_with("1"),
+            " { } ",
+            "not starting with a brace: sent as it is"
+        );
     }
 
     /// Waits until the start-up load of the recent-identities filter is done.
