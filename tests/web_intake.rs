@@ -271,6 +271,24 @@ fn orders_while_dispatch_is_down(
     (gw, want)
 }
 
+/// Waits until dispatch-sim has as many orders as `want` names, asserts they are exactly those,
+/// and returns the sim's lines.
+fn each_delivered(sim: &Sim, want: &mut [String]) -> Vec<serde_json::Value> {
+    let lines = wait_until(
+        &format!("all {} orders at dispatch", want.len()),
+        Duration::from_secs(60),
+        || {
+            let l = sim.lines();
+            (delivered_orders(&l).len() >= want.len()).then_some(l)
+        },
+    );
+    let mut got = delivered_orders(&lines);
+    got.sort();
+    want.sort();
+    assert_eq!(got, want);
+    lines
+}
+
 #[test]
 fn a_dispatch_outage_delays_but_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -284,14 +302,7 @@ fn a_dispatch_outage_delays_but_loses_nothing() {
     assert_eq!(gw.admin_get("/admin/v1/outbox")["depth"], 20);
     // Dispatch comes back, flapping: a third of its answers are 503s.
     let sim = Sim::start(port, &out, &["--fail-rate", "0.3"]);
-    let lines = wait_until("all 20 orders at dispatch", Duration::from_secs(60), || {
-        let l = sim.lines();
-        (delivered_orders(&l).len() >= 20).then_some(l)
-    });
-    let mut got = delivered_orders(&lines);
-    got.sort();
-    want.sort();
-    assert_eq!(got, want);
+    let lines = each_delivered(&sim, &mut want);
     assert!(
         lines.iter().all(is_first_delivery),
         "nothing delivered twice under the same key"
@@ -312,21 +323,12 @@ fn a_backlog_of_several_rounds_is_delivered_once_each() {
     let out = dir.path().join("sim.jsonl");
     let (gw, mut want) = orders_while_dispatch_is_down(dir.path(), port, 600);
     let sim = Sim::start(port, &out, &[]);
-    wait_until(
-        "all 600 orders at dispatch",
-        Duration::from_secs(60),
-        || (delivered_orders(&sim.lines()).len() >= 600).then_some(()),
-    );
+    each_delivered(&sim, &mut want);
     // Every result recorded: nothing is left to be sent again.
     wait_until("the outbox to drain", LONG, || {
         (gw.admin_get("/admin/v1/outbox")["depth"] == 0).then_some(())
     });
-    let lines = sim.lines();
-    let mut got = delivered_orders(&lines);
-    got.sort();
-    want.sort();
-    assert_eq!(got, want);
-    let twice = lines.iter().filter(|l| is_repeat(l)).count();
+    let twice = sim.lines().iter().filter(|l| is_repeat(l)).count();
     assert_eq!(twice, 0, "orders sent again under their key");
 }
 
