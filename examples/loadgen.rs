@@ -201,11 +201,28 @@ fn replace(
     Ok(())
 }
 
+/// The eight digits after `137` for request `i`: distinct for 10^8 requests. Scattered by
+/// default (`i` times an odd multiplier not divisible by 5 is a bijection modulo 10^8), because
+/// a hotline's callers arrive in no order and every index keyed by caller then takes its
+/// inserts at random places; `LOADGEN_PHONES=sequential` numbers them in order, as the
+/// generator did before 2026-12-06 (every such index then only appends).
+fn phone(i: u64) -> u64 {
+    const SPACE: u64 = 100_000_000;
+    static SEQUENTIAL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if *SEQUENTIAL
+        .get_or_init(|| std::env::var_os("LOADGEN_PHONES").is_some_and(|v| v == "sequential"))
+    {
+        i % SPACE
+    } else {
+        (i % SPACE) * 73_939_133 % SPACE
+    }
+}
+
 /// The POST for request `i`.
 fn request(addr: &str, path: &str, i: u64) -> Vec<u8> {
     let body = format!(
         r#"{{"content":"定速第{i}号：道路井盖缺失，存在安全隐患","phone":"137{:08}"}}"#,
-        i % 100_000_000
+        phone(i)
     );
     format!(
         "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
