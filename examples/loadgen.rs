@@ -17,7 +17,9 @@
 //!
 //! A request waiting for a free connection waits on the clock too. `LOADGEN_TRACE=1` also
 //! prints the worst 100 ms windows; `LOADGEN_FIRST=N` numbers the requests (and so their phone
-//! numbers) from N, so a second run against the same gateway sends new people.
+//! numbers) from N, so a second run against the same gateway sends new people. The numbers are
+//! scattered over the 10^8 after `137`, as a hotline's callers are; `LOADGEN_PHONES=sequential`
+//! counts them up instead (see [`phone`]).
 
 use rustix::event::{epoll, Timespec};
 use std::collections::VecDeque;
