@@ -36,7 +36,7 @@ pub struct NewOrder {
     /// The matter's text.
     pub content: String,
     /// The work order JSON as dispatch will see it, without `number` (see
-    /// [`body_with`](Self::body_with)): an object, serialised once by the pipeline.
+    /// `body_with`): an object, serialised once by the pipeline.
     pub body: String,
     /// The channel's name, as in the body (the events carry it).
     pub channel: &'static str,
