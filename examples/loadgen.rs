@@ -65,7 +65,8 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    match run(&addr, &path, rate.max(1), secs, first) {
+    let sequential = std::env::var_os("LOADGEN_PHONES").is_some_and(|v| v == "sequential");
+    match run(&addr, &path, rate.max(1), secs, first, sequential) {
         Ok(results) => report(rate, secs, results),
         Err(e) => {
             eprintln!("loadgen: {e}");
@@ -75,7 +76,14 @@ fn main() {
 }
 
 /// Sends `rate * secs` requests on schedule and returns every outcome.
-fn run(addr: &str, path: &str, rate: u64, secs: u64, first: u64) -> std::io::Result<Vec<Outcome>> {
+fn run(
+    addr: &str,
+    path: &str,
+    rate: u64,
+    secs: u64,
+    first: u64,
+    sequential: bool,
+) -> std::io::Result<Vec<Outcome>> {
     let ep = epoll::create(epoll::CreateFlags::CLOEXEC)?;
     let mut conns = Vec::with_capacity(CONNECTIONS);
     for i in 0..CONNECTIONS {
@@ -106,7 +114,7 @@ fn run(addr: &str, path: &str, rate: u64, secs: u64, first: u64) -> std::io::Res
             };
             let conn = &mut conns[c];
             conn.due = Some(at);
-            conn.out = request(addr, path, i);
+            conn.out = request(addr, path, i, sequential);
             if !flush(conn) {
                 replace(&mut conns, c, &ep, addr, start, &mut results)?;
                 idle.push_back(c);
@@ -208,12 +216,9 @@ fn replace(
 /// a hotline's callers arrive in no order and every index keyed by caller then takes its
 /// inserts at random places; `LOADGEN_PHONES=sequential` numbers them in order, as the
 /// generator did before 2026-12-06 (every such index then only appends).
-fn phone(i: u64) -> u64 {
+fn phone(i: u64, sequential: bool) -> u64 {
     const SPACE: u64 = 100_000_000;
-    static SEQUENTIAL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    if *SEQUENTIAL
-        .get_or_init(|| std::env::var_os("LOADGEN_PHONES").is_some_and(|v| v == "sequential"))
-    {
+    if sequential {
         i % SPACE
     } else {
         (i % SPACE) * 73_939_133 % SPACE
@@ -221,10 +226,10 @@ fn phone(i: u64) -> u64 {
 }
 
 /// The POST for request `i`.
-fn request(addr: &str, path: &str, i: u64) -> Vec<u8> {
+fn request(addr: &str, path: &str, i: u64, sequential: bool) -> Vec<u8> {
     let body = format!(
         r#"{{"content":"定速第{i}号：道路井盖缺失，存在安全隐患","phone":"137{:08}"}}"#,
-        phone(i)
+        phone(i, sequential)
     );
     format!(
         "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",

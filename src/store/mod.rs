@@ -117,9 +117,9 @@ impl NewOrder {
         })
     }
 
-    /// The submitter's e-mail, for the mail sink's copy of the event.
+    /// The submitter's e-mail address, if one was given: where the mail sink sends the receipt.
     pub(crate) fn email(&self) -> Option<&str> {
-        Some(self.email.as_str())
+        (!self.email.is_empty()).then_some(self.email.as_str())
     }
 }
 
