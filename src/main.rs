@@ -53,6 +53,10 @@ enum Command {
         /// Latency added to each request, in milliseconds.
         #[arg(long, default_value_t = 0)]
         latency_ms: u64,
+        /// Latency added after a request is recorded, before its answer, in milliseconds (a
+        /// core that commits, then answers after the gateway's time-out).
+        #[arg(long, default_value_t = 0)]
+        answer_late_ms: u64,
         /// Verify X-Hotline-Signature with this secret.
         #[arg(long)]
         secret: Option<String>,
@@ -106,6 +110,7 @@ fn main() -> anyhow::Result<()> {
             fail_rate,
             reject_rate,
             latency_ms,
+            answer_late_ms,
             secret,
         } => {
             init_tracing("text");
@@ -118,6 +123,7 @@ fn main() -> anyhow::Result<()> {
                 fail_rate,
                 reject_rate,
                 latency: std::time::Duration::from_millis(latency_ms),
+                answer_late: std::time::Duration::from_millis(answer_late_ms),
                 secret,
             };
             actix_web::rt::System::new().block_on(hotline_gateway::sim::run(cfg, listener))?;

@@ -3,8 +3,10 @@
 //! It answers like a real one: `POST /work-orders` takes an order once per `Idempotency-Key`
 //! (201, then 409 for the same key), `POST /work-orders/{n}/contacts` takes repeat contacts,
 //! `GET /work-orders/{n}` answers a status. Flags inject failures: `--fail-rate` (503s),
-//! `--reject-rate` (400s), `--latency-ms`, and `--secret` makes it verify `X-Hotline-Signature`
-//! like a strict core would.
+//! `--reject-rate` (400s), `--latency-ms` (before anything is done), `--answer-late-ms` (after
+//! the request is recorded, before the answer: a core that commits, then answers after the
+//! caller's time-out), and `--secret` makes it verify `X-Hotline-Signature` like a strict core
+//! would.
 //!
 //! Every request it accepts is appended to the `--out` file, one JSON object a line:
 //!
@@ -42,8 +44,10 @@ pub struct SimConfig {
     pub fail_rate: f64,
     /// Fraction (0..1) of orders answered 400 (permanent refusal).
     pub reject_rate: f64,
-    /// Added latency per request.
+    /// Added latency per request, before it is looked at.
     pub latency: Duration,
+    /// Added latency per accepted request, after it is recorded and before the answer.
+    pub answer_late: Duration,
     /// When set, requests must carry a valid signature (else 401).
     pub secret: Option<String>,
 }
@@ -127,6 +131,14 @@ impl Sim {
         None
     }
 
+    /// Waits `--answer-late-ms` after a request is recorded. Whether the caller is still there
+    /// does not matter: what was recorded stays recorded, as in a core that committed first.
+    async fn answer_late(&self) {
+        if !self.cfg.answer_late.is_zero() {
+            tokio::time::sleep(self.cfg.answer_late).await;
+        }
+    }
+
     fn append(&self, line: serde_json::Value) {
         // One `write` per line: `writeln!` on a `File` with a JSON value issued a system call
         // per formatted fragment (dozens per order), which made the sim, not the gateway, the
@@ -173,6 +185,7 @@ async fn post_order(req: HttpRequest, body: Bytes, sim: Data<Sim>) -> HttpRespon
         seen.insert(key.clone(), number.clone()).is_some()
     };
     sim.append(order_line(order, &key, repeat));
+    sim.answer_late().await;
     if repeat {
         HttpResponse::Conflict().json(json!({"number": number, "status": "accepted"}))
     } else {
@@ -192,6 +205,7 @@ async fn post_contact(
     let contact: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
     let key = header(&req, "idempotency-key");
     sim.append(contact_line(number.as_str(), &key, contact));
+    sim.answer_late().await;
     HttpResponse::Created().json(json!({"status": "recorded"}))
 }
 

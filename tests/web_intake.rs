@@ -314,6 +314,76 @@ fn a_dispatch_outage_delays_but_loses_nothing() {
 }
 
 #[test]
+fn a_dispatch_slower_than_the_timeout_gets_each_order_again_only_under_its_key() {
+    // The core records each order, then answers after the gateway has given up on it (a 300 ms
+    // time-out against answers 1.5 s late). The gateway cannot know the order arrived: it must
+    // send it again under the same key (never a new one), park nothing as dead, open the
+    // breaker, and take the core's 409 for a delivery once the core answers in time.
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let out = dir.path().join("sim.jsonl");
+    let mut sim = Sim::start(port, &out, &["--answer-late-ms", "1500"]);
+    let gw_port = free_port();
+    let node = NodeConfig {
+        storage: services::storage_toml(dir.path()),
+        dispatch: "timeout = \"300ms\"".into(),
+        ..NodeConfig::default()
+    };
+    let config = node.write(dir.path(), gw_port, &sim.url, "");
+    let gw = Gateway::start_with(config, gw_port);
+    let mut want = Vec::new();
+    for i in 0..5 {
+        let (s, b) = gw.submit(
+            json!({"content": format!("第{i}件事：路灯不亮"), "phone": format!("1391111{i:04}")}),
+        );
+        assert_eq!(s, 202, "{b}");
+        want.extend(numbers(&b));
+    }
+    want.sort();
+    wait_until("every order recorded by the slow core", LONG, || {
+        let mut got = delivered_orders(&sim.lines());
+        got.sort();
+        (got == want).then_some(())
+    });
+    wait_until("the breaker to open on time-outs", LONG, || {
+        (gw.admin_get("/admin/v1/outbox")["breaker_open"] == true).then_some(())
+    });
+    let o = gw.admin_get("/admin/v1/outbox");
+    assert_eq!(
+        o["depth"], 5,
+        "no answer came in time, so none is delivered: {o}"
+    );
+    assert_eq!(o["dead"], 0, "a time-out is not a refusal: {o}");
+
+    // The core answers in time again (and still knows the keys it recorded).
+    sim.stop();
+    let sim = Sim::start(port, &out, &[]);
+    wait_until("the outbox to drain", LONG, || {
+        let o = gw.admin_get("/admin/v1/outbox");
+        (o["depth"] == 0 && o["breaker_open"] == false).then_some(())
+    });
+    assert_eq!(gw.admin_get("/admin/v1/outbox")["dead"], 0);
+    let lines = sim.lines();
+    let mut firsts = delivered_orders(&lines);
+    firsts.sort();
+    assert_eq!(firsts, want, "each order taken once");
+    for key in &want {
+        let repeats = lines
+            .iter()
+            .filter(|l| is_repeat(l) && l["idempotency_key"] == key.as_str())
+            .count();
+        assert!(repeats >= 1, "{key} was sent again after its time-out");
+    }
+    assert!(
+        lines
+            .iter()
+            .filter(|l| is_order(l))
+            .all(|l| want.iter().any(|k| l["idempotency_key"] == k.as_str())),
+        "nothing sent under another key"
+    );
+}
+
+#[test]
 fn a_backlog_of_several_rounds_is_delivered_once_each() {
     // More orders than one relay round (256), queued while dispatch is down. Each round's
     // results are written in the background, 16 at a time, while the next round is sent: the
