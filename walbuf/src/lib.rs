@@ -501,6 +501,11 @@ mod tests {
     use super::*;
     use rusqlite::{Connection, OpenFlags};
 
+    /// The one value `sql` selects.
+    fn one<T: rusqlite::types::FromSql>(c: &Connection, sql: &str) -> T {
+        c.query_row(sql, [], |r| r.get(0)).unwrap()
+    }
+
     fn writer(path: &std::path::Path) -> Connection {
         register().unwrap();
         let c = Connection::open_with_flags_and_vfs(path, OpenFlags::default(), NAME).unwrap();
@@ -531,9 +536,7 @@ mod tests {
             }
             tx.commit().unwrap();
             most = most.max(RUNS.with(|n| n.get()) - runs);
-            let n: i64 = reader
-                .query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
-                .unwrap();
+            let n: i64 = one(&reader, "SELECT COUNT(*) FROM t");
             assert_eq!(
                 n,
                 (round + 1) * 40,
@@ -545,13 +548,9 @@ mod tests {
         drop(reader);
         drop(w);
         let again = Connection::open(&path).unwrap();
-        let n: i64 = again
-            .query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
-            .unwrap();
+        let n: i64 = one(&again, "SELECT COUNT(*) FROM t");
         assert_eq!(n, 2000);
-        let ok: String = again
-            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-            .unwrap();
+        let ok: String = one(&again, "PRAGMA integrity_check");
         assert_eq!(ok, "ok");
     }
 
@@ -582,19 +581,11 @@ mod tests {
         }
         tx.commit().unwrap();
         let reader = Connection::open(&path).unwrap();
-        let updated: i64 = reader
-            .query_row("SELECT COUNT(*) FROM t WHERE v LIKE '%-updated'", [], |r| {
-                r.get(0)
-            })
-            .unwrap();
+        let updated: i64 = one(&reader, "SELECT COUNT(*) FROM t WHERE v LIKE '%-updated'");
         assert_eq!(updated, 167);
-        let sum: i64 = reader
-            .query_row("SELECT SUM(k) FROM t", [], |r| r.get(0))
-            .unwrap();
+        let sum: i64 = one(&reader, "SELECT SUM(k) FROM t");
         assert_eq!(sum, 499 * 500 / 2);
-        let ok: String = reader
-            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-            .unwrap();
+        let ok: String = one(&reader, "PRAGMA integrity_check");
         assert_eq!(ok, "ok");
     }
 
@@ -616,9 +607,7 @@ mod tests {
         }
         drop(w);
         let c = Connection::open(&path).unwrap();
-        let n: i64 = c
-            .query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
-            .unwrap();
+        let n: i64 = one(&c, "SELECT COUNT(*) FROM t");
         assert_eq!(n, 20);
     }
 
