@@ -11,13 +11,17 @@ frames (one 4 KiB page each) are summed over checkpoints. Variants edit the sche
   noauto  no AUTOINCREMENT (no sqlite_sequence row to rewrite per commit)
   nokey   outbox.key without UNIQUE (its index gone)
 Usage: bench/frames.py [variant[-variant...],...]   e.g. bench/frames.py current,wr-noauto
+BY_TREE=1 also prints, per run, the frames per order of each table and index (the WAL's page
+numbers, mapped to their B-trees through the dbstat table at each checkpoint).
 Python's sqlite3 module links the system SQLite, not the bundled one; the page layout is the
 same file format, so the counts carry over.
 """
+import collections
 import json
 import os
 import re
 import sqlite3
+import struct
 import sys
 import tempfile
 
@@ -54,14 +58,33 @@ def schema(variant):
     return s
 
 
+BY_TREE = os.environ.get("BY_TREE") == "1"
+TREES = collections.Counter()  # frames by the table or index their page belongs to
+
+
+def count_trees(c, frames):
+    """Adds the WAL's first `frames` frames to TREES by the B-tree of their page."""
+    owner = dict((page, name) for name, page in c.execute("SELECT name, pageno FROM dbstat"))
+    with open(c.execute("PRAGMA database_list").fetchone()[2] + "-wal", "rb") as f:
+        wal = f.read(32 + frames * (24 + 4096))
+    for i in range(frames):
+        off = 32 + i * (24 + 4096)  # the WAL header, then per frame a 24-byte header and a page
+        TREES[owner.get(struct.unpack(">I", wal[off:off + 4])[0], "(new or free)")] += 1
+
+
 def checkpoint(c):
     """Frames in the WAL (a PASSIVE checkpoint reports them), then starts it over."""
     frames = c.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1]
+    if BY_TREE:
+        count_trees(c, frames)
     c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     return frames
 
 
-def run(variant, k, scattered, path, orders=60_000, before=100_000):
+ORDERS = 60_000  # measured, after a store of 100,000
+
+
+def run(variant, k, scattered, path, orders=ORDERS, before=100_000):
     for suffix in ("", "-wal", "-shm"):
         if os.path.exists(path + suffix):
             os.unlink(path + suffix)
@@ -119,9 +142,13 @@ def main():
         for v in variants:
             for k in (1, 4, 20):
                 for scattered in (False, True):
+                    TREES.clear()
                     per_commit, per_order = run(v, k, scattered, os.path.join(tmp, "frames.db"))
                     print(f"{v:16} {k:2} per group, callers {'scattered ' if scattered else 'in order  '}: "
                           f"{per_commit:5.1f} frames per commit, {per_order:4.2f} per order", flush=True)
+                    if BY_TREE:
+                        print("    per order: " + ", ".join(
+                            f"{name} {frames / ORDERS:.2f}" for name, frames in TREES.most_common()), flush=True)
 
 
 if __name__ == "__main__":
