@@ -12,11 +12,14 @@
 //! elsewhere in it, or the run reaches [`CAP`]). Every other file, and every other call, goes
 //! straight to the wrapped VFS, locks and shared memory included.
 //!
-//! **Only for a connection with `PRAGMA synchronous=FULL`.** Then SQLite syncs the WAL at the
-//! end of every commit, before it publishes the new frames in the WAL index, so no other
-//! connection can be pointed at a frame still in this buffer; and what was never synced was
-//! never acknowledged, so a crash loses nothing it would not have lost anyway. With a weaker
-//! setting the commit would publish frames this VFS still holds.
+//! **Only for a connection with `PRAGMA synchronous=FULL` on a file with power-safe overwrite**
+//! (the unix VFS's default; a `psow=0` URI parameter turns it off). Then SQLite syncs the WAL
+//! at the end of every commit, after its last frame and before it publishes the new frames in
+//! the WAL index (`walFrames`), so no other connection can be pointed at a frame still in this
+//! buffer; and what was never synced was never acknowledged, so a crash loses nothing it would
+//! not have lost anyway. With a weaker setting the commit would publish frames this VFS still
+//! holds; without power-safe overwrite SQLite pads the commit to a sector and writes the tail
+//! of the padding after the sync, which would stay here too.
 //!
 //! Register it once with [`register`], then open the connection with the VFS [`NAME`].
 
@@ -609,6 +612,28 @@ mod tests {
         let c = Connection::open(&path).unwrap();
         let n: i64 = one(&c, "SELECT COUNT(*) FROM t");
         assert_eq!(n, 20);
+    }
+
+    #[test]
+    fn the_wal_is_synced_after_its_last_frame() {
+        // The soundness argument (crate doc) needs power-safe overwrite: without it SQLite
+        // writes the end of a commit's padding after the sync. Fails if the bundled SQLite's
+        // default ever changes.
+        let dir = tempfile::tempdir().unwrap();
+        let w = writer(&dir.path().join("t.db"));
+        let mut psow: c_int = -1;
+        // SAFETY: a valid open handle, a known opcode whose argument is an int that -1 queries.
+        let rc = unsafe {
+            ffi::sqlite3_file_control(
+                w.handle(),
+                c"main".as_ptr(),
+                ffi::SQLITE_FCNTL_POWERSAFE_OVERWRITE,
+                (&mut psow as *mut c_int).cast(),
+            )
+        };
+        assert_eq!(rc, ffi::SQLITE_OK);
+        assert_eq!(psow, 1, "power-safe overwrite is on");
+        assert_eq!(one::<i64>(&w, "PRAGMA synchronous"), 2, "FULL");
     }
 
     #[test]
