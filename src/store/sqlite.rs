@@ -19,6 +19,7 @@ pub use super::{order_number, Sinks};
 use async_trait::async_trait;
 use hotline_adapters::Outcome;
 use rusqlite::{params, Connection, OptionalExtension};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
@@ -586,6 +587,8 @@ fn run_group(
     }
     if !clean {
         metrics::counter!("hotline_store_group_reruns_total").increment(1);
+        // The numbers the first attempt took are rolled back with it: take them again.
+        forget_numbers();
         conn.execute_batch("ROLLBACK; BEGIN IMMEDIATE")
             .map_err(|e| {
                 let _ = conn.execute_batch("ROLLBACK");
@@ -596,10 +599,13 @@ fn run_group(
         }
     }
     let statements = started.elapsed();
-    let commit = conn.execute_batch("COMMIT").map_err(|e| {
-        let _ = conn.execute_batch("ROLLBACK");
-        e.to_string()
-    });
+    let commit = save_numbers(conn)
+        .and_then(|()| conn.execute_batch("COMMIT"))
+        .map_err(|e| {
+            let _ = conn.execute_batch("ROLLBACK");
+            forget_numbers();
+            e.to_string()
+        });
     // A rare commit of 100-250 ms holds up every request at once (BENCHMARKS.md, "Not
     // explained"); say where its time went: the operations' statements, or the COMMIT (WAL
     // write and fsync).
@@ -615,6 +621,68 @@ fn run_group(
         );
     }
     commit
+}
+
+/// The order sequences as the writer thread holds them: the last number handed out per day,
+/// committed or in the group being built. An upsert of `order_seq` for every intake cost the
+/// writer as much as half of the order's two inserts (BENCHMARKS.md, twelfth session); now a
+/// group reads a day's row once and writes it once, before it commits.
+#[derive(Default)]
+struct Sequences {
+    /// The last number handed out, per day.
+    last: HashMap<String, i64>,
+    /// The days this group has taken numbers of, to write before it commits.
+    moved: Vec<String>,
+}
+
+thread_local! {
+    /// The writer thread's [`Sequences`]; only operations running on it touch `order_seq`.
+    static SEQUENCES: std::cell::RefCell<Sequences> = std::cell::RefCell::default();
+}
+
+/// Takes `n` numbers of `day`'s sequence for the group being built and returns the first.
+/// A number taken by an operation that is then rolled back alone (in its savepoint) is not
+/// handed out again: a gap, never a repeat.
+fn take_numbers(conn: &Connection, day: &str, n: i64) -> Result<i64, StoreError> {
+    SEQUENCES.with(|s| {
+        let mut s = s.borrow_mut();
+        let last = match s.last.get(day) {
+            Some(last) => *last,
+            None => conn
+                .prepare_cached("SELECT next FROM order_seq WHERE day = ?1")
+                .and_then(|mut st| st.query_row([day], |r| r.get(0)).optional())
+                .map_err(sql)?
+                .unwrap_or(0),
+        };
+        s.last.insert(day.to_string(), last + n);
+        if !s.moved.iter().any(|d| d == day) {
+            s.moved.push(day.to_string());
+        }
+        Ok(last + 1)
+    })
+}
+
+/// Writes the sequences the group moved, in its transaction.
+fn save_numbers(conn: &Connection) -> rusqlite::Result<()> {
+    SEQUENCES.with(|s| {
+        let mut s = s.borrow_mut();
+        let Sequences { last, moved } = &mut *s;
+        for day in moved.drain(..) {
+            let next = last.get(&day).copied().unwrap_or(0);
+            exec(
+                conn,
+                "INSERT INTO order_seq(day, next) VALUES (?1, ?2) \
+                 ON CONFLICT(day) DO UPDATE SET next = ?2",
+                params![day, next],
+            )?;
+        }
+        Ok(())
+    })
+}
+
+/// Forgets what the sequences hold, after a rollback: the next group reads them again.
+fn forget_numbers() {
+    SEQUENCES.with(|s| *s.borrow_mut() = Sequences::default());
 }
 
 /// A group commit at least this long is logged with where its time went.
@@ -710,16 +778,7 @@ impl Store for SqliteStore {
                         return Ok(IntakeResult::Replayed(o));
                     }
                 }
-                let next: i64 = conn
-                    .prepare_cached(
-                        "INSERT INTO order_seq(day, next) VALUES (?1, ?2) \
-                         ON CONFLICT(day) DO UPDATE SET next = next + ?2 RETURNING next",
-                    )
-                    .and_then(|mut st| {
-                        st.query_row(params![day, orders.len() as i64], |r| r.get(0))
-                    })
-                    .map_err(sql)?;
-                let first = next - orders.len() as i64 + 1;
+                let first = take_numbers(conn, &day, orders.len() as i64)?;
                 let mut refs = Vec::with_capacity(orders.len());
                 for (i, o) in orders.iter().enumerate() {
                     let number = order_number(&day, node_id, first + i as i64);
@@ -1537,6 +1596,73 @@ mod tests {
                 .may_have_since("phone:13900000000", now - 400 * 24 * 3600),
             None
         );
+    }
+
+    /// An operation taking `n` numbers of day "d", then failing if `fail`; sends the first.
+    fn numbers_op(n: i64, fail: bool) -> (Box<dyn Op>, oneshot::Receiver<Result<i64, StoreError>>) {
+        let (tx, rx) = oneshot::channel();
+        let f = move |conn: &Connection| {
+            let first = take_numbers(conn, "d", n)?;
+            if fail {
+                return Err(StoreError::Internal("boom".into()));
+            }
+            Ok(first)
+        };
+        (Box::new(TypedOp { f, out: None, tx }), rx)
+    }
+
+    #[test]
+    fn a_group_takes_numbers_once_and_a_rolled_back_operation_leaves_a_gap() {
+        forget_numbers();
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(SCHEMA).unwrap();
+        let saved = |conn: &Connection| -> i64 {
+            conn.query_row("SELECT next FROM order_seq WHERE day = 'd'", [], |r| {
+                r.get(0)
+            })
+            .unwrap()
+        };
+        // The middle operation fails: the group runs again, each in a savepoint.
+        let (a, mut ra) = numbers_op(2, false);
+        let (b, mut rb) = numbers_op(2, true);
+        let (c, mut rc) = numbers_op(2, false);
+        commit_group(&conn, vec![a, b, c]).unwrap();
+        assert_eq!(
+            ra.try_recv().unwrap().unwrap(),
+            1,
+            "taken again from the start"
+        );
+        assert!(rb.try_recv().unwrap().is_err());
+        assert_eq!(
+            rc.try_recv().unwrap().unwrap(),
+            5,
+            "3 and 4 are a gap, never a repeat"
+        );
+        assert_eq!(
+            saved(&conn),
+            6,
+            "one write of the sequence, before the commit"
+        );
+        let (d, mut rd) = numbers_op(1, false);
+        commit_group(&conn, vec![d]).unwrap();
+        assert_eq!(rd.try_recv().unwrap().unwrap(), 7);
+        // As after a restart: read from the table again.
+        forget_numbers();
+        let (e, mut re) = numbers_op(1, false);
+        commit_group(&conn, vec![e]).unwrap();
+        assert_eq!(re.try_recv().unwrap().unwrap(), 8);
+        assert_eq!(saved(&conn), 8);
+        // A group that cannot commit leaves the table as it was and the next group reads it.
+        conn.execute_batch("CREATE TRIGGER no_seq BEFORE UPDATE ON order_seq BEGIN SELECT RAISE(ABORT, 'full'); END;")
+            .unwrap();
+        let (f, mut rf) = numbers_op(1, false);
+        assert!(commit_group(&conn, vec![f]).is_err());
+        assert!(rf.try_recv().unwrap().is_err());
+        conn.execute_batch("DROP TRIGGER no_seq").unwrap();
+        assert_eq!(saved(&conn), 8);
+        let (g, mut rg) = numbers_op(1, false);
+        commit_group(&conn, vec![g]).unwrap();
+        assert_eq!(rg.try_recv().unwrap().unwrap(), 9);
     }
 
     #[tokio::test]
