@@ -111,9 +111,7 @@ fn seen_keys(file: impl BufRead) -> HashMap<String, String> {
 
 impl Sim {
     async fn gate(&self, req: &HttpRequest, body: &Bytes) -> Option<HttpResponse> {
-        if !self.cfg.latency.is_zero() {
-            tokio::time::sleep(self.cfg.latency).await;
-        }
+        pause(self.cfg.latency).await;
         if let Some(secret) = &self.cfg.secret {
             let ts = header(req, "x-hotline-timestamp");
             let sig = header(req, "x-hotline-signature");
@@ -134,9 +132,7 @@ impl Sim {
     /// Waits `--answer-late-ms` after a request is recorded. Whether the caller is still there
     /// does not matter: what was recorded stays recorded, as in a core that committed first.
     async fn answer_late(&self) {
-        if !self.cfg.answer_late.is_zero() {
-            tokio::time::sleep(self.cfg.answer_late).await;
-        }
+        pause(self.cfg.answer_late).await;
     }
 
     fn append(&self, line: serde_json::Value) {
@@ -150,6 +146,13 @@ impl Sim {
                 let _ = f.write_all(text.as_bytes());
             }
         }
+    }
+}
+
+/// Sleeps `d`; zero (the flag unset) does not yield at all.
+async fn pause(d: Duration) {
+    if !d.is_zero() {
+        tokio::time::sleep(d).await;
     }
 }
 

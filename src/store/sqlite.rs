@@ -646,18 +646,22 @@ thread_local! {
 fn take_numbers(conn: &Connection, day: &str, n: i64) -> Result<i64, StoreError> {
     SEQUENCES.with(|s| {
         let mut s = s.borrow_mut();
-        let last = match s.last.get(day) {
-            Some(last) => *last,
-            None => conn
+        if !s.last.contains_key(day) {
+            let saved: i64 = conn
                 .prepare_cached("SELECT next FROM order_seq WHERE day = ?1")
                 .and_then(|mut st| st.query_row([day], |r| r.get(0)).optional())
                 .map_err(sql)?
-                .unwrap_or(0),
-        };
-        s.last.insert(day.to_string(), last + n);
+                .unwrap_or(0);
+            s.last.insert(day.to_string(), saved);
+        }
         if !s.moved.iter().any(|d| d == day) {
             s.moved.push(day.to_string());
         }
+        // Present: inserted above if it was not. No allocation once the day is known.
+        let last = s.last.get_mut(day).map_or(0, |last| {
+            *last += n;
+            *last - n
+        });
         Ok(last + 1)
     })
 }
