@@ -1173,3 +1173,68 @@ fn wechat_status_menu_lists_the_followers_recent_orders() {
     let r = wx_push(&gw, "plain", &click);
     assert!(reply_text(&r, stranger, false).contains("没有提交过"));
 }
+
+#[test]
+fn pushes_over_the_high_water_mark_get_503_with_retry_after_and_emergencies_still_get_their_number()
+{
+    // Dispatch is down, so the outbox only grows: two orders reach a high-water mark of two.
+    let dir = tempfile::tempdir().unwrap();
+    let down = format!("http://127.0.0.1:{}", free_port());
+    let port = free_port();
+    let node = NodeConfig {
+        storage: format!("{}\nhigh_water = 2", services::storage_toml(dir.path())),
+        ..NodeConfig::default()
+    };
+    let gw = Gateway::start_with(node.write(dir.path(), port, &down, &accounts()), port);
+    for (i, openid) in ["oShedA_1Qw2Er3Ty4Ui5Op6As7D", "oShedB_8Fg9Hj0Kl1Zx2Cv3Bn4M"]
+        .into_iter()
+        .enumerate()
+    {
+        let r = wx_push(
+            &gw,
+            "plain",
+            &text(openid, &format!("积压{i}：小区路灯不亮")),
+        );
+        number_in(&reply_text(&r, openid, false));
+    }
+    let depth = || {
+        gw.metrics()
+            .lines()
+            .find_map(|l| l.strip_prefix("hotline_outbox_depth ")?.parse::<f64>().ok())
+    };
+    assert_eq!(depth(), Some(2.0));
+
+    // Over the mark: a 503 the platform retries after Retry-After, with the stable code, in
+    // both WeChat modes and from Weibo; no reply for the citizen to take as an acceptance.
+    let openid = "oShedC_5Nm6Bv7Cx8Zl9Kj0Hg1F";
+    for mode in ["plain", "safe"] {
+        let r = wx_push(&gw, mode, &text(openid, "楼道堆满杂物，存在安全隐患"));
+        assert_eq!(r["status"], 503, "{mode}: {r}");
+        assert!(r["retry_after"].as_str().is_some(), "{mode}: {r}");
+        assert!(r["reply"].is_null(), "{mode}: {r}");
+        let body: Value = serde_json::from_str(r["body"].as_str().unwrap_or("")).unwrap();
+        assert_eq!(body["error"]["code"], "unavailable", "{mode}: {r}");
+    }
+    let sender = "9007199254740995";
+    let r = wb(
+        &gw,
+        json!({"message": wb_msg(sender, "text", "噪音扰民，晚上施工", json!({}))}),
+    );
+    assert_eq!(r["status"], 503, "{r}");
+    assert!(r["retry_after"].as_str().is_some(), "{r}");
+
+    // An emergency is never shed: the same sender gets the number to dial.
+    let fire = wx_push(&gw, "plain", &text(openid, "我家楼下着火了，火很大"));
+    let content = reply_text(&fire, openid, false);
+    assert!(content.contains("拨打119"), "{content}");
+    let m = gw.metrics();
+    for channel in ["wechat", "weibo"] {
+        assert!(
+            m.lines()
+                .any(|l| l.starts_with(&format!("hotline_shed_total{{channel=\"{channel}\"}}"))),
+            "{channel} sheds are counted"
+        );
+    }
+    // Nothing of the shed pushes was stored.
+    assert_eq!(depth(), Some(2.0));
+}

@@ -26,7 +26,8 @@ Input: one JSON object on stdin. Output: one JSON object on stdout.
 
 Answer: {"status": int, "content_type": str, "body": str, "request": {"query", "body"},
 "reply": null (success / empty) | {"encrypted": bool, "type", "to", "from", "content",
-"create_time", "padding": int|null}, "reply_error": str|null, "peer_parsed": str|null}.
+"create_time", "padding": int|null}, "reply_error": str|null, "retry_after": str|null,
+"peer_parsed": str|null}.
 """
 
 import base64
@@ -117,6 +118,10 @@ def reply_padding(encoding_aes_key, encrypted):
     return n
 
 
+# The Retry-After header of the last answer (None without one): a platform backs off by it.
+RETRY_AFTER = [None]
+
+
 def http(method, url, query, body=None):
     full = url + "?" + query
     data = body.encode("utf-8") if body is not None else None
@@ -125,8 +130,10 @@ def http(method, url, query, body=None):
         req.add_header("Content-Type", "text/xml")
     try:
         with urllib.request.urlopen(req, timeout=20) as r:
+            RETRY_AFTER[0] = r.headers.get("Retry-After")
             return r.status, r.headers.get("Content-Type", ""), r.read().decode("utf-8")
     except urllib.error.HTTPError as e:
+        RETRY_AFTER[0] = e.headers.get("Retry-After")
         return e.code, e.headers.get("Content-Type", ""), e.read().decode("utf-8", "replace")
 
 
@@ -259,6 +266,7 @@ def main():
     status, ctype, body = http("POST", a["url"], request["query"], request["body"])
     out = interpret(a, status, ctype, body)
     out["request"] = request
+    out["retry_after"] = RETRY_AFTER[0]
     out["peer_parsed"] = peer_parsed
     print(json.dumps(out, ensure_ascii=False))
 

@@ -17,7 +17,7 @@ Input: one JSON object on stdin. Output: one JSON object on stdout.
 be given as strings and are sent as exact JSON integers.
 
 Answer: {"status", "content_type", "body", "request", "reply": null (empty body) |
-{"result", "sender_id", "receiver_id", "type", "text"}, "reply_error"}.
+{"result", "sender_id", "receiver_id", "type", "text"}, "reply_error", "retry_after"}.
 """
 
 import hashlib
@@ -43,6 +43,10 @@ def nonce():
     return "".join(random.choice(string.digits) for _ in range(8))
 
 
+# The Retry-After header of the last answer (None without one): a platform backs off by it.
+RETRY_AFTER = [None]
+
+
 def http(method, url, query, body=None):
     data = body.encode("utf-8") if body is not None else None
     req = urllib.request.Request(url + "?" + query, data=data, method=method)
@@ -50,8 +54,10 @@ def http(method, url, query, body=None):
         req.add_header("Content-Type", "application/json")
     try:
         with urllib.request.urlopen(req, timeout=20) as r:
+            RETRY_AFTER[0] = r.headers.get("Retry-After")
             return r.status, r.headers.get("Content-Type", ""), r.read().decode("utf-8")
     except urllib.error.HTTPError as e:
+        RETRY_AFTER[0] = e.headers.get("Retry-After")
         return e.code, e.headers.get("Content-Type", ""), e.read().decode("utf-8", "replace")
 
 
@@ -120,6 +126,7 @@ def main():
     status, ctype, body = http("POST", a["url"], request["query"], request["body"])
     out = interpret(status, ctype, body)
     out["request"] = request
+    out["retry_after"] = RETRY_AFTER[0]
     print(json.dumps(out, ensure_ascii=False))
 
 
