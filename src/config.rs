@@ -876,6 +876,10 @@ impl Config {
         if self.server.body_limit < 1024 {
             bad("server.body_limit", "must be at least 1024 bytes".into());
         }
+        // actix would take it: a gateway that never accepts a connection, with nothing said.
+        if self.server.max_connections == 0 {
+            bad("server.max_connections", "must be at least 1".into());
+        }
         let mut dur = |key: &str, s: &str, out: &mut Duration| match parse_duration(s) {
             Ok(v) if !v.is_zero() => *out = v,
             Ok(_) => bad(key, "must be longer than zero".into()),
@@ -1417,6 +1421,7 @@ mod tests {
             listen = "nowhere"
             node_id = 120
             timezone = "Mars/Olympus"
+            max_connections = 0
             [dispatch]
             timeout = "soon"
             [nuisance]
@@ -1434,6 +1439,7 @@ mod tests {
             "server.listen",
             "server.node_id",
             "server.timezone",
+            "server.max_connections",
             "dispatch.timeout",
             "nuisance.per",
             "nuisance.allow[0]",

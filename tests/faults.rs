@@ -144,6 +144,54 @@ fn back_pressure_sheds_web_but_never_emergencies_or_the_phone() {
     );
 }
 
+/// Connections waiting in the kernel's accept queue of the IPv4 socket listening on `port`
+/// (`/proc/net/tcp`: a LISTEN socket's rx_queue is its backlog).
+fn listen_backlog(port: u16) -> Option<u32> {
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    table.lines().skip(1).find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        let local_port = u16::from_str_radix(f.get(1)?.rsplit(':').next()?, 16).ok()?;
+        if local_port != port || *f.get(3)? != "0A" {
+            return None;
+        }
+        u32::from_str_radix(f.get(4)?.split(':').nth(1)?, 16).ok()
+    })
+}
+
+#[test]
+fn the_connection_cap_holds_a_third_client_in_the_backlog_until_a_slot_frees() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = write_config(dir.path(), port, "", "");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "workers = 2",
+        "workers = 1\nmax_connections = 2\nrequest_timeout = \"60s\"",
+    );
+    std::fs::write(&config, text).unwrap();
+    let gw = Gateway::start_with(config, port);
+    // Two clients take the two places with request heads they never finish.
+    let mut held: Vec<std::net::TcpStream> = (0..2)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+                .unwrap();
+            s
+        })
+        .collect();
+    // A third is not taken: the kernel holds it in the listen backlog, unanswered.
+    let url = format!("{}/healthz", gw.url);
+    let third = std::thread::spawn(move || client().get(url).send().map(|r| r.status().as_u16()));
+    wait_until("the third client waiting in the backlog", LONG, || {
+        (listen_backlog(port) == Some(1)).then_some(())
+    });
+    assert!(!third.is_finished(), "answered past the cap");
+    // One of the two leaves: the third is taken and answered.
+    drop(held.remove(0));
+    assert_eq!(third.join().unwrap().ok(), Some(200));
+    assert_eq!(listen_backlog(port), Some(0));
+}
+
 #[test]
 fn a_damaged_store_is_reported_clearly_and_sigterm_shuts_down_cleanly() {
     let dir = tempfile::tempdir().unwrap();
