@@ -30,6 +30,20 @@ impl Tmpfs {
     }
 }
 
+impl Tmpfs {
+    /// Mounts it again with `mode`, "ro" or "rw" (Linux refuses "ro" while a file on it is
+    /// open for writing).
+    fn remount(&self, mode: &str) {
+        let ok = Command::new("mount")
+            .args(["-o", &format!("remount,{mode}")])
+            .arg(&self.0)
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "remount {mode}");
+    }
+}
+
 impl Drop for Tmpfs {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg("-l").arg(&self.0).status();
@@ -87,6 +101,60 @@ fn a_full_disk_answers_503_never_a_false_202_and_recovers() {
     });
     assert_eq!(s, 202);
     acked.extend(numbers(&b));
+    wait_until("every acknowledged order at dispatch", LONG, || {
+        let got = delivered_orders(&sim.lines());
+        acked.iter().all(|n| got.contains(n)).then_some(())
+    });
+}
+
+#[test]
+fn a_read_only_store_answers_503_and_takes_writes_again_once_writable() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = Tmpfs::mount(&dir.path().join("data"), "16m");
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let port = free_port();
+    // The retries below come from one person, faster than the nuisance quota allows.
+    let config = write_config(dir.path(), port, &sim.url, "[nuisance]\nquota = 1000000\n");
+    let mut acked = Vec::new();
+    let mut gw = Gateway::start_with(config.clone(), port);
+    let (s, b) = gw.submit(json!({"content": "只读之前：井盖丢失", "phone": "13800001111"}));
+    assert_eq!(s, 202, "{b}");
+    acked.extend(numbers(&b));
+    assert!(gw.terminate());
+    // The store's file system is read-only when the gateway starts (nothing has it open, so
+    // Linux lets it be remounted so).
+    fs.remount("ro");
+    let gw = Gateway::start_with(config, port);
+    assert!(gw.logs().contains("read-only"), "{}", gw.logs());
+    let ready: serde_json::Value = client()
+        .get(format!("{}/readyz", gw.url))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(ready["store_error"], "store_unavailable", "{ready}");
+    let (s, b) = gw.submit(json!({"content": "只读期间：路灯不亮", "phone": "13800002222"}));
+    assert_eq!((s, b["status"].as_str()), (503, Some("unavailable")), "{b}");
+    let (s, b) = gw.submit(json!({"content": "楼下着火了，火很大，有人被困"}));
+    assert_eq!(
+        (s, b["redirect"]["number"].as_str()),
+        (200, Some("119")),
+        "{b}"
+    );
+    // Writable again: intake resumes without a restart, reads and readiness too.
+    fs.remount("rw");
+    let b = wait_until("a 202 once the store is writable", LONG, || {
+        let (s, b) = gw.submit(json!({"content": "恢复之后：路灯不亮", "phone": "13800003333"}));
+        (s == 202).then_some(b)
+    });
+    acked.extend(numbers(&b));
+    let r = client().get(format!("{}/readyz", gw.url)).send().unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let first = client()
+        .get(format!("{}/v1/orders/{}", gw.url, acked[0]))
+        .send()
+        .unwrap();
+    assert_eq!(first.status().as_u16(), 200);
     wait_until("every acknowledged order at dispatch", LONG, || {
         let got = delivered_orders(&sim.lines());
         acked.iter().all(|n| got.contains(n)).then_some(())

@@ -22,7 +22,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, PoisonError};
 use tokio::sync::oneshot;
 
 /// Most operations committed in one transaction.
@@ -239,23 +239,7 @@ impl SqliteStore {
             StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
         })?;
         let path = dir.join("gateway.db");
-        // The writer's WAL frames go to the file in one write a commit instead of two a frame
-        // (hotline-walbuf: 40 system calls for a group of 20 pages cost five times one). It
-        // needs synchronous=FULL, set next: every commit then syncs before it is published.
-        hotline_walbuf::register().map_err(StoreError::Internal)?;
-        let conn = Connection::open_with_flags_and_vfs(
-            &path,
-            rusqlite::OpenFlags::default(),
-            hotline_walbuf::NAME,
-        )
-        .map_err(map_err)?;
-        conn.execute_batch(
-            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000; \
-             PRAGMA wal_autocheckpoint=100000;",
-        )
-        .map_err(|e| damaged(&path, e))?;
-        conn.execute_batch(SCHEMA).map_err(|e| damaged(&path, e))?;
-        conn.set_prepared_statement_cache_capacity(64);
+        let conn = open_writer(&path)?;
         let depth: i64 = conn
             .query_row("SELECT COUNT(*) FROM outbox WHERE state = 0", [], |r| {
                 r.get(0)
@@ -286,7 +270,10 @@ impl SqliteStore {
         // 2,600 orders/s, twice a second, with every request behind it waiting). So the thread
         // syncs the database file itself after copying (fsync is per file, not per descriptor),
         // and the writer's remainder flushes only its own few pages.
-        let checkpointer = Connection::open(&path).map_err(map_err)?;
+        // Shared with the writer, which opens it again should the store have been read-only.
+        let checkpointer = Arc::new(std::sync::Mutex::new(
+            Connection::open(&path).map_err(map_err)?,
+        ));
         let db_file = std::fs::File::open(&path)
             .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
         let stop = Arc::new(AtomicBool::new(false));
@@ -295,10 +282,16 @@ impl SqliteStore {
         let finish_req = finish.clone();
         std::thread::Builder::new()
             .name("store-checkpoint".into())
-            .spawn(move || {
+            .spawn({
+                let checkpointer = checkpointer.clone();
+                move || {
                 while !stopped.load(Ordering::Relaxed) {
                     std::thread::sleep(CHECKPOINT_EVERY);
-                    if checkpoint(&checkpointer, "thread") > 0 {
+                    let copied = {
+                        let c = checkpointer.lock().unwrap_or_else(PoisonError::into_inner);
+                        checkpoint(&c, "thread")
+                    };
+                    if copied > 0 {
                         let started = std::time::Instant::now();
                         if let Err(e) = db_file.sync_all() {
                             // The writer's remainder syncs the file anyway; only slower.
@@ -309,38 +302,36 @@ impl SqliteStore {
                         finish_req.store(true, Ordering::Relaxed);
                     }
                 }
-            })
+            }})
             .map_err(|e| StoreError::Internal(format!("cannot start checkpointer: {e}")))?;
+        let mut readers = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            readers.push(std::sync::Mutex::new(open_reader(&path)?));
+        }
+        let readers = Arc::new(readers);
+        if read_only(&conn) {
+            tracing::error!(path = %path.display(), "The store is read-only: intake answers 503 until it can be written (tried every second).");
+        }
         let (tx, rx) = mpsc::channel::<Box<dyn Op>>();
+        let others = Others {
+            path: path.clone(),
+            readers: readers.clone(),
+            checkpointer,
+        };
         std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || {
                 crate::shorten_slice(cpu_slice, "store writer");
-                writer(conn, rx, finish, commit_interval)
+                writer(Some(conn), &others, rx, finish, commit_interval)
             })
             .map_err(|e| StoreError::Internal(format!("cannot start writer: {e}")))?;
-        let mut readers = Vec::with_capacity(READERS);
-        for _ in 0..READERS {
-            let r = Connection::open_with_flags(
-                &path,
-                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
-                    | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-            )
-            .map_err(map_err)?;
-            // Point reads (a retry's dedupe record, a caller's recent orders) land on a random
-            // leaf whatever the cache holds; the interior pages fit in far less than SQLite's
-            // default 2 MB, times four connections, and the OS caches the file anyway.
-            r.execute_batch("PRAGMA busy_timeout=5000; PRAGMA cache_size=-512;")
-                .map_err(map_err)?;
-            readers.push(std::sync::Mutex::new(r));
-        }
         let recent = Arc::new(RecentIdentities::new());
         load_recent(&path, recent.clone())?;
         Ok(SqliteStore {
             tx,
             depth,
             events,
-            readers: Arc::new(readers),
+            readers,
             next_reader: std::sync::atomic::AtomicUsize::new(0),
             stop_checkpoints: stop,
             recent,
@@ -479,14 +470,25 @@ fn damaged(path: &Path, e: rusqlite::Error) -> StoreError {
 /// the p99 from 16-37 ms to 11-14 ms and disk writes by a fifth (BENCHMARKS.md). At lower
 /// rates it can add up to that millisecond to an answer.
 fn writer(
-    conn: Connection,
+    mut conn: Option<Connection>,
+    others: &Others,
     rx: mpsc::Receiver<Box<dyn Op>>,
     finish: Arc<AtomicBool>,
     interval: std::time::Duration,
 ) {
     let mut group: Vec<Box<dyn Op>> = Vec::with_capacity(MAX_GROUP);
     let mut last_start: Option<std::time::Instant> = None;
+    let mut last_reopen: Option<std::time::Instant> = None;
     while let Ok(first) = rx.recv() {
+        // A store that was read-only when it was opened (a read-only mount, say) is never
+        // written through those connections, even once the file system is writable again.
+        // Try again, at most once a second, before a group; meanwhile groups answer 503.
+        if conn.as_ref().is_none_or(read_only)
+            && last_reopen.is_none_or(|t| t.elapsed() >= REOPEN_EVERY)
+        {
+            last_reopen = Some(std::time::Instant::now());
+            others.reopen(&mut conn);
+        }
         group.push(first);
         take_queued(&rx, &mut group);
         // Pacing is for small groups, to put more orders in each fsync. A group that is already
@@ -499,7 +501,10 @@ fn writer(
         }
         let started = std::time::Instant::now();
         last_start = Some(started);
-        let commit = run_group(&conn, &mut group, started);
+        let commit = match &conn {
+            Some(c) => run_group(c, &mut group, started),
+            None => Err("the store could not be opened".to_string()),
+        };
         // How long every operation of the group waited for its commit (SQL and fsync): the
         // first thing to look at when answers slow down and the disk is suspected.
         metrics::histogram!("hotline_store_commit_seconds").record(started.elapsed());
@@ -513,7 +518,129 @@ fn writer(
         }
         // After the answers are out: the checkpoint thread's remainder (see `open_with`).
         if finish.swap(false, Ordering::Relaxed) {
-            checkpoint(&conn, "writer");
+            if let Some(c) = &conn {
+                checkpoint(c, "writer");
+            }
+        }
+    }
+}
+
+/// How often the writer tries to reopen a store it could only open read-only.
+const REOPEN_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Opens the writer's connection to the store at `path`, with the schema in place.
+///
+/// The writer's WAL frames go to the file in one write a commit instead of two a frame
+/// (hotline-walbuf: 40 system calls for a group of 20 pages cost five times one). It needs
+/// synchronous=FULL, set here: every commit then syncs before it is published.
+fn open_writer(path: &Path) -> Result<Connection, StoreError> {
+    hotline_walbuf::register().map_err(StoreError::Internal)?;
+    let conn = Connection::open_with_flags_and_vfs(
+        path,
+        rusqlite::OpenFlags::default(),
+        hotline_walbuf::NAME,
+    )
+    .map_err(map_err)?;
+    conn.execute_batch(
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000; \
+         PRAGMA wal_autocheckpoint=100000;",
+    )
+    .map_err(|e| damaged(path, e))?;
+    conn.execute_batch(SCHEMA).map_err(|e| damaged(path, e))?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+/// Opens one of the store's read-only connections.
+fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let r = Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(map_err)?;
+    // Point reads (a retry's dedupe record, a caller's recent orders) land on a random
+    // leaf whatever the cache holds; the interior pages fit in far less than SQLite's
+    // default 2 MB, times four connections, and the OS caches the file anyway.
+    r.execute_batch("PRAGMA busy_timeout=5000; PRAGMA cache_size=-512;")
+        .map_err(map_err)?;
+    Ok(r)
+}
+
+/// Whether SQLite opened the store read-only: the file or its file system was read-only at
+/// the time, and a connection opened so never writes.
+fn read_only(conn: &Connection) -> bool {
+    conn.is_readonly(rusqlite::DatabaseName::Main)
+        .unwrap_or(false)
+}
+
+/// The store's connections besides the writer's, for the writer to open again.
+struct Others {
+    path: std::path::PathBuf,
+    readers: Arc<Vec<std::sync::Mutex<Connection>>>,
+    checkpointer: Arc<std::sync::Mutex<Connection>>,
+}
+
+impl Others {
+    /// Opens the writer's connection and all the others again, once the store's file can be
+    /// opened for writing. All at once: SQLite shares a file's locks and its WAL index among
+    /// every connection to it in the process, and one that opened the WAL index while it was
+    /// read-only keeps it so for all of them until the last one closes. So every connection
+    /// closes first (the readers and the checkpointer wait on their locks meanwhile), then
+    /// every one opens again. `writer` is `None` only if its connection cannot be opened at
+    /// all; its groups then answer 503.
+    fn reopen(&self, writer: &mut Option<Connection>) {
+        if std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&self.path)
+            .is_err()
+        {
+            return;
+        }
+        // A poisoned lock only means a thread panicked holding it; the connection is whole.
+        fn lock(m: &std::sync::Mutex<Connection>) -> std::sync::MutexGuard<'_, Connection> {
+            m.lock().unwrap_or_else(PoisonError::into_inner)
+        }
+        let mut readers: Vec<_> = self.readers.iter().map(lock).collect();
+        let mut checkpointer = lock(&self.checkpointer);
+        // While the locks are held nothing can use these stand-ins. An in-memory database
+        // holds no file open; should one of the real ones not open again, its reads fail
+        // ("no such table") rather than wait forever.
+        let closed = || Connection::open_in_memory();
+        let (Ok(c), Ok(r)) = (
+            closed(),
+            std::iter::repeat_with(closed)
+                .take(readers.len())
+                .collect::<Result<Vec<_>, _>>(),
+        ) else {
+            return;
+        };
+        *checkpointer = c;
+        for (slot, stand_in) in readers.iter_mut().zip(r) {
+            **slot = stand_in;
+        }
+        *writer = None;
+        match open_writer(&self.path) {
+            Ok(w) => {
+                if !read_only(&w) {
+                    tracing::info!("The store takes writes again.");
+                }
+                *writer = Some(w);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "Cannot open the store again; intake answers 503.")
+            }
+        }
+        forget_numbers();
+        for slot in readers.iter_mut() {
+            match open_reader(&self.path) {
+                Ok(r) => **slot = r,
+                Err(e) => tracing::warn!(error = %e, "Cannot open a store reader again."),
+            }
+        }
+        match Connection::open(&self.path) {
+            Ok(c) => *checkpointer = c,
+            Err(e) => tracing::warn!(error = %e, "Cannot open the checkpoint connection again."),
         }
     }
 }
