@@ -182,6 +182,20 @@ fn bad_input_gets_a_clear_answer_and_stores_nothing() {
             422,
             "invalid_field",
         ),
+        // Deep nesting, within the body limit: refused at the parser's depth limit, at the
+        // top and inside a field, never a stack overflow.
+        ("application/json", vec![b'['; 20_000], 400, "invalid_json"),
+        (
+            "application/json",
+            format!(
+                r#"{{"content":"x","name":{}1{}}}"#,
+                r#"{"a":"#.repeat(5_000),
+                "}".repeat(5_000)
+            )
+            .into_bytes(),
+            400,
+            "invalid_json",
+        ),
     ];
     for (ct, body, want_status, want_code) in cases {
         let r = c
@@ -200,6 +214,23 @@ fn bad_input_gets_a_clear_answer_and_stores_nothing() {
             .unwrap_or_default()
             .is_empty());
     }
+    // A file part, named to climb out of a folder: refused (the gateway keeps links, never
+    // files, so no name ever becomes a path).
+    let form = reqwest::blocking::multipart::Form::new()
+        .text("content", "附件：现场照片")
+        .part(
+            "photo",
+            reqwest::blocking::multipart::Part::bytes(b"\xff\xd8\xff".to_vec())
+                .file_name("../../../etc/cron.d/x.jpg"),
+        );
+    let r = c.post(&url).multipart(form).send().unwrap();
+    let status = r.status().as_u16();
+    let v: serde_json::Value = r.json().unwrap();
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (422, Some("invalid_field")),
+        "{v}"
+    );
     // Unknown route: JSON 404.
     let r = c.get(format!("{}/nope", gw.url)).send().unwrap();
     assert_eq!(r.status().as_u16(), 404);
