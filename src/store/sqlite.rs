@@ -280,15 +280,14 @@ impl SqliteStore {
         let stopped = stop.clone();
         let finish = Arc::new(AtomicBool::new(false));
         let finish_req = finish.clone();
+        let thread_conn = checkpointer.clone();
         std::thread::Builder::new()
             .name("store-checkpoint".into())
-            .spawn({
-                let checkpointer = checkpointer.clone();
-                move || {
+            .spawn(move || {
                 while !stopped.load(Ordering::Relaxed) {
                     std::thread::sleep(CHECKPOINT_EVERY);
                     let copied = {
-                        let c = checkpointer.lock().unwrap_or_else(PoisonError::into_inner);
+                        let c = thread_conn.lock().unwrap_or_else(PoisonError::into_inner);
                         checkpoint(&c, "thread")
                     };
                     if copied > 0 {
@@ -302,7 +301,7 @@ impl SqliteStore {
                         finish_req.store(true, Ordering::Relaxed);
                     }
                 }
-            }})
+            })
             .map_err(|e| StoreError::Internal(format!("cannot start checkpointer: {e}")))?;
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
@@ -603,21 +602,19 @@ impl Others {
         }
         let mut readers: Vec<_> = self.readers.iter().map(lock).collect();
         let mut checkpointer = lock(&self.checkpointer);
-        // While the locks are held nothing can use these stand-ins. An in-memory database
-        // holds no file open; should one of the real ones not open again, its reads fail
-        // ("no such table") rather than wait forever.
-        let closed = || Connection::open_in_memory();
-        let (Ok(c), Ok(r)) = (
-            closed(),
-            std::iter::repeat_with(closed)
-                .take(readers.len())
-                .collect::<Result<Vec<_>, _>>(),
-        ) else {
-            return;
-        };
-        *checkpointer = c;
-        for (slot, stand_in) in readers.iter_mut().zip(r) {
-            **slot = stand_in;
+        // Close each by putting a stand-in in its place: an in-memory database, which holds no
+        // file open. Nothing can use one while the locks are held; should a real connection
+        // not open again below, its reads fail ("no such table") rather than wait forever. A
+        // stand-in that cannot be made leaves the old connection open: the writer's new one
+        // may then still be read-only, and the next try closes it.
+        let slots = readers
+            .iter_mut()
+            .map(|g| &mut **g)
+            .chain(std::iter::once(&mut *checkpointer));
+        for slot in slots {
+            if let Ok(stand_in) = Connection::open_in_memory() {
+                *slot = stand_in;
+            }
         }
         *writer = None;
         match open_writer(&self.path) {
