@@ -540,9 +540,16 @@ fn open_writer(path: &Path) -> Result<Connection, StoreError> {
         hotline_walbuf::NAME,
     )
     .map_err(map_err)?;
+    // A page cache of 512 KiB, not SQLite's 2 MB: a commit in which a B-tree balance swapped
+    // two pages scans the cache's whole hash table (SQLite parks a page at the lock-byte page
+    // number for a moment, and the commit truncates the cache back to the database's size),
+    // which was 4 % of the writer's CPU. The pages the writer needs again (interior pages, the
+    // ends the inserts append to) fit; the random leaves of the caller index miss in any size,
+    // and the OS caches the file. At 8,600 orders/s, ten pairs: p99 lower in eight
+    // (BENCHMARKS.md, thirteenth session); a 16 MB cache was slower.
     conn.execute_batch(
         "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000; \
-         PRAGMA wal_autocheckpoint=100000;",
+         PRAGMA wal_autocheckpoint=100000; PRAGMA cache_size=-512;",
     )
     .map_err(|e| damaged(path, e))?;
     conn.execute_batch(SCHEMA).map_err(|e| damaged(path, e))?;
