@@ -286,10 +286,7 @@ impl SqliteStore {
             .spawn(move || {
                 while !stopped.load(Ordering::Relaxed) {
                     std::thread::sleep(CHECKPOINT_EVERY);
-                    let copied = {
-                        let c = thread_conn.lock().unwrap_or_else(PoisonError::into_inner);
-                        checkpoint(&c, "thread")
-                    };
+                    let copied = checkpoint(&lock(&thread_conn), "thread");
                     if copied > 0 {
                         let started = std::time::Instant::now();
                         if let Err(e) = db_file.sync_all() {
@@ -413,22 +410,20 @@ fn load_recent(path: &Path, recent: Arc<RecentIdentities>) -> Result<(), StoreEr
     std::thread::Builder::new()
         .name("store-recent".into())
         .spawn(move || {
-            let scan = || -> rusqlite::Result<u64> {
-                let conn = Connection::open_with_flags(
-                    &path,
-                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
-                        | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-                )?;
-                conn.busy_timeout(std::time::Duration::from_secs(5))?;
+            let scan = || -> Result<u64, StoreError> {
+                let conn = open_reader(&path)?;
                 // The (identity, created_at) index holds both columns: a scan of it never
                 // touches the table.
-                let mut st = conn.prepare(
-                    "SELECT identity FROM orders INDEXED BY orders_identity WHERE created_at >= ?1",
-                )?;
-                let mut rows = st.query([from])?;
+                let mut st = conn
+                    .prepare(
+                        "SELECT identity FROM orders INDEXED BY orders_identity \
+                         WHERE created_at >= ?1",
+                    )
+                    .map_err(sql)?;
+                let mut rows = st.query([from]).map_err(sql)?;
                 let mut n = 0;
-                while let Some(r) = rows.next()? {
-                    let identity: String = r.get(0)?;
+                while let Some(r) = rows.next().map_err(sql)? {
+                    let identity: String = r.get(0).map_err(sql)?;
                     recent.note(&identity, from);
                     n += 1;
                 }
@@ -579,6 +574,12 @@ fn read_only(conn: &Connection) -> bool {
         .unwrap_or(false)
 }
 
+/// Locks a connection shared between threads. A poisoned lock only means a thread panicked
+/// holding it; the connection itself is whole.
+fn lock(m: &std::sync::Mutex<Connection>) -> std::sync::MutexGuard<'_, Connection> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// The store's connections besides the writer's, for the writer to open again.
 struct Others {
     path: std::path::PathBuf,
@@ -602,10 +603,6 @@ impl Others {
             .is_err()
         {
             return;
-        }
-        // A poisoned lock only means a thread panicked holding it; the connection is whole.
-        fn lock(m: &std::sync::Mutex<Connection>) -> std::sync::MutexGuard<'_, Connection> {
-            m.lock().unwrap_or_else(PoisonError::into_inner)
         }
         let mut readers: Vec<_> = self.readers.iter().map(lock).collect();
         let mut checkpointer = lock(&self.checkpointer);
