@@ -128,8 +128,11 @@ pub struct Suspicion {
 pub struct SecondOpinion {
     /// Service numbers, in the order of the weights after the first (`e`).
     services: Vec<String>,
-    /// Per feature, the row of its weights in `weights`.
-    rows: HashMap<u64, u32>,
+    /// Per feature, the row of its weights in `weights`. Looked up ~40 times a submission, and
+    /// SipHash (std's default) was 4 % of an HTTP worker's instructions for it (callgrind,
+    /// BENCHMARKS.md fourteenth session); the keys are already char codes and FNV hashes, and
+    /// a text can only look entries up, never add one, so flooding is not a concern here.
+    rows: foldhash::HashMap<u64, u32>,
     /// `1 + services.len()` weights per row: the logistic regression's, then each service's.
     weights: Vec<f32>,
     /// The regression's intercept, then each service's prior log-odds.
@@ -185,7 +188,8 @@ impl SecondOpinion {
         // Rows in a fixed order (sorted features), so that training is the same on every run.
         let mut counts: Vec<(u64, Vec<u32>)> = counts.into_iter().collect();
         counts.sort_unstable_by_key(|(f, _)| *f);
-        let rows: HashMap<u64, u32> = (0u32..).zip(&counts).map(|(r, (f, _))| (*f, r)).collect();
+        let rows: foldhash::HashMap<u64, u32> =
+            (0u32..).zip(&counts).map(|(r, (f, _))| (*f, r)).collect();
         let examples_rows: Vec<(Vec<usize>, bool)> = texts
             .iter()
             .map(|(f, e)| {
