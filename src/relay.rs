@@ -105,6 +105,11 @@ impl Relay {
             .timeout(cfg.timeout)
             .connect_timeout(cfg.timeout)
             .pool_max_idle_per_host(cfg.concurrency)
+            // Orders go to `dispatch.url` and nowhere else. Followed, a 302 or 303 turns the
+            // POST into a GET without the order, and a 200 from the new address counted as
+            // delivered; a 307 or 308 sends the order and its signature wherever the answer
+            // points. A redirect is answered like an outage instead (see `attempt`).
+            .redirect(reqwest::redirect::Policy::none())
             .build()?;
         let base = reqwest::Url::parse(&cfg.url).ok();
         Ok(Relay {
@@ -362,6 +367,14 @@ impl Relay {
                 let s = resp.status();
                 if s.is_success() || s.as_u16() == 409 {
                     Attempt::Delivered
+                } else if s.is_redirection() {
+                    // Not a refusal of this order: dispatch has moved, or `dispatch.url` is
+                    // wrong. Kept and retried like an outage, so nothing waits for a replay
+                    // once the address is fixed.
+                    Attempt::Retryable(format!(
+                        "HTTP {}: a redirect, not followed (check dispatch.url)",
+                        s.as_u16()
+                    ))
                 } else if s.as_u16() == 429 || s.is_server_error() {
                     Attempt::Retryable(format!("HTTP {}", s.as_u16()))
                 } else {
@@ -497,6 +510,44 @@ mod tests {
         url
     }
 
+    /// A dispatch URL that redirects: a POST gets `status` with `Location: /moved` on the same
+    /// server, and whatever comes to `/moved` gets 200. The receiver yields the request line of
+    /// each request the server saw.
+    fn redirecting(status: &'static str) -> (String, std::sync::mpsc::Receiver<String>) {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (seen, requests) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for sock in listener.incoming().take(2) {
+                let Ok(mut sock) = sock else { return };
+                let mut reader = BufReader::new(sock.try_clone().unwrap());
+                let mut line = String::new();
+                let _ = reader.read_line(&mut line);
+                let mut len = 0;
+                loop {
+                    let mut h = String::new();
+                    if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                let _ = reader.by_ref().take(len).read_to_end(&mut Vec::new());
+                let answer = if line.starts_with("POST ") {
+                    format!("HTTP/1.1 {status}\r\nlocation: /moved\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                } else {
+                    "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}"
+                        .to_string()
+                };
+                let _ = seen.send(line.trim_end().to_string());
+                let _ = sock.write_all(answer.as_bytes());
+            }
+        });
+        (url, requests)
+    }
+
     fn relay_to(url: String) -> Relay {
         let cfg = RelayConfig {
             url: url.into(),
@@ -539,6 +590,27 @@ mod tests {
                 assert!(!e.contains("13912345678") && !e.contains("alice"), "{e}");
             }
             Attempt::Delivered | Attempt::Retryable(_) => panic!("not a permanent refusal"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_redirect_is_not_followed_and_the_order_stays_to_be_retried() {
+        // Followed, a 302 or 303 turns the POST into a GET without the order, and the new
+        // address's 200 would count as delivered; a 307 would send the order and its signature
+        // wherever dispatch pointed. Neither happens: the order stays pending, retried.
+        for status in ["302 Found", "303 See Other", "307 Temporary Redirect"] {
+            let (url, requests) = redirecting(status);
+            match relay_to(url).attempt(&entry()).await {
+                Attempt::Retryable(e) => {
+                    let code = &status[..3];
+                    assert!(e.starts_with(&format!("HTTP {code}")), "{e}");
+                    assert!(e.contains("dispatch.url"), "{e}");
+                }
+                Attempt::Delivered => panic!("{status}: a redirect counted as delivered"),
+                Attempt::Permanent(e) => panic!("{status}: parked as a dead letter: {e}"),
+            }
+            let seen: Vec<String> = requests.try_iter().collect();
+            assert_eq!(seen, ["POST /work-orders HTTP/1.1"], "{status}");
         }
     }
 
