@@ -692,3 +692,99 @@ fn the_shared_quota_works_over_tls_to_redis() {
         );
     }
 }
+
+/// The store's pooled connections belong to no HTTP worker. Each actix worker runs a runtime of
+/// its own and stops it when its last connection is done at a SIGTERM; a connection the pool had
+/// made while serving that worker was driven by that runtime, so another worker's request still
+/// using it failed with "connection closed" and a 503 in the middle of a graceful shutdown
+/// (`web_intake::sigterm_under_load…` on PostgreSQL, one run in five). Here: the store opens on
+/// runtime A, an intake on runtime B waits for a table lock on the connection A made, A stops,
+/// the lock goes, and the intake must be stored.
+#[test]
+fn a_store_connection_outlives_the_runtime_that_made_it() {
+    use hotline_gateway::store::postgres::PgStore;
+    use hotline_gateway::store::{Intake, IntakeResult, NewOrder, Sinks, Store};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let pg = postgres();
+    let db = db_name_for(dir.path());
+    pg.create_db(&db);
+    let url = pg.url(&db);
+    // Runtime A, driven by a thread of its own until told to stop, like an HTTP worker's.
+    let (stop_a, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (opened, store) = std::sync::mpsc::channel();
+    let worker_a = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let s = PgStore::open(&url, 1, Sinks::default(), Duration::from_secs(60), None)
+                .await
+                .unwrap();
+            opened.send(Arc::new(s)).unwrap();
+            let _ = stopped.await;
+        });
+    });
+    let store = store.recv().unwrap();
+    // A lock on the outbox, held for a few seconds by psql.
+    let locker = {
+        let db = db.clone();
+        std::thread::spawn(move || {
+            postgres().psql(
+                &db,
+                "BEGIN; LOCK TABLE outbox IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(3); COMMIT;",
+            )
+        })
+    };
+    let waiting = |granted: bool| {
+        pg.psql(
+            &db,
+            &format!(
+                "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
+                 WHERE c.relname = 'outbox' AND l.granted = {granted}"
+            ),
+        )
+        .parse::<u32>()
+        .unwrap()
+    };
+    wait_until("psql holds the outbox lock", LONG, || {
+        (waiting(true) > 0).then_some(())
+    });
+    // Runtime B: the intake takes the pool's idle connection, the one made on A, and waits.
+    let b = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let intake = Intake {
+        day: "20261207".into(),
+        node_id: 1,
+        dedupe_key: None,
+        orders: vec![NewOrder {
+            identity: "phone:13900000001".into(),
+            category: "市政设施".into(),
+            content: "路灯不亮".into(),
+            body: r#"{"content":"路灯不亮"}"#.into(),
+            channel: "web",
+            confidential: false,
+            email: String::new(),
+            review: None,
+        }],
+        now: 1_796_600_000,
+    };
+    let pending = {
+        let store = store.clone();
+        b.spawn(async move { store.commit_intake(intake).await })
+    };
+    wait_until("the intake waits for the lock", LONG, || {
+        (waiting(false) > 0).then_some(())
+    });
+    stop_a.send(()).unwrap();
+    worker_a.join().unwrap();
+    locker.join().unwrap();
+    match b.block_on(pending).unwrap() {
+        Ok(IntakeResult::Stored(orders)) => assert_eq!(orders.len(), 1),
+        other => panic!("the intake on runtime B after A stopped: {other:?}"),
+    }
+}
