@@ -621,8 +621,13 @@ fn sigterm_under_load_finishes_in_flight_requests_and_stores_nothing_unanswered(
     let seen = std::mem::take(&mut *seen.lock().unwrap());
     assert!(
         seen.other.is_empty(),
-        "every answer during the shutdown was a 202 with its orders: {:?}",
-        &seen.other[..seen.other.len().min(5)]
+        "every answer during the shutdown was a 202 with its orders: {:?}\nthe gateway's warnings:\n{}",
+        &seen.other[..seen.other.len().min(5)],
+        gw.logs()
+            .lines()
+            .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+            .collect::<Vec<_>>()
+            .join("\n")
     );
     // A new start delivers what the stopped relay had not. Dispatch then holds exactly the
     // acknowledged orders: none lost, and none that was stored without its answer reaching the
