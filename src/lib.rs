@@ -439,6 +439,32 @@ fn spawn_relay(
     Ok(stopped)
 }
 
+/// A runtime on a thread of its own for the life of the process, for the connections every
+/// HTTP worker shares (the PostgreSQL pool's, the Redis limiter's).
+///
+/// A connection's socket and driver task belong to the runtime they were made on, and actix
+/// runs one runtime per HTTP worker: made while serving worker A, a shared connection died
+/// when A stopped its runtime at a SIGTERM (each worker stops once its own requests are done),
+/// under another worker's request still using it. Made here, it lives as long as the process.
+/// The thread only moves bytes between the sockets and the waiting requests.
+pub(crate) fn shared_io_runtime() -> Result<tokio::runtime::Handle, String> {
+    static RT: std::sync::OnceLock<Result<tokio::runtime::Handle, String>> =
+        std::sync::OnceLock::new();
+    RT.get_or_init(|| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot build the shared connections' runtime: {e}"))?;
+        let handle = rt.handle().clone();
+        std::thread::Builder::new()
+            .name("shared-io".into())
+            .spawn(move || rt.block_on(std::future::pending::<()>()))
+            .map_err(|e| format!("cannot start the shared connections' thread: {e}"))?;
+        Ok(handle)
+    })
+    .clone()
+}
+
 /// Gives the calling thread `slice` of CPU per turn (`server.cpu_slice`; zero leaves the
 /// kernel's default). For the threads a waiting person's answer passes through: the HTTP
 /// workers and the store writer. Where the kernel refuses, the thread keeps its default and

@@ -294,11 +294,31 @@ impl RedisGcra {
                 return Err(Fail::Backoff);
             }
         }
-        let conn = self
-            .client
-            .get_multiplexed_async_connection_with_config(&self.conn_cfg)
-            .await
-            .map_err(Fail::Redis)?;
+        // Opened on the process's shared runtime, whose thread drives it: opened on the HTTP
+        // worker's runtime that asked first, it died when that worker stopped at a SIGTERM,
+        // under the other workers' checks (see `crate::shared_io_runtime`).
+        let (client, cfg) = (self.client.clone(), self.conn_cfg.clone());
+        let conn = match crate::shared_io_runtime() {
+            Ok(rt) => rt
+                .spawn(async move {
+                    client
+                        .get_multiplexed_async_connection_with_config(&cfg)
+                        .await
+                })
+                .await
+                .unwrap_or_else(|_| {
+                    Err(redis::RedisError::from((
+                        redis::ErrorKind::Io,
+                        "the shared runtime dropped the connect",
+                    )))
+                }),
+            Err(_) => {
+                client
+                    .get_multiplexed_async_connection_with_config(&cfg)
+                    .await
+            }
+        }
+        .map_err(Fail::Redis)?;
         let mut link = self.lock_link();
         link.generation += 1;
         let c = (link.generation, conn);
@@ -501,6 +521,32 @@ mod tests {
             Decision::Deny { retry_after } => retry_after,
             Decision::Allow => panic!("expected Deny, got Allow"),
         }
+    }
+
+    /// The connection belongs to no HTTP worker: one opened while serving a worker whose
+    /// runtime then stops (each actix worker stops its own at a SIGTERM) still serves the
+    /// others. Before, its driver task died with that runtime and every other worker's checks
+    /// fell back to the local limiter.
+    #[test]
+    fn the_connection_outlives_the_runtime_that_opened_it() {
+        let b = tokio::runtime::Runtime::new().unwrap();
+        let s = b.block_on(Server::start());
+        let g = std::sync::Arc::new(limiter(&s.url(), "rt:", 5, Duration::from_secs(60)));
+        let a = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        assert_eq!(a.block_on(g.check(PHONE)).unwrap(), Decision::Allow);
+        drop(a);
+        assert_eq!(b.block_on(g.check(PHONE)).unwrap(), Decision::Allow);
+        // Both checks counted in Redis, against one quota.
+        for _ in 0..3 {
+            assert_eq!(b.block_on(g.check(PHONE)).unwrap(), Decision::Allow);
+        }
+        assert!(matches!(
+            b.block_on(g.check(PHONE)).unwrap(),
+            Decision::Deny { .. }
+        ));
     }
 
     #[tokio::test]

@@ -340,7 +340,11 @@ impl PgStore {
         };
         // TLS only when the URL asks for it: under the default `prefer`, a server with a
         // certificate we cannot verify would otherwise refuse a gateway that never asked for TLS.
-        let rt = connections_runtime()?;
+        // Each connection is made and driven on the process's shared runtime, not on the HTTP
+        // worker's that first asks for it (see `shared_io_runtime`): a worker that stops at a
+        // SIGTERM took such connections with it, under another worker's request (a 503
+        // "connection closed"; `multinode::a_store_connection_outlives_the_runtime_that_made_it`).
+        let rt = crate::shared_io_runtime().map_err(StoreError::Internal)?;
         let mgr = if pg.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
             let connect = OnRuntime {
                 tls: tls(ca_file)?,
@@ -429,38 +433,8 @@ impl PgStore {
 
 /// The TLS connector for `sslmode=require`: the certificate chain is verified against `ca_file`
 /// (a private CA, the usual case for a city's database) or the public web roots.
-/// The runtime that drives every pooled connection's socket, on a thread of its own for the
-/// life of the process.
-///
-/// deadpool's own `connect` makes a connection on the runtime of whoever asked for it first and
-/// runs it there. In the gateway that is one HTTP worker's runtime (actix runs one per worker),
-/// and at a SIGTERM each worker stops its runtime once its own connections are done: any
-/// connection made there died with it, also one another worker's request was still using,
-/// which then got "connection closed" and a 503 in the middle of a graceful shutdown
-/// (`multinode::a_store_connection_outlives_the_runtime_that_made_it`). One runtime shared by
-/// every store of the process; it never stops, so a store dropped early in a test leaves
-/// nothing behind but its closed connections.
-fn connections_runtime() -> Result<tokio::runtime::Handle, StoreError> {
-    static RT: std::sync::OnceLock<Result<tokio::runtime::Handle, String>> =
-        std::sync::OnceLock::new();
-    RT.get_or_init(|| {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| format!("cannot build the store's connection runtime: {e}"))?;
-        let handle = rt.handle().clone();
-        std::thread::Builder::new()
-            .name("store-pg".into())
-            .spawn(move || rt.block_on(std::future::pending::<()>()))
-            .map_err(|e| format!("cannot start the store's connection thread: {e}"))?;
-        Ok(handle)
-    })
-    .clone()
-    .map_err(StoreError::Internal)
-}
-
 /// deadpool's [`deadpool_postgres::Connect`] that makes each connection, and runs it, on
-/// [`connections_runtime`] instead of the caller's runtime.
+/// `rt` (the process's shared runtime) instead of the caller's runtime.
 struct OnRuntime<T> {
     tls: T,
     rt: tokio::runtime::Handle,
@@ -502,7 +476,7 @@ where
             match client.await {
                 Ok(Ok(c)) => Ok((c, task)),
                 Ok(Err(e)) => Err(e),
-                // The connection runtime is gone (it never stops; a panic there would do it):
+                // The shared runtime is gone (it never stops; a panic there would do it):
                 // connect as deadpool does rather than not at all.
                 Err(_) => {
                     let (c, connection) = pg_here.connect(tls_here).await?;
