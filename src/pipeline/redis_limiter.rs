@@ -531,7 +531,7 @@ mod tests {
     fn the_connection_outlives_the_runtime_that_opened_it() {
         let b = tokio::runtime::Runtime::new().unwrap();
         let s = b.block_on(Server::start());
-        let g = std::sync::Arc::new(limiter(&s.url(), "rt:", 5, Duration::from_secs(60)));
+        let g = limiter(&s.url(), "rt:", 5, Duration::from_secs(60));
         let a = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

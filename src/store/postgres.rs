@@ -338,13 +338,13 @@ impl PgStore {
             // its request with a 503 and is dropped (no test query on every checkout).
             recycling_method: RecyclingMethod::Fast,
         };
-        // TLS only when the URL asks for it: under the default `prefer`, a server with a
-        // certificate we cannot verify would otherwise refuse a gateway that never asked for TLS.
         // Each connection is made and driven on the process's shared runtime, not on the HTTP
         // worker's that first asks for it (see `shared_io_runtime`): a worker that stops at a
         // SIGTERM took such connections with it, under another worker's request (a 503
         // "connection closed"; `multinode::a_store_connection_outlives_the_runtime_that_made_it`).
         let rt = crate::shared_io_runtime().map_err(StoreError::Internal)?;
+        // TLS only when the URL asks for it: under the default `prefer`, a server with a
+        // certificate we cannot verify would otherwise refuse a gateway that never asked for TLS.
         let mgr = if pg.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
             let connect = OnRuntime {
                 tls: tls(ca_file)?,
@@ -431,8 +431,6 @@ impl PgStore {
     }
 }
 
-/// The TLS connector for `sslmode=require`: the certificate chain is verified against `ca_file`
-/// (a private CA, the usual case for a city's database) or the public web roots.
 /// deadpool's [`deadpool_postgres::Connect`] that makes each connection, and runs it, on
 /// `rt` (the process's shared runtime) instead of the caller's runtime.
 struct OnRuntime<T> {
@@ -492,6 +490,8 @@ where
     }
 }
 
+/// The TLS connector for `sslmode=require`: the certificate chain is verified against `ca_file`
+/// (a private CA, the usual case for a city's database) or the public web roots.
 fn tls(
     ca_file: Option<&std::path::Path>,
 ) -> Result<tokio_postgres_rustls::MakeRustlsConnect, StoreError> {
