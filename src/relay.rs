@@ -474,33 +474,37 @@ mod tests {
         );
     }
 
+    /// Reads one request, head and body, so the client does not see a reset mid-request;
+    /// returns its request line.
+    fn read_request(sock: &std::net::TcpStream) -> String {
+        use std::io::{BufRead, BufReader, Read};
+        let mut reader = BufReader::new(sock);
+        let mut line = String::new();
+        let _ = reader.read_line(&mut line);
+        let mut len = 0;
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                break;
+            }
+            if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                len = v.trim().parse().unwrap_or(0);
+            }
+        }
+        let _ = reader.take(len).read_to_end(&mut Vec::new());
+        line.trim_end().to_string()
+    }
+
     /// Answers one HTTP request on a local port with `status` and `body`; the base URL.
     fn answer_once(status: &'static str, body: &'static str) -> String {
-        use std::io::{Read, Write};
+        use std::io::Write;
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         std::thread::spawn(move || {
             let Ok((mut sock, _)) = listener.accept() else {
                 return;
             };
-            // Read the head and the body, so the client does not see a reset mid-request.
-            let mut req = Vec::new();
-            let mut buf = [0u8; 4096];
-            while let Ok(n @ 1..) = sock.read(&mut buf) {
-                req.extend_from_slice(&buf[..n]);
-                let text = String::from_utf8_lossy(&req).to_ascii_lowercase();
-                if let Some(head) = text.find("\r\n\r\n") {
-                    let len = text
-                        .split("content-length:")
-                        .nth(1)
-                        .and_then(|v| v.lines().next())
-                        .and_then(|v| v.trim().parse::<usize>().ok())
-                        .unwrap_or(0);
-                    if req.len() >= head + 4 + len {
-                        break;
-                    }
-                }
-            }
+            read_request(&sock);
             let _ = write!(
                 sock,
                 "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
@@ -514,34 +518,21 @@ mod tests {
     /// server, and whatever comes to `/moved` gets 200. The receiver yields the request line of
     /// each request the server saw.
     fn redirecting(status: &'static str) -> (String, std::sync::mpsc::Receiver<String>) {
-        use std::io::{BufRead, BufReader, Read, Write};
+        use std::io::Write;
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (seen, requests) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for sock in listener.incoming().take(2) {
                 let Ok(mut sock) = sock else { return };
-                let mut reader = BufReader::new(sock.try_clone().unwrap());
-                let mut line = String::new();
-                let _ = reader.read_line(&mut line);
-                let mut len = 0;
-                loop {
-                    let mut h = String::new();
-                    if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
-                        break;
-                    }
-                    if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
-                        len = v.trim().parse().unwrap_or(0);
-                    }
-                }
-                let _ = reader.by_ref().take(len).read_to_end(&mut Vec::new());
+                let line = read_request(&sock);
                 let answer = if line.starts_with("POST ") {
                     format!("HTTP/1.1 {status}\r\nlocation: /moved\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
                 } else {
                     "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}"
                         .to_string()
                 };
-                let _ = seen.send(line.trim_end().to_string());
+                let _ = seen.send(line);
                 let _ = sock.write_all(answer.as_bytes());
             }
         });

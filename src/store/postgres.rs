@@ -461,9 +461,7 @@ where
                 match pg.connect(tls).await {
                     Ok((c, connection)) => {
                         if made.send(Ok(c)).is_ok() {
-                            if let Err(e) = connection.await {
-                                tracing::warn!(error = %e, "Store connection ended.");
-                            }
+                            drive(connection).await;
                         }
                     }
                     Err(e) => {
@@ -478,15 +476,17 @@ where
                 // connect as deadpool does rather than not at all.
                 Err(_) => {
                     let (c, connection) = pg_here.connect(tls_here).await?;
-                    let task = tokio::spawn(async move {
-                        if let Err(e) = connection.await {
-                            tracing::warn!(error = %e, "Store connection ended.");
-                        }
-                    });
-                    Ok((c, task))
+                    Ok((c, tokio::spawn(drive(connection))))
                 }
             }
         })
+    }
+}
+
+/// Runs a connection (its socket's reads and writes) until it ends.
+async fn drive(connection: impl std::future::Future<Output = Result<(), tokio_postgres::Error>>) {
+    if let Err(e) = connection.await {
+        tracing::warn!(error = %e, "Store connection ended.");
     }
 }
 
