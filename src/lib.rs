@@ -367,8 +367,11 @@ pub async fn run(cfg: Config, listener: TcpListener) -> Result<(), StartError> {
         store,
         relay: relay_state,
         metrics: metrics_handle(),
+        // Status lookups follow no redirect, like the relay: what `dispatch.url` names is
+        // the only place asked (a 3xx answers "status unknown here", and the local one shows).
         http: reqwest::Client::builder()
             .timeout(Duration::from_secs(2))
+            .redirect(reqwest::redirect::Policy::none())
             .build()?,
         trusted_proxies: cfg
             .web

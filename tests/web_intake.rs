@@ -1037,6 +1037,71 @@ fn order_status_is_cached_briefly_and_falls_back_to_what_the_gateway_knows() {
     assert_eq!(s["number"], n2.as_str());
 }
 
+/// Status lookups ask what `dispatch.url` names and nowhere else, as the relay does: a
+/// dispatch that answers with a redirect gets no second request, and the submitter sees what
+/// the gateway itself knows. (reqwest follows up to ten redirects unless told not to.)
+#[test]
+fn an_order_status_lookup_follows_no_redirect() {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dispatch = format!("http://{}", listener.local_addr().unwrap());
+    let (seen_tx, seen) = std::sync::mpsc::channel::<String>();
+    // A dispatch that moved: every path is redirected under /moved, where a status waits.
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { return };
+            let mut reader = BufReader::new(conn);
+            let mut line = String::new();
+            if reader.read_line(&mut line).is_err() {
+                continue;
+            }
+            let mut header = String::new();
+            while reader.read_line(&mut header).is_ok_and(|n| n > 2) {
+                header.clear();
+            }
+            let path = line.split(' ').nth(1).unwrap_or("/").to_string();
+            let _ = seen_tx.send(format!("{} {path}", line.split(' ').next().unwrap_or("")));
+            let answer = if path.starts_with("/moved") {
+                let body = r#"{"status":"answered after a redirect","unit":"?"}"#;
+                format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                     content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+            } else {
+                format!(
+                    "HTTP/1.1 302 Found\r\nlocation: /moved{path}\r\n\
+                     content-length: 0\r\nconnection: close\r\n\r\n"
+                )
+            };
+            let _ = reader.get_mut().write_all(answer.as_bytes());
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let gw = Gateway::start(dir.path(), &dispatch, "");
+    let (s, b) =
+        gw.submit(json!({"content": "公交站牌的玻璃碎了好几天了", "phone": "13644440003"}));
+    assert_eq!(s, 202, "{b}");
+    let n = numbers(&b).remove(0);
+    let asked = format!("GET /work-orders/{n}");
+    let r: serde_json::Value = client()
+        .get(format!("{}/v1/orders/{n}", gw.url))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(r["status"], "received", "what the gateway knows: {r}");
+    let requests: Vec<String> = seen.try_iter().collect();
+    assert!(
+        requests.contains(&asked),
+        "dispatch was asked: {requests:?}"
+    );
+    assert!(
+        !requests.iter().any(|r| r.starts_with("GET /moved")),
+        "the redirect was not followed: {requests:?}"
+    );
+}
+
 /// The sim's file is what a black-box check reads: each order line is the order itself, with the
 /// acknowledged number at top level; a repeat contact has no `number`; a re-delivery under a key
 /// the sim has seen (also after a restart) is marked `"repeat": true`.

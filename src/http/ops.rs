@@ -124,16 +124,23 @@ async fn dispatch_status(state: &AppState, number: &str) -> Option<serde_json::V
             }
         }
     }
-    let resp = state
-        .http
-        .get(format!("{base}/work-orders/{number}"))
-        .send()
-        .await
-        .ok()?;
-    if !resp.status().is_success() {
-        return None;
-    }
-    let v = resp.json::<serde_json::Value>().await.ok()?;
+    let fetch = {
+        let request = state.http.get(format!("{base}/work-orders/{number}"));
+        async move {
+            let resp = request.send().await.ok()?;
+            if !resp.status().is_success() {
+                return None;
+            }
+            resp.json::<serde_json::Value>().await.ok()
+        }
+    };
+    // On the shared runtime, like the store's connections: reqwest keeps the connection it
+    // makes on the runtime that asked, and an HTTP worker's runtime stops at a SIGTERM under
+    // the other workers' lookups still using it (see `crate::shared_io_runtime`).
+    let v = match crate::shared_io_runtime() {
+        Ok(rt) => rt.spawn(fetch).await.ok().flatten(),
+        Err(_) => fetch.await,
+    }?;
     if let Ok(mut cache) = state.status_cache.lock() {
         if cache.len() >= STATUS_CACHE_CAP {
             cache.retain(|_, (at, _)| at.elapsed() < STATUS_TTL);
