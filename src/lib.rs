@@ -35,6 +35,7 @@
 //! - Personal data is masked in logs, metrics and events; secrets are never printed.
 //! - Retry, replay and restart use the same delivery path as the first attempt.
 
+pub mod background;
 pub mod config;
 pub mod http;
 pub mod messages;
@@ -357,6 +358,7 @@ pub async fn run(cfg: Config, listener: TcpListener) -> Result<(), StartError> {
             }
         })
     };
+    let background = pipeline.background().clone();
     let state = actix_web::web::Data::new(http::AppState {
         cti,
         wechat,
@@ -391,13 +393,31 @@ pub async fn run(cfg: Config, listener: TcpListener) -> Result<(), StartError> {
     .listen(listener)?
     .max_connections(cfg.server.max_connections)
     .client_request_timeout(cfg.derived.request_timeout)
-    .shutdown_timeout(30);
+    .shutdown_timeout(SHUTDOWN_GRACE.as_secs());
     if cfg.server.workers > 0 {
         server = server.workers(cfg.server.workers);
     }
     tracing::info!(%addr, node = cfg.server.node_id, "Gateway listening.");
     // actix handles SIGINT/SIGTERM: stop accepting, finish in-flight requests.
     server.run().await?;
+    // Pushes answered past their reply budget, and redirect records, may still be on their way
+    // to the store: they have no other copy (see `background`).
+    let running = background.running();
+    if running > 0 {
+        tracing::info!(
+            running,
+            "HTTP stopped; waiting for the work answered before it was stored."
+        );
+    }
+    let unfinished = background.finish(SHUTDOWN_GRACE).await;
+    if unfinished > 0 {
+        tracing::error!(
+            unfinished,
+            "Stopping with work answered but not stored: the store did not answer in time. \
+             Pushes among it are the WARN lines 'answered `success` before its intake \
+             finished' without a later 'is stored' or ERROR line."
+        );
+    }
     tracing::info!("HTTP stopped; stopping the relay.");
     let _ = stop_tx.send(true);
     let _ = relay_done.await;
@@ -411,6 +431,10 @@ pub async fn run(cfg: Config, listener: TcpListener) -> Result<(), StartError> {
     reloader.abort();
     Ok(())
 }
+
+/// How long a graceful shutdown waits for in-flight requests, and then again for the work
+/// they left running in the background.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// Runs the relay on a thread (and runtime) of its own, `nice` steps below the rest of the
 /// process (Linux niceness): intake and delivery share the cores, and when they compete the citizen waiting

@@ -788,3 +788,63 @@ fn a_store_connection_outlives_the_runtime_that_made_it() {
         other => panic!("the intake on runtime B after A stopped: {other:?}"),
     }
 }
+
+/// A push whose intake outlasts the reply budget is answered `success` (WeChat then never
+/// resends it) and its intake goes on in the background. A SIGTERM in that gap must wait for
+/// it: the intake used to run on the HTTP worker's runtime, which stops as soon as the
+/// worker's own requests are answered, and on PostgreSQL the transaction rolled back with it.
+/// Here the store is held up by a lock on the outbox until after HTTP has stopped.
+#[test]
+fn a_sigterm_waits_for_a_push_answered_past_its_reply_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let mut cluster = Cluster::new("late_push", &sim.url);
+    cluster.extra = wechat_account();
+    let mut gw = cluster.node(dir.path(), 1);
+    let db = cluster.db_url.rsplit('/').next().unwrap().to_string();
+    let pg = postgres();
+    let lock = pg.session(&db, "BEGIN; LOCK TABLE outbox IN ACCESS EXCLUSIVE MODE;");
+    wait_until("psql holds the outbox lock", LONG, || {
+        (pg.psql(
+            &db,
+            "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
+             WHERE c.relname = 'outbox' AND l.granted",
+        ) != "0")
+            .then_some(())
+    });
+    let openid = "oLate_4Hh8Jj2Kk6Ll0Zz3Xx7Cc1";
+    let message = json!({
+        "type": "text", "from": openid, "to": GH,
+        "create_time": chrono::Utc::now().timestamp(),
+        "content": "人民路的路灯坏了一个星期了", "msg_id": msg_id(),
+    });
+    let answer = wx(&gw, json!({"message": message}));
+    assert_eq!(answer["status"], 200, "{answer}");
+    assert_eq!(
+        answer["body"], "success",
+        "answered within the budget: {answer}"
+    );
+    assert_eq!(
+        pg.psql(&db, "SELECT count(*) FROM orders"),
+        "0",
+        "the intake waits for the lock"
+    );
+
+    gw.sigterm();
+    wait_until("HTTP to stop", LONG, || {
+        gw.logs().contains("HTTP stopped").then_some(())
+    });
+    lock.finish("COMMIT;");
+    assert!(gw.wait_exit(LONG), "a clean exit: {}", gw.logs());
+    assert_eq!(
+        pg.psql(&db, "SELECT count(*) FROM orders"),
+        "1",
+        "the push answered `success` is stored: {}",
+        gw.logs()
+    );
+    let logs = gw.logs();
+    assert!(
+        logs.contains("is stored") && !logs.contains(openid),
+        "the late intake is logged, its openid masked: {logs}"
+    );
+}

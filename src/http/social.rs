@@ -190,16 +190,27 @@ async fn reply_text(
     Ok(run_within_budget(state, sub, t).await?.map(|d| d.message))
 }
 
-/// Runs the pipeline in its own task; `None` when it did not finish within the budget (the
-/// task goes on and its result answers the platform's retry).
+/// Runs the pipeline in its own task; `None` when it did not finish within the budget. The
+/// task then goes on, on the background runtime (`crate::background`), which a graceful
+/// shutdown waits for: the platform was answered `success` and will not resend, so this task
+/// is the push's only copy. Its result answers the platform's retries, if any; when it fails
+/// after all, an ERROR names the push for an operator to recover it from the platform.
 async fn run_within_budget(
     state: &Data<AppState>,
     sub: Submission,
     t: i64,
 ) -> Result<Option<Decision>, ApiError> {
     let pipeline = state.pipeline.clone();
-    let task = tokio::spawn(async move { pipeline.submit(sub, t, Policy::WEBHOOK).await });
-    match tokio::time::timeout(REPLY_BUDGET, task).await {
+    let (channel, identity, channel_ref) = (
+        sub.channel.as_str(),
+        sub.identity.masked(),
+        sub.channel_ref.clone(),
+    );
+    let mut task = state
+        .pipeline
+        .background()
+        .spawn(async move { pipeline.submit(sub, t, Policy::WEBHOOK).await });
+    match tokio::time::timeout(REPLY_BUDGET, &mut task).await {
         Ok(Ok(r)) => {
             let d = r?;
             Ok((!matches!(d.outcome, Outcome::Nothing)).then_some(d))
@@ -207,6 +218,20 @@ async fn run_within_budget(
         Ok(Err(join)) => Err(ApiError::Internal(format!("intake task failed: {join}"))),
         Err(_) => {
             metrics::counter!("hotline_reply_budget_exceeded_total").increment(1);
+            tracing::warn!(channel, identity = %identity, channel_ref = %channel_ref, "A push was answered `success` before its intake finished; the intake goes on.");
+            state.pipeline.background().spawn(async move {
+                let failed = match task.await {
+                    Ok(Ok(_)) => {
+                        tracing::info!(channel, identity = %identity, channel_ref = %channel_ref, "A push answered past its reply budget is stored.");
+                        return;
+                    }
+                    Ok(Err(e)) => e.to_string(),
+                    Err(join) => join.to_string(),
+                };
+                metrics::counter!("hotline_late_intake_failed_total", "channel" => channel)
+                    .increment(1);
+                tracing::error!(channel, identity = %identity, channel_ref = %channel_ref, error = %failed, "A push answered `success` past its reply budget could not be stored: recover it from the platform by its channel_ref.");
+            });
             Ok(None)
         }
     }

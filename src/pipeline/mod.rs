@@ -233,6 +233,8 @@ pub struct Pipeline {
     /// Answers whose durable dedupe record is still being written (emergencies answer before
     /// they are recorded); a retry in that gap finds them here.
     recent: std::sync::Mutex<HashMap<String, Outcome>>,
+    /// Where work that outlives its request runs (redirect records, late webhook intakes).
+    background: crate::background::Background,
 }
 
 /// Exclusive use of a dedupe key, from [`Pipeline::lock_key`]. Letting go removes the key's
@@ -306,7 +308,13 @@ impl Pipeline {
             wake,
             key_locks: std::sync::Mutex::new(HashMap::new()),
             recent: std::sync::Mutex::new(HashMap::new()),
+            background: crate::background::Background::new(),
         }
+    }
+
+    /// Work that outlives its request, which a graceful shutdown waits for.
+    pub fn background(&self) -> &crate::background::Background {
+        &self.background
     }
 
     /// Waits for exclusive use of a dedupe key on this node.
@@ -392,7 +400,9 @@ impl Pipeline {
             }
         }
         let remember = dedupe_key.map(|k| (k, outcome.clone()));
-        tokio::spawn(async move {
+        // Not on the caller's runtime: an HTTP worker's stops at a SIGTERM once its requests
+        // are answered, and this record comes after the answer (see `crate::background`).
+        self.background.spawn(async move {
             if let Err(e) = store.record_redirect(rec).await {
                 tracing::error!(error = %e, "Cannot record an emergency redirect.");
             }

@@ -203,10 +203,24 @@ impl Gateway {
 
     /// SIGTERM and wait for exit; returns whether it exited successfully.
     pub fn terminate(&mut self) -> bool {
+        self.sigterm();
+        matches!(self.child.wait(), Ok(s) if s.success())
+    }
+
+    /// Sends SIGTERM and returns at once.
+    pub fn sigterm(&self) {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
-        matches!(self.child.wait(), Ok(s) if s.success())
+    }
+
+    /// Waits up to `limit` for the process to exit; returns whether it exited successfully.
+    pub fn wait_exit(&mut self, limit: Duration) -> bool {
+        let child = &mut self.child;
+        wait_until("the gateway to exit", limit, || {
+            child.try_wait().ok().flatten()
+        })
+        .success()
     }
 
     /// The Prometheus text of `/metrics`.

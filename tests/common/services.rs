@@ -343,27 +343,47 @@ impl Postgres {
             .unwrap_or_else(|e| panic!("psql -d {db} -c {sql:?} failed: {e}"))
     }
 
+    /// An open psql session in `db` that runs `sql` now and the rest when the returned
+    /// [`PsqlSession`] is finished: for holding a lock while the gateway waits for it.
+    pub fn session(&self, db: &str, sql: &str) -> PsqlSession {
+        let mut child = self
+            .psql_command(db)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn psql");
+        let mut stdin = child.stdin.take().expect("psql's stdin");
+        writeln!(stdin, "{sql}").expect("write to psql");
+        PsqlSession { child, stdin }
+    }
+
+    /// psql on `db` with the options every call here uses.
+    fn psql_command(&self, db: &str) -> Command {
+        let mut c = Command::new(self.client("psql"));
+        c.args([
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &self.port.to_string(),
+            "-U",
+            "postgres",
+            "-d",
+            db,
+        ])
+        .env("PGCONNECT_TIMEOUT", "10");
+        c
+    }
+
     fn try_psql(&self, db: &str, sql: &str) -> Result<String, String> {
-        let out = Command::new(self.client("psql"))
-            .args([
-                "-X",
-                "-q",
-                "-A",
-                "-t",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "postgres",
-                "-d",
-                db,
-                "-c",
-                sql,
-            ])
-            .env("PGCONNECT_TIMEOUT", "10")
+        let out = self
+            .psql_command(db)
+            .args(["-c", sql])
             .stdin(Stdio::null())
             .output()
             .map_err(|e| format!("cannot run psql: {e}"))?;
@@ -376,6 +396,22 @@ impl Postgres {
                 String::from_utf8_lossy(&out.stderr)
             ))
         }
+    }
+}
+
+/// A psql session left open by [`Postgres::session`].
+pub struct PsqlSession {
+    child: Child,
+    stdin: std::process::ChildStdin,
+}
+
+impl PsqlSession {
+    /// Runs `sql`, ends the session and waits for psql to exit; panics if it failed.
+    pub fn finish(mut self, sql: &str) {
+        writeln!(self.stdin, "{sql}").expect("write to psql");
+        drop(self.stdin);
+        let status = self.child.wait().expect("wait for psql");
+        assert!(status.success(), "psql session: {status}");
     }
 }
 
