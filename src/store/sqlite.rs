@@ -209,6 +209,12 @@ const READERS: usize = 4;
 /// How often the checkpoint thread copies the WAL back into the database.
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 
+/// At most this many more checkpoint passes on the thread before the writer copies the rest.
+const CATCH_UP_PASSES: usize = 3;
+
+/// A pass (checkpoint and sync) shorter than this left the writer little enough to copy.
+const CAUGHT_UP: std::time::Duration = std::time::Duration::from_millis(2);
+
 /// How far back the start-up load of [`RecentIdentities`] reaches: longer than any sensible
 /// `rules.duplicate_window` (a longer one just reads the store every time, as before).
 const RECENT_LOOKBACK_SECS: i64 = 31 * 24 * 3600;
@@ -269,7 +275,9 @@ impl SqliteStore {
         // short remainder then paid the fsync of everything the thread had copied (5-10 ms at
         // 2,600 orders/s, twice a second, with every request behind it waiting). So the thread
         // syncs the database file itself after copying (fsync is per file, not per descriptor),
-        // and the writer's remainder flushes only its own few pages.
+        // and the writer's remainder flushes only its own few pages. Before asking, the thread
+        // catches up with up to three shorter passes (see the loop), so that the remainder is
+        // a couple of milliseconds' commits rather than all those of its first pass and sync.
         // Shared with the writer, which opens it again should the store have been read-only.
         let checkpointer = Arc::new(std::sync::Mutex::new(
             Connection::open(&path).map_err(map_err)?,
@@ -284,19 +292,36 @@ impl SqliteStore {
         std::thread::Builder::new()
             .name("store-checkpoint".into())
             .spawn(move || {
+                let sync = || {
+                    let started = std::time::Instant::now();
+                    if let Err(e) = db_file.sync_all() {
+                        // The writer's remainder syncs the file anyway; only slower.
+                        tracing::warn!(error = %e, "Database file sync failed; will retry.");
+                    }
+                    metrics::histogram!("hotline_store_checkpoint_seconds", "by" => "sync")
+                        .record(started.elapsed());
+                };
                 while !stopped.load(Ordering::Relaxed) {
                     std::thread::sleep(CHECKPOINT_EVERY);
-                    let copied = checkpoint(&lock(&thread_conn), "thread");
-                    if copied > 0 {
-                        let started = std::time::Instant::now();
-                        if let Err(e) = db_file.sync_all() {
-                            // The writer's remainder syncs the file anyway; only slower.
-                            tracing::warn!(error = %e, "Database file sync failed; will retry.");
-                        }
-                        metrics::histogram!("hotline_store_checkpoint_seconds", "by" => "sync")
-                            .record(started.elapsed());
-                        finish_req.store(true, Ordering::Relaxed);
+                    let mut pass = std::time::Instant::now();
+                    if checkpoint(&lock(&thread_conn), "thread") == 0 {
+                        continue;
                     }
+                    sync();
+                    // Catching up before the writer's turn: what the writer must copy is what
+                    // it committed while this pass copied and synced, and each pass copies
+                    // only what the one before left, so two or three shrink the writer's pause
+                    // (3.6-4 ms twice a second at 6,900 orders/s, when the first pass and its
+                    // sync took ~18 ms; BENCHMARKS.md, fifteenth session).
+                    for _ in 0..CATCH_UP_PASSES {
+                        if pass.elapsed() < CAUGHT_UP {
+                            break;
+                        }
+                        pass = std::time::Instant::now();
+                        checkpoint(&lock(&thread_conn), "catch-up");
+                        sync();
+                    }
+                    finish_req.store(true, Ordering::Relaxed);
                 }
             })
             .map_err(|e| StoreError::Internal(format!("cannot start checkpointer: {e}")))?;
@@ -678,8 +703,9 @@ fn pacing(
 /// Runs a PASSIVE checkpoint and returns how many WAL frames have been copied back so far
 /// (0 when the WAL is empty or the checkpoint failed; a failure is logged and the next one
 /// retries). `by` labels its duration in `hotline_store_checkpoint_seconds`: "thread" for the
-/// checkpoint thread, "writer" for the remainder the writer copies between two groups (which
-/// the next group waits for); the thread's own sync of the database file is "sync".
+/// checkpoint thread's first pass, "catch-up" for its shorter passes after it, "writer" for the
+/// remainder the writer copies between two groups (which the next group waits for); the
+/// thread's own syncs of the database file are "sync".
 fn checkpoint(conn: &Connection, by: &'static str) -> i64 {
     let started = std::time::Instant::now();
     let copied = conn
