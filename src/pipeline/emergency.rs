@@ -1926,6 +1926,33 @@ mod tests {
         ]);
     }
 
+    /// A fixture knocked crooked is a repair (公交站牌被撞歪了 was sent to 122); a fixture hit
+    /// with anyone hurt, caught or in danger, or a person crossing one, is still a crash
+    /// (`struck-fixture`).
+    #[test]
+    fn struck_fixtures_are_repairs_unless_someone_is_hurt() {
+        check(&[
+            ("公交站牌被撞歪了", ""),
+            ("路口的红绿灯杆被撞弯了，影响通行", ""),
+            ("路灯杆被撞倒了好几天了，也没人管", ""),
+            ("小区门口的护栏被车撞坏了，一直没人修", ""),
+            ("我们村口的路牌被撞歪了好久了", ""),
+            ("小区道闸被撞坏了，物业说要业主赔", ""),
+            ("路口红绿灯杆被撞倒了，砸到了路人", "122"),
+            ("公交站台被撞了，有人受伤", "122"),
+            ("刚刚护栏被撞断了，一辆车翻在路边", "122"),
+            // Smoke outranks the crash (119 before this context too).
+            ("护栏被撞了，车还在冒烟，司机没出来", "119"),
+            ("高速上护栏被撞飞了，后面好几辆车追尾", "122"),
+            ("一辆货车刚刚撞上了公交站牌，司机受伤了", "122"),
+            ("刚才有车撞了路灯杆，车里有人出不来", "122"),
+            ("我的车门被撞坏了，对方想跑", "122"),
+            ("有个老人翻过护栏被车撞了", "122"),
+            ("一个小孩跨栏杆被车撞了", "122"),
+            ("一个老人翻过护栏被撞倒了，车开走了", "122"),
+        ]);
+    }
+
     /// Guard for pattern 2: no word of a suppressing context may be found (outside its own
     /// excepts and the masks) inside these common pieces of emergency reports. Add the phrase
     /// of any new miss caused by a suppressing word here, then fix the word list.
@@ -2037,7 +2064,16 @@ mod tests {
                 let excepted: Vec<Span> = excepts.iter().flat_map(|e| find(&text, e)).collect();
                 for cue in &cues {
                     for s in find(&text, cue) {
-                        if !masked(&masks, s) && !excepted.iter().any(|e| e.overlaps(s)) {
+                        // A cue that counts only right before (after) a trigger, at the very end
+                        // (start) of a phrase, cannot act on the phrase's own words.
+                        let outside = ctx.window > 0
+                            && match ctx.position {
+                                Position::Before => s.end == text.len(),
+                                Position::After => s.start == 0,
+                                Position::Any => false,
+                            };
+                        if !outside && !masked(&masks, s) && !excepted.iter().any(|e| e.overlaps(s))
+                        {
                             failures.push(format!("{phrase}: {cue:?} of context {:?}", ctx.name));
                         }
                     }
