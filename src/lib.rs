@@ -467,7 +467,7 @@ fn spawn_relay(
 }
 
 /// A runtime on a thread of its own for the life of the process, for the connections every
-/// HTTP worker shares (the PostgreSQL pool's, the Redis limiter's).
+/// HTTP worker shares (the PostgreSQL pool's, the Redis limiter's, the status lookups' client).
 ///
 /// A connection's socket and driver task belong to the runtime they were made on, and actix
 /// runs one runtime per HTTP worker: made while serving worker A, a shared connection died
@@ -490,6 +490,20 @@ pub(crate) fn shared_io_runtime() -> Result<tokio::runtime::Handle, String> {
         Ok(handle)
     })
     .clone()
+}
+
+/// Runs `work` on [`shared_io_runtime`] and waits for it, so that the connection it opens lives
+/// there; on the caller's runtime where that one could not be started. `None` only if the
+/// shared runtime dropped the work (it never stops; a panic there would do it).
+pub(crate) async fn on_shared_io<F>(work: F) -> Option<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    match shared_io_runtime() {
+        Ok(rt) => rt.spawn(work).await.ok(),
+        Err(_) => Some(work.await),
+    }
 }
 
 /// Gives the calling thread `slice` of CPU per turn (`server.cpu_slice`; zero leaves the

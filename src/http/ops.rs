@@ -137,10 +137,7 @@ async fn dispatch_status(state: &AppState, number: &str) -> Option<serde_json::V
     // On the shared runtime, like the store's connections: reqwest keeps the connection it
     // makes on the runtime that asked, and an HTTP worker's runtime stops at a SIGTERM under
     // the other workers' lookups still using it (see `crate::shared_io_runtime`).
-    let v = match crate::shared_io_runtime() {
-        Ok(rt) => rt.spawn(fetch).await.ok().flatten(),
-        Err(_) => fetch.await,
-    }?;
+    let v = crate::on_shared_io(fetch).await.flatten()?;
     if let Ok(mut cache) = state.status_cache.lock() {
         if cache.len() >= STATUS_CACHE_CAP {
             cache.retain(|_, (at, _)| at.elapsed() < STATUS_TTL);

@@ -298,26 +298,18 @@ impl RedisGcra {
         // worker's runtime that asked first, it died when that worker stopped at a SIGTERM,
         // under the other workers' checks (see `crate::shared_io_runtime`).
         let (client, cfg) = (self.client.clone(), self.conn_cfg.clone());
-        let conn = match crate::shared_io_runtime() {
-            Ok(rt) => rt
-                .spawn(async move {
-                    client
-                        .get_multiplexed_async_connection_with_config(&cfg)
-                        .await
-                })
+        let conn = crate::on_shared_io(async move {
+            client
+                .get_multiplexed_async_connection_with_config(&cfg)
                 .await
-                .unwrap_or_else(|_| {
-                    Err(redis::RedisError::from((
-                        redis::ErrorKind::Io,
-                        "the shared runtime dropped the connect",
-                    )))
-                }),
-            Err(_) => {
-                client
-                    .get_multiplexed_async_connection_with_config(&cfg)
-                    .await
-            }
-        }
+        })
+        .await
+        .unwrap_or_else(|| {
+            Err(redis::RedisError::from((
+                redis::ErrorKind::Io,
+                "the shared runtime dropped the connect",
+            )))
+        })
         .map_err(Fail::Redis)?;
         let mut link = self.lock_link();
         link.generation += 1;
