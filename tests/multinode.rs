@@ -20,6 +20,8 @@ const LONG: Duration = Duration::from_secs(30);
 
 /// What the nodes of one test share, and the knobs a test turns.
 struct Cluster {
+    /// The shared database's name.
+    db: String,
     /// The shared database.
     db_url: String,
     /// The dispatch-sim's URL.
@@ -42,6 +44,7 @@ impl Cluster {
         pg.create_db(&db);
         Cluster {
             db_url: pg.url(&db),
+            db,
             dispatch: dispatch.to_string(),
             lease: "5s",
             timeout: "2s",
@@ -113,6 +116,20 @@ fn suspension(gw: &Gateway, identity: &str, put: Option<Value>) -> u16 {
         None => client().delete(url),
     };
     req.bearer_auth(ADMIN).send().unwrap().status().as_u16()
+}
+
+/// Locks on the outbox table in `db`: held (`granted`) or waited for.
+fn outbox_locks(db: &str, granted: bool) -> u32 {
+    postgres()
+        .psql(
+            db,
+            &format!(
+                "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
+                 WHERE c.relname = 'outbox' AND l.granted = {granted}"
+            ),
+        )
+        .parse()
+        .unwrap()
 }
 
 /// The sum of a metric's samples in a Prometheus text exposition (0 when absent).
@@ -269,6 +286,15 @@ fn msg_id() -> u64 {
     6_054_768_590_064_713_728 + NEXT.fetch_add(1, Ordering::Relaxed) * 7919 + now % 1000
 }
 
+/// A text message from `openid` to the account, sent now, with a fresh MsgId.
+fn text_message(openid: &str, content: &str) -> Value {
+    json!({
+        "type": "text", "from": openid, "to": GH,
+        "create_time": chrono::Utc::now().timestamp(),
+        "content": content, "msg_id": msg_id(),
+    })
+}
+
 /// The text of a plaintext reply wechatpy accepted, addressed back to `openid`.
 fn reply_text(r: &Value, openid: &str) -> String {
     assert_eq!(r["status"], 200, "{r}");
@@ -303,11 +329,7 @@ fn a_wechat_retry_on_the_other_node_is_one_order() {
     let a = cluster.node(da.path(), 7);
     let b = cluster.node(db.path(), 8);
     let openid = "oNodes_4Hh8Jj2Kk6Ll0Zz3Xx7Cc1";
-    let message = json!({
-        "type": "text", "from": openid, "to": GH,
-        "create_time": chrono::Utc::now().timestamp(),
-        "content": "小区北门的井盖丢了，晚上很危险", "msg_id": msg_id(),
-    });
+    let message = text_message(openid, "小区北门的井盖丢了，晚上很危险");
     let first = wx(&a, json!({"message": message}));
     let content = reply_text(&first, openid);
     assert!(content.contains("工单号"), "{content}");
@@ -357,11 +379,10 @@ fn the_same_push_on_both_nodes_at_once_is_one_order_with_one_answer() {
         let openid = format!("oRace_{}", "abcdefghijkl".chars().nth(i).unwrap());
         let built = wx(
             &a,
-            json!({"op": "build", "message": {
-                "type": "text", "from": openid, "to": GH,
-                "create_time": chrono::Utc::now().timestamp(),
-                "content": format!("第{i}次反映：路边垃圾桶满了没人清"), "msg_id": msg_id(),
-            }}),
+            json!({"op": "build", "message": text_message(
+                &openid,
+                &format!("第{i}次反映：路边垃圾桶满了没人清"),
+            )}),
         );
         let request = built["request"].clone();
         let send = |gw: &Gateway| {
@@ -737,19 +758,8 @@ fn a_store_connection_outlives_the_runtime_that_made_it() {
             )
         })
     };
-    let waiting = |granted: bool| {
-        pg.psql(
-            &db,
-            &format!(
-                "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
-                 WHERE c.relname = 'outbox' AND l.granted = {granted}"
-            ),
-        )
-        .parse::<u32>()
-        .unwrap()
-    };
     wait_until("psql holds the outbox lock", LONG, || {
-        (waiting(true) > 0).then_some(())
+        (outbox_locks(&db, true) > 0).then_some(())
     });
     // Runtime B: the intake takes the pool's idle connection, the one made on A, and waits.
     let b = tokio::runtime::Builder::new_multi_thread()
@@ -778,7 +788,7 @@ fn a_store_connection_outlives_the_runtime_that_made_it() {
         b.spawn(async move { store.commit_intake(intake).await })
     };
     wait_until("the intake waits for the lock", LONG, || {
-        (waiting(false) > 0).then_some(())
+        (outbox_locks(&db, false) > 0).then_some(())
     });
     stop_a.send(()).unwrap();
     worker_a.join().unwrap();
@@ -801,23 +811,13 @@ fn a_sigterm_waits_for_a_push_answered_past_its_reply_budget() {
     let mut cluster = Cluster::new("late_push", &sim.url);
     cluster.extra = wechat_account();
     let mut gw = cluster.node(dir.path(), 1);
-    let db = cluster.db_url.rsplit('/').next().unwrap().to_string();
-    let pg = postgres();
+    let (db, pg) = (cluster.db.clone(), postgres());
     let lock = pg.session(&db, "BEGIN; LOCK TABLE outbox IN ACCESS EXCLUSIVE MODE;");
     wait_until("psql holds the outbox lock", LONG, || {
-        (pg.psql(
-            &db,
-            "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
-             WHERE c.relname = 'outbox' AND l.granted",
-        ) != "0")
-            .then_some(())
+        (outbox_locks(&db, true) > 0).then_some(())
     });
     let openid = "oLate_4Hh8Jj2Kk6Ll0Zz3Xx7Cc1";
-    let message = json!({
-        "type": "text", "from": openid, "to": GH,
-        "create_time": chrono::Utc::now().timestamp(),
-        "content": "人民路的路灯坏了一个星期了", "msg_id": msg_id(),
-    });
+    let message = text_message(openid, "人民路的路灯坏了一个星期了");
     let answer = wx(&gw, json!({"message": message}));
     assert_eq!(answer["status"], 200, "{answer}");
     assert_eq!(
