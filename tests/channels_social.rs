@@ -487,6 +487,14 @@ fn wechat_events_unknown_types_and_status_queries_make_no_orders() {
     assert!(reply_text(&r, openid, true).contains(&number));
     let r = wx_push(&gw, "plain", &text(openid, "查询 2026010107999999"));
     assert!(reply_text(&r, openid, false).contains("未查询到"));
+    // A query that also reports an emergency gets the number to dial, not a status (art. 17).
+    let r = wx_push(
+        &gw,
+        "plain",
+        &text(openid, &format!("查询 {number} 我家厨房着火了，火很大")),
+    );
+    let fire = reply_text(&r, openid, false);
+    assert!(fire.contains("拨打119"), "{fire}");
 
     // A later matter arrives; by then nothing else has.
     let r = wx_push(&gw, "plain", &text(openid, "楼道里堆满杂物，有火灾隐患"));

@@ -118,14 +118,14 @@ fn suspension(gw: &Gateway, identity: &str, put: Option<Value>) -> u16 {
     req.bearer_auth(ADMIN).send().unwrap().status().as_u16()
 }
 
-/// Locks on the outbox table in `db`: held (`granted`) or waited for.
-fn outbox_locks(db: &str, granted: bool) -> u32 {
+/// Locks on `table` in `db`: held (`granted`) or waited for.
+fn locks_on(db: &str, table: &str, granted: bool) -> u32 {
     postgres()
         .psql(
             db,
             &format!(
                 "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
-                 WHERE c.relname = 'outbox' AND l.granted = {granted}"
+                 WHERE c.relname = '{table}' AND l.granted = {granted}"
             ),
         )
         .parse()
@@ -759,7 +759,7 @@ fn a_store_connection_outlives_the_runtime_that_made_it() {
         })
     };
     wait_until("psql holds the outbox lock", LONG, || {
-        (outbox_locks(&db, true) > 0).then_some(())
+        (locks_on(&db, "outbox", true) > 0).then_some(())
     });
     // Runtime B: the intake takes the pool's idle connection, the one made on A, and waits.
     let b = tokio::runtime::Builder::new_multi_thread()
@@ -788,7 +788,7 @@ fn a_store_connection_outlives_the_runtime_that_made_it() {
         b.spawn(async move { store.commit_intake(intake).await })
     };
     wait_until("the intake waits for the lock", LONG, || {
-        (outbox_locks(&db, false) > 0).then_some(())
+        (locks_on(&db, "outbox", false) > 0).then_some(())
     });
     stop_a.send(()).unwrap();
     worker_a.join().unwrap();
@@ -814,7 +814,7 @@ fn a_sigterm_waits_for_a_push_answered_past_its_reply_budget() {
     let (db, pg) = (cluster.db.clone(), postgres());
     let lock = pg.session(&db, "BEGIN; LOCK TABLE outbox IN ACCESS EXCLUSIVE MODE;");
     wait_until("psql holds the outbox lock", LONG, || {
-        (outbox_locks(&db, true) > 0).then_some(())
+        (locks_on(&db, "outbox", true) > 0).then_some(())
     });
     let openid = "oLate_4Hh8Jj2Kk6Ll0Zz3Xx7Cc1";
     let message = text_message(openid, "人民路的路灯坏了一个星期了");
@@ -847,4 +847,29 @@ fn a_sigterm_waits_for_a_push_answered_past_its_reply_budget() {
         logs.contains("is stored") && !logs.contains(openid),
         "the late intake is logged, its openid masked: {logs}"
     );
+}
+
+/// The emergency rules answer before the retry record is read: a store held up by a lock on
+/// its dedupe table (a stalled connection, a long migration) must not turn a fire report into
+/// the bare `success` of the reply budget, which tells the citizen nothing.
+#[test]
+fn a_stalled_store_does_not_hold_up_the_number_to_dial() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let mut cluster = Cluster::new("stalled_dedupe", &sim.url);
+    cluster.extra = wechat_account();
+    let gw = cluster.node(dir.path(), 1);
+    let (db, pg) = (cluster.db.clone(), postgres());
+    let lock = pg.session(&db, "BEGIN; LOCK TABLE dedupe IN ACCESS EXCLUSIVE MODE;");
+    wait_until("psql holds the dedupe lock", LONG, || {
+        (locks_on(&db, "dedupe", true) > 0).then_some(())
+    });
+    let openid = "oStall_4Hh8Jj2Kk6Ll0Zz3Xx7Cc1";
+    let fire = wx(
+        &gw,
+        json!({"message": text_message(openid, "我家厨房着火了，火很大")}),
+    );
+    let content = reply_text(&fire, openid);
+    assert!(content.contains("拨打119"), "{content}");
+    lock.finish("COMMIT;");
 }

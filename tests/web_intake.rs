@@ -264,13 +264,23 @@ fn items_split_and_client_ref_replays_the_first_answer() {
     assert_eq!(n.len(), 2, "one order per item");
     assert_eq!(b1["orders"][0]["category"], "help");
     assert_eq!(b1["orders"][1]["category"], "complaint");
-    let (s2, b2) = gw.submit(body);
+    let (s2, b2) = gw.submit(body.clone());
     assert!(s2 == 202 || s2 == 200, "{b2}");
     assert_eq!(
         numbers(&b2),
         n,
         "a resubmission with the same client_ref gets the same orders"
     );
+    // A page that keeps its client_ref for a new text naming an emergency gets the number to
+    // dial, not the earlier orders (art. 17); then the first answer still stands for a resend.
+    let (s3, b3) = gw.submit(json!({
+        "content": "楼下饭店着火了，有人被困", "phone": "13900000001", "client_ref": "page-42"
+    }));
+    assert_eq!(s3, 200, "{b3}");
+    assert_eq!(b3["status"], "redirected", "{b3}");
+    assert_eq!(b3["redirect"]["number"], "119", "{b3}");
+    let (_, b4) = gw.submit(body);
+    assert_eq!(numbers(&b4), n, "{b4}");
     let lines = wait_until("two orders at dispatch", LONG, || {
         let l = sim.lines();
         (delivered_orders(&l).len() >= 2).then_some(l)

@@ -78,8 +78,8 @@ pub async fn wechat_push(
             tracing::info!(account = %name, msg_type = ?kind, "Unknown WeChat message type recorded.");
             None
         }
-        Message::Text { content, .. } if status_query(content).is_some() => {
-            let number = status_query(content).unwrap_or_default();
+        Message::Text { content, .. } if status_query(&state, content).is_some() => {
+            let number = status_query(&state, content).unwrap_or_default();
             Some(super::ops::status_sentence(&state, &number).await)
         }
         _ => match push.to_submission(&name) {
@@ -135,7 +135,7 @@ pub async fn weibo_push(
     let inbound = read_inbound(&req, payload, &state).await?;
     let t = inbound.now;
     let push = weibo::parse_push(acc, &inbound)?;
-    let text = match status_query(&push.text) {
+    let text = match status_query(&state, &push.text) {
         Some(number) => Some(super::ops::status_sentence(&state, &number).await),
         None => match push.to_submission(&name) {
             Some(sub) => {
@@ -237,8 +237,22 @@ async fn run_within_budget(
     }
 }
 
-/// `查询 2026112901000123` (or `查询：…`) asks for an order's status instead of making an order.
-pub fn status_query(text: &str) -> Option<String> {
+/// `查询 2026112901000123` (or `查询：…`) asks for an order's status instead of making an order,
+/// unless the message also names an emergency (查询 2026… 我家着火了): that goes to the pipeline,
+/// whose first step is the emergency check (art. 17).
+fn status_query(state: &AppState, text: &str) -> Option<String> {
+    let number = order_number_asked(text)?;
+    state
+        .pipeline
+        .rules()
+        .emergency
+        .check(text)
+        .is_none()
+        .then_some(number)
+}
+
+/// The order number of a `查询 …` message, whatever follows it.
+fn order_number_asked(text: &str) -> Option<String> {
     let rest = text.trim().strip_prefix("查询")?;
     let digits: String = rest
         .trim_start_matches([' ', ':', '：', '\u{3000}'])
@@ -250,6 +264,15 @@ pub fn status_query(text: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_status_query_is_the_number_after_the_word() {
+        assert_eq!(
+            super::order_number_asked("查询：2026112901000123").as_deref(),
+            Some("2026112901000123")
+        );
+        assert_eq!(super::order_number_asked("查询 12345"), None);
+        assert_eq!(super::order_number_asked("我要查询 2026112901000123"), None);
+    }
     #[test]
     fn unknown_wechat_types_have_a_bounded_label() {
         assert_eq!(

@@ -22,7 +22,7 @@ use crate::store::{
 };
 use hotline_adapters::{Category, Outcome, Submission};
 use serde_json::json;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use work_order::WorkOrderBody;
@@ -230,9 +230,9 @@ pub struct Pipeline {
     /// One lock per dedupe key in use, so concurrent retries of one push (platforms resend
     /// while the first attempt is still running) are decided once, not raced.
     key_locks: KeyLocks,
-    /// Answers whose durable dedupe record is still being written (emergencies answer before
-    /// they are recorded); a retry in that gap finds them here.
-    recent: std::sync::Mutex<HashMap<String, Outcome>>,
+    /// Dedupe keys of the pushes redirected lately, so that a platform's retry of one is not
+    /// recorded (and announced) a second time: the rules answer it again before any store read.
+    redirected: std::sync::Mutex<HashSet<String>>,
     /// Where work that outlives its request runs (redirect records, late webhook intakes).
     background: crate::background::Background,
 }
@@ -279,7 +279,7 @@ impl Drop for KeyGuard<'_> {
     }
 }
 
-/// Most answers held in [`Pipeline`]'s in-memory recent map before it is cleared.
+/// Most keys held in [`Pipeline`]'s set of redirected pushes before it is cleared.
 const RECENT_CAP: usize = 10_000;
 
 /// What one submission produced: the outcome and the citizen-facing message.
@@ -307,7 +307,7 @@ impl Pipeline {
             ladder,
             wake,
             key_locks: std::sync::Mutex::new(HashMap::new()),
-            recent: std::sync::Mutex::new(HashMap::new()),
+            redirected: std::sync::Mutex::new(HashSet::new()),
             background: crate::background::Background::new(),
         }
     }
@@ -322,11 +322,8 @@ impl Pipeline {
         KeyGuard::lock(&self.key_locks, key).await
     }
 
-    /// The answer given earlier under a dedupe key: memory first, then the store.
+    /// The answer given earlier under a dedupe key, from the store.
     pub async fn recall(&self, key: &str) -> Result<Option<Outcome>, StoreError> {
-        if let Some(o) = self.recent.lock().ok().and_then(|m| m.get(key).cloned()) {
-            return Ok(Some(o));
-        }
         self.store.recall(key.to_string()).await
     }
 
@@ -375,6 +372,24 @@ impl Pipeline {
             number: r.number.clone(),
             reason: r.reason.clone(),
         };
+        let message = messages::for_outcome(&outcome, self.cfg.tz);
+        // A platform's retry of a push already redirected here (the rules run before the
+        // retry record is read, see `submit`): the same answer, without a second record, event
+        // and mail. A retry reaching another node, or this one after a restart, is recorded
+        // again: the redirect is never held up to find out.
+        let answered_before = dedupe_key.as_ref().is_some_and(|k| {
+            self.redirected.lock().is_ok_and(|mut m| {
+                if m.len() >= RECENT_CAP {
+                    m.clear();
+                }
+                !m.insert(k.clone())
+            })
+        });
+        if answered_before {
+            metrics::counter!("hotline_retries_answered_total", "channel" => channel.to_string())
+                .increment(1);
+            return Decision { outcome, message };
+        }
         let masked = hotline_adapters::Identity::parse(identity)
             .map(|i| i.masked())
             .unwrap_or_else(|| "***".into());
@@ -391,14 +406,6 @@ impl Pipeline {
             text: text.to_string(),
             at: now,
         };
-        if let Some(k) = &dedupe_key {
-            if let Ok(mut m) = self.recent.lock() {
-                if m.len() >= RECENT_CAP {
-                    m.clear();
-                }
-                m.insert(k.clone(), outcome.clone());
-            }
-        }
         let remember = dedupe_key.map(|k| (k, outcome.clone()));
         // Not on the caller's runtime: an HTTP worker's stops at a SIGTERM once its requests
         // are answered, and this record comes after the answer (see `crate::background`).
@@ -410,7 +417,6 @@ impl Pipeline {
                 let _ = store.remember(k, o, now).await;
             }
         });
-        let message = messages::for_outcome(&outcome, self.cfg.tz);
         Decision { outcome, message }
     }
 
@@ -428,30 +434,15 @@ impl Pipeline {
                 .as_ref()
                 .map(|r| format!("web:{}:{}", sub.identity, r))
         });
-        let _guard = match &dedupe_key {
-            Some(k) => Some(self.lock_key(k).await),
-            None => None,
-        };
-        if let Some(key) = &dedupe_key {
-            match self.recall(key).await {
-                Ok(Some(outcome)) => {
-                    metrics::counter!("hotline_retries_answered_total", "channel" => sub.channel.as_str())
-                        .increment(1);
-                    let message = messages::for_outcome(&outcome, self.cfg.tz);
-                    return Ok(Decision { outcome, message });
-                }
-                Ok(None) => {}
-                // A store that cannot be read must not keep an emergency from its answer (art.
-                // 17). Deciding afresh is safe: anything else is refused at its commit, and the
-                // commit checks the key again in the same transaction.
-                Err(e) => tracing::warn!(error = %e, "Retry record unreadable; deciding afresh."),
-            }
-        }
         let rules = self.rules();
 
-        // 1. Emergency: before anything that could refuse. A redirect the second opinion
-        // strongly doubts becomes an order for urgent review instead (see
-        // `doubted`); any other text of the submission the rules are sure of still redirects.
+        // 1. Emergency: first of all, before the key lock and the store read below (art. 17).
+        // The rules need no I/O, so a store that is slow or locked cannot hold up the answer to
+        // a person in danger (a WeChat push would otherwise get the bare `success` of its reply
+        // budget), and an earlier answer under the same key cannot stand in for it (a page
+        // that reuses its client_ref for a new text). A redirect the second opinion strongly
+        // doubts becomes an order for urgent review instead (see `doubted`); any other text of
+        // the submission the rules are sure of still redirects.
         let mut doubted: Option<Review> = None;
         for text in texts(&sub) {
             if let Some(r) = rules.emergency.check(text) {
@@ -471,6 +462,26 @@ impl Pipeline {
                         ));
                     }
                 }
+            }
+        }
+
+        let _guard = match &dedupe_key {
+            Some(k) => Some(self.lock_key(k).await),
+            None => None,
+        };
+        if let Some(key) = &dedupe_key {
+            match self.recall(key).await {
+                Ok(Some(outcome)) => {
+                    metrics::counter!("hotline_retries_answered_total", "channel" => sub.channel.as_str())
+                        .increment(1);
+                    let message = messages::for_outcome(&outcome, self.cfg.tz);
+                    return Ok(Decision { outcome, message });
+                }
+                Ok(None) => {}
+                // A store that cannot be read must not keep a doubted emergency from its order
+                // (art. 17). Deciding afresh is safe: anything else is refused at its commit,
+                // and the commit checks the key again in the same transaction.
+                Err(e) => tracing::warn!(error = %e, "Retry record unreadable; deciding afresh."),
             }
         }
         // A doubted redirect is still treated as an emergency until its order is made: never
