@@ -253,6 +253,7 @@ const TOKEN: &str = "hotlineToken2026";
 const APPID: &str = "wx2c2769f8efd9abc2";
 const AES_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
 const GH: &str = "gh_3c884a361561";
+const WEIBO_SECRET: &str = "weiboAppSecret77";
 
 /// The WeChat account both nodes serve.
 fn wechat_account() -> String {
@@ -847,6 +848,47 @@ fn a_sigterm_waits_for_a_push_answered_past_its_reply_budget() {
         logs.contains("is stored") && !logs.contains(openid),
         "the late intake is logged, its openid masked: {logs}"
     );
+}
+
+/// A Weibo push's `channel_ref` is its dedupe key, which holds the fan's uid: when such a push
+/// is answered past its reply budget, the log lines naming it mask the uid like the identity.
+#[test]
+fn a_late_weibo_push_is_logged_with_the_fans_uid_masked() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let mut cluster = Cluster::new("late_weibo", &sim.url);
+    cluster.extra = format!("[channels.weibo.main]\napp_secret = \"{WEIBO_SECRET}\"\n");
+    let gw = cluster.node(dir.path(), 1);
+    let (db, pg) = (cluster.db.clone(), postgres());
+    let lock = pg.session(&db, "BEGIN; LOCK TABLE outbox IN ACCESS EXCLUSIVE MODE;");
+    wait_until("psql holds the outbox lock", LONG, || {
+        (locks_on(&db, "outbox", true) > 0).then_some(())
+    });
+    let fan = "2489518277";
+    let created = chrono::Utc::now()
+        .with_timezone(&chrono_tz::Asia::Shanghai)
+        .format("%a %b %d %H:%M:%S %z %Y")
+        .to_string();
+    let message = json!({"type": "text", "receiver_id": "5000000000000000001", "sender_id": fan,
+                         "created_at": created, "text": "人民路的路灯坏了一个星期了", "data": {}});
+    let answer = common::run_peer(
+        "weibo_peer.py",
+        &[],
+        &json!({"op": "push", "url": format!("{}/v1/weibo/main", gw.url),
+                "secret": WEIBO_SECRET, "message": message}),
+    );
+    assert_eq!(answer["status"], 200, "{answer}");
+    wait_until("the late push's WARN", LONG, || {
+        gw.logs()
+            .contains("before its intake finished")
+            .then_some(())
+    });
+    lock.finish("COMMIT;");
+    wait_until("the late push stored", LONG, || {
+        gw.logs().contains("is stored").then_some(())
+    });
+    let logs = gw.logs();
+    assert!(!logs.contains(fan), "the fan's uid is masked: {logs}");
 }
 
 /// The emergency rules answer before the retry record is read: a store held up by a lock on

@@ -13,7 +13,7 @@ use actix_web::web::{Data, Path, Payload};
 use actix_web::{HttpRequest, HttpResponse};
 use hotline_adapters::wechat::{self, EventKind, Message, WechatAccount};
 use hotline_adapters::weibo;
-use hotline_adapters::{Outcome, Submission};
+use hotline_adapters::{Identity, Outcome, Submission};
 use rand::Rng;
 use std::time::Duration;
 
@@ -201,10 +201,12 @@ async fn run_within_budget(
     t: i64,
 ) -> Result<Option<Decision>, ApiError> {
     let pipeline = state.pipeline.clone();
+    // A Weibo push's channel_ref (and a WeChat one's without a MsgId) is its dedupe key, which
+    // holds the sender's id: logged with that part masked like the identity.
     let (channel, identity, channel_ref) = (
         sub.channel.as_str(),
         sub.identity.masked(),
-        sub.channel_ref.clone(),
+        masked_ref(&sub.channel_ref, &sub.identity),
     );
     let mut task = state
         .pipeline
@@ -262,8 +264,45 @@ fn order_number_asked(text: &str) -> Option<String> {
     (digits.len() >= 12 && digits.len() <= 24).then_some(digits)
 }
 
+/// `channel_ref` with the submitter's own id in it masked as in [`Identity::masked`].
+fn masked_ref(channel_ref: &str, identity: &Identity) -> String {
+    if identity.value.is_empty() {
+        return channel_ref.to_string();
+    }
+    let masked = identity.masked();
+    let masked_value = masked.split_once(':').map_or("***", |(_, v)| v);
+    channel_ref.replace(&identity.value, masked_value)
+}
+
 #[cfg(test)]
 mod tests {
+    use hotline_adapters::{Identity, IdentityKind};
+
+    #[test]
+    fn a_logged_channel_ref_hides_the_sender() {
+        let weibo = Identity::new(IdentityKind::Weibo, "2489518277");
+        let r = super::masked_ref(
+            "1902538057:2489518277:Mon Jul 16 18:09:20 +0800 2012:text:0a1b",
+            &weibo,
+        );
+        assert!(!r.contains("2489518277"), "{r}");
+        assert!(r.starts_with("1902538057:"), "{r}");
+        assert!(
+            r.ends_with(":Mon Jul 16 18:09:20 +0800 2012:text:0a1b"),
+            "{r}"
+        );
+        let wechat = Identity::new(IdentityKind::Wechat, "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o");
+        let r = super::masked_ref(
+            "nomsgid:oUpF8uMuAJO_M2pxb1Q9zNjWeS6o:1700000000:image:ff",
+            &wechat,
+        );
+        assert!(!r.contains("oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"), "{r}");
+        assert_eq!(
+            super::masked_ref("1234567890123456", &wechat),
+            "1234567890123456"
+        );
+    }
+
     #[test]
     fn a_status_query_is_the_number_after_the_word() {
         assert_eq!(
