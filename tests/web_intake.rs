@@ -927,6 +927,19 @@ fn repeats_are_answered_with_the_open_order_and_forwarded_near_misses_are_new() 
     wait_until("two orders at dispatch", LONG, || {
         (delivered_orders(&sim.lines()).len() == 2).then_some(())
     });
+    // A list of three matters is three orders (art. 13); the same list again repeats all three
+    // (it was compared whole with each order's one matter, and made three more).
+    let list = "一是暖气不热，二是物业不接电话，三是垃圾没人清运";
+    let (s, b) = gw.submit(json!({"content": list, "phone": "13622220004"}));
+    assert_eq!(s, 202, "{b}");
+    let three = numbers(&b);
+    assert_eq!(three.len(), 3, "{b}");
+    let (s, b) = gw.submit(json!({"content": list, "phone": "13622220004"}));
+    assert_eq!((s, b["status"].as_str()), (200, Some("duplicate")), "{b}");
+    assert_eq!(numbers(&b), three);
+    wait_until("five orders at dispatch", LONG, || {
+        (delivered_orders(&sim.lines()).len() == 5).then_some(())
+    });
     // An emergency from the web is redirected and never dispatched.
     let (s, b) =
         gw.submit(json!({"content": "我家楼下饭店着火了，火很大", "phone": "13622220002"}));
@@ -935,7 +948,7 @@ fn repeats_are_answered_with_the_open_order_and_forwarded_near_misses_are_new() 
         gw.submit(json!({"content": "之后的普通诉求：公园长椅坏了", "phone": "13622220003"}));
     assert_eq!(s, 202);
     wait_until("the later order at dispatch", LONG, || {
-        (delivered_orders(&sim.lines()).len() == 3).then_some(())
+        (delivered_orders(&sim.lines()).len() == 6).then_some(())
     });
     assert!(!serde_json::to_string(&sim.lines())
         .unwrap()

@@ -18,7 +18,7 @@ pub(crate) mod work_order;
 
 use crate::messages;
 use crate::store::{
-    Intake, IntakeResult, NewOrder, OrderReview, RedirectRecord, Store, StoreError,
+    Intake, IntakeResult, NewOrder, OpenOrder, OrderReview, RedirectRecord, Store, StoreError,
 };
 use hotline_adapters::{Category, Outcome, Submission};
 use serde_json::json;
@@ -122,6 +122,55 @@ impl RuleSet {
 /// The texts of a submission that are judged: its content, then each structured item's.
 fn texts(sub: &Submission) -> impl Iterator<Item = &str> {
     std::iter::once(sub.content.as_str()).chain(sub.items.iter().map(|i| i.content.as_str()))
+}
+
+/// The matters of a submission (art. 13), each with its category if the submitter chose one:
+/// its structured items, else a conservative split of enumerated free text, else the whole text.
+fn matters_of(sub: &Submission) -> Vec<(String, Option<Category>)> {
+    if !sub.items.is_empty() {
+        sub.items
+            .iter()
+            .map(|i| (i.content.clone(), i.category.or(sub.category)))
+            .collect()
+    } else {
+        split::split_matters(&sub.content)
+            .into_iter()
+            .map(|c| (c, sub.category))
+            .collect()
+    }
+}
+
+/// Whether the content is the submitter's own words, which a repeat is judged by: not the
+/// text a platform or the gateway puts in for a message without any (a voicemail's
+/// recording alone, whose every copy reads the same).
+fn has_own_words(sub: &Submission) -> bool {
+    sub.content != hotline_adapters::cti::RECORDING_ONLY_CONTENT
+}
+
+/// The open orders a submission repeats (art. 17(5)): those its whole text is like, or else,
+/// for several matters, one order for each matter when every matter is like one (a list sent
+/// again). A list of which only some matters are old is heard as new: each part is then an
+/// order, which is better than one of them lost in a contact.
+fn repeats<'a>(
+    recent: &'a [OpenOrder],
+    content: &str,
+    matters: &[(String, Option<Category>)],
+    threshold: f64,
+) -> Vec<&'a OpenOrder> {
+    let like = |o: &OpenOrder, text: &str| similar::similarity(&o.content, text) >= threshold;
+    let whole: Vec<_> = recent.iter().filter(|o| like(o, content)).collect();
+    if !whole.is_empty() || matters.len() < 2 {
+        return whole;
+    }
+    let mut each = Vec::with_capacity(matters.len());
+    for (m, _) in matters {
+        match recent.iter().find(|o| like(o, m)) {
+            Some(o) if !each.iter().any(|e: &&OpenOrder| e.number == o.number) => each.push(o),
+            Some(_) => {}
+            None => return Vec::new(),
+        }
+    }
+    each
 }
 
 /// Pipeline settings.
@@ -561,18 +610,22 @@ impl Pipeline {
         });
 
         // 4. Repeat of an open matter (art. 17(5)).
+        let matters = matters_of(&sub);
         let since = now - self.cfg.duplicate_window.as_secs() as i64;
         let recent = self
             .store
             .recent_orders_of(sub.identity.to_string(), since)
             .await?;
-        let matches: Vec<_> = recent
-            .iter()
-            .filter(|o| {
-                suspicion.is_none()
-                    && similar::similarity(&o.content, &sub.content) >= self.cfg.duplicate_threshold
-            })
-            .collect();
+        let matches = if suspicion.is_none() && has_own_words(&sub) {
+            repeats(
+                &recent,
+                &sub.content,
+                &matters,
+                self.cfg.duplicate_threshold,
+            )
+        } else {
+            Vec::new()
+        };
         if !matches.is_empty() {
             let orders: Vec<_> = matches
                 .iter()
@@ -583,13 +636,20 @@ impl Pipeline {
                 })
                 .collect();
             for o in &matches {
-                let body = json!({
+                let mut body = json!({
                     "number": o.number,
                     "channel": sub.channel.as_str(),
                     "channel_ref": sub.channel_ref,
                     "received_at": self.local_time(sub.received_at),
                     "content": sub.content,
                 });
+                // What came with the repeat (a photo, a recording, a place) goes with it.
+                if !sub.attachments.is_empty() {
+                    body["attachments"] = json!(sub.attachments);
+                }
+                if sub.location.lat.is_some() || !sub.location.address.is_empty() {
+                    body["location"] = json!({"address": sub.location.address, "lat": sub.location.lat, "lon": sub.location.lon});
+                }
                 self.store
                     .enqueue_contact(o.number.clone(), body, now)
                     .await?;
@@ -629,7 +689,7 @@ impl Pipeline {
                 "the outbox is over its high-water mark".into(),
             ));
         }
-        let orders = self.orders_for(&sub, &rules, suspicion.as_ref())?;
+        let orders = self.orders_for(&sub, matters, &rules, suspicion.as_ref())?;
         let intake = Intake {
             day: self.local_day(now),
             node_id: self.cfg.node_id,
@@ -718,6 +778,7 @@ impl Pipeline {
     fn orders_for(
         &self,
         sub: &Submission,
+        matters: Vec<(String, Option<Category>)>,
         rules: &RuleSet,
         suspicion: Option<&Review>,
     ) -> Result<Vec<NewOrder>, IntakeError> {
@@ -728,17 +789,6 @@ impl Pipeline {
             rule: s.rule.clone(),
             score: (s.score * 100.0).round() / 100.0,
         });
-        let matters: Vec<(String, Option<Category>)> = if !sub.items.is_empty() {
-            sub.items
-                .iter()
-                .map(|i| (i.content.clone(), i.category.or(sub.category)))
-                .collect()
-        } else {
-            split::split_matters(&sub.content)
-                .into_iter()
-                .map(|c| (c, sub.category))
-                .collect()
-        };
         let count = matters.len();
         let submission_id = uuid::Uuid::new_v4().simple().to_string();
         let identity = sub.identity.to_string();
@@ -911,5 +961,61 @@ mod tests {
             Some(0),
             "the last holder removed the entry"
         );
+    }
+
+    fn open(number: &str, content: &str) -> OpenOrder {
+        OpenOrder {
+            number: number.into(),
+            category: "complaint".into(),
+            content: content.into(),
+        }
+    }
+
+    /// A list of matters sent again repeats the orders made of it, one by one; a list of which
+    /// one matter is new is heard afresh (art. 13, 17(5)).
+    #[test]
+    fn a_list_sent_again_repeats_each_of_its_orders() {
+        let list = "一是暖气不热，二是物业不接电话，三是垃圾没人清运";
+        let mut sub = Submission::new(
+            hotline_adapters::Channel::Web,
+            hotline_adapters::Identity::new(hotline_adapters::IdentityKind::Phone, "13900000001"),
+            0,
+            list,
+        );
+        let matters = matters_of(&sub);
+        assert_eq!(matters.len(), 3, "{matters:?}");
+        let recent: Vec<_> = matters
+            .iter()
+            .enumerate()
+            .map(|(i, (m, _))| open(&format!("n{i}"), m))
+            .collect();
+        let found: Vec<_> = repeats(&recent, list, &matters, 0.75)
+            .iter()
+            .map(|o| o.number.as_str())
+            .collect();
+        assert_eq!(found, ["n0", "n1", "n2"]);
+        // One matter new: no repeat, all three are heard.
+        sub.content = "一是暖气不热，二是物业不接电话，三是楼下广场舞太吵".into();
+        let matters = matters_of(&sub);
+        assert!(repeats(&recent, &sub.content, &matters, 0.75).is_empty());
+        // A single matter like one of them is still a repeat of that one.
+        let single = [("暖气不热".to_string(), None)];
+        let found = repeats(&recent[..1], "暖气不热", &single, 0.75);
+        assert_eq!(found.len(), 1);
+    }
+
+    /// A voicemail with nothing but its recording carries the gateway's placeholder text, the
+    /// same for every one: not the caller's words, so never judged a repeat by them.
+    #[test]
+    fn a_recording_without_words_is_never_a_repeat_by_its_placeholder() {
+        let mut sub = Submission::new(
+            hotline_adapters::Channel::Cti,
+            hotline_adapters::Identity::new(hotline_adapters::IdentityKind::Phone, "13900000041"),
+            0,
+            hotline_adapters::cti::RECORDING_ONLY_CONTENT,
+        );
+        assert!(!has_own_words(&sub));
+        sub.content = "电话留言：路灯不亮".into();
+        assert!(has_own_words(&sub));
     }
 }
