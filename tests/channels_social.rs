@@ -976,6 +976,33 @@ fn weibo_handshake_push_retries_and_refusals() {
         json!({"message": wb_msg(sender, "text", &format!("查询 {number}"), json!({}))}),
     );
     assert!(wb_reply(&r, sender).contains(&number));
+    // One that also reports an emergency gets the number to dial, not a status (art. 17).
+    let r = wb(
+        &gw,
+        json!({"message": wb_msg(sender, "text", &format!("查询 {number} 楼下着火了，火很大"), json!({}))}),
+    );
+    let fire = wb_reply(&r, sender);
+    assert!(fire.contains("拨打119"), "{fire}");
+    // A shared place right after a matter joins its order (it was an order of its own, whose
+    // only text was the platform's label).
+    let place = wb_msg(
+        sender,
+        "position",
+        "我在这里",
+        json!({"longitude": "116.3", "latitude": "39.9"}),
+    );
+    let r = wb(&gw, json!({"message": place}));
+    let joined = wb_reply(&r, sender);
+    assert!(
+        joined.contains(&number) && joined.contains("补充"),
+        "{joined}"
+    );
+    wait_until("the place at dispatch as a supplement", LONG, || {
+        contacts(&sim)
+            .iter()
+            .any(|c| c["contact_for"] == number.as_str() && c["kind"] == "supplement")
+            .then_some(())
+    });
 
     // After a restart the retry still gets the first answer.
     let gw = restart(gw);
@@ -1006,7 +1033,11 @@ fn weibo_handshake_push_retries_and_refusals() {
     assert_eq!(order["submitter"]["identity"], format!("weibo:{sender}"));
     assert_eq!(order["content"], "小区垃圾三天没人清理了");
     assert_eq!(the_order(&all, &number2)["content"], "这条签名不对");
-    assert!(contacts(&sim).is_empty(), "a retry is no repeat contact");
+    assert_eq!(
+        contacts(&sim).len(),
+        1,
+        "only the place; a retry is no repeat contact"
+    );
     let lines = serde_json::to_string(&sim.lines()).unwrap();
     assert!(!lines.contains("着火"), "{lines}");
     assert_not_logged(&gw, &[sender, fan2]);

@@ -176,7 +176,7 @@ impl WeiboPush {
 
     /// The channel-neutral submission; `None` for events, unknown types and empty messages.
     /// Media become attachments with `media_id = tovfid` (the platform's label text is dropped),
-    /// a position becomes the location.
+    /// a position becomes the location, its label the address.
     pub fn to_submission(&self, account_name: &str) -> Option<Submission> {
         let mut content = String::new();
         let mut attachments = Vec::new();
@@ -188,8 +188,12 @@ impl WeiboPush {
         };
         match &self.message {
             WeiboMessage::Text | WeiboMessage::Mention => content = clean_text(&self.text),
+            // The platform's label of the place is its address, as WeChat's `Label` is: a
+            // shared place with no other words then joins the fan's recent order instead of
+            // becoming an order of its own (see the pipeline's attachments).
             WeiboMessage::Position { lat, lon } => {
                 content = clean_text(&self.text);
+                location.address = content.clone();
                 location.lat = *lat;
                 location.lon = *lon;
             }
@@ -1034,7 +1038,7 @@ mod tests {
                 &pos,
                 Some(Submission {
                     location: Location {
-                        address: String::new(),
+                        address: "我在这里".into(),
                         lat: Some(39.9),
                         lon: Some(116.3),
                     },
