@@ -17,14 +17,17 @@
 //! bodies with `bodySHA256`.
 //!
 //! Mapping of a request to a [`CallKind`], first match wins:
-//! 1. `RecordingUrl` without `RecordingStatus` (the `action` of a `<Record>`, i.e. voicemail,
-//!    or a `transcribeCallback`): `Registered`, content = `TranscriptionText` or
+//! 1. `RecordingUrl` without `RecordingStatus` nor `DialCallStatus` (the `action` of a
+//!    `<Record>`, i.e. voicemail, or a `transcribeCallback`): `Registered`, content =
+//!    `TranscriptionText` or
 //!    [`RECORDING_ONLY_CONTENT`], keyed by the recording, so both requests about one voicemail
 //!    make one order; with `RecordingStatus` (a recording status callback, which carries no
 //!    `CallStatus`): `Other("recording")`, so recording every call never turns every call into
 //!    an order.
 //! 2. `Digits` or `SpeechResult`: `Input`.
-//! 3. `DialCallStatus` (the `action` of a `<Dial>`): `Other("dial")`.
+//! 3. `DialCallStatus` (the `action` of a `<Dial>`): `Other("dial")`, also when it carries
+//!    the `RecordingUrl` of a `<Dial record=...>`: that is the recording of the call with the
+//!    agent, not a voicemail, and the agent registers the call's matter.
 //! 4. `CallStatus`: `queued`/`initiated`/`ringing` → `Started`; `in-progress`/`answered` →
 //!    `Answered`; `completed`/`busy`/`no-answer`/`canceled`/`failed` → `Ended`; else `Other`.
 
@@ -274,7 +277,14 @@ pub fn parse(
         _ => CallDirection::Inbound,
     };
 
-    let recording_url = check_url("RecordingUrl", get("RecordingUrl"))?;
+    // The `action` of a `<Dial record=...>` carries the recording of the whole call next to
+    // `DialCallStatus`; taking it for a voicemail made an order of every recorded call.
+    let dial_action = get("DialCallStatus").is_some();
+    let recording_url = if dial_action {
+        None
+    } else {
+        check_url("RecordingUrl", get("RecordingUrl"))?
+    };
     let kind = if let Some(url) = recording_url {
         if get("RecordingStatus").is_some() {
             CallKind::Other("recording".into())
@@ -303,7 +313,7 @@ pub fn parse(
         let speech = check_speech("SpeechResult", get("SpeechResult"))?;
         if digits.is_some() || speech.is_some() {
             CallKind::Input { digits, speech }
-        } else if get("DialCallStatus").is_some() {
+        } else if dial_action {
             CallKind::Other("dial".into())
         } else {
             match status.as_str() {
@@ -1185,6 +1195,32 @@ mod tests {
         ));
         assert!(matches!(action.kind, CallKind::Registered { .. }));
         assert_eq!(action.dedupe_key, transcript.dedupe_key);
+    }
+
+    #[test]
+    fn a_recorded_dials_action_is_not_a_voicemail() {
+        // The `action` of `<Dial record="record-from-answer" action=...>` after the agent's
+        // leg ended: what Twilio documents for it, with the recording of the call.
+        let ev = ok(&request(
+            &with(&[
+                ("CallStatus", "in-progress"),
+                ("DialCallStatus", "completed"),
+                ("DialCallSid", "CA9"),
+                ("DialCallDuration", "312"),
+                ("DialBridged", "true"),
+                ("RecordingUrl", "https://api.twilio.com/rec/RE7"),
+                ("RecordingSid", "RE7"),
+                ("RecordingDuration", "311"),
+            ]),
+            "step=dialled",
+            None,
+        ));
+        assert_eq!(ev.kind, CallKind::Other("dial".into()));
+        assert_eq!(
+            ev.to_submission("tw"),
+            None,
+            "no order from a recorded call"
+        );
     }
 
     #[test]
