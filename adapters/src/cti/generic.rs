@@ -7,7 +7,7 @@
 //! "to", "at" (RFC 3339), ...}`. Extensions beyond the contract (all optional): event
 //! `call.answered`; `direction` (`in`/`out`); `caller_ref` (the platform's stable id of a caller
 //! whose number is withheld); `order.recording_url`; `answered` and `cause` on `call.ended`;
-//! `at` as unix seconds.
+//! `at` as unix seconds, or as unix milliseconds (see [`MILLIS_ABOVE`]).
 //!
 //! Answer: `{"action": "continue"|"reject"|"transfer"|"say", "number", "text", "orders":
 //! [{"number"}], "flag"}`, absent fields omitted.
@@ -23,6 +23,17 @@ use serde_json::{json, Map, Value};
 
 /// Most matters one registration may carry; more is a client bug, not a citizen.
 pub const MAX_ITEMS: usize = 20;
+
+/// A numeric `at` above this is unix milliseconds, at or below it unix seconds. Platforms
+/// written in Java or JavaScript send milliseconds (`System.currentTimeMillis()`,
+/// `Date.now()`), and the two cannot be confused here: 10^11 seconds is the year 5138, while
+/// 10^11 milliseconds is March 1973, before any platform that could call this gateway.
+/// Accepting both is kinder than a 422, which a platform would meet on the ringing step.
+pub const MILLIS_ABOVE: i64 = 100_000_000_000;
+
+/// Largest numeric `at` taken (as milliseconds, the year 5138 again). Anything larger is
+/// micro- or nanoseconds, whose scale this gateway does not guess: refused, naming `at`.
+pub const MAX_MILLIS: i64 = 100_000_000_000_000;
 
 /// Authenticates and parses one generic callback.
 ///
@@ -99,13 +110,7 @@ fn parse_object(map: &Map<String, Value>, now: i64) -> Result<CallEvent, Adapter
             })?,
             s.trim().to_string(),
         ),
-        Some(Value::Number(n)) => (
-            n.as_i64().ok_or_else(|| AdapterError::InvalidField {
-                field: "at",
-                reason: "not whole unix seconds".into(),
-            })?,
-            n.to_string(),
-        ),
+        Some(Value::Number(n)) => (unix_seconds(n)?, n.to_string()),
         Some(_) => {
             return Err(AdapterError::InvalidField {
                 field: "at",
@@ -196,6 +201,19 @@ fn parse_object(map: &Map<String, Value>, now: i64) -> Result<CallEvent, Adapter
         at,
         dedupe_key,
     })
+}
+
+/// A numeric `at` in unix seconds: whole seconds as they are, whole milliseconds (above
+/// [`MILLIS_ABOVE`]) divided down; negative, fractional or finer values are refused.
+fn unix_seconds(n: &serde_json::Number) -> Result<i64, AdapterError> {
+    match n.as_i64() {
+        Some(s) if (0..=MILLIS_ABOVE).contains(&s) => Ok(s),
+        Some(ms) if ms > MILLIS_ABOVE && ms <= MAX_MILLIS => Ok(ms / 1000),
+        _ => Err(AdapterError::InvalidField {
+            field: "at",
+            reason: "not whole unix seconds or milliseconds".into(),
+        }),
+    }
 }
 
 fn parse_order(o: &Map<String, Value>) -> Result<RegisteredOrder, AdapterError> {
@@ -503,6 +521,26 @@ mod tests {
         assert_eq!(ev.at, 1_800_000_000);
         let ev = ok(r#"{"event":"call.started","call_id":"c1","at":""}"#);
         assert_eq!(ev.at, 1_800_000_000);
+    }
+
+    #[test]
+    fn a_numeric_at_in_milliseconds_is_taken_as_milliseconds() {
+        // `Date.now()` of 2026-11-29T08:30:00.123+08:00: that moment, not the year 58,900.
+        let ev = ok(r#"{"event":"call.started","call_id":"c1","at":1795912200123}"#);
+        assert_eq!(ev.at, 1_795_912_200);
+        // Either unit at the edge: 10^11 seconds, and the first millisecond count above it.
+        let ev = ok(r#"{"event":"call.started","call_id":"c1","at":100000000000}"#);
+        assert_eq!(ev.at, 100_000_000_000);
+        let ev = ok(r#"{"event":"call.started","call_id":"c1","at":100000000001}"#);
+        assert_eq!(ev.at, 100_000_000);
+        // Microseconds, fractions and times before 1970 are refused, naming `at`.
+        for at in ["1795912200123456", "1795912200.5", "-1"] {
+            let body = format!(r#"{{"event":"call.started","call_id":"c1","at":{at}}}"#);
+            assert!(
+                matches!(err(&body), AdapterError::InvalidField { field: "at", .. }),
+                "{at}"
+            );
+        }
     }
 
     /// Bad bodies and the error each must give.
