@@ -1243,3 +1243,91 @@ fn speech_and_registrations_the_second_opinion_doubts_stay_with_12345() {
     assert_eq!(order["emergency_review"]["by"], "rules", "{order}");
     assert_eq!(order["emergency_review"]["number"], "122", "{order}");
 }
+
+/// A store that cannot be opened (a damaged file at start-up) serves emergencies only, and a
+/// telephone call must still get through to the IVR: the step's retry record that cannot be
+/// written is no reason to answer 503, on which Twilio hangs up.
+#[test]
+fn a_broken_store_still_carries_twilio_calls_to_the_ivr_and_emergencies_to_119() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let public = format!("http://127.0.0.1:{port}/v1/cti/tw");
+    let extra = format!(
+        r#"{}{LADDER}
+[channels.cti.tw]
+format = "twilio"
+auth_token = "{TWILIO_AUTH}"
+public_url = "{public}"
+emergency_transfer = true
+continue_twiml = "<Redirect>{IVR}</Redirect>"
+"#,
+        generic_profiles()
+    );
+    // A damaged SQLite file is how a store breaks here, whatever backend the suite runs on;
+    // every backend that cannot be opened is served by the same broken store.
+    let node = NodeConfig {
+        storage: services::storage_toml_for("sqlite", dir.path()),
+        ..NodeConfig::default()
+    };
+    let config = node.write(dir.path(), port, "", &extra);
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    std::fs::write(dir.path().join("data/gateway.db"), vec![0x5au8; 16384]).unwrap();
+    let gw = Gateway::start_with(config, port);
+    let ready: Value = client()
+        .get(format!("{}/readyz", gw.url))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(ready["store_error"], "store_unavailable", "{ready}");
+    let tw = Twilio { gw: &gw };
+    let citizen = "+8613912340061";
+
+    // Ringing: on to the IVR. Also past the quota (2 an hour here), whose reminder cannot be
+    // recorded either.
+    for n in 61..=64 {
+        tw.twiml(
+            "tw",
+            &public,
+            "",
+            twilio_params(&sid(n), citizen, "ringing", &[]),
+            json!([["redirect", {"url": IVR}]]),
+        );
+    }
+    // An ordinary menu choice: carry on.
+    tw.twiml(
+        "tw",
+        &public,
+        "step=menu",
+        twilio_params(&sid(61), citizen, "in-progress", &[("Digits", "1")]),
+        json!([["redirect", {"url": IVR}]]),
+    );
+    // Fire: the notice naming 119, then the transfer.
+    let notice = generic_ok(&gw, "quiet", &speech("ref-b", "13912340069", "着火了"));
+    assert_eq!(notice["action"], "say", "{notice}");
+    let notice = notice["text"].as_str().unwrap_or_default().to_string();
+    assert!(notice.contains("119"), "{notice}");
+    tw.twiml(
+        "tw",
+        &public,
+        "step=speech",
+        twilio_params(
+            &sid(61),
+            citizen,
+            "in-progress",
+            &[("SpeechResult", "着火了")],
+        ),
+        json!([["say", {"message": notice, "voice": "Polly.Zhiyu", "language": "cmn-CN"}], ["dial", {"number": "119"}]]),
+    );
+    // The lost records are logged without the number, and counted.
+    assert!(
+        gw.logs().contains("without its retry record"),
+        "{}",
+        gw.logs()
+    );
+    assert_no_raw_numbers(&gw, &["13912340061"]);
+    assert!(
+        gw.metrics().contains("hotline_cti_unremembered_total"),
+        "counted in /metrics"
+    );
+}

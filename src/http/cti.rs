@@ -7,6 +7,7 @@
 use super::error::ApiError;
 use super::{read_inbound, AppState};
 use crate::pipeline::{Decision, Policy};
+use crate::store::StoreError;
 use actix_web::web::{Data, Path, Payload};
 use actix_web::{HttpRequest, HttpResponse};
 use hotline_adapters::cti::{
@@ -137,11 +138,17 @@ async fn decide(
             // Withheld numbers are never throttled by number.
             None => Outcome::Nothing,
             Some(_) if !citizen_calls => Outcome::Nothing,
-            Some(id) => pipeline
-                .ladder
-                .check_identity(id, "cti", "来电", t)
-                .await?
-                .unwrap_or(Outcome::Nothing),
+            // A suspension is known from memory; only a reminder over quota needs the store. A
+            // store that cannot record it lets the call through: an error here would be a 503,
+            // on which Twilio hangs up, and the caller could not reach the IVR even to report a
+            // fire (art. 17).
+            Some(id) => match pipeline.ladder.check_identity(id, "cti", "来电", t).await {
+                Ok(refusal) => refusal.unwrap_or(Outcome::Nothing),
+                Err(e) => {
+                    tracing::warn!(profile, caller = %mask(&caller), call = %ev.call_id, error = %e, "Quota reminder not recorded (store unavailable); the call goes on.");
+                    Outcome::Nothing
+                }
+            },
         },
         CallKind::Input { digits, speech } => {
             let rules = pipeline.rules();
@@ -177,14 +184,12 @@ async fn decide(
             };
             sub.dedupe_key = Some(key);
             let d = pipeline.submit(sub, t, Policy::AGENT).await?;
-            // Remember that this call produced a matter, so its end is not an offence.
-            store
-                .remember(
-                    format!("cti:{profile}:{}:matter", ev.call_id),
-                    Outcome::Nothing,
-                    t,
-                )
-                .await?;
+            // Remember that this call produced a matter, so its end is not an offence. The
+            // order is stored by now: a failure here must not answer 503 for it.
+            let matter = format!("cti:{profile}:{}:matter", ev.call_id);
+            if let Err(e) = store.remember(matter, Outcome::Nothing, t).await {
+                unremembered(profile, ev, &caller, &e);
+            }
             return Ok(d);
         }
         CallKind::Ended {
@@ -232,8 +237,21 @@ async fn decide(
         },
         CallKind::Answered | CallKind::Other(_) => Outcome::Nothing,
     };
-    store.remember(key, outcome.clone(), t).await?;
+    // The record only lets a platform's retry of this step get the same answer. A store that
+    // cannot write it (a damaged store at start-up, a full disk) must not fail the step: a 503
+    // makes Twilio hang up, before the IVR could hear an emergency. The step is answered; a
+    // retry of it is decided afresh.
+    if let Err(e) = store.remember(key, outcome.clone(), t).await {
+        unremembered(profile, ev, &caller, &e);
+    }
     Ok(decision_of(state, outcome))
+}
+
+/// Logs (masked) and counts a step whose record could not be kept.
+fn unremembered(profile: &str, ev: &CallEvent, caller: &Option<Identity>, e: &StoreError) {
+    metrics::counter!("hotline_cti_unremembered_total", "profile" => profile.to_string(), "event" => ev.kind.tag())
+        .increment(1);
+    tracing::warn!(profile, caller = %mask(caller), call = %ev.call_id, event = ev.kind.tag(), error = %e, "Call step answered without its retry record (store unavailable).");
 }
 
 fn mask(id: &Option<Identity>) -> String {
