@@ -1244,6 +1244,29 @@ fn speech_and_registrations_the_second_opinion_doubts_stay_with_12345() {
     assert_eq!(order["emergency_review"]["number"], "122", "{order}");
 }
 
+/// An IVR step that carries both a status query's keys and emergency speech: a caller who
+/// began to ask about an order and then said the house is on fire is transferred, not read an
+/// order's status.
+#[test]
+fn an_emergency_said_with_status_query_digits_is_transferred() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let gw = Gateway::start(dir.path(), &sim.url, &generic_profiles());
+    let step = json!({"event": "call.input", "call_id": "st-em", "from": "13755550021",
+                      "to": "12345", "at": AT, "digits": "*2026112901000123#",
+                      "speech": "着火了，快救人"});
+    let a = generic_ok(&gw, "desk", &step);
+    assert_eq!(
+        (a["action"].as_str(), a["number"].as_str()),
+        (Some("transfer"), Some("119")),
+        "{a}"
+    );
+    // Where the profile does not transfer, the caller is told to dial 119 instead.
+    let q = generic_ok(&gw, "quiet", &step);
+    assert_eq!(q["action"], "say", "{q}");
+    assert!(q["text"].as_str().is_some_and(|t| t.contains("119")), "{q}");
+}
+
 /// A store that cannot be opened (a damaged file at start-up) serves emergencies only, and a
 /// telephone call must still get through to the IVR: the step's retry record that cannot be
 /// written is no reason to answer 503, on which Twilio hangs up.

@@ -6,7 +6,8 @@
 
 use super::error::ApiError;
 use super::{read_inbound, AppState};
-use crate::pipeline::{Decision, Policy};
+use crate::pipeline::emergency::Redirect;
+use crate::pipeline::{Decision, Policy, RuleSet};
 use crate::store::StoreError;
 use actix_web::web::{Data, Path, Payload};
 use actix_web::{HttpRequest, HttpResponse};
@@ -71,12 +72,18 @@ async fn handle(
         Err(e) => return Err(e.into()),
     };
     let key = format!("cti:{name}:{}", ev.dedupe_key);
-    // A status query from the IVR (prefix + order number): read-only, answered at once.
+    // A status query from the IVR (prefix + order number): read-only, answered at once. Not
+    // when the same step also names an emergency (a caller who keyed an order number and then
+    // said 着火了): that is transferred first, like every emergency (art. 17).
     if let CallKind::Input {
-        digits: Some(d), ..
+        digits: Some(d),
+        speech,
     } = &ev.kind
     {
-        if let Some(number) = status_digits(d, &setup.status_prefix) {
+        let rules = state.pipeline.rules();
+        let status = status_digits(d, &setup.status_prefix)
+            .filter(|_| emergency_hit(&rules, Some(d), speech.as_deref()).is_none());
+        if let Some(number) = status {
             let text = super::ops::status_sentence(&state, &number).await;
             let reply = setup.profile.render(&CallDecision::Continue {
                 orders: Vec::new(),
@@ -152,19 +159,7 @@ async fn decide(
         },
         CallKind::Input { digits, speech } => {
             let rules = pipeline.rules();
-            // (what matched, the redirect, whether it was spoken rather than keyed)
-            let hit = speech
-                .as_deref()
-                .and_then(|s| rules.emergency.check(s).map(|r| (s.to_string(), r, true)))
-                .or_else(|| {
-                    digits.as_deref().and_then(|d| {
-                        rules
-                            .emergency
-                            .check_digits(d)
-                            .map(|r| (d.to_string(), r, false))
-                    })
-                });
-            match hit {
+            match emergency_hit(&rules, digits.as_deref(), speech.as_deref()) {
                 // What the caller said, when the second opinion strongly doubts it (a question
                 // about last year's crash): told the number, kept on the line for an agent,
                 // rather than transferred away from 12345. Keys pressed are never doubted.
@@ -252,6 +247,25 @@ fn unremembered(profile: &str, ev: &CallEvent, caller: &Option<Identity>, e: &St
     metrics::counter!("hotline_cti_unremembered_total", "profile" => profile.to_string(), "event" => ev.kind.tag())
         .increment(1);
     tracing::warn!(profile, caller = %mask(caller), call = %ev.call_id, event = ev.kind.tag(), error = %e, "Call step answered without its retry record (store unavailable).");
+}
+
+/// The emergency an IVR step names, speech first: (what matched, the redirect, whether it was
+/// spoken rather than keyed).
+fn emergency_hit(
+    rules: &RuleSet,
+    digits: Option<&str>,
+    speech: Option<&str>,
+) -> Option<(String, Redirect, bool)> {
+    speech
+        .and_then(|s| rules.emergency.check(s).map(|r| (s.to_string(), r, true)))
+        .or_else(|| {
+            digits.and_then(|d| {
+                rules
+                    .emergency
+                    .check_digits(d)
+                    .map(|r| (d.to_string(), r, false))
+            })
+        })
 }
 
 fn mask(id: &Option<Identity>) -> String {
