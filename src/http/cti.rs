@@ -7,7 +7,7 @@
 use super::error::ApiError;
 use super::{read_inbound, AppState};
 use crate::pipeline::emergency::Redirect;
-use crate::pipeline::{Decision, Policy, RuleSet};
+use crate::pipeline::{Decision, Pipeline, Policy, RuleSet};
 use crate::store::StoreError;
 use actix_web::web::{Data, Path, Payload};
 use actix_web::{HttpRequest, HttpResponse};
@@ -15,6 +15,8 @@ use hotline_adapters::cti::{
     CallDecision, CallDirection, CallEvent, CallKind, CtiFormat, CtiProfile,
 };
 use hotline_adapters::{AdapterError, Identity, IdentityKind, Outcome};
+use std::sync::Arc;
+use std::time::Duration;
 
 /// One configured telephony profile.
 pub struct CtiSetup {
@@ -199,20 +201,19 @@ async fn decide(
                 tracing::info!(profile, caller = %mask(&ev.caller), call = %ev.call_id, "Missed call recorded for call-back.");
                 Outcome::Nothing
             } else if citizen_calls && *duration_s >= state.cfg.derived.long_call.as_secs() {
-                let had_matter = store
-                    .recall(format!("cti:{profile}:{}:matter", ev.call_id))
-                    .await?
-                    .is_some();
-                match (&caller, had_matter) {
-                    (Some(id), false) => {
-                        let evidence = format!("通话{}分钟未登记诉求", duration_s / 60);
-                        pipeline
-                            .ladder
-                            .offence(id, "cti", &evidence, &evidence, 1, t)
-                            .await?
-                    }
-                    _ => Outcome::Nothing,
+                // Agents often save the call's matter after hanging up: whether the call had
+                // one is judged once they have had the time to (see `settle_long_call`).
+                if let Some(id) = &caller {
+                    tokio::spawn(settle_long_call(
+                        state.pipeline.clone(),
+                        profile.to_string(),
+                        ev.call_id.clone(),
+                        id.clone(),
+                        *duration_s,
+                        late_registration_grace(state.cfg.derived.long_call),
+                    ));
                 }
+                Outcome::Nothing
             } else {
                 Outcome::Nothing
             }
@@ -240,6 +241,57 @@ async fn decide(
         unremembered(profile, ev, &caller, &e);
     }
     Ok(decision_of(state, outcome))
+}
+
+/// How long after a long call ends its matter may still be registered before the call counts
+/// as an offence: agents finish the order after the caller hangs up (after-call work, usually
+/// a few minutes). Never longer than what counts as a long call (`nuisance.long_call`).
+const LATE_REGISTRATION_GRACE: Duration = Duration::from_secs(15 * 60);
+
+/// The grace for a hotline whose long calls start at `long_call`.
+fn late_registration_grace(long_call: Duration) -> Duration {
+    long_call.min(LATE_REGISTRATION_GRACE)
+}
+
+/// Counts a long call with no registered matter as an offence (art. 32), `grace` after it
+/// ended, unless a matter for the call was registered by then, on any node.
+///
+/// The wait is in memory, on the HTTP worker's runtime: a restart (or shutdown) within the
+/// grace forgets the pending judgement and the call is not counted. That errs for the caller,
+/// which is the side to err on for a rule that guesses (an agent's explicit `call.flagged`
+/// is recorded at once). Pending waits are few: each stands for a call that held a line for
+/// at least `long_call`, which is never shorter than the grace.
+async fn settle_long_call(
+    pipeline: Arc<Pipeline>,
+    profile: String,
+    call_id: String,
+    id: Identity,
+    duration_s: u64,
+    grace: Duration,
+) {
+    tokio::time::sleep(grace).await;
+    let matter = format!("cti:{profile}:{call_id}:matter");
+    match pipeline.store().recall(matter).await {
+        Ok(Some(_)) => return,
+        Ok(None) => {}
+        Err(e) => {
+            tracing::warn!(profile, caller = %id.masked(), call = %call_id, error = %e, "Long call not judged: the store cannot tell whether a matter was registered.");
+            return;
+        }
+    }
+    let evidence = format!("通话{}分钟未登记诉求", duration_s / 60);
+    match pipeline
+        .ladder
+        .offence(&id, "cti", &evidence, &evidence, 1, super::now())
+        .await
+    {
+        Ok(_) => {
+            tracing::info!(profile, caller = %id.masked(), call = %call_id, "Long call with no registered matter counted (art. 32).");
+        }
+        Err(e) => {
+            tracing::warn!(profile, caller = %id.masked(), call = %call_id, error = %e, "Long call with no registered matter could not be counted.");
+        }
+    }
 }
 
 /// Logs (masked) and counts a step whose record could not be kept.
