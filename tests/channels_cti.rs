@@ -1397,3 +1397,61 @@ fn a_long_call_with_no_matter_counts_once_the_grace_is_over() {
     assert!(view["suspension"].is_null(), "{view}");
     assert_no_raw_numbers(&gw, &[lingerer]);
 }
+
+/// Two voicemails from one number, each with nothing but its recording: two orders, each with
+/// its own recording. (Both carry the same placeholder text, and the second was taken for a
+/// repeat of the first: a contact without the recording.)
+#[test]
+fn a_second_recording_only_voicemail_is_an_order_with_its_own_recording() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let port = free_port();
+    let public = format!("http://127.0.0.1:{port}/v1/cti/tw");
+    let extra = format!(
+        r#"
+[channels.cti.tw]
+format = "twilio"
+auth_token = "{TWILIO_AUTH}"
+public_url = "{public}"
+continue_twiml = "<Redirect>{IVR}</Redirect>"
+"#
+    );
+    let config = write_config(dir.path(), port, &sim.url, &extra);
+    let gw = Gateway::start_with(config, port);
+    let tw = Twilio { gw: &gw };
+    let recording =
+        |n: u32| format!("https://api.twilio.com/2010-04-01/Accounts/AC0/Recordings/RE{n}");
+    for n in [1, 2] {
+        let url = recording(n);
+        let v = tw.call(
+            "tw",
+            &public,
+            "step=voicemail",
+            twilio_params(
+                &sid(60 + n),
+                "+8613912340061",
+                "completed",
+                &[
+                    ("RecordingUrl", url.as_str()),
+                    ("RecordingSid", &format!("RE{n}")),
+                    ("RecordingDuration", "30"),
+                ],
+            ),
+            Value::Null,
+        );
+        assert_eq!(v["status"], 200, "{v}");
+    }
+    let lines = wait_until("two voicemail orders at dispatch", LONG, || {
+        let l = sim.lines();
+        (delivered_orders(&l).len() >= 2).then_some(l)
+    });
+    let urls: Vec<&str> = lines
+        .iter()
+        .filter(|l| is_order(l))
+        .filter_map(|o| o["attachments"][0]["url"].as_str())
+        .collect();
+    assert!(
+        urls.contains(&recording(1).as_str()) && urls.contains(&recording(2).as_str()),
+        "each recording reached dispatch with its order: {urls:?}"
+    );
+}
