@@ -1953,6 +1953,28 @@ mod tests {
         ]);
     }
 
+    /// A worry about what a loose fixture or a leaning tree may do is a matter for repair
+    /// (`worry`); a fear that it has happened, or one said with a call for help, is not.
+    #[test]
+    fn a_worry_about_what_may_fall_is_not_an_emergency() {
+        check(&[
+            (
+                "小区门口的广告牌松了，风一吹晃得厉害，怕掉下来砸到人，麻烦派人看看。",
+                "",
+            ),
+            (
+                "我家楼上阳台的花盆放在外面，怕掉下来砸到人，能不能管一管。",
+                "",
+            ),
+            ("路边那棵大树歪得厉害，我怕倒下来压到车，希望尽快处理。", ""),
+            ("小区里的枯树随时会倒，怕倒下来砸到小孩", ""),
+            ("我怕他已经掉下去了，井边只剩他的鞋", "120"),
+            ("我怕孩子已经掉下去了，快来人啊，井盖没了孩子不见了", "120"),
+            ("有人从楼上掉下来了，砸到了下面的人，快叫救护车", "120"),
+            ("我好害怕有人在撬门", "110"),
+        ]);
+    }
+
     /// Guard for pattern 2: no word of a suppressing context may be found (outside its own
     /// excepts and the masks) inside these common pieces of emergency reports. Add the phrase
     /// of any new miss caused by a suppressing word here, then fix the word list.
