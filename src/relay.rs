@@ -19,7 +19,7 @@ use std::time::Duration;
 use tokio::sync::{watch, Notify};
 
 /// Most messages taken from the store per round.
-const BATCH: usize = 256;
+pub const BATCH: usize = 256;
 /// Pause after a round that was not full (see the end of the loop): at most this much is added
 /// to an order's way to dispatch.
 const LINGER: Duration = Duration::from_millis(20);
@@ -181,13 +181,21 @@ impl Relay {
                 BATCH
             };
             // The previous round's messages are still pending while their results are being
-            // written: ask for that many more and leave them out. All the rest is sent (never
-            // taken and left: on PostgreSQL taking a message leases it to this node).
-            let skip = self.recording_now();
+            // written. A store that claims what it hands out (PostgreSQL leases it) leaves
+            // them out itself: asking it for more took that many more, and rounds grew by a
+            // batch each time until they outlived the lease. Any other store is asked for that
+            // many more and they are left out here; there, a message taken and not sent (past
+            // `limit`, when some of them were already written) is merely taken next round.
+            let skip = if self.store.due_claims() {
+                HashSet::new()
+            } else {
+                self.recording_now()
+            };
             let due = match self.store.due(now, limit + skip.len()).await {
                 Ok(d) => d
                     .into_iter()
                     .filter(|e| !skip.contains(&e.id))
+                    .take(limit)
                     .collect::<Vec<_>>(),
                 Err(e) => {
                     tracing::warn!(error = %e, "Relay cannot read the outbox; retrying.");

@@ -915,3 +915,89 @@ fn a_stalled_store_does_not_hold_up_the_number_to_dial() {
     assert!(content.contains("拨打119"), "{content}");
     lock.finish("COMMIT;");
 }
+
+/// A relay round takes at most a batch while the previous round's results are being written.
+/// Each round used to ask the store for a batch plus the previous round's count and leave the
+/// previous round's messages out itself; PostgreSQL had already left them out (they are leased),
+/// so a round took that many new messages more, and rounds grew by a batch each time until one
+/// outlived its lease and another node posted the same orders. Here the results of the first
+/// round wait for a lock on the events table (each delivery is announced there), so the second
+/// round is taken while the first one's rows are still leased.
+#[test]
+fn a_round_takes_one_batch_while_the_last_ones_results_are_written() {
+    use hotline_gateway::relay::{Relay, RelayConfig, BATCH};
+    use hotline_gateway::store::postgres::PgStore;
+    use hotline_gateway::store::{Sinks, Store};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let pg = postgres();
+    let db = db_name_for(dir.path());
+    pg.create_db(&db);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let sinks = Sinks {
+        mqtt: true,
+        mail: false,
+    };
+    let lease = Duration::from_secs(600);
+    let store = rt
+        .block_on(PgStore::open(&pg.url(&db), 1, sinks, lease, None))
+        .unwrap();
+    let store: Arc<dyn Store> = Arc::new(store);
+    let total = 4 * BATCH;
+    pg.psql(
+        &db,
+        &format!(
+            "INSERT INTO outbox(kind, key, path, body, next_at_ms, created_at) \
+             SELECT 'order', 'k' || g, '/work-orders', '{{\"number\":\"' || g || '\"}}', 0, 0 \
+             FROM generate_series(1, {total}) g"
+        ),
+    );
+    let lock = pg.session(&db, "BEGIN; LOCK TABLE events IN ACCESS EXCLUSIVE MODE;");
+    wait_until("psql holds the events lock", LONG, || {
+        (locks_on(&db, "events", true) > 0).then_some(())
+    });
+    let cfg = RelayConfig {
+        url: sim.url.clone().into(),
+        secret: "".into(),
+        timeout: Duration::from_secs(10),
+        backoff_base: Duration::from_secs(1),
+        backoff_max: Duration::from_secs(60),
+        concurrency: 16,
+        breaker_failures: 5,
+        breaker_cooldown: Duration::from_secs(1),
+    };
+    let relay = Relay::new(cfg, store, Arc::default(), Arc::default()).unwrap();
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let running = rt.spawn(relay.run(shutdown));
+    // More than one batch at dispatch: the second round is being posted, so it was taken (and
+    // its rows leased) before, and the first round's rows are still leased, their results
+    // waiting for the lock. A third round cannot start until those are written.
+    wait_until("the second round at dispatch", LONG, || {
+        (delivered_orders(&sim.lines()).len() > BATCH).then_some(())
+    });
+    let leased = pg.psql(
+        &db,
+        "SELECT count(*) FROM outbox WHERE state = 0 AND leased_by = 1 AND lease_until_ms > 0",
+    );
+    assert_eq!(
+        leased,
+        (2 * BATCH).to_string(),
+        "the first round and a second of one batch"
+    );
+    lock.finish("COMMIT;");
+    wait_until("every order at dispatch", LONG, || {
+        (delivered_orders(&sim.lines()).len() == total).then_some(())
+    });
+    stop.send(true).unwrap();
+    rt.block_on(running).unwrap();
+    assert_eq!(
+        pg.psql(&db, "SELECT count(*) FROM outbox WHERE state = 1"),
+        total.to_string(),
+        "every result written"
+    );
+}

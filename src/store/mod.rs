@@ -362,6 +362,12 @@ pub trait Store: Send + Sync {
     ) -> Result<(), StoreError>;
     /// Outbox messages due at `now_ms`, oldest first.
     async fn due(&self, now_ms: i64, limit: usize) -> Result<Vec<OutboxEntry>, StoreError>;
+    /// Whether [`due`](Self::due) claims what it returns, so that messages taken earlier and
+    /// not yet recorded are not returned again (PostgreSQL leases them). The relay then asks
+    /// for exactly a round's worth; otherwise it asks for more and leaves those out itself.
+    fn due_claims(&self) -> bool {
+        false
+    }
     /// Records the results of delivery attempts, by outbox row id.
     async fn record(&self, results: Vec<(i64, Delivery)>, now: i64) -> Result<(), StoreError>;
     /// How many results the relay should pass to [`record`](Self::record) at a time. On an

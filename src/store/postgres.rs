@@ -781,6 +781,11 @@ impl Store for PgStore {
         Ok(due)
     }
 
+    fn due_claims(&self) -> bool {
+        // A taken row is leased to this node, and `due` leaves leased rows out.
+        true
+    }
+
     async fn record(&self, results: Vec<(i64, Delivery)>, now: i64) -> Result<(), StoreError> {
         // One statement per kind of result over arrays, not one per message: a relay round of
         // 256 results is three statements in one pipeline.
