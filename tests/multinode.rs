@@ -1001,3 +1001,88 @@ fn a_round_takes_one_batch_while_the_last_ones_results_are_written() {
         "every result written"
     );
 }
+
+/// A node whose lease ran out while it delivered, and whose rows another node has taken since,
+/// does not write its retry or refusal over the other node's claim: the retry cleared the lease
+/// (a third node could post the order at once, while the second was still posting it), and
+/// the refusal parked an order the second node might yet deliver. Clocks are given, not waited
+/// for: `due` takes the time it leases at.
+#[test]
+fn a_stale_nodes_result_leaves_the_row_to_the_node_that_took_it_since() {
+    use hotline_gateway::store::postgres::PgStore;
+    use hotline_gateway::store::{Delivery, Sinks, Store};
+    let dir = tempfile::tempdir().unwrap();
+    let pg = postgres();
+    let db = db_name_for(dir.path());
+    pg.create_db(&db);
+    let url = pg.url(&db);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let lease = Duration::from_secs(1);
+    let open = |node: u8| {
+        rt.block_on(PgStore::open(&url, node, Sinks::default(), lease, None))
+            .unwrap()
+    };
+    let (stale, holder, third) = (open(1), open(2), open(3));
+    pg.psql(
+        &db,
+        "INSERT INTO outbox(kind, key, path, body, next_at_ms, created_at) VALUES \
+         ('order', 'k1', '/work-orders', '{}', 0, 0), ('order', 'k2', '/work-orders', '{}', 0, 0)",
+    );
+    rt.block_on(async {
+        let taken = stale.due(1_000, 10).await.unwrap();
+        assert_eq!(taken.len(), 2);
+        // Node 1's lease (until 2 000) has run out; node 2 takes both rows.
+        let retaken = holder.due(5_000, 10).await.unwrap();
+        assert_eq!(retaken.len(), 2, "node 1's lease ran out");
+        let (retry, refused) = (taken[0].id, taken[1].id);
+        stale
+            .record(
+                vec![
+                    (
+                        retry,
+                        Delivery::Retry {
+                            next_at_ms: 5_000,
+                            error: "HTTP 503".into(),
+                        },
+                    ),
+                    (
+                        refused,
+                        Delivery::Dead {
+                            error: "HTTP 422: refused".into(),
+                        },
+                    ),
+                ],
+                5,
+            )
+            .await
+            .unwrap();
+        assert!(
+            third.due(5_001, 10).await.unwrap().is_empty(),
+            "both rows are still node 2's"
+        );
+        assert_eq!(
+            pg.psql(
+                &db,
+                "SELECT state, attempts, leased_by FROM outbox ORDER BY id"
+            ),
+            "0|0|2\n0|0|2",
+            "node 1's stale results are not written"
+        );
+        holder
+            .record(
+                vec![(retry, Delivery::Delivered), (refused, Delivery::Delivered)],
+                5,
+            )
+            .await
+            .unwrap();
+    });
+    assert_eq!(
+        pg.psql(&db, "SELECT state, attempts FROM outbox ORDER BY id"),
+        "1|1\n1|1",
+        "the holder's results are"
+    );
+}

@@ -820,7 +820,7 @@ impl Store for PgStore {
                 "UPDATE outbox o SET attempts = o.attempts + 1, next_at_ms = d.at, \
                  last_error = d.err, lease_until_ms = 0 \
                  FROM unnest($1::bigint[], $2::bigint[], $3::text[]) AS d(id, at, err) \
-                 WHERE o.id = d.id AND o.state = 0",
+                 WHERE o.id = d.id AND o.state = 0 AND o.leased_by = $4",
             )
             .await
             .map_err(map_err)?;
@@ -828,15 +828,22 @@ impl Store for PgStore {
             .prepare_cached(
                 "UPDATE outbox o SET state = 2, attempts = o.attempts + 1, last_error = d.err, \
                  lease_until_ms = 0 FROM unnest($1::bigint[], $2::text[]) AS d(id, err) \
-                 WHERE o.id = d.id AND o.state = 0 RETURNING o.key, o.kind, d.err",
+                 WHERE o.id = d.id AND o.state = 0 AND o.leased_by = $3 \
+                 RETURNING o.key, o.kind, d.err",
             )
             .await
             .map_err(map_err)?;
         // Rows another node recorded first (its lease ran out while we delivered) are not
-        // returned, so they are neither counted nor announced twice.
+        // returned, so they are neither counted nor announced twice. A retry or a refusal is
+        // written only while the row is still ours: once our lease ran out and another node
+        // took the row, it is delivering it now, and our stale result would have cleared its
+        // lease (a third node could then post it too) or parked an order it may yet deliver.
+        // A delivery is written whoever holds the row: dispatch has the order, and the other
+        // node's attempt is then answered 409 and finds nothing left to record.
+        let node = self.node_id as i16;
         let ok_params: [&(dyn ToSql + Sync); 2] = [&ok, &now];
-        let retry_params: [&(dyn ToSql + Sync); 3] = [&retry_ids, &retry_at, &retry_err];
-        let dead_params: [&(dyn ToSql + Sync); 2] = [&dead_ids, &dead_err];
+        let retry_params: [&(dyn ToSql + Sync); 4] = [&retry_ids, &retry_at, &retry_err, &node];
+        let dead_params: [&(dyn ToSql + Sync); 3] = [&dead_ids, &dead_err, &node];
         let (delivered, _, dead) = tokio::try_join!(
             tx.query(&delivered, &ok_params),
             tx.execute(&retry, &retry_params),
