@@ -1,8 +1,8 @@
 //! The relay: outbox → core dispatch API.
 //!
 //! One loop per node takes due messages from the store, posts them with their idempotency key
-//! and signature, and records each result. Retryable failures (429, 5xx, time-outs, connection
-//! errors) are rescheduled with capped exponential backoff and full jitter; other 4xx are parked
+//! and signature, and records each result. Retryable failures (408, 425, 429, 5xx, time-outs,
+//! connection errors) are rescheduled with capped exponential backoff and full jitter; other 4xx are parked
 //! as dead letters for an operator. A circuit breaker turns an outage into one probe per
 //! cool-down instead of a storm. The first attempt, a retry, a replay of a dead letter and the
 //! resumption after a restart all go through [`Relay::run`]: there is one delivery path.
@@ -383,7 +383,11 @@ impl Relay {
                         "HTTP {}: a redirect, not followed (check dispatch.url)",
                         s.as_u16()
                     ))
-                } else if s.as_u16() == 429 || s.is_server_error() {
+                } else if matches!(s.as_u16(), 408 | 425 | 429) || s.is_server_error() {
+                    // 408 (the server gave up waiting for the request) and 425 (too early to
+                    // take it) say nothing against the order, and RFC 9110 lets a client
+                    // repeat the request: a time-out like our own, retried and counted
+                    // against the breaker like a 5xx, not parked for an operator.
                     Attempt::Retryable(format!("HTTP {}", s.as_u16()))
                 } else {
                     let body = resp.text().await.unwrap_or_default();
@@ -589,6 +593,20 @@ mod tests {
                 assert!(!e.contains("13912345678") && !e.contains("alice"), "{e}");
             }
             Attempt::Delivered | Attempt::Retryable(_) => panic!("not a permanent refusal"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_408_or_425_from_dispatch_is_retried_not_parked() {
+        // Each says "not now", nothing about the order: parked as dead letters, orders waited
+        // for an operator's replay after a slow moment at dispatch.
+        for status in ["408 Request Timeout", "425 Too Early"] {
+            let url = answer_once(status, r#"{"error":"try again"}"#);
+            match relay_to(url).attempt(&entry()).await {
+                Attempt::Retryable(e) => assert_eq!(e, format!("HTTP {}", &status[..3])),
+                Attempt::Delivered => panic!("{status}: counted as delivered"),
+                Attempt::Permanent(e) => panic!("{status}: parked as a dead letter: {e}"),
+            }
         }
     }
 
