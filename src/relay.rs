@@ -391,7 +391,7 @@ impl Relay {
                     Attempt::Retryable(format!("HTTP {}", s.as_u16()))
                 } else {
                     let body = resp.text().await.unwrap_or_default();
-                    Attempt::Permanent(refusal(s.as_u16(), &body))
+                    Attempt::Permanent(refusal(s.as_u16(), &body, &e.body))
                 }
             }
             Err(err) if err.is_timeout() => Attempt::Retryable("time-out".into()),
@@ -403,13 +403,32 @@ impl Relay {
 /// Longest excerpt of a refusal's body that is kept.
 const REFUSAL_EXCERPT_CHARS: usize = 200;
 
-/// The dead letter's error for a non-retryable answer: the status and the start of the body.
-/// This one string is what the WARN log, the outbox's `last_error` (admin API), the
-/// `orders/dead` event and the supervisors' mail show, and dispatch APIs echo the fields they
-/// refuse (phone numbers, e-mail addresses): the body is scrubbed before it is cut, so a number
-/// cut in half at the limit is not left readable.
-fn refusal(status: u16, body: &str) -> String {
-    let scrubbed = hotline_adapters::mask::scrub_text(body);
+/// Shortest identity value masked where dispatch echoes it: a shorter one would mask common
+/// words and numbers in the text around it.
+const ECHOED_IDENTITY_MIN_CHARS: usize = 6;
+
+/// The dead letter's error for a non-retryable answer to the order `sent`: the status and the
+/// start of the body. This one string is what the WARN log, the outbox's `last_error` (admin
+/// API), the `orders/dead` event and the supervisors' mail show, and dispatch APIs echo the
+/// fields they refuse (phone numbers, e-mail addresses, the submitter's identity such as a
+/// WeChat openid): the order's own identity is masked wherever it appears, whatever its shape,
+/// then the body is scrubbed of numbers, addresses and other opaque ids, before it is cut, so a
+/// value cut in half at the limit is not left readable.
+fn refusal(status: u16, body: &str, sent: &str) -> String {
+    use hotline_adapters::{mask, Identity};
+    let identity = serde_json::from_str::<serde_json::Value>(sent)
+        .ok()
+        .and_then(|o| {
+            o["submitter"]["identity"]
+                .as_str()
+                .and_then(Identity::parse)
+        })
+        .filter(|i| i.value.chars().count() >= ECHOED_IDENTITY_MIN_CHARS);
+    let body = match identity {
+        Some(i) => body.replace(&i.value, &mask::mask_value(i.kind, &i.value)),
+        None => body.to_string(),
+    };
+    let scrubbed = mask::scrub_text_and_ids(&body);
     let excerpt: String = scrubbed.chars().take(REFUSAL_EXCERPT_CHARS).collect();
     format!("HTTP {status}: {excerpt}")
 }
@@ -470,6 +489,7 @@ mod tests {
         let e = refusal(
             422,
             r#"{"error":"invalid contact","phone":"13912345678","email":"alice@example.cn"}"#,
+            "{}",
         );
         assert!(e.starts_with("HTTP 422: "), "{e}");
         assert!(
@@ -477,13 +497,47 @@ mod tests {
             "{e}"
         );
         assert!(!e.contains("13912345678") && !e.contains("alice"), "{e}");
-        // Scrubbed before it is cut: a number at the limit is not left half readable.
-        let e = refusal(400, &format!("{}13912345678", "x".repeat(195)));
+        // Scrubbed before it is cut: a number at the limit is not left half readable. (A space
+        // before it: glued to the x's, the whole would be masked as one opaque id.)
+        let e = refusal(400, &format!("{} 13912345678", "x".repeat(194)), "{}");
         assert!(!e.contains("13912"), "{e}");
         assert_eq!(
             e.chars().count(),
             "HTTP 400: ".len() + REFUSAL_EXCERPT_CHARS
         );
+    }
+
+    #[test]
+    fn a_refusal_masks_the_submitters_identity_that_dispatch_echoes() {
+        let sent = |identity: &str| format!(r#"{{"submitter":{{"identity":"{identity}"}}}}"#);
+        for (identity, raw, masked) in [
+            (
+                "wechat:oUpF8uMuAJO_M2pxb1Q9zNjWeS6o",
+                "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o",
+                "oUpF***6o",
+            ),
+            // Without a digit it does not look like an id, but it is the order's identity.
+            (
+                "wechat:oUpFuMuAJOMpxbQzNjWeSo",
+                "oUpFuMuAJOMpxbQzNjWeSo",
+                "oUpF***So",
+            ),
+            ("weibo:5012345678", "5012345678", "5012***78"),
+            ("ip:203.0.113.9", "203.0.113.9", "203.0.113.*"),
+        ] {
+            let body = format!(r#"{{"error":"submitter {identity} is blocked ({raw})"}}"#);
+            let e = refusal(422, &body, &sent(identity));
+            assert!(e.starts_with("HTTP 422: "), "{e}");
+            assert!(!e.contains(raw), "{identity}: {e}");
+            assert!(e.contains(masked), "{identity}: {e}");
+        }
+        // An openid of another identity than the order's is masked too.
+        let e = refusal(
+            422,
+            r#"{"error":"duplicate of wechat:oAbC1dEfG2hIjK3lMnO4pQrS5tUv"}"#,
+            &sent("phone:13912345678"),
+        );
+        assert!(e.contains("wechat:oAbC***Uv"), "{e}");
     }
 
     /// Reads one request, head and body, so the client does not see a reset mid-request;

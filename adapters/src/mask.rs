@@ -75,6 +75,24 @@ const REDACTED: &str = "`***`";
 /// [`mask_phone`] keeps; control characters become spaces, so the text stays one log line and
 /// never carries a NUL into the store. Shorter numbers (statuses, counts, years) stay.
 pub fn scrub_text(text: &str) -> String {
+    scrub(text, false)
+}
+
+/// Shortest run of `[A-Za-z0-9_-]` taken for an opaque id by [`scrub_text_and_ids`]. WeChat
+/// openids and unionids are 28 characters; words and field names this long are rare, and are
+/// also left alone unless they mix letters and digits.
+const ID_MIN_CHARS: usize = 16;
+
+/// [`scrub_text`], and opaque ids masked as [`mask_id`]: runs of at least 16 ASCII letters,
+/// digits, `_` or `-` that hold both a letter and a digit (WeChat openids such as
+/// `oUpF8uMuAJO_M2pxb1Q9zNjWeS6o`, tokens, hashes). For text a remote API wrote about one of
+/// our requests, which may echo the submitter's identity; an id without a digit is not caught,
+/// so a caller that knows the identity should mask it first.
+pub fn scrub_text_and_ids(text: &str) -> String {
+    scrub(text, true)
+}
+
+fn scrub(text: &str, ids: bool) -> String {
     let chars: Vec<char> = text.chars().collect();
     let emails = email_spans(&chars);
     let mut next_email = emails.iter().peekable();
@@ -91,6 +109,23 @@ pub fn scrub_text(text: &str) -> String {
             }
         }
         let c = chars[i];
+        if ids && is_id_char(c) && (i == 0 || !is_id_char(chars[i - 1])) {
+            // Like a digit run, an id ends before the next e-mail address.
+            let limit = next_email.peek().map_or(chars.len(), |&&(start, _)| start);
+            let end = chars[i..limit]
+                .iter()
+                .position(|c| !is_id_char(*c))
+                .map_or(limit, |n| i + n);
+            let token = &chars[i..end];
+            if token.len() >= ID_MIN_CHARS
+                && token.iter().any(char::is_ascii_digit)
+                && token.iter().any(char::is_ascii_alphabetic)
+            {
+                out.push_str(&mask_id(&token.iter().collect::<String>()));
+                i = end;
+                continue;
+            }
+        }
         if c.is_ascii_digit() {
             // A run ends before the next e-mail address, so the two never overlap.
             let limit = next_email.peek().map_or(chars.len(), |&&(start, _)| start);
@@ -103,6 +138,11 @@ pub fn scrub_text(text: &str) -> String {
         }
     }
     out
+}
+
+/// A character of an opaque id (base64url and the like).
+fn is_id_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '-')
 }
 
 /// Where a run of digits starting at `start` ends: digits, and single spaces or dashes between
@@ -311,6 +351,33 @@ mod tests {
             ("", ""),
         ] {
             assert_eq!(scrub_text(raw), want, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn scrub_text_and_ids_masks_openids_too() {
+        for (raw, want) in [
+            (
+                r#"{"error":"unknown submitter wechat:oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"}"#,
+                r#"{"error":"unknown submitter wechat:oUpF***6o"}"#,
+            ),
+            (
+                "用户oUpF8uMuAJO_M2pxb1Q9zNjWeS6o不存在",
+                "用户oUpF***6o不存在",
+            ),
+            // Numeric uids and phone numbers as scrub_text has them.
+            (
+                "weibo:5012345678 / 13912345678",
+                "weibo:********78 / 139****5678",
+            ),
+            ("alice99@example.cn", "a***@example.cn"),
+            // Field names, words and short tokens stay, even long ones without a digit.
+            (
+                "submitter_identity is invalid, code E1234, requestIdentifier",
+                "submitter_identity is invalid, code E1234, requestIdentifier",
+            ),
+        ] {
+            assert_eq!(scrub_text_and_ids(raw), want, "{raw:?}");
         }
     }
 
