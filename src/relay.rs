@@ -17,6 +17,8 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{watch, Notify};
+// tokio's, not std's: the same monotonic clock, and the one `tokio::time::pause` drives in tests.
+use tokio::time::Instant;
 
 /// Most messages taken from the store per round.
 pub const BATCH: usize = 256;
@@ -142,7 +144,10 @@ impl Relay {
         writing: &mut Option<tokio::task::JoinHandle<bool>>,
     ) {
         let mut consecutive_failures: u32 = 0;
-        let mut open_until_ms: Option<i64> = None;
+        // When the open breaker lets a probe through, on the monotonic clock: on the wall
+        // clock, a step back while it was open (NTP, an operator) stopped all delivery for as
+        // long as the step.
+        let mut open_until: Option<Instant> = None;
         let mut cooldown = self.cfg.breaker_cooldown;
         loop {
             if *shutdown.borrow() {
@@ -161,10 +166,10 @@ impl Relay {
             }
             let now = now_ms();
             let mut probing = false;
-            if let Some(until) = open_until_ms {
-                if now < until {
-                    let d = Duration::from_millis((until - now).max(1) as u64);
-                    if wait_timeout(&mut shutdown, d).await {
+            if let Some(until) = open_until {
+                let left = until.saturating_duration_since(Instant::now());
+                if !left.is_zero() {
+                    if wait_timeout(&mut shutdown, left).await {
                         return;
                     }
                     continue;
@@ -274,23 +279,23 @@ impl Relay {
                 consecutive_failures = 0;
             }
             if round_ok {
-                if open_until_ms.take().is_some() {
+                if open_until.take().is_some() {
                     tracing::info!("Dispatch answers again; circuit breaker closed.");
                     let _ = self.store.record_breaker(false, now / 1000).await;
                 }
                 self.state.breaker_open.store(false, Ordering::Relaxed);
                 cooldown = self.cfg.breaker_cooldown;
             } else if probing || consecutive_failures >= self.cfg.breaker_failures {
-                if open_until_ms.is_none() {
+                if open_until.is_none() {
                     tracing::warn!("Dispatch is failing; circuit breaker open.");
                     let _ = self.store.record_breaker(true, now / 1000).await;
                 }
-                open_until_ms = Some(now_ms() + cooldown.as_millis() as i64);
+                open_until = Some(Instant::now() + cooldown);
                 // Each failed probe doubles the cool-down, up to the backoff cap.
                 cooldown = (cooldown * 2).min(self.cfg.backoff_max.max(self.cfg.breaker_cooldown));
                 self.state.breaker_open.store(true, Ordering::Relaxed);
             }
-            metrics::gauge!("hotline_dispatch_breaker_open").set(if open_until_ms.is_some() {
+            metrics::gauge!("hotline_dispatch_breaker_open").set(if open_until.is_some() {
                 1.0
             } else {
                 0.0
@@ -473,6 +478,11 @@ async fn wait_timeout(shutdown: &mut watch::Receiver<bool>, d: Duration) -> bool
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::{
+        CallerRecord, EventRow, Intake, IntakeResult, OpenOrder, OrderState, OutboxStats,
+        RedirectRecord, StoreError, Suspension, Warning,
+    };
+    use hotline_adapters::Outcome;
     use rand::SeedableRng;
 
     #[test]
@@ -712,6 +722,166 @@ mod tests {
         for secret in ["pa55word", "k3y", "secret: \"s\""] {
             assert!(!shown.contains(secret), "{secret} in {shown}");
         }
+    }
+
+    /// A store with one message always due, which notes how many messages each round asks
+    /// for and each breaker change; nothing else is needed by the relay loop.
+    #[derive(Default)]
+    struct AlwaysDue {
+        asked: Mutex<Vec<usize>>,
+        breaker: Mutex<Vec<bool>>,
+        asked_again: Notify,
+    }
+
+    impl AlwaysDue {
+        fn asked(&self) -> Vec<usize> {
+            self.asked.lock().unwrap().clone()
+        }
+    }
+
+    fn unused<T>() -> Result<T, crate::store::StoreError> {
+        Err(crate::store::StoreError::Unavailable(
+            "not used by the relay".into(),
+        ))
+    }
+
+    #[async_trait::async_trait]
+    impl Store for AlwaysDue {
+        async fn due(&self, _: i64, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
+            self.asked.lock().unwrap().push(limit);
+            self.asked_again.notify_one();
+            Ok(vec![entry()])
+        }
+        async fn record(&self, _: Vec<(i64, Delivery)>, _: i64) -> Result<(), StoreError> {
+            Ok(())
+        }
+        async fn record_breaker(&self, open: bool, _: i64) -> Result<(), StoreError> {
+            self.breaker.lock().unwrap().push(open);
+            Ok(())
+        }
+        fn depth(&self) -> u64 {
+            1
+        }
+        async fn commit_intake(&self, _: Intake) -> Result<IntakeResult, StoreError> {
+            unused()
+        }
+        async fn remember(&self, _: String, _: Outcome, _: i64) -> Result<(), StoreError> {
+            unused()
+        }
+        async fn recall(&self, _: String) -> Result<Option<Outcome>, StoreError> {
+            unused()
+        }
+        async fn record_redirect(&self, _: RedirectRecord) -> Result<(), StoreError> {
+            unused()
+        }
+        async fn enqueue_contact(
+            &self,
+            _: String,
+            _: serde_json::Value,
+            _: i64,
+        ) -> Result<(), StoreError> {
+            unused()
+        }
+        async fn outbox_stats(&self, _: i64) -> Result<OutboxStats, StoreError> {
+            unused()
+        }
+        async fn retry_dead(&self, _: String, _: i64) -> Result<bool, StoreError> {
+            unused()
+        }
+        async fn order_state(&self, _: String) -> Result<Option<OrderState>, StoreError> {
+            unused()
+        }
+        async fn recent_orders_of(&self, _: String, _: i64) -> Result<Vec<OpenOrder>, StoreError> {
+            unused()
+        }
+        async fn record_warning(&self, _: String, _: Warning) -> Result<(), StoreError> {
+            unused()
+        }
+        async fn warnings_since(&self, _: String, _: i64) -> Result<u32, StoreError> {
+            unused()
+        }
+        async fn record_suspension(&self, _: Suspension) -> Result<(), StoreError> {
+            unused()
+        }
+        async fn suspension_count(&self, _: String) -> Result<u32, StoreError> {
+            unused()
+        }
+        async fn lift_suspension(&self, _: String, _: i64) -> Result<bool, StoreError> {
+            unused()
+        }
+        async fn active_suspensions(&self, _: i64) -> Result<Vec<Suspension>, StoreError> {
+            unused()
+        }
+        async fn caller_record(&self, _: String) -> Result<CallerRecord, StoreError> {
+            unused()
+        }
+        async fn record_link(&self, _: String, _: String) -> Result<(), StoreError> {
+            unused()
+        }
+        async fn links(&self) -> Result<Vec<(String, String)>, StoreError> {
+            unused()
+        }
+        async fn due_events(
+            &self,
+            _: &'static str,
+            _: i64,
+            _: usize,
+        ) -> Result<Vec<EventRow>, StoreError> {
+            unused()
+        }
+        async fn ack_events(&self, _: Vec<i64>) -> Result<(), StoreError> {
+            unused()
+        }
+        async fn retry_event(&self, _: i64, _: i64) -> Result<(), StoreError> {
+            unused()
+        }
+        async fn trim_events(&self, _: &'static str, _: u64) -> Result<u64, StoreError> {
+            unused()
+        }
+        async fn probe_write(&self) -> Result<(), StoreError> {
+            unused()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_breakers_cool_down_runs_on_the_monotonic_clock() {
+        // With tokio's clock paused, it jumps to the next timer whenever every task waits,
+        // while the wall clock stands still: to a cool-down counted on the wall clock, that is
+        // a clock stepped back by as much as tokio's went forward, and no probe ever came.
+        let cooldown = Duration::from_secs(3600);
+        let cfg = RelayConfig {
+            // Every attempt fails at once, as retryable, without the network.
+            url: "not a URL".into(),
+            secret: "".into(),
+            timeout: Duration::from_secs(5),
+            backoff_base: Duration::from_secs(1),
+            backoff_max: cooldown,
+            concurrency: 1,
+            breaker_failures: 1,
+            breaker_cooldown: cooldown,
+        };
+        let store = Arc::new(AlwaysDue::default());
+        let relay = Relay::new(cfg, store.clone(), Arc::default(), Arc::default()).unwrap();
+        let (stop, shutdown) = watch::channel(false);
+        let running = tokio::spawn(relay.run(shutdown));
+        // The first round fails and opens the breaker; once the cool-down has passed, a probe
+        // round asks for one message. Bounded by two cool-downs of tokio's clock, which the
+        // paused runtime reaches at once.
+        let probe = async {
+            while !store.asked().contains(&1) {
+                store.asked_again.notified().await;
+            }
+        };
+        let probed = tokio::time::timeout(2 * cooldown, probe).await;
+        assert!(
+            probed.is_ok(),
+            "no probe: rounds asked for {:?}",
+            store.asked()
+        );
+        assert_eq!(store.asked()[..2], [BATCH, 1]);
+        assert_eq!(*store.breaker.lock().unwrap(), [true]);
+        stop.send(true).unwrap();
+        running.await.unwrap();
     }
 
     #[test]
