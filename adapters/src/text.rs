@@ -38,16 +38,16 @@ pub fn bounded(
     Ok(s)
 }
 
-/// Normalises a phone number: drops spaces, dashes, dots, brackets and a `+86`/`0086`/`86`
-/// country prefix on mobile numbers. `None` unless the rest is 3 to 20 digits.
+/// Normalises a phone number: folds full-width characters to ASCII, drops spaces, dashes, dots,
+/// brackets and a `+86`/`0086`/`86` country prefix on mobile numbers. `None` unless the rest is
+/// 3 to 20 digits.
 pub fn normalize_phone(raw: &str) -> Option<String> {
     let mut s: String = raw
         .chars()
+        .map(fold_full_width)
         .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')' | '\u{3000}' | '\t'))
         .collect();
-    if let Some(rest) = s.strip_prefix("+86") {
-        s = rest.to_string();
-    } else if let Some(rest) = s.strip_prefix("0086") {
+    if let Some(rest) = s.strip_prefix("+86").or_else(|| s.strip_prefix("0086")) {
         s = rest.to_string();
     } else if s.len() == 13 && s.starts_with("861") {
         s = s[2..].to_string();
@@ -56,6 +56,15 @@ pub fn normalize_phone(raw: &str) -> Option<String> {
         Some(s)
     } else {
         None
+    }
+}
+
+/// Chinese input methods type full-width digits, `＋`, `－` and brackets (`（０５７１）`); the
+/// Halfwidth and Fullwidth Forms block mirrors ASCII `!`..`~` at a fixed offset.
+fn fold_full_width(c: char) -> char {
+    match c {
+        '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
+        _ => c,
     }
 }
 
@@ -71,6 +80,13 @@ mod tests {
             ("0086 13800000000", Some("13800000000")),
             ("8613800000000", Some("13800000000")),
             ("(022) 2345-6789", Some("02223456789")),
+            // Full-width digits, plus, minus and brackets, as Chinese input methods type them.
+            ("１３８００１３８０００", Some("13800138000")),
+            ("＋８６　１３８－００１３－８０００", Some("13800138000")),
+            ("（０５７１）８８８８８８８８", Some("057188888888")),
+            ("０５７１－８８８８８８８８", Some("057188888888")),
+            ("１２３４５", Some("12345")),
+            ("ａｂｃ", None),
             ("12345", Some("12345")),
             ("abc", None),
             ("", None),
