@@ -39,8 +39,9 @@ pub fn bounded(
 }
 
 /// Normalises a phone number: folds full-width characters to ASCII, drops spaces, dashes, dots,
-/// brackets and a `+86`/`0086`/`86` country prefix on mobile numbers. `None` unless the rest is
-/// 3 to 20 digits.
+/// brackets and a `+86`/`0086`/`86` country prefix. After `+86`/`0086`, a number that is not a
+/// mobile number gets its trunk `0` back, so a landline has one identity however it was
+/// written. `None` unless the rest is 3 to 20 digits.
 pub fn normalize_phone(raw: &str) -> Option<String> {
     let mut s: String = raw
         .chars()
@@ -48,7 +49,7 @@ pub fn normalize_phone(raw: &str) -> Option<String> {
         .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')' | '\u{3000}' | '\t'))
         .collect();
     if let Some(rest) = s.strip_prefix("+86").or_else(|| s.strip_prefix("0086")) {
-        s = rest.to_string();
+        s = with_trunk_zero(rest);
     } else if s.len() == 13 && s.starts_with("861") {
         s = s[2..].to_string();
     }
@@ -65,6 +66,19 @@ fn fold_full_width(c: char) -> char {
     match c {
         '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
         _ => c,
+    }
+}
+
+/// The national number after a `+86`/`0086` prefix, as it is dialled at home: a mobile number
+/// (11 digits, `13`..`19`) as is, anything else (a landline's area code, `10` for Beijing
+/// included) with the trunk `0` that the international form leaves out.
+fn with_trunk_zero(national: &str) -> String {
+    let b = national.as_bytes();
+    let mobile = b.len() == 11 && b[0] == b'1' && (b'3'..=b'9').contains(&b[1]);
+    if mobile || national.is_empty() || national.starts_with('0') {
+        national.to_string()
+    } else {
+        format!("0{national}")
     }
 }
 
@@ -86,6 +100,11 @@ mod tests {
             ("（０５７１）８８８８８８８８", Some("057188888888")),
             ("０５７１－８８８８８８８８", Some("057188888888")),
             ("１２３４５", Some("12345")),
+            // A landline in international form is the same landline dialled at home.
+            ("+86 571 88888888", Some("057188888888")),
+            ("0086 571 88888888", Some("057188888888")),
+            ("+86 10 12345678", Some("01012345678")),
+            ("+86 (0)571 88888888", Some("057188888888")),
             ("ａｂｃ", None),
             ("12345", Some("12345")),
             ("abc", None),
