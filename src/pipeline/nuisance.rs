@@ -69,6 +69,11 @@ pub struct Ladder<C: Clock + Clone = DefaultClock> {
     /// so a [`refresh`](Self::refresh) that read the store before such a change does not
     /// overwrite it with the older picture.
     changes: std::sync::atomic::AtomicU64,
+    /// One async lock per identity being escalated now, so concurrent refusals of one caller
+    /// decide its next step one after another (else each would pass the memory check and
+    /// record its own suspension). Only refusals take these; entries go when the last holder
+    /// does, so the map holds identities mid-escalation, not every caller seen.
+    escalating: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// The reason given to a person suspended by the rule, in words they can read.
@@ -130,6 +135,7 @@ impl<C: Clock + Clone> Ladder<C> {
             store,
             shared: None,
             changes: std::sync::atomic::AtomicU64::new(0),
+            escalating: Mutex::new(HashMap::new()),
         })
     }
 
@@ -363,6 +369,12 @@ impl<C: Clock + Clone> Ladder<C> {
         reason: String,
         now: i64,
     ) -> Result<Outcome, StoreError> {
+        let turn = self.escalation_turn(id);
+        let _held = turn.lock.lock().await;
+        // Another request of this caller may have suspended it while this one waited.
+        if let Some(s) = self.suspension(id, now) {
+            return Ok(suspended(&s, self.cfg.tz));
+        }
         let weight = weight.max(1);
         let window_start = now - self.cfg.per.as_secs() as i64;
         let before = self
@@ -389,6 +401,20 @@ impl<C: Clock + Clone> Ladder<C> {
         }
         let s = self.suspend(identity, None, reason, "rule", now).await?;
         Ok(suspended(&s, self.cfg.tz))
+    }
+
+    /// The escalation lock of `id`, shared with whoever else is escalating it now.
+    fn escalation_turn(&self, id: &str) -> EscalationTurn<'_> {
+        let lock = match self.escalating.lock() {
+            Ok(mut map) => map.entry(id.to_string()).or_default().clone(),
+            // A poisoned map (a panic elsewhere) must not stop the ladder: escalate unserialised.
+            Err(_) => Arc::default(),
+        };
+        EscalationTurn {
+            map: &self.escalating,
+            id: id.to_string(),
+            lock,
+        }
     }
 
     /// Starts a suspension. `length` `None` takes the identity's next step on the ladder.
@@ -474,6 +500,26 @@ impl<C: Clock + Clone> Ladder<C> {
     }
 }
 
+/// A hold on one identity's escalation lock; dropping it (also when the request is cancelled)
+/// removes the map entry once nobody else holds or waits for it.
+struct EscalationTurn<'a> {
+    map: &'a Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    id: String,
+    lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Drop for EscalationTurn<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut map) = self.map.lock() {
+            // Clones are only made under this map lock, so two (the map's and ours) means no
+            // one else has it.
+            if Arc::strong_count(&self.lock) == 2 {
+                map.remove(&self.id);
+            }
+        }
+    }
+}
+
 fn suspended(s: &Suspension, tz: chrono_tz::Tz) -> Outcome {
     Outcome::Suspended {
         until: crate::messages::rfc3339(s.until, tz),
@@ -549,6 +595,64 @@ mod tests {
         let later2 = later + 2 * 86400;
         drive(&l, id, 6, later2).await;
         assert_eq!(l.suspension(id, later2).unwrap().until, later2 + 86400);
+    }
+
+    #[tokio::test]
+    async fn concurrent_refusals_suspend_once_and_take_the_first_step() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
+        let cfg = LadderConfig {
+            quota: 3,
+            per: Duration::from_secs(3600),
+            warnings: 2,
+            steps: vec![
+                Duration::from_secs(3600),
+                Duration::from_secs(86400),
+                Duration::from_secs(30 * 86400),
+            ],
+            allow: vec![],
+            max_keys: 1000,
+            tz: chrono_tz::Asia::Shanghai,
+        };
+        let clock = FakeRelativeClock::default();
+        let l = Ladder::with_clock(cfg, store.clone(), clock.clone(), 0)
+            .await
+            .unwrap();
+        let id = "phone:13800000002";
+        assert_eq!(
+            drive(&l, id, 5, 0).await,
+            ["ok", "ok", "ok", "warn1", "warn0"]
+        );
+        // Five requests in flight as the caller crosses into suspension.
+        let s = sub(id);
+        let answers = tokio::join!(
+            l.check(&s, 0),
+            l.check(&s, 0),
+            l.check(&s, 0),
+            l.check(&s, 0),
+            l.check(&s, 0)
+        );
+        for a in [answers.0, answers.1, answers.2, answers.3, answers.4] {
+            assert!(
+                matches!(a.unwrap(), Some(Outcome::Suspended { .. })),
+                "every one is refused"
+            );
+        }
+        assert_eq!(
+            store.suspension_count(id.into()).await.unwrap(),
+            1,
+            "one suspension recorded, not one per request"
+        );
+        assert_eq!(l.suspension(id, 1).unwrap().until, 3600, "the first step");
+        // The next offence takes the second step, not one further along.
+        clock.advance(Duration::from_secs(2 * 3600));
+        let later = 2 * 3600;
+        drive(&l, id, 6, later).await;
+        assert_eq!(l.suspension(id, later).unwrap().until, later + 86400);
+        assert!(
+            l.escalating.lock().unwrap().is_empty(),
+            "escalation locks are not kept once done"
+        );
     }
 
     #[tokio::test]
