@@ -14,12 +14,42 @@ const LONG: Duration = Duration::from_secs(30);
 
 struct Smtp(Child);
 
+/// aiosmtpd's Maildir handler, except that it answers RCPT for one address with 550, as a
+/// server does for a mailbox that no longer exists.
+const REFUSING: &str = "import sys, threading
+from aiosmtpd.controller import Controller
+from aiosmtpd.handlers import Mailbox
+port, maildir, gone = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+class Refusing(Mailbox):
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address == gone:
+            return '550 5.1.1 <%s>: Recipient address rejected: User unknown' % address
+        envelope.rcpt_tos.append(address)
+        return '250 OK'
+Controller(Refusing(maildir), hostname='127.0.0.1', port=port).start()
+threading.Event().wait()
+";
+
 impl Smtp {
     fn start(port: u16, maildir: &Path) -> Smtp {
-        let child = Command::new("python3")
-            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
+        let mut cmd = Command::new("python3");
+        cmd.args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
             .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(maildir);
+        Smtp::spawn(cmd, port)
+    }
+
+    /// A server that refuses `gone` for good and takes every other recipient.
+    fn refusing(port: u16, maildir: &Path, gone: &str) -> Smtp {
+        let mut cmd = Command::new("python3");
+        cmd.args(["-c", REFUSING, &port.to_string()])
             .arg(maildir)
+            .arg(gone);
+        Smtp::spawn(cmd, port)
+    }
+
+    fn spawn(mut cmd: Command, port: u16) -> Smtp {
+        let child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -176,5 +206,115 @@ fn suspensions_reach_supervisors_as_one_digest() {
         mails(&maildir).len(),
         1,
         "one digest, not one mail per suspension"
+    );
+}
+
+/// The value of a counter in Prometheus text, 0 when it is not there yet.
+fn counter(metrics: &str, name_and_labels: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name_and_labels)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[test]
+fn a_supervisor_refused_for_good_neither_repeats_nor_withholds_the_others_mail() {
+    let dir = tempfile::tempdir().unwrap();
+    let maildir = dir.path().join("maildir");
+    let port = free_port();
+    // The supervisor who left is between two others: before the fix, the first was mailed
+    // again on every retry and the last never.
+    let _smtp = Smtp::refusing(port, &maildir, "left@example.gov.cn");
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let extra = format!(
+        "[mail]\nsmtp_url = \"smtp://127.0.0.1:{port}\"\nfrom = \"12345@example.gov.cn\"\n\
+         supervisors = [\"first@example.gov.cn\", \"left@example.gov.cn\", \
+         \"last@example.gov.cn\"]\ndigest_every = \"1s\"\n"
+    );
+    let gw = Gateway::start(dir.path(), &sim.url, &extra);
+
+    gw.submit(json!({"content": "有人持刀抢劫，就在超市门口"}));
+    let alerts_to = |who: &str| {
+        mails(&maildir)
+            .into_iter()
+            .filter(|m| m.contains("紧急转接") && m.contains(&format!("To: {who}")))
+            .count()
+    };
+    wait_until("the alert to both supervisors still here", LONG, || {
+        (alerts_to("first@example.gov.cn") > 0 && alerts_to("last@example.gov.cn") > 0)
+            .then_some(())
+    });
+    let refused = "hotline_mail_refused_total{topic=\"emergency/redirected\"}";
+    wait_until("the refusal to be counted", LONG, || {
+        (counter(&gw.metrics(), refused) == 1.0).then_some(())
+    });
+
+    // A later mail gets out only after the alert's round has ended; an alert still owed to
+    // anyone would have been scheduled again and the refusal counted again.
+    let (s, b) = gw.submit(json!({"content": "小区绿化带被占用", "email": "wang@example.cn"}));
+    assert_eq!(s, 202, "{b}");
+    let number = b["orders"][0]["number"].as_str().unwrap().to_string();
+    wait_until("the receipt after the alert", LONG, || {
+        mails(&maildir).into_iter().find(|m| m.contains(&number))
+    });
+    assert_eq!(
+        alerts_to("first@example.gov.cn"),
+        1,
+        "exactly one alert each"
+    );
+    assert_eq!(
+        alerts_to("last@example.gov.cn"),
+        1,
+        "exactly one alert each"
+    );
+    assert_eq!(alerts_to("left@example.gov.cn"), 0);
+    let m = gw.metrics();
+    assert_eq!(counter(&m, refused), 1.0, "refused once, not retried\n{m}");
+    assert_eq!(counter(&m, "hotline_mail_failures_total"), 0.0, "{m}");
+
+    // The suspension digest likewise.
+    gw.suspend("phone:13700003333", "24h", "辱骂话务员");
+    let digests_to = |who: &str| {
+        mails(&maildir)
+            .into_iter()
+            .filter(|m| m.contains("暂停受理汇总") && m.contains(&format!("To: {who}")))
+            .count()
+    };
+    wait_until("the digest to both supervisors still here", LONG, || {
+        (digests_to("first@example.gov.cn") > 0 && digests_to("last@example.gov.cn") > 0)
+            .then_some(())
+    });
+    let refused_digest = "hotline_mail_refused_total{topic=\"callers/suspended\"}";
+    wait_until("the digest's refusal to be counted", LONG, || {
+        (counter(&gw.metrics(), refused_digest) == 1.0).then_some(())
+    });
+    let (s, b) = gw.submit(json!({"content": "路面破损", "email": "zhao@example.cn"}));
+    assert_eq!(s, 202, "{b}");
+    let number = b["orders"][0]["number"].as_str().unwrap().to_string();
+    wait_until("the receipt after the digest", LONG, || {
+        mails(&maildir).into_iter().find(|m| m.contains(&number))
+    });
+    assert_eq!(
+        digests_to("first@example.gov.cn"),
+        1,
+        "exactly one digest each"
+    );
+    assert_eq!(
+        digests_to("last@example.gov.cn"),
+        1,
+        "exactly one digest each"
+    );
+    let m = gw.metrics();
+    assert_eq!(counter(&m, refused_digest), 1.0, "{m}");
+    assert_eq!(counter(&m, "hotline_mail_failures_total"), 0.0, "{m}");
+
+    let logs = gw.logs();
+    assert!(
+        logs.contains("refused a recipient for good"),
+        "the refusal is logged"
+    );
+    assert!(
+        !logs.contains("left@example.gov.cn"),
+        "the refused address is masked in logs"
     );
 }

@@ -1,10 +1,17 @@
 //! Mail (lettre): receipts to submitters who gave an address, alerts to supervisors (emergency
 //! redirects, suspensions, dead letters, dispatch outages), from the durable event outbox.
 //!
-//! A mail the SMTP server does not take is retried with backoff; SMTP being down never slows
+//! Each recipient gets a message of its own, and an event remembers which recipients are done
+//! with, so a retry goes only to the others. A mail the SMTP server does not take now is
+//! retried with backoff, up to [`MAX_ATTEMPTS`] attempts (about a day) before it is given up
+//! (logged, counted in `hotline_mail_abandoned_total`). A recipient the server refuses for good
+//! (550, 551, 553: no such mailbox, someone who left) is done with: logged masked, counted in
+//! `hotline_mail_refused_total`, never retried, and it holds up no one else.
+//! `hotline_mail_sent_total` counts messages the server took. SMTP being down never slows
 //! intake because nothing on the request path waits for it. Alerts are rate-limited
-//! (`alerts_per_minute`) so an outage cannot become a mail storm: alerts over the limit are
-//! counted (`hotline_mail_suppressed_total`) and logged, not sent. Receipts are not limited.
+//! (`alerts_per_minute`, once per alert, not again on its retries) so an outage cannot become a
+//! mail storm: alerts over the limit are counted (`hotline_mail_suppressed_total`) and logged,
+//! not sent. Receipts are not limited.
 //! Suspensions are not urgent: they are collected and sent as one digest every `digest_every`.
 //!
 //! Templates: compiled-in Chinese defaults; a file `<topic with / as _>.txt` in `[mail] templates`
@@ -16,6 +23,7 @@ use crate::store::{EventRow, Store};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use lettre::message::Mailbox;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use std::collections::{BTreeSet, HashMap};
 use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -38,6 +46,26 @@ pub struct MailSettings {
     pub alerts_per_minute: u32,
     /// Suspension alerts are collected and sent as one digest this often.
     pub digest_every: Duration,
+}
+
+/// Attempts at an event's mail before it is given up. With the backoff (1 s doubling to 512 s)
+/// that is about a day of SMTP trouble.
+pub const MAX_ATTEMPTS: u32 = 170;
+
+/// The payload key under which a mail event keeps the recipients that are done with (took it,
+/// or refused it for good), so that a retry sends only to the others.
+const DONE: &str = "mail_done";
+
+/// The recipients an event's payload says are done with.
+fn done_of(vars: &serde_json::Value) -> BTreeSet<String> {
+    vars[DONE]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The compiled-in templates: (topic, subject, body).
@@ -108,9 +136,10 @@ fn template(cfg: &MailSettings, topic: &str) -> Option<(String, String)> {
         .map(|(_, s, b)| (s.to_string(), b.to_string()))
 }
 
-/// Builds the messages for one event: a receipt to the submitter, or an alert to each
-/// supervisor. Bad addresses are skipped (logged masked), never retried.
-pub fn messages(cfg: &MailSettings, row: &EventRow) -> Vec<Message> {
+/// Builds the messages one event still owes, each with its recipient: a receipt to the
+/// submitter, or an alert to each supervisor not yet done with. Bad addresses are skipped
+/// (logged masked), never retried.
+pub fn messages(cfg: &MailSettings, row: &EventRow) -> Vec<(String, Message)> {
     let Ok(vars) = serde_json::from_str::<serde_json::Value>(&row.payload) else {
         return Vec::new();
     };
@@ -131,52 +160,196 @@ pub fn messages(cfg: &MailSettings, row: &EventRow) -> Vec<Message> {
     } else {
         cfg.supervisors.clone()
     };
+    let done = done_of(&vars);
     recipients
         .iter()
+        .filter(|to| !done.contains(*to))
         .filter_map(|to| {
-            let Ok(to) = to.parse::<Mailbox>() else {
+            let Ok(mailbox) = to.parse::<Mailbox>() else {
                 tracing::warn!(to = %hotline_adapters::mask::mask_email(to), "Not a mail address; skipped.");
                 return None;
             };
             Message::builder()
                 .from(from.clone())
-                .to(to)
+                .to(mailbox)
                 .subject(subject.clone())
                 .header(lettre::message::header::ContentType::TEXT_PLAIN)
                 .body(body.clone())
                 .ok()
+                .map(|m| (to.clone(), m))
         })
         .collect()
 }
 
-/// One digest mail to each supervisor listing the suspensions in `rows`.
-pub fn digest(cfg: &MailSettings, rows: &[EventRow]) -> Vec<Message> {
+/// One digest mail to each supervisor listing the suspensions in `rows` it is still owed, each
+/// with its recipient and the ids of the rows it lists.
+pub fn digest(cfg: &MailSettings, rows: &[EventRow]) -> Vec<(String, Message, Vec<i64>)> {
     let Some((_, body)) = template(cfg, "callers/suspended") else {
         return Vec::new();
     };
     let Ok(from) = cfg.from.parse::<Mailbox>() else {
         return Vec::new();
     };
-    let parts: Vec<String> = rows
+    let parsed: Vec<(i64, serde_json::Value)> = rows
         .iter()
-        .filter_map(|r| serde_json::from_str::<serde_json::Value>(&r.payload).ok())
-        .map(|v| fill(&body, &v))
+        .filter_map(|r| {
+            serde_json::from_str::<serde_json::Value>(&r.payload)
+                .ok()
+                .map(|v| (r.id, v))
+        })
         .collect();
-    let subject = format!("【暂停受理汇总】{}人", parts.len());
-    let text = parts.join("\n\n---\n\n");
     cfg.supervisors
         .iter()
-        .filter_map(|to| to.parse::<Mailbox>().ok())
         .filter_map(|to| {
-            Message::builder()
+            let mailbox = to.parse::<Mailbox>().ok()?;
+            let owed: Vec<&(i64, serde_json::Value)> = parsed
+                .iter()
+                .filter(|(_, v)| !done_of(v).contains(to))
+                .collect();
+            if owed.is_empty() {
+                return None;
+            }
+            let parts: Vec<String> = owed.iter().map(|(_, v)| fill(&body, v)).collect();
+            let subject = format!("【暂停受理汇总】{}人", parts.len());
+            let m = Message::builder()
                 .from(from.clone())
-                .to(to)
-                .subject(subject.clone())
+                .to(mailbox)
+                .subject(subject)
                 .header(lettre::message::header::ContentType::TEXT_PLAIN)
-                .body(text.clone())
-                .ok()
+                .body(parts.join("\n\n---\n\n"))
+                .ok()?;
+            Some((to.clone(), m, owed.iter().map(|(id, _)| *id).collect()))
         })
         .collect()
+}
+
+/// What became of one message.
+enum Sent {
+    /// The server took it.
+    Delivered,
+    /// The server refused the recipient for good; retrying cannot help.
+    Refused(String),
+    /// It may go through later. `answered` is false when the server did not answer at all
+    /// (connection, TLS, time-out): then the event's other recipients wait too, rather than
+    /// each waiting out its own time-out.
+    Failed { error: String, answered: bool },
+}
+
+/// Sends one message and sorts the outcome.
+async fn send(transport: &AsyncSmtpTransport<Tokio1Executor>, m: Message) -> Sent {
+    match transport.send(m).await {
+        Ok(_) => Sent::Delivered,
+        Err(e) => {
+            // Servers often quote the address they refuse.
+            let error = hotline_adapters::mask::scrub_text(&e.to_string());
+            let code = e.status().map(u16::from);
+            // 550/551/553 say the mailbox is not there (or not here, or not a valid name); other
+            // 5xx (530/535 authentication, 552/554 the message or the transaction) are about
+            // our setup or the whole message, which an operator can fix: those keep being
+            // retried, up to the cap.
+            if e.is_permanent() && matches!(code, Some(550 | 551 | 553)) {
+                Sent::Refused(error)
+            } else {
+                Sent::Failed {
+                    error,
+                    answered: code.is_some(),
+                }
+            }
+        }
+    }
+}
+
+/// Counts and logs one message's outcome (once per message, however many events a digest
+/// carries).
+fn report(to: &str, topic: &str, sent: &Sent) {
+    match sent {
+        Sent::Delivered => {
+            metrics::counter!("hotline_mail_sent_total", "topic" => topic.to_string()).increment(1);
+        }
+        Sent::Refused(error) => {
+            metrics::counter!("hotline_mail_refused_total", "topic" => topic.to_string())
+                .increment(1);
+            tracing::warn!(
+                to = %hotline_adapters::mask::mask_email(to),
+                %error,
+                topic,
+                "SMTP refused a recipient for good; not retried."
+            );
+        }
+        Sent::Failed { .. } => {}
+    }
+}
+
+/// One event in a round: who is done with, and the last error if anyone is still owed it.
+struct Progress {
+    row: EventRow,
+    vars: serde_json::Value,
+    done: BTreeSet<String>,
+    owed: Option<String>,
+}
+
+impl Progress {
+    fn new(row: EventRow) -> Progress {
+        let vars = serde_json::from_str(&row.payload).unwrap_or(serde_json::Value::Null);
+        let done = done_of(&vars);
+        Progress {
+            row,
+            vars,
+            done,
+            owed: None,
+        }
+    }
+
+    /// Takes one recipient's outcome; `false` when the server did not answer, so the rest of
+    /// this event's recipients should wait for the next round.
+    fn note(&mut self, to: &str, sent: &Sent) -> bool {
+        match sent {
+            Sent::Delivered | Sent::Refused(_) => {
+                self.done.insert(to.to_string());
+                true
+            }
+            Sent::Failed { error, answered } => {
+                self.owed = Some(error.clone());
+                *answered
+            }
+        }
+    }
+
+    /// Ends the round for this event: removed when no one is owed it any more, given up after
+    /// [`MAX_ATTEMPTS`], else tried again after a backoff, remembering who is done with.
+    async fn settle(mut self, store: &dyn Store, now_ms: i64) {
+        let topic = self.row.topic.as_str();
+        let Some(error) = self.owed else {
+            let _ = store.ack_events(vec![self.row.id]).await;
+            return;
+        };
+        metrics::counter!("hotline_mail_failures_total").increment(1);
+        let Some(delay) = retry_delay(self.row.attempts) else {
+            metrics::counter!("hotline_mail_abandoned_total", "topic" => topic.to_string())
+                .increment(1);
+            tracing::error!(%error, topic, attempts = MAX_ATTEMPTS, "Mail given up.");
+            let _ = store.ack_events(vec![self.row.id]).await;
+            return;
+        };
+        tracing::warn!(%error, topic, "SMTP did not take a mail; will retry.");
+        let next = now_ms + delay;
+        match self.vars.as_object_mut() {
+            Some(obj) if !self.done.is_empty() => {
+                obj.insert(DONE.into(), serde_json::json!(self.done));
+                let payload = self.vars.to_string();
+                let _ = store.retry_event_with(self.row.id, next, payload).await;
+            }
+            _ => {
+                let _ = store.retry_event(self.row.id, next).await;
+            }
+        }
+    }
+}
+
+/// How long to wait (ms) before the next attempt at an event that failed `attempts` times
+/// before this one: 2^attempts seconds, capped at 2^9 (8.5 minutes). `None`: this was the last.
+fn retry_delay(attempts: u32) -> Option<i64> {
+    (attempts.saturating_add(1) < MAX_ATTEMPTS).then(|| 1000i64 << attempts.min(9))
 }
 
 /// Runs the mail sender until shutdown.
@@ -218,56 +391,51 @@ pub async fn run(cfg: MailSettings, store: Arc<dyn Store>, mut shutdown: watch::
                     let _ = store.retry_event(r.id, next_digest_ms).await;
                 }
             } else {
-                let mut failed = None;
-                for m in digest(&cfg, &suspensions) {
-                    if let Err(e) = transport.send(m).await {
-                        failed = Some(e.to_string());
+                let mut progress: HashMap<i64, Progress> = suspensions
+                    .iter()
+                    .map(|r| (r.id, Progress::new(r.clone())))
+                    .collect();
+                for (to, m, ids) in digest(&cfg, &suspensions) {
+                    let sent = send(&transport, m).await;
+                    report(&to, "callers/suspended", &sent);
+                    let mut answered = true;
+                    for id in ids {
+                        if let Some(p) = progress.get_mut(&id) {
+                            answered = p.note(&to, &sent);
+                        }
+                    }
+                    if !answered {
                         break;
                     }
                 }
-                let ids: Vec<i64> = suspensions.iter().map(|r| r.id).collect();
-                if let Some(error) = failed {
-                    tracing::warn!(%error, "SMTP refused the suspension digest; will retry.");
-                    for r in &suspensions {
-                        let _ = store.retry_event(r.id, now_ms + 60_000).await;
-                    }
-                } else {
-                    metrics::counter!("hotline_mail_sent_total", "topic" => "callers/suspended")
-                        .increment(1);
-                    let _ = store.ack_events(ids).await;
+                let all_done = progress.values().all(|p| p.owed.is_none());
+                for (_, p) in progress {
+                    p.settle(store.as_ref(), now_ms).await;
+                }
+                if all_done {
                     next_digest_ms = now_ms + digest_ms;
                 }
             }
         }
         for row in rows {
-            let is_alert = row.topic != "orders/accepted";
-            if is_alert && alerts.check().is_err() {
+            let mut p = Progress::new(row);
+            // An alert passes the limit once: a retry for the recipients still owed it is
+            // the same alert.
+            let is_alert = p.row.topic != "orders/accepted";
+            if is_alert && p.done.is_empty() && alerts.check().is_err() {
                 metrics::counter!("hotline_mail_suppressed_total").increment(1);
-                tracing::warn!(topic = %row.topic, "Alert mail over the rate limit; not sent.");
-                let _ = store.ack_events(vec![row.id]).await;
+                tracing::warn!(topic = %p.row.topic, "Alert mail over the rate limit; not sent.");
+                let _ = store.ack_events(vec![p.row.id]).await;
                 continue;
             }
-            let mut failed = None;
-            for m in messages(&cfg, &row) {
-                if let Err(e) = transport.send(m).await {
-                    failed = Some(e.to_string());
+            for (to, m) in messages(&cfg, &p.row) {
+                let sent = send(&transport, m).await;
+                report(&to, &p.row.topic, &sent);
+                if !p.note(&to, &sent) {
                     break;
                 }
             }
-            match failed {
-                None => {
-                    metrics::counter!("hotline_mail_sent_total", "topic" => row.topic.clone())
-                        .increment(1);
-                    let _ = store.ack_events(vec![row.id]).await;
-                }
-                Some(error) => {
-                    // Backoff 2^attempts seconds, capped at 10 minutes.
-                    let delay = 1000i64 << row.attempts.min(9);
-                    tracing::warn!(%error, topic = %row.topic, "SMTP refused a mail; will retry.");
-                    metrics::counter!("hotline_mail_failures_total").increment(1);
-                    let _ = store.retry_event(row.id, now_ms + delay.min(600_000)).await;
-                }
-            }
+            p.settle(store.as_ref(), now_ms).await;
         }
     }
 }
@@ -298,12 +466,62 @@ mod tests {
         };
         let msgs = messages(&cfg, &row);
         assert_eq!(msgs.len(), 1, "the bad address is skipped");
-        let raw = String::from_utf8(msgs[0].formatted()).unwrap();
+        let raw = String::from_utf8(msgs[0].1.formatted()).unwrap();
         assert!(!raw.contains("\r\nBcc:"), "{raw}");
         let shown = format!("{cfg:?}");
         assert!(
             shown.contains("mail.example") && !shown.contains("sm7p-pa55"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn recipients_done_with_are_not_sent_the_mail_again() {
+        let cfg = MailSettings {
+            smtp_url: "smtp://127.0.0.1:25".into(),
+            from: "12345@example.gov.cn".into(),
+            supervisors: vec!["first@example.gov.cn".into(), "last@example.gov.cn".into()],
+            templates: None,
+            alerts_per_minute: 30,
+            digest_every: Duration::from_secs(3600),
+        };
+        let row = |id, done: &[&str]| EventRow {
+            id,
+            topic: "callers/suspended".into(),
+            payload: serde_json::json!({"identity": "138****0000", DONE: done}).to_string(),
+            attempts: 0,
+        };
+        let to: Vec<String> = messages(&cfg, &row(1, &["first@example.gov.cn"]))
+            .into_iter()
+            .map(|(to, _)| to)
+            .collect();
+        assert_eq!(to, ["last@example.gov.cn"]);
+        let d: Vec<(String, Vec<i64>)> = digest(
+            &cfg,
+            &[row(1, &["first@example.gov.cn"]), row(2, &[]), row(3, &[])],
+        )
+        .into_iter()
+        .map(|(to, _, ids)| (to, ids))
+        .collect();
+        assert_eq!(
+            d,
+            [
+                ("first@example.gov.cn".to_string(), vec![2, 3]),
+                ("last@example.gov.cn".to_string(), vec![1, 2, 3]),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_failing_mail_is_retried_with_backoff_for_about_a_day_then_given_up() {
+        assert_eq!(retry_delay(0), Some(1000));
+        assert_eq!(retry_delay(9), Some(512_000));
+        assert_eq!(retry_delay(10), Some(512_000));
+        assert_eq!(retry_delay(MAX_ATTEMPTS - 2), Some(512_000));
+        assert_eq!(retry_delay(MAX_ATTEMPTS - 1), None, "the last attempt");
+        assert_eq!(retry_delay(u32::MAX), None);
+        let total_ms: i64 = (0..MAX_ATTEMPTS).filter_map(retry_delay).sum();
+        let hours = total_ms / 3_600_000;
+        assert!((22..=26).contains(&hours), "{hours} h");
     }
 }

@@ -417,6 +417,14 @@ pub trait Store: Send + Sync {
     async fn ack_events(&self, ids: Vec<i64>) -> Result<(), StoreError>;
     /// Schedules another attempt at an event (a mail the SMTP server did not take).
     async fn retry_event(&self, id: i64, next_at_ms: i64) -> Result<(), StoreError>;
+    /// As [`retry_event`](Self::retry_event), replacing the event's payload: a mail event
+    /// keeps in it which recipients are done, so they are not sent the mail again.
+    async fn retry_event_with(
+        &self,
+        id: i64,
+        next_at_ms: i64,
+        payload: String,
+    ) -> Result<(), StoreError>;
     /// Drops a sink's oldest events beyond `bound`; returns how many were dropped.
     async fn trim_events(&self, sink: &'static str, bound: u64) -> Result<u64, StoreError>;
     /// Records that the dispatch circuit breaker opened or closed (an alert for supervisors).

@@ -1219,6 +1219,23 @@ impl Store for PgStore {
         Ok(())
     }
 
+    async fn retry_event_with(
+        &self,
+        id: i64,
+        next_at_ms: i64,
+        payload: String,
+    ) -> Result<(), StoreError> {
+        let c = self.client().await?;
+        c.execute(
+            "UPDATE events SET attempts = attempts + 1, next_at_ms = $2, lease_until_ms = 0, \
+             payload = $3 WHERE id = $1",
+            &[&id, &next_at_ms, &payload],
+        )
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
     async fn trim_events(&self, sink: &'static str, bound: u64) -> Result<u64, StoreError> {
         let c = self.client().await?;
         c.execute(

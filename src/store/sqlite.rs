@@ -1481,6 +1481,25 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn retry_event_with(
+        &self,
+        id: i64,
+        next_at_ms: i64,
+        payload: String,
+    ) -> Result<(), StoreError> {
+        self.call(move |conn| {
+            exec(
+                conn,
+                "UPDATE events SET attempts = attempts + 1, next_at_ms = ?2, payload = ?3 \
+                 WHERE id = ?1",
+                params![id, next_at_ms, payload],
+            )
+            .map_err(sql)?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn trim_events(&self, sink: &'static str, bound: u64) -> Result<u64, StoreError> {
         self.call(move |conn| {
             let n = conn
