@@ -76,9 +76,34 @@ pub struct Ladder<C: Clock + Clone = DefaultClock> {
     escalating: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
-/// The reason given to a person suspended by the rule, in words they can read.
-pub const RULE_REASON: &str =
-    "在一小时内多次重复占用热线资源，经提醒后仍未改正（《管理办法》第三十二条）";
+/// The reason given to a person suspended by the rule, in words they can read; it names the
+/// configured quota period `per` (warnings count within it), so the person is told the window
+/// that actually applied.
+pub fn rule_reason(per: Duration) -> String {
+    format!(
+        "在{}内多次重复占用热线资源，经提醒后仍未改正（《管理办法》第三十二条）",
+        period_words(per)
+    )
+}
+
+/// A period as a person says it: 一小时, 2小时, 30分钟, 一天.
+fn period_words(per: Duration) -> String {
+    let secs = per.as_secs().max(1);
+    let (n, unit) = if secs % 86_400 == 0 {
+        (secs / 86_400, "天")
+    } else if secs % 3600 == 0 {
+        (secs / 3600, "小时")
+    } else if secs % 60 == 0 {
+        (secs / 60, "分钟")
+    } else {
+        (secs, "秒")
+    };
+    match (n, unit) {
+        (1, "天") => "一天".into(),
+        (1, "小时") => "一小时".into(),
+        _ => format!("{n}{unit}"),
+    }
+}
 
 impl Ladder<DefaultClock> {
     /// A ladder on the real clock, with the active suspensions loaded from the store.
@@ -316,7 +341,7 @@ impl<C: Clock + Clone> Ladder<C> {
                 evidence,
                 1,
                 retry_after,
-                RULE_REASON.into(),
+                rule_reason(self.cfg.per),
                 now,
             )
             .await?;
@@ -347,7 +372,8 @@ impl<C: Clock + Clone> Ladder<C> {
         }
         let public = hotline_adapters::mask::scrub_text(public);
         let reason = format!(
-            "{RULE_REASON}：{}",
+            "{}：{}",
+            rule_reason(self.cfg.per),
             public.chars().take(100).collect::<String>()
         );
         self.escalate(identity, &id, channel, evidence, weight, 0, reason, now)
@@ -685,6 +711,43 @@ mod tests {
         }
         let l = ladder(dir.path(), FakeRelativeClock::default()).await;
         assert!(l.suspension("wechat:oAbcdefgh", 200).is_some());
+    }
+
+    #[test]
+    fn the_rule_reason_names_the_configured_period() {
+        for (secs, want) in [
+            (3600, "在一小时内"),
+            (7200, "在2小时内"),
+            (1800, "在30分钟内"),
+            (86_400, "在一天内"),
+            (90, "在90秒内"),
+        ] {
+            let reason = rule_reason(Duration::from_secs(secs));
+            assert!(reason.starts_with(want), "{secs}: {reason}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_suspension_by_the_rule_says_the_configured_period() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
+        let cfg = LadderConfig {
+            quota: 3,
+            per: Duration::from_secs(600),
+            warnings: 2,
+            steps: vec![Duration::from_secs(3600)],
+            allow: vec![],
+            max_keys: 1000,
+            tz: chrono_tz::Asia::Shanghai,
+        };
+        let l = Ladder::with_clock(cfg, store, FakeRelativeClock::default(), 0)
+            .await
+            .unwrap();
+        let id = "phone:13800000003";
+        drive(&l, id, 6, 0).await;
+        let reason = l.suspension(id, 1).unwrap().reason;
+        assert!(reason.starts_with("在10分钟内"), "{reason}");
+        assert!(!reason.contains("一小时"), "{reason}");
     }
 
     #[tokio::test]
