@@ -69,13 +69,18 @@ fn fold_full_width(c: char) -> char {
     }
 }
 
-/// The national number after a `+86`/`0086` prefix, as it is dialled at home: a mobile number
-/// (11 digits, `13`..`19`) as is, anything else (a landline's area code, `10` for Beijing
-/// included) with the trunk `0` that the international form leaves out.
+/// The national number after a `+86`/`0086` prefix, as it is dialled at home: a landline (an
+/// area code, `10` for Beijing included) with the trunk `0` that the international form leaves
+/// out; as is, the numbers dialled without one: mobiles and other `1…` numbers (`12345`),
+/// the nationwide `400`/`800` numbers and the `95…`/`96…` service numbers.
 fn with_trunk_zero(national: &str) -> String {
     let b = national.as_bytes();
-    let mobile = b.len() == 11 && b[0] == b'1' && (b'3'..=b'9').contains(&b[1]);
-    if mobile || national.is_empty() || national.starts_with('0') {
+    let beijing = national.starts_with("10") && b.len() >= 10;
+    let no_trunk = (b.first() == Some(&b'1') && !beijing)
+        || (b.len() == 10 && (national.starts_with("400") || national.starts_with("800")))
+        || national.starts_with("95")
+        || national.starts_with("96");
+    if no_trunk || national.is_empty() || national.starts_with('0') {
         national.to_string()
     } else {
         format!("0{national}")
@@ -104,6 +109,11 @@ mod tests {
             ("+86 571 88888888", Some("057188888888")),
             ("0086 571 88888888", Some("057188888888")),
             ("+86 10 12345678", Some("01012345678")),
+            // Numbers dialled at home without a trunk 0 stay without one.
+            ("+86 400 800 1234", Some("4008001234")),
+            ("+86 800 810 8888", Some("8008108888")),
+            ("+86 95588", Some("95588")),
+            ("+86 12345", Some("12345")),
             ("+86 (0)571 88888888", Some("057188888888")),
             ("ａｂｃ", None),
             ("12345", Some("12345")),
