@@ -835,6 +835,9 @@ mod tests {
         async fn retry_event(&self, _: i64, _: i64) -> Result<(), StoreError> {
             unused()
         }
+        async fn retry_event_with(&self, _: i64, _: i64, _: String) -> Result<(), StoreError> {
+            unused()
+        }
         async fn trim_events(&self, _: &'static str, _: u64) -> Result<u64, StoreError> {
             unused()
         }
