@@ -777,6 +777,7 @@ mod tests {
         async fn enqueue_contact(
             &self,
             _: String,
+            _: String,
             _: serde_json::Value,
             _: i64,
         ) -> Result<(), StoreError> {

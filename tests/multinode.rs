@@ -1086,3 +1086,54 @@ fn a_stale_nodes_result_leaves_the_row_to_the_node_that_took_it_since() {
         "the holder's results are"
     );
 }
+
+/// The same repeat push decided on two nodes before either has remembered its answer (here the
+/// dedupe table is locked against writes, as a slow commit would hold it) queues one contact:
+/// its key comes from the push. Each node used to make a random key, and dispatch received the
+/// citizen's repeat twice.
+#[test]
+fn one_repeat_push_decided_on_two_nodes_queues_one_contact() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let sim = Sim::start(free_port(), &da.path().join("sim.jsonl"), &[]);
+    let mut cluster = Cluster::new("repeat_twice", &sim.url);
+    cluster.extra = wechat_account();
+    let (a, b) = (cluster.node(da.path(), 7), cluster.node(db.path(), 8));
+    let (dbname, pg) = (cluster.db.clone(), postgres());
+    let openid = "oTwice_4Hh8Jj2Kk6Ll0Zz3Xx7Cc1";
+    let first = wx(
+        &a,
+        json!({"message": text_message(openid, "人民路12号门口的路灯坏了一个星期了")}),
+    );
+    assert!(reply_text(&first, openid).contains("工单号"), "{first}");
+    // Reads go on; writes to the dedupe table wait.
+    let lock = pg.session(&dbname, "BEGIN; LOCK TABLE dedupe IN EXCLUSIVE MODE;");
+    wait_until("psql holds the dedupe lock", LONG, || {
+        (locks_on(&dbname, "dedupe", true) > 0).then_some(())
+    });
+    let repeat = wx(
+        &a,
+        json!({"message": text_message(openid, "人民路12号门口的路灯坏了一个多星期了")}),
+    );
+    assert_eq!(
+        repeat["body"], "success",
+        "answered within the budget: {repeat}"
+    );
+    // The platform's retry of it reaches the other node.
+    let retry = wx(&b, json!({"op": "send", "request": repeat["request"]}));
+    assert_eq!(retry["status"], 200, "{retry}");
+    let contacts = || {
+        pg.psql(
+            &dbname,
+            "SELECT count(*) FROM outbox WHERE kind = 'contact'",
+        )
+    };
+    wait_until("both nodes past queuing the contact", LONG, || {
+        (locks_on(&dbname, "dedupe", false) >= 2).then_some(())
+    });
+    assert_eq!(contacts(), "1", "one contact for one push");
+    lock.finish("COMMIT;");
+    wait_until("both late intakes stored", LONG, || {
+        (a.logs().contains("is stored") && b.logs().contains("is stored")).then_some(())
+    });
+    assert_eq!(contacts(), "1", "one contact for one push");
+}

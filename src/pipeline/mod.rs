@@ -140,6 +140,21 @@ fn matters_of(sub: &Submission) -> Vec<(String, Option<Category>)> {
     }
 }
 
+/// The idempotency key of a contact about order `number`: taken from the submission's dedupe
+/// key when it has one, so that the same push or page decided twice (on two nodes at once, or
+/// again after a failure between queuing the contact and remembering the answer) queues one
+/// contact, not two under different keys; otherwise fresh (an order can have several contacts).
+fn contact_key(number: &str, dedupe_key: Option<&str>) -> String {
+    use sha2::Digest;
+    match dedupe_key {
+        Some(k) => {
+            let digest = sha2::Sha256::digest(k.as_bytes());
+            format!("{number}-c{}", hex::encode(&digest[..16]))
+        }
+        None => format!("{number}-c{}", uuid::Uuid::new_v4().simple()),
+    }
+}
+
 /// Whether the content is the submitter's own words, which a repeat is judged by: not the
 /// text a platform or the gateway puts in for a message without any (a voicemail's
 /// recording alone, whose every copy reads the same).
@@ -561,7 +576,12 @@ impl Pipeline {
                     "location": {"address": sub.location.address, "lat": sub.location.lat, "lon": sub.location.lon},
                 });
                 self.store
-                    .enqueue_contact(o.number.clone(), body, now)
+                    .enqueue_contact(
+                        o.number.clone(),
+                        contact_key(&o.number, dedupe_key.as_deref()),
+                        body,
+                        now,
+                    )
                     .await?;
                 self.wake.notify_one();
                 let outcome = Outcome::Attached {
@@ -651,7 +671,12 @@ impl Pipeline {
                     body["location"] = json!({"address": sub.location.address, "lat": sub.location.lat, "lon": sub.location.lon});
                 }
                 self.store
-                    .enqueue_contact(o.number.clone(), body, now)
+                    .enqueue_contact(
+                        o.number.clone(),
+                        contact_key(&o.number, dedupe_key.as_deref()),
+                        body,
+                        now,
+                    )
                     .await?;
             }
             self.wake.notify_one();
@@ -1002,6 +1027,30 @@ mod tests {
         let single = [("暖气不热".to_string(), None)];
         let found = repeats(&recent[..1], "暖气不热", &single, 0.75);
         assert_eq!(found.len(), 1);
+    }
+
+    /// One push decided twice queues one contact per order; contacts without a dedupe key, and
+    /// the same push's contacts about two orders, have keys of their own.
+    #[test]
+    fn a_contact_key_follows_the_push_it_came_from() {
+        let a = contact_key("2026120701000001", Some("wechat:main:msg:1:o:2"));
+        assert_eq!(
+            a,
+            contact_key("2026120701000001", Some("wechat:main:msg:1:o:2"))
+        );
+        assert!(a.starts_with("2026120701000001-c") && a.len() == "2026120701000001-c".len() + 32);
+        assert_ne!(
+            a,
+            contact_key("2026120701000001", Some("wechat:main:msg:3:o:2"))
+        );
+        assert_ne!(
+            a,
+            contact_key("2026120701000002", Some("wechat:main:msg:1:o:2"))
+        );
+        assert_ne!(
+            contact_key("2026120701000001", None),
+            contact_key("2026120701000001", None)
+        );
     }
 
     /// A voicemail with nothing but its recording carries the gateway's placeholder text, the

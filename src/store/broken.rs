@@ -46,6 +46,7 @@ impl Store for BrokenStore {
     async fn enqueue_contact(
         &self,
         _: String,
+        _: String,
         _: serde_json::Value,
         _: i64,
     ) -> Result<(), StoreError> {

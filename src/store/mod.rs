@@ -353,10 +353,12 @@ pub trait Store: Send + Sync {
     async fn recall(&self, key: String) -> Result<Option<Outcome>, StoreError>;
     /// Records an emergency redirect.
     async fn record_redirect(&self, r: RedirectRecord) -> Result<(), StoreError>;
-    /// Queues a repeat contact about an open order (art. 17(5)).
+    /// Queues a repeat contact about an open order (art. 17(5)) under the idempotency `key`;
+    /// nothing when a contact with that key is queued already (the same push decided twice).
     async fn enqueue_contact(
         &self,
         number: String,
+        key: String,
         body: serde_json::Value,
         now: i64,
     ) -> Result<(), StoreError>;

@@ -722,21 +722,22 @@ impl Store for PgStore {
     async fn enqueue_contact(
         &self,
         number: String,
+        key: String,
         body: serde_json::Value,
         now: i64,
     ) -> Result<(), StoreError> {
-        let key = format!("{number}-c{}", uuid::Uuid::new_v4().simple());
         let text = encode(&body)?;
         let path = format!("/work-orders/{number}/contacts");
         let c = self.client().await?;
-        c.execute(
-            "INSERT INTO outbox(kind, key, path, body, next_at_ms, created_at) \
-             VALUES ('contact', $1, $2, $3, 0, $4)",
-            &[&key, &path, &text, &now],
-        )
-        .await
-        .map_err(map_err)?;
-        self.depth.fetch_add(1, Ordering::Relaxed);
+        let added = c
+            .execute(
+                "INSERT INTO outbox(kind, key, path, body, next_at_ms, created_at) \
+                 VALUES ('contact', $1, $2, $3, 0, $4) ON CONFLICT (key) DO NOTHING",
+                &[&key, &path, &text, &now],
+            )
+            .await
+            .map_err(map_err)?;
+        self.depth.fetch_add(added, Ordering::Relaxed);
         Ok(())
     }
 

@@ -1015,26 +1015,25 @@ impl Store for SqliteStore {
     async fn enqueue_contact(
         &self,
         number: String,
+        key: String,
         body: serde_json::Value,
         now: i64,
     ) -> Result<(), StoreError> {
         let depth = self.depth.clone();
-        self.call(move |conn| {
-            // A fresh key per contact; counting earlier contacts would scan the outbox.
-            let key = format!("{number}-c{}", uuid::Uuid::new_v4().simple());
-            let text = serde_json::to_string(&body)
-                .map_err(|e| StoreError::Internal(format!("encode: {e}")))?;
-            exec(
-                conn,
-                "INSERT INTO outbox(kind, key, path, body, next_at_ms, created_at) \
-                 VALUES ('contact', ?1, ?2, ?3, 0, ?4)",
-                params![key, format!("/work-orders/{number}/contacts"), text, now],
-            )
-            .map_err(sql)?;
-            Ok(())
-        })
-        .await?;
-        depth.fetch_add(1, Ordering::Relaxed);
+        let added = self
+            .call(move |conn| {
+                let text = serde_json::to_string(&body)
+                    .map_err(|e| StoreError::Internal(format!("encode: {e}")))?;
+                exec(
+                    conn,
+                    "INSERT OR IGNORE INTO outbox(kind, key, path, body, next_at_ms, created_at) \
+                     VALUES ('contact', ?1, ?2, ?3, 0, ?4)",
+                    params![key, format!("/work-orders/{number}/contacts"), text, now],
+                )
+                .map_err(sql)
+            })
+            .await?;
+        depth.fetch_add(added as u64, Ordering::Relaxed);
         Ok(())
     }
 
