@@ -11,8 +11,8 @@
 //! - A lift by an operator ends the suspension, resets the warnings and starts a fresh quota
 //!   (by moving the identity to a new limiter key: governor has no per-key reset).
 //! - Emergencies never reach the ladder: the pipeline checks them first.
-//! - Memory is bounded: [`Ladder::sweep`] drops idle limiter keys, and past `max_keys` new
-//!   identities share one of 1024 coarse buckets instead of growing the map.
+//! - Memory is bounded: [`Ladder::sweep`] drops idle limiter keys, and past `max_keys` the
+//!   quota is not counted (nobody is refused by it) until a sweep frees room.
 
 use crate::pipeline::redis_limiter::{Decision, RedisGcra};
 use crate::store::{Store, StoreError, Suspension, Warning};
@@ -225,28 +225,33 @@ impl<C: Clock + Clone> Ladder<C> {
                 }
             }
         }
-        let key = self.key(id);
+        // A full limiter decides nothing: see `key`.
+        let key = self.key(id)?;
         match self.limiter.check_key(&key) {
             Ok(()) => None,
             Err(not_until) => Some(not_until.wait_time_from(self.clock.now()).as_secs().max(1)),
         }
     }
 
-    fn key(&self, identity: &str) -> Key {
+    /// The limiter key of `identity`; `None` once the limiter holds `max_keys` keys.
+    fn key(&self, identity: &str) -> Option<Key> {
         let epoch = self
             .epochs
             .lock()
             .map(|m| m.get(identity).copied().unwrap_or(0))
             .unwrap_or(0);
         let hash = std::hash::BuildHasher::hash_one(&self.hasher, identity);
-        // Bounded memory: once the map is full, identities share coarse buckets until the next
-        // sweep frees room (governor cannot tell whether a key is already present). Bucket keys
-        // use an epoch no identity reaches.
+        // Bounded memory: once the map is full (a flood of distinct identities, such as made-up
+        // phone numbers on the web form), nobody is counted until the next sweep frees room,
+        // and `hotline_limiter_overflow_total` says so (governor cannot tell whether a key is
+        // already present). Identities used to share 1024 coarse buckets instead, which filled
+        // at once: innocent callers were then refused, warned and suspended for the flood's
+        // sake. As with Redis down, the hotline keeps accepting rather than refusing everyone.
         if self.limiter.len() >= self.cfg.max_keys {
             metrics::counter!("hotline_limiter_overflow_total").increment(1);
-            return (hash % 1024, u32::MAX);
+            return None;
         }
-        (hash, epoch)
+        Some((hash, epoch))
     }
 
     /// The identity whose ladder this one shares (itself unless linked).
@@ -764,7 +769,7 @@ mod tests {
             max_keys: 100,
             tz: chrono_tz::Asia::Shanghai,
         };
-        let l = Ladder::with_clock(cfg, store, clock.clone(), 0)
+        let l = Ladder::with_clock(cfg, store.clone(), clock.clone(), 0)
             .await
             .unwrap();
         for i in 0..1500 {
@@ -776,7 +781,26 @@ mod tests {
             .await
             .unwrap();
         }
-        assert!(l.keys() <= 100 + 1024, "keys: {}", l.keys());
+        assert!(l.keys() <= 100, "keys: {}", l.keys());
+        // A caller arriving while the limiter is full is not refused, warned or suspended for
+        // the flood's sake (identities used to share 1024 buckets, which the flood used up): not
+        // counted at all, so not even past the quota (3) of its own.
+        let innocent = Submission::new(
+            Channel::Web,
+            Identity::parse("phone:13800000099").unwrap(),
+            0,
+            "x",
+        );
+        for _ in 0..4 {
+            assert_eq!(l.check(&innocent, 0).await.unwrap(), None);
+        }
+        assert_eq!(
+            store
+                .warnings_since("phone:13800000099".into(), 0)
+                .await
+                .unwrap(),
+            0
+        );
         clock.advance(Duration::from_secs(3600));
         l.sweep(3600);
         assert_eq!(l.keys(), 0, "idle keys are swept");
