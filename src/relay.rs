@@ -822,6 +822,9 @@ mod tests {
         async fn links(&self) -> Result<Vec<(String, String)>, StoreError> {
             unused()
         }
+        async fn resets_since(&self, _: i64) -> Result<Vec<(String, i64)>, StoreError> {
+            unused()
+        }
         async fn due_events(
             &self,
             _: &'static str,

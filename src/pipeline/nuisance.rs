@@ -74,7 +74,15 @@ pub struct Ladder<C: Clock + Clone = DefaultClock> {
     /// record its own suspension). Only refusals take these; entries go when the last holder
     /// does, so the map holds identities mid-escalation, not every caller seen.
     escalating: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Lifts already applied here, by identity: the time of each one's reset, so that a lift
+    /// made through another node's admin API starts the caller's quota afresh on this node
+    /// once, at the next [`refresh`](Self::refresh).
+    resets_applied: Mutex<HashMap<String, i64>>,
 }
+
+/// How far back [`Ladder::refresh`] looks for lifts made on other nodes: well over its period
+/// (2 s), so a slow round misses none.
+const RESETS_LOOKBACK: i64 = 120;
 
 /// The reason given to a person suspended by the rule, in words they can read; it names the
 /// configured quota period `per` (warnings count within it), so the person is told the window
@@ -160,6 +168,7 @@ impl<C: Clock + Clone> Ladder<C> {
             store,
             shared: None,
             changes: std::sync::atomic::AtomicU64::new(0),
+            resets_applied: Mutex::new(HashMap::new()),
             escalating: Mutex::new(HashMap::new()),
         })
     }
@@ -184,6 +193,14 @@ impl<C: Clock + Clone> Ladder<C> {
             .map(|s| (s.identity.clone(), s))
             .collect();
         let links: HashMap<String, String> = self.store.links().await?.into_iter().collect();
+        // A lift made on another node resets the caller's quota there; here this node's own
+        // limiter (and its cache of Redis refusals) would still refuse, and each refusal after
+        // the lift would be a new warning towards the next, longer suspension.
+        for (id, at) in self.store.resets_since(now - RESETS_LOOKBACK).await? {
+            if self.note_reset(&id, at) {
+                self.fresh_quota(&id);
+            }
+        }
         // A local suspension, lift or link since `seen` may be missing from what was read:
         // keep memory as it is and take the next round's picture instead.
         if let Ok(mut map) = self.active.write() {
@@ -502,10 +519,35 @@ impl<C: Clock + Clone> Ladder<C> {
                 tracing::warn!(error = %e, "Shared quota not reset; it refills on its own.");
             }
         }
-        if let Ok(mut e) = self.epochs.lock() {
-            *e.entry(id).or_insert(0) += 1;
-        }
+        self.note_reset(&id, now);
+        self.fresh_quota(&id);
         Ok(was)
+    }
+
+    /// Records that the lift of `id` at `at` is applied here; `false` if it already was.
+    /// Entries older than the look-back go, so the map holds only the last minutes' lifts.
+    fn note_reset(&self, id: &str, at: i64) -> bool {
+        let Ok(mut m) = self.resets_applied.lock() else {
+            return false;
+        };
+        if m.get(id) == Some(&at) {
+            return false;
+        }
+        let oldest = at - 2 * RESETS_LOOKBACK;
+        m.retain(|_, t| *t >= oldest);
+        m.insert(id.to_string(), at);
+        true
+    }
+
+    /// Starts `id` on a fresh quota on this node: a new limiter key (governor has no per-key
+    /// reset) and no cached Redis refusal.
+    fn fresh_quota(&self, id: &str) {
+        if let Some(shared) = &self.shared {
+            shared.forget_local(id);
+        }
+        if let Ok(mut e) = self.epochs.lock() {
+            *e.entry(id.to_string()).or_insert(0) += 1;
+        }
     }
 
     /// Adds an identity to the allow list (until restart; the config's list is permanent).
@@ -626,6 +668,44 @@ mod tests {
         let later2 = later + 2 * 86400;
         drive(&l, id, 6, later2).await;
         assert_eq!(l.suspension(id, later2).unwrap().until, later2 + 86400);
+    }
+
+    /// Two nodes on one store: a caller suspended through node B and lifted through node A's
+    /// admin API starts afresh on B too, once B has refreshed. B's own limiter used to stay
+    /// spent, so the caller's next requests on B were refused again, each refusal a warning
+    /// after the lift, and the third a suspension of the next, longer step.
+    #[tokio::test]
+    async fn a_lift_on_one_node_gives_a_fresh_quota_on_the_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
+        let cfg = || LadderConfig {
+            quota: 3,
+            per: Duration::from_secs(3600),
+            warnings: 2,
+            steps: vec![Duration::from_secs(3600), Duration::from_secs(86400)],
+            allow: vec![],
+            max_keys: 1000,
+            tz: chrono_tz::Asia::Shanghai,
+        };
+        let clock = FakeRelativeClock::default();
+        let a = Ladder::with_clock(cfg(), store.clone(), clock.clone(), 0)
+            .await
+            .unwrap();
+        let b = Ladder::with_clock(cfg(), store.clone(), clock.clone(), 0)
+            .await
+            .unwrap();
+        let id = "phone:13800000004";
+        assert_eq!(
+            drive(&b, id, 6, 100).await,
+            ["ok", "ok", "ok", "warn1", "warn0", "suspended"]
+        );
+        assert!(a.lift(&Identity::parse(id).unwrap(), 200).await.unwrap());
+        b.refresh(201).await.unwrap();
+        assert_eq!(drive(&b, id, 3, 202).await, ["ok", "ok", "ok"]);
+        assert_eq!(store.suspension_count(id.into()).await.unwrap(), 1);
+        // A later refresh does not reset the quota again.
+        b.refresh(203).await.unwrap();
+        assert_eq!(drive(&b, id, 1, 204).await, ["warn1"]);
     }
 
     #[tokio::test]

@@ -247,6 +247,13 @@ impl RedisGcra {
         .await
     }
 
+    /// Forgets this node's cached refusal of `key` (a lift made on another node, which has
+    /// reset the key in Redis itself).
+    pub fn forget_local(&self, key: &str) {
+        let digest = self.digest(key);
+        self.lock_denied().remove(&digest);
+    }
+
     /// Runs `op` on the connection within the timeout and the backoff rules.
     async fn call<T, F, Fut>(&self, op: F) -> Result<T, LimiterError>
     where

@@ -97,6 +97,9 @@ impl Store for BrokenStore {
     async fn links(&self) -> Result<Vec<(String, String)>, StoreError> {
         self.no()
     }
+    async fn resets_since(&self, _: i64) -> Result<Vec<(String, i64)>, StoreError> {
+        self.no()
+    }
     async fn due_events(
         &self,
         _: &'static str,

@@ -408,6 +408,8 @@ pub trait Store: Send + Sync {
     async fn record_link(&self, identity: String, canonical: String) -> Result<(), StoreError>;
     /// Every link (identity, canonical).
     async fn links(&self) -> Result<Vec<(String, String)>, StoreError>;
+    /// Identities an operator lifted (reset) at or after `since`, with the time of the reset.
+    async fn resets_since(&self, since: i64) -> Result<Vec<(String, i64)>, StoreError>;
     /// Events due for a sink (`mqtt`, `mail`), oldest first (none when the sink is off).
     async fn due_events(
         &self,

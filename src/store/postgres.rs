@@ -1278,6 +1278,19 @@ impl Store for PgStore {
             .collect())
     }
 
+    async fn resets_since(&self, since: i64) -> Result<Vec<(String, i64)>, StoreError> {
+        let c = self.client().await?;
+        Ok(c.query(
+            "SELECT identity, reset_at FROM caller_resets WHERE reset_at >= $1",
+            &[&since],
+        )
+        .await
+        .map_err(map_err)?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect())
+    }
+
     async fn record_breaker(&self, open: bool, now: i64) -> Result<(), StoreError> {
         let c = self.client().await?;
         emit(

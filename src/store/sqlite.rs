@@ -1547,6 +1547,19 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn resets_since(&self, since: i64) -> Result<Vec<(String, i64)>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT identity, reset_at FROM caller_resets WHERE reset_at >= ?1")
+                .map_err(sql)?;
+            let rows = stmt
+                .query_map([since], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(sql)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(sql)
+        })
+        .await
+    }
+
     async fn record_breaker(&self, open: bool, now: i64) -> Result<(), StoreError> {
         let events = self.events;
         self.call(move |conn| {
