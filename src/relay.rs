@@ -2,10 +2,10 @@
 //!
 //! One loop per node takes due messages from the store, posts them with their idempotency key
 //! and signature, and records each result. Retryable failures (408, 425, 429, 5xx, time-outs,
-//! connection errors) are rescheduled with capped exponential backoff and full jitter; other 4xx are parked
-//! as dead letters for an operator. A circuit breaker turns an outage into one probe per
-//! cool-down instead of a storm. The first attempt, a retry, a replay of a dead letter and the
-//! resumption after a restart all go through [`Relay::run`]: there is one delivery path.
+//! connection errors) are rescheduled with capped exponential backoff and full jitter; other
+//! 4xx are parked as dead letters for an operator. A circuit breaker turns an outage into one
+//! probe per cool-down instead of a storm. The first attempt, a retry, a replay of a dead letter
+//! and the resumption after a restart all go through [`Relay::run`]: there is one delivery path.
 
 use crate::store::{Delivery, OutboxEntry, Store};
 use futures_util::stream::{self, StreamExt};
