@@ -459,6 +459,14 @@ pub struct NuisanceConfig {
     /// (relative to the config file); unset = the system's roots.
     #[serde(default)]
     pub redis_ca_file: Option<PathBuf>,
+    /// How long a submission waits for Redis (connecting included) before this node decides
+    /// its quota locally; at most 5 s, since intake waits for it.
+    #[serde(default = "default_redis_timeout")]
+    pub redis_timeout: String,
+}
+
+fn default_redis_timeout() -> String {
+    "200ms".into()
 }
 
 fn default_nuisance_backend() -> String {
@@ -494,6 +502,7 @@ impl Default for NuisanceConfig {
             backend: default_nuisance_backend(),
             redis_url: Secret::default(),
             redis_ca_file: None,
+            redis_timeout: default_redis_timeout(),
         }
     }
 }
@@ -693,6 +702,8 @@ pub struct Derived {
     pub duplicate_window: Duration,
     /// `nuisance.long_call`
     pub long_call: Duration,
+    /// `nuisance.redis_timeout`
+    pub redis_timeout: Duration,
     /// `rules.attach_window`
     pub attach_window: Duration,
     /// `mail.digest_every`
@@ -828,6 +839,7 @@ impl Config {
                 allow: Vec::new(),
                 duplicate_window: Duration::from_secs(7 * 24 * 3600),
                 long_call: Duration::from_secs(1800),
+                redis_timeout: Duration::from_millis(200),
                 attach_window: Duration::from_secs(600),
                 digest_every: Duration::from_secs(3600),
                 lease: Duration::from_secs(30),
@@ -922,6 +934,11 @@ impl Config {
             &self.nuisance.long_call,
             &mut d.long_call,
         );
+        dur(
+            "nuisance.redis_timeout",
+            &self.nuisance.redis_timeout,
+            &mut d.redis_timeout,
+        );
         if let Some(w) = &self.rules.duplicate_window {
             dur("rules.duplicate_window", w, &mut d.duplicate_window);
         }
@@ -935,6 +952,12 @@ impl Config {
         }
         if self.nuisance.suspensions.is_empty() {
             bad("nuisance.suspensions", "needs at least one step".into());
+        }
+        if d.redis_timeout > Duration::from_secs(5) {
+            bad(
+                "nuisance.redis_timeout",
+                "must be at most 5s: every submission may wait for it".into(),
+            );
         }
         // The kernel would clamp a slice outside its range without a word; say so instead.
         match parse_duration(&self.server.cpu_slice) {
@@ -1427,6 +1450,7 @@ mod tests {
             [nuisance]
             per = "0s"
             allow = ["fax:1"]
+            redis_timeout = "10s"
             [channels.wechat.main]
             token = "t"
             encoding_aes_key = "short"
@@ -1443,6 +1467,7 @@ mod tests {
             "dispatch.timeout",
             "nuisance.per",
             "nuisance.allow[0]",
+            "nuisance.redis_timeout",
             "channels.wechat.main.encoding_aes_key",
             "bogus",
         ] {

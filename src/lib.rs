@@ -156,7 +156,7 @@ fn shared_quota(cfg: &Config) -> Result<pipeline::redis_limiter::RedisGcra, Stri
         "hotline:",
         cfg.nuisance.quota,
         cfg.derived.nuisance_per,
-        Duration::from_millis(200),
+        cfg.derived.redis_timeout,
     )
     .map_err(|e| e.to_string())?
     // Keys in Redis are an HMAC of the identity under a secret all nodes share (the admin
