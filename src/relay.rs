@@ -836,10 +836,7 @@ mod tests {
         async fn ack_events(&self, _: Vec<i64>) -> Result<(), StoreError> {
             unused()
         }
-        async fn retry_event(&self, _: i64, _: i64) -> Result<(), StoreError> {
-            unused()
-        }
-        async fn retry_event_with(&self, _: i64, _: i64, _: String) -> Result<(), StoreError> {
+        async fn retry_event(&self, _: i64, _: i64, _: Option<String>) -> Result<(), StoreError> {
             unused()
         }
         async fn trim_events(&self, _: &'static str, _: u64) -> Result<u64, StoreError> {

@@ -333,16 +333,14 @@ impl Progress {
         };
         tracing::warn!(%error, topic, "SMTP did not take a mail; will retry.");
         let next = now_ms + delay;
-        match self.vars.as_object_mut() {
+        let payload = match self.vars.as_object_mut() {
             Some(obj) if !self.done.is_empty() => {
                 obj.insert(DONE.into(), serde_json::json!(self.done));
-                let payload = self.vars.to_string();
-                let _ = store.retry_event_with(self.row.id, next, payload).await;
+                Some(self.vars.to_string())
             }
-            _ => {
-                let _ = store.retry_event(self.row.id, next).await;
-            }
-        }
+            _ => None,
+        };
+        let _ = store.retry_event(self.row.id, next, payload).await;
     }
 }
 
@@ -388,7 +386,7 @@ pub async fn run(cfg: MailSettings, store: Arc<dyn Store>, mut shutdown: watch::
         if !suspensions.is_empty() {
             if now_ms < next_digest_ms {
                 for r in &suspensions {
-                    let _ = store.retry_event(r.id, next_digest_ms).await;
+                    let _ = store.retry_event(r.id, next_digest_ms, None).await;
                 }
             } else {
                 let mut progress: HashMap<i64, Progress> = suspensions

@@ -316,7 +316,7 @@ pub async fn run(cfg: MqttSettings, store: Arc<dyn Store>, mut shutdown: watch::
                 // Hand the batch back for the next attempt now: a shared store holds claimed
                 // events for its lease otherwise, delaying them long after the broker is back.
                 for id in &ids {
-                    let _ = store.retry_event(*id, 0).await;
+                    let _ = store.retry_event(*id, 0, None).await;
                 }
                 break;
             }

@@ -111,10 +111,7 @@ impl Store for BrokenStore {
     async fn ack_events(&self, _: Vec<i64>) -> Result<(), StoreError> {
         self.no()
     }
-    async fn retry_event(&self, _: i64, _: i64) -> Result<(), StoreError> {
-        self.no()
-    }
-    async fn retry_event_with(&self, _: i64, _: i64, _: String) -> Result<(), StoreError> {
+    async fn retry_event(&self, _: i64, _: i64, _: Option<String>) -> Result<(), StoreError> {
         self.no()
     }
     async fn trim_events(&self, _: &'static str, _: u64) -> Result<u64, StoreError> {

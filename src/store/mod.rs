@@ -419,15 +419,14 @@ pub trait Store: Send + Sync {
     ) -> Result<Vec<EventRow>, StoreError>;
     /// Removes handled events.
     async fn ack_events(&self, ids: Vec<i64>) -> Result<(), StoreError>;
-    /// Schedules another attempt at an event (a mail the SMTP server did not take).
-    async fn retry_event(&self, id: i64, next_at_ms: i64) -> Result<(), StoreError>;
-    /// As [`retry_event`](Self::retry_event), replacing the event's payload: a mail event
-    /// keeps in it which recipients are done, so they are not sent the mail again.
-    async fn retry_event_with(
+    /// Schedules another attempt at an event (a mail the SMTP server did not take), replacing
+    /// its payload when one is given: a mail event keeps in it which recipients are done, so
+    /// they are not sent the mail again.
+    async fn retry_event(
         &self,
         id: i64,
         next_at_ms: i64,
-        payload: String,
+        payload: Option<String>,
     ) -> Result<(), StoreError>;
     /// Drops a sink's oldest events beyond `bound`; returns how many were dropped.
     async fn trim_events(&self, sink: &'static str, bound: u64) -> Result<u64, StoreError>;

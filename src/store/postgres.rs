@@ -1208,28 +1208,16 @@ impl Store for PgStore {
         Ok(())
     }
 
-    async fn retry_event(&self, id: i64, next_at_ms: i64) -> Result<(), StoreError> {
-        let c = self.client().await?;
-        c.execute(
-            "UPDATE events SET attempts = attempts + 1, next_at_ms = $2, lease_until_ms = 0 \
-             WHERE id = $1",
-            &[&id, &next_at_ms],
-        )
-        .await
-        .map_err(map_err)?;
-        Ok(())
-    }
-
-    async fn retry_event_with(
+    async fn retry_event(
         &self,
         id: i64,
         next_at_ms: i64,
-        payload: String,
+        payload: Option<String>,
     ) -> Result<(), StoreError> {
         let c = self.client().await?;
         c.execute(
             "UPDATE events SET attempts = attempts + 1, next_at_ms = $2, lease_until_ms = 0, \
-             payload = $3 WHERE id = $1",
+             payload = COALESCE($3, payload) WHERE id = $1",
             &[&id, &next_at_ms, &payload],
         )
         .await

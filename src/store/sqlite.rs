@@ -1467,30 +1467,17 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn retry_event(&self, id: i64, next_at_ms: i64) -> Result<(), StoreError> {
-        self.call(move |conn| {
-            exec(
-                conn,
-                "UPDATE events SET attempts = attempts + 1, next_at_ms = ?2 WHERE id = ?1",
-                params![id, next_at_ms],
-            )
-            .map_err(sql)?;
-            Ok(())
-        })
-        .await
-    }
-
-    async fn retry_event_with(
+    async fn retry_event(
         &self,
         id: i64,
         next_at_ms: i64,
-        payload: String,
+        payload: Option<String>,
     ) -> Result<(), StoreError> {
         self.call(move |conn| {
             exec(
                 conn,
-                "UPDATE events SET attempts = attempts + 1, next_at_ms = ?2, payload = ?3 \
-                 WHERE id = ?1",
+                "UPDATE events SET attempts = attempts + 1, next_at_ms = ?2, \
+                 payload = COALESCE(?3, payload) WHERE id = ?1",
                 params![id, next_at_ms, payload],
             )
             .map_err(sql)?;
