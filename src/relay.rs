@@ -430,7 +430,7 @@ fn refusal(status: u16, body: &str, sent: &str) -> String {
         })
         .filter(|i| i.value.chars().count() >= ECHOED_IDENTITY_MIN_CHARS);
     let body = match identity {
-        Some(i) => body.replace(&i.value, &mask::mask_value(i.kind, &i.value)),
+        Some(i) => i.mask_in(body),
         None => body.to_string(),
     };
     let scrubbed = mask::scrub_text_and_ids(&body);

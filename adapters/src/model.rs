@@ -169,6 +169,18 @@ impl Identity {
             crate::mask::mask_value(self.kind, &self.value)
         )
     }
+
+    /// `text` with this identity's value masked wherever it stands, as in [`Identity::masked`]:
+    /// for text that may carry it (a dedupe key, a remote API's error echoing a request).
+    pub fn mask_in(&self, text: &str) -> String {
+        if self.value.is_empty() {
+            return text.to_string();
+        }
+        text.replace(
+            &self.value,
+            &crate::mask::mask_value(self.kind, &self.value),
+        )
+    }
 }
 
 impl fmt::Display for Identity {

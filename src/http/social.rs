@@ -13,7 +13,7 @@ use actix_web::web::{Data, Path, Payload};
 use actix_web::{HttpRequest, HttpResponse};
 use hotline_adapters::wechat::{self, EventKind, Message, WechatAccount};
 use hotline_adapters::weibo;
-use hotline_adapters::{Identity, Outcome, Submission};
+use hotline_adapters::{Outcome, Submission};
 use rand::Rng;
 use std::time::Duration;
 
@@ -57,6 +57,11 @@ pub async fn wechat_push(
     let inbound = read_inbound(&req, payload, &state).await?;
     let t = inbound.now;
     let push = wechat::parse_push(&setup.account, &inbound)?;
+    // A text asking for an order's status (and naming no emergency) is answered with it.
+    let asked = match &push.message {
+        Message::Text { content, .. } => status_query(&state, content),
+        _ => None,
+    };
     let text: Option<String> = match &push.message {
         Message::Event(ev) => match &ev.kind {
             EventKind::Subscribe { .. } if !setup.welcome.is_empty() => Some(setup.welcome.clone()),
@@ -78,8 +83,8 @@ pub async fn wechat_push(
             tracing::info!(account = %name, msg_type = ?kind, "Unknown WeChat message type recorded.");
             None
         }
-        Message::Text { content, .. } if status_query(&state, content).is_some() => {
-            let number = status_query(&state, content).unwrap_or_default();
+        Message::Text { .. } if asked.is_some() => {
+            let number = asked.unwrap_or_default();
             Some(super::ops::status_sentence(&state, &number).await)
         }
         _ => match push.to_submission(&name) {
@@ -206,7 +211,7 @@ async fn run_within_budget(
     let (channel, identity, channel_ref) = (
         sub.channel.as_str(),
         sub.identity.masked(),
-        masked_ref(&sub.channel_ref, &sub.identity),
+        sub.identity.mask_in(&sub.channel_ref),
     );
     let mut task = state
         .pipeline
@@ -264,16 +269,6 @@ fn order_number_asked(text: &str) -> Option<String> {
     (digits.len() >= 12 && digits.len() <= 24).then_some(digits)
 }
 
-/// `channel_ref` with the submitter's own id in it masked as in [`Identity::masked`].
-fn masked_ref(channel_ref: &str, identity: &Identity) -> String {
-    if identity.value.is_empty() {
-        return channel_ref.to_string();
-    }
-    let masked = identity.masked();
-    let masked_value = masked.split_once(':').map_or("***", |(_, v)| v);
-    channel_ref.replace(&identity.value, masked_value)
-}
-
 #[cfg(test)]
 mod tests {
     use hotline_adapters::{Identity, IdentityKind};
@@ -281,10 +276,7 @@ mod tests {
     #[test]
     fn a_logged_channel_ref_hides_the_sender() {
         let weibo = Identity::new(IdentityKind::Weibo, "2489518277");
-        let r = super::masked_ref(
-            "1902538057:2489518277:Mon Jul 16 18:09:20 +0800 2012:text:0a1b",
-            &weibo,
-        );
+        let r = weibo.mask_in("1902538057:2489518277:Mon Jul 16 18:09:20 +0800 2012:text:0a1b");
         assert!(!r.contains("2489518277"), "{r}");
         assert!(r.starts_with("1902538057:"), "{r}");
         assert!(
@@ -292,15 +284,9 @@ mod tests {
             "{r}"
         );
         let wechat = Identity::new(IdentityKind::Wechat, "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o");
-        let r = super::masked_ref(
-            "nomsgid:oUpF8uMuAJO_M2pxb1Q9zNjWeS6o:1700000000:image:ff",
-            &wechat,
-        );
+        let r = wechat.mask_in("nomsgid:oUpF8uMuAJO_M2pxb1Q9zNjWeS6o:1700000000:image:ff");
         assert!(!r.contains("oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"), "{r}");
-        assert_eq!(
-            super::masked_ref("1234567890123456", &wechat),
-            "1234567890123456"
-        );
+        assert_eq!(wechat.mask_in("1234567890123456"), "1234567890123456");
     }
 
     #[test]

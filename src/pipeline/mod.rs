@@ -344,7 +344,7 @@ impl Drop for KeyGuard<'_> {
 }
 
 /// Most keys held in [`Pipeline`]'s set of redirected pushes before it is cleared.
-const RECENT_CAP: usize = 10_000;
+const REDIRECTED_CAP: usize = 10_000;
 
 /// What one submission produced: the outcome and the citizen-facing message.
 #[derive(Debug, Clone)]
@@ -443,7 +443,7 @@ impl Pipeline {
         // again: the redirect is never held up to find out.
         let answered_before = dedupe_key.as_ref().is_some_and(|k| {
             self.redirected.lock().is_ok_and(|mut m| {
-                if m.len() >= RECENT_CAP {
+                if m.len() >= REDIRECTED_CAP {
                     m.clear();
                 }
                 !m.insert(k.clone())
