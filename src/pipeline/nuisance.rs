@@ -607,16 +607,24 @@ mod tests {
     use governor::clock::FakeRelativeClock;
     use hotline_adapters::Channel;
 
-    async fn ladder(dir: &std::path::Path, clock: FakeRelativeClock) -> Ladder<FakeRelativeClock> {
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir).unwrap());
-        let cfg = LadderConfig {
+    /// The tests' ladder: a quota of 3 an hour, two reminders, then 1 h and 24 h.
+    fn config() -> LadderConfig {
+        LadderConfig {
             quota: 3,
             per: Duration::from_secs(3600),
             warnings: 2,
             steps: vec![Duration::from_secs(3600), Duration::from_secs(86400)],
-            allow: vec![Identity::parse("phone:12300000000").unwrap()],
+            allow: vec![],
             max_keys: 1000,
             tz: chrono_tz::Asia::Shanghai,
+        }
+    }
+
+    async fn ladder(dir: &std::path::Path, clock: FakeRelativeClock) -> Ladder<FakeRelativeClock> {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir).unwrap());
+        let cfg = LadderConfig {
+            allow: vec![Identity::parse("phone:12300000000").unwrap()],
+            ..config()
         };
         Ladder::with_clock(cfg, store, clock, 0).await.unwrap()
     }
@@ -678,20 +686,11 @@ mod tests {
     async fn a_lift_on_one_node_gives_a_fresh_quota_on_the_others() {
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
-        let cfg = || LadderConfig {
-            quota: 3,
-            per: Duration::from_secs(3600),
-            warnings: 2,
-            steps: vec![Duration::from_secs(3600), Duration::from_secs(86400)],
-            allow: vec![],
-            max_keys: 1000,
-            tz: chrono_tz::Asia::Shanghai,
-        };
         let clock = FakeRelativeClock::default();
-        let a = Ladder::with_clock(cfg(), store.clone(), clock.clone(), 0)
+        let a = Ladder::with_clock(config(), store.clone(), clock.clone(), 0)
             .await
             .unwrap();
-        let b = Ladder::with_clock(cfg(), store.clone(), clock.clone(), 0)
+        let b = Ladder::with_clock(config(), store.clone(), clock.clone(), 0)
             .await
             .unwrap();
         let id = "phone:13800000004";
@@ -713,17 +712,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
         let cfg = LadderConfig {
-            quota: 3,
-            per: Duration::from_secs(3600),
-            warnings: 2,
             steps: vec![
                 Duration::from_secs(3600),
                 Duration::from_secs(86400),
                 Duration::from_secs(30 * 86400),
             ],
-            allow: vec![],
-            max_keys: 1000,
-            tz: chrono_tz::Asia::Shanghai,
+            ..config()
         };
         let clock = FakeRelativeClock::default();
         let l = Ladder::with_clock(cfg, store.clone(), clock.clone(), 0)
@@ -817,13 +811,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
         let cfg = LadderConfig {
-            quota: 3,
             per: Duration::from_secs(600),
-            warnings: 2,
             steps: vec![Duration::from_secs(3600)],
-            allow: vec![],
-            max_keys: 1000,
-            tz: chrono_tz::Asia::Shanghai,
+            ..config()
         };
         let l = Ladder::with_clock(cfg, store, FakeRelativeClock::default(), 0)
             .await
@@ -841,13 +831,10 @@ mod tests {
         let clock = FakeRelativeClock::default();
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
         let cfg = LadderConfig {
-            quota: 3,
             per: Duration::from_secs(60),
-            warnings: 2,
             steps: vec![Duration::from_secs(60)],
-            allow: vec![],
             max_keys: 100,
-            tz: chrono_tz::Asia::Shanghai,
+            ..config()
         };
         let l = Ladder::with_clock(cfg, store.clone(), clock.clone(), 0)
             .await
