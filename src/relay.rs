@@ -765,7 +765,12 @@ mod tests {
         async fn commit_intake(&self, _: Intake) -> Result<IntakeResult, StoreError> {
             unused()
         }
-        async fn remember(&self, _: String, _: Outcome, _: i64) -> Result<(), StoreError> {
+        async fn remember(
+            &self,
+            _: String,
+            _: Outcome,
+            _: i64,
+        ) -> Result<Option<Outcome>, StoreError> {
             unused()
         }
         async fn recall(&self, _: String) -> Result<Option<Outcome>, StoreError> {

@@ -591,11 +591,7 @@ impl Pipeline {
                         suspected_emergency: None,
                     }],
                 };
-                if let Some(k) = &dedupe_key {
-                    self.store.remember(k.clone(), outcome.clone(), now).await?;
-                }
-                let message = messages::for_outcome(&outcome, self.cfg.tz);
-                return Ok(Decision { outcome, message });
+                return self.answer(dedupe_key.as_ref(), outcome, now).await;
             }
         }
 
@@ -610,11 +606,7 @@ impl Pipeline {
             // A platform's retry of a refused push gets the same refusal and is not counted
             // twice. A page's client_ref is not kept for a refusal: the person sending the same
             // page again after the wait (or after an operator's lift) is heard afresh.
-            if let Some(k) = sub.dedupe_key.as_ref() {
-                self.store.remember(k.clone(), outcome.clone(), now).await?;
-            }
-            let message = messages::for_outcome(&outcome, self.cfg.tz);
-            return Ok(Decision { outcome, message });
+            return self.answer(sub.dedupe_key.as_ref(), outcome, now).await;
         }
 
         // The second opinion, asked only for a matter that will be heard (the rules found
@@ -681,11 +673,7 @@ impl Pipeline {
             }
             self.wake.notify_one();
             let outcome = Outcome::Duplicate { orders };
-            if let Some(k) = &dedupe_key {
-                self.store.remember(k.clone(), outcome.clone(), now).await?;
-            }
-            let message = messages::for_outcome(&outcome, self.cfg.tz);
-            return Ok(Decision { outcome, message });
+            return self.answer(dedupe_key.as_ref(), outcome, now).await;
         }
 
         // 5. Matters outside the hotline's remit (art. 17(2), 17(6)): a rule may answer with
@@ -737,6 +725,27 @@ impl Pipeline {
                 Outcome::Accepted { orders: refs }
             }
             IntakeResult::Replayed(o) => o,
+        };
+        let message = messages::for_outcome(&outcome, self.cfg.tz);
+        Ok(Decision { outcome, message })
+    }
+
+    /// Remembers `outcome` under the dedupe key, if there is one, and answers with what stands
+    /// under it: on several nodes, another may have decided the same push at the same moment
+    /// and remembered its answer first. One push gets one answer.
+    async fn answer(
+        &self,
+        key: Option<&String>,
+        outcome: Outcome,
+        now: i64,
+    ) -> Result<Decision, IntakeError> {
+        let outcome = match key {
+            Some(k) => self
+                .store
+                .remember(k.clone(), outcome.clone(), now)
+                .await?
+                .unwrap_or(outcome),
+            None => outcome,
         };
         let message = messages::for_outcome(&outcome, self.cfg.tz);
         Ok(Decision { outcome, message })

@@ -34,7 +34,7 @@ impl Store for BrokenStore {
     async fn commit_intake(&self, _: Intake) -> Result<IntakeResult, StoreError> {
         self.no()
     }
-    async fn remember(&self, _: String, _: Outcome, _: i64) -> Result<(), StoreError> {
+    async fn remember(&self, _: String, _: Outcome, _: i64) -> Result<Option<Outcome>, StoreError> {
         self.no()
     }
     async fn recall(&self, _: String) -> Result<Option<Outcome>, StoreError> {

@@ -348,7 +348,15 @@ pub trait Store: Send + Sync {
     /// record. A known dedupe key returns the first answer instead.
     async fn commit_intake(&self, intake: Intake) -> Result<IntakeResult, StoreError>;
     /// Remembers the answer given under a dedupe key when no order was made (redirect, refusal).
-    async fn remember(&self, key: String, outcome: Outcome, now: i64) -> Result<(), StoreError>;
+    /// `Some(earlier)` when an answer was remembered under the key first (another node decided
+    /// the same push at the same moment): that one stands, and is the one to give, so that a
+    /// push gets one answer.
+    async fn remember(
+        &self,
+        key: String,
+        outcome: Outcome,
+        now: i64,
+    ) -> Result<Option<Outcome>, StoreError>;
     /// The answer given earlier under a dedupe key.
     async fn recall(&self, key: String) -> Result<Option<Outcome>, StoreError>;
     /// Records an emergency redirect.

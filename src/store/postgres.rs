@@ -668,7 +668,12 @@ impl Store for PgStore {
         Ok(IntakeResult::Stored(refs))
     }
 
-    async fn remember(&self, key: String, outcome: Outcome, now: i64) -> Result<(), StoreError> {
+    async fn remember(
+        &self,
+        key: String,
+        outcome: Outcome,
+        now: i64,
+    ) -> Result<Option<Outcome>, StoreError> {
         let text = encode(&outcome)?;
         let c = self.client().await?;
         let st = c
@@ -678,10 +683,16 @@ impl Store for PgStore {
             )
             .await
             .map_err(map_err)?;
-        c.execute(&st, &[&key, &text, &now])
+        let inserted = c
+            .execute(&st, &[&key, &text, &now])
             .await
             .map_err(map_err)?;
-        Ok(())
+        // Another node remembered its answer first (the same push decided on two nodes at
+        // once): that one stands.
+        if inserted == 0 {
+            return recall_in(&c, &key).await;
+        }
+        Ok(None)
     }
 
     async fn recall(&self, key: String) -> Result<Option<Outcome>, StoreError> {

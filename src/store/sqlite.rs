@@ -987,9 +987,21 @@ impl Store for SqliteStore {
         Ok(r)
     }
 
-    async fn remember(&self, key: String, outcome: Outcome, now: i64) -> Result<(), StoreError> {
-        self.call(move |conn| remember_in(conn, &key, &outcome, now))
-            .await
+    async fn remember(
+        &self,
+        key: String,
+        outcome: Outcome,
+        now: i64,
+    ) -> Result<Option<Outcome>, StoreError> {
+        self.call(move |conn| {
+            remember_in(conn, &key, &outcome, now)?;
+            // Ignored: an answer was there first, and stands.
+            if conn.changes() == 0 {
+                return recall_in(conn, &key);
+            }
+            Ok(None)
+        })
+        .await
     }
 
     async fn recall(&self, key: String) -> Result<Option<Outcome>, StoreError> {
