@@ -1182,6 +1182,31 @@ fn wechat_photo_and_location_after_a_text_are_added_to_its_order() {
         1,
         "no new order for the photo or the location"
     );
+    // Once the sender is suspended, a photo gets the suspension's answer and reaches no order
+    // (art. 32), though it would still be within the window.
+    let r = client()
+        .put(format!(
+            "{}/admin/v1/callers/wechat:{openid}/suspension",
+            gw.url
+        ))
+        .bearer_auth(ADMIN)
+        .json(&json!({"duration": "24h", "reason": "恶意骚扰"}))
+        .send()
+        .unwrap();
+    assert!(r.status().is_success(), "{:?}", r.text());
+    let r = wx_push(
+        &gw,
+        "plain",
+        &fields(
+            "image",
+            json!({"PicUrl": "http://mmbiz.qpic.cn/more.jpg", "MediaId": "hole-media-2"}),
+        ),
+    );
+    let reply = reply_text(&r, openid, false);
+    assert!(
+        reply.contains("暂停") && !reply.contains(&number),
+        "a suspended sender's photo supplemented an order: {reply}"
+    );
     // A photo from someone with no recent matter is an order of its own.
     let other = "oAlone_Zz1Xx5Cc9Vv3Bb7Nn2Mm6";
     let r = wx_push(
@@ -1192,6 +1217,12 @@ fn wechat_photo_and_location_after_a_text_are_added_to_its_order() {
     );
     let n2 = number_in(&reply_text(&r, other, false));
     wait_for_order(&sim, &n2);
+    assert!(
+        !contacts(&sim)
+            .iter()
+            .any(|c| c.to_string().contains("hole-media-2")),
+        "the suspended sender's photo reached dispatch"
+    );
 }
 
 #[test]

@@ -560,6 +560,15 @@ impl Pipeline {
             && sub.items.is_empty()
             && (!sub.attachments.is_empty() || sub.location.lat.is_some());
         if media_only {
+            // Not from a suspended sender (art. 32): a suspension stops every non-emergency
+            // contact, so the photo gets the suspension's answer, as a text would. Nothing is
+            // counted, as for any supplement.
+            let refusal = (!overruled)
+                .then(|| self.ladder.refusal_if_suspended(&sub.identity, now))
+                .flatten();
+            if let Some(outcome) = refusal {
+                return self.answer(sub.dedupe_key.as_ref(), outcome, now).await;
+            }
             let since = now - self.cfg.attach_window.as_secs() as i64;
             let recent = self
                 .store

@@ -330,6 +330,18 @@ impl<C: Clock + Clone> Ladder<C> {
             .unwrap_or(false)
     }
 
+    /// The refusal for a suspended identity (or one linked to it), without counting anything:
+    /// for contacts that never count against the quota but must not reach an order from a
+    /// suspended sender (a photo or location that would supplement one).
+    pub fn refusal_if_suspended(&self, identity: &Identity, now: i64) -> Option<Outcome> {
+        let id = self.canonical(&identity.to_string());
+        if self.is_allowed(&id) || self.is_allowed(&identity.to_string()) {
+            return None;
+        }
+        self.suspension(&id, now)
+            .map(|s| suspended(&s, self.cfg.tz))
+    }
+
     /// Decides about a (non-emergency) submission: `None` lets it through; otherwise the
     /// refusal to answer with. Counts the submission against the quota either way.
     pub async fn check(&self, sub: &Submission, now: i64) -> Result<Option<Outcome>, StoreError> {
