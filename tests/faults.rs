@@ -185,13 +185,26 @@ fn back_pressure_sheds_web_but_never_emergencies_or_the_phone() {
         );
         assert_eq!(s, 202);
     }
-    let r = client()
-        .post(format!("{}/v1/web/submissions", gw.url))
-        .json(&json!({"content": "第四件：噪音", "phone": "13300000009"}))
-        .send()
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 503);
-    assert!(r.headers().get("retry-after").is_some());
+    // A citizen sending again and again as the 503 invites: each is shed, none is counted
+    // (the quota is five an hour), so no reminder and no suspension follow.
+    for i in 0..8 {
+        let r = client()
+            .post(format!("{}/v1/web/submissions", gw.url))
+            .json(&json!({"content": format!("第四件：噪音{i}"), "phone": "13300000009"}))
+            .send()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 503, "attempt {i}");
+        assert!(r.headers().get("retry-after").is_some());
+    }
+    let caller = gw.admin_get("/admin/v1/callers/phone:13300000009");
+    assert_eq!(
+        (
+            caller["warnings"].as_array().map(Vec::len),
+            &caller["suspension"]
+        ),
+        (Some(0), &serde_json::Value::Null),
+        "shed submissions counted against the citizen: {caller}"
+    );
     let (s, b) = gw.submit(json!({"content": "有人晕倒了，没有呼吸"}));
     assert_eq!((s, b["status"].as_str()), (200, Some("redirected")), "{b}");
     let r: serde_json::Value = client()

@@ -605,7 +605,21 @@ impl Pipeline {
         }
 
         // 2-3. Suspension and quota (art. 32). A matter an agent registered during a call was
-        // counted when the call rang; it is not counted again.
+        // counted when the call rang; it is not counted again. A suspended sender is told so
+        // even while intake sheds; a shed submission is not counted: the 503 asks the person
+        // to send it again, and a quota spent on unheard submissions would end, after the
+        // reminders, in a suspension of someone the hotline never heard.
+        if policy.count_quota && !overruled {
+            if let Some(outcome) = self.ladder.refusal_if_suspended(&sub.identity, now) {
+                return self.answer(sub.dedupe_key.as_ref(), outcome, now).await;
+            }
+        }
+        if policy.sheddable && !overruled && self.store.depth() >= self.cfg.high_water {
+            metrics::counter!("hotline_shed_total", "channel" => sub.channel.as_str()).increment(1);
+            return Err(IntakeError::Unavailable(
+                "the outbox is over its high-water mark".into(),
+            ));
+        }
         let refusal = if policy.count_quota && !overruled {
             self.ladder.check(&sub, now).await?
         } else {
@@ -705,12 +719,6 @@ impl Pipeline {
         }
 
         // 6. Accept: one order per matter.
-        if policy.sheddable && !overruled && self.store.depth() >= self.cfg.high_water {
-            metrics::counter!("hotline_shed_total", "channel" => sub.channel.as_str()).increment(1);
-            return Err(IntakeError::Unavailable(
-                "the outbox is over its high-water mark".into(),
-            ));
-        }
         let orders = self.orders_for(&sub, matters, &rules, suspicion.as_ref())?;
         let intake = Intake {
             day: self.local_day(now),
