@@ -809,11 +809,19 @@ fn a_redirect_the_second_opinion_doubts_is_an_order_for_urgent_review() {
     assert_eq!(s, 202, "{b}");
     let (s, b) = gw.submit(json!({"content": "小区门口井盖松动", "phone": phone}));
     assert_eq!(s, 429, "{b}");
-    let (s, b) = gw.submit(json!({"content": DOUBTED, "phone": phone}));
+    let page = json!({"content": DOUBTED, "phone": phone, "client_ref": "doubted-page-1"});
+    let (s, b) = gw.submit(page.clone());
     assert_eq!(
         (s, b["orders"][0]["suspected_emergency"].as_str()),
         (202, Some("122")),
         "{b}"
+    );
+    // The page sent again gets its first answer, and is not doubted (counted) a second time.
+    let (s, again) = gw.submit(page);
+    assert_eq!(
+        (s, &again["orders"][0]["number"]),
+        (202, &b["orders"][0]["number"]),
+        "{again}"
     );
 
     // A suspended sender's message would not be heard as an order: the rules' redirect stands.
@@ -824,7 +832,8 @@ fn a_redirect_the_second_opinion_doubts_is_an_order_for_urgent_review() {
         (200, Some("122")),
         "{b}"
     );
-    // Operators see how often the model overrules which rule: twice here, not the suspended one.
+    // Operators see how often the model overrules which rule: twice here, neither the page's
+    // resubmission nor the suspended sender's text.
     let doubted = gw
         .metrics()
         .lines()

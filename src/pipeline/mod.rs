@@ -155,6 +155,12 @@ fn contact_key(number: &str, dedupe_key: Option<&str>) -> String {
     }
 }
 
+/// Counts a redirect the second opinion overruled, by rule and channel.
+fn count_doubt(rule: &str, channel: &'static str) {
+    metrics::counter!("hotline_emergency_doubted_total", "rule" => rule.to_string(), "channel" => channel)
+        .increment(1);
+}
+
 /// Whether the content is the submitter's own words, which a repeat is judged by: not the
 /// text a platform or the gateway puts in for a message without any (a voicemail's
 /// recording alone, whose every copy reads the same).
@@ -551,6 +557,9 @@ impl Pipeline {
         // A doubted redirect is still treated as an emergency until its order is made: never
         // counted, refused or shed.
         let overruled = doubted.is_some();
+        if let Some(rule) = doubted.as_ref().and_then(|d| d.rule.as_deref()) {
+            count_doubt(rule, sub.channel.as_str());
+        }
 
         // A photo or location alone, shortly after a matter, belongs to that matter: it is sent
         // to dispatch as an update of the order, not as a new order, and not counted.
@@ -779,13 +788,18 @@ impl Pipeline {
         r: &emergency::Redirect,
         channel: &'static str,
     ) -> Option<f64> {
-        let score = rules
+        let score = self.doubt_score(rules, text)?;
+        count_doubt(&r.rule, channel);
+        Some(score)
+    }
+
+    /// As [`doubts`](Self::doubts), without counting: `submit` counts once it knows the text
+    /// is heard afresh, not a platform's or a page's retry answered from its record.
+    fn doubt_score(&self, rules: &RuleSet, text: &str) -> Option<f64> {
+        rules
             .second_opinion
             .as_ref()?
-            .doubts(text, self.cfg.doubt_below)?;
-        metrics::counter!("hotline_emergency_doubted_total", "rule" => r.rule.clone(), "channel" => channel)
-            .increment(1);
-        Some(score)
+            .doubts(text, self.cfg.doubt_below)
     }
 
     /// Whether the second opinion overrules the rules' redirect of `text`: only for a sender
@@ -816,7 +830,7 @@ impl Pipeline {
         {
             return None;
         }
-        let score = self.doubts(rules, text, r, sub.channel.as_str())?;
+        let score = self.doubt_score(rules, text)?;
         Some(Review {
             number: r.number.clone(),
             score,
