@@ -168,10 +168,12 @@ fn has_own_words(sub: &Submission) -> bool {
     sub.content != hotline_adapters::cti::RECORDING_ONLY_CONTENT
 }
 
-/// The open orders a submission repeats (art. 17(5)): those its whole text is like, or else,
-/// for several matters, one order for each matter when every matter is like one (a list sent
-/// again). A list of which only some matters are old is heard as new: each part is then an
-/// order, which is better than one of them lost in a contact.
+/// The open orders a submission repeats (art. 17(5)): for one matter, those its text is like;
+/// for several, one order for each matter when every matter is like one, or is a part of an
+/// order its whole text is like (a list sent again, split or whole). A list of which only
+/// some matters are old is heard as new: each part is then an order, which is better than one
+/// of them lost in a contact. The whole text alone does not decide a list: an old matter told
+/// at length with a short new one after it is as like the old order as a repeat is.
 fn repeats<'a>(
     recent: &'a [OpenOrder],
     content: &str,
@@ -180,12 +182,17 @@ fn repeats<'a>(
 ) -> Vec<&'a OpenOrder> {
     let like = |o: &OpenOrder, text: &str| similar::similarity(&o.content, text) >= threshold;
     let whole: Vec<_> = recent.iter().filter(|o| like(o, content)).collect();
-    if !whole.is_empty() || matters.len() < 2 {
+    if matters.len() < 2 {
         return whole;
     }
+    let part_of = |o: &OpenOrder, m: &str| similar::containment(m, &o.content) >= threshold;
     let mut each = Vec::with_capacity(matters.len());
     for (m, _) in matters {
-        match recent.iter().find(|o| like(o, m)) {
+        let found = recent
+            .iter()
+            .find(|o| like(o, m))
+            .or_else(|| whole.iter().copied().find(|o| part_of(o, m)));
+        match found {
             Some(o) if !each.iter().any(|e: &&OpenOrder| e.number == o.number) => each.push(o),
             Some(_) => {}
             None => return Vec::new(),
@@ -1067,6 +1074,41 @@ mod tests {
         let single = [("暖气不热".to_string(), None)];
         let found = repeats(&recent[..1], "暖气不热", &single, 0.75);
         assert_eq!(found.len(), 1);
+    }
+
+    /// An old matter told again at length with a new one after it: the whole text is as like
+    /// the old order as a repeat, but the new matter is in no order, so both are heard (it
+    /// used to become a contact on the street light's order, and no order was made for it).
+    /// The same list sent again whole, to an order made of it whole, is still a repeat.
+    #[test]
+    fn an_old_matter_with_a_new_one_after_it_is_heard() {
+        let old = "河西区友谊路某某里小区3号楼门口的路灯坏了一个多星期了，晚上特别黑，老人孩子出行很不安全，请尽快安排维修。";
+        let text = format!("{old}还有一件事，楼下的井盖也丢了，很危险");
+        let sub = Submission::new(
+            hotline_adapters::Channel::Web,
+            hotline_adapters::Identity::new(hotline_adapters::IdentityKind::Phone, "13900000001"),
+            0,
+            text.clone(),
+        );
+        let matters = matters_of(&sub);
+        assert_eq!(matters.len(), 2, "{matters:?}");
+        assert!(
+            similar::similarity(old, &text) >= 0.75,
+            "the premise: the whole text is like the old order"
+        );
+        let recent = [open("n0", old)];
+        let found: Vec<_> = repeats(&recent, &text, &matters, 0.75)
+            .iter()
+            .map(|o| o.number.as_str())
+            .collect();
+        assert!(found.is_empty(), "the new matter was swallowed: {found:?}");
+        // An order made of the whole list (before it was split, or by an agent) covers each.
+        let whole = [open("n1", &text)];
+        let found: Vec<_> = repeats(&whole, &text, &matters, 0.75)
+            .iter()
+            .map(|o| o.number.as_str())
+            .collect();
+        assert_eq!(found, ["n1"]);
     }
 
     /// One push decided twice queues one contact per order; contacts without a dedupe key, and

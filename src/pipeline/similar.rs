@@ -92,25 +92,46 @@ impl Shingles {
             (None, None) => {}
         }
         let (a, b) = (&self.grams, &other.grams);
-        let (mut i, mut j, mut common) = (0usize, 0usize, 0usize);
-        // Merge of two sorted multisets: each shared bigram occurrence counts once.
-        while let (Some(x), Some(y)) = (a.get(i), b.get(j)) {
-            match x.cmp(y) {
-                std::cmp::Ordering::Less => i += 1,
-                std::cmp::Ordering::Greater => j += 1,
-                std::cmp::Ordering::Equal => {
-                    common += 1;
-                    i += 1;
-                    j += 1;
-                }
-            }
-        }
+        let common = shared(a, b);
         let total = a.len() + b.len();
         if total == 0 {
             return 0.0;
         }
         (2 * common) as f64 / total as f64
     }
+
+    /// The share of this text's bigrams that `other` holds, in [0, 1]: near 1 when this text
+    /// is a part of the other (one matter of a list the other sent whole). An empty or
+    /// one-letter text is contained in nothing.
+    pub fn contained_in(&self, other: &Shingles) -> f64 {
+        if self.short.is_some() || self.grams.is_empty() {
+            return 0.0;
+        }
+        shared(&self.grams, &other.grams) as f64 / self.grams.len() as f64
+    }
+}
+
+/// How many bigram occurrences two sorted multisets share: a merge, each shared occurrence
+/// counted once.
+fn shared(a: &[u64], b: &[u64]) -> usize {
+    let (mut i, mut j, mut common) = (0usize, 0usize, 0usize);
+    while let (Some(x), Some(y)) = (a.get(i), b.get(j)) {
+        match x.cmp(y) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                common += 1;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    common
+}
+
+/// The share of `part`'s bigrams found in `whole` (see [`Shingles::contained_in`]).
+pub fn containment(part: &str, whole: &str) -> f64 {
+    Shingles::new(part).contained_in(&Shingles::new(whole))
 }
 
 /// Dice similarity of character bigrams of the normalised texts, in [0, 1].
