@@ -462,6 +462,15 @@ fn permanent_refusals_park_as_dead_letters_and_replay() {
         .as_str()
         .unwrap()
         .contains("400"));
+    // The citizen, who heard nothing, sends the matter again: dispatch never took the first
+    // order, so this is a new one, not a repeat merged into a dead letter (art. 17(5)).
+    let (s, again) = gw.submit(json!({"content": "噪音扰民，晚上施工"}));
+    assert_eq!(
+        (s, again["status"].as_str()),
+        (202, Some("accepted")),
+        "{again}"
+    );
+    assert_ne!(numbers(&again), [n.clone()]);
     // Wrong token: refused.
     let r = client()
         .post(format!("{}/admin/v1/outbox/dead/{n}/retry", gw.url))

@@ -392,7 +392,9 @@ pub trait Store: Send + Sync {
     async fn retry_dead(&self, key: String, now_ms: i64) -> Result<bool, StoreError>;
     /// What the gateway knows of an order.
     async fn order_state(&self, number: String) -> Result<Option<OrderState>, StoreError>;
-    /// Orders of an identity created since `since` (unix seconds), newest first.
+    /// Orders of an identity created since `since` (unix seconds), newest first, that may be
+    /// open: not those dispatch refused (dead letters, until replayed), which a repeat must not
+    /// be merged into (art. 17(5)); the citizen who heard nothing sends the matter again.
     async fn recent_orders_of(
         &self,
         identity: String,

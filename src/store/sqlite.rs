@@ -1247,7 +1247,9 @@ impl Store for SqliteStore {
             let mut stmt = conn
                 .prepare_cached(
                     "SELECT number, category, content FROM orders \
-                     WHERE identity = ?1 AND created_at >= ?2 ORDER BY created_at DESC LIMIT 50",
+                     WHERE identity = ?1 AND created_at >= ?2 \
+                     AND NOT EXISTS (SELECT 1 FROM outbox WHERE key = orders.number AND state = 2) \
+                     ORDER BY created_at DESC LIMIT 50",
                 )
                 .map_err(sql)?;
             let rows = stmt
