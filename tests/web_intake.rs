@@ -291,6 +291,12 @@ fn items_split_and_client_ref_replays_the_first_answer() {
     assert!(items.contains(&json!({"index": 2, "count": 2})));
     let sid: Vec<_> = lines.iter().map(|l| l["submission_id"].clone()).collect();
     assert_eq!(sid[0], sid[1], "items share their submission id");
+    // What the citizen wrote besides the items reaches dispatch with each order.
+    let context: Vec<_> = lines
+        .iter()
+        .map(|l| l["submission_content"].clone())
+        .collect();
+    assert_eq!(context, [json!("两件事"), json!("两件事")], "{lines:?}");
 }
 
 /// A gateway whose dispatch (on `port`) is down, and the numbers of the `n` orders it has

@@ -44,6 +44,11 @@ pub(crate) struct WorkOrderBody<'a> {
     pub location: Location<'a>,
     /// When the submission arrived, RFC 3339 in the hotline's time zone.
     pub received_at: &'a str,
+    /// The submission's own text when its matters came as structured items and it said more
+    /// than the items do (a heading, a second matter, the address): kept with each order so
+    /// nothing the citizen wrote is lost (art. 10). Absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub submission_content: Option<&'a str>,
     /// The submission's id, shared by all its orders.
     pub submission_id: &'a str,
     /// Who submitted it.
@@ -103,6 +108,7 @@ impl<'a> WorkOrderBody<'a> {
                 lon: sub.location.lon,
             },
             received_at,
+            submission_content: submission_context(sub),
             submission_id: "",
             submitter: Submitter {
                 email: &sub.contact.email,
@@ -112,6 +118,16 @@ impl<'a> WorkOrderBody<'a> {
             },
         }
     }
+}
+
+/// The submission's text, when its matters are items and it is more than the items joined
+/// (which is what a page that sends only items gets as its content).
+fn submission_context(sub: &Submission) -> Option<&str> {
+    if sub.items.is_empty() || sub.content.trim().is_empty() {
+        return None;
+    }
+    let joined: Vec<&str> = sub.items.iter().map(|i| i.content.as_str()).collect();
+    (sub.content != joined.join("\n")).then_some(sub.content.as_str())
 }
 
 /// Each attachment as `{"kind", "media_id", "url"}`.
@@ -191,6 +207,31 @@ mod tests {
             }),
         })
         .to_string()
+    }
+
+    /// A submission's own text goes with its item orders only when it says more than the
+    /// items: the content a page sending only items gets (the items joined) is not repeated.
+    #[test]
+    fn the_submission_text_is_kept_beside_items_only_when_it_says_more() {
+        use hotline_adapters::{Channel, Item};
+        let id = Identity::phone("13800000000").unwrap();
+        let item = |c: &str| Item {
+            content: c.into(),
+            category: None,
+        };
+        let mut sub = Submission::new(Channel::Web, id, 0, "小区垃圾三天没人清运，地址和平路1号");
+        assert_eq!(
+            submission_context(&sub),
+            None,
+            "no items: the content is the order's"
+        );
+        sub.items = vec![item("楼道灯不亮"), item("电梯经常停运")];
+        assert_eq!(
+            submission_context(&sub),
+            Some("小区垃圾三天没人清运，地址和平路1号")
+        );
+        sub.content = "楼道灯不亮\n电梯经常停运".into();
+        assert_eq!(submission_context(&sub), None);
     }
 
     #[test]
