@@ -20,11 +20,24 @@
 /// Minimum characters of content (punctuation and whitespace not counted) an item must keep.
 pub const MIN_ITEM_CHARS: usize = 4;
 
+/// Most matters taken from one free text, as many as a page may send as items: a longer
+/// enumeration is kept whole for an agent. Uncapped, one submission (counted once) could make
+/// 99 orders, each with a copy of the text before the first marker.
+pub const MAX_MATTERS: usize = hotline_adapters::web::MAX_ITEMS;
+
 /// Finds the markers of one enumeration style in the text (chars with their byte offsets).
 type MarkerFinder = fn(&[(usize, char)], &str) -> Vec<Marker>;
 
 /// Splits free text into matters, or returns `vec![text]` when the enumeration is not clear.
 pub fn split_matters(text: &str) -> Vec<String> {
+    match enumerated(text) {
+        Some(items) if items.len() <= MAX_MATTERS => items,
+        _ => vec![text.to_string()],
+    }
+}
+
+/// The items of the first clear enumeration in the text, if there is one.
+fn enumerated(text: &str) -> Option<Vec<String>> {
     let chars: Vec<(usize, char)> = text.char_indices().collect();
     let families: [MarkerFinder; 6] = [
         paren_markers,
@@ -37,13 +50,10 @@ pub fn split_matters(text: &str) -> Vec<String> {
     for family in families {
         let markers = family(&chars, text);
         if let Some(items) = items_from_sequence(text, &markers) {
-            return items;
+            return Some(items);
         }
     }
-    if let Some(items) = connector_split(&chars, text) {
-        return items;
-    }
-    vec![text.to_string()]
+    connector_split(&chars, text)
 }
 
 /// One enumeration marker: its byte range and its number.
@@ -435,6 +445,18 @@ mod tests {
 
     fn whole(text: &str) {
         check(text, &[text]);
+    }
+
+    /// An enumeration of more matters than a page may send as items is kept whole: one
+    /// submission used to make up to 99 orders, each with a copy of the text before the list.
+    #[test]
+    fn a_longer_list_than_a_page_may_send_stays_one_matter() {
+        let list = |n: usize| -> String {
+            (1..=n).map(|i| format!("{i}.第{i}处路灯坏了 ")).collect()
+        };
+        assert_eq!(split_matters(&list(MAX_MATTERS)).len(), MAX_MATTERS);
+        whole(&list(MAX_MATTERS + 1));
+        whole(&list(99));
     }
 
     #[test]
