@@ -1006,6 +1006,17 @@ fn rules_reload_by_admin_and_sighup_and_a_broken_file_keeps_the_old_rules() {
     let (s, b) = ask(&gw, 2);
     assert_eq!((s, b["status"].as_str()), (200, Some("informed")), "{b}");
     assert_eq!(b["message"], "兑奖请联系彩票中心。");
+    // A second matter in the same message is not lost to the guidance: both are orders, the
+    // first with its hint (art. 13).
+    let (s, b) = gw.submit(json!({
+        "content": "一是彩票中奖了去哪里兑奖，二是小区门口路灯坏了一个月",
+        "phone": "13522229999"
+    }));
+    assert_eq!(
+        (s, b["orders"].as_array().map(Vec::len)),
+        (202, Some(2)),
+        "{b}"
+    );
     // A broken file is refused with its problem named; the rules in force stay.
     std::fs::write(
         dir.path().join("rules/guidance.toml"),

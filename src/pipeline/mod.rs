@@ -716,22 +716,35 @@ impl Pipeline {
         }
 
         // 5. Matters outside the hotline's remit (art. 17(2), 17(6)): a rule may answer with
-        // guidance only; by default the order is accepted with a handling hint.
-        if sub.items.is_empty() && suspicion.is_none() {
-            if let Some(g) = rules.guidance.check(&sub.content) {
-                if g.action == guidance::GuidanceAction::Inform {
-                    let outcome = Outcome::Informed;
-                    if let Some(k) = &dedupe_key {
-                        self.store.remember(k.clone(), outcome.clone(), now).await?;
-                    }
-                    metrics::counter!("hotline_informed_total", "rule" => g.rule.clone())
-                        .increment(1);
-                    return Ok(Decision {
-                        outcome,
-                        message: g.message,
-                    });
-                }
-            }
+        // guidance only; by default the order is accepted with a handling hint. Guidance only
+        // when every matter is one to inform about: a message with another matter too is taken
+        // whole, the informed one with its hint (art. 13: the other matter is not lost).
+        let inform = if sub.items.is_empty() && suspicion.is_none() {
+            matters
+                .iter()
+                .map(|(m, _)| {
+                    rules
+                        .guidance
+                        .check(m)
+                        .filter(|g| g.action == guidance::GuidanceAction::Inform)
+                })
+                .collect::<Option<Vec<_>>>()
+                .and_then(|all| all.into_iter().next())
+        } else {
+            None
+        };
+        if let Some(g) = inform {
+            metrics::counter!("hotline_informed_total", "rule" => g.rule.clone()).increment(1);
+            let d = self
+                .answer(dedupe_key.as_ref(), Outcome::Informed, now)
+                .await?;
+            return Ok(match d.outcome {
+                Outcome::Informed => Decision {
+                    outcome: Outcome::Informed,
+                    message: g.message,
+                },
+                _ => d,
+            });
         }
 
         // 6. Accept: one order per matter.
