@@ -932,9 +932,10 @@ fn repeats_are_answered_with_the_open_order_and_forwarded_near_misses_are_new() 
     assert_eq!(s, 202);
     let first = numbers(&b);
     // The same matter again, in other words: a repeat (art. 17(5)).
-    let (s, b) = gw.submit(
-        json!({"content": "南京路1号门口的路灯坏了一个多月了，晚上很黑！", "phone": phone}),
-    );
+    let (s, b) = gw.submit(json!({
+        "content": "南京路1号门口的路灯坏了一个多月了，晚上很黑！", "phone": phone,
+        "name": "王女士", "email": "wang@example.cn"
+    }));
     assert_eq!((s, b["status"].as_str()), (200, Some("duplicate")), "{b}");
     assert_eq!(numbers(&b), first);
     // A different matter from the same person: a new order.
@@ -948,6 +949,15 @@ fn repeats_are_answered_with_the_open_order_and_forwarded_near_misses_are_new() 
             .find(|l| is_contact(l) && l["contact_for"] == first[0].as_str())
     });
     assert!(contact["content"].as_str().unwrap().contains("南京路"));
+    // With the name and e-mail the repeat came with, which the first submission lacked.
+    assert_eq!(
+        (
+            &contact["submitter"]["name"],
+            &contact["submitter"]["email"]
+        ),
+        (&json!("王女士"), &json!("wang@example.cn")),
+        "{contact}"
+    );
     wait_until("two orders at dispatch", LONG, || {
         (delivered_orders(&sim.lines()).len() == 2).then_some(())
     });

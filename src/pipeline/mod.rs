@@ -694,6 +694,17 @@ impl Pipeline {
                     "received_at": self.local_time(sub.received_at),
                     "content": sub.content,
                 });
+                // Who sent the repeat, as a work order names its submitter: the same identity
+                // may be another person (neighbours behind one address), or the same person
+                // with a name or e-mail the first submission lacked.
+                if !sub.contact.name.is_empty() || !sub.contact.email.is_empty() {
+                    body["submitter"] = json!({
+                        "identity": sub.identity.to_string(),
+                        "name": sub.contact.name,
+                        "phone": sub.contact.phone,
+                        "email": sub.contact.email,
+                    });
+                }
                 // What came with the repeat (a photo, a recording, a place) goes with it.
                 if !sub.attachments.is_empty() {
                     body["attachments"] = json!(sub.attachments);
