@@ -806,7 +806,7 @@ mod tests {
         async fn warnings_since(&self, _: String, _: i64) -> Result<u32, StoreError> {
             unused()
         }
-        async fn record_suspension(&self, _: Suspension) -> Result<(), StoreError> {
+        async fn record_suspension(&self, _: Suspension) -> Result<Option<Suspension>, StoreError> {
             unused()
         }
         async fn suspension_count(&self, _: String) -> Result<u32, StoreError> {

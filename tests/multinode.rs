@@ -1139,3 +1139,135 @@ fn one_repeat_push_decided_on_two_nodes_queues_one_contact() {
     });
     assert_eq!(contacts(), "1", "one contact for one push");
 }
+
+/// Two nodes, each over one caller's quota before its refresh has seen the other's suspension,
+/// record one step of the ladder: the second finds the first's suspension in the same
+/// transaction. Each used to record its own, and the caller's next suspension skipped a step.
+#[test]
+fn nodes_suspending_one_caller_at_once_record_one_suspension() {
+    use hotline_gateway::store::postgres::PgStore;
+    use hotline_gateway::store::{Sinks, Store, Suspension};
+    let dir = tempfile::tempdir().unwrap();
+    let pg = postgres();
+    let db = db_name_for(dir.path());
+    pg.create_db(&db);
+    let url = pg.url(&db);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let lease = Duration::from_secs(5);
+    let mqtt = Sinks {
+        mqtt: true,
+        mail: false,
+    };
+    let nodes: Vec<std::sync::Arc<PgStore>> = (1..=4)
+        .map(|node| {
+            std::sync::Arc::new(
+                rt.block_on(PgStore::open(&url, node, mqtt, lease, None))
+                    .unwrap(),
+            )
+        })
+        .collect();
+    let suspension = |start: i64, decided_by: &str| Suspension {
+        identity: "phone:13900000077".into(),
+        start,
+        until: start + 3600,
+        reason: "一小时内反复占用热线".into(),
+        decided_by: decided_by.into(),
+        lifted_at: None,
+    };
+    let found: Vec<Option<Suspension>> = rt.block_on(async {
+        let tasks: Vec<_> = (0..16)
+            .map(|i| {
+                let store = nodes[i % nodes.len()].clone();
+                let s = suspension(1_000 + i as i64 % 3, "rule");
+                tokio::spawn(async move { store.record_suspension(s).await.unwrap() })
+            })
+            .collect();
+        let mut found = Vec::new();
+        for t in tasks {
+            found.push(t.await.unwrap());
+        }
+        found
+    });
+    assert_eq!(
+        pg.psql(&db, "SELECT count(*) FROM suspensions"),
+        "1",
+        "one suspension for sixteen decisions at once"
+    );
+    assert_eq!(
+        found.iter().filter(|f| f.is_none()).count(),
+        1,
+        "the others were given the recorded one"
+    );
+    assert_eq!(
+        pg.psql(
+            &db,
+            "SELECT count(*) FROM events WHERE topic = 'callers/suspended'"
+        ),
+        "1",
+        "and one event"
+    );
+    // An operator's decision is recorded whatever is active.
+    let op = rt
+        .block_on(nodes[0].record_suspension(suspension(1_010, "operator")))
+        .unwrap();
+    assert!(op.is_none());
+    assert_eq!(pg.psql(&db, "SELECT count(*) FROM suspensions"), "2");
+}
+
+/// The same push decided on two nodes at once: the answer remembered first stands, and the
+/// second node is given it to answer with (one push, one answer). The second used to answer
+/// its own decision, a refusal say, for a push the first had taken.
+#[test]
+fn the_answer_remembered_first_stands_on_every_node() {
+    use hotline_adapters::{OrderRef, Outcome};
+    use hotline_gateway::store::postgres::PgStore;
+    use hotline_gateway::store::{Sinks, Store};
+    let dir = tempfile::tempdir().unwrap();
+    let pg = postgres();
+    let db = db_name_for(dir.path());
+    pg.create_db(&db);
+    let url = pg.url(&db);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let lease = Duration::from_secs(5);
+    let (a, b) = rt.block_on(async {
+        (
+            PgStore::open(&url, 1, Sinks::default(), lease, None)
+                .await
+                .unwrap(),
+            PgStore::open(&url, 2, Sinks::default(), lease, None)
+                .await
+                .unwrap(),
+        )
+    });
+    let first = Outcome::Duplicate {
+        orders: vec![OrderRef {
+            number: "2026120701000001".into(),
+            category: "complaint".into(),
+            suspected_emergency: None,
+        }],
+    };
+    let second = Outcome::Throttled {
+        retry_after: 60,
+        warnings_left: 1,
+    };
+    let key = "wechat:main:msg:42".to_string();
+    let (on_a, on_b) = rt.block_on(async {
+        (
+            a.remember(key.clone(), first.clone(), 1).await.unwrap(),
+            b.remember(key.clone(), second, 2).await.unwrap(),
+        )
+    });
+    assert!(on_a.is_none(), "the first is remembered");
+    assert_eq!(
+        on_b,
+        Some(first),
+        "the second node answers with the first's"
+    );
+}

@@ -139,23 +139,20 @@ impl<C: Clock + Clone> Ladder<C> {
             .allow_burst(burst);
         let limiter = RateLimiter::new(quota, DashMapStateStore::default(), clock.clone());
         // An unreadable store must not stop the gateway (emergencies need none): start empty.
-        let active = store
-            .active_suspensions(now)
-            .await
-            .unwrap_or_else(|e| {
-                tracing::error!(error = %e, "Suspensions not loaded.");
-                Vec::new()
-            })
-            .into_iter()
-            .map(|s| (s.identity.clone(), s))
-            .collect();
-        let allow = cfg.allow.iter().map(|i| i.to_string()).collect();
-        let links = store
+        let links: HashMap<String, String> = store
             .links()
             .await
             .unwrap_or_default()
             .into_iter()
             .collect();
+        let active = by_ladder(
+            store.active_suspensions(now).await.unwrap_or_else(|e| {
+                tracing::error!(error = %e, "Suspensions not loaded.");
+                Vec::new()
+            }),
+            &links,
+        );
+        let allow = cfg.allow.iter().map(|i| i.to_string()).collect();
         Ok(Ladder {
             links: RwLock::new(links),
             hasher: std::hash::RandomState::new(),
@@ -185,14 +182,8 @@ impl<C: Clock + Clone> Ladder<C> {
     pub async fn refresh(&self, now: i64) -> Result<(), StoreError> {
         use std::sync::atomic::Ordering;
         let seen = self.changes.load(Ordering::SeqCst);
-        let active: HashMap<String, Suspension> = self
-            .store
-            .active_suspensions(now)
-            .await?
-            .into_iter()
-            .map(|s| (s.identity.clone(), s))
-            .collect();
         let links: HashMap<String, String> = self.store.links().await?.into_iter().collect();
+        let active = by_ladder(self.store.active_suspensions(now).await?, &links);
         // A lift made on another node resets the caller's quota there; here this node's own
         // limiter (and its cache of Redis refusals) would still refuse, and each refusal after
         // the lift would be a new warning towards the next, longer suspension.
@@ -295,6 +286,13 @@ impl<C: Clock + Clone> Ladder<C> {
                 }
             }
             l.insert(id, target.clone());
+            // A suspension of `identity` now stops the shared ladder: it was kept under its own
+            // name, which no look-up reads once the identity is linked, and so a link freed a
+            // suspended caller.
+            if let Ok(mut active) = self.active.write() {
+                let rows = active.drain().map(|(_, s)| s).collect();
+                *active = by_ladder(rows, &l);
+            }
         }
         Ok(target)
     }
@@ -507,7 +505,15 @@ impl<C: Clock + Clone> Ladder<C> {
             decided_by: decided_by.to_string(),
             lifted_at: None,
         };
-        self.store.record_suspension(s.clone()).await?;
+        let recorded = self.store.record_suspension(s.clone()).await?;
+        if let Some(active) = recorded {
+            // Another node suspended the caller since this one's refresh: that step stands.
+            if let Ok(mut map) = self.active.write() {
+                self.changed();
+                map.insert(id, active.clone());
+            }
+            return Ok(active);
+        }
         if let Ok(mut map) = self.active.write() {
             self.changed();
             map.insert(id, s.clone());
@@ -521,7 +527,12 @@ impl<C: Clock + Clone> Ladder<C> {
     /// Lifts an identity's suspension, resets its warnings and gives it a fresh quota.
     pub async fn lift(&self, identity: &Identity, now: i64) -> Result<bool, StoreError> {
         let id = self.canonical(&identity.to_string());
-        let was = self.store.lift_suspension(id.clone(), now).await?;
+        let mut was = self.store.lift_suspension(id.clone(), now).await?;
+        // A suspension recorded under an identity since linked stops the same ladder: it is
+        // lifted with it, or the next refresh would bring it back.
+        for linked in self.linked_to(&id) {
+            was |= self.store.lift_suspension(linked, now).await?;
+        }
         if let Ok(mut map) = self.active.write() {
             self.changed();
             map.remove(&id);
@@ -603,6 +614,28 @@ impl Drop for EscalationTurn<'_> {
             }
         }
     }
+}
+
+/// Active suspensions by the ladder they stop: an identity's own, or the one it is linked to.
+/// Where two meet (a suspended identity linked to another), the later end stands.
+fn by_ladder(
+    rows: Vec<Suspension>,
+    links: &HashMap<String, String>,
+) -> HashMap<String, Suspension> {
+    let mut by: HashMap<String, Suspension> = HashMap::with_capacity(rows.len());
+    for s in rows {
+        let ladder = links
+            .get(&s.identity)
+            .cloned()
+            .unwrap_or_else(|| s.identity.clone());
+        match by.get(&ladder) {
+            Some(held) if held.until >= s.until => {}
+            _ => {
+                by.insert(ladder, s);
+            }
+        }
+    }
+    by
 }
 
 fn suspended(s: &Suspension, tz: chrono_tz::Tz) -> Outcome {
@@ -717,6 +750,152 @@ mod tests {
         // A later refresh does not reset the quota again.
         b.refresh(203).await.unwrap();
         assert_eq!(drive(&b, id, 1, 204).await, ["warn1"]);
+    }
+
+    /// An operator who shortens a suspension on review replaces it: the earlier, longer one
+    /// does not come back after a restart (it stayed active in the store, and the reload took
+    /// it back).
+    #[tokio::test]
+    async fn an_operators_suspension_replaces_the_active_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
+        let clock = FakeRelativeClock::default();
+        let l = Ladder::with_clock(config(), store.clone(), clock.clone(), 0)
+            .await
+            .unwrap();
+        let id = Identity::parse("phone:13800000008").unwrap();
+        for (at, length) in [(0, 30 * 86400), (10, 3600)] {
+            l.suspend(
+                &id,
+                Some(Duration::from_secs(length)),
+                "复核".into(),
+                "operator",
+                at,
+            )
+            .await
+            .unwrap();
+        }
+        assert_eq!(
+            l.suspension(&id.to_string(), 20).map(|s| s.until),
+            Some(3610)
+        );
+        let restarted = Ladder::with_clock(config(), store, clock, 3700)
+            .await
+            .unwrap();
+        assert!(
+            restarted.suspension(&id.to_string(), 3700).is_none(),
+            "the 30-day suspension came back"
+        );
+    }
+
+    /// An operator links a suspended identity to another (the same person): the suspension
+    /// stops the shared ladder, across a refresh, until lifted through either identity. The
+    /// link used to free the caller: the suspension stayed under a name no look-up read.
+    #[tokio::test]
+    async fn a_suspension_holds_across_a_link_until_lifted() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = ladder(dir.path(), FakeRelativeClock::default()).await;
+        let (wx, phone) = (
+            Identity::parse("wechat:oLinkSusp_Aa1Ss5Dd9Ff3Gg7").unwrap(),
+            Identity::parse("phone:13800000006").unwrap(),
+        );
+        l.suspend(
+            &wx,
+            Some(Duration::from_secs(86400)),
+            "恶意骚扰".into(),
+            "operator",
+            0,
+        )
+        .await
+        .unwrap();
+        l.link(&wx, &phone).await.unwrap();
+        for who in [&wx, &phone] {
+            assert!(
+                matches!(
+                    l.check_identity(who, "web", "又来了", 10).await.unwrap(),
+                    Some(Outcome::Suspended { .. })
+                ),
+                "{who} after the link"
+            );
+        }
+        l.refresh(20).await.unwrap();
+        assert!(
+            l.suspension(&wx.to_string(), 21).is_some(),
+            "after a refresh"
+        );
+        assert!(l.suspension(&phone.to_string(), 21).is_some());
+        assert!(l.lift(&phone, 30).await.unwrap());
+        l.refresh(31).await.unwrap();
+        assert!(
+            l.suspension(&wx.to_string(), 32).is_none(),
+            "the lift holds after a refresh"
+        );
+    }
+
+    /// Two nodes on one store, each over the caller's quota before its refresh has seen the
+    /// other's suspension (a caller flooding a load balancer): one step of the ladder is
+    /// recorded, not two, so the caller's next suspension is the second step, not the third.
+    #[tokio::test]
+    async fn two_nodes_suspending_one_caller_at_once_record_one_step() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
+        let cfg = LadderConfig {
+            steps: vec![
+                Duration::from_secs(3600),
+                Duration::from_secs(86400),
+                Duration::from_secs(30 * 86400),
+            ],
+            ..config()
+        };
+        let clock = FakeRelativeClock::default();
+        let a = Ladder::with_clock(cfg.clone(), store.clone(), clock.clone(), 0)
+            .await
+            .unwrap();
+        let b = Ladder::with_clock(cfg, store.clone(), clock.clone(), 0)
+            .await
+            .unwrap();
+        let id = "phone:13800000005";
+        assert_eq!(
+            drive(&a, id, 5, 0).await,
+            ["ok", "ok", "ok", "warn1", "warn0"]
+        );
+        // B has its own quota; the reminders are shared through the store.
+        assert_eq!(
+            drive(&b, id, 3, 10).await,
+            ["ok", "ok", "ok"],
+            "B's own quota"
+        );
+        assert_eq!(drive(&a, id, 1, 20).await, ["suspended"]);
+        assert_eq!(drive(&b, id, 1, 21).await, ["suspended"]);
+        assert_eq!(
+            store.suspension_count(id.into()).await.unwrap(),
+            1,
+            "one suspension recorded for both nodes"
+        );
+        assert_eq!(
+            b.suspension(id, 22).map(|s| s.until),
+            Some(20 + 3600),
+            "B holds A's suspension"
+        );
+        // An operator's suspension on top of a rule's is recorded all the same.
+        b.suspend(
+            &Identity::parse(id).unwrap(),
+            Some(Duration::from_secs(600)),
+            "测试".into(),
+            "operator",
+            30,
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            store
+                .caller_record(id.into())
+                .await
+                .unwrap()
+                .suspensions
+                .len(),
+            2
+        );
     }
 
     #[tokio::test]

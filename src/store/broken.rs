@@ -76,7 +76,7 @@ impl Store for BrokenStore {
     async fn warnings_since(&self, _: String, _: i64) -> Result<u32, StoreError> {
         self.no()
     }
-    async fn record_suspension(&self, _: Suspension) -> Result<(), StoreError> {
+    async fn record_suspension(&self, _: Suspension) -> Result<Option<Suspension>, StoreError> {
         self.no()
     }
     async fn suspension_count(&self, _: String) -> Result<u32, StoreError> {

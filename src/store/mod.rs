@@ -404,8 +404,12 @@ pub trait Store: Send + Sync {
     async fn record_warning(&self, identity: String, w: Warning) -> Result<(), StoreError>;
     /// Warnings of an identity since `since`, and after its last reset.
     async fn warnings_since(&self, identity: String, since: i64) -> Result<u32, StoreError>;
-    /// Records a suspension; returns how many the identity had before it.
-    async fn record_suspension(&self, s: Suspension) -> Result<(), StoreError>;
+    /// Records a suspension, with its event. A rule's suspension (`decided_by == "rule"`) is
+    /// not recorded while the identity has an active one, which is returned instead: two nodes
+    /// escalating one caller at once (each before its refresh has seen the other's) record one
+    /// step of the ladder, not two. An operator's is always recorded, and ends any active one
+    /// at its start: it replaces it (a suspension shortened on review stays short).
+    async fn record_suspension(&self, s: Suspension) -> Result<Option<Suspension>, StoreError>;
     /// How many suspensions an identity has had (lifted ones included).
     async fn suspension_count(&self, identity: String) -> Result<u32, StoreError>;
     /// Ends an identity's active suspensions now and resets its warnings. `false` if none was active.

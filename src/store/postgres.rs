@@ -1028,9 +1028,43 @@ impl Store for PgStore {
         Ok(count(n))
     }
 
-    async fn record_suspension(&self, s: Suspension) -> Result<(), StoreError> {
+    async fn record_suspension(&self, s: Suspension) -> Result<Option<Suspension>, StoreError> {
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(map_err)?;
+        if s.decided_by == "rule" {
+            // Several nodes: the identity's suspensions are decided one transaction at a time
+            // (the lock ends with the transaction), so the second sees the first's row.
+            tx.execute(
+                "SELECT pg_advisory_xact_lock(hashtext('suspension:' || $1))",
+                &[&s.identity],
+            )
+            .await
+            .map_err(map_err)?;
+            let active = tx
+                .query_opt(
+                    "SELECT identity, start, until, reason, decided_by, lifted_at FROM suspensions \
+                     WHERE identity = $1 AND until > $2 AND lifted_at IS NULL \
+                     ORDER BY until DESC LIMIT 1",
+                    &[&s.identity, &s.start],
+                )
+                .await
+                .map_err(map_err)?;
+            if let Some(row) = active {
+                commit(tx).await?;
+                return Ok(Some(suspension_row(&row)));
+            }
+        } else {
+            // An operator's decision replaces what is active (a 30-day suspension cut to an
+            // hour): the earlier one ends now, so another node's refresh does not bring it
+            // back.
+            tx.execute(
+                "UPDATE suspensions SET until = $2 \
+                 WHERE identity = $1 AND lifted_at IS NULL AND until > $2",
+                &[&s.identity, &s.start],
+            )
+            .await
+            .map_err(map_err)?;
+        }
         emit(
             &tx,
             self.events,
@@ -1047,7 +1081,8 @@ impl Store for PgStore {
         )
         .await
         .map_err(map_err)?;
-        commit(tx).await
+        commit(tx).await?;
+        Ok(None)
     }
 
     async fn suspension_count(&self, identity: String) -> Result<u32, StoreError> {

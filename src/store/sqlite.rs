@@ -847,6 +847,11 @@ fn forget_numbers() {
 /// A group commit at least this long is logged with where its time went.
 const SLOW_COMMIT: std::time::Duration = std::time::Duration::from_millis(100);
 
+/// An identity's active suspension at a time (the longest), for [`Store::record_suspension`].
+const ACTIVE_SUSPENSION_SQLITE: &str =
+    "SELECT identity, start, until, reason, decided_by, lifted_at FROM suspensions \
+     WHERE identity = ?1 AND until > ?2 AND lifted_at IS NULL ORDER BY until DESC LIMIT 1";
+
 fn suspension_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Suspension> {
     Ok(Suspension {
         identity: r.get(0)?,
@@ -1303,9 +1308,31 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn record_suspension(&self, s: Suspension) -> Result<(), StoreError> {
+    async fn record_suspension(&self, s: Suspension) -> Result<Option<Suspension>, StoreError> {
         let events = self.events;
+        // One writer thread: the look-up and the insert cannot interleave with another's.
         self.call(move |conn| {
+            if s.decided_by == "rule" {
+                let active = conn
+                    .prepare_cached(ACTIVE_SUSPENSION_SQLITE)
+                    .and_then(|mut q| q.query_row(params![s.identity, s.start], suspension_row))
+                    .optional()
+                    .map_err(sql)?;
+                if active.is_some() {
+                    return Ok(active);
+                }
+            } else {
+                // An operator's decision replaces what is active (a 30-day suspension cut to
+                // an hour): the earlier one ends now, so a restart or another node does not
+                // bring it back.
+                exec(
+                    conn,
+                    "UPDATE suspensions SET until = ?2 \
+                     WHERE identity = ?1 AND lifted_at IS NULL AND until > ?2",
+                    params![s.identity, s.start],
+                )
+                .map_err(sql)?;
+            }
             emit(conn, events, "callers/suspended", s.event(), s.start, None)?;
             exec(
                 conn,
@@ -1314,7 +1341,7 @@ impl Store for SqliteStore {
                 params![s.identity, s.start, s.until, s.reason, s.decided_by],
             )
             .map_err(sql)?;
-            Ok(())
+            Ok(None)
         })
         .await
     }
