@@ -780,6 +780,24 @@ fn ladder_over_the_web_warns_suspends_and_lets_emergencies_through() {
     let (s, b) = gw.submit(json!({"content": "测试", "phone": "13600000006"}));
     assert_eq!((s, b["reason"].as_str()), (403, Some("多次辱骂话务员")));
     assert_eq!(put["until"], b["until"], "{put} {b}");
+
+    // A reason is what the person hears and what events and mail carry: a phone number in it
+    // is masked.
+    let r = client()
+        .put(format!(
+            "{}/admin/v1/callers/phone:13600000008/suspension",
+            gw.url
+        ))
+        .bearer_auth(ADMIN)
+        .json(&json!({"duration": "1h", "reason": "多次骚扰，回拨13800138000无人接"}))
+        .send()
+        .unwrap();
+    let put: serde_json::Value = r.json().unwrap();
+    let reason = put["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("多次骚扰") && !reason.contains("13800138000"),
+        "{put}"
+    );
 }
 
 #[test]

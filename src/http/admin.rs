@@ -142,10 +142,13 @@ pub async fn suspend(
             "a reason of 1 to 500 characters is required".into(),
         ));
     }
+    // The reason is what the person hears and what events and supervisors' mail carry: a
+    // phone number or e-mail an operator wrote into it is masked, as in an agent's flag.
+    let reason = hotline_adapters::mask::scrub_text(reason);
     let s = state
         .pipeline
         .ladder
-        .suspend(&id, Some(d), reason.to_string(), "operator", now())
+        .suspend(&id, Some(d), reason, "operator", now())
         .await?;
     Ok(HttpResponse::Ok().json(
         json!({"identity": id.to_string(), "until": rfc(&state, s.until), "reason": s.reason}),
