@@ -738,6 +738,17 @@ fn ladder_over_the_web_warns_suspends_and_lets_emergencies_through() {
         .send()
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
+    // The lift reset the warnings that count; the evidence packet still shows that the
+    // person was reminded twice before the suspension (art. 32).
+    let view = gw.admin_get(&format!("/admin/v1/callers/phone:{phone}"));
+    assert_eq!(view["warnings"].as_array().map(Vec::len), Some(0), "{view}");
+    let packet = gw.admin_get(&format!("/admin/v1/callers/phone:{phone}/evidence"));
+    let warned = packet["records"][0]["warnings"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(warned.len(), 2, "{packet}");
+    assert!(warned.iter().all(|w| w["before_reset"] == true), "{packet}");
     let (s, _) = gw.submit(json!({"content": "解除后：路灯不亮", "phone": phone}));
     assert_eq!(s, 202);
     // The page refused before the lift, sent again with its client_ref: heard afresh.

@@ -61,9 +61,29 @@ fn rfc(state: &AppState, t: i64) -> String {
 }
 
 /// The parts of a caller record as JSON, shared by the caller view and the evidence packet.
-fn record_json(state: &AppState, rec: &crate::store::CallerRecord) -> serde_json::Value {
+/// The view lists the warnings that count (since the last lift's reset); the packet lists all,
+/// those a lift reset marked `"before_reset": true`.
+fn record_json(
+    state: &AppState,
+    rec: &crate::store::CallerRecord,
+    all_warnings: bool,
+) -> serde_json::Value {
+    let reset = rec.reset_at.unwrap_or(i64::MIN);
+    let warnings: Vec<_> = rec
+        .warnings
+        .iter()
+        .filter(|w| all_warnings || w.at > reset)
+        .map(|w| {
+            let mut v =
+                json!({"at": rfc(state, w.at), "channel": w.channel, "evidence": w.evidence});
+            if all_warnings {
+                v["before_reset"] = json!(w.at <= reset);
+            }
+            v
+        })
+        .collect();
     json!({
-        "warnings": rec.warnings.iter().map(|w| json!({"at": rfc(state, w.at), "channel": w.channel, "evidence": w.evidence})).collect::<Vec<_>>(),
+        "warnings": warnings,
         "suspensions": rec.suspensions.iter().map(|s| suspension_json(state, s)).collect::<Vec<_>>(),
         "contacts": rec.orders.iter().map(|(n, c, content, at)| json!({"kind": "order", "number": n, "category": c, "content": content, "at": rfc(state, *at)})).collect::<Vec<_>>(),
         "redirects": rec.redirects.iter().map(|r| json!({"number": r.number, "reason": r.reason, "rule": r.rule, "channel": r.channel, "text": r.text, "at": rfc(state, r.at)})).collect::<Vec<_>>(),
@@ -97,7 +117,7 @@ pub async fn caller(
     let canonical = ladder.canonical(&id.to_string());
     let rec = state.store.caller_record(canonical.clone()).await?;
     let active = ladder.suspension(&id.to_string(), t);
-    let mut view = record_json(&state, &rec);
+    let mut view = record_json(&state, &rec, false);
     view["identity"] = json!(id.to_string());
     view["ladder_of"] = json!(canonical);
     view["linked"] = json!(ladder.linked_to(&canonical));
@@ -246,7 +266,7 @@ pub async fn evidence(
     let mut records = Vec::new();
     for who in &identities {
         let rec = state.store.caller_record(who.clone()).await?;
-        let mut r = record_json(&state, &rec);
+        let mut r = record_json(&state, &rec, true);
         r["identity"] = json!(who);
         records.push(r);
     }

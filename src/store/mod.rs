@@ -317,8 +317,12 @@ pub struct Suspension {
 /// Everything recorded about one caller, for operators and evidence packets.
 #[derive(Debug, Clone, Serialize)]
 pub struct CallerRecord {
-    /// Warnings since the last reset, newest first.
+    /// Warnings, newest first (at most 100), those before the last reset included: the
+    /// evidence packet shows that reminders came first (art. 32), whatever a lift reset.
     pub warnings: Vec<Warning>,
+    /// When an operator's lift last reset the ladder (unix seconds): warnings up to then no
+    /// longer count, and the caller view leaves them out.
+    pub reset_at: Option<i64>,
     /// All suspensions, newest first.
     pub suspensions: Vec<Suspension>,
     /// Orders of this identity, newest first (at most 50).

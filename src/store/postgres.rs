@@ -1139,8 +1139,7 @@ impl Store for PgStore {
         let id: &(dyn ToSql + Sync) = &identity;
         let warnings = c
             .query(
-                "SELECT at, channel, evidence FROM warnings WHERE identity = $1 AND at > \
-                 COALESCE((SELECT reset_at FROM caller_resets WHERE identity = $1), -1) \
+                "SELECT at, channel, evidence FROM warnings WHERE identity = $1 \
                  ORDER BY at DESC, id DESC LIMIT 100",
                 &[id],
             )
@@ -1194,8 +1193,17 @@ impl Store for PgStore {
                 at: r.get(6),
             })
             .collect();
+        let reset_at = c
+            .query_opt(
+                "SELECT reset_at FROM caller_resets WHERE identity = $1",
+                &[id],
+            )
+            .await
+            .map_err(map_err)?
+            .map(|r| r.get(0));
         Ok(CallerRecord {
             warnings,
+            reset_at,
             suspensions,
             orders,
             redirects,

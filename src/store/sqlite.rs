@@ -1399,8 +1399,7 @@ impl Store for SqliteStore {
         self.read(move |conn| {
             let mut stmt = conn
                 .prepare_cached(
-                    "SELECT at, channel, evidence FROM warnings WHERE identity = ?1 AND at > \
-                     COALESCE((SELECT reset_at FROM caller_resets WHERE identity = ?1), -1) \
+                    "SELECT at, channel, evidence FROM warnings WHERE identity = ?1 \
                      ORDER BY at DESC, id DESC LIMIT 100",
                 )
                 .map_err(sql)?;
@@ -1460,8 +1459,14 @@ impl Store for SqliteStore {
                 .map_err(sql)?
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(sql)?;
+            let reset_at = conn
+                .prepare_cached("SELECT reset_at FROM caller_resets WHERE identity = ?1")
+                .and_then(|mut q| q.query_row([&identity], |r| r.get(0)))
+                .optional()
+                .map_err(sql)?;
             Ok(CallerRecord {
                 warnings,
+                reset_at,
                 suspensions,
                 orders,
                 redirects,
