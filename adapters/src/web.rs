@@ -302,6 +302,10 @@ fn build(raw: RawForm, client_ip: &str, now: i64) -> Result<Submission, AdapterE
     } else {
         Identity::new(IdentityKind::Phone, phone.clone())
     };
+    let (lat, lon) = position(
+        coordinate("lat", raw.lat, 90.0)?,
+        coordinate("lon", raw.lon, 180.0)?,
+    )?;
     Ok(Submission {
         channel: Channel::Web,
         account: String::new(),
@@ -323,13 +327,30 @@ fn build(raw: RawForm, client_ip: &str, now: i64) -> Result<Submission, AdapterE
                 raw.address.as_deref().unwrap_or_default(),
                 MAX_ADDRESS,
             )?,
-            lat: coordinate("lat", raw.lat, 90.0)?,
-            lon: coordinate("lon", raw.lon, 180.0)?,
+            lat,
+            lon,
         },
         attachments: Vec::new(),
         confidential: raw.confidential.unwrap_or(false),
         client_ref,
     })
+}
+
+/// A position needs both coordinates: one alone is a page's mistake, and dispatch would get a
+/// point with no place (422, `invalid_field`). `0, 0` is the contract's template value, which
+/// pages copy; it lies in the Gulf of Guinea, so it is read as no position.
+fn position(
+    lat: Option<f64>,
+    lon: Option<f64>,
+) -> Result<(Option<f64>, Option<f64>), AdapterError> {
+    match (lat, lon) {
+        (Some(a), Some(o)) if a == 0.0 && o == 0.0 => Ok((None, None)),
+        (Some(_), None) | (None, Some(_)) => Err(AdapterError::InvalidField {
+            field: if lat.is_none() { "lat" } else { "lon" },
+            reason: "lat and lon come together".into(),
+        }),
+        both => Ok(both),
+    }
 }
 
 fn plausible_email(e: &str) -> bool {
@@ -366,6 +387,16 @@ mod tests {
         }
     }
 
+    /// The contract's template sends `"lat": 0.0, "lon": 0.0`; a page that copies it has no
+    /// position, not one in the Gulf of Guinea.
+    #[test]
+    fn the_template_zero_position_is_no_position() {
+        let s = json(r#"{"content":"路灯坏了","lat":0.0,"lon":0.0}"#).unwrap();
+        assert_eq!((s.location.lat, s.location.lon), (None, None));
+        let s = json(r#"{"content":"路灯坏了","lat":39.1,"lon":0.0}"#).unwrap();
+        assert_eq!((s.location.lat, s.location.lon), (Some(39.1), Some(0.0)));
+    }
+
     #[test]
     fn json_bodies_are_accepted_or_refused_with_a_code() {
         check(&[
@@ -379,6 +410,8 @@ mod tests {
             (r#"{"content":"x","phone":"call me"}"#, "invalid_field"),
             (r#"{"content":"x","email":"nope"}"#, "invalid_field"),
             (r#"{"content":"x","lat":91}"#, "invalid_field"),
+            (r#"{"content":"x","lat":39.1}"#, "invalid_field"),
+            (r#"{"content":"x","lon":117.2}"#, "invalid_field"),
             (
                 r#"{"content":"x","items":[{"content":""}]}"#,
                 "missing_field",
