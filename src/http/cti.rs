@@ -237,9 +237,15 @@ async fn decide(
     // cannot write it (a damaged store at start-up, a full disk) must not fail the step: a 503
     // makes Twilio hang up, before the IVR could hear an emergency. The step is answered; a
     // retry of it is decided afresh.
-    if let Err(e) = store.remember(key, outcome.clone(), t).await {
-        unremembered(profile, ev, &caller, &e);
-    }
+    // On several nodes the same step's retry may have been decided on another at the same
+    // moment: the answer remembered first stands, so the platform hears one.
+    let outcome = match store.remember(key, outcome.clone(), t).await {
+        Ok(earlier) => earlier.unwrap_or(outcome),
+        Err(e) => {
+            unremembered(profile, ev, &caller, &e);
+            outcome
+        }
+    };
     Ok(decision_of(state, outcome))
 }
 
