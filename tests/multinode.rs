@@ -1089,6 +1089,92 @@ fn a_stale_nodes_result_leaves_the_row_to_the_node_that_took_it_since() {
     );
 }
 
+/// A repeat contact is not posted before its order, whichever node holds the order: dispatch
+/// answers a contact about an order it does not know with 404, which would park the contact
+/// as a dead letter. Here node 1 is posting the order when node 2 looks for work, and then
+/// the order waits out its backoff while the contact, queued later, would be due at once.
+#[test]
+fn a_contact_waits_until_its_order_is_delivered_whichever_node_holds_it() {
+    use hotline_gateway::store::postgres::PgStore;
+    use hotline_gateway::store::{Delivery, OutboxEntry, Sinks, Store};
+    let dir = tempfile::tempdir().unwrap();
+    let pg = postgres();
+    let db = db_name_for(dir.path());
+    pg.create_db(&db);
+    let url = pg.url(&db);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let lease = Duration::from_secs(1);
+    let open = |node: u8| {
+        rt.block_on(PgStore::open(&url, node, Sinks::default(), lease, None))
+            .unwrap()
+    };
+    let (one, two) = (open(1), open(2));
+    pg.psql(
+        &db,
+        "INSERT INTO outbox(kind, key, path, body, next_at_ms, created_at) VALUES \
+         ('order', 'k1', '/work-orders', '{}', 0, 0), ('order', 'k2', '/work-orders', '{}', 0, 0)",
+    );
+    let keys = |due: Vec<OutboxEntry>| due.into_iter().map(|e| e.key).collect::<Vec<_>>();
+    rt.block_on(async {
+        let posting = one.due(1_000, 10).await.unwrap();
+        assert_eq!(keys(posting.clone()), ["k1", "k2"]);
+        for number in ["k1", "k2"] {
+            let key = format!("{number}-c1");
+            two.enqueue_contact(number.into(), key, json!({"content": "again"}), 1)
+                .await
+                .unwrap();
+        }
+        assert!(
+            keys(two.due(1_000, 10).await.unwrap()).is_empty(),
+            "node 2 leaves the contacts while node 1 posts their orders"
+        );
+        one.record(
+            vec![
+                (
+                    posting[0].id,
+                    Delivery::Retry {
+                        next_at_ms: 61_000,
+                        error: "HTTP 503".into(),
+                    },
+                ),
+                (
+                    posting[1].id,
+                    Delivery::Dead {
+                        error: "HTTP 422".into(),
+                    },
+                ),
+            ],
+            1,
+        )
+        .await
+        .unwrap();
+        let dead_ones = two.due(2_000, 10).await.unwrap();
+        assert_eq!(
+            keys(dead_ones.clone()),
+            ["k2-c1"],
+            "k1's contact waits out its order's backoff; the dead order's goes"
+        );
+        let error = "HTTP 404: no such order".to_string();
+        two.record(vec![(dead_ones[0].id, Delivery::Dead { error })], 2)
+            .await
+            .unwrap();
+        let retried = two.due(61_000, 10).await.unwrap();
+        assert_eq!(keys(retried.clone()), ["k1"], "the order goes first");
+        two.record(vec![(retried[0].id, Delivery::Delivered)], 61)
+            .await
+            .unwrap();
+        assert_eq!(
+            keys(one.due(61_000, 10).await.unwrap()),
+            ["k1-c1"],
+            "once the order is delivered, its contact goes"
+        );
+    });
+}
+
 /// The same repeat push decided on two nodes before either has remembered its answer (here the
 /// dedupe table is locked against writes, as a slow commit would hold it) queues one contact:
 /// its key comes from the push. Each node used to make a random key, and dispatch received the

@@ -374,7 +374,14 @@ pub trait Store: Send + Sync {
         body: serde_json::Value,
         now: i64,
     ) -> Result<(), StoreError>;
-    /// Outbox messages due at `now_ms`, oldest first.
+    /// Outbox messages due at `now_ms`, oldest first. A contact is not due while its order's
+    /// own message is pending: dispatch answers a contact about an order it does not know yet
+    /// with 404, which parks it as a dead letter. After an outage the order may be waiting
+    /// out its backoff while the contact, queued later, is due at once, and on several nodes
+    /// one may post the contact while another is still posting the order. Once the order is
+    /// delivered the contact goes; once it is a dead letter, too (it then becomes a dead
+    /// letter beside the order, and when both are replayed it waits for the order again),
+    /// rather than waiting for an operator who may never replay the order.
     async fn due(&self, now_ms: i64, limit: usize) -> Result<Vec<OutboxEntry>, StoreError>;
     /// Whether [`due`](Self::due) claims what it returns, so that messages taken earlier and
     /// not yet recorded are not returned again (PostgreSQL leases them). The relay then asks

@@ -754,12 +754,20 @@ impl Store for PgStore {
 
     async fn due(&self, now_ms: i64, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
         let c = self.client().await?;
+        // A contact waits while its order's message is pending (see `Store::due`), whichever
+        // node holds it. Its order's key is the number in its path,
+        // `/work-orders/{number}/contacts` (13 characters before the number, 9 after). A
+        // scalar sub-select, not NOT EXISTS: it stays one probe of the key's unique index per
+        // contact row the scan meets (none for an order's), where an EXISTS may be planned
+        // as a hash over every pending row.
         let st = c
             .prepare_cached(
                 "UPDATE outbox SET lease_until_ms = $3, leased_by = $4 WHERE id IN ( \
-                   SELECT id FROM outbox WHERE state = 0 AND next_at_ms <= $1 \
-                   AND lease_until_ms <= $1 ORDER BY next_at_ms, id LIMIT $2 \
-                   FOR UPDATE SKIP LOCKED) \
+                   SELECT id FROM outbox m WHERE state = 0 AND next_at_ms <= $1 \
+                   AND lease_until_ms <= $1 AND (kind <> 'contact' OR \
+                   (SELECT o.state FROM outbox o \
+                    WHERE o.key = substr(m.path, 14, length(m.path) - 22)) IS DISTINCT FROM 0) \
+                   ORDER BY next_at_ms, id LIMIT $2 FOR UPDATE SKIP LOCKED) \
                  RETURNING id, kind, key, path, body, attempts",
             )
             .await

@@ -1056,10 +1056,17 @@ impl Store for SqliteStore {
 
     async fn due(&self, now_ms: i64, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
         self.read(move |conn| {
+            // A contact waits while its order's message is pending (see `Store::due`). Its
+            // order's key is the number in its path, `/work-orders/{number}/contacts` (13
+            // characters before the number, 9 after), found through the key's unique index:
+            // one index look-up per contact row the scan meets, none for an order's row.
             let mut stmt = conn
                 .prepare_cached(
-                    "SELECT id, kind, key, path, body, attempts FROM outbox \
-                     WHERE state = 0 AND next_at_ms <= ?1 ORDER BY next_at_ms, id LIMIT ?2",
+                    "SELECT id, kind, key, path, body, attempts FROM outbox AS m \
+                     WHERE state = 0 AND next_at_ms <= ?1 AND (kind <> 'contact' OR \
+                     (SELECT o.state FROM outbox AS o \
+                      WHERE o.key = substr(m.path, 14, length(m.path) - 22)) IS NOT 0) \
+                     ORDER BY next_at_ms, id LIMIT ?2",
                 )
                 .map_err(sql)?;
             let rows = stmt
@@ -1957,6 +1964,64 @@ mod tests {
         assert_eq!(s.depth(), 2);
         let st = s.order_state(due[0].key.clone()).await.unwrap().unwrap();
         assert_eq!(st.delivery, "delivered");
+    }
+
+    /// A repeat contact is not posted before its order: dispatch answers a contact about an
+    /// order it does not know with 404, which would park the contact as a dead letter. After
+    /// an outage the order waits out its backoff while the contact, queued later, is due at
+    /// once (and would be the breaker's probe).
+    #[tokio::test]
+    async fn a_contact_waits_until_its_order_is_delivered() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(dir.path()).unwrap();
+        s.commit_intake(intake(None, 2)).await.unwrap();
+        let orders = s.due(0, 10).await.unwrap();
+        let (retried, refused) = (orders[0].clone(), orders[1].clone());
+        s.record(
+            vec![
+                (
+                    retried.id,
+                    Delivery::Retry {
+                        next_at_ms: 60_000,
+                        error: "HTTP 503".into(),
+                    },
+                ),
+                (
+                    refused.id,
+                    Delivery::Dead {
+                        error: "HTTP 422".into(),
+                    },
+                ),
+            ],
+            1,
+        )
+        .await
+        .unwrap();
+        for order in [&retried, &refused] {
+            let body = serde_json::json!({"number": order.key, "content": "again"});
+            s.enqueue_contact(order.key.clone(), format!("{}-c1", order.key), body, 2)
+                .await
+                .unwrap();
+        }
+        let keys = |due: Vec<OutboxEntry>| due.into_iter().map(|e| e.key).collect::<Vec<_>>();
+        assert_eq!(
+            keys(s.due(1_000, 10).await.unwrap()),
+            [format!("{}-c1", refused.key)],
+            "the contact waits for its order's retry; the dead order's goes (and parks beside it)"
+        );
+        assert_eq!(
+            keys(s.due(60_000, 10).await.unwrap()),
+            [format!("{}-c1", refused.key), retried.key.clone()],
+            "the order is retried; its contact still waits for the result"
+        );
+        s.record(vec![(retried.id, Delivery::Delivered)], 60)
+            .await
+            .unwrap();
+        assert_eq!(
+            keys(s.due(60_000, 10).await.unwrap()),
+            [format!("{}-c1", retried.key), format!("{}-c1", refused.key)],
+            "once the order is delivered, its contact goes"
+        );
     }
 
     #[tokio::test]
