@@ -722,7 +722,9 @@ fn checkpoint(conn: &Connection, by: &'static str) -> i64 {
 /// page an operation touches into a sub-journal, plus two statements, per operation (~5 % of
 /// the gateway's CPU under load). Operations almost never fail; when one does, the whole group
 /// is rolled back and run again with a savepoint per operation, so the failing one is undone
-/// alone and the others still commit.
+/// alone and the others still commit. An error that takes SQLite's whole transaction with it
+/// (a full disk, an I/O error) fails the group instead, in either run: see
+/// [`transaction_alive`] (a flag read after each operation, no SQL).
 /// `started` is when the writer began the group (its one clock reading, also used for pacing and
 /// `hotline_store_commit_seconds`).
 fn run_group(
@@ -735,7 +737,9 @@ fn run_group(
     exec(conn, "BEGIN IMMEDIATE", []).map_err(|e| e.to_string())?;
     let mut clean = true;
     for op in group.iter_mut() {
-        if !op.run(conn, false) {
+        let ok = op.run(conn, false);
+        transaction_alive(conn)?;
+        if !ok {
             clean = false;
             break;
         }
@@ -751,6 +755,7 @@ fn run_group(
             })?;
         for op in group.iter_mut() {
             op.run(conn, true);
+            transaction_alive(conn)?;
         }
     }
     let statements = started.elapsed();
@@ -776,6 +781,22 @@ fn run_group(
         );
     }
     commit
+}
+
+/// Fails the group when SQLite has rolled back its whole transaction. A full disk or an I/O
+/// error (`SQLITE_FULL`, `SQLITE_IOERR`) in a statement without a statement journal (a
+/// single-row insert) does that, not just the statement, and the connection is back in
+/// autocommit with every savepoint gone. Running on would commit each later operation alone:
+/// its `SAVEPOINT op` would begin a transaction and its `RELEASE op` commit it, while the
+/// group's COMMIT then failed and answered it 503 (a web form sent again made a second order).
+/// So nothing more runs and every operation of the group is answered 503; the numbers taken
+/// are taken again by the next group.
+fn transaction_alive(conn: &Connection) -> Result<(), String> {
+    if conn.is_autocommit() {
+        forget_numbers();
+        return Err("SQLite rolled back the group's transaction (full disk or I/O error)".into());
+    }
+    Ok(())
 }
 
 /// The order sequences as the writer thread holds them: the last number handed out per day,
@@ -1724,6 +1745,54 @@ mod tests {
             2,
             "the group was run again, isolated"
         );
+    }
+
+    /// An operation writing a 100 KB blob into `big(b)`.
+    fn big_op() -> (Box<dyn Op>, oneshot::Receiver<Result<(), StoreError>>) {
+        let (tx, rx) = oneshot::channel();
+        let f = |conn: &Connection| {
+            exec(conn, "INSERT INTO big(b) VALUES (zeroblob(100000))", []).map_err(sql)?;
+            Ok(())
+        };
+        (Box::new(TypedOp { f, out: None, tx }), rx)
+    }
+
+    /// A full disk in a group run again with savepoints: SQLite rolls back the whole
+    /// transaction, and the operations after the full one must not commit on their own while
+    /// the group is answered 503.
+    #[test]
+    fn a_full_disk_while_a_group_is_run_again_stores_none_of_it() {
+        let conn = table();
+        conn.execute_batch("CREATE TABLE big(b BLOB)").unwrap();
+        // Room for a few small rows in the pages there are, not for the blob: SQLITE_FULL.
+        let pages: i64 = conn
+            .query_row("PRAGMA page_count", [], |r| r.get(0))
+            .unwrap();
+        conn.query_row(&format!("PRAGMA max_page_count = {}", pages + 2), [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .unwrap();
+        let runs = || Arc::new(AtomicU64::new(0));
+        let (a, mut ra) = insert_op(1, false, runs());
+        // Fails: the group is rolled back and run again, one savepoint per operation.
+        let (b, mut rb) = insert_op(2, true, runs());
+        let (c, mut rc) = big_op();
+        let (d, mut rd) = insert_op(4, false, runs());
+        assert!(commit_group(&conn, vec![a, b, c, d]).is_err());
+        assert!(matches!(rd.try_recv(), Ok(Err(StoreError::Unavailable(_)))));
+        assert_eq!(
+            values(&conn),
+            Vec::<i64>::new(),
+            "the operation after the full disk is not stored behind its 503"
+        );
+        for r in [&mut ra, &mut rb, &mut rc] {
+            assert!(matches!(r.try_recv(), Ok(Err(StoreError::Unavailable(_)))));
+        }
+        // The connection is left as a group finds it: the next one commits.
+        let (e, mut re) = insert_op(5, false, runs());
+        assert!(commit_group(&conn, vec![e]).is_ok());
+        assert!(matches!(re.try_recv(), Ok(Ok(()))));
+        assert_eq!(values(&conn), vec![5]);
     }
 
     #[test]
