@@ -1175,6 +1175,56 @@ fn a_contact_waits_until_its_order_is_delivered_whichever_node_holds_it() {
     });
 }
 
+/// A database that cannot take writes is "unavailable" (503 with `Retry-After`), as a
+/// read-only SQLite file is, never an internal error (500): here a role that may only read
+/// (42501, which PostgreSQL also answers for a data file on a read-only file system) and a
+/// database made read-only (25006).
+#[test]
+fn a_database_that_takes_no_writes_is_unavailable_not_an_internal_error() {
+    use hotline_gateway::store::postgres::PgStore;
+    use hotline_gateway::store::{Sinks, Store, StoreError};
+    let dir = tempfile::tempdir().unwrap();
+    let pg = postgres();
+    let db = db_name_for(dir.path());
+    pg.create_db(&db);
+    let url = pg.url(&db);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let lease = Duration::from_secs(5);
+    let open = |url: &str| rt.block_on(PgStore::open(url, 1, Sinks::default(), lease, None));
+    // The owner applies the migrations; the reader may read everything and create nothing new.
+    let owner = open(&url).unwrap();
+    let reader = format!("{db}_reader");
+    pg.psql(
+        &db,
+        &format!(
+            "CREATE ROLE {reader} LOGIN; GRANT USAGE, CREATE ON SCHEMA public TO {reader}; \
+             GRANT SELECT ON ALL TABLES IN SCHEMA public TO {reader}"
+        ),
+    );
+    let reading = open(&url.replacen("postgres@", &format!("{reader}@"), 1)).unwrap();
+    let write = |store: &PgStore| {
+        rt.block_on(store.enqueue_contact("k1".into(), "k1-c1".into(), json!({}), 1))
+    };
+    match write(&reading) {
+        Err(StoreError::Unavailable(e)) => assert!(e.contains("42501"), "{e}"),
+        other => panic!("a role that may only read: {other:?}"),
+    }
+    write(&owner).unwrap();
+    pg.psql(
+        &db,
+        &format!("ALTER DATABASE {db} SET default_transaction_read_only = on"),
+    );
+    match open(&url) {
+        Err(StoreError::Unavailable(e)) => assert!(e.contains("25006"), "{e}"),
+        Err(other) => panic!("a read-only database: {other:?}"),
+        Ok(_) => panic!("a read-only database took the migrations' writes"),
+    }
+}
+
 /// The same repeat push decided on two nodes before either has remembered its answer (here the
 /// dedupe table is locked against writes, as a slow commit would hold it) queues one contact:
 /// its key comes from the push. Each node used to make a random key, and dispatch received the

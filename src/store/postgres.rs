@@ -204,21 +204,32 @@ async fn timed_commit<T>(round_trip: impl std::future::Future<Output = T>) -> T 
     r
 }
 
-/// Maps PostgreSQL errors: anything about the connection, the server's resources or a conflict
-/// worth retrying is "cannot write now" (503); the rest is internal.
-fn map_err(e: tokio_postgres::Error) -> StoreError {
-    let retryable = match e.code() {
-        None => true, // I/O or protocol: the connection, not the statement
-        Some(c) => {
-            let c = c.code();
-            c.starts_with("08") // connection exception
-                || c.starts_with("53") // insufficient resources (disk full, out of memory)
-                || c.starts_with("57") // operator intervention (shutdown, cancel)
-                || c == "40001" // serialization failure
-                || c == "40P01" // deadlock
-                || c == "25006" // read-only transaction (a standby after fail-over)
-        }
+/// Whether an error with SQLSTATE `code` (`None`: no server error, the connection or the
+/// protocol) means "cannot write now" (503 with `Retry-After`) rather than an internal error:
+/// the connection, the server's resources or file system, a conflict worth retrying, or a
+/// store that only reads. The same conditions on SQLite (`SQLITE_FULL`, `SQLITE_IOERR`,
+/// `SQLITE_READONLY`, `SQLITE_CANTOPEN`) are 503 too.
+fn unavailable(code: Option<&str>) -> bool {
+    let Some(c) = code else {
+        return true;
     };
+    c.starts_with("08") // connection exception
+        || c.starts_with("53") // insufficient resources (53100 disk full, out of memory)
+        || c.starts_with("57") // operator intervention (shutdown, cancel)
+        || c.starts_with("58") // system error: 58030 an I/O error, 58P01 a file gone
+        || c == "40001" // serialization failure
+        || c == "40P01" // deadlock
+        || c == "25006" // read-only transaction (a standby after fail-over, a read-only database)
+        // Insufficient privilege: what PostgreSQL answers for a file on a read-only file system
+        // (EROFS, as for EACCES), and for a role that may no longer write; either way the store
+        // cannot take writes until someone acts, as with SQLite's read-only file.
+        || c == "42501"
+}
+
+/// Maps PostgreSQL errors: "cannot write now" (see [`unavailable`]) is 503; the rest is
+/// internal.
+fn map_err(e: tokio_postgres::Error) -> StoreError {
+    let retryable = unavailable(e.code().map(|c| c.code()));
     // `Display` of a server error says only "db error"; the server's words are in the source.
     let text = match e.as_db_error() {
         Some(db) => format!("{} ({}): {}", db.severity(), db.code().code(), db.message()),
@@ -1370,5 +1381,29 @@ impl Store for PgStore {
         .await
         .map_err(map_err)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_sqlite_answers_503_for_answers_503_here_too() {
+        assert!(unavailable(None), "the connection");
+        for code in [
+            "08006", // connection failure
+            "53100", // disk full (ENOSPC)
+            "58030", // I/O error (EIO)
+            "58P01", // a relation's file is gone (ENOENT)
+            "25006", // a read-only transaction: a standby, default_transaction_read_only
+            "42501", // a read-only file system (EROFS), or a role that may no longer write
+            "57P01", // the server shuts down
+        ] {
+            assert!(unavailable(Some(code)), "{code}");
+        }
+        for code in ["23505", "42P01", "XX001", "22P02"] {
+            assert!(!unavailable(Some(code)), "{code}");
+        }
     }
 }
