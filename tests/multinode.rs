@@ -1225,6 +1225,56 @@ fn a_database_that_takes_no_writes_is_unavailable_not_an_internal_error() {
     }
 }
 
+/// A 202 is a durable commit even where the database's owners turned `synchronous_commit` off
+/// for the gateway's database or role (a commit then returns before its WAL is flushed, and a
+/// crash of the server loses it): every store connection raises it to `on`, and leaves the
+/// other values, which all flush locally first, as they were chosen.
+#[test]
+fn store_connections_commit_durably_whatever_the_database_says() {
+    use hotline_gateway::store::postgres::PgStore;
+    use hotline_gateway::store::Sinks;
+    let dir = tempfile::tempdir().unwrap();
+    let pg = postgres();
+    let db = db_name_for(dir.path());
+    pg.create_db(&db);
+    let url = pg.url(&db);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let synchronous_commit = || {
+        let store = rt
+            .block_on(PgStore::open(
+                &url,
+                1,
+                Sinks::default(),
+                Duration::from_secs(5),
+                None,
+            ))
+            .unwrap();
+        rt.block_on(store.setting("synchronous_commit")).unwrap()
+    };
+    for (set, expected) in [
+        (
+            format!("ALTER DATABASE {db} SET synchronous_commit = off"),
+            "on",
+        ),
+        // The role's setting in this database wins over the database's.
+        (
+            format!("ALTER ROLE postgres IN DATABASE {db} SET synchronous_commit = off"),
+            "on",
+        ),
+        (
+            format!("ALTER ROLE postgres IN DATABASE {db} SET synchronous_commit = remote_write"),
+            "remote_write",
+        ),
+    ] {
+        pg.psql(&db, &set);
+        assert_eq!(synchronous_commit(), expected, "after {set}");
+    }
+}
+
 /// The same repeat push decided on two nodes before either has remembered its answer (here the
 /// dedupe table is locked against writes, as a slow commit would hold it) queues one contact:
 /// its key comes from the push. Each node used to make a random key, and dispatch received the

@@ -19,8 +19,9 @@
 //!   race (see [`MIGRATIONS`]).
 //!
 //! Durability is PostgreSQL's: a commit returns after its WAL record is flushed
-//! (`synchronous_commit = on`, the server default), and PostgreSQL groups concurrent commits
-//! itself, so there is no writer thread here.
+//! (`synchronous_commit = on`, the server default, which every connection sets again when its
+//! role or database turned it `off`), and PostgreSQL groups concurrent commits itself, so there
+//! is no writer thread here.
 
 use super::{
     event_rows, order_number, CallerRecord, DeadLetter, Delivery, EventRow, Intake, IntakeResult,
@@ -403,6 +404,18 @@ impl PgStore {
         })
     }
 
+    /// A server setting as this store's connections have it (`current_setting`): what the
+    /// gateway runs with, e.g. `synchronous_commit`, which each connection raises from `off`
+    /// to `on` when it is made.
+    pub async fn setting(&self, name: &str) -> Result<String, StoreError> {
+        let c = self.client().await?;
+        let row = c
+            .query_one("SELECT current_setting($1)", &[&name])
+            .await
+            .map_err(map_err)?;
+        Ok(row.get(0))
+    }
+
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
         self.pool.get().await.map_err(pool_err)
     }
@@ -442,8 +455,20 @@ impl PgStore {
     }
 }
 
+/// Run on every connection the pool makes, before its first use. A commit is durable only when
+/// it waits for its WAL flush, and that is the server's `synchronous_commit`: `off` for the
+/// gateway's role or database (or in `options` of `storage.url`) acknowledged commits that a
+/// crash of the server then lost, so a 202 was not a promise. `off` is raised to `on` for
+/// the session; the other values (`local`, `remote_write`, `on`, `remote_apply`) all flush
+/// locally first and are left as the database's owners chose them (waiting for a standby, or
+/// not). A session setting: it lasts as long as the connection, since the pool's fast
+/// recycling sends nothing (a `DISCARD ALL` or `RESET ALL` would undo it).
+const DURABLE_COMMITS: &str = "SELECT set_config('synchronous_commit', 'on', false) \
+     WHERE current_setting('synchronous_commit') = 'off'";
+
 /// deadpool's [`deadpool_postgres::Connect`] that makes each connection, and runs it, on
-/// `rt` (the process's shared runtime) instead of the caller's runtime.
+/// `rt` (the process's shared runtime) instead of the caller's runtime; then makes its
+/// commits durable ([`DURABLE_COMMITS`]).
 struct OnRuntime<T> {
     tls: T,
     rt: tokio::runtime::Handle,
@@ -480,16 +505,18 @@ where
                     }
                 }
             });
-            match client.await {
-                Ok(Ok(c)) => Ok((c, task)),
-                Ok(Err(e)) => Err(e),
+            let (c, task) = match client.await {
+                Ok(Ok(c)) => (c, task),
+                Ok(Err(e)) => return Err(e),
                 // The shared runtime is gone (it never stops; a panic there would do it):
                 // connect as deadpool does rather than not at all.
                 Err(_) => {
                     let (c, connection) = pg_here.connect(tls_here).await?;
-                    Ok((c, tokio::spawn(drive(connection))))
+                    (c, tokio::spawn(drive(connection)))
                 }
-            }
+            };
+            c.batch_execute(DURABLE_COMMITS).await?;
+            Ok((c, task))
         })
     }
 }
