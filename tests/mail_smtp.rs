@@ -30,6 +30,20 @@ Controller(Refusing(maildir), hostname='127.0.0.1', port=port).start()
 threading.Event().wait()
 ";
 
+/// aiosmtpd's Maildir handler, except that it takes `pause` seconds over each message's DATA,
+/// as a busy or distant server does.
+const SLOW: &str = "import sys, asyncio, threading
+from aiosmtpd.controller import Controller
+from aiosmtpd.handlers import Mailbox
+port, maildir, pause = int(sys.argv[1]), sys.argv[2], float(sys.argv[3])
+class Slow(Mailbox):
+    async def handle_DATA(self, server, session, envelope):
+        await asyncio.sleep(pause)
+        return await super().handle_DATA(server, session, envelope)
+Controller(Slow(maildir), hostname='127.0.0.1', port=port).start()
+threading.Event().wait()
+";
+
 impl Smtp {
     fn start(port: u16, maildir: &Path) -> Smtp {
         let mut cmd = Command::new("python3");
@@ -45,6 +59,15 @@ impl Smtp {
         cmd.args(["-c", REFUSING, &port.to_string()])
             .arg(maildir)
             .arg(gone);
+        Smtp::spawn(cmd, port)
+    }
+
+    /// A server that takes `pause` over each message.
+    fn slow(port: u16, maildir: &Path, pause: Duration) -> Smtp {
+        let mut cmd = Command::new("python3");
+        cmd.args(["-c", SLOW, &port.to_string()])
+            .arg(maildir)
+            .arg(pause.as_secs_f64().to_string());
         Smtp::spawn(cmd, port)
     }
 
@@ -317,4 +340,79 @@ fn a_supervisor_refused_for_good_neither_repeats_nor_withholds_the_others_mail()
         !logs.contains("left@example.gov.cn"),
         "the refused address is masked in logs"
     );
+}
+
+/// Two nodes mailing from one PostgreSQL event outbox through a slow SMTP server: a round of
+/// alerts takes longer than the claim (`storage.lease`) a node took them with, and the other
+/// node must not take the alerts still being mailed and mail them again. Each supervisor gets
+/// each alert once.
+#[test]
+fn two_nodes_mail_each_alert_once_through_a_server_slower_than_the_lease() {
+    use hotline_gateway::sinks::mail::{self, MailSettings};
+    use hotline_gateway::store::postgres::PgStore;
+    use hotline_gateway::store::{Sinks, Store};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let maildir = dir.path().join("maildir");
+    let port = free_port();
+    // 12 messages of 0.3 s each: 3.6 s of mail, against a lease of 1 s.
+    let _smtp = Smtp::slow(port, &maildir, Duration::from_millis(300));
+    let pg = common::services::postgres();
+    let db = common::services::db_name_for(dir.path());
+    pg.create_db(&db);
+    let url = pg.url(&db);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let lease = Duration::from_secs(1);
+    let open = |node: u8| -> Arc<dyn Store> {
+        Arc::new(
+            rt.block_on(PgStore::open(&url, node, Sinks::default(), lease, None))
+                .unwrap(),
+        )
+    };
+    let (one, two) = (open(1), open(2));
+    let alerts = 6;
+    pg.psql(
+        &db,
+        &format!(
+            "INSERT INTO events(sink, topic, payload) SELECT 'mail', 'emergency/redirected', \
+             json_build_object('number', '11' || g, 'reason', 'alert ' || g)::text \
+             FROM generate_series(1, {alerts}) g"
+        ),
+    );
+    let supervisors = ["first@example.gov.cn", "second@example.gov.cn"];
+    let cfg = MailSettings {
+        smtp_url: format!("smtp://127.0.0.1:{port}").as_str().into(),
+        from: "12345@example.gov.cn".into(),
+        supervisors: supervisors.iter().map(|s| s.to_string()).collect(),
+        templates: None,
+        alerts_per_minute: 1000,
+        digest_every: Duration::from_secs(3600),
+    };
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let senders: Vec<_> = [one, two]
+        .into_iter()
+        .map(|store| rt.spawn(mail::run(cfg.clone(), store, shutdown.clone())))
+        .collect();
+    wait_until("every alert settled", Duration::from_secs(60), || {
+        (pg.psql(&db, "SELECT count(*) FROM events") == "0").then_some(())
+    });
+    stop.send(true).unwrap();
+    for s in senders {
+        rt.block_on(s).unwrap();
+    }
+    let got = mails(&maildir);
+    for g in 1..=alerts {
+        for to in supervisors {
+            let copies = got
+                .iter()
+                .filter(|m| m.contains(&format!("To: {to}")) && m.contains(&format!("alert {g}\n")))
+                .count();
+            assert_eq!(copies, 1, "alert {g} to {to}, of {} mails", got.len());
+        }
+    }
+    assert_eq!(got.len(), alerts * supervisors.len());
 }

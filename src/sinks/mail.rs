@@ -235,9 +235,27 @@ enum Sent {
     Failed { error: String, answered: bool },
 }
 
+/// The longest one message may take, connecting included. lettre's own time-out covers only
+/// the connection: a server that accepts it and then answers slowly, or never (a half-open
+/// connection), held the sender as long, and outlived any claim on the events it was mailing.
+const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long each renewal of a round's claim lasts at least (see [`Claim`]): a message's
+/// time-out, and room for the renewal's own round trip and for settling the event after it.
+const HOLD: Duration = Duration::from_secs(40);
+
 /// Sends one message and sorts the outcome.
 async fn send(transport: &AsyncSmtpTransport<Tokio1Executor>, m: Message) -> Sent {
-    match transport.send(m).await {
+    let Ok(sent) = tokio::time::timeout(SEND_TIMEOUT, transport.send(m)).await else {
+        return Sent::Failed {
+            error: format!(
+                "SMTP did not finish a message in {}s",
+                SEND_TIMEOUT.as_secs()
+            ),
+            answered: false,
+        };
+    };
+    match sent {
         Ok(_) => Sent::Delivered,
         Err(e) => {
             // Servers often quote the address they refuse.
@@ -344,6 +362,63 @@ impl Progress {
     }
 }
 
+/// This node's claim on the events of one round. Where nodes share the event outbox
+/// (PostgreSQL), a node takes events for `storage.lease`, and another node takes any whose
+/// claim has run out. A round mails one message after another, and a slow SMTP server makes it
+/// outlast the lease (a round of 20 alerts to three supervisors at 2 s a message takes two
+/// minutes): the other node then took the alerts not yet settled and mailed them again. So
+/// before each message, and before an event is settled, the claim on every event still in the
+/// round is renewed for [`HOLD`], longer than a message may take ([`SEND_TIMEOUT`]); an event
+/// another node took meanwhile is left to it, neither mailed nor settled here.
+struct Claim {
+    /// Each event still in the round, with its lease.
+    leases: HashMap<i64, i64>,
+}
+
+impl Claim {
+    fn new(rows: &[EventRow]) -> Claim {
+        Claim {
+            leases: rows.iter().map(|r| (r.id, r.lease)).collect(),
+        }
+    }
+
+    /// Renews the claim on the events still in the round; those another node took since drop
+    /// out. A store that cannot be reached renews none: all drop out, and are taken again once
+    /// their claim runs out.
+    async fn hold(&mut self, store: &dyn Store) {
+        if self.leases.is_empty() {
+            return;
+        }
+        let held: Vec<(i64, i64)> = self.leases.iter().map(|(id, l)| (*id, *l)).collect();
+        match store.hold_events(held, HOLD).await {
+            Ok((lease, ids)) => {
+                if ids.len() < self.leases.len() {
+                    tracing::warn!(
+                        taken = self.leases.len() - ids.len(),
+                        "Mail events were taken by another node while this one was mailing; left to it."
+                    );
+                }
+                self.leases = ids.into_iter().map(|id| (id, lease)).collect();
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "Cannot renew the claim on mail events; leaving them.");
+                self.leases.clear();
+            }
+        }
+    }
+
+    /// Renews the claim, then says whether the event `id` is still this node's to act on.
+    async fn keeps(&mut self, store: &dyn Store, id: i64) -> bool {
+        self.hold(store).await;
+        self.leases.contains_key(&id)
+    }
+
+    /// Takes a settled event out of the round.
+    fn settled(&mut self, id: i64) {
+        self.leases.remove(&id);
+    }
+}
+
 /// How long to wait (ms) before the next attempt at an event that failed `attempts` times
 /// before this one: 2^attempts seconds, capped at 2^9 (8.5 minutes). `None`: this was the last.
 fn retry_delay(attempts: u32) -> Option<i64> {
@@ -379,43 +454,35 @@ pub async fn run(cfg: MailSettings, store: Arc<dyn Store>, mut shutdown: watch::
             }
             continue;
         }
+        let mut claim = Claim::new(&rows);
         // Suspensions wait for the next digest; when it is due they go out as one mail.
         let (suspensions, rows): (Vec<EventRow>, Vec<EventRow>) = rows
             .into_iter()
             .partition(|r| r.topic == "callers/suspended");
         if !suspensions.is_empty() {
             if now_ms < next_digest_ms {
+                // Just taken: still this node's without a renewal.
                 for r in &suspensions {
                     let _ = store.retry_event(r.id, next_digest_ms, None).await;
+                    claim.settled(r.id);
                 }
-            } else {
-                let mut progress: HashMap<i64, Progress> = suspensions
-                    .iter()
-                    .map(|r| (r.id, Progress::new(r.clone())))
-                    .collect();
-                for (to, m, ids) in digest(&cfg, &suspensions) {
-                    let sent = send(&transport, m).await;
-                    report(&to, "callers/suspended", &sent);
-                    let mut answered = true;
-                    for id in ids {
-                        if let Some(p) = progress.get_mut(&id) {
-                            answered = p.note(&to, &sent);
-                        }
-                    }
-                    if !answered {
-                        break;
-                    }
-                }
-                let all_done = progress.values().all(|p| p.owed.is_none());
-                for (_, p) in progress {
-                    p.settle(store.as_ref(), now_ms).await;
-                }
-                if all_done {
-                    next_digest_ms = now_ms + digest_ms;
-                }
+            } else if send_digests(
+                &cfg,
+                &transport,
+                store.as_ref(),
+                &mut claim,
+                suspensions,
+                now_ms,
+            )
+            .await
+            {
+                next_digest_ms = now_ms + digest_ms;
             }
         }
         for row in rows {
+            if !claim.keeps(store.as_ref(), row.id).await {
+                continue;
+            }
             let mut p = Progress::new(row);
             // An alert passes the limit once: a retry for the recipients still owed it is
             // the same alert.
@@ -424,18 +491,81 @@ pub async fn run(cfg: MailSettings, store: Arc<dyn Store>, mut shutdown: watch::
                 metrics::counter!("hotline_mail_suppressed_total").increment(1);
                 tracing::warn!(topic = %p.row.topic, "Alert mail over the rate limit; not sent.");
                 let _ = store.ack_events(vec![p.row.id]).await;
+                claim.settled(p.row.id);
                 continue;
             }
-            for (to, m) in messages(&cfg, &p.row) {
+            let mut ours = true;
+            for (i, (to, m)) in messages(&cfg, &p.row).into_iter().enumerate() {
+                // The first message goes under the renewal above.
+                if i > 0 && !claim.keeps(store.as_ref(), p.row.id).await {
+                    ours = false;
+                    break;
+                }
                 let sent = send(&transport, m).await;
                 report(&to, &p.row.topic, &sent);
                 if !p.note(&to, &sent) {
                     break;
                 }
             }
-            p.settle(store.as_ref(), now_ms).await;
+            if ours && claim.keeps(store.as_ref(), p.row.id).await {
+                claim.settled(p.row.id);
+                p.settle(store.as_ref(), now_ms).await;
+            }
         }
     }
+}
+
+/// Mails the suspensions of a round as one digest to each supervisor, renewing the claim on
+/// them before each. Whether every supervisor got every one of them.
+async fn send_digests(
+    cfg: &MailSettings,
+    transport: &AsyncSmtpTransport<Tokio1Executor>,
+    store: &dyn Store,
+    claim: &mut Claim,
+    suspensions: Vec<EventRow>,
+    now_ms: i64,
+) -> bool {
+    let mut progress: HashMap<i64, Progress> = suspensions
+        .iter()
+        .map(|r| (r.id, Progress::new(r.clone())))
+        .collect();
+    let mut queue: std::collections::VecDeque<_> = digest(cfg, &suspensions).into();
+    while let Some((to, m, ids)) = queue.pop_front() {
+        claim.hold(store).await;
+        let before = progress.len();
+        progress.retain(|id, _| claim.leases.contains_key(id));
+        if progress.len() < before {
+            // Another node took some of them: it mails those. The digests still to send
+            // list the rest.
+            let mut held: Vec<EventRow> = progress.values().map(|p| p.row.clone()).collect();
+            held.sort_by_key(|r| r.id);
+            let left: BTreeSet<String> = queue.iter().map(|d| d.0.clone()).chain([to]).collect();
+            queue = digest(cfg, &held)
+                .into_iter()
+                .filter(|d| left.contains(&d.0))
+                .collect();
+            continue;
+        }
+        let sent = send(transport, m).await;
+        report(&to, "callers/suspended", &sent);
+        let mut answered = true;
+        for id in ids {
+            if let Some(p) = progress.get_mut(&id) {
+                answered = p.note(&to, &sent);
+            }
+        }
+        if !answered {
+            break;
+        }
+    }
+    claim.hold(store).await;
+    progress.retain(|id, _| claim.leases.contains_key(id));
+    let all_done = progress.values().all(|p| p.owed.is_none());
+    for (id, p) in progress {
+        claim.settled(id);
+        p.settle(store, now_ms).await;
+    }
+    all_done
 }
 
 #[cfg(test)]
@@ -461,6 +591,7 @@ mod tests {
             topic: "callers/suspended".into(),
             payload: vars.to_string(),
             attempts: 0,
+            lease: 0,
         };
         let msgs = messages(&cfg, &row);
         assert_eq!(msgs.len(), 1, "the bad address is skipped");
@@ -488,6 +619,7 @@ mod tests {
             topic: "callers/suspended".into(),
             payload: serde_json::json!({"identity": "138****0000", DONE: done}).to_string(),
             attempts: 0,
+            lease: 0,
         };
         let to: Vec<String> = messages(&cfg, &row(1, &["first@example.gov.cn"]))
             .into_iter()

@@ -342,6 +342,9 @@ pub struct EventRow {
     pub payload: String,
     /// Attempts so far (mail).
     pub attempts: u32,
+    /// This node's claim on the event where nodes share events: when it runs out (unix ms on
+    /// this node's clock), as [`Store::hold_events`] renews it. 0 where they are not shared.
+    pub lease: i64,
 }
 
 /// The durable state the gateway needs. Implementations must make every write durable before
@@ -442,6 +445,21 @@ pub trait Store: Send + Sync {
         now_ms: i64,
         limit: usize,
     ) -> Result<Vec<EventRow>, StoreError>;
+    /// Renews this node's claim on events it took with [`due_events`](Self::due_events) and
+    /// has not settled yet, each given with its [`EventRow::lease`], for at least `hold` from
+    /// now (and at least the store's own lease). Returns the new lease and the events still
+    /// held: one whose claim ran out and that another node took since (or that is gone) is
+    /// not, and is that node's now. A sink renews before each step that may be slow (a mail
+    /// sent), so that no other node takes an event it is still working on and does it again;
+    /// where events are not shared (one node), all are held.
+    async fn hold_events(
+        &self,
+        held: Vec<(i64, i64)>,
+        hold: std::time::Duration,
+    ) -> Result<(i64, Vec<i64>), StoreError> {
+        let _ = hold;
+        Ok((0, held.into_iter().map(|(id, _)| id).collect()))
+    }
     /// Removes handled events.
     async fn ack_events(&self, ids: Vec<i64>) -> Result<(), StoreError>;
     /// Schedules another attempt at an event (a mail the SMTP server did not take), replacing

@@ -1272,7 +1272,7 @@ impl Store for PgStore {
                 "UPDATE events SET lease_until_ms = $4 WHERE id IN ( \
                    SELECT id FROM events WHERE sink = $1 AND next_at_ms <= $2 \
                    AND lease_until_ms <= $5 ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED) \
-                 RETURNING id, topic, payload, attempts",
+                 RETURNING id, topic, payload, attempts, lease_until_ms",
             )
             .await
             .map_err(map_err)?;
@@ -1296,10 +1296,40 @@ impl Store for PgStore {
                 topic: r.get(1),
                 payload: r.get(2),
                 attempts: r.get::<_, i32>(3).max(0) as u32,
+                lease: r.get(4),
             })
             .collect();
         out.sort_by_key(|e| e.id);
         Ok(out)
+    }
+
+    async fn hold_events(
+        &self,
+        held: Vec<(i64, i64)>,
+        hold: Duration,
+    ) -> Result<(i64, Vec<i64>), StoreError> {
+        // Compare and set: an event is renewed only while its lease is still the one this node
+        // set. Another node takes an event only once its lease has run out on that node's
+        // clock, and stamps it with its own clock plus the lease, which is later than the one
+        // it found: so a lease that is still ours was never taken.
+        let wall = chrono::Utc::now().timestamp_millis();
+        let hold_ms = hold.as_millis().min(i64::MAX as u128) as i64;
+        let until = wall.saturating_add(hold_ms.max(self.lease_ms));
+        let (ids, leases): (Vec<i64>, Vec<i64>) = held.into_iter().unzip();
+        let c = self.client().await?;
+        let st = c
+            .prepare_cached(
+                "UPDATE events e SET lease_until_ms = $3 \
+                 FROM unnest($1::bigint[], $2::bigint[]) AS h(id, lease) \
+                 WHERE e.id = h.id AND e.lease_until_ms = h.lease RETURNING e.id",
+            )
+            .await
+            .map_err(map_err)?;
+        let rows = c
+            .query(&st, &[&ids, &leases, &until])
+            .await
+            .map_err(map_err)?;
+        Ok((until, rows.iter().map(|r| r.get(0)).collect()))
     }
 
     async fn ack_events(&self, ids: Vec<i64>) -> Result<(), StoreError> {

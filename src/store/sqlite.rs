@@ -1523,6 +1523,7 @@ impl Store for SqliteStore {
                         topic: r.get(1)?,
                         payload: r.get(2)?,
                         attempts: r.get::<_, i64>(3)?.max(0) as u32,
+                        lease: 0,
                     })
                 })
                 .map_err(sql)?;
