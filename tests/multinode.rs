@@ -773,6 +773,7 @@ fn a_store_connection_outlives_the_runtime_that_made_it() {
     let intake = Intake {
         day: "20261207".into(),
         node_id: 1,
+        seq_floor: 0,
         dedupe_key: None,
         orders: vec![NewOrder {
             identity: "phone:13900000001".into(),
@@ -800,6 +801,91 @@ fn a_store_connection_outlives_the_runtime_that_made_it() {
         Ok(IntakeResult::Stored(orders)) => assert_eq!(orders.len(), 1),
         other => panic!("the intake on runtime B after A stopped: {other:?}"),
     }
+}
+
+/// A database that forgot part of the day must not hand a node's numbers of the day out again:
+/// dispatch holds the first orders under them and answers the new ones 409, which the relay
+/// must take as delivered, so the new matters would never reach a handler. Forgetting is a
+/// restore (last night's backup, PITR, even under running nodes) or a new database (a node moved
+/// from SQLite mid-day). A node's first block of a day starts above the clock's floor, each
+/// later one above its own last block; the numbers used to start at 1 again.
+#[test]
+fn a_restored_or_new_database_does_not_hand_a_nodes_numbers_out_again() {
+    use hotline_gateway::store::postgres::{PgStore, SEQ_BLOCK};
+    use hotline_gateway::store::{Intake, IntakeResult, NewOrder, Sinks, Store};
+    let dir = tempfile::tempdir().unwrap();
+    let pg = postgres();
+    let db = db_name_for(dir.path());
+    pg.create_db(&db);
+    let url = pg.url(&db);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let open = |node: u8| {
+        rt.block_on(PgStore::open(
+            &url,
+            node,
+            Sinks::default(),
+            Duration::from_secs(60),
+            None,
+        ))
+        .unwrap()
+    };
+    // The first number of an intake of `n` orders on node `node`'s store under the clock's
+    // floor `floor`.
+    let first_on = |node: u8, store: &PgStore, floor: i64, n: usize| -> String {
+        let order = NewOrder {
+            identity: "phone:13900000001".into(),
+            category: "市政设施".into(),
+            content: "路灯不亮".into(),
+            body: r#"{"content":"路灯不亮"}"#.into(),
+            channel: "web",
+            confidential: false,
+            email: String::new(),
+            review: None,
+        };
+        let intake = Intake {
+            day: "20261207".into(),
+            node_id: node,
+            seq_floor: floor,
+            dedupe_key: None,
+            orders: vec![order; n],
+            now: 1_796_600_000,
+        };
+        match rt.block_on(store.commit_intake(intake)).unwrap() {
+            IntakeResult::Stored(refs) => refs[0].number.clone(),
+            other => panic!("not stored: {other:?}"),
+        }
+    };
+    let first = |store: &PgStore, floor: i64, n: usize| first_on(3, store, floor, n);
+    let a = open(3);
+    assert_eq!(
+        first(&a, 432_000, 1),
+        "2026120703432001",
+        "a new database at noon"
+    );
+    assert_eq!(
+        first(&a, 432_500, 1),
+        "2026120703432002",
+        "from the node's block, floored once"
+    );
+    // Set back under the running node: the database forgets its block.
+    pg.psql(&db, "DELETE FROM order_seq");
+    let n = SEQ_BLOCK as usize;
+    assert_eq!(
+        first(&a, 432_500, n),
+        "2026120703432101",
+        "the next block starts above the node's own last one"
+    );
+    drop(a);
+    // Restarted on a database restored from before any of it: above the clock's floor.
+    pg.psql(&db, "DELETE FROM order_seq");
+    assert_eq!(first(&open(3), 450_000, 1), "2026120703450001");
+    // Restarted on a database that knows more than the clock: above the database's row.
+    assert_eq!(first(&open(3), 10, 1), "2026120703450101");
+    // Each node has its own row, and its id in the numbers.
+    assert_eq!(first_on(4, &open(4), 432_000, 1), "2026120704432001");
 }
 
 /// A push whose intake outlasts the reply budget is answered `success` (WeChat then never

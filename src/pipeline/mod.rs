@@ -760,9 +760,11 @@ impl Pipeline {
 
         // 6. Accept: one order per matter.
         let orders = self.orders_for(&sub, matters, &rules, suspicion.as_ref())?;
+        let (day, seq_floor) = crate::store::order_day(now, self.cfg.tz);
         let intake = Intake {
-            day: self.local_day(now),
+            day,
             node_id: self.cfg.node_id,
+            seq_floor,
             dedupe_key,
             orders,
             now,
@@ -921,14 +923,6 @@ impl Pipeline {
                 })
             })
             .collect()
-    }
-
-    fn local_day(&self, now: i64) -> String {
-        chrono::DateTime::from_timestamp(now, 0)
-            .unwrap_or_default()
-            .with_timezone(&self.cfg.tz)
-            .format("%Y%m%d")
-            .to_string()
     }
 
     fn local_time(&self, t: i64) -> String {

@@ -160,6 +160,9 @@ pub struct Intake {
     pub day: String,
     /// This node's id, part of the order numbers.
     pub node_id: u8,
+    /// The clock's floor under `day`'s sequence ([`order_day`]): the store numbers from above it
+    /// the first time it numbers `day` since it opened, whatever it remembers of the day.
+    pub seq_floor: i64,
     /// Key under which a retry of the same push is recognised.
     pub dedupe_key: Option<String>,
     /// The orders, in item order.
@@ -503,6 +506,49 @@ pub fn order_number(day: &str, node_id: u8, seq: i64) -> String {
     format!("{day}{node_id:02}{seq:06}")
 }
 
+/// Order numbers a node is assumed to take per second at most, on average from the start of
+/// the local day (or from its last restart that day) until the moment its store is lost or
+/// restored: see [`order_day`].
+pub const SEQ_PER_SECOND: i64 = 10;
+
+/// The longest local day (a day whose clocks go back an hour): the floor stays below 1,000,000,
+/// so order numbers keep their 16 digits.
+const LONGEST_DAY_SECS: i64 = 25 * 3600;
+
+/// The local date `YYYYMMDD` in `tz` at `now` (unix seconds), the order numbers' prefix, and
+/// the clock's floor under that day's sequence: seconds since the day began, times
+/// [`SEQ_PER_SECOND`].
+///
+/// Why a floor: the sequence lives in the store, and a store that forgot part of today (the
+/// file moved aside after damage, last night's backup or a PITR restore, a node moved from
+/// SQLite to PostgreSQL mid-day) would hand out today's numbers again. The number is
+/// dispatch's idempotency key, and dispatch answers the old order's key with 409, which the
+/// relay must take as delivered: the new matter would never reach a handler, and
+/// `GET /v1/orders/{n}` would show its submitter someone else's order. So a store numbers a day
+/// from at least this floor the first time it numbers that day after opening: a number handed
+/// out earlier is below it as long as the node took fewer than [`SEQ_PER_SECOND`] orders a
+/// second on average since the day began or since its last restart. A restart therefore makes
+/// the day's numbers jump (at noon, to `…432001`); they stay unique and 16 digits long.
+pub fn order_day(now: i64, tz: chrono_tz::Tz) -> (String, i64) {
+    use chrono::{TimeZone, Timelike};
+    let local = chrono::DateTime::from_timestamp(now, 0)
+        .unwrap_or_default()
+        .with_timezone(&tz);
+    let date = local.date_naive();
+    // Elapsed time, not the wall clock: in a day whose clocks go back, the repeated hour must
+    // not lower the floor. Where a change of time skips midnight itself, the wall clock is the
+    // nearest measure (it overstates the time since the day began: a higher floor, still unique).
+    let start = tz
+        .from_local_datetime(&date.and_time(chrono::NaiveTime::MIN))
+        .earliest()
+        .map_or_else(
+            || now - i64::from(local.num_seconds_from_midnight()),
+            |t| t.timestamp(),
+        );
+    let elapsed = (now - start).clamp(0, LONGEST_DAY_SECS - 1);
+    (date.format("%Y%m%d").to_string(), elapsed * SEQ_PER_SECOND)
+}
+
 /// Masks an identity string for events.
 pub(crate) fn masked(identity: &str) -> String {
     hotline_adapters::Identity::parse(identity)
@@ -561,4 +607,36 @@ pub(crate) fn event_rows(
         rows.push(("mail", payload.to_string()));
     }
     rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Unix seconds of a local time in `tz`.
+    fn at(tz: chrono_tz::Tz, local: &str) -> i64 {
+        use chrono::TimeZone;
+        let t = chrono::NaiveDateTime::parse_from_str(local, "%Y-%m-%d %H:%M:%S").unwrap();
+        tz.from_local_datetime(&t).earliest().unwrap().timestamp()
+    }
+
+    #[test]
+    fn the_clocks_floor_counts_ten_a_second_since_the_local_day_began() {
+        let sh = chrono_tz::Asia::Shanghai;
+        let day = |local| order_day(at(sh, local), sh);
+        assert_eq!(day("2026-11-29 00:00:00"), ("20261129".into(), 0));
+        assert_eq!(day("2026-11-29 12:00:00"), ("20261129".into(), 432_000));
+        assert_eq!(day("2026-11-29 23:59:59"), ("20261129".into(), 863_990));
+        // The local date, not UTC's (07:59 in Shanghai is 23:59 the day before in UTC).
+        assert_eq!(day("2026-11-30 07:59:00").0, "20261130");
+        // A day whose clocks go back (Berlin, 25 October 2026, 03:00 -> 02:00): the repeated
+        // hour does not lower the floor, and the day's last second keeps it below 1,000,000.
+        let berlin = chrono_tz::Europe::Berlin;
+        let first = order_day(at(berlin, "2026-10-25 02:30:00"), berlin).1;
+        let again = order_day(at(berlin, "2026-10-25 02:30:00") + 3600, berlin).1;
+        assert_eq!(again - first, 36_000);
+        let last = order_day(at(berlin, "2026-10-25 23:59:59"), berlin);
+        assert_eq!(last, ("20261025".into(), 899_990));
+        assert_eq!(order_number(&last.0, 99, last.1 + 1).len(), 16);
+    }
 }

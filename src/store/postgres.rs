@@ -14,7 +14,11 @@
 //!   (`order_seq`, keyed by day and node id) in a short transaction of its own and hands them out
 //!   from memory. A hot counter row inside every intake transaction would serialise all commits
 //!   on one row lock; blocks cost a gap of at most [`SEQ_BLOCK`] numbers when a node restarts,
-//!   and numbers never repeat.
+//!   and numbers never repeat. Nor after a restore: a node's first block of a day starts above
+//!   the clock's floor ([`super::order_day`]), and each later one above its own last block, so
+//!   a database that forgot part of the day (restored, or new) does not hand its numbers out
+//!   again. Each node's floor is its own, as its row is: the node id in the number keeps the
+//!   nodes apart whatever their sequences.
 //! - **Migrations at start-up** under an advisory lock, so two nodes starting together do not
 //!   race (see [`MIGRATIONS`]).
 //!
@@ -422,34 +426,50 @@ impl PgStore {
 
     /// Takes `n` consecutive order numbers' sequence values for `day`, from this node's block,
     /// reserving a new block (in a transaction of its own) when it runs out.
-    async fn take_seq(&self, day: &str, n: i64) -> Result<i64, StoreError> {
+    ///
+    /// A new block starts above the database's row and above the last number this node may
+    /// have handed out of `day`: its own blocks' end since it opened, or, the first time it
+    /// numbers the day, `clock_floor` (see [`super::order_day`]). The row alone is not to be
+    /// trusted: the database may be new (a node moved from SQLite mid-day) or restored to an
+    /// earlier point (last night's backup, a PITR restore, even under running nodes), and then
+    /// knows nothing of numbers dispatch already holds.
+    async fn take_seq(&self, day: &str, n: i64, clock_floor: i64) -> Result<i64, StoreError> {
+        let mut floor = clock_floor;
         if let Ok(mut s) = self.seq.lock() {
-            if s.0 == day && s.1 + n <= s.2 {
-                let first = s.1;
-                s.1 += n;
-                return Ok(first);
+            if s.0 == day {
+                if s.1 + n <= s.2 {
+                    let first = s.1;
+                    s.1 += n;
+                    return Ok(first);
+                }
+                floor = s.2 - 1;
             }
         }
         let block = SEQ_BLOCK.max(n);
         let c = self.client().await?;
         let st = c
             .prepare_cached(
-                "INSERT INTO order_seq(day, node, next) VALUES ($1, $2, $3) \
-                 ON CONFLICT (day, node) DO UPDATE SET next = order_seq.next + $3 RETURNING next",
+                "INSERT INTO order_seq(day, node, next) VALUES ($1, $2, $4::BIGINT + $3::BIGINT) \
+                 ON CONFLICT (day, node) \
+                 DO UPDATE SET next = GREATEST(order_seq.next, $4::BIGINT) + $3::BIGINT \
+                 RETURNING next",
             )
             .await
             .map_err(map_err)?;
+        // `end` is the last number of the new block.
         let end: i64 = c
-            .query_one(&st, &[&day, &(self.node_id as i16), &block])
+            .query_one(&st, &[&day, &(self.node_id as i16), &block, &floor])
             .await
             .map_err(map_err)?
             .get(0);
-        // `end` is one past the last number of the new block (numbers start at 1).
         let first = end - block + 1;
         if let Ok(mut s) = self.seq.lock() {
-            // Requests racing here may each reserve a block; the later one wins the cache and
-            // the other's leftovers are a gap, never a repeat.
-            *s = (day.to_string(), first + n, end + 1);
+            // Requests racing here may each reserve a block; the higher one wins the cache (its
+            // end is what the next block must start above) and the other's leftovers are a
+            // gap, never a repeat.
+            if s.0 != day || end >= s.2 {
+                *s = (day.to_string(), first + n, end + 1);
+            }
         }
         Ok(first)
     }
@@ -636,7 +656,7 @@ impl Store for PgStore {
     async fn commit_intake(&self, intake: Intake) -> Result<IntakeResult, StoreError> {
         let n = intake.orders.len() as i64;
         // Numbers are taken before the transaction: a failed commit leaves a gap, not a repeat.
-        let first = self.take_seq(&intake.day, n).await?;
+        let first = self.take_seq(&intake.day, n, intake.seq_floor).await?;
         // Everything the transaction writes is built first, so its statements can be sent in
         // one pipeline: one round trip for the lot instead of one per row.
         let mut orders: [Vec<String>; 4] = Default::default();

@@ -814,12 +814,19 @@ struct Sequences {
 thread_local! {
     /// The writer thread's [`Sequences`]; only operations running on it touch `order_seq`.
     static SEQUENCES: std::cell::RefCell<Sequences> = std::cell::RefCell::default();
+    /// Per day, the clock's floor ([`super::order_day`]) when this writer first numbered it:
+    /// each store has a writer thread of its own, so this is "since the store opened". Not
+    /// forgotten with [`SEQUENCES`] after a rollback: the day's row is read again then, and
+    /// flooring it with the clock of that later moment would make the numbers jump for nothing.
+    static FLOORS: std::cell::RefCell<HashMap<String, i64>> = std::cell::RefCell::default();
 }
 
 /// Takes `n` numbers of `day`'s sequence for the group being built and returns the first.
 /// A number taken by an operation that is then rolled back alone (in its savepoint) is not
-/// handed out again: a gap, never a repeat.
-fn take_numbers(conn: &Connection, day: &str, n: i64) -> Result<i64, StoreError> {
+/// handed out again: a gap, never a repeat. The first time this writer numbers `day`, the
+/// sequence continues from at least `floor`, the clock's (see [`super::order_day`]): the file
+/// may be new, or a backup, and not know what was handed out today before it.
+fn take_numbers(conn: &Connection, day: &str, n: i64, floor: i64) -> Result<i64, StoreError> {
     SEQUENCES.with(|s| {
         let mut s = s.borrow_mut();
         if !s.last.contains_key(day) {
@@ -828,7 +835,8 @@ fn take_numbers(conn: &Connection, day: &str, n: i64) -> Result<i64, StoreError>
                 .and_then(|mut st| st.query_row([day], |r| r.get(0)).optional())
                 .map_err(sql)?
                 .unwrap_or(0);
-            s.last.insert(day.to_string(), saved);
+            let floor = FLOORS.with(|f| *f.borrow_mut().entry(day.to_string()).or_insert(floor));
+            s.last.insert(day.to_string(), saved.max(floor));
         }
         if !s.moved.iter().any(|d| d == day) {
             s.moved.push(day.to_string());
@@ -952,6 +960,7 @@ impl Store for SqliteStore {
         let Intake {
             day,
             node_id,
+            seq_floor,
             dedupe_key,
             orders,
             now,
@@ -963,7 +972,7 @@ impl Store for SqliteStore {
                         return Ok(IntakeResult::Replayed(o));
                     }
                 }
-                let first = take_numbers(conn, &day, orders.len() as i64)?;
+                let first = take_numbers(conn, &day, orders.len() as i64, seq_floor)?;
                 let mut refs = Vec::with_capacity(orders.len());
                 for (i, o) in orders.iter().enumerate() {
                     let number = order_number(&day, node_id, first + i as i64);
@@ -1668,6 +1677,7 @@ mod tests {
         Intake {
             day: "20261129".into(),
             node_id: 1,
+            seq_floor: 0,
             dedupe_key: key.map(String::from),
             orders: (0..n)
                 .map(|i| NewOrder {
@@ -1902,7 +1912,7 @@ mod tests {
     fn numbers_op(n: i64, fail: bool) -> (Box<dyn Op>, oneshot::Receiver<Result<i64, StoreError>>) {
         let (tx, rx) = oneshot::channel();
         let f = move |conn: &Connection| {
-            let first = take_numbers(conn, "d", n)?;
+            let first = take_numbers(conn, "d", n, 0)?;
             if fail {
                 return Err(StoreError::Internal("boom".into()));
             }
@@ -1992,6 +2002,50 @@ mod tests {
         };
         assert_eq!(refs[0].number, "2026112901000003");
         assert_ne!(refs[0].number, first[0].number);
+    }
+
+    /// The first number of `intake` under `floor`, as committed by `s`.
+    async fn first_number(s: &SqliteStore, floor: i64, n: usize) -> String {
+        let intake = Intake {
+            seq_floor: floor,
+            ..intake(None, n)
+        };
+        match s.commit_intake(intake).await.unwrap() {
+            IntakeResult::Stored(refs) => refs[0].number.clone(),
+            IntakeResult::Replayed(o) => panic!("replayed: {o:?}"),
+        }
+    }
+
+    /// A store that does not know the day's earlier numbers (a new file after the damaged one
+    /// was moved aside, a backup) numbers the day from the clock's floor: it used to start at 1
+    /// again, and dispatch took the new orders for the old ones it held under those numbers.
+    #[tokio::test]
+    async fn a_new_or_reopened_store_numbers_the_day_above_the_clocks_floor() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = SqliteStore::open(dir.path()).unwrap();
+            assert_eq!(first_number(&s, 432_000, 2).await, "2026112901432001");
+            // Floored once since it opened: later intakes continue the sequence, so the
+            // quiet hours before a busy one are not used up by jumps to the clock.
+            assert_eq!(first_number(&s, 432_500, 1).await, "2026112901432003");
+        }
+        {
+            // A restart later that day: above its own numbers and the clock's floor.
+            let s = SqliteStore::open(dir.path()).unwrap();
+            assert_eq!(first_number(&s, 500_000, 1).await, "2026112901500001");
+        }
+        {
+            // A floor below what the store has saved (a clock set back): the saved row wins.
+            let s = SqliteStore::open(dir.path()).unwrap();
+            assert_eq!(first_number(&s, 10, 1).await, "2026112901500002");
+        }
+        // Moved aside, as the README advises for a damaged store: the clock alone.
+        std::fs::rename(dir.path().join("gateway.db"), dir.path().join("damaged.db")).unwrap();
+        for wal in ["gateway.db-wal", "gateway.db-shm"] {
+            let _ = std::fs::remove_file(dir.path().join(wal));
+        }
+        let s = SqliteStore::open(dir.path()).unwrap();
+        assert_eq!(first_number(&s, 510_000, 1).await, "2026112901510001");
     }
 
     #[tokio::test]
