@@ -379,6 +379,9 @@ impl Relay {
             Ok(resp) => {
                 let s = resp.status();
                 if s.is_success() || s.as_u16() == 409 {
+                    if s.as_u16() == 409 && e.attempts == 0 {
+                        conflict_on_first_attempt(e);
+                    }
                     Attempt::Delivered
                 } else if s.is_redirection() {
                     // Not a refusal of this order: dispatch has moved, or `dispatch.url` is
@@ -403,6 +406,23 @@ impl Relay {
             Err(err) => Attempt::Retryable(connection_error(err)),
         }
     }
+}
+
+/// Dispatch answered 409 to a message the gateway has no record of sending. Delivered, as the
+/// contract says; but only an attempt whose result was lost (sent, then a crash or a lease run
+/// out before it was recorded) explains it innocently. Otherwise dispatch holds another order
+/// under this key, a reused order number (see `store::order_day`), and the new matter reaches
+/// no handler: logged and counted in `hotline_dispatch_first_attempt_conflicts_total`, so an
+/// operator can compare dispatch's order with the gateway's.
+fn conflict_on_first_attempt(e: &OutboxEntry) {
+    metrics::counter!("hotline_dispatch_first_attempt_conflicts_total", "kind" => e.kind.clone())
+        .increment(1);
+    tracing::warn!(
+        key = %e.key,
+        kind = %e.kind,
+        "Dispatch answered 409 to the first recorded attempt: taken as delivered. Unless an \
+         earlier attempt's result was lost, dispatch holds another order under this key."
+    );
 }
 
 /// Longest excerpt of a refusal's body that is kept.
@@ -658,6 +678,31 @@ mod tests {
             }
             Attempt::Delivered | Attempt::Retryable(_) => panic!("not a permanent refusal"),
         }
+    }
+
+    #[test]
+    fn a_409_to_a_first_attempt_is_delivered_and_counted() {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let conflict = |attempts| {
+            let url = answer_once("409 Conflict", "{}");
+            let e = OutboxEntry {
+                attempts,
+                ..entry()
+            };
+            metrics::with_local_recorder(&recorder, || rt.block_on(relay_to(url).attempt(&e)))
+        };
+        let counted = "hotline_dispatch_first_attempt_conflicts_total{kind=\"order\"} 1";
+        // After an attempt whose answer was lost (a time-out), 409 is what dispatch should say.
+        assert!(matches!(conflict(2), Attempt::Delivered));
+        assert!(!handle.render().contains(counted), "{}", handle.render());
+        // To the first attempt: still delivered (the contract), but counted.
+        assert!(matches!(conflict(0), Attempt::Delivered));
+        assert!(handle.render().contains(counted), "{}", handle.render());
     }
 
     #[tokio::test]
