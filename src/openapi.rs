@@ -1,270 +1,473 @@
 //! The OpenAPI document of the public and admin endpoints, built with utoipa's builders from
 //! one table so a new route is one new row.
+//!
+//! What the rows do not repeat is derived: each `{name}` in a path becomes a required path
+//! parameter of every operation on it (OpenAPI requires them, and validators and client
+//! generators refuse a document without), `/admin/` operations need the bearer scheme, and a
+//! 429 or 503 carries `Retry-After`. The tests hold the table to the routes `http::routes`
+//! registers, and `faults::the_served_openapi_document_passes_a_validator` runs a validator
+//! written by others on what `/openapi.json` serves.
 
-use utoipa::openapi::path::{HttpMethod, OperationBuilder, PathItem};
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::path::{
+    HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, PathItem,
+};
 use utoipa::openapi::request_body::RequestBodyBuilder;
+use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::security::SecurityRequirement;
 use utoipa::openapi::{
-    ContentBuilder, InfoBuilder, OpenApi, OpenApiBuilder, PathsBuilder, ResponseBuilder,
+    ContentBuilder, InfoBuilder, OpenApi, OpenApiBuilder, PathsBuilder, Ref, Required,
+    ResponseBuilder,
 };
 
-/// (method, path, tag, summary, request media types, responses)
-type Row = (
-    HttpMethod,
-    &'static str,
-    &'static str,
-    &'static str,
-    &'static [&'static str],
-    &'static [(&'static str, &'static str)],
-);
+/// What an answer's (or a request's) body is, as far as the document says.
+enum Body {
+    /// No body worth describing.
+    None,
+    /// JSON following the schema of this name in `components.schemas`.
+    Json(&'static str),
+    /// A body of these media types, not described further (XML, TwiML, text).
+    Media(&'static [&'static str]),
+}
 
-const ROUTES: &[Row] = &[
-    (
-        HttpMethod::Post,
-        "/v1/web/submissions",
-        "web",
-        "Web form submission",
-        &[
-            "application/json",
-            "application/x-www-form-urlencoded",
-            "multipart/form-data",
+/// Every refusal the HTTP layer makes (`http::error::ApiError`): `{status, error, message}`.
+const E: Body = Body::Json("Error");
+
+/// One operation of the table.
+struct Op {
+    method: HttpMethod,
+    path: &'static str,
+    tag: &'static str,
+    summary: &'static str,
+    /// The request body (required when given), of each of its media types.
+    request: Option<(&'static [&'static str], Body)>,
+    /// (status, description, body).
+    responses: &'static [(&'static str, &'static str, Body)],
+}
+
+/// The telephony callbacks' request media types: JSON (generic), form posts (Zammad, Twilio).
+const CTI_MEDIA: &[&str] = &["application/json", "application/x-www-form-urlencoded"];
+
+/// A telephony decision: JSON for `generic`, `{}` or a rejection for Zammad, TwiML for Twilio.
+const CTI_REPLY: Body = Body::Media(&["application/json", "text/xml"]);
+
+/// The admin operations' answer to a missing or wrong bearer token (or admin turned off).
+const UNAUTHORIZED: (&str, &str, Body) = ("401", "missing or wrong bearer token", E);
+
+const ROUTES: &[Op] = &[
+    Op {
+        method: HttpMethod::Post,
+        path: "/v1/web/submissions",
+        tag: "web",
+        summary: "Web form submission",
+        request: Some((
+            &[
+                "application/json",
+                "application/x-www-form-urlencoded",
+                "multipart/form-data",
+            ],
+            Body::None,
+        )),
+        responses: &[
+            (
+                "202",
+                "accepted: orders stored durably",
+                Body::Media(&["application/json"]),
+            ),
+            (
+                "200",
+                "duplicate, redirected or informed; no new order",
+                Body::Media(&["application/json"]),
+            ),
+            ("400", "rejected: malformed body", E),
+            ("403", "suspended", Body::Media(&["application/json"])),
+            ("413", "rejected: body too large", E),
+            ("415", "rejected: unsupported media type", E),
+            ("422", "rejected: invalid fields", E),
+            ("429", "throttled", Body::Media(&["application/json"])),
+            ("503", "unavailable: nothing stored, retry later", E),
         ],
-        &[
-            ("202", "accepted: orders stored durably"),
-            ("200", "duplicate, redirected or informed"),
-            ("400", "rejected: malformed body"),
-            ("403", "suspended"),
-            ("413", "rejected: body too large"),
-            ("415", "rejected: unsupported media type"),
-            ("422", "rejected: invalid fields"),
-            ("429", "throttled"),
-            ("503", "unavailable: nothing stored, retry later"),
+    },
+    Op {
+        method: HttpMethod::Get,
+        path: "/v1/wechat/{account}",
+        tag: "wechat",
+        summary: "WeChat server-URL check: echoes echostr when the signature holds",
+        request: None,
+        responses: &[
+            ("200", "echostr", Body::Media(&["text/plain"])),
+            ("400", "undecryptable echostr (safe mode)", E),
+            ("401", "bad signature", E),
+            ("404", "unknown account", E),
+            ("422", "no echostr", E),
         ],
-    ),
-    (
-        HttpMethod::Get,
-        "/v1/wechat/{account}",
-        "wechat",
-        "WeChat server-URL check: echoes echostr when the signature holds",
-        &[],
-        &[
-            ("200", "echostr"),
-            ("401", "bad signature"),
-            ("404", "unknown account"),
+    },
+    Op {
+        method: HttpMethod::Post,
+        path: "/v1/wechat/{account}",
+        tag: "wechat",
+        summary: "WeChat message push (plaintext, compatible or safe mode); passive XML reply",
+        request: Some((&["text/xml"], Body::None)),
+        responses: &[
+            (
+                "200",
+                "passive reply, or success",
+                Body::Media(&["text/xml", "text/plain"]),
+            ),
+            ("400", "malformed or undecryptable", E),
+            ("401", "bad signature, stale timestamp or wrong appid", E),
+            ("403", "encryption required", E),
+            ("404", "unknown account", E),
+            ("413", "body too large", E),
+            ("422", "a required field is missing", E),
+            ("503", "unavailable", E),
         ],
-    ),
-    (
-        HttpMethod::Post,
-        "/v1/wechat/{account}",
-        "wechat",
-        "WeChat message push (plaintext, compatible or safe mode); passive XML reply",
-        &["text/xml"],
-        &[
-            ("200", "passive reply or success"),
-            ("400", "malformed or undecryptable"),
-            ("401", "bad signature, stale timestamp or wrong appid"),
-            ("403", "encryption required"),
-            ("413", "body too large"),
-            ("503", "unavailable"),
+    },
+    Op {
+        method: HttpMethod::Get,
+        path: "/v1/weibo/{account}",
+        tag: "weibo",
+        summary: "Weibo URL check: echoes echostr when the signature holds",
+        request: None,
+        responses: &[
+            ("200", "echostr", Body::Media(&["text/plain"])),
+            ("401", "bad signature", E),
+            ("404", "unknown account", E),
+            ("422", "no echostr", E),
         ],
-    ),
-    (
-        HttpMethod::Get,
-        "/v1/weibo/{account}",
-        "weibo",
-        "Weibo URL check: echoes echostr when the signature holds",
-        &[],
-        &[("200", "echostr"), ("401", "bad signature")],
-    ),
-    (
-        HttpMethod::Post,
-        "/v1/weibo/{account}",
-        "weibo",
-        "Weibo message push (JSON); passive JSON reply or empty body",
-        &["application/json"],
-        &[
-            ("200", "reply"),
-            ("400", "malformed"),
-            ("401", "bad signature or stale timestamp"),
+    },
+    Op {
+        method: HttpMethod::Post,
+        path: "/v1/weibo/{account}",
+        tag: "weibo",
+        summary: "Weibo message push (JSON); passive JSON reply or empty body",
+        request: Some((&["application/json"], Body::None)),
+        responses: &[
+            ("200", "reply", Body::Media(&["application/json"])),
+            ("400", "malformed", E),
+            ("401", "bad signature or stale timestamp", E),
+            ("404", "unknown account", E),
+            ("413", "body too large", E),
+            ("422", "a required field is missing or invalid", E),
+            ("503", "unavailable", E),
         ],
-    ),
-    (
-        HttpMethod::Post,
-        "/v1/cti/{profile}",
-        "cti",
-        "Telephony callback in the profile's format (generic JSON, Zammad, Twilio)",
-        &["application/json", "application/x-www-form-urlencoded"],
-        &[
+    },
+    Op {
+        method: HttpMethod::Post,
+        path: "/v1/cti/{profile}",
+        tag: "cti",
+        summary: "Telephony callback in the profile's format (generic JSON, Zammad, Twilio)",
+        request: Some((CTI_MEDIA, Body::None)),
+        responses: &[
             (
                 "200",
                 "decision: continue, reject, transfer, say (JSON or TwiML)",
+                CTI_REPLY,
             ),
-            ("401", "bad token"),
-            ("403", "bad Twilio signature"),
-            ("422", "invalid event"),
+            ("400", "malformed body", E),
+            ("401", "bad token", E),
+            ("403", "bad Twilio signature", E),
+            ("404", "unknown profile", E),
+            ("413", "body too large", E),
+            ("422", "invalid event", E),
+            ("503", "unavailable", E),
         ],
-    ),
-    (
-        HttpMethod::Get,
-        "/v1/cti/{profile}",
-        "cti",
-        "Twilio voice webhook from a number whose voice URL uses method GET (the parameters in \
+    },
+    Op {
+        method: HttpMethod::Get,
+        path: "/v1/cti/{profile}",
+        tag: "cti",
+        summary:
+            "Twilio voice webhook from a number whose voice URL uses method GET (the parameters in \
          the signed query); 405 for other formats",
-        &[],
-        &[
-            ("200", "TwiML decision"),
-            ("403", "bad Twilio signature"),
-            ("405", "not a Twilio profile"),
-            ("422", "invalid event"),
+        request: None,
+        responses: &[
+            ("200", "TwiML decision", Body::Media(&["text/xml"])),
+            ("400", "malformed query", E),
+            ("403", "bad Twilio signature", E),
+            ("404", "unknown profile", E),
+            ("405", "not a Twilio profile", E),
+            ("422", "invalid event", E),
+            ("503", "unavailable", E),
         ],
-    ),
-    (
-        HttpMethod::Post,
-        "/v1/cti/{profile}/{token}",
-        "cti",
-        "Telephony callback with the token in the path (Zammad, generic)",
-        &["application/json", "application/x-www-form-urlencoded"],
-        &[
-            ("200", "decision"),
-            ("401", "bad token"),
-            ("422", "invalid event"),
+    },
+    Op {
+        method: HttpMethod::Post,
+        path: "/v1/cti/{profile}/{token}",
+        tag: "cti",
+        summary: "Telephony callback with the token in the path (Zammad, generic)",
+        request: Some((CTI_MEDIA, Body::None)),
+        responses: &[
+            ("200", "decision", CTI_REPLY),
+            ("400", "malformed body", E),
+            ("401", "bad token", E),
+            ("403", "bad Twilio signature", E),
+            ("404", "unknown profile", E),
+            ("413", "body too large", E),
+            ("422", "invalid event", E),
+            ("503", "unavailable", E),
         ],
-    ),
-    (
-        HttpMethod::Get,
-        "/v1/orders/{number}",
-        "orders",
-        "Order status for its submitter (no personal data)",
-        &[],
-        &[("200", "status"), ("404", "unknown order")],
-    ),
-    (
-        HttpMethod::Get,
-        "/healthz",
-        "ops",
-        "Liveness",
-        &[],
-        &[("200", "alive")],
-    ),
-    (
-        HttpMethod::Get,
-        "/readyz",
-        "ops",
-        "Readiness: store writable, relay alive",
-        &[],
-        &[("200", "ready"), ("503", "not ready")],
-    ),
-    (
-        HttpMethod::Get,
-        "/metrics",
-        "ops",
-        "Prometheus metrics",
-        &[],
-        &[("200", "text format 0.0.4")],
-    ),
-    (
-        HttpMethod::Get,
-        "/openapi.json",
-        "ops",
-        "This document",
-        &[],
-        &[("200", "OpenAPI 3.1")],
-    ),
-    (
-        HttpMethod::Get,
-        "/admin/v1/outbox",
-        "admin",
-        "Outbox depth, oldest age, dead letters",
-        &[],
-        &[("200", "figures"), ("401", "missing or wrong token")],
-    ),
-    (
-        HttpMethod::Post,
-        "/admin/v1/outbox/dead/{key}/retry",
-        "admin",
-        "Replay a dead letter",
-        &[],
-        &[("202", "requeued"), ("404", "no such dead letter")],
-    ),
-    (
-        HttpMethod::Get,
-        "/admin/v1/callers/{identity}",
-        "admin",
-        "Caller: warnings, suspensions, contacts",
-        &[],
-        &[("200", "caller view")],
-    ),
-    (
-        HttpMethod::Put,
-        "/admin/v1/callers/{identity}/suspension",
-        "admin",
-        "Suspend now",
-        &["application/json"],
-        &[("200", "suspended"), ("400", "bad duration or reason")],
-    ),
-    (
-        HttpMethod::Delete,
-        "/admin/v1/callers/{identity}/suspension",
-        "admin",
-        "Lift a suspension, reset warnings and quota",
-        &[],
-        &[("200", "lifted")],
-    ),
-    (
-        HttpMethod::Put,
-        "/admin/v1/callers/{identity}/allow",
-        "admin",
-        "Allow-list an identity",
-        &[],
-        &[("200", "allowed")],
-    ),
-    (
-        HttpMethod::Put,
-        "/admin/v1/callers/{identity}/link",
-        "admin",
-        "Link an identity to another (same person): one shared ladder",
-        &["application/json"],
-        &[("200", "linked"), ("400", "bad identity")],
-    ),
-    (
-        HttpMethod::Get,
-        "/admin/v1/callers/{identity}/evidence",
-        "admin",
-        "Evidence packet: all contacts, redirects, warnings, suspensions (art. 32 para. 3)",
-        &[],
-        &[("200", "JSON packet")],
-    ),
-    (
-        HttpMethod::Post,
-        "/admin/v1/rules/reload",
-        "admin",
-        "Reload rule files",
-        &[],
-        &[
-            ("200", "reloaded"),
-            ("400", "a rule file is invalid; old rules kept"),
+    },
+    Op {
+        method: HttpMethod::Get,
+        path: "/v1/cti/{profile}/{token}",
+        tag: "cti",
+        summary: "As GET /v1/cti/{profile}, for a Twilio voice URL that carries a token in its \
+         path; 405 for other formats",
+        request: None,
+        responses: &[
+            ("200", "TwiML decision", Body::Media(&["text/xml"])),
+            ("400", "malformed query", E),
+            ("403", "bad Twilio signature", E),
+            ("404", "unknown profile", E),
+            ("405", "not a Twilio profile", E),
+            ("422", "invalid event", E),
+            ("503", "unavailable", E),
         ],
-    ),
+    },
+    Op {
+        method: HttpMethod::Get,
+        path: "/v1/orders/{number}",
+        tag: "orders",
+        summary: "Order status for its submitter (no personal data)",
+        request: None,
+        responses: &[
+            ("200", "status", Body::Media(&["application/json"])),
+            ("404", "unknown order", E),
+            ("503", "unavailable", E),
+        ],
+    },
+    Op {
+        method: HttpMethod::Get,
+        path: "/healthz",
+        tag: "ops",
+        summary: "Liveness",
+        request: None,
+        responses: &[("200", "alive", Body::Media(&["application/json"]))],
+    },
+    Op {
+        method: HttpMethod::Get,
+        path: "/readyz",
+        tag: "ops",
+        summary: "Readiness: store writable, relay alive",
+        request: None,
+        responses: &[
+            ("200", "ready", Body::Media(&["application/json"])),
+            ("503", "not ready", Body::Media(&["application/json"])),
+        ],
+    },
+    Op {
+        method: HttpMethod::Get,
+        path: "/metrics",
+        tag: "ops",
+        summary: "Prometheus metrics",
+        request: None,
+        responses: &[("200", "text format 0.0.4", Body::Media(&["text/plain"]))],
+    },
+    Op {
+        method: HttpMethod::Get,
+        path: "/openapi.json",
+        tag: "ops",
+        summary: "This document",
+        request: None,
+        responses: &[("200", "OpenAPI 3.1", Body::Media(&["application/json"]))],
+    },
+    Op {
+        method: HttpMethod::Get,
+        path: "/admin/v1/outbox",
+        tag: "admin",
+        summary: "Outbox depth, oldest age, dead letters",
+        request: None,
+        responses: &[
+            ("200", "figures", Body::Media(&["application/json"])),
+            UNAUTHORIZED,
+            ("503", "the store cannot be read", E),
+        ],
+    },
+    Op {
+        method: HttpMethod::Post,
+        path: "/admin/v1/outbox/dead/{key}/retry",
+        tag: "admin",
+        summary: "Replay a dead letter",
+        request: None,
+        responses: &[
+            ("202", "requeued", Body::Media(&["application/json"])),
+            UNAUTHORIZED,
+            ("404", "no such dead letter", E),
+            ("503", "unavailable", E),
+        ],
+    },
+    Op {
+        method: HttpMethod::Get,
+        path: "/admin/v1/callers/{identity}",
+        tag: "admin",
+        summary: "Caller: warnings, suspensions, contacts",
+        request: None,
+        responses: &[
+            ("200", "caller view", Body::Media(&["application/json"])),
+            ("400", "not an identity (KIND:VALUE)", E),
+            UNAUTHORIZED,
+            ("503", "unavailable", E),
+        ],
+    },
+    Op {
+        method: HttpMethod::Put,
+        path: "/admin/v1/callers/{identity}/suspension",
+        tag: "admin",
+        summary: "Suspend now",
+        request: Some((&["application/json"], Body::None)),
+        responses: &[
+            ("200", "suspended", Body::Media(&["application/json"])),
+            ("400", "bad identity, body, duration or reason", E),
+            UNAUTHORIZED,
+            ("503", "unavailable", E),
+        ],
+    },
+    Op {
+        method: HttpMethod::Delete,
+        path: "/admin/v1/callers/{identity}/suspension",
+        tag: "admin",
+        summary: "Lift a suspension, reset warnings and quota",
+        request: None,
+        responses: &[
+            ("200", "lifted", Body::Media(&["application/json"])),
+            ("400", "not an identity (KIND:VALUE)", E),
+            UNAUTHORIZED,
+            ("503", "unavailable", E),
+        ],
+    },
+    Op {
+        method: HttpMethod::Put,
+        path: "/admin/v1/callers/{identity}/allow",
+        tag: "admin",
+        summary: "Allow-list an identity",
+        request: None,
+        responses: &[
+            ("200", "allowed", Body::Media(&["application/json"])),
+            ("400", "not an identity (KIND:VALUE)", E),
+            UNAUTHORIZED,
+        ],
+    },
+    Op {
+        method: HttpMethod::Put,
+        path: "/admin/v1/callers/{identity}/link",
+        tag: "admin",
+        summary: "Link an identity to another (same person): one shared ladder",
+        request: Some((&["application/json"], Body::None)),
+        responses: &[
+            ("200", "linked", Body::Media(&["application/json"])),
+            ("400", "bad identity or body", E),
+            UNAUTHORIZED,
+            ("503", "unavailable", E),
+        ],
+    },
+    Op {
+        method: HttpMethod::Get,
+        path: "/admin/v1/callers/{identity}/evidence",
+        tag: "admin",
+        summary:
+            "Evidence packet: all contacts, redirects, warnings, suspensions (art. 32 para. 3)",
+        request: None,
+        responses: &[
+            ("200", "JSON packet", Body::Media(&["application/json"])),
+            ("400", "not an identity (KIND:VALUE)", E),
+            UNAUTHORIZED,
+            ("503", "unavailable", E),
+        ],
+    },
+    Op {
+        method: HttpMethod::Post,
+        path: "/admin/v1/rules/reload",
+        tag: "admin",
+        summary: "Reload rule files",
+        request: None,
+        responses: &[
+            ("200", "reloaded", Body::Media(&["application/json"])),
+            ("400", "a rule file is invalid; old rules kept", E),
+            UNAUTHORIZED,
+        ],
+    },
 ];
 
-/// Builds the document.
-pub fn document() -> OpenApi {
-    let mut paths = PathsBuilder::new();
-    for (method, path, tag, summary, media, responses) in ROUTES {
-        let mut op = OperationBuilder::new().summary(Some(*summary)).tag(*tag);
-        if !media.is_empty() {
-            let mut body =
-                RequestBodyBuilder::new().required(Some(utoipa::openapi::Required::True));
-            for m in media.iter() {
-                body = body.content(*m, ContentBuilder::new().build());
-            }
-            op = op.request_body(Some(body.build()));
+/// What a path parameter is, by its name in the path.
+fn parameter_description(name: &str) -> &'static str {
+    match name {
+        "account" => {
+            "the official account's name, as under `[channels.wechat.*]`/`[channels.weibo.*]`"
         }
-        for (code, desc) in responses.iter() {
-            op = op.response(*code, ResponseBuilder::new().description(*desc).build());
-        }
-        paths = paths.path(*path, PathItem::new(method.clone(), op.build()));
+        "profile" => "the telephony profile's name, as under `[channels.cti.*]`",
+        "token" => "the profile's token, for platforms that put it in the URL (Zammad)",
+        "number" => "the order number (digits)",
+        "identity" => "KIND:VALUE, e.g. phone:13800000000",
+        "key" => "the dead letter's idempotency key (an order number for an order)",
+        _ => "",
     }
-    OpenApiBuilder::new()
+}
+
+/// The names in a path template's `{name}` segments, in order.
+fn path_parameters(path: &str) -> impl Iterator<Item = &str> {
+    path.split('{')
+        .skip(1)
+        .filter_map(|rest| rest.split_once('}').map(|(name, _)| name))
+}
+
+/// The bearer scheme of `/admin/v1/*`, by its name in `components.securitySchemes`.
+const ADMIN_SCHEME: &str = "adminToken";
+
+/// Builds the document (JSON: the components are written as JSON, which reads more easily
+/// than builder calls).
+pub fn document() -> serde_json::Value {
+    let mut paths = PathsBuilder::new();
+    for op in ROUTES {
+        let mut o = OperationBuilder::new()
+            .summary(Some(op.summary))
+            .tag(op.tag);
+        for name in path_parameters(op.path) {
+            let description = parameter_description(name);
+            o = o.parameter(
+                ParameterBuilder::new()
+                    .name(name)
+                    .parameter_in(ParameterIn::Path)
+                    .required(Required::True)
+                    .description((!description.is_empty()).then_some(description))
+                    .schema(Some(ObjectBuilder::new().schema_type(Type::String))),
+            );
+        }
+        if let Some((media, schema)) = &op.request {
+            let mut body = RequestBodyBuilder::new().required(Some(Required::True));
+            for m in media.iter() {
+                body = body.content(*m, content(schema));
+            }
+            o = o.request_body(Some(body.build()));
+        }
+        for (code, description, body) in op.responses {
+            let mut r = ResponseBuilder::new().description(*description);
+            match body {
+                Body::None => {}
+                Body::Json(_) => r = r.content("application/json", content(body)),
+                Body::Media(media) => {
+                    for m in media.iter() {
+                        r = r.content(*m, content(body));
+                    }
+                }
+            }
+            if matches!(*code, "429" | "503") {
+                r = r.header(
+                    "Retry-After",
+                    HeaderBuilder::new()
+                        .schema(ObjectBuilder::new().schema_type(Type::Integer))
+                        .description(Some("seconds to wait before trying again"))
+                        .build(),
+                );
+            }
+            o = o.response(*code, r.build());
+        }
+        if op.path.starts_with("/admin/") {
+            o = o.security(SecurityRequirement::new(ADMIN_SCHEME, Vec::<String>::new()));
+        }
+        paths = paths.path(op.path, PathItem::new(op.method.clone(), o.build()));
+    }
+    let doc: OpenApi = OpenApiBuilder::new()
         .info(
             InfoBuilder::new()
                 .title("hotline-gateway")
@@ -273,5 +476,201 @@ pub fn document() -> OpenApi {
                 .build(),
         )
         .paths(paths.build())
-        .build()
+        .build();
+    let mut doc = serde_json::to_value(doc).unwrap_or_default();
+    if let Some(o) = doc.as_object_mut() {
+        o.insert("components".into(), components());
+    }
+    doc
+}
+
+/// A body's content entry: its schema when it names one.
+fn content(body: &Body) -> utoipa::openapi::Content {
+    match body {
+        Body::Json(name) => ContentBuilder::new()
+            .schema(Some(Ref::from_schema_name(*name)))
+            .build(),
+        Body::None | Body::Media(_) => ContentBuilder::new().build(),
+    }
+}
+
+/// The error schema every refusal follows, and the admin bearer scheme.
+fn components() -> serde_json::Value {
+    serde_json::json!({
+        "schemas": {
+            "Error": {
+                "type": "object",
+                "required": ["status", "error", "message"],
+                "properties": {
+                    "status": {
+                        "type": "string",
+                        "enum": ["rejected", "unavailable"],
+                        "description": "`unavailable` with 503 (nothing was stored), else `rejected`",
+                    },
+                    "error": {
+                        "type": "object",
+                        "required": ["code", "message"],
+                        "properties": {
+                            "code": {"type": "string", "description": "a stable machine code"},
+                            "message": {"type": "string"},
+                        },
+                    },
+                    "message": {"type": "string"},
+                },
+            },
+        },
+        "securitySchemes": {
+            ADMIN_SCHEME: {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "`Authorization: Bearer <admin.token>`",
+            },
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+    use std::collections::BTreeSet;
+
+    fn doc() -> Value {
+        document()
+    }
+
+    const METHODS: &[&str] = &["get", "put", "post", "delete", "patch", "head", "options"];
+
+    /// Every (method, path) in the document.
+    fn operations(doc: &Value) -> Vec<(String, String, Value)> {
+        let mut ops = Vec::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                if METHODS.contains(&method.as_str()) {
+                    ops.push((method.clone(), path.clone(), op.clone()));
+                }
+            }
+        }
+        ops
+    }
+
+    #[test]
+    fn every_operation_declares_its_path_parameters() {
+        let doc = doc();
+        let ops = operations(&doc);
+        assert!(ops.len() >= ROUTES.len());
+        for (method, path, op) in &ops {
+            let names: Vec<&str> = path_parameters(path).collect();
+            let declared: Vec<&Value> = op["parameters"]
+                .as_array()
+                .map(|a| a.iter().filter(|p| p["in"] == "path").collect())
+                .unwrap_or_default();
+            for name in &names {
+                assert!(
+                    declared
+                        .iter()
+                        .any(|p| p["name"] == *name && p["required"] == true),
+                    "{method} {path} does not declare the path parameter {name}: {op}"
+                );
+            }
+            assert_eq!(
+                declared.len(),
+                names.len(),
+                "{method} {path} declares a path parameter its path does not have"
+            );
+        }
+    }
+
+    #[test]
+    fn admin_operations_need_the_bearer_token_and_say_401() {
+        let doc = doc();
+        assert_eq!(
+            doc["components"]["securitySchemes"][ADMIN_SCHEME],
+            serde_json::json!({"type": "http", "scheme": "bearer",
+                "description": "`Authorization: Bearer <admin.token>`"})
+        );
+        let mut admin = 0;
+        for (method, path, op) in operations(&doc) {
+            let secured = op["security"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(|r| r.get(ADMIN_SCHEME).is_some()));
+            if path.starts_with("/admin/") {
+                admin += 1;
+                assert!(secured, "{method} {path} has no bearer requirement");
+                assert!(
+                    op["responses"].get("401").is_some(),
+                    "{method} {path} has no 401"
+                );
+            } else {
+                assert!(!secured, "{method} {path} is public");
+            }
+        }
+        assert!(admin >= 9);
+    }
+
+    /// The routes `http::routes` registers, as (method, path): read from its source, so a route
+    /// added there and not here fails this test. Each route is a `resource_at("PATH")` with its
+    /// `.route(METHOD()...)` calls; a service registered any other way fails it too.
+    fn registered_routes() -> BTreeSet<(String, String)> {
+        let source = include_str!("http/mod.rs");
+        let start = source
+            .find("pub fn routes(")
+            .expect("http::routes in src/http/mod.rs");
+        let body = &source[start..];
+        let body = &body[..body.find("\n}\n").expect("the end of http::routes")];
+        assert_eq!(
+            body.matches(".service(").count(),
+            body.matches("resource_at(\"").count(),
+            "every service of http::routes is a resource_at(PATH): {body}"
+        );
+        let mut routes = BTreeSet::new();
+        for chunk in body.split("resource_at(\"").skip(1) {
+            let path = chunk.split('"').next().unwrap();
+            let mut methods = 0;
+            for method in METHODS {
+                methods += chunk.matches(&format!(".route({method}()")).count();
+                if chunk.contains(&format!(".route({method}()")) {
+                    routes.insert((method.to_string(), path.to_string()));
+                }
+            }
+            assert_eq!(
+                methods,
+                chunk.matches(".route(").count(),
+                "a route of {path} whose method this test does not read"
+            );
+            assert!(methods > 0, "{path} has no route");
+        }
+        routes
+    }
+
+    #[test]
+    fn the_document_has_exactly_the_routes_the_server_registers() {
+        let registered = registered_routes();
+        assert!(registered.len() >= 20, "{registered:?}");
+        let documented: BTreeSet<(String, String)> = operations(&doc())
+            .into_iter()
+            .map(|(method, path, _)| (method, path))
+            .collect();
+        let missing: Vec<_> = registered.difference(&documented).collect();
+        assert!(
+            missing.is_empty(),
+            "served, not in /openapi.json: {missing:?}"
+        );
+        let extra: Vec<_> = documented.difference(&registered).collect();
+        assert!(extra.is_empty(), "in /openapi.json, not served: {extra:?}");
+    }
+
+    #[test]
+    fn throttled_and_unavailable_answers_carry_retry_after() {
+        for (method, path, op) in operations(&doc()) {
+            for code in ["429", "503"] {
+                if let Some(r) = op["responses"].get(code) {
+                    assert!(
+                        r["headers"].get("Retry-After").is_some(),
+                        "{method} {path} {code}"
+                    );
+                }
+            }
+        }
+    }
 }
