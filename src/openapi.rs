@@ -1,5 +1,5 @@
 //! The OpenAPI document of the public and admin endpoints, built with utoipa's builders from
-//! one table so a new route is one new row.
+//! one table so a new route is one new row; the schemas it names are written as JSON.
 //!
 //! What the rows do not repeat is derived: each `{name}` in a path becomes a required path
 //! parameter of every operation on it (OpenAPI requires them, and validators and client
@@ -66,25 +66,25 @@ const ROUTES: &[Op] = &[
                 "application/x-www-form-urlencoded",
                 "multipart/form-data",
             ],
-            Body::None,
+            Body::Json("WebSubmission"),
         )),
         responses: &[
             (
                 "202",
                 "accepted: orders stored durably",
-                Body::Media(&["application/json"]),
+                Body::Json("WebAccepted"),
             ),
             (
                 "200",
                 "duplicate, redirected or informed; no new order",
-                Body::Media(&["application/json"]),
+                Body::Json("WebDecided"),
             ),
             ("400", "rejected: malformed body", E),
-            ("403", "suspended", Body::Media(&["application/json"])),
+            ("403", "suspended", Body::Json("WebSuspended")),
             ("413", "rejected: body too large", E),
             ("415", "rejected: unsupported media type", E),
             ("422", "rejected: invalid fields", E),
-            ("429", "throttled", Body::Media(&["application/json"])),
+            ("429", "throttled", Body::Json("WebThrottled")),
             ("503", "unavailable: nothing stored, retry later", E),
         ],
     },
@@ -232,7 +232,7 @@ const ROUTES: &[Op] = &[
         summary: "Order status for its submitter (no personal data)",
         request: None,
         responses: &[
-            ("200", "status", Body::Media(&["application/json"])),
+            ("200", "status", Body::Json("OrderStatus")),
             ("404", "unknown order", E),
             ("503", "unavailable", E),
         ],
@@ -252,8 +252,8 @@ const ROUTES: &[Op] = &[
         summary: "Readiness: store writable, relay alive",
         request: None,
         responses: &[
-            ("200", "ready", Body::Media(&["application/json"])),
-            ("503", "not ready", Body::Media(&["application/json"])),
+            ("200", "ready", Body::Json("Readiness")),
+            ("503", "not ready", Body::Json("Readiness")),
         ],
     },
     Op {
@@ -315,7 +315,7 @@ const ROUTES: &[Op] = &[
         path: "/admin/v1/callers/{identity}/suspension",
         tag: "admin",
         summary: "Suspend now",
-        request: Some((&["application/json"], Body::None)),
+        request: Some((&["application/json"], Body::Json("SuspendRequest"))),
         responses: &[
             ("200", "suspended", Body::Media(&["application/json"])),
             ("400", "bad identity, body, duration or reason", E),
@@ -353,7 +353,7 @@ const ROUTES: &[Op] = &[
         path: "/admin/v1/callers/{identity}/link",
         tag: "admin",
         summary: "Link an identity to another (same person): one shared ladder",
-        request: Some((&["application/json"], Body::None)),
+        request: Some((&["application/json"], Body::Json("LinkRequest"))),
         responses: &[
             ("200", "linked", Body::Media(&["application/json"])),
             ("400", "bad identity or body", E),
@@ -414,8 +414,8 @@ fn path_parameters(path: &str) -> impl Iterator<Item = &str> {
 /// The bearer scheme of `/admin/v1/*`, by its name in `components.securitySchemes`.
 const ADMIN_SCHEME: &str = "adminToken";
 
-/// Builds the document (JSON: the components are written as JSON, which reads more easily
-/// than builder calls).
+/// Builds the document (JSON: the components are written as JSON, and utoipa's types would not
+/// hold all of them, such as an `anyOf` beside `properties`).
 pub fn document() -> serde_json::Value {
     let mut paths = PathsBuilder::new();
     for op in ROUTES {
@@ -494,8 +494,41 @@ fn content(body: &Body) -> utoipa::openapi::Content {
     }
 }
 
-/// The error schema every refusal follows, and the admin bearer scheme.
+/// The schemas the table names, and the admin bearer scheme. Written as JSON: the shapes are
+/// CONTRACT.md's, and read more easily so than as builder calls.
 fn components() -> serde_json::Value {
+    let category = serde_json::json!({
+        "type": "string",
+        "description": "consultation, help, complaint, report, suggestion or praise \
+                        (or 咨询, 求助, 投诉, 举报, 建议, 表扬); absent: classified by the gateway",
+    });
+    let order_ref = serde_json::json!({
+        "type": "object",
+        "required": ["number", "category"],
+        "properties": {
+            "number": {"type": "string", "pattern": "^[0-9]+$"},
+            "category": {"type": "string"},
+            "suspected_emergency": {
+                "type": "string",
+                "description": "the emergency number a second opinion suspects the matter \
+                                needs: the order is marked for urgent review",
+            },
+        },
+    });
+    let answer = |statuses: &[&str], required: &[&str], extra: serde_json::Value| {
+        let mut properties = serde_json::json!({
+            "status": {"type": "string", "enum": statuses},
+            "message": {"type": "string", "description": "a sentence in Chinese for the citizen"},
+        });
+        if let (Some(p), Some(extra)) = (properties.as_object_mut(), extra.as_object()) {
+            p.extend(extra.clone());
+        }
+        let mut req = vec!["status", "message"];
+        req.extend_from_slice(required);
+        serde_json::json!({"type": "object", "required": req, "properties": properties})
+    };
+    let orders =
+        serde_json::json!({"type": "array", "items": {"$ref": "#/components/schemas/OrderRef"}});
     serde_json::json!({
         "schemas": {
             "Error": {
@@ -517,6 +550,121 @@ fn components() -> serde_json::Value {
                     },
                     "message": {"type": "string"},
                 },
+            },
+            "OrderRef": order_ref,
+            "WebSubmission": {
+                "type": "object",
+                "description": "The form encodings carry the same names; there `items` is a \
+                                JSON array in one field, or `items[N][content]` and \
+                                `items[N][category]` pairs. `content` may be left out when \
+                                `items` are given: they are the matter then.",
+                "additionalProperties": false,
+                "anyOf": [{"required": ["content"]}, {"required": ["items"]}],
+                "properties": {
+                    "content": {"type": "string", "minLength": 1, "maxLength": 4000},
+                    "name": {"type": "string", "maxLength": 200},
+                    "phone": {"type": "string", "description": "the identity when given"},
+                    "email": {"type": "string", "maxLength": 200},
+                    "category": category,
+                    "address": {"type": "string", "maxLength": 500},
+                    "lat": {"type": ["number", "null"], "minimum": -90, "maximum": 90},
+                    "lon": {"type": ["number", "null"], "minimum": -180, "maximum": 180},
+                    "confidential": {"type": "boolean", "default": false},
+                    "items": {
+                        "type": "array",
+                        "maxItems": 20,
+                        "description": "one order per item",
+                        "items": {
+                            "type": "object",
+                            "additionalProperties": false,
+                            "required": ["content"],
+                            "properties": {
+                                "content": {"type": "string", "minLength": 1, "maxLength": 4000},
+                                "category": category,
+                            },
+                        },
+                    },
+                    "client_ref": {
+                        "type": "string",
+                        "maxLength": 128,
+                        "description": "the page's idempotency key: a retry gets the first answer",
+                    },
+                },
+            },
+            "WebAccepted": answer(&["accepted"], &["orders"], serde_json::json!({"orders": orders})),
+            "WebDecided": answer(
+                &["duplicate", "redirected", "informed", "accepted"],
+                &[],
+                serde_json::json!({
+                    "orders": {
+                        "type": "array",
+                        "items": {"$ref": "#/components/schemas/OrderRef"},
+                        "description": "duplicate: the earlier open order(s) of this matter",
+                    },
+                    "redirect": {
+                        "type": "object",
+                        "required": ["number", "reason"],
+                        "description": "redirected: no order was made; dial this number",
+                        "properties": {
+                            "number": {"type": "string", "enum": ["110", "119", "120", "122"]},
+                            "reason": {"type": "string"},
+                        },
+                    },
+                }),
+            ),
+            "WebThrottled": answer(
+                &["throttled"],
+                &["retry_after", "warnings_left"],
+                serde_json::json!({
+                    "retry_after": {"type": "integer", "description": "seconds"},
+                    "warnings_left": {"type": "integer"},
+                }),
+            ),
+            "WebSuspended": answer(
+                &["suspended"],
+                &["until", "reason"],
+                serde_json::json!({
+                    "until": {"type": "string", "format": "date-time"},
+                    "reason": {"type": "string"},
+                }),
+            ),
+            "OrderStatus": {
+                "type": "object",
+                "required": ["number", "status"],
+                "properties": {
+                    "number": {"type": "string"},
+                    "status": {"description": "dispatch's status, or received / forwarded"},
+                    "unit": {"description": "the handling unit, when dispatch names one"},
+                    "category": {"type": ["string", "null"]},
+                    "received_at": {"type": ["string", "null"], "format": "date-time"},
+                    "updated_at": {"description": "dispatch's last change"},
+                    "forwarded_at": {"type": ["string", "null"], "format": "date-time"},
+                },
+            },
+            "Readiness": {
+                "type": "object",
+                "required": ["status"],
+                "properties": {
+                    "status": {"type": "string", "enum": ["ready", "unavailable"]},
+                    "store": {"type": "boolean"},
+                    "store_error": {"type": ["string", "null"], "enum": ["store_unavailable", "store_internal", null]},
+                    "relay": {"type": "boolean"},
+                },
+            },
+            "SuspendRequest": {
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["duration", "reason"],
+                "properties": {
+                    "duration": {"type": "string", "description": "e.g. 24h, 7d"},
+                    "reason": {"type": "string", "minLength": 1, "maxLength": 500},
+                },
+            },
+            "LinkRequest": {
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["to"],
+                "properties": {"to": {"type": "string", "description": "KIND:VALUE"}},
             },
         },
         "securitySchemes": {
@@ -606,6 +754,21 @@ mod tests {
             }
         }
         assert!(admin >= 9);
+    }
+
+    #[test]
+    fn every_schema_a_document_names_is_in_its_components() {
+        let doc = doc();
+        let text = doc.to_string();
+        let schemas = doc["components"]["schemas"].as_object().unwrap();
+        assert!(schemas.len() >= 10, "{schemas:?}");
+        for part in text.split("#/components/schemas/").skip(1) {
+            let name = part.split('"').next().unwrap();
+            assert!(
+                schemas.contains_key(name),
+                "{name} is referred to, not defined"
+            );
+        }
     }
 
     /// The routes `http::routes` registers, as (method, path): read from its source, so a route

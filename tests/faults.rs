@@ -471,6 +471,16 @@ fn operators_see_metrics_openapi_health_and_no_secrets() {
     }
 }
 
+/// The document `gw` serves at `/openapi.json`.
+fn served_openapi(gw: &Gateway) -> serde_json::Value {
+    client()
+        .get(format!("{}/openapi.json", gw.url))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap()
+}
+
 /// What `/openapi.json` serves passes openapi-spec-validator (tests/peers/openapi_check.py), a
 /// checker written by others, as client generators and gateways would read it. It refused the
 /// document before: no operation declared its path parameters (`{account}`, `{identity}`...).
@@ -478,15 +488,89 @@ fn operators_see_metrics_openapi_health_and_no_secrets() {
 fn the_served_openapi_document_passes_a_validator() {
     let dir = tempfile::tempdir().unwrap();
     let gw = Gateway::start(dir.path(), "", "");
-    let doc: serde_json::Value = client()
-        .get(format!("{}/openapi.json", gw.url))
+    let report = run_peer(
+        "openapi_check.py",
+        &[],
+        &json!({"document": served_openapi(&gw)}),
+    );
+    assert_eq!(report["version"], "3.1.0", "{report}");
+    assert_eq!(report["errors"], json!([]), "{report}");
+}
+
+/// The web form's requests and every kind of its answers follow the schemas the document
+/// names for them (CONTRACT.md's shapes), checked by jsonschema on real answers.
+#[test]
+fn the_web_forms_requests_and_answers_follow_the_documents_schemas() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = Gateway::start(dir.path(), "", "[nuisance]\nquota = 1\n");
+    let mut instances = Vec::new();
+    let mut send = |schema: &str, request: serde_json::Value, status: u16| {
+        // A request the gateway refuses is one the schema refuses too (checked below).
+        if status != 422 {
+            instances.push(json!(["WebSubmission", request]));
+        }
+        let (s, b) = gw.submit(request);
+        assert_eq!(s, status, "{b}");
+        instances.push(json!([schema, b]));
+        b
+    };
+    let accepted = send(
+        "WebAccepted",
+        json!({"content": "人民路的路灯坏了一个星期了", "phone": "13900000001",
+               "category": "complaint", "address": "人民路12号", "lat": 39.12, "lon": 117.2,
+               "confidential": false, "name": "张三", "email": "a@b.cn", "client_ref": "page-1"}),
+        202,
+    );
+    send(
+        "WebThrottled",
+        json!({"content": "幸福小区门口的井盖丢了", "phone": "13900000001"}),
+        429,
+    );
+    send(
+        "WebDecided",
+        json!({"content": "楼下饭店着火了，有人被困", "phone": "13900000001"}),
+        200,
+    );
+    send(
+        "WebAccepted",
+        json!({"items": [{"content": "路灯坏了", "category": "complaint"},
+                         {"content": "井盖丢了"}], "phone": "13900000002"}),
+        202,
+    );
+    gw.suspend("phone:13900000003", "24h", "反复拨打骚扰");
+    send(
+        "WebSuspended",
+        json!({"content": "路灯坏了", "phone": "13900000003"}),
+        403,
+    );
+    send("Error", json!({"content": "路灯坏了", "lat": 91}), 422);
+    let status: serde_json::Value = client()
+        .get(format!("{}/v1/orders/{}", gw.url, numbers(&accepted)[0]))
         .send()
         .unwrap()
         .json()
         .unwrap();
-    let report = run_peer("openapi_check.py", &[], &doc);
-    assert_eq!(report["version"], "3.1.0", "{report}");
-    assert_eq!(report["errors"], json!([]), "{report}");
+    instances.push(json!(["OrderStatus", status]));
+    // And the schemas are not so loose that anything passes.
+    let loose = [
+        json!(["WebSubmission", {"content": "路灯坏了", "lat": 91}]),
+        json!(["WebSubmission", {"content": "路灯坏了", "subject": "?"}]),
+        json!(["WebAccepted", {"status": "accepted", "message": "…"}]),
+    ];
+    instances.extend(loose.iter().cloned());
+    let report = run_peer(
+        "openapi_check.py",
+        &[],
+        &json!({"document": served_openapi(&gw), "instances": instances}),
+    );
+    let found = report["instances"].as_array().unwrap();
+    let (held, refused) = found.split_at(found.len() - loose.len());
+    for (i, errors) in held.iter().enumerate() {
+        assert_eq!(errors, &json!([]), "{}: {errors}", instances[i]);
+    }
+    for (instance, errors) in loose.iter().zip(refused) {
+        assert_ne!(errors, &json!([]), "{instance} passed");
+    }
 }
 
 #[test]
