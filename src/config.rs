@@ -1397,8 +1397,8 @@ fn apply_env(
             .and_then(|mut t| t.remove("v"))
             .unwrap_or_else(|| toml::Value::String(v.clone()));
         match set_path(table, &path, value) {
-            Ok(()) => {
-                raw.insert(path.join("."), v);
+            Ok(resolved) => {
+                raw.insert(resolved.join("."), v);
             }
             Err(m) => problems.push(ConfigProblem {
                 key: k.clone(),
@@ -1409,22 +1409,49 @@ fn apply_env(
     raw
 }
 
-fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) -> Result<(), String> {
-    match path {
-        [] => Ok(()),
-        [last] => {
-            table.insert(last.clone(), value);
-            Ok(())
+/// Sets `value` at `path` and returns the path as it is spelled in the table. Environment
+/// names are case-blind (`HOTLINE__CHANNELS__WECHAT__CITYGOV__TOKEN`) but account and profile
+/// names in the file are not (`[channels.wechat.CityGov]`): each part names the table's existing
+/// key that equals it ignoring case, so the override reaches that account instead of making a
+/// new, lower-case one beside it; two keys that differ only in case are refused as ambiguous.
+fn set_path(
+    table: &mut toml::Table,
+    path: &[String],
+    value: toml::Value,
+) -> Result<Vec<String>, String> {
+    let Some((first, rest)) = path.split_first() else {
+        return Ok(Vec::new());
+    };
+    let key = existing_key(table, first)?;
+    if rest.is_empty() {
+        table.insert(key.clone(), value);
+        return Ok(vec![key]);
+    }
+    let entry = table
+        .entry(key.clone())
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    match entry {
+        toml::Value::Table(t) => {
+            let mut resolved = set_path(t, rest, value)?;
+            resolved.insert(0, key);
+            Ok(resolved)
         }
-        [first, rest @ ..] => {
-            let entry = table
-                .entry(first.clone())
-                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-            match entry {
-                toml::Value::Table(t) => set_path(t, rest, value),
-                _ => Err(format!("`{first}` is not a table")),
-            }
-        }
+        _ => Err(format!("`{key}` is not a table")),
+    }
+}
+
+/// The key of `table` that `name` (lower case, from an environment variable) stands for: the
+/// one key equal to it ignoring case, else `name` as a new key. Two such keys (`CityGov` and
+/// `citygov`) are ambiguous, even when one is spelled as `name` is.
+fn existing_key(table: &toml::Table, name: &str) -> Result<String, String> {
+    let mut like = table.keys().filter(|k| k.eq_ignore_ascii_case(name));
+    match (like.next(), like.next()) {
+        (None, _) => Ok(name.to_string()),
+        (Some(k), None) => Ok(k.clone()),
+        (Some(a), Some(b)) => Err(format!(
+            "`{name}` could be `{a}` or `{b}` (environment names ignore case); \
+             set the value in the file, or rename one of them"
+        )),
     }
 }
 
@@ -1678,6 +1705,42 @@ mod tests {
         let err =
             load("[server]\nlisten = \"127.0.0.1:1\"\n[admin]\ntoken = 123456\n").unwrap_err();
         assert_eq!(err.problems[0].key, "admin.token", "{err}");
+    }
+
+    #[test]
+    fn an_override_reaches_an_account_whose_name_has_capitals() {
+        let file = "[server]\nlisten = \"127.0.0.1:1\"\n\
+                    [channels.wechat.CityGov]\ntoken = \"placeholder\"\n\
+                    [channels.cti.Desk]\ntoken = \"placeholder\"\n";
+        let cfg = Config::from_toml(
+            file,
+            Path::new("/x/gateway.toml"),
+            vec![
+                (
+                    "HOTLINE__CHANNELS__WECHAT__CITYGOV__TOKEN".into(),
+                    "x".into(),
+                ),
+                // Read back as text through the account's own spelling, not as the number 42.
+                ("HOTLINE__CHANNELS__CTI__DESK__TOKEN".into(), "0042".into()),
+            ],
+        )
+        .unwrap();
+        let wechat: Vec<&str> = cfg.channels.wechat.keys().map(String::as_str).collect();
+        assert_eq!(wechat, ["CityGov"], "no second, lower-case account");
+        assert_eq!(cfg.channels.wechat["CityGov"].token.expose(), "x");
+        assert_eq!(cfg.channels.cti["Desk"].token.expose(), "0042");
+        // Two accounts that differ only in case: the override cannot tell which one it means.
+        let err = Config::from_toml(
+            &format!("{file}[channels.wechat.citygov]\ntoken = \"other\"\n"),
+            Path::new("/x/gateway.toml"),
+            vec![(
+                "HOTLINE__CHANNELS__WECHAT__CITYGOV__TOKEN".into(),
+                "x".into(),
+            )],
+        )
+        .unwrap_err();
+        let keys: Vec<&str> = err.problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(keys, ["HOTLINE__CHANNELS__WECHAT__CITYGOV__TOKEN"], "{err}");
     }
 
     #[test]
