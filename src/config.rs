@@ -422,7 +422,8 @@ pub struct ChannelsConfig {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebConfig {
-    /// Only these peers may set X-Forwarded-For.
+    /// Only these peers may set X-Forwarded-For: addresses (`10.0.0.5`) or ranges
+    /// (`172.28.0.0/16`), since a container's proxy has an address nobody can list ahead.
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
 }
@@ -712,6 +713,8 @@ pub struct Derived {
     pub lease: Duration,
     /// `storage.commit_interval`
     pub commit_interval: Duration,
+    /// `web.trusted_proxies`, parsed; IPv4 written as IPv6 (`::ffff:10.0.0.5`) is IPv4.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// The longest duration any key or admin call takes: ten years. Longer ones are mistakes, and
@@ -844,6 +847,7 @@ impl Config {
                 digest_every: Duration::from_secs(3600),
                 lease: Duration::from_secs(30),
                 commit_interval: Duration::from_millis(1),
+                trusted_proxies: Vec::new(),
             },
         };
         cfg.validate(&mut problems);
@@ -1147,11 +1151,12 @@ impl Config {
             }
         }
         for (i, p) in self.web.trusted_proxies.iter().enumerate() {
-            if p.parse::<std::net::IpAddr>().is_err() {
-                bad(
+            match parse_proxy(p) {
+                Some(net) => d.trusted_proxies.push(net),
+                None => bad(
                     &format!("web.trusted_proxies[{i}]"),
-                    format!("`{p}` is not an IP address"),
-                );
+                    format!("`{p}` is not an IP address or a range like 10.0.0.0/8"),
+                ),
             }
         }
         if !self.mqtt.url.is_empty() {
@@ -1245,6 +1250,26 @@ pub fn redact_url(url: &str) -> String {
         ""
     };
     format!("{}://{userinfo}{host}{port}{}{query}", u.scheme(), u.path())
+}
+
+/// A `web.trusted_proxies` entry: an address (one host) or a CIDR range. IPv4 written as
+/// IPv6 (`::ffff:10.0.0.5`, `::ffff:10.0.0.0/104`) is taken as the IPv4 it is, as
+/// [`crate::http::client_ip`] takes the peers it compares with it.
+pub fn parse_proxy(s: &str) -> Option<ipnet::IpNet> {
+    let s = s.trim();
+    let net = match s.parse::<std::net::IpAddr>() {
+        Ok(ip) => ipnet::IpNet::from(ip),
+        Err(_) => s.parse::<ipnet::IpNet>().ok()?,
+    };
+    Some(match net {
+        ipnet::IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.addr().to_ipv4_mapped() {
+            Some(v4) => ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96)
+                .map(ipnet::IpNet::V4)
+                .unwrap_or(net),
+            None => net,
+        },
+        _ => net,
+    })
 }
 
 fn is_http_url(s: &str) -> bool {
@@ -1705,6 +1730,34 @@ mod tests {
         let err =
             load("[server]\nlisten = \"127.0.0.1:1\"\n[admin]\ntoken = 123456\n").unwrap_err();
         assert_eq!(err.problems[0].key, "admin.token", "{err}");
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_ranges() {
+        let with = |v: &str| {
+            load(&format!(
+                "[server]\nlisten = \"127.0.0.1:1\"\n[web]\ntrusted_proxies = {v}\n"
+            ))
+        };
+        let cfg =
+            with(r#"["10.0.0.5", "172.28.0.0/16", "fd00::/8", "::ffff:10.0.0.0/104"]"#).unwrap();
+        let nets: Vec<String> = cfg
+            .derived
+            .trusted_proxies
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            nets,
+            ["10.0.0.5/32", "172.28.0.0/16", "fd00::/8", "10.0.0.0/8"]
+        );
+        let err = with(r#"["10.0.0.0/33", "proxy.internal", "10.0.0.5"]"#).unwrap_err();
+        let keys: Vec<&str> = err.problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["web.trusted_proxies[0]", "web.trusted_proxies[1]"],
+            "{err}"
+        );
     }
 
     #[test]

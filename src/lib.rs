@@ -375,12 +375,7 @@ pub async fn run(cfg: Config, listener: TcpListener) -> Result<(), StartError> {
             .timeout(Duration::from_secs(2))
             .redirect(reqwest::redirect::Policy::none())
             .build()?,
-        trusted_proxies: cfg
-            .web
-            .trusted_proxies
-            .iter()
-            .filter_map(|p| p.parse().ok())
-            .collect(),
+        trusted_proxies: cfg.derived.trusted_proxies.clone(),
     });
     let addr = listener.local_addr()?;
     let slice = cfg.derived.cpu_slice;

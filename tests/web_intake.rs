@@ -1202,6 +1202,38 @@ fn an_order_status_lookup_follows_no_redirect() {
 /// The sim's file is what a black-box check reads: each order line is the order itself, with the
 /// acknowledged number at top level; a repeat contact has no `number`; a re-delivery under a key
 /// the sim has seen (also after a restart) is marked `"repeat": true`.
+/// Behind a balancer in a trusted range, each citizen is their own `ip:` identity with their
+/// own quota, not one shared by everyone the balancer forwards.
+#[test]
+fn citizens_behind_a_proxy_in_a_trusted_range_are_counted_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let gw = Gateway::start(
+        dir.path(),
+        &sim.url,
+        "[web]\ntrusted_proxies = [\"127.0.0.0/8\"]\n[nuisance]\nquota = 1\n",
+    );
+    let post = |from: &str, content: &str| {
+        let r = client()
+            .post(format!("{}/v1/web/submissions", gw.url))
+            .header("x-forwarded-for", from)
+            .json(&json!({ "content": content }))
+            .send()
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json::<serde_json::Value>().unwrap_or_default())
+    };
+    let (s, b) = post("203.0.113.1", "代理后：小区路灯坏了");
+    assert_eq!(s, 202, "{b}");
+    let (s, b) = post("203.0.113.2", "代理后：楼道堆放杂物");
+    assert_eq!(s, 202, "another citizen, another quota: {b}");
+    // The first one's quota is spent: the forwarded address is what is counted.
+    let (s, b) = post("203.0.113.1", "代理后：井盖松动");
+    assert_eq!((s, b["status"].as_str()), (429, Some("throttled")), "{b}");
+    let view = gw.admin_get("/admin/v1/callers/ip:203.0.113.1");
+    assert_eq!(view["warnings"].as_array().map(Vec::len), Some(1), "{view}");
+}
+
 #[test]
 fn the_sim_records_orders_by_their_number_and_contacts_apart() {
     let dir = tempfile::tempdir().unwrap();

@@ -36,7 +36,7 @@ pub struct AppState {
     /// Client for status look-ups at the dispatch API.
     pub http: reqwest::Client,
     /// Parsed `web.trusted_proxies`.
-    pub trusted_proxies: Vec<IpAddr>,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Telephony profiles by name.
     pub cti: HashMap<String, cti::CtiSetup>,
     /// WeChat accounts by name.
@@ -243,12 +243,16 @@ pub async fn read_body(
 
 /// The client's address: the peer, or the right-most untrusted X-Forwarded-For hop when the peer
 /// is a trusted proxy. Anyone else's X-Forwarded-For is ignored, so an identity cannot be spoofed.
-pub fn client_ip(req: &HttpRequest, trusted: &[IpAddr]) -> String {
-    let peer = req.peer_addr().map(|a| a.ip());
+/// IPv4 seen through a dual-stack listener (`::ffff:203.0.113.9`) is the IPv4 address it is:
+/// for the trust check (a `10.0.0.0/8` entry covers the proxy however it arrives) and for the
+/// `ip:` identity (one person, one quota, whichever way the socket was opened).
+pub fn client_ip(req: &HttpRequest, trusted: &[ipnet::IpNet]) -> String {
+    let peer = req.peer_addr().map(|a| a.ip().to_canonical());
     let Some(peer) = peer else {
         return "unknown".into();
     };
-    if !trusted.contains(&peer) {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
         return peer.to_string();
     }
     let hops: Vec<IpAddr> = req
@@ -257,10 +261,11 @@ pub fn client_ip(req: &HttpRequest, trusted: &[IpAddr]) -> String {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .filter_map(|h| h.trim().parse::<IpAddr>().ok())
+        .map(|ip| ip.to_canonical())
         .collect();
     hops.into_iter()
         .rev()
-        .find(|ip| !trusted.contains(ip))
+        .find(|ip| !is_trusted(ip))
         .unwrap_or(peer)
         .to_string()
 }
@@ -287,5 +292,66 @@ pub fn require_admin(req: &HttpRequest, state: &Data<AppState>) -> Result<(), Ap
         Ok(())
     } else {
         Err(ApiError::Unauthorized)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::TestRequest;
+
+    fn ip_of(peer: &str, forwarded: Option<&str>, trusted: &[&str]) -> String {
+        let trusted: Vec<ipnet::IpNet> = trusted
+            .iter()
+            .filter_map(|t| crate::config::parse_proxy(t))
+            .collect();
+        let mut req = TestRequest::default().peer_addr(peer.parse().unwrap_or_else(|e| {
+            panic!("{peer}: {e}");
+        }));
+        if let Some(f) = forwarded {
+            req = req.insert_header(("x-forwarded-for", f));
+        }
+        client_ip(&req.to_http_request(), &trusted)
+    }
+
+    #[test]
+    fn a_proxy_in_a_trusted_range_names_the_client_however_its_address_is_written() {
+        let range = ["10.0.0.0/8"];
+        // A proxy anywhere in the range, as IPv4 or through a dual-stack socket.
+        for peer in ["10.1.2.3:80", "[::ffff:10.1.2.3]:80"] {
+            assert_eq!(
+                ip_of(peer, Some("203.0.113.9"), &range),
+                "203.0.113.9",
+                "{peer}"
+            );
+        }
+        // The client's own address through a dual-stack socket is its IPv4 address.
+        assert_eq!(
+            ip_of("[::ffff:203.0.113.9]:80", None, &range),
+            "203.0.113.9"
+        );
+        assert_eq!(
+            ip_of("10.1.2.3:80", Some("::ffff:203.0.113.9"), &range),
+            "203.0.113.9"
+        );
+        // Outside the range the header is ignored: it cannot be spoofed.
+        assert_eq!(
+            ip_of("192.0.2.1:80", Some("203.0.113.9"), &range),
+            "192.0.2.1"
+        );
+        // The right-most hop outside the range, not one the client wrote before it.
+        assert_eq!(
+            ip_of(
+                "10.1.2.3:80",
+                Some("198.51.100.7, 203.0.113.9, 10.9.9.9"),
+                &range
+            ),
+            "203.0.113.9"
+        );
+        // An entry written as IPv6-mapped IPv4 covers the IPv4 peer too.
+        assert_eq!(
+            ip_of("10.0.0.5:80", Some("203.0.113.9"), &["::ffff:10.0.0.5"]),
+            "203.0.113.9"
+        );
     }
 }
