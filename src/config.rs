@@ -456,6 +456,11 @@ pub struct NuisanceConfig {
     /// Redis URL when backend = "redis" (`rediss://` for TLS).
     #[serde(default)]
     pub redis_url: Secret,
+    /// The key of the HMAC that names each caller's quota in Redis, shared by every node
+    /// (backend = "redis"); empty = `admin.token`. Without a secret key a Redis dump gives phone
+    /// numbers back by hashing all 10^11 of them. Changing it starts every quota afresh.
+    #[serde(default)]
+    pub redis_key_secret: Secret,
     /// CA certificate(s), PEM, that sign the Redis server's certificate with `rediss://`
     /// (relative to the config file); unset = the system's roots.
     #[serde(default)]
@@ -502,6 +507,7 @@ impl Default for NuisanceConfig {
             long_call: default_long_call(),
             backend: default_nuisance_backend(),
             redis_url: Secret::default(),
+            redis_key_secret: Secret::default(),
             redis_ca_file: None,
             redis_timeout: default_redis_timeout(),
         }
@@ -715,6 +721,29 @@ pub struct Derived {
     pub commit_interval: Duration,
     /// `web.trusted_proxies`, parsed; IPv4 written as IPv6 (`::ffff:10.0.0.5`) is IPv4.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+/// Secrets this repository publishes: the demo values of `config/gateway.toml`, the
+/// placeholders of `config/gateway.example.toml` and of the deploy examples. Anyone who has read
+/// the README knows them, so a gateway others can reach must not run with one, and they key
+/// nothing that must stay secret.
+pub const KNOWN_SECRETS: &[&str] = &[
+    "change-me",
+    "change-me-too",
+    "demo",
+    "demo-token",
+    "demo-weibo-secret",
+    "demo-cti-token",
+    "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG",
+    "wechat-token",
+    "weibo-app-secret",
+    "cti-token",
+    "twilio-auth-token",
+];
+
+/// Whether `secret` is one of the [`KNOWN_SECRETS`].
+pub fn is_known_secret(secret: &Secret) -> bool {
+    KNOWN_SECRETS.contains(&secret.expose())
 }
 
 /// The longest duration any key or admin call takes: ten years. Longer ones are mistakes, and
@@ -1059,6 +1088,38 @@ impl Config {
                         "must be a redis:// or rediss:// (TLS) URL".into(),
                     );
                 }
+                // The quota keys in Redis are an HMAC of the identity under this secret: with
+                // none, or one printed in this repository, a dump of Redis gives every phone
+                // number back by hashing the 11-digit space.
+                // (`Config::redis_key_secret`, spelled out: `d` holds `self.derived`.)
+                let key = if self.nuisance.redis_key_secret.is_empty() {
+                    &self.admin.token
+                } else {
+                    &self.nuisance.redis_key_secret
+                };
+                let whose = if self.nuisance.redis_key_secret.is_empty() {
+                    " (unset, so admin.token is used)"
+                } else {
+                    ""
+                };
+                if key.is_empty() {
+                    bad(
+                        "nuisance.redis_key_secret",
+                        format!(
+                            "required with backend = \"redis\"{whose}: callers' quota keys in \
+                             Redis are an HMAC under it, and without a secret a Redis dump \
+                             gives their phone numbers back"
+                        ),
+                    );
+                } else if is_known_secret(key) {
+                    bad(
+                        "nuisance.redis_key_secret",
+                        format!(
+                            "is a value published in this repository{whose}: set a secret of \
+                             your own, the same on every node"
+                        ),
+                    );
+                }
             }
             other => bad(
                 "nuisance.backend",
@@ -1199,6 +1260,16 @@ impl Config {
         resolve(&mut self.storage.ca_file);
         resolve(&mut self.nuisance.redis_ca_file);
         resolve(&mut self.mail.templates);
+    }
+
+    /// The key of the HMAC naming callers in Redis: `nuisance.redis_key_secret`, else
+    /// `admin.token`.
+    pub fn redis_key_secret(&self) -> &Secret {
+        if self.nuisance.redis_key_secret.is_empty() {
+            &self.admin.token
+        } else {
+            &self.nuisance.redis_key_secret
+        }
     }
 
     /// Lines for `check-config`: a summary a human can read, secrets redacted.
@@ -1631,6 +1702,7 @@ mod tests {
             [nuisance]
             backend = "redis"
             redis_url = "redis://cache:6379/"
+            redis_key_secret = "quota-hmac-key"
             "#,
         )
         .unwrap();
@@ -1640,6 +1712,41 @@ mod tests {
             Some(Path::new("/etc/hotline/pg-ca.pem"))
         );
         assert!(!format!("{cfg:?}").contains(":pw@"), "URL secrets redacted");
+    }
+
+    #[test]
+    fn a_shared_quota_needs_a_secret_of_its_own_for_its_keys() {
+        let redis = "[server]\nlisten = \"127.0.0.1:1\"\n\
+                     [nuisance]\nbackend = \"redis\"\nredis_url = \"redis://cache:6379/\"\n";
+        let problems = |extra: &str| -> Vec<String> {
+            match load(&format!("{redis}{extra}")) {
+                Ok(_) => Vec::new(),
+                Err(e) => e.problems.iter().map(ToString::to_string).collect(),
+            }
+        };
+        // No [admin] (an empty token), the shipped admin token, or a published key: refused,
+        // under the key to set, without echoing the value.
+        for extra in [
+            "",
+            "[admin]\ntoken = \"change-me\"\n",
+            "redis_key_secret = \"change-me-too\"\n[admin]\ntoken = \"0p3rat0r-t0ken\"\n",
+        ] {
+            let p = problems(extra);
+            assert_eq!(p.len(), 1, "{extra}: {p:?}");
+            assert!(p[0].starts_with("nuisance.redis_key_secret: "), "{p:?}");
+            assert!(!p[0].contains("change-me"), "{p:?}");
+        }
+        // The admin token stands in when it is a secret of the operator's own; a dedicated key
+        // wins over it.
+        let cfg = load(&format!("{redis}[admin]\ntoken = \"0p3rat0r-t0ken\"\n")).unwrap();
+        assert_eq!(cfg.redis_key_secret().expose(), "0p3rat0r-t0ken");
+        let cfg = load(&format!(
+            "{redis}redis_key_secret = \"qu0ta-k3y\"\n[admin]\ntoken = \"change-me\"\n"
+        ))
+        .unwrap();
+        assert_eq!(cfg.redis_key_secret().expose(), "qu0ta-k3y");
+        // The local quota keeps nothing outside the process: no key needed.
+        assert!(load("[server]\nlisten = \"127.0.0.1:1\"\n").is_ok());
     }
 
     #[test]
@@ -1891,6 +1998,7 @@ mod tests {
             [nuisance]
             backend = "redis"
             redis_url = "redis://:red1s-pa55@cache:6379/"
+            redis_key_secret = "hm4c-pa55"
             "#,
             Path::new("/etc/hotline/gateway.toml"),
             Vec::new(),

@@ -159,10 +159,11 @@ fn shared_quota(cfg: &Config) -> Result<pipeline::redis_limiter::RedisGcra, Stri
         cfg.derived.redis_timeout,
     )
     .map_err(|e| e.to_string())?
-    // Keys in Redis are an HMAC of the identity under a secret all nodes share (the admin
-    // token), so a Redis dump does not give phone numbers back by brute force over the
-    // 11-digit space. Rotating the token starts every quota afresh.
-    .with_secret(cfg.admin.token.expose().as_bytes());
+    // Keys in Redis are an HMAC of the identity under a secret all nodes share
+    // (`nuisance.redis_key_secret`, else the admin token; the config refuses none or a
+    // published one), so a Redis dump does not give phone numbers back by brute force over
+    // the 11-digit space. Changing it starts every quota afresh.
+    .with_secret(cfg.redis_key_secret().expose().as_bytes());
     match &cfg.nuisance.redis_ca_file {
         None => Ok(shared),
         Some(path) => {
