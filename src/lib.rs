@@ -60,9 +60,6 @@ pub enum StartError {
     /// The store could not be opened.
     #[error(transparent)]
     Store(#[from] store::StoreError),
-    /// Rule files are invalid.
-    #[error("rules: {0}")]
-    Rules(String),
     /// Networking setup failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -178,6 +175,8 @@ fn shared_quota(cfg: &Config) -> Result<pipeline::redis_limiter::RedisGcra, Stri
 /// the ladder's sweeper, serves HTTP, and on shutdown finishes in-flight requests, then stops
 /// the relay.
 pub async fn run(cfg: Config, listener: TcpListener) -> Result<(), StartError> {
+    // The recorder first, so what start-up records (the rule problems' gauge) is kept.
+    let metrics = metrics_handle();
     let cfg = Arc::new(cfg);
     let events_on = !cfg.mqtt.url.is_empty();
     let mail_on = !cfg.mail.smtp_url.is_empty();
@@ -196,8 +195,17 @@ pub async fn run(cfg: Config, listener: TcpListener) -> Result<(), StartError> {
         }
     };
     let now = chrono::Utc::now().timestamp();
-    let rules = RuleSet::load(cfg.rules.dir.as_deref(), cfg.rules.second_opinion())
-        .map_err(StartError::Rules)?;
+    // A rule file that cannot be used does not stop the gateway either: its compiled-in default
+    // serves instead (the emergency rules above all), /readyz says so, and a reload once the
+    // file is fixed puts it in force. `check-config` still refuses it.
+    let rules = RuleSet::load_each(cfg.rules.dir.as_deref(), cfg.rules.second_opinion());
+    for problem in &rules.problems {
+        tracing::error!(
+            %problem,
+            "A rule file cannot be used; its compiled-in default serves until it is fixed and \
+             reloaded (POST /admin/v1/rules/reload or SIGHUP)."
+        );
+    }
     let ladder = nuisance::Ladder::open(
         nuisance::LadderConfig {
             quota: cfg.nuisance.quota,
@@ -369,7 +377,7 @@ pub async fn run(cfg: Config, listener: TcpListener) -> Result<(), StartError> {
         pipeline,
         store,
         relay: relay_state,
-        metrics: metrics_handle(),
+        metrics,
         // Status lookups follow no redirect, like the relay: what `dispatch.url` names is
         // the only place asked (a 3xx answers "status unknown here", and the local one shows).
         http: reqwest::Client::builder()

@@ -364,6 +364,89 @@ fn a_store_moved_aside_does_not_reuse_the_days_order_numbers() {
     );
 }
 
+/// `/readyz`: its status and body.
+fn readyz(gw: &Gateway) -> (u16, serde_json::Value) {
+    let r = client().get(format!("{}/readyz", gw.url)).send().unwrap();
+    (r.status().as_u16(), r.json().unwrap_or_default())
+}
+
+#[test]
+fn a_broken_rule_file_at_start_up_serves_the_built_in_rules_and_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let rules = dir.path().join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    // Left on disk after a reload refused it, found by the next restart.
+    std::fs::write(rules.join("emergency.toml"), "[[rule\n").unwrap();
+    let gw = Gateway::start(dir.path(), &sim.url, "[rules]\ndir = \"rules\"\n");
+    // No crash loop: the compiled-in emergency rules answer.
+    let (s, b) = gw.submit(json!({"content": "楼下着火了"}));
+    assert_eq!(
+        (s, b["redirect"]["number"].as_str()),
+        (200, Some("119")),
+        "{b}"
+    );
+    let (s, b) = gw.submit(json!({"content": "规则损坏时：路灯不亮"}));
+    assert_eq!(s, 202, "{b}");
+    // Reported: /readyz with a fixed code (the path is in the log only), the log, a metric.
+    let (s, ready) = readyz(&gw);
+    assert_eq!(
+        (s, ready["rules_error"].as_str()),
+        (503, Some("rules_invalid")),
+        "{ready}"
+    );
+    assert!(!ready.to_string().contains("emergency.toml"), "{ready}");
+    let logs = gw.logs();
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("ERROR") && l.contains("emergency.toml")),
+        "{logs}"
+    );
+    assert!(
+        gw.metrics().contains("hotline_rules_problems 1"),
+        "{}",
+        gw.metrics()
+    );
+    // Fixed and reloaded: in force, and ready.
+    std::fs::remove_file(rules.join("emergency.toml")).unwrap();
+    let r = client()
+        .post(format!("{}/admin/v1/rules/reload", gw.url))
+        .bearer_auth(ADMIN)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    wait_until("/readyz to answer 200", LONG, || {
+        (readyz(&gw).0 == 200).then_some(())
+    });
+    assert!(gw.metrics().contains("hotline_rules_problems 0"));
+    drop(gw);
+
+    // One bad line in the second opinion's examples: the same, with the built-in examples.
+    std::fs::write(
+        rules.join("emergency-examples.jsonl"),
+        "{\"text\":\"路灯坏了\",\"expect\":[]}\nnot json\n",
+    )
+    .unwrap();
+    let gw = Gateway::start(dir.path(), &sim.url, "[rules]\ndir = \"rules\"\n");
+    let (s, b) = gw.submit(json!({"content": "楼下着火了"}));
+    assert_eq!(
+        (s, b["redirect"]["number"].as_str()),
+        (200, Some("119")),
+        "{b}"
+    );
+    let (s, ready) = readyz(&gw);
+    assert_eq!(
+        (s, ready["rules_error"].as_str()),
+        (503, Some("rules_invalid")),
+        "{ready}"
+    );
+    assert!(
+        gw.logs().contains("emergency-examples.jsonl"),
+        "{}",
+        gw.logs()
+    );
+}
+
 #[test]
 fn operators_see_metrics_openapi_health_and_no_secrets() {
     let dir = tempfile::tempdir().unwrap();

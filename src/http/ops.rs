@@ -12,12 +12,15 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-/// `GET /readyz`: the store takes writes and the relay loop is alive.
+/// `GET /readyz`: the store takes writes, the relay loop is alive, and every rule file in
+/// force was used (not replaced by its compiled-in default at start-up).
 pub async fn readyz(state: Data<AppState>) -> HttpResponse {
     let store = state.store.probe_write().await;
     let last = state.relay.last_round.load(Ordering::Relaxed);
     let relay_alive = now() - last < 30;
-    if store.is_ok() && relay_alive {
+    let rules = state.pipeline.rules();
+    let rules_ok = rules.problems.is_empty();
+    if store.is_ok() && relay_alive && rules_ok {
         HttpResponse::Ok().json(json!({"status": "ready"}))
     } else {
         // The store's error names files and hosts; /readyz answers anyone, so it gets a fixed
@@ -29,12 +32,20 @@ pub async fn readyz(state: Data<AppState>) -> HttpResponse {
                 crate::store::StoreError::Internal(_) => "store_internal",
             }
         });
-        if store_error.is_none() {
+        if store_error.is_none() && !relay_alive {
             tracing::warn!(
                 last_round = last,
                 "Not ready: the relay loop has not run for 30 s."
             );
         }
+        // Rule problems name files too: the same fixed-code treatment.
+        let rules_error = (!rules_ok).then(|| {
+            tracing::warn!(
+                problems = %rules.problems.join("; "),
+                "Not ready: rule files cannot be used; their compiled-in defaults serve."
+            );
+            "rules_invalid"
+        });
         HttpResponse::ServiceUnavailable()
             .insert_header(("Retry-After", super::error::RETRY_AFTER_S.to_string()))
             .json(json!({
@@ -42,6 +53,8 @@ pub async fn readyz(state: Data<AppState>) -> HttpResponse {
                 "store": store_error.is_none(),
                 "store_error": store_error,
                 "relay": relay_alive,
+                "rules": rules_ok,
+                "rules_error": rules_error,
             }))
     }
 }

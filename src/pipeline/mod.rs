@@ -37,6 +37,11 @@ pub struct RuleSet {
     pub guidance: guidance::GuidanceRules,
     /// The second opinion on emergencies the rules did not find (`None`: switched off).
     pub second_opinion: Option<second_opinion::SecondOpinion>,
+    /// The rule files that could not be used, each replaced by its compiled-in default, and why
+    /// (each names its file). Only [`RuleSet::load_each`] leaves any here (start-up: see
+    /// there); [`RuleSet::load`] refuses such a set instead. `/readyz` answers 503 while this
+    /// holds anything.
+    pub problems: Vec<String>,
 }
 
 impl RuleSet {
@@ -55,67 +60,99 @@ impl RuleSet {
             category: category::CategoryRules::builtin(),
             guidance: guidance::GuidanceRules::builtin(),
             second_opinion: None,
+            problems: Vec::new(),
         }
     }
 
     /// Compiled-in rules, each overridden by its file in `dir` when present. A broken file is an
-    /// error (the caller keeps its old rules). `second_opinion` is the model's threshold, `None`
-    /// to switch it off; it learns from `emergency-examples.jsonl` in `dir`, else from the
-    /// compiled-in examples.
+    /// error naming it (the caller keeps its old rules: reload). `second_opinion` is the model's
+    /// threshold, `None` to switch it off; it learns from `emergency-examples.jsonl` in `dir`,
+    /// else from the compiled-in examples.
     pub fn load(
         dir: Option<&std::path::Path>,
         second_opinion: Option<f64>,
     ) -> Result<RuleSet, String> {
-        // The model is trained below, once: on the folder's examples, else the compiled-in ones.
+        let set = RuleSet::load_each(dir, second_opinion);
+        if set.problems.is_empty() {
+            Ok(set)
+        } else {
+            Err(set.problems.join("; "))
+        }
+    }
+
+    /// Like [`RuleSet::load`], but a file that cannot be used is replaced by its compiled-in
+    /// default, and every such problem is kept in [`RuleSet::problems`]. For start-up, where the
+    /// alternative is no gateway at all: a reload keeps the old rules on a broken file, so one
+    /// can sit on disk unnoticed until the next restart, and a gateway that then refuses to
+    /// start answers no one, emergencies included (art. 17(1)). Also for `check-config`, which
+    /// reports every problem at once.
+    pub fn load_each(dir: Option<&std::path::Path>, second_opinion: Option<f64>) -> RuleSet {
         let mut set = RuleSet::without_model();
-        let Some(dir) = dir else {
-            set.second_opinion = second_opinion
-                .map(|t| second_opinion::SecondOpinion::builtin().with_threshold(t))
-                .transpose()?;
-            return Ok(set);
+        let mut problems = Vec::new();
+        // The compiled-in model, for a folder without examples or with broken ones.
+        let builtin_model = |threshold: f64, problems: &mut Vec<String>| {
+            second_opinion::SecondOpinion::builtin()
+                .with_threshold(threshold)
+                .unwrap_or_else(|e| {
+                    problems.push(format!("rules.second_opinion_threshold: {e}"));
+                    second_opinion::SecondOpinion::builtin()
+                })
         };
-        let read = |name: &str| -> Result<Option<String>, String> {
+        let Some(dir) = dir else {
+            set.second_opinion = second_opinion.map(|t| builtin_model(t, &mut problems));
+            set.problems = problems;
+            return set;
+        };
+        // Each file: its text, or `None` when absent (the compiled-in default applies).
+        let mut read = |name: &str| -> Option<(String, String)> {
             let p = dir.join(name);
+            let shown = p.display().to_string();
             match std::fs::read_to_string(&p) {
-                Ok(t) => Ok(Some(t)),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                Err(e) => Err(format!("{}: {e}", p.display())),
+                Ok(t) => Some((shown, t)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => {
+                    problems.push(format!("{shown}: {e}"));
+                    None
+                }
             }
         };
-        if let Some(t) = read("emergency.toml")? {
-            set.emergency = emergency::EmergencyRules::from_toml_named(
-                &dir.join("emergency.toml").display().to_string(),
-                &t,
-            )
-            .map_err(|e| e.to_string())?;
+        let emergency = read("emergency.toml");
+        let category = read("categories.toml");
+        let guidance = read("guidance.toml");
+        let examples = second_opinion
+            .is_some()
+            .then(|| read("emergency-examples.jsonl"))
+            .flatten();
+        if let Some((name, t)) = emergency {
+            match emergency::EmergencyRules::from_toml_named(&name, &t) {
+                Ok(r) => set.emergency = r,
+                Err(e) => problems.push(e.to_string()),
+            }
         }
-        if let Some(t) = read("categories.toml")? {
-            set.category = category::CategoryRules::from_toml_named(
-                &dir.join("categories.toml").display().to_string(),
-                &t,
-            )
-            .map_err(|e| e.to_string())?;
+        if let Some((name, t)) = category {
+            match category::CategoryRules::from_toml_named(&name, &t) {
+                Ok(r) => set.category = r,
+                Err(e) => problems.push(e.to_string()),
+            }
         }
-        if let Some(t) = read("guidance.toml")? {
-            set.guidance = guidance::GuidanceRules::from_toml_named(
-                &dir.join("guidance.toml").display().to_string(),
-                &t,
-            )
-            .map_err(|e| e.to_string())?;
+        if let Some((name, t)) = guidance {
+            match guidance::GuidanceRules::from_toml_named(&name, &t) {
+                Ok(r) => set.guidance = r,
+                Err(e) => problems.push(e.to_string()),
+            }
         }
         if let Some(threshold) = second_opinion {
-            set.second_opinion = Some(match read("emergency-examples.jsonl")? {
-                Some(t) => {
-                    let name = dir.join("emergency-examples.jsonl").display().to_string();
-                    let examples =
-                        second_opinion::parse_examples(&t).map_err(|e| format!("{name}: {e}"))?;
-                    second_opinion::SecondOpinion::train(&examples, threshold)
-                        .map_err(|e| format!("{name}: {e}"))?
-                }
-                None => second_opinion::SecondOpinion::builtin().with_threshold(threshold)?,
+            let trained = examples.and_then(|(name, t)| {
+                second_opinion::parse_examples(&t)
+                    .and_then(|examples| second_opinion::SecondOpinion::train(&examples, threshold))
+                    .map_err(|e| problems.push(format!("{name}: {e}")))
+                    .ok()
             });
+            set.second_opinion =
+                Some(trained.unwrap_or_else(|| builtin_model(threshold, &mut problems)));
         }
-        Ok(set)
+        set.problems = problems;
+        set
     }
 }
 
@@ -356,6 +393,13 @@ impl Drop for KeyGuard<'_> {
     }
 }
 
+/// Counts the rule files in force that fell back to their compiled-in default
+/// (`hotline_rules_problems`, 0 once a reload has used them all), for an alert that does not
+/// depend on someone reading the start-up log.
+fn note_rule_problems(rules: &RuleSet) {
+    metrics::gauge!("hotline_rules_problems").set(rules.problems.len() as f64);
+}
+
 /// Most keys held in [`Pipeline`]'s set of redirected pushes before it is cleared.
 const REDIRECTED_CAP: usize = 10_000;
 
@@ -377,6 +421,7 @@ impl Pipeline {
         ladder: nuisance::Ladder,
         wake: Arc<tokio::sync::Notify>,
     ) -> Pipeline {
+        note_rule_problems(&rules);
         Pipeline {
             cfg,
             rules: RwLock::new(Arc::new(rules)),
@@ -423,6 +468,7 @@ impl Pipeline {
 
     /// Replaces the rules (reload). The old set stays in use by requests already holding it.
     pub fn set_rules(&self, rules: RuleSet) {
+        note_rule_problems(&rules);
         match self.rules.write() {
             Ok(mut g) => *g = Arc::new(rules),
             Err(p) => *p.into_inner() = Arc::new(rules),
@@ -1000,6 +1046,39 @@ mod tests {
             "{err}"
         );
         assert!(RuleSet::load(Some(dir.path()), None).is_ok());
+    }
+
+    #[test]
+    fn a_broken_file_falls_back_alone_and_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("emergency.toml"), "[[rule\n").unwrap();
+        std::fs::write(
+            dir.path().join("guidance.toml"),
+            "version = 1\n[[rule]]\nname = \"lottery\"\naction = \"inform\"\n\
+             tag = \"guidance:lottery\"\nmessage = \"兑奖请联系彩票中心。\"\nkeywords = [\"彩票\"]\n",
+        )
+        .unwrap();
+        let set = RuleSet::load_each(Some(dir.path()), None);
+        assert_eq!(set.problems.len(), 1, "{:?}", set.problems);
+        assert!(
+            set.problems[0].contains("emergency.toml"),
+            "{:?}",
+            set.problems
+        );
+        // The broken file's compiled-in default, the good file's own rules.
+        assert!(set.emergency.check("楼下着火了").is_some());
+        assert_eq!(
+            set.emergency.check("楼下着火了").map(|r| r.number),
+            emergency::EmergencyRules::builtin()
+                .check("楼下着火了")
+                .map(|r| r.number)
+        );
+        assert!(set.guidance.check("彩票中奖了去哪里兑奖").is_some());
+        // A reload refuses the same folder, naming the file.
+        let err = RuleSet::load(Some(dir.path()), None)
+            .err()
+            .unwrap_or_default();
+        assert!(err.contains("emergency.toml"), "{err}");
     }
 
     fn held(map: &KeyLocks) -> usize {
