@@ -607,7 +607,8 @@ pub struct RulesConfig {
     /// Folder with `emergency.toml`, `categories.toml`, `guidance.toml` and
     /// `emergency-examples.jsonl` (the second opinion's training lines); each file present
     /// overrides the compiled-in default. Unset: the `rules` folder next to the config file
-    /// when there is one, else the compiled-in rules only.
+    /// when there is one, else the compiled-in rules only. A named folder that is not there is
+    /// a problem for `check-config`; `serve` then runs the compiled-in rules, `/readyz` at 503.
     #[serde(default)]
     pub dir: Option<PathBuf>,
     /// Similarity (0..1) above which a new submission repeats an open order (art. 17(5)).
@@ -771,14 +772,30 @@ impl Config {
         path: &Path,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            path: path.to_path_buf(),
-            problems: vec![ConfigProblem {
-                key: "file".into(),
-                message: format!("cannot read: {e}"),
-            }],
-        })?;
-        Config::from_toml(&text, path, env)
+        Config::from_toml(&read_file(path)?, path, env)
+    }
+
+    /// What `check-config` reports: every problem [`Config::load`] finds, and with them those
+    /// of the files the config names, as `serve` would find them: the rules folder and its rule
+    /// files, CA files, the mail templates folder. `serve` starts despite these (a missing
+    /// rules folder or a broken rule file: the compiled-in rules, with `/readyz` at 503; a CA
+    /// file: that connection fails and is logged), since they live outside the config, may
+    /// change under a running gateway, and a gateway that refuses to start redirects no
+    /// emergency; an operator checks for them here, before the restart.
+    pub fn check(
+        path: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let (cfg, mut problems) = Config::read(&read_file(path)?, path, env)?;
+        problems.extend(cfg.file_problems());
+        if problems.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(ConfigError {
+                path: path.to_path_buf(),
+                problems,
+            })
+        }
     }
 
     /// Parses config text; `path` is used to resolve relative paths and in messages.
@@ -787,6 +804,24 @@ impl Config {
         path: &Path,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Config, ConfigError> {
+        let (cfg, problems) = Config::read(text, path, env)?;
+        if problems.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(ConfigError {
+                path: path.to_path_buf(),
+                problems,
+            })
+        }
+    }
+
+    /// Parses and validates config text: the config as far as it could be read (defaults and
+    /// stand-ins where it could not) and every problem. `Err` only when the text is no TOML.
+    fn read(
+        text: &str,
+        path: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(Config, Vec<ConfigProblem>), ConfigError> {
         let fail = |problems| ConfigError {
             path: path.to_path_buf(),
             problems,
@@ -880,11 +915,61 @@ impl Config {
             },
         };
         cfg.validate(&mut problems);
-        if problems.is_empty() && server_ok {
-            Ok(cfg)
-        } else {
-            Err(fail(problems))
+        // `section` reports why [server] could not be read; this only guards that promise.
+        if !server_ok && problems.is_empty() {
+            problems.push(ConfigProblem {
+                key: "server".into(),
+                message: "cannot be read".into(),
+            });
         }
+        Ok((cfg, problems))
+    }
+
+    /// Problems with the files and folders the config names (see [`Config::check`]).
+    fn file_problems(&self) -> Vec<ConfigProblem> {
+        let mut problems = Vec::new();
+        let mut bad = |key: &str, message: String| {
+            problems.push(ConfigProblem {
+                key: key.to_string(),
+                message,
+            })
+        };
+        for (key, file) in [
+            ("storage.ca_file", &self.storage.ca_file),
+            ("mqtt.ca_file", &self.mqtt.ca_file),
+            ("nuisance.redis_ca_file", &self.nuisance.redis_ca_file),
+        ] {
+            if let Some(file) = file {
+                if let Err(e) = std::fs::read(file) {
+                    bad(key, format!("{}: cannot be read: {e}", file.display()));
+                }
+            }
+        }
+        // A folder that is not there would leave the compiled-in defaults in force, silently.
+        let folder = |dir: &Path| match std::fs::metadata(dir) {
+            Ok(m) if m.is_dir() => None,
+            Ok(_) => Some(format!("{}: not a folder", dir.display())),
+            Err(e) => Some(format!("{}: {e}", dir.display())),
+        };
+        if let Some(e) = self.mail.templates.as_deref().and_then(folder) {
+            bad("mail.templates", e);
+        }
+        match self.rules.dir.as_deref().map(|d| (d, folder(d))) {
+            Some((_, Some(e))) => bad(
+                "rules.dir",
+                format!("{e} (serve would run the compiled-in rules only)"),
+            ),
+            dir => {
+                // The rule files, as `serve` would load them; a threshold the config refused
+                // is reported under its key already.
+                let threshold = self.rules.second_opinion().filter(|t| t.is_finite());
+                let rules = crate::pipeline::RuleSet::load_each(dir.map(|(d, _)| d), threshold);
+                for p in rules.problems {
+                    bad("rules", p);
+                }
+            }
+        }
+        problems
     }
 
     fn validate(&mut self, problems: &mut Vec<ConfigProblem>) {
@@ -1236,6 +1321,26 @@ impl Config {
         if !(smtp.is_empty() || smtp.starts_with("smtp://") || smtp.starts_with("smtps://")) {
             bad("mail.smtp_url", "must look like smtp://host:port".into());
         }
+        // Parsed as the mail sink parses them: otherwise every mail fails at send time, with a
+        // line in the log and no alert reaching anyone.
+        let mailbox = |a: &str| a.parse::<lettre::message::Mailbox>().is_ok();
+        if !mailbox(&self.mail.from) {
+            bad(
+                "mail.from",
+                format!(
+                    "`{}` is not a mail address like 12345@example.gov.cn",
+                    self.mail.from
+                ),
+            );
+        }
+        for (i, a) in self.mail.supervisors.iter().enumerate() {
+            if !mailbox(a) {
+                bad(
+                    &format!("mail.supervisors[{i}]"),
+                    format!("`{a}` is not a mail address like duty@example.gov.cn"),
+                );
+            }
+        }
         // Paths in the file are relative to the file, so a config folder can move as a unit.
         let base = self
             .path
@@ -1340,6 +1445,17 @@ pub fn parse_proxy(s: &str) -> Option<ipnet::IpNet> {
             None => net,
         },
         _ => net,
+    })
+}
+
+/// A config file's text, or the problem `file`.
+fn read_file(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|e| ConfigError {
+        path: path.to_path_buf(),
+        problems: vec![ConfigProblem {
+            key: "file".into(),
+            message: format!("cannot read: {e}"),
+        }],
     })
 }
 
@@ -1747,6 +1863,23 @@ mod tests {
         assert_eq!(cfg.redis_key_secret().expose(), "qu0ta-k3y");
         // The local quota keeps nothing outside the process: no key needed.
         assert!(load("[server]\nlisten = \"127.0.0.1:1\"\n").is_ok());
+    }
+
+    #[test]
+    fn mail_addresses_are_read_as_the_mail_sink_reads_them() {
+        let with = |mail: &str| {
+            load(&format!(
+                "[server]\nlisten = \"127.0.0.1:1\"\n[mail]\n{mail}\n"
+            ))
+        };
+        let ok = with(
+            "from = \"12345 热线 <12345@example.gov.cn>\"\nsupervisors = [\"duty@example.gov.cn\"]",
+        );
+        assert!(ok.is_ok(), "{ok:?}");
+        let err = with("from = \"12345\"\nsupervisors = [\"duty@example.gov.cn\", \"duty at x\"]")
+            .unwrap_err();
+        let keys: Vec<&str> = err.problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(keys, ["mail.from", "mail.supervisors[1]"], "{err}");
     }
 
     #[test]

@@ -85,17 +85,10 @@ fn main() -> anyhow::Result<()> {
             })?;
             Ok(())
         }
-        Command::CheckConfig { config } => match Config::load(&config, std::env::vars()) {
+        // Every problem at once: the config's, and those of the files it names (rule files,
+        // the rules folder, CA files), which `serve` would work around.
+        Command::CheckConfig { config } => match Config::check(&config, std::env::vars()) {
             Ok(cfg) => {
-                // The rule files are part of the configuration: a broken one would stop `serve`.
-                let rules = &cfg.rules;
-                if let Err(e) = hotline_gateway::pipeline::RuleSet::load(
-                    rules.dir.as_deref(),
-                    rules.second_opinion(),
-                ) {
-                    eprintln!("1 problem(s) in the rule files:\n  - rules: {e}");
-                    std::process::exit(1);
-                }
                 println!("ok: {}", cfg.summary());
                 Ok(())
             }

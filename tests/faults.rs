@@ -732,6 +732,123 @@ fn check_config_reports_every_problem_and_exit_codes() {
     assert!(err.contains("emergency.toml"), "{err}");
 }
 
+/// `check-config --config PATH`: exit code and stderr.
+fn check_config(path: &Path) -> (Option<i32>, String) {
+    let out = Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(path)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_config_reports_what_serve_could_not_use_with_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    // A broken rule file next to the config, a config mistake, files that are not there and
+    // addresses that are none: all in one report.
+    std::fs::create_dir_all(dir.path().join("rules")).unwrap();
+    std::fs::write(dir.path().join("rules/emergency.toml"), "[[rule\n").unwrap();
+    let config = dir.path().join("gateway.toml");
+    std::fs::write(
+        &config,
+        "[server]\nlisten = \"nowhere\"\n\
+         [storage]\nca_file = \"no-pg-ca.pem\"\n\
+         [mqtt]\nurl = \"mqtts://broker:8883\"\nca_file = \"no-mqtt-ca.pem\"\n\
+         [nuisance]\nredis_ca_file = \"no-redis-ca.pem\"\n\
+         [mail]\nfrom = \"12345 at example\"\nsupervisors = [\"duty@example.gov.cn\", \"duty\"]\n\
+         templates = \"no-templates\"\n",
+    )
+    .unwrap();
+    let (code, err) = check_config(&config);
+    assert_eq!(code, Some(1), "{err}");
+    for key in [
+        "server.listen",
+        "storage.ca_file",
+        "mqtt.ca_file",
+        "nuisance.redis_ca_file",
+        "mail.from",
+        "mail.supervisors[1]",
+        "mail.templates",
+        "rules: ",
+    ] {
+        assert!(err.contains(key), "{key} not reported: {err}");
+    }
+    assert!(err.contains("emergency.toml"), "{err}");
+    assert!(!err.contains("mail.supervisors[0]"), "{err}");
+
+    // A rules folder that is named but not there: the operator's phrases would be ignored.
+    let named = dir.path().join("named.toml");
+    std::fs::write(
+        &named,
+        "[server]\nlisten = \"127.0.0.1:8080\"\n[rules]\ndir = \"/nonexistent/hotline-rules\"\n",
+    )
+    .unwrap();
+    let (code, err) = check_config(&named);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("rules.dir"), "{err}");
+    // A file where the folder should be.
+    std::fs::write(
+        &named,
+        "[server]\nlisten = \"127.0.0.1:8080\"\n[rules]\ndir = \"gateway.toml\"\n",
+    )
+    .unwrap();
+    let (code, err) = check_config(&named);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("rules.dir") && err.contains("not a folder"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_rules_folder_that_is_not_there_serves_the_built_in_rules_and_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    // A volume that did not mount: `serve` does not crash-loop on it (art. 17), but says so.
+    let gw = Gateway::start(dir.path(), &sim.url, "[rules]\ndir = \"mounted-rules\"\n");
+    let (s, b) = gw.submit(json!({"content": "楼下着火了"}));
+    assert_eq!(
+        (s, b["redirect"]["number"].as_str()),
+        (200, Some("119")),
+        "{b}"
+    );
+    let (s, ready) = readyz(&gw);
+    assert_eq!(
+        (s, ready["rules_error"].as_str()),
+        (503, Some("rules_invalid")),
+        "{ready}"
+    );
+    assert!(
+        gw.logs()
+            .lines()
+            .any(|l| l.contains("ERROR") && l.contains("mounted-rules")),
+        "{}",
+        gw.logs()
+    );
+    // A reload while it is still missing is refused (it kept the old rules silently before).
+    let r = client()
+        .post(format!("{}/admin/v1/rules/reload", gw.url))
+        .bearer_auth(ADMIN)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    // Mounted, reloaded: ready.
+    std::fs::create_dir(dir.path().join("mounted-rules")).unwrap();
+    let r = client()
+        .post(format!("{}/admin/v1/rules/reload", gw.url))
+        .bearer_auth(ADMIN)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    wait_until("/readyz to answer 200", LONG, || {
+        (readyz(&gw).0 == 200).then_some(())
+    });
+}
+
 #[test]
 fn slow_clients_huge_headers_and_nul_bytes_leave_the_server_healthy() {
     use std::io::{Read, Write};

@@ -98,6 +98,19 @@ impl RuleSet {
                     second_opinion::SecondOpinion::builtin()
                 })
         };
+        // A named folder that is not there (a volume not mounted, a typo) is a problem like a
+        // broken file: not the silent "no file, use the default" of a file left out.
+        let dir = dir.filter(|d| match std::fs::metadata(d) {
+            Ok(m) if m.is_dir() => true,
+            Ok(_) => {
+                problems.push(format!("{}: the rules folder is not a folder", d.display()));
+                false
+            }
+            Err(e) => {
+                problems.push(format!("{}: the rules folder: {e}", d.display()));
+                false
+            }
+        });
         let Some(dir) = dir else {
             set.second_opinion = second_opinion.map(|t| builtin_model(t, &mut problems));
             set.problems = problems;
