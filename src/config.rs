@@ -1341,6 +1341,28 @@ impl Config {
                 );
             }
         }
+        // The demo config's secrets are in the README: on an address others can reach, they
+        // let anyone post `call.flagged` as the telephony platform (and so suspend any number),
+        // or use the admin API. `cargo run --release` listens on loopback, so it still runs.
+        let listen = d.listen.ip().to_canonical();
+        if !listen.is_loopback() {
+            for key in self.published_secrets() {
+                let var = format!("HOTLINE__{}", key.replace('.', "__").to_ascii_uppercase());
+                let or = if key.starts_with("channels.") {
+                    ", or leave the channel out"
+                } else {
+                    ""
+                };
+                bad(
+                    &key,
+                    format!(
+                        "is a value published in this repository, and server.listen {listen} is \
+                         not a loopback address: anyone who reaches the gateway could use it. \
+                         Set a secret of your own (e.g. {var}=...){or}"
+                    ),
+                );
+            }
+        }
         // Paths in the file are relative to the file, so a config folder can move as a unit.
         let base = self
             .path
@@ -1365,6 +1387,38 @@ impl Config {
         resolve(&mut self.storage.ca_file);
         resolve(&mut self.nuisance.redis_ca_file);
         resolve(&mut self.mail.templates);
+    }
+
+    /// The keys whose secret is one of the [`KNOWN_SECRETS`] (an empty one is no secret to
+    /// guess: it switches its feature off or is refused elsewhere). `nuisance.redis_key_secret`
+    /// is checked with the shared quota, wherever the gateway listens.
+    fn published_secrets(&self) -> Vec<String> {
+        let mut keys: Vec<(String, &Secret)> = vec![
+            ("admin.token".into(), &self.admin.token),
+            ("dispatch.secret".into(), &self.dispatch.secret),
+        ];
+        for (name, w) in &self.channels.wechat {
+            keys.push((format!("channels.wechat.{name}.token"), &w.token));
+            keys.push((
+                format!("channels.wechat.{name}.encoding_aes_key"),
+                &w.encoding_aes_key,
+            ));
+        }
+        for (name, w) in &self.channels.weibo {
+            keys.push((format!("channels.weibo.{name}.app_secret"), &w.app_secret));
+        }
+        for (name, c) in &self.channels.cti {
+            keys.push((format!("channels.cti.{name}.token"), &c.token));
+            keys.push((format!("channels.cti.{name}.auth_token"), &c.auth_token));
+            keys.push((
+                format!("channels.cti.{name}.shared_key_secret"),
+                &c.shared_key_secret,
+            ));
+        }
+        keys.into_iter()
+            .filter(|(_, s)| is_known_secret(s))
+            .map(|(k, _)| k)
+            .collect()
     }
 
     /// The key of the HMAC naming callers in Redis: `nuisance.redis_key_secret`, else
@@ -1883,6 +1937,57 @@ mod tests {
     }
 
     #[test]
+    fn published_secrets_only_on_loopback() {
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/gateway.toml");
+        let listen = |addr: &str| {
+            Config::load(
+                &shipped,
+                vec![("HOTLINE__SERVER__LISTEN".to_string(), addr.to_string())],
+            )
+        };
+        for addr in ["127.0.0.1:8080", "[::1]:8080", "127.0.0.2:8080"] {
+            assert!(listen(addr).is_ok(), "{addr}");
+        }
+        for addr in ["0.0.0.0:8080", "[::]:8080", "10.1.2.3:8080"] {
+            let err = listen(addr).unwrap_err();
+            let mut keys: Vec<&str> = err.problems.iter().map(|p| p.key.as_str()).collect();
+            keys.sort_unstable();
+            assert_eq!(
+                keys,
+                [
+                    "admin.token",
+                    "channels.cti.demo.token",
+                    "channels.cti.tw.auth_token",
+                    "channels.wechat.demo.encoding_aes_key",
+                    "channels.wechat.demo.token",
+                    "channels.weibo.demo.app_secret",
+                ],
+                "{addr}: {err}"
+            );
+            // Says what to do, and prints no secret.
+            assert!(err.to_string().contains("HOTLINE__ADMIN__TOKEN="), "{err}");
+            assert!(!err.to_string().contains("change-me"), "{err}");
+        }
+        // The image's config, with the operator's own secrets, listens on every interface.
+        let docker = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/docker.toml");
+        let own = |token: &str| {
+            Config::load(
+                &docker,
+                vec![
+                    ("HOTLINE__ADMIN__TOKEN".to_string(), token.to_string()),
+                    (
+                        "HOTLINE__CHANNELS__CTI__DESK__TOKEN".to_string(),
+                        "0wn-cti-t0ken".to_string(),
+                    ),
+                ],
+            )
+        };
+        assert!(own("0wn-admin-t0ken").is_ok());
+        let err = own("change-me").unwrap_err();
+        assert_eq!(err.problems[0].key, "admin.token", "{err}");
+    }
+
+    #[test]
     fn a_telephony_profile_is_generic_and_transfers_unless_twilio_or_told_otherwise() {
         let cfg = load("[server]\nlisten = \"127.0.0.1:1\"\n[channels.cti.desk]\ntoken = \"t\"\n")
             .unwrap();
@@ -2153,7 +2258,11 @@ mod tests {
 
     #[test]
     fn shipped_configs_parse() {
-        for file in ["config/gateway.toml", "config/gateway.example.toml"] {
+        for file in [
+            "config/gateway.toml",
+            "config/gateway.example.toml",
+            "config/docker.toml",
+        ] {
             let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
             if let Err(e) = Config::load(&path, Vec::new()) {
                 panic!("{e}");

@@ -734,9 +734,15 @@ fn check_config_reports_every_problem_and_exit_codes() {
 
 /// `check-config --config PATH`: exit code and stderr.
 fn check_config(path: &Path) -> (Option<i32>, String) {
+    check_config_with(path, &[])
+}
+
+/// `check-config --config PATH` with `HOTLINE__…` overrides: exit code and stderr.
+fn check_config_with(path: &Path, env: &[(&str, &str)]) -> (Option<i32>, String) {
     let out = Command::new(BIN)
         .args(["check-config", "--config"])
         .arg(path)
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     (
@@ -847,6 +853,92 @@ fn a_rules_folder_that_is_not_there_serves_the_built_in_rules_and_is_reported() 
     wait_until("/readyz to answer 200", LONG, || {
         (readyz(&gw).0 == 200).then_some(())
     });
+}
+
+#[test]
+fn the_demo_config_serves_on_loopback_only_and_the_images_config_beyond() {
+    let dir = tempfile::tempdir().unwrap();
+    // The shipped demo config, as `cargo run --release` and the README's curls use it (a copy,
+    // so that its store lands here).
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/gateway.toml");
+    let config = dir.path().join("gateway.toml");
+    std::fs::copy(&shipped, &config).unwrap();
+    let port = free_port();
+    // Killed on drop, should it serve after all and the wait below fail.
+    struct Child(std::process::Child);
+    impl Drop for Child {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut refused = Child(
+        Command::new(BIN)
+            .args(["serve", "--config"])
+            .arg(&config)
+            .env("HOTLINE__SERVER__LISTEN", format!("0.0.0.0:{port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let status = wait_until("serve to refuse", LONG, || {
+        refused.0.try_wait().ok().flatten()
+    });
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut refused.0.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(1), "{err}");
+    for key in [
+        "admin.token",
+        "channels.cti.demo.token",
+        "channels.wechat.demo.token",
+        "channels.weibo.demo.app_secret",
+        "channels.cti.tw.auth_token",
+    ] {
+        assert!(err.contains(key), "{key} not named: {err}");
+    }
+    assert!(err.contains("loopback"), "{err}");
+    let (code, check) = check_config_with(&config, &[("HOTLINE__SERVER__LISTEN", "0.0.0.0:8080")]);
+    assert_eq!(code, Some(1), "{check}");
+
+    // On loopback it serves, demo tokens and all.
+    let gw = Gateway::start_with_env(
+        config.clone(),
+        port,
+        &[("HOTLINE__SERVER__LISTEN", &format!("127.0.0.1:{port}"))],
+    );
+    let r = client()
+        .post(format!("{}/v1/cti/demo", gw.url))
+        .bearer_auth("demo-cti-token")
+        .json(&json!({"event": "call.started", "call_id": "c1", "from": "13800138000", "to": "12345"}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    drop(gw);
+
+    // The image's config listens on every interface, with the operator's secrets from the
+    // environment (the store under this test's folder instead of the image's volume).
+    // (A copy here too: the harness writes the log next to the config.)
+    let docker = dir.path().join("docker.toml");
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("config/docker.toml"),
+        &docker,
+    )
+    .unwrap();
+    let port = free_port();
+    let data = dir.path().join("docker-data");
+    let gw = Gateway::start_with_env(
+        docker,
+        port,
+        &[
+            ("HOTLINE__SERVER__LISTEN", &format!("0.0.0.0:{port}")),
+            ("HOTLINE__STORAGE__PATH", &data.to_string_lossy()),
+            ("HOTLINE__ADMIN__TOKEN", ADMIN),
+        ],
+    );
+    let (s, b) = gw.submit(json!({"content": "容器里：路灯不亮"}));
+    assert_eq!(s, 202, "{b}");
+    assert!(data.join("gateway.db").exists());
 }
 
 #[test]

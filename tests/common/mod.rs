@@ -143,6 +143,12 @@ impl Gateway {
 
     /// Starts the gateway on an existing config file (port must match its `listen`).
     pub fn start_with(config: PathBuf, port: u16) -> Gateway {
+        Gateway::start_with_env(config, port, &[])
+    }
+
+    /// Starts the gateway on an existing config file with `HOTLINE__…` overrides in `env`; it is
+    /// reached at 127.0.0.1:`port`.
+    pub fn start_with_env(config: PathBuf, port: u16, env: &[(&str, &str)]) -> Gateway {
         let log = config.with_extension(format!("{}.log", Instant::now().elapsed().as_nanos()));
         let log = unique(&log);
         let out = std::fs::File::create(&log).expect("log file");
@@ -150,6 +156,7 @@ impl Gateway {
         let child = Command::new(BIN)
             .args(["serve", "--config"])
             .arg(&config)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(err))
