@@ -248,7 +248,9 @@ pub async fn run(cfg: Config, listener: TcpListener) -> Result<(), StartError> {
         ladder,
         wake.clone(),
     ));
-    let relay_state = Arc::new(RelayState::default());
+    let relay_state = Arc::new(RelayState::new(relay::stall_limit(
+        cfg.derived.dispatch_timeout,
+    )));
     let relay = Relay::new(
         RelayConfig {
             url: cfg.dispatch.url.clone(),

@@ -61,12 +61,62 @@ pub fn signature(secret: &str, timestamp: i64, body: &str) -> String {
 }
 
 /// Shared, observable relay state.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct RelayState {
     /// Whether the breaker is open now.
     pub breaker_open: AtomicBool,
-    /// Unix seconds of the relay loop's last round (for `/readyz`).
-    pub last_round: AtomicI64,
+    /// Unix milliseconds of the relay loop's last sign of life (for `/readyz`): each turn of
+    /// the loop, each finished attempt, and each [`RelayState::heartbeat`] of a long wait.
+    alive_at_ms: AtomicI64,
+    /// How long without a sign of life means the loop is stuck (see [`stall_limit`]).
+    stall_after: Duration,
+}
+
+impl Default for RelayState {
+    fn default() -> Self {
+        RelayState::new(stall_limit(Duration::from_secs(5)))
+    }
+}
+
+impl RelayState {
+    /// A relay state whose loop counts as stuck after `stall_after` without a sign of life.
+    pub fn new(stall_after: Duration) -> RelayState {
+        RelayState {
+            breaker_open: AtomicBool::new(false),
+            alive_at_ms: AtomicI64::new(now_ms()),
+            stall_after,
+        }
+    }
+
+    /// Notes a sign of life of the loop.
+    fn beat(&self) {
+        self.alive_at_ms.store(now_ms(), Ordering::Relaxed);
+    }
+
+    /// The longest the loop waits without a sign of life: a third of the stall limit, so a
+    /// waiting loop is never mistaken for a stuck one.
+    fn heartbeat(&self) -> Duration {
+        self.stall_after / 3
+    }
+
+    /// Whether the loop has shown a sign of life within the stall limit at `now_ms`. Whether
+    /// dispatch answers is not part of it: an outage (breaker open) is what the outbox is for.
+    pub fn alive(&self, now_ms: i64) -> bool {
+        now_ms - self.alive_at_ms.load(Ordering::Relaxed) < self.stall_after.as_millis() as i64
+    }
+
+    /// Milliseconds since the loop's last sign of life at `now_ms` (for the log).
+    pub fn silent_for_ms(&self, now_ms: i64) -> i64 {
+        now_ms - self.alive_at_ms.load(Ordering::Relaxed)
+    }
+}
+
+/// How long the relay loop may go without a sign of life before `/readyz` calls it stuck:
+/// six dispatch time-outs (30 s at the default 5 s), at least 5 s. Between two signs the loop
+/// does one of: a wait of at most a third of this, one attempt (bounded by the time-out) or a
+/// store call; only a hung store call or a dead relay thread lasts longer.
+pub fn stall_limit(dispatch_timeout: Duration) -> Duration {
+    (dispatch_timeout * 6).max(Duration::from_secs(5))
 }
 
 /// The delivery loop.
@@ -153,13 +203,12 @@ impl Relay {
             if *shutdown.borrow() {
                 return;
             }
-            self.state
-                .last_round
-                .store(chrono::Utc::now().timestamp(), Ordering::Relaxed);
+            self.state.beat();
             if self.cfg.url.is_empty() {
                 // No dispatch configured: orders stay queued until one is (a restart). Commits'
                 // wake-ups are ignored: each cost a round here, ~4 % of a core at 7 k orders/s.
-                if wait_timeout(&mut shutdown, Duration::from_secs(5)).await {
+                let idle = Duration::from_secs(5).min(self.state.heartbeat());
+                if wait_timeout(&mut shutdown, idle).await {
                     return;
                 }
                 continue;
@@ -169,7 +218,10 @@ impl Relay {
             if let Some(until) = open_until {
                 let left = until.saturating_duration_since(Instant::now());
                 if !left.is_zero() {
-                    if wait_timeout(&mut shutdown, left).await {
+                    // In heartbeats, each a sign of life at the top of the loop: a cool-down
+                    // grows to `backoff_max` (5 min), and waited out at once it made /readyz
+                    // call the relay stuck on every node during any outage longer than 30 s.
+                    if wait_timeout(&mut shutdown, left.min(self.state.heartbeat())).await {
                         return;
                     }
                     continue;
@@ -221,6 +273,10 @@ impl Relay {
             let results: Vec<(OutboxEntry, Attempt)> = stream::iter(due)
                 .map(|e| async move {
                     let a = this.attempt(&e).await;
+                    // A round of a full batch against a dispatch that never answers takes
+                    // BATCH / concurrency time-outs (40 s by default); each attempt's end is a
+                    // sign of life.
+                    this.state.beat();
                     (e, a)
                 })
                 .buffer_unordered(self.cfg.concurrency)

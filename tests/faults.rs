@@ -1093,3 +1093,47 @@ fn the_relay_yields_the_cores_to_intake_and_still_delivers() {
         want.iter().all(|n| got.contains(n)).then_some(())
     });
 }
+
+#[test]
+fn a_dispatch_outage_longer_than_the_stall_limit_leaves_the_node_ready() {
+    // Dispatch at a port nobody listens on. One failed round opens the breaker, whose
+    // cool-down (60 s) is far longer than the relay's stall limit (six dispatch time-outs of
+    // 1 s): readiness must keep telling a waiting relay from a stuck one. Until 2026-12-07 the
+    // relay showed no sign of life while it waited, and /readyz answered 503 on every node of
+    // an outage once it had lasted 30 s.
+    let dir = tempfile::tempdir().unwrap();
+    let down = format!("http://127.0.0.1:{}", free_port());
+    let port = free_port();
+    let node = NodeConfig {
+        dispatch: "timeout = \"1s\"\nbreaker_failures = 1".into(),
+        ..NodeConfig::default()
+    };
+    let config = node.write(dir.path(), port, &down, "");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("breaker_cooldown = \"200ms\"", "breaker_cooldown = \"60s\"");
+    std::fs::write(&config, text).unwrap();
+    let gw = Gateway::start_with(config, port);
+    let (s, b) = gw.submit(json!({"content": "停电期间：路灯不亮", "phone": "13800005555"}));
+    assert_eq!(s, 202, "{b}");
+    wait_until("the breaker open", LONG, || {
+        (gw.admin_get("/admin/v1/outbox")["breaker_open"] == true).then_some(())
+    });
+    // Twice the stall limit (6 s) into the cool-down, the node is still ready, and says the
+    // breaker is open.
+    let c = client();
+    let until = std::time::Instant::now() + Duration::from_secs(13);
+    let mut polls = 0;
+    while std::time::Instant::now() < until {
+        let r = c.get(format!("{}/readyz", gw.url)).send().unwrap();
+        let status = r.status().as_u16();
+        let body: serde_json::Value = r.json().unwrap();
+        assert_eq!(status, 200, "after {polls} polls: {body}");
+        assert_eq!(body["breaker_open"], true, "{body}");
+        polls += 1;
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Intake goes on into the outbox meanwhile.
+    let (s, b) = gw.submit(json!({"content": "停电期间：井盖丢失", "phone": "13800006666"}));
+    assert_eq!(s, 202, "{b}");
+}

@@ -13,15 +13,18 @@ pub async fn healthz() -> HttpResponse {
 }
 
 /// `GET /readyz`: the store takes writes, the relay loop is alive, and every rule file in
-/// force was used (not replaced by its compiled-in default at start-up).
+/// force was used (not replaced by its compiled-in default at start-up). Whether dispatch
+/// answers is not readiness: in an outage the outbox keeps the orders and the node must stay
+/// in the balancer for intake and emergencies, so the breaker's state is shown, not judged.
 pub async fn readyz(state: Data<AppState>) -> HttpResponse {
     let store = state.store.probe_write().await;
-    let last = state.relay.last_round.load(Ordering::Relaxed);
-    let relay_alive = now() - last < 30;
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let relay_alive = state.relay.alive(now_ms);
+    let breaker_open = state.relay.breaker_open.load(Ordering::Relaxed);
     let rules = state.pipeline.rules();
     let rules_ok = rules.problems.is_empty();
     if store.is_ok() && relay_alive && rules_ok {
-        HttpResponse::Ok().json(json!({"status": "ready"}))
+        HttpResponse::Ok().json(json!({"status": "ready", "breaker_open": breaker_open}))
     } else {
         // The store's error names files and hosts; /readyz answers anyone, so it gets a fixed
         // code and the detail goes to the log.
@@ -32,10 +35,10 @@ pub async fn readyz(state: Data<AppState>) -> HttpResponse {
                 crate::store::StoreError::Internal(_) => "store_internal",
             }
         });
-        if store_error.is_none() && !relay_alive {
+        if !relay_alive {
             tracing::warn!(
-                last_round = last,
-                "Not ready: the relay loop has not run for 30 s."
+                silent_for_ms = state.relay.silent_for_ms(now_ms),
+                "Not ready: the relay loop has shown no sign of life for too long (stuck)."
             );
         }
         // Rule problems name files too: the same fixed-code treatment.
@@ -53,6 +56,7 @@ pub async fn readyz(state: Data<AppState>) -> HttpResponse {
                 "store": store_error.is_none(),
                 "store_error": store_error,
                 "relay": relay_alive,
+                "breaker_open": breaker_open,
                 "rules": rules_ok,
                 "rules_error": rules_error,
             }))
