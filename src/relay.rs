@@ -416,8 +416,7 @@ impl Relay {
         let Some(base) = &self.base else {
             return Attempt::Retryable("dispatch.url does not parse".into());
         };
-        let mut url = base.clone();
-        url.set_path(&format!("{}{}", base.path().trim_end_matches('/'), e.path));
+        let url = dispatch_url(base, &e.path);
         let mut req = self
             .client
             .post(url)
@@ -479,6 +478,17 @@ fn conflict_on_first_attempt(e: &OutboxEntry) {
         "Dispatch answered 409 to the first recorded attempt: taken as delivered. Unless an \
          earlier attempt's result was lost, dispatch holds another order under this key."
     );
+}
+
+/// The address of `path` (`/work-orders`, `/work-orders/{n}`) at the dispatch API whose base
+/// URL is `base`: the path goes after the base's own path, and the base's query stays a query
+/// (`https://core/api?key=K` gives `https://core/api/work-orders/1?key=K`). Deliveries and
+/// status look-ups both build their addresses here, so they cannot disagree; `set_path` also
+/// percent-encodes a `?` or `#` in `path`, which therefore cannot change the query.
+pub fn dispatch_url(base: &reqwest::Url, path: &str) -> reqwest::Url {
+    let mut url = base.clone();
+    url.set_path(&format!("{}{}", base.path().trim_end_matches('/'), path));
+    url
 }
 
 /// Longest excerpt of a refusal's body that is kept.
@@ -992,6 +1002,33 @@ mod tests {
         assert_eq!(*store.breaker.lock().unwrap(), [true]);
         stop.send(true).unwrap();
         running.await.unwrap();
+    }
+
+    #[test]
+    fn dispatch_urls_keep_the_base_path_and_query() {
+        let url = |base: &str, path: &str| {
+            dispatch_url(&reqwest::Url::parse(base).unwrap(), path).to_string()
+        };
+        assert_eq!(
+            url(
+                "https://core.example/api?key=K",
+                "/work-orders/2026112901000123"
+            ),
+            "https://core.example/api/work-orders/2026112901000123?key=K"
+        );
+        assert_eq!(
+            url("http://127.0.0.1:9090/?k=v", "/work-orders"),
+            "http://127.0.0.1:9090/work-orders?k=v"
+        );
+        assert_eq!(
+            url("http://127.0.0.1:9090", "/work-orders/1/contacts"),
+            "http://127.0.0.1:9090/work-orders/1/contacts"
+        );
+        // A path cannot become a query.
+        assert_eq!(
+            url("http://h/api/?key=K", "/work-orders/1?key=evil"),
+            "http://h/api/work-orders/1%3Fkey=evil?key=K"
+        );
     }
 
     #[test]

@@ -1328,3 +1328,30 @@ fn the_sim_records_orders_by_their_number_and_contacts_apart() {
         "a repeat is no new delivery"
     );
 }
+
+#[test]
+fn a_dispatch_url_with_a_query_serves_deliveries_and_status_lookups() {
+    // `dispatch.url` may carry a query (an API key). The relay kept it a query; status
+    // look-ups appended their path to it as text (`/?k=v/work-orders/N`), dispatch did not
+    // know that address, and the submitter saw only the gateway's own status (until
+    // 2026-12-07).
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let gw = Gateway::start(dir.path(), &format!("{}/?k=v", sim.url), "");
+    let (s, b) = gw.submit(json!({"content": "小区门口的路灯不亮了", "phone": "13644440004"}));
+    assert_eq!(s, 202, "{b}");
+    let n = numbers(&b).remove(0);
+    sim.wait_order(&n);
+    let r: serde_json::Value = client()
+        .get(format!("{}/v1/orders/{n}", gw.url))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    // What dispatch-sim answers for an order it has (src/sim.rs).
+    assert_eq!(
+        (&r["status"], &r["unit"]),
+        (&json!("processing"), &json!("市12345热线派单中心")),
+        "dispatch's status, not the gateway's own: {r}"
+    );
+}

@@ -129,10 +129,16 @@ pub async fn order_status(
 
 /// Asks the dispatch API for an order's status; `None` when unknown there or unreachable.
 async fn dispatch_status(state: &AppState, number: &str) -> Option<serde_json::Value> {
-    let base = state.cfg.dispatch.url.trim_end_matches('/');
-    if base.is_empty() {
+    if state.cfg.dispatch.url.is_empty() {
         return None;
     }
+    // Built like the relay's addresses: `dispatch.url` may carry a query (an API key), which
+    // appending the path as text put in front of it (`?key=K/work-orders/N`): every look-up
+    // then missed and the citizen saw only the gateway's own status.
+    let url = crate::relay::dispatch_url(
+        &reqwest::Url::parse(&state.cfg.dispatch.url).ok()?,
+        &format!("/work-orders/{number}"),
+    );
     // A short cache: citizens refresh, and the dispatch core should not feel it.
     if let Ok(cache) = state.status_cache.lock() {
         if let Some((at, v)) = cache.get(number) {
@@ -142,7 +148,7 @@ async fn dispatch_status(state: &AppState, number: &str) -> Option<serde_json::V
         }
     }
     let fetch = {
-        let request = state.http.get(format!("{base}/work-orders/{number}"));
+        let request = state.http.get(url);
         async move {
             let resp = request.send().await.ok()?;
             if !resp.status().is_success() {
