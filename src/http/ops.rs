@@ -96,20 +96,11 @@ pub async fn order_status(
     let rfc = |s: i64| crate::messages::rfc3339(s, state.cfg.derived.tz);
     match (remote, local) {
         (Some(r), local) => {
-            // Only the fields a submitter may see, whatever dispatch sends.
-            let pick = |k: &str| r.get(k).cloned().unwrap_or(serde_json::Value::Null);
-            // Dispatch's time, shown like every other time in the answer (the hotline's zone,
-            // to the second); anything that is not RFC 3339 is passed on as it came.
-            let updated_at = r
-                .get("updated_at")
-                .and_then(|v| v.as_str())
-                .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
-                .map(|t| json!(rfc(t.timestamp())))
-                .unwrap_or_else(|| pick("updated_at"));
+            let (status, unit, updated_at) = submitter_view(&r, rfc);
             Ok(HttpResponse::Ok().json(json!({
                 "number": number,
-                "status": pick("status"),
-                "unit": pick("unit"),
+                "status": status,
+                "unit": unit,
                 "updated_at": updated_at,
                 "category": local.as_ref().map(|l| l.category.clone()),
                 "received_at": local.as_ref().map(|l| rfc(l.created_at)),
@@ -125,6 +116,23 @@ pub async fn order_status(
         }))),
         (None, None) => Err(ApiError::NotFound("order")),
     }
+}
+
+/// What a submitter is shown of dispatch's answer `r`: its status, handling unit and time.
+/// The answer is public and unauthenticated, so only text passes (anything else dispatch sends
+/// in those fields, an object or a list, is shown as null); a time in RFC 3339 is shown like
+/// every other time in the answer (the hotline's zone, to the second), other text as it came.
+fn submitter_view(
+    r: &serde_json::Value,
+    rfc: impl Fn(i64) -> String,
+) -> (serde_json::Value, serde_json::Value, serde_json::Value) {
+    let text = |k: &str| r.get(k).and_then(|v| v.as_str());
+    let shown = |k: &str| text(k).map_or(serde_json::Value::Null, |s| json!(s));
+    let updated_at = text("updated_at")
+        .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+        .map(|t| json!(rfc(t.timestamp())))
+        .unwrap_or_else(|| shown("updated_at"));
+    (shown("status"), shown("unit"), updated_at)
 }
 
 /// Asks the dispatch API for an order's status; `None` when unknown there or unreachable.
@@ -223,5 +231,33 @@ pub async fn status_sentence(state: &AppState, number: &str) -> String {
         Some(l) if l.delivery == "delivered" => format!("工单{number}已转交办理，请耐心等待。"),
         Some(_) => format!("工单{number}已受理，正在转交办理。"),
         None => format!("未查询到工单{number}，请核对工单号。"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_submitter_sees_only_text_from_dispatch() {
+        let rfc = |t: i64| format!("t{t}");
+        let view = submitter_view(
+            &json!({"status": "办理中", "unit": "市住建局", "updated_at": "2026-12-07T10:00:00Z",
+                    "phone": "13912345678"}),
+            rfc,
+        );
+        assert_eq!(
+            view,
+            (json!("办理中"), json!("市住建局"), json!("t1796637600"))
+        );
+        // Whatever else dispatch puts in those fields is not passed on to anyone who asks.
+        let view = submitter_view(
+            &json!({"status": {"code": 3, "handler": {"phone": "13912345678"}},
+                    "unit": ["a", "b"], "updated_at": 1796637600}),
+            rfc,
+        );
+        assert_eq!(view, (json!(null), json!(null), json!(null)));
+        let view = submitter_view(&json!({"updated_at": "yesterday"}), rfc);
+        assert_eq!(view, (json!(null), json!(null), json!("yesterday")));
     }
 }
