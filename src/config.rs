@@ -135,7 +135,8 @@ pub struct ServerConfig {
     /// Log format: "text" or "json".
     #[serde(default = "default_log_format")]
     pub log_format: String,
-    /// How long a client may take to send its request head (slowloris guard).
+    /// How long a client may take to send its request head, and then again its body
+    /// (slowloris guard; a body still arriving then is answered 408).
     #[serde(default = "default_request_timeout")]
     pub request_timeout: String,
     /// CPU slice the request workers and the store writer ask the scheduler for (Linux 6.12+,

@@ -1137,3 +1137,65 @@ fn a_dispatch_outage_longer_than_the_stall_limit_leaves_the_node_ready() {
     let (s, b) = gw.submit(json!({"content": "停电期间：井盖丢失", "phone": "13800006666"}));
     assert_eq!(s, 202, "{b}");
 }
+
+/// A gateway whose `server.request_timeout` is 1 s, on the returned port.
+fn gateway_with_a_short_request_timeout(dir: &Path) -> (Gateway, u16) {
+    let port = free_port();
+    let config = write_config(dir, port, "", "");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("workers = 2", "workers = 2\nrequest_timeout = \"1s\"");
+    std::fs::write(&config, text).unwrap();
+    (Gateway::start_with(config, port), port)
+}
+
+/// Sends `first`, then one byte every 200 ms, until the server answers or closes the
+/// connection; returns what it answered (empty if it only closed). Panics after `limit`.
+fn trickle_until_cut_off(port: u16, first: &[u8], limit: Duration) -> String {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    conn.write_all(first).unwrap();
+    conn.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut answer = Vec::new();
+    wait_until("the server to cut off the trickling client", limit, || {
+        let mut buf = [0u8; 4096];
+        match conn.read(&mut buf) {
+            Ok(0) => Some(()),
+            Ok(n) => {
+                answer.extend_from_slice(&buf[..n]);
+                None
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => Some(()),
+            Err(_) => {
+                // Written after the server closed: a reset, which the next read reports.
+                let _ = conn.write_all(b"a");
+                None
+            }
+        }
+    });
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[test]
+fn a_body_sent_a_byte_at_a_time_is_cut_off_at_the_request_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let (gw, port) = gateway_with_a_short_request_timeout(dir.path());
+    // A complete head announcing 60,000 bytes, then a byte at a time: actix's time-out covers
+    // only the head, and the handler waited for the body as long as it kept coming.
+    let head = b"POST /v1/web/submissions HTTP/1.1\r\nHost: x\r\n\
+                 Content-Type: application/json\r\nContent-Length: 60000\r\n\r\n{";
+    let answer = trickle_until_cut_off(port, head, LONG);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains(r#""code":"request_timeout""#), "{answer}");
+    // The same to the admin API without a token: refused before its body is read.
+    let head = b"PUT /admin/v1/callers/phone:13800000000/suspension HTTP/1.1\r\nHost: x\r\n\
+                 Content-Type: application/json\r\nContent-Length: 60000\r\n\r\n{";
+    let answer = trickle_until_cut_off(port, head, LONG);
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    // Still healthy, and intake works.
+    let r = client().get(format!("{}/readyz", gw.url)).send().unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let (s, b) = gw.submit(json!({"content": "慢速之后：路灯不亮", "phone": "13800007777"}));
+    assert_eq!(s, 202, "{b}");
+}

@@ -1,8 +1,8 @@
 //! The operator API under `/admin/v1` (bearer token): outbox, callers, rules.
 
 use super::error::ApiError;
-use super::{now, require_admin, AppState};
-use actix_web::web::{Data, Json, Path};
+use super::{now, read_body, require_admin, AppState};
+use actix_web::web::{Data, Path, Payload};
 use actix_web::{HttpRequest, HttpResponse};
 use hotline_adapters::Identity;
 use serde::Deserialize;
@@ -45,9 +45,28 @@ pub async fn retry_dead(
     }
 }
 
-/// The JSON body of an admin call, or a 400 that shows the expected shape.
-fn json_body<T>(body: Option<Json<T>>, example: &str) -> Result<T, ApiError> {
-    body.map(Json::into_inner).ok_or_else(|| {
+/// Largest admin body.
+const ADMIN_BODY_LIMIT: usize = 64 * 1024;
+
+/// The JSON body of an admin call, or a 400 that shows the expected shape. JSON whatever the
+/// Content-Type says: an operator's `curl -d '{...}'` sends `x-www-form-urlencoded`, and
+/// refusing it would only teach people to add a header. Call it after [`require_admin`]: an
+/// extractor read the body before the token was checked, so anyone could hold a handler with
+/// a body sent a byte at a time.
+async fn json_body<T: serde::de::DeserializeOwned>(
+    req: &HttpRequest,
+    payload: Payload,
+    state: &AppState,
+    example: &str,
+) -> Result<T, ApiError> {
+    let body = read_body(
+        req,
+        payload,
+        ADMIN_BODY_LIMIT,
+        state.cfg.derived.request_timeout,
+    )
+    .await?;
+    serde_json::from_slice(&body).map_err(|_| {
         ApiError::BadRequest(
             "invalid_body",
             format!("expected a JSON body like {example}"),
@@ -143,12 +162,18 @@ pub struct SuspendBody {
 pub async fn suspend(
     req: HttpRequest,
     id: Path<String>,
-    body: Option<Json<SuspendBody>>,
+    payload: Payload,
     state: Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     require_admin(&req, &state)?;
     let id = identity(&id)?;
-    let body = json_body(body, r#"{"duration": "24h", "reason": "..."}"#)?;
+    let body: SuspendBody = json_body(
+        &req,
+        payload,
+        &state,
+        r#"{"duration": "24h", "reason": "..."}"#,
+    )
+    .await?;
     let d = crate::config::parse_duration(&body.duration)
         .and_then(|d| match d.is_zero() {
             true => Err("a suspension must be longer than zero".to_string()),
@@ -231,12 +256,12 @@ pub struct LinkBody {
 pub async fn link(
     req: HttpRequest,
     id: Path<String>,
-    body: Option<Json<LinkBody>>,
+    payload: Payload,
     state: Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     require_admin(&req, &state)?;
     let id = identity(&id)?;
-    let body = json_body(body, r#"{"to": "KIND:VALUE"}"#)?;
+    let body: LinkBody = json_body(&req, payload, &state, r#"{"to": "KIND:VALUE"}"#).await?;
     let to = identity(&body.to)?;
     if to == id {
         return Err(ApiError::BadRequest(

@@ -30,6 +30,9 @@ pub enum ApiError {
     /// The path exists, the method does not (405).
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// The request's body did not arrive within `server.request_timeout` (408).
+    #[error("request body not received in time")]
+    RequestTimeout,
     /// A bad admin request.
     #[error("{1}")]
     BadRequest(&'static str, String),
@@ -62,6 +65,7 @@ impl ApiError {
             ApiError::Unauthorized => "unauthorized",
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::RequestTimeout => "request_timeout",
             ApiError::BadRequest(code, _) => code,
             ApiError::Internal(_) => "internal",
         }
@@ -94,6 +98,7 @@ impl ApiError {
             ApiError::Unauthorized => "未授权。".into(),
             ApiError::NotFound(what) => format!("未找到：{what}。"),
             ApiError::MethodNotAllowed => "该地址不支持此请求方法。".into(),
+            ApiError::RequestTimeout => "请求内容发送超时，请重新提交。".into(),
             ApiError::BadRequest(_, m) => m.clone(),
             ApiError::Internal(_) => "系统内部错误，请稍后重试。".into(),
         }
@@ -125,6 +130,7 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::BadRequest(..) => StatusCode::BAD_REQUEST,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

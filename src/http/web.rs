@@ -33,7 +33,13 @@ pub async fn submit(
             return Err(AdapterError::UnsupportedMediaType(other.unwrap_or_default().into()).into())
         }
     }
-    let body = read_body(&req, payload, state.cfg.server.body_limit).await?;
+    let body = read_body(
+        &req,
+        payload,
+        state.cfg.server.body_limit,
+        state.cfg.derived.request_timeout,
+    )
+    .await?;
     let ip = client_ip(&req, &state.trusted_proxies);
     let t = now();
     let sub = if media.as_deref() == Some("multipart/form-data") {
