@@ -136,7 +136,8 @@ pub struct ServerConfig {
     #[serde(default = "default_log_format")]
     pub log_format: String,
     /// How long a client may take to send its request head, and then again its body
-    /// (slowloris guard; a body still arriving then is answered 408).
+    /// (slowloris guard; a body still arriving then is answered 408). A keep-alive
+    /// connection's next head must be complete within the keep-alive (5 s) and this.
     #[serde(default = "default_request_timeout")]
     pub request_timeout: String,
     /// CPU slice the request workers and the store writer ask the scheduler for (Linux 6.12+,

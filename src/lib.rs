@@ -390,16 +390,49 @@ pub async fn run(cfg: Config, listener: TcpListener) -> Result<(), StartError> {
     });
     let addr = listener.local_addr()?;
     let slice = cfg.derived.cpu_slice;
-    // actix builds the app once on each worker thread, before it takes connections: the place
-    // to give that thread its slice.
-    let mut server = actix_web::HttpServer::new(move || {
-        shorten_slice(slice, "http worker");
-        app(state.clone())
-    })
-    .listen(listener)?
-    .max_connections(cfg.server.max_connections)
-    .client_request_timeout(cfg.derived.request_timeout)
-    .shutdown_timeout(SHUTDOWN_GRACE.as_secs());
+    let request_timeout = cfg.derived.request_timeout;
+    // What `actix_web::HttpServer::listen` builds, with the client's stream wrapped in a
+    // `GuardedStream`, which `HttpServer` has no place for: it bounds the time to a keep-alive
+    // connection's next request head, which actix leaves untimed (see `http::conn`).
+    let builder = actix_web::dev::Server::build();
+    let graceful = builder.graceful_shutdown_signal();
+    let mut server = builder
+        .max_concurrent_connections(cfg.server.max_connections)
+        .shutdown_timeout(SHUTDOWN_GRACE.as_secs())
+        .listen("hotline-gateway", listener, move || {
+            use actix_service::ServiceFactoryExt;
+            // actix builds the app once on each worker thread, before it takes connections:
+            // the place to give that thread its slice.
+            shorten_slice(slice, "http worker");
+            let graceful = graceful.clone();
+            let app = actix_service::IntoServiceFactory::into_factory(app(state.clone()))
+                .map_err(|e: actix_web::Error| e.error_response());
+            let http = actix_http::HttpService::build()
+                .keep_alive(http::conn::KEEP_ALIVE)
+                .client_request_timeout(request_timeout)
+                .client_disconnect_timeout(Duration::from_secs(1))
+                .local_addr(addr)
+                // Idle keep-alive connections close at once at a SIGTERM (HttpServer's too).
+                .graceful_shutdown_signal(move || {
+                    let graceful = graceful.clone();
+                    async move { graceful.notified().await }
+                })
+                .on_connect_ext(|io: &http::conn::GuardedStream, data| {
+                    data.insert(io.watch());
+                })
+                // `HttpServer` puts the listening address here; it only feeds URL generation
+                // and `ConnectionInfo`'s fallback for a request without a Host, neither of
+                // which the gateway uses.
+                .finish(actix_service::map_config(app, |_| {
+                    actix_web::dev::AppConfig::default()
+                }));
+            actix_web::dev::fn_service(move |io: tokio::net::TcpStream| {
+                let peer = io.peer_addr().ok();
+                let io = http::conn::GuardedStream::new(io, request_timeout);
+                std::future::ready(Ok((io, actix_http::Protocol::Http1, peer)))
+            })
+            .and_then(http)
+        })?;
     if cfg.server.workers > 0 {
         server = server.workers(cfg.server.workers);
     }
@@ -582,9 +615,20 @@ pub fn app(
             let start = std::time::Instant::now();
             let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
             let method = method_label(req.method());
+            // The connection's watch (see `http::conn`), absent under a plain `HttpServer`.
+            let watch = req
+                .conn_data::<std::rc::Rc<http::conn::Watch>>()
+                .cloned();
+            if let Some(w) = &watch {
+                w.request_started();
+            }
             let fut = srv.call(req);
             async move {
-                let res = fut.await?;
+                let res = fut.await;
+                if let Some(w) = watch {
+                    w.answered();
+                }
+                let res = res?;
                 let status = res.status().as_u16().to_string();
                 metrics::histogram!("hotline_http_request_duration_seconds", "route" => route.clone(), "method" => method)
                     .record(start.elapsed().as_secs_f64());

@@ -1149,11 +1149,17 @@ fn gateway_with_a_short_request_timeout(dir: &Path) -> (Gateway, u16) {
     (Gateway::start_with(config, port), port)
 }
 
-/// Sends `first`, then one byte every 200 ms, until the server answers or closes the
-/// connection; returns what it answered (empty if it only closed). Panics after `limit`.
+/// Sends `first` on a new connection to `port`, then one byte every 200 ms, until the server
+/// answers or closes the connection; returns what it answered (empty if it only closed).
+/// Panics after `limit`.
 fn trickle_until_cut_off(port: u16, first: &[u8], limit: Duration) -> String {
+    let conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    trickle_on(conn, first, limit)
+}
+
+/// [`trickle_until_cut_off`] on an open connection.
+fn trickle_on(mut conn: std::net::TcpStream, first: &[u8], limit: Duration) -> String {
     use std::io::{Read, Write};
-    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     conn.write_all(first).unwrap();
     conn.set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
@@ -1198,4 +1204,36 @@ fn a_body_sent_a_byte_at_a_time_is_cut_off_at_the_request_timeout() {
     assert_eq!(r.status().as_u16(), 200);
     let (s, b) = gw.submit(json!({"content": "慢速之后：路灯不亮", "phone": "13800007777"}));
     assert_eq!(s, 202, "{b}");
+}
+
+#[test]
+fn a_second_request_head_sent_a_byte_at_a_time_is_cut_off() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let (gw, port) = gateway_with_a_short_request_timeout(dir.path());
+    // One quick request, answered, on a connection that stays open (keep-alive)...
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut answer = Vec::new();
+    while !String::from_utf8_lossy(&answer).ends_with(r#"{"status":"ok"}"#) {
+        let mut buf = [0u8; 1024];
+        let n = conn.read(&mut buf).unwrap();
+        assert!(n > 0, "closed after the first answer");
+        answer.extend_from_slice(&buf[..n]);
+    }
+    // ...then a second head that never ends. actix times only a connection's first head, and
+    // its keep-alive timer stops at the first byte of the next request: this one held the
+    // connection for as long as the client kept sending. Now it has the keep-alive (5 s) and
+    // then the request time-out (1 s) to be complete.
+    let answer = trickle_on(conn, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ", LONG);
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+        "{answer}"
+    );
+    // Still healthy.
+    let r = client().get(format!("{}/readyz", gw.url)).send().unwrap();
+    assert_eq!(r.status().as_u16(), 200);
 }

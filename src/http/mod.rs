@@ -2,6 +2,7 @@
 //! client address, admin auth), and the app factory used by `run` and by tests.
 
 pub mod admin;
+pub mod conn;
 pub mod cti;
 pub mod error;
 pub mod ops;
