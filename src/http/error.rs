@@ -144,9 +144,13 @@ impl ResponseError for ApiError {
             other => tracing::debug!(code = other.code(), error = %other, "Request refused."),
         }
         let mut resp = HttpResponse::build(status);
+        // `rejected` is the contract's word for bad input (4xx): a fault of ours is not the
+        // citizen's, and a 500 labelled so (until 2026-12-07) told the page to stop resending.
         let label = if status == StatusCode::SERVICE_UNAVAILABLE {
             resp.insert_header(("Retry-After", RETRY_AFTER_S.to_string()));
             "unavailable"
+        } else if status.is_server_error() {
+            "error"
         } else {
             "rejected"
         };
@@ -155,5 +159,38 @@ impl ResponseError for ApiError {
             "error": {"code": self.code(), "message": self.message()},
             "message": self.message(),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::FutureExt;
+
+    /// The answer's status code and JSON body.
+    fn answer(e: ApiError) -> (u16, serde_json::Value, bool) {
+        let r = e.error_response();
+        let retry_after = r.headers().contains_key("retry-after");
+        let status = r.status().as_u16();
+        let body = match actix_web::body::to_bytes(r.into_body()).now_or_never() {
+            Some(Ok(b)) => serde_json::from_slice(&b).unwrap_or_default(),
+            _ => serde_json::Value::Null,
+        };
+        (status, body, retry_after)
+    }
+
+    #[test]
+    fn only_bad_input_is_labelled_rejected() {
+        let (status, body, _) = answer(ApiError::Internal("a bug".into()));
+        assert_eq!((status, &body["status"]), (500, &json!("error")), "{body}");
+        assert_eq!(body["error"]["code"], "internal");
+        assert!(!body.to_string().contains("a bug"), "{body}");
+        let (status, body, retry_after) = answer(ApiError::Unavailable("disk".into()));
+        assert_eq!(
+            (status, &body["status"], retry_after),
+            (503, &json!("unavailable"), true)
+        );
+        let (status, body, _) = answer(ApiError::Adapter(AdapterError::MissingField("content")));
+        assert_eq!((status, &body["status"]), (422, &json!("rejected")));
     }
 }
