@@ -561,7 +561,7 @@ pub(crate) fn shorten_slice(slice: Duration, thread: &'static str) {
 /// Adds `nice` to the calling thread's niceness (threads it starts inherit it). On Linux the
 /// niceness is per thread, so the TID aims at this thread alone.
 #[cfg(target_os = "linux")]
-fn lower_priority(nice: i32) {
+pub(crate) fn lower_priority(nice: i32) {
     if nice == 0 {
         return;
     }
@@ -573,7 +573,7 @@ fn lower_priority(nice: i32) {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn lower_priority(_nice: i32) {}
+pub(crate) fn lower_priority(_nice: i32) {}
 
 /// The `method` label of the request metrics. Any token is a valid HTTP method, and an
 /// unauthenticated client could otherwise add a series to /metrics per request: the label is

@@ -1237,3 +1237,79 @@ fn a_second_request_head_sent_a_byte_at_a_time_is_cut_off() {
     let r = client().get(format!("{}/readyz", gw.url)).send().unwrap();
     assert_eq!(r.status().as_u16(), 200);
 }
+
+#[test]
+fn a_store_damaged_between_runs_is_found_and_served_as_unavailable() {
+    use std::io::{Seek, SeekFrom, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let port = free_port();
+    let config = write_config(dir.path(), port, &sim.url, "[nuisance]\nquota = 1000000\n");
+    let mut gw = Gateway::start_with(config.clone(), port);
+    let mut acked = Vec::new();
+    for i in 0..200 {
+        let (s, b) = gw.submit(json!({
+            "content": format!("第{i}件：小区门口路灯坏了，晚上出行很不方便，请尽快维修"),
+            "phone": format!("1390000{i:04}")
+        }));
+        assert_eq!(s, 202, "{b}");
+        acked.extend(numbers(&b));
+    }
+    wait_until("every order at dispatch", LONG, || {
+        let got = delivered_orders(&sim.lines());
+        acked.iter().all(|n| got.contains(n)).then_some(())
+    });
+    assert!(gw.terminate());
+    // Everything into the database file, then a page of the orders table in the middle of it
+    // zeroed (page 1, the header and schema, stays whole): the store still opens, and intake,
+    // which appends, never reads that page.
+    let db = dir.path().join("data/gateway.db");
+    let (page, size) = {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        c.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)").unwrap();
+        let size: u64 = c.query_row("PRAGMA page_size", [], |r| r.get(0)).unwrap();
+        let leaves: Vec<u64> = c
+            .prepare("SELECT pageno FROM dbstat WHERE name = 'orders' AND pagetype = 'leaf'")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert!(leaves.len() > 2, "{leaves:?}");
+        (leaves[leaves.len() / 2], size)
+    };
+    assert!(page > 1);
+    let mut f = std::fs::OpenOptions::new().write(true).open(&db).unwrap();
+    f.seek(SeekFrom::Start((page - 1) * size)).unwrap();
+    f.write_all(&vec![0u8; size as usize]).unwrap();
+    f.sync_all().unwrap();
+    drop(f);
+
+    let gw = Gateway::start_with(config, port);
+    // Found by the check after opening, and reported like a store that cannot be opened.
+    let ready = wait_until("/readyz to report the damage", LONG, || {
+        let r = client().get(format!("{}/readyz", gw.url)).send().ok()?;
+        let status = r.status().as_u16();
+        let body: serde_json::Value = r.json().ok()?;
+        (status == 503).then_some(body)
+    });
+    assert_eq!(ready["store_error"], "store_unavailable", "{ready}");
+    assert!(gw.logs().contains("The store is damaged"), "{}", gw.logs());
+    // Intake: 503 to retry later, never a 500 (labelled `rejected` until 2026-12-07).
+    let r = client()
+        .post(format!("{}/v1/web/submissions", gw.url))
+        .json(&json!({"content": "损坏之后：井盖丢失", "phone": "13900009999"}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+    assert!(r.headers().get("retry-after").is_some());
+    let b: serde_json::Value = r.json().unwrap();
+    assert_eq!(b["status"], "unavailable", "{b}");
+    // Emergencies are still redirected.
+    let (s, b) = gw.submit(json!({"content": "楼下着火了，火很大，有人被困"}));
+    assert_eq!(
+        (s, b["redirect"]["number"].as_str()),
+        (200, Some("119")),
+        "{b}"
+    );
+}
