@@ -399,6 +399,9 @@ pub async fn run(cfg: Config, listener: TcpListener) -> Result<(), StartError> {
     let mut server = builder
         .max_concurrent_connections(cfg.server.max_connections)
         .shutdown_timeout(SHUTDOWN_GRACE.as_secs())
+        // actix-server stops at once on SIGINT (and SIGQUIT), dropping requests in flight,
+        // some of them committed without their 202: signals are handled below instead.
+        .disable_signals()
         .listen("hotline-gateway", listener, move || {
             use actix_service::ServiceFactoryExt;
             // actix builds the app once on each worker thread, before it takes connections:
@@ -437,8 +440,15 @@ pub async fn run(cfg: Config, listener: TcpListener) -> Result<(), StartError> {
         server = server.workers(cfg.server.workers);
     }
     tracing::info!(%addr, node = cfg.server.node_id, "Gateway listening.");
-    // actix handles SIGINT/SIGTERM: stop accepting, finish in-flight requests.
-    server.run().await?;
+    // SIGTERM and SIGINT (Ctrl-C) alike: stop accepting, finish in-flight requests.
+    let server = server.run();
+    let handle = server.handle();
+    let stopper = tokio::spawn(async move {
+        stop_signal().await;
+        handle.stop(true).await;
+    });
+    server.await?;
+    stopper.abort();
     // Pushes answered past their reply budget, and redirect records, may still be on their way
     // to the store: they have no other copy (see `background`).
     let running = background.running();
@@ -469,6 +479,28 @@ pub async fn run(cfg: Config, listener: TcpListener) -> Result<(), StartError> {
     }
     reloader.abort();
     Ok(())
+}
+
+/// Waits for SIGTERM or SIGINT. Without them (they cannot be installed), it waits forever and
+/// says so: the gateway then stops only by SIGKILL, which loses nothing acknowledged.
+async fn stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            let name = tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+            };
+            tracing::info!(signal = name, "Stopping: finishing the requests in flight.");
+        }
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::error!(error = %e, "Cannot listen for SIGTERM/SIGINT; only SIGKILL stops the gateway.");
+            std::future::pending::<()>().await;
+        }
+    }
 }
 
 /// How long a graceful shutdown waits for in-flight requests, and then again for the work

@@ -210,15 +210,25 @@ impl Gateway {
 
     /// SIGTERM and wait for exit; returns whether it exited successfully.
     pub fn terminate(&mut self) -> bool {
-        self.sigterm();
-        matches!(self.child.wait(), Ok(s) if s.success())
+        self.stop_with("TERM")
     }
 
     /// Sends SIGTERM and returns at once.
     pub fn sigterm(&self) {
+        self.signal("TERM");
+    }
+
+    /// Sends a signal by name (`TERM`, `INT`, `HUP`) and returns at once.
+    pub fn signal(&self, name: &str) {
         let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args([&format!("-{name}"), &self.child.id().to_string()])
             .status();
+    }
+
+    /// Sends a signal by name and waits for exit; returns whether it exited successfully.
+    pub fn stop_with(&mut self, name: &str) -> bool {
+        self.signal(name);
+        matches!(self.child.wait(), Ok(s) if s.success())
     }
 
     /// Waits up to `limit` for the process to exit; returns whether it exited successfully.
