@@ -142,6 +142,21 @@ fn metric_sum(text: &str, name: &str) -> f64 {
         .sum()
 }
 
+/// A fresh database for a test that drives stores directly, named after `dir`: its name, its
+/// URL, and a runtime with `threads` workers to drive the stores on.
+fn store_test_db(dir: &Path, threads: usize) -> (String, String, tokio::runtime::Runtime) {
+    let pg = postgres();
+    let db = db_name_for(dir);
+    pg.create_db(&db);
+    let url = pg.url(&db);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()
+        .unwrap();
+    (db, url, rt)
+}
+
 #[test]
 fn services_start() {
     let pg = postgres();
@@ -815,13 +830,7 @@ fn a_restored_or_new_database_does_not_hand_a_nodes_numbers_out_again() {
     use hotline_gateway::store::{Intake, IntakeResult, NewOrder, Sinks, Store};
     let dir = tempfile::tempdir().unwrap();
     let pg = postgres();
-    let db = db_name_for(dir.path());
-    pg.create_db(&db);
-    let url = pg.url(&db);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let (db, url, rt) = store_test_db(dir.path(), 1);
     let open = |node: u8| {
         rt.block_on(PgStore::open(
             &url,
@@ -1101,14 +1110,7 @@ fn a_stale_nodes_result_leaves_the_row_to_the_node_that_took_it_since() {
     use hotline_gateway::store::{Delivery, Sinks, Store};
     let dir = tempfile::tempdir().unwrap();
     let pg = postgres();
-    let db = db_name_for(dir.path());
-    pg.create_db(&db);
-    let url = pg.url(&db);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let (db, url, rt) = store_test_db(dir.path(), 1);
     let lease = Duration::from_secs(1);
     let open = |node: u8| {
         rt.block_on(PgStore::open(&url, node, Sinks::default(), lease, None))
@@ -1185,14 +1187,7 @@ fn a_contact_waits_until_its_order_is_delivered_whichever_node_holds_it() {
     use hotline_gateway::store::{Delivery, OutboxEntry, Sinks, Store};
     let dir = tempfile::tempdir().unwrap();
     let pg = postgres();
-    let db = db_name_for(dir.path());
-    pg.create_db(&db);
-    let url = pg.url(&db);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let (db, url, rt) = store_test_db(dir.path(), 1);
     let lease = Duration::from_secs(1);
     let open = |node: u8| {
         rt.block_on(PgStore::open(&url, node, Sinks::default(), lease, None))
@@ -1271,14 +1266,7 @@ fn a_database_that_takes_no_writes_is_unavailable_not_an_internal_error() {
     use hotline_gateway::store::{Sinks, Store, StoreError};
     let dir = tempfile::tempdir().unwrap();
     let pg = postgres();
-    let db = db_name_for(dir.path());
-    pg.create_db(&db);
-    let url = pg.url(&db);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let (db, url, rt) = store_test_db(dir.path(), 1);
     let lease = Duration::from_secs(5);
     let open = |url: &str| rt.block_on(PgStore::open(url, 1, Sinks::default(), lease, None));
     // The owner applies the migrations; the reader may read everything and create nothing new.
@@ -1321,14 +1309,7 @@ fn store_connections_commit_durably_whatever_the_database_says() {
     use hotline_gateway::store::Sinks;
     let dir = tempfile::tempdir().unwrap();
     let pg = postgres();
-    let db = db_name_for(dir.path());
-    pg.create_db(&db);
-    let url = pg.url(&db);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let (db, url, rt) = store_test_db(dir.path(), 1);
     let synchronous_commit = || {
         let store = rt
             .block_on(PgStore::open(
@@ -1421,14 +1402,7 @@ fn nodes_suspending_one_caller_at_once_record_one_suspension() {
     use hotline_gateway::store::{Sinks, Store, Suspension};
     let dir = tempfile::tempdir().unwrap();
     let pg = postgres();
-    let db = db_name_for(dir.path());
-    pg.create_db(&db);
-    let url = pg.url(&db);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let (db, url, rt) = store_test_db(dir.path(), 2);
     let lease = Duration::from_secs(5);
     let mqtt = Sinks {
         mqtt: true,
@@ -1499,14 +1473,7 @@ fn the_answer_remembered_first_stands_on_every_node() {
     use hotline_gateway::store::postgres::PgStore;
     use hotline_gateway::store::{Sinks, Store};
     let dir = tempfile::tempdir().unwrap();
-    let pg = postgres();
-    let db = db_name_for(dir.path());
-    pg.create_db(&db);
-    let url = pg.url(&db);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let (_, url, rt) = store_test_db(dir.path(), 1);
     let lease = Duration::from_secs(5);
     let (a, b) = rt.block_on(async {
         (

@@ -839,19 +839,11 @@ mod tests {
     async fn two_nodes_suspending_one_caller_at_once_record_one_step() {
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
-        let cfg = LadderConfig {
-            steps: vec![
-                Duration::from_secs(3600),
-                Duration::from_secs(86400),
-                Duration::from_secs(30 * 86400),
-            ],
-            ..config()
-        };
         let clock = FakeRelativeClock::default();
-        let a = Ladder::with_clock(cfg.clone(), store.clone(), clock.clone(), 0)
+        let a = Ladder::with_clock(config(), store.clone(), clock.clone(), 0)
             .await
             .unwrap();
-        let b = Ladder::with_clock(cfg, store.clone(), clock.clone(), 0)
+        let b = Ladder::with_clock(config(), store.clone(), clock.clone(), 0)
             .await
             .unwrap();
         let id = "phone:13800000005";
