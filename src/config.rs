@@ -724,12 +724,17 @@ pub struct Derived {
     pub commit_interval: Duration,
     /// `web.trusted_proxies`, parsed; IPv4 written as IPv6 (`::ffff:10.0.0.5`) is IPv4.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// What is unsafe but allowed: a secret published in this repository where others could
+    /// use it (beyond loopback, or as the key of callers' names in Redis). `serve` logs each as
+    /// an ERROR and `check-config` prints each as a warning; neither refuses, since the
+    /// contract's own example values (`admin.token = "change-me"`) must keep running.
+    pub cautions: Vec<ConfigProblem>,
 }
 
 /// Secrets this repository publishes: the demo values of `config/gateway.toml`, the
 /// placeholders of `config/gateway.example.toml` and of the deploy examples. Anyone who has read
-/// the README knows them, so a gateway others can reach must not run with one, and they key
-/// nothing that must stay secret.
+/// the README knows them, so a gateway others can reach should not run with one (it is said
+/// at every start, see [`Derived::cautions`]), and they key nothing that must stay secret.
 pub const KNOWN_SECRETS: &[&str] = &[
     "change-me",
     "change-me-too",
@@ -914,6 +919,7 @@ impl Config {
                 lease: Duration::from_secs(30),
                 commit_interval: Duration::from_millis(1),
                 trusted_proxies: Vec::new(),
+                cautions: Vec::new(),
             },
         };
         cfg.validate(&mut problems);
@@ -977,6 +983,13 @@ impl Config {
     fn validate(&mut self, problems: &mut Vec<ConfigProblem>) {
         let mut bad = |key: &str, message: String| {
             problems.push(ConfigProblem {
+                key: key.to_string(),
+                message,
+            })
+        };
+        let mut cautions: Vec<ConfigProblem> = Vec::new();
+        let mut caution = |key: &str, message: String| {
+            cautions.push(ConfigProblem {
                 key: key.to_string(),
                 message,
             })
@@ -1190,7 +1203,7 @@ impl Config {
                     ""
                 };
                 if key.is_empty() {
-                    bad(
+                    caution(
                         "nuisance.redis_key_secret",
                         format!(
                             "required with backend = \"redis\"{whose}: callers' quota keys in \
@@ -1199,7 +1212,7 @@ impl Config {
                         ),
                     );
                 } else if is_known_secret(key) {
-                    bad(
+                    caution(
                         "nuisance.redis_key_secret",
                         format!(
                             "is a value published in this repository{whose}: set a secret of \
@@ -1355,7 +1368,7 @@ impl Config {
                 } else {
                     ""
                 };
-                bad(
+                caution(
                     &key,
                     format!(
                         "is a value published in this repository, and server.listen {listen} is \
@@ -1389,6 +1402,7 @@ impl Config {
         resolve(&mut self.storage.ca_file);
         resolve(&mut self.nuisance.redis_ca_file);
         resolve(&mut self.mail.templates);
+        self.derived.cautions = cautions;
     }
 
     /// The keys whose secret is one of the [`KNOWN_SECRETS`] (an empty one is no secret to
@@ -1892,12 +1906,17 @@ mod tests {
                      [nuisance]\nbackend = \"redis\"\nredis_url = \"redis://cache:6379/\"\n";
         let problems = |extra: &str| -> Vec<String> {
             match load(&format!("{redis}{extra}")) {
-                Ok(_) => Vec::new(),
+                Ok(cfg) => cfg
+                    .derived
+                    .cautions
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect(),
                 Err(e) => e.problems.iter().map(ToString::to_string).collect(),
             }
         };
-        // No [admin] (an empty token), the shipped admin token, or a published key: refused,
-        // under the key to set, without echoing the value.
+        // No [admin] (an empty token), the shipped admin token, or a published key: said (not
+        // refused: the contract's example runs), under the key to set, without the value.
         for extra in [
             "",
             "[admin]\ntoken = \"change-me\"\n",
@@ -1939,7 +1958,7 @@ mod tests {
     }
 
     #[test]
-    fn published_secrets_only_on_loopback() {
+    fn published_secrets_are_said_beyond_loopback() {
         let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/gateway.toml");
         let listen = |addr: &str| {
             Config::load(
@@ -1951,7 +1970,11 @@ mod tests {
             assert!(listen(addr).is_ok(), "{addr}");
         }
         for addr in ["0.0.0.0:8080", "[::]:8080", "10.1.2.3:8080"] {
-            let err = listen(addr).unwrap_err();
+            let cfg = listen(addr).unwrap();
+            let err = ConfigError {
+                path: shipped.clone(),
+                problems: cfg.derived.cautions.clone(),
+            };
             let mut keys: Vec<&str> = err.problems.iter().map(|p| p.key.as_str()).collect();
             keys.sort_unstable();
             assert_eq!(
@@ -1984,9 +2007,9 @@ mod tests {
                 ],
             )
         };
-        assert!(own("0wn-admin-t0ken").is_ok());
-        let err = own("change-me").unwrap_err();
-        assert_eq!(err.problems[0].key, "admin.token", "{err}");
+        assert!(own("0wn-admin-t0ken").unwrap().derived.cautions.is_empty());
+        let cautions = own("change-me").unwrap().derived.cautions;
+        assert_eq!(cautions[0].key, "admin.token", "{cautions:?}");
     }
 
     #[test]

@@ -177,6 +177,11 @@ fn shared_quota(cfg: &Config) -> Result<pipeline::redis_limiter::RedisGcra, Stri
 pub async fn run(cfg: Config, listener: TcpListener) -> Result<(), StartError> {
     // The recorder first, so what start-up records (the rule problems' gauge) is kept.
     let metrics = metrics_handle();
+    // A published secret where others could use it: served (the contract's own example values
+    // must keep running), but said loudly at every start (see `config::Derived::cautions`).
+    for c in &cfg.derived.cautions {
+        tracing::error!(key = %c.key, "{}", c.message);
+    }
     let cfg = Arc::new(cfg);
     let events_on = !cfg.mqtt.url.is_empty();
     let mail_on = !cfg.mail.smtp_url.is_empty();

@@ -89,6 +89,10 @@ fn main() -> anyhow::Result<()> {
         // the rules folder, CA files), which `serve` would work around.
         Command::CheckConfig { config } => match Config::check(&config, std::env::vars()) {
             Ok(cfg) => {
+                // Unsafe but allowed (see `Derived::cautions`): said, not refused.
+                for c in &cfg.derived.cautions {
+                    eprintln!("warning: {c}");
+                }
                 println!("ok: {}", cfg.summary());
                 Ok(())
             }
