@@ -103,12 +103,14 @@ impl fmt::Display for ConfigProblem {
 
 /// All the problems of a configuration, reported together.
 #[derive(Debug, thiserror::Error)]
-#[error("{} problem(s) in {}:\n{}", .problems.len(), .path.display(), .problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+#[error("{} problem(s) in {}:\n{}{}", .problems.len(), .path.display(), .problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"), .cautions.iter().map(|c| format!("\nwarning: {c}")).collect::<String>())]
 pub struct ConfigError {
     /// The file that was read.
     pub path: PathBuf,
     /// Every problem found.
     pub problems: Vec<ConfigProblem>,
+    /// What is unsafe but allowed (see [`Derived::cautions`]), said with the problems.
+    pub cautions: Vec<ConfigProblem>,
 }
 
 /// `[server]`
@@ -801,6 +803,7 @@ impl Config {
             Err(ConfigError {
                 path: path.to_path_buf(),
                 problems,
+                cautions: cfg.derived.cautions,
             })
         }
     }
@@ -818,6 +821,7 @@ impl Config {
             Err(ConfigError {
                 path: path.to_path_buf(),
                 problems,
+                cautions: cfg.derived.cautions,
             })
         }
     }
@@ -832,6 +836,7 @@ impl Config {
         let fail = |problems| ConfigError {
             path: path.to_path_buf(),
             problems,
+            cautions: Vec::new(),
         };
         let mut table: toml::Table = toml::from_str(text).map_err(|e| {
             fail(vec![ConfigProblem {
@@ -1339,8 +1344,12 @@ impl Config {
         // Parsed as the mail sink parses them: otherwise every mail fails at send time, with a
         // line in the log and no alert reaching anyone.
         let mailbox = |a: &str| a.parse::<lettre::message::Mailbox>().is_ok();
-        if !mailbox(&self.mail.from) {
-            bad(
+        // Said, not refused: a restart must never stop emergency redirects over a mail
+        // address, and the mail sink skips a recipient it cannot parse (and sends nothing
+        // without a sender). With mail off, the addresses are not used at all.
+        let mail_on = !self.mail.smtp_url.is_empty();
+        if mail_on && !mailbox(&self.mail.from) {
+            caution(
                 "mail.from",
                 format!(
                     "`{}` is not a mail address like 12345@example.gov.cn",
@@ -1349,8 +1358,8 @@ impl Config {
             );
         }
         for (i, a) in self.mail.supervisors.iter().enumerate() {
-            if !mailbox(a) {
-                bad(
+            if mail_on && !mailbox(a) {
+                caution(
                     &format!("mail.supervisors[{i}]"),
                     format!("`{a}` is not a mail address like duty@example.gov.cn"),
                 );
@@ -1526,6 +1535,7 @@ fn read_file(path: &Path) -> Result<String, ConfigError> {
             key: "file".into(),
             message: format!("cannot read: {e}"),
         }],
+        cautions: Vec::new(),
     })
 }
 
@@ -1951,10 +1961,21 @@ mod tests {
             "from = \"12345 热线 <12345@example.gov.cn>\"\nsupervisors = [\"duty@example.gov.cn\"]",
         );
         assert!(ok.is_ok(), "{ok:?}");
-        let err = with("from = \"12345\"\nsupervisors = [\"duty@example.gov.cn\", \"duty at x\"]")
-            .unwrap_err();
-        let keys: Vec<&str> = err.problems.iter().map(|p| p.key.as_str()).collect();
-        assert_eq!(keys, ["mail.from", "mail.supervisors[1]"], "{err}");
+        // Said, not refused (a restart must not stop emergency redirects over an address),
+        // and only with mail on.
+        let bad = "from = \"12345\"\nsupervisors = [\"duty@example.gov.cn\", \"duty at x\"]";
+        assert!(
+            with(bad).unwrap().derived.cautions.is_empty(),
+            "mail is off"
+        );
+        let cfg = with(&format!("smtp_url = \"smtp://127.0.0.1:2525\"\n{bad}")).unwrap();
+        let keys: Vec<&str> = cfg
+            .derived
+            .cautions
+            .iter()
+            .map(|p| p.key.as_str())
+            .collect();
+        assert_eq!(keys, ["mail.from", "mail.supervisors[1]"]);
     }
 
     #[test]
@@ -1974,6 +1995,7 @@ mod tests {
             let err = ConfigError {
                 path: shipped.clone(),
                 problems: cfg.derived.cautions.clone(),
+                cautions: Vec::new(),
             };
             let mut keys: Vec<&str> = err.problems.iter().map(|p| p.key.as_str()).collect();
             keys.sort_unstable();

@@ -325,6 +325,8 @@ const ROUTES: &[Op] = &[
             ("200", "suspended", Body::Media(&["application/json"])),
             ("400", "bad identity, body, duration or reason", E),
             UNAUTHORIZED,
+            ("408", "body not received in time", E),
+            ("413", "body over 64 KiB", E),
             ("503", "unavailable", E),
         ],
     },
@@ -363,6 +365,8 @@ const ROUTES: &[Op] = &[
             ("200", "linked", Body::Media(&["application/json"])),
             ("400", "bad identity or body", E),
             UNAUTHORIZED,
+            ("408", "body not received in time", E),
+            ("413", "body over 64 KiB", E),
             ("503", "unavailable", E),
         ],
     },
@@ -542,8 +546,8 @@ fn components() -> serde_json::Value {
                 "properties": {
                     "status": {
                         "type": "string",
-                        "enum": ["rejected", "unavailable"],
-                        "description": "`unavailable` with 503 (nothing was stored), else `rejected`",
+                        "enum": ["rejected", "unavailable", "error"],
+                        "description": "`unavailable` with 503 (nothing was stored), `error` with 500 (the gateway's fault), else `rejected` (bad input)",
                     },
                     "error": {
                         "type": "object",
@@ -654,6 +658,9 @@ fn components() -> serde_json::Value {
                     "store": {"type": "boolean"},
                     "store_error": {"type": ["string", "null"], "enum": ["store_unavailable", "store_internal", null]},
                     "relay": {"type": "boolean"},
+                    "breaker_open": {"type": "boolean", "description": "dispatch is failing; shown, not judged"},
+                    "rules": {"type": "boolean", "description": "every rule file in force was used"},
+                    "rules_error": {"type": ["string", "null"], "enum": ["rules_invalid", null], "description": "compiled-in defaults serve for a file that could not be used; shown, not judged"},
                 },
             },
             "SuspendRequest": {

@@ -12,10 +12,11 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-/// `GET /readyz`: the store takes writes, the relay loop is alive, and every rule file in
-/// force was used (not replaced by its compiled-in default at start-up). Whether dispatch
-/// answers is not readiness: in an outage the outbox keeps the orders and the node must stay
-/// in the balancer for intake and emergencies, so the breaker's state is shown, not judged.
+/// `GET /readyz`: the store takes writes and the relay loop is alive. Whether dispatch answers
+/// is not readiness, nor are rule files replaced by their compiled-in defaults at start-up:
+/// both are shown, not judged. In an outage the outbox keeps the orders, and a broken rule file
+/// is usually on every node (a shared volume): a 503 for either would take every node out of
+/// the balancer, emergency redirects with them, which is what serving the defaults is for.
 pub async fn readyz(state: Data<AppState>) -> HttpResponse {
     let store = state.store.probe_write().await;
     let now_ms = chrono::Utc::now().timestamp_millis();
@@ -23,44 +24,42 @@ pub async fn readyz(state: Data<AppState>) -> HttpResponse {
     let breaker_open = state.relay.breaker_open.load(Ordering::Relaxed);
     let rules = state.pipeline.rules();
     let rules_ok = rules.problems.is_empty();
-    if store.is_ok() && relay_alive && rules_ok {
-        HttpResponse::Ok().json(json!({"status": "ready", "breaker_open": breaker_open}))
-    } else {
-        // The store's error names files and hosts; /readyz answers anyone, so it gets a fixed
-        // code and the detail goes to the log.
-        let store_error = store.err().map(|e| {
-            tracing::warn!(error = %e, relay_alive, "Not ready: the store does not take writes.");
-            match e {
-                crate::store::StoreError::Unavailable(_) => "store_unavailable",
-                crate::store::StoreError::Internal(_) => "store_internal",
-            }
-        });
-        if !relay_alive {
-            tracing::warn!(
-                silent_for_ms = state.relay.silent_for_ms(now_ms),
-                "Not ready: the relay loop has shown no sign of life for too long (stuck)."
-            );
-        }
-        // Rule problems name files too: the same fixed-code treatment.
-        let rules_error = (!rules_ok).then(|| {
-            tracing::warn!(
-                problems = %rules.problems.join("; "),
-                "Not ready: rule files cannot be used; their compiled-in defaults serve."
-            );
-            "rules_invalid"
-        });
-        HttpResponse::ServiceUnavailable()
-            .insert_header(("Retry-After", super::error::RETRY_AFTER_S.to_string()))
-            .json(json!({
-                "status": "unavailable",
-                "store": store_error.is_none(),
-                "store_error": store_error,
-                "relay": relay_alive,
-                "breaker_open": breaker_open,
-                "rules": rules_ok,
-                "rules_error": rules_error,
-            }))
+    // Rule problems name files: /readyz answers anyone, so a fixed code, and the detail in the
+    // log (at start-up and at each reload that finds them).
+    let rules_error = (!rules_ok).then_some("rules_invalid");
+    if store.is_ok() && relay_alive {
+        return HttpResponse::Ok().json(json!({
+            "status": "ready",
+            "breaker_open": breaker_open,
+            "rules": rules_ok,
+            "rules_error": rules_error,
+        }));
     }
+    // The store's error names files and hosts: the same fixed-code treatment.
+    let store_error = store.err().map(|e| {
+        tracing::warn!(error = %e, relay_alive, "Not ready: the store does not take writes.");
+        match e {
+            crate::store::StoreError::Unavailable(_) => "store_unavailable",
+            crate::store::StoreError::Internal(_) => "store_internal",
+        }
+    });
+    if !relay_alive {
+        tracing::warn!(
+            silent_for_ms = state.relay.silent_for_ms(now_ms),
+            "Not ready: the relay loop has shown no sign of life for too long (stuck)."
+        );
+    }
+    HttpResponse::ServiceUnavailable()
+        .insert_header(("Retry-After", super::error::RETRY_AFTER_S.to_string()))
+        .json(json!({
+            "status": "unavailable",
+            "store": store_error.is_none(),
+            "store_error": store_error,
+            "relay": relay_alive,
+            "breaker_open": breaker_open,
+            "rules": rules_ok,
+            "rules_error": rules_error,
+        }))
 }
 
 /// `GET /metrics`: Prometheus text format.
