@@ -305,7 +305,7 @@ fn build(raw: RawForm, client_ip: &str, now: i64) -> Result<Submission, AdapterE
     let (lat, lon) = position(
         coordinate("lat", raw.lat, 90.0)?,
         coordinate("lon", raw.lon, 180.0)?,
-    )?;
+    );
     Ok(Submission {
         channel: Channel::Web,
         account: String::new(),
@@ -337,19 +337,14 @@ fn build(raw: RawForm, client_ip: &str, now: i64) -> Result<Submission, AdapterE
 }
 
 /// A position needs both coordinates: one alone is a page's mistake, and dispatch would get a
-/// point with no place (422, `invalid_field`). `0, 0` is the contract's template value, which
+/// point with no place, so it is dropped (not refused: the text may be an emergency, and a
+/// refusal here would come before the rules). `0, 0` is the contract's template value, which
 /// pages copy; it lies in the Gulf of Guinea, so it is read as no position.
-fn position(
-    lat: Option<f64>,
-    lon: Option<f64>,
-) -> Result<(Option<f64>, Option<f64>), AdapterError> {
+fn position(lat: Option<f64>, lon: Option<f64>) -> (Option<f64>, Option<f64>) {
     match (lat, lon) {
-        (Some(a), Some(o)) if a == 0.0 && o == 0.0 => Ok((None, None)),
-        (Some(_), None) | (None, Some(_)) => Err(AdapterError::InvalidField {
-            field: if lat.is_none() { "lat" } else { "lon" },
-            reason: "lat and lon come together".into(),
-        }),
-        both => Ok(both),
+        (Some(a), Some(o)) if a == 0.0 && o == 0.0 => (None, None),
+        (Some(a), Some(o)) => (Some(a), Some(o)),
+        _ => (None, None),
     }
 }
 
@@ -390,11 +385,20 @@ mod tests {
     /// The contract's template sends `"lat": 0.0, "lon": 0.0`; a page that copies it has no
     /// position, not one in the Gulf of Guinea.
     #[test]
-    fn the_template_zero_position_is_no_position() {
+    fn a_half_or_template_zero_position_is_no_position() {
         let s = json(r#"{"content":"路灯坏了","lat":0.0,"lon":0.0}"#).unwrap();
         assert_eq!((s.location.lat, s.location.lon), (None, None));
         let s = json(r#"{"content":"路灯坏了","lat":39.1,"lon":0.0}"#).unwrap();
         assert_eq!((s.location.lat, s.location.lon), (Some(39.1), Some(0.0)));
+        // One coordinate alone is no place: dropped, and the text still heard (it may be an
+        // emergency, which a refusal here would turn away before the rules).
+        for body in [
+            r#"{"content":"楼下着火了","lat":39.1}"#,
+            r#"{"content":"楼下着火了","lon":117.2}"#,
+        ] {
+            let s = json(body).unwrap();
+            assert_eq!((s.location.lat, s.location.lon), (None, None), "{body}");
+        }
     }
 
     #[test]
@@ -410,8 +414,6 @@ mod tests {
             (r#"{"content":"x","phone":"call me"}"#, "invalid_field"),
             (r#"{"content":"x","email":"nope"}"#, "invalid_field"),
             (r#"{"content":"x","lat":91}"#, "invalid_field"),
-            (r#"{"content":"x","lat":39.1}"#, "invalid_field"),
-            (r#"{"content":"x","lon":117.2}"#, "invalid_field"),
             (
                 r#"{"content":"x","items":[{"content":""}]}"#,
                 "missing_field",
