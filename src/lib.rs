@@ -450,10 +450,15 @@ pub async fn run(cfg: Config, listener: TcpListener) -> Result<(), StartError> {
     let handle = server.handle();
     let stopper = tokio::spawn(async move {
         stop_signal().await;
-        handle.stop(true).await;
+        tokio::spawn(async move { handle.stop(true).await });
+        // A second signal while the stop waits for requests, background work and the relay
+        // (up to a minute or more): stop at once, as SIGKILL would. Nothing acknowledged is
+        // lost by that; every 202 was durable before it was sent.
+        stop_signal().await;
+        tracing::warn!("A second signal: stopping at once.");
+        std::process::exit(1);
     });
     server.await?;
-    stopper.abort();
     // Pushes answered past their reply budget, and redirect records, may still be on their way
     // to the store: they have no other copy (see `background`).
     let running = background.running();
@@ -483,6 +488,7 @@ pub async fn run(cfg: Config, listener: TcpListener) -> Result<(), StartError> {
         r.abort();
     }
     reloader.abort();
+    stopper.abort();
     Ok(())
 }
 
