@@ -15,8 +15,9 @@ USER hotline
 WORKDIR /var/lib/hotline
 # The embedded store (config/docker.toml): acknowledged orders must outlive the container.
 VOLUME /var/lib/hotline/data
-# Beyond loopback the gateway refuses the secrets this repository publishes, so config/gateway.toml
-# (the demo) is refused here; config/docker.toml has none and takes yours from HOTLINE__... .
+# Beyond loopback the secrets this repository publishes would let anyone in (the gateway says so
+# with an ERROR at every start), so the image does not serve config/gateway.toml (the demo):
+# config/docker.toml has none and takes yours from HOTLINE__... .
 ENV HOTLINE__SERVER__LISTEN=0.0.0.0:8080
 EXPOSE 8080
 # SIGTERM drains in-flight requests before exit.

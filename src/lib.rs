@@ -157,9 +157,9 @@ fn shared_quota(cfg: &Config) -> Result<pipeline::redis_limiter::RedisGcra, Stri
     )
     .map_err(|e| e.to_string())?
     // Keys in Redis are an HMAC of the identity under a secret all nodes share
-    // (`nuisance.redis_key_secret`, else the admin token; the config refuses none or a
-    // published one), so a Redis dump does not give phone numbers back by brute force over
-    // the 11-digit space. Changing it starts every quota afresh.
+    // (`nuisance.redis_key_secret`, else the admin token; none, or a published one, is an
+    // ERROR at every start), so a Redis dump does not give phone numbers back by brute force
+    // over the 11-digit space. Changing it starts every quota afresh.
     .with_secret(cfg.redis_key_secret().expose().as_bytes());
     match &cfg.nuisance.redis_ca_file {
         None => Ok(shared),

@@ -1217,9 +1217,6 @@ fn an_order_status_lookup_follows_no_redirect() {
     );
 }
 
-/// The sim's file is what a black-box check reads: each order line is the order itself, with the
-/// acknowledged number at top level; a repeat contact has no `number`; a re-delivery under a key
-/// the sim has seen (also after a restart) is marked `"repeat": true`.
 /// Behind a balancer in a trusted range, each citizen is their own `ip:` identity with their
 /// own quota, not one shared by everyone the balancer forwards.
 #[test]
@@ -1252,6 +1249,9 @@ fn citizens_behind_a_proxy_in_a_trusted_range_are_counted_apart() {
     assert_eq!(view["warnings"].as_array().map(Vec::len), Some(1), "{view}");
 }
 
+/// The sim's file is what a black-box check reads: each order line is the order itself, with the
+/// acknowledged number at top level; a repeat contact has no `number`; a re-delivery under a key
+/// the sim has seen (also after a restart) is marked `"repeat": true`.
 #[test]
 fn the_sim_records_orders_by_their_number_and_contacts_apart() {
     let dir = tempfile::tempdir().unwrap();
