@@ -797,15 +797,7 @@ impl Config {
     ) -> Result<Config, ConfigError> {
         let (cfg, mut problems) = Config::read(&read_file(path)?, path, env)?;
         problems.extend(cfg.file_problems());
-        if problems.is_empty() {
-            Ok(cfg)
-        } else {
-            Err(ConfigError {
-                path: path.to_path_buf(),
-                problems,
-                cautions: cfg.derived.cautions,
-            })
-        }
+        cfg.unless(problems)
     }
 
     /// Parses config text; `path` is used to resolve relative paths and in messages.
@@ -815,15 +807,19 @@ impl Config {
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Config, ConfigError> {
         let (cfg, problems) = Config::read(text, path, env)?;
+        cfg.unless(problems)
+    }
+
+    /// The config, unless there are problems: then all of them, with the cautions.
+    fn unless(self, problems: Vec<ConfigProblem>) -> Result<Config, ConfigError> {
         if problems.is_empty() {
-            Ok(cfg)
-        } else {
-            Err(ConfigError {
-                path: path.to_path_buf(),
-                problems,
-                cautions: cfg.derived.cautions,
-            })
+            return Ok(self);
         }
+        Err(ConfigError {
+            path: self.path,
+            problems,
+            cautions: self.derived.cautions,
+        })
     }
 
     /// Parses and validates config text: the config as far as it could be read (defaults and

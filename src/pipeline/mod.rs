@@ -696,7 +696,7 @@ impl Pipeline {
             ));
         }
         let refusal = if policy.count_quota && !overruled {
-            self.ladder.check(&sub, now).await?
+            self.ladder.count(&sub, now).await?
         } else {
             None
         };

@@ -328,14 +328,20 @@ impl<C: Clock + Clone> Ladder<C> {
             .unwrap_or(false)
     }
 
+    /// The identity whose ladder decides about `identity` (itself unless linked), or `None`
+    /// for one on the allow list.
+    fn ladder_of(&self, identity: &Identity) -> Option<String> {
+        let raw = identity.to_string();
+        let id = self.canonical(&raw);
+        (!(self.is_allowed(&id) || self.is_allowed(&raw))).then_some(id)
+    }
+
     /// The refusal for a suspended identity (or one linked to it), without counting anything:
     /// for contacts that never count against the quota but must not reach an order from a
-    /// suspended sender (a photo or location that would supplement one).
+    /// suspended sender (a photo or location that would supplement one), and for submissions
+    /// asked this before intake sheds (see [`count`](Self::count)).
     pub fn refusal_if_suspended(&self, identity: &Identity, now: i64) -> Option<Outcome> {
-        let id = self.canonical(&identity.to_string());
-        if self.is_allowed(&id) || self.is_allowed(&identity.to_string()) {
-            return None;
-        }
+        let id = self.ladder_of(identity)?;
         self.suspension(&id, now)
             .map(|s| suspended(&s, self.cfg.tz))
     }
@@ -355,13 +361,32 @@ impl<C: Clock + Clone> Ladder<C> {
         evidence: &str,
         now: i64,
     ) -> Result<Option<Outcome>, StoreError> {
-        let id = self.canonical(&identity.to_string());
-        if self.is_allowed(&id) || self.is_allowed(&identity.to_string()) {
+        if let Some(refusal) = self.refusal_if_suspended(identity, now) {
+            return Ok(Some(refusal));
+        }
+        self.count_identity(identity, channel, evidence, now).await
+    }
+
+    /// Counts a submission whose sender [`refusal_if_suspended`](Self::refusal_if_suspended)
+    /// has let through: `None`, or the reminder or suspension it brings. The pipeline asks the
+    /// two apart, so that a submission shed in between is not counted.
+    pub async fn count(&self, sub: &Submission, now: i64) -> Result<Option<Outcome>, StoreError> {
+        self.count_identity(&sub.identity, sub.channel.as_str(), &sub.content, now)
+            .await
+    }
+
+    /// As [`count`](Self::count), for any contact. A suspension another request made since
+    /// the caller asked is found by `escalate`, under the caller's escalation lock.
+    async fn count_identity(
+        &self,
+        identity: &Identity,
+        channel: &str,
+        evidence: &str,
+        now: i64,
+    ) -> Result<Option<Outcome>, StoreError> {
+        let Some(id) = self.ladder_of(identity) else {
             return Ok(None);
-        }
-        if let Some(s) = self.suspension(&id, now) {
-            return Ok(Some(suspended(&s, self.cfg.tz)));
-        }
+        };
         let Some(retry_after) = self.over_quota(&id).await else {
             return Ok(None);
         };
