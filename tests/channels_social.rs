@@ -1184,16 +1184,7 @@ fn wechat_photo_and_location_after_a_text_are_added_to_its_order() {
     );
     // Once the sender is suspended, a photo gets the suspension's answer and reaches no order
     // (art. 32), though it would still be within the window.
-    let r = client()
-        .put(format!(
-            "{}/admin/v1/callers/wechat:{openid}/suspension",
-            gw.url
-        ))
-        .bearer_auth(ADMIN)
-        .json(&json!({"duration": "24h", "reason": "恶意骚扰"}))
-        .send()
-        .unwrap();
-    assert!(r.status().is_success(), "{:?}", r.text());
+    gw.suspend(&format!("wechat:{openid}"), "24h", "恶意骚扰");
     let r = wx_push(
         &gw,
         "plain",

@@ -364,6 +364,24 @@ fn a_store_moved_aside_does_not_reuse_the_days_order_numbers() {
     );
 }
 
+/// The compiled-in emergency rules answer (a fire goes to 119), and `/readyz` names the rule
+/// problem while the node stays ready; `/readyz`'s body.
+fn serves_the_built_in_rules_and_says_so(gw: &Gateway) -> serde_json::Value {
+    let (s, b) = gw.submit(json!({"content": "楼下着火了"}));
+    assert_eq!(
+        (s, b["redirect"]["number"].as_str()),
+        (200, Some("119")),
+        "{b}"
+    );
+    let (s, ready) = readyz(gw);
+    assert_eq!(
+        (s, ready["rules_error"].as_str()),
+        (200, Some("rules_invalid")),
+        "{ready}"
+    );
+    ready
+}
+
 /// `/readyz`: its status and body.
 fn readyz(gw: &Gateway) -> (u16, serde_json::Value) {
     let r = client().get(format!("{}/readyz", gw.url)).send().unwrap();
@@ -380,23 +398,12 @@ fn a_broken_rule_file_at_start_up_serves_the_built_in_rules_and_is_reported() {
     std::fs::write(rules.join("emergency.toml"), "[[rule\n").unwrap();
     let gw = Gateway::start(dir.path(), &sim.url, "[rules]\ndir = \"rules\"\n");
     // No crash loop: the compiled-in emergency rules answer.
-    let (s, b) = gw.submit(json!({"content": "楼下着火了"}));
-    assert_eq!(
-        (s, b["redirect"]["number"].as_str()),
-        (200, Some("119")),
-        "{b}"
-    );
-    let (s, b) = gw.submit(json!({"content": "规则损坏时：路灯不亮"}));
-    assert_eq!(s, 202, "{b}");
     // Reported: /readyz with a fixed code (the path is in the log only), the log, a metric.
     // Still ready: the file is likely on every node, and a 503 would take them all out of the
     // balancer, emergency redirects with them.
-    let (s, ready) = readyz(&gw);
-    assert_eq!(
-        (s, ready["rules_error"].as_str()),
-        (200, Some("rules_invalid")),
-        "{ready}"
-    );
+    let ready = serves_the_built_in_rules_and_says_so(&gw);
+    let (s, b) = gw.submit(json!({"content": "规则损坏时：路灯不亮"}));
+    assert_eq!(s, 202, "{b}");
     assert!(!ready.to_string().contains("emergency.toml"), "{ready}");
     let logs = gw.logs();
     assert!(
@@ -411,12 +418,7 @@ fn a_broken_rule_file_at_start_up_serves_the_built_in_rules_and_is_reported() {
     );
     // Fixed and reloaded: in force, and ready.
     std::fs::remove_file(rules.join("emergency.toml")).unwrap();
-    let r = client()
-        .post(format!("{}/admin/v1/rules/reload", gw.url))
-        .bearer_auth(ADMIN)
-        .send()
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(gw.admin_post("/admin/v1/rules/reload"), 200);
     wait_until("/readyz to say the rules are in force", LONG, || {
         (readyz(&gw).1["rules"] == true).then_some(())
     });
@@ -430,18 +432,7 @@ fn a_broken_rule_file_at_start_up_serves_the_built_in_rules_and_is_reported() {
     )
     .unwrap();
     let gw = Gateway::start(dir.path(), &sim.url, "[rules]\ndir = \"rules\"\n");
-    let (s, b) = gw.submit(json!({"content": "楼下着火了"}));
-    assert_eq!(
-        (s, b["redirect"]["number"].as_str()),
-        (200, Some("119")),
-        "{b}"
-    );
-    let (s, ready) = readyz(&gw);
-    assert_eq!(
-        (s, ready["rules_error"].as_str()),
-        (200, Some("rules_invalid")),
-        "{ready}"
-    );
+    serves_the_built_in_rules_and_says_so(&gw);
     assert!(
         gw.logs().contains("emergency-examples.jsonl"),
         "{}",
@@ -819,18 +810,7 @@ fn a_rules_folder_that_is_not_there_serves_the_built_in_rules_and_is_reported() 
     let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
     // A volume that did not mount: `serve` does not crash-loop on it (art. 17), but says so.
     let gw = Gateway::start(dir.path(), &sim.url, "[rules]\ndir = \"mounted-rules\"\n");
-    let (s, b) = gw.submit(json!({"content": "楼下着火了"}));
-    assert_eq!(
-        (s, b["redirect"]["number"].as_str()),
-        (200, Some("119")),
-        "{b}"
-    );
-    let (s, ready) = readyz(&gw);
-    assert_eq!(
-        (s, ready["rules_error"].as_str()),
-        (200, Some("rules_invalid")),
-        "{ready}"
-    );
+    serves_the_built_in_rules_and_says_so(&gw);
     assert!(
         gw.logs()
             .lines()
@@ -839,20 +819,10 @@ fn a_rules_folder_that_is_not_there_serves_the_built_in_rules_and_is_reported() 
         gw.logs()
     );
     // A reload while it is still missing is refused (it kept the old rules silently before).
-    let r = client()
-        .post(format!("{}/admin/v1/rules/reload", gw.url))
-        .bearer_auth(ADMIN)
-        .send()
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 400);
+    assert_eq!(gw.admin_post("/admin/v1/rules/reload"), 400);
     // Mounted, reloaded: ready.
     std::fs::create_dir(dir.path().join("mounted-rules")).unwrap();
-    let r = client()
-        .post(format!("{}/admin/v1/rules/reload", gw.url))
-        .bearer_auth(ADMIN)
-        .send()
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(gw.admin_post("/admin/v1/rules/reload"), 200);
     wait_until("/readyz to say the rules are in force", LONG, || {
         (readyz(&gw).1["rules"] == true).then_some(())
     });

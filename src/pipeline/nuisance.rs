@@ -699,6 +699,13 @@ mod tests {
         Ladder::with_clock(cfg, store, clock, 0).await.unwrap()
     }
 
+    /// A node's ladder on `store`, with the tests' config (several share one store).
+    async fn node(store: &Arc<dyn Store>, clock: &FakeRelativeClock) -> Ladder<FakeRelativeClock> {
+        Ladder::with_clock(config(), store.clone(), clock.clone(), 0)
+            .await
+            .unwrap()
+    }
+
     fn sub(id: &str) -> Submission {
         Submission::new(Channel::Web, Identity::parse(id).unwrap(), 0, "噪音")
     }
@@ -757,12 +764,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
         let clock = FakeRelativeClock::default();
-        let a = Ladder::with_clock(config(), store.clone(), clock.clone(), 0)
-            .await
-            .unwrap();
-        let b = Ladder::with_clock(config(), store.clone(), clock.clone(), 0)
-            .await
-            .unwrap();
+        let a = node(&store, &clock).await;
+        let b = node(&store, &clock).await;
         let id = "phone:13800000004";
         assert_eq!(
             drive(&b, id, 6, 100).await,
@@ -785,9 +788,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
         let clock = FakeRelativeClock::default();
-        let l = Ladder::with_clock(config(), store.clone(), clock.clone(), 0)
-            .await
-            .unwrap();
+        let l = node(&store, &clock).await;
         let id = Identity::parse("phone:13800000008").unwrap();
         for (at, length) in [(0, 30 * 86400), (10, 3600)] {
             l.suspend(
@@ -865,12 +866,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
         let clock = FakeRelativeClock::default();
-        let a = Ladder::with_clock(config(), store.clone(), clock.clone(), 0)
-            .await
-            .unwrap();
-        let b = Ladder::with_clock(config(), store.clone(), clock.clone(), 0)
-            .await
-            .unwrap();
+        let a = node(&store, &clock).await;
+        let b = node(&store, &clock).await;
         let id = "phone:13800000005";
         assert_eq!(
             drive(&a, id, 5, 0).await,

@@ -280,6 +280,17 @@ impl Gateway {
         assert_eq!(r.status().as_u16(), 200, "suspend {identity}");
     }
 
+    /// POST an admin path with the token, no body; the answer's status.
+    pub fn admin_post(&self, path: &str) -> u16 {
+        client()
+            .post(format!("{}{path}", self.url))
+            .bearer_auth(ADMIN)
+            .send()
+            .expect("admin post")
+            .status()
+            .as_u16()
+    }
+
     /// GET an admin path with the token.
     pub fn admin_get(&self, path: &str) -> serde_json::Value {
         client()
