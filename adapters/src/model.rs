@@ -155,7 +155,13 @@ impl Identity {
                 IdentityKind::Email,
                 value.to_ascii_lowercase(),
             )),
-            "ip" => Some(Identity::new(IdentityKind::Ip, value)),
+            // The HTTP layer names a client by its canonical address (IPv4-mapped IPv6 as IPv4,
+            // IPv6 compressed and lower case); an operator's `ip:2001:DB8::1` must name the same
+            // client, or a suspension of it would apply to nobody.
+            "ip" => value
+                .parse::<std::net::IpAddr>()
+                .ok()
+                .map(|ip| Identity::new(IdentityKind::Ip, ip.to_canonical().to_string())),
             "cti" if value.contains(':') => Some(Identity::new(IdentityKind::Cti, value)),
             _ => None,
         }
@@ -433,4 +439,25 @@ pub enum Outcome {
     },
     /// Nothing to say (events, unknown message types).
     Nothing,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ip_identity_is_the_address_the_http_layer_sees() {
+        let value = |s: &str| Identity::parse(s).map(|i| i.to_string());
+        assert_eq!(
+            value("ip:2001:DB8::0001").as_deref(),
+            Some("ip:2001:db8::1")
+        );
+        assert_eq!(
+            value("ip:::ffff:203.0.113.9").as_deref(),
+            Some("ip:203.0.113.9")
+        );
+        assert_eq!(value("ip: 203.0.113.9 ").as_deref(), Some("ip:203.0.113.9"));
+        assert_eq!(value("ip:garbage"), None);
+        assert_eq!(value("ip:203.0.113.256"), None);
+    }
 }
