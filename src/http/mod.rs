@@ -292,7 +292,7 @@ pub fn require_admin(req: &HttpRequest, state: &Data<AppState>) -> Result<(), Ap
         .headers()
         .get("authorization")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(bearer)
         .unwrap_or_default();
     if got.as_bytes().ct_eq(want.as_bytes()).into() {
         Ok(())
@@ -301,10 +301,28 @@ pub fn require_admin(req: &HttpRequest, state: &Data<AppState>) -> Result<(), Ap
     }
 }
 
+/// The credentials of an `Authorization: Bearer …` header. The scheme is case-insensitive
+/// (RFC 9110 §11.1): clients and proxies send `bearer` too.
+fn bearer(header: &str) -> Option<&str> {
+    let (scheme, token) = header.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim_start_matches(' '))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use actix_web::test::TestRequest;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        assert_eq!(bearer("Bearer t0k"), Some("t0k"));
+        assert_eq!(bearer("bearer t0k"), Some("t0k"));
+        assert_eq!(bearer("BEARER  t0k"), Some("t0k"));
+        assert_eq!(bearer("Basic t0k"), None);
+        assert_eq!(bearer("Bearert0k"), None);
+    }
 
     fn ip_of(peer: &str, forwarded: Option<&str>, trusted: &[&str]) -> String {
         let trusted: Vec<ipnet::IpNet> = trusted
