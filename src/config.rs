@@ -854,7 +854,7 @@ impl Config {
         let storage = section(&table, &raw, "storage", false, &mut problems).unwrap_or_default();
         let dispatch = section(&table, &raw, "dispatch", false, &mut problems).unwrap_or_default();
         let admin = section(&table, &raw, "admin", false, &mut problems).unwrap_or_default();
-        let channels = section(&table, &raw, "channels", false, &mut problems).unwrap_or_default();
+        let channels = channels(&table, &raw, &mut problems);
         let web = section(&table, &raw, "web", false, &mut problems).unwrap_or_default();
         let nuisance = section(&table, &raw, "nuisance", false, &mut problems).unwrap_or_default();
         let mqtt = section(&table, &raw, "mqtt", false, &mut problems).unwrap_or_default();
@@ -1622,6 +1622,64 @@ fn section<T: serde::de::DeserializeOwned>(
     None
 }
 
+/// Reads `[channels]` one account or profile at a time, so that a required key missing in one
+/// (which leaves nothing of its table to read) does not hide the problems of the others.
+fn channels(
+    table: &toml::Table,
+    raw: &HashMap<String, String>,
+    problems: &mut Vec<ConfigProblem>,
+) -> ChannelsConfig {
+    fn each<T: serde::de::DeserializeOwned>(
+        kinds: &toml::Table,
+        kind: &str,
+        raw: &HashMap<String, String>,
+        problems: &mut Vec<ConfigProblem>,
+    ) -> BTreeMap<String, T> {
+        let mut out = BTreeMap::new();
+        let Some(accounts) = kinds.get(kind) else {
+            return out;
+        };
+        let Some(accounts) = accounts.as_table() else {
+            problems.push(ConfigProblem {
+                key: format!("channels.{kind}"),
+                message: "must be a table of accounts or profiles by name".into(),
+            });
+            return out;
+        };
+        for (name, value) in accounts {
+            let path = format!("channels.{kind}.{name}");
+            let one = toml::Table::from_iter([(path.clone(), value.clone())]);
+            if let Some(v) = section(&one, raw, &path, true, problems) {
+                out.insert(name.clone(), v);
+            }
+        }
+        out
+    }
+    let Some(kinds) = table.get("channels") else {
+        return ChannelsConfig::default();
+    };
+    let Some(kinds) = kinds.as_table() else {
+        problems.push(ConfigProblem {
+            key: "channels".into(),
+            message: "must be a table".into(),
+        });
+        return ChannelsConfig::default();
+    };
+    for kind in kinds.keys() {
+        if !["wechat", "weibo", "cti"].contains(&kind.as_str()) {
+            problems.push(ConfigProblem {
+                key: format!("channels.{kind}"),
+                message: "unknown channel kind (known: wechat, weibo, cti)".into(),
+            });
+        }
+    }
+    ChannelsConfig {
+        wechat: each(kinds, "wechat", raw, problems),
+        weibo: each(kinds, "weibo", raw, problems),
+        cti: each(kinds, "cti", raw, problems),
+    }
+}
+
 /// Splits toml's message ("...", then a line "in `a.b`") into the message and the key path.
 fn split_toml_error(full: &str) -> (&str, Option<&str>) {
     let full = full.trim();
@@ -1785,6 +1843,40 @@ mod tests {
             "nuisance.redis_timeout",
             "channels.wechat.main.encoding_aes_key",
             "bogus",
+        ] {
+            assert!(keys.contains(&want), "missing {want} in {keys:?}");
+        }
+    }
+
+    /// A missing required key leaves nothing of its table to read; the other accounts and
+    /// profiles are still checked (it hid every later problem of `[channels]`).
+    #[test]
+    fn a_channel_missing_a_required_key_hides_no_other_channel_problem() {
+        let err = load(
+            r#"
+            [server]
+            listen = "127.0.0.1:1"
+            [channels.wechat.y]
+            app_id = "wx"
+            [channels.wecht.x]
+            token = "t"
+            [channels.cti.g]
+            format = "genric"
+            token = "x"
+            [channels.cti.t]
+            format = "twilio"
+            [channels.weibo.w]
+            app_secrt = "s"
+            "#,
+        )
+        .unwrap_err();
+        let keys: Vec<&str> = err.problems.iter().map(|p| p.key.as_str()).collect();
+        for want in [
+            "channels.wechat.y.token",
+            "channels.wecht",
+            "channels.cti.g.format",
+            "channels.cti.t.auth_token",
+            "channels.weibo.w.app_secrt",
         ] {
             assert!(keys.contains(&want), "missing {want} in {keys:?}");
         }
