@@ -612,7 +612,8 @@ pub struct RulesConfig {
     /// `emergency-examples.jsonl` (the second opinion's training lines); each file present
     /// overrides the compiled-in default. Unset: the `rules` folder next to the config file
     /// when there is one, else the compiled-in rules only. A named folder that is not there is
-    /// a problem for `check-config`; `serve` then runs the compiled-in rules, `/readyz` at 503.
+    /// a problem for `check-config`; `serve` then runs the compiled-in rules, and `/readyz` stays
+    /// ready while naming `rules_error` (the same file is likely on every node).
     #[serde(default)]
     pub dir: Option<PathBuf>,
     /// Similarity (0..1) above which a new submission repeats an open order (art. 17(5)).
@@ -787,7 +788,7 @@ impl Config {
     /// What `check-config` reports: every problem [`Config::load`] finds, and with them those
     /// of the files the config names, as `serve` would find them: the rules folder and its rule
     /// files, CA files, the mail templates folder. `serve` starts despite these (a missing
-    /// rules folder or a broken rule file: the compiled-in rules, with `/readyz` at 503; a CA
+    /// rules folder or a broken rule file: the compiled-in rules, `/readyz` ready with `rules_error`; a CA
     /// file: that connection fails and is logged), since they live outside the config, may
     /// change under a running gateway, and a gateway that refuses to start redirects no
     /// emergency; an operator checks for them here, before the restart.
