@@ -347,12 +347,30 @@ const ROUTES: &[Op] = &[
         method: HttpMethod::Put,
         path: "/admin/v1/callers/{identity}/allow",
         tag: "admin",
-        summary: "Allow-list an identity",
+        summary: "Allow-list an identity on every node until taken off",
         request: None,
         responses: &[
             ("200", "allowed", Body::Media(&["application/json"])),
             ("400", "not an identity (KIND:VALUE)", E),
             UNAUTHORIZED,
+            ("503", "unavailable", E),
+        ],
+    },
+    Op {
+        method: HttpMethod::Delete,
+        path: "/admin/v1/callers/{identity}/allow",
+        tag: "admin",
+        summary: "Take an identity off the operators' allow list (nuisance.allow entries stay)",
+        request: None,
+        responses: &[
+            (
+                "200",
+                "allowed is false unless nuisance.allow names it",
+                Body::Media(&["application/json"]),
+            ),
+            ("400", "not an identity (KIND:VALUE)", E),
+            UNAUTHORIZED,
+            ("503", "unavailable", E),
         ],
     },
     Op {

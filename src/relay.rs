@@ -870,6 +870,12 @@ mod tests {
             self.breaker.lock().unwrap().push(open);
             Ok(())
         }
+        async fn set_allowed(&self, _: String, _: bool, _: i64) -> Result<(), StoreError> {
+            unused()
+        }
+        async fn allowed(&self) -> Result<Vec<String>, StoreError> {
+            unused()
+        }
         fn depth(&self) -> u64 {
             1
         }

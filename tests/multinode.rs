@@ -1510,3 +1510,59 @@ fn the_answer_remembered_first_stands_on_every_node() {
         "the second node answers with the first's"
     );
 }
+
+/// PUT (allow) or DELETE (take off) a caller on the operators' allow list through `gw`.
+fn allow(gw: &Gateway, identity: &str, on: bool) -> Value {
+    let url = format!("{}/admin/v1/callers/{identity}/allow", gw.url);
+    let req = if on {
+        client().put(url)
+    } else {
+        client().delete(url)
+    };
+    let resp = req.bearer_auth(ADMIN).send().unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    resp.json().unwrap()
+}
+
+/// An operator's allow-list entry made through one node holds on the others and on nodes
+/// started later; taken off through another node, it ends everywhere. (It was kept in the
+/// memory of the node that took it: the other node went on throttling the caller, and a
+/// restart forgot it.)
+#[test]
+fn an_allow_list_entry_on_one_node_holds_on_every_node() {
+    let (da, db, dc) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let sim = Sim::start(free_port(), &da.path().join("sim.jsonl"), &[]);
+    let mut cluster = Cluster::new("allow", &sim.url);
+    cluster.extra = "[nuisance]\nquota = 1\nper = \"1h\"\n".into();
+    let a = cluster.node(da.path(), 7);
+    let b = cluster.node(db.path(), 8);
+    let phone = "13977770001";
+    let identity = format!("phone:{phone}");
+    let view = |gw: &Gateway| gw.admin_get(&format!("/admin/v1/callers/{identity}"));
+
+    assert_eq!(allow(&a, &identity, true)["allowed"], true);
+    wait_until("node B to know the entry", Duration::from_secs(15), || {
+        (view(&b)["allowed"] == true).then_some(())
+    });
+    for content in ["路口红绿灯坏了", "人行道地砖松动", "公园里的长椅坏了"] {
+        let (s, body) = b.submit(json!({"content": content, "phone": phone}));
+        assert_eq!(s, 202, "over the quota of 1, allowed: {body}");
+    }
+    // A node started later reads it from the store.
+    let c = cluster.node(dc.path(), 9);
+    assert_eq!(view(&c)["allowed"], true, "loaded at start");
+
+    // Taken off through node B: node A throttles again once it knows.
+    assert_eq!(allow(&b, &identity, false)["allowed"], false);
+    wait_until("node A to drop the entry", Duration::from_secs(15), || {
+        (view(&a)["allowed"] == false).then_some(())
+    });
+    let (s, body) = a.submit(json!({"content": "小区垃圾无人清运", "phone": phone}));
+    assert_eq!(s, 202, "the quota's one: {body}");
+    let (s, body) = a.submit(json!({"content": "楼道灯不亮", "phone": phone}));
+    assert_eq!(s, 429, "over the quota again: {body}");
+}

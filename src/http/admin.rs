@@ -213,17 +213,39 @@ pub async fn lift(
     Ok(HttpResponse::Ok().json(json!({"identity": id.to_string(), "lifted": was})))
 }
 
-/// `PUT /admin/v1/callers/{identity}/allow`: never throttle this identity (until restart;
-/// permanent entries belong in `nuisance.allow`).
+/// `PUT /admin/v1/callers/{identity}/allow`: never throttle this identity, on every node,
+/// until an operator takes it off (`DELETE`).
 pub async fn allow(
     req: HttpRequest,
     id: Path<String>,
     state: Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    set_allowed(req, id, state, true).await
+}
+
+/// `DELETE /admin/v1/callers/{identity}/allow`: takes an identity off the operators' allow
+/// list. One in `nuisance.allow` stays allowed (`"allowed": true` in the answer).
+pub async fn disallow(
+    req: HttpRequest,
+    id: Path<String>,
+    state: Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    set_allowed(req, id, state, false).await
+}
+
+async fn set_allowed(
+    req: HttpRequest,
+    id: Path<String>,
+    state: Data<AppState>,
+    allowed: bool,
+) -> Result<HttpResponse, ApiError> {
     require_admin(&req, &state)?;
     let id = identity(&id)?;
-    state.pipeline.ladder.allow(&id);
-    Ok(HttpResponse::Ok().json(json!({"identity": id.to_string(), "allowed": true})))
+    let ladder = &state.pipeline.ladder;
+    ladder.allow(&id, allowed, now()).await?;
+    tracing::info!(identity = %id.masked(), allowed, "Allow list changed by an operator.");
+    let now_allowed = ladder.is_allowed(&id.to_string());
+    Ok(HttpResponse::Ok().json(json!({"identity": id.to_string(), "allowed": now_allowed})))
 }
 
 /// `POST /admin/v1/rules/reload`: reloads rule files; a broken file keeps the old rules.

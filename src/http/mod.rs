@@ -187,7 +187,11 @@ pub fn routes(cfg: &mut actix_web::web::ServiceConfig) {
                 .route(put().to(admin::suspend))
                 .route(delete().to(admin::lift)),
         )
-        .service(resource_at("/admin/v1/callers/{identity}/allow").route(put().to(admin::allow)))
+        .service(
+            resource_at("/admin/v1/callers/{identity}/allow")
+                .route(put().to(admin::allow))
+                .route(delete().to(admin::disallow)),
+        )
         .service(resource_at("/admin/v1/callers/{identity}/link").route(put().to(admin::link)))
         .service(
             resource_at("/admin/v1/callers/{identity}/evidence").route(get().to(admin::evidence)),

@@ -55,7 +55,10 @@ pub struct Ladder<C: Clock + Clone = DefaultClock> {
     cfg: LadderConfig,
     limiter: RateLimiter<Key, DashMapStateStore<Key>, C, NoOpMiddleware<C::Instant>>,
     clock: C,
-    allow: RwLock<HashSet<String>>,
+    /// `nuisance.allow`: permanent, not changed by the admin API.
+    configured: HashSet<String>,
+    /// The operators' allow list, mirrored from the store (shared by every node).
+    allowed: RwLock<HashSet<String>>,
     epochs: Mutex<HashMap<String, u32>>,
     active: RwLock<HashMap<String, Suspension>>,
     hasher: std::hash::RandomState,
@@ -152,14 +155,19 @@ impl<C: Clock + Clone> Ladder<C> {
             }),
             &links,
         );
-        let allow = cfg.allow.iter().map(|i| i.to_string()).collect();
+        let configured = cfg.allow.iter().map(|i| i.to_string()).collect();
+        let allowed = store.allowed().await.unwrap_or_else(|e| {
+            tracing::error!(error = %e, "Operators' allow list not loaded.");
+            Vec::new()
+        });
         Ok(Ladder {
             links: RwLock::new(links),
             hasher: std::hash::RandomState::new(),
             cfg,
             limiter,
             clock,
-            allow: RwLock::new(allow),
+            configured,
+            allowed: RwLock::new(allowed.into_iter().collect()),
             epochs: Mutex::new(HashMap::new()),
             active: RwLock::new(active),
             store,
@@ -184,6 +192,7 @@ impl<C: Clock + Clone> Ladder<C> {
         let seen = self.changes.load(Ordering::SeqCst);
         let links: HashMap<String, String> = self.store.links().await?.into_iter().collect();
         let active = by_ladder(self.store.active_suspensions(now).await?, &links);
+        let allowed: HashSet<String> = self.store.allowed().await?.into_iter().collect();
         // A lift made on another node resets the caller's quota there; here this node's own
         // limiter (and its cache of Redis refusals) would still refuse, and each refusal after
         // the lift would be a new warning towards the next, longer suspension.
@@ -206,10 +215,17 @@ impl<C: Clock + Clone> Ladder<C> {
             }
             *l = links;
         }
+        if let Ok(mut a) = self.allowed.write() {
+            if self.changes.load(Ordering::SeqCst) != seen {
+                return Ok(());
+            }
+            *a = allowed;
+        }
         Ok(())
     }
 
-    /// Notes a local change to `active` or `links`; call while holding its write lock.
+    /// Notes a local change to `active`, `links` or `allowed`; call while holding its write
+    /// lock.
     fn changed(&self) {
         self.changes
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -320,12 +336,14 @@ impl<C: Clock + Clone> Ladder<C> {
         map.get(&id).filter(|s| s.until > now).cloned()
     }
 
-    /// Whether an identity is on the allow list.
+    /// Whether an identity is on the allow list (the config's or the operators').
     pub fn is_allowed(&self, identity: &str) -> bool {
-        self.allow
-            .read()
-            .map(|a| a.contains(identity))
-            .unwrap_or(false)
+        self.configured.contains(identity)
+            || self
+                .allowed
+                .read()
+                .map(|a| a.contains(identity))
+                .unwrap_or(false)
     }
 
     /// The identity whose ladder decides about `identity` (itself unless linked), or `None`
@@ -598,11 +616,26 @@ impl<C: Clock + Clone> Ladder<C> {
         }
     }
 
-    /// Adds an identity to the allow list (until restart; the config's list is permanent).
-    pub fn allow(&self, identity: &Identity) {
-        if let Ok(mut a) = self.allow.write() {
-            a.insert(identity.to_string());
+    /// Puts an identity on the operators' allow list, or takes it off (`allowed == false`):
+    /// stored first, so it holds on every node (at their next refresh) and after a restart.
+    /// `nuisance.allow` entries stay allowed whatever is set here.
+    pub async fn allow(
+        &self,
+        identity: &Identity,
+        allowed: bool,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let id = identity.to_string();
+        self.store.set_allowed(id.clone(), allowed, now).await?;
+        if let Ok(mut a) = self.allowed.write() {
+            if allowed {
+                a.insert(id);
+            } else {
+                a.remove(&id);
+            }
+            self.changed();
         }
+        Ok(())
     }
 
     /// Drops idle limiter keys and expired suspensions from memory.

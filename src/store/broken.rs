@@ -97,6 +97,12 @@ impl Store for BrokenStore {
     async fn links(&self) -> Result<Vec<(String, String)>, StoreError> {
         self.no()
     }
+    async fn set_allowed(&self, _: String, _: bool, _: i64) -> Result<(), StoreError> {
+        self.no()
+    }
+    async fn allowed(&self) -> Result<Vec<String>, StoreError> {
+        self.no()
+    }
     async fn resets_since(&self, _: i64) -> Result<Vec<(String, i64)>, StoreError> {
         self.no()
     }

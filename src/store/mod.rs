@@ -439,6 +439,12 @@ pub trait Store: Send + Sync {
     async fn record_link(&self, identity: String, canonical: String) -> Result<(), StoreError>;
     /// Every link (identity, canonical).
     async fn links(&self) -> Result<Vec<(String, String)>, StoreError>;
+    /// Puts an identity on the operators' allow list (`allowed`) or takes it off. Durable and
+    /// shared: every node reads the list at its refresh, and it outlives restarts.
+    async fn set_allowed(&self, identity: String, allowed: bool, at: i64)
+        -> Result<(), StoreError>;
+    /// The identities on the operators' allow list.
+    async fn allowed(&self) -> Result<Vec<String>, StoreError>;
     /// Identities an operator lifted (reset) at or after `since`, with the time of the reset.
     async fn resets_since(&self, since: i64) -> Result<Vec<(String, i64)>, StoreError>;
     /// Events due for a sink (`mqtt`, `mail`), oldest first (none when the sink is off).

@@ -51,9 +51,10 @@ const POOL_SIZE: usize = 16;
 /// a new one). Why not refinery or sqlx: both record applied versions but do not serialise two
 /// nodes migrating the same database at the same moment; an advisory transaction lock around a
 /// dozen lines does, and keeps the dependency count down.
-pub const MIGRATIONS: &[(i32, &str)] = &[(
-    1,
-    r#"
+pub const MIGRATIONS: &[(i32, &str)] = &[
+    (
+        1,
+        r#"
 CREATE TABLE orders (
     number      TEXT PRIMARY KEY,
     identity    TEXT NOT NULL,
@@ -141,7 +142,17 @@ CREATE TABLE links (
 );
 CREATE TABLE probe (node SMALLINT PRIMARY KEY, at BIGINT NOT NULL);
 "#,
-)];
+    ),
+    (
+        2,
+        r#"
+CREATE TABLE allowed (
+    identity  TEXT PRIMARY KEY,
+    at        BIGINT NOT NULL
+);
+"#,
+    ),
+];
 
 /// Advisory lock key for migrations ("12345" on the hotline's number).
 const MIGRATION_LOCK: i64 = 12345;
@@ -1415,6 +1426,38 @@ impl Store for PgStore {
             .map_err(map_err)?
             .iter()
             .map(|r| (r.get(0), r.get(1)))
+            .collect())
+    }
+
+    async fn set_allowed(
+        &self,
+        identity: String,
+        allowed: bool,
+        at: i64,
+    ) -> Result<(), StoreError> {
+        let c = self.client().await?;
+        if allowed {
+            c.execute(
+                "INSERT INTO allowed(identity, at) VALUES ($1, $2) \
+                 ON CONFLICT (identity) DO NOTHING",
+                &[&identity, &at],
+            )
+            .await
+        } else {
+            c.execute("DELETE FROM allowed WHERE identity = $1", &[&identity])
+                .await
+        }
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn allowed(&self) -> Result<Vec<String>, StoreError> {
+        let c = self.client().await?;
+        Ok(c.query("SELECT identity FROM allowed", &[])
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(|r| r.get(0))
             .collect())
     }
 

@@ -112,6 +112,10 @@ CREATE TABLE IF NOT EXISTS links (
     identity   TEXT PRIMARY KEY,
     canonical  TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS allowed (
+    identity   TEXT PRIMARY KEY,
+    at         INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS probe (id INTEGER PRIMARY KEY, at INTEGER NOT NULL);
 "#;
 
@@ -1760,6 +1764,44 @@ impl Store for SqliteStore {
             let rows = stmt
                 .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
                 .map_err(sql)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(sql)
+        })
+        .await
+    }
+
+    async fn set_allowed(
+        &self,
+        identity: String,
+        allowed: bool,
+        at: i64,
+    ) -> Result<(), StoreError> {
+        self.call(move |conn| {
+            if allowed {
+                exec(
+                    conn,
+                    "INSERT INTO allowed(identity, at) VALUES (?1, ?2) \
+                     ON CONFLICT(identity) DO NOTHING",
+                    params![identity, at],
+                )
+            } else {
+                exec(
+                    conn,
+                    "DELETE FROM allowed WHERE identity = ?1",
+                    params![identity],
+                )
+            }
+            .map_err(sql)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn allowed(&self) -> Result<Vec<String>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT identity FROM allowed")
+                .map_err(sql)?;
+            let rows = stmt.query_map([], |r| r.get(0)).map_err(sql)?;
             rows.collect::<Result<Vec<_>, _>>().map_err(sql)
         })
         .await
