@@ -96,7 +96,7 @@ impl ApiError {
             },
             ApiError::Unavailable(_) => "系统繁忙，您的诉求未能保存，请稍后重试。".into(),
             ApiError::Unauthorized => "未授权。".into(),
-            ApiError::NotFound(what) => format!("未找到：{what}。"),
+            ApiError::NotFound(what) => not_found(what).into(),
             ApiError::MethodNotAllowed => "该地址不支持此请求方法。".into(),
             ApiError::RequestTimeout => "请求内容发送超时，请重新提交。".into(),
             ApiError::BadRequest(_, m) => m.clone(),
@@ -162,6 +162,18 @@ impl ResponseError for ApiError {
     }
 }
 
+/// The sentence for a 404, by what was not found (the variant's English name is for the log).
+fn not_found(what: &str) -> &'static str {
+    match what {
+        "order" => "未找到该工单，请核对工单号。",
+        "wechat account" => "未找到该公众号接入配置。",
+        "weibo account" => "未找到该微博账号接入配置。",
+        "telephony profile" => "未找到该电话接入配置。",
+        "dead letter" => "未找到该条未送达记录。",
+        _ => "未找到请求的地址。",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,6 +189,30 @@ mod tests {
             _ => serde_json::Value::Null,
         };
         (status, body, retry_after)
+    }
+
+    /// The `message` is a sentence in Chinese for the citizen (`未找到：order。` until
+    /// 2026-12-07).
+    #[test]
+    fn a_not_found_names_what_in_chinese() {
+        for what in [
+            "order",
+            "wechat account",
+            "weibo account",
+            "telephony profile",
+            "dead letter",
+            "route",
+        ] {
+            let (status, body, _) = answer(ApiError::NotFound(what));
+            assert_eq!((status, &body["error"]["code"]), (404, &json!("not_found")));
+            let m = body["message"].as_str().unwrap_or_default();
+            assert!(
+                m.starts_with("未找到") && !m.chars().any(|c| c.is_ascii_alphabetic()),
+                "{what}: {m}"
+            );
+        }
+        let (_, body, _) = answer(ApiError::NotFound("order"));
+        assert_eq!(body["message"], "未找到该工单，请核对工单号。");
     }
 
     #[test]
