@@ -583,8 +583,16 @@ fn components() -> serde_json::Value {
                 "type": "object",
                 "description": "The form encodings carry the same names; there `items` is a \
                                 JSON array in one field, or `items[N][content]` and \
-                                `items[N][category]` pairs. `content` may be left out when \
-                                `items` are given: they are the matter then.",
+                                `items[N][category]` pairs, and `attachments` likewise \
+                                (`attachments[N][url]`, `attachments[N][kind]`). `content` may \
+                                be left out when `items` are given: they are the matter then. \
+                                JSON refuses unknown fields; the form encodings ignore them (a \
+                                submit button's name, `_charset_`), read text in the \
+                                Content-Type `charset` or the `_charset_` field, else UTF-8, \
+                                else GB18030 (GBK pages), and skip an empty file input; a file \
+                                is refused: upload it elsewhere and send its link. A refused \
+                                field does not keep an emergency in `content` or `items` from \
+                                its redirect.",
                 "additionalProperties": false,
                 "anyOf": [{"required": ["content"]}, {"required": ["items"]}],
                 "properties": {
@@ -611,10 +619,28 @@ fn components() -> serde_json::Value {
                             },
                         },
                     },
+                    "attachments": {
+                        "type": "array",
+                        "maxItems": 10,
+                        "description": "links to media the page uploaded elsewhere; each goes into the work order's `attachments`",
+                        "items": {
+                            "type": "object",
+                            "additionalProperties": false,
+                            "required": ["url"],
+                            "properties": {
+                                "kind": {
+                                    "type": "string",
+                                    "enum": ["image", "voice", "video", "file", "link"],
+                                    "default": "link",
+                                },
+                                "url": {"type": "string", "maxLength": 2048, "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://[^/?#]+", "description": "http or https"},
+                            },
+                        },
+                    },
                     "client_ref": {
                         "type": "string",
                         "maxLength": 128,
-                        "description": "the page's idempotency key: a retry gets the first answer",
+                        "description": "the page's idempotency key: a retry gets the first answer (with no phone given, a retry of the same text, from any address)",
                     },
                 },
             },

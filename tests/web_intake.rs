@@ -178,9 +178,16 @@ fn bad_input_gets_a_clear_answer_and_stores_nothing() {
         ),
         (
             "application/x-www-form-urlencoded",
-            b"content=x&bogus=1".to_vec(),
+            b"content=x&lat=north".to_vec(),
             422,
             "invalid_field",
+        ),
+        // Bytes that are text in no encoding (0xFF is no GB18030 byte either).
+        (
+            "application/x-www-form-urlencoded",
+            b"content=%FF%FF".to_vec(),
+            400,
+            "invalid_utf8",
         ),
         // Deep nesting, within the body limit: refused at the parser's depth limit, at the
         // top and inside a field, never a stack overflow.
@@ -1371,5 +1378,208 @@ fn a_dispatch_url_with_a_query_serves_deliveries_and_status_lookups() {
         (&r["status"], &r["unit"]),
         (&json!("processing"), &json!("市12345热线派单中心")),
         "dispatch's status, not the gateway's own: {r}"
+    );
+}
+
+/// POSTs `body` to the web form with `content_type`; returns (status, body).
+fn post_raw(gw: &Gateway, content_type: &str, body: Vec<u8>) -> (u16, serde_json::Value) {
+    let r = client()
+        .post(format!("{}/v1/web/submissions", gw.url))
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().unwrap_or_default())
+}
+
+/// `楼下着火了，火很大，有人被困` and `小区门口路灯坏了一个月了` in GBK, percent-escaped as a GBK
+/// page's browser posts them.
+const GBK_FIRE: &str =
+    "%C2%A5%CF%C2%D7%C5%BB%F0%C1%CB%A3%AC%BB%F0%BA%DC%B4%F3%A3%AC%D3%D0%C8%CB%B1%BB%C0%A7";
+const GBK_LAMP: &str = "%D0%A1%C7%F8%C3%C5%BF%DA%C2%B7%B5%C6%BB%B5%C1%CB%D2%BB%B8%F6%D4%C2%C1%CB";
+
+/// A GBK portal's form (declared or not) is read in GBK: its emergency is redirected and its
+/// matter reaches dispatch as written, not as U+FFFD junk under a 202 (until 2026-12-07 both
+/// were lost so). Multipart text parts likewise.
+#[test]
+fn a_gbk_form_is_read_in_its_charset() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let gw = Gateway::start(dir.path(), &sim.url, "[nuisance]\nquota = 100000\n");
+    let form = "application/x-www-form-urlencoded";
+    let body = format!("content={GBK_FIRE}&phone=13900000600").into_bytes();
+    let (s, b) = post_raw(&gw, &format!("{form}; charset=gb2312"), body);
+    assert_eq!(
+        (s, b["redirect"]["number"].as_str()),
+        (200, Some("119")),
+        "{b}"
+    );
+    // Undeclared, as browsers post: still GBK, still an emergency.
+    let body = format!("content={GBK_FIRE}").into_bytes();
+    let (s, b) = post_raw(&gw, form, body);
+    assert_eq!(
+        (s, b["redirect"]["number"].as_str()),
+        (200, Some("119")),
+        "{b}"
+    );
+    // A matter, with the `_charset_` field and a submit button a browser adds.
+    let body = format!("_charset_=GBK&content={GBK_LAMP}&submit=%CC%E1%BD%BB").into_bytes();
+    let (s, b) = post_raw(&gw, form, body);
+    assert_eq!(s, 202, "{b}");
+    let order = sim.wait_order(&numbers(&b)[0]);
+    assert_eq!(order["content"], "小区门口路灯坏了一个月了", "{order}");
+    // Multipart, a GBK text part.
+    let gbk_lamp: Vec<u8> = (0..GBK_LAMP.len() / 3)
+        .map(|i| u8::from_str_radix(&GBK_LAMP[3 * i + 1..3 * i + 3], 16).unwrap())
+        .collect();
+    let parts = reqwest::blocking::multipart::Form::new()
+        .part(
+            "content",
+            reqwest::blocking::multipart::Part::bytes(gbk_lamp),
+        )
+        .text("phone", "13900000601");
+    let r = client()
+        .post(format!("{}/v1/web/submissions", gw.url))
+        .multipart(parts)
+        .send()
+        .unwrap();
+    let (s, b): (u16, serde_json::Value) = (r.status().as_u16(), r.json().unwrap());
+    assert_eq!(s, 202, "{b}");
+    let order = sim.wait_order(&numbers(&b)[0]);
+    assert_eq!(order["content"], "小区门口路灯坏了一个月了", "{order}");
+    // Declared UTF-8 but sent GBK: refused, not guessed.
+    let body = format!("content={GBK_LAMP}").into_bytes();
+    let (s, b) = post_raw(&gw, &format!("{form}; charset=utf-8"), body);
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (400, Some("invalid_utf8")),
+        "{b}"
+    );
+}
+
+/// A mistake in an optional field (or a photo attached) does not keep an emergency from its
+/// redirect: the citizen gets the number, no order is made, the redirect is on the caller's
+/// record. Without an emergency the refusal stands, naming the field for the citizen and the
+/// developer but not quoting the value. A submit button's field is no mistake.
+#[test]
+fn a_refused_field_does_not_keep_an_emergency_from_its_redirect() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let gw = Gateway::start(dir.path(), &sim.url, "[nuisance]\nquota = 100000\n");
+    let fire = "楼下着火了，火很大，有人被困";
+    for (field, value) in [
+        ("email", json!("zhang@qq")),
+        ("phone", json!("138-0000-000x")),
+        ("name", json!("张".repeat(201))),
+        ("category", json!("其他")),
+        ("lat", json!("39,9")),
+        ("extra", json!(1)),
+    ] {
+        let mut body = json!({ "content": fire });
+        body[field] = value;
+        let (s, b) = gw.submit(body);
+        assert_eq!(
+            (s, b["status"].as_str(), b["redirect"]["number"].as_str()),
+            (200, Some("redirected"), Some("119")),
+            "{field}: {b}"
+        );
+    }
+    let form = "application/x-www-form-urlencoded";
+    let body = format!("content={}&lat=39%2C9&lon=116%2C4", fire).into_bytes();
+    let (s, b) = post_raw(&gw, form, body);
+    assert_eq!(
+        (s, b["redirect"]["number"].as_str()),
+        (200, Some("119")),
+        "{b}"
+    );
+    let parts = reqwest::blocking::multipart::Form::new()
+        .text("content", fire)
+        .part(
+            "photo",
+            reqwest::blocking::multipart::Part::bytes(b"\xff\xd8\xff".to_vec()).file_name("a.jpg"),
+        );
+    let r = client()
+        .post(format!("{}/v1/web/submissions", gw.url))
+        .multipart(parts)
+        .send()
+        .unwrap();
+    let (s, b): (u16, serde_json::Value) = (r.status().as_u16(), r.json().unwrap());
+    assert_eq!(
+        (s, b["redirect"]["number"].as_str()),
+        (200, Some("119")),
+        "{b}"
+    );
+    // The redirects are recorded as any (the anonymous sender's address is the identity).
+    wait_until("eight redirects on the record", LONG, || {
+        let view = gw.admin_get("/admin/v1/callers/ip:127.0.0.1");
+        (view["redirects"].as_array().map(Vec::len) == Some(8)).then_some(())
+    });
+    // Without an emergency, the refusal stands.
+    let (s, b) = gw.submit(json!({"content": "小区路灯坏了", "email": "zhang@qq"}));
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (422, Some("invalid_field")),
+        "{b}"
+    );
+    assert!(
+        !b.to_string().contains("zhang"),
+        "the value is not quoted: {b}"
+    );
+    // A browser's submit button is not refused.
+    let body =
+        "content=%E5%B0%8F%E5%8C%BA%E4%BA%95%E7%9B%96%E6%9D%BE%E5%8A%A8&submit=%E6%8F%90%E4%BA%A4";
+    let (s, b) = post_raw(&gw, form, body.as_bytes().to_vec());
+    assert_eq!(s, 202, "{b}");
+    // One order: the redirects made none.
+    let lines = wait_until("the one order at dispatch", LONG, || {
+        let l = sim.lines();
+        (!delivered_orders(&l).is_empty()).then_some(l)
+    });
+    assert_eq!(delivered_orders(&lines), numbers(&b), "{lines:?}");
+}
+
+/// The web form carries links to media a page uploaded elsewhere (it could carry none until
+/// 2026-12-07, though its refusal of a file said "send a link"), in JSON and in the form
+/// encodings, into the work order's `attachments`; a file input left empty is no file sent.
+#[test]
+fn attachment_links_reach_the_work_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let gw = Gateway::start(dir.path(), &sim.url, "[nuisance]\nquota = 100000\n");
+    let (s, b) = gw.submit(json!({
+        "content": "解放路88号门口井盖丢了",
+        "attachments": [{"kind": "image", "url": "https://img.example.cn/well.jpg"},
+                        {"url": "https://pan.example.cn/s/abc"}]
+    }));
+    assert_eq!(s, 202, "{b}");
+    let order = sim.wait_order(&numbers(&b)[0]);
+    assert_eq!(
+        order["attachments"],
+        json!([
+            {"kind": "image", "url": "https://img.example.cn/well.jpg", "media_id": ""},
+            {"kind": "link", "url": "https://pan.example.cn/s/abc", "media_id": ""}
+        ])
+    );
+    // Multipart as a browser posts it: indexed links, and a file input left empty
+    // (`filename=""`, no bytes), which is not a file sent.
+    let part = |name: &str, value: &str| {
+        format!("--XyZ\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
+    };
+    let body = [
+        part("content", "公园长椅坏了"),
+        part("attachments[0][url]", "https://img.example.cn/bench.jpg"),
+        part("attachments[0][kind]", "image"),
+        "--XyZ\r\nContent-Disposition: form-data; name=\"photo\"; filename=\"\"\r\n\
+         Content-Type: application/octet-stream\r\n\r\n\r\n--XyZ--\r\n"
+            .to_string(),
+    ]
+    .concat();
+    let (s, b) = post_raw(&gw, "multipart/form-data; boundary=XyZ", body.into_bytes());
+    assert_eq!(s, 202, "{b}");
+    let order = sim.wait_order(&numbers(&b)[0]);
+    assert_eq!(
+        order["attachments"],
+        json!([{"kind": "image", "url": "https://img.example.cn/bench.jpg", "media_id": ""}])
     );
 }

@@ -1,22 +1,35 @@
 //! The web portal form (`POST /v1/web/submissions`): JSON, urlencoded, or multipart fields.
 //!
-//! The HTTP layer reads multipart parts into `(name, value)` text fields (multipart needs a
-//! streaming reader, which is I/O) and hands them to [`from_fields`]; JSON and urlencoded bodies
-//! come here as bytes through [`parse`].
+//! The HTTP layer reads multipart parts into [`Part`]s (multipart needs a streaming reader,
+//! which is I/O) and hands them to [`from_parts`]; JSON and urlencoded bodies come here as
+//! bytes through [`parse`].
+//!
+//! A form refused for what a field holds (422) still says what the citizen wrote when its text
+//! can be read: [`FormError::readable`], for the emergency rules, which must not be kept from a
+//! person in danger by a typo in an optional field.
 
-use crate::mask::redact_parser_message;
+use crate::mask::{redact_parser_message, scrub_text};
 use crate::text::{bounded, clean_text, normalize_phone};
 use crate::{
-    AdapterError, Category, Channel, Contact, Identity, IdentityKind, Item, Location, Submission,
+    AdapterError, Attachment, AttachmentKind, Category, Channel, Contact, Identity, IdentityKind,
+    Item, Location, Submission,
 };
+use encoding_rs::{Encoding, GB18030, UTF_8};
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 /// Longest `content` (and item content) in characters.
 pub const MAX_CONTENT_CHARS: usize = 4000;
 /// Most structured items in one submission.
 pub const MAX_ITEMS: usize = 20;
+/// Most attachment links in one submission.
+pub const MAX_ATTACHMENTS: usize = 10;
+/// Longest attachment URL in characters.
+pub const MAX_URL_CHARS: usize = 2048;
 const MAX_SHORT: usize = 200;
 const MAX_ADDRESS: usize = 500;
+/// Longest unknown field name quoted back in a refusal.
+const MAX_SHOWN_NAME: usize = 64;
 
 /// One structured item as sent by the page.
 #[derive(Debug, Deserialize)]
@@ -27,85 +40,291 @@ struct RawItem {
     category: Option<String>,
 }
 
-/// The form as sent by the page (JSON names; the form encodings carry the same names).
+/// One attachment link as sent by the page.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawForm {
+struct RawAttachment {
     #[serde(default)]
-    content: Option<String>,
+    kind: Option<String>,
     #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
-    phone: Option<String>,
-    #[serde(default)]
-    email: Option<String>,
-    #[serde(default)]
-    category: Option<String>,
-    #[serde(default)]
-    address: Option<String>,
-    #[serde(default)]
-    lat: Option<f64>,
-    #[serde(default)]
-    lon: Option<f64>,
-    #[serde(default)]
-    confidential: Option<bool>,
-    #[serde(default)]
-    items: Option<Vec<RawItem>>,
-    #[serde(default)]
-    client_ref: Option<String>,
+    url: String,
 }
 
-/// Parses a JSON or urlencoded body. `client_ip` is the submitter's address as the HTTP layer
-/// established it (X-Forwarded-For only from trusted proxies); it is the identity when no phone
-/// is given. `now` is the arrival time in unix seconds.
+/// The form as read, field by field. A field that cannot be read leaves its value out and
+/// its error in `problem`, so the other fields (the text above all) are still there.
+#[derive(Debug, Default)]
+struct RawForm {
+    content: Option<String>,
+    name: Option<String>,
+    phone: Option<String>,
+    email: Option<String>,
+    category: Option<String>,
+    address: Option<String>,
+    lat: Option<f64>,
+    lon: Option<f64>,
+    confidential: Option<bool>,
+    items: Option<Vec<RawItem>>,
+    attachments: Option<Vec<RawAttachment>>,
+    client_ref: Option<String>,
+    /// The first field that could not be read.
+    problem: Option<AdapterError>,
+}
+
+impl RawForm {
+    /// Keeps `v`, or its error when it is the first.
+    fn keep<T>(&mut self, v: Result<T, AdapterError>) -> Option<T> {
+        match v {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.problem.get_or_insert(e);
+                None
+            }
+        }
+    }
+}
+
+/// Why a form was refused, and what of it could be read.
+#[derive(Debug)]
+pub struct FormError {
+    /// The refusal.
+    pub error: AdapterError,
+    /// For a refusal of a field (422): the submission as far as it could be read (its text,
+    /// items, identity and client_ref), for the emergency rules only; never for an order.
+    /// `None` when the body could not be read at all or holds no text.
+    pub readable: Option<Box<Submission>>,
+}
+
+impl From<AdapterError> for FormError {
+    fn from(error: AdapterError) -> Self {
+        FormError {
+            error,
+            readable: None,
+        }
+    }
+}
+
+/// One multipart part, as the HTTP layer read it.
+#[derive(Debug, Clone, Default)]
+pub struct Part {
+    /// The `name` of its Content-Disposition.
+    pub name: String,
+    /// Whether the Content-Disposition has a `filename` (a file input), even an empty one.
+    pub file: bool,
+    /// The `charset` of the part's own Content-Type, if it has one.
+    pub charset: Option<String>,
+    /// Its bytes.
+    pub value: Vec<u8>,
+}
+
+/// Parses a JSON or urlencoded body. `charset` is the Content-Type's `charset` parameter, if
+/// any. `client_ip` is the submitter's address as the HTTP layer established it
+/// (X-Forwarded-For only from trusted proxies); it is the identity when no phone is given.
+/// `now` is the arrival time in unix seconds.
 pub fn parse(
     media_type: Option<&str>,
+    charset: Option<&str>,
     body: &[u8],
     client_ip: &str,
     now: i64,
-) -> Result<Submission, AdapterError> {
+) -> Result<Submission, FormError> {
     match media_type {
+        // JSON is UTF-8 whatever the header says (RFC 8259 §8.1).
         Some("application/json") => {
             // Tell "not JSON at all" (400) from "JSON of the wrong shape" (422).
             let value: serde_json::Value =
                 serde_json::from_slice(body).map_err(AdapterError::json)?;
-            if !value.is_object() {
+            let serde_json::Value::Object(map) = value else {
                 return Err(AdapterError::InvalidField {
                     field: "body",
                     reason: "expected a JSON object".into(),
-                });
-            }
-            let raw: RawForm = serde_json::from_value(value).map_err(shape_error)?;
-            build(raw, client_ip, now)
+                }
+                .into());
+            };
+            finish(from_json(map), client_ip, now)
         }
         Some("application/x-www-form-urlencoded") => {
-            let pairs: Vec<(String, String)> =
-                serde_urlencoded::from_bytes(body).map_err(AdapterError::form)?;
-            from_fields(pairs, client_ip, now)
+            let fields = split_urlencoded(body)
+                .into_iter()
+                .map(|(k, v)| (k, v, None))
+                .collect();
+            from_fields(decode_fields(fields, charset)?, client_ip, now)
         }
-        Some(other) => Err(AdapterError::UnsupportedMediaType(other.to_string())),
-        None => Err(AdapterError::UnsupportedMediaType(String::new())),
+        Some(other) => Err(AdapterError::UnsupportedMediaType(other.to_string()).into()),
+        None => Err(AdapterError::UnsupportedMediaType(String::new()).into()),
     }
 }
 
-fn shape_error(e: serde_json::Error) -> AdapterError {
-    // serde's message names the field and the expected type; that is what a page developer needs.
-    // It also quotes the submitted value (a phone number, say), which goes to the log: cut out.
-    AdapterError::InvalidField {
-        field: "body",
-        reason: redact_parser_message(&e.to_string()),
+/// Builds a submission from multipart parts. `charset` is the request's Content-Type
+/// `charset` parameter, if any. An empty file part (a file input left empty: `filename=""`
+/// and no bytes) is skipped; a file with bytes is refused, as the gateway keeps links, never
+/// media (pages upload elsewhere and send `attachments`).
+pub fn from_parts(
+    parts: Vec<Part>,
+    charset: Option<&str>,
+    client_ip: &str,
+    now: i64,
+) -> Result<Submission, FormError> {
+    let mut file_sent = false;
+    let mut fields = Vec::with_capacity(parts.len());
+    for p in parts {
+        if p.file {
+            file_sent |= !p.value.is_empty();
+            continue;
+        }
+        let own = p.charset.as_deref().and_then(form_encoding);
+        fields.push((p.name.into_bytes(), p.value, own));
     }
+    let pairs = decode_fields(fields, charset)?;
+    let mut raw = read_fields(pairs);
+    if file_sent {
+        raw.keep::<()>(Err(AdapterError::InvalidField {
+            field: "attachments",
+            reason: "file uploads are not accepted here; send a link in `attachments`".into(),
+        }));
+    }
+    finish(raw, client_ip, now)
 }
 
-/// Builds a submission from text fields (urlencoded or multipart). Items may be sent as
-/// `items` holding a JSON array, or as `items[N][content]` / `items[N][category]` pairs.
+/// Builds a submission from decoded text fields (urlencoded or multipart). Items may be sent
+/// as `items` holding a JSON array, or as `items[N][content]` / `items[N][category]` pairs;
+/// attachments as `attachments` holding a JSON array, or `attachments[N][url]` /
+/// `attachments[N][kind]` pairs. Fields the gateway does not know are ignored: a browser posts
+/// its submit button's name, `_charset_`, a CSRF token, and a page cannot always leave them out.
 pub fn from_fields(
     pairs: Vec<(String, String)>,
     client_ip: &str,
     now: i64,
-) -> Result<Submission, AdapterError> {
+) -> Result<Submission, FormError> {
+    finish(read_fields(pairs), client_ip, now)
+}
+
+/// The encoding a form names (`charset` parameter, `_charset_` field, a part's Content-Type):
+/// any WHATWG label; a label for UTF-16 or the replacement encoding reads as UTF-8, as
+/// browsers never send a form in those. `None` for a label nobody knows.
+fn form_encoding(label: &str) -> Option<&'static Encoding> {
+    Encoding::for_label(label.trim().trim_matches('"').as_bytes()).map(Encoding::output_encoding)
+}
+
+/// Splits an urlencoded body into its percent-decoded bytes (`+` is a space). The bytes are
+/// decoded as text afterwards, in the form's encoding: percent escapes stand for bytes of it.
+fn split_urlencoded(body: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let unescape = |s: &[u8]| -> Vec<u8> {
+        let spaced: Vec<u8> = s
+            .iter()
+            .map(|&b| if b == b'+' { b' ' } else { b })
+            .collect();
+        percent_encoding::percent_decode(&spaced).collect()
+    };
+    body.split(|&b| b == b'&')
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.iter().position(|&b| b == b'=') {
+            Some(i) => (unescape(&p[..i]), unescape(&p[i + 1..])),
+            None => (unescape(p), Vec::new()),
+        })
+        .collect()
+}
+
+/// Decodes form fields as text. The encoding: a field's own (a multipart part's charset),
+/// else the Content-Type's `charset`, else the `_charset_` field browsers fill in, else
+/// UTF-8, strictly, for the whole form; a form that is not UTF-8 and declares nothing is read
+/// as GB18030 (which holds GB2312 and GBK: the pages of Chinese portals that are not UTF-8
+/// are these, and browsers do not declare the charset of a form) when every field decodes
+/// without error. Anything else is refused (`invalid_utf8`): a text decoded with
+/// replacement characters is a matter lost under a 202.
+fn decode_fields(
+    fields: Vec<(Vec<u8>, Vec<u8>, Option<&'static Encoding>)>,
+    charset: Option<&str>,
+) -> Result<Vec<(String, String)>, AdapterError> {
+    let declared = charset.and_then(form_encoding).or_else(|| {
+        fields
+            .iter()
+            .find(|(k, _, _)| k.as_slice() == b"_charset_")
+            .and_then(|(_, v, _)| std::str::from_utf8(v).ok())
+            .and_then(form_encoding)
+    });
+    // Only the fields without a charset of their own tell the form's.
+    let all_utf8 = || {
+        fields
+            .iter()
+            .filter(|(_, _, own)| own.is_none())
+            .all(|(k, v, _)| std::str::from_utf8(k).is_ok() && std::str::from_utf8(v).is_ok())
+    };
+    let form = match declared {
+        Some(e) => e,
+        None if all_utf8() => UTF_8,
+        None => GB18030,
+    };
+    let decode = |enc: &'static Encoding, b: Vec<u8>| -> Result<String, AdapterError> {
+        if enc == UTF_8 {
+            // No copy for the common case.
+            return String::from_utf8(b).map_err(|_| AdapterError::InvalidUtf8);
+        }
+        enc.decode_without_bom_handling_and_without_replacement(&b)
+            .map(std::borrow::Cow::into_owned)
+            .ok_or(AdapterError::InvalidUtf8)
+    };
+    fields
+        .into_iter()
+        .map(|(k, v, own)| {
+            let enc = own.unwrap_or(form);
+            Ok((decode(enc, k)?, decode(enc, v)?))
+        })
+        .collect()
+}
+
+/// One JSON field, read as its type, or a refusal naming the field (not the value: see
+/// [`redact_parser_message`]).
+fn json_field<T: DeserializeOwned>(
+    field: &'static str,
+    v: serde_json::Value,
+) -> Result<Option<T>, AdapterError> {
+    serde_json::from_value(v).map_err(|e| AdapterError::InvalidField {
+        field,
+        reason: redact_parser_message(&e.to_string()),
+    })
+}
+
+/// Reads a JSON object field by field, so that one bad field leaves the others readable.
+/// Unknown fields are refused: a JSON client is a program, whose typo is better caught.
+fn from_json(map: serde_json::Map<String, serde_json::Value>) -> RawForm {
     let mut raw = RawForm::default();
-    let mut indexed: Vec<(usize, Option<String>, Option<String>)> = Vec::new();
+    for (k, v) in map {
+        match k.as_str() {
+            "content" => raw.content = raw.keep(json_field("content", v)).flatten(),
+            "name" => raw.name = raw.keep(json_field("name", v)).flatten(),
+            "phone" => raw.phone = raw.keep(json_field("phone", v)).flatten(),
+            "email" => raw.email = raw.keep(json_field("email", v)).flatten(),
+            "category" => raw.category = raw.keep(json_field("category", v)).flatten(),
+            "address" => raw.address = raw.keep(json_field("address", v)).flatten(),
+            "lat" => raw.lat = raw.keep(json_field("lat", v)).flatten(),
+            "lon" => raw.lon = raw.keep(json_field("lon", v)).flatten(),
+            "confidential" => raw.confidential = raw.keep(json_field("confidential", v)).flatten(),
+            "items" => raw.items = raw.keep(json_field("items", v)).flatten(),
+            "attachments" => raw.attachments = raw.keep(json_field("attachments", v)).flatten(),
+            "client_ref" => raw.client_ref = raw.keep(json_field("client_ref", v)).flatten(),
+            other => {
+                raw.keep::<()>(Err(AdapterError::InvalidField {
+                    field: "body",
+                    reason: format!("unknown field `{}`", shown_name(other)),
+                }));
+            }
+        }
+    }
+    raw
+}
+
+/// A field name the client sent, fit to quote back in a refusal and a log line: cleaned,
+/// cut short, and with anything like a phone number or e-mail address masked.
+fn shown_name(name: &str) -> String {
+    let name: String = clean_text(name).chars().take(MAX_SHOWN_NAME).collect();
+    scrub_text(&name)
+}
+
+/// The fields of an urlencoded or multipart form, read leniently (see [`RawForm`]).
+fn read_fields(pairs: Vec<(String, String)>) -> RawForm {
+    let mut raw = RawForm::default();
+    let mut items: Vec<(usize, RawItem)> = Vec::new();
+    let mut links: Vec<(usize, RawAttachment)> = Vec::new();
     for (k, v) in pairs {
         match k.as_str() {
             "content" => raw.content = Some(v),
@@ -115,78 +334,87 @@ pub fn from_fields(
             "category" => raw.category = Some(v),
             "address" => raw.address = Some(v),
             "client_ref" => raw.client_ref = Some(v),
-            "lat" => raw.lat = parse_num("lat", &v)?,
-            "lon" => raw.lon = parse_num("lon", &v)?,
-            "confidential" => raw.confidential = Some(parse_bool(&v)?),
-            "items" => {
-                let items: Vec<RawItem> =
-                    serde_json::from_str(&v).map_err(|e| AdapterError::InvalidField {
-                        field: "items",
-                        reason: redact_parser_message(&e.to_string()),
-                    })?;
-                raw.items = Some(items);
-            }
-            other => {
-                let Some((idx, field)) = parse_item_key(other) else {
-                    return Err(AdapterError::InvalidField {
-                        field: "body",
-                        reason: format!("unknown field `{}`", clean_text(other)),
+            "lat" => raw.lat = raw.keep(parse_num("lat", &v)).flatten(),
+            "lon" => raw.lon = raw.keep(parse_num("lon", &v)).flatten(),
+            "confidential" => raw.confidential = raw.keep(parse_bool(&v)),
+            "items" => raw.items = raw.keep(json_text("items", &v)),
+            "attachments" => raw.attachments = raw.keep(json_text("attachments", &v)),
+            other => match parse_indexed(other) {
+                Some(("items", idx, field @ ("content" | "category"))) if idx < MAX_ITEMS => {
+                    let item = slot(&mut items, idx, || RawItem {
+                        content: String::new(),
+                        category: None,
                     });
-                };
-                if idx >= MAX_ITEMS {
-                    return Err(too_many_items());
-                }
-                let slot = match indexed.iter_mut().find(|(i, _, _)| *i == idx) {
-                    Some(slot) => slot,
-                    None => {
-                        indexed.push((idx, None, None));
-                        let last = indexed.len() - 1;
-                        &mut indexed[last]
+                    match field {
+                        "content" => item.content = v,
+                        _ => item.category = Some(v),
                     }
-                };
-                match field {
-                    ItemField::Content => slot.1 = Some(v),
-                    ItemField::Category => slot.2 = Some(v),
                 }
-            }
+                Some(("attachments", idx, field @ ("url" | "kind"))) if idx < MAX_ATTACHMENTS => {
+                    let link = slot(&mut links, idx, RawAttachment::default);
+                    match field {
+                        "url" => link.url = v,
+                        _ => link.kind = Some(v),
+                    }
+                }
+                Some(("items", idx, _)) if idx >= MAX_ITEMS => {
+                    raw.keep::<()>(Err(too_many("items", MAX_ITEMS)));
+                }
+                Some(("attachments", idx, _)) if idx >= MAX_ATTACHMENTS => {
+                    raw.keep::<()>(Err(too_many("attachments", MAX_ATTACHMENTS)));
+                }
+                // Anything else (a submit button, `_charset_`, a CSRF token) is not ours.
+                _ => {}
+            },
         }
     }
-    if !indexed.is_empty() {
-        indexed.sort_by_key(|(i, _, _)| *i);
-        let mut items = raw.items.take().unwrap_or_default();
-        for (_, content, category) in indexed {
-            items.push(RawItem {
-                content: content.unwrap_or_default(),
-                category,
-            });
-        }
-        raw.items = Some(items);
+    if !items.is_empty() {
+        items.sort_by_key(|(i, _)| *i);
+        let mut all = raw.items.take().unwrap_or_default();
+        all.extend(items.into_iter().map(|(_, it)| it));
+        raw.items = Some(all);
     }
-    build(raw, client_ip, now)
+    if !links.is_empty() {
+        links.sort_by_key(|(i, _)| *i);
+        let mut all = raw.attachments.take().unwrap_or_default();
+        all.extend(links.into_iter().map(|(_, a)| a));
+        raw.attachments = Some(all);
+    }
+    raw
 }
 
-enum ItemField {
-    Content,
-    Category,
+/// A JSON array sent in one form field.
+fn json_text<T: DeserializeOwned>(field: &'static str, v: &str) -> Result<T, AdapterError> {
+    serde_json::from_str(v).map_err(|e| AdapterError::InvalidField {
+        field,
+        reason: redact_parser_message(&e.to_string()),
+    })
 }
 
-/// `items[3][content]` -> (3, Content).
-fn parse_item_key(k: &str) -> Option<(usize, ItemField)> {
-    let rest = k.strip_prefix("items[")?;
-    let (idx, rest) = rest.split_once(']')?;
-    let idx: usize = idx.parse().ok()?;
-    let field = match rest {
-        "[content]" => ItemField::Content,
-        "[category]" => ItemField::Category,
-        _ => return None,
+/// The entry for index `idx`, made by `new` when there is none yet.
+fn slot<T>(list: &mut Vec<(usize, T)>, idx: usize, new: impl FnOnce() -> T) -> &mut T {
+    let at = match list.iter().position(|(i, _)| *i == idx) {
+        Some(at) => at,
+        None => {
+            list.push((idx, new()));
+            list.len() - 1
+        }
     };
-    Some((idx, field))
+    &mut list[at].1
 }
 
-fn too_many_items() -> AdapterError {
+/// `items[3][content]` -> ("items", 3, "content").
+fn parse_indexed(k: &str) -> Option<(&str, usize, &str)> {
+    let (list, rest) = k.split_once('[')?;
+    let (idx, rest) = rest.split_once(']')?;
+    let field = rest.strip_prefix('[')?.strip_suffix(']')?;
+    Some((list, idx.parse().ok()?, field))
+}
+
+fn too_many(field: &'static str, max: usize) -> AdapterError {
     AdapterError::InvalidField {
-        field: "items",
-        reason: format!("at most {MAX_ITEMS} items"),
+        field,
+        reason: format!("at most {max}"),
     }
 }
 
@@ -214,11 +442,8 @@ fn parse_bool(v: &str) -> Result<bool, AdapterError> {
     }
 }
 
-fn parse_category(
-    field: &'static str,
-    v: Option<String>,
-) -> Result<Option<Category>, AdapterError> {
-    match v.as_deref().map(str::trim) {
+fn parse_category(field: &'static str, v: Option<&str>) -> Result<Option<Category>, AdapterError> {
+    match v.map(str::trim) {
         None | Some("") => Ok(None),
         Some(s) => Category::parse(s)
             .map(Some)
@@ -243,21 +468,114 @@ fn coordinate(
     }
 }
 
-fn build(raw: RawForm, client_ip: &str, now: i64) -> Result<Submission, AdapterError> {
-    let mut items = Vec::new();
-    for it in raw.items.unwrap_or_default() {
-        if items.len() >= MAX_ITEMS {
-            return Err(too_many_items());
-        }
+/// An attachment link: an http(s) URL with a host, of a kind a page can send.
+fn attachment(a: &RawAttachment) -> Result<Attachment, AdapterError> {
+    let invalid = |reason: &str| AdapterError::InvalidField {
+        field: "attachments",
+        reason: reason.into(),
+    };
+    let kind = match a.kind.as_deref().map(str::trim).unwrap_or("") {
+        "" | "link" => AttachmentKind::Link,
+        "image" => AttachmentKind::Image,
+        "voice" => AttachmentKind::Voice,
+        "video" => AttachmentKind::Video,
+        "file" => AttachmentKind::File,
+        _ => return Err(invalid("kind is one of image, voice, video, file, link")),
+    };
+    let url = a.url.trim();
+    if url.chars().count() > MAX_URL_CHARS {
+        return Err(invalid(&format!(
+            "url longer than {MAX_URL_CHARS} characters"
+        )));
+    }
+    let rest = ["http://", "https://"].iter().find_map(|scheme| {
+        url.get(..scheme.len())
+            .filter(|s| s.eq_ignore_ascii_case(scheme))
+            .map(|_| &url[scheme.len()..])
+    });
+    let host = rest.map(|r| r.split(['/', '?', '#']).next().unwrap_or_default());
+    let clean = !url
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | '"'));
+    match host {
+        Some(h) if !h.is_empty() && clean => Ok(Attachment {
+            kind,
+            url: url.to_string(),
+            media_id: String::new(),
+        }),
+        _ => Err(invalid("url must be an http or https URL")),
+    }
+}
+
+/// The form, read, or its first problem.
+fn finish(mut raw: RawForm, client_ip: &str, now: i64) -> Result<Submission, FormError> {
+    let result = match raw.problem.take() {
+        Some(e) => Err(e),
+        None => build(&raw, client_ip, now),
+    };
+    result.map_err(|error| FormError {
+        readable: readable(&raw, client_ip, now).map(Box::new),
+        error,
+    })
+}
+
+/// What a refused form says, for the emergency rules: its text and items however long, and
+/// who sent it (the phone when it is one, else the address). `None` without any text.
+fn readable(raw: &RawForm, client_ip: &str, now: i64) -> Option<Submission> {
+    let items: Vec<Item> = raw
+        .items
+        .iter()
+        .flatten()
+        .map(|i| Item {
+            content: clean_text(&i.content),
+            category: None,
+        })
+        .filter(|i| !i.content.is_empty())
+        .collect();
+    let content = clean_text(raw.content.as_deref().unwrap_or_default());
+    if content.is_empty() && items.is_empty() {
+        return None;
+    }
+    let identity = raw
+        .phone
+        .as_deref()
+        .and_then(normalize_phone)
+        .map(|p| Identity::new(IdentityKind::Phone, p))
+        .unwrap_or_else(|| Identity::new(IdentityKind::Ip, client_ip));
+    let mut sub = Submission::new(Channel::Web, identity, now, content);
+    sub.items = items;
+    sub.client_ref = raw
+        .client_ref
+        .as_deref()
+        .and_then(|r| bounded("client_ref", r, 128).ok())
+        .filter(|r| !r.is_empty());
+    Some(sub)
+}
+
+fn build(raw: &RawForm, client_ip: &str, now: i64) -> Result<Submission, AdapterError> {
+    let raw_items = raw.items.as_deref().unwrap_or_default();
+    if raw_items.len() > MAX_ITEMS {
+        return Err(too_many("items", MAX_ITEMS));
+    }
+    let mut items = Vec::with_capacity(raw_items.len());
+    for it in raw_items {
         let content = bounded("items.content", &it.content, MAX_CONTENT_CHARS)?;
         if content.is_empty() {
             return Err(AdapterError::MissingField("items.content"));
         }
         items.push(Item {
             content,
-            category: parse_category("items.category", it.category)?,
+            category: parse_category("items.category", it.category.as_deref())?,
         });
     }
+    let raw_links = raw.attachments.as_deref().unwrap_or_default();
+    if raw_links.len() > MAX_ATTACHMENTS {
+        return Err(too_many("attachments", MAX_ATTACHMENTS));
+    }
+    let attachments = raw_links
+        .iter()
+        .map(attachment)
+        .collect::<Result<Vec<_>, _>>()?;
     let mut content = bounded(
         "content",
         raw.content.as_deref().unwrap_or_default(),
@@ -290,9 +608,9 @@ fn build(raw: RawForm, client_ip: &str, now: i64) -> Result<Submission, AdapterE
             reason: "not an email address".into(),
         });
     }
-    let client_ref = match raw.client_ref {
+    let client_ref = match raw.client_ref.as_deref() {
         Some(r) => {
-            let r = bounded("client_ref", &r, 128)?;
+            let r = bounded("client_ref", r, 128)?;
             (!r.is_empty()).then_some(r)
         }
         None => None,
@@ -314,7 +632,7 @@ fn build(raw: RawForm, client_ip: &str, now: i64) -> Result<Submission, AdapterE
         identity,
         received_at: now,
         content,
-        category: parse_category("category", raw.category)?,
+        category: parse_category("category", raw.category.as_deref())?,
         items,
         contact: Contact {
             name: bounded("name", raw.name.as_deref().unwrap_or_default(), MAX_SHORT)?,
@@ -330,7 +648,7 @@ fn build(raw: RawForm, client_ip: &str, now: i64) -> Result<Submission, AdapterE
             lat,
             lon,
         },
-        attachments: Vec::new(),
+        attachments,
         confidential: raw.confidential.unwrap_or(false),
         client_ref,
     })
@@ -367,8 +685,14 @@ mod tests {
 
     const IP: &str = "203.0.113.9";
 
-    fn json(body: &str) -> Result<Submission, AdapterError> {
-        parse(Some("application/json"), body.as_bytes(), IP, 1_700_000_000)
+    fn json(body: &str) -> Result<Submission, FormError> {
+        parse(
+            Some("application/json"),
+            None,
+            body.as_bytes(),
+            IP,
+            1_700_000_000,
+        )
     }
 
     /// One table, one helper: each body and the error code it must produce (or "ok").
@@ -376,7 +700,7 @@ mod tests {
         for (body, want) in cases {
             let got = match json(body) {
                 Ok(_) => "ok",
-                Err(e) => e.code(),
+                Err(e) => e.error.code(),
             };
             assert_eq!(got, *want, "body: {body}");
         }
@@ -431,7 +755,7 @@ mod tests {
 
     #[test]
     fn refusals_name_the_field_and_type_but_not_the_value() {
-        let reason = |e: AdapterError| match e {
+        let reason = |e: FormError| match e.error {
             AdapterError::InvalidField { reason, .. } => reason,
             other => panic!("expected invalid_field, got {other:?}"),
         };
@@ -470,6 +794,7 @@ mod tests {
                     &items%5B1%5D%5Bcontent%5D=b&items%5B0%5D%5Bcontent%5D=a&lat=39.1&lon=117.2";
         let s = parse(
             Some("application/x-www-form-urlencoded"),
+            None,
             body.as_bytes(),
             IP,
             0,
@@ -485,22 +810,268 @@ mod tests {
 
     #[test]
     fn other_media_types_are_unsupported() {
-        let e = parse(Some("text/plain"), b"hi", IP, 0).unwrap_err();
-        assert_eq!(e.code(), "unsupported_media_type");
-        let e = parse(None, b"hi", IP, 0).unwrap_err();
-        assert_eq!(e.code(), "unsupported_media_type");
+        let e = parse(Some("text/plain"), None, b"hi", IP, 0).unwrap_err();
+        assert_eq!(e.error.code(), "unsupported_media_type");
+        let e = parse(None, None, b"hi", IP, 0).unwrap_err();
+        assert_eq!(e.error.code(), "unsupported_media_type");
     }
 
+    /// A browser posts its submit button's name (and `_charset_`, a CSRF token): a form
+    /// field the gateway does not know is left out, not refused. Too many items still are.
     #[test]
-    fn unknown_form_fields_and_too_many_items_are_refused() {
-        let e = from_fields(
-            vec![("content".into(), "x".into()), ("zz".into(), "1".into())],
+    fn unknown_form_fields_are_ignored_and_too_many_items_refused() {
+        let s = from_fields(
+            vec![
+                ("content".into(), "x".into()),
+                ("submit".into(), "提交".into()),
+                ("_charset_".into(), "UTF-8".into()),
+                ("items[0][colour]".into(), "red".into()),
+            ],
+            IP,
+            0,
+        )
+        .unwrap();
+        assert_eq!((s.content.as_str(), s.items.len()), ("x", 0));
+        let e = from_fields(vec![("items[99][content]".into(), "x".into())], IP, 0).unwrap_err();
+        assert_eq!(e.error.code(), "invalid_field");
+    }
+
+    /// `s` in GBK, percent-escaped as a GBK page's browser posts it.
+    fn gbk_escaped(s: &str) -> String {
+        let (bytes, _, bad) = GB18030.encode(s);
+        assert!(!bad);
+        bytes.iter().map(|b| format!("%{b:02X}")).collect()
+    }
+
+    fn form(charset: Option<&str>, body: &str) -> Result<Submission, FormError> {
+        parse(
+            Some("application/x-www-form-urlencoded"),
+            charset,
+            body.as_bytes(),
+            IP,
+            0,
+        )
+    }
+
+    /// A GBK page posts GBK bytes, declared or not: read as such, never as U+FFFD junk.
+    /// Bytes that are text in no encoding are refused, as multipart refuses them.
+    #[test]
+    fn urlencoded_text_is_read_in_its_charset() {
+        let fire = "楼下着火了，火很大，有人被困";
+        let body = format!("content={}&phone=13900000600", gbk_escaped(fire));
+        for charset in [Some("gb2312"), Some("GBK"), Some("\"gb18030\""), None] {
+            let s = form(charset, &body).unwrap();
+            assert_eq!(s.content, fire, "{charset:?}");
+        }
+        // The `_charset_` field a browser fills in, anywhere in the form.
+        let s = form(None, &format!("{body}&_charset_=gbk")).unwrap();
+        assert_eq!(s.content, fire);
+        // UTF-8 stays UTF-8, `+` is a space, and an escape is a byte of the charset.
+        let s = form(None, "content=%E8%B7%AF%E7%81%AF+%E5%9D%8F%E4%BA%86").unwrap();
+        assert_eq!(s.content, "路灯 坏了");
+        let s = form(Some("utf-8"), "content=%E8%B7%AF%E7%81%AF").unwrap();
+        assert_eq!(s.content, "路灯");
+        // Declared UTF-8, sent GBK: refused, not guessed.
+        let e = form(Some("utf-8"), &body).unwrap_err();
+        assert_eq!(e.error.code(), "invalid_utf8");
+        // Neither UTF-8 nor GB18030 (0xFF is no GB18030 byte).
+        let e = form(None, "content=%FF%FF").unwrap_err();
+        assert_eq!(e.error.code(), "invalid_utf8");
+        // JSON is UTF-8 whatever the header says (GBK 下 here).
+        let e = parse(
+            Some("application/json"),
+            Some("gbk"),
+            b"{\"content\":\"\xcf\xc2\"}",
             IP,
             0,
         )
         .unwrap_err();
-        assert_eq!(e.code(), "invalid_field");
-        let e = from_fields(vec![("items[99][content]".into(), "x".into())], IP, 0).unwrap_err();
-        assert_eq!(e.code(), "invalid_field");
+        assert_eq!(e.error.code(), "invalid_json");
+    }
+
+    #[test]
+    fn multipart_text_is_read_in_its_charset_and_empty_file_inputs_are_skipped() {
+        let fire = "楼下着火了";
+        let (gbk, _, _) = GB18030.encode(fire);
+        let part = |name: &str, value: &[u8]| Part {
+            name: name.into(),
+            value: value.to_vec(),
+            ..Part::default()
+        };
+        let empty_file = Part {
+            name: "photo".into(),
+            file: true,
+            ..Part::default()
+        };
+        let s = from_parts(vec![part("content", &gbk), empty_file.clone()], None, IP, 0).unwrap();
+        assert_eq!(s.content, fire);
+        let own = Part {
+            charset: Some("gbk".into()),
+            ..part("content", &gbk)
+        };
+        let s = from_parts(vec![own.clone()], Some("utf-8"), IP, 0).unwrap();
+        assert_eq!(s.content, fire);
+        // A part in a charset of its own says nothing of the others': UTF-8 stays UTF-8.
+        let s = from_parts(vec![own, part("name", "张三".as_bytes())], None, IP, 0).unwrap();
+        assert_eq!(
+            (s.content.as_str(), s.contact.name.as_str()),
+            (fire, "张三")
+        );
+        let e = from_parts(vec![part("content", &gbk)], Some("utf-8"), IP, 0).unwrap_err();
+        assert_eq!(e.error.code(), "invalid_utf8");
+        // A file with bytes is refused, with the text readable for the emergency rules.
+        let photo = Part {
+            value: b"\xff\xd8\xff".to_vec(),
+            ..empty_file
+        };
+        let e = from_parts(vec![part("content", &gbk), photo], None, IP, 0).unwrap_err();
+        assert_eq!(e.error.code(), "invalid_field");
+        assert_eq!(e.readable.map(|s| s.content).as_deref(), Some(fire));
+    }
+
+    /// A refused field leaves the text readable (for the emergency rules), with the identity
+    /// the form would have had; a body that is not a form at all leaves nothing.
+    #[test]
+    fn a_refused_field_leaves_the_text_readable() {
+        let cases = [
+            (
+                r#"{"content":"楼下着火了","email":"zhang@qq"}"#,
+                "ip:203.0.113.9",
+            ),
+            (
+                r#"{"content":"楼下着火了","phone":"138-0000-000x"}"#,
+                "ip:203.0.113.9",
+            ),
+            (
+                r#"{"content":"楼下着火了","category":"其他","phone":"13900000001"}"#,
+                "phone:13900000001",
+            ),
+            (r#"{"content":"楼下着火了","lat":"39,9"}"#, "ip:203.0.113.9"),
+            (r#"{"content":"楼下着火了","extra":1}"#, "ip:203.0.113.9"),
+        ];
+        for (body, who) in cases {
+            let e = json(body).unwrap_err();
+            assert_eq!(e.error.code(), "invalid_field", "{body}");
+            let r = e
+                .readable
+                .unwrap_or_else(|| panic!("nothing readable: {body}"));
+            assert_eq!(
+                (r.content.as_str(), r.identity.to_string().as_str()),
+                ("楼下着火了", who)
+            );
+        }
+        let name = "张".repeat(201);
+        let e = from_fields(
+            vec![
+                ("lat".into(), "39,9".into()),
+                ("name".into(), name),
+                ("items[0][content]".into(), "有人被困".into()),
+            ],
+            IP,
+            0,
+        )
+        .unwrap_err();
+        let r = e.readable.unwrap();
+        assert_eq!(
+            (r.content.as_str(), r.items[0].content.as_str()),
+            ("", "有人被困")
+        );
+        assert!(json(r#"{"content":5,"email":"x"}"#)
+            .unwrap_err()
+            .readable
+            .is_none());
+        assert!(json("{oops").unwrap_err().readable.is_none());
+    }
+
+    #[test]
+    fn attachments_are_links_in_every_encoding() {
+        let s = json(
+            r#"{"content":"路面塌陷","attachments":[{"kind":"image","url":"https://img.example.cn/a.jpg"},{"url":"HTTP://example.cn"}]}"#,
+        )
+        .unwrap();
+        let got: Vec<_> = s
+            .attachments
+            .iter()
+            .map(|a| (a.kind, a.url.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (AttachmentKind::Image, "https://img.example.cn/a.jpg"),
+                (AttachmentKind::Link, "HTTP://example.cn"),
+            ]
+        );
+        let s = from_fields(
+            vec![
+                ("content".into(), "x".into()),
+                ("attachments[1][url]".into(), "https://b.example.cn/".into()),
+                ("attachments[0][url]".into(), "https://a.example.cn/".into()),
+                ("attachments[0][kind]".into(), "video".into()),
+            ],
+            IP,
+            0,
+        )
+        .unwrap();
+        let got: Vec<_> = s
+            .attachments
+            .iter()
+            .map(|a| (a.kind, a.url.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (AttachmentKind::Video, "https://a.example.cn/"),
+                (AttachmentKind::Link, "https://b.example.cn/"),
+            ]
+        );
+        let s = from_fields(
+            vec![
+                ("content".into(), "x".into()),
+                (
+                    "attachments".into(),
+                    r#"[{"url":"https://a.example.cn/x"}]"#.into(),
+                ),
+            ],
+            IP,
+            0,
+        )
+        .unwrap();
+        assert_eq!(s.attachments.len(), 1);
+        let many = format!(
+            r#"{{"content":"x","attachments":[{}]}}"#,
+            [r#"{"url":"https://a.cn/"}"#; MAX_ATTACHMENTS + 1].join(",")
+        );
+        let long = format!(
+            r#"{{"content":"x","attachments":[{{"url":"https://a.cn/{}"}}]}}"#,
+            "a".repeat(MAX_URL_CHARS)
+        );
+        check(&[
+            (
+                r#"{"content":"x","attachments":[{"url":"javascript:alert(1)"}]}"#,
+                "invalid_field",
+            ),
+            (
+                r#"{"content":"x","attachments":[{"url":"ftp://a.cn/x"}]}"#,
+                "invalid_field",
+            ),
+            (
+                r#"{"content":"x","attachments":[{"url":"https:///x"}]}"#,
+                "invalid_field",
+            ),
+            (
+                r#"{"content":"x","attachments":[{"url":"https://a.cn/x y"}]}"#,
+                "invalid_field",
+            ),
+            (
+                r#"{"content":"x","attachments":[{"kind":"recording","url":"https://a.cn/"}]}"#,
+                "invalid_field",
+            ),
+            (
+                r#"{"content":"x","attachments":[{"url":"https://a.cn/","media_id":"m"}]}"#,
+                "invalid_field",
+            ),
+            (many.as_str(), "invalid_field"),
+            (long.as_str(), "invalid_field"),
+        ]);
     }
 }

@@ -2,10 +2,12 @@
 
 use super::error::ApiError;
 use super::{client_ip, now, read_body, AppState};
+use crate::pipeline::Decision;
 use actix_web::http::StatusCode;
 use actix_web::web::{Bytes, Data, Payload};
 use actix_web::{HttpRequest, HttpResponse};
 use futures_util::StreamExt;
+use hotline_adapters::web::FormError;
 use hotline_adapters::{web as form, AdapterError, Outcome, Submission};
 use serde_json::json;
 
@@ -15,17 +17,12 @@ pub async fn submit(
     payload: Payload,
     state: Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let media = req
+    let content_type = req
         .headers()
         .get("content-type")
         .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .to_ascii_lowercase()
-        });
+        .unwrap_or_default();
+    let media = (!content_type.is_empty()).then(|| media_type(content_type));
     // Refuse an unsupported type before reading the body.
     match media.as_deref() {
         Some("application/json" | "application/x-www-form-urlencoded" | "multipart/form-data") => {}
@@ -33,6 +30,7 @@ pub async fn submit(
             return Err(AdapterError::UnsupportedMediaType(other.unwrap_or_default().into()).into())
         }
     }
+    let charset = param(content_type, "charset");
     let body = read_body(
         &req,
         payload,
@@ -42,13 +40,45 @@ pub async fn submit(
     .await?;
     let ip = client_ip(&req, &state.trusted_proxies);
     let t = now();
-    let sub = if media.as_deref() == Some("multipart/form-data") {
-        let fields = multipart_fields(&req, body).await?;
-        form::from_fields(fields, &ip, t)?
+    let parsed = if media.as_deref() == Some("multipart/form-data") {
+        let parts = multipart_parts(&req, body).await?;
+        form::from_parts(parts, charset, &ip, t)
     } else {
-        form::parse(media.as_deref(), &body, &ip, t)?
+        form::parse(media.as_deref(), charset, &body, &ip, t)
+    };
+    let sub = match parsed {
+        Ok(sub) => sub,
+        Err(FormError { error, readable }) => {
+            // A form refused for a field (an optional one mistyped, a photo attached) whose
+            // text can be read is still heard by the emergency rules: a person in danger is
+            // told the number, not to correct an e-mail address first (art. 17(1)).
+            if let Some(d) = readable.and_then(|r| state.pipeline.redirect_if_emergency(&r, t)) {
+                return Ok(render(d));
+            }
+            return Err(error.into());
+        }
     };
     answer(&state, sub, t).await
+}
+
+/// The media type of a Content-Type value, lower-cased, without parameters.
+fn media_type(content_type: &str) -> String {
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// A parameter of a Content-Type value (`charset`), its name matched without regard to case.
+fn param<'a>(content_type: &'a str, name: &str) -> Option<&'a str> {
+    content_type.split(';').skip(1).find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        k.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| v.trim().trim_matches('"'))
+    })
 }
 
 /// Runs a web submission through the pipeline and renders the contract's JSON answer.
@@ -57,6 +87,11 @@ async fn answer(state: &AppState, sub: Submission, t: i64) -> Result<HttpRespons
         .pipeline
         .submit(sub, t, crate::pipeline::Policy::WEBHOOK)
         .await?;
+    Ok(render(d))
+}
+
+/// The contract's JSON answer to a decision.
+fn render(d: Decision) -> HttpResponse {
     // The status word is a static label: a `String` label cost an allocation and a hash of it in
     // the metrics registry on every submission.
     let (status, label, mut body) = match &d.outcome {
@@ -102,42 +137,43 @@ async fn answer(state: &AppState, sub: Submission, t: i64) -> Result<HttpRespons
     if let Outcome::Throttled { retry_after, .. } = &d.outcome {
         resp.insert_header(("Retry-After", retry_after.to_string()));
     }
-    Ok(resp.json(body))
+    resp.json(body)
 }
 
-/// Reads multipart text fields. File parts are refused: the gateway stores references, not
-/// media, so a page must upload elsewhere and send a link.
-async fn multipart_fields(
-    req: &HttpRequest,
-    body: Bytes,
-) -> Result<Vec<(String, String)>, ApiError> {
+/// Reads multipart parts. File parts are read too (the body is in memory already): the
+/// adapter skips an empty file input and refuses a file, as the gateway stores links, not
+/// media.
+async fn multipart_parts(req: &HttpRequest, body: Bytes) -> Result<Vec<form::Part>, ApiError> {
     let stream =
         futures_util::stream::once(async move { Ok::<_, actix_web::error::PayloadError>(body) });
     let mut mp = actix_multipart::Multipart::new(req.headers(), stream);
-    let mut fields = Vec::new();
+    let mut parts = Vec::new();
     while let Some(field) = mp.next().await {
         let mut field = field.map_err(|e| AdapterError::InvalidForm(e.to_string()))?;
-        let (name, is_file) = match field.content_disposition() {
+        let (name, file) = match field.content_disposition() {
             Some(cd) => (
                 cd.get_name().unwrap_or_default().to_string(),
                 cd.get_filename().is_some(),
             ),
             None => (String::new(), false),
         };
-        if is_file {
-            return Err(AdapterError::InvalidField {
-                field: "attachments",
-                reason: "file uploads are not accepted here; send a link instead".into(),
-            }
-            .into());
-        }
+        let charset = field
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|ct| param(ct, "charset"))
+            .map(str::to_string);
         let mut value = Vec::new();
         while let Some(chunk) = field.next().await {
             let chunk = chunk.map_err(|e| AdapterError::InvalidForm(e.to_string()))?;
             value.extend_from_slice(&chunk);
         }
-        let value = String::from_utf8(value).map_err(|_| AdapterError::InvalidUtf8)?;
-        fields.push((name, value));
+        parts.push(form::Part {
+            name,
+            file,
+            charset,
+            value,
+        });
     }
-    Ok(fields)
+    Ok(parts)
 }

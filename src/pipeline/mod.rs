@@ -190,6 +190,16 @@ fn matters_of(sub: &Submission) -> Vec<(String, Option<Category>)> {
     }
 }
 
+/// The key under which a submission's answer is remembered: the platform's dedupe key, else
+/// the page's client_ref, per identity.
+fn dedupe_key_of(sub: &Submission) -> Option<String> {
+    sub.dedupe_key.clone().or_else(|| {
+        sub.client_ref
+            .as_ref()
+            .map(|r| format!("web:{}:{}", sub.identity, r))
+    })
+}
+
 /// The idempotency key of a contact about order `number`: taken from the submission's dedupe
 /// key when it has one, so that the same push or page decided twice (on two nodes at once, or
 /// again after a failure between queuing the contact and remembering the answer) queues one
@@ -556,33 +566,21 @@ impl Pipeline {
         Decision { outcome, message }
     }
 
-    /// Decides about one submission and makes the decision durable before returning.
-    pub async fn submit(
+    /// Step 1 of [`submit`](Self::submit): the redirect when a text of the submission is an
+    /// emergency, else the review of a redirect the second opinion strongly doubts, if any
+    /// (that text becomes an order for urgent review, see `doubted`; any other text of the
+    /// submission the rules are sure of still redirects).
+    fn emergency(
         &self,
-        sub: Submission,
+        rules: &RuleSet,
+        sub: &Submission,
         now: i64,
-        policy: Policy,
-    ) -> Result<Decision, IntakeError> {
-        // A platform retry (or a page's resubmission with the same client_ref) gets the first
-        // answer, from the store, so it holds across restarts and nodes.
-        let dedupe_key = sub.dedupe_key.clone().or_else(|| {
-            sub.client_ref
-                .as_ref()
-                .map(|r| format!("web:{}:{}", sub.identity, r))
-        });
-        let rules = self.rules();
-
-        // 1. Emergency: first of all, before the key lock and the store read below (art. 17).
-        // The rules need no I/O, so a store that is slow or locked cannot hold up the answer to
-        // a person in danger (a WeChat push would otherwise get the bare `success` of its reply
-        // budget), and an earlier answer under the same key cannot stand in for it (a page
-        // that reuses its client_ref for a new text). A redirect the second opinion strongly
-        // doubts becomes an order for urgent review instead (see `doubted`); any other text of
-        // the submission the rules are sure of still redirects.
+        dedupe_key: &Option<String>,
+    ) -> Result<Decision, Option<Review>> {
         let mut doubted: Option<Review> = None;
-        for text in texts(&sub) {
+        for text in texts(sub) {
             if let Some(r) = rules.emergency.check(text) {
-                match self.doubted(&rules, &sub, text, &r, now) {
+                match self.doubted(rules, sub, text, &r, now) {
                     Some(review) => {
                         doubted.get_or_insert(review);
                     }
@@ -594,12 +592,47 @@ impl Pipeline {
                             text,
                             r,
                             now,
-                            dedupe_key,
+                            dedupe_key.clone(),
                         ));
                     }
                 }
             }
         }
+        Err(doubted)
+    }
+
+    /// The emergency rules alone, for a submission refused for a field (a web form with a
+    /// mistyped e-mail address, say) whose text could still be read: the redirect, recorded as
+    /// any other, when the rules find an emergency the second opinion does not overrule;
+    /// `None` otherwise, and the refusal stands. A doubted text is not an order here (the
+    /// form is refused): it gets the refusal, and its order for urgent review once the form
+    /// is sent again, corrected.
+    pub fn redirect_if_emergency(&self, sub: &Submission, now: i64) -> Option<Decision> {
+        let rules = self.rules();
+        self.emergency(&rules, sub, now, &dedupe_key_of(sub)).ok()
+    }
+
+    /// Decides about one submission and makes the decision durable before returning.
+    pub async fn submit(
+        &self,
+        sub: Submission,
+        now: i64,
+        policy: Policy,
+    ) -> Result<Decision, IntakeError> {
+        // A platform retry (or a page's resubmission with the same client_ref) gets the first
+        // answer, from the store, so it holds across restarts and nodes.
+        let dedupe_key = dedupe_key_of(&sub);
+        let rules = self.rules();
+
+        // 1. Emergency: first of all, before the key lock and the store read below (art. 17).
+        // The rules need no I/O, so a store that is slow or locked cannot hold up the answer to
+        // a person in danger (a WeChat push would otherwise get the bare `success` of its reply
+        // budget), and an earlier answer under the same key cannot stand in for it (a page
+        // that reuses its client_ref for a new text).
+        let doubted = match self.emergency(&rules, &sub, now, &dedupe_key) {
+            Ok(redirected) => return Ok(redirected),
+            Err(doubted) => doubted,
+        };
 
         let _guard = match &dedupe_key {
             Some(k) => Some(self.lock_key(k).await),
