@@ -572,7 +572,9 @@ fn components() -> serde_json::Value {
                         "required": ["code", "message"],
                         "properties": {
                             "code": {"type": "string", "description": "a stable machine code"},
-                            "message": {"type": "string"},
+                            "message": {"type": "string", "description": "the sentence of `message`"},
+                            "field": {"type": "string", "description": "the refused field (`missing_field`, `invalid_field`), e.g. `email`, `items.content`; `body` for the request as a whole"},
+                            "detail": {"type": "string", "description": "what is wrong, in English, for the developer; never quotes the submitted value"},
                         },
                     },
                     "message": {"type": "string"},

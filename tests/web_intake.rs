@@ -1515,13 +1515,15 @@ fn a_refused_field_does_not_keep_an_emergency_from_its_redirect() {
         let view = gw.admin_get("/admin/v1/callers/ip:127.0.0.1");
         (view["redirects"].as_array().map(Vec::len) == Some(8)).then_some(())
     });
-    // Without an emergency, the refusal stands.
+    // Without an emergency, the refusal stands and says which field.
     let (s, b) = gw.submit(json!({"content": "小区路灯坏了", "email": "zhang@qq"}));
     assert_eq!(
-        (s, b["error"]["code"].as_str()),
-        (422, Some("invalid_field")),
+        (s, b["error"]["code"].as_str(), b["error"]["field"].as_str()),
+        (422, Some("invalid_field"), Some("email")),
         "{b}"
     );
+    let message = b["message"].as_str().unwrap_or_default();
+    assert!(message.contains("电子邮箱"), "{b}");
     assert!(
         !b.to_string().contains("zhang"),
         "the value is not quoted: {b}"

@@ -79,11 +79,18 @@ impl ApiError {
                 AdapterError::InvalidJson(_) => "请求内容不是有效的JSON。".into(),
                 AdapterError::InvalidXml(_) => "请求内容不是可接受的XML。".into(),
                 AdapterError::InvalidForm(_) => "表单编码无效。".into(),
-                AdapterError::InvalidUtf8 => "请求内容不是有效的UTF-8文本。".into(),
-                AdapterError::MissingField(f) => format!("缺少必填项：{f}。"),
-                AdapterError::InvalidField { field, reason } => {
-                    format!("字段{field}无效：{reason}。")
+                AdapterError::InvalidUtf8 => {
+                    "请求内容的文字编码无效（应为UTF-8或所声明的字符集）。".into()
                 }
+                AdapterError::MissingField(f) => format!("请填写{}。", field_name(f)),
+                AdapterError::InvalidField { field: "body", .. } => {
+                    "提交的内容格式有误，请刷新页面后重新提交。".into()
+                }
+                AdapterError::InvalidField { field, reason } => format!(
+                    "{}{}，请修改后重新提交。",
+                    field_name(field),
+                    what_is_wrong(reason)
+                ),
                 AdapterError::TooLarge { limit } => format!("请求内容过大（上限{limit}字节）。"),
                 AdapterError::UnsupportedMediaType(t) => format!("不支持的内容类型：{t}。"),
                 AdapterError::BadSignature => "签名无效。".into(),
@@ -103,6 +110,54 @@ impl ApiError {
             ApiError::Internal(_) => "系统内部错误，请稍后重试。".into(),
         }
     }
+}
+
+/// A field as the citizen knows it, with the name a page developer looks for:
+/// `电子邮箱（email）`. Fields of other channels (whose peers are programs) by name alone.
+fn field_name(field: &str) -> String {
+    let label = match field {
+        "content" => "诉求内容",
+        "name" => "姓名",
+        "phone" => "联系电话",
+        "email" => "电子邮箱",
+        "category" => "诉求类别",
+        "address" => "地址",
+        "lat" => "纬度",
+        "lon" => "经度",
+        "confidential" => "是否保密",
+        "items" => "诉求事项",
+        "items.content" => "诉求事项的内容",
+        "items.category" => "诉求事项的类别",
+        "attachments" => "附件链接",
+        "client_ref" => "提交编号",
+        _ => return format!("字段{field}"),
+    };
+    format!("{label}（{field}）")
+}
+
+/// The adapters' reason (English, for the log and `error.detail`) as the citizen reads it.
+/// The reasons are the adapters' own wording, never the submitted value.
+fn what_is_wrong(reason: &str) -> &'static str {
+    const TABLE: [(&str, &str); 11] = [
+        ("longer than", "超过长度上限"),
+        ("not a phone number", "不是有效的电话号码"),
+        ("not an email address", "不是有效的电子邮箱地址"),
+        ("not a number", "应为数字"),
+        ("not a boolean", "应为是或否"),
+        ("must be within", "超出取值范围"),
+        ("one of ", "不在可选范围内"),
+        ("at most", "数量超过上限"),
+        ("kind is one of", "的类型不在可选范围内"),
+        ("url ", "应为http或https链接"),
+        (
+            "file uploads",
+            "不接受直接上传的文件，请上传到别处后填写链接",
+        ),
+    ];
+    TABLE
+        .iter()
+        .find(|(prefix, _)| reason.starts_with(prefix))
+        .map_or("格式有误", |(_, zh)| zh)
 }
 
 impl ResponseError for ApiError {
@@ -154,11 +209,17 @@ impl ResponseError for ApiError {
         } else {
             "rejected"
         };
-        resp.json(json!({
-            "status": label,
-            "error": {"code": self.code(), "message": self.message()},
-            "message": self.message(),
-        }))
+        let message = self.message();
+        let mut error = json!({"code": self.code(), "message": message});
+        // For the page's developer: which field, and what is wrong with it in the adapters'
+        // words (which never quote the submitted value).
+        if let ApiError::Adapter(e) | ApiError::Forbidden(e) = self {
+            error["detail"] = json!(e.to_string());
+            if let AdapterError::MissingField(f) | AdapterError::InvalidField { field: f, .. } = e {
+                error["field"] = json!(f);
+            }
+        }
+        resp.json(json!({"status": label, "error": error, "message": message}))
     }
 }
 
@@ -228,5 +289,44 @@ mod tests {
         );
         let (status, body, _) = answer(ApiError::Adapter(AdapterError::MissingField("content")));
         assert_eq!((status, &body["status"]), (422, &json!("rejected")));
+    }
+
+    /// A field refusal names the field for the citizen (Chinese) and the developer (`field`,
+    /// `detail`), and quotes no submitted value.
+    #[test]
+    fn a_field_refusal_names_the_field_in_chinese_and_for_the_developer() {
+        let (status, body, _) = answer(ApiError::Adapter(AdapterError::InvalidField {
+            field: "email",
+            reason: "not an email address".into(),
+        }));
+        assert_eq!(status, 422);
+        assert_eq!(
+            body["message"],
+            "电子邮箱（email）不是有效的电子邮箱地址，请修改后重新提交。"
+        );
+        assert_eq!(body["error"]["message"], body["message"]);
+        assert_eq!(body["error"]["code"], "invalid_field");
+        assert_eq!(body["error"]["field"], "email");
+        assert_eq!(
+            body["error"]["detail"],
+            "field `email` is invalid: not an email address"
+        );
+        let (_, body, _) = answer(ApiError::Adapter(AdapterError::MissingField("content")));
+        assert_eq!(body["message"], "请填写诉求内容（content）。");
+        let (_, body, _) = answer(ApiError::Adapter(AdapterError::InvalidField {
+            field: "body",
+            reason: "unknown field `sumbit`".into(),
+        }));
+        assert!(
+            body["error"]["detail"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("sumbit"),
+            "{body}"
+        );
+        assert!(!body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("body"));
     }
 }
