@@ -1541,6 +1541,38 @@ fn a_refused_field_does_not_keep_an_emergency_from_its_redirect() {
     assert_eq!(delivered_orders(&lines), numbers(&b), "{lines:?}");
 }
 
+/// A page retries with its client_ref after a network failure, which is when a phone moves
+/// from Wi-Fi to 4G: from an anonymous sender, the retry from another address gets the first
+/// answer (until 2026-12-07 it made a second order). A new text under the same ref is heard.
+#[test]
+fn an_anonymous_retry_from_a_new_address_gets_the_first_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let gw = Gateway::start(
+        dir.path(),
+        &sim.url,
+        "[web]\ntrusted_proxies = [\"127.0.0.0/8\"]\n[nuisance]\nquota = 100000\n",
+    );
+    let post = |from: &str, content: &str| {
+        let r = client()
+            .post(format!("{}/v1/web/submissions", gw.url))
+            .header("x-forwarded-for", from)
+            .json(&json!({ "content": content, "client_ref": "9f1c2d7e-retry" }))
+            .send()
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json::<serde_json::Value>().unwrap_or_default())
+    };
+    let (s, first) = post("203.0.113.50", "小区门口的垃圾站臭味很大");
+    assert_eq!(s, 202, "{first}");
+    let (s, retry) = post("198.51.100.20", "小区门口的垃圾站臭味很大");
+    assert!(s == 202 || s == 200, "{retry}");
+    assert_eq!(numbers(&retry), numbers(&first), "{retry}");
+    let (s, other) = post("198.51.100.20", "楼道里的灯坏了没人修");
+    assert_eq!(s, 202, "{other}");
+    assert_ne!(numbers(&other), numbers(&first), "{other}");
+}
+
 /// The web form carries links to media a page uploaded elsewhere (it could carry none until
 /// 2026-12-07, though its refusal of a file said "send a link"), in JSON and in the form
 /// encodings, into the work order's `attachments`; a file input left empty is no file sent.

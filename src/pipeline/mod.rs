@@ -20,7 +20,7 @@ use crate::messages;
 use crate::store::{
     Intake, IntakeResult, NewOrder, OpenOrder, OrderReview, RedirectRecord, Store, StoreError,
 };
-use hotline_adapters::{Category, Outcome, Submission};
+use hotline_adapters::{Category, IdentityKind, Outcome, Submission};
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
@@ -191,13 +191,27 @@ fn matters_of(sub: &Submission) -> Vec<(String, Option<Category>)> {
 }
 
 /// The key under which a submission's answer is remembered: the platform's dedupe key, else
-/// the page's client_ref, per identity.
+/// the page's client_ref. A client_ref is the page's: with the phone given, it is kept per
+/// phone; from an anonymous (`ip:`) sender, whose address changes between a try and its retry
+/// (Wi-Fi to 4G, the moment a page retries), it is kept with a digest of the text instead,
+/// so the retry gets the first answer and a new text under a reused ref is heard afresh.
 fn dedupe_key_of(sub: &Submission) -> Option<String> {
-    sub.dedupe_key.clone().or_else(|| {
-        sub.client_ref
-            .as_ref()
-            .map(|r| format!("web:{}:{}", sub.identity, r))
-    })
+    use sha2::Digest;
+    if let Some(k) = &sub.dedupe_key {
+        return Some(k.clone());
+    }
+    let r = sub.client_ref.as_ref()?;
+    if sub.identity.kind != IdentityKind::Ip {
+        return Some(format!("web:{}:{}", sub.identity, r));
+    }
+    let mut h = sha2::Sha256::new();
+    for text in texts(sub) {
+        h.update(text.as_bytes());
+        // A separator no text holds (control characters are cleaned out), so that the
+        // content and the items cannot be shifted into one another.
+        h.update([0u8]);
+    }
+    Some(format!("web:ref:{r}:{}", hex::encode(&h.finalize()[..16])))
 }
 
 /// The idempotency key of a contact about order `number`: taken from the submission's dedupe
