@@ -1573,6 +1573,28 @@ fn an_anonymous_retry_from_a_new_address_gets_the_first_answer() {
     assert_ne!(numbers(&other), numbers(&first), "{other}");
 }
 
+/// A web form always carries a matter: one whose text is its address, sent with a position,
+/// is an order of its own, not a "supplement" of the sender's last order (until 2026-12-07 it
+/// was, answered `duplicate`, and the matter had no order).
+#[test]
+fn a_web_matter_whose_text_is_its_place_is_an_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let gw = Gateway::start(dir.path(), &sim.url, "[nuisance]\nquota = 100000\n");
+    let (s, first) =
+        gw.submit(json!({"content": "小区门口的垃圾站臭味很大", "phone": "13900000700"}));
+    assert_eq!(s, 202, "{first}");
+    let place = "解放路88号门口井盖丢了很危险";
+    let (s, b) = gw.submit(json!({
+        "content": place, "address": place, "lat": 39.12, "lon": 117.2, "phone": "13900000700"
+    }));
+    assert_eq!((s, b["status"].as_str()), (202, Some("accepted")), "{b}");
+    assert_ne!(numbers(&b), numbers(&first));
+    let order = sim.wait_order(&numbers(&b)[0]);
+    assert_eq!(order["content"], place);
+    assert_eq!(order["location"]["lat"], 39.12);
+}
+
 /// The web form carries links to media a page uploaded elsewhere (it could carry none until
 /// 2026-12-07, though its refusal of a file said "send a link"), in JSON and in the form
 /// encodings, into the work order's `attachments`; a file input left empty is no file sent.

@@ -20,7 +20,7 @@ use crate::messages;
 use crate::store::{
     Intake, IntakeResult, NewOrder, OpenOrder, OrderReview, RedirectRecord, Store, StoreError,
 };
-use hotline_adapters::{Category, IdentityKind, Outcome, Submission};
+use hotline_adapters::{Category, Channel, IdentityKind, Outcome, Submission};
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
@@ -677,8 +677,11 @@ impl Pipeline {
         // A photo or location alone, shortly after a matter, belongs to that matter: it is sent
         // to dispatch as an update of the order, not as a new order, and not counted.
         // (A shared location's only text is its own label.)
+        // Not on the web form, which always carries a matter: a page that puts the place in
+        // `content` too (the address of the matter is its matter) is telling something new.
         let no_text = sub.content.is_empty() || sub.content == sub.location.address;
-        let media_only = no_text
+        let media_only = sub.channel != Channel::Web
+            && no_text
             && sub.items.is_empty()
             && (!sub.attachments.is_empty() || sub.location.lat.is_some());
         if media_only {
