@@ -296,6 +296,7 @@ pub async fn run(cfg: Config, listener: TcpListener) -> Result<(), StartError> {
                 templates: cfg.mail.templates.clone(),
                 alerts_per_minute: cfg.mail.alerts_per_minute,
                 digest_every: cfg.derived.digest_every,
+                tz: cfg.derived.tz,
             },
             store.clone(),
             stop_rx.clone(),

@@ -15,8 +15,9 @@ pub fn rfc3339(t: i64, tz: chrono_tz::Tz) -> String {
         .to_rfc3339()
 }
 
-/// Formats a unix time or RFC 3339 string in the hotline's local time, to the minute.
-fn local(rfc3339: &str, tz: chrono_tz::Tz) -> String {
+/// Formats an RFC 3339 time in the hotline's local time, to the minute (`2026年12月07日 19:24`),
+/// as people read it; text that is not a time is returned as it is.
+pub fn local(rfc3339: &str, tz: chrono_tz::Tz) -> String {
     DateTime::parse_from_rfc3339(rfc3339)
         .map(|t| {
             t.with_timezone(&tz)

@@ -391,6 +391,7 @@ fn two_nodes_mail_each_alert_once_through_a_server_slower_than_the_lease() {
         templates: None,
         alerts_per_minute: 1000,
         digest_every: Duration::from_secs(3600),
+        tz: chrono_tz::Asia::Shanghai,
     };
     let (stop, shutdown) = tokio::sync::watch::channel(false);
     let senders: Vec<_> = [one, two]
@@ -415,4 +416,77 @@ fn two_nodes_mail_each_alert_once_through_a_server_slower_than_the_lease() {
         }
     }
     assert_eq!(got.len(), alerts * supervisors.len());
+}
+
+/// Dispatch turns every order down (a rotated secret: 401), and each dead letter is an alert.
+/// That flood must not cost the supervisors an emergency alert (emergencies are never
+/// rate-limited), and no dead letter may go unmentioned: those over the limit wait and go out
+/// as a digest. Times in the mails are in `server.timezone` (Asia/Shanghai), not UTC.
+#[test]
+fn a_flood_of_dead_letters_neither_drops_emergency_alerts_nor_loses_a_dead_letter() {
+    let dir = tempfile::tempdir().unwrap();
+    let maildir = dir.path().join("maildir");
+    let port = free_port();
+    let _smtp = Smtp::start(port, &maildir);
+    let sim = Sim::start(
+        free_port(),
+        &dir.path().join("sim.jsonl"),
+        &["--secret", "rotated-at-dispatch"],
+    );
+    let extra = format!(
+        "[mail]\nsmtp_url = \"smtp://127.0.0.1:{port}\"\nfrom = \"12345@example.gov.cn\"\n\
+         supervisors = [\"duty@example.gov.cn\"]\nalerts_per_minute = 4\n"
+    );
+    let gw = Gateway::start(dir.path(), &sim.url, &extra);
+    let dead: Vec<String> = (0..8)
+        .map(|i| {
+            let (s, b) = gw.submit(
+                json!({"content": format!("第{i}件事：路灯不亮"), "phone": format!("1392222{i:04}")}),
+            );
+            assert_eq!(s, 202, "{b}");
+            b["orders"][0]["number"].as_str().unwrap().to_string()
+        })
+        .collect();
+    wait_until("every order a dead letter", LONG, || {
+        (gw.admin_get("/admin/v1/outbox")["dead"] == 8).then_some(())
+    });
+    for (text, phone) in [
+        ("救命，厨房着火了", "13933330001"),
+        ("我爸突然晕倒了，没有呼吸", "13933330002"),
+    ] {
+        let (s, b) = gw.submit(json!({"content": text, "phone": phone}));
+        assert_eq!(s, 200, "{b}");
+    }
+    for number in ["119", "120"] {
+        wait_until(&format!("the {number} alert"), LONG, || {
+            mails(&maildir)
+                .into_iter()
+                .find(|m| m.contains("紧急转接") && m.contains(number))
+        });
+    }
+    // Every dead letter is named, alone or in a digest, once the limit allows.
+    let named = wait_until("every dead letter mailed", Duration::from_secs(90), || {
+        let all: String = mails(&maildir)
+            .into_iter()
+            .filter(|m| m.contains("派单失败"))
+            .collect();
+        dead.iter().all(|n| all.contains(n)).then_some(all)
+    });
+    assert!(named.contains("HTTP 401"), "{named}");
+    let dead_mails = mails(&maildir)
+        .iter()
+        .filter(|m| m.contains("派单失败"))
+        .count();
+    assert!(dead_mails <= 4, "within the limit: {dead_mails} mails");
+    let m = gw.metrics();
+    assert!(
+        !m.contains("hotline_mail_deferred_total{topic=\"emergency/"),
+        "{m}"
+    );
+    for mail in mails(&maildir) {
+        assert!(!mail.contains("+00:00"), "times in server.timezone: {mail}");
+        if mail.contains("紧急转接") {
+            assert!(mail.contains("时间：20") && mail.contains('年'), "{mail}");
+        }
+    }
 }

@@ -8,11 +8,18 @@
 //! (550, 551, 553: no such mailbox, someone who left) is done with: logged masked, counted in
 //! `hotline_mail_refused_total`, never retried, and it holds up no one else.
 //! `hotline_mail_sent_total` counts messages the server took. SMTP being down never slows
-//! intake because nothing on the request path waits for it. Alerts are rate-limited
-//! (`alerts_per_minute`, once per alert, not again on its retries) so an outage cannot become a
-//! mail storm: alerts over the limit are counted (`hotline_mail_suppressed_total`) and logged,
-//! not sent. Receipts are not limited.
+//! intake because nothing on the request path waits for it.
+//!
+//! Emergency alerts (`emergency/*`) are never limited and go first in every round: a
+//! supervisor must hear of a redirect or a suspected emergency at once, whatever else is being
+//! mailed. The other alerts (dead letters, dispatch breaker) share `alerts_per_minute` (once per
+//! alert, not again on its retries) so an outage cannot become a mail storm; one over the limit
+//! is deferred, not dropped (counted in `hotline_mail_deferred_total`), and goes out once the
+//! limit allows. Dead letters due together go out as one digest (a rotated dispatch secret
+//! turns every order into one), so a flood of them costs one mail a round, and each is still
+//! named. Receipts are not limited.
 //! Suspensions are not urgent: they are collected and sent as one digest every `digest_every`.
+//! Times (`{at}`, `{until}`) are shown in `server.timezone`, as people read them.
 //!
 //! Templates: compiled-in Chinese defaults; a file `<topic with / as _>.txt` in `[mail] templates`
 //! overrides one (first line = subject, the rest = body). Variables are the event's fields in
@@ -46,6 +53,8 @@ pub struct MailSettings {
     pub alerts_per_minute: u32,
     /// Suspension alerts are collected and sent as one digest this often.
     pub digest_every: Duration,
+    /// `server.timezone`: the zone times are shown in.
+    pub tz: chrono_tz::Tz,
 }
 
 /// Attempts at an event's mail before it is given up. With the backoff (1 s doubling to 512 s)
@@ -122,6 +131,20 @@ pub fn fill(template: &str, vars: &serde_json::Value) -> String {
     out
 }
 
+/// The event's fields as a person reads them: its times (`at`, `until`, RFC 3339 in UTC for
+/// machines) in `server.timezone`, to the minute.
+fn for_people(cfg: &MailSettings, vars: &serde_json::Value) -> serde_json::Value {
+    let mut vars = vars.clone();
+    if let Some(obj) = vars.as_object_mut() {
+        for key in ["at", "until"] {
+            if let Some(serde_json::Value::String(t)) = obj.get_mut(key) {
+                *t = crate::messages::local(t, cfg.tz);
+            }
+        }
+    }
+    vars
+}
+
 fn template(cfg: &MailSettings, topic: &str) -> Option<(String, String)> {
     if let Some(dir) = &cfg.templates {
         let file = dir.join(format!("{}.txt", topic.replace('/', "_")));
@@ -150,8 +173,9 @@ pub fn messages(cfg: &MailSettings, row: &EventRow) -> Vec<(String, Message)> {
         tracing::error!("mail.from is not an address; mail cannot be sent.");
         return Vec::new();
     };
-    let subject = fill(&subject, &vars);
-    let body = fill(&body, &vars);
+    let shown = for_people(cfg, &vars);
+    let subject = fill(&subject, &shown);
+    let body = fill(&body, &shown);
     let recipients: Vec<String> = if row.topic == "orders/accepted" {
         vars["to"]
             .as_str()
@@ -181,10 +205,22 @@ pub fn messages(cfg: &MailSettings, row: &EventRow) -> Vec<(String, Message)> {
         .collect()
 }
 
-/// One digest mail to each supervisor listing the suspensions in `rows` it is still owed, each
-/// with its recipient and the ids of the rows it lists.
-pub fn digest(cfg: &MailSettings, rows: &[EventRow]) -> Vec<(String, Message, Vec<i64>)> {
-    let Some((_, body)) = template(cfg, "callers/suspended") else {
+/// The subject of a digest of `n` events of `topic`.
+fn digest_subject(topic: &str, n: usize) -> String {
+    match topic {
+        "orders/dead" => format!("【派单失败汇总】{n}张工单转入死信队列"),
+        _ => format!("【暂停受理汇总】{n}人"),
+    }
+}
+
+/// One digest mail to each supervisor listing the events of `topic` (suspensions, dead letters)
+/// in `rows` it is still owed, each with its recipient and the ids of the rows it lists.
+pub fn digest(
+    cfg: &MailSettings,
+    topic: &str,
+    rows: &[EventRow],
+) -> Vec<(String, Message, Vec<i64>)> {
+    let Some((_, body)) = template(cfg, topic) else {
         return Vec::new();
     };
     let Ok(from) = cfg.from.parse::<Mailbox>() else {
@@ -209,8 +245,11 @@ pub fn digest(cfg: &MailSettings, rows: &[EventRow]) -> Vec<(String, Message, Ve
             if owed.is_empty() {
                 return None;
             }
-            let parts: Vec<String> = owed.iter().map(|(_, v)| fill(&body, v)).collect();
-            let subject = format!("【暂停受理汇总】{}人", parts.len());
+            let parts: Vec<String> = owed
+                .iter()
+                .map(|(_, v)| fill(&body, &for_people(cfg, v)))
+                .collect();
+            let subject = digest_subject(topic, parts.len());
             let m = Message::builder()
                 .from(from.clone())
                 .to(mailbox)
@@ -425,6 +464,37 @@ fn retry_delay(attempts: u32) -> Option<i64> {
     (attempts.saturating_add(1) < MAX_ATTEMPTS).then(|| 1000i64 << attempts.min(9))
 }
 
+/// Events taken per round. Dead letters due together make one digest, so a larger round
+/// makes fewer mails in a flood of them.
+const ROUND: usize = 100;
+
+/// Whether an alert is about an emergency: never rate-limited, mailed first.
+fn is_emergency(topic: &str) -> bool {
+    topic.starts_with("emergency/")
+}
+
+/// The rate limit on non-emergency alerts, and how long an alert over it waits.
+struct Limit {
+    alerts: DefaultDirectRateLimiter,
+    /// One token's worth of time: an alert deferred this long finds the limit has room.
+    defer_ms: i64,
+}
+
+impl Limit {
+    /// Whether a new alert may go now; `false` counts it as deferred.
+    fn admits(&self, topic: &str) -> bool {
+        if self.alerts.check().is_ok() {
+            return true;
+        }
+        metrics::counter!("hotline_mail_deferred_total", "topic" => topic.to_string()).increment(1);
+        tracing::warn!(
+            topic,
+            "Alert mail over the rate limit; deferred, sent once the limit allows."
+        );
+        false
+    }
+}
+
 /// Runs the mail sender until shutdown.
 pub async fn run(cfg: MailSettings, store: Arc<dyn Store>, mut shutdown: watch::Receiver<bool>) {
     let transport = match AsyncSmtpTransport::<Tokio1Executor>::from_url(&cfg.smtp_url) {
@@ -435,7 +505,10 @@ pub async fn run(cfg: MailSettings, store: Arc<dyn Store>, mut shutdown: watch::
         }
     };
     let per_minute = NonZeroU32::new(cfg.alerts_per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
-    let alerts: DefaultDirectRateLimiter = RateLimiter::direct(Quota::per_minute(per_minute));
+    let limit = Limit {
+        alerts: RateLimiter::direct(Quota::per_minute(per_minute)),
+        defer_ms: (60_000 / i64::from(per_minute.get())).max(1),
+    };
     let digest_ms = cfg.digest_every.as_millis().max(1) as i64;
     let mut next_digest_ms = chrono::Utc::now().timestamp_millis() + digest_ms;
     loop {
@@ -444,7 +517,7 @@ pub async fn run(cfg: MailSettings, store: Arc<dyn Store>, mut shutdown: watch::
         }
         let now_ms = chrono::Utc::now().timestamp_millis();
         let rows = store
-            .due_events("mail", now_ms, 20)
+            .due_events("mail", now_ms, ROUND)
             .await
             .unwrap_or_default();
         if rows.is_empty() {
@@ -455,6 +528,21 @@ pub async fn run(cfg: MailSettings, store: Arc<dyn Store>, mut shutdown: watch::
             continue;
         }
         let mut claim = Claim::new(&rows);
+        // Emergencies first: nothing else in the round may hold them up.
+        let (urgent, rows): (Vec<EventRow>, Vec<EventRow>) =
+            rows.into_iter().partition(|r| is_emergency(&r.topic));
+        for row in urgent {
+            mail_one(
+                &cfg,
+                &transport,
+                store.as_ref(),
+                &mut claim,
+                &limit,
+                row,
+                now_ms,
+            )
+            .await;
+        }
         // Suspensions wait for the next digest; when it is due they go out as one mail.
         let (suspensions, rows): (Vec<EventRow>, Vec<EventRow>) = rows
             .into_iter()
@@ -471,6 +559,7 @@ pub async fn run(cfg: MailSettings, store: Arc<dyn Store>, mut shutdown: watch::
                 &transport,
                 store.as_ref(),
                 &mut claim,
+                "callers/suspended",
                 suspensions,
                 now_ms,
             )
@@ -479,49 +568,115 @@ pub async fn run(cfg: MailSettings, store: Arc<dyn Store>, mut shutdown: watch::
                 next_digest_ms = now_ms + digest_ms;
             }
         }
+        // Dead letters due together go as one digest, under one pass of the limit.
+        let (mut dead, rows): (Vec<EventRow>, Vec<EventRow>) =
+            rows.into_iter().partition(|r| r.topic == "orders/dead");
+        if dead.len() == 1 {
+            if let Some(row) = dead.pop() {
+                mail_one(
+                    &cfg,
+                    &transport,
+                    store.as_ref(),
+                    &mut claim,
+                    &limit,
+                    row,
+                    now_ms,
+                )
+                .await;
+            }
+        } else if !dead.is_empty() {
+            // A digest only for recipients still owed some of them passed the limit before.
+            let fresh = dead
+                .iter()
+                .any(|r| serde_json::from_str(&r.payload).is_ok_and(|v| done_of(&v).is_empty()));
+            if fresh && !limit.admits("orders/dead") {
+                claim.hold(store.as_ref()).await;
+                for r in &dead {
+                    if claim.leases.contains_key(&r.id) {
+                        let _ = store.retry_event(r.id, now_ms + limit.defer_ms, None).await;
+                        claim.settled(r.id);
+                    }
+                }
+            } else {
+                send_digests(
+                    &cfg,
+                    &transport,
+                    store.as_ref(),
+                    &mut claim,
+                    "orders/dead",
+                    dead,
+                    now_ms,
+                )
+                .await;
+            }
+        }
         for row in rows {
-            if !claim.keeps(store.as_ref(), row.id).await {
-                continue;
-            }
-            let mut p = Progress::new(row);
-            // An alert passes the limit once: a retry for the recipients still owed it is
-            // the same alert.
-            let is_alert = p.row.topic != "orders/accepted";
-            if is_alert && p.done.is_empty() && alerts.check().is_err() {
-                metrics::counter!("hotline_mail_suppressed_total").increment(1);
-                tracing::warn!(topic = %p.row.topic, "Alert mail over the rate limit; not sent.");
-                let _ = store.ack_events(vec![p.row.id]).await;
-                claim.settled(p.row.id);
-                continue;
-            }
-            let mut ours = true;
-            for (i, (to, m)) in messages(&cfg, &p.row).into_iter().enumerate() {
-                // The first message goes under the renewal above.
-                if i > 0 && !claim.keeps(store.as_ref(), p.row.id).await {
-                    ours = false;
-                    break;
-                }
-                let sent = send(&transport, m).await;
-                report(&to, &p.row.topic, &sent);
-                if !p.note(&to, &sent) {
-                    break;
-                }
-            }
-            if ours && claim.keeps(store.as_ref(), p.row.id).await {
-                claim.settled(p.row.id);
-                p.settle(store.as_ref(), now_ms).await;
-            }
+            mail_one(
+                &cfg,
+                &transport,
+                store.as_ref(),
+                &mut claim,
+                &limit,
+                row,
+                now_ms,
+            )
+            .await;
         }
     }
 }
 
-/// Mails the suspensions of a round as one digest to each supervisor, renewing the claim on
-/// them before each. Whether every supervisor got every one of them.
+/// Mails one event to its recipients still owed it and settles it. An alert other than an
+/// emergency passes the limit once (a retry for the recipients still owed it is the same
+/// alert); over it, it is deferred.
+async fn mail_one(
+    cfg: &MailSettings,
+    transport: &AsyncSmtpTransport<Tokio1Executor>,
+    store: &dyn Store,
+    claim: &mut Claim,
+    limit: &Limit,
+    row: EventRow,
+    now_ms: i64,
+) {
+    if !claim.keeps(store, row.id).await {
+        return;
+    }
+    let mut p = Progress::new(row);
+    let limited = p.row.topic != "orders/accepted" && !is_emergency(&p.row.topic);
+    if limited && p.done.is_empty() && !limit.admits(&p.row.topic) {
+        let _ = store
+            .retry_event(p.row.id, now_ms + limit.defer_ms, None)
+            .await;
+        claim.settled(p.row.id);
+        return;
+    }
+    let mut ours = true;
+    for (i, (to, m)) in messages(cfg, &p.row).into_iter().enumerate() {
+        // The first message goes under the renewal above.
+        if i > 0 && !claim.keeps(store, p.row.id).await {
+            ours = false;
+            break;
+        }
+        let sent = send(transport, m).await;
+        report(&to, &p.row.topic, &sent);
+        if !p.note(&to, &sent) {
+            break;
+        }
+    }
+    if ours && claim.keeps(store, p.row.id).await {
+        claim.settled(p.row.id);
+        p.settle(store, now_ms).await;
+    }
+}
+
+/// Mails the events of `topic` in a round (suspensions, dead letters) as one digest to each
+/// supervisor, renewing the claim on them before each. Whether every supervisor got every one
+/// of them.
 async fn send_digests(
     cfg: &MailSettings,
     transport: &AsyncSmtpTransport<Tokio1Executor>,
     store: &dyn Store,
     claim: &mut Claim,
+    topic: &str,
     suspensions: Vec<EventRow>,
     now_ms: i64,
 ) -> bool {
@@ -529,7 +684,7 @@ async fn send_digests(
         .iter()
         .map(|r| (r.id, Progress::new(r.clone())))
         .collect();
-    let mut queue: std::collections::VecDeque<_> = digest(cfg, &suspensions).into();
+    let mut queue: std::collections::VecDeque<_> = digest(cfg, topic, &suspensions).into();
     while let Some((to, m, ids)) = queue.pop_front() {
         claim.hold(store).await;
         let before = progress.len();
@@ -540,14 +695,14 @@ async fn send_digests(
             let mut held: Vec<EventRow> = progress.values().map(|p| p.row.clone()).collect();
             held.sort_by_key(|r| r.id);
             let left: BTreeSet<String> = queue.iter().map(|d| d.0.clone()).chain([to]).collect();
-            queue = digest(cfg, &held)
+            queue = digest(cfg, topic, &held)
                 .into_iter()
                 .filter(|d| left.contains(&d.0))
                 .collect();
             continue;
         }
         let sent = send(transport, m).await;
-        report(&to, "callers/suspended", &sent);
+        report(&to, topic, &sent);
         let mut answered = true;
         for id in ids {
             if let Some(p) = progress.get_mut(&id) {
@@ -585,6 +740,7 @@ mod tests {
             templates: None,
             alerts_per_minute: 30,
             digest_every: Duration::from_secs(3600),
+            tz: chrono_tz::Asia::Shanghai,
         };
         let row = EventRow {
             id: 1,
@@ -613,6 +769,7 @@ mod tests {
             templates: None,
             alerts_per_minute: 30,
             digest_every: Duration::from_secs(3600),
+            tz: chrono_tz::Asia::Shanghai,
         };
         let row = |id, done: &[&str]| EventRow {
             id,
@@ -628,6 +785,7 @@ mod tests {
         assert_eq!(to, ["last@example.gov.cn"]);
         let d: Vec<(String, Vec<i64>)> = digest(
             &cfg,
+            "callers/suspended",
             &[row(1, &["first@example.gov.cn"]), row(2, &[]), row(3, &[])],
         )
         .into_iter()
