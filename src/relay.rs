@@ -501,24 +501,45 @@ const ECHOED_IDENTITY_MIN_CHARS: usize = 6;
 /// The dead letter's error for a non-retryable answer to the order `sent`: the status and the
 /// start of the body. This one string is what the WARN log, the outbox's `last_error` (admin
 /// API), the `orders/dead` event and the supervisors' mail show, and dispatch APIs echo the
-/// fields they refuse (phone numbers, e-mail addresses, the submitter's identity such as a
-/// WeChat openid): the order's own identity is masked wherever it appears, whatever its shape,
-/// then the body is scrubbed of numbers, addresses and other opaque ids, before it is cut, so a
-/// value cut in half at the limit is not left readable.
+/// fields they refuse: the personal data the order carried (the submitter's identity such as a
+/// WeChat openid, name, phone, e-mail address, and the location's address) is masked wherever
+/// it appears, whatever its shape, then the body is scrubbed of numbers, addresses and other
+/// opaque ids, before it is cut, so a value cut in half at the limit is not left readable.
 fn refusal(status: u16, body: &str, sent: &str) -> String {
     use hotline_adapters::{mask, Identity};
-    let identity = serde_json::from_str::<serde_json::Value>(sent)
-        .ok()
-        .and_then(|o| {
-            o["submitter"]["identity"]
-                .as_str()
-                .and_then(Identity::parse)
-        })
-        .filter(|i| i.value.chars().count() >= ECHOED_IDENTITY_MIN_CHARS);
-    let body = match identity {
-        Some(i) => i.mask_in(body),
-        None => body.to_string(),
-    };
+    let order = serde_json::from_str::<serde_json::Value>(sent).unwrap_or_default();
+    let submitter = &order["submitter"];
+    let text = |v: &serde_json::Value| v.as_str().map(str::trim).unwrap_or_default().to_string();
+    let mut body = body.to_string();
+    if let Some(i) = submitter["identity"]
+        .as_str()
+        .and_then(Identity::parse)
+        .filter(|i| i.value.chars().count() >= ECHOED_IDENTITY_MIN_CHARS)
+    {
+        body = i.mask_in(&body);
+    }
+    // The longest first, so a name inside the address does not break the address's match.
+    let mut echoed: Vec<(String, String)> = [
+        (
+            text(&order["location"]["address"]),
+            mask::mask_address as fn(&str) -> String,
+        ),
+        (text(&submitter["email"]), mask::mask_email),
+        (text(&submitter["phone"]), mask::mask_phone),
+        (text(&submitter["name"]), mask::mask_name),
+    ]
+    .into_iter()
+    // A one-character value would mask that character everywhere in the text.
+    .filter(|(value, _)| value.chars().count() >= 2)
+    .map(|(value, how)| {
+        let masked = how(&value);
+        (value, masked)
+    })
+    .collect();
+    echoed.sort_by_key(|(value, _)| std::cmp::Reverse(value.len()));
+    for (value, masked) in echoed {
+        body = body.replace(&value, &masked);
+    }
     let scrubbed = mask::scrub_text_and_ids(&body);
     let excerpt: String = scrubbed.chars().take(REFUSAL_EXCERPT_CHARS).collect();
     format!("HTTP {status}: {excerpt}")
@@ -634,6 +655,26 @@ mod tests {
             &sent("phone:13912345678"),
         );
         assert!(e.contains("wechat:oAbC***Uv"), "{e}");
+    }
+
+    #[test]
+    fn a_refusal_masks_the_name_phone_email_and_address_the_order_carried() {
+        let sent = r#"{"confidential":true,"submitter":{"identity":"phone:13912345678",
+            "name":"张三丰","phone":"13912345678","email":"zsf@wudang.cn"},
+            "location":{"address":"和平路12号3单元501"}}"#;
+        let e = refusal(
+            422,
+            r#"{"error":"submitter.name 张三丰 does not match the resident register for 和平路12号3单元501 (zsf@wudang.cn)"}"#,
+            sent,
+        );
+        assert!(e.starts_with("HTTP 422: "), "{e}");
+        for raw in ["张三丰", "和平路", "3单元501", "zsf@"] {
+            assert!(!e.contains(raw), "{raw}: {e}");
+        }
+        assert!(e.contains("张**") && e.contains("z***@wudang.cn"), "{e}");
+        // A one-character name is not masked everywhere it stands.
+        let e = refusal(422, "张 is not valid", r#"{"submitter":{"name":"张"}}"#);
+        assert!(e.contains("张 is not valid"), "{e}");
     }
 
     /// Reads one request, head and body, so the client does not see a reset mid-request;

@@ -41,6 +41,26 @@ pub fn mask_id(id: &str) -> String {
     format!("{head}***{tail}")
 }
 
+/// Masks a person's name: its first character stays, each other becomes `*` (`张三丰` →
+/// `张**`, `Alice` → `A****`).
+pub fn mask_name(name: &str) -> String {
+    let mut chars = name.chars();
+    match chars.next() {
+        Some(first) => std::iter::once(first).chain(chars.map(|_| '*')).collect(),
+        None => String::new(),
+    }
+}
+
+/// Masks a postal address whole: any part of it (a building and flat number) may identify a
+/// household.
+pub fn mask_address(address: &str) -> String {
+    if address.is_empty() {
+        String::new()
+    } else {
+        "***".to_string()
+    }
+}
+
 /// Masks an IPv4 address's last octet (`203.0.113.*`) or an IPv6 address after its first
 /// two groups.
 pub fn mask_ip(ip: &str) -> String {
@@ -306,6 +326,15 @@ fn redact_quoted(msg: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_keep_their_first_character_and_addresses_nothing() {
+        assert_eq!(mask_name("张三丰"), "张**");
+        assert_eq!(mask_name("Alice"), "A****");
+        assert_eq!(mask_name(""), "");
+        assert_eq!(mask_address("和平路12号3单元501"), "***");
+        assert_eq!(mask_address(""), "");
+    }
 
     #[test]
     fn masks_hide_the_middle() {
