@@ -1333,6 +1333,9 @@ impl Config {
                 }
                 Some(_) => {}
             }
+            if let Some(why) = crate::sinks::mqtt::prefix_problem(&self.mqtt.topic_prefix) {
+                bad("mqtt.topic_prefix", why.into());
+            }
         }
         let smtp = self.mail.smtp_url.expose();
         if !(smtp.is_empty() || smtp.starts_with("smtp://") || smtp.starts_with("smtps://")) {
@@ -1880,6 +1883,24 @@ mod tests {
             "channels.weibo.w.app_secrt",
         ] {
             assert!(keys.contains(&want), "missing {want} in {keys:?}");
+        }
+    }
+
+    #[test]
+    fn an_mqtt_topic_prefix_the_broker_would_refuse_is_refused() {
+        let keys = |prefix: &str| -> Vec<String> {
+            load(&format!(
+                "[server]\nlisten = \"127.0.0.1:1\"\n[mqtt]\nurl = \"mqtt://127.0.0.1:1883\"\n\
+                 topic_prefix = \"{prefix}\"\n"
+            ))
+            .err()
+            .map_or(vec![], |e| e.problems.into_iter().map(|p| p.key).collect())
+        };
+        for bad in ["city/+", "#", "", "$SYS", "a\\u0000b", "city/", "/city"] {
+            assert_eq!(keys(bad), ["mqtt.topic_prefix"], "{bad:?}");
+        }
+        for good in ["hotline", "city/12345", "城市/热线"] {
+            assert!(keys(good).is_empty(), "{good:?}");
         }
     }
 

@@ -357,3 +357,47 @@ fn events_reach_a_broker_that_requires_tls_and_a_password() {
         "the broker password is never logged"
     );
 }
+
+/// The value of a counter without labels in Prometheus text, 0 when it is not there yet.
+fn counter_of(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// A broker that never answers (wrong address, password, TLS): the gateway says so in its log,
+/// once and not once per attempt, without the URL's password; and the events waiting for it
+/// keep to `mqtt.queue_bound`, the oldest dropped and counted, while it is away.
+#[test]
+fn a_broker_that_never_answers_is_logged_once_and_the_queue_keeps_its_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let nobody = free_port();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let extra = format!(
+        "[mqtt]\nurl = \"mqtt://gw:s3cret-pw@127.0.0.1:{nobody}\"\ntopic_prefix = \"hotline\"\n\
+         queue_bound = 5\n"
+    );
+    let gw = Gateway::start(dir.path(), &sim.url, &extra);
+    for i in 0..20 {
+        let (s, b) = gw.submit(
+            json!({"content": format!("第{i}件：下水道堵塞"), "phone": format!("1351111{i:04}")}),
+        );
+        assert_eq!(s, 202, "{b}");
+    }
+    // 20 accepted and 20 delivered events: all but the newest five dropped.
+    wait_until("the queue trimmed to its bound", LONG, || {
+        let m = gw.metrics();
+        (counter_of(&m, "hotline_events_dropped_total") >= 35.0).then_some(())
+    });
+    wait_until("several failed connection attempts", LONG, || {
+        (counter_of(&gw.metrics(), "hotline_mqtt_errors_total") >= 4.0).then_some(())
+    });
+    let logs = gw.logs();
+    assert_eq!(
+        logs.matches("MQTT cannot connect").count(),
+        1,
+        "said once, not per attempt:\n{logs}"
+    );
+    assert!(!logs.contains("s3cret-pw"), "no password in the log");
+}

@@ -89,6 +89,24 @@ pub fn parse_url(url: &str) -> Option<BrokerUrl> {
     })
 }
 
+/// Why a topic prefix cannot be used, if it cannot: the broker refuses a will or a publish
+/// under a topic with a wildcard (`+`, `#`) or NUL, `$` topics are the broker's own, and an
+/// empty level (empty, or `/` at either end) is a mistake more likely than a wish. The broker
+/// would refuse every CONNECT and events would pile up unseen.
+pub fn prefix_problem(prefix: &str) -> Option<&'static str> {
+    if prefix.is_empty() {
+        Some("must not be empty")
+    } else if prefix.contains(['+', '#', '\0']) {
+        Some("must not contain the wildcards + or #, or NUL")
+    } else if prefix.starts_with('$') {
+        Some("must not start with $ (the broker's own topics)")
+    } else if prefix.starts_with('/') || prefix.ends_with('/') {
+        Some("must not start or end with / (an empty topic level)")
+    } else {
+        None
+    }
+}
+
 fn percent_decode(s: &str) -> Option<String> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -161,7 +179,10 @@ pub async fn run(cfg: MqttSettings, store: Arc<dyn Store>, mut shutdown: watch::
         let ca = match cfg.ca_file.as_ref().map(std::fs::read) {
             Some(Ok(pem)) => pem,
             _ => {
-                tracing::error!("mqtt.ca_file is missing or unreadable; events stay queued.");
+                tracing::error!(
+                    "mqtt.ca_file is missing or unreadable; events stay queued, up to mqtt.queue_bound."
+                );
+                trim_until_shutdown(&cfg, store.as_ref(), &mut shutdown).await;
                 return;
             }
         };
@@ -183,8 +204,12 @@ pub async fn run(cfg: MqttSettings, store: Arc<dyn Store>, mut shutdown: watch::
     let poller = {
         let track = track.clone();
         let changed = changed.clone();
+        let broker = format!("{}:{}", cfg.broker.host, cfg.broker.port);
         tokio::spawn(async move {
             let mut pause = Duration::from_millis(200);
+            // When a connection that would not come up was last logged: a wrong password or a
+            // TLS problem otherwise left no line at all, and a long outage must not flood.
+            let mut warned: Option<tokio::time::Instant> = None;
             loop {
                 match eventloop.poll().await {
                     Ok(Event::Incoming(Packet::ConnAck(_))) => {
@@ -195,6 +220,7 @@ pub async fn run(cfg: MqttSettings, store: Arc<dyn Store>, mut shutdown: watch::
                             t.inflight.clear();
                         }
                         pause = Duration::from_millis(200);
+                        warned = None;
                         tracing::info!("MQTT connected.");
                         changed.notify_waiters();
                     }
@@ -218,8 +244,17 @@ pub async fn run(cfg: MqttSettings, store: Arc<dyn Store>, mut shutdown: watch::
                             .lock()
                             .map(|mut t| std::mem::replace(&mut t.connected, false))
                             .unwrap_or(false);
+                        // rumqttc's errors name neither the URL nor the credentials.
                         if was {
                             tracing::warn!(error = %e, "MQTT connection lost; events wait on disk.");
+                            warned = Some(tokio::time::Instant::now());
+                        } else if warned.is_none_or(|w| w.elapsed() >= CONNECT_WARN_EVERY) {
+                            tracing::warn!(
+                                error = %e,
+                                %broker,
+                                "MQTT cannot connect; events wait on disk (logged again at most once a minute)."
+                            );
+                            warned = Some(tokio::time::Instant::now());
                         }
                         metrics::counter!("hotline_mqtt_errors_total").increment(1);
                         changed.notify_waiters();
@@ -239,7 +274,8 @@ pub async fn run(cfg: MqttSettings, store: Arc<dyn Store>, mut shutdown: watch::
         let connected = track.lock().map(|t| t.connected).unwrap_or(false);
         if !connected {
             announced = false;
-            if wait(&mut shutdown, &changed, Duration::from_secs(1)).await {
+            trim(store.as_ref(), cfg.queue_bound).await;
+            if wait(&mut shutdown, &changed, TRIM_EVERY).await {
                 break;
             }
             continue;
@@ -257,16 +293,7 @@ pub async fn run(cfg: MqttSettings, store: Arc<dyn Store>, mut shutdown: watch::
                 announced = true;
             }
         }
-        match store.trim_events("mqtt", cfg.queue_bound).await {
-            Ok(0) | Err(_) => {}
-            Ok(n) => {
-                metrics::counter!("hotline_events_dropped_total").increment(n);
-                tracing::warn!(
-                    dropped = n,
-                    "Event queue over its bound; oldest events dropped."
-                );
-            }
-        }
+        trim(store.as_ref(), cfg.queue_bound).await;
         let batch = match store.due_events("mqtt", i64::MAX, 100).await {
             Ok(b) => b,
             Err(e) => {
@@ -333,6 +360,42 @@ pub async fn run(cfg: MqttSettings, store: Arc<dyn Store>, mut shutdown: watch::
     let _ = tokio::time::timeout(Duration::from_millis(500), client.disconnect()).await;
     poller.abort();
 }
+
+/// Drops the oldest MQTT events beyond `bound`, counted and logged. Runs whether or not the
+/// broker is there: an outage is when the queue grows.
+async fn trim(store: &dyn Store, bound: u64) {
+    match store.trim_events("mqtt", bound).await {
+        Ok(0) | Err(_) => {}
+        Ok(n) => {
+            metrics::counter!("hotline_events_dropped_total").increment(n);
+            tracing::warn!(
+                dropped = n,
+                "Event queue over its bound; oldest events dropped."
+            );
+        }
+    }
+}
+
+/// Keeps the queue within its bound until shutdown, for a publisher that cannot run.
+async fn trim_until_shutdown(
+    cfg: &MqttSettings,
+    store: &dyn Store,
+    shutdown: &mut watch::Receiver<bool>,
+) {
+    loop {
+        trim(store, cfg.queue_bound).await;
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            _ = tokio::time::sleep(TRIM_EVERY) => {}
+        }
+    }
+}
+
+/// How often the queue is trimmed while the broker is away.
+const TRIM_EVERY: Duration = Duration::from_secs(1);
+
+/// How often a connection that does not come up is logged again.
+const CONNECT_WARN_EVERY: Duration = Duration::from_secs(60);
 
 async fn wait(shutdown: &mut watch::Receiver<bool>, changed: &Notify, d: Duration) -> bool {
     tokio::select! {
