@@ -1,7 +1,8 @@
 //! `dispatch-sim`: a reference core dispatch API for demos and tests.
 //!
 //! It answers like a real one: `POST /work-orders` takes an order once per `Idempotency-Key`
-//! (201, then 409 for the same key), `POST /work-orders/{n}/contacts` takes repeat contacts,
+//! (201, then 409 for the same key), `POST /work-orders/{n}/contacts` takes repeat contacts
+//! about orders it has (201, then 409 for the same key; 404 for an order it does not know),
 //! `GET /work-orders/{n}` answers a status. Flags inject failures: `--fail-rate` (503s),
 //! `--reject-rate` (400s), `--latency-ms` (before anything is done), `--answer-late-ms` (after
 //! the request is recorded, before the answer: a core that commits, then answers after the
@@ -19,17 +20,18 @@
 //!   `{"contact_for": "<n>", "idempotency_key": "<key>", ...the contact body's fields}`. The
 //!   body's own `number` is left out (it names the same order as the path), so a line with a
 //!   top-level `number` is always an order. A body that is not a JSON object is kept whole as
-//!   `"body"`.
+//!   `"body"`. The same key again (409): the same, plus `"repeat": true`. A contact about an
+//!   order the sim does not know is answered 404 and not recorded.
 //!
 //! The sim sets `idempotency_key`, `repeat` and `contact_for` itself, over any field of the same
 //! name in what it received. On start it reads the file back, so a restarted sim still answers
-//! 409 for the keys of the orders it has recorded.
+//! 409 for the keys of the orders and contacts it has recorded, and knows those orders.
 
 use actix_web::web::{Bytes, Data, Path};
 use actix_web::{HttpRequest, HttpResponse};
 use rand::Rng;
 use serde_json::json;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -54,8 +56,29 @@ pub struct SimConfig {
 
 struct Sim {
     cfg: SimConfig,
-    seen: Mutex<HashMap<String, String>>,
+    seen: Mutex<Seen>,
     file: Mutex<Option<std::fs::File>>,
+}
+
+/// What the sim has recorded.
+#[derive(Debug, Default)]
+struct Seen {
+    /// Order key -> order number.
+    orders: HashMap<String, String>,
+    /// The numbers of those orders (contacts and status look-ups ask by number).
+    numbers: HashSet<String>,
+    /// Contact keys.
+    contacts: HashSet<String>,
+}
+
+impl Seen {
+    /// Records an order; whether its key was seen before.
+    fn order(&mut self, key: &str, number: &str) -> bool {
+        self.numbers.insert(number.to_string());
+        self.orders
+            .insert(key.to_string(), number.to_string())
+            .is_some()
+    }
 }
 
 /// Runs the simulator on `listener` until SIGINT/SIGTERM.
@@ -63,7 +86,7 @@ pub async fn run(cfg: SimConfig, listener: std::net::TcpListener) -> std::io::Re
     // Rebuild the seen keys so a restarted sim still answers 409 for known orders.
     let seen = match cfg.out.as_ref().map(std::fs::File::open) {
         Some(Ok(f)) => seen_keys(std::io::BufReader::new(f)),
-        _ => HashMap::new(),
+        _ => Seen::default(),
     };
     let file = match &cfg.out {
         Some(p) => Some(
@@ -95,14 +118,20 @@ pub async fn run(cfg: SimConfig, listener: std::net::TcpListener) -> std::io::Re
     .await
 }
 
-/// Key -> order number of every order line in a file the sim wrote (contact lines have no
-/// top-level `number` and are skipped).
-fn seen_keys(file: impl BufRead) -> HashMap<String, String> {
-    let mut seen = HashMap::new();
+/// The orders (key -> number) and contact keys of every line in a file the sim wrote (contact
+/// lines have no top-level `number`, and a `contact_for`).
+fn seen_keys(file: impl BufRead) -> Seen {
+    let mut seen = Seen::default();
     for line in file.lines().map_while(Result::ok) {
         if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
-            if let (Some(k), Some(n)) = (v["idempotency_key"].as_str(), v["number"].as_str()) {
-                seen.insert(k.to_string(), n.to_string());
+            match (v["idempotency_key"].as_str(), v["number"].as_str()) {
+                (Some(k), Some(n)) => {
+                    seen.order(k, n);
+                }
+                (Some(k), None) if v["contact_for"].is_string() => {
+                    seen.contacts.insert(k.to_string());
+                }
+                _ => {}
             }
         }
     }
@@ -185,7 +214,7 @@ async fn post_order(req: HttpRequest, body: Bytes, sim: Data<Sim>) -> HttpRespon
         let Ok(mut seen) = sim.seen.lock() else {
             return HttpResponse::InternalServerError().finish();
         };
-        seen.insert(key.clone(), number.clone()).is_some()
+        seen.order(&key, &number)
     };
     sim.append(order_line(order, &key, repeat));
     sim.answer_late().await;
@@ -207,9 +236,27 @@ async fn post_contact(
     }
     let contact: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
     let key = header(&req, "idempotency-key");
-    sim.append(contact_line(number.as_str(), &key, contact));
+    let repeat = {
+        let Ok(mut seen) = sim.seen.lock() else {
+            return HttpResponse::InternalServerError().finish();
+        };
+        // A real dispatch cannot attach a contact to an order it does not have.
+        if !seen.numbers.contains(number.as_str()) {
+            return HttpResponse::NotFound().json(json!({"error": "unknown order"}));
+        }
+        !seen.contacts.insert(key.clone())
+    };
+    let mut line = contact_line(number.as_str(), &key, contact);
+    if repeat {
+        line["repeat"] = json!(true);
+    }
+    sim.append(line);
     sim.answer_late().await;
-    HttpResponse::Created().json(json!({"status": "recorded"}))
+    if repeat {
+        HttpResponse::Conflict().json(json!({"status": "recorded"}))
+    } else {
+        HttpResponse::Created().json(json!({"status": "recorded"}))
+    }
 }
 
 /// An order's line: the order as received plus its key, and `"repeat": true` for a key already
@@ -234,6 +281,7 @@ fn contact_line(number: &str, key: &str, contact: serde_json::Value) -> serde_js
         other => serde_json::Map::from_iter([("body".to_string(), other)]),
     };
     line.remove("number");
+    line.remove("repeat");
     line.insert("contact_for".into(), json!(number));
     line.insert("idempotency_key".into(), json!(key));
     serde_json::Value::Object(line)
@@ -243,7 +291,7 @@ async fn get_order(number: Path<String>, sim: Data<Sim>) -> HttpResponse {
     let known = sim
         .seen
         .lock()
-        .map(|s| s.values().any(|n| n == number.as_str()))
+        .map(|s| s.numbers.contains(number.as_str()))
         .unwrap_or(false);
     if known {
         HttpResponse::Ok().json(json!({
@@ -307,8 +355,10 @@ mod tests {
         .collect::<String>()
             + "not json\n";
         let seen = seen_keys(file.as_bytes());
-        assert_eq!(seen.len(), 2, "{seen:?}");
-        assert_eq!(seen["A1"], "A1");
-        assert_eq!(seen["kb"], "B7");
+        assert_eq!(seen.orders.len(), 2, "{seen:?}");
+        assert_eq!(seen.orders["A1"], "A1");
+        assert_eq!(seen.orders["kb"], "B7");
+        assert!(seen.numbers.contains("B7") && !seen.numbers.contains("A2"));
+        assert!(seen.contacts.contains("A2-c1"), "{seen:?}");
     }
 }

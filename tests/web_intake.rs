@@ -1638,4 +1638,50 @@ fn attachment_links_reach_the_work_order() {
         order["attachments"],
         json!([{"kind": "image", "url": "https://img.example.cn/bench.jpg", "media_id": ""}])
     );
+
+/// dispatch-sim answers contacts as a real dispatch does: 404 for an order it does not have
+/// (not recorded), 201 the first time under a key, 409 and a line marked `"repeat": true` for a
+/// key it has seen, also after a restart.
+#[test]
+fn dispatch_sim_refuses_contacts_for_unknown_orders_and_marks_repeated_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("sim.jsonl");
+    let port = free_port();
+    let mut sim = Sim::start(port, &out, &[]);
+    let post = |path: &str, key: &str, body: serde_json::Value| {
+        client()
+            .post(format!("{}{path}", sim.url))
+            .header("Idempotency-Key", key)
+            .json(&body)
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    let contact = json!({"kind": "supplement", "content": "还在漏水，更严重了"});
+    let unknown = "/work-orders/2099010101000001/contacts";
+    assert_eq!(post(unknown, "2099010101000001-c1", contact.clone()), 404);
+    assert!(sim.lines().is_empty(), "{:?}", sim.lines());
+    let n = "2099010101000002";
+    assert_eq!(post("/work-orders", n, json!({"number": n})), 201);
+    let path = format!("/work-orders/{n}/contacts");
+    let key = format!("{n}-c1");
+    assert_eq!(post(&path, &key, contact.clone()), 201);
+    assert_eq!(post(&path, &key, contact.clone()), 409);
+    let contacts: Vec<_> = sim.lines().into_iter().filter(is_contact).collect();
+    assert_eq!(contacts.len(), 2, "{contacts:?}");
+    assert!(contacts[0].get("repeat").is_none(), "{contacts:?}");
+    assert_eq!(contacts[1]["repeat"], true, "{contacts:?}");
+    // Restarted on its file, it still knows the order and the key.
+    sim.stop();
+    let sim = Sim::start(port, &out, &[]);
+    let again = client()
+        .post(format!("{}{path}", sim.url))
+        .header("Idempotency-Key", &key)
+        .json(&contact)
+        .send()
+        .unwrap()
+        .status()
+        .as_u16();
+    assert_eq!(again, 409);
 }
