@@ -401,3 +401,38 @@ fn a_broker_that_never_answers_is_logged_once_and_the_queue_keeps_its_bound() {
     );
     assert!(!logs.contains("s3cret-pw"), "no password in the log");
 }
+
+/// A repeat contact that dispatch refuses (here 404: dispatch lost the order) is announced like
+/// a dead order: `orders/dead` with `"kind": "contact"` and the order it is about.
+#[test]
+fn a_dead_contact_is_announced_like_a_dead_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let bport = free_port();
+    let _broker = Broker::start(dir.path(), bport);
+    let sport = free_port();
+    let mut sim = Sim::start(sport, &dir.path().join("sim.jsonl"), &[]);
+    let gw = Gateway::start(dir.path(), &sim.url, &mqtt_extra(bport));
+    let sub = Subscriber::start(bport, "test-sub-dead-contact");
+    sub.wait_for("hotline/gateway/status", |v| v["status"] == "online");
+    let phone = "13622229999";
+    let (s, b) = gw.submit(
+        json!({"content": "和平区南京路1号门口的路灯坏了一个月了，晚上很黑", "phone": phone}),
+    );
+    assert_eq!(s, 202, "{b}");
+    let n = numbers(&b).remove(0);
+    sim.wait_order(&n);
+    // Dispatch forgets the order (a fresh record), then the citizen repeats the matter.
+    sim.stop();
+    let _sim = Sim::start(sport, &dir.path().join("sim-fresh.jsonl"), &[]);
+    let (s, b) = gw.submit(
+        json!({"content": "南京路1号门口的路灯坏了一个多月了，晚上很黑！", "phone": phone}),
+    );
+    assert_eq!((s, b["status"].as_str()), (200, Some("duplicate")), "{b}");
+    let dead = sub.wait_for("hotline/orders/dead", |v| v["kind"] == "contact");
+    assert_eq!(dead["contact_for"], n.as_str(), "{dead}");
+    assert!(
+        dead["error"].as_str().unwrap_or("").starts_with("HTTP 404"),
+        "{dead}"
+    );
+    assert!(!dead.to_string().contains(phone), "{dead}");
+}

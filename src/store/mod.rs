@@ -555,6 +555,44 @@ pub fn order_day(now: i64, tz: chrono_tz::Tz) -> (String, i64) {
     (date.format("%Y%m%d").to_string(), elapsed * SEQ_PER_SECOND)
 }
 
+/// The event for an outbox message delivered (`dead` false) or parked as a dead letter, with
+/// its topic, defined once for both stores. An order's: `orders/delivered` or `orders/dead`
+/// with its `number` (and `"kind": "order"` on the latter). A contact's only when it is parked
+/// (dispatch does not know its order, or refused it): `orders/dead` with `"kind": "contact"`,
+/// its key as `number` (what `POST /admin/v1/outbox/dead/{key}/retry` takes), and
+/// `contact_for`, the order it is about, so supervisors learn of a citizen's repeat that
+/// reached no handler.
+pub(crate) fn outbox_event(
+    kind: &str,
+    key: &str,
+    path: &str,
+    dead: bool,
+    error: &str,
+) -> Option<(&'static str, serde_json::Value)> {
+    match (kind, dead) {
+        ("order", false) => Some((
+            "orders/delivered",
+            serde_json::json!({"number": key, "error": ""}),
+        )),
+        ("order", true) => Some((
+            "orders/dead",
+            serde_json::json!({"number": key, "kind": "order", "error": error}),
+        )),
+        ("contact", true) => {
+            let order = path
+                .strip_prefix("/work-orders/")
+                .and_then(|p| p.strip_suffix("/contacts"))
+                .unwrap_or_default();
+            Some((
+                "orders/dead",
+                serde_json::json!({"number": key, "kind": "contact", "contact_for": order,
+                                   "error": error}),
+            ))
+        }
+        _ => None,
+    }
+}
+
 /// Masks an identity string for events.
 pub(crate) fn masked(identity: &str) -> String {
     hotline_adapters::Identity::parse(identity)
@@ -618,6 +656,28 @@ pub(crate) fn event_rows(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_dead_contact_is_announced_with_the_order_it_is_about() {
+        let (topic, v) = outbox_event(
+            "contact",
+            "2026120707000001-cab12",
+            "/work-orders/2026120707000001/contacts",
+            true,
+            "HTTP 404: unknown order",
+        )
+        .unwrap();
+        assert_eq!(topic, "orders/dead");
+        assert_eq!(v["kind"], "contact");
+        assert_eq!(v["contact_for"], "2026120707000001");
+        assert_eq!(v["number"], "2026120707000001-cab12");
+        assert!(outbox_event("contact", "k", "/work-orders/1/contacts", false, "").is_none());
+        let (topic, v) = outbox_event("order", "1", "/work-orders", true, "HTTP 400").unwrap();
+        assert_eq!(
+            (topic, &v["kind"]),
+            ("orders/dead", &serde_json::json!("order"))
+        );
+    }
 
     /// Unix seconds of a local time in `tz`.
     fn at(tz: chrono_tz::Tz, local: &str) -> i64 {

@@ -900,7 +900,7 @@ impl Store for PgStore {
             .prepare_cached(
                 "UPDATE outbox o SET state = 1, attempts = o.attempts + 1, delivered_at = $2, \
                  last_error = '', lease_until_ms = 0 FROM unnest($1::bigint[]) AS d(id) \
-                 WHERE o.id = d.id AND o.state = 0 RETURNING o.key, o.kind, ''",
+                 WHERE o.id = d.id AND o.state = 0 RETURNING o.key, o.kind, '', o.path",
             )
             .await
             .map_err(map_err)?;
@@ -918,7 +918,7 @@ impl Store for PgStore {
                 "UPDATE outbox o SET state = 2, attempts = o.attempts + 1, last_error = d.err, \
                  lease_until_ms = 0 FROM unnest($1::bigint[], $2::text[]) AS d(id, err) \
                  WHERE o.id = d.id AND o.state = 0 AND o.leased_by = $3 \
-                 RETURNING o.key, o.kind, d.err",
+                 RETURNING o.key, o.kind, d.err, o.path",
             )
             .await
             .map_err(map_err)?;
@@ -941,16 +941,14 @@ impl Store for PgStore {
         .map_err(map_err)?;
         let done = (delivered.len() + dead.len()) as u64;
         let mut events = EventBatch::default();
-        for (rows, topic) in [(&delivered, "orders/delivered"), (&dead, "orders/dead")] {
-            for r in rows.iter().filter(|r| r.get::<_, &str>(1) == "order") {
-                let (key, error): (&str, &str) = (r.get(0), r.get(2));
-                events.add(
-                    self.events,
-                    topic,
-                    serde_json::json!({"number": key, "error": error}),
-                    now,
-                    None,
-                );
+        for (rows, is_dead) in [(&delivered, false), (&dead, true)] {
+            for r in rows.iter() {
+                let (key, kind, error, path): (&str, &str, &str, &str) =
+                    (r.get(0), r.get(1), r.get(2), r.get(3));
+                if let Some((topic, payload)) = super::outbox_event(kind, key, path, is_dead, error)
+                {
+                    events.add(self.events, topic, payload, now, None);
+                }
             }
         }
         events.insert(&tx).await.map_err(map_err)?;

@@ -1282,27 +1282,29 @@ impl Store for SqliteStore {
         self.call(move |conn| {
             for (id, d) in &results {
                 if events.any() && !matches!(d, Delivery::Retry { .. }) {
-                    let key: Option<String> = conn
+                    let row: Option<(String, String, String)> = conn
                         .query_row(
-                            "SELECT key FROM outbox WHERE id = ?1 AND state = 0 AND kind = 'order'",
+                            "SELECT kind, key, path FROM outbox WHERE id = ?1 AND state = 0",
                             [id],
-                            |r| r.get(0),
+                            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
                         )
                         .optional()
                         .map_err(sql)?;
-                    if let Some(key) = key {
-                        let (topic, extra) = match d {
-                            Delivery::Dead { error } => ("orders/dead", error.clone()),
-                            _ => ("orders/delivered", String::new()),
-                        };
-                        emit(
-                            conn,
-                            events,
-                            topic,
-                            serde_json::json!({"number": key, "error": extra}),
-                            now,
-                            None,
-                        )?;
+                    let error = match d {
+                        Delivery::Dead { error } => Some(error.as_str()),
+                        _ => None,
+                    };
+                    let event = row.and_then(|(kind, key, path)| {
+                        super::outbox_event(
+                            &kind,
+                            &key,
+                            &path,
+                            error.is_some(),
+                            error.unwrap_or(""),
+                        )
+                    });
+                    if let Some((topic, payload)) = event {
+                        emit(conn, events, topic, payload, now, None)?;
                     }
                 }
                 match d {
