@@ -281,10 +281,12 @@ const ROUTES: &[Op] = &[
         method: HttpMethod::Get,
         path: "/admin/v1/outbox",
         tag: "admin",
-        summary: "Outbox depth, oldest age, dead letters",
+        summary: "Outbox depth, oldest age, dead letters newest first, a page at a time \
+                  (?limit=1..1000, default 100; ?before=KEY, the page's next_before)",
         request: None,
         responses: &[
             ("200", "figures", Body::Media(&["application/json"])),
+            ("400", "limit out of range or an unknown query parameter", E),
             UNAUTHORIZED,
             ("503", "the store cannot be read", E),
         ],
@@ -299,6 +301,25 @@ const ROUTES: &[Op] = &[
             ("202", "requeued", Body::Media(&["application/json"])),
             UNAUTHORIZED,
             ("404", "no such dead letter", E),
+            ("503", "unavailable", E),
+        ],
+    },
+    Op {
+        method: HttpMethod::Post,
+        path: "/admin/v1/outbox/dead/replay",
+        tag: "admin",
+        summary: "Replay every dead letter the filter takes ({} for all)",
+        request: Some((&["application/json"], Body::Json("ReplayFilter"))),
+        responses: &[
+            (
+                "202",
+                "requeued, with their count",
+                Body::Media(&["application/json"]),
+            ),
+            ("400", "bad body", E),
+            UNAUTHORIZED,
+            ("408", "body not received in time", E),
+            ("413", "body over 64 KiB", E),
             ("503", "unavailable", E),
         ],
     },
@@ -716,6 +737,16 @@ fn components() -> serde_json::Value {
                 "properties": {
                     "duration": {"type": "string", "description": "e.g. 24h, 7d"},
                     "reason": {"type": "string", "minLength": 1, "maxLength": 500},
+                },
+            },
+            "ReplayFilter": {
+                "type": "object",
+                "additionalProperties": false,
+                "properties": {
+                    "status": {"type": "integer", "description": "the HTTP status dispatch refused them with"},
+                    "kind": {"type": "string", "enum": ["order", "contact"]},
+                    "since": {"type": "string", "format": "date-time", "description": "queued at or after"},
+                    "until": {"type": "string", "format": "date-time", "description": "queued before"},
                 },
             },
             "LinkRequest": {

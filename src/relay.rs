@@ -952,6 +952,20 @@ mod tests {
         async fn retry_dead(&self, _: String, _: i64) -> Result<bool, StoreError> {
             unused()
         }
+        async fn dead_letters(
+            &self,
+            _: usize,
+            _: Option<String>,
+        ) -> Result<Vec<crate::store::DeadLetter>, StoreError> {
+            unused()
+        }
+        async fn retry_dead_matching(
+            &self,
+            _: crate::store::DeadFilter,
+            _: i64,
+        ) -> Result<u64, StoreError> {
+            unused()
+        }
         async fn order_state(&self, _: String) -> Result<Option<OrderState>, StoreError> {
             unused()
         }

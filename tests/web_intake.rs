@@ -1685,3 +1685,92 @@ fn dispatch_sim_refuses_contacts_for_unknown_orders_and_marks_repeated_keys() {
         .as_u16();
     assert_eq!(again, 409);
 }
+
+/// After a mass refusal (dispatch checks another secret: every order 401), an operator reads
+/// the dead letters a page at a time and replays them all with one call, by the status they
+/// were refused with.
+#[test]
+fn an_operator_pages_through_dead_letters_and_replays_them_in_bulk() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("sim.jsonl");
+    let port = free_port();
+    let mut sim = Sim::start(port, &out, &["--secret", "rotated-at-dispatch"]);
+    let gw = Gateway::start(dir.path(), &sim.url, "");
+    let numbers: Vec<String> = (0..5)
+        .map(|i| {
+            let (s, b) = gw.submit(
+                json!({"content": format!("第{i}件事：井盖缺失"), "phone": format!("1394444{i:04}")}),
+            );
+            assert_eq!(s, 202, "{b}");
+            b["orders"][0]["number"].as_str().unwrap().to_string()
+        })
+        .collect();
+    wait_until("five dead letters", LONG, || {
+        (gw.admin_get("/admin/v1/outbox")["dead"] == 5).then_some(())
+    });
+    // Pages of two, newest first, until next_before is null.
+    let mut seen = Vec::new();
+    let mut query = "?limit=2".to_string();
+    for _ in 0..5 {
+        let page = gw.admin_get(&format!("/admin/v1/outbox{query}"));
+        let keys: Vec<String> = page["dead_letters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["key"].as_str().unwrap().to_string())
+            .collect();
+        assert!(keys.len() <= 2, "{page}");
+        seen.extend(keys);
+        match page["next_before"].as_str() {
+            Some(k) => query = format!("?limit=2&before={k}"),
+            None => break,
+        }
+    }
+    let mut newest_first = numbers.clone();
+    newest_first.reverse();
+    assert_eq!(seen, newest_first);
+    let status = |r: reqwest::blocking::Response| r.status().as_u16();
+    let c = client();
+    let outbox = format!("{}/admin/v1/outbox", gw.url);
+    assert_eq!(
+        status(
+            c.get(format!("{outbox}?limit=0"))
+                .bearer_auth(ADMIN)
+                .send()
+                .unwrap()
+        ),
+        400
+    );
+    let replay = format!("{}/admin/v1/outbox/dead/replay", gw.url);
+    assert_eq!(
+        status(c.post(&replay).json(&json!({})).send().unwrap()),
+        401
+    );
+    let requeued = |filter: serde_json::Value| -> serde_json::Value {
+        let r = c
+            .post(&replay)
+            .bearer_auth(ADMIN)
+            .json(&filter)
+            .send()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 202);
+        r.json().unwrap()
+    };
+    assert_eq!(requeued(json!({"status": 422}))["count"], 0);
+    assert_eq!(
+        requeued(json!({"status": 401, "until": "2000-01-01T00:00:00+08:00"}))["count"],
+        0
+    );
+    // The secret is fixed at dispatch; one call replays them all.
+    sim.stop();
+    let sim = Sim::start(port, &out, &[]);
+    assert_eq!(
+        requeued(json!({"status": 401, "kind": "order"}))["count"],
+        5
+    );
+    wait_until("every replayed order at dispatch", LONG, || {
+        let delivered = delivered_orders(&sim.lines());
+        numbers.iter().all(|n| delivered.contains(n)).then_some(())
+    });
+    assert_eq!(gw.admin_get("/admin/v1/outbox")["dead"], 0);
+}

@@ -8,10 +8,38 @@ use hotline_adapters::Identity;
 use serde::Deserialize;
 use serde_json::json;
 
-/// `GET /admin/v1/outbox`: depth, oldest age, dead letters, breaker.
+/// Dead letters shown at once unless `?limit=` says otherwise, and the most.
+const DEAD_PAGE: usize = 100;
+const DEAD_PAGE_MAX: usize = 1000;
+
+/// `GET /admin/v1/outbox`: depth, oldest age, dead letters (newest first, a page at a time:
+/// `?limit=` up to 1000, `?before=KEY` for those parked before that dead letter; `next_before`
+/// names the next page while there may be one), breaker.
 pub async fn outbox(req: HttpRequest, state: Data<AppState>) -> Result<HttpResponse, ApiError> {
     require_admin(&req, &state)?;
-    let stats = state.store.outbox_stats(now()).await?;
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Page {
+        limit: Option<usize>,
+        before: Option<String>,
+    }
+    let page: Page = serde_urlencoded::from_str(req.query_string())
+        .ok()
+        .filter(|p: &Page| p.limit.is_none_or(|l| (1..=DEAD_PAGE_MAX).contains(&l)))
+        .ok_or_else(|| {
+            ApiError::BadRequest(
+                "invalid_query",
+                format!("expected ?limit=1..{DEAD_PAGE_MAX} and/or ?before=KEY"),
+            )
+        })?;
+    let limit = page.limit.unwrap_or(DEAD_PAGE);
+    let (stats, dead_letters) = futures_util::try_join!(
+        state.store.outbox_stats(now()),
+        state.store.dead_letters(limit, page.before)
+    )?;
+    let next_before = (dead_letters.len() == limit)
+        .then(|| dead_letters.last().map(|d| d.key.clone()))
+        .flatten();
     let breaker = state
         .relay
         .breaker_open
@@ -20,9 +48,69 @@ pub async fn outbox(req: HttpRequest, state: Data<AppState>) -> Result<HttpRespo
         "depth": stats.depth,
         "oldest_age_s": stats.oldest_age_s,
         "dead": stats.dead,
-        "dead_letters": stats.dead_letters,
+        "dead_letters": dead_letters,
+        "next_before": next_before,
         "breaker_open": breaker,
     })))
+}
+
+/// `POST /admin/v1/outbox/dead/replay`: puts every dead letter the body's filter takes back in
+/// the queue (`{}` takes them all; `status`, `kind`, `since`, `until` narrow it), after a mass
+/// refusal such as a wrong `dispatch.secret` (every order 401). A body is required, so that
+/// replaying everything is said, not implied.
+pub async fn replay_dead(
+    req: HttpRequest,
+    payload: Payload,
+    state: Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    require_admin(&req, &state)?;
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Body {
+        status: Option<u16>,
+        kind: Option<String>,
+        since: Option<String>,
+        until: Option<String>,
+    }
+    const EXAMPLE: &str = r#"{} or {"status": 401, "kind": "order", "since": "2026-12-07T08:00:00+08:00", "until": "…"}"#;
+    let body: Body = json_body(&req, payload, &state, EXAMPLE).await?;
+    let time = |t: Option<String>| -> Result<Option<i64>, ApiError> {
+        t.map(|t| {
+            chrono::DateTime::parse_from_rfc3339(&t)
+                .map(|t| t.timestamp())
+                .map_err(|_| {
+                    ApiError::BadRequest(
+                        "invalid_body",
+                        format!(
+                            "since and until are RFC 3339 times; expected a body like {EXAMPLE}"
+                        ),
+                    )
+                })
+        })
+        .transpose()
+    };
+    if body
+        .kind
+        .as_deref()
+        .is_some_and(|k| k != "order" && k != "contact")
+    {
+        return Err(ApiError::BadRequest(
+            "invalid_body",
+            "kind is \"order\" or \"contact\"".into(),
+        ));
+    }
+    let filter = crate::store::DeadFilter {
+        status: body.status,
+        kind: body.kind,
+        since: time(body.since)?,
+        until: time(body.until)?,
+    };
+    let count = state
+        .store
+        .retry_dead_matching(filter.clone(), chrono::Utc::now().timestamp_millis())
+        .await?;
+    tracing::info!(count, ?filter, "Dead letters replayed by an operator.");
+    Ok(HttpResponse::Accepted().json(json!({"status": "requeued", "count": count})))
 }
 
 /// `POST /admin/v1/outbox/dead/{key}/retry`: puts a dead letter back in the queue.

@@ -181,6 +181,7 @@ pub fn routes(cfg: &mut actix_web::web::ServiceConfig) {
         .service(
             resource_at("/admin/v1/outbox/dead/{key}/retry").route(post().to(admin::retry_dead)),
         )
+        .service(resource_at("/admin/v1/outbox/dead/replay").route(post().to(admin::replay_dead)))
         .service(resource_at("/admin/v1/callers/{identity}").route(get().to(admin::caller)))
         .service(
             resource_at("/admin/v1/callers/{identity}/suspension")

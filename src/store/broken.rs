@@ -64,6 +64,16 @@ impl Store for BrokenStore {
     async fn retry_dead(&self, _: String, _: i64) -> Result<bool, StoreError> {
         self.no()
     }
+    async fn dead_letters(
+        &self,
+        _: usize,
+        _: Option<String>,
+    ) -> Result<Vec<super::DeadLetter>, StoreError> {
+        self.no()
+    }
+    async fn retry_dead_matching(&self, _: super::DeadFilter, _: i64) -> Result<u64, StoreError> {
+        self.no()
+    }
     async fn order_state(&self, _: String) -> Result<Option<OrderState>, StoreError> {
         self.no()
     }

@@ -231,6 +231,28 @@ pub struct DeadLetter {
     pub created_at: i64,
 }
 
+/// Which dead letters an operator replays at once (`POST /admin/v1/outbox/dead/replay`); a
+/// field left out does not narrow the choice, so the empty filter takes them all.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeadFilter {
+    /// The HTTP status dispatch refused them with (401 after a rotated secret).
+    pub status: Option<u16>,
+    /// `order` or `contact`.
+    pub kind: Option<String>,
+    /// Queued at or after (unix seconds).
+    pub since: Option<i64>,
+    /// Queued before (unix seconds).
+    pub until: Option<i64>,
+}
+
+impl DeadFilter {
+    /// The `LIKE` pattern of the status, as [`crate::relay`] writes a refusal's error
+    /// (`HTTP 401: …`).
+    pub(crate) fn error_pattern(&self) -> Option<String> {
+        self.status.map(|s| format!("HTTP {s}:%"))
+    }
+}
+
 /// Outbox figures for the admin API, `/metrics` and back-pressure.
 #[derive(Debug, Clone, Serialize)]
 pub struct OutboxStats {
@@ -407,6 +429,16 @@ pub trait Store: Send + Sync {
     async fn outbox_stats(&self, now: i64) -> Result<OutboxStats, StoreError>;
     /// Puts a dead letter back in the queue. `false` when there is no such dead letter.
     async fn retry_dead(&self, key: String, now_ms: i64) -> Result<bool, StoreError>;
+    /// One page of dead letters, newest first: at most `limit`, those parked before the dead
+    /// letter `before` (its key) when one is given, so an operator can read them all.
+    async fn dead_letters(
+        &self,
+        limit: usize,
+        before: Option<String>,
+    ) -> Result<Vec<DeadLetter>, StoreError>;
+    /// Puts every dead letter `filter` takes back in the queue, in one transaction; how many.
+    async fn retry_dead_matching(&self, filter: DeadFilter, now_ms: i64)
+        -> Result<u64, StoreError>;
     /// What the gateway knows of an order.
     async fn order_state(&self, number: String) -> Result<Option<OrderState>, StoreError>;
     /// Orders of an identity created since `since` (unix seconds), newest first, that may be

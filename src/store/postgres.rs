@@ -28,9 +28,9 @@
 //! is no writer thread here.
 
 use super::{
-    event_rows, order_number, CallerRecord, DeadLetter, Delivery, EventRow, Intake, IntakeResult,
-    OpenOrder, OrderState, OutboxEntry, OutboxStats, RedirectRecord, Sinks, Store, StoreError,
-    Suspension, Warning,
+    event_rows, order_number, CallerRecord, DeadFilter, DeadLetter, Delivery, EventRow, Intake,
+    IntakeResult, OpenOrder, OrderState, OutboxEntry, OutboxStats, RedirectRecord, Sinks, Store,
+    StoreError, Suspension, Warning,
 };
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -1015,6 +1015,60 @@ impl Store for PgStore {
             self.depth.fetch_add(n, Ordering::Relaxed);
         }
         Ok(n > 0)
+    }
+
+    async fn dead_letters(
+        &self,
+        limit: usize,
+        before: Option<String>,
+    ) -> Result<Vec<DeadLetter>, StoreError> {
+        let c = self.client().await?;
+        let limit = limit as i64;
+        Ok(c.query(
+            "SELECT key, kind, attempts, last_error, created_at FROM outbox \
+                 WHERE state = 2 AND ($2::text IS NULL OR id < \
+                   COALESCE((SELECT id FROM outbox WHERE key = $2), 0)) \
+                 ORDER BY id DESC LIMIT $1",
+            &[&limit, &before],
+        )
+        .await
+        .map_err(map_err)?
+        .iter()
+        .map(|r| DeadLetter {
+            key: r.get(0),
+            kind: r.get(1),
+            attempts: r.get::<_, i32>(2).max(0) as u32,
+            last_error: r.get(3),
+            created_at: r.get(4),
+        })
+        .collect())
+    }
+
+    async fn retry_dead_matching(
+        &self,
+        filter: DeadFilter,
+        now_ms: i64,
+    ) -> Result<u64, StoreError> {
+        let c = self.client().await?;
+        let n = c
+            .execute(
+                "UPDATE outbox SET state = 0, next_at_ms = $1, attempts = 0, lease_until_ms = 0 \
+                 WHERE state = 2 AND ($2::text IS NULL OR last_error LIKE $2) \
+                 AND ($3::text IS NULL OR kind = $3) \
+                 AND ($4::bigint IS NULL OR created_at >= $4) \
+                 AND ($5::bigint IS NULL OR created_at < $5)",
+                &[
+                    &now_ms,
+                    &filter.error_pattern(),
+                    &filter.kind,
+                    &filter.since,
+                    &filter.until,
+                ],
+            )
+            .await
+            .map_err(map_err)?;
+        self.depth.fetch_add(n, Ordering::Relaxed);
+        Ok(n)
     }
 
     async fn order_state(&self, number: String) -> Result<Option<OrderState>, StoreError> {

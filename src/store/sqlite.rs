@@ -12,8 +12,9 @@
 
 use super::recent::RecentIdentities;
 use super::{
-    event_rows, CallerRecord, DeadLetter, Delivery, EventRow, Intake, IntakeResult, OpenOrder,
-    OrderState, OutboxEntry, OutboxStats, RedirectRecord, Store, StoreError, Suspension, Warning,
+    event_rows, CallerRecord, DeadFilter, DeadLetter, Delivery, EventRow, Intake, IntakeResult,
+    OpenOrder, OrderState, OutboxEntry, OutboxStats, RedirectRecord, Store, StoreError, Suspension,
+    Warning,
 };
 pub use super::{order_number, Sinks};
 use async_trait::async_trait;
@@ -1399,6 +1400,66 @@ impl Store for SqliteStore {
             self.depth.fetch_add(changed as u64, Ordering::Relaxed);
         }
         Ok(changed > 0)
+    }
+
+    async fn dead_letters(
+        &self,
+        limit: usize,
+        before: Option<String>,
+    ) -> Result<Vec<DeadLetter>, StoreError> {
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT key, kind, attempts, last_error, created_at FROM outbox \
+                     WHERE state = 2 AND (?2 IS NULL OR id < \
+                       COALESCE((SELECT id FROM outbox WHERE key = ?2), 0)) \
+                     ORDER BY id DESC LIMIT ?1",
+                )
+                .map_err(sql)?;
+            let page = stmt
+                .query_map(params![limit as i64, before], |r| {
+                    Ok(DeadLetter {
+                        key: r.get(0)?,
+                        kind: r.get(1)?,
+                        attempts: r.get::<_, i64>(2)?.max(0) as u32,
+                        last_error: r.get(3)?,
+                        created_at: r.get(4)?,
+                    })
+                })
+                .map_err(sql)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(sql);
+            page
+        })
+        .await
+    }
+
+    async fn retry_dead_matching(
+        &self,
+        filter: DeadFilter,
+        now_ms: i64,
+    ) -> Result<u64, StoreError> {
+        let changed = self
+            .call(move |conn| {
+                exec(
+                    conn,
+                    "UPDATE outbox SET state = 0, next_at_ms = ?1, attempts = 0 \
+                     WHERE state = 2 AND (?2 IS NULL OR last_error LIKE ?2) \
+                     AND (?3 IS NULL OR kind = ?3) AND (?4 IS NULL OR created_at >= ?4) \
+                     AND (?5 IS NULL OR created_at < ?5)",
+                    params![
+                        now_ms,
+                        filter.error_pattern(),
+                        filter.kind,
+                        filter.since,
+                        filter.until
+                    ],
+                )
+                .map_err(sql)
+            })
+            .await?;
+        self.depth.fetch_add(changed as u64, Ordering::Relaxed);
+        Ok(changed as u64)
     }
 
     async fn order_state(&self, number: String) -> Result<Option<OrderState>, StoreError> {
