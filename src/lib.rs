@@ -280,6 +280,7 @@ pub async fn run(cfg: Config, listener: TcpListener) -> Result<(), StartError> {
                 ca_file: cfg.mqtt.ca_file.clone(),
                 prefix: cfg.mqtt.topic_prefix.clone(),
                 client_id: format!("hotline-gateway-{}", cfg.server.node_id),
+                node_id: cfg.server.node_id,
                 queue_bound: cfg.mqtt.queue_bound,
             },
             store.clone(),

@@ -436,3 +436,55 @@ fn a_dead_contact_is_announced_like_a_dead_order() {
     );
     assert!(!dead.to_string().contains(phone), "{dead}");
 }
+
+/// Two nodes on one broker: when one dies (kill -9, its last will says offline), the shared
+/// retained status must not say the gateway is offline while the other still serves. The
+/// status names its node, and the living node says `online` again.
+#[test]
+fn one_nodes_last_will_does_not_mark_the_gateway_offline_while_another_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    let bport = free_port();
+    let _broker = Broker::start(dir.path(), bport);
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let start = |node_id: u8| {
+        let d = dir.path().join(format!("node{node_id}"));
+        std::fs::create_dir_all(&d).unwrap();
+        let port = free_port();
+        let config = NodeConfig {
+            node_id,
+            storage: "path = \"data\"".into(),
+            ..NodeConfig::default()
+        }
+        .write(&d, port, &sim.url, &mqtt_extra(bport));
+        Gateway::start_with(config, port)
+    };
+    let sub = Subscriber::start(bport, "test-sub-nodes");
+    let _seven = start(7);
+    let mut eight = start(8);
+    for node in [7, 8] {
+        sub.wait_for("hotline/gateway/status", |v| {
+            v["status"] == "online" && v["node"] == node
+        });
+    }
+    eight.kill9();
+    wait_until("node 8's will, then node 7 online again", LONG, || {
+        let statuses = sub.on("hotline/gateway/status");
+        let will = statuses
+            .iter()
+            .position(|v| v["status"] == "offline" && v["node"] == 8)?;
+        statuses[will..]
+            .iter()
+            .any(|v| v["status"] == "online" && v["node"] == 7)
+            .then_some(())
+    });
+    // Monitoring that looks now (a new subscriber gets the retained status) sees online.
+    let late = Subscriber::start(bport, "test-sub-late");
+    let retained = wait_until("the retained status, online again", LONG, || {
+        let statuses = late.on("hotline/gateway/status");
+        statuses
+            .first()
+            .filter(|v| v["status"] == "online")
+            .cloned()
+    });
+    assert_eq!(retained["node"], 7, "{retained}");
+}

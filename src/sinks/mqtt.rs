@@ -3,6 +3,12 @@
 //! `.../callers/suspended` (QoS 1, JSON with an `event_id` for consumers to dedupe, personal data
 //! masked), and `{prefix}/gateway/status` (retained; the last will says offline).
 //!
+//! The status names its node: `{"status": "online", "node": 7}`. With several nodes on one
+//! broker the topic says whether the gateway serves: one node's last will (or goodbye) says
+//! `offline` for that node, and every node still connected answers it by saying `online` again,
+//! so the retained status is `offline` only once the last node is gone. Each node subscribes to
+//! the topic for this; one node alone sees only its own messages and does nothing more.
+//!
 //! Delivery: the publisher takes a batch from the event outbox, publishes it, and deletes it only
 //! when the broker has acknowledged every message (PUBACK). A reconnect in between publishes the
 //! batch again; the `event_id` makes that harmless. While the broker is away, events wait on disk
@@ -26,6 +32,8 @@ pub struct MqttSettings {
     pub prefix: String,
     /// Client id (unique per node).
     pub client_id: String,
+    /// `server.node_id`, named in the status.
+    pub node_id: u8,
     /// Most events kept while the broker is away.
     pub queue_bound: u64,
 }
@@ -129,6 +137,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn only_another_nodes_offline_calls_for_online_again() {
+        assert!(another_node_offline(br#"{"status":"offline","node":8}"#, 7));
+        assert!(!another_node_offline(
+            br#"{"status":"offline","node":7}"#,
+            7
+        ));
+        assert!(!another_node_offline(br#"{"status":"online","node":8}"#, 7));
+        // An older gateway's status names no node: another node's.
+        assert!(another_node_offline(br#"{"status":"offline"}"#, 7));
+        assert!(!another_node_offline(b"not json", 7));
+        assert_eq!(
+            status("city", 7, true),
+            (
+                "city/gateway/status".to_string(),
+                r#"{"node":7,"status":"online"}"#.to_string()
+            )
+        );
+    }
+
+    #[test]
     fn broker_urls_parse_with_credentials_and_tls() {
         let b = parse_url("mqtt://127.0.0.1:1884").unwrap();
         assert_eq!(
@@ -155,13 +183,22 @@ struct Tracking {
     /// Event ids the broker acknowledged.
     acked: HashSet<i64>,
     connected: bool,
+    /// Another node said `offline` on the shared status topic while this one serves.
+    reassert: bool,
 }
 
-fn status(prefix: &str, online: bool) -> (String, String) {
+fn status(prefix: &str, node: u8, online: bool) -> (String, String) {
     (
         format!("{prefix}/gateway/status"),
-        serde_json::json!({"status": if online { "online" } else { "offline" }}).to_string(),
+        serde_json::json!({"status": if online { "online" } else { "offline" }, "node": node})
+            .to_string(),
     )
+}
+
+/// Whether a message on the status topic is another node saying it is offline.
+fn another_node_offline(payload: &[u8], node: u8) -> bool {
+    serde_json::from_slice::<serde_json::Value>(payload)
+        .is_ok_and(|v| v["status"] == "offline" && v["node"].as_u64() != Some(u64::from(node)))
 }
 
 /// Runs the publisher until shutdown.
@@ -188,7 +225,8 @@ pub async fn run(cfg: MqttSettings, store: Arc<dyn Store>, mut shutdown: watch::
         };
         opts.set_transport(rumqttc::Transport::tls(ca, None, None));
     }
-    let (will_topic, will_payload) = status(&cfg.prefix, false);
+    let (will_topic, will_payload) = status(&cfg.prefix, cfg.node_id, false);
+    let status_topic = will_topic.clone();
     opts.set_last_will(LastWill::new(
         will_topic,
         will_payload,
@@ -205,6 +243,8 @@ pub async fn run(cfg: MqttSettings, store: Arc<dyn Store>, mut shutdown: watch::
         let track = track.clone();
         let changed = changed.clone();
         let broker = format!("{}:{}", cfg.broker.host, cfg.broker.port);
+        let status_topic = status_topic.clone();
+        let node = cfg.node_id;
         tokio::spawn(async move {
             let mut pause = Duration::from_millis(200);
             // When a connection that would not come up was last logged: a wrong password or a
@@ -228,6 +268,14 @@ pub async fn run(cfg: MqttSettings, store: Arc<dyn Store>, mut shutdown: watch::
                         if let Ok(mut t) = track.lock() {
                             let id = t.sent.pop_front().flatten();
                             t.inflight.insert(pkid, id);
+                        }
+                    }
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        if p.topic == status_topic && another_node_offline(&p.payload, node) {
+                            if let Ok(mut t) = track.lock() {
+                                t.reassert = true;
+                            }
+                            changed.notify_waiters();
                         }
                     }
                     Ok(Event::Incoming(Packet::PubAck(ack))) => {
@@ -280,8 +328,19 @@ pub async fn run(cfg: MqttSettings, store: Arc<dyn Store>, mut shutdown: watch::
             }
             continue;
         }
-        if !announced {
-            let (topic, payload) = status(&cfg.prefix, true);
+        let reassert = track
+            .lock()
+            .map(|mut t| std::mem::take(&mut t.reassert))
+            .unwrap_or(false);
+        if !announced || reassert {
+            if !announced {
+                // Other nodes' goodbyes and wills arrive here (a subscription lasts as long as
+                // the connection).
+                let _ = client
+                    .subscribe(status_topic.clone(), QoS::AtLeastOnce)
+                    .await;
+            }
+            let (topic, payload) = status(&cfg.prefix, cfg.node_id, true);
             if let Ok(mut t) = track.lock() {
                 t.sent.push_back(None);
             }
@@ -351,7 +410,7 @@ pub async fn run(cfg: MqttSettings, store: Arc<dyn Store>, mut shutdown: watch::
         }
     }
     // Say goodbye so subscribers need not wait for the will.
-    let (topic, payload) = status(&cfg.prefix, false);
+    let (topic, payload) = status(&cfg.prefix, cfg.node_id, false);
     let _ = tokio::time::timeout(
         Duration::from_secs(1),
         client.publish(topic, QoS::AtLeastOnce, true, payload),
