@@ -1638,6 +1638,7 @@ fn attachment_links_reach_the_work_order() {
         order["attachments"],
         json!([{"kind": "image", "url": "https://img.example.cn/bench.jpg", "media_id": ""}])
     );
+}
 
 /// dispatch-sim answers contacts as a real dispatch does: 404 for an order it does not have
 /// (not recorded), 201 the first time under a key, 409 and a line marked `"repeat": true` for a
