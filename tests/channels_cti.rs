@@ -1455,3 +1455,33 @@ continue_twiml = "<Redirect>{IVR}</Redirect>"
         "each recording reached dispatch with its order: {urls:?}"
     );
 }
+
+/// A mobile presented with a trunk 0 (`013922223333`, how many PBXs show one from another
+/// city) is the same caller: a suspension of 13922223333 rejects it.
+#[test]
+fn a_mobile_with_a_trunk_zero_is_the_same_caller() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let gw = Gateway::start(dir.path(), &sim.url, &generic_profiles());
+    suspend(&gw, "13922223333", "多次恶意拨打");
+    let url = format!("{}/v1/cti/zm/{ZAMMAD_TOKEN}", gw.url);
+    for from in ["013922223333", "13922223333", "8613922223333"] {
+        let r = client()
+            .post(&url)
+            .form(&[
+                ("event", "newCall"),
+                ("from", from),
+                ("to", "12345"),
+                ("direction", "in"),
+                ("callId", &format!("tz-{from}")),
+            ])
+            .send()
+            .expect("post");
+        let body: Value = r.json().unwrap_or(Value::Null);
+        assert_eq!(
+            body,
+            json!({"action": "reject", "reason": "busy"}),
+            "{from}"
+        );
+    }
+}

@@ -53,6 +53,16 @@ pub fn normalize_phone(raw: &str) -> Option<String> {
     } else if s.len() == 13 && s.starts_with("861") {
         s = s[2..].to_string();
     }
+    // A mobile with a trunk 0 in front (`013922223333`), as many PBXs present a mobile from
+    // another city, is that mobile. Twelve digits `01[3-9]…` cannot be a landline: the only
+    // area code starting `01` is Beijing's `010`, whose numbers are 11 digits with the 0.
+    if s.len() == 12
+        && s.starts_with("01")
+        && matches!(s.as_bytes().get(2), Some(b'3'..=b'9'))
+        && s.bytes().all(|b| b.is_ascii_digit())
+    {
+        s.remove(0);
+    }
     if (3..=20).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit()) {
         Some(s)
     } else {
@@ -115,6 +125,19 @@ mod tests {
             ("+86 95588", Some("95588")),
             ("+86 12345", Some("12345")),
             ("+86 (0)571 88888888", Some("057188888888")),
+            // A mobile with a trunk 0, as PBXs show one from another city, is that mobile;
+            // Beijing landlines (010 + 8 digits) and other 12-digit landlines keep their 0.
+            ("013922223333", Some("13922223333")),
+            ("0139-2222-3333", Some("13922223333")),
+            ("０１３９２２２２３３３３", Some("13922223333")),
+            ("+86 013922223333", Some("13922223333")),
+            ("019912345678", Some("19912345678")),
+            ("01088888888", Some("01088888888")),
+            ("010 8888 8888", Some("01088888888")),
+            ("057188888888", Some("057188888888")),
+            ("012345678901", Some("012345678901")),
+            ("0139222233334", Some("0139222233334")),
+            ("01392222333", Some("01392222333")),
             ("ａｂｃ", None),
             ("12345", Some("12345")),
             ("abc", None),
