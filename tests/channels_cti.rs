@@ -1485,3 +1485,31 @@ fn a_mobile_with_a_trunk_zero_is_the_same_caller() {
         );
     }
 }
+
+/// A platform clock gone wrong (`9999-12-31T23:59:59Z`, the year 1) does not refuse a call
+/// step: it is taken at its arrival, and the order's `received_at` is a readable RFC 3339
+/// time of today, not `+10000-01-01…`.
+#[test]
+fn an_absurd_at_is_taken_as_the_arrival_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let gw = Gateway::start(dir.path(), &sim.url, &generic_profiles());
+    let now = chrono::Utc::now();
+    for (i, at) in ["9999-12-31T23:59:59Z", "0001-01-01T00:00:00Z"]
+        .iter()
+        .enumerate()
+    {
+        let reg = json!({"event": "call.registered", "call_id": format!("at-{i}"),
+                         "from": format!("1391234009{i}"), "to": "12345", "at": at,
+                         "agent": "A017", "order": {"content": format!("小区{i}号楼电梯长期故障")}});
+        let r = generic_ok(&gw, "desk", &reg);
+        let order = sim.wait_order(&numbers(&r)[0]);
+        let received = order["received_at"].as_str().unwrap_or_default();
+        let t = chrono::DateTime::parse_from_rfc3339(received)
+            .unwrap_or_else(|e| panic!("{at}: received_at {received}: {e}"));
+        assert!(
+            (t.with_timezone(&chrono::Utc) - now).num_seconds().abs() < 600,
+            "{at}: {received}"
+        );
+    }
+}

@@ -118,6 +118,7 @@ fn parse_object(map: &Map<String, Value>, now: i64) -> Result<CallEvent, Adapter
             })
         }
     };
+    let at = sane_at(at, now);
 
     let (kind, step) = match event.trim() {
         "call.started" => (CallKind::Started, None),
@@ -201,6 +202,27 @@ fn parse_object(map: &Map<String, Value>, now: i64) -> Result<CallEvent, Adapter
         at,
         dedupe_key,
     })
+}
+
+/// How far before its arrival a step's `at` is believed (seconds): a platform's retries and
+/// queues span minutes to hours, and a week covers an outage of the gateway.
+pub const AT_BEFORE: i64 = 7 * 86_400;
+/// How far after its arrival a step's `at` is believed (seconds): a PBX clock a little ahead,
+/// or a local time sent with the wrong offset (at most 14 hours off).
+pub const AT_AHEAD: i64 = 86_400;
+
+/// The platform's time when it is within [`AT_BEFORE`]/[`AT_AHEAD`] of the arrival time `now`,
+/// else the arrival time. A well-formed but absurd `at` (`9999-12-31T23:59:59Z`, the year 1, a
+/// PBX clock never set) is not refused: a call step already under way must still be answered
+/// (an emergency said in it transferred, a registered matter made an order), and the order's
+/// `received_at` would otherwise be a time dispatch cannot read (`+10000-01-01…`) or one that
+/// makes it overdue on arrival.
+fn sane_at(at: i64, now: i64) -> i64 {
+    if at < now.saturating_sub(AT_BEFORE) || at > now.saturating_add(AT_AHEAD) {
+        now
+    } else {
+        at
+    }
 }
 
 /// A numeric `at` in unix seconds: whole seconds as they are, whole milliseconds (above
@@ -511,11 +533,29 @@ mod tests {
         }
     }
 
+    /// Parses `body` arriving at `now`.
+    fn ok_at(body: &str, now: i64) -> CallEvent {
+        let mut i = inbound(body);
+        i.now = now;
+        match parse(&i, TOKEN, None) {
+            Ok(ev) => ev,
+            Err(e) => panic!("{body}: {e}"),
+        }
+    }
+
     #[test]
     fn at_is_parsed_or_defaults_to_arrival() {
-        let ev = ok(r#"{"event":"call.started","call_id":"c1","at":"2026-11-29T08:30:00+08:00"}"#);
+        // 2026-11-29T08:30:00+08:00, arriving a minute later.
+        let now = 1_795_912_260;
+        let ev = ok_at(
+            r#"{"event":"call.started","call_id":"c1","at":"2026-11-29T08:30:00+08:00"}"#,
+            now,
+        );
         assert_eq!(ev.at, 1_795_912_200);
-        let ev = ok(r#"{"event":"call.started","call_id":"c1","at":1795912200}"#);
+        let ev = ok_at(
+            r#"{"event":"call.started","call_id":"c1","at":1795912200}"#,
+            now,
+        );
         assert_eq!(ev.at, 1_795_912_200);
         let ev = ok(r#"{"event":"call.started","call_id":"c1"}"#);
         assert_eq!(ev.at, 1_800_000_000);
@@ -523,15 +563,49 @@ mod tests {
         assert_eq!(ev.at, 1_800_000_000);
     }
 
+    /// A well-formed `at` far from the arrival time is a platform's clock gone wrong: the step
+    /// is taken, at its arrival time, so `received_at` stays a readable RFC 3339 time near it.
+    #[test]
+    fn an_absurd_at_is_replaced_by_the_arrival_time() {
+        let now = 1_800_000_000;
+        for at in [
+            r#""9999-12-31T23:59:59Z""#,
+            r#""0001-01-01T00:00:00Z""#,
+            "99999999999",
+            "1",
+            // Just outside the window, either side.
+            &(now + AT_AHEAD + 1).to_string(),
+            &(now - AT_BEFORE - 1).to_string(),
+        ] {
+            let body = format!(r#"{{"event":"call.started","call_id":"c1","at":{at}}}"#);
+            assert_eq!(ok_at(&body, now).at, now, "{at}");
+        }
+        // Within it: the platform's time, a day ahead or a week behind at most.
+        for at in [now + AT_AHEAD, now - AT_BEFORE, now - 3600] {
+            let body = format!(r#"{{"event":"call.started","call_id":"c1","at":{at}}}"#);
+            assert_eq!(ok_at(&body, now).at, at);
+        }
+    }
+
     #[test]
     fn a_numeric_at_in_milliseconds_is_taken_as_milliseconds() {
         // `Date.now()` of 2026-11-29T08:30:00.123+08:00: that moment, not the year 58,900.
-        let ev = ok(r#"{"event":"call.started","call_id":"c1","at":1795912200123}"#);
+        let ev = ok_at(
+            r#"{"event":"call.started","call_id":"c1","at":1795912200123}"#,
+            1_795_912_260,
+        );
         assert_eq!(ev.at, 1_795_912_200);
-        // Either unit at the edge: 10^11 seconds, and the first millisecond count above it.
-        let ev = ok(r#"{"event":"call.started","call_id":"c1","at":100000000000}"#);
+        // Either unit at the edge: 10^11 seconds, and the first millisecond count above it
+        // (each arriving when it says, so the window keeps it).
+        let ev = ok_at(
+            r#"{"event":"call.started","call_id":"c1","at":100000000000}"#,
+            100_000_000_000,
+        );
         assert_eq!(ev.at, 100_000_000_000);
-        let ev = ok(r#"{"event":"call.started","call_id":"c1","at":100000000001}"#);
+        let ev = ok_at(
+            r#"{"event":"call.started","call_id":"c1","at":100000000001}"#,
+            100_000_000,
+        );
         assert_eq!(ev.at, 100_000_000);
         // Microseconds, fractions and times before 1970 are refused, naming `at`.
         for at in ["1795912200123456", "1795912200.5", "-1"] {
@@ -835,7 +909,7 @@ mod tests {
     fn registered_order_with_items_confidential_and_recording() {
         let ev = ok(
             r#"{"event":"call.registered","call_id":"c9","from":"+8613800138000","to":"12345",
-            "at":"2026-11-29T08:30:00+08:00",
+            "at":"2027-01-15T15:30:00+08:00",
             "order":{"content":"","category":"举报","confidential":true,"name":" 李四 ","address":"和平路1号",
                      "recording_url":"https://rec.example.cn/c9.wav",
                      "items":[{"content":"路灯坏了","category":"report"},{"content":"井盖丢失"}]}}"#,
@@ -865,7 +939,7 @@ mod tests {
         assert_eq!(sub.location.address, "和平路1号");
         assert_eq!(sub.attachments.len(), 1);
         assert_eq!(sub.attachments[0].url, "https://rec.example.cn/c9.wav");
-        assert_eq!(sub.received_at, 1_795_912_200);
+        assert_eq!(sub.received_at, 1_799_998_200);
         assert_eq!(sub.channel_ref, "c9");
         assert_eq!(sub.dedupe_key.as_deref(), Some(ev.dedupe_key.as_str()));
     }
