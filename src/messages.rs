@@ -69,6 +69,16 @@ pub fn for_outcome(o: &Outcome, tz: chrono_tz::Tz) -> String {
         Outcome::Advised { number } => format!(
             "如果危险正在发生，请立即挂机拨打{number}；其他事项请不要挂机，正在为您转接人工服务。"
         ),
+        // An offence (an agent's abuse flag, a long call with no matter) has nothing to wait
+        // for, and the person submitted nothing too often: the ladder gives it `retry_after`
+        // 0, a refusal over quota at least 1.
+        Outcome::Throttled {
+            retry_after: 0,
+            warnings_left,
+        } => format!(
+            "您的行为已被记录，请遵守热线使用规定（《管理办法》第三十二条）。再有{}次将被暂停受理。如遇紧急情况请拨打110、119、120、122。",
+            warnings_left + 1
+        ),
         Outcome::Throttled {
             retry_after,
             warnings_left,
@@ -110,6 +120,38 @@ mod tests {
             "{m}"
         );
         assert!(!m.contains("可能是紧急情况"), "{m}");
+    }
+
+    /// An offence's reminder names no wait and no repeated submission: the caller did not
+    /// submit too often (an agent flagged abuse, or a call held the line with no matter).
+    #[test]
+    fn an_offence_reminder_is_not_worded_for_the_quota() {
+        let tz = chrono_tz::Asia::Shanghai;
+        let offence = for_outcome(
+            &Outcome::Throttled {
+                retry_after: 0,
+                warnings_left: 0,
+            },
+            tz,
+        );
+        assert!(
+            offence.contains("您的行为已被记录")
+                && offence.contains("再有1次将被暂停受理")
+                && !offence.contains("频繁")
+                && !offence.contains("分钟后再试"),
+            "{offence}"
+        );
+        let quota = for_outcome(
+            &Outcome::Throttled {
+                retry_after: 60,
+                warnings_left: 1,
+            },
+            tz,
+        );
+        assert!(
+            quota.contains("请1分钟后再试") && quota.contains("再重复提交2次"),
+            "{quota}"
+        );
     }
 
     #[test]

@@ -1486,6 +1486,43 @@ fn a_mobile_with_a_trunk_zero_is_the_same_caller() {
     }
 }
 
+/// An agent's abuse flag is answered with a reminder worded for it (no "submitted too often,
+/// try again in a minute"), and the suspension that follows names the offence, not the quota.
+#[test]
+fn an_abuse_flag_is_reminded_and_suspended_in_its_own_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let gw = Gateway::start(
+        dir.path(),
+        &sim.url,
+        &format!("{}{LADDER}", generic_profiles()),
+    );
+    let abuser = "13922220011";
+    let w = generic_ok(&gw, "desk", &flagged("fl-1", abuser, "辱骂话务员"));
+    assert_eq!(
+        (w["action"].as_str(), w["flag"].as_str()),
+        (Some("continue"), Some("warned")),
+        "{w}"
+    );
+    let text = w["text"].as_str().unwrap_or_default();
+    assert!(
+        text.contains("您的行为已被记录") && !text.contains("频繁") && !text.contains("分钟后再试"),
+        "{w}"
+    );
+    let s = generic_ok(&gw, "desk", &flagged("fl-2", abuser, "再次辱骂"));
+    assert_eq!(s["action"], "reject", "{s}");
+    let text = s["text"].as_str().unwrap_or_default();
+    assert!(
+        text.contains("扰乱热线秩序") && text.contains("再次辱骂") && !text.contains("重复占用"),
+        "{s}"
+    );
+    let reason = caller(&gw, abuser)["suspension"]["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(reason.starts_with("扰乱热线秩序"), "{reason}");
+}
+
 /// A platform clock gone wrong (`9999-12-31T23:59:59Z`, the year 1) does not refuse a call
 /// step: it is taken at its arrival, and the order's `received_at` is a readable RFC 3339
 /// time of today, not `+10000-01-01…`.

@@ -97,6 +97,13 @@ pub fn rule_reason(per: Duration) -> String {
     )
 }
 
+/// The reason of a suspension an offence led to (an agent's abuse flag, a long call with no
+/// matter): not worded for the quota, since the person need not have submitted anything; the
+/// offence itself follows it (`扰乱热线秩序…：话务员标记：辱骂话务员`).
+pub fn offence_reason() -> &'static str {
+    "扰乱热线秩序，经提醒后仍未改正（《管理办法》第三十二条）"
+}
+
 /// A period as a person says it: 一小时, 2小时, 30分钟, 一天.
 fn period_words(per: Duration) -> String {
     let secs = per.as_secs().max(1);
@@ -448,7 +455,7 @@ impl<C: Clock + Clone> Ladder<C> {
         let public = hotline_adapters::mask::scrub_text(public);
         let reason = format!(
             "{}：{}",
-            rule_reason(self.cfg.per),
+            offence_reason(),
             public.chars().take(100).collect::<String>()
         );
         self.escalate(identity, &id, channel, evidence, weight, 0, reason, now)
