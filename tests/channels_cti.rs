@@ -1456,6 +1456,65 @@ continue_twiml = "<Redirect>{IVR}</Redirect>"
     );
 }
 
+/// An agent's registration that names an emergency among its matters: every matter is an
+/// order (the agent, not a caller in danger, is on the line, often after the hang-up), the one
+/// naming the emergency marked for urgent review, and the desk is told (flag and text).
+#[test]
+fn a_registration_naming_an_emergency_makes_every_order_and_marks_that_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let gw = Gateway::start(dir.path(), &sim.url, &generic_profiles());
+    let reg = json!({"event": "call.registered", "call_id": "reg-em-1", "from": "13711113333",
+                     "to": "12345", "at": AT, "agent": "A017",
+                     "order": {"content": "反映两件事", "items": [
+                         {"content": "小区门口路灯坏了一个月"},
+                         {"content": "邻居家着火了，浓烟很大"}]}});
+    let r = generic_ok(&gw, "desk", &reg);
+    assert_eq!(
+        (r["action"].as_str(), r["flag"].as_str()),
+        (Some("continue"), Some("possible_emergency")),
+        "{r}"
+    );
+    assert!(
+        r["text"].as_str().is_some_and(
+            |t| t.starts_with("您反映的情况可能是紧急情况：如果危险正在发生，请立即拨打119。")
+        ),
+        "{r}"
+    );
+    let orders = numbers(&r);
+    assert_eq!(orders.len(), 2, "{r}");
+    let light = sim.wait_order(&orders[0]);
+    let fire = sim.wait_order(&orders[1]);
+    assert!(light["emergency_review"].is_null(), "{light}");
+    assert_eq!(fire["emergency_review"]["number"], "119", "{fire}");
+    assert_eq!(fire["emergency_review"]["by"], "rules", "{fire}");
+    assert!(fire["emergency_review"]["rule"].is_string(), "{fire}");
+    // A retry gets the same answer and makes no more orders.
+    assert_eq!(generic_ok(&gw, "desk", &reg), r);
+    // The whole text naming it: its order is made and marked.
+    let one = json!({"event": "call.registered", "call_id": "reg-em-2", "from": "13711113334",
+                     "to": "12345", "at": AT, "agent": "A017",
+                     "order": {"content": "市民反映：楼道里有人晕倒了，没有呼吸，同时反映楼道灯坏了"}});
+    let r = generic_ok(&gw, "desk", &one);
+    assert_eq!(
+        (r["action"].as_str(), r["flag"].as_str()),
+        (Some("continue"), Some("possible_emergency")),
+        "{r}"
+    );
+    let marked: Vec<Value> = numbers(&r).iter().map(|n| sim.wait_order(n)).collect();
+    assert!(
+        marked
+            .iter()
+            .any(|o| o["emergency_review"]["number"] == "120"),
+        "{marked:?}"
+    );
+    // Not one of them is a redirect on the callers' records.
+    for phone in ["13711113333", "13711113334"] {
+        let v = caller(&gw, phone);
+        assert!(v["redirects"].as_array().is_some_and(Vec::is_empty), "{v}");
+    }
+}
+
 /// A mobile presented with a trunk 0 (`013922223333`, how many PBXs show one from another
 /// city) is the same caller: a suspension of 13922223333 rejects it.
 #[test]

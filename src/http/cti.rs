@@ -357,12 +357,17 @@ fn to_call(d: &Decision, transfer: bool, ev: &CallEvent) -> CallDecision {
                 .into(),
             ),
         },
+        // A registered matter that names an emergency is an order for urgent review; the
+        // agent desk gets the flag, and the text begins with the number to dial.
         Outcome::Accepted { orders }
         | Outcome::Duplicate { orders }
         | Outcome::Attached { orders } => CallDecision::Continue {
             orders: orders.iter().map(|o| o.number.clone()).collect(),
             text: Some(d.message.clone()),
-            flag: None,
+            flag: orders
+                .iter()
+                .any(|o| o.suspected_emergency.is_some())
+                .then(|| "possible_emergency".into()),
         },
         Outcome::Informed => CallDecision::Continue {
             orders: Vec::new(),

@@ -305,6 +305,9 @@ struct Review {
     /// The emergency rule that fired, when the review replaces its redirect (see `doubted`);
     /// `None` when the second opinion suspected what the rules did not find.
     rule: Option<String>,
+    /// The rules' emergency, not doubted, in a matter an agent registered (`Policy`): only the
+    /// orders whose matter names it are marked.
+    sure: bool,
 }
 
 impl Review {
@@ -313,6 +316,22 @@ impl Review {
             number: s.number,
             score: s.score,
             rule: None,
+            sure: false,
+        }
+    }
+
+    /// The review of an emergency the rules found in `text` and the model does not doubt; its
+    /// score is the model's (`null` in the work order when the second opinion is off).
+    fn sure(rules: &RuleSet, text: &str, r: emergency::Redirect) -> Review {
+        let score = rules
+            .second_opinion
+            .as_ref()
+            .map_or(f64::NAN, |m| m.score(text).0);
+        Review {
+            number: r.number,
+            score,
+            rule: Some(r.rule),
+            sure: true,
         }
     }
 
@@ -355,6 +374,11 @@ pub struct Policy {
     /// Counts against the submitter's quota (art. 32). False for matters an agent registers
     /// during a call that was already counted when it rang.
     pub count_quota: bool,
+    /// An emergency the rules find becomes an order marked for urgent review, not a redirect.
+    /// For matters an agent registers: the agent, not a person in danger, is on the line (often
+    /// after the caller hung up), so a transfer would reach no one and the matters typed with
+    /// it would be lost (art. 13).
+    pub review_emergencies: bool,
 }
 
 impl Policy {
@@ -362,11 +386,13 @@ impl Policy {
     pub const WEBHOOK: Policy = Policy {
         sheddable: true,
         count_quota: true,
+        review_emergencies: false,
     };
     /// Agent-registered phone matters.
     pub const AGENT: Policy = Policy {
         sheddable: false,
         count_quota: false,
+        review_emergencies: true,
     };
 }
 
@@ -598,6 +624,13 @@ impl Pipeline {
                     Some(review) => {
                         doubted.get_or_insert(review);
                     }
+                    // Not doubted, but registered by an agent: an order for urgent review, and
+                    // the review names the emergency the rules are sure of (see `Policy`).
+                    None if policy.review_emergencies => {
+                        if doubted.as_ref().is_none_or(|d| !d.sure) {
+                            doubted = Some(Review::sure(&rules, text, r));
+                        }
+                    }
                     None => {
                         let who = sub.identity.to_string();
                         return Ok(self.redirect(
@@ -670,7 +703,11 @@ impl Pipeline {
         // A doubted redirect is still treated as an emergency until its order is made: never
         // counted, refused or shed.
         let overruled = doubted.is_some();
-        if let Some(rule) = doubted.as_ref().and_then(|d| d.rule.as_deref()) {
+        if let Some(rule) = doubted
+            .as_ref()
+            .filter(|d| !d.sure)
+            .and_then(|d| d.rule.as_deref())
+        {
             count_doubt(rule, sub.channel.as_str());
         }
 
@@ -977,6 +1014,7 @@ impl Pipeline {
             number: r.number.clone(),
             score,
             rule: Some(r.rule.clone()),
+            sure: false,
         })
     }
 
@@ -989,7 +1027,8 @@ impl Pipeline {
         rules: &RuleSet,
         suspicion: Option<&Review>,
     ) -> Result<Vec<NewOrder>, IntakeError> {
-        // Every order of the submission carries the review: it is one person's one message.
+        // Every order of the submission carries the review: it is one person's one message
+        // (save the agent's, see `each`).
         let review = suspicion.map(|s| OrderReview {
             by: s.by(),
             number: s.number.clone(),
@@ -997,6 +1036,12 @@ impl Pipeline {
             score: (s.score * 100.0).round() / 100.0,
         });
         let count = matters.len();
+        // An emergency an agent registered with other matters marks the matters that name it;
+        // all of them when none does on its own (it was named in the whole text only).
+        let each = suspicion.is_some_and(|s| s.sure)
+            && matters
+                .iter()
+                .any(|(m, _)| rules.emergency.check(m).is_some());
         let submission_id = uuid::Uuid::new_v4().simple().to_string();
         let identity = sub.identity.to_string();
         let received_at = self.local_time(sub.received_at);
@@ -1006,10 +1051,13 @@ impl Pipeline {
             .map(|(i, (content, explicit))| {
                 let category = explicit.unwrap_or_else(|| rules.category.classify(&content));
                 let guidance = rules.guidance.check(&content);
+                let review = review
+                    .as_ref()
+                    .filter(|_| !each || rules.emergency.check(&content).is_some());
                 let body = WorkOrderBody {
                     category: category.as_str(),
                     content: &content,
-                    emergency_review: review.as_ref(),
+                    emergency_review: review,
                     handling_hint: guidance.as_ref(),
                     item: work_order::Item {
                         count,
@@ -1028,7 +1076,7 @@ impl Pipeline {
                     channel: sub.channel.as_str(),
                     confidential: sub.confidential,
                     email: sub.contact.email.clone(),
-                    review: review.clone(),
+                    review: review.cloned(),
                 })
             })
             .collect()
