@@ -1456,6 +1456,143 @@ continue_twiml = "<Redirect>{IVR}</Redirect>"
     );
 }
 
+
+/// The ladder with long calls from 3 s, so the grace after a hang-up (never longer than that)
+/// is over within a test.
+fn quick_long_calls() -> String {
+    let ladder = LADDER.replace("long_call = \"10m\"", "long_call = \"3s\"");
+    assert_ne!(ladder, LADDER);
+    ladder
+}
+
+/// Waits until `phone` has `n` warnings; the caller view.
+fn wait_warnings(gw: &Gateway, phone: &str, n: usize) -> Value {
+    wait_until(&format!("{n} warning(s) for {phone}"), LONG, || {
+        let v = caller(gw, phone);
+        (v["warnings"].as_array().map(Vec::len) == Some(n)).then_some(v)
+    })
+}
+
+fn no_warnings(gw: &Gateway, phone: &str) {
+    let view = caller(gw, phone);
+    assert!(
+        view["warnings"].as_array().is_some_and(Vec::is_empty) && view["suspension"].is_null(),
+        "{phone}: {view}"
+    );
+}
+
+/// A call that named an emergency is no long-call offence (art. 32 is about occupying the
+/// line, not about a fire or a heart attack): a transferred call's platform duration includes
+/// the leg to 120, and a caller told to dial (doubted speech) stayed on for an agent. Both are
+/// judged at the same moment as an ordinary long call, which does count.
+#[test]
+fn a_long_call_that_named_an_emergency_is_no_offence() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let gw = Gateway::start(
+        dir.path(),
+        &sim.url,
+        &format!("{}{}", generic_profiles(), quick_long_calls()),
+    );
+    let (transferred, keyed, advised, idle) =
+        ("13988880001", "13988880002", "13988880003", "13988880004");
+    let a = generic_ok(
+        &gw,
+        "desk",
+        &speech("em-1", transferred, "我妈突然晕倒了没有呼吸"),
+    );
+    assert_eq!(
+        (a["action"].as_str(), a["number"].as_str()),
+        (Some("transfer"), Some("120")),
+        "{a}"
+    );
+    let k = json!({"event": "call.input", "call_id": "em-2", "from": keyed, "to": "12345",
+                   "at": AT, "digits": "110"});
+    assert_eq!(generic_ok(&gw, "desk", &k)["action"], "transfer");
+    let d = generic_ok(&gw, "desk", &speech("em-3", advised, DOUBTED));
+    assert_eq!(d["flag"], "possible_emergency", "{d}");
+    for (call, phone) in [
+        ("em-1", transferred),
+        ("em-2", keyed),
+        ("em-3", advised),
+        ("em-4", idle),
+    ] {
+        assert_eq!(
+            generic_ok(&gw, "desk", &ended(call, phone, 2400)),
+            json!({"action": "continue"})
+        );
+    }
+    // The ordinary long call, ended last, counts; by then the others have been judged.
+    let view = wait_warnings(&gw, idle, 1);
+    assert!(
+        view["warnings"][0]["evidence"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("40分钟"),
+        "{view}"
+    );
+    for phone in [transferred, keyed, advised] {
+        no_warnings(&gw, phone);
+    }
+    assert_no_raw_numbers(&gw, &[transferred, keyed, advised, idle]);
+}
+
+/// Twilio hotlines have no `call.registered`: agents register through a generic profile with
+/// the call's `CallSid`. That registration excuses the Twilio call's length.
+#[test]
+fn a_twilio_call_registered_through_the_generic_profile_is_no_offence() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let port = free_port();
+    let public = format!("http://127.0.0.1:{port}/v1/cti/tw");
+    let extra = format!(
+        r#"{}{}
+[channels.cti.tw]
+format = "twilio"
+auth_token = "{TWILIO_AUTH}"
+public_url = "{public}"
+continue_twiml = "<Redirect>{IVR}</Redirect>"
+"#,
+        generic_profiles(),
+        quick_long_calls()
+    );
+    let config = write_config(dir.path(), port, &sim.url, &extra);
+    let gw = Gateway::start_with(config, port);
+    let tw = Twilio { gw: &gw };
+    let (registered, idle) = ("13977770001", "13977770002");
+    for (n, phone) in [(71, registered), (72, idle)] {
+        tw.twiml(
+            "tw",
+            &public,
+            "",
+            twilio_params(&sid(n), &format!("+86{phone}"), "ringing", &[]),
+            json!([["redirect", {"url": IVR}]]),
+        );
+    }
+    let reg = json!({"event": "call.registered", "call_id": sid(71), "from": registered,
+                     "to": "12345", "agent": "A017",
+                     "order": {"content": "小区电梯长期故障，物业推诿不修"}});
+    let r = generic_ok(&gw, "desk", &reg);
+    assert_eq!(numbers(&r).len(), 1, "{r}");
+    for (n, phone) in [(71, registered), (72, idle)] {
+        let v = tw.call(
+            "tw",
+            &public,
+            "",
+            twilio_params(
+                &sid(n),
+                &format!("+86{phone}"),
+                "completed",
+                &[("CallDuration", "3600")],
+            ),
+            Value::Null,
+        );
+        assert_eq!(v["status"], 200, "{v}");
+    }
+    wait_warnings(&gw, idle, 1);
+    no_warnings(&gw, registered);
+}
+
 /// An agent's registration that names an emergency among its matters: every matter is an
 /// order (the agent, not a caller in danger, is on the line, often after the hang-up), the one
 /// naming the emergency marked for urgent review, and the desk is told (flag and text).
@@ -1513,6 +1650,23 @@ fn a_registration_naming_an_emergency_makes_every_order_and_marks_that_one() {
         let v = caller(&gw, phone);
         assert!(v["redirects"].as_array().is_some_and(Vec::is_empty), "{v}");
     }
+}
+
+/// Keys pressed are never doubted: 110 keyed in the step whose speech the second opinion
+/// doubts is transferred, not hidden behind the speech's advice.
+#[test]
+fn emergency_keys_are_transferred_even_with_doubted_speech() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let gw = Gateway::start(dir.path(), &sim.url, &generic_profiles());
+    let step = json!({"event": "call.input", "call_id": "dd-2", "from": "13655556666",
+                      "to": "12345", "at": AT, "speech": DOUBTED, "digits": "110"});
+    let a = generic_ok(&gw, "desk", &step);
+    assert_eq!(
+        (a["action"].as_str(), a["number"].as_str()),
+        (Some("transfer"), Some("110")),
+        "{a}"
+    );
 }
 
 /// A mobile presented with a trunk 0 (`013922223333`, how many PBXs show one from another

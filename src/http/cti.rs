@@ -83,8 +83,12 @@ async fn handle(
     } = &ev.kind
     {
         let rules = state.pipeline.rules();
-        let status = status_digits(d, &setup.status_prefix)
-            .filter(|_| emergency_hit(&rules, Some(d), speech.as_deref()).is_none());
+        let status = status_digits(d, &setup.status_prefix).filter(|_| {
+            matches!(
+                emergency_hits(&rules, Some(d), speech.as_deref()),
+                (None, None)
+            )
+        });
         if let Some(number) = status {
             let text = super::ops::status_sentence(&state, &number).await;
             let reply = setup.profile.render(&CallDecision::Continue {
@@ -161,18 +165,34 @@ async fn decide(
         },
         CallKind::Input { digits, speech } => {
             let rules = pipeline.rules();
-            match emergency_hit(&rules, digits.as_deref(), speech.as_deref()) {
-                // What the caller said, when the second opinion strongly doubts it (a question
-                // about last year's crash): told the number, kept on the line for an agent,
-                // rather than transferred away from 12345. Keys pressed are never doubted.
-                Some((text, r, true)) if pipeline.doubts(&rules, &text, &r, "cti").is_some() => {
+            let (said, keyed) = emergency_hits(&rules, digits.as_deref(), speech.as_deref());
+            // What the caller said, when the second opinion strongly doubts it (a question
+            // about last year's crash): told the number, kept on the line for an agent, rather
+            // than transferred away from 12345. Keys pressed are never doubted: 110 keyed in
+            // the same step as doubted speech is transferred.
+            let advised = said
+                .as_ref()
+                .filter(|(text, r)| pipeline.doubts(&rules, text, r, "cti").is_some())
+                .map(|(_, r)| r.clone());
+            let redirect = if advised.is_some() {
+                keyed
+            } else {
+                said.or(keyed)
+            };
+            // A call that named an emergency is never a long-call offence, whatever its
+            // length: a transferred call's duration includes the leg to 120.
+            if redirect.is_some() || advised.is_some() {
+                excuse_long_call(pipeline, &ev.call_id, t);
+            }
+            match (redirect, advised) {
+                (Some((text, r)), _) => {
+                    return Ok(pipeline.redirect(&who, "cti", &text, r, t, Some(key)));
+                }
+                (None, Some(r)) => {
                     tracing::info!(profile, caller = %mask(&caller), call = %ev.call_id, number = %r.number, rule = %r.rule, "Caller told the emergency number; the call goes on to an agent.");
                     Outcome::Advised { number: r.number }
                 }
-                Some((text, r, _)) => {
-                    return Ok(pipeline.redirect(&who, "cti", &text, r, t, Some(key)));
-                }
-                None => Outcome::Nothing,
+                (None, None) => Outcome::Nothing,
             }
         }
         CallKind::Registered { .. } => {
@@ -183,8 +203,10 @@ async fn decide(
             let d = pipeline.submit(sub, t, Policy::AGENT).await?;
             // Remember that this call produced a matter, so its end is not an offence. The
             // order is stored by now: a failure here must not answer 503 for it.
-            let matter = format!("cti:{profile}:{}:matter", ev.call_id);
-            if let Err(e) = store.remember(matter, Outcome::Nothing, t).await {
+            if let Err(e) = store
+                .remember(matter_key(&ev.call_id), Outcome::Nothing, t)
+                .await
+            {
                 unremembered(profile, ev, &caller, &e);
             }
             return Ok(d);
@@ -259,8 +281,36 @@ fn late_registration_grace(long_call: Duration) -> Duration {
     long_call.min(LATE_REGISTRATION_GRACE)
 }
 
+/// Where a call that carried a matter (an order registered for it) or an emergency (a step
+/// redirected, or advised to dial) is marked, so that its length is no offence.
+///
+/// Keyed by the call id alone, not by profile: agents of a Twilio or Zammad hotline register
+/// matters through a generic profile with the platform's call id (Twilio's `CallSid`), and
+/// that registration belongs to the call whichever profile reported its end. Call ids are the
+/// platforms' own (`CallSid` is globally unique; Zammad and PBX ids are unique on their
+/// platform): two platforms that happen to use the same id for two calls at once can only
+/// excuse a call that was not registered, which errs for the caller, the side a rule that
+/// guesses errs on. (The `cti-matter:` prefix keeps it apart from the steps' `cti:` keys.)
+fn matter_key(call_id: &str) -> String {
+    format!("cti-matter:{call_id}")
+}
+
+/// Marks the call as one that named an emergency (see [`matter_key`]), after the answer: the
+/// redirect itself is never held up by a store write.
+fn excuse_long_call(pipeline: &Pipeline, call_id: &str, t: i64) {
+    let store = pipeline.store().clone();
+    let key = matter_key(call_id);
+    let call = call_id.to_string();
+    pipeline.background().spawn(async move {
+        if let Err(e) = store.remember(key, Outcome::Nothing, t).await {
+            tracing::warn!(call = %call, error = %e, "An emergency call could not be marked; a long one may count as an offence.");
+        }
+    });
+}
+
 /// Counts a long call with no registered matter as an offence (art. 32), `grace` after it
-/// ended, unless a matter for the call was registered by then, on any node.
+/// ended, unless a matter for the call was registered by then, on any node (or it named an
+/// emergency: see [`matter_key`]).
 ///
 /// The wait is in memory, on the HTTP worker's runtime: a restart (or shutdown) within the
 /// grace forgets the pending judgement and the call is not counted. That errs for the caller,
@@ -276,8 +326,7 @@ async fn settle_long_call(
     grace: Duration,
 ) {
     tokio::time::sleep(grace).await;
-    let matter = format!("cti:{profile}:{call_id}:matter");
-    match pipeline.store().recall(matter).await {
+    match pipeline.store().recall(matter_key(&call_id)).await {
         Ok(Some(_)) => return,
         Ok(None) => {}
         Err(e) => {
@@ -307,23 +356,13 @@ fn unremembered(profile: &str, ev: &CallEvent, caller: &Option<Identity>, e: &St
     tracing::warn!(profile, caller = %mask(caller), call = %ev.call_id, event = ev.kind.tag(), error = %e, "Call step answered without its retry record (store unavailable).");
 }
 
-/// The emergency an IVR step names, speech first: (what matched, the redirect, whether it was
-/// spoken rather than keyed).
-fn emergency_hit(
-    rules: &RuleSet,
-    digits: Option<&str>,
-    speech: Option<&str>,
-) -> Option<(String, Redirect, bool)> {
-    speech
-        .and_then(|s| rules.emergency.check(s).map(|r| (s.to_string(), r, true)))
-        .or_else(|| {
-            digits.and_then(|d| {
-                rules
-                    .emergency
-                    .check_digits(d)
-                    .map(|r| (d.to_string(), r, false))
-            })
-        })
+/// The emergencies an IVR step names: (in the speech, in the keys), each as what matched and
+/// the redirect. Both are looked at: doubted speech must not hide keys (see `decide`).
+type Hit = Option<(String, Redirect)>;
+fn emergency_hits(rules: &RuleSet, digits: Option<&str>, speech: Option<&str>) -> (Hit, Hit) {
+    let said = speech.and_then(|s| rules.emergency.check(s).map(|r| (s.to_string(), r)));
+    let keyed = digits.and_then(|d| rules.emergency.check_digits(d).map(|r| (d.to_string(), r)));
+    (said, keyed)
 }
 
 fn mask(id: &Option<Identity>) -> String {
