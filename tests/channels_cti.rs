@@ -1699,6 +1699,61 @@ fn a_mobile_with_a_trunk_zero_is_the_same_caller() {
     }
 }
 
+/// A call the hotline rejected (a suspended caller) is no missed call to return: the hangup
+/// after the rejection is neither counted nor logged for call-back; a real missed call is.
+#[test]
+fn a_rejected_call_is_not_a_missed_call_for_call_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let gw = Gateway::start(dir.path(), &sim.url, &generic_profiles());
+    suspend(&gw, "13922220001", "多次恶意拨打");
+    let url = format!("{}/v1/cti/zm/{ZAMMAD_TOKEN}", gw.url);
+    let zam = |pairs: &[(&str, &str)]| -> Value {
+        let r = client().post(&url).form(pairs).send().expect("post");
+        assert_eq!(r.status().as_u16(), 200);
+        r.json().unwrap_or(Value::Null)
+    };
+    let call = |from: &str, id: &str| {
+        let started = zam(&[
+            ("event", "newCall"),
+            ("from", from),
+            ("to", "12345"),
+            ("direction", "in"),
+            ("callId", id),
+        ]);
+        zam(&[
+            ("event", "hangup"),
+            ("from", from),
+            ("to", "12345"),
+            ("direction", "in"),
+            ("callId", id),
+            ("cause", "busy"),
+        ]);
+        started
+    };
+    assert_eq!(
+        call("13922220001", "rj-1"),
+        json!({"action": "reject", "reason": "busy"})
+    );
+    assert_eq!(call("13922220002", "rj-2"), json!({}));
+    let metrics = gw.metrics();
+    assert!(
+        metrics.contains("hotline_missed_calls_total{profile=\"zm\"} 1\n"),
+        "only the real missed call counts: {}",
+        metrics
+            .lines()
+            .filter(|l| l.contains("missed"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert_eq!(
+        gw.logs()
+            .matches("Missed call recorded for call-back")
+            .count(),
+        1
+    );
+}
+
 /// An agent's abuse flag is answered with a reminder worded for it (no "submitted too often,
 /// try again in a minute"), and the suspension that follows names the offence, not the quota.
 #[test]

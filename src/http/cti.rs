@@ -217,10 +217,16 @@ async fn decide(
             ..
         } => {
             if !answered && citizen_calls {
-                // A missed call: kept for call-back in the metrics and log (masked).
-                metrics::counter!("hotline_missed_calls_total", "profile" => profile.to_string())
-                    .increment(1);
-                tracing::info!(profile, caller = %mask(&ev.caller), call = %ev.call_id, "Missed call recorded for call-back.");
+                if was_rejected(state, profile, ev, &caller, t).await {
+                    // The hotline rejected it (a suspended caller): the platform's hangup or
+                    // `busy`/`no-answer` after `<Reject>` is no call to return.
+                    tracing::debug!(profile, caller = %mask(&ev.caller), call = %ev.call_id, "Rejected call ended; not a missed call.");
+                } else {
+                    // A missed call: kept for call-back in the metrics and log (masked).
+                    metrics::counter!("hotline_missed_calls_total", "profile" => profile.to_string())
+                        .increment(1);
+                    tracing::info!(profile, caller = %mask(&ev.caller), call = %ev.call_id, "Missed call recorded for call-back.");
+                }
                 Outcome::Nothing
             } else if citizen_calls && *duration_s >= state.cfg.derived.long_call.as_secs() {
                 // Agents often save the call's matter after hanging up: whether the call had
@@ -306,6 +312,29 @@ fn excuse_long_call(pipeline: &Pipeline, call_id: &str, t: i64) {
             tracing::warn!(call = %call, error = %e, "An emergency call could not be marked; a long one may count as an offence.");
         }
     });
+}
+
+/// Whether the hotline rejected this call when it rang (a suspended caller): the answer
+/// remembered for its `Started` step, or, when none was kept, a suspension in force now.
+/// Only asked for calls nobody answered.
+async fn was_rejected(
+    state: &AppState,
+    profile: &str,
+    ev: &CallEvent,
+    caller: &Option<Identity>,
+    t: i64,
+) -> bool {
+    let started = format!("cti:{profile}:{}", ev.started_key());
+    match state.pipeline.recall(&started).await {
+        Ok(Some(o)) => matches!(o, Outcome::Suspended { .. }),
+        _ => caller.as_ref().is_some_and(|id| {
+            state
+                .pipeline
+                .ladder
+                .suspension(&id.to_string(), t)
+                .is_some()
+        }),
+    }
 }
 
 /// Counts a long call with no registered matter as an offence (art. 32), `grace` after it

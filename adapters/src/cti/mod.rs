@@ -194,6 +194,12 @@ pub struct CallEvent {
 pub const RECORDING_ONLY_CONTENT: &str = "电话留言（仅录音，请听取录音附件）";
 
 impl CallEvent {
+    /// The dedupe key of this call's `Started` step (unscoped, like [`CallEvent::dedupe_key`]):
+    /// where the answer to its ringing is remembered.
+    pub fn started_key(&self) -> String {
+        dedupe_key(&self.call_id, &CallKind::Started, None)
+    }
+
     /// The work order submission of a `Registered` event; `None` for every other kind.
     ///
     /// The identity is the caller's phone; a caller whose number is withheld gets
