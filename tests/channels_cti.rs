@@ -1456,7 +1456,6 @@ continue_twiml = "<Redirect>{IVR}</Redirect>"
     );
 }
 
-
 /// The ladder with long calls from 3 s, so the grace after a hang-up (never longer than that)
 /// is over within a test.
 fn quick_long_calls() -> String {
@@ -1789,6 +1788,91 @@ fn an_abuse_flag_is_reminded_and_suspended_in_its_own_words() {
         .unwrap_or_default()
         .to_string();
     assert!(reason.starts_with("扰乱热线秩序"), "{reason}");
+}
+
+/// A voicemail's transcription, which Twilio sends after the recording made the order, reaches
+/// that order at dispatch as a supplement with the caller's words; its retry adds nothing.
+#[test]
+fn a_late_voicemail_transcription_reaches_its_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let port = free_port();
+    let public = format!("http://127.0.0.1:{port}/v1/cti/tw");
+    let extra = format!(
+        r#"
+[channels.cti.tw]
+format = "twilio"
+auth_token = "{TWILIO_AUTH}"
+public_url = "{public}"
+continue_twiml = "<Redirect>{IVR}</Redirect>"
+"#
+    );
+    let config = write_config(dir.path(), port, &sim.url, &extra);
+    let gw = Gateway::start_with(config, port);
+    let tw = Twilio { gw: &gw };
+    let url = "https://api.twilio.com/2010-04-01/Accounts/AC0/Recordings/RE81";
+    let caller_no = "+8613912340081";
+    let action = tw.call(
+        "tw",
+        &public,
+        "step=voicemail",
+        twilio_params(
+            &sid(81),
+            caller_no,
+            "completed",
+            &[
+                ("RecordingUrl", url),
+                ("RecordingSid", "RE81"),
+                ("RecordingDuration", "20"),
+            ],
+        ),
+        Value::Null,
+    );
+    assert_eq!(action["status"], 200, "{action}");
+    let order = wait_until("the voicemail's order", LONG, || {
+        sim.lines().into_iter().find(is_order)
+    });
+    assert_eq!(
+        order["content"],
+        hotline_adapters::cti::RECORDING_ONLY_CONTENT,
+        "{order}"
+    );
+    // The transcribeCallback: Twilio's parameters for it (no CallStatus).
+    let transcription = json!({
+        "AccountSid": format!("AC{}", "0".repeat(32)),
+        "CallSid": sid(81),
+        "From": caller_no,
+        "To": "+8602212345",
+        "RecordingSid": "RE81",
+        "RecordingUrl": url,
+        "TranscriptionSid": "TR81",
+        "TranscriptionStatus": "completed",
+        "TranscriptionText": "我家楼下的下水道堵了",
+        "TranscriptionType": "fast",
+    });
+    for _ in 0..2 {
+        let v = tw.call(
+            "tw",
+            &public,
+            "step=transcribed",
+            transcription.clone(),
+            Value::Null,
+        );
+        assert_eq!(v["status"], 200, "{v}");
+    }
+    let contact = wait_until("the transcription at dispatch", LONG, || {
+        sim.lines().into_iter().find(is_contact)
+    });
+    assert_eq!(contact["contact_for"], order["number"], "{contact}");
+    assert_eq!(contact["kind"], "supplement", "{contact}");
+    assert_eq!(contact["content"], "我家楼下的下水道堵了", "{contact}");
+    assert_eq!(settled_deliveries(&gw, &sim).len(), 1, "one order");
+    let lines = sim.lines();
+    assert_eq!(
+        lines.iter().filter(|l| is_contact(l)).count(),
+        1,
+        "{lines:?}"
+    );
 }
 
 /// A platform clock gone wrong (`9999-12-31T23:59:59Z`, the year 1) does not refuse a call

@@ -105,7 +105,14 @@ async fn handle(
     // on a key of its own: a registered order's submission locks the dedupe key itself.
     let _guard = state.pipeline.lock_key(&format!("call:{key}")).await;
     let d = match state.pipeline.recall(&key).await {
-        Ok(Some(outcome)) => decision_of(&state, outcome),
+        Ok(Some(outcome)) => {
+            if let CallKind::Registered { order } = &ev.kind {
+                if order.transcription {
+                    late_transcription(&state, &name, &ev, &key, order, &outcome, t).await?;
+                }
+            }
+            decision_of(&state, outcome)
+        }
         _ => decide(&state, &name, &ev, key, t).await?,
     };
     metrics::counter!("hotline_cti_events_total", "profile" => name.clone(), "event" => ev.kind.tag())
@@ -335,6 +342,54 @@ async fn was_rejected(
                 .is_some()
         }),
     }
+}
+
+/// A voicemail's transcription that came after the recording made its order (Twilio sends
+/// the `<Record action>` first, the `transcribeCallback` when the words are ready): sent to
+/// that order as a supplement, so dispatch gets the caller's words, not only the placeholder.
+/// A retry of it queues nothing more (the contact's key follows the step's).
+async fn late_transcription(
+    state: &AppState,
+    profile: &str,
+    ev: &CallEvent,
+    key: &str,
+    order: &hotline_adapters::cti::RegisteredOrder,
+    outcome: &Outcome,
+    t: i64,
+) -> Result<(), ApiError> {
+    let (Outcome::Accepted { orders }
+    | Outcome::Duplicate { orders }
+    | Outcome::Attached { orders }) = outcome
+    else {
+        return Ok(());
+    };
+    let rules = state.pipeline.rules();
+    let emergency = rules.emergency.check(&order.content);
+    for o in orders {
+        let mut body = serde_json::json!({
+            "number": o.number,
+            "kind": "supplement",
+            "channel": "cti",
+            "channel_ref": ev.call_id,
+            "received_at": crate::messages::rfc3339(ev.at, state.cfg.derived.tz),
+            "content": order.content,
+        });
+        if let Some(url) = &order.recording_url {
+            body["attachments"] =
+                serde_json::json!([{"kind": "recording", "url": url, "media_id": ""}]);
+        }
+        // The caller has hung up: an emergency in the words can only be looked at by a person.
+        if let Some(r) = &emergency {
+            body["emergency_review"] =
+                serde_json::json!({"by": "rules", "number": r.number, "rule": r.rule});
+            tracing::warn!(profile, caller = %mask(&ev.caller), call = %ev.call_id, number = %r.number, rule = %r.rule, "A voicemail's transcription names an emergency; sent to its order for urgent review.");
+        }
+        state
+            .pipeline
+            .supplement(&o.number, &format!("{key}:transcription"), body, t)
+            .await?;
+    }
+    Ok(())
 }
 
 /// Counts a long call with no registered matter as an offence (art. 32), `grace` after it

@@ -935,6 +935,28 @@ impl Pipeline {
         Ok(Decision { outcome, message })
     }
 
+    /// Sends `body` to dispatch as a contact about order `number` (a `supplement`: what came
+    /// after the order was made, such as a voicemail's transcription), once per `key`: the
+    /// same step decided again queues nothing more.
+    pub async fn supplement(
+        &self,
+        number: &str,
+        key: &str,
+        body: serde_json::Value,
+        now: i64,
+    ) -> Result<(), IntakeError> {
+        self.store
+            .enqueue_contact(
+                number.to_string(),
+                contact_key(number, Some(key)),
+                body,
+                now,
+            )
+            .await?;
+        self.wake.notify_one();
+        Ok(())
+    }
+
     /// Remembers `outcome` under the dedupe key, if there is one, and answers with what stands
     /// under it: on several nodes, another may have decided the same push at the same moment
     /// and remembered its answer first. One push gets one answer.

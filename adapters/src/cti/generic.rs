@@ -286,6 +286,7 @@ fn parse_order(o: &Map<String, Value>) -> Result<RegisteredOrder, AdapterError> 
             500,
         )?,
         recording_url: check_url("order.recording_url", opt_str(o, "recording_url")?)?,
+        transcription: false,
     })
 }
 

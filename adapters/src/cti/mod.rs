@@ -105,6 +105,10 @@ pub struct RegisteredOrder {
     pub address: String,
     /// URL of the call recording, if the platform keeps one.
     pub recording_url: Option<String>,
+    /// `content` is a transcription of the recording that came on its own (Twilio's
+    /// `transcribeCallback`), usually after the recording's own request made the order: the
+    /// gateway then sends the words to that order as a supplement.
+    pub transcription: bool,
 }
 
 /// What happened on a call.
@@ -742,6 +746,7 @@ mod tests {
                     name: "张三".into(),
                     address: "和平路1号".into(),
                     recording_url: Some("https://rec.example.cn/c-1.wav".into()),
+                    transcription: false,
                 },
             },
             direction: CallDirection::Inbound,

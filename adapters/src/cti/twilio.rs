@@ -21,7 +21,8 @@
 //!    `<Record>`, i.e. voicemail, or a `transcribeCallback`): `Registered`, content =
 //!    `TranscriptionText` or
 //!    [`RECORDING_ONLY_CONTENT`], keyed by the recording, so both requests about one voicemail
-//!    make one order; with `RecordingStatus` (a recording status callback, which carries no
+//!    make one order (a transcription that comes after it is marked, for the gateway to send
+//!    its words to that order); with `RecordingStatus` (a recording status callback, which carries no
 //!    `CallStatus`): `Other("recording")`, so recording every call never turns every call into
 //!    an order.
 //! 2. `Digits` or `SpeechResult`: `Input`.
@@ -295,6 +296,8 @@ pub fn parse(
                 &get("TranscriptionText").unwrap_or_default(),
                 MAX_CONTENT,
             )?;
+            // A transcribeCallback (it names its transcription) with words in it.
+            let transcription = !text.is_empty() && get("TranscriptionSid").is_some();
             let content = if text.is_empty() {
                 RECORDING_ONLY_CONTENT.to_string()
             } else {
@@ -304,6 +307,7 @@ pub fn parse(
                 order: RegisteredOrder {
                     content,
                     recording_url: Some(url),
+                    transcription,
                     ..RegisteredOrder::default()
                 },
             }
@@ -349,7 +353,8 @@ pub fn parse(
         CallKind::Started | CallKind::Ended { .. } => None,
         // One voicemail, one key: the `<Record action>` request and a `transcribeCallback`
         // about the same recording differ in everything but the recording, and must not make
-        // two orders. (The first to arrive makes the order; dispatch has the recording.)
+        // two orders. (The first to arrive makes the order; a transcription arriving after it
+        // is sent to that order as a supplement, see `RegisteredOrder::transcription`.)
         CallKind::Registered { .. } => {
             let recording = get("RecordingSid")
                 .or_else(|| get("RecordingUrl"))
@@ -1195,6 +1200,13 @@ mod tests {
         ));
         assert!(matches!(action.kind, CallKind::Registered { .. }));
         assert_eq!(action.dedupe_key, transcript.dedupe_key);
+        // The transcription says it is one, so its words can follow an order made already.
+        let order = |ev: &CallEvent| match &ev.kind {
+            CallKind::Registered { order } => (order.content.clone(), order.transcription),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(order(&action), (RECORDING_ONLY_CONTENT.into(), false));
+        assert_eq!(order(&transcript), ("路灯坏了".into(), true));
     }
 
     #[test]
