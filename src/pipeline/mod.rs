@@ -616,6 +616,7 @@ impl Pipeline {
         sub: &Submission,
         now: i64,
         dedupe_key: &Option<String>,
+        policy: Policy,
     ) -> Result<Decision, Option<Review>> {
         let mut doubted: Option<Review> = None;
         for text in texts(sub) {
@@ -628,7 +629,7 @@ impl Pipeline {
                     // the review names the emergency the rules are sure of (see `Policy`).
                     None if policy.review_emergencies => {
                         if doubted.as_ref().is_none_or(|d| !d.sure) {
-                            doubted = Some(Review::sure(&rules, text, r));
+                            doubted = Some(Review::sure(rules, text, r));
                         }
                     }
                     None => {
@@ -656,7 +657,8 @@ impl Pipeline {
     /// is sent again, corrected.
     pub fn redirect_if_emergency(&self, sub: &Submission, now: i64) -> Option<Decision> {
         let rules = self.rules();
-        self.emergency(&rules, sub, now, &dedupe_key_of(sub)).ok()
+        self.emergency(&rules, sub, now, &dedupe_key_of(sub), Policy::WEBHOOK)
+            .ok()
     }
 
     /// Decides about one submission and makes the decision durable before returning.
@@ -676,7 +678,7 @@ impl Pipeline {
         // a person in danger (a WeChat push would otherwise get the bare `success` of its reply
         // budget), and an earlier answer under the same key cannot stand in for it (a page
         // that reuses its client_ref for a new text).
-        let doubted = match self.emergency(&rules, &sub, now, &dedupe_key) {
+        let doubted = match self.emergency(&rules, &sub, now, &dedupe_key, policy) {
             Ok(redirected) => return Ok(redirected),
             Err(doubted) => doubted,
         };
