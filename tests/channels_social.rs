@@ -1299,3 +1299,40 @@ fn pushes_over_the_high_water_mark_get_503_with_retry_after_and_emergencies_stil
     // Nothing of the shed pushes was stored.
     assert_eq!(depth(), Some(2.0));
 }
+
+#[test]
+fn weibo_a_positions_label_is_not_its_matter_and_a_later_place_is_no_repeat() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let extra = format!("{}\n[rules]\nattach_window = \"1s\"\n", accounts());
+    let gw = Gateway::start(dir.path(), &sim.url, &extra);
+    let fan = "9007199254741001";
+    let place = |lat: &str, lon: &str| {
+        wb_msg(
+            fan,
+            "position",
+            "发送了一个位置",
+            json!({"latitude": lat, "longitude": lon}),
+        )
+    };
+    let r = wb(&gw, json!({"message": place("39.982525", "116.308586")}));
+    let first = number_in(&wb_reply(&r, fan));
+    let all = wait_for_order(&sim, &first);
+    let order = the_order(&all, &first);
+    assert_eq!(order["content"], "", "the label is no matter: {order}");
+    assert_eq!(order["location"]["address"], "", "nor an address: {order}");
+    assert_eq!(order["location"]["lat"], 39.982525, "{order}");
+    // Past the attach window, another place is not "the same matter" because both carry the
+    // platform's label (it was: a repeat, and a contact for the first order).
+    let t0 = now();
+    wait_until("the attach window to pass", LONG, || {
+        (now() >= t0 + 2).then_some(())
+    });
+    let r = wb(&gw, json!({"message": place("39.990001", "116.320002")}));
+    let reply = wb_reply(&r, fan);
+    assert!(reply.contains("已受理，工单号"), "{reply}");
+    let second = number_in(&reply);
+    let all = wait_for_order(&sim, &second);
+    assert_eq!(the_order(&all, &second)["location"]["lat"], 39.990001);
+    assert!(contacts(&sim).is_empty(), "{:?}", contacts(&sim));
+}

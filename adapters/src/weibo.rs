@@ -31,6 +31,10 @@ pub const DEFAULT_WINDOW_S: i64 = 300;
 /// Largest push body parsed. Pushes are small JSON objects.
 pub const MAX_BODY: usize = 64 * 1024;
 
+/// Longest passive reply text, in characters: Weibo documents "fewer than 300 Chinese
+/// characters" (brief §2.3).
+pub const MAX_REPLY_CHARS: usize = 299;
+
 /// Timestamps at or above this are milliseconds (10^11 s is the year 5138; 10^11 ms is 1973).
 const MS_THRESHOLD: i64 = 100_000_000_000;
 
@@ -175,8 +179,8 @@ impl WeiboPush {
     }
 
     /// The channel-neutral submission; `None` for events, unknown types and empty messages.
-    /// Media become attachments with `media_id = tovfid` (the platform's label text is dropped),
-    /// a position becomes the location, its label the address.
+    /// Media become attachments with `media_id = tovfid` and a position the location; the
+    /// platform's label text of both is dropped.
     pub fn to_submission(&self, account_name: &str) -> Option<Submission> {
         let mut content = String::new();
         let mut attachments = Vec::new();
@@ -188,12 +192,13 @@ impl WeiboPush {
         };
         match &self.message {
             WeiboMessage::Text | WeiboMessage::Mention => content = clean_text(&self.text),
-            // The platform's label of the place is its address, as WeChat's `Label` is: a
-            // shared place with no other words then joins the fan's recent order instead of
-            // becoming an order of its own (see the pipeline's attachments).
+            // The text of a position is the platform's label (`发送了一个位置`, `我在这里:
+            // http://t.cn/…`), not the fan's words nor an address: like the label of a photo,
+            // it is dropped, and the place is its coordinates (plus a place name, should a
+            // label carry one). A shared place is then no text of its own: it joins the fan's
+            // recent order, or is an order of its own that no later place "repeats".
             WeiboMessage::Position { lat, lon } => {
-                content = clean_text(&self.text);
-                location.address = content.clone();
+                location.address = place_named(&self.text);
                 location.lat = *lat;
                 location.lon = *lon;
             }
@@ -222,6 +227,24 @@ impl WeiboPush {
         s.attachments = attachments;
         Some(s)
     }
+}
+
+/// The place name in a position's label, or `""`: the default labels and the `我在这里:` prefix
+/// are the platform's words, and the `t.cn` link only points at the coordinates.
+fn place_named(label: &str) -> String {
+    let t = clean_text(label);
+    if matches!(
+        t.as_str(),
+        "发送了一个位置" | "发了一个位置" | "分享了一个位置" | "分享位置" | "位置"
+    ) {
+        return String::new();
+    }
+    let rest = t.strip_prefix("我在这里").unwrap_or(&t);
+    rest.trim_start_matches([':', '：', ' ', '\u{3000}'])
+        .split_whitespace()
+        .filter(|w| !w.starts_with("http://") && !w.starts_with("https://"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The GET handshake: checks `sign(app_secret, timestamp, nonce)` and returns `echostr` exactly.
@@ -312,14 +335,24 @@ pub fn parse_push(acc: &WeiboAccount, inbound: &Inbound) -> Result<WeiboPush, Ad
 
 /// The passive reply: `""` (no reply) when `text` is `None` or blank; else
 /// `{"result":true,"sender_id":<our uid>,"receiver_id":<fan uid>,"type":"text","data":"<URL-encoded {"text":…}>"}`
-/// with the ids swapped from the push and written as exact JSON integers. Weibo caps text at
-/// fewer than 300 Chinese characters; keep acknowledgements short.
+/// with the ids swapped from the push and written as exact JSON integers. Weibo takes text of
+/// fewer than 300 Chinese characters ([`MAX_REPLY_CHARS`]): a longer text is cut there, ending
+/// in `…`, rather than refused or cut by the platform where nobody chose. Callers shorten
+/// their sentences first (the gateway lists many order numbers as a range); this is the net.
 pub fn render_reply(push: &WeiboPush, text: Option<&str>) -> String {
     let Some(text) = text.filter(|t| !t.trim().is_empty()) else {
         return String::new();
     };
+    let text = match text.char_indices().nth(MAX_REPLY_CHARS) {
+        Some(_) => {
+            let mut cut: String = text.chars().take(MAX_REPLY_CHARS - 1).collect();
+            cut.push('…');
+            cut
+        }
+        None => text.to_string(),
+    };
     let mut data = Map::new();
-    data.insert("text".into(), Value::String(text.to_string()));
+    data.insert("text".into(), Value::String(text));
     let data = encode_data(&Value::Object(data).to_string());
     // `data` is percent-encoded, so it contains only [A-Za-z0-9%._~-]: no JSON escaping needed.
     format!(
@@ -1038,11 +1071,11 @@ mod tests {
                 &pos,
                 Some(Submission {
                     location: Location {
-                        address: "我在这里".into(),
+                        address: String::new(),
                         lat: Some(39.9),
                         lon: Some(116.3),
                     },
-                    ..base("我在这里", &pos)?
+                    ..base("", &pos)?
                 }),
             ),
             (
@@ -1100,6 +1133,54 @@ mod tests {
         assert!(!data.contains('+') && !data.contains(' '), "{data}");
         let inner: Value = serde_json::from_str(&percent_decode_str(data).decode_utf8()?)?;
         assert_eq!(inner.get("text").and_then(Value::as_str), Some(tricky));
+        Ok(())
+    }
+
+    #[test]
+    fn a_reply_stays_under_the_documented_limit() -> TestResult {
+        let p = push(&body("text", "x", "{}"))?;
+        let text_of = |reply: &str| -> Result<String, Box<dyn std::error::Error>> {
+            let v: Value = serde_json::from_str(reply)?;
+            let data = v.get("data").and_then(Value::as_str).ok_or("no data")?;
+            let inner: Value = serde_json::from_str(&decode_data(data)?)?;
+            Ok(inner
+                .get("text")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string())
+        };
+        let fits = "受".repeat(MAX_REPLY_CHARS);
+        assert_eq!(text_of(&render_reply(&p, Some(&fits)))?, fits);
+        let long = "受".repeat(392);
+        let cut = text_of(&render_reply(&p, Some(&long)))?;
+        assert_eq!(cut.chars().count(), MAX_REPLY_CHARS, "{cut}");
+        assert!(cut.ends_with('…'), "{cut}");
+        Ok(())
+    }
+
+    #[test]
+    fn a_positions_label_is_neither_content_nor_address() -> TestResult {
+        for (label, place) in [
+            ("发送了一个位置", ""),
+            ("我在这里: http://t.cn/zQgLLYO", ""),
+            ("我在这里：http://t.cn/zQgLLYO", ""),
+            ("我在这里", ""),
+            ("", ""),
+            (
+                "我在这里: 北京市海淀区中关村大街1号 http://t.cn/zQgLLYO",
+                "北京市海淀区中关村大街1号",
+            ),
+        ] {
+            let p = push(&body(
+                "position",
+                label,
+                r#"{"longitude":"116.3","latitude":"39.9"}"#,
+            ))?;
+            let s = p.to_submission("city").ok_or("a submission")?;
+            assert_eq!(s.content, "", "{label}");
+            assert_eq!(s.location.address, place, "{label}");
+            assert_eq!((s.location.lat, s.location.lon), (Some(39.9), Some(116.3)));
+        }
         Ok(())
     }
 
