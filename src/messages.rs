@@ -95,7 +95,9 @@ pub fn for_outcome(o: &Outcome, tz: chrono_tz::Tz) -> String {
             let numbers: Vec<&str> = orders.iter().map(|o| o.number.as_str()).collect();
             format!("已将您发送的图片/位置补充到工单{}。", numbers.join("、"))
         }
-        Outcome::Informed => "您反映的事项不属于热线受理范围，请按提示途径办理。".into(),
+        Outcome::Informed { guidance } if !guidance.is_empty() => guidance.clone(),
+        // A record stored before the guidance was kept with it.
+        Outcome::Informed { .. } => "您反映的事项不属于热线受理范围，请按提示途径办理。".into(),
         Outcome::Nothing => String::new(),
     }
 }
@@ -152,6 +154,20 @@ mod tests {
             quota.contains("请1分钟后再试") && quota.contains("再重复提交2次"),
             "{quota}"
         );
+    }
+
+    #[test]
+    fn guidance_is_answered_from_the_outcome() {
+        let tz = chrono_tz::Asia::Shanghai;
+        let guidance = "您反映的事项依法应当通过诉讼途径解决，可拨打12348咨询法律援助。";
+        let o = Outcome::Informed {
+            guidance: guidance.into(),
+        };
+        assert_eq!(for_outcome(&o, tz), guidance);
+        let old = Outcome::Informed {
+            guidance: String::new(),
+        };
+        assert!(for_outcome(&old, tz).contains("不属于热线受理范围"));
     }
 
     #[test]

@@ -1336,3 +1336,32 @@ fn weibo_a_positions_label_is_not_its_matter_and_a_later_place_is_no_repeat() {
     assert_eq!(the_order(&all, &second)["location"]["lat"], 39.990001);
     assert!(contacts(&sim).is_empty(), "{:?}", contacts(&sim));
 }
+
+#[test]
+fn wechat_a_retry_of_a_guidance_answer_gets_the_guidance_again() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("rules")).unwrap();
+    let guidance = "您反映的事项依法应当通过诉讼途径解决，可拨打12348公共法律服务热线咨询。";
+    std::fs::write(
+        dir.path().join("rules/guidance.toml"),
+        format!(
+            "version = 1\n[[rule]]\nname = \"court\"\naction = \"inform\"\n\
+             tag = \"guidance:court\"\nmessage = \"{guidance}\"\nkeywords = [\"起诉\"]\n"
+        ),
+    )
+    .unwrap();
+    let extra = format!("{}\n[rules]\ndir = \"rules\"\n", accounts());
+    let gw = Gateway::start(dir.path(), "", &extra);
+    let openid = "oCourt_Zz4Xx8Cc2Vv6Bb0Nn5Mm9";
+    let first = wx_push(
+        &gw,
+        "safe",
+        &text(openid, "我想起诉我的邻居，怎么去法院立案"),
+    );
+    assert_eq!(reply_text(&first, openid, true), guidance);
+    // The platform's retry, here and after a restart (the record is all there is then), used
+    // to read "请按提示途径办理" with no hint to follow.
+    assert_eq!(reply_text(&wx_resend(&gw, &first), openid, true), guidance);
+    let gw = restart(gw);
+    assert_eq!(reply_text(&wx_resend(&gw, &first), openid, true), guidance);
+}

@@ -431,7 +431,13 @@ pub enum Outcome {
         reason: String,
     },
     /// Answered with guidance only; no order (art. 17(2), 17(6)).
-    Informed,
+    Informed {
+        /// The guidance the rule gave the person (where to turn instead), kept with the outcome
+        /// so that a platform's retry is answered as the first push was. Empty in records
+        /// written before 2026-12-07 (`{"status":"informed"}`), which still read back.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        guidance: String,
+    },
     /// A photo, recording or location sent shortly after a matter: added to that order.
     Attached {
         /// The order it was added to.
@@ -459,5 +465,48 @@ mod tests {
         assert_eq!(value("ip: 203.0.113.9 ").as_deref(), Some("ip:203.0.113.9"));
         assert_eq!(value("ip:garbage"), None);
         assert_eq!(value("ip:203.0.113.256"), None);
+    }
+
+    #[test]
+    fn guidance_is_kept_in_the_outcome_and_old_records_still_read() {
+        let o = Outcome::Informed {
+            guidance: "您反映的事项依法应当通过诉讼途径解决，可拨打12348咨询。".into(),
+        };
+        let text = serde_json::to_string(&o).unwrap_or_default();
+        assert_eq!(
+            serde_json::from_str::<Outcome>(&text).ok(),
+            Some(o),
+            "{text}"
+        );
+        // A record stored before the guidance was kept.
+        assert_eq!(
+            serde_json::from_str::<Outcome>(r#"{"status":"informed"}"#).ok(),
+            Some(Outcome::Informed {
+                guidance: String::new()
+            })
+        );
+        assert_eq!(
+            serde_json::to_string(&Outcome::Informed {
+                guidance: String::new()
+            })
+            .unwrap_or_default(),
+            r#"{"status":"informed"}"#
+        );
+    }
+
+    /// A node still running the release before (where `Informed` had no fields) reads what a
+    /// new node stored: a rolling upgrade shares one PostgreSQL database.
+    #[test]
+    fn a_node_of_the_release_before_reads_the_new_record() {
+        #[derive(Debug, Deserialize, PartialEq)]
+        #[serde(tag = "status", rename_all = "lowercase")]
+        enum Before {
+            Informed,
+        }
+        let text = r#"{"status":"informed","guidance":"请拨打12348。"}"#;
+        assert_eq!(
+            serde_json::from_str::<Before>(text).ok(),
+            Some(Before::Informed)
+        );
     }
 }

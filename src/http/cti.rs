@@ -492,7 +492,7 @@ fn to_call(d: &Decision, transfer: bool, ev: &CallEvent) -> CallDecision {
                 .any(|o| o.suspected_emergency.is_some())
                 .then(|| "possible_emergency".into()),
         },
-        Outcome::Informed => CallDecision::Continue {
+        Outcome::Informed { .. } => CallDecision::Continue {
             orders: Vec::new(),
             text: Some(d.message.clone()),
             flag: Some("outside_remit".into()),

@@ -126,7 +126,7 @@ fn render(d: Decision) -> HttpResponse {
             "suspended",
             json!({"until": until, "reason": reason}),
         ),
-        Outcome::Informed => (StatusCode::OK, "informed", json!({})),
+        Outcome::Informed { .. } => (StatusCode::OK, "informed", json!({})),
         Outcome::Nothing => (StatusCode::OK, "accepted", json!({"orders": []})),
     };
     body["status"] = json!(label);

@@ -894,16 +894,12 @@ impl Pipeline {
         };
         if let Some(g) = inform {
             metrics::counter!("hotline_informed_total", "rule" => g.rule.clone()).increment(1);
-            let d = self
-                .answer(dedupe_key.as_ref(), Outcome::Informed, now)
-                .await?;
-            return Ok(match d.outcome {
-                Outcome::Informed => Decision {
-                    outcome: Outcome::Informed,
-                    message: g.message,
-                },
-                _ => d,
-            });
+            // The guidance goes into the outcome, so a retry (or another node's answer to
+            // the same push) reads the same words.
+            let outcome = Outcome::Informed {
+                guidance: g.message,
+            };
+            return self.answer(dedupe_key.as_ref(), outcome, now).await;
         }
 
         // 6. Accept: one order per matter.
