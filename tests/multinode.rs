@@ -1566,3 +1566,64 @@ fn an_allow_list_entry_on_one_node_holds_on_every_node() {
     let (s, body) = a.submit(json!({"content": "楼道灯不亮", "phone": phone}));
     assert_eq!(s, 429, "over the quota again: {body}");
 }
+
+/// Status replies keep WeChat's deadline like intake replies do: a lock on the orders table (a
+/// long migration, a stalled transaction) used to hold a `查询` reply for as long as the lock
+/// (19.8 s in the review, against WeChat's 5 s), and the citizen saw "该公众号暂时无法提供服务".
+/// Now dispatch's status answers without the store, and what needs the store says to ask again.
+#[test]
+fn a_locked_orders_table_does_not_hold_up_a_status_reply() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let mut cluster = Cluster::new("status_locked", &sim.url);
+    cluster.extra = wechat_account();
+    let gw = cluster.node(dir.path(), 1);
+    let openid = "oLocked_7Uu1Ii5Oo9Pp3Aa8Ss2D";
+    let r = wx(
+        &gw,
+        json!({"message": text_message(openid, "小区门口路灯坏了一个星期")}),
+    );
+    let number = number_in(&reply_text(&r, openid));
+    sim.wait_order(&number);
+    let (db, pg) = (cluster.db.clone(), postgres());
+    let lock = pg.session(&db, "BEGIN; LOCK TABLE orders IN ACCESS EXCLUSIVE MODE;");
+    wait_until("psql holds the orders lock", LONG, || {
+        (locks_on(&db, "orders", true) > 0).then_some(())
+    });
+    // Dispatch knows the order: its status, with no wait for the store.
+    let r = wx(
+        &gw,
+        json!({"message": text_message(openid, &format!("查询 {number}"))}),
+    );
+    let status = reply_text(&r, openid);
+    assert!(
+        status.contains(&format!("工单{number}：")) && !status.contains("稍后"),
+        "dispatch's status: {status}"
+    );
+    // Only the store knows whether this one exists, and the menu's list is in the store: the
+    // reply says to ask again later, within the budget.
+    let r = wx(
+        &gw,
+        json!({"message": text_message(openid, "查询 2026010107999999")}),
+    );
+    let unknown = reply_text(&r, openid);
+    assert!(unknown.contains("稍后再查询"), "{unknown}");
+    let click = json!({"type": "event", "from": openid, "to": GH,
+                       "create_time": chrono::Utc::now().timestamp(),
+                       "event": "CLICK", "event_key": "ORDER_STATUS"});
+    let menu = reply_text(&wx(&gw, json!({"message": click})), openid);
+    assert!(menu.contains("稍后再查询"), "{menu}");
+    // All answered while the lock was still held.
+    assert!(
+        locks_on(&db, "orders", true) > 0,
+        "the lock was held throughout"
+    );
+    lock.finish("COMMIT;");
+    assert!(metric_sum(&gw.metrics(), "hotline_status_budget_exceeded_total") >= 2.0);
+    // Once the lock is gone, the store answers again.
+    let r = wx(
+        &gw,
+        json!({"message": text_message(openid, "查询 2026010107999999")}),
+    );
+    assert!(reply_text(&r, openid).contains("未查询到"));
+}

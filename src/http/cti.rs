@@ -90,7 +90,8 @@ async fn handle(
             )
         });
         if let Some(number) = status {
-            let text = super::ops::status_sentence(&state, &number).await;
+            let deadline = tokio::time::Instant::now() + super::social::REPLY_BUDGET;
+            let text = super::ops::status_sentence(&state, &number, deadline).await;
             let reply = setup.profile.render(&CallDecision::Continue {
                 orders: Vec::new(),
                 text: Some(text),

@@ -184,13 +184,28 @@ async fn dispatch_status(state: &AppState, number: &str) -> Option<serde_json::V
 pub const STATUS_TTL: std::time::Duration = std::time::Duration::from_secs(30);
 const STATUS_CACHE_CAP: usize = 10_000;
 
-/// The statuses of an identity's most recent orders, one sentence (WeChat menu, phone).
-pub async fn recent_status_sentence(state: &AppState, identity: &str, now: i64) -> String {
+/// The statuses of an identity's most recent orders, one sentence (WeChat menu), by
+/// `deadline` like [`status_sentence`].
+pub async fn recent_status_sentence(
+    state: &AppState,
+    identity: &str,
+    now: i64,
+    deadline: tokio::time::Instant,
+) -> String {
     let recent = state
         .store
-        .recent_orders_of(identity.to_string(), now - 90 * 24 * 3600)
-        .await
-        .unwrap_or_default();
+        .recent_orders_of(identity.to_string(), now - 90 * 24 * 3600);
+    let recent = match tokio::time::timeout_at(deadline, recent).await {
+        Ok(Ok(recent)) => recent,
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "A follower's recent orders could not be read for the status menu.");
+            return LATER_ALL.into();
+        }
+        Err(_) => {
+            status_late("menu");
+            return LATER_ALL.into();
+        }
+    };
     if recent.is_empty() {
         return "您近期没有提交过诉求。如需查询，请发送“查询 工单号”。".into();
     }
@@ -200,36 +215,98 @@ pub async fn recent_status_sentence(state: &AppState, identity: &str, now: i64) 
         recent
             .iter()
             .take(3)
-            .map(|o| status_sentence(state, &o.number)),
+            .map(|o| status_sentence(state, &o.number, deadline)),
     )
     .await;
     parts.join("\n")
 }
 
-/// A one-sentence status for WeChat, Weibo and the phone (`查询 <number>`).
-pub async fn status_sentence(state: &AppState, number: &str) -> String {
-    let local = state
-        .store
-        .order_state(number.to_string())
-        .await
-        .ok()
-        .flatten();
-    if let Some(r) = dispatch_status(state, number).await {
-        let status = r["status"].as_str().unwrap_or("处理中");
-        let unit = r["unit"].as_str().unwrap_or("");
-        return format!(
-            "工单{number}：{status}{}",
-            if unit.is_empty() {
-                String::new()
-            } else {
-                format!("，承办单位：{unit}")
+/// The answer when a follower's orders cannot be read in time.
+const LATER_ALL: &str = "暂时无法查询您的工单，请稍后再查询。";
+
+/// Counts and logs a status reply that ran out of its time (`what`: `number` or `menu`).
+fn status_late(what: &'static str) {
+    metrics::counter!("hotline_status_budget_exceeded_total", "query" => what).increment(1);
+    tracing::warn!(
+        query = what,
+        "A status reply ran out of its reply budget; answered with what was known."
+    );
+}
+
+/// A one-sentence status for WeChat, Weibo and the phone (`查询 <number>`), ready by
+/// `deadline`: the platforms show their own error for a reply later than theirs (WeChat 5 s),
+/// and the store may be slow (a locked table on PostgreSQL, a pool waiting for a connection)
+/// or dispatch may be. Both are asked together, dispatch first: its answer is the status, and
+/// a status it has cached needs no store read at all; the store's answer says whether the
+/// gateway has the order, for when dispatch has none. At the deadline the reply is what is
+/// known by then: the gateway's own record, else a sentence asking to try again later.
+pub async fn status_sentence(
+    state: &AppState,
+    number: &str,
+    deadline: tokio::time::Instant,
+) -> String {
+    let remote = dispatch_status(state, number);
+    let local = state.store.order_state(number.to_string());
+    tokio::pin!(remote, local);
+    let mut remote_done = false;
+    let mut known: Option<LocalAnswer> = None;
+    loop {
+        tokio::select! {
+            biased;
+            r = &mut remote, if !remote_done => {
+                if let Some(r) = r {
+                    return remote_sentence(number, &r);
+                }
+                remote_done = true;
+                if let Some(l) = known.take() {
+                    return local_sentence(number, l);
+                }
             }
-        );
+            l = &mut local, if known.is_none() => {
+                if remote_done {
+                    return local_sentence(number, l);
+                }
+                known = Some(l);
+            }
+            () = tokio::time::sleep_until(deadline) => {
+                status_late("number");
+                return match known {
+                    Some(Ok(Some(l))) => local_sentence(number, Ok(Some(l))),
+                    _ => format!("工单{number}的办理进度暂时无法查询，请稍后再查询。"),
+                };
+            }
+        }
     }
-    match local {
-        Some(l) if l.delivery == "delivered" => format!("工单{number}已转交办理，请耐心等待。"),
-        Some(_) => format!("工单{number}已受理，正在转交办理。"),
-        None => format!("未查询到工单{number}，请核对工单号。"),
+}
+
+/// What the store said about an order.
+type LocalAnswer = Result<Option<crate::store::OrderState>, crate::store::StoreError>;
+
+/// The status sentence from dispatch's answer.
+fn remote_sentence(number: &str, r: &serde_json::Value) -> String {
+    let status = r["status"].as_str().unwrap_or("处理中");
+    let unit = r["unit"].as_str().unwrap_or("");
+    format!(
+        "工单{number}：{status}{}",
+        if unit.is_empty() {
+            String::new()
+        } else {
+            format!("，承办单位：{unit}")
+        }
+    )
+}
+
+/// The status sentence from the gateway's own record, when dispatch has none. A store that
+/// could not be read does not say "no such order": the number may well be right.
+fn local_sentence(number: &str, l: LocalAnswer) -> String {
+    match l {
+        Ok(Some(l)) if l.delivery == "delivered" => format!("工单{number}已转交办理，请耐心等待。"),
+        Ok(Some(_)) => format!("工单{number}已受理，正在转交办理。"),
+        Ok(None) => format!("未查询到工单{number}，请核对工单号。"),
+        Err(e) => {
+            tracing::warn!(error = %e, "An order's status could not be read from the store.");
+            format!("工单{number}的办理进度暂时无法查询，请稍后再查询。")
+        }
     }
 }
 

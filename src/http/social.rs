@@ -57,6 +57,7 @@ pub async fn wechat_push(
     let inbound = read_inbound(&req, payload, &state).await?;
     let t = inbound.now;
     let push = wechat::parse_push(&setup.account, &inbound)?;
+    let deadline = tokio::time::Instant::now() + REPLY_BUDGET;
     // A text asking for an order's status (and naming no emergency) is answered with it.
     let asked = match &push.message {
         Message::Text { content, .. } => status_query(&state, content),
@@ -69,7 +70,7 @@ pub async fn wechat_push(
                 if ev.key.as_deref() == Some(setup.status_menu_key.as_str()) =>
             {
                 let who = format!("wechat:{}", push.from_user);
-                Some(super::ops::recent_status_sentence(&state, &who, t).await)
+                Some(super::ops::recent_status_sentence(&state, &who, t, deadline).await)
             }
             _ => None,
         },
@@ -85,7 +86,7 @@ pub async fn wechat_push(
         }
         Message::Text { .. } if asked.is_some() => {
             let number = asked.unwrap_or_default();
-            Some(super::ops::status_sentence(&state, &number).await)
+            Some(super::ops::status_sentence(&state, &number, deadline).await)
         }
         _ => match push.to_submission(&name) {
             Some(sub) => {
@@ -140,8 +141,9 @@ pub async fn weibo_push(
     let inbound = read_inbound(&req, payload, &state).await?;
     let t = inbound.now;
     let push = weibo::parse_push(acc, &inbound)?;
+    let deadline = tokio::time::Instant::now() + REPLY_BUDGET;
     let text = match status_query(&state, &push.text) {
-        Some(number) => Some(super::ops::status_sentence(&state, &number).await),
+        Some(number) => Some(super::ops::status_sentence(&state, &number, deadline).await),
         None => match push.to_submission(&name) {
             Some(sub) => {
                 let key = format!("weibo:{name}:{}", push.dedupe_key());
