@@ -1365,3 +1365,142 @@ fn wechat_a_retry_of_a_guidance_answer_gets_the_guidance_again() {
     let gw = restart(gw);
     assert_eq!(reply_text(&wx_resend(&gw, &first), openid, true), guidance);
 }
+
+/// The order number in full-width digits, as a Chinese input method in full-width mode types it.
+fn full_width(number: &str) -> String {
+    number
+        .chars()
+        .map(|c| char::from_u32(c as u32 + 0xFEE0).unwrap())
+        .collect()
+}
+
+/// The number read out in groups of four (`2026 1207 0769 8881`).
+fn in_groups(number: &str, sep: &str) -> String {
+    number
+        .as_bytes()
+        .chunks(4)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect::<Vec<_>>()
+        .join(sep)
+}
+
+/// A status answer for `number`: names it, and is neither an acknowledgement nor a refusal.
+fn assert_status_of(content: &str, number: &str) {
+    assert!(content.contains(number), "{content}");
+    for not in ["已受理，工单号", "已在办理中", "频繁", "暂停", "未查询到"] {
+        assert!(!content.contains(not), "{not}: {content}");
+    }
+}
+
+#[test]
+fn status_queries_in_the_forms_citizens_type_or_say_make_no_order_and_are_not_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let extra = format!("{}\n[nuisance]\nquota = 2\nper = \"1h\"\n", accounts());
+    let gw = Gateway::start(dir.path(), &sim.url, &extra);
+    let openid = "oForms_Qq2Ww6Ee0Rr4Tt8Yy3Uu7";
+    let r = wx_push(&gw, "plain", &text(openid, "我们小区停水两天了"));
+    let number = number_in(&reply_text(&r, openid, false));
+    wait_for_order(&sim, &number);
+    // Each used to be a made-up order, then repeats, a reminder and a suspension (quota 2).
+    for query in [
+        format!("查询 {}", full_width(&number)),
+        format!("查询：{}", full_width(&number)),
+        format!("查询 {}", in_groups(&number, " ")),
+        format!("查询 {}", in_groups(&number, "-")),
+        format!("查询工单号：{number}"),
+        format!("工单查询 {number}"),
+        format!("您好，请帮我查一下工单{number}的进度，谢谢！"),
+    ] {
+        let r = wx_push(&gw, "plain", &text(openid, &query));
+        assert_status_of(&reply_text(&r, openid, false), &number);
+    }
+    // A voice note: speech recognition writes the query with a full stop.
+    let voice = json!({"type": "voice", "from": openid, "to": GH, "create_time": now(),
+                       "msg_id": msg_id(),
+                       "fields": {"MediaId": "voice-query-1", "Format": "amr",
+                                  "Recognition": format!("查询{number}。")}});
+    let r = wx_push(&gw, "safe", &voice);
+    assert_status_of(&reply_text(&r, openid, true), &number);
+    // Weibo too.
+    let fan = "9007199254740997";
+    let r = wb(
+        &gw,
+        json!({"message": wb_msg(fan, "text", "小区门口的井盖丢了", json!({}))}),
+    );
+    let fans = number_in(&wb_reply(&r, fan));
+    wait_for_order(&sim, &fans);
+    for query in [
+        format!("查询 {}", full_width(&fans)),
+        format!("工单查询：{}", in_groups(&fans, " ")),
+    ] {
+        let r = wb(
+            &gw,
+            json!({"message": wb_msg(fan, "text", &query, json!({}))}),
+        );
+        assert_status_of(&wb_reply(&r, fan), &fans);
+    }
+    // None was counted: the second matter is still within the quota of two.
+    let r = wx_push(&gw, "plain", &text(openid, "楼道里堆满杂物，有火灾隐患"));
+    let second = reply_text(&r, openid, false);
+    assert!(second.contains("已受理，工单号"), "{second}");
+    let second = number_in(&second);
+    let all = wait_for_order(&sim, &second);
+    assert_eq!(all.len(), 3, "the queries made no order: {all:?}");
+    assert!(contacts(&sim).is_empty(), "nor a repeat contact");
+    assert_not_logged(&gw, &[openid, fan]);
+}
+
+#[test]
+fn a_status_query_with_another_matter_answers_the_status_and_takes_the_matter() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let gw = Gateway::start(dir.path(), &sim.url, &accounts());
+    let openid = "oMore_Aa3Ss7Dd1Ff5Gg9Hh4Jj8K";
+    let r = wx_push(&gw, "plain", &text(openid, "我们小区停水两天了"));
+    let number = number_in(&reply_text(&r, openid, false));
+    wait_for_order(&sim, &number);
+    // The new matter used to be dropped without a word: no order, no record.
+    let both = format!(
+        "查询 {number}，另外反映一下：我们小区3号楼的路灯坏了一个星期了，晚上很黑，请尽快派人修理"
+    );
+    let r = wx_push(&gw, "plain", &text(openid, &both));
+    let reply = reply_text(&r, openid, false);
+    let (status, ack) = reply.split_once('\n').unwrap_or((&reply, ""));
+    assert_status_of(status, &number);
+    let new = number_in(
+        ack.split_once("已受理，工单号：")
+            .unwrap_or_else(|| panic!("an acknowledgement: {reply}"))
+            .1,
+    );
+    assert_ne!(new, number);
+    let all = wait_for_order(&sim, &new);
+    assert_eq!(
+        the_order(&all, &new)["content"],
+        "另外反映一下：我们小区3号楼的路灯坏了一个星期了，晚上很黑，请尽快派人修理"
+    );
+    // Courtesy after the number is no matter.
+    let r = wx_push(
+        &gw,
+        "plain",
+        &text(openid, &format!("查询 {number}，谢谢！")),
+    );
+    assert_status_of(&reply_text(&r, openid, false), &number);
+    // Weibo alike.
+    let fan = "9007199254740999";
+    let both = format!("查询 {number} 还有，楼下餐馆的油烟太大了，熏得没法开窗");
+    let r = wb(
+        &gw,
+        json!({"message": wb_msg(fan, "text", &both, json!({}))}),
+    );
+    let reply = wb_reply(&r, fan);
+    let (status, ack) = reply.split_once('\n').unwrap_or((&reply, ""));
+    assert!(status.contains(&number), "{reply}");
+    let fans = number_in(ack);
+    let all = wait_for_order(&sim, &fans);
+    assert_eq!(
+        the_order(&all, &fans)["content"],
+        "还有，楼下餐馆的油烟太大了，熏得没法开窗"
+    );
+    assert_eq!(all.len(), 3, "the query itself made no order: {all:?}");
+}

@@ -28,6 +28,7 @@ pub mod cti;
 pub mod error;
 pub mod mask;
 pub mod model;
+pub mod query;
 pub mod text;
 pub mod web;
 pub mod wechat;

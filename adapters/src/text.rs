@@ -72,7 +72,7 @@ pub fn normalize_phone(raw: &str) -> Option<String> {
 
 /// Chinese input methods type full-width digits, `＋`, `－` and brackets (`（０５７１）`); the
 /// Halfwidth and Fullwidth Forms block mirrors ASCII `!`..`~` at a fixed offset.
-fn fold_full_width(c: char) -> char {
+pub(crate) fn fold_full_width(c: char) -> char {
     match c {
         '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
         _ => c,

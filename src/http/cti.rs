@@ -513,8 +513,9 @@ fn status_digits(digits: &str, prefix: &str) -> Option<String> {
         return None;
     }
     let rest = digits.trim().strip_prefix(prefix)?.trim_end_matches('#');
-    (rest.len() >= 12 && rest.len() <= 24 && rest.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| rest.to_string())
+    (hotline_adapters::query::ORDER_NUMBER_DIGITS.contains(&rest.len())
+        && rest.bytes().all(|b| b.is_ascii_digit()))
+    .then(|| rest.to_string())
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use super::{inbound, now, read_inbound, AppState};
 use crate::pipeline::{Decision, Policy};
 use actix_web::web::{Data, Path, Payload};
 use actix_web::{HttpRequest, HttpResponse};
+use hotline_adapters::query::StatusQuery;
 use hotline_adapters::wechat::{self, EventKind, Message, WechatAccount};
 use hotline_adapters::weibo;
 use hotline_adapters::{Outcome, Submission};
@@ -58,9 +59,14 @@ pub async fn wechat_push(
     let t = inbound.now;
     let push = wechat::parse_push(&setup.account, &inbound)?;
     let deadline = tokio::time::Instant::now() + REPLY_BUDGET;
-    // A text asking for an order's status (and naming no emergency) is answered with it.
+    // A text or a voice note asking for an order's status (and naming no emergency) is
+    // answered with it; speech recognition writes what was said, as a text would.
     let asked = match &push.message {
         Message::Text { content, .. } => status_query(&state, content),
+        Message::Voice {
+            recognition: Some(said),
+            ..
+        } => status_query(&state, said),
         _ => None,
     };
     let text: Option<String> = match &push.message {
@@ -79,22 +85,19 @@ pub async fn wechat_push(
             // The metric's label is bounded (whoever signs pushes could otherwise add series);
             // the log line has the type as sent, escaped.
             let kind: String = msg_type.chars().take(32).collect();
-            metrics::counter!("hotline_wechat_unknown_messages_total", "type" => unknown_type_label(msg_type))
+            let label = unknown_type_label(msg_type);
+            metrics::counter!("hotline_wechat_unknown_messages_total", "type" => label)
                 .increment(1);
             tracing::info!(account = %name, msg_type = ?kind, "Unknown WeChat message type recorded.");
             None
         }
-        Message::Text { .. } if asked.is_some() => {
-            let number = asked.unwrap_or_default();
-            Some(super::ops::status_sentence(&state, &number, deadline).await)
+        _ => {
+            let key = format!("wechat:{name}:{}", push.dedupe_key());
+            let sub = push.to_submission(&name);
+            answer(&state, asked, sub, key, t, deadline)
+                .await?
+                .map(|(status, d)| joined(status, d.map(|d| d.message)))
         }
-        _ => match push.to_submission(&name) {
-            Some(sub) => {
-                let key = format!("wechat:{name}:{}", push.dedupe_key());
-                reply_text(&state, sub, key, t).await?
-            }
-            None => None,
-        },
     };
     let mut random16 = [0u8; 16];
     rand::thread_rng().fill(&mut random16);
@@ -142,16 +145,17 @@ pub async fn weibo_push(
     let t = inbound.now;
     let push = weibo::parse_push(acc, &inbound)?;
     let deadline = tokio::time::Instant::now() + REPLY_BUDGET;
-    let text = match status_query(&state, &push.text) {
-        Some(number) => Some(super::ops::status_sentence(&state, &number, deadline).await),
-        None => match push.to_submission(&name) {
-            Some(sub) => {
-                let key = format!("weibo:{name}:{}", push.dedupe_key());
-                reply_text(&state, sub, key, t).await?
-            }
-            None => None,
-        },
+    let asked = match push.message {
+        weibo::WeiboMessage::Text | weibo::WeiboMessage::Mention => {
+            status_query(&state, &push.text)
+        }
+        _ => None,
     };
+    let key = format!("weibo:{name}:{}", push.dedupe_key());
+    let sub = push.to_submission(&name);
+    let text = answer(&state, asked, sub, key, t, deadline)
+        .await?
+        .map(|(status, d)| joined(status, d.map(|d| d.message)));
     let reply = weibo::render_reply(&push, text.as_deref().filter(|t| !t.is_empty()));
     Ok(HttpResponse::Ok()
         .content_type("application/json; charset=utf-8")
@@ -186,15 +190,64 @@ fn unknown_type_label(msg_type: &str) -> &'static str {
         .unwrap_or("other")
 }
 
-/// The reply text for a push's submission, keyed for the platform's retries.
+/// What a push is answered: a status (when it asks for one) and the decision on its matter
+/// (when it has one). A query for the number alone is only answered; a query followed by more
+/// (`查询 2026…，另外反映一下：路灯坏了`) is answered, and what follows the number is taken as a
+/// submission (art. 13: no matter is lost). The words before it are the query, not a matter:
+/// taken whole, the text made an order of `查询 2026…` too when it split at `另外反映`. Both are
+/// asked at once, within the reply budget. `None`: nothing to say.
+async fn answer(
+    state: &Data<AppState>,
+    asked: Option<StatusQuery>,
+    mut sub: Option<Submission>,
+    dedupe_key: String,
+    t: i64,
+    deadline: tokio::time::Instant,
+) -> Result<Option<(Option<String>, Option<Decision>)>, ApiError> {
+    if let (Some(q), Some(sub)) = (&asked, sub.as_mut()) {
+        sub.content = hotline_adapters::text::clean_text(&q.rest);
+    }
+    let intake = async {
+        match sub {
+            Some(sub) => reply_text(state, sub, dedupe_key, t).await,
+            None => Ok(None),
+        }
+    };
+    Ok(match asked {
+        Some(q) if q.only => Some((
+            Some(super::ops::status_sentence(state, &q.number, deadline).await),
+            None,
+        )),
+        Some(q) => {
+            let (status, d) = tokio::join!(
+                super::ops::status_sentence(state, &q.number, deadline),
+                intake
+            );
+            Some((Some(status), d?))
+        }
+        None => intake.await?.map(|d| (None, Some(d))),
+    })
+}
+
+/// One reply of a status and an answer, the status first (it was asked first).
+fn joined(status: Option<String>, answer: Option<String>) -> String {
+    match (status, answer) {
+        (Some(s), Some(a)) if !a.is_empty() => format!("{s}\n{a}"),
+        (Some(s), _) => s,
+        (None, a) => a.unwrap_or_default(),
+    }
+}
+
+/// The decision on a push's submission, keyed for the platform's retries; `None` past the
+/// budget or when there is nothing to say.
 async fn reply_text(
     state: &Data<AppState>,
     mut sub: Submission,
     dedupe_key: String,
     t: i64,
-) -> Result<Option<String>, ApiError> {
+) -> Result<Option<Decision>, ApiError> {
     sub.dedupe_key = Some(dedupe_key);
-    Ok(run_within_budget(state, sub, t).await?.map(|d| d.message))
+    run_within_budget(state, sub, t).await
 }
 
 /// Runs the pipeline in its own task; `None` when it did not finish within the budget. The
@@ -246,29 +299,19 @@ async fn run_within_budget(
     }
 }
 
-/// `查询 2026112901000123` (or `查询：…`) asks for an order's status instead of making an order,
-/// unless the message also names an emergency (查询 2026… 我家着火了): that goes to the pipeline,
-/// whose first step is the emergency check (art. 17).
-fn status_query(state: &AppState, text: &str) -> Option<String> {
-    let number = order_number_asked(text)?;
+/// A status query (`查询 2026112901000123` and the other forms of
+/// [`hotline_adapters::query::status_query`]), unless the message also names an emergency
+/// (查询 2026… 我家着火了): that goes to the pipeline alone, whose first step is the emergency
+/// check (art. 17), and the reply is the number to dial.
+fn status_query(state: &AppState, text: &str) -> Option<StatusQuery> {
+    let q = hotline_adapters::query::status_query(text)?;
     state
         .pipeline
         .rules()
         .emergency
         .check(text)
         .is_none()
-        .then_some(number)
-}
-
-/// The order number of a `查询 …` message, whatever follows it.
-fn order_number_asked(text: &str) -> Option<String> {
-    let rest = text.trim().strip_prefix("查询")?;
-    let digits: String = rest
-        .trim_start_matches([' ', ':', '：', '\u{3000}'])
-        .chars()
-        .take_while(|c| c.is_ascii_digit())
-        .collect();
-    (digits.len() >= 12 && digits.len() <= 24).then_some(digits)
+        .then_some(q)
 }
 
 #[cfg(test)]
@@ -291,15 +334,6 @@ mod tests {
         assert_eq!(wechat.mask_in("1234567890123456"), "1234567890123456");
     }
 
-    #[test]
-    fn a_status_query_is_the_number_after_the_word() {
-        assert_eq!(
-            super::order_number_asked("查询：2026112901000123").as_deref(),
-            Some("2026112901000123")
-        );
-        assert_eq!(super::order_number_asked("查询 12345"), None);
-        assert_eq!(super::order_number_asked("我要查询 2026112901000123"), None);
-    }
     #[test]
     fn unknown_wechat_types_have_a_bounded_label() {
         assert_eq!(
