@@ -32,13 +32,48 @@ pub const EMERGENCY_NUMBERS: &str = "如遇紧急情况，请直接拨打110、1
 
 /// The sentence that goes with an outcome.
 pub fn for_outcome(o: &Outcome, tz: chrono_tz::Tz) -> String {
+    render(o, tz, false)
+}
+
+/// The sentence for `o` in at most `max_chars` characters where it can be: a channel with a
+/// short limit (Weibo: fewer than 300) gets many order numbers as a range (`A至B，共20件`)
+/// instead of each of them. Other sentences are as [`for_outcome`] writes them.
+pub fn for_outcome_within(o: &Outcome, tz: chrono_tz::Tz, max_chars: usize) -> String {
+    let full = render(o, tz, false);
+    if full.chars().count() <= max_chars {
+        return full;
+    }
+    render(o, tz, true)
+}
+
+/// The order numbers of an answer: each of them, or (`compact`) for three or more the first
+/// and the last (`A至B，共N件` when they run on, as one intake's numbers do; else `A、B等N件`).
+fn numbers_of(orders: &[hotline_adapters::OrderRef], compact: bool) -> String {
+    let numbers: Vec<&str> = orders.iter().map(|o| o.number.as_str()).collect();
+    match numbers.as_slice() {
+        [first, second, .., last] if compact => {
+            let n = numbers.len();
+            let run = match (first.parse::<u128>(), last.parse::<u128>()) {
+                (Ok(a), Ok(b)) => b.checked_sub(a) == Some(n as u128 - 1),
+                _ => false,
+            };
+            if run {
+                format!("{first}至{last}，共{n}件")
+            } else {
+                format!("{first}、{second}等{n}件")
+            }
+        }
+        _ => numbers.join("、"),
+    }
+}
+
+fn render(o: &Outcome, tz: chrono_tz::Tz, compact: bool) -> String {
     match o {
         // The emergency numbers close every acknowledgement: the rules catch most emergencies
         // but not all (BENCHMARKS.md measures them on text written without seeing them), and
         // a person whose emergency was taken as an ordinary matter should still read where to
         // call.
         Outcome::Accepted { orders } => {
-            let numbers: Vec<&str> = orders.iter().map(|o| o.number.as_str()).collect();
             // The second opinion suspects an emergency the rules did not find: the order stands,
             // and the person reads the one number that fits first, in case the danger is now.
             let first = orders
@@ -48,16 +83,13 @@ pub fn for_outcome(o: &Outcome, tz: chrono_tz::Tz) -> String {
                 .unwrap_or_default();
             format!(
                 "{first}您的诉求已受理，工单号：{}。可凭工单号查询办理进度。{EMERGENCY_NUMBERS}",
-                numbers.join("、")
+                numbers_of(orders, compact)
             )
         }
-        Outcome::Duplicate { orders } => {
-            let numbers: Vec<&str> = orders.iter().map(|o| o.number.as_str()).collect();
-            format!(
-                "您反映的事项已在办理中，工单号：{}。我们已将您的再次反映告知承办单位，请耐心等待。",
-                numbers.join("、")
-            )
-        }
+        Outcome::Duplicate { orders } => format!(
+            "您反映的事项已在办理中，工单号：{}。我们已将您的再次反映告知承办单位，请耐心等待。",
+            numbers_of(orders, compact)
+        ),
         // The rules' reasons are whole sentences that already name the number; a bare reason
         // gets the number added.
         Outcome::Redirected { number, reason } if reason.contains(number.as_str()) => {
@@ -91,10 +123,10 @@ pub fn for_outcome(o: &Outcome, tz: chrono_tz::Tz) -> String {
             "因{reason}，您的诉求受理已暂停至{}。如遇紧急情况请拨打110、119、120、122。",
             local(until, tz)
         ),
-        Outcome::Attached { orders } => {
-            let numbers: Vec<&str> = orders.iter().map(|o| o.number.as_str()).collect();
-            format!("已将您发送的图片/位置补充到工单{}。", numbers.join("、"))
-        }
+        Outcome::Attached { orders } => format!(
+            "已将您发送的图片/位置补充到工单{}。",
+            numbers_of(orders, compact)
+        ),
         Outcome::Informed { guidance } if !guidance.is_empty() => guidance.clone(),
         // A record stored before the guidance was kept with it.
         Outcome::Informed { .. } => "您反映的事项不属于热线受理范围，请按提示途径办理。".into(),
@@ -154,6 +186,42 @@ mod tests {
             quota.contains("请1分钟后再试") && quota.contains("再重复提交2次"),
             "{quota}"
         );
+    }
+
+    #[test]
+    fn many_numbers_fit_a_short_limit_as_a_range() {
+        let order = |n: u64| OrderRef {
+            number: format!("20261207076{n:05}"),
+            category: "complaint".into(),
+            suspected_emergency: None,
+        };
+        let tz = chrono_tz::Asia::Shanghai;
+        let twenty = Outcome::Accepted {
+            orders: (99381..99401).map(order).collect(),
+        };
+        let full = for_outcome(&twenty, tz);
+        assert!(full.chars().count() > 299, "{full}");
+        let short = for_outcome_within(&twenty, tz, 299);
+        assert!(short.chars().count() <= 299, "{short}");
+        assert!(
+            short.contains("工单号：2026120707699381至2026120707699400，共20件。")
+                && short.ends_with(EMERGENCY_NUMBERS),
+            "{short}"
+        );
+        // Numbers that do not run on: the first two and the count.
+        let scattered = Outcome::Duplicate {
+            orders: (0..20).map(|i| order(10_000 + i * 7)).collect(),
+        };
+        let short = for_outcome_within(&scattered, tz, 299);
+        assert!(
+            short.contains("工单号：2026120707610000、2026120707610007等20件。"),
+            "{short}"
+        );
+        // Within the limit, every number is shown.
+        let two = Outcome::Accepted {
+            orders: vec![order(1), order(2)],
+        };
+        assert_eq!(for_outcome_within(&two, tz, 299), for_outcome(&two, tz));
     }
 
     #[test]

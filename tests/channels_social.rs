@@ -1504,3 +1504,33 @@ fn a_status_query_with_another_matter_answers_the_status_and_takes_the_matter() 
     );
     assert_eq!(all.len(), 3, "the query itself made no order: {all:?}");
 }
+
+#[test]
+fn weibo_a_reply_naming_twenty_orders_stays_under_the_documented_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let gw = Gateway::start(dir.path(), &sim.url, &accounts());
+    let fan = "9007199254741003";
+    let matters: Vec<String> = (1..=20)
+        .map(|i| format!("{i}、第{i}号楼门口的路灯坏了"))
+        .collect();
+    let r = wb(
+        &gw,
+        json!({"message": wb_msg(fan, "text", &matters.join("；"), json!({}))}),
+    );
+    let reply = wb_reply(&r, fan);
+    assert!(
+        reply.chars().count() < 300,
+        "{}: {reply}",
+        reply.chars().count()
+    );
+    assert!(reply.contains("共20件"), "{reply}");
+    let (first, last) = reply
+        .split_once("工单号：")
+        .and_then(|(_, rest)| rest.split_once('至'))
+        .unwrap_or_else(|| panic!("a range: {reply}"));
+    let (first, last) = (number_in(first), number_in(last));
+    let all = wait_for_order(&sim, &last);
+    the_order(&all, &first);
+    assert_eq!(all.len(), 20, "{all:?}");
+}

@@ -155,7 +155,20 @@ pub async fn weibo_push(
     let sub = push.to_submission(&name);
     let text = answer(&state, asked, sub, key, t, deadline)
         .await?
-        .map(|(status, d)| joined(status, d.map(|d| d.message)));
+        .map(|(status, d)| {
+            // Weibo takes fewer than 300 characters: many order numbers become a range, in
+            // the room the status leaves (the adapter cuts whatever is still too long).
+            let room = weibo::MAX_REPLY_CHARS
+                .saturating_sub(status.as_ref().map_or(0, |s| s.chars().count() + 1));
+            let ack = d.map(|d| {
+                if d.message.chars().count() <= room {
+                    d.message
+                } else {
+                    crate::messages::for_outcome_within(&d.outcome, state.cfg.derived.tz, room)
+                }
+            });
+            joined(status, ack)
+        });
     let reply = weibo::render_reply(&push, text.as_deref().filter(|t| !t.is_empty()));
     Ok(HttpResponse::Ok()
         .content_type("application/json; charset=utf-8")
