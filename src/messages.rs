@@ -30,6 +30,12 @@ pub fn local(rfc3339: &str, tz: chrono_tz::Tz) -> String {
 /// Where to call in an emergency, as every acknowledgement ends.
 pub const EMERGENCY_NUMBERS: &str = "如遇紧急情况，请直接拨打110、119、120、122。";
 
+/// The answer to a message of a kind the gateway does not take (a file, a mini-program card):
+/// it is not an order, and the person learns how to send the matter instead of hearing nothing.
+/// WeChat's push of a file carries no media id the account could fetch it with.
+pub const UNSUPPORTED: &str =
+    "暂不支持接收此类消息（如文件、卡片）。请用文字描述您的诉求，可附图片、语音或位置；也可拨打12345热线。";
+
 /// The sentence that goes with an outcome.
 pub fn for_outcome(o: &Outcome, tz: chrono_tz::Tz) -> String {
     render(o, tz, false)

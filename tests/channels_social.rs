@@ -458,12 +458,21 @@ fn wechat_events_unknown_types_and_status_queries_make_no_orders() {
     let unknown = json!({"type": "miniprogrampage", "from": openid, "to": GH,
                          "create_time": now(), "msg_id": msg_id(),
                          "fields": {"Title": "小程序", "AppId": "wx1234", "PagePath": "pages/x"}});
-    assert_no_reply(&wx_push(&gw, "plain", &unknown));
-    assert_no_reply(&wx_push(&gw, "safe", &unknown));
+    // A message of a kind not taken is told so (how to send the matter), and makes no order.
+    let unsupported = |r: &Value, encrypted: bool| {
+        let content = reply_text(r, openid, encrypted);
+        assert!(content.contains("暂不支持"), "{content}");
+    };
+    unsupported(&wx_push(&gw, "plain", &unknown), false);
+    unsupported(&wx_push(&gw, "safe", &unknown), true);
     // Counted by type; a type nobody knows is `other`, so pushes cannot add series at will.
     let mut odd = unknown.clone();
     odd["type"] = json!("zz_made_up_type_42");
-    assert_no_reply(&wx_push(&gw, "plain", &odd));
+    unsupported(&wx_push(&gw, "plain", &odd), false);
+    // A device's report is nobody's message: no reply.
+    let mut device = unknown.clone();
+    device["type"] = json!("device_event");
+    assert_no_reply(&wx_push(&gw, "plain", &device));
     let metrics = gw.metrics();
     for label in ["type=\"miniprogrampage\"", "type=\"other\""] {
         assert!(metrics.contains(label), "{label} missing from /metrics");
@@ -1533,4 +1542,35 @@ fn weibo_a_reply_naming_twenty_orders_stays_under_the_documented_limit() {
     let all = wait_for_order(&sim, &last);
     the_order(&all, &first);
     assert_eq!(all.len(), 20, "{all:?}");
+}
+
+#[test]
+fn wechat_a_file_is_answered_with_how_to_send_the_matter_and_makes_no_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let gw = Gateway::start(dir.path(), &sim.url, &accounts());
+    let openid = "oFile_Pp3Oo7Ii1Uu5Yy9Tt4Rr8E";
+    let file = json!({"type": "file", "from": openid, "to": GH, "create_time": now(),
+                      "msg_id": msg_id(),
+                      "fields": {"Title": "投诉材料.pdf", "Description": "证据",
+                                 "FileKey": "f1b2c3", "FileMd5": "0cc175b9c0f1b6a8",
+                                 "FileTotalLen": "20480"}});
+    for mode in ["plain", "safe"] {
+        let r = wx_push(&gw, mode, &file);
+        let content = reply_text(&r, openid, mode == "safe");
+        assert!(
+            content.contains("暂不支持") && content.contains("文字"),
+            "{content}"
+        );
+        assert!(!content.contains("工单号"), "{content}");
+    }
+    assert!(gw.metrics().contains("type=\"file\""));
+    let r = wx_push(
+        &gw,
+        "plain",
+        &text(openid, "材料里说的是小区违建的事，请处理"),
+    );
+    let number = number_in(&reply_text(&r, openid, false));
+    let all = wait_for_order(&sim, &number);
+    assert_eq!(all.len(), 1, "the file made no order: {all:?}");
 }

@@ -78,6 +78,7 @@ pub async fn wechat_push(
                 let who = format!("wechat:{}", push.from_user);
                 Some(super::ops::recent_status_sentence(&state, &who, t, deadline).await)
             }
+            // An unfollow deletes nothing: see `EventKind::Unsubscribe` for why.
             _ => None,
         },
         Message::Unknown { msg_type } => {
@@ -89,7 +90,9 @@ pub async fn wechat_push(
             metrics::counter!("hotline_wechat_unknown_messages_total", "type" => label)
                 .increment(1);
             tracing::info!(account = %name, msg_type = ?kind, "Unknown WeChat message type recorded.");
-            None
+            // A person who sent a file (evidence in a PDF) or a card is told it was not
+            // taken and how to send the matter; a device's report is nobody's message.
+            (!DEVICE_TYPES.contains(&label)).then(|| crate::messages::UNSUPPORTED.to_string())
         }
         _ => {
             let key = format!("wechat:{name}:{}", push.dedupe_key());
@@ -191,6 +194,9 @@ const KNOWN_UNHANDLED_TYPES: [&str; 12] = [
     "device_status",
     "hardware",
 ];
+
+/// Message types that devices send (WeChat's hardware platform), not people: not answered.
+const DEVICE_TYPES: [&str; 4] = ["device_text", "device_event", "device_status", "hardware"];
 
 /// The metric label for an unknown message type: its name if it is a known one, else `other`,
 /// so the number of series stays fixed.

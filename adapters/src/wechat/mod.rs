@@ -244,7 +244,10 @@ pub enum EventKind {
         /// `Ticket` of the QR code.
         ticket: Option<String>,
     },
-    /// Unfollowed. The platform rules ask for the user's data to be deleted.
+    /// Unfollowed. The platform rules ask for the user's data to be deleted; the gateway deletes
+    /// nothing on it: what it holds under an openid are the hotline's records of requests
+    /// (art. 10, 13), which the hotline keeps to handle and answer them, and the art. 32
+    /// ladder, which an unfollow and a follow again (the same openid) must not reset.
     Unsubscribe,
     /// Scanned a parametric QR code while already following.
     Scan {
