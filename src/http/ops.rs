@@ -279,12 +279,33 @@ pub async fn status_sentence(
     }
 }
 
+/// A dispatch status as a person hears it: the sentence is read to a caller by a Mandarin voice
+/// and shown to followers, so the common machine words of dispatch APIs (and dispatch-sim's)
+/// are said in Chinese; anything else (a dispatch that already answers in Chinese) as it is.
+fn status_words(status: &str) -> &str {
+    match status
+        .trim()
+        .to_ascii_lowercase()
+        .replace(['-', ' '], "_")
+        .as_str()
+    {
+        "received" | "accepted" | "new" | "created" | "registered" => "已受理",
+        "assigned" | "dispatched" | "forwarded" => "已派单",
+        "processing" | "in_progress" | "handling" | "open" | "pending" => "办理中",
+        "resolved" | "done" | "completed" | "finished" => "已办结",
+        "closed" => "已关闭",
+        "returned" | "rejected" => "已退回",
+        "suspended" | "on_hold" => "暂缓办理",
+        _ => status,
+    }
+}
+
 /// What the store said about an order.
 type LocalAnswer = Result<Option<crate::store::OrderState>, crate::store::StoreError>;
 
 /// The status sentence from dispatch's answer.
 fn remote_sentence(number: &str, r: &serde_json::Value) -> String {
-    let status = r["status"].as_str().unwrap_or("处理中");
+    let status = r["status"].as_str().map_or("处理中", status_words);
     let unit = r["unit"].as_str().unwrap_or("");
     format!(
         "工单{number}：{status}{}",
@@ -313,6 +334,20 @@ fn local_sentence(number: &str, l: LocalAnswer) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The IVR read `工单…：processing` to a Mandarin voice (until 2026-12-07).
+    #[test]
+    fn a_dispatch_status_is_said_in_chinese() {
+        let said = |status: &str| remote_sentence("2026120701000001", &json!({"status": status}));
+        assert_eq!(said("processing"), "工单2026120701000001：办理中");
+        assert_eq!(said("In Progress"), "工单2026120701000001：办理中");
+        assert_eq!(said("resolved"), "工单2026120701000001：已办结");
+        assert_eq!(said("已转办"), "工单2026120701000001：已转办");
+        assert_eq!(
+            remote_sentence("1", &json!({"unit": "市住建局"})),
+            "工单1：处理中，承办单位：市住建局"
+        );
+    }
 
     #[test]
     fn a_submitter_sees_only_text_from_dispatch() {
