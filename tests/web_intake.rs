@@ -1571,6 +1571,23 @@ fn an_anonymous_retry_from_a_new_address_gets_the_first_answer() {
     let (s, other) = post("198.51.100.20", "楼道里的灯坏了没人修");
     assert_eq!(s, 202, "{other}");
     assert_ne!(numbers(&other), numbers(&first), "{other}");
+    // A neighbour's page with the same fixed ref and the same words but another address is
+    // someone else: an order of its own, with the neighbour's address (a digest of the text
+    // alone merged them, and the second address reached nobody).
+    let r = client()
+        .post(format!("{}/v1/web/submissions", gw.url))
+        .header("x-forwarded-for", "192.0.2.77")
+        .json(
+            &json!({"content": "小区门口的垃圾站臭味很大", "client_ref": "9f1c2d7e-retry",
+                      "address": "解放路99号"}),
+        )
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 202);
+    let neighbour: serde_json::Value = r.json().unwrap();
+    assert_ne!(numbers(&neighbour), numbers(&first), "{neighbour}");
+    let order = sim.wait_order(&numbers(&neighbour)[0]);
+    assert_eq!(order["location"]["address"], "解放路99号");
 }
 
 /// A web form always carries a matter: one whose text is its address, sent with a position,

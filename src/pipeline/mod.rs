@@ -193,8 +193,10 @@ fn matters_of(sub: &Submission) -> Vec<(String, Option<Category>)> {
 /// The key under which a submission's answer is remembered: the platform's dedupe key, else
 /// the page's client_ref. A client_ref is the page's: with the phone given, it is kept per
 /// phone; from an anonymous (`ip:`) sender, whose address changes between a try and its retry
-/// (Wi-Fi to 4G, the moment a page retries), it is kept with a digest of the text instead,
-/// so the retry gets the first answer and a new text under a reused ref is heard afresh.
+/// (Wi-Fi to 4G, the moment a page retries), it is kept with a digest of everything the form
+/// said instead: the retry (the same body) gets the first answer, while a new text, or the same
+/// text from someone else (another name, address or position under a page's fixed ref), is
+/// heard afresh; a digest of the text alone merged two neighbours' "路灯不亮" into one order.
 fn dedupe_key_of(sub: &Submission) -> Option<String> {
     use sha2::Digest;
     if let Some(k) = &sub.dedupe_key {
@@ -204,14 +206,18 @@ fn dedupe_key_of(sub: &Submission) -> Option<String> {
     if sub.identity.kind != IdentityKind::Ip {
         return Some(format!("web:{}:{}", sub.identity, r));
     }
-    let mut h = sha2::Sha256::new();
-    for text in texts(sub) {
-        h.update(text.as_bytes());
-        // A separator no text holds (control characters are cleaned out), so that the
-        // content and the items cannot be shifted into one another.
-        h.update([0u8]);
-    }
-    Some(format!("web:ref:{r}:{}", hex::encode(&h.finalize()[..16])))
+    // The JSON of the form's fields: unambiguous (strings quoted and escaped, fields in order).
+    let said = json!([
+        sub.content,
+        sub.category,
+        sub.items,
+        sub.contact,
+        sub.location,
+        sub.attachments,
+        sub.confidential,
+    ]);
+    let digest = sha2::Sha256::digest(said.to_string().as_bytes());
+    Some(format!("web:ref:{r}:{}", hex::encode(&digest[..16])))
 }
 
 /// The idempotency key of a contact about order `number`: taken from the submission's dedupe
