@@ -236,9 +236,18 @@ fn number(s: &[char]) -> Option<(String, &[char])> {
         }
         i += gap;
     }
-    ORDER_NUMBER_DIGITS
-        .contains(&digits.len())
-        .then(|| (digits, &s[i..]))
+    (ORDER_NUMBER_DIGITS.contains(&digits.len()) && dated(&digits)).then(|| (digits, &s[i..]))
+}
+
+/// Whether digits begin as an order number does, with its day (`YYYYMMDD`, this century): a
+/// landline with its area code (`0571-87654321`, 12 digits), a mobile with a trunk 0 or an ID
+/// number (18) asked about (`查一下3301…的社保`) is part of a matter, not an order number.
+fn dated(digits: &str) -> bool {
+    let part = |from: usize, to: usize| digits.get(from..to).and_then(|d| d.parse::<u32>().ok());
+    matches!(
+        (part(0, 2), part(4, 6), part(6, 8)),
+        (Some(20), Some(1..=12), Some(1..=31))
+    )
 }
 
 #[cfg(test)]
@@ -249,6 +258,17 @@ mod tests {
 
     fn q(text: &str) -> Option<(String, bool)> {
         status_query(text).map(|q| (q.number, q.only))
+    }
+
+    /// A phone or ID number after 查询 is part of a matter (the review's two cases), never an
+    /// order number: only digits that begin with a day this century are.
+    #[test]
+    fn phone_and_id_numbers_are_no_order_numbers() {
+        assert_eq!(q("查询0571-87654321是哪个单位的电话，一直打来骚扰"), None);
+        assert_eq!(q("查一下330102199001011234的社保缴纳情况"), None);
+        assert_eq!(q("查询 013922223333"), None);
+        assert_eq!(q("查询 2026130707698881"), None, "month 13");
+        assert_eq!(q(&format!("查询 {N}")), Some((N.to_string(), true)));
     }
 
     #[test]
@@ -373,8 +393,8 @@ mod tests {
     fn the_number_range_matches_the_order_numbers() {
         assert_eq!(q("查询 202612070769"), Some(("202612070769".into(), true)));
         assert_eq!(q("查询 20261207076"), None);
-        let n24 = "1".repeat(24);
-        assert_eq!(q(&format!("查询 {n24}")), Some((n24, true)));
-        assert_eq!(q(&format!("查询 {}", "1".repeat(25))), None);
+        let n24 = format!("20261207{}", "1".repeat(16));
+        assert_eq!(q(&format!("查询 {n24}")), Some((n24.clone(), true)));
+        assert_eq!(q(&format!("查询 {n24}1")), None);
     }
 }
