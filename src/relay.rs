@@ -1005,6 +1005,7 @@ mod tests {
         async fn due_events(
             &self,
             _: &'static str,
+            _: crate::store::Topics,
             _: i64,
             _: usize,
         ) -> Result<Vec<EventRow>, StoreError> {

@@ -10,9 +10,10 @@
 //! `hotline_mail_sent_total` counts messages the server took. SMTP being down never slows
 //! intake because nothing on the request path waits for it.
 //!
-//! Emergency alerts (`emergency/*`) are never limited and go first in every round: a
-//! supervisor must hear of a redirect or a suspected emergency at once, whatever else is being
-//! mailed. The other alerts (dead letters, dispatch breaker) share `alerts_per_minute` (once per
+//! Emergency alerts (`emergency/*`) are never limited and go first: asked for on their own
+//! before each round and between its messages, so one waits at most for the message being
+//! sent, whatever backlog of receipts is ahead of it: a supervisor must hear of a redirect or a
+//! suspected emergency at once. The other alerts (dead letters, dispatch breaker) share `alerts_per_minute` (once per
 //! alert, not again on its retries) so an outage cannot become a mail storm; one over the limit
 //! is deferred, not dropped (counted in `hotline_mail_deferred_total`), and goes out once the
 //! limit allows. Dead letters due together go out as one digest (a rotated dispatch secret
@@ -26,7 +27,7 @@
 //! braces: `{number}`, `{category}`, `{channel}`, `{identity}` (masked), `{reason}`, `{until}`,
 //! `{rule}`, `{error}`, `{open}`, `{at}`.
 
-use crate::store::{EventRow, Store};
+use crate::store::{EventRow, Store, Topics};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use lettre::message::Mailbox;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
@@ -473,6 +474,27 @@ fn is_emergency(topic: &str) -> bool {
     topic.starts_with("emergency/")
 }
 
+/// Mails the emergency alerts due now, before anything else: at the start of each round and
+/// between the round's other mails, so that one waits at most for the message being sent,
+/// never for a backlog of receipts or digests ahead of it (their own query finds them through
+/// a partial index, whatever the backlog).
+async fn mail_urgent(
+    cfg: &MailSettings,
+    transport: &AsyncSmtpTransport<Tokio1Executor>,
+    store: &dyn Store,
+    limit: &Limit,
+) {
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let rows = store
+        .due_events("mail", Topics::Emergency, now_ms, ROUND)
+        .await
+        .unwrap_or_default();
+    let mut claim = Claim::new(&rows);
+    for row in rows {
+        mail_one(cfg, transport, store, &mut claim, limit, row, now_ms).await;
+    }
+}
+
 /// The rate limit on non-emergency alerts, and how long an alert over it waits.
 struct Limit {
     alerts: DefaultDirectRateLimiter,
@@ -515,9 +537,10 @@ pub async fn run(cfg: MailSettings, store: Arc<dyn Store>, mut shutdown: watch::
         if *shutdown.borrow() {
             return;
         }
+        mail_urgent(&cfg, &transport, store.as_ref(), &limit).await;
         let now_ms = chrono::Utc::now().timestamp_millis();
         let rows = store
-            .due_events("mail", now_ms, ROUND)
+            .due_events("mail", Topics::All, now_ms, ROUND)
             .await
             .unwrap_or_default();
         if rows.is_empty() {
@@ -585,6 +608,7 @@ pub async fn run(cfg: MailSettings, store: Arc<dyn Store>, mut shutdown: watch::
                 .await;
             }
         } else if !dead.is_empty() {
+            mail_urgent(&cfg, &transport, store.as_ref(), &limit).await;
             // A digest only for recipients still owed some of them passed the limit before.
             let fresh = dead
                 .iter()
@@ -611,6 +635,7 @@ pub async fn run(cfg: MailSettings, store: Arc<dyn Store>, mut shutdown: watch::
             }
         }
         for row in rows {
+            mail_urgent(&cfg, &transport, store.as_ref(), &limit).await;
             mail_one(
                 &cfg,
                 &transport,

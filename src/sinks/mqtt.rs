@@ -14,7 +14,7 @@
 //! batch again; the `event_id` makes that harmless. While the broker is away, events wait on disk
 //! up to `queue_bound`; beyond it the oldest are dropped, counted and logged.
 
-use crate::store::Store;
+use crate::store::{Store, Topics};
 use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Outgoing, Packet, QoS};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -353,7 +353,7 @@ pub async fn run(cfg: MqttSettings, store: Arc<dyn Store>, mut shutdown: watch::
             }
         }
         trim(store.as_ref(), cfg.queue_bound).await;
-        let batch = match store.due_events("mqtt", i64::MAX, 100).await {
+        let batch = match store.due_events("mqtt", Topics::All, i64::MAX, 100).await {
             Ok(b) => b,
             Err(e) => {
                 tracing::warn!(error = %e, "Cannot read the event outbox.");

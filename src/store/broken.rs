@@ -6,7 +6,7 @@
 
 use super::{
     CallerRecord, Delivery, EventRow, Intake, IntakeResult, OpenOrder, OrderState, OutboxEntry,
-    OutboxStats, RedirectRecord, Store, StoreError, Suspension, Warning,
+    OutboxStats, RedirectRecord, Store, StoreError, Suspension, Topics, Warning,
 };
 use async_trait::async_trait;
 use hotline_adapters::Outcome;
@@ -119,6 +119,7 @@ impl Store for BrokenStore {
     async fn due_events(
         &self,
         _: &'static str,
+        _: Topics,
         _: i64,
         _: usize,
     ) -> Result<Vec<EventRow>, StoreError> {

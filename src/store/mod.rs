@@ -479,10 +479,13 @@ pub trait Store: Send + Sync {
     async fn allowed(&self) -> Result<Vec<String>, StoreError>;
     /// Identities an operator lifted (reset) at or after `since`, with the time of the reset.
     async fn resets_since(&self, since: i64) -> Result<Vec<(String, i64)>, StoreError>;
-    /// Events due for a sink (`mqtt`, `mail`), oldest first (none when the sink is off).
+    /// Events due for a sink (`mqtt`, `mail`), oldest first (none when the sink is off):
+    /// all of them, or only the emergency alerts (`emergency/*`), which the mail sender asks
+    /// for before anything else it mails.
     async fn due_events(
         &self,
         sink: &'static str,
+        topics: Topics,
         now_ms: i64,
         limit: usize,
     ) -> Result<Vec<EventRow>, StoreError>;
@@ -623,6 +626,15 @@ pub(crate) fn outbox_event(
         }
         _ => None,
     }
+}
+
+/// Which due events [`Store::due_events`] takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Topics {
+    /// Every topic.
+    All,
+    /// `emergency/*` only (a partial index keeps them cheap to find behind any backlog).
+    Emergency,
 }
 
 /// Masks an identity string for events.

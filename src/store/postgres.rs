@@ -30,7 +30,7 @@
 use super::{
     event_rows, order_number, CallerRecord, DeadFilter, DeadLetter, Delivery, EventRow, Intake,
     IntakeResult, OpenOrder, OrderState, OutboxEntry, OutboxStats, RedirectRecord, Sinks, Store,
-    StoreError, Suspension, Warning,
+    StoreError, Suspension, Topics, Warning,
 };
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -150,6 +150,7 @@ CREATE TABLE allowed (
     identity  TEXT PRIMARY KEY,
     at        BIGINT NOT NULL
 );
+CREATE INDEX events_urgent ON events(sink, id) WHERE topic LIKE 'emergency/%';
 "#,
     ),
 ];
@@ -1342,6 +1343,7 @@ impl Store for PgStore {
     async fn due_events(
         &self,
         sink: &'static str,
+        topics: Topics,
         now_ms: i64,
         limit: usize,
     ) -> Result<Vec<EventRow>, StoreError> {
@@ -1351,12 +1353,21 @@ impl Store for PgStore {
         let wall = chrono::Utc::now().timestamp_millis();
         let c = self.client().await?;
         let st = c
-            .prepare_cached(
-                "UPDATE events SET lease_until_ms = $4 WHERE id IN ( \
-                   SELECT id FROM events WHERE sink = $1 AND next_at_ms <= $2 \
-                   AND lease_until_ms <= $5 ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED) \
-                 RETURNING id, topic, payload, attempts, lease_until_ms",
-            )
+            .prepare_cached(match topics {
+                Topics::All => {
+                    "UPDATE events SET lease_until_ms = $4 WHERE id IN ( \
+                       SELECT id FROM events WHERE sink = $1 AND next_at_ms <= $2 \
+                       AND lease_until_ms <= $5 ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED) \
+                     RETURNING id, topic, payload, attempts, lease_until_ms"
+                }
+                Topics::Emergency => {
+                    "UPDATE events SET lease_until_ms = $4 WHERE id IN ( \
+                       SELECT id FROM events WHERE sink = $1 AND topic LIKE 'emergency/%' \
+                       AND next_at_ms <= $2 AND lease_until_ms <= $5 \
+                       ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED) \
+                     RETURNING id, topic, payload, attempts, lease_until_ms"
+                }
+            })
             .await
             .map_err(map_err)?;
         let rows = c
