@@ -942,6 +942,7 @@ mod tests {
             _: String,
             _: String,
             _: serde_json::Value,
+            _: Option<serde_json::Value>,
             _: i64,
         ) -> Result<(), StoreError> {
             unused()

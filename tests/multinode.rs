@@ -1205,7 +1205,7 @@ fn a_contact_waits_until_its_order_is_delivered_whichever_node_holds_it() {
         assert_eq!(keys(posting.clone()), ["k1", "k2"]);
         for number in ["k1", "k2"] {
             let key = format!("{number}-c1");
-            two.enqueue_contact(number.into(), key, json!({"content": "again"}), 1)
+            two.enqueue_contact(number.into(), key, json!({"content": "again"}), None, 1)
                 .await
                 .unwrap();
         }
@@ -1281,7 +1281,7 @@ fn a_database_that_takes_no_writes_is_unavailable_not_an_internal_error() {
     );
     let reading = open(&url.replacen("postgres@", &format!("{reader}@"), 1)).unwrap();
     let write = |store: &PgStore| {
-        rt.block_on(store.enqueue_contact("k1".into(), "k1-c1".into(), json!({}), 1))
+        rt.block_on(store.enqueue_contact("k1".into(), "k1-c1".into(), json!({}), None, 1))
     };
     match write(&reading) {
         Err(StoreError::Unavailable(e)) => assert!(e.contains("42501"), "{e}"),

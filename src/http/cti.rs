@@ -379,15 +379,21 @@ async fn late_transcription(
             body["attachments"] =
                 serde_json::json!([{"kind": "recording", "url": url, "media_id": ""}]);
         }
-        // The caller has hung up: an emergency in the words can only be looked at by a person.
-        if let Some(r) = &emergency {
+        // The caller has hung up: an emergency in the words can only be looked at by a person,
+        // and the supervisors hear of it as of any order marked for urgent review.
+        let alert = emergency.as_ref().map(|r| {
             body["emergency_review"] =
                 serde_json::json!({"by": "rules", "number": r.number, "rule": r.rule});
             tracing::warn!(profile, caller = %mask(&ev.caller), call = %ev.call_id, number = %r.number, rule = %r.rule, "A voicemail's transcription names an emergency; sent to its order for urgent review.");
-        }
+            serde_json::json!({
+                "order": o.number, "number": r.number, "rule": r.rule, "by": "rules",
+                "sure": true, "score": null, "category": o.category, "channel": "cti",
+                "identity": mask(&ev.caller),
+            })
+        });
         state
             .pipeline
-            .supplement(&o.number, &format!("{key}:transcription"), body, t)
+            .supplement(&o.number, &format!("{key}:transcription"), body, alert, t)
             .await?;
     }
     Ok(())

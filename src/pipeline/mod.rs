@@ -759,6 +759,7 @@ impl Pipeline {
                         o.number.clone(),
                         contact_key(&o.number, dedupe_key.as_deref()),
                         body,
+                        None,
                         now,
                     )
                     .await?;
@@ -871,6 +872,7 @@ impl Pipeline {
                         o.number.clone(),
                         contact_key(&o.number, dedupe_key.as_deref()),
                         body,
+                        None,
                         now,
                     )
                     .await?;
@@ -941,19 +943,27 @@ impl Pipeline {
 
     /// Sends `body` to dispatch as a contact about order `number` (a `supplement`: what came
     /// after the order was made, such as a voicemail's transcription), once per `key`: the
-    /// same step decided again queues nothing more.
+    /// same step decided again queues nothing more. `alert`: the `emergency/suspected` event
+    /// for supervisors when what came names an emergency (emitted with the contact, counted).
     pub async fn supplement(
         &self,
         number: &str,
         key: &str,
         body: serde_json::Value,
+        alert: Option<serde_json::Value>,
         now: i64,
     ) -> Result<(), IntakeError> {
+        if let Some(a) = &alert {
+            let label = |k: &str| a[k].as_str().unwrap_or_default().to_string();
+            metrics::counter!("hotline_emergency_suspected_total", "number" => label("number"), "channel" => label("channel"), "by" => label("by"))
+                .increment(1);
+        }
         self.store
             .enqueue_contact(
                 number.to_string(),
                 contact_key(number, Some(key)),
                 body,
+                alert,
                 now,
             )
             .await?;
@@ -1060,6 +1070,7 @@ impl Pipeline {
             number: s.number.clone(),
             rule: s.rule.clone(),
             score: (s.score * 100.0).round() / 100.0,
+            sure: s.sure,
         });
         let count = matters.len();
         // An emergency an agent registered with other matters marks the matters that name it;

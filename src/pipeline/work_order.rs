@@ -278,12 +278,14 @@ mod tests {
                 number: "120".into(),
                 rule: None,
                 score: 2.35,
+                sure: false,
             }),
             Some(OrderReview {
                 by: "rules",
                 number: "119".into(),
                 rule: Some("fire-now".into()),
                 score: -0.5,
+                sure: false,
             }),
         ];
         for review in &reviews {

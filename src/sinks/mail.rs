@@ -93,7 +93,7 @@ const TEMPLATES: &[(&str, &str, &str)] = &[
     (
         "emergency/suspected",
         "【疑似紧急】工单{order}可能需要{number}",
-        "时间：{at}\n渠道：{channel}\n来访人：{identity}\n工单号：{order}\n疑似需要：{number}（模型评分 {score}）\n\n规则未判定为紧急情况，工单已受理并标记为紧急复核；来访人已被告知如危险正在发生请拨打{number}。\n请值班长立即查看该工单，必要时回拨来访人或联系{number}。",
+        "时间：{at}\n渠道：{channel}\n来访人：{identity}\n工单号：{order}\n疑似需要：{number}（{assessed}）\n\n{situation}\n请值班长立即查看该工单，必要时回拨来访人或联系{number}。",
     ),
     (
         "callers/suspended",
@@ -133,7 +133,8 @@ pub fn fill(template: &str, vars: &serde_json::Value) -> String {
 }
 
 /// The event's fields as a person reads them: its times (`at`, `until`, RFC 3339 in UTC for
-/// machines) in `server.timezone`, to the minute.
+/// machines) in `server.timezone`, to the minute; for a suspected emergency, what was found
+/// and what the person was told (`{assessed}`, `{situation}`).
 fn for_people(cfg: &MailSettings, vars: &serde_json::Value) -> serde_json::Value {
     let mut vars = vars.clone();
     if let Some(obj) = vars.as_object_mut() {
@@ -142,8 +143,38 @@ fn for_people(cfg: &MailSettings, vars: &serde_json::Value) -> serde_json::Value
                 *t = crate::messages::local(t, cfg.tz);
             }
         }
+        let (assessed, situation) = suspicion_words(obj);
+        obj.insert("assessed".into(), assessed.into());
+        obj.insert("situation".into(), situation.into());
     }
     vars
+}
+
+/// How an `emergency/suspected` event came about, in words: the second opinion suspected what
+/// the rules did not find (the person was told to dial if in danger); it doubted the rules'
+/// redirect (told the same); or the rules were sure of a matter an agent registered or a
+/// voicemail's words, where nobody on the line was told anything (until 2026-12-07 every such
+/// mail said the rules had found nothing and the person had been told).
+fn suspicion_words(e: &serde_json::Map<String, serde_json::Value>) -> (String, String) {
+    let number = e.get("number").and_then(|v| v.as_str()).unwrap_or("110");
+    let rule = e.get("rule").and_then(|v| v.as_str()).unwrap_or("");
+    let assessed = match e.get("score").and_then(|v| v.as_f64()) {
+        Some(score) => format!("模型评分 {score}"),
+        None => "模型未评分".into(),
+    };
+    let sure = e.get("sure").and_then(|v| v.as_bool()).unwrap_or(false);
+    let situation = match e.get("by").and_then(|v| v.as_str()) {
+        Some("rules") if sure => format!(
+            "规则判定为紧急情况（{rule}）。事项由话务员登记或来自电话留言，来电人未被转接，也未被告知拨打{number}（可能已挂机）；工单已受理并标记为紧急复核。"
+        ),
+        Some("rules") => format!(
+            "规则判定为紧急情况（{rule}），但模型认为可能性很低，未转接；工单已受理并标记为紧急复核，来访人已被告知如危险正在发生请拨打{number}。"
+        ),
+        _ => format!(
+            "规则未判定为紧急情况，工单已受理并标记为紧急复核；来访人已被告知如危险正在发生请拨打{number}。"
+        ),
+    };
+    (assessed, situation)
 }
 
 fn template(cfg: &MailSettings, topic: &str) -> Option<(String, String)> {
@@ -751,6 +782,32 @@ async fn send_digests(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The alert says what happened: the rules sure of an agent's or a voicemail's matter
+    /// (nobody on the line told), the model doubting the rules, or the model suspecting what
+    /// the rules did not find; a missing score is said so, not `null` (until 2026-12-07 every
+    /// such mail said the rules found nothing and the person had been told).
+    #[test]
+    fn a_suspected_emergency_is_told_as_it_came_about() {
+        let words = |v: serde_json::Value| suspicion_words(v.as_object().unwrap());
+        let (assessed, sure) = words(serde_json::json!(
+            {"by": "rules", "sure": true, "rule": "fire", "number": "119", "score": null}));
+        assert_eq!(assessed, "模型未评分");
+        assert!(
+            sure.starts_with("规则判定为紧急情况（fire）") && sure.contains("未被告知"),
+            "{sure}"
+        );
+        let (assessed, doubted) = words(serde_json::json!(
+            {"by": "rules", "sure": false, "rule": "fire", "number": "119", "score": -1.5}));
+        assert_eq!(assessed, "模型评分 -1.5");
+        assert!(
+            doubted.contains("可能性很低") && doubted.contains("已被告知"),
+            "{doubted}"
+        );
+        let (_, suspected) = words(serde_json::json!(
+            {"by": "second_opinion", "number": "120", "score": 2.1}));
+        assert!(suspected.starts_with("规则未判定"), "{suspected}");
+    }
 
     #[test]
     fn placeholders_fill_and_control_characters_cannot_inject_headers() {

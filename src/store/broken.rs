@@ -48,6 +48,7 @@ impl Store for BrokenStore {
         _: String,
         _: String,
         _: serde_json::Value,
+        _: Option<serde_json::Value>,
         _: i64,
     ) -> Result<(), StoreError> {
         self.no()

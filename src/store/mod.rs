@@ -65,6 +65,10 @@ pub struct OrderReview {
     pub rule: Option<String>,
     /// The second opinion's log-odds, to two decimals.
     pub score: f64,
+    /// The rules' emergency, not doubted, in a matter an agent registered: nobody on the line
+    /// was told to dial (the supervisors' alert says so). Not part of the work order.
+    #[serde(skip)]
+    pub sure: bool,
 }
 
 impl NewOrder {
@@ -110,6 +114,8 @@ impl NewOrder {
                 "number": review.number,
                 "score": review.score,
                 "by": review.by,
+                "rule": review.rule,
+                "sure": review.sure,
                 "category": self.category,
                 "channel": self.channel,
                 "identity": masked(&self.identity),
@@ -395,11 +401,14 @@ pub trait Store: Send + Sync {
     async fn record_redirect(&self, r: RedirectRecord) -> Result<(), StoreError>;
     /// Queues a repeat contact about an open order (art. 17(5)) under the idempotency `key`;
     /// nothing when a contact with that key is queued already (the same push decided twice).
+    /// `alert`, when given, is an `emergency/suspected` event emitted in the same transaction
+    /// (a voicemail's words naming an emergency, after its order was made).
     async fn enqueue_contact(
         &self,
         number: String,
         key: String,
         body: serde_json::Value,
+        alert: Option<serde_json::Value>,
         now: i64,
     ) -> Result<(), StoreError>;
     /// Outbox messages due at `now_ms`, oldest first. A contact is not due while its order's

@@ -805,12 +805,14 @@ impl Store for PgStore {
         number: String,
         key: String,
         body: serde_json::Value,
+        alert: Option<serde_json::Value>,
         now: i64,
     ) -> Result<(), StoreError> {
         let text = encode(&body)?;
         let path = format!("/work-orders/{number}/contacts");
-        let c = self.client().await?;
-        let added = c
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(map_err)?;
+        let added = tx
             .execute(
                 "INSERT INTO outbox(kind, key, path, body, next_at_ms, created_at) \
                  VALUES ('contact', $1, $2, $3, 0, $4) ON CONFLICT (key) DO NOTHING",
@@ -818,6 +820,11 @@ impl Store for PgStore {
             )
             .await
             .map_err(map_err)?;
+        // Once, with the contact: a retry that queues nothing alerts nobody again.
+        if let (1, Some(alert)) = (added, alert) {
+            emit(&tx, self.events, "emergency/suspected", alert, now, None).await?;
+        }
+        commit(tx).await?;
         self.depth.fetch_add(added, Ordering::Relaxed);
         Ok(())
     }

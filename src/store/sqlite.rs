@@ -1217,20 +1217,34 @@ impl Store for SqliteStore {
         number: String,
         key: String,
         body: serde_json::Value,
+        alert: Option<serde_json::Value>,
         now: i64,
     ) -> Result<(), StoreError> {
         let depth = self.depth.clone();
+        let events = self.events;
         let added = self
             .call(move |conn| {
                 let text = serde_json::to_string(&body)
                     .map_err(|e| StoreError::Internal(format!("encode: {e}")))?;
-                exec(
+                let added = exec(
                     conn,
                     "INSERT OR IGNORE INTO outbox(kind, key, path, body, next_at_ms, created_at) \
                      VALUES ('contact', ?1, ?2, ?3, 0, ?4)",
                     params![key, format!("/work-orders/{number}/contacts"), text, now],
                 )
-                .map_err(sql)
+                .map_err(sql)?;
+                // Once, with the contact: a retry that queues nothing alerts nobody again.
+                if let (1, Some(alert)) = (added, &alert) {
+                    emit(
+                        conn,
+                        events,
+                        "emergency/suspected",
+                        alert.clone(),
+                        now,
+                        None,
+                    )?;
+                }
+                Ok(added)
             })
             .await?;
         depth.fetch_add(added as u64, Ordering::Relaxed);
@@ -2353,6 +2367,54 @@ mod tests {
         assert_eq!(st.delivery, "delivered");
     }
 
+    /// A contact that carries an alert (a voicemail's words naming an emergency, after its
+    /// order was made) emits it with the contact, once: the same contact again alerts nobody.
+    #[tokio::test]
+    async fn a_contact_with_an_alert_emits_it_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let sinks = Sinks {
+            mqtt: false,
+            mail: true,
+        };
+        let s = SqliteStore::open_with(
+            dir.path(),
+            sinks,
+            std::time::Duration::ZERO,
+            std::time::Duration::ZERO,
+        )
+        .unwrap();
+        let alert = serde_json::json!({"order": "2026120707000001", "number": "119",
+                                       "by": "rules", "sure": true, "channel": "cti"});
+        for _ in 0..2 {
+            s.enqueue_contact(
+                "2026120707000001".into(),
+                "2026120707000001-ct1".into(),
+                serde_json::json!({"kind": "supplement", "content": "楼下着火了"}),
+                Some(alert.clone()),
+                2,
+            )
+            .await
+            .unwrap();
+        }
+        let urgent = s
+            .due_events("mail", Topics::Emergency, i64::MAX, 10)
+            .await
+            .unwrap();
+        assert_eq!(urgent.len(), 1, "{urgent:?}");
+        assert_eq!(urgent[0].topic, "emergency/suspected");
+        // A contact without one emits nothing.
+        s.enqueue_contact("2".into(), "2-c1".into(), serde_json::json!({}), None, 3)
+            .await
+            .unwrap();
+        assert_eq!(
+            s.due_events("mail", Topics::All, i64::MAX, 10)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+
     /// A repeat contact is not posted before its order: dispatch answers a contact about an
     /// order it does not know with 404, which would park the contact as a dead letter. After
     /// an outage the order waits out its backoff while the contact, queued later, is due at
@@ -2386,9 +2448,15 @@ mod tests {
         .unwrap();
         for order in [&retried, &refused] {
             let body = serde_json::json!({"number": order.key, "content": "again"});
-            s.enqueue_contact(order.key.clone(), format!("{}-c1", order.key), body, 2)
-                .await
-                .unwrap();
+            s.enqueue_contact(
+                order.key.clone(),
+                format!("{}-c1", order.key),
+                body,
+                None,
+                2,
+            )
+            .await
+            .unwrap();
         }
         let keys = |due: Vec<OutboxEntry>| due.into_iter().map(|e| e.key).collect::<Vec<_>>();
         assert_eq!(
