@@ -429,7 +429,14 @@ fn a_dead_contact_is_announced_like_a_dead_order() {
     );
     assert_eq!((s, b["status"].as_str()), (200, Some("duplicate")), "{b}");
     let dead = sub.wait_for("hotline/orders/dead", |v| v["kind"] == "contact");
-    assert_eq!(dead["contact_for"], n.as_str(), "{dead}");
+    assert_eq!(dead["number"], n.as_str(), "{dead}");
+    assert!(
+        dead["key"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with(&format!("{n}-c")),
+        "{dead}"
+    );
     assert!(
         dead["error"].as_str().unwrap_or("").starts_with("HTTP 404"),
         "{dead}"

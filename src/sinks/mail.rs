@@ -102,8 +102,8 @@ const TEMPLATES: &[(&str, &str, &str)] = &[
     ),
     (
         "orders/dead",
-        "【派单失败】工单{number}",
-        "工单{number}被派单接口拒收，已转入死信队列，请核查后通过管理接口重新投递。\n原因：{error}\n时间：{at}",
+        "【派单失败】{what}",
+        "{what}被派单接口拒收，已转入死信队列，请核查后通过管理接口重新投递（死信键：{key}）。\n原因：{error}\n时间：{at}",
     ),
     (
         "dispatch/breaker",
@@ -146,6 +146,19 @@ fn for_people(cfg: &MailSettings, vars: &serde_json::Value) -> serde_json::Value
         let (assessed, situation) = suspicion_words(obj);
         obj.insert("assessed".into(), assessed.into());
         obj.insert("situation".into(), situation.into());
+        // A dead letter: an order, or a contact about one (its `key` is what a replay takes;
+        // events queued before 2026-12-07 have none, and their number is the key).
+        let number = obj
+            .get("number")
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_string();
+        let what = match obj.get("kind").and_then(|v| v.as_str()) {
+            Some("contact") => format!("工单{number}的后续反映"),
+            _ => format!("工单{number}"),
+        };
+        obj.insert("what".into(), what.into());
+        obj.entry("key").or_insert(number.into());
     }
     vars
 }

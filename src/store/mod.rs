@@ -620,8 +620,10 @@ pub(crate) fn outbox_event(
         )),
         ("order", true) => Some((
             "orders/dead",
-            serde_json::json!({"number": key, "kind": "order", "error": error}),
+            serde_json::json!({"number": key, "key": key, "kind": "order", "error": error}),
         )),
+        // `number` stays an order number (digits, as every event's), the order the contact is
+        // about; `key` is the dead letter's, which `…/dead/{key}/retry` takes.
         ("contact", true) => {
             let order = path
                 .strip_prefix("/work-orders/")
@@ -629,7 +631,7 @@ pub(crate) fn outbox_event(
                 .unwrap_or_default();
             Some((
                 "orders/dead",
-                serde_json::json!({"number": key, "kind": "contact", "contact_for": order,
+                serde_json::json!({"number": order, "key": key, "kind": "contact",
                                    "error": error}),
             ))
         }
@@ -722,8 +724,8 @@ mod tests {
         .unwrap();
         assert_eq!(topic, "orders/dead");
         assert_eq!(v["kind"], "contact");
-        assert_eq!(v["contact_for"], "2026120707000001");
-        assert_eq!(v["number"], "2026120707000001-cab12");
+        assert_eq!(v["number"], "2026120707000001", "an order number, digits");
+        assert_eq!(v["key"], "2026120707000001-cab12");
         assert!(outbox_event("contact", "k", "/work-orders/1/contacts", false, "").is_none());
         let (topic, v) = outbox_event("order", "1", "/work-orders", true, "HTTP 400").unwrap();
         assert_eq!(
