@@ -1627,3 +1627,38 @@ fn a_locked_orders_table_does_not_hold_up_a_status_reply() {
     );
     assert!(reply_text(&r, openid).contains("未查询到"));
 }
+
+/// A node starts on a database a newer release migrated, as long as that migration says this
+/// release can still run on it (additive ones do); one that needs a newer gateway is refused
+/// with a message saying so. (Every newer version was refused: in a rolling upgrade, a node of
+/// the release before that restarted after the first new node migrated served emergencies
+/// only.)
+#[test]
+fn a_node_runs_on_a_database_a_newer_release_migrated_additively() {
+    use hotline_gateway::store::postgres::{PgStore, MIGRATIONS};
+    use hotline_gateway::store::Sinks;
+    let dir = tempfile::tempdir().unwrap();
+    let (db, url, rt) = store_test_db(dir.path(), 1);
+    let lease = Duration::from_secs(5);
+    let open = || rt.block_on(PgStore::open(&url, 1, Sinks::default(), lease, None));
+    assert!(open().is_ok(), "a fresh database is migrated");
+    let latest = MIGRATIONS.last().unwrap().0;
+    let pg = postgres();
+    pg.psql(
+        &db,
+        &format!(
+            "INSERT INTO schema_migrations(version, readers_from) VALUES ({}, {latest})",
+            latest + 1
+        ),
+    );
+    assert!(open().is_ok(), "an additive newer migration");
+    pg.psql(
+        &db,
+        &format!(
+            "INSERT INTO schema_migrations(version, readers_from) VALUES ({0}, {0})",
+            latest + 2
+        ),
+    );
+    let err = open().err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(err.contains("needs a gateway of version"), "{err}");
+}

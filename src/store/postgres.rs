@@ -51,8 +51,15 @@ const POOL_SIZE: usize = 16;
 /// a new one). Why not refinery or sqlx: both record applied versions but do not serialise two
 /// nodes migrating the same database at the same moment; an advisory transaction lock around a
 /// dozen lines does, and keeps the dependency count down.
-pub const MIGRATIONS: &[(i32, &str)] = &[
+///
+/// Each is `(version, readers_from, sql)`: `readers_from` is the oldest schema version a gateway
+/// may know and still run on a database migrated this far. An additive migration (a new table,
+/// an index) keeps the version before it: in a rolling upgrade a node of the release before
+/// that restarts after the first new node migrated still starts, instead of refusing a
+/// database "newer than this gateway" and serving emergencies only.
+pub const MIGRATIONS: &[(i32, i32, &str)] = &[
     (
+        1,
         1,
         r#"
 CREATE TABLE orders (
@@ -145,6 +152,7 @@ CREATE TABLE probe (node SMALLINT PRIMARY KEY, at BIGINT NOT NULL);
     ),
     (
         2,
+        1,
         r#"
 CREATE TABLE allowed (
     identity  TEXT PRIMARY KEY,
@@ -601,30 +609,41 @@ async fn migrate(pool: &Pool) -> Result<(), StoreError> {
         .map_err(map_err)?;
     tx.batch_execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, \
-         applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+         applied_at TIMESTAMPTZ NOT NULL DEFAULT now()); \
+         ALTER TABLE schema_migrations ADD COLUMN IF NOT EXISTS readers_from INTEGER",
     )
     .await
     .map_err(map_err)?;
-    let have: i32 = tx
+    // A version recorded without `readers_from` (before 2026-12-07) needs a reader of itself.
+    let row = tx
         .query_one(
-            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+            "SELECT COALESCE(MAX(version), 0), \
+             COALESCE(MAX(COALESCE(readers_from, version)), 0) FROM schema_migrations",
             &[],
         )
         .await
-        .map_err(map_err)?
-        .get(0);
+        .map_err(map_err)?;
+    let (have, needed): (i32, i32) = (row.get(0), row.get(1));
     let latest = MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
-    if have > latest {
+    if needed > latest {
         return Err(StoreError::Internal(format!(
-            "the database is at schema version {have}, newer than this gateway's {latest}; \
-             run the newer gateway or restore a matching backup"
+            "the database is at schema version {have}, which needs a gateway of version \
+             {needed} or later (this one is {latest}); run the newer gateway or restore a \
+             matching backup"
         )));
     }
-    for (version, sql) in MIGRATIONS.iter().filter(|m| m.0 > have) {
+    if have > latest {
+        tracing::info!(
+            have,
+            latest,
+            "The database was migrated by a newer gateway, in a way this one can still run on."
+        );
+    }
+    for (version, readers_from, sql) in MIGRATIONS.iter().filter(|m| m.0 > have) {
         tx.batch_execute(sql).await.map_err(map_err)?;
         tx.execute(
-            "INSERT INTO schema_migrations(version) VALUES ($1)",
-            &[version],
+            "INSERT INTO schema_migrations(version, readers_from) VALUES ($1, $2)",
+            &[version, readers_from],
         )
         .await
         .map_err(map_err)?;
