@@ -1018,6 +1018,9 @@ mod tests {
         async fn retry_event(&self, _: i64, _: i64, _: Option<String>) -> Result<(), StoreError> {
             unused()
         }
+        async fn defer_event(&self, _: i64, _: i64) -> Result<(), StoreError> {
+            unused()
+        }
         async fn trim_events(&self, _: &'static str, _: u64) -> Result<u64, StoreError> {
             unused()
         }

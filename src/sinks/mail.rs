@@ -618,7 +618,7 @@ pub async fn run(cfg: MailSettings, store: Arc<dyn Store>, mut shutdown: watch::
             if now_ms < next_digest_ms {
                 // Just taken: still this node's without a renewal.
                 for r in &suspensions {
-                    let _ = store.retry_event(r.id, next_digest_ms, None).await;
+                    let _ = store.defer_event(r.id, next_digest_ms).await;
                     claim.settled(r.id);
                 }
             } else if send_digests(
@@ -661,7 +661,7 @@ pub async fn run(cfg: MailSettings, store: Arc<dyn Store>, mut shutdown: watch::
                 claim.hold(store.as_ref()).await;
                 for r in &dead {
                     if claim.leases.contains_key(&r.id) {
-                        let _ = store.retry_event(r.id, now_ms + limit.defer_ms, None).await;
+                        let _ = store.defer_event(r.id, now_ms + limit.defer_ms).await;
                         claim.settled(r.id);
                     }
                 }
@@ -712,9 +712,7 @@ async fn mail_one(
     let mut p = Progress::new(row);
     let limited = p.row.topic != "orders/accepted" && !is_emergency(&p.row.topic);
     if limited && p.done.is_empty() && !limit.admits(&p.row.topic) {
-        let _ = store
-            .retry_event(p.row.id, now_ms + limit.defer_ms, None)
-            .await;
+        let _ = store.defer_event(p.row.id, now_ms + limit.defer_ms).await;
         claim.settled(p.row.id);
         return;
     }

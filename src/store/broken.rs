@@ -132,6 +132,9 @@ impl Store for BrokenStore {
     async fn retry_event(&self, _: i64, _: i64, _: Option<String>) -> Result<(), StoreError> {
         self.no()
     }
+    async fn defer_event(&self, _: i64, _: i64) -> Result<(), StoreError> {
+        self.no()
+    }
     async fn trim_events(&self, _: &'static str, _: u64) -> Result<u64, StoreError> {
         self.no()
     }

@@ -524,6 +524,10 @@ pub trait Store: Send + Sync {
         next_at_ms: i64,
         payload: Option<String>,
     ) -> Result<(), StoreError>;
+    /// Puts an event off until `next_at_ms` without counting an attempt: an alert over the
+    /// rate limit, a suspension waiting for its digest. (Counted, deferrals made the next real
+    /// failure back off for minutes and could give an alert up on its first one.)
+    async fn defer_event(&self, id: i64, next_at_ms: i64) -> Result<(), StoreError>;
     /// Drops a sink's oldest events beyond `bound`; returns how many were dropped.
     async fn trim_events(&self, sink: &'static str, bound: u64) -> Result<u64, StoreError>;
     /// Records that the dispatch circuit breaker opened or closed (an alert for supervisors).

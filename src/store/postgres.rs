@@ -1477,6 +1477,17 @@ impl Store for PgStore {
         Ok(())
     }
 
+    async fn defer_event(&self, id: i64, next_at_ms: i64) -> Result<(), StoreError> {
+        let c = self.client().await?;
+        c.execute(
+            "UPDATE events SET next_at_ms = $2, lease_until_ms = 0 WHERE id = $1",
+            &[&id, &next_at_ms],
+        )
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
     async fn trim_events(&self, sink: &'static str, bound: u64) -> Result<u64, StoreError> {
         let c = self.client().await?;
         c.execute(

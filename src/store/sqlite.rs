@@ -1809,6 +1809,19 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn defer_event(&self, id: i64, next_at_ms: i64) -> Result<(), StoreError> {
+        self.call(move |conn| {
+            exec(
+                conn,
+                "UPDATE events SET next_at_ms = ?2 WHERE id = ?1",
+                params![id, next_at_ms],
+            )
+            .map_err(sql)?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn trim_events(&self, sink: &'static str, bound: u64) -> Result<u64, StoreError> {
         self.call(move |conn| {
             let n = conn
@@ -2370,7 +2383,7 @@ mod tests {
     /// A contact that carries an alert (a voicemail's words naming an emergency, after its
     /// order was made) emits it with the contact, once: the same contact again alerts nobody.
     #[tokio::test]
-    async fn a_contact_with_an_alert_emits_it_once() {
+    async fn a_contact_with_an_alert_emits_it_once_and_a_deferral_counts_no_attempt() {
         let dir = tempfile::tempdir().unwrap();
         let sinks = Sinks {
             mqtt: false,
@@ -2402,6 +2415,14 @@ mod tests {
             .unwrap();
         assert_eq!(urgent.len(), 1, "{urgent:?}");
         assert_eq!(urgent[0].topic, "emergency/suspected");
+        // Put off (an alert over the rate limit) it counts no attempt; failed, it does.
+        let id = urgent[0].id;
+        s.defer_event(id, 5_000).await.unwrap();
+        let due = |at| s.due_events("mail", Topics::Emergency, at, 10);
+        assert!(due(4_999).await.unwrap().is_empty());
+        assert_eq!(due(5_000).await.unwrap()[0].attempts, 0);
+        s.retry_event(id, 5_000, None).await.unwrap();
+        assert_eq!(due(5_000).await.unwrap()[0].attempts, 1);
         // A contact without one emits nothing.
         s.enqueue_contact("2".into(), "2-c1".into(), serde_json::json!({}), None, 3)
             .await
