@@ -1120,6 +1120,13 @@ impl Config {
         for (i, a) in self.nuisance.allow.iter().enumerate() {
             match hotline_adapters::Identity::parse(a) {
                 Some(id) => d.allow.push(id),
+                // An `ip:` entry that is no address (a range, a host name) was taken as it
+                // was written until 2026-12-07, and matched nobody: still no reason to refuse
+                // to start, but said, since it allows nobody.
+                None if a.trim_start().starts_with("ip:") => caution(
+                    &format!("nuisance.allow[{i}]"),
+                    format!("`{a}` is not an IP address (ranges are not taken): it allows nobody"),
+                ),
                 None => bad(
                     &format!("nuisance.allow[{i}]"),
                     format!("`{a}` is not an identity like phone:13800000000"),
@@ -1850,6 +1857,29 @@ mod tests {
         ] {
             assert!(keys.contains(&want), "missing {want} in {keys:?}");
         }
+    }
+
+    /// An `ip:` allow entry that is no address was taken before, and matched nobody: after the
+    /// stricter identity parsing it is a caution, not a reason to refuse to start.
+    #[test]
+    fn an_ip_allow_entry_that_is_no_address_is_a_caution() {
+        let cfg = load(
+            "[server]\nlisten = \"127.0.0.1:1\"\n[nuisance]\nallow = [\"ip:10.0.0.0/8\", \"ip:2001:DB8::1\"]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            cfg.derived
+                .allow
+                .iter()
+                .map(|i| i.to_string())
+                .collect::<Vec<_>>(),
+            ["ip:2001:db8::1"]
+        );
+        assert!(cfg
+            .derived
+            .cautions
+            .iter()
+            .any(|c| c.key == "nuisance.allow[0]"));
     }
 
     /// A missing required key leaves nothing of its table to read; the other accounts and

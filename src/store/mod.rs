@@ -266,10 +266,8 @@ pub struct OutboxStats {
     pub depth: u64,
     /// Age in seconds of the oldest undelivered message.
     pub oldest_age_s: Option<i64>,
-    /// Number of dead letters.
+    /// Number of dead letters (listed, a page at a time, by [`Store::dead_letters`]).
     pub dead: u64,
-    /// The most recent dead letters (at most 100).
-    pub dead_letters: Vec<DeadLetter>,
 }
 
 /// An order's state as the gateway knows it.

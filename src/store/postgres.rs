@@ -1003,28 +1003,10 @@ impl Store for PgStore {
             .await
             .map_err(map_err)?
             .get(0);
-        let dead_letters = c
-            .query(
-                "SELECT key, kind, attempts, last_error, created_at FROM outbox \
-                 WHERE state = 2 ORDER BY id DESC LIMIT 100",
-                &[],
-            )
-            .await
-            .map_err(map_err)?
-            .iter()
-            .map(|r| DeadLetter {
-                key: r.get(0),
-                kind: r.get(1),
-                attempts: r.get::<_, i32>(2).max(0) as u32,
-                last_error: r.get(3),
-                created_at: r.get(4),
-            })
-            .collect();
         Ok(OutboxStats {
             depth: depth.max(0) as u64,
             oldest_age_s: oldest.map(|o| (now - o).max(0)),
             dead: dead.max(0) as u64,
-            dead_letters,
         })
     }
 
