@@ -595,7 +595,7 @@ fn components() -> serde_json::Value {
                             "code": {"type": "string", "description": "a stable machine code"},
                             "message": {"type": "string", "description": "the sentence of `message`"},
                             "field": {"type": "string", "description": "the refused field (`missing_field`, `invalid_field`), e.g. `email`, `items.content`; `body` for the request as a whole"},
-                            "detail": {"type": "string", "description": "what is wrong, in English, for the developer; never quotes the submitted value"},
+                            "detail": {"type": "string", "description": "what is wrong, in English, for the developer; on the web form it never quotes the submitted value, and personal data (phone numbers, e-mails, ids) is masked in every channel's"},
                         },
                     },
                     "message": {"type": "string"},
