@@ -609,11 +609,26 @@ async fn migrate(pool: &Pool) -> Result<(), StoreError> {
         .map_err(map_err)?;
     tx.batch_execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, \
-         applied_at TIMESTAMPTZ NOT NULL DEFAULT now()); \
-         ALTER TABLE schema_migrations ADD COLUMN IF NOT EXISTS readers_from INTEGER",
+         applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
     )
     .await
     .map_err(map_err)?;
+    // Only when missing: ALTER TABLE needs the table's owner even when it changes nothing,
+    // and a role that may only use the schema must still open it.
+    let has_readers_from = tx
+        .query_opt(
+            "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() \
+             AND table_name = 'schema_migrations' AND column_name = 'readers_from'",
+            &[],
+        )
+        .await
+        .map_err(map_err)?
+        .is_some();
+    if !has_readers_from {
+        tx.batch_execute("ALTER TABLE schema_migrations ADD COLUMN readers_from INTEGER")
+            .await
+            .map_err(map_err)?;
+    }
     // A version recorded without `readers_from` (before 2026-12-07) needs a reader of itself.
     let row = tx
         .query_one(
