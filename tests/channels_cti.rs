@@ -12,6 +12,7 @@ mod common;
 
 use common::*;
 use serde_json::{json, Value};
+use std::path::Path;
 use std::time::Duration;
 
 const LONG: Duration = Duration::from_secs(30);
@@ -1398,17 +1399,13 @@ fn a_long_call_with_no_matter_counts_once_the_grace_is_over() {
     assert_no_raw_numbers(&gw, &[lingerer]);
 }
 
-/// Two voicemails from one number, each with nothing but its recording: two orders, each with
-/// its own recording. (Both carry the same placeholder text, and the second was taken for a
-/// repeat of the first: a contact without the recording.)
-#[test]
-fn a_second_recording_only_voicemail_is_an_order_with_its_own_recording() {
-    let dir = tempfile::tempdir().unwrap();
-    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+/// A gateway with a Twilio profile `tw` (after the TOML `before`) and the public URL its
+/// requests are signed for.
+fn twilio_gateway(dir: &Path, sim: &Sim, before: &str) -> (Gateway, String) {
     let port = free_port();
     let public = format!("http://127.0.0.1:{port}/v1/cti/tw");
     let extra = format!(
-        r#"
+        r#"{before}
 [channels.cti.tw]
 format = "twilio"
 auth_token = "{TWILIO_AUTH}"
@@ -1416,8 +1413,18 @@ public_url = "{public}"
 continue_twiml = "<Redirect>{IVR}</Redirect>"
 "#
     );
-    let config = write_config(dir.path(), port, &sim.url, &extra);
-    let gw = Gateway::start_with(config, port);
+    let config = write_config(dir, port, &sim.url, &extra);
+    (Gateway::start_with(config, port), public)
+}
+
+/// Two voicemails from one number, each with nothing but its recording: two orders, each with
+/// its own recording. (Both carry the same placeholder text, and the second was taken for a
+/// repeat of the first: a contact without the recording.)
+#[test]
+fn a_second_recording_only_voicemail_is_an_order_with_its_own_recording() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let (gw, public) = twilio_gateway(dir.path(), &sim, "");
     let tw = Twilio { gw: &gw };
     let recording =
         |n: u32| format!("https://api.twilio.com/2010-04-01/Accounts/AC0/Recordings/RE{n}");
@@ -1542,21 +1549,11 @@ fn a_long_call_that_named_an_emergency_is_no_offence() {
 fn a_twilio_call_registered_through_the_generic_profile_is_no_offence() {
     let dir = tempfile::tempdir().unwrap();
     let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
-    let port = free_port();
-    let public = format!("http://127.0.0.1:{port}/v1/cti/tw");
-    let extra = format!(
-        r#"{}{}
-[channels.cti.tw]
-format = "twilio"
-auth_token = "{TWILIO_AUTH}"
-public_url = "{public}"
-continue_twiml = "<Redirect>{IVR}</Redirect>"
-"#,
-        generic_profiles(),
-        quick_long_calls()
+    let (gw, public) = twilio_gateway(
+        dir.path(),
+        &sim,
+        &format!("{}{}", generic_profiles(), quick_long_calls()),
     );
-    let config = write_config(dir.path(), port, &sim.url, &extra);
-    let gw = Gateway::start_with(config, port);
     let tw = Twilio { gw: &gw };
     let (registered, idle) = ("13977770001", "13977770002");
     for (n, phone) in [(71, registered), (72, idle)] {
@@ -1796,19 +1793,7 @@ fn an_abuse_flag_is_reminded_and_suspended_in_its_own_words() {
 fn a_late_voicemail_transcription_reaches_its_order() {
     let dir = tempfile::tempdir().unwrap();
     let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
-    let port = free_port();
-    let public = format!("http://127.0.0.1:{port}/v1/cti/tw");
-    let extra = format!(
-        r#"
-[channels.cti.tw]
-format = "twilio"
-auth_token = "{TWILIO_AUTH}"
-public_url = "{public}"
-continue_twiml = "<Redirect>{IVR}</Redirect>"
-"#
-    );
-    let config = write_config(dir.path(), port, &sim.url, &extra);
-    let gw = Gateway::start_with(config, port);
+    let (gw, public) = twilio_gateway(dir.path(), &sim, "");
     let tw = Twilio { gw: &gw };
     let url = "https://api.twilio.com/2010-04-01/Accounts/AC0/Recordings/RE81";
     let caller_no = "+8613912340081";
