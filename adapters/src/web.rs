@@ -498,6 +498,8 @@ fn attachment(a: &RawAttachment) -> Result<Attachment, AdapterError> {
         .chars()
         .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | '"'));
     match host {
+        // `user:password@host`: credentials would travel on to dispatch and its logs.
+        Some(h) if h.contains('@') => Err(invalid("url must not carry a user name or password")),
         Some(h) if !h.is_empty() && clean => Ok(Attachment {
             kind,
             url: url.to_string(),
@@ -1060,6 +1062,10 @@ mod tests {
             ),
             (
                 r#"{"content":"x","attachments":[{"url":"https://a.cn/x y"}]}"#,
+                "invalid_field",
+            ),
+            (
+                r#"{"content":"x","attachments":[{"url":"https://user:pw@a.cn/x"}]}"#,
                 "invalid_field",
             ),
             (
