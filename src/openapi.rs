@@ -663,7 +663,7 @@ fn components() -> serde_json::Value {
                     "client_ref": {
                         "type": "string",
                         "maxLength": 128,
-                        "description": "the page's idempotency key: a retry gets the first answer (with no phone given, a retry of the same text, from any address)",
+                        "description": "the page's idempotency key, new for each submission (a UUID): a retry gets the first answer (with no phone given, a retry of the same form, from any address; a ref a page reuses for everyone makes two identical anonymous forms one order)",
                     },
                 },
             },
