@@ -636,21 +636,11 @@ pub async fn run(cfg: MailSettings, store: Arc<dyn Store>, mut shutdown: watch::
             }
         }
         // Dead letters due together go as one digest, under one pass of the limit.
-        let (mut dead, rows): (Vec<EventRow>, Vec<EventRow>) =
+        let (dead, mut rows): (Vec<EventRow>, Vec<EventRow>) =
             rows.into_iter().partition(|r| r.topic == "orders/dead");
+        // One dead letter alone is mailed like any other alert, below.
         if dead.len() == 1 {
-            if let Some(row) = dead.pop() {
-                mail_one(
-                    &cfg,
-                    &transport,
-                    store.as_ref(),
-                    &mut claim,
-                    &limit,
-                    row,
-                    now_ms,
-                )
-                .await;
-            }
+            rows.extend(dead);
         } else if !dead.is_empty() {
             mail_urgent(&cfg, &transport, store.as_ref(), &limit).await;
             // A digest only for recipients still owed some of them passed the limit before.
