@@ -1235,16 +1235,8 @@ fn citizens_behind_a_proxy_in_a_trusted_range_are_counted_apart() {
         &sim.url,
         "[web]\ntrusted_proxies = [\"127.0.0.0/8\"]\n[nuisance]\nquota = 1\n",
     );
-    let post = |from: &str, content: &str| {
-        let r = client()
-            .post(format!("{}/v1/web/submissions", gw.url))
-            .header("x-forwarded-for", from)
-            .json(&json!({ "content": content }))
-            .send()
-            .unwrap();
-        let status = r.status().as_u16();
-        (status, r.json::<serde_json::Value>().unwrap_or_default())
-    };
+    let post =
+        |from: &str, content: &str| gw.submit_from(Some(from), json!({ "content": content }));
     let (s, b) = post("203.0.113.1", "代理后：小区路灯坏了");
     assert_eq!(s, 202, "{b}");
     let (s, b) = post("203.0.113.2", "代理后：楼道堆放杂物");
@@ -1554,14 +1546,10 @@ fn an_anonymous_retry_from_a_new_address_gets_the_first_answer() {
         "[web]\ntrusted_proxies = [\"127.0.0.0/8\"]\n[nuisance]\nquota = 100000\n",
     );
     let post = |from: &str, content: &str| {
-        let r = client()
-            .post(format!("{}/v1/web/submissions", gw.url))
-            .header("x-forwarded-for", from)
-            .json(&json!({ "content": content, "client_ref": "9f1c2d7e-retry" }))
-            .send()
-            .unwrap();
-        let status = r.status().as_u16();
-        (status, r.json::<serde_json::Value>().unwrap_or_default())
+        gw.submit_from(
+            Some(from),
+            json!({ "content": content, "client_ref": "9f1c2d7e-retry" }),
+        )
     };
     let (s, first) = post("203.0.113.50", "小区门口的垃圾站臭味很大");
     assert_eq!(s, 202, "{first}");
@@ -1574,17 +1562,12 @@ fn an_anonymous_retry_from_a_new_address_gets_the_first_answer() {
     // A neighbour's page with the same fixed ref and the same words but another address is
     // someone else: an order of its own, with the neighbour's address (a digest of the text
     // alone merged them, and the second address reached nobody).
-    let r = client()
-        .post(format!("{}/v1/web/submissions", gw.url))
-        .header("x-forwarded-for", "192.0.2.77")
-        .json(
-            &json!({"content": "小区门口的垃圾站臭味很大", "client_ref": "9f1c2d7e-retry",
-                      "address": "解放路99号"}),
-        )
-        .send()
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 202);
-    let neighbour: serde_json::Value = r.json().unwrap();
+    let (s, neighbour) = gw.submit_from(
+        Some("192.0.2.77"),
+        json!({"content": "小区门口的垃圾站臭味很大", "client_ref": "9f1c2d7e-retry",
+               "address": "解放路99号"}),
+    );
+    assert_eq!(s, 202, "{neighbour}");
     assert_ne!(numbers(&neighbour), numbers(&first), "{neighbour}");
     let order = sim.wait_order(&numbers(&neighbour)[0]);
     assert_eq!(order["location"]["address"], "解放路99号");

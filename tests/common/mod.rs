@@ -256,11 +256,21 @@ impl Gateway {
 
     /// POSTs JSON to the web form; returns (status, body).
     pub fn submit(&self, body: serde_json::Value) -> (u16, serde_json::Value) {
-        let r = client()
-            .post(format!("{}/v1/web/submissions", self.url))
-            .json(&body)
-            .send()
-            .expect("submit");
+        self.submit_from(None, body)
+    }
+
+    /// As [`submit`](Self::submit), forwarded for the client address `from` (the gateway
+    /// believes it only from a `web.trusted_proxies` peer).
+    pub fn submit_from(
+        &self,
+        from: Option<&str>,
+        body: serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let mut req = client().post(format!("{}/v1/web/submissions", self.url));
+        if let Some(from) = from {
+            req = req.header("x-forwarded-for", from);
+        }
+        let r = req.json(&body).send().expect("submit");
         let status = r.status().as_u16();
         (status, r.json().unwrap_or(serde_json::Value::Null))
     }
