@@ -1512,6 +1512,21 @@ fn a_status_query_with_another_matter_answers_the_status_and_takes_the_matter() 
         "还有，楼下餐馆的油烟太大了，熏得没法开窗"
     );
     assert_eq!(all.len(), 3, "the query itself made no order: {all:?}");
+    // A complaint about the asked order keeps its number: the order read `为什么还没人处理`.
+    let r = wx_push(
+        &gw,
+        "plain",
+        &text(openid, &format!("查询{number}为什么还没人处理")),
+    );
+    let reply = reply_text(&r, openid, false);
+    let (status, ack) = reply.split_once('\n').unwrap_or((&reply, ""));
+    assert_status_of(status, &number);
+    let urged = number_in(ack);
+    let all = wait_for_order(&sim, &urged);
+    assert_eq!(
+        the_order(&all, &urged)["content"],
+        format!("{number}为什么还没人处理")
+    );
 }
 
 #[test]

@@ -27,8 +27,11 @@ pub struct StatusQuery {
     /// `麻烦了`, `的进度`). When `false` the message says more (another matter), which must
     /// reach intake as well (art. 13: no matter is lost).
     pub only: bool,
-    /// What follows the number, as sent (not folded), without the punctuation that joined it
-    /// (`，另外反映一下：路灯坏了` → `另外反映一下：路灯坏了`): the other matter, when not `only`.
+    /// The other matter, when not `only`, as sent (not folded). When what follows the number
+    /// opens a new matter (`，另外反映一下：路灯坏了`, see [`NEW_MATTER`]) it is that, without the
+    /// punctuation that joined it (`另外反映一下：路灯坏了`); otherwise it may speak of the asked
+    /// order (`为什么还没人处理`, `都半个月了`), and the number stays in front of it
+    /// (`2026120707698881 为什么还没人处理`), so the order it makes says which order it is about.
     pub rest: String,
 }
 
@@ -83,6 +86,27 @@ const FILLERS: [&str; 16] = [
     "下",
     "的",
     "号",
+];
+
+/// Words that open a new matter after the number (`查询 2026…，另外反映一下：…`): the rest is
+/// that matter alone. Anything else after the number keeps the number with it, as it may be a
+/// complaint about the asked order (`为什么还没人处理`), which would be an order about nothing
+/// without it. `还有` alone is no opening (`还有多久`), only with a pause or a count after it;
+/// compared after folding, so `还有，` is `还有,`.
+const NEW_MATTER: [&str; 13] = [
+    "另",
+    "此外",
+    "顺便",
+    "还有,",
+    "还有、",
+    "还有一件",
+    "还有一个",
+    "还有件",
+    "还有个",
+    "我还要反映",
+    "还要反映",
+    "再反映",
+    "同时反映",
 ];
 
 /// Courtesy and words that only restate the question, after the number; longest first.
@@ -153,7 +177,17 @@ pub fn status_query(text: &str) -> Option<StatusQuery> {
     // Folding maps one character to one, so the rest starts as many characters into the text
     // as are left after the number.
     let joined = after.iter().take_while(|c| !c.is_alphanumeric()).count();
-    let from = chars.len() - after.len() + joined;
+    let next = &after[joined..];
+    let new_matter = NEW_MATTER.iter().any(|w| {
+        let w: Vec<char> = w.chars().map(fold_full_width).collect();
+        next.starts_with(&w)
+    });
+    let from = if new_matter || only {
+        chars.len() - after.len() + joined
+    } else {
+        // The number as typed, where it began.
+        chars.len() - s.len()
+    };
     let rest = text
         .char_indices()
         .nth(from)
@@ -343,6 +377,28 @@ mod tests {
         assert_eq!(
             rest("查询 2026120707698881，谢谢。").as_deref(),
             Some("谢谢。")
+        );
+        assert_eq!(
+            rest("查询 2026120707698881 还有，楼下餐馆油烟太大").as_deref(),
+            Some("还有，楼下餐馆油烟太大")
+        );
+    }
+
+    #[test]
+    fn a_complaint_about_the_asked_order_keeps_its_number() {
+        let rest = |t: &str| status_query(t).map(|q| q.rest);
+        // The order this made read `为什么还没有人处理`: about nothing dispatch could find.
+        assert_eq!(
+            rest("查询2026120707698881为什么还没有人处理").as_deref(),
+            Some("2026120707698881为什么还没有人处理")
+        );
+        assert_eq!(
+            rest("请问查询工单号：２０２６ １２０７ ０７６９ ８８８１ 还有多久能处理？").as_deref(),
+            Some("２０２６ １２０７ ０７６９ ８８８１ 还有多久能处理？")
+        );
+        assert_eq!(
+            rest("查询 2026120707698881 都半个月了没人管").as_deref(),
+            Some("2026120707698881 都半个月了没人管")
         );
     }
 

@@ -211,10 +211,12 @@ fn unknown_type_label(msg_type: &str) -> &'static str {
 
 /// What a push is answered: a status (when it asks for one) and the decision on its matter
 /// (when it has one). A query for the number alone is only answered; a query followed by more
-/// (`查询 2026…，另外反映一下：路灯坏了`) is answered, and what follows the number is taken as a
-/// submission (art. 13: no matter is lost). The words before it are the query, not a matter:
-/// taken whole, the text made an order of `查询 2026…` too when it split at `另外反映`. Both are
-/// asked at once, within the reply budget. `None`: nothing to say.
+/// (`查询 2026…，另外反映一下：路灯坏了`) is answered, and the rest is taken as a submission
+/// (art. 13: no matter is lost): a new matter alone, or a complaint about the asked order
+/// (`查询 2026… 为什么还没人处理`) with the number in front ([`StatusQuery::rest`]). The words
+/// before the number are the query, not a matter: taken whole, the text made an order of
+/// `查询 2026…` too when it split at `另外反映`. Both are asked at once, within the reply
+/// budget. `None`: nothing to say.
 async fn answer(
     state: &Data<AppState>,
     asked: Option<StatusQuery>,
