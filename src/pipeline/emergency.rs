@@ -420,10 +420,11 @@ fn needs_normalizing(text: &str) -> bool {
             i += 1;
             continue;
         }
-        if matches!(x, 0xC2 | 0xE1 | 0xE2 | 0xE3 | 0xEF) {
+        // 0xF0 and 0xF3 lead emoji and tags (see `is_dropped`).
+        if matches!(x, 0xC2 | 0xE1 | 0xE2 | 0xE3 | 0xEF | 0xF0 | 0xF3) {
             // Rare lead bytes: decode this one char and decide exactly.
             if let Some(c) = text.get(i..).and_then(|t| t.chars().next()) {
-                if c.is_whitespace() || is_fullwidth_alnum(c) {
+                if c.is_whitespace() || is_fullwidth_alnum(c) || is_dropped(c) {
                     return true;
                 }
                 i += c.len_utf8();
@@ -433,6 +434,22 @@ fn needs_normalizing(text: &str) -> bool {
         i += 1;
     }
     false
+}
+
+/// Characters [`normalize`] drops: invisible format characters (General Category Cf: zero-width
+/// space and joiners, soft hyphen, word joiner, bidi controls, BOM, tags) and pictographs
+/// (emoji, misc symbols and dingbats, their variation selectors). Copied from a chat app or
+/// typed for emphasis, they sit inside a trigger word (`着\u{200B}火`, `着🔥火`) and hid it from
+/// the rules (until 2026-12-07). None is a rule word or a clause break (`boundary_at`), so
+/// dropping them anywhere only joins what a person sees as one word. The dingbat numbers
+/// (❶–➓), which number a list, are kept.
+fn is_dropped(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206F}' | '\u{FEFF}'
+        | '\u{FFF9}'..='\u{FFFB}' | '\u{E0001}' | '\u{E0020}'..='\u{E007F}'
+        | '\u{FE0E}' | '\u{FE0F}' | '\u{2600}'..='\u{2775}' | '\u{2794}'..='\u{27BF}'
+        | '\u{1F000}'..='\u{1FAFF}')
 }
 
 fn is_fullwidth_alnum(c: char) -> bool {
@@ -481,6 +498,11 @@ fn normalize_text(text: &str) -> Cow<'_, str> {
     let mut candidate: Option<usize> = None;
     let mut pending: Option<(usize, usize)> = None;
     for c in text.chars() {
+        // Dropped before anything else: an emoji between two words is neither a word
+        // character nor a break for the space handling below.
+        if is_dropped(c) {
+            continue;
+        }
         if is_inline_space(c) {
             if !in_space {
                 pending = None;
@@ -543,7 +565,7 @@ fn push_normalized(out: &mut String, c: char) {
             let ascii = char::from_u32(c as u32 - 0xFEE0).unwrap_or(c);
             out.push(ascii.to_ascii_lowercase());
         }
-        c if c.is_whitespace() => {}
+        c if c.is_whitespace() || is_dropped(c) => {}
         c => out.push(c.to_ascii_lowercase()),
     }
 }
@@ -1315,6 +1337,36 @@ mod tests {
             ("我的手机被偷了，不知道去哪报案", ""),
             ("反映有人冒充公安发诈骗短信，请相关部门处理", ""),
         ]);
+    }
+
+    /// Invisible characters a chat app's copy carries, and an emoji typed inside a word, no
+    /// longer hide a trigger (until 2026-12-07 `我家着\u{200C}火了` was no emergency, and the
+    /// other forms were only suspected by the second opinion).
+    #[test]
+    fn invisible_characters_and_emoji_inside_a_word_do_not_hide_it() {
+        let rules = EmergencyRules::builtin();
+        for (text, number) in [
+            ("我家着\u{200C}火了", "119"),
+            ("我家着\u{200B}火了，快来人", "119"),
+            ("我家着🔥火了，快来人", "119"),
+            ("我家着\u{2764}\u{FE0F}火了，快来人", "119"),
+            ("厨房着\u{00AD}火了", "119"),
+            ("我爸昏\u{2060}迷了", "120"),
+            ("\u{FEFF}有人\u{202E}持刀\u{200D}砍人", "110"),
+        ] {
+            assert_eq!(
+                rules.check(text).map(|r| r.number).as_deref(),
+                Some(number),
+                "{text:?}"
+            );
+        }
+        assert_eq!(normalize("着\u{200B}火🔥了"), "着火了");
+        assert_eq!(normalize_text("着火了 🔥🔥 快来人"), "着火了,快来人");
+        // A numbered list keeps its numbers; plain text is still borrowed.
+        assert_eq!(normalize("❶路灯坏了❷井盖丢了"), "❶路灯坏了❷井盖丢了");
+        assert!(matches!(normalize("路灯坏了"), Cow::Borrowed(_)));
+        // Routine words stay routine with an emoji in them.
+        assert_eq!(rules.check("小区路灯🔦坏了一个月"), None);
     }
 
     /// Spaces as clause separators (phones, WeChat): the words of one clause no longer reach
