@@ -30,6 +30,31 @@ pub fn local(rfc3339: &str, tz: chrono_tz::Tz) -> String {
 /// Where to call in an emergency, as every acknowledgement ends.
 pub const EMERGENCY_NUMBERS: &str = "如遇紧急情况，请直接拨打110、119、120、122。";
 
+/// The sentence that puts the number to dial first when an emergency is suspected (by the second
+/// opinion, or by the rules when the model doubts them) but not sure: the person reads the one
+/// number that fits before anything else, in case the danger is now (art. 17(1)).
+pub fn emergency_first(number: &str) -> String {
+    format!("您反映的情况可能是紧急情况：如果危险正在发生，请立即拨打{number}。")
+}
+
+/// The answer to a possible emergency on a written channel whose order could not be stored
+/// (a damaged store, a full disk): the number to dial, then that the matter was not kept. A
+/// bare 503 named no number (until 2026-12-07), and a WeChat follower saw only "该公众号暂时
+/// 无法提供服务".
+pub fn unsaved_emergency(number: &str) -> String {
+    format!(
+        "{}系统繁忙，您的诉求暂未能保存，如不紧急，请稍后重新提交。",
+        emergency_first(number)
+    )
+}
+
+/// The reply to a possible emergency whose intake is still running when the platform's reply
+/// budget runs out (a slow or locked store): the number to dial now; the order is being made
+/// in the background. WeChat does not resend after a reply, so this is all the person sees.
+pub fn pending_emergency(number: &str) -> String {
+    format!("{}您的诉求正在受理中。", emergency_first(number))
+}
+
 /// The answer to a message of a kind the gateway does not take (a file, a mini-program card):
 /// it is not an order, and the person learns how to send the matter instead of hearing nothing.
 /// WeChat's push of a file carries no media id the account could fetch it with.
@@ -85,15 +110,19 @@ fn render(o: &Outcome, tz: chrono_tz::Tz, compact: bool) -> String {
             let first = orders
                 .iter()
                 .find_map(|o| o.suspected_emergency.as_deref())
-                .map(|n| format!("您反映的情况可能是紧急情况：如果危险正在发生，请立即拨打{n}。"))
+                .map(emergency_first)
                 .unwrap_or_default();
             format!(
                 "{first}您的诉求已受理，工单号：{}。可凭工单号查询办理进度。{EMERGENCY_NUMBERS}",
                 numbers_of(orders, compact)
             )
         }
+        // A repeat, a supplement and guidance end with the numbers too, for the same reason:
+        // a person who sends a matter again because nobody came may be in danger now, and an
+        // emergency both the rules and the model missed was told "请耐心等待" and no number
+        // (until 2026-12-07).
         Outcome::Duplicate { orders } => format!(
-            "您反映的事项已在办理中，工单号：{}。我们已将您的再次反映告知承办单位，请耐心等待。",
+            "您反映的事项已在办理中，工单号：{}。我们已将您的再次反映告知承办单位，请耐心等待。{EMERGENCY_NUMBERS}",
             numbers_of(orders, compact)
         ),
         // The rules' reasons are whole sentences that already name the number; a bare reason
@@ -130,12 +159,16 @@ fn render(o: &Outcome, tz: chrono_tz::Tz, compact: bool) -> String {
             local(until, tz)
         ),
         Outcome::Attached { orders } => format!(
-            "已将您发送的图片/位置补充到工单{}。",
+            "已将您发送的图片/位置补充到工单{}。{EMERGENCY_NUMBERS}",
             numbers_of(orders, compact)
         ),
-        Outcome::Informed { guidance } if !guidance.is_empty() => guidance.clone(),
+        Outcome::Informed { guidance } if !guidance.is_empty() => {
+            format!("{guidance}{EMERGENCY_NUMBERS}")
+        }
         // A record stored before the guidance was kept with it.
-        Outcome::Informed { .. } => "您反映的事项不属于热线受理范围，请按提示途径办理。".into(),
+        Outcome::Informed { .. } => {
+            format!("您反映的事项不属于热线受理范围，请按提示途径办理。{EMERGENCY_NUMBERS}")
+        }
         Outcome::Nothing => String::new(),
     }
 }
@@ -237,11 +270,43 @@ mod tests {
         let o = Outcome::Informed {
             guidance: guidance.into(),
         };
-        assert_eq!(for_outcome(&o, tz), guidance);
+        assert_eq!(
+            for_outcome(&o, tz),
+            format!("{guidance}{EMERGENCY_NUMBERS}")
+        );
         let old = Outcome::Informed {
             guidance: String::new(),
         };
         assert!(for_outcome(&old, tz).contains("不属于热线受理范围"));
+    }
+
+    /// Every answer that takes or keeps a matter names the emergency numbers: a repeat sent
+    /// because nobody came, a photo added to an order, guidance (until 2026-12-07 these three
+    /// named none, and an emergency the rules and the model missed, sent again, was told
+    /// "请耐心等待").
+    #[test]
+    fn repeats_supplements_and_guidance_name_the_emergency_numbers() {
+        let tz = chrono_tz::Asia::Shanghai;
+        let orders = vec![OrderRef {
+            number: "2026120701000001".into(),
+            category: "help".into(),
+            suspected_emergency: None,
+        }];
+        for o in [
+            Outcome::Duplicate {
+                orders: orders.clone(),
+            },
+            Outcome::Attached { orders },
+            Outcome::Informed {
+                guidance: "兑奖请联系彩票中心。".into(),
+            },
+            Outcome::Informed {
+                guidance: String::new(),
+            },
+        ] {
+            let m = for_outcome(&o, tz);
+            assert!(m.ends_with(EMERGENCY_NUMBERS), "{o:?}: {m}");
+        }
     }
 
     #[test]

@@ -1351,6 +1351,8 @@ fn wechat_a_retry_of_a_guidance_answer_gets_the_guidance_again() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("rules")).unwrap();
     let guidance = "您反映的事项依法应当通过诉讼途径解决，可拨打12348公共法律服务热线咨询。";
+    // What the person reads: the guidance, then the emergency numbers every answer ends with.
+    let answer = format!("{guidance}如遇紧急情况，请直接拨打110、119、120、122。");
     std::fs::write(
         dir.path().join("rules/guidance.toml"),
         format!(
@@ -1367,12 +1369,12 @@ fn wechat_a_retry_of_a_guidance_answer_gets_the_guidance_again() {
         "safe",
         &text(openid, "我想起诉我的邻居，怎么去法院立案"),
     );
-    assert_eq!(reply_text(&first, openid, true), guidance);
+    assert_eq!(reply_text(&first, openid, true), answer);
     // The platform's retry, here and after a restart (the record is all there is then), used
     // to read "请按提示途径办理" with no hint to follow.
-    assert_eq!(reply_text(&wx_resend(&gw, &first), openid, true), guidance);
+    assert_eq!(reply_text(&wx_resend(&gw, &first), openid, true), answer);
     let gw = restart(gw);
-    assert_eq!(reply_text(&wx_resend(&gw, &first), openid, true), guidance);
+    assert_eq!(reply_text(&wx_resend(&gw, &first), openid, true), answer);
 }
 
 /// The order number in full-width digits, as a Chinese input method in full-width mode types it.

@@ -1069,7 +1069,10 @@ fn rules_reload_by_admin_and_sighup_and_a_broken_file_keeps_the_old_rules() {
     assert_eq!(r.status().as_u16(), 200);
     let (s, b) = ask(&gw, 2);
     assert_eq!((s, b["status"].as_str()), (200, Some("informed")), "{b}");
-    assert_eq!(b["message"], "兑奖请联系彩票中心。");
+    assert_eq!(
+        b["message"],
+        "兑奖请联系彩票中心。如遇紧急情况，请直接拨打110、119、120、122。"
+    );
     // A second matter in the same message is not lost to the guidance: both are orders, the
     // first with its hint (art. 13).
     let (s, b) = gw.submit(json!({
