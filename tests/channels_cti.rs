@@ -1313,6 +1313,45 @@ continue_twiml = "<Redirect>{IVR}</Redirect>"
         ),
         json!([["say", {"message": notice, "voice": "Polly.Zhiyu", "language": "cmn-CN"}], ["dial", {"number": "119"}]]),
     );
+    // A voicemail whose words name a fire (the caller may still be on the line after `#`),
+    // and an agent's registration of one: their orders cannot be stored, so the number to
+    // dial is said (TwiML, never a JSON 503 on which Twilio hangs up), and the agent desk
+    // gets the flag (until 2026-12-07 both answered 503).
+    let advice = "如果危险正在发生，请立即挂机拨打119；其他事项请不要挂机，正在为您转接人工服务。";
+    tw.twiml(
+        "tw",
+        &public,
+        "step=voicemail",
+        twilio_params(
+            &sid(65),
+            citizen,
+            "in-progress",
+            &[
+                ("RecordingUrl", "https://api.twilio.com/rec/REd1"),
+                ("RecordingSid", "REd1"),
+                ("TranscriptionText", "我家着火了，火很大，快来人"),
+            ],
+        ),
+        json!([["say", {"message": advice, "voice": "Polly.Zhiyu", "language": "cmn-CN"}], ["redirect", {"url": IVR}]]),
+    );
+    let reg = json!({"event": "call.registered", "call_id": "ref-r", "from": "13912340068",
+                     "to": "12345", "at": AT, "agent": "A017",
+                     "order": {"content": "楼下饭店着火了，火很大，有人被困"}});
+    let r = generic_ok(&gw, "desk", &reg);
+    assert_eq!(
+        (r["action"].as_str(), r["flag"].as_str()),
+        (Some("continue"), Some("possible_emergency")),
+        "{r}"
+    );
+    assert!(r["text"].as_str().is_some_and(|t| t.contains("119")), "{r}");
+    // A routine registration still answers 503: nothing was stored.
+    let (status, _) = generic(
+        &gw,
+        "desk",
+        &json!({"event": "call.registered", "call_id": "ref-q", "from": "13912340068",
+                "to": "12345", "at": AT, "order": {"content": "小区路灯坏了"}}),
+    );
+    assert_eq!(status, 503);
     // The lost records are logged without the number, and counted.
     assert!(
         gw.logs().contains("without its retry record"),

@@ -225,6 +225,33 @@ fn back_pressure_sheds_web_but_never_emergencies_or_the_phone() {
     );
 }
 
+/// A possible emergency is a phone's matter: while intake sheds, a text only the second
+/// opinion finds is heard as an order with its number, never shed (until 2026-12-07 it got a
+/// bare 503 and no number); the 503 a routine text gets names the numbers to dial.
+#[test]
+fn back_pressure_never_sheds_a_suspected_emergency() {
+    let dir = tempfile::tempdir().unwrap();
+    let down = format!("http://127.0.0.1:{}", free_port());
+    let port = free_port();
+    let config = write_config(dir.path(), port, &down, "");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("path = \"data\"", "path = \"data\"\nhigh_water = 0");
+    std::fs::write(&config, text).unwrap();
+    let gw = Gateway::start_with(config, port);
+    let (s, b) = gw.submit(json!({"content": "小区门口路灯坏了", "phone": "13300000021"}));
+    assert_eq!(s, 503, "{b}");
+    assert!(
+        b["message"]
+            .as_str()
+            .is_some_and(|m| m.ends_with("如遇紧急情况，请直接拨打110、119、120、122。")),
+        "{b}"
+    );
+    let (s, b) = gw.submit(json!({"content": SUSPECTED, "phone": "13300000022"}));
+    assert_eq!(s, 202, "{b}");
+    assert_urgent_review(&b, "110");
+}
+
 /// Connections waiting in the kernel's accept queue of the IPv4 socket listening on `port`
 /// (`/proc/net/tcp`: a LISTEN socket's rx_queue is its backlog).
 fn listen_backlog(port: u16) -> Option<u32> {
@@ -308,6 +335,22 @@ fn a_damaged_store_is_reported_clearly_and_sigterm_shuts_down_cleanly() {
         (200, Some("120")),
         "{b}"
     );
+    // Possible emergencies whose orders cannot be stored: the rules' redirect the model
+    // doubts, and one only the model suspects, are told the number to dial, no order made,
+    // instead of a bare 503 (until 2026-12-07).
+    for (text, number) in [(DOUBTED_NOW, "120"), (SUSPECTED, "110")] {
+        let (s, b) = gw.submit(json!({"content": text, "phone": "13911112222"}));
+        assert_eq!(
+            (s, b["status"].as_str(), b["redirect"]["number"].as_str()),
+            (200, Some("redirected"), Some(number)),
+            "{b}"
+        );
+        let first = format!("您反映的情况可能是紧急情况：如果危险正在发生，请立即拨打{number}。");
+        assert!(
+            b["message"].as_str().is_some_and(|m| m.starts_with(&first)),
+            "{b}"
+        );
+    }
     assert!(gw.logs().contains("damaged"), "{}", gw.logs());
     assert!(gw.terminate());
 

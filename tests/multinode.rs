@@ -1013,6 +1013,42 @@ fn a_stalled_store_does_not_hold_up_the_number_to_dial() {
     lock.finish("COMMIT;");
 }
 
+/// A possible emergency (the rules' redirect the model doubts, or the model's suspicion) is
+/// an order, which a store held up by a lock on its outbox keeps past the reply budget: the
+/// reply then names the number to dial instead of the bare `success` (until 2026-12-07 it was
+/// `success`, after which WeChat does not resend, and the number was in a reply nobody saw).
+/// The order is still made once the lock is gone.
+#[test]
+fn a_stalled_store_still_names_the_number_for_a_possible_emergency() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let mut cluster = Cluster::new("stalled_review", &sim.url);
+    cluster.extra = wechat_account();
+    let gw = cluster.node(dir.path(), 1);
+    let (db, pg) = (cluster.db.clone(), postgres());
+    let lock = pg.session(&db, "BEGIN; LOCK TABLE outbox IN ACCESS EXCLUSIVE MODE;");
+    wait_until("psql holds the outbox lock", LONG, || {
+        (locks_on(&db, "outbox", true) > 0).then_some(())
+    });
+    for (openid, said, number) in [
+        ("oStallD_4Hh8Jj2Kk6Ll0Zz3Xx7C", DOUBTED_NOW, "120"),
+        ("oStallS_4Hh8Jj2Kk6Ll0Zz3Xx7C", SUSPECTED, "110"),
+    ] {
+        let r = wx(&gw, json!({"message": text_message(openid, said)}));
+        let content = reply_text(&r, openid);
+        assert!(
+            content.starts_with(&format!(
+                "您反映的情况可能是紧急情况：如果危险正在发生，请立即拨打{number}。"
+            )),
+            "{content}"
+        );
+    }
+    lock.finish("COMMIT;");
+    wait_until("both orders stored", LONG, || {
+        (pg.psql(&db, "SELECT count(*) FROM orders") == "2").then_some(())
+    });
+}
+
 /// A relay round takes at most a batch while the previous round's results are being written.
 /// Each round used to ask the store for a batch plus the previous round's count and leave the
 /// previous round's messages out itself; PostgreSQL had already left them out (they are leased),

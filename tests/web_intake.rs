@@ -1536,6 +1536,46 @@ fn a_refused_field_does_not_keep_an_emergency_from_its_redirect() {
     assert_eq!(delivered_orders(&lines), numbers(&b), "{lines:?}");
 }
 
+/// A form refused for a field whose text is a possible emergency (the rules' redirect the
+/// model doubts, or the model's suspicion) keeps its 422, and the refusal begins with the
+/// number to dial (until 2026-12-07 a person in danger was only asked to fix an e-mail).
+#[test]
+fn a_refused_form_that_may_be_an_emergency_names_the_number_first() {
+    use hotline_gateway::pipeline::{second_opinion::DEFAULT_DOUBT, RuleSet};
+    // The premises: one text doubted, one only suspected, by the built-in rules.
+    let rules = RuleSet::load(None, Some(0.4)).unwrap();
+    let model = rules.second_opinion.as_ref().unwrap();
+    assert_eq!(rules.emergency.check(DOUBTED_NOW).unwrap().number, "120");
+    assert!(model.score(DOUBTED_NOW).0 < DEFAULT_DOUBT);
+    assert!(rules.emergency.check(SUSPECTED).is_none());
+    assert_eq!(model.check(SUSPECTED).unwrap().number, "110");
+
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let gw = Gateway::start(dir.path(), &sim.url, "");
+    for (i, (text, number)) in [(DOUBTED_NOW, "120"), (SUSPECTED, "110")]
+        .into_iter()
+        .enumerate()
+    {
+        let (s, b) = gw.submit(
+            json!({"content": text, "phone": format!("1391111444{i}"), "email": "zhang@@qq"}),
+        );
+        assert_eq!(
+            (s, b["error"]["code"].as_str(), b["error"]["field"].as_str()),
+            (422, Some("invalid_field"), Some("email")),
+            "{b}"
+        );
+        assert_eq!(
+            b["message"],
+            format!(
+                "您反映的情况可能是紧急情况：如果危险正在发生，请立即拨打{number}。\
+                 电子邮箱（email）不是有效的电子邮箱地址，请修改后重新提交。"
+            ),
+            "{b}"
+        );
+    }
+}
+
 /// A page retries with its client_ref after a network failure, which is when a phone moves
 /// from Wi-Fi to 4G: from an anonymous sender, the retry from another address gets the first
 /// answer (until 2026-12-07 it made a second order). A new text under the same ref is heard.

@@ -18,6 +18,16 @@ pub enum ApiError {
     /// The adapter refused the input and the platform's convention is 403 (Twilio signatures).
     #[error("forbidden: {0}")]
     Forbidden(AdapterError),
+    /// A refusal of the web form (422 and the rest of [`ApiError::Adapter`]'s answers,
+    /// unchanged) whose readable text is a possible emergency: its message begins with the
+    /// number to dial (see `Pipeline::redirect_if_emergency`).
+    #[error("{error} (possible emergency: {number})")]
+    AdviceFirst {
+        /// The number to dial.
+        number: String,
+        /// Why the form was refused.
+        error: AdapterError,
+    },
     /// The store cannot take writes, or back-pressure: 503 with Retry-After.
     #[error("unavailable: {0}")]
     Unavailable(String),
@@ -60,7 +70,9 @@ impl ApiError {
     /// Stable machine code.
     pub fn code(&self) -> &'static str {
         match self {
-            ApiError::Adapter(e) | ApiError::Forbidden(e) => e.code(),
+            ApiError::Adapter(e)
+            | ApiError::Forbidden(e)
+            | ApiError::AdviceFirst { error: e, .. } => e.code(),
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Unauthorized => "unauthorized",
             ApiError::NotFound(_) => "not_found",
@@ -75,6 +87,11 @@ impl ApiError {
     fn message(&self) -> String {
         match self {
             ApiError::Forbidden(e) => ApiError::Adapter(e.clone()).message(),
+            ApiError::AdviceFirst { number, error } => format!(
+                "{}{}",
+                crate::messages::emergency_first(number),
+                ApiError::Adapter(error.clone()).message()
+            ),
             ApiError::Adapter(e) => match e {
                 AdapterError::InvalidJson(_) => "请求内容不是有效的JSON。".into(),
                 AdapterError::InvalidXml(_) => "请求内容不是可接受的XML。".into(),
@@ -101,7 +118,12 @@ impl ApiError {
                 AdapterError::EncryptionRequired => "该账号要求安全模式（加密）推送。".into(),
                 AdapterError::UnknownEvent(e) => format!("未知事件：{e}。"),
             },
-            ApiError::Unavailable(_) => "系统繁忙，您的诉求未能保存，请稍后重试。".into(),
+            // Names the numbers as the 429 and 403 do: every refusal does (art. 17(1)); until
+            // 2026-12-07 a shed or unstored submission was told only to try again later.
+            ApiError::Unavailable(_) => format!(
+                "系统繁忙，您的诉求未能保存，请稍后重试。{}",
+                crate::messages::EMERGENCY_NUMBERS
+            ),
             ApiError::Unauthorized => "未授权。".into(),
             ApiError::NotFound(what) => not_found(what).into(),
             ApiError::MethodNotAllowed => "该地址不支持此请求方法。".into(),
@@ -181,6 +203,7 @@ impl ResponseError for ApiError {
                 AdapterError::EncryptionRequired => StatusCode::FORBIDDEN,
             },
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::AdviceFirst { error, .. } => ApiError::Adapter(error.clone()).status_code(),
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -213,7 +236,10 @@ impl ResponseError for ApiError {
         let mut error = json!({"code": self.code(), "message": message});
         // For the page's developer: which field, and what is wrong with it in the adapters'
         // words (which never quote the submitted value).
-        if let ApiError::Adapter(e) | ApiError::Forbidden(e) = self {
+        if let ApiError::Adapter(e)
+        | ApiError::Forbidden(e)
+        | ApiError::AdviceFirst { error: e, .. } = self
+        {
             error["detail"] = json!(e.to_string());
             if let AdapterError::MissingField(f) | AdapterError::InvalidField { field: f, .. } = e {
                 error["field"] = json!(f);
@@ -289,6 +315,45 @@ mod tests {
         );
         let (status, body, _) = answer(ApiError::Adapter(AdapterError::MissingField("content")));
         assert_eq!((status, &body["status"]), (422, &json!("rejected")));
+    }
+
+    /// A 503 names the emergency numbers, as the 429 and 403 do (until 2026-12-07 it named
+    /// none); a refusal of a possible emergency keeps its status, code and field, and its
+    /// message begins with the number to dial.
+    #[test]
+    fn refusals_name_the_numbers_to_dial() {
+        let (_, body, _) = answer(ApiError::Unavailable("outbox over its mark".into()));
+        let m = body["message"].as_str().unwrap_or_default();
+        assert!(m.ends_with(crate::messages::EMERGENCY_NUMBERS), "{m}");
+        let email = AdapterError::InvalidField {
+            field: "email",
+            reason: "not an email address".into(),
+        };
+        let (status, body, _) = answer(ApiError::AdviceFirst {
+            number: "120".into(),
+            error: email,
+        });
+        assert_eq!(
+            (
+                status,
+                &body["status"],
+                &body["error"]["code"],
+                &body["error"]["field"]
+            ),
+            (
+                422,
+                &json!("rejected"),
+                &json!("invalid_field"),
+                &json!("email")
+            ),
+            "{body}"
+        );
+        assert_eq!(
+            body["message"],
+            "您反映的情况可能是紧急情况：如果危险正在发生，请立即拨打120。\
+             电子邮箱（email）不是有效的电子邮箱地址，请修改后重新提交。"
+        );
+        assert_eq!(body["error"]["message"], body["message"]);
     }
 
     /// A field refusal names the field for the citizen (Chinese) and the developer (`field`,

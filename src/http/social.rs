@@ -271,7 +271,9 @@ async fn reply_text(
     run_within_budget(state, sub, t).await
 }
 
-/// Runs the pipeline in its own task; `None` when it did not finish within the budget. The
+/// Runs the pipeline in its own task; `None` when it did not finish within the budget (the
+/// platform gets `success`), unless the submission is a possible emergency, which then gets
+/// the number to dial ([`crate::messages::pending_emergency`]). The
 /// task then goes on, on the background runtime (`crate::background`), which a graceful
 /// shutdown waits for: the platform was answered `success` and will not resend, so this task
 /// is the push's only copy. Its result answers the platform's retries, if any; when it fails
@@ -289,6 +291,8 @@ async fn run_within_budget(
         sub.identity.masked(),
         sub.identity.mask_in(&sub.channel_ref),
     );
+    // What the late reply needs to name a number: kept aside, read only if the budget runs out.
+    let kept = sub.clone();
     let mut task = state
         .pipeline
         .background()
@@ -315,7 +319,17 @@ async fn run_within_budget(
                     .increment(1);
                 tracing::error!(channel, identity = %identity, channel_ref = %channel_ref, error = %failed, "A push answered `success` past its reply budget could not be stored: recover it from the platform by its channel_ref.");
             });
-            Ok(None)
+            // A possible emergency is known without the store: it gets the number to dial
+            // now, not `success` (which WeChat shows as nothing, and after which it does not
+            // resend). Until 2026-12-07 a doubted or suspected emergency behind a slow or
+            // locked store got `success`, and its number was in a reply nobody saw.
+            Ok(state
+                .pipeline
+                .possible_emergency(&kept)
+                .map(|number| Decision {
+                    message: crate::messages::pending_emergency(&number),
+                    outcome: Outcome::Advised { number },
+                }))
         }
     }
 }

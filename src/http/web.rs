@@ -51,11 +51,16 @@ pub async fn submit(
         Err(FormError { error, readable }) => {
             // A form refused for a field (an optional one mistyped, a photo attached) whose
             // text can be read is still heard by the emergency rules: a person in danger is
-            // told the number, not to correct an e-mail address first (art. 17(1)).
-            if let Some(d) = readable.and_then(|r| state.pipeline.redirect_if_emergency(&r, t)) {
-                return Ok(render(d));
-            }
-            return Err(error.into());
+            // told the number, not to correct an e-mail address first (art. 17(1)). A possible
+            // emergency (doubted or suspected) keeps the refusal, the number to dial first.
+            let Some(readable) = readable else {
+                return Err(error.into());
+            };
+            return match state.pipeline.redirect_if_emergency(&readable, t) {
+                Ok(d) => Ok(render(d)),
+                Err(Some(number)) => Err(ApiError::AdviceFirst { number, error }),
+                Err(None) => Err(error.into()),
+            };
         }
     };
     answer(&state, sub, t).await
@@ -106,12 +111,12 @@ fn render(d: Decision) -> HttpResponse {
             "redirected",
             json!({"redirect": {"number": number, "reason": reason}}),
         ),
-        // Only a caller's speech is advised (see `Outcome::Advised`); should a form ever be,
-        // the contract's redirect shape still names the number.
+        // A possible emergency whose order the store could not take (`Pipeline::unsaved`):
+        // no order was made, so the contract's redirect shape, with the number to dial.
         Outcome::Advised { number } => (
             StatusCode::OK,
             "redirected",
-            json!({"redirect": {"number": number, "reason": ""}}),
+            json!({"redirect": {"number": number, "reason": "可能是紧急情况"}}),
         ),
         Outcome::Throttled {
             retry_after,

@@ -655,16 +655,30 @@ impl Pipeline {
         Err(doubted)
     }
 
-    /// The emergency rules alone, for a submission refused for a field (a web form with a
-    /// mistyped e-mail address, say) whose text could still be read: the redirect, recorded as
-    /// any other, when the rules find an emergency the second opinion does not overrule;
-    /// `None` otherwise, and the refusal stands. A doubted text is not an order here (the
-    /// form is refused): it gets the refusal, and its order for urgent review once the form
-    /// is sent again, corrected.
-    pub fn redirect_if_emergency(&self, sub: &Submission, now: i64) -> Option<Decision> {
+    /// The emergency rules, for a submission refused for a field (a web form with a
+    /// mistyped e-mail address, say) whose text could still be read: `Ok` with the redirect,
+    /// recorded as any other, when the rules find an emergency the second opinion does not
+    /// overrule. Otherwise the refusal stands: `Err(Some(number))` when the text is still a
+    /// possible emergency (the rules' redirect the model doubts, or the model's suspicion),
+    /// whose refusal then begins with the number to dial; `Err(None)` for anything else. A
+    /// possible emergency is not an order here (the form is refused): it gets its order for
+    /// urgent review once the form is sent again, corrected. Until 2026-12-07 it got the
+    /// refusal alone, and a person in danger was asked to fix an e-mail address first.
+    pub fn redirect_if_emergency(
+        &self,
+        sub: &Submission,
+        now: i64,
+    ) -> Result<Decision, Option<String>> {
         let rules = self.rules();
-        self.emergency(&rules, sub, now, &dedupe_key_of(sub), Policy::WEBHOOK)
-            .ok()
+        match self.emergency(&rules, sub, now, &dedupe_key_of(sub), Policy::WEBHOOK) {
+            Ok(redirected) => Ok(redirected),
+            Err(Some(doubted)) => Err(Some(doubted.number)),
+            Err(None) => Err(rules
+                .second_opinion
+                .as_ref()
+                .and_then(|m| texts(sub).find_map(|t| m.check(t)))
+                .map(|s| s.number)),
+        }
     }
 
     /// Decides about one submission and makes the decision durable before returning.
@@ -785,14 +799,39 @@ impl Pipeline {
                 return self.answer(sub.dedupe_key.as_ref(), outcome, now).await;
             }
         }
+        // The second opinion (see below), asked here already when the submission would be
+        // shed: a suspected emergency is never shed, like the rules' (art. 17). It was asked
+        // only after the shed check, so a text only the model found got a bare 503 and no
+        // number while the outbox was over its mark (until 2026-12-07). Asked at most once.
+        let ask = || {
+            rules
+                .second_opinion
+                .as_ref()
+                .and_then(|m| texts(&sub).find_map(|t| m.check(t)))
+                .map(Review::suspected)
+        };
+        let mut asked: Option<Option<Review>> = None;
         if policy.sheddable && !overruled && self.store.depth() >= self.cfg.high_water {
-            metrics::counter!("hotline_shed_total", "channel" => sub.channel.as_str()).increment(1);
-            return Err(IntakeError::Unavailable(
-                "the outbox is over its high-water mark".into(),
-            ));
+            let suspected = ask();
+            if suspected.is_none() {
+                metrics::counter!("hotline_shed_total", "channel" => sub.channel.as_str())
+                    .increment(1);
+                return Err(IntakeError::Unavailable(
+                    "the outbox is over its high-water mark".into(),
+                ));
+            }
+            asked = Some(suspected);
         }
         let refusal = if policy.count_quota && !overruled {
-            self.ladder.count(&sub, now).await?
+            match self.ladder.count(&sub, now).await {
+                Ok(r) => r,
+                // A reminder the store cannot record: a suspected emergency still gets its
+                // number (see `unsaved`); the model is asked for that, not to let it through.
+                Err(e) => {
+                    let suspected = asked.take().unwrap_or_else(ask);
+                    return self.unsaved(e.into(), suspected.as_ref(), &sub);
+                }
+            }
         } else {
             None
         };
@@ -807,21 +846,19 @@ impl Pipeline {
         // nothing, and neither an attachment nor a refusal answered it). It can only add: a
         // suspected emergency is still an order (see `second_opinion`), made a new one even when
         // it looks like a repeat or like a matter for guidance, so that a person sees it at once.
-        let suspicion = doubted.or_else(|| {
-            rules
-                .second_opinion
-                .as_ref()
-                .and_then(|m| texts(&sub).find_map(|t| m.check(t)))
-                .map(Review::suspected)
-        });
+        let suspicion = doubted.or_else(|| asked.unwrap_or_else(ask));
 
         // 4. Repeat of an open matter (art. 17(5)).
         let matters = matters_of(&sub);
         let since = now - self.cfg.duplicate_window.as_secs() as i64;
-        let recent = self
+        let recent = match self
             .store
             .recent_orders_of(sub.identity.to_string(), since)
-            .await?;
+            .await
+        {
+            Ok(recent) => recent,
+            Err(e) => return self.unsaved(e.into(), suspicion.as_ref(), &sub),
+        };
         let matches = if suspicion.is_none() && has_own_words(&sub) {
             repeats(
                 &recent,
@@ -921,7 +958,11 @@ impl Pipeline {
             orders,
             now,
         };
-        let outcome = match self.store.commit_intake(intake).await? {
+        let committed = match self.store.commit_intake(intake).await {
+            Ok(c) => c,
+            Err(e) => return self.unsaved(e.into(), suspicion.as_ref(), &sub),
+        };
+        let outcome = match committed {
             IntakeResult::Stored(refs) => {
                 self.wake.notify_one();
                 if let Some(s) = &suspicion {
@@ -990,6 +1031,54 @@ impl Pipeline {
         };
         let message = messages::for_outcome(&outcome, self.cfg.tz);
         Ok(Decision { outcome, message })
+    }
+
+    /// The answer when the store cannot take a submission (`e`: a damaged store, a full disk,
+    /// a lock held past the busy timeout) that carries a `review`: a possible emergency, which
+    /// the rules redirect and the model doubts, or the model suspects, or an agent's matter the
+    /// rules are sure of. Its order cannot be made, so the person is told the number to dial
+    /// instead of a bare 503 (art. 17(1)): on the phone as the doubted IVR speech is
+    /// (`Outcome::Advised`: `continue` with the number and `possible_emergency`, TwiML `<Say>`),
+    /// on written channels with the number first and that the matter was not kept. Until
+    /// 2026-12-07 these got 503 with no number, the doubted one less than a sure emergency
+    /// gets, and a Twilio voicemail that named a fire a JSON 503 on which Twilio hangs up.
+    /// Anything else, and any other error, stays the error.
+    fn unsaved(
+        &self,
+        e: IntakeError,
+        review: Option<&Review>,
+        sub: &Submission,
+    ) -> Result<Decision, IntakeError> {
+        let (IntakeError::Unavailable(why), Some(review)) = (&e, review) else {
+            return Err(e);
+        };
+        let masked = sub.identity.masked();
+        tracing::warn!(channel = sub.channel.as_str(), identity = %masked, number = %review.number, by = review.by(), error = %why, "Possible emergency not stored (store unavailable); told the number to dial.");
+        metrics::counter!("hotline_emergency_unsaved_total", "number" => review.number.clone(), "channel" => sub.channel.as_str())
+            .increment(1);
+        let outcome = Outcome::Advised {
+            number: review.number.clone(),
+        };
+        let message = if sub.channel == Channel::Cti {
+            messages::for_outcome(&outcome, self.cfg.tz)
+        } else {
+            messages::unsaved_emergency(&review.number)
+        };
+        Ok(Decision { outcome, message })
+    }
+
+    /// The number a possible emergency in `sub` points to, found without any I/O: the rules'
+    /// (sure, or doubted by the model) or the second opinion's. For a reply that must leave
+    /// before the pipeline has finished (a platform's reply budget, see `http::social`), so
+    /// that it can still name the number. `None`: nothing in it looks like an emergency.
+    pub fn possible_emergency(&self, sub: &Submission) -> Option<String> {
+        let rules = self.rules();
+        texts(sub)
+            .find_map(|t| rules.emergency.check(t).map(|r| r.number))
+            .or_else(|| {
+                let model = rules.second_opinion.as_ref()?;
+                texts(sub).find_map(|t| model.check(t)).map(|s| s.number)
+            })
     }
 
     /// The second opinion's score for `text`, which the rules redirect with `r`, when it is

@@ -65,6 +65,13 @@ pub const ADMIN: &str = "test-admin-token";
 /// the tests that use it cannot pass by losing their premise.
 pub const DOUBTED: &str = "去年出的车祸到现在对方保险公司还拖着不赔我该找哪个部门";
 
+/// A current emergency the rules redirect (120, rule `medical`) and the second opinion doubts,
+/// written to mix a routine question with it (the emergency review of 2026-12-07).
+pub const DOUBTED_NOW: &str = "我想问一下120急救车多少钱，我爸现在昏迷了";
+
+/// An emergency the rules miss and the second opinion suspects (110).
+pub const SUSPECTED: &str = "有人撬我家门，现在就在门外，我一个人在家";
+
 /// Writes a config into `dir` (with `extra` TOML appended) and returns its path.
 pub fn write_config(dir: &Path, port: u16, dispatch_url: &str, extra: &str) -> PathBuf {
     // SQLite by default; HOTLINE_TEST_BACKEND=postgres runs the same suite on PostgreSQL.
