@@ -1576,6 +1576,28 @@ fn a_refused_form_that_may_be_an_emergency_names_the_number_first() {
     }
 }
 
+/// A page that reuses its client_ref, from a sender who gave a phone, for a new text: the new
+/// text is heard, and a possible emergency in it gets its order and its number (until
+/// 2026-12-07 it got the earlier routine answer, and the text was dropped). The same page sent
+/// again still gets its first answer.
+#[test]
+fn a_reused_client_ref_with_a_new_text_is_heard_afresh() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let gw = Gateway::start(dir.path(), &sim.url, "[nuisance]\nquota = 100\n");
+    let page = |content: &str| json!({"content": content, "phone": "13977770002", "client_ref": "ref-fixed-1"});
+    let (s, first) = gw.submit(page("小区路灯坏了一个月"));
+    assert_eq!(s, 202, "{first}");
+    let (_, again) = gw.submit(page("小区路灯坏了一个月"));
+    assert_eq!(numbers(&again), numbers(&first), "a retry: {again}");
+    for (text, number) in [(DOUBTED_NOW, "120"), (SUSPECTED, "110")] {
+        let (s, b) = gw.submit(page(text));
+        assert_eq!(s, 202, "{b}");
+        assert_urgent_review(&b, number);
+        assert_ne!(numbers(&b), numbers(&first), "{b}");
+    }
+}
+
 /// A page retries with its client_ref after a network failure, which is when a phone moves
 /// from Wi-Fi to 4G: from an anonymous sender, the retry from another address gets the first
 /// answer (until 2026-12-07 it made a second order). A new text under the same ref is heard.

@@ -191,21 +191,23 @@ fn matters_of(sub: &Submission) -> Vec<(String, Option<Category>)> {
 }
 
 /// The key under which a submission's answer is remembered: the platform's dedupe key, else
-/// the page's client_ref. A client_ref is the page's: with the phone given, it is kept per
-/// phone; from an anonymous (`ip:`) sender, whose address changes between a try and its retry
-/// (Wi-Fi to 4G, the moment a page retries), it is kept with a digest of everything the form
-/// said instead: the retry (the same body) gets the first answer, while a new text, or the same
-/// text from someone else (another name, address or position under a page's fixed ref), is
-/// heard afresh; a digest of the text alone merged two neighbours' "路灯不亮" into one order.
+/// the page's client_ref, kept with a digest of everything the form said: the retry (the same
+/// body) gets the first answer, while a new text, or the same text from someone else (another
+/// name, address or position under a page's fixed ref), is heard afresh; a digest of the text
+/// alone merged two neighbours' "路灯不亮" into one order. With the phone given, the key is
+/// also per phone. From an anonymous (`ip:`) sender it is not per address, which changes
+/// between a try and its retry (Wi-Fi to 4G, the moment a page retries).
+///
+/// A phone sender's key had no digest until 2026-12-07: a page that reused its ref for a new
+/// text got the earlier answer and the new text was dropped, and a possible emergency in it
+/// (one the model doubts or suspects, which is decided after this key is read) got the
+/// earlier routine answer and no number.
 fn dedupe_key_of(sub: &Submission) -> Option<String> {
     use sha2::Digest;
     if let Some(k) = &sub.dedupe_key {
         return Some(k.clone());
     }
     let r = sub.client_ref.as_ref()?;
-    if sub.identity.kind != IdentityKind::Ip {
-        return Some(format!("web:{}:{}", sub.identity, r));
-    }
     // The JSON of the form's fields: unambiguous (strings quoted and escaped, fields in order).
     let said = json!([
         sub.content,
@@ -216,8 +218,11 @@ fn dedupe_key_of(sub: &Submission) -> Option<String> {
         sub.attachments,
         sub.confidential,
     ]);
-    let digest = sha2::Sha256::digest(said.to_string().as_bytes());
-    Some(format!("web:ref:{r}:{}", hex::encode(&digest[..16])))
+    let digest = hex::encode(&sha2::Sha256::digest(said.to_string().as_bytes())[..16]);
+    if sub.identity.kind != IdentityKind::Ip {
+        return Some(format!("web:{}:{r}:{digest}", sub.identity));
+    }
+    Some(format!("web:ref:{r}:{digest}"))
 }
 
 /// The idempotency key of a contact about order `number`: taken from the submission's dedupe
