@@ -1536,6 +1536,68 @@ fn a_refused_field_does_not_keep_an_emergency_from_its_redirect() {
     assert_eq!(delivered_orders(&lines), numbers(&b), "{lines:?}");
 }
 
+/// A multipart form with a phone's photo (a few MB, far past `server.body_limit`) is read as it
+/// streams in, its file part dropped: its text still reaches the emergency rules (until
+/// 2026-12-07 it got 413 before anything was checked). A form past the multipart cap, or
+/// with text past the body limit, is still refused 413.
+#[test]
+fn a_form_with_a_large_photo_still_reaches_the_emergency_rules() {
+    use reqwest::blocking::multipart::{Form, Part};
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let gw = Gateway::start(dir.path(), &sim.url, "[nuisance]\nquota = 100000\n");
+    let post = |form: Form| {
+        let r = client()
+            .post(format!("{}/v1/web/submissions", gw.url))
+            .multipart(form)
+            .send()
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json::<serde_json::Value>().unwrap_or_default())
+    };
+    let photo = |len: usize| Part::bytes(vec![0xd8u8; len]).file_name("fire.jpg");
+    let form = |content: &str, len: usize| {
+        Form::new()
+            .text("content", content.to_string())
+            .text("phone", "13922220004")
+            .part("photo", photo(len))
+    };
+    let (s, b) = post(form("楼下饭店着火了，火很大，浓烟往楼上窜", 3 << 20));
+    assert_eq!(
+        (s, b["status"].as_str(), b["redirect"]["number"].as_str()),
+        (200, Some("redirected"), Some("119")),
+        "{b}"
+    );
+    // A routine matter with a photo: refused for the file, as a small one is.
+    let (s, b) = post(form("小区门口路灯坏了", 3 << 20));
+    assert_eq!(
+        (s, b["error"]["field"].as_str()),
+        (422, Some("attachments")),
+        "{b}"
+    );
+    // Past the cap (declared; refused before the body is read), and text past the body
+    // limit: 413.
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", gw.port())).unwrap();
+    conn.set_read_timeout(Some(LONG)).unwrap();
+    write!(
+        conn,
+        "POST /v1/web/submissions HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\
+         Content-Type: multipart/form-data; boundary=b\r\nContent-Length: {}\r\n\r\n",
+        17 << 20
+    )
+    .unwrap();
+    let mut head = [0u8; 12];
+    conn.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 413");
+    let (s, b) = post(Form::new().text("content", "路灯坏了".repeat(6000)));
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (413, Some("body_too_large")),
+        "{b}"
+    );
+}
+
 /// A form refused for a field whose text is a possible emergency (the rules' redirect the
 /// model doubts, or the model's suspicion) keeps its 422, and the refusal begins with the
 /// number to dial (until 2026-12-07 a person in danger was only asked to fix an e-mail).

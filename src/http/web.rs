@@ -4,7 +4,7 @@ use super::error::ApiError;
 use super::{client_ip, now, read_body, AppState};
 use crate::pipeline::Decision;
 use actix_web::http::StatusCode;
-use actix_web::web::{Bytes, Data, Payload};
+use actix_web::web::{Data, Payload};
 use actix_web::{HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 use hotline_adapters::web::FormError;
@@ -31,21 +31,19 @@ pub async fn submit(
         }
     }
     let charset = param(content_type, "charset");
-    let body = read_body(
-        &req,
-        payload,
+    let (limit, deadline) = (
         state.cfg.server.body_limit,
         state.cfg.derived.request_timeout,
-    )
-    .await?;
+    );
     let ip = client_ip(&req, &state.trusted_proxies);
-    let t = now();
     let parsed = if media.as_deref() == Some("multipart/form-data") {
-        let parts = multipart_parts(&req, body).await?;
-        form::from_parts(parts, charset, &ip, t)
+        let parts = multipart_parts(&req, payload, limit, deadline).await?;
+        form::from_parts(parts, charset, &ip, now())
     } else {
-        form::parse(media.as_deref(), charset, &body, &ip, t)
+        let body = read_body(&req, payload, limit, deadline).await?;
+        form::parse(media.as_deref(), charset, &body, &ip, now())
     };
+    let t = now();
     let sub = match parsed {
         Ok(sub) => sub,
         Err(FormError { error, readable }) => {
@@ -145,40 +143,102 @@ fn render(d: Decision) -> HttpResponse {
     resp.json(body)
 }
 
-/// Reads multipart parts. File parts are read too (the body is in memory already): the
-/// adapter skips an empty file input and refuses a file, as the gateway stores links, not
-/// media.
-async fn multipart_parts(req: &HttpRequest, body: Bytes) -> Result<Vec<form::Part>, ApiError> {
-    let stream =
-        futures_util::stream::once(async move { Ok::<_, actix_web::error::PayloadError>(body) });
-    let mut mp = actix_multipart::Multipart::new(req.headers(), stream);
-    let mut parts = Vec::new();
-    while let Some(field) = mp.next().await {
-        let mut field = field.map_err(|e| AdapterError::InvalidForm(e.to_string()))?;
-        let (name, file) = match field.content_disposition() {
-            Some(cd) => (
-                cd.get_name().unwrap_or_default().to_string(),
-                cd.get_filename().is_some(),
-            ),
-            None => (String::new(), false),
-        };
-        let charset = field
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|ct| param(ct, "charset"))
-            .map(str::to_string);
-        let mut value = Vec::new();
-        while let Some(chunk) = field.next().await {
-            let chunk = chunk.map_err(|e| AdapterError::InvalidForm(e.to_string()))?;
-            value.extend_from_slice(&chunk);
-        }
-        parts.push(form::Part {
-            name,
-            file,
-            charset,
-            value,
-        });
+/// Most bytes a multipart form may carry in all, its file parts included: a phone's photo
+/// is 1–5 MB. Past it the form is refused (413) without its text being read.
+pub const MULTIPART_CAP: usize = 16 * 1024 * 1024;
+
+/// Reads multipart parts as they stream in, within `deadline` (else 408), keeping at most
+/// `limit` bytes of text parts (else 413) and one byte of each file part: the adapter skips an
+/// empty file input and refuses a file (the gateway stores links, not media), and one byte says
+/// which it is. So a form with a photo of a few MB still reaches the emergency rules through
+/// the refusal's readable text (`submit`); until 2026-12-07 the whole body was read first under
+/// `body_limit` (64 KB) and such a form got 413 before anything was checked, even
+/// "楼下饭店着火了" with a photo of the fire. The whole body is bounded by [`MULTIPART_CAP`].
+async fn multipart_parts(
+    req: &HttpRequest,
+    payload: Payload,
+    limit: usize,
+    deadline: std::time::Duration,
+) -> Result<Vec<form::Part>, ApiError> {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let over_cap = || {
+        ApiError::Adapter(AdapterError::TooLarge {
+            limit: MULTIPART_CAP,
+        })
+    };
+    let declared = req
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > MULTIPART_CAP as u64) {
+        return Err(over_cap());
     }
-    Ok(parts)
+    // The stream stops with an error past the cap; the flag tells that error from others.
+    let capped = Arc::new(AtomicBool::new(false));
+    let seen = AtomicUsize::new(0);
+    let flag = capped.clone();
+    let stream = payload.map(move |chunk| {
+        let chunk = chunk?;
+        if seen.fetch_add(chunk.len(), Ordering::Relaxed) + chunk.len() > MULTIPART_CAP {
+            flag.store(true, Ordering::Relaxed);
+            return Err(actix_web::error::PayloadError::Overflow);
+        }
+        Ok(chunk)
+    });
+    let failed = |e: actix_multipart::MultipartError| {
+        if capped.load(Ordering::Relaxed) {
+            over_cap()
+        } else {
+            ApiError::Adapter(AdapterError::InvalidForm(e.to_string()))
+        }
+    };
+    let read = async {
+        let mut mp = actix_multipart::Multipart::new(req.headers(), stream);
+        let mut parts = Vec::new();
+        let mut kept = 0usize;
+        while let Some(field) = mp.next().await {
+            let mut field = field.map_err(failed)?;
+            let (name, file) = match field.content_disposition() {
+                Some(cd) => (
+                    cd.get_name().unwrap_or_default().to_string(),
+                    cd.get_filename().is_some(),
+                ),
+                None => (String::new(), false),
+            };
+            let charset = field
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|ct| param(ct, "charset"))
+                .map(str::to_string);
+            let mut value = Vec::new();
+            while let Some(chunk) = field.next().await {
+                let chunk = chunk.map_err(failed)?;
+                if file {
+                    // Whether it has bytes is all the adapter asks; the rest is dropped.
+                    if value.is_empty() {
+                        value.extend(chunk.first());
+                    }
+                    continue;
+                }
+                kept += chunk.len();
+                if kept > limit {
+                    return Err(ApiError::Adapter(AdapterError::TooLarge { limit }));
+                }
+                value.extend_from_slice(&chunk);
+            }
+            parts.push(form::Part {
+                name,
+                file,
+                charset,
+                value,
+            });
+        }
+        Ok(parts)
+    };
+    tokio::time::timeout(deadline, read)
+        .await
+        .unwrap_or(Err(ApiError::RequestTimeout))
 }
