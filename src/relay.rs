@@ -677,6 +677,27 @@ mod tests {
         assert!(e.contains("张 is not valid"), "{e}");
     }
 
+    /// The review's dead letters (2026-12-07): dispatch echoed the order's text, where the
+    /// citizen had typed a number full-width or with dots and an e-mail with a full-width `＠`;
+    /// the log, `last_error`, `orders/dead` and the mail showed them whole.
+    #[test]
+    fn a_refusal_masks_numbers_and_addresses_typed_full_width_or_dotted() {
+        let e = refusal(
+            422,
+            r#"{"error":"内容含有联系方式，不予受理: 我的电话１３５１２３４５６７８，邮箱 dl.user＠qq.com，联系 135.1234.0002 或 135 1234 0003"}"#,
+            r#"{"number":"2026120707784681","submitter":{"identity":"phone:13512340004","phone":"13512340004"}}"#,
+        );
+        for raw in ["１２３４５６７８", "dl.user", "135.1234.0002", "1234 0003"] {
+            assert!(!e.contains(raw), "{raw}: {e}");
+        }
+        assert!(
+            e.contains("１３５****５６７８")
+                && e.contains("d***@qq.com")
+                && e.contains("135.****.0002"),
+            "{e}"
+        );
+    }
+
     /// Reads one request, head and body, so the client does not see a reset mid-request;
     /// returns its request line.
     fn read_request(sock: &std::net::TcpStream) -> String {

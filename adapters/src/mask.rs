@@ -90,10 +90,19 @@ pub fn mask_value(kind: IdentityKind, value: &str) -> String {
 const REDACTED: &str = "`***`";
 
 /// Masks personal data in free text from elsewhere (an API's error body) before it is logged
-/// or stored: e-mail addresses as [`mask_email`]; runs of 7 or more digits (spaces or dashes
-/// between groups count as part of the run, so `139 1234 5678` is caught too) keep the digits
+/// or stored: e-mail addresses as [`mask_email`]; runs of 7 or more digits keep the digits
 /// [`mask_phone`] keeps; control characters become spaces, so the text stays one log line and
 /// never carries a NUL into the store. Shorter numbers (statuses, counts, years) stay.
+///
+/// Numbers are found as people write them: full-width digits, `＠`, `＋`, `－` and the
+/// ideographic space (as Chinese input methods type them) are read as their ASCII forms, and a
+/// run goes on across up to three spaces (`139 1234 5678`, `136　0000　0099`) or a dash between
+/// groups, and across a `.` or `/` between groups of a phone number's shape (3 or 4 digits, then
+/// 3 or 4, or the 7 or 8 of a local number, one of them at least 4, 10 digits or more in all:
+/// `136.0000.0099`, `0571/87000001`); so dates and decimals (`2026.12.07`, `120.1551`), IP
+/// addresses and versions keep their dots. A date (`2026-12-07`, `2026/12/07`, `2026.12.07`) and an order number (12 to
+/// 24 digits in one piece beginning with its day, as [`crate::query`] reads them) are not
+/// personal data and stay readable.
 pub fn scrub_text(text: &str) -> String {
     scrub(text, false)
 }
@@ -106,37 +115,65 @@ const ID_MIN_CHARS: usize = 16;
 /// [`scrub_text`], and opaque ids masked as [`mask_id`]: runs of at least 16 ASCII letters,
 /// digits, `_` or `-` that hold both a letter and a digit (WeChat openids such as
 /// `oUpF8uMuAJO_M2pxb1Q9zNjWeS6o`, tokens, hashes). For text a remote API wrote about one of
-/// our requests, which may echo the submitter's identity; an id without a digit is not caught,
-/// so a caller that knows the identity should mask it first.
+/// our requests, which may echo the submitter's identity, and for text a person wrote about
+/// another (a suspension's reason); an id without a digit is not caught, so a caller that knows
+/// the identity should mask it first.
 pub fn scrub_text_and_ids(text: &str) -> String {
     scrub(text, true)
 }
 
+/// What a character is read as when looking for numbers, addresses and ids: the Halfwidth and
+/// Fullwidth Forms as their ASCII twins (`１`, `＠`, `＋`, `－`, `．`), the ideographic and the
+/// no-break space as a space. Until 2026-12-07 only ASCII was looked at, and a phone number or
+/// e-mail address typed full-width passed every mask.
+fn fold(c: char) -> char {
+    match c {
+        '\u{3000}' | '\u{A0}' => ' ',
+        _ => crate::text::fold_full_width(c),
+    }
+}
+
+/// A span of text found before the scan: masked, or kept whole.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Span {
+    Email,
+    Date,
+}
+
 fn scrub(text: &str, ids: bool) -> String {
     let chars: Vec<char> = text.chars().collect();
-    let emails = email_spans(&chars);
-    let mut next_email = emails.iter().peekable();
+    // Matched on the folded text; what is not masked is written as it came.
+    let folded: Vec<char> = chars.iter().map(|c| fold(*c)).collect();
+    let spans = spans(&folded);
+    let mut next_span = spans.iter().peekable();
     let mut out = String::with_capacity(text.len());
     let mut i = 0;
     while i < chars.len() {
-        if let Some(&&(start, end)) = next_email.peek() {
+        if let Some(&&(start, end, kind)) = next_span.peek() {
             if i == start {
-                let email: String = chars[start..end].iter().collect();
-                out.push_str(&mask_email(&email));
-                next_email.next();
+                match kind {
+                    Span::Email => {
+                        out.push_str(&mask_email(&folded[start..end].iter().collect::<String>()))
+                    }
+                    Span::Date => out.extend(&chars[start..end]),
+                }
+                next_span.next();
                 i = end;
                 continue;
             }
         }
-        let c = chars[i];
-        if ids && is_id_char(c) && (i == 0 || !is_id_char(chars[i - 1])) {
-            // Like a digit run, an id ends before the next e-mail address.
-            let limit = next_email.peek().map_or(chars.len(), |&&(start, _)| start);
-            let end = chars[i..limit]
+        // Like a digit run, an id ends before the next e-mail address or date, so the two
+        // never overlap.
+        let limit = next_span
+            .peek()
+            .map_or(chars.len(), |&&(start, _, _)| start);
+        let c = folded[i];
+        if ids && is_id_char(c) && (i == 0 || !is_id_char(folded[i - 1])) {
+            let end = folded[i..limit]
                 .iter()
                 .position(|c| !is_id_char(*c))
                 .map_or(limit, |n| i + n);
-            let token = &chars[i..end];
+            let token = &folded[i..end];
             if token.len() >= ID_MIN_CHARS
                 && token.iter().any(char::is_ascii_digit)
                 && token.iter().any(char::is_ascii_alphabetic)
@@ -147,13 +184,15 @@ fn scrub(text: &str, ids: bool) -> String {
             }
         }
         if c.is_ascii_digit() {
-            // A run ends before the next e-mail address, so the two never overlap.
-            let limit = next_email.peek().map_or(chars.len(), |&&(start, _)| start);
-            let end = digit_run_end(&chars, i, limit);
-            mask_digit_run(&chars[i..end], &mut out);
+            let end = digit_run_end(&folded, i, limit);
+            if is_order_number(&folded, i, end) {
+                out.extend(&chars[i..end]);
+            } else {
+                mask_digit_run(&chars[i..end], &folded[i..end], &mut out);
+            }
             i = end;
         } else {
-            out.push(if c.is_control() { ' ' } else { c });
+            out.push(if chars[i].is_control() { ' ' } else { chars[i] });
             i += 1;
         }
     }
@@ -165,35 +204,90 @@ fn is_id_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '_' | '-')
 }
 
-/// Where a run of digits starting at `start` ends: digits, and single spaces or dashes between
-/// digits, up to `limit`.
-fn digit_run_end(chars: &[char], start: usize, limit: usize) -> usize {
-    let mut j = start;
-    while j < limit {
-        let separator = matches!(chars[j], ' ' | '-')
-            && j > start
-            && j + 1 < limit
-            && chars[j + 1].is_ascii_digit();
-        if !(chars[j].is_ascii_digit() || separator) {
+/// Where a run of digits starting at `start` ends, up to `limit`: its groups of digits and the
+/// separators between them (see [`scrub_text`]). An order number is a run of its own: it is
+/// never joined to the digits around it.
+fn digit_run_end(f: &[char], start: usize, limit: usize) -> usize {
+    let group = |from: usize| {
+        f[from..limit]
+            .iter()
+            .take_while(|c| c.is_ascii_digit())
+            .count()
+    };
+    let mut len = group(start);
+    let mut end = start + len;
+    if is_order_number(f, start, end) {
+        return end;
+    }
+    // Where the run ended before its first dot or slash, and how many digits it has.
+    let mut before_dot: Option<usize> = None;
+    let mut digits = len;
+    loop {
+        let (gap, sep) = match f.get(end) {
+            Some(&c @ ('-' | '.' | '/')) => (1, c),
+            Some(' ') => (
+                f[end..limit]
+                    .iter()
+                    .take(4)
+                    .take_while(|c| **c == ' ')
+                    .count(),
+                ' ',
+            ),
+            _ => break,
+        };
+        if gap > 3 || end + gap >= limit {
             break;
         }
-        j += 1;
+        let next = end + gap;
+        let next_len = group(next);
+        if next_len == 0 || is_order_number(f, next, next + next_len) {
+            break;
+        }
+        // A dot or slash joins only a phone number's groups, not a date's, a decimal's or an
+        // IP address's.
+        let phone_like = (3..=4).contains(&len)
+            && ((3..=4).contains(&next_len) || (7..=8).contains(&next_len))
+            && (len == 4 || next_len >= 4);
+        if matches!(sep, '.' | '/') {
+            if !phone_like {
+                break;
+            }
+            before_dot.get_or_insert(end);
+        }
+        end = next + next_len;
+        len = next_len;
+        digits += next_len;
     }
-    j
+    // A dotted number shorter than a phone number with its area code is more likely a decimal
+    // (`120.1551`, `8700.0001`) than a local number written with a dot.
+    match before_dot {
+        Some(at) if digits < 10 => at,
+        _ => end,
+    }
 }
 
-/// Appends a digit run, masked when it holds 7 or more digits: the digits [`mask_phone`] keeps
-/// stay (first three and last four of 11 or more, else the last two), the others become `*`;
-/// separators stay.
-fn mask_digit_run(run: &[char], out: &mut String) {
-    let n = run.iter().filter(|c| c.is_ascii_digit()).count();
+/// Whether `f[start..end]` is an order number: digits in one piece, as many as an order number
+/// has, beginning with its day; not a number dialled abroad (`+20…`).
+fn is_order_number(f: &[char], start: usize, end: usize) -> bool {
+    let digits: String = f[start..end].iter().collect();
+    crate::query::ORDER_NUMBER_DIGITS.contains(&digits.len())
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && crate::query::dated(&digits)
+        && (start == 0 || f[start - 1] != '+')
+}
+
+/// Appends a digit run (`run` as written, `folded` as read), masked when it holds 7 or more
+/// digits: the digits [`mask_phone`] keeps stay (first three and last four of 11 or more, else
+/// the last two), the others become `*`; separators stay.
+fn mask_digit_run(run: &[char], folded: &[char], out: &mut String) {
+    let n = folded.iter().filter(|c| c.is_ascii_digit()).count();
     if n < 7 {
         out.extend(run);
         return;
     }
     let mut k = 0;
-    for &c in run {
-        if !c.is_ascii_digit() {
+    for (&c, f) in run.iter().zip(folded) {
+        if !f.is_ascii_digit() {
             out.push(c);
             continue;
         }
@@ -205,6 +299,66 @@ fn mask_digit_run(run: &[char], out: &mut String) {
         out.push(if keep { c } else { '*' });
         k += 1;
     }
+}
+
+/// The e-mail addresses and dates of the (folded) text as `[start, end)` char spans, in order
+/// and disjoint.
+fn spans(f: &[char]) -> Vec<(usize, usize, Span)> {
+    let emails = email_spans(f);
+    let mut spans = Vec::with_capacity(emails.len());
+    let mut emails = emails.into_iter().peekable();
+    let mut i = 0;
+    while i < f.len() {
+        if let Some(&(start, end)) = emails.peek() {
+            if i >= start {
+                spans.push((start, end, Span::Email));
+                emails.next();
+                i = end;
+                continue;
+            }
+        }
+        match date_end(f, i) {
+            Some(end) if emails.peek().is_none_or(|&(start, _)| end <= start) => {
+                spans.push((i, end, Span::Date));
+                i = end;
+            }
+            _ => i += 1,
+        }
+    }
+    spans
+}
+
+/// The end of a date starting at `i`: a year of this century or the last (four digits), a
+/// month and a day, with the same `-`, `.` or `/` between them, and no digit on either side
+/// (nor a group of digits joined to it in front, as in a phone number `0571-2012-1212`).
+fn date_end(f: &[char], i: usize) -> Option<usize> {
+    let digit = |k: usize| f.get(k).is_some_and(char::is_ascii_digit);
+    let joined_in_front = i >= 2 && matches!(f[i - 1], '-' | '.' | '/') && digit(i - 2);
+    if !digit(i) || (i > 0 && digit(i - 1)) || joined_in_front {
+        return None;
+    }
+    let number = |from: usize, most: usize| {
+        let n = f[from.min(f.len())..]
+            .iter()
+            .take(most + 1)
+            .take_while(|c| c.is_ascii_digit())
+            .count();
+        let value: String = f[from..from + n].iter().collect();
+        (1..=most)
+            .contains(&n)
+            .then(|| (value.parse::<u32>().unwrap_or(0), from + n))
+    };
+    let (year, at) = number(i, 4)?;
+    let sep = *f.get(at)?;
+    if at - i != 4 || !(1900..=2099).contains(&year) || !matches!(sep, '-' | '.' | '/') {
+        return None;
+    }
+    let (month, at) = number(at + 1, 2)?;
+    if f.get(at) != Some(&sep) || !(1..=12).contains(&month) {
+        return None;
+    }
+    let (day, end) = number(at + 1, 2)?;
+    (1..=31).contains(&day).then_some(end)
 }
 
 /// The `[start, end)` char spans of things that look like e-mail addresses, in order and
@@ -407,6 +561,84 @@ mod tests {
             ),
         ] {
             assert_eq!(scrub_text_and_ids(raw), want, "{raw:?}");
+        }
+    }
+
+    /// The review's forms (2026-12-07): full-width digits and `＠` as Chinese input methods
+    /// type them, and numbers grouped with dots, two spaces or the ideographic space, all passed
+    /// the mask into suspension reasons and dead letters.
+    #[test]
+    fn numbers_and_addresses_are_masked_however_they_are_typed() {
+        for (raw, want) in [
+            (
+                "来电人报出自己手机１３６００００００９９，反复辱骂",
+                "来电人报出自己手机１３６****００９９，反复辱骂",
+            ),
+            (
+                "来电人留下邮箱 victim.name＠qq.com 并辱骂",
+                "来电人留下邮箱 v***@qq.com 并辱骂",
+            ),
+            ("邮箱ｄｌ．ｕｓｅｒ＠ｑｑ．ｃｏｍ，", "邮箱d***@qq.com，"),
+            ("号码 136.0000.0099 反复骚扰", "号码 136.****.0099 反复骚扰"),
+            (
+                "号码 136  0000  0099 反复骚扰",
+                "号码 136  ****  0099 反复骚扰",
+            ),
+            (
+                "号码 136　0000　0099 反复骚扰",
+                "号码 136　****　0099 反复骚扰",
+            ),
+            (
+                "＋８６　１３８－００１３－８０００",
+                "＋８６　１**－****－８０００",
+            ),
+            ("电话0571.8700.0001", "电话057*.****.0001"),
+            ("电话0571/87000001", "电话057*/****0001"),
+            (
+                "固话（０５７１）８７００００１１",
+                "固话（０５７１）******１１",
+            ),
+            // Two numbers written side by side stay two numbers.
+            ("13800138000/13900139000", "138****8000/139****9000"),
+        ] {
+            assert_eq!(scrub_text(raw), want, "{raw:?}");
+        }
+        assert_eq!(
+            scrub_text_and_ids("本人手机１３６００００００１１，邮箱 self＠163.com，微信号 oZz9AbCdEfGhIjKlMnOpQrStUvWx"),
+            "本人手机１３６****００１１，邮箱 s***@163.com，微信号 oZz9***Wx"
+        );
+    }
+
+    /// What is not personal data stays readable: order numbers (a dead letter's text, a status
+    /// from dispatch), dates and times, decimals, IP addresses, versions, short numbers.
+    #[test]
+    fn order_numbers_dates_and_decimals_stay_readable() {
+        for text in [
+            "工单2026120707784681已存在",
+            "重复工单：2026120707784681、2026120707784682",
+            "工单 ２０２６１２０７０７７８４６８１ 已办结",
+            "已于2026-12-07办结",
+            "预计2026/12/10前办结，2026.12.07 10:30已派单",
+            "updated 2026-12-07T10:00:00+08:00",
+            "位置 30.2741,120.1551，面积 1234.5678 平方米，圆周率 3.1415",
+            "来自 192.168.100.200，版本 1.2.3，第 2/3 页，HTTP 422，2026年12月7日",
+        ] {
+            assert_eq!(scrub_text_and_ids(text), text);
+        }
+        // An order number is never joined to the phone number beside it, nor it to the order.
+        assert_eq!(
+            scrub_text("工单 2026120707784681 13812345678"),
+            "工单 2026120707784681 138****5678"
+        );
+        // A phone or ID number is no order number, even one that begins like a date, and a
+        // number dialled abroad is none either.
+        for (raw, want) in [
+            ("ID 110101199003071234", "ID 110***********1234"),
+            ("tel +201207123456", "tel +201*****3456"),
+            ("电话 20261207", "电话 ******07"),
+            ("0571-2012-1212", "057*-****-1212"),
+        ] {
+            assert_eq!(scrub_text(raw), want, "{raw:?}");
         }
     }
 

@@ -276,7 +276,7 @@ fn number(s: &[char]) -> Option<(String, &[char])> {
 /// Whether digits begin as an order number does, with its day (`YYYYMMDD`, this century): a
 /// landline with its area code (`0571-87654321`, 12 digits), a mobile with a trunk 0 or an ID
 /// number (18) asked about (`查一下3301…的社保`) is part of a matter, not an order number.
-fn dated(digits: &str) -> bool {
+pub(crate) fn dated(digits: &str) -> bool {
     let part = |from: usize, to: usize| digits.get(from..to).and_then(|d| d.parse::<u32>().ok());
     matches!(
         (part(0, 2), part(4, 6), part(6, 8)),
