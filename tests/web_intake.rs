@@ -834,6 +834,22 @@ fn ladder_over_the_web_warns_suspends_and_lets_emergencies_through() {
         reason.contains("多次骚扰") && !reason.contains("13800138000"),
         "{put}"
     );
+    // Typed full-width, or a WeChat id: masked too (until 2026-12-07 both were kept).
+    let r = client()
+        .put(format!(
+            "{}/admin/v1/callers/phone:13600000011/suspension",
+            gw.url
+        ))
+        .bearer_auth(ADMIN)
+        .json(&json!({"duration": "1h",
+                      "reason": "本人手机１３６００００００１１，邮箱 self＠163.com，微信号 oZz9AbCdEfGhIjKlMnOpQrStUvWx"}))
+        .send()
+        .unwrap();
+    let put: serde_json::Value = r.json().unwrap();
+    assert_eq!(
+        put["reason"], "本人手机１３６****００１１，邮箱 s***@163.com，微信号 oZz9***Wx",
+        "{put}"
+    );
 }
 
 #[test]

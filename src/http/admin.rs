@@ -276,8 +276,9 @@ pub async fn suspend(
         ));
     }
     // The reason is what the person hears and what events and supervisors' mail carry: a
-    // phone number or e-mail an operator wrote into it is masked, as in an agent's flag.
-    let reason = hotline_adapters::mask::scrub_text(reason);
+    // phone number, e-mail or openid an operator wrote into it is masked, as in an agent's
+    // flag.
+    let reason = hotline_adapters::mask::scrub_text_and_ids(reason);
     let s = state
         .pipeline
         .ladder

@@ -435,7 +435,7 @@ impl<C: Clock + Clone> Ladder<C> {
     /// refusal over quota, it is a reminder while reminders are left, else a suspension.
     /// `evidence` is kept for operators and the police packet; `public` is what the suspension's
     /// reason says, which the person hears and events and mail carry: it names the offence, not
-    /// who reported it, and any phone number or e-mail in it is masked.
+    /// who reported it, and any phone number, e-mail or openid in it is masked.
     pub async fn offence(
         &self,
         identity: &Identity,
@@ -452,7 +452,8 @@ impl<C: Clock + Clone> Ladder<C> {
         if let Some(s) = self.suspension(&id, now) {
             return Ok(suspended(&s, self.cfg.tz));
         }
-        let public = hotline_adapters::mask::scrub_text(public);
+        // With ids: an agent may type the caller's WeChat id as well as a number.
+        let public = hotline_adapters::mask::scrub_text_and_ids(public);
         let reason = format!(
             "{}：{}",
             offence_reason(),
@@ -793,6 +794,26 @@ mod tests {
         let later2 = later + 2 * 86400;
         drive(&l, id, 6, later2).await;
         assert_eq!(l.suspension(id, later2).unwrap().until, later2 + 86400);
+    }
+
+    /// An offence's reason is read to the person and published: an openid and a full-width
+    /// number in it are masked too (until 2026-12-07 only ASCII numbers and e-mails were).
+    #[tokio::test]
+    async fn an_offences_reason_masks_openids_and_full_width_numbers() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = ladder(dir.path(), FakeRelativeClock::default()).await;
+        let id = Identity::parse("phone:13600000011").unwrap();
+        let public = "来电人手机１３６００００００２１，微信 oUpF8uMuAJO_M2pxb1Q9zNjWeS6o 反复骚扰";
+        for _ in 0..4 {
+            l.offence(&id, "cti", "agent a7", public, 2, 0)
+                .await
+                .unwrap();
+        }
+        let reason = l.suspension("phone:13600000011", 1).unwrap().reason;
+        assert!(
+            reason.contains("１３６****００２１") && reason.contains("微信 oUpF***6o 反复骚扰"),
+            "{reason}"
+        );
     }
 
     /// Two nodes on one store: a caller suspended through node B and lifted through node A's
