@@ -501,32 +501,43 @@ const ECHOED_IDENTITY_MIN_CHARS: usize = 6;
 /// The dead letter's error for a non-retryable answer to the order `sent`: the status and the
 /// start of the body. This one string is what the WARN log, the outbox's `last_error` (admin
 /// API), the `orders/dead` event and the supervisors' mail show, and dispatch APIs echo the
-/// fields they refuse: the personal data the order carried (the submitter's identity such as a
-/// WeChat openid, name, phone, e-mail address, and the location's address) is masked wherever
-/// it appears, whatever its shape, then the body is scrubbed of numbers, addresses and other
-/// opaque ids, before it is cut, so a value cut in half at the limit is not left readable.
+/// fields they refuse: the personal data the order carried is masked wherever it appears
+/// ([`mask_order_data`]), then the body is scrubbed of numbers, addresses and other opaque ids
+/// (typed full-width too), before it is cut, so a value cut in half at the limit is not left
+/// readable.
 fn refusal(status: u16, body: &str, sent: &str) -> String {
+    let scrubbed = hotline_adapters::mask::scrub_text_and_ids(&mask_order_data(body, sent));
+    let excerpt: String = scrubbed.chars().take(REFUSAL_EXCERPT_CHARS).collect();
+    format!("HTTP {status}: {excerpt}")
+}
+
+/// `text` (something dispatch wrote about the order `sent`, the JSON the relay posted) with the
+/// personal data the order carried masked wherever it appears, whatever its shape: the
+/// submitter's identity (such as a WeChat openid), name, phone, e-mail address, and the
+/// location's address. Dead letters' errors and the status dispatch tells a submitter both go
+/// through it, then through [`hotline_adapters::mask::scrub_text_and_ids`].
+pub fn mask_order_data(text: &str, sent: &str) -> String {
     use hotline_adapters::{mask, Identity};
     let order = serde_json::from_str::<serde_json::Value>(sent).unwrap_or_default();
     let submitter = &order["submitter"];
-    let text = |v: &serde_json::Value| v.as_str().map(str::trim).unwrap_or_default().to_string();
-    let mut body = body.to_string();
+    let value = |v: &serde_json::Value| v.as_str().map(str::trim).unwrap_or_default().to_string();
+    let mut text = text.to_string();
     if let Some(i) = submitter["identity"]
         .as_str()
         .and_then(Identity::parse)
         .filter(|i| i.value.chars().count() >= ECHOED_IDENTITY_MIN_CHARS)
     {
-        body = i.mask_in(&body);
+        text = i.mask_in(&text);
     }
     // The longest first, so a name inside the address does not break the address's match.
     let mut echoed: Vec<(String, String)> = [
         (
-            text(&order["location"]["address"]),
+            value(&order["location"]["address"]),
             mask::mask_address as fn(&str) -> String,
         ),
-        (text(&submitter["email"]), mask::mask_email),
-        (text(&submitter["phone"]), mask::mask_phone),
-        (text(&submitter["name"]), mask::mask_name),
+        (value(&submitter["email"]), mask::mask_email),
+        (value(&submitter["phone"]), mask::mask_phone),
+        (value(&submitter["name"]), mask::mask_name),
     ]
     .into_iter()
     // A one-character value would mask that character everywhere in the text.
@@ -538,11 +549,9 @@ fn refusal(status: u16, body: &str, sent: &str) -> String {
     .collect();
     echoed.sort_by_key(|(value, _)| std::cmp::Reverse(value.len()));
     for (value, masked) in echoed {
-        body = body.replace(&value, &masked);
+        text = text.replace(&value, &masked);
     }
-    let scrubbed = mask::scrub_text_and_ids(&body);
-    let excerpt: String = scrubbed.chars().take(REFUSAL_EXCERPT_CHARS).collect();
-    format!("HTTP {status}: {excerpt}")
+    text
 }
 
 /// A connection error without the URL's query, which may hold an API key; reqwest has already

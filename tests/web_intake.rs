@@ -1243,6 +1243,70 @@ fn an_order_status_lookup_follows_no_redirect() {
     );
 }
 
+/// The contract: the status answer "never holds personal data", and anyone with an order's
+/// number may ask. Dispatch cores write contacts into their statuses; until 2026-12-07 the
+/// gateway passed them on as they came (the review's status, below).
+#[test]
+fn an_order_status_shows_no_personal_data_dispatch_wrote_into_it() {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dispatch = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { return };
+            let mut reader = BufReader::new(conn);
+            let mut line = String::new();
+            if reader.read_line(&mut line).is_err() {
+                continue;
+            }
+            let mut header = String::new();
+            while reader.read_line(&mut header).is_ok_and(|n| n > 2) {
+                header.clear();
+            }
+            let body = if line.starts_with("GET /work-orders/") {
+                r#"{"status":"已派单，网格员（13957100001）已联系反映人孙八（13512340001，sun.ba@example.cn），地址上城区解放路9号","unit":"上城区城管局 联系人 ０５７１－８７０００００１"}"#
+            } else {
+                "{}"
+            };
+            let _ = reader.get_mut().write_all(
+                format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                     content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+                .as_bytes(),
+            );
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let gw = Gateway::start(dir.path(), &dispatch, "");
+    let (s, b) = gw.submit(json!({"content": "井盖丢失请尽快修复", "name": "孙八",
+        "phone": "13512340001", "email": "sun.ba@example.cn", "address": "上城区解放路9号"}));
+    assert_eq!(s, 202, "{b}");
+    let n = numbers(&b).remove(0);
+    let r: serde_json::Value = client()
+        .get(format!("{}/v1/orders/{n}", gw.url))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let shown = r.to_string();
+    assert!(
+        shown.contains("已派单") && shown.contains("上城区城管局"),
+        "{r}"
+    );
+    for raw in [
+        "孙八",
+        "13512340001",
+        "13957100001",
+        "sun.ba",
+        "解放路",
+        "８７００",
+    ] {
+        assert!(!shown.contains(raw), "{raw}: {r}");
+    }
+}
+
 /// Behind a balancer in a trusted range, each citizen is their own `ip:` identity with their
 /// own quota, not one shared by everyone the balancer forwards.
 #[test]

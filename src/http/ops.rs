@@ -95,7 +95,8 @@ pub async fn order_status(
     let rfc = |s: i64| crate::messages::rfc3339(s, state.cfg.derived.tz);
     match (remote, local) {
         (Some(r), local) => {
-            let (status, unit, updated_at) = submitter_view(&r, rfc);
+            let sent = local.as_ref().map(|l| l.sent.as_str());
+            let (status, unit, updated_at) = submitter_view(&r, rfc, sent);
             Ok(HttpResponse::Ok().json(json!({
                 "number": number,
                 "status": status,
@@ -117,21 +118,37 @@ pub async fn order_status(
     }
 }
 
-/// What a submitter is shown of dispatch's answer `r`: its status, handling unit and time.
-/// The answer is public and unauthenticated, so only text passes (anything else dispatch sends
-/// in those fields, an object or a list, is shown as null); a time in RFC 3339 is shown like
-/// every other time in the answer (the hotline's zone, to the second), other text as it came.
+/// What a submitter is shown of dispatch's answer `r` about the order `sent` (the JSON posted
+/// to dispatch, when the gateway holds the order): its status, handling unit and time. The
+/// answer is public and unauthenticated, so only text passes (anything else dispatch sends in
+/// those fields, an object or a list, is shown as null); a time in RFC 3339 is shown like every
+/// other time in the answer (the hotline's zone, to the second), other text as [`shown`] has it.
 fn submitter_view(
     r: &serde_json::Value,
     rfc: impl Fn(i64) -> String,
+    sent: Option<&str>,
 ) -> (serde_json::Value, serde_json::Value, serde_json::Value) {
     let text = |k: &str| r.get(k).and_then(|v| v.as_str());
-    let shown = |k: &str| text(k).map_or(serde_json::Value::Null, |s| json!(s));
+    let shown = |k: &str| text(k).map_or(serde_json::Value::Null, |s| json!(shown(s, sent)));
     let updated_at = text("updated_at")
         .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
         .map(|t| json!(rfc(t.timestamp())))
         .unwrap_or_else(|| shown("updated_at"));
     (shown("status"), shown("unit"), updated_at)
+}
+
+/// Dispatch's text about an order (its status, the handling unit) as anyone with the order's
+/// number may see it: dispatch cores write who handles the matter and who reported it into
+/// their statuses ("网格员…已联系反映人…（1391…）"), and the contract says the status answer
+/// never holds personal data. So the order's own submitter data is masked wherever it stands
+/// (as in a dead letter), then numbers, e-mail addresses and openids; order numbers and dates
+/// stay readable. Until 2026-12-07 the text was shown as it came.
+fn shown(text: &str, sent: Option<&str>) -> String {
+    let masked = match sent {
+        Some(sent) => crate::relay::mask_order_data(text, sent),
+        None => text.to_string(),
+    };
+    hotline_adapters::mask::scrub_text_and_ids(&masked)
 }
 
 /// Asks the dispatch API for an order's status; `None` when unknown there or unreachable.
@@ -236,10 +253,11 @@ fn status_late(what: &'static str) {
 /// A one-sentence status for WeChat, Weibo and the phone (`查询 <number>`), ready by
 /// `deadline`: the platforms show their own error for a reply later than theirs (WeChat 5 s),
 /// and the store may be slow (a locked table on PostgreSQL, a pool waiting for a connection)
-/// or dispatch may be. Both are asked together, dispatch first: its answer is the status, and
-/// a status it has cached needs no store read at all; the store's answer says whether the
-/// gateway has the order, for when dispatch has none. At the deadline the reply is what is
-/// known by then: the gateway's own record, else a sentence asking to try again later.
+/// or dispatch may be. Both are asked together: dispatch's answer is the status, and the
+/// store's record is the order's personal data to mask in it ([`shown`]), and says whether
+/// the gateway has the order, for when dispatch has none. At the deadline the reply is what is
+/// known by then: dispatch's status (scrubbed of numbers, addresses and ids only), else the
+/// gateway's own record, else a sentence asking to try again later.
 pub async fn status_sentence(
     state: &AppState,
     number: &str,
@@ -249,27 +267,40 @@ pub async fn status_sentence(
     let local = state.store.order_state(number.to_string());
     tokio::pin!(remote, local);
     let mut remote_done = false;
+    let mut remote_answer: Option<serde_json::Value> = None;
     let mut known: Option<LocalAnswer> = None;
+    let sent = |l: &LocalAnswer| {
+        l.as_ref()
+            .ok()
+            .and_then(Option::as_ref)
+            .map(|o| o.sent.clone())
+    };
     loop {
         tokio::select! {
             biased;
             r = &mut remote, if !remote_done => {
-                if let Some(r) = r {
-                    return remote_sentence(number, &r);
-                }
                 remote_done = true;
-                if let Some(l) = known.take() {
-                    return local_sentence(number, l);
+                match (r, known.take()) {
+                    (Some(r), Some(l)) => return remote_sentence(number, &r, sent(&l).as_deref()),
+                    (None, Some(l)) => return local_sentence(number, l),
+                    // The store's record is waited for: it holds what to mask.
+                    (r, None) => remote_answer = r,
                 }
             }
             l = &mut local, if known.is_none() => {
                 if remote_done {
-                    return local_sentence(number, l);
+                    return match &remote_answer {
+                        Some(r) => remote_sentence(number, r, sent(&l).as_deref()),
+                        None => local_sentence(number, l),
+                    };
                 }
                 known = Some(l);
             }
             () = tokio::time::sleep_until(deadline) => {
                 status_late("number");
+                if let Some(r) = &remote_answer {
+                    return remote_sentence(number, r, None);
+                }
                 return match known {
                     Some(Ok(Some(l))) => local_sentence(number, Ok(Some(l))),
                     _ => format!("工单{number}的办理进度暂时无法查询，请稍后再查询。"),
@@ -303,10 +334,10 @@ fn status_words(status: &str) -> &str {
 /// What the store said about an order.
 type LocalAnswer = Result<Option<crate::store::OrderState>, crate::store::StoreError>;
 
-/// The status sentence from dispatch's answer.
-fn remote_sentence(number: &str, r: &serde_json::Value) -> String {
-    let status = r["status"].as_str().map_or("处理中", status_words);
-    let unit = r["unit"].as_str().unwrap_or("");
+/// The status sentence from dispatch's answer about the order `sent` ([`shown`]).
+fn remote_sentence(number: &str, r: &serde_json::Value, sent: Option<&str>) -> String {
+    let status = shown(r["status"].as_str().map_or("处理中", status_words), sent);
+    let unit = shown(r["unit"].as_str().unwrap_or(""), sent);
     format!(
         "工单{number}：{status}{}",
         if unit.is_empty() {
@@ -338,13 +369,14 @@ mod tests {
     /// The IVR read `工单…：processing` to a Mandarin voice (until 2026-12-07).
     #[test]
     fn a_dispatch_status_is_said_in_chinese() {
-        let said = |status: &str| remote_sentence("2026120701000001", &json!({"status": status}));
+        let said =
+            |status: &str| remote_sentence("2026120701000001", &json!({"status": status}), None);
         assert_eq!(said("processing"), "工单2026120701000001：办理中");
         assert_eq!(said("In Progress"), "工单2026120701000001：办理中");
         assert_eq!(said("resolved"), "工单2026120701000001：已办结");
         assert_eq!(said("已转办"), "工单2026120701000001：已转办");
         assert_eq!(
-            remote_sentence("1", &json!({"unit": "市住建局"})),
+            remote_sentence("1", &json!({"unit": "市住建局"}), None),
             "工单1：处理中，承办单位：市住建局"
         );
     }
@@ -356,6 +388,7 @@ mod tests {
             &json!({"status": "办理中", "unit": "市住建局", "updated_at": "2026-12-07T10:00:00Z",
                     "phone": "13912345678"}),
             rfc,
+            None,
         );
         assert_eq!(
             view,
@@ -366,9 +399,48 @@ mod tests {
             &json!({"status": {"code": 3, "handler": {"phone": "13912345678"}},
                     "unit": ["a", "b"], "updated_at": 1796637600}),
             rfc,
+            None,
         );
         assert_eq!(view, (json!(null), json!(null), json!(null)));
-        let view = submitter_view(&json!({"updated_at": "yesterday"}), rfc);
+        let view = submitter_view(&json!({"updated_at": "yesterday"}), rfc, None);
         assert_eq!(view, (json!(null), json!(null), json!("yesterday")));
+    }
+
+    /// The review's status (2026-12-07): dispatch wrote the handler's and the submitter's
+    /// contact into its status, and anyone with the order number read it, on the web and in a
+    /// `查询` reply.
+    #[test]
+    fn a_status_from_dispatch_shows_no_personal_data() {
+        let sent = r#"{"number":"2026120707784681","submitter":{"identity":"phone:13512340001",
+            "name":"孙八","phone":"13512340001","email":"sun.ba@example.cn"},
+            "location":{"address":"上城区解放路9号"}}"#;
+        let r = json!({
+            "status": "已派单，网格员张伟（13957100001）已联系反映人孙八（13512340001，sun.ba@example.cn），地址上城区解放路9号，已并入工单2026120707784682，预计2026-12-10办结",
+            "unit": "上城区城管局 联系人李科长 ０５７１－８７０００００１",
+            "updated_at": "2026-12-07T10:00:00Z"});
+        let (status, unit, _) = submitter_view(&r, |t| format!("t{t}"), Some(sent));
+        assert_eq!(
+            status,
+            "已派单，网格员张伟（139****0001）已联系反映人孙*（135****0001，s***@example.cn），地址***，已并入工单2026120707784682，预计2026-12-10办结"
+        );
+        assert_eq!(unit, "上城区城管局 联系人李科长 ０５７*－****０００１");
+        let said = remote_sentence("2026120707784681", &r, Some(sent));
+        assert!(said.starts_with("工单2026120707784681：已派单"), "{said}");
+        for raw in [
+            "孙八",
+            "13512340001",
+            "13957100001",
+            "sun.ba",
+            "解放路",
+            "８７０",
+        ] {
+            assert!(!said.contains(raw), "{raw}: {said}");
+        }
+        // An order the gateway does not hold: numbers and addresses are still masked.
+        let said = remote_sentence("2026120707784681", &r, None);
+        assert!(
+            !said.contains("13512340001") && !said.contains("sun.ba@"),
+            "{said}"
+        );
     }
 }

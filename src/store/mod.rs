@@ -283,6 +283,11 @@ pub struct OrderState {
     pub created_at: i64,
     /// Unix seconds of delivery to dispatch.
     pub delivered_at: Option<i64>,
+    /// The order as it is posted to dispatch (JSON): its submitter's personal data is masked
+    /// wherever dispatch's status text echoes it ([`crate::relay::mask_order_data`]). Never
+    /// shown.
+    #[serde(skip)]
+    pub sent: String,
 }
 
 /// An earlier order that a repeat may match.

@@ -1099,7 +1099,7 @@ impl Store for PgStore {
         let c = self.client().await?;
         let row = c
             .query_opt(
-                "SELECT o.number, o.category, o.created_at, x.state, x.delivered_at \
+                "SELECT o.number, o.category, o.created_at, x.state, x.delivered_at, x.body \
                  FROM orders o JOIN outbox x ON x.key = o.number WHERE o.number = $1",
                 &[&number],
             )
@@ -1116,6 +1116,7 @@ impl Store for PgStore {
             }
             .into(),
             delivered_at: r.get(4),
+            sent: r.get(5),
         }))
     }
 

@@ -1460,7 +1460,7 @@ impl Store for SqliteStore {
     async fn order_state(&self, number: String) -> Result<Option<OrderState>, StoreError> {
         self.read(move |conn| {
             conn.query_row(
-                "SELECT o.number, o.category, o.created_at, x.state, x.delivered_at \
+                "SELECT o.number, o.category, o.created_at, x.state, x.delivered_at, x.body \
                  FROM orders o JOIN outbox x ON x.key = o.number WHERE o.number = ?1",
                 [&number],
                 |r| {
@@ -1476,6 +1476,7 @@ impl Store for SqliteStore {
                         }
                         .into(),
                         delivered_at: r.get(4)?,
+                        sent: r.get(5)?,
                     })
                 },
             )
