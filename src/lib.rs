@@ -71,10 +71,73 @@ pub enum StartError {
 /// Libraries whose debug output carries the data they handle: tokio-postgres logs every
 /// statement's parameters (phone numbers, order texts), lettre the mail it sends, rumqttc and
 /// redis their payloads. They stay at `info` whatever `RUST_LOG` asks for, so turning on debug
-/// logging to chase a problem never writes personal data to the log.
+/// logging to chase a problem never writes personal data to the log: [`QuietLibraries`] holds
+/// them there in front of the `RUST_LOG` filter.
 const QUIET_LIBRARIES: &[&str] = &["tokio_postgres", "postgres", "lettre", "rumqttc", "redis"];
 
-/// The log filter: `RUST_LOG` (or `default`), with `QUIET_LIBRARIES` capped at `info`.
+/// A filter layer in front of the `RUST_LOG` one that drops `debug` and `trace` events of the
+/// [`QUIET_LIBRARIES`] (and of their modules). Capping them with `tokio_postgres=info` among
+/// `RUST_LOG`'s directives was not enough: a narrower directive wins in an `EnvFilter`, so
+/// `RUST_LOG=info,tokio_postgres::query=debug` logged every statement's parameters, the whole
+/// work order among them (until 2026-12-07).
+pub struct QuietLibraries;
+
+impl QuietLibraries {
+    fn allows(meta: &tracing::Metadata<'_>) -> bool {
+        *meta.level() <= tracing::Level::INFO
+            || !QUIET_LIBRARIES.iter().any(|lib| {
+                meta.target()
+                    .strip_prefix(lib)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+            })
+    }
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for QuietLibraries {
+    fn register_callsite(
+        &self,
+        meta: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        if Self::allows(meta) {
+            tracing::subscriber::Interest::always()
+        } else {
+            tracing::subscriber::Interest::never()
+        }
+    }
+
+    fn enabled(
+        &self,
+        meta: &tracing::Metadata<'_>,
+        _: tracing_subscriber::layer::Context<'_, S>,
+    ) -> bool {
+        Self::allows(meta)
+    }
+}
+
+/// The process's log subscriber: [`QuietLibraries`] in front of [`log_filter`], then the
+/// formatter (`json` or text) writing to `writer`.
+pub fn log_subscriber<W>(
+    rust_log: Option<&str>,
+    default: &str,
+    json: bool,
+    writer: W,
+) -> Box<dyn tracing::Subscriber + Send + Sync>
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    use tracing_subscriber::layer::SubscriberExt;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(log_filter(rust_log, default))
+        .with_writer(writer);
+    if json {
+        Box::new(builder.json().finish().with(QuietLibraries))
+    } else {
+        Box::new(builder.finish().with(QuietLibraries))
+    }
+}
+
+/// The log filter: `RUST_LOG` (or `default`), with `QUIET_LIBRARIES` capped at `info` (which
+/// [`QuietLibraries`] enforces whatever else `RUST_LOG` says).
 pub fn log_filter(rust_log: Option<&str>, default: &str) -> tracing_subscriber::EnvFilter {
     let base = rust_log
         .and_then(|s| tracing_subscriber::EnvFilter::try_new(s).ok())
@@ -713,26 +776,51 @@ mod tests {
         }
     }
 
+    /// Narrower directives (`tokio_postgres::query=debug`) win over `tokio_postgres=info` in
+    /// an `EnvFilter`: until 2026-12-07 they logged every statement's parameters.
     #[test]
     fn debug_logging_never_turns_on_the_libraries_that_log_their_data() {
-        for rust_log in ["debug", "trace,tokio_postgres=trace,lettre=debug"] {
-            let buf = Buf::default();
-            let sink = buf.clone();
-            let subscriber = tracing_subscriber::fmt()
-                .with_env_filter(super::log_filter(Some(rust_log), "info"))
-                .with_writer(move || sink.clone())
-                .finish();
-            tracing::subscriber::with_default(subscriber, || {
-                tracing::debug!(target: "tokio_postgres::query", "parameters: [13800138000]");
-                tracing::debug!(target: "lettre::transport::smtp", "DATA a@b.cn");
-                tracing::debug!(target: "hotline_gateway::relay", "our own debug line");
-            });
-            let text = String::from_utf8_lossy(&buf.0.lock().unwrap()).to_string();
-            assert!(text.contains("our own debug line"), "{rust_log}: {text}");
-            assert!(
-                !text.contains("13800138000") && !text.contains("a@b.cn"),
-                "{rust_log}: {text}"
-            );
+        // Each with whether our own debug lines are on.
+        for (rust_log, ours) in [
+            ("debug", true),
+            ("trace,tokio_postgres=trace,lettre=debug", true),
+            ("info,tokio_postgres::query=debug", false),
+            (
+                "tokio_postgres::query=trace,lettre::transport::smtp=trace,hotline_gateway=debug",
+                true,
+            ),
+            (
+                "debug,rumqttc::state=trace,redis::cmd=debug,postgres::config=trace",
+                true,
+            ),
+            ("info,tokio_postgres[query]=trace,[{sql}]=trace", false),
+        ] {
+            for json in [false, true] {
+                let buf = Buf::default();
+                let sink = buf.clone();
+                let subscriber =
+                    super::log_subscriber(Some(rust_log), "info", json, move || sink.clone());
+                tracing::subscriber::with_default(subscriber, || {
+                    tracing::debug!(target: "tokio_postgres::query", "parameters: [13800138000]");
+                    tracing::trace!(target: "tokio_postgres", "parameters: [13800138001]");
+                    tracing::debug!(target: "lettre::transport::smtp", "DATA a@b.cn");
+                    tracing::debug!(target: "rumqttc::state", "payload 13800138002");
+                    tracing::debug!(target: "redis::cmd", "SET 13800138003");
+                    tracing::debug!(target: "postgres::config", "password=S3cret");
+                    tracing::info!(target: "tokio_postgres::connection", "a library's info line");
+                    tracing::debug!(target: "hotline_gateway::relay", "our own debug line");
+                });
+                let text = String::from_utf8_lossy(&buf.0.lock().unwrap()).to_string();
+                assert_eq!(
+                    text.contains("our own debug line"),
+                    ours,
+                    "{rust_log}: {text}"
+                );
+                assert!(text.contains("a library's info line"), "{rust_log}: {text}");
+                for secret in ["1380013800", "a@b.cn", "S3cret"] {
+                    assert!(!text.contains(secret), "{rust_log}: {text}");
+                }
+            }
         }
     }
 }

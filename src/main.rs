@@ -130,11 +130,12 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn init_tracing(format: &str) {
-    let filter = hotline_gateway::log_filter(std::env::var("RUST_LOG").ok().as_deref(), "info");
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    if format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
+    use tracing_subscriber::util::SubscriberInitExt;
+    hotline_gateway::log_subscriber(
+        std::env::var("RUST_LOG").ok().as_deref(),
+        "info",
+        format == "json",
+        std::io::stdout,
+    )
+    .init();
 }
