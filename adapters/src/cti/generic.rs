@@ -94,7 +94,7 @@ fn parse_object(map: &Map<String, Value>, now: i64) -> Result<CallEvent, Adapter
         Some(other) => {
             return Err(AdapterError::InvalidField {
                 field: "direction",
-                reason: format!("`{}` is not in or out", truncate(other)),
+                reason: format!("`{}` is not in or out", quoted(other)),
             })
         }
     };
@@ -177,7 +177,7 @@ fn parse_object(map: &Map<String, Value>, now: i64) -> Result<CallEvent, Adapter
             let step = step_hash(&[&at_raw, &agent, &reason]);
             (CallKind::Flagged { agent, reason }, Some(step))
         }
-        other => return Err(AdapterError::UnknownEvent(truncate(other))),
+        other => return Err(AdapterError::UnknownEvent(quoted(other))),
     };
 
     let party = match direction {
@@ -318,7 +318,7 @@ fn category(raw: Option<String>, field: &'static str) -> Result<Option<Category>
             .map(Some)
             .ok_or_else(|| AdapterError::InvalidField {
                 field,
-                reason: format!("unknown category `{}`", truncate(s)),
+                reason: format!("unknown category `{}`", quoted(s)),
             }),
     }
 }
@@ -381,6 +381,14 @@ fn opt_bool(map: &Map<String, Value>, field: &'static str) -> Result<Option<bool
 /// Bounds a value echoed into an error or a cause, so a hostile body cannot bloat logs.
 fn truncate(s: &str) -> String {
     s.chars().take(64).collect()
+}
+
+/// A value the event could not take, as an error's detail quotes it: masked of numbers,
+/// e-mail addresses and ids before it is cut (the detail goes into the 422 body and the
+/// DEBUG log, and a misconfigured platform may put the caller's number in any field; until
+/// 2026-12-07 it was quoted as sent).
+fn quoted(s: &str) -> String {
+    truncate(&crate::mask::scrub_text_and_ids(s))
 }
 
 /// Renders a decision as the generic JSON answer. Empty optional parts are omitted.
@@ -615,6 +623,32 @@ mod tests {
                 matches!(err(&body), AdapterError::InvalidField { field: "at", .. }),
                 "{at}"
             );
+        }
+    }
+
+    /// The review's events (2026-12-07): a value the gateway could not take was quoted as sent
+    /// in the 422 body and the DEBUG log, and a platform had put the caller's number in it.
+    #[test]
+    fn a_refused_value_is_quoted_masked() {
+        for (body, shown, raw) in [
+            (
+                r#"{"event":"call.started","call_id":"d1","from":"13844445555","direction":"来电13844445555"}"#,
+                "`来电138****5555` is not in or out",
+                "13844445555",
+            ),
+            (
+                r#"{"event":"call.registered","call_id":"d2","from":"13844445556","order":{"content":"噪音","category":"投诉人１３８４４４４５５５６ zhou@qq.com"}}"#,
+                "unknown category `投诉人１３８****５５５６ z***@qq.com`",
+                "zhou@",
+            ),
+            (
+                r#"{"event":"call.13844445557","call_id":"d3"}"#,
+                "unknown event `call.138****5557`",
+                "13844445557",
+            ),
+        ] {
+            let detail = err(body).to_string();
+            assert!(detail.contains(shown) && !detail.contains(raw), "{detail}");
         }
     }
 

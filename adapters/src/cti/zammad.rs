@@ -49,11 +49,16 @@ pub fn parse(
         Some(other) => {
             return Err(AdapterError::InvalidField {
                 field: "direction",
+                // Masked before it is cut, like the generic format's details (until 2026-12-07
+                // the caller's number put here was quoted as sent).
                 reason: format!(
                     "Invalid direction! `{}` is not in or out",
-                    other.chars().take(32).collect::<String>()
+                    crate::mask::scrub_text_and_ids(other)
+                        .chars()
+                        .take(32)
+                        .collect::<String>()
                 ),
-            })
+            });
         }
     };
     let call_id = check_call_id("callId", get("callId"))?;
@@ -76,7 +81,14 @@ pub fn parse(
                 cause,
             }
         }
-        other => return Err(AdapterError::UnknownEvent(other.chars().take(64).collect())),
+        other => {
+            return Err(AdapterError::UnknownEvent(
+                crate::mask::scrub_text_and_ids(other)
+                    .chars()
+                    .take(64)
+                    .collect(),
+            ))
+        }
     };
     let party = match direction {
         CallDirection::Inbound => &from,
@@ -373,6 +385,33 @@ mod tests {
                 "{dir}: {got:?}"
             );
         }
+    }
+
+    /// The review's push (2026-12-07): the caller's number in `direction` was quoted in the
+    /// 422 body and the DEBUG log as sent.
+    #[test]
+    fn a_refused_value_is_quoted_masked() {
+        let got = parse(
+            &form("event=newCall&from=8613855556666&to=2&direction=8613855556666&callId=zz1"),
+            TOKEN,
+            Some(TOKEN),
+        );
+        let Err(e) = got else { panic!("{got:?}") };
+        let detail = e.to_string();
+        assert!(
+            detail.contains("`861******6666` is not in or out")
+                && !detail.contains("8613855556666"),
+            "{detail}"
+        );
+        let got = parse(
+            &form("event=ring13855556666&from=1&to=2&direction=in&callId=zz2"),
+            TOKEN,
+            Some(TOKEN),
+        );
+        assert!(
+            matches!(&got, Err(AdapterError::UnknownEvent(e)) if e == "ring138****6666"),
+            "{got:?}"
+        );
     }
 
     #[test]
