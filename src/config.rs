@@ -1127,9 +1127,13 @@ impl Config {
                     &format!("nuisance.allow[{i}]"),
                     format!("`{a}` is not an IP address (ranges are not taken): it allows nobody"),
                 ),
+                // Masked: the entry is often a citizen's bare number (`13987654321`).
                 None => bad(
                     &format!("nuisance.allow[{i}]"),
-                    format!("`{a}` is not an identity like phone:13800000000"),
+                    format!(
+                        "`{}` is not an identity like phone:13800000000",
+                        hotline_adapters::mask::scrub_text_and_ids(a)
+                    ),
                 ),
             }
         }
@@ -1623,7 +1627,11 @@ fn section<T: serde::de::DeserializeOwned>(
                 Some(c) => format!("{name}.{c}"),
                 None => name.into(),
             },
-            message: message.to_string(),
+            // serde quotes the value it refused (`invalid type: integer `8675309123456`,
+            // expected a string`), and that value may be a secret written as a bare number or a
+            // citizen's phone number: printed on stderr and in the start-up log until
+            // 2026-12-07. The key says where it is; the operator has the file.
+            message: hotline_adapters::mask::redact_parser_message(message),
         });
         match culprit {
             Some(c) if remove_path(&mut value, &c) => dropped.push(c),
@@ -1857,6 +1865,65 @@ mod tests {
         ] {
             assert!(keys.contains(&want), "missing {want} in {keys:?}");
         }
+    }
+
+    /// The review's config (2026-12-07): secrets written as bare numbers and a citizen's number
+    /// in the allow list were printed whole by `check-config` and at a refused start.
+    #[test]
+    fn problems_quote_no_secret_and_no_citizens_number() {
+        let err = load(
+            r#"
+            [server]
+            listen = "127.0.0.1:1"
+            [admin]
+            token = 8675309123456
+            [dispatch]
+            secret = 123456789012
+            [channels.weibo.w]
+            app_secret = 20261207
+            [channels.cti.t]
+            format = "twilio"
+            auth_token = 1234567890
+            public_url = "https://gw.example.cn/v1/cti/t"
+            [nuisance]
+            redis_key_secret = 99887766
+            allow = ["phone:13800000000", "13987654321"]
+            "#,
+        )
+        .unwrap_err();
+        let keys: Vec<&str> = err.problems.iter().map(|p| p.key.as_str()).collect();
+        for want in [
+            "admin.token",
+            "dispatch.secret",
+            "channels.weibo.w.app_secret",
+            "channels.cti.t.auth_token",
+            "nuisance.redis_key_secret",
+            "nuisance.allow[1]",
+        ] {
+            assert!(keys.contains(&want), "missing {want} in {keys:?}");
+        }
+        let mut shown = err.to_string();
+        // A number where the list wants text.
+        let err = load("[server]\nlisten = \"127.0.0.1:1\"\n[nuisance]\nallow = [13987654322]\n")
+            .unwrap_err();
+        assert_eq!(err.problems[0].key, "nuisance.allow", "{err}");
+        shown.push_str(&err.to_string());
+        for raw in [
+            "8675309123456",
+            "123456789012",
+            "20261207",
+            "1234567890",
+            "99887766",
+            "13987654321",
+            "13987654322",
+        ] {
+            assert!(!shown.contains(raw), "{raw}: {shown}");
+        }
+        assert!(shown.contains("expected a string"), "{shown}");
+        assert!(
+            shown.contains("`139****4321` is not an identity"),
+            "{shown}"
+        );
     }
 
     /// An `ip:` allow entry that is no address was taken before, and matched nobody: after the
