@@ -405,6 +405,7 @@ const WITHHELD: [&str; 13] = [
 /// because the shared normaliser only knows `+86` and must not confuse `+1 234...` with a
 /// Chinese mobile `1234...`.
 pub fn caller_identity(raw: &str) -> Option<Identity> {
+    let raw = uri_number(raw)?;
     let compact: String = raw
         .trim()
         .chars()
@@ -423,6 +424,44 @@ pub fn caller_identity(raw: &str) -> Option<Identity> {
         return Identity::phone(&format!("00{digits}"));
     }
     normalize_phone(&compact).map(|value| Identity::new(IdentityKind::Phone, value))
+}
+
+/// The number in a caller id given as a URI, as PBXs and SIP trunks send it: a `tel:` URI
+/// (`tel:+86-138-1234-0002`, RFC 3966), the user part of a `sip:`/`sips:` URI
+/// (`sip:+8613812340001@pbx.example.cn;user=phone`, `"张三" <sip:…>`) when it is a number of 7
+/// digits or more (a shorter one is an extension of that PBX, and a name is no number), or a
+/// number with parameters (`13812340006;ext=12`: the line, not the extension). The text as it
+/// is otherwise; `None` for a SIP URI with no number in it, which stays a
+/// [`non_phone_ref`]. Until 2026-12-07 every such caller was taken as withheld: never
+/// throttled by number, and no call-back for a missed call.
+fn uri_number(raw: &str) -> Option<&str> {
+    let mut t = raw.trim();
+    // A display name before the address in angle brackets.
+    if let (Some(open), true) = (t.rfind('<'), t.ends_with('>')) {
+        t = &t[open + 1..t.len() - 1];
+    }
+    let scheme = t
+        .split_once(':')
+        .map(|(s, rest)| (s.to_ascii_lowercase(), rest));
+    match scheme {
+        Some((s, rest)) if s == "tel" => Some(before_parameters(rest)),
+        Some((s, rest)) if s == "sip" || s == "sips" => {
+            let (user, _host) = rest.split_once('@')?;
+            // A password after the user (`user:pw@host`) is no part of the number.
+            let user = before_parameters(user.split(':').next().unwrap_or_default());
+            let digits = user.bytes().filter(u8::is_ascii_digit).count();
+            let numeric = user
+                .chars()
+                .all(|c| c.is_ascii_digit() || matches!(c, '+' | '-' | '.' | '(' | ')'));
+            (numeric && digits >= 7).then_some(user)
+        }
+        _ => Some(before_parameters(t)),
+    }
+}
+
+/// A URI part without its `;` parameters.
+fn before_parameters(s: &str) -> &str {
+    s.split(';').next().unwrap_or_default().trim()
 }
 
 /// A non-phone caller address worth keeping as a stable id (`client:alice`, `sip:...`).
@@ -692,6 +731,28 @@ mod tests {
             ("12", None),
             ("client:alice", None),
             ("sip:alice@example.cn", None),
+            // Caller ids as URIs, as PBXs and SIP trunks send them (the review's three were
+            // taken as withheld until 2026-12-07).
+            ("sip:+8613812340001@pbx.example.cn", Some("13812340001")),
+            ("tel:+86-138-1234-0002", Some("13812340002")),
+            ("13812340006;ext=12", Some("13812340006")),
+            (
+                "SIPS:13812340003@pbx.example.cn:5061;transport=tls",
+                Some("13812340003"),
+            ),
+            (
+                "sip:+86-571-8700-0001;isub=1@trunk.example.cn;user=phone",
+                Some("057187000001"),
+            ),
+            ("\"张三\" <sip:013812340004@10.0.0.1>", Some("13812340004")),
+            ("<tel:057187000002;phone-context=+86>", Some("057187000002")),
+            ("tel:+12349013030", Some("0012349013030")),
+            // An extension, a name, the anonymous SIP address, no user: no phone.
+            ("sip:1001@pbx.example.cn", None),
+            ("sip:anonymous@anonymous.invalid", None),
+            ("sip:pbx.example.cn", None),
+            ("tel:anonymous", None),
+            ("tel:", None),
         ] {
             let got = caller_identity(raw);
             assert_eq!(got.as_ref().map(|i| i.value.as_str()), want, "{raw:?}");
