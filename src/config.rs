@@ -1630,8 +1630,13 @@ fn section<T: serde::de::DeserializeOwned>(
             // serde quotes the value it refused (`invalid type: integer `8675309123456`,
             // expected a string`), and that value may be a secret written as a bare number or a
             // citizen's phone number: printed on stderr and in the start-up log until
-            // 2026-12-07. The key says where it is; the operator has the file.
-            message: hotline_adapters::mask::redact_parser_message(message),
+            // 2026-12-07. The key says where it is; the operator has the file. An unknown
+            // key's name is no value, and says what was mistyped.
+            message: if message.starts_with("unknown field `") {
+                message.to_string()
+            } else {
+                hotline_adapters::mask::redact_parser_message(message)
+            },
         });
         match culprit {
             Some(c) if remove_path(&mut value, &c) => dropped.push(c),
