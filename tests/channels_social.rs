@@ -1556,8 +1556,13 @@ fn weibo_a_reply_naming_twenty_orders_stays_under_the_documented_limit() {
         .and_then(|(_, rest)| rest.split_once('至'))
         .unwrap_or_else(|| panic!("a range: {reply}"));
     let (first, last) = (number_in(first), number_in(last));
-    let all = wait_for_order(&sim, &last);
+    // The relay posts a round's orders concurrently: the last may arrive before the first.
+    let all = wait_until("the twenty orders at dispatch", LONG, || {
+        let o = orders(&sim);
+        (o.len() >= 20).then_some(o)
+    });
     the_order(&all, &first);
+    the_order(&all, &last);
     assert_eq!(all.len(), 20, "{all:?}");
 }
 
