@@ -1468,6 +1468,57 @@ fn post_raw(gw: &Gateway, content_type: &str, body: Vec<u8>) -> (u16, serde_json
     (status, r.json().unwrap_or_default())
 }
 
+/// A multipart body cut off before its closing boundary is refused at once (400
+/// `invalid_form`). Until 2026-12-07 one ending in `\r`, `\r\n`, `\r\n-` or `\r\n--ab` was
+/// never answered (actix-multipart waited for bytes that had all arrived), holding its
+/// connection for good; a few of them made the gateway deaf to everyone. Each post here is
+/// bounded by the test client's own time-out. An empty `boundary=` is no multipart either.
+#[test]
+fn a_multipart_body_cut_off_before_its_closing_boundary_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let gw = Gateway::start(dir.path(), &sim.url, "[nuisance]\nquota = 100000\n");
+    let part = "--abc\r\nContent-Disposition: form-data; name=\"content\"\r\n\r\n小区路灯坏了";
+    for end in [
+        "",
+        "\r",
+        "\r\n",
+        "\r\n-",
+        "\r\n--",
+        "\r\n--ab",
+        "\r\n--abc",
+        "\r\n--abc-",
+    ] {
+        let body = format!("{part}{end}").into_bytes();
+        let (s, b) = post_raw(&gw, "multipart/form-data; boundary=abc", body);
+        assert_eq!(
+            (s, b["error"]["code"].as_str()),
+            (400, Some("invalid_form")),
+            "{end:?}: {b}"
+        );
+    }
+    let whole = format!("{part}\r\n--abc--\r\n").into_bytes();
+    let (s, b) = post_raw(&gw, "multipart/form-data; boundary=", whole.clone());
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (400, Some("invalid_form")),
+        "{b}"
+    );
+    assert!(sim.lines().is_empty());
+    // The whole body is an order, and the gateway answers as before.
+    let (s, b) = post_raw(&gw, "multipart/form-data; boundary=abc", whole);
+    assert_eq!(s, 202, "{b}");
+    assert_eq!(
+        client()
+            .get(format!("{}/healthz", gw.url))
+            .send()
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+}
+
 /// `楼下着火了，火很大，有人被困` and `小区门口路灯坏了一个月了` in GBK, percent-escaped as a GBK
 /// page's browser posts them.
 const GBK_FIRE: &str =

@@ -37,7 +37,7 @@ pub async fn submit(
     );
     let ip = client_ip(&req, &state.trusted_proxies);
     let parsed = if media.as_deref() == Some("multipart/form-data") {
-        let parts = multipart_parts(&req, payload, limit, deadline).await?;
+        let parts = multipart_parts(&req, content_type, payload, limit, deadline).await?;
         form::from_parts(parts, charset, &ip, now())
     } else {
         let body = read_body(&req, payload, limit, deadline).await?;
@@ -154,14 +154,30 @@ pub const MULTIPART_CAP: usize = 16 * 1024 * 1024;
 /// the refusal's readable text (`submit`); until 2026-12-07 the whole body was read first under
 /// `body_limit` (64 KB) and such a form got 413 before anything was checked, even
 /// "楼下饭店着火了" with a photo of the fire. The whole body is bounded by [`MULTIPART_CAP`].
-async fn multipart_parts(
+///
+/// The deadline also bounds the parser: until 2026-12-07 a body cut off before its closing
+/// boundary (ending in `\r`, `\r\n` or `\r\n--ab`) made actix-multipart 0.7 wait for bytes that
+/// would never come (upstream actix/actix-web#3202), so the request hung for good, holding its
+/// connection, and a handful of them took every slot of a worker, emergencies and ringing calls
+/// included. actix-multipart 0.8.2 and later answer such a body with an error (400
+/// `invalid_form`; 0.8.5 is in use); the deadline stays, so that no other stall of the parser
+/// can hold a connection. An empty `boundary=` is no multipart at all (400 `invalid_form`).
+async fn multipart_parts<S>(
     req: &HttpRequest,
-    payload: Payload,
+    content_type: &str,
+    payload: S,
     limit: usize,
     deadline: std::time::Duration,
-) -> Result<Vec<form::Part>, ApiError> {
+) -> Result<Vec<form::Part>, ApiError>
+where
+    S: futures_util::Stream<Item = Result<actix_web::web::Bytes, actix_web::error::PayloadError>>
+        + 'static,
+{
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::sync::Arc;
+    if param(content_type, "boundary").is_none_or(str::is_empty) {
+        return Err(AdapterError::InvalidForm("multipart without a boundary".into()).into());
+    }
     let over_cap = || {
         ApiError::Adapter(AdapterError::TooLarge {
             limit: MULTIPART_CAP,
@@ -241,4 +257,86 @@ async fn multipart_parts(
     tokio::time::timeout(deadline, read)
         .await
         .unwrap_or(Err(ApiError::RequestTimeout))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::TestRequest;
+    use actix_web::web::Bytes;
+    use std::time::Duration;
+
+    const CT: &str = "multipart/form-data; boundary=abc";
+
+    fn once(body: Bytes) -> impl futures_util::Stream<Item = Result<Bytes, actix_web::error::PayloadError>> {
+        futures_util::stream::once(async move { Ok(body) })
+    }
+
+    /// A multipart parse that stalls is answered at the deadline (408 `request_timeout`, as for
+    /// a body that does not arrive in time), not left waiting: the stream here never ends, the
+    /// way actix-multipart 0.7 waited forever on a body cut off after a `\r` (until 2026-12-07).
+    /// The test's own bound is the outer timeout.
+    #[actix_web::test]
+    async fn a_stalled_multipart_parse_is_refused_at_the_deadline() {
+        let req = TestRequest::default()
+            .insert_header(("content-type", CT))
+            .to_http_request();
+        let head = Bytes::from_static(
+            b"--abc\r\nContent-Disposition: form-data; name=\"content\"\r\n\r\nhello\r",
+        );
+        let stream = once(head).chain(futures_util::stream::pending());
+        let parse = multipart_parts(&req, CT, stream, 65_536, Duration::from_millis(50));
+        match tokio::time::timeout(Duration::from_secs(10), parse).await {
+            Ok(Err(e)) => assert_eq!(e.code(), "request_timeout"),
+            Ok(Ok(parts)) => panic!("parsed {} parts of a stalled body", parts.len()),
+            Err(_) => panic!("the parse was still waiting after 10 s"),
+        }
+    }
+
+    /// A body cut off before its closing boundary, all of it arrived, is refused at once
+    /// (actix-multipart 0.8.2 and later), and so is an empty `boundary=`.
+    #[actix_web::test]
+    async fn a_body_cut_off_before_its_closing_boundary_is_a_bad_form() {
+        let req = TestRequest::default()
+            .insert_header(("content-type", CT))
+            .to_http_request();
+        let part = "--abc\r\nContent-Disposition: form-data; name=\"content\"\r\n\r\nhello";
+        for end in ["\r", "\r\n", "\r\n-", "\r\n--ab"] {
+            let body = Bytes::from(format!("{part}{end}"));
+            let parse = multipart_parts(&req, CT, once(body), 65_536, Duration::from_secs(10));
+            match tokio::time::timeout(Duration::from_secs(20), parse).await {
+                Ok(Err(e)) => assert_eq!(e.code(), "invalid_form", "{end:?}"),
+                Ok(Ok(parts)) => panic!("{end:?}: parsed {} parts", parts.len()),
+                Err(_) => panic!("{end:?}: still waiting after 20 s"),
+            }
+        }
+        let body = Bytes::from(format!("{part}\r\n--abc--\r\n"));
+        let empty = multipart_parts(
+            &req,
+            "multipart/form-data; boundary=",
+            once(body),
+            65_536,
+            Duration::from_secs(10),
+        )
+        .await;
+        assert_eq!(empty.err().map(|e| e.code()), Some("invalid_form"));
+    }
+
+    /// A part larger than actix-multipart 0.8's 64 KiB parse buffer is read whole (an operator
+    /// may raise `server.body_limit` past it; the body comes as one chunk).
+    #[actix_web::test]
+    async fn a_part_past_the_parser_buffer_is_read_whole() {
+        let req = TestRequest::default()
+            .insert_header(("content-type", CT))
+            .to_http_request();
+        let text = "灯".repeat(70_000);
+        let body = format!(
+            "--abc\r\nContent-Disposition: form-data; name=\"content\"\r\n\r\n{text}\r\n--abc--\r\n"
+        );
+        let parts = multipart_parts(&req, CT, once(body.into()), 1 << 20, Duration::from_secs(10))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(parts.len(), 1);
+        assert_eq!(parts[0].value, text.as_bytes());
+    }
 }
