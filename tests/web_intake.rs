@@ -1519,6 +1519,88 @@ fn a_multipart_body_cut_off_before_its_closing_boundary_is_refused() {
     );
 }
 
+/// Bodies that used to lose or invent a matter under a 202 are refused and store nothing,
+/// with an emergency anywhere in them still redirected (until 2026-12-07): items in the PHP or
+/// Rails shape (`items[][content]`: the matters dropped), a field sent twice (the last won, an
+/// emergency in the first unheard), content of invisible characters only (an order about
+/// nothing).
+#[test]
+fn odd_item_shapes_repeated_fields_and_invisible_content_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let gw = Gateway::start(dir.path(), &sim.url, "[nuisance]\nquota = 100000\n");
+    let form = "application/x-www-form-urlencoded";
+    let enc = |s: &str| -> String { s.bytes().map(|b| format!("%{b:02X}")).collect() };
+    let lamp = enc("楼道灯不亮三天了");
+    for (body, field) in [
+        (
+            format!("content=x&items[][content]={lamp}&items[][content]={lamp}"),
+            "items",
+        ),
+        (format!("content=x&items[0].content={lamp}"), "items"),
+        (format!("content=x&items[-1][content]={lamp}"), "items"),
+        (
+            "content=x&attachments[][url]=https%3A%2F%2Fa.cn%2F1.jpg".to_string(),
+            "attachments",
+        ),
+        (format!("content={lamp}&content=x"), "content"),
+    ] {
+        let (s, b) = post_raw(&gw, form, body.clone().into_bytes());
+        assert_eq!(
+            (s, b["error"]["code"].as_str(), b["error"]["field"].as_str()),
+            (422, Some("invalid_field"), Some(field)),
+            "{body}: {b}"
+        );
+    }
+    let (s, b) = post_raw(
+        &gw,
+        "application/json",
+        r#"{"content":"路灯坏了","content":"路灯坏了两次"}"#
+            .as_bytes()
+            .to_vec(),
+    );
+    assert_eq!(
+        (s, b["error"]["field"].as_str()),
+        (422, Some("content")),
+        "{b}"
+    );
+    let (s, b) = post_raw(
+        &gw,
+        "application/json",
+        r#"{"content":"\u200b\u200b\ufeff"}"#.as_bytes().to_vec(),
+    );
+    assert_eq!(
+        (s, b["error"]["code"].as_str(), b["error"]["field"].as_str()),
+        (422, Some("missing_field"), Some("content")),
+        "{b}"
+    );
+    // An emergency in any of these is heard.
+    let fire = "楼下饭店着火了，火很大，有人被困";
+    for (ct, body) in [
+        (form, format!("content=x&items[][content]={}", enc(fire))),
+        (form, format!("content={}&content=x", enc(fire))),
+        (
+            "application/json",
+            format!(r#"{{"content":"{fire}","content":"路灯坏了"}}"#),
+        ),
+    ] {
+        let (s, b) = post_raw(&gw, ct, body.clone().into_bytes());
+        assert_eq!(
+            (s, b["redirect"]["number"].as_str()),
+            (200, Some("119")),
+            "{body}: {b}"
+        );
+    }
+    // None of it became an order.
+    let (s, b) = gw.submit(json!({"content": "最后一件：井盖松动"}));
+    assert_eq!(s, 202, "{b}");
+    let lines = wait_until("the one order at dispatch", LONG, || {
+        let l = sim.lines();
+        (!delivered_orders(&l).is_empty()).then_some(l)
+    });
+    assert_eq!(delivered_orders(&lines), numbers(&b), "{lines:?}");
+}
+
 /// `楼下着火了，火很大，有人被困` and `小区门口路灯坏了一个月了` in GBK, percent-escaped as a GBK
 /// page's browser posts them.
 const GBK_FIRE: &str =

@@ -2,8 +2,48 @@
 
 use unicode_normalization::UnicodeNormalization;
 
-/// Trims, NFC-normalises and removes control characters other than newline and tab.
+/// Trims, NFC-normalises and removes control characters other than newline and tab. A text of
+/// nothing but white space and invisible format characters (zero-width space, BOM, word joiner:
+/// category Cf) is empty: until 2026-12-07 `"\u{200b}\u{feff}"` passed every channel's emptiness
+/// check and became a dispatched order about nothing.
 pub fn clean_text(raw: &str) -> String {
+    let s = clean_text_kept(raw);
+    if s.chars().all(|c| c.is_whitespace() || is_format(c)) {
+        return String::new();
+    }
+    s
+}
+
+/// A character of general category Cf (format: invisible, no text of its own), Unicode 15.
+pub fn is_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{0600}'..='\u{0605}'
+            | '\u{061C}'
+            | '\u{06DD}'
+            | '\u{070F}'
+            | '\u{0890}'..='\u{0891}'
+            | '\u{08E2}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{110BD}'
+            | '\u{110CD}'
+            | '\u{13430}'..='\u{1343F}'
+            | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0001}'
+            | '\u{E0020}'..='\u{E007F}'
+    )
+}
+
+/// [`clean_text`] without the emptiness rule.
+fn clean_text_kept(raw: &str) -> String {
     // Nearly every text arrives already in NFC and without control characters; the quick check
     // answers that without building a copy (full normalisation was ~5 % of the request path's
     // CPU). `Maybe` and `No` take the full path.
@@ -100,6 +140,22 @@ fn with_trunk_zero(national: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Invisible format characters and white space alone are no text (until 2026-12-07 a
+    /// zero-width space made an order); among visible text they are kept as they were.
+    #[test]
+    fn only_format_characters_and_white_space_are_empty() {
+        for raw in [
+            "\u{200b}\u{200b}\u{feff}",
+            " \u{2060}\u{3000}\n",
+            "\u{00ad}\u{200d}\t",
+            "",
+        ] {
+            assert_eq!(clean_text(raw), "", "{raw:?}");
+        }
+        assert_eq!(clean_text("\u{200b}着火了 "), "\u{200b}着火了");
+        assert_eq!(clean_text(" 路灯坏了"), "路灯坏了");
+    }
 
     #[test]
     fn phone_numbers_are_normalised() {

@@ -68,6 +68,9 @@ struct RawForm {
     client_ref: Option<String>,
     /// The first field that could not be read.
     problem: Option<AdapterError>,
+    /// Text sent in a field that is refused as sent (a repeated field, an item in a shape the
+    /// gateway does not read): never an order, but heard by the emergency rules.
+    unread: Vec<String>,
 }
 
 impl RawForm {
@@ -131,16 +134,15 @@ pub fn parse(
         // JSON is UTF-8 whatever the header says (RFC 8259 §8.1).
         Some("application/json") => {
             // Tell "not JSON at all" (400) from "JSON of the wrong shape" (422).
-            let value: serde_json::Value =
-                serde_json::from_slice(body).map_err(AdapterError::json)?;
-            let serde_json::Value::Object(map) = value else {
+            let JsonTop(pairs) = serde_json::from_slice(body).map_err(AdapterError::json)?;
+            let Some(pairs) = pairs else {
                 return Err(AdapterError::InvalidField {
                     field: "body",
                     reason: "expected a JSON object".into(),
                 }
                 .into());
             };
-            finish(from_json(map), client_ip, now)
+            finish(from_json(pairs), client_ip, now)
         }
         Some("application/x-www-form-urlencoded") => {
             let fields = split_urlencoded(body)
@@ -284,11 +286,93 @@ fn json_field<T: DeserializeOwned>(
     })
 }
 
+/// A JSON body's top level: its members in order, every one of them, a repeated key too
+/// (`serde_json::Value` keeps only the last, and until 2026-12-07
+/// `{"content":"<fire>","content":"<lamp>"}` was an order about the lamp and no redirect);
+/// `None` for a body that is JSON but no object.
+struct JsonTop(Option<Vec<(String, serde_json::Value)>>);
+
+impl<'de> Deserialize<'de> for JsonTop {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Top;
+        impl<'de> serde::de::Visitor<'de> for Top {
+            type Value = JsonTop;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<JsonTop, A::Error> {
+                let mut pairs = Vec::new();
+                while let Some(kv) = m.next_entry::<String, serde_json::Value>()? {
+                    pairs.push(kv);
+                }
+                Ok(JsonTop(Some(pairs)))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut s: A,
+            ) -> Result<JsonTop, A::Error> {
+                while s.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(JsonTop(None))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<JsonTop, E> {
+                Ok(JsonTop(None))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<JsonTop, E> {
+                Ok(JsonTop(None))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<JsonTop, E> {
+                Ok(JsonTop(None))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<JsonTop, E> {
+                Ok(JsonTop(None))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<JsonTop, E> {
+                Ok(JsonTop(None))
+            }
+            fn visit_unit<E>(self) -> Result<JsonTop, E> {
+                Ok(JsonTop(None))
+            }
+        }
+        d.deserialize_any(Top)
+    }
+}
+
+/// The text a JSON value holds for the emergency rules: a string, or the `content` of each
+/// item of an array.
+fn texts_of(v: serde_json::Value) -> Vec<String> {
+    match v {
+        serde_json::Value::String(t) => vec![t],
+        serde_json::Value::Array(list) => list
+            .into_iter()
+            .filter_map(|mut i| match i["content"].take() {
+                serde_json::Value::String(t) => Some(t),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 /// Reads a JSON object field by field, so that one bad field leaves the others readable.
-/// Unknown fields are refused: a JSON client is a program, whose typo is better caught.
-fn from_json(map: serde_json::Map<String, serde_json::Value>) -> RawForm {
+/// Unknown fields are refused: a JSON client is a program, whose typo is better caught. A
+/// field sent twice is refused too (422 `invalid_field` naming it), every value of it heard
+/// by the emergency rules.
+fn from_json(pairs: Vec<(String, serde_json::Value)>) -> RawForm {
     let mut raw = RawForm::default();
-    for (k, v) in map {
+    let mut seen: Vec<String> = Vec::new();
+    for (k, v) in pairs {
+        if seen.contains(&k) {
+            if let Some(field) = known_form_field(&k) {
+                raw.keep::<()>(Err(repeated(field)));
+                raw.unread.extend(texts_of(v));
+                continue;
+            }
+        } else {
+            seen.push(k.clone());
+        }
         match k.as_str() {
             "content" => raw.content = raw.keep(json_field("content", v)).flatten(),
             "name" => raw.name = raw.keep(json_field("name", v)).flatten(),
@@ -321,11 +405,31 @@ fn shown_name(name: &str) -> String {
 }
 
 /// The fields of an urlencoded or multipart form, read leniently (see [`RawForm`]).
+///
+/// Two refusals (422 `invalid_field`, naming the field), each keeping the text for the
+/// emergency rules. Until 2026-12-07 both were dropped silently under a 202:
+/// - a field of ours sent twice (`content=…&content=…`): the last one won, and an emergency in
+///   the first was never heard;
+/// - `items`/`attachments` keys in a shape other than `items[N][content|category]` /
+///   `attachments[N][url|kind]` (`items[][content]`, `items[0].content`, `items[-1][content]`):
+///   the citizen's matters became no order at all. The PHP and Rails shapes are refused rather
+///   than read: `items[][content]=a&items[][category]=help` is one item to Rails and two to PHP,
+///   and a page author who sees the 422 once writes the indices.
 fn read_fields(pairs: Vec<(String, String)>) -> RawForm {
     let mut raw = RawForm::default();
     let mut items: Vec<(usize, RawItem)> = Vec::new();
     let mut links: Vec<(usize, RawAttachment)> = Vec::new();
+    let mut seen: Vec<String> = Vec::new();
     for (k, v) in pairs {
+        if let Some(field) = known_form_field(&k) {
+            let at = place(&k);
+            if seen.contains(&at) {
+                raw.keep::<()>(Err(repeated(field)));
+                raw.unread.push(v);
+                continue;
+            }
+            seen.push(at);
+        }
         match k.as_str() {
             "content" => raw.content = Some(v),
             "name" => raw.name = Some(v),
@@ -363,8 +467,25 @@ fn read_fields(pairs: Vec<(String, String)>) -> RawForm {
                 Some(("attachments", idx, _)) if idx >= MAX_ATTACHMENTS => {
                     raw.keep::<()>(Err(too_many("attachments", MAX_ATTACHMENTS)));
                 }
-                // Anything else (a submit button, `_charset_`, a CSRF token) is not ours.
-                _ => {}
+                // Anything else (a submit button, `_charset_`, a CSRF token) is not ours,
+                // unless it is meant as an item or a link.
+                _ => {
+                    if let Some(field) = list_key(other) {
+                        raw.keep::<()>(Err(AdapterError::InvalidField {
+                            field,
+                            reason: format!(
+                                "`{}` is not {field}[N][{}] (N from 0)",
+                                shown_name(other),
+                                if field == "items" {
+                                    "content|category"
+                                } else {
+                                    "url|kind"
+                                }
+                            ),
+                        }));
+                        raw.unread.push(v);
+                    }
+                }
             },
         }
     }
@@ -409,6 +530,59 @@ fn parse_indexed(k: &str) -> Option<(&str, usize, &str)> {
     let (idx, rest) = rest.split_once(']')?;
     let field = rest.strip_prefix('[')?.strip_suffix(']')?;
     Some((list, idx.parse().ok()?, field))
+}
+
+/// The form field of ours a key names, once: a plain field, or one place of an indexed item
+/// or link (`items[0][content]`), so that each may be sent once. `None` for anything else.
+fn known_form_field(k: &str) -> Option<&'static str> {
+    const PLAIN: [&str; 12] = [
+        "content",
+        "name",
+        "phone",
+        "email",
+        "category",
+        "address",
+        "client_ref",
+        "lat",
+        "lon",
+        "confidential",
+        "items",
+        "attachments",
+    ];
+    if let Some(f) = PLAIN.iter().find(|f| **f == k) {
+        return Some(f);
+    }
+    match parse_indexed(k) {
+        Some(("items", _, "content" | "category")) => Some("items"),
+        Some(("attachments", _, "url" | "kind")) => Some("attachments"),
+        _ => None,
+    }
+}
+
+/// A key as one place of the form: an indexed key with its index as a number
+/// (`items[01][content]` is `items[1][content]`), any other as it is.
+fn place(k: &str) -> String {
+    match parse_indexed(k) {
+        Some((list, idx, field)) => format!("{list}[{idx}][{field}]"),
+        None => k.to_string(),
+    }
+}
+
+/// `items` or `attachments` for a key that is meant as one of them (`items[…`, `items.…`)
+/// but is not in the shape the gateway reads.
+fn list_key(k: &str) -> Option<&'static str> {
+    ["items", "attachments"].into_iter().find(|list| {
+        k.strip_prefix(list)
+            .is_some_and(|rest| rest.starts_with('[') || rest.starts_with('.'))
+    })
+}
+
+/// A field of ours sent more than once (which of the values would be the citizen's?).
+fn repeated(field: &'static str) -> AdapterError {
+    AdapterError::InvalidField {
+        field,
+        reason: "sent more than once".into(),
+    }
 }
 
 fn too_many(field: &'static str, max: usize) -> AdapterError {
@@ -532,6 +706,10 @@ fn readable(raw: &RawForm, client_ip: &str, now: i64) -> Option<Submission> {
             content: clean_text(&i.content),
             category: None,
         })
+        .chain(raw.unread.iter().map(|t| Item {
+            content: clean_text(t),
+            category: None,
+        }))
         .filter(|i| !i.content.is_empty())
         .collect();
     let content = clean_text(raw.content.as_deref().unwrap_or_default());
@@ -697,6 +875,113 @@ mod tests {
         )
     }
 
+    /// The refusal's code and field, and what of the form the emergency rules hear.
+    fn refused(r: Result<Submission, FormError>) -> (&'static str, String, String) {
+        let e = r.err().unwrap_or_else(|| panic!("accepted"));
+        let field = match &e.error {
+            AdapterError::InvalidField { field, .. } | AdapterError::MissingField(field) => {
+                field.to_string()
+            }
+            _ => String::new(),
+        };
+        let heard = e
+            .readable
+            .map(|s| {
+                let mut t = vec![s.content];
+                t.extend(s.items.into_iter().map(|i| i.content));
+                t.join("|")
+            })
+            .unwrap_or_default();
+        (e.error.code(), field, heard)
+    }
+
+    /// Items and links in a shape other than `items[N][content|category]` are refused, naming
+    /// the list, their text heard (until 2026-12-07 dropped under a 202: the matters made no
+    /// order).
+    #[test]
+    fn items_and_links_in_other_shapes_are_refused_and_heard() {
+        for key in [
+            "items[][content]",
+            "items[0].content",
+            "items.0.content",
+            "items[-1][content]",
+            "items[99999999999999999999][content]",
+            "items[0][text]",
+            "items[0][content][x]",
+            "items[a][content]",
+        ] {
+            let body = format!(
+                "content=%E4%B8%A4%E4%BB%B6%E4%BA%8B&{}=%E7%9D%80%E7%81%AB",
+                key
+            );
+            assert_eq!(
+                refused(form(None, &body)),
+                ("invalid_field", "items".into(), "两件事|着火".into()),
+                "{key}"
+            );
+        }
+        for key in [
+            "attachments[][url]",
+            "attachments[0].url",
+            "attachments[x][url]",
+        ] {
+            let body = format!("content=x&{key}=https%3A%2F%2Fexample.gov.cn%2F1.jpg");
+            let (code, field, _) = refused(form(None, &body));
+            assert_eq!(
+                (code, field.as_str()),
+                ("invalid_field", "attachments"),
+                "{key}"
+            );
+        }
+        // The shapes the gateway reads, and names that are not ours, still pass.
+        let s = form(
+            None,
+            "content=x&items[0][content]=a&items[1][content]=b&itemsx=1&submit=go",
+        )
+        .unwrap();
+        assert_eq!(s.items.len(), 2);
+    }
+
+    /// A field of ours sent twice is refused, naming it, with every value heard by the
+    /// emergency rules (until 2026-12-07 the last won, an emergency in the first unheard).
+    #[test]
+    fn a_repeated_field_is_refused_and_every_value_heard() {
+        let r = json(r#"{"content":"楼下着火了","content":"路灯坏了"}"#);
+        assert_eq!(
+            refused(r),
+            (
+                "invalid_field",
+                "content".into(),
+                "楼下着火了|路灯坏了".into()
+            )
+        );
+        let r = json(r#"{"content":"x","phone":"13900001111","phone":"13900002222"}"#);
+        let (code, field, _) = refused(r);
+        assert_eq!((code, field.as_str()), ("invalid_field", "phone"));
+        let r = form(None, "content=%E7%9D%80%E7%81%AB&content=lamp");
+        assert_eq!(
+            refused(r),
+            ("invalid_field", "content".into(), "着火|lamp".into())
+        );
+        let r = form(None, "content=x&items[0][content]=a&items[00][content]=b");
+        let (code, field, heard) = refused(r);
+        assert_eq!((code, field.as_str()), ("invalid_field", "items"));
+        assert!(heard.contains('a') && heard.contains('b'), "{heard}");
+        // Unknown names may repeat (checkboxes, submit buttons).
+        assert!(form(None, "content=x&tag=1&tag=2").is_ok());
+        assert_eq!(refused(json("[1,2]")).0, "invalid_field");
+        assert_eq!(refused(json("\"x\"")).0, "invalid_field");
+    }
+
+    /// Invisible characters alone are no content, on JSON and forms alike.
+    #[test]
+    fn content_of_invisible_characters_only_is_missing() {
+        let (code, field, _) = refused(json(r#"{"content":"\u200b\u200b\ufeff"}"#));
+        assert_eq!((code, field.as_str()), ("missing_field", "content"));
+        let (code, field, _) = refused(form(None, "content=%E2%80%8B%E2%81%A0"));
+        assert_eq!((code, field.as_str()), ("missing_field", "content"));
+    }
+
     /// One table, one helper: each body and the error code it must produce (or "ok").
     fn check(cases: &[(&str, &str)]) {
         for (body, want) in cases {
@@ -819,7 +1104,9 @@ mod tests {
     }
 
     /// A browser posts its submit button's name (and `_charset_`, a CSRF token): a form
-    /// field the gateway does not know is left out, not refused. Too many items still are.
+    /// field the gateway does not know is left out, not refused. Too many items still are, and
+    /// (since 2026-12-07) an item field the gateway does not read (`items[0][colour]`): a
+    /// misspelt `items[0][contnet]` was a matter dropped under a 202.
     #[test]
     fn unknown_form_fields_are_ignored_and_too_many_items_refused() {
         let s = from_fields(
@@ -827,7 +1114,6 @@ mod tests {
                 ("content".into(), "x".into()),
                 ("submit".into(), "提交".into()),
                 ("_charset_".into(), "UTF-8".into()),
-                ("items[0][colour]".into(), "red".into()),
             ],
             IP,
             0,
