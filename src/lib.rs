@@ -115,7 +115,7 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for QuietLibraries {
 }
 
 /// The process's log subscriber: [`QuietLibraries`] in front of [`log_filter`], then the
-/// formatter (`json` or text) writing to `writer`.
+/// formatter (`json` or text) writing to `writer`, without [`QuietClientErrors`]' lines.
 pub fn log_subscriber<W>(
     rust_log: Option<&str>,
     default: &str,
@@ -130,9 +130,15 @@ where
         .with_env_filter(log_filter(rust_log, default))
         .with_writer(writer);
     if json {
-        Box::new(builder.json().finish().with(QuietLibraries))
+        Box::new(
+            builder
+                .json()
+                .finish()
+                .with(QuietLibraries)
+                .with(QuietClientErrors),
+        )
     } else {
-        Box::new(builder.finish().with(QuietLibraries))
+        Box::new(builder.finish().with(QuietLibraries).with(QuietClientErrors))
     }
 }
 
@@ -148,6 +154,40 @@ pub fn log_filter(rust_log: Option<&str>, default: &str) -> tracing_subscriber::
             Ok(d) => f.add_directive(d),
             Err(_) => f,
         })
+}
+
+/// Keeps actix-http's `stream error: request parse error: …` lines (a request head that is
+/// no HTTP: a negative or doubled Content-Length, a 100 kB path, `Transfer-Encoding: gzip,
+/// chunked`) out of the log: actix answers them 400 and logs each at ERROR, so anyone could
+/// write ERROR lines into the gateway's log at will (until 2026-12-07). They are counted in
+/// `hotline_http_malformed_requests_total` instead. Every other line of actix-http, its I/O
+/// errors included, is logged as before.
+pub struct QuietClientErrors;
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for QuietClientErrors {
+    fn event_enabled(
+        &self,
+        event: &tracing::Event<'_>,
+        _: tracing_subscriber::layer::Context<'_, S>,
+    ) -> bool {
+        if event.metadata().target() != "actix_http::h1::dispatcher" {
+            return true;
+        }
+        struct Message(bool);
+        impl tracing::field::Visit for Message {
+            fn record_debug(&mut self, f: &tracing::field::Field, v: &dyn std::fmt::Debug) {
+                if f.name() == "message" {
+                    self.0 = format!("{v:?}").starts_with("stream error: request parse error");
+                }
+            }
+        }
+        let mut parse_error = Message(false);
+        event.record(&mut parse_error);
+        if parse_error.0 {
+            metrics::counter!("hotline_http_malformed_requests_total").increment(1);
+        }
+        !parse_error.0
+    }
 }
 
 static METRICS: OnceLock<metrics_exporter_prometheus::PrometheusHandle> = OnceLock::new();
@@ -774,6 +814,27 @@ mod tests {
         fn flush(&mut self) -> std::io::Result<()> {
             Ok(())
         }
+    }
+
+    /// actix-http's ERROR line for a request that is no HTTP is not logged (anyone could write
+    /// ERROR lines so until 2026-12-07); its other lines are.
+    #[test]
+    fn a_client_s_malformed_request_writes_no_error_line() {
+        let buf = Buf::default();
+        let sink = buf.clone();
+        let subscriber = super::log_subscriber(None, "info", false, move || sink.clone());
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::error!(
+                target: "actix_http::h1::dispatcher",
+                "stream error: request parse error: invalid content-length header"
+            );
+            tracing::error!(target: "actix_http::h1::dispatcher", "stream error: I/O error: boom");
+            tracing::error!(target: "hotline_gateway::relay", "request parse error of ours");
+        });
+        let text = String::from_utf8_lossy(&buf.0.lock().unwrap()).to_string();
+        assert!(!text.contains("content-length"), "{text}");
+        assert!(text.contains("I/O error: boom"), "{text}");
+        assert!(text.contains("request parse error of ours"), "{text}");
     }
 
     /// Narrower directives (`tokio_postgres::query=debug`) win over `tokio_postgres=info` in

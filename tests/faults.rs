@@ -483,6 +483,45 @@ fn a_broken_rule_file_at_start_up_serves_the_built_in_rules_and_is_reported() {
     );
 }
 
+/// HEAD answers as GET does, without the body (until 2026-12-07 `HEAD /healthz` got 405, and
+/// a load balancer probing with HEAD marked the node down); every 405 carries `Allow`.
+#[test]
+fn head_is_answered_as_get_and_every_405_says_allow() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let gw = Gateway::start(dir.path(), &sim.url, "");
+    let c = client();
+    for path in ["/healthz", "/readyz", "/openapi.json"] {
+        let r = c.head(format!("{}{path}", gw.url)).send().unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{path}");
+        assert!(
+            r.bytes().unwrap().is_empty(),
+            "{path}: a HEAD answer has no body"
+        );
+    }
+    for (method, path, allow) in [
+        ("OPTIONS", "/v1/web/submissions", "POST"),
+        ("TRACE", "/v1/orders/1", "GET, HEAD"),
+        ("POST", "/healthz", "GET, HEAD"),
+        (
+            "GET",
+            "/admin/v1/callers/phone:13800000000/suspension",
+            "PUT, DELETE",
+        ),
+    ] {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let r = c.request(m, format!("{}{path}", gw.url)).send().unwrap();
+        assert_eq!(r.status().as_u16(), 405, "{method} {path}");
+        assert_eq!(
+            r.headers().get("allow").and_then(|v| v.to_str().ok()),
+            Some(allow),
+            "{method} {path}"
+        );
+        let b: serde_json::Value = r.json().unwrap();
+        assert_eq!(b["error"]["code"], "method_not_allowed", "{b}");
+    }
+}
+
 #[test]
 fn operators_see_metrics_openapi_health_and_no_secrets() {
     let dir = tempfile::tempdir().unwrap();
@@ -951,6 +990,84 @@ fn the_demo_config_says_its_published_secrets_beyond_loopback_and_the_images_con
     let (s, b) = gw.submit(json!({"content": "容器里：路灯不亮"}));
     assert_eq!(s, 202, "{b}");
     assert!(data.join("gateway.db").exists());
+}
+
+/// One raw HTTP/1.1 exchange: `request` as written, the answer as read until the server
+/// closes (the requests say `Connection: close`), within the socket's own time-out.
+fn raw_exchange(port: u16, request: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    conn.write_all(request).unwrap();
+    let mut answer = Vec::new();
+    let _ = conn.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// Transport junk gets a clear answer and writes no ERROR line: a chunked body with a bad
+/// chunk size is `invalid_body` (until 2026-12-07 the form's `invalid_form`, for a JSON
+/// request), a body in a content coding is 415 (until then gzip was a false `invalid_json` and
+/// an unknown coding was read as identity), and a request head that is no HTTP (a negative
+/// Content-Length) is actix's 400 without the ERROR line anyone could write so.
+#[test]
+fn transport_junk_gets_a_clear_answer_and_no_error_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let gw = Gateway::start(dir.path(), &sim.url, "[nuisance]\nquota = 100000\n");
+    let port = gw.port();
+    let answer = raw_exchange(
+        port,
+        b"POST /v1/web/submissions HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+          Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n\
+          5\r\n{\"con\r\nzz\r\ntent\r\n0\r\n\r\n",
+    );
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("\"invalid_body\""), "{answer}");
+    let c = client();
+    let url = format!("{}/v1/web/submissions", gw.url);
+    for coding in ["gzip", "zstdx", "identity, br"] {
+        let r = c
+            .post(&url)
+            .header("content-type", "application/json")
+            .header("content-encoding", coding)
+            .body(r#"{"content":"编码：路灯坏了"}"#)
+            .send()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 415, "{coding}");
+        let accept = r.headers().get("accept-encoding").cloned();
+        let b: serde_json::Value = r.json().unwrap();
+        assert_eq!(
+            b["error"]["code"], "unsupported_media_type",
+            "{coding}: {b}"
+        );
+        assert_eq!(
+            accept.as_ref().and_then(|v| v.to_str().ok()),
+            Some("identity")
+        );
+    }
+    let r = c
+        .post(&url)
+        .header("content-type", "application/json")
+        .header("content-encoding", "identity")
+        .body(r#"{"content":"编码：路灯坏了"}"#)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 202);
+    let answer = raw_exchange(
+        port,
+        b"POST /v1/web/submissions HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+          Content-Type: application/json\r\nContent-Length: -5\r\n\r\n",
+    );
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    // The counter shows what the log no longer does.
+    wait_until("the malformed request counted", LONG, || {
+        gw.metrics()
+            .contains("hotline_http_malformed_requests_total ")
+            .then_some(())
+    });
+    let logs = gw.logs();
+    assert!(!logs.contains("request parse error"), "{logs}");
 }
 
 #[test]

@@ -59,9 +59,10 @@ async fn handle(
     let Some(setup) = state.cti.get(&name) else {
         return Err(ApiError::NotFound("telephony profile"));
     };
-    // Only Twilio's voice URLs can be set to GET (the parameters then come in the query).
-    if req.method() == actix_web::http::Method::GET && setup.profile.format != CtiFormat::Twilio {
-        return Err(ApiError::MethodNotAllowed);
+    // Only Twilio's voice URLs can be set to GET (the parameters then come in the query); the
+    // route's GET takes HEAD too, which is never a callback of another format either.
+    if req.method() != actix_web::http::Method::POST && setup.profile.format != CtiFormat::Twilio {
+        return Err(ApiError::MethodNotAllowed("POST"));
     }
     let inbound = read_inbound(&req, payload, &state).await?;
     let t = inbound.now;

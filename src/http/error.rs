@@ -37,12 +37,22 @@ pub enum ApiError {
     /// No such thing.
     #[error("not found: {0}")]
     NotFound(&'static str),
-    /// The path exists, the method does not (405).
+    /// The path exists, the method does not (405); the methods it takes, for `Allow`.
     #[error("method not allowed")]
-    MethodNotAllowed,
+    MethodNotAllowed(&'static str),
     /// The request's body did not arrive within `server.request_timeout` (408).
     #[error("request body not received in time")]
     RequestTimeout,
+    /// The body broke off or was malformed in transit (a bad chunk size, a connection cut
+    /// mid-body): 400 `invalid_body`. Until 2026-12-07 this was `invalid_form` ("the form
+    /// encoding is invalid") whatever the body was meant to be.
+    #[error("body could not be read: {0}")]
+    InvalidBody(String),
+    /// A `Content-Encoding` other than `identity` (415, RFC 9110 §15.5.16): the gateway reads
+    /// bodies as sent, and a compressed one read so was a false `invalid_json`, an unknown
+    /// coding silently ignored (until 2026-12-07).
+    #[error("unsupported content coding")]
+    UnsupportedEncoding,
     /// A bad admin request.
     #[error("{1}")]
     BadRequest(&'static str, String),
@@ -76,8 +86,10 @@ impl ApiError {
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Unauthorized => "unauthorized",
             ApiError::NotFound(_) => "not_found",
-            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::RequestTimeout => "request_timeout",
+            ApiError::InvalidBody(_) => "invalid_body",
+            ApiError::UnsupportedEncoding => "unsupported_media_type",
             ApiError::BadRequest(code, _) => code,
             ApiError::Internal(_) => "internal",
         }
@@ -126,8 +138,12 @@ impl ApiError {
             ),
             ApiError::Unauthorized => "未授权。".into(),
             ApiError::NotFound(what) => not_found(what).into(),
-            ApiError::MethodNotAllowed => "该地址不支持此请求方法。".into(),
+            ApiError::MethodNotAllowed(_) => "该地址不支持此请求方法。".into(),
             ApiError::RequestTimeout => "请求内容发送超时，请重新提交。".into(),
+            ApiError::InvalidBody(_) => "请求内容在传输中出错，请重新提交。".into(),
+            ApiError::UnsupportedEncoding => {
+                "不支持压缩的请求内容（Content-Encoding），请以未压缩的形式重新提交。".into()
+            }
             ApiError::BadRequest(_, m) => m.clone(),
             ApiError::Internal(_) => "系统内部错误，请稍后重试。".into(),
         }
@@ -207,8 +223,10 @@ impl ResponseError for ApiError {
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            ApiError::InvalidBody(_) => StatusCode::BAD_REQUEST,
+            ApiError::UnsupportedEncoding => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::BadRequest(..) => StatusCode::BAD_REQUEST,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -222,6 +240,13 @@ impl ResponseError for ApiError {
             other => tracing::debug!(code = other.code(), error = %other, "Request refused."),
         }
         let mut resp = HttpResponse::build(status);
+        if let ApiError::MethodNotAllowed(allow) = self {
+            resp.insert_header(("Allow", *allow));
+        }
+        // RFC 9110 §12.5.3: a 415 for a content coding says which codings are taken.
+        if let ApiError::UnsupportedEncoding = self {
+            resp.insert_header(("Accept-Encoding", "identity"));
+        }
         // `rejected` is the contract's word for bad input (4xx): a fault of ours is not the
         // citizen's, and a 500 labelled so (until 2026-12-07) told the page to stop resending.
         let label = if status == StatusCode::SERVICE_UNAVAILABLE {

@@ -150,65 +150,101 @@ pub fn inbound(req: &HttpRequest, body: Bytes, now: i64) -> hotline_adapters::In
 
 /// Registers every route. One line per channel.
 pub fn routes(cfg: &mut actix_web::web::ServiceConfig) {
-    use actix_web::web::{delete, get, post, put};
-    cfg.service(resource_at("/v1/web/submissions").route(post().to(web::submit)))
+    use actix_web::web::{delete, post, put};
+    cfg.service(resource_at("/v1/web/submissions", "POST").route(post().to(web::submit)))
         .service(
-            resource_at("/v1/wechat/{account}")
+            resource_at("/v1/wechat/{account}", "GET, HEAD, POST")
                 .route(get().to(social::wechat_verify))
                 .route(post().to(social::wechat_push)),
         )
         .service(
-            resource_at("/v1/weibo/{account}")
+            resource_at("/v1/weibo/{account}", "GET, HEAD, POST")
                 .route(get().to(social::weibo_verify))
                 .route(post().to(social::weibo_push)),
         )
         .service(
-            resource_at("/v1/cti/{profile}")
+            resource_at("/v1/cti/{profile}", "GET, HEAD, POST")
                 .route(post().to(cti::callback))
                 .route(get().to(cti::callback)),
         )
         .service(
-            resource_at("/v1/cti/{profile}/{token}")
+            resource_at("/v1/cti/{profile}/{token}", "GET, HEAD, POST")
                 .route(post().to(cti::callback_with_token))
                 .route(get().to(cti::callback_with_token)),
         )
-        .service(resource_at("/v1/orders/{number}").route(get().to(ops::order_status)))
-        .service(resource_at("/healthz").route(get().to(ops::healthz)))
-        .service(resource_at("/readyz").route(get().to(ops::readyz)))
-        .service(resource_at("/metrics").route(get().to(ops::metrics)))
-        .service(resource_at("/openapi.json").route(get().to(ops::openapi)))
-        .service(resource_at("/admin/v1/outbox").route(get().to(admin::outbox)))
+        .service(resource_at("/v1/orders/{number}", "GET, HEAD").route(get().to(ops::order_status)))
+        .service(resource_at("/healthz", "GET, HEAD").route(get().to(ops::healthz)))
+        .service(resource_at("/readyz", "GET, HEAD").route(get().to(ops::readyz)))
+        .service(resource_at("/metrics", "GET, HEAD").route(get().to(ops::metrics)))
+        .service(resource_at("/openapi.json", "GET, HEAD").route(get().to(ops::openapi)))
+        .service(resource_at("/admin/v1/outbox", "GET, HEAD").route(get().to(admin::outbox)))
         .service(
-            resource_at("/admin/v1/outbox/dead/{key}/retry").route(post().to(admin::retry_dead)),
+            resource_at("/admin/v1/outbox/dead/{key}/retry", "POST")
+                .route(post().to(admin::retry_dead)),
         )
-        .service(resource_at("/admin/v1/outbox/dead/replay").route(post().to(admin::replay_dead)))
-        .service(resource_at("/admin/v1/callers/{identity}").route(get().to(admin::caller)))
         .service(
-            resource_at("/admin/v1/callers/{identity}/suspension")
+            resource_at("/admin/v1/outbox/dead/replay", "POST")
+                .route(post().to(admin::replay_dead)),
+        )
+        .service(
+            resource_at("/admin/v1/callers/{identity}", "GET, HEAD").route(get().to(admin::caller)),
+        )
+        .service(
+            resource_at("/admin/v1/callers/{identity}/suspension", "PUT, DELETE")
                 .route(put().to(admin::suspend))
                 .route(delete().to(admin::lift)),
         )
         .service(
-            resource_at("/admin/v1/callers/{identity}/allow")
+            resource_at("/admin/v1/callers/{identity}/allow", "PUT, DELETE")
                 .route(put().to(admin::allow))
                 .route(delete().to(admin::disallow)),
         )
-        .service(resource_at("/admin/v1/callers/{identity}/link").route(put().to(admin::link)))
         .service(
-            resource_at("/admin/v1/callers/{identity}/evidence").route(get().to(admin::evidence)),
+            resource_at("/admin/v1/callers/{identity}/link", "PUT").route(put().to(admin::link)),
         )
-        .service(resource_at("/admin/v1/rules/reload").route(post().to(admin::reload_rules)));
+        .service(
+            resource_at("/admin/v1/callers/{identity}/evidence", "GET, HEAD")
+                .route(get().to(admin::evidence)),
+        )
+        .service(
+            resource_at("/admin/v1/rules/reload", "POST").route(post().to(admin::reload_rules)),
+        );
 }
 
 /// A resource whose wrong methods get the JSON error body every other refusal has (actix's own
-/// 405 has an empty body).
-fn resource_at(path: &str) -> actix_web::Resource {
-    actix_web::web::resource(path).default_service(actix_web::web::to(|| async {
-        Err::<actix_web::HttpResponse, _>(ApiError::MethodNotAllowed)
+/// 405 has an empty body), with the `Allow` header RFC 9110 §15.5.6 requires of a 405 (missing
+/// until 2026-12-07). `allow` lists the methods its routes take, as the header writes them
+/// (a unit test holds it to the routes).
+fn resource_at(path: &str, allow: &'static str) -> actix_web::Resource {
+    actix_web::web::resource(path).default_service(actix_web::web::to(move || async move {
+        Err::<actix_web::HttpResponse, _>(ApiError::MethodNotAllowed(allow))
     }))
 }
 
-/// Reads a body of at most `limit` bytes within `deadline` (`server.request_timeout`). A
+/// A GET route that answers HEAD too (RFC 9110 §9.1: a general-purpose server must). Until
+/// 2026-12-07 `HEAD /healthz` got 405, and a load balancer or uptime check probing with HEAD
+/// marked every node down. actix-http sends a HEAD answer's headers without its body.
+fn get() -> actix_web::Route {
+    use actix_web::guard;
+    actix_web::web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
+}
+
+/// Whether the body comes in a content coding other than `identity` (a value that is not
+/// text counts as one: no coding can be read from it).
+fn content_coded(req: &HttpRequest) -> bool {
+    req.headers()
+        .get_all("content-encoding")
+        .any(|v| match v.to_str() {
+            Ok(v) => v
+                .split(',')
+                .map(str::trim)
+                .any(|c| !c.is_empty() && !c.eq_ignore_ascii_case("identity")),
+            Err(_) => true,
+        })
+}
+
+/// Reads a body of at most `limit` bytes within `deadline` (`server.request_timeout`). A body
+/// in any content coding but `identity` is refused (415) before it is read. A
 /// declared Content-Length over the limit is refused before reading anything; an undeclared one
 /// is refused as soon as it passes the limit. A body still arriving at the deadline is answered
 /// 408 (actix closes the connection, the body being unread): actix's own request timeout covers
@@ -221,6 +257,9 @@ pub async fn read_body(
     deadline: std::time::Duration,
 ) -> Result<Bytes, ApiError> {
     let too_large = || ApiError::Adapter(AdapterError::TooLarge { limit });
+    if content_coded(req) {
+        return Err(ApiError::UnsupportedEncoding);
+    }
     if let Some(len) = req
         .headers()
         .get("content-length")
@@ -234,9 +273,7 @@ pub async fn read_body(
     let read = async {
         let mut buf = BytesMut::new();
         while let Some(chunk) = payload.next().await {
-            let chunk = chunk.map_err(|e| {
-                ApiError::Adapter(AdapterError::InvalidForm(format!("body read failed: {e}")))
-            })?;
+            let chunk = chunk.map_err(|e| ApiError::InvalidBody(e.to_string()))?;
             if buf.len() + chunk.len() > limit {
                 return Err(too_large());
             }
@@ -319,6 +356,53 @@ fn bearer(header: &str) -> Option<&str> {
 mod tests {
     use super::*;
     use actix_web::test::TestRequest;
+
+    /// Every 405 says `Allow`, and what it says is what the document lists for the path (the
+    /// document is held to the routes by a test of its own), HEAD with each GET. HEAD answers
+    /// as GET does.
+    #[actix_web::test]
+    async fn every_405_carries_the_methods_of_its_path_and_head_answers_as_get() {
+        use actix_web::http::Method;
+        let app = actix_web::test::init_service(actix_web::App::new().configure(routes)).await;
+        let doc = crate::openapi::document();
+        let paths = doc["paths"].as_object().cloned().unwrap_or_default();
+        assert!(paths.len() >= 15, "{paths:?}");
+        for (path, item) in paths {
+            let mut want: Vec<String> = item
+                .as_object()
+                .map(|ops| ops.keys().map(|m| m.to_uppercase()).collect())
+                .unwrap_or_default();
+            want.retain(|m| ["GET", "POST", "PUT", "DELETE"].contains(&m.as_str()));
+            if want.iter().any(|m| m == "GET") {
+                want.push("HEAD".into());
+            }
+            want.sort();
+            let concrete = path.replace(['{', '}'], "");
+            let req = actix_web::test::TestRequest::default()
+                .method(Method::TRACE)
+                .uri(&concrete)
+                .to_request();
+            let resp = actix_web::test::call_service(&app, req).await;
+            assert_eq!(resp.status().as_u16(), 405, "{path}");
+            let mut allow: Vec<String> = resp
+                .headers()
+                .get("allow")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .split(',')
+                .map(|m| m.trim().to_string())
+                .filter(|m| !m.is_empty())
+                .collect();
+            allow.sort();
+            assert_eq!(allow, want, "{path}");
+        }
+        let req = actix_web::test::TestRequest::default()
+            .method(Method::HEAD)
+            .uri("/healthz")
+            .to_request();
+        let resp = actix_web::test::call_service(&app, req).await;
+        assert_eq!(resp.status().as_u16(), 200);
+    }
 
     #[test]
     fn the_bearer_scheme_is_case_insensitive() {
