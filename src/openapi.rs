@@ -28,6 +28,9 @@ enum Body {
     Json(&'static str),
     /// A body of these media types, not described further (XML, TwiML, text).
     Media(&'static [&'static str]),
+    /// A request read as JSON under the first schema and, in the form encodings, under the
+    /// second (the forms take every value as text and ignore names that are not theirs).
+    JsonOrForm(&'static str, &'static str),
 }
 
 /// Every refusal the HTTP layer makes (`http::error::ApiError`): `{status, error, message}`.
@@ -45,8 +48,20 @@ struct Op {
     responses: &'static [(&'static str, &'static str, Body)],
 }
 
-/// The telephony callbacks' request media types: JSON (generic), form posts (Zammad, Twilio).
+/// The telephony callbacks' request media types, over all formats: JSON (generic, Zammad),
+/// form posts (Zammad, Twilio). Which one a profile takes depends on its format, which the
+/// document cannot tell from the path: the summaries say it, and the 415 row answers the rest
+/// (undocumented until 2026-12-07, though every format refuses the others' types so).
 const CTI_MEDIA: &[&str] = &["application/json", "application/x-www-form-urlencoded"];
+
+/// A telephony callback's answer to a media type its profile's format does not take.
+const CTI_415: (&str, &str, Body) = (
+    "415",
+    "the profile's format does not take this media type (generic: application/json; \
+     Zammad: application/json or application/x-www-form-urlencoded; Twilio: \
+     application/x-www-form-urlencoded), or a Content-Encoding other than identity",
+    E,
+);
 
 /// A telephony decision: JSON for `generic`, `{}` or a rejection for Zammad, TwiML for Twilio.
 const CTI_REPLY: Body = Body::Media(&["application/json", "text/xml"]);
@@ -66,7 +81,7 @@ const ROUTES: &[Op] = &[
                 "application/x-www-form-urlencoded",
                 "multipart/form-data",
             ],
-            Body::Json("WebSubmission"),
+            Body::JsonOrForm("WebSubmission", "WebSubmissionForm"),
         )),
         responses: &[
             (
@@ -83,7 +98,11 @@ const ROUTES: &[Op] = &[
             ("403", "suspended", Body::Json("WebSuspended")),
             ("408", "rejected: body not received in time", E),
             ("413", "rejected: body too large", E),
-            ("415", "rejected: unsupported media type", E),
+            (
+                "415",
+                "rejected: unsupported media type, or a Content-Encoding other than identity",
+                E,
+            ),
             ("422", "rejected: invalid fields", E),
             ("429", "throttled", Body::Json("WebThrottled")),
             ("503", "unavailable: nothing stored, retry later", E),
@@ -159,7 +178,9 @@ const ROUTES: &[Op] = &[
         method: HttpMethod::Post,
         path: "/v1/cti/{profile}",
         tag: "cti",
-        summary: "Telephony callback in the profile's format (generic JSON, Zammad, Twilio)",
+        summary: "Telephony callback in the profile's format: generic takes application/json, \
+         Zammad application/json or application/x-www-form-urlencoded, Twilio \
+         application/x-www-form-urlencoded (415 for any other)",
         request: Some((CTI_MEDIA, Body::None)),
         responses: &[
             (
@@ -173,6 +194,7 @@ const ROUTES: &[Op] = &[
             ("404", "unknown profile", E),
             ("408", "body not received in time", E),
             ("413", "body too large", E),
+            CTI_415,
             ("422", "invalid event", E),
             ("503", "unavailable", E),
         ],
@@ -199,7 +221,8 @@ const ROUTES: &[Op] = &[
         method: HttpMethod::Post,
         path: "/v1/cti/{profile}/{token}",
         tag: "cti",
-        summary: "Telephony callback with the token in the path (Zammad, generic)",
+        summary: "Telephony callback with the token in the path (Zammad, generic), media types \
+         as for POST /v1/cti/{profile}",
         request: Some((CTI_MEDIA, Body::None)),
         responses: &[
             ("200", "decision", CTI_REPLY),
@@ -209,6 +232,7 @@ const ROUTES: &[Op] = &[
             ("404", "unknown profile", E),
             ("408", "body not received in time", E),
             ("413", "body too large", E),
+            CTI_415,
             ("422", "invalid event", E),
             ("503", "unavailable", E),
         ],
@@ -452,6 +476,17 @@ fn parameter_description(name: &str) -> &'static str {
     }
 }
 
+/// The schema of a path parameter: a string, and for `identity` the shape `Identity::parse`
+/// reads (until 2026-12-07 any string, so a checker's `0` was a valid request refused 400).
+fn parameter_schema(name: &str) -> utoipa::openapi::schema::Object {
+    let s = ObjectBuilder::new().schema_type(Type::String);
+    match name {
+        "identity" => s.pattern(Some("^(phone|wechat|weibo|email|ip|cti):.+")),
+        _ => s,
+    }
+    .build()
+}
+
 /// The names in a path template's `{name}` segments, in order.
 fn path_parameters(path: &str) -> impl Iterator<Item = &str> {
     path.split('{')
@@ -478,12 +513,17 @@ pub fn document() -> serde_json::Value {
                     .parameter_in(ParameterIn::Path)
                     .required(Required::True)
                     .description((!description.is_empty()).then_some(description))
-                    .schema(Some(ObjectBuilder::new().schema_type(Type::String))),
+                    .schema(Some(parameter_schema(name))),
             );
         }
         if let Some((media, schema)) = &op.request {
             let mut body = RequestBodyBuilder::new().required(Some(Required::True));
             for m in media.iter() {
+                let schema = match schema {
+                    Body::JsonOrForm(json, _) if *m == "application/json" => &Body::Json(json),
+                    Body::JsonOrForm(_, form) => &Body::Json(form),
+                    other => other,
+                };
                 body = body.content(*m, content(schema));
             }
             o = o.request_body(Some(body.build()));
@@ -492,7 +532,9 @@ pub fn document() -> serde_json::Value {
             let mut r = ResponseBuilder::new().description(*description);
             match body {
                 Body::None => {}
-                Body::Json(_) => r = r.content("application/json", content(body)),
+                Body::Json(_) | Body::JsonOrForm(..) => {
+                    r = r.content("application/json", content(body))
+                }
                 Body::Media(media) => {
                     for m in media.iter() {
                         r = r.content(*m, content(body));
@@ -509,6 +551,13 @@ pub fn document() -> serde_json::Value {
                 );
             }
             o = o.response(*code, r.build());
+        }
+        // Every body is refused in a content coding other than identity (`http::read_body`).
+        if op.request.is_some() && !op.responses.iter().any(|(code, ..)| *code == "415") {
+            let r = ResponseBuilder::new()
+                .description("a Content-Encoding other than identity")
+                .content("application/json", content(&E));
+            o = o.response("415", r.build());
         }
         if op.path.starts_with("/admin/") {
             o = o.security(SecurityRequirement::new(ADMIN_SCHEME, Vec::<String>::new()));
@@ -536,6 +585,9 @@ pub fn document() -> serde_json::Value {
 fn content(body: &Body) -> utoipa::openapi::Content {
     match body {
         Body::Json(name) => ContentBuilder::new()
+            .schema(Some(Ref::from_schema_name(*name)))
+            .build(),
+        Body::JsonOrForm(name, _) => ContentBuilder::new()
             .schema(Some(Ref::from_schema_name(*name)))
             .build(),
         Body::None | Body::Media(_) => ContentBuilder::new().build(),
@@ -593,7 +645,7 @@ fn components() -> serde_json::Value {
                         "required": ["code", "message"],
                         "properties": {
                             "code": {"type": "string", "description": "a stable machine code"},
-                            "message": {"type": "string", "description": "the sentence of `message`"},
+                            "message": {"type": "string", "description": "the sentence of `message`: Chinese for citizens on the public endpoints, English for operators on `/admin/v1/*`"},
                             "field": {"type": "string", "description": "the refused field (`missing_field`, `invalid_field`), e.g. `email`, `items.content`; `body` for the request as a whole"},
                             "detail": {"type": "string", "description": "what is wrong, in English, for the developer; on the web form it never quotes the submitted value, and personal data (phone numbers, e-mails, ids) is masked in every channel's"},
                         },
@@ -602,6 +654,37 @@ fn components() -> serde_json::Value {
                 },
             },
             "OrderRef": order_ref,
+            // The form encodings' own schema (until 2026-12-07 they shared WebSubmission, whose
+            // `additionalProperties: false` and typed values they do not follow: a checker's
+            // extra field or `confidential=0` was a valid form "wrongly" accepted).
+            "WebSubmissionForm": {
+                "type": "object",
+                "description": "The fields of WebSubmission as text (urlencoded or multipart). \
+                                Names the gateway does not know are ignored (a submit button's \
+                                name, `_charset_`, a CSRF token), except keys meant as items or \
+                                links in another shape than `items[N][content]`, \
+                                `items[N][category]`, `attachments[N][url]`, \
+                                `attachments[N][kind]` (N from 0), which are refused (422, field \
+                                `items` or `attachments`); a field of these sent twice is \
+                                refused too. `items` and `attachments` may also be one field \
+                                holding the JSON array. `lat`/`lon` are decimal numbers, \
+                                `confidential` one of true, false, 1, 0, on, off, yes, no.",
+                "anyOf": [{"required": ["content"]}, {"required": ["items"]}],
+                "properties": {
+                    "content": {"type": "string", "maxLength": 4000},
+                    "name": {"type": "string", "maxLength": 200},
+                    "phone": {"type": "string"},
+                    "email": {"type": "string", "maxLength": 200},
+                    "category": {"type": "string"},
+                    "address": {"type": "string", "maxLength": 500},
+                    "lat": {"type": "string", "description": "a decimal number, -90 to 90"},
+                    "lon": {"type": "string", "description": "a decimal number, -180 to 180"},
+                    "confidential": {"type": "string", "enum": ["true", "false", "1", "0", "on", "off", "yes", "no", ""]},
+                    "items": {"type": "string", "description": "a JSON array of items"},
+                    "attachments": {"type": "string", "description": "a JSON array of links"},
+                    "client_ref": {"type": "string", "maxLength": 128},
+                },
+            },
             "WebSubmission": {
                 "type": "object",
                 "description": "The form encodings carry the same names; there `items` is a \
@@ -743,7 +826,7 @@ fn components() -> serde_json::Value {
                 "type": "object",
                 "additionalProperties": false,
                 "properties": {
-                    "status": {"type": "integer", "description": "the HTTP status dispatch refused them with"},
+                    "status": {"type": "integer", "minimum": 100, "maximum": 599, "description": "the HTTP status dispatch refused them with"},
                     "kind": {"type": "string", "enum": ["order", "contact"]},
                     "since": {"type": "string", "format": "date-time", "description": "queued at or after"},
                     "until": {"type": "string", "format": "date-time", "description": "queued before"},
@@ -910,6 +993,50 @@ mod tests {
         );
         let extra: Vec<_> = documented.difference(&registered).collect();
         assert!(extra.is_empty(), "in /openapi.json, not served: {extra:?}");
+    }
+
+    /// Every operation that reads a body documents 415 (a media type its format does not
+    /// take, a content coding): the telephony callbacks did not until 2026-12-07.
+    #[test]
+    fn every_operation_with_a_body_documents_415() {
+        for (method, path, op) in operations(&doc()) {
+            if op.get("requestBody").is_some() {
+                assert!(op["responses"].get("415").is_some(), "{method} {path}");
+            }
+        }
+        let doc = doc();
+        let cti = &doc["paths"]["/v1/cti/{profile}"]["post"];
+        let text = cti["responses"]["415"]["description"].to_string();
+        assert!(
+            text.contains("Twilio: application/x-www-form-urlencoded"),
+            "{text}"
+        );
+    }
+
+    /// The form encodings have their own schema, an identity its shape, a replay's status
+    /// its range: a checker's valid requests are ones the server takes.
+    #[test]
+    fn schemas_are_as_strict_as_the_server() {
+        let doc = doc();
+        let web = &doc["paths"]["/v1/web/submissions"]["post"]["requestBody"]["content"];
+        assert_eq!(
+            web["application/json"]["schema"]["$ref"],
+            "#/components/schemas/WebSubmission"
+        );
+        for form in ["application/x-www-form-urlencoded", "multipart/form-data"] {
+            assert_eq!(
+                web[form]["schema"]["$ref"], "#/components/schemas/WebSubmissionForm",
+                "{form}"
+            );
+        }
+        let param = &doc["paths"]["/admin/v1/callers/{identity}"]["get"]["parameters"][0];
+        assert_eq!(param["name"], "identity");
+        assert!(param["schema"]["pattern"].is_string(), "{param}");
+        let status = &doc["components"]["schemas"]["ReplayFilter"]["properties"]["status"];
+        assert_eq!(
+            (status["minimum"].as_i64(), status["maximum"].as_i64()),
+            (Some(100), Some(599))
+        );
     }
 
     #[test]

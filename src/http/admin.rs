@@ -89,6 +89,14 @@ pub async fn replay_dead(
         })
         .transpose()
     };
+    // A status no HTTP answer has matches no dead letter: said, as the document's range says,
+    // rather than a replay of nothing (until 2026-12-07 `0` or `700` answered `count: 0`).
+    if body.status.is_some_and(|s| !(100..=599).contains(&s)) {
+        return Err(ApiError::BadRequest(
+            "invalid_body",
+            "status is an HTTP status, 100 to 599".into(),
+        ));
+    }
     if body
         .kind
         .as_deref()
