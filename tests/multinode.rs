@@ -1269,16 +1269,11 @@ fn a_contact_waits_until_its_order_is_delivered_whichever_node_holds_it() {
         )
         .await
         .unwrap();
-        let dead_ones = two.due(2_000, 10).await.unwrap();
-        assert_eq!(
-            keys(dead_ones.clone()),
-            ["k2-c1"],
-            "k1's contact waits out its order's backoff; the dead order's goes"
+        assert!(
+            keys(two.due(2_000, 10).await.unwrap()).is_empty(),
+            "k1's contact waits out its order's backoff; the dead order's waits for a replay \
+             (dispatch would answer it 404)"
         );
-        let error = "HTTP 404: no such order".to_string();
-        two.record(vec![(dead_ones[0].id, Delivery::Dead { error })], 2)
-            .await
-            .unwrap();
         let retried = two.due(61_000, 10).await.unwrap();
         assert_eq!(keys(retried.clone()), ["k1"], "the order goes first");
         two.record(vec![(retried[0].id, Delivery::Delivered)], 61)
@@ -1288,6 +1283,38 @@ fn a_contact_waits_until_its_order_is_delivered_whichever_node_holds_it() {
             keys(one.due(61_000, 10).await.unwrap()),
             ["k1-c1"],
             "once the order is delivered, its contact goes"
+        );
+        // Replaying the order, by key or by a filter, replays the contact a release before
+        // 2026-12-07 parked beside it (posted, and refused 404), in the same statement.
+        let park = "UPDATE outbox SET state = 2, last_error = 'HTTP 404: unknown order' \
+                    WHERE key = 'k2-c1'";
+        pg.psql(&db, park);
+        assert!(two.retry_dead("k2".into(), 2_000).await.unwrap());
+        let dead = "SELECT count(*) FROM outbox WHERE state = 2";
+        assert_eq!(
+            pg.psql(&db, dead),
+            "0",
+            "the contact is replayed with its order"
+        );
+        pg.psql(
+            &db,
+            "UPDATE outbox SET state = 2, last_error = 'HTTP 422: refused' WHERE key = 'k2'",
+        );
+        pg.psql(&db, park);
+        let filter = hotline_gateway::store::DeadFilter {
+            status: Some(422),
+            ..Default::default()
+        };
+        assert_eq!(two.retry_dead_matching(filter, 2_000).await.unwrap(), 2);
+        assert_eq!(
+            pg.psql(&db, dead),
+            "0",
+            "a filter's order takes its contact"
+        );
+        let again = keys(two.due(70_000, 10).await.unwrap());
+        assert!(
+            again.contains(&"k2".to_string()) && !again.contains(&"k2-c1".to_string()),
+            "the replayed contact waits for its order again: {again:?}"
         );
     });
 }

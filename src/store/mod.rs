@@ -419,9 +419,11 @@ pub trait Store: Send + Sync {
     /// with 404, which parks it as a dead letter. After an outage the order may be waiting
     /// out its backoff while the contact, queued later, is due at once, and on several nodes
     /// one may post the contact while another is still posting the order. Once the order is
-    /// delivered the contact goes; once it is a dead letter, too (it then becomes a dead
-    /// letter beside the order, and when both are replayed it waits for the order again),
-    /// rather than waiting for an operator who may never replay the order.
+    /// delivered the contact goes. While the order is a dead letter the contact waits too
+    /// (pending, counted in the depth): dispatch would answer it 404, and until 2026-12-07 it
+    /// then became a dead letter of its own that replaying the order did not replay, so the
+    /// photo a citizen was told was added never reached the handler. Replaying the order
+    /// replays its dead contacts with it (`retry_dead`, `retry_dead_matching`).
     async fn due(&self, now_ms: i64, limit: usize) -> Result<Vec<OutboxEntry>, StoreError>;
     /// Whether [`due`](Self::due) claims what it returns, so that messages taken earlier and
     /// not yet recorded are not returned again (PostgreSQL leases them). The relay then asks
@@ -439,7 +441,9 @@ pub trait Store: Send + Sync {
     }
     /// Outbox figures.
     async fn outbox_stats(&self, now: i64) -> Result<OutboxStats, StoreError>;
-    /// Puts a dead letter back in the queue. `false` when there is no such dead letter.
+    /// Puts a dead letter back in the queue, and with an order, in the same statement, its
+    /// dead contacts (parked beside it before 2026-12-07, or by a node of that release): they
+    /// then wait for the order again. `false` when there is no such dead letter.
     async fn retry_dead(&self, key: String, now_ms: i64) -> Result<bool, StoreError>;
     /// One page of dead letters, newest first: at most `limit`, those parked before the dead
     /// letter `before` (its key) when one is given, so an operator can read them all.
@@ -448,7 +452,8 @@ pub trait Store: Send + Sync {
         limit: usize,
         before: Option<String>,
     ) -> Result<Vec<DeadLetter>, StoreError>;
-    /// Puts every dead letter `filter` takes back in the queue, in one transaction; how many.
+    /// Puts every dead letter `filter` takes back in the queue, in one statement, with the
+    /// dead contacts of every order it takes (as `retry_dead`); how many.
     async fn retry_dead_matching(&self, filter: DeadFilter, now_ms: i64)
         -> Result<u64, StoreError>;
     /// What the gateway knows of an order.

@@ -865,8 +865,8 @@ impl Store for PgStore {
 
     async fn due(&self, now_ms: i64, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
         let c = self.client().await?;
-        // A contact waits while its order's message is pending (see `Store::due`), whichever
-        // node holds it. Its order's key is the number in its path,
+        // A contact waits while its order's message is pending or dead (see `Store::due`),
+        // whichever node holds it. Its order's key is the number in its path,
         // `/work-orders/{number}/contacts` (13 characters before the number, 9 after). A
         // scalar sub-select, not NOT EXISTS: it stays one probe of the key's unique index per
         // contact row the scan meets (none for an order's), where an EXISTS may be planned
@@ -876,8 +876,8 @@ impl Store for PgStore {
                 "UPDATE outbox SET lease_until_ms = $3, leased_by = $4 WHERE id IN ( \
                    SELECT id FROM outbox m WHERE state = 0 AND next_at_ms <= $1 \
                    AND lease_until_ms <= $1 AND (kind <> 'contact' OR \
-                   (SELECT o.state FROM outbox o \
-                    WHERE o.key = substr(m.path, 14, length(m.path) - 22)) IS DISTINCT FROM 0) \
+                   COALESCE((SELECT o.state FROM outbox o \
+                    WHERE o.key = substr(m.path, 14, length(m.path) - 22)), 1) NOT IN (0, 2)) \
                    ORDER BY next_at_ms, id LIMIT $2 FOR UPDATE SKIP LOCKED) \
                  RETURNING id, kind, key, path, body, attempts",
             )
@@ -1028,9 +1028,12 @@ impl Store for PgStore {
     async fn retry_dead(&self, key: String, now_ms: i64) -> Result<bool, StoreError> {
         let c = self.client().await?;
         let n = c
+            // The order's dead contacts with it (see `Store::retry_dead`), found by their
+            // path: a key range is not safe under the database's collation.
             .execute(
                 "UPDATE outbox SET state = 0, next_at_ms = $2, attempts = 0, lease_until_ms = 0 \
-                 WHERE key = $1 AND state = 2",
+                 WHERE state = 2 AND (key = $1 OR kind = 'contact' \
+                 AND path = '/work-orders/' || $1 || '/contacts')",
                 &[&key, &now_ms],
             )
             .await
@@ -1075,12 +1078,21 @@ impl Store for PgStore {
     ) -> Result<u64, StoreError> {
         let c = self.client().await?;
         let n = c
+            // The matching rows, and the dead contacts of the matching orders with them (see
+            // `Store::retry_dead`); the sub-select sees the statement's snapshot, orders dead.
             .execute(
-                "UPDATE outbox SET state = 0, next_at_ms = $1, attempts = 0, lease_until_ms = 0 \
-                 WHERE state = 2 AND ($2::text IS NULL OR last_error LIKE $2) \
+                "UPDATE outbox m SET state = 0, next_at_ms = $1, attempts = 0, lease_until_ms = 0 \
+                 WHERE state = 2 AND (($2::text IS NULL OR last_error LIKE $2) \
                  AND ($3::text IS NULL OR kind = $3) \
                  AND ($4::bigint IS NULL OR created_at >= $4) \
-                 AND ($5::bigint IS NULL OR created_at < $5)",
+                 AND ($5::bigint IS NULL OR created_at < $5) OR kind = 'contact' AND EXISTS ( \
+                   SELECT 1 FROM outbox o \
+                   WHERE o.key = substr(m.path, 14, length(m.path) - 22) \
+                   AND o.state = 2 AND o.kind = 'order' \
+                   AND ($2::text IS NULL OR o.last_error LIKE $2) \
+                   AND ($3::text IS NULL OR $3 = 'order') \
+                   AND ($4::bigint IS NULL OR o.created_at >= $4) \
+                   AND ($5::bigint IS NULL OR o.created_at < $5)))",
                 &[
                     &now_ms,
                     &filter.error_pattern(),

@@ -1253,7 +1253,7 @@ impl Store for SqliteStore {
 
     async fn due(&self, now_ms: i64, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
         self.read(move |conn| {
-            // A contact waits while its order's message is pending (see `Store::due`). Its
+            // A contact waits while its order's message is pending or dead (see `Store::due`). Its
             // order's key is the number in its path, `/work-orders/{number}/contacts` (13
             // characters before the number, 9 after), found through the key's unique index:
             // one index look-up per contact row the scan meets, none for an order's row.
@@ -1261,8 +1261,8 @@ impl Store for SqliteStore {
                 .prepare_cached(
                     "SELECT id, kind, key, path, body, attempts FROM outbox AS m \
                      WHERE state = 0 AND next_at_ms <= ?1 AND (kind <> 'contact' OR \
-                     (SELECT o.state FROM outbox AS o \
-                      WHERE o.key = substr(m.path, 14, length(m.path) - 22)) IS NOT 0) \
+                     IFNULL((SELECT o.state FROM outbox AS o \
+                      WHERE o.key = substr(m.path, 14, length(m.path) - 22)), 1) NOT IN (0, 2)) \
                      ORDER BY next_at_ms, id LIMIT ?2",
                 )
                 .map_err(sql)?;
@@ -1382,10 +1382,13 @@ impl Store for SqliteStore {
     async fn retry_dead(&self, key: String, now_ms: i64) -> Result<bool, StoreError> {
         let changed = self
             .call(move |conn| {
+                // The order's dead contacts with it (see `Store::retry_dead`): its contact keys
+                // are `{number}-c…`, a range of the key's unique index.
                 exec(
                     conn,
                     "UPDATE outbox SET state = 0, next_at_ms = ?2, attempts = 0 \
-                     WHERE key = ?1 AND state = 2",
+                     WHERE state = 2 AND (key = ?1 OR (key > ?1 || '-' AND key < ?1 || '.' \
+                     AND kind = 'contact' AND path = '/work-orders/' || ?1 || '/contacts'))",
                     params![key, now_ms],
                 )
                 .map_err(sql)
@@ -1436,12 +1439,21 @@ impl Store for SqliteStore {
     ) -> Result<u64, StoreError> {
         let changed = self
             .call(move |conn| {
+                // The matching rows, and the dead contacts of the matching orders with them
+                // (see `Store::retry_dead`). SQLite decides which rows an UPDATE changes before
+                // changing any, so the sub-select sees the orders still dead.
                 exec(
                     conn,
-                    "UPDATE outbox SET state = 0, next_at_ms = ?1, attempts = 0 \
-                     WHERE state = 2 AND (?2 IS NULL OR last_error LIKE ?2) \
+                    "UPDATE outbox AS m SET state = 0, next_at_ms = ?1, attempts = 0 \
+                     WHERE state = 2 AND ((?2 IS NULL OR last_error LIKE ?2) \
                      AND (?3 IS NULL OR kind = ?3) AND (?4 IS NULL OR created_at >= ?4) \
-                     AND (?5 IS NULL OR created_at < ?5)",
+                     AND (?5 IS NULL OR created_at < ?5) OR kind = 'contact' AND EXISTS ( \
+                       SELECT 1 FROM outbox AS o \
+                       WHERE o.key = substr(m.path, 14, length(m.path) - 22) \
+                       AND o.state = 2 AND o.kind = 'order' \
+                       AND (?2 IS NULL OR o.last_error LIKE ?2) \
+                       AND (?3 IS NULL OR ?3 = 'order') AND (?4 IS NULL OR o.created_at >= ?4) \
+                       AND (?5 IS NULL OR o.created_at < ?5)))",
                     params![
                         now_ms,
                         filter.error_pattern(),
@@ -2462,14 +2474,13 @@ mod tests {
             .unwrap();
         }
         let keys = |due: Vec<OutboxEntry>| due.into_iter().map(|e| e.key).collect::<Vec<_>>();
-        assert_eq!(
-            keys(s.due(1_000, 10).await.unwrap()),
-            [format!("{}-c1", refused.key)],
-            "the contact waits for its order's retry; the dead order's goes (and parks beside it)"
+        assert!(
+            keys(s.due(1_000, 10).await.unwrap()).is_empty(),
+            "the contacts wait for their orders' retry, and while the order is dead"
         );
         assert_eq!(
             keys(s.due(60_000, 10).await.unwrap()),
-            [format!("{}-c1", refused.key), retried.key.clone()],
+            [retried.key.clone()],
             "the order is retried; its contact still waits for the result"
         );
         s.record(vec![(retried.id, Delivery::Delivered)], 60)
@@ -2477,8 +2488,79 @@ mod tests {
             .unwrap();
         assert_eq!(
             keys(s.due(60_000, 10).await.unwrap()),
-            [format!("{}-c1", retried.key), format!("{}-c1", refused.key)],
+            [format!("{}-c1", retried.key)],
             "once the order is delivered, its contact goes"
+        );
+    }
+
+    /// A contact about a dead order waits for it (dispatch would answer it 404), and replaying
+    /// the order, by key or by a filter, replays the contacts parked beside it (by a release
+    /// before 2026-12-07, which posted them): before, the order was delivered and the photo the
+    /// citizen was told was added stayed a dead letter.
+    #[tokio::test]
+    async fn replaying_an_order_replays_its_dead_contacts() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(dir.path()).unwrap();
+        s.commit_intake(intake(None, 3)).await.unwrap();
+        let orders = s.due(0, 10).await.unwrap();
+        let keys = |due: Vec<OutboxEntry>| due.into_iter().map(|e| e.key).collect::<Vec<_>>();
+        let mut refusals = Vec::new();
+        for (o, status) in orders.iter().zip([400, 400, 422]) {
+            let body = serde_json::json!({"number": o.key, "content": "photo"});
+            let (number, key) = (o.key.clone(), format!("{}-c1", o.key));
+            s.enqueue_contact(number, key, body, None, 2).await.unwrap();
+            let error = format!("HTTP {status}: refused");
+            refusals.push((o.id, Delivery::Dead { error }));
+        }
+        s.record(refusals, 2).await.unwrap();
+        assert!(
+            keys(s.due(1_000, 10).await.unwrap()).is_empty(),
+            "a contact waits while its order is dead"
+        );
+        // As the release before parked them: posted, and refused 404.
+        s.call(|conn| {
+            exec(
+                conn,
+                "UPDATE outbox SET state = 2, last_error = 'HTTP 404: unknown order' \
+                 WHERE kind = 'contact'",
+                [],
+            )
+            .map_err(sql)
+        })
+        .await
+        .unwrap();
+        assert!(s.retry_dead(orders[0].key.clone(), 3_000).await.unwrap());
+        async fn dead(s: &SqliteStore) -> Vec<String> {
+            let letters = s.dead_letters(10, None).await.unwrap();
+            let mut keys: Vec<String> = letters.into_iter().map(|d| d.key).collect();
+            keys.sort();
+            keys
+        }
+        let c1 = |o: &OutboxEntry| format!("{}-c1", o.key);
+        let mut left = vec![orders[1].key.clone(), c1(&orders[1])];
+        left.extend([orders[2].key.clone(), c1(&orders[2])]);
+        left.sort();
+        assert_eq!(
+            dead(&s).await,
+            left,
+            "the order's contact is replayed with it"
+        );
+        assert_eq!(
+            keys(s.due(3_000, 10).await.unwrap()),
+            [orders[0].key.clone()],
+            "and waits for it again"
+        );
+        let filter = DeadFilter {
+            status: Some(400),
+            ..DeadFilter::default()
+        };
+        assert_eq!(s.retry_dead_matching(filter, 3_000).await.unwrap(), 2);
+        let mut left = vec![orders[2].key.clone(), c1(&orders[2])];
+        left.sort();
+        assert_eq!(
+            dead(&s).await,
+            left,
+            "a filter's orders take their contacts"
         );
     }
 
