@@ -199,6 +199,10 @@ impl Relay {
         // long as the step.
         let mut open_until: Option<Instant> = None;
         let mut cooldown = self.cfg.breaker_cooldown;
+        // When the outbox was last looked over for times written by a clock ahead of ours, and
+        // the wall clock at the last round (to see a step back).
+        let mut clock_checked: Option<Instant> = None;
+        let mut last_now = i64::MIN;
         loop {
             if *shutdown.borrow() {
                 return;
@@ -214,6 +218,12 @@ impl Relay {
                 continue;
             }
             let now = now_ms();
+            let stepped_back = now < last_now.saturating_sub(CLOCK_STEP_MS);
+            last_now = now;
+            if stepped_back || clock_checked.is_none_or(|at| at.elapsed() >= CLOCK_CHECK_EVERY) {
+                self.reschedule_future(now).await;
+                clock_checked = Some(Instant::now());
+            }
             let mut probing = false;
             if let Some(until) = open_until {
                 let left = until.saturating_duration_since(Instant::now());
@@ -562,6 +572,34 @@ fn connection_error(err: reqwest::Error) -> String {
     match url {
         Some(url) => format!("connection: {err} for url ({url})"),
         None => format!("connection: {err}"),
+    }
+}
+
+/// A step back of the wall clock between two rounds larger than this makes the relay look for
+/// retry times and claims written before it (see [`Store::reschedule_future`]).
+const CLOCK_STEP_MS: i64 = 1_000;
+/// How often the relay looks for them anyway: a node whose clock was ahead may never come back
+/// to see its own step, and its rows sit in the shared outbox.
+const CLOCK_CHECK_EVERY: Duration = Duration::from_secs(300);
+
+impl Relay {
+    /// Makes due now what is scheduled further ahead than any retry is (a clock that was ahead
+    /// wrote it), saying so: a clock step is worth an operator's look.
+    async fn reschedule_future(&self, now: i64) {
+        let cap = i64::try_from(self.cfg.backoff_max.as_millis()).unwrap_or(i64::MAX);
+        let horizon = now
+            .saturating_add(cap)
+            .saturating_add(crate::store::CLOCK_SLACK_MS);
+        match self.store.reschedule_future(now, horizon).await {
+            Ok(0) => {}
+            Ok(count) => tracing::warn!(
+                count,
+                "Outbox messages were scheduled or claimed further ahead than any retry or \
+                 lease, by a clock that was ahead of this one (a clock step back); they are due now."
+            ),
+            // Looked at again at the next check; nothing is lost meanwhile.
+            Err(e) => tracing::warn!(error = %e, "Outbox not checked for a clock step back."),
+        }
     }
 }
 

@@ -367,6 +367,52 @@ fn a_dispatch_outage_delays_but_loses_nothing() {
     });
 }
 
+/// Orders queued by a clock that was ahead (a VM's wrong RTC at boot, corrected by NTP; an
+/// operator's typo) are delivered once the clock is right again, not after the step, and the
+/// outbox's age shows the step: until 2026-12-07 their retry times 30 days ahead (and on
+/// PostgreSQL a claim 30 days long) held them that long, unseen, with `oldest_age_s` 0. The
+/// rows are left as such a clock leaves them, while the gateway is stopped.
+#[test]
+fn orders_queued_by_a_clock_that_was_ahead_are_delivered_when_it_is_right_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let (mut gw, mut want) = orders_while_dispatch_is_down(dir.path(), port, 2);
+    assert!(gw.terminate(), "{}", gw.logs());
+    let ahead_ms = chrono::Utc::now().timestamp_millis() + 30 * 24 * 3_600_000;
+    let ahead_s = ahead_ms / 1000;
+    let mut sql = format!(
+        "UPDATE outbox SET created_at = {ahead_s}, next_at_ms = {ahead_ms} WHERE key = '{}';",
+        want[0]
+    );
+    if services::test_backend() == "postgres" {
+        sql += &format!(
+            "UPDATE outbox SET created_at = {ahead_s}, lease_until_ms = {ahead_ms} \
+             WHERE key = '{}';",
+            want[1]
+        );
+    } else {
+        sql += &format!(
+            "UPDATE outbox SET created_at = {ahead_s}, next_at_ms = {ahead_ms} \
+             WHERE key = '{}';",
+            want[1]
+        );
+    }
+    services::store_sql(dir.path(), &sql);
+    let gw = Gateway::start_with(gw.config.clone(), gw.port());
+    let age = gw.admin_get("/admin/v1/outbox")["oldest_age_s"].as_i64();
+    assert!(
+        age.is_some_and(|a| a < -29 * 24 * 3600),
+        "the oldest order was queued 30 days ahead of this clock: {age:?}"
+    );
+    let sim = Sim::start(port, &dir.path().join("sim.jsonl"), &[]);
+    each_delivered(&sim, &mut want);
+    assert!(
+        gw.logs().contains("a clock step back"),
+        "said in the log: {}",
+        gw.logs()
+    );
+}
+
 #[test]
 fn a_dispatch_slower_than_the_timeout_gets_each_order_again_only_under_its_key() {
     // The core records each order, then answers after the gateway has given up on it (a 300 ms

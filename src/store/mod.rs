@@ -259,12 +259,19 @@ impl DeadFilter {
     }
 }
 
+/// How far another clock may be ahead of this one before a time it wrote counts as written by a
+/// clock that was wrong ([`Store::reschedule_future`]): nodes' clocks under NTP agree within
+/// milliseconds, so a minute keeps a node from taking another's fresh claim.
+pub const CLOCK_SLACK_MS: i64 = 60_000;
+
 /// Outbox figures for the admin API, `/metrics` and back-pressure.
 #[derive(Debug, Clone, Serialize)]
 pub struct OutboxStats {
     /// Messages not yet delivered (excluding dead letters).
     pub depth: u64,
-    /// Age in seconds of the oldest undelivered message.
+    /// Age in seconds of the oldest undelivered message; negative when it was queued by a clock
+    /// ahead of this one (a clock stepped back since): shown, not hidden as 0 as it was until
+    /// 2026-12-07.
     pub oldest_age_s: Option<i64>,
     /// Number of dead letters (listed, a page at a time, by [`Store::dead_letters`]).
     pub dead: u64,
@@ -425,6 +432,18 @@ pub trait Store: Send + Sync {
     /// photo a citizen was told was added never reached the handler. Replaying the order
     /// replays its dead contacts with it (`retry_dead`, `retry_dead_matching`).
     async fn due(&self, now_ms: i64, limit: usize) -> Result<Vec<OutboxEntry>, StoreError>;
+    /// Makes every pending message scheduled after `horizon_ms` due at `now_ms`, and ends every
+    /// claim on one that lasts past `now_ms` + the lease + [`CLOCK_SLACK_MS`] (PostgreSQL); how
+    /// many it changed. No retry is scheduled further ahead than the backoff cap and no claim
+    /// lasts longer than the lease, so such a time was written by a clock that was ahead of
+    /// this one: a clock stepped back (a VM's wrong RTC at boot, then NTP; an operator's
+    /// typo) or another node's clock. Until 2026-12-07 those orders, answered 202, waited out
+    /// the whole step, days, unseen (`oldest_age_s` 0, `/readyz` ready). The relay calls it at
+    /// start-up, when it sees its clock step back, and every few minutes (a node that wrote
+    /// them may never come back to see its own step).
+    async fn reschedule_future(&self, _now_ms: i64, _horizon_ms: i64) -> Result<u64, StoreError> {
+        Ok(0)
+    }
     /// Whether [`due`](Self::due) claims what it returns, so that messages taken earlier and
     /// not yet recorded are not returned again (PostgreSQL leases them). The relay then asks
     /// for exactly a round's worth; otherwise it asks for more and leaves those out itself.

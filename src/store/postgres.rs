@@ -912,6 +912,24 @@ impl Store for PgStore {
         Ok(due)
     }
 
+    async fn reschedule_future(&self, now_ms: i64, horizon_ms: i64) -> Result<u64, StoreError> {
+        // A claim running past now + lease was stamped by a clock ahead of this one; ended, the
+        // row is taken again by the next round (under the same key, should it be in flight).
+        let lease_horizon = now_ms
+            .saturating_add(self.lease_ms)
+            .saturating_add(super::CLOCK_SLACK_MS);
+        let c = self.client().await?;
+        c.execute(
+            "UPDATE outbox SET \
+             next_at_ms = CASE WHEN next_at_ms > $2 THEN $1 ELSE next_at_ms END, \
+             lease_until_ms = CASE WHEN lease_until_ms > $3 THEN 0 ELSE lease_until_ms END \
+             WHERE state = 0 AND (next_at_ms > $2 OR lease_until_ms > $3)",
+            &[&now_ms, &horizon_ms, &lease_horizon],
+        )
+        .await
+        .map_err(map_err)
+    }
+
     fn due_claims(&self) -> bool {
         // A taken row is leased to this node, and `due` leaves leased rows out.
         true
@@ -1020,7 +1038,7 @@ impl Store for PgStore {
             .get(0);
         Ok(OutboxStats {
             depth: depth.max(0) as u64,
-            oldest_age_s: oldest.map(|o| (now - o).max(0)),
+            oldest_age_s: oldest.map(|o| now - o),
             dead: dead.max(0) as u64,
         })
     }

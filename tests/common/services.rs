@@ -627,6 +627,21 @@ pub fn db_name_for(dir: &Path) -> String {
     format!("t_{h:016x}")
 }
 
+/// Runs `sql` on the store of the gateway whose config lives in `dir` (stopped, for SQLite),
+/// on the backend [`test_backend`] names.
+pub fn store_sql(dir: &Path, sql: &str) {
+    match test_backend() {
+        "postgres" => {
+            postgres().psql(&db_name_for(dir), sql);
+        }
+        _ => {
+            let db = rusqlite::Connection::open(dir.join("data").join("gateway.db"))
+                .expect("open the store");
+            db.execute_batch(sql).expect("run SQL on the store");
+        }
+    }
+}
+
 /// The body of the `[storage]` table for a gateway whose config lives in `dir`, on the backend
 /// [`test_backend`] names.
 pub fn storage_toml(dir: &Path) -> String {
