@@ -2496,7 +2496,7 @@ mod tests {
         );
         assert_eq!(
             keys(s.due(60_000, 10).await.unwrap()),
-            [retried.key.clone()],
+            std::slice::from_ref(&retried.key),
             "the order is retried; its contact still waits for the result"
         );
         s.record(vec![(retried.id, Delivery::Delivered)], 60)
