@@ -38,6 +38,7 @@
 pub mod background;
 pub mod config;
 pub mod http;
+pub mod journal;
 pub mod messages;
 pub mod openapi;
 pub mod pipeline;
@@ -138,7 +139,12 @@ where
                 .with(QuietClientErrors),
         )
     } else {
-        Box::new(builder.finish().with(QuietLibraries).with(QuietClientErrors))
+        Box::new(
+            builder
+                .finish()
+                .with(QuietLibraries)
+                .with(QuietClientErrors),
+        )
     }
 }
 
@@ -246,6 +252,53 @@ async fn open_store(cfg: &Config, sinks: store::Sinks) -> Result<Arc<dyn Store>,
             Err(e) => return Err(e),
         }
     }
+}
+
+/// Takes the pushes left in the journal (answered `success` past their reply budget, then the
+/// process died before their intake was stored) through the pipeline again, in the background:
+/// under its dedupe key, a push stored after all is answered from its record, and one that was
+/// not is stored now. An entry goes once its intake is stored; one that still cannot be is
+/// tried again for a minute, then kept for the next start.
+fn replay_late_pushes(pipeline: &Arc<Pipeline>, journal: &journal::PushJournal) {
+    let pending = journal.pending();
+    if pending.is_empty() {
+        return;
+    }
+    tracing::warn!(
+        count = pending.len(),
+        "Pushes answered `success` past their reply budget were not stored before the last \
+         stop; taking them again."
+    );
+    let (pipeline, journal) = (pipeline.clone(), journal.clone());
+    pipeline.clone().background().spawn(async move {
+        let mut pending = pending;
+        for pass in 0..12 {
+            if pass > 0 {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+            let mut left = Vec::new();
+            for (path, sub, t) in pending {
+                let (identity, channel_ref) = (sub.identity.masked(), sub.identity.mask_in(&sub.channel_ref));
+                match pipeline.submit(sub.clone(), t, pipeline::Policy::WEBHOOK).await {
+                    Ok(_) => {
+                        tracing::info!(identity = %identity, channel_ref = %channel_ref, "A push answered past its reply budget is stored.");
+                        journal.done(&path);
+                    }
+                    Err(e) => {
+                        tracing::warn!(identity = %identity, channel_ref = %channel_ref, error = %e, "A push answered past its reply budget is not stored yet.");
+                        left.push((path, sub, t));
+                    }
+                }
+            }
+            if left.is_empty() {
+                return;
+            }
+            pending = left;
+        }
+        for (path, sub, _) in pending {
+            tracing::error!(identity = %sub.identity.masked(), path = %path.display(), "A push answered `success` past its reply budget could not be stored; kept in the journal for the next start.");
+        }
+    });
 }
 
 /// The quota shared through Redis (`[nuisance] backend = "redis"`).
@@ -479,8 +532,11 @@ pub async fn run(cfg: Config, listener: TcpListener) -> Result<(), StartError> {
             }
         })
     };
+    let late_pushes = journal::PushJournal::in_storage(&cfg.storage.path);
+    replay_late_pushes(&pipeline, &late_pushes);
     let background = pipeline.background().clone();
     let state = actix_web::web::Data::new(http::AppState {
+        late_pushes,
         cti,
         wechat,
         weibo,

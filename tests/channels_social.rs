@@ -300,6 +300,80 @@ fn wechat_plaintext_text_push_makes_one_order_and_retries_get_the_same_answer() 
     assert_not_logged(&gw, &[openid]);
 }
 
+/// The store's write path held up from outside, as a backup, a long checkpoint or a slow disk
+/// holds it (SQLite: a write transaction; PostgreSQL: the dedupe table, read before the intake
+/// statement is sent, as a full pool holds an intake up too), until dropped.
+enum StoreLock {
+    Sqlite(rusqlite::Connection),
+    Postgres(services::PsqlSession),
+}
+
+impl StoreLock {
+    fn hold(dir: &std::path::Path) -> StoreLock {
+        if services::test_backend() == "postgres" {
+            let (pg, db) = (services::postgres(), services::db_name_for(dir));
+            let session = pg.session(&db, "BEGIN; LOCK TABLE dedupe IN ACCESS EXCLUSIVE MODE;");
+            let held = "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
+                        WHERE c.relname = 'dedupe' AND l.mode = 'AccessExclusiveLock' AND l.granted";
+            wait_until("psql holds the dedupe lock", LONG, || {
+                (pg.psql(&db, held) != "0").then_some(())
+            });
+            return StoreLock::Postgres(session);
+        }
+        let db = rusqlite::Connection::open(dir.join("data").join("gateway.db")).unwrap();
+        db.execute_batch("BEGIN IMMEDIATE;").unwrap();
+        StoreLock::Sqlite(db)
+    }
+
+    fn release(self) {
+        match self {
+            StoreLock::Sqlite(db) => db.execute_batch("ROLLBACK;").unwrap(),
+            StoreLock::Postgres(session) => session.finish("COMMIT;"),
+        }
+    }
+}
+
+/// A push answered `success` past its reply budget survives a kill -9 right after that answer:
+/// WeChat does not resend after `success`, and until 2026-12-07 the intake going on in memory
+/// was the push's only copy (0 orders after the restart). The push is in the journal before the
+/// answer; the restarted gateway stores it, once, and the platform's retry is answered from its
+/// record.
+#[test]
+fn a_push_answered_past_its_reply_budget_survives_a_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let mut gw = Gateway::start(dir.path(), &sim.url, &accounts());
+    let lock = StoreLock::hold(dir.path());
+    let openid = "oLateKill_4Hh8Jj2Kk6Ll0Zz3Xx7";
+    let first = wx_push(&gw, "plain", &text(openid, "人民路的路灯坏了一个星期了"));
+    assert_eq!(first["status"], 200, "{first}");
+    assert_eq!(
+        first["body"], "success",
+        "answered past the budget: {first}"
+    );
+    gw.kill9();
+    lock.release();
+    let gw = Gateway::start_with(gw.config.clone(), gw.port());
+    let all = wait_until("the push's order at dispatch", LONG, || {
+        let o = orders(&sim);
+        (!o.is_empty()).then_some(o)
+    });
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert_eq!(all[0].1["content"], "人民路的路灯坏了一个星期了");
+    let again = wx_resend(&gw, &first);
+    assert_eq!(
+        number_in(&reply_text(&again, openid, false)),
+        all[0].0,
+        "a retry is answered from the record"
+    );
+    let journal = dir.path().join("data").join("pending-pushes");
+    wait_until("the journal to empty", LONG, || {
+        let left = std::fs::read_dir(&journal).map_or(0, |d| d.count());
+        (left == 0).then_some(())
+    });
+    assert_eq!(orders(&sim).len(), 1, "one order");
+}
+
 #[test]
 fn wechat_safe_mode_round_trip_with_wechatpy_survives_retries_and_a_restart() {
     let dir = tempfile::tempdir().unwrap();

@@ -115,7 +115,7 @@ impl IdentityKind {
 
 /// A submitter's identity, written `KIND:VALUE` (`phone:13800000000`, `wechat:OPENID`, ...).
 /// The key of the nuisance ladder and of duplicate detection.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Identity {
     /// What kind of identifier this is.
     pub kind: IdentityKind,
@@ -315,7 +315,9 @@ pub struct Item {
 
 /// A channel-neutral submission: what one citizen asked, by one channel, at one time.
 /// The pipeline turns it into zero (redirect, refusal), one or several work orders.
-#[derive(Debug, Clone, PartialEq)]
+// Serialisable: a push answered past its reply budget is kept on disk until it is stored
+// (the gateway's `journal`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Submission {
     /// The channel it came by.
     pub channel: Channel,

@@ -46,6 +46,8 @@ pub struct AppState {
     pub weibo: HashMap<String, hotline_adapters::weibo::WeiboAccount>,
     /// Recent order statuses from dispatch, by number (see [`ops::STATUS_TTL`]).
     pub status_cache: std::sync::Mutex<HashMap<String, (std::time::Instant, serde_json::Value)>>,
+    /// Pushes answered `success` past their reply budget, until their intake is stored.
+    pub late_pushes: crate::journal::PushJournal,
 }
 
 /// The channel settings of a config, in the adapters' terms.

@@ -273,11 +273,12 @@ async fn reply_text(
 
 /// Runs the pipeline in its own task; `None` when it did not finish within the budget (the
 /// platform gets `success`), unless the submission is a possible emergency, which then gets
-/// the number to dial ([`crate::messages::pending_emergency`]). The
-/// task then goes on, on the background runtime (`crate::background`), which a graceful
-/// shutdown waits for: the platform was answered `success` and will not resend, so this task
-/// is the push's only copy. Its result answers the platform's retries, if any; when it fails
-/// after all, an ERROR names the push for an operator to recover it from the platform.
+/// the number to dial ([`crate::messages::pending_emergency`]). The push is then kept in the
+/// journal (`crate::journal`) before the answer, and the task goes on, on the background
+/// runtime (`crate::background`), which a graceful shutdown waits for: the platform was
+/// answered and will not resend. Its result answers the platform's retries, if any, and
+/// removes the journal's entry; when the process dies first, or the intake fails, the entry
+/// is taken again at the next start.
 async fn run_within_budget(
     state: &Data<AppState>,
     sub: Submission,
@@ -291,8 +292,9 @@ async fn run_within_budget(
         sub.identity.masked(),
         sub.identity.mask_in(&sub.channel_ref),
     );
-    // What the late reply needs to name a number: kept aside, read only if the budget runs out.
-    let kept = sub.clone();
+    // Kept for the journal and for the late reply's number, should the budget run out (a
+    // copy of a few strings per push).
+    let copy = sub.clone();
     let mut task = state
         .pipeline
         .background()
@@ -305,10 +307,31 @@ async fn run_within_budget(
         Ok(Err(join)) => Err(ApiError::Internal(format!("intake task failed: {join}"))),
         Err(_) => {
             metrics::counter!("hotline_reply_budget_exceeded_total").increment(1);
+            // A possible emergency is known without the store (see the reply below).
+            let advice = state.pipeline.possible_emergency(&copy);
+            // The platform will not resend after `success`: the push is on disk first, and
+            // taken again at the next start if the process dies before its intake is stored
+            // (until 2026-12-07 a kill -9 here lost it). Without that copy there is no
+            // promise to make: the platform is told to resend (its retry finds the intake's
+            // record, or makes it).
+            let journal = state.late_pushes.clone();
+            let kept = tokio::task::spawn_blocking(move || journal.keep(&copy, t))
+                .await
+                .map_err(std::io::Error::other)
+                .and_then(|r| r);
+            let kept = match kept {
+                Ok(path) => path,
+                Err(e) => {
+                    tracing::error!(channel, identity = %identity, channel_ref = %channel_ref, error = %e, "A push past its reply budget could not be kept in the journal; answered as unavailable so that the platform resends it.");
+                    return Err(ApiError::Unavailable(format!("push journal: {e}")));
+                }
+            };
             tracing::warn!(channel, identity = %identity, channel_ref = %channel_ref, "A push was answered `success` before its intake finished; the intake goes on.");
+            let journal = state.late_pushes.clone();
             state.pipeline.background().spawn(async move {
                 let failed = match task.await {
                     Ok(Ok(_)) => {
+                        journal.done(&kept);
                         tracing::info!(channel, identity = %identity, channel_ref = %channel_ref, "A push answered past its reply budget is stored.");
                         return;
                     }
@@ -317,19 +340,16 @@ async fn run_within_budget(
                 };
                 metrics::counter!("hotline_late_intake_failed_total", "channel" => channel)
                     .increment(1);
-                tracing::error!(channel, identity = %identity, channel_ref = %channel_ref, error = %failed, "A push answered `success` past its reply budget could not be stored: recover it from the platform by its channel_ref.");
+                tracing::error!(channel, identity = %identity, channel_ref = %channel_ref, error = %failed, path = %kept.display(), "A push answered `success` past its reply budget could not be stored; kept in the journal, it is taken again at the next start.");
             });
             // A possible emergency is known without the store: it gets the number to dial
             // now, not `success` (which WeChat shows as nothing, and after which it does not
             // resend). Until 2026-12-07 a doubted or suspected emergency behind a slow or
             // locked store got `success`, and its number was in a reply nobody saw.
-            Ok(state
-                .pipeline
-                .possible_emergency(&kept)
-                .map(|number| Decision {
-                    message: crate::messages::pending_emergency(&number),
-                    outcome: Outcome::Advised { number },
-                }))
+            Ok(advice.map(|number| Decision {
+                message: crate::messages::pending_emergency(&number),
+                outcome: Outcome::Advised { number },
+            }))
         }
     }
 }

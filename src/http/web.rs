@@ -268,7 +268,9 @@ mod tests {
 
     const CT: &str = "multipart/form-data; boundary=abc";
 
-    fn once(body: Bytes) -> impl futures_util::Stream<Item = Result<Bytes, actix_web::error::PayloadError>> {
+    fn once(
+        body: Bytes,
+    ) -> impl futures_util::Stream<Item = Result<Bytes, actix_web::error::PayloadError>> {
         futures_util::stream::once(async move { Ok(body) })
     }
 
@@ -333,9 +335,15 @@ mod tests {
         let body = format!(
             "--abc\r\nContent-Disposition: form-data; name=\"content\"\r\n\r\n{text}\r\n--abc--\r\n"
         );
-        let parts = multipart_parts(&req, CT, once(body.into()), 1 << 20, Duration::from_secs(10))
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        let parts = multipart_parts(
+            &req,
+            CT,
+            once(body.into()),
+            1 << 20,
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(parts.len(), 1);
         assert_eq!(parts[0].value, text.as_bytes());
     }
