@@ -1049,6 +1049,80 @@ fn a_stalled_store_still_names_the_number_for_a_possible_emergency() {
     });
 }
 
+/// A generic telephony profile both nodes serve (bearer `desk-token`).
+const CTI_DESK: &str = "[channels.cti.desk]\nformat = \"generic\"\ntoken = \"desk-token\"\n";
+
+/// Posts a generic CTI event to `gw`'s `desk` profile; returns the answer's status and body.
+fn cti(gw: &Gateway, event: Value) -> (u16, Value) {
+    let r = client()
+        .post(format!("{}/v1/cti/desk", gw.url))
+        .bearer_auth("desk-token")
+        .json(&event)
+        .send()
+        .unwrap();
+    (r.status().as_u16(), r.json().unwrap())
+}
+
+/// The phone's emergencies do not wait for the store either: a call step naming a fire (or
+/// 110 keyed in) is transferred while a lock on the dedupe table is held, and the other steps
+/// are answered from memory once their time for the store is up. Every step used to read its
+/// retry record first, with no time limit: the transfer to 119 came after 19 s in the review,
+/// past Twilio's 15 s, and `call.started` had no answer at all while the lock lasted.
+#[test]
+fn a_stalled_store_does_not_hold_up_a_call_transfer_or_the_ringing() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let mut cluster = Cluster::new("stalled_cti", &sim.url);
+    cluster.extra = CTI_DESK.into();
+    let gw = cluster.node(dir.path(), 1);
+    let (db, pg) = (cluster.db.clone(), postgres());
+    let lock = pg.session(&db, "BEGIN; LOCK TABLE dedupe IN ACCESS EXCLUSIVE MODE;");
+    wait_until("psql holds the dedupe lock", LONG, || {
+        (locks_on(&db, "dedupe", true) > 0).then_some(())
+    });
+    let at = chrono::Utc::now().to_rfc3339();
+    let (s, fire) = cti(
+        &gw,
+        json!({"event": "call.input", "call_id": "stall-a", "from": "13812345001",
+               "to": "12345", "at": at, "speech": "救命啊我家着火了，火很大"}),
+    );
+    assert_eq!(
+        (s, &fire["action"], &fire["number"]),
+        (200, &json!("transfer"), &json!("119")),
+        "{fire}"
+    );
+    let (s, keyed) = cti(
+        &gw,
+        json!({"event": "call.input", "call_id": "stall-b", "from": "13812345002",
+               "to": "12345", "at": at, "digits": "110"}),
+    );
+    assert_eq!(
+        (s, &keyed["action"], &keyed["number"]),
+        (200, &json!("transfer"), &json!("110")),
+        "{keyed}"
+    );
+    let (s, ringing) = cti(
+        &gw,
+        json!({"event": "call.started", "call_id": "stall-c", "from": "13812345003",
+               "to": "12345", "at": at}),
+    );
+    assert_eq!(
+        (s, &ringing["action"]),
+        (200, &json!("continue")),
+        "{ringing}"
+    );
+    assert!(
+        locks_on(&db, "dedupe", true) > 0,
+        "all answered while the lock was held"
+    );
+    assert!(metric_sum(&gw.metrics(), "hotline_cti_budget_exceeded_total") >= 1.0);
+    lock.finish("COMMIT;");
+    // The redirects are recorded once the store takes writes again.
+    wait_until("both redirects recorded", LONG, || {
+        (pg.psql(&db, "SELECT count(*) FROM redirects") == "2").then_some(())
+    });
+}
+
 /// A relay round takes at most a batch while the previous round's results are being written.
 /// Each round used to ask the store for a batch plus the previous round's count and leave the
 /// previous round's messages out itself; PostgreSQL had already left them out (they are leased),

@@ -91,7 +91,7 @@ async fn handle(
             )
         });
         if let Some(number) = status {
-            let deadline = tokio::time::Instant::now() + super::social::REPLY_BUDGET;
+            let deadline = tokio::time::Instant::now() + STEP_BUDGET;
             let text = super::ops::status_sentence(&state, &number, deadline).await;
             let reply = setup.profile.render(&CallDecision::Continue {
                 orders: Vec::new(),
@@ -103,19 +103,13 @@ async fn handle(
                 .body(reply.body));
         }
     }
-    // One decision per event even when the platform's retries arrive together. The lock is
-    // on a key of its own: a registered order's submission locks the dedupe key itself.
-    let _guard = state.pipeline.lock_key(&format!("call:{key}")).await;
-    let d = match state.pipeline.recall(&key).await {
-        Ok(Some(outcome)) => {
-            if let CallKind::Registered { order } = &ev.kind {
-                if order.transcription {
-                    late_transcription(&state, &name, &ev, &key, order, &outcome, t).await?;
-                }
-            }
-            decision_of(&state, outcome)
-        }
-        _ => decide(&state, &name, &ev, key, t).await?,
+    // Emergency first, before the key lock and the retry record (art. 17), as `submit` does
+    // for the written channels: the rules need no I/O, so a locked or slow store cannot hold
+    // up the transfer (until 2026-12-07 a locked dedupe table held it for 19 s, past
+    // Twilio's 15 s). The records follow in the background.
+    let d = match emergency_step(&state, &name, &ev, &key, t) {
+        Some(d) => d,
+        None => within_budget(&state, &name, &ev, key, t).await?,
     };
     metrics::counter!("hotline_cti_events_total", "profile" => name.clone(), "event" => ev.kind.tag())
         .increment(1);
@@ -124,6 +118,156 @@ async fn handle(
     Ok(HttpResponse::Ok()
         .content_type(reply.content_type)
         .body(reply.body))
+}
+
+/// How long a call step may wait for the store (the key lock, the retry record, the ladder's
+/// records) before it is answered from memory. Twilio drops a webhook after 15 s and a caller
+/// hears an application error; a PBX's ringing callback waits less. A healthy store answers a
+/// step in milliseconds, and its own waits are 5 s (a pool connection): a step still waiting
+/// after 3 s is behind a lock or a dead connection, and more waiting only adds silence. 3 s
+/// is under one ring cadence (1 s on, 4 s off), and leaves 12 s of Twilio's 15 for the
+/// network and the platform. The step's work goes on in the background (see `within_budget`).
+pub const STEP_BUDGET: Duration = Duration::from_secs(3);
+
+/// The step's store work (`step`) on the background runtime, waited for at most
+/// [`STEP_BUDGET`]; past it, the answer from memory. The work is not cancelled: an agent's
+/// registered order or flag is still stored, and its answer under the step's key answers the
+/// platform's retry.
+async fn within_budget(
+    state: &Data<AppState>,
+    name: &str,
+    ev: &CallEvent,
+    key: String,
+    t: i64,
+) -> Result<Decision, ApiError> {
+    let mut work = {
+        let (state, name, ev) = (state.clone(), name.to_string(), ev.clone());
+        state
+            .pipeline
+            .background()
+            .clone()
+            .spawn(async move { step(&state, &name, &ev, key, t).await })
+    };
+    match tokio::time::timeout(STEP_BUDGET, &mut work).await {
+        Ok(Ok(d)) => d,
+        Ok(Err(join)) => Err(ApiError::Internal(format!("call step failed: {join}"))),
+        Err(_) => {
+            metrics::counter!("hotline_cti_budget_exceeded_total", "profile" => name.to_string(), "event" => ev.kind.tag())
+                .increment(1);
+            let caller = ev.caller.clone();
+            tracing::warn!(profile = name, caller = %mask(&caller), call = %ev.call_id, event = ev.kind.tag(), "A call step ran out of its time for the store; answered from memory, the step's work goes on.");
+            let (profile, call, event) = (name.to_string(), ev.call_id.clone(), ev.kind.tag());
+            state.pipeline.background().spawn(async move {
+                if let Ok(Err(e)) = work.await {
+                    tracing::warn!(profile, caller = %mask(&caller), call = %call, event, error = %e, "A call step answered from memory failed afterwards.");
+                }
+            });
+            Ok(from_memory(state, name, ev, t))
+        }
+    }
+}
+
+/// One decision per event even when the platform's retries arrive together: the first answer
+/// under the step's key, else a fresh decision.
+async fn step(
+    state: &AppState,
+    name: &str,
+    ev: &CallEvent,
+    key: String,
+    t: i64,
+) -> Result<Decision, ApiError> {
+    // The lock is on a key of its own: a registered order's submission locks the dedupe key.
+    let _guard = state.pipeline.lock_key(&format!("call:{key}")).await;
+    match state.pipeline.recall(&key).await {
+        Ok(Some(outcome)) => {
+            if let CallKind::Registered { order } = &ev.kind {
+                if order.transcription {
+                    late_transcription(state, name, ev, &key, order, &outcome, t).await?;
+                }
+            }
+            Ok(decision_of(state, outcome))
+        }
+        _ => decide(state, name, ev, key, t).await,
+    }
+}
+
+/// The answer to a step that ran out of [`STEP_BUDGET`]: what memory knows. A suspended
+/// caller is still rejected when the call rings (the ladder mirrors suspensions); everything
+/// else goes on (no reminder is given without its record).
+fn from_memory(state: &AppState, profile: &str, ev: &CallEvent, t: i64) -> Decision {
+    let outcome = match (&ev.kind, caller_of(profile, ev)) {
+        (CallKind::Started, Some(id)) if ev.direction == CallDirection::Inbound => state
+            .pipeline
+            .ladder
+            .refusal_if_suspended(&id, t)
+            .unwrap_or(Outcome::Nothing),
+        _ => Outcome::Nothing,
+    };
+    decision_of(state, outcome)
+}
+
+/// A withheld number is never throttled by number; the platform's stable id for the caller,
+/// when it sends one, stands in (`cti:PROFILE:ID`).
+fn caller_of(profile: &str, ev: &CallEvent) -> Option<Identity> {
+    ev.caller.clone().or_else(|| {
+        ev.caller_ref
+            .as_ref()
+            .map(|r| Identity::new(IdentityKind::Cti, format!("{profile}:{r}")))
+    })
+}
+
+/// The emergency a `call.input` step names, answered from the rules alone: the transfer (or
+/// the dial advice for speech the second opinion strongly doubts), with its records in the
+/// background. `None` for any other step, or an input that names none.
+fn emergency_step(
+    state: &AppState,
+    profile: &str,
+    ev: &CallEvent,
+    key: &str,
+    t: i64,
+) -> Option<Decision> {
+    let CallKind::Input { digits, speech } = &ev.kind else {
+        return None;
+    };
+    let pipeline = &state.pipeline;
+    let rules = pipeline.rules();
+    let (said, keyed) = emergency_hits(&rules, digits.as_deref(), speech.as_deref());
+    if said.is_none() && keyed.is_none() {
+        return None;
+    }
+    let caller = caller_of(profile, ev);
+    // What the caller said, when the second opinion strongly doubts it (a question about last
+    // year's crash): told the number, kept on the line for an agent, rather than transferred
+    // away from 12345. Keys pressed are never doubted: 110 keyed in the same step as doubted
+    // speech is transferred.
+    let advised = said
+        .as_ref()
+        .filter(|(text, r)| pipeline.doubts(&rules, text, r, "cti").is_some())
+        .map(|(_, r)| r.clone());
+    let redirect = if advised.is_some() {
+        keyed
+    } else {
+        said.or(keyed)
+    };
+    // A call that named an emergency is never a long-call offence, whatever its length: a
+    // transferred call's duration includes the leg to 120.
+    excuse_long_call(pipeline, &ev.call_id, t);
+    if let Some((text, r)) = redirect {
+        let who = caller
+            .as_ref()
+            .map(|i| i.to_string())
+            .unwrap_or_else(|| "phone:anonymous".into());
+        return Some(pipeline.redirect(&who, "cti", &text, r, t, Some(key.to_string())));
+    }
+    let r = advised?;
+    tracing::info!(profile, caller = %mask(&caller), call = %ev.call_id, number = %r.number, rule = %r.rule, "Caller told the emergency number; the call goes on to an agent.");
+    let outcome = Outcome::Advised { number: r.number };
+    // The step's record only serves a retry, which the rules answer the same way anyway.
+    let (store, key, remembered) = (pipeline.store().clone(), key.to_string(), outcome.clone());
+    pipeline.background().spawn(async move {
+        let _ = store.remember(key, remembered, t).await;
+    });
+    Some(decision_of(state, outcome))
 }
 
 fn decision_of(state: &AppState, outcome: Outcome) -> Decision {
@@ -140,17 +284,7 @@ async fn decide(
 ) -> Result<Decision, ApiError> {
     let pipeline = &state.pipeline;
     let store = pipeline.store();
-    // A withheld number is never throttled by number; the platform's stable id for the caller,
-    // when it sends one, stands in (`cti:PROFILE:ID`).
-    let caller: Option<Identity> = ev.caller.clone().or_else(|| {
-        ev.caller_ref
-            .as_ref()
-            .map(|r| Identity::new(IdentityKind::Cti, format!("{profile}:{r}")))
-    });
-    let who = caller
-        .as_ref()
-        .map(|i| i.to_string())
-        .unwrap_or_else(|| "phone:anonymous".into());
+    let caller = caller_of(profile, ev);
     // The hotline calling a citizen back (or an outbound survey) is not the citizen occupying
     // the line: such calls are never rejected, never count against the citizen's quota and a
     // long one is no offence. An agent's explicit abuse flag still counts on either direction.
@@ -172,38 +306,8 @@ async fn decide(
                 }
             },
         },
-        CallKind::Input { digits, speech } => {
-            let rules = pipeline.rules();
-            let (said, keyed) = emergency_hits(&rules, digits.as_deref(), speech.as_deref());
-            // What the caller said, when the second opinion strongly doubts it (a question
-            // about last year's crash): told the number, kept on the line for an agent, rather
-            // than transferred away from 12345. Keys pressed are never doubted: 110 keyed in
-            // the same step as doubted speech is transferred.
-            let advised = said
-                .as_ref()
-                .filter(|(text, r)| pipeline.doubts(&rules, text, r, "cti").is_some())
-                .map(|(_, r)| r.clone());
-            let redirect = if advised.is_some() {
-                keyed
-            } else {
-                said.or(keyed)
-            };
-            // A call that named an emergency is never a long-call offence, whatever its
-            // length: a transferred call's duration includes the leg to 120.
-            if redirect.is_some() || advised.is_some() {
-                excuse_long_call(pipeline, &ev.call_id, t);
-            }
-            match (redirect, advised) {
-                (Some((text, r)), _) => {
-                    return Ok(pipeline.redirect(&who, "cti", &text, r, t, Some(key)));
-                }
-                (None, Some(r)) => {
-                    tracing::info!(profile, caller = %mask(&caller), call = %ev.call_id, number = %r.number, rule = %r.rule, "Caller told the emergency number; the call goes on to an agent.");
-                    Outcome::Advised { number: r.number }
-                }
-                (None, None) => Outcome::Nothing,
-            }
-        }
+        // An input naming an emergency was answered before (`emergency_step`).
+        CallKind::Input { .. } => Outcome::Nothing,
         CallKind::Registered { .. } => {
             let Some(mut sub) = ev.to_submission(profile) else {
                 return Err(ApiError::Internal("registered event without order".into()));
