@@ -1704,6 +1704,78 @@ fn an_allow_list_entry_on_one_node_holds_on_every_node() {
     assert_eq!(s, 429, "over the quota again: {body}");
 }
 
+/// A node that makes suspensions of its own while it refreshes still takes in what other
+/// nodes did. Its refresh used to throw its whole picture of the store away whenever a local
+/// suspension, lift or link came in while it read: a node suspending a flood's callers in
+/// most rounds kept a stale memory for 10 s, 30 s and more (another node's lifts, suspensions
+/// and allow-list entries were not seen). Here a lock on `caller_resets`, which a refresh
+/// reads last, holds the node's refresh after it read the suspensions, while the node makes
+/// a suspension of its own; the round that read another node's suspension must apply it.
+#[test]
+fn a_refresh_keeps_other_nodes_changes_while_this_node_suspends() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let cluster = Cluster::new("refresh_merge", &sim.url);
+    let b = cluster.node(dir.path(), 2);
+    let (db, pg) = (cluster.db.clone(), postgres());
+    // When the refresh waiting for the lock began its read (0: none waits).
+    let held_round = || -> f64 {
+        pg.psql(
+            &db,
+            "SELECT coalesce(max(extract(epoch FROM query_start)), 0) FROM pg_stat_activity \
+             WHERE wait_event_type = 'Lock' AND query LIKE 'SELECT identity, reset_at FROM caller_resets%'",
+        )
+        .parse()
+        .unwrap()
+    };
+    let lock = || {
+        pg.session(
+            &db,
+            "BEGIN; LOCK TABLE caller_resets IN ACCESS EXCLUSIVE MODE;",
+        )
+    };
+    // Round 1 is held after its reads; another node's suspension is made after them.
+    let first = lock();
+    let round1 = wait_until("a refresh held by the lock", LONG, || {
+        Some(held_round()).filter(|t| *t > 0.0)
+    });
+    let (other, own) = ("13966250001", "13966250002");
+    let until = chrono::Utc::now().timestamp() + 3600;
+    pg.psql(
+        &db,
+        &format!(
+            "INSERT INTO suspensions(identity, start, until, reason, decided_by) \
+             VALUES ('phone:{other}', 0, {until}, '另一节点', 'operator')"
+        ),
+    );
+    // Round 2 reads it, and is held in turn (the next lock queues behind round 1).
+    let second = lock();
+    first.finish("COMMIT;");
+    let round2 = wait_until("round 2 held by the lock", LONG, || {
+        Some(held_round()).filter(|t| *t > round1)
+    });
+    // Meanwhile the node suspends a caller of its own.
+    let s = suspension(
+        &b,
+        &format!("phone:{own}"),
+        Some(json!({"duration": "1h", "reason": "本节点"})),
+    );
+    assert_eq!(s, 200);
+    // Round 2 ends; round 3 is held, so the node's memory is round 2's until the end.
+    let third = lock();
+    second.finish("COMMIT;");
+    // A refresh begins only after the one before it has ended: round 3 held means round 2
+    // is applied.
+    wait_until("round 3 held by the lock", LONG, || {
+        (held_round() > round2).then_some(())
+    });
+    for (phone, whose) in [(other, "the other node's"), (own, "its own")] {
+        let (s, body) = b.submit(json!({"content": "小区路灯坏了", "phone": phone}));
+        assert_eq!(s, 403, "{whose} suspension after round 2: {body}");
+    }
+    third.finish("COMMIT;");
+}
+
 /// Status replies keep WeChat's deadline like intake replies do: a lock on the orders table (a
 /// long migration, a stalled transaction) used to hold a `查询` reply for as long as the lock
 /// (19.8 s in the review, against WeChat's 5 s), and the citizen saw "该公众号暂时无法提供服务".

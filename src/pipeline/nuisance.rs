@@ -68,10 +68,16 @@ pub struct Ladder<C: Clock + Clone = DefaultClock> {
     /// The quota shared by several nodes (Redis), when configured; the local limiter above is
     /// then the fallback for when Redis cannot be reached.
     shared: Option<RedisGcra>,
-    /// Counts this node's own changes to `active` and `links` (bumped under their write locks),
-    /// so a [`refresh`](Self::refresh) that read the store before such a change does not
-    /// overwrite it with the older picture.
+    /// Counts this node's own changes to `active`, `links` and `allowed` (bumped under their
+    /// write locks, after the change is stored), so a [`refresh`](Self::refresh) knows which of
+    /// them its picture of the store may lack.
     changes: std::sync::atomic::AtomicU64,
+    /// This node's own changes, by their `changes` count, kept while a refresh may not have
+    /// seen them in the store: each refresh applies the store's picture, then these again on
+    /// top. Only kept once refreshes run (several nodes); each refresh drops those it read.
+    local: Mutex<Vec<(u64, Local)>>,
+    /// Whether [`refresh`](Self::refresh) runs (several nodes), so that `local` is kept.
+    refreshing: std::sync::atomic::AtomicBool,
     /// One async lock per identity being escalated now, so concurrent refusals of one caller
     /// decide its next step one after another (else each would pass the memory check and
     /// record its own suspension). Only refusals take these; entries go when the last holder
@@ -86,6 +92,66 @@ pub struct Ladder<C: Clock + Clone = DefaultClock> {
 /// How far back [`Ladder::refresh`] looks for lifts made on other nodes: well over its period
 /// (2 s), so a slow round misses none.
 const RESETS_LOOKBACK: i64 = 120;
+
+/// Most local changes kept for the next refresh; a store that cannot be read for long (its
+/// refreshes fail) must not grow them without end. Past it the oldest go: a lost one is only
+/// missing from memory until a refresh reads it from the store.
+const LOCAL_CAP: usize = 100_000;
+
+/// One change this node made to its memory of the ladder (after storing it).
+#[derive(Debug, Clone)]
+enum Local {
+    /// A suspension took effect on the ladder `0`.
+    Suspended(String, Suspension),
+    /// The ladder `0`'s suspension was lifted.
+    Lifted(String),
+    /// Identity `0` was linked to `1`'s ladder.
+    Linked(String, String),
+    /// Identity `0` was put on the operators' allow list (`true`) or taken off.
+    Allowed(String, bool),
+}
+
+/// The memory [`Local`] changes apply to, each write-locked.
+struct Memory<'a> {
+    links: &'a mut HashMap<String, String>,
+    active: &'a mut HashMap<String, Suspension>,
+    allowed: &'a mut HashSet<String>,
+}
+
+impl Local {
+    /// Applies the change to memory: the same code for the change itself and for putting it
+    /// back on top of a refreshed picture.
+    fn apply(&self, m: &mut Memory<'_>) {
+        match self {
+            Local::Suspended(id, s) => {
+                m.active.insert(id.clone(), s.clone());
+            }
+            Local::Lifted(id) => {
+                m.active.remove(id);
+            }
+            Local::Linked(id, target) => {
+                // Whatever was linked to `id` follows it.
+                for v in m.links.values_mut() {
+                    if v == id {
+                        *v = target.clone();
+                    }
+                }
+                m.links.insert(id.clone(), target.clone());
+                // A suspension of `id` now stops the shared ladder: it was kept under its own
+                // name, which no look-up reads once the identity is linked, and so a link
+                // freed a suspended caller.
+                let rows = m.active.drain().map(|(_, s)| s).collect();
+                *m.active = by_ladder(rows, m.links);
+            }
+            Local::Allowed(id, true) => {
+                m.allowed.insert(id.clone());
+            }
+            Local::Allowed(id, false) => {
+                m.allowed.remove(id);
+            }
+        }
+    }
+}
 
 /// The reason given to a person suspended by the rule, in words they can read; it names the
 /// configured quota period `per` (warnings count within it), so the person is told the window
@@ -180,6 +246,8 @@ impl<C: Clock + Clone> Ladder<C> {
             store,
             shared: None,
             changes: std::sync::atomic::AtomicU64::new(0),
+            local: Mutex::new(Vec::new()),
+            refreshing: std::sync::atomic::AtomicBool::new(false),
             resets_applied: Mutex::new(HashMap::new()),
             escalating: Mutex::new(HashMap::new()),
         })
@@ -191,11 +259,20 @@ impl<C: Clock + Clone> Ladder<C> {
         self
     }
 
-    /// Reloads active suspensions and links from the store. Several nodes share one store; a
-    /// node calls this every few seconds so a suspension, lift or link made through another
-    /// node's admin API holds here too.
+    /// Reloads active suspensions, links and the allow list from the store. Several nodes
+    /// share one store; a node calls this every few seconds so a suspension, lift, link or
+    /// allow-list entry made through another node's admin API holds here too.
+    ///
+    /// The store's picture replaces memory, and this node's own changes that the picture may
+    /// lack (made since the reads began) are applied again on top. Until 2026-12-07 a refresh
+    /// that saw such a change threw its whole picture away: a node suspending callers of a
+    /// flood in most rounds kept a stale memory for 10 s, 30 s and more, so another node's
+    /// lift was not seen and an allow-listed caller was warned and suspended.
     pub async fn refresh(&self, now: i64) -> Result<(), StoreError> {
         use std::sync::atomic::Ordering;
+        self.refreshing.store(true, Ordering::SeqCst);
+        // Every change counted up to here was stored before the reads below begin (each is
+        // counted after its store write), so the picture has it.
         let seen = self.changes.load(Ordering::SeqCst);
         let links: HashMap<String, String> = self.store.links().await?.into_iter().collect();
         let active = by_ladder(self.store.active_suspensions(now).await?, &links);
@@ -208,34 +285,57 @@ impl<C: Clock + Clone> Ladder<C> {
                 self.fresh_quota(&id);
             }
         }
-        // A local suspension, lift or link since `seen` may be missing from what was read:
-        // keep memory as it is and take the next round's picture instead.
-        if let Ok(mut map) = self.active.write() {
-            if self.changes.load(Ordering::SeqCst) != seen {
-                return Ok(());
-            }
-            *map = active;
+        // The same lock order as `link` (links, then active), then the allow list; local
+        // changes take these write locks before they are logged, so none is applied in
+        // between.
+        let (Ok(mut l), Ok(mut a), Ok(mut al), Ok(mut log)) = (
+            self.links.write(),
+            self.active.write(),
+            self.allowed.write(),
+            self.local.lock(),
+        ) else {
+            return Ok(());
+        };
+        let (mut links, mut active, mut allowed) = (links, active, allowed);
+        let mut m = Memory {
+            links: &mut links,
+            active: &mut active,
+            allowed: &mut allowed,
+        };
+        log.retain(|(n, _)| *n > seen);
+        for (_, change) in log.iter() {
+            change.apply(&mut m);
         }
-        if let Ok(mut l) = self.links.write() {
-            if self.changes.load(Ordering::SeqCst) != seen {
-                return Ok(());
-            }
-            *l = links;
-        }
-        if let Ok(mut a) = self.allowed.write() {
-            if self.changes.load(Ordering::SeqCst) != seen {
-                return Ok(());
-            }
-            *a = allowed;
-        }
+        *l = links;
+        *a = active;
+        *al = allowed;
         Ok(())
     }
 
-    /// Notes a local change to `active`, `links` or `allowed`; call while holding its write
-    /// lock.
-    fn changed(&self) {
-        self.changes
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    /// Applies a local change to memory, counts it and keeps it for the next refresh.
+    fn change(&self, change: Local) {
+        use std::sync::atomic::Ordering;
+        let (Ok(mut links), Ok(mut active), Ok(mut allowed)) = (
+            self.links.write(),
+            self.active.write(),
+            self.allowed.write(),
+        ) else {
+            return;
+        };
+        change.apply(&mut Memory {
+            links: &mut links,
+            active: &mut active,
+            allowed: &mut allowed,
+        });
+        let n = self.changes.fetch_add(1, Ordering::SeqCst) + 1;
+        if self.refreshing.load(Ordering::SeqCst) {
+            if let Ok(mut log) = self.local.lock() {
+                if log.len() >= LOCAL_CAP {
+                    log.drain(..LOCAL_CAP / 2);
+                }
+                log.push((n, change));
+            }
+        }
     }
 
     /// Whether `id` is over its quota now: `Some(seconds until the next submission is
@@ -300,23 +400,7 @@ impl<C: Clock + Clone> Ladder<C> {
         let target = self.canonical(&to.to_string());
         let id = identity.to_string();
         self.store.record_link(id.clone(), target.clone()).await?;
-        if let Ok(mut l) = self.links.write() {
-            self.changed();
-            // Whatever was linked to `identity` follows it.
-            for v in l.values_mut() {
-                if *v == id {
-                    *v = target.clone();
-                }
-            }
-            l.insert(id, target.clone());
-            // A suspension of `identity` now stops the shared ladder: it was kept under its own
-            // name, which no look-up reads once the identity is linked, and so a link freed a
-            // suspended caller.
-            if let Ok(mut active) = self.active.write() {
-                let rows = active.drain().map(|(_, s)| s).collect();
-                *active = by_ladder(rows, &l);
-            }
-        }
+        self.change(Local::Linked(id, target.clone()));
         Ok(target)
     }
 
@@ -559,16 +643,10 @@ impl<C: Clock + Clone> Ladder<C> {
         let recorded = self.store.record_suspension(s.clone()).await?;
         if let Some(active) = recorded {
             // Another node suspended the caller since this one's refresh: that step stands.
-            if let Ok(mut map) = self.active.write() {
-                self.changed();
-                map.insert(id, active.clone());
-            }
+            self.change(Local::Suspended(id, active.clone()));
             return Ok(active);
         }
-        if let Ok(mut map) = self.active.write() {
-            self.changed();
-            map.insert(id, s.clone());
-        }
+        self.change(Local::Suspended(id, s.clone()));
         metrics::counter!("hotline_callers_suspended_total", "decided_by" => decided_by.to_string())
             .increment(1);
         tracing::warn!(identity = %identity.masked(), until = s.until, decided_by, "Caller suspended.");
@@ -584,10 +662,7 @@ impl<C: Clock + Clone> Ladder<C> {
         for linked in self.linked_to(&id) {
             was |= self.store.lift_suspension(linked, now).await?;
         }
-        if let Ok(mut map) = self.active.write() {
-            self.changed();
-            map.remove(&id);
-        }
+        self.change(Local::Lifted(id.clone()));
         if let Some(shared) = &self.shared {
             if let Err(e) = shared.reset(&id).await {
                 tracing::warn!(error = %e, "Shared quota not reset; it refills on its own.");
@@ -635,14 +710,7 @@ impl<C: Clock + Clone> Ladder<C> {
     ) -> Result<(), StoreError> {
         let id = identity.to_string();
         self.store.set_allowed(id.clone(), allowed, now).await?;
-        if let Ok(mut a) = self.allowed.write() {
-            if allowed {
-                a.insert(id);
-            } else {
-                a.remove(&id);
-            }
-            self.changed();
-        }
+        self.change(Local::Allowed(id, allowed));
         Ok(())
     }
 
