@@ -1436,6 +1436,79 @@ fn a_database_that_takes_no_writes_is_unavailable_not_an_internal_error() {
     }
 }
 
+/// A database that refuses connections (`ALLOW_CONNECTIONS false`: a FATAL 55000 at connect
+/// time, as for a rotated password or a database being renamed) is "unavailable": 503 with
+/// `Retry-After` on a running node, and a node starting meanwhile retries until it opens.
+/// Both used to be internal errors: 500 without `Retry-After`, and a node that started while
+/// the database refused connections served emergencies only until it was restarted.
+#[test]
+fn a_database_refusing_connections_is_unavailable_and_a_starting_node_waits_for_it() {
+    let (da, dn) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let sim = Sim::start(free_port(), &da.path().join("sim.jsonl"), &[]);
+    let cluster = Cluster::new("refusing", &sim.url);
+    let a = cluster.node(da.path(), 1);
+    let (db, pg) = (cluster.db.clone(), postgres());
+    let refuse = |on: bool| {
+        pg.psql(
+            "postgres",
+            &format!("ALTER DATABASE {db} ALLOW_CONNECTIONS {}", !on),
+        );
+        if on {
+            pg.psql(
+                "postgres",
+                &format!(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+                     WHERE datname = '{db}'"
+                ),
+            );
+        }
+    };
+    refuse(true);
+    let r = client()
+        .post(format!("{}/v1/web/submissions", a.url))
+        .json(&json!({"content": "人行道上的井盖丢了很危险", "phone": "13812398765"}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+    assert!(r.headers().contains_key("retry-after"));
+    let body: Value = r.json().unwrap();
+    assert_eq!(
+        (&body["status"], &body["error"]["code"]),
+        (&json!("unavailable"), &json!("unavailable")),
+        "{body}"
+    );
+    // A node started now waits for the database, and is ready once it takes connections.
+    let port = free_port();
+    let config = cluster.write_config(dn.path(), port, 2);
+    let (folder, name) = (dn.path().to_path_buf(), db.clone());
+    let allow_later = std::thread::spawn(move || {
+        wait_until("the starting node to retry", LONG, || {
+            std::fs::read_dir(&folder)
+                .ok()?
+                .flatten()
+                .filter(|e| e.path().extension().is_some_and(|x| x == "log"))
+                .any(|e| {
+                    std::fs::read_to_string(e.path())
+                        .is_ok_and(|l| l.contains("PostgreSQL not reachable yet"))
+                })
+                .then_some(())
+        });
+        postgres().psql(
+            "postgres",
+            &format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"),
+        );
+    });
+    let n = Gateway::start_with(config, port);
+    allow_later.join().expect("the node retried");
+    let ready = client().get(format!("{}/readyz", n.url)).send().unwrap();
+    assert_eq!(ready.status().as_u16(), 200);
+    let (s, body) =
+        n.submit(json!({"content": "人行道上的井盖丢了很危险", "phone": "13812398765"}));
+    assert_eq!(s, 202, "{body}");
+    let (s, body) = a.submit(json!({"content": "小区门口路灯坏了", "phone": "13812398766"}));
+    assert_eq!(s, 202, "the running node takes writes again: {body}");
+}
+
 /// A 202 is a durable commit even where the database's owners turned `synchronous_commit` off
 /// for the gateway's database or role (a commit then returns before its WAL is flushed, and a
 /// crash of the server loses it): every store connection raises it to `on`, and leaves the

@@ -28,9 +28,9 @@
 //! is no writer thread here.
 
 use super::{
-    event_rows, order_number, CallerRecord, DeadFilter, DeadLetter, Delivery, EventRow, Intake,
-    IntakeResult, OpenOrder, OrderState, OutboxEntry, OutboxStats, RedirectRecord, Sinks, Store,
-    StoreError, Suspension, Topics, Warning,
+    event_rows, order_number, CallerRecord, Claim, DeadFilter, DeadLetter, Delivery, EventRow,
+    Intake, IntakeResult, OpenOrder, OrderState, OutboxEntry, OutboxStats, RedirectRecord, Sinks,
+    Store, StoreError, Suspension, Topics, Warned, Warning,
 };
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -252,27 +252,41 @@ fn unavailable(code: Option<&str>) -> bool {
 }
 
 /// Maps PostgreSQL errors: "cannot write now" (see [`unavailable`]) is 503; the rest is
-/// internal.
+/// internal. A FATAL (or PANIC) error ends the session: it is about the connection, never a
+/// statement's own fault, so it is 503 whatever its code.
 fn map_err(e: tokio_postgres::Error) -> StoreError {
-    let retryable = unavailable(e.code().map(|c| c.code()));
-    // `Display` of a server error says only "db error"; the server's words are in the source.
-    let text = match e.as_db_error() {
-        Some(db) => format!("{} ({}): {}", db.severity(), db.code().code(), db.message()),
-        None => match std::error::Error::source(&e) {
-            Some(src) => format!("{e}: {src}"),
-            None => e.to_string(),
-        },
-    };
+    let fatal = e
+        .as_db_error()
+        .is_some_and(|db| matches!(db.severity(), "FATAL" | "PANIC"));
+    let retryable = fatal || unavailable(e.code().map(|c| c.code()));
     if retryable {
-        StoreError::Unavailable(text)
+        StoreError::Unavailable(error_text(&e))
     } else {
-        StoreError::Internal(text)
+        StoreError::Internal(error_text(&e))
     }
 }
 
+/// The error in words: `Display` of a server error says only "db error"; the server's words
+/// are in the source.
+fn error_text(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({}): {}", db.severity(), db.code().code(), db.message()),
+        None => match std::error::Error::source(e) {
+            Some(src) => format!("{e}: {src}"),
+            None => e.to_string(),
+        },
+    }
+}
+
+/// A connection the pool could not give. Every error in making one (the server refusing
+/// connections to the database, `ALLOW_CONNECTIONS false` (55000), a rotated password
+/// (28P01), `pg_hba` (28000), a database being dropped or renamed (3D000)) is "cannot write
+/// now": 503 with `Retry-After`, and retried at start-up. Until 2026-12-07 those codes were
+/// internal errors: 500 without `Retry-After`, and a node starting while the database refused
+/// connections served emergencies only until it was restarted.
 fn pool_err(e: deadpool_postgres::PoolError) -> StoreError {
     match e {
-        deadpool_postgres::PoolError::Backend(e) => map_err(e),
+        deadpool_postgres::PoolError::Backend(e) => StoreError::Unavailable(error_text(&e)),
         other => StoreError::Unavailable(other.to_string()),
     }
 }
