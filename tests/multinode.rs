@@ -1721,6 +1721,108 @@ fn the_answer_remembered_first_stands_on_every_node() {
     );
 }
 
+/// Nodes refusing one caller at once record the reminders the config allows, not one more:
+/// the count and the insert are one transaction under the caller's lock, like a rule's
+/// suspension. They were separate: with `warnings = 2`, three reminders were recorded and
+/// two people were told one was left.
+#[test]
+fn nodes_reminding_one_caller_at_once_record_the_configured_reminders() {
+    use hotline_gateway::store::postgres::PgStore;
+    use hotline_gateway::store::{Sinks, Store, Warned, Warning};
+    let dir = tempfile::tempdir().unwrap();
+    let pg = postgres();
+    let (db, url, rt) = store_test_db(dir.path(), 4);
+    let lease = Duration::from_secs(5);
+    let nodes: Vec<std::sync::Arc<PgStore>> = (1..=4)
+        .map(|node| {
+            std::sync::Arc::new(
+                rt.block_on(PgStore::open(&url, node, Sinks::default(), lease, None))
+                    .unwrap(),
+            )
+        })
+        .collect();
+    let warned: Vec<Warned> = rt.block_on(async {
+        let tasks: Vec<_> = (0..16)
+            .map(|i| {
+                let store = nodes[i % nodes.len()].clone();
+                let w = Warning {
+                    at: 1_000,
+                    channel: "web".into(),
+                    evidence: format!("第{i}件"),
+                };
+                tokio::spawn(async move {
+                    store
+                        .warn("phone:13900000078".into(), w, 1, 2, 0, None)
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        let mut warned = Vec::new();
+        for t in tasks {
+            warned.push(t.await.unwrap());
+        }
+        warned
+    });
+    assert_eq!(pg.psql(&db, "SELECT count(*) FROM warnings"), "2");
+    let mut told: Vec<_> = warned
+        .iter()
+        .filter_map(|w| match w {
+            Warned::Recorded { before } => Some(*before),
+            _ => None,
+        })
+        .collect();
+    told.sort();
+    assert_eq!(told, [0, 1], "each reminder told its own count");
+}
+
+/// A page's retry sent to two nodes, the first copy accepted while the other node, over
+/// the caller's quota there, was deciding its refusal: the refusal finds the accepted copy
+/// when it claims the page's key, answers with it and records no reminder. The other node
+/// used to answer 429 ("2 more and you are suspended") and record a reminder for a
+/// submission that had been accepted.
+#[test]
+fn a_retry_accepted_on_one_node_is_not_refused_and_reminded_on_the_other() {
+    let (da, dbb) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let sim = Sim::start(free_port(), &da.path().join("sim.jsonl"), &[]);
+    let mut cluster = Cluster::new("retry_quota", &sim.url);
+    // No Redis: each node counts its own quota of one.
+    cluster.extra = "[nuisance]\nquota = 1\nper = \"1h\"\nwarnings = 2\n".into();
+    let a = cluster.node(da.path(), 1);
+    let b = cluster.node(dbb.path(), 2);
+    let phone = "13911110001";
+    let (s, body) = b.submit(json!({"content": "二手房过户流程咨询", "phone": phone}));
+    assert_eq!(s, 202, "B's quota: {body}");
+    let page = json!({"content": "小区门口的路灯坏了一个星期", "phone": phone,
+                      "client_ref": "6f1c0a52-3b7e-4a8e-9d51-2b4f8c0e7a13"});
+    // B's copy is held where it counts the caller's reminders.
+    let (db, pg) = (cluster.db.clone(), postgres());
+    let lock = pg.session(&db, "BEGIN; LOCK TABLE warnings IN ACCESS EXCLUSIVE MODE;");
+    wait_until("psql holds the warnings lock", LONG, || {
+        (locks_on(&db, "warnings", true) > 0).then_some(())
+    });
+    let on_b = {
+        let (url, page) = (b.url.clone(), page.clone());
+        std::thread::spawn(move || {
+            let r = client()
+                .post(format!("{url}/v1/web/submissions"))
+                .json(&page)
+                .send()
+                .unwrap();
+            (r.status().as_u16(), r.json::<Value>().unwrap())
+        })
+    };
+    wait_until("B's copy waiting for the lock", LONG, || {
+        (locks_on(&db, "warnings", false) > 0).then_some(())
+    });
+    let (s, first) = a.submit(page);
+    assert_eq!(s, 202, "A takes the first copy: {first}");
+    lock.finish("COMMIT;");
+    let (s, second) = on_b.join().unwrap();
+    assert_eq!((s, &second["orders"]), (202, &first["orders"]), "{second}");
+    assert_eq!(pg.psql(&db, "SELECT count(*) FROM warnings"), "0");
+}
+
 /// PUT (allow) or DELETE (take off) a caller on the operators' allow list through `gw`.
 fn allow(gw: &Gateway, identity: &str, on: bool) -> Value {
     let url = format!("{}/admin/v1/callers/{identity}/allow", gw.url);

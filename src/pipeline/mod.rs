@@ -828,7 +828,12 @@ impl Pipeline {
             asked = Some(suspected);
         }
         let refusal = if policy.count_quota && !overruled {
-            match self.ladder.count(&sub, now).await {
+            // The key is claimed before a reminder is recorded: the same push or page may have
+            // been taken on another node meanwhile (a page's retry through a balancer), and
+            // then its answer is given and nothing recorded. A platform's refusal stays
+            // remembered; a page's does not (see below).
+            let claim = dedupe_key.clone().map(|k| (k, sub.dedupe_key.is_some()));
+            match self.ladder.count(&sub, now, claim).await {
                 Ok(r) => r,
                 // A reminder the store cannot record: a suspected emergency still gets its
                 // number (see `unsaved`); the model is asked for that, not to let it through.

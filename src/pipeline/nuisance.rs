@@ -15,7 +15,7 @@
 //!   quota is not counted (nobody is refused by it) until a sweep frees room.
 
 use crate::pipeline::redis_limiter::{Decision, RedisGcra};
-use crate::store::{Store, StoreError, Suspension, Warning};
+use crate::store::{Claim, Store, StoreError, Suspension, Warned, Warning};
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::NoOpMiddleware;
 use governor::state::keyed::DashMapStateStore;
@@ -473,15 +473,32 @@ impl<C: Clock + Clone> Ladder<C> {
         if let Some(refusal) = self.refusal_if_suspended(identity, now) {
             return Ok(Some(refusal));
         }
-        self.count_identity(identity, channel, evidence, now).await
+        self.count_identity(identity, channel, evidence, now, None)
+            .await
     }
 
     /// Counts a submission whose sender [`refusal_if_suspended`](Self::refusal_if_suspended)
     /// has let through: `None`, or the reminder or suspension it brings. The pipeline asks the
     /// two apart, so that a submission shed in between is not counted.
-    pub async fn count(&self, sub: &Submission, now: i64) -> Result<Option<Outcome>, StoreError> {
-        self.count_identity(&sub.identity, sub.channel.as_str(), &sub.content, now)
-            .await
+    ///
+    /// `claim`: the submission's dedupe key, when it has one, and whether a refusal stays
+    /// remembered under it (see [`Claim`]). Before a reminder is recorded the key is claimed:
+    /// when the same push or page was taken on another node meanwhile, its answer is returned
+    /// and nothing is recorded.
+    pub async fn count(
+        &self,
+        sub: &Submission,
+        now: i64,
+        claim: Option<(String, bool)>,
+    ) -> Result<Option<Outcome>, StoreError> {
+        self.count_identity(
+            &sub.identity,
+            sub.channel.as_str(),
+            &sub.content,
+            now,
+            claim,
+        )
+        .await
     }
 
     /// As [`count`](Self::count), for any contact. A suspension another request made since
@@ -492,6 +509,7 @@ impl<C: Clock + Clone> Ladder<C> {
         channel: &str,
         evidence: &str,
         now: i64,
+        claim: Option<(String, bool)>,
     ) -> Result<Option<Outcome>, StoreError> {
         let Some(id) = self.ladder_of(identity) else {
             return Ok(None);
@@ -509,6 +527,11 @@ impl<C: Clock + Clone> Ladder<C> {
                 retry_after,
                 rule_reason(self.cfg.per),
                 now,
+                claim.map(|(key, keep)| Claim {
+                    key,
+                    retry_after,
+                    keep,
+                }),
             )
             .await?;
         Ok(Some(outcome))
@@ -543,8 +566,10 @@ impl<C: Clock + Clone> Ladder<C> {
             offence_reason(),
             public.chars().take(100).collect::<String>()
         );
-        self.escalate(identity, &id, channel, evidence, weight, 0, reason, now)
-            .await
+        self.escalate(
+            identity, &id, channel, evidence, weight, 0, reason, now, None,
+        )
+        .await
     }
 
     /// One step up the ladder for the (canonical) identity `id`: a reminder (recorded `weight`
@@ -561,6 +586,7 @@ impl<C: Clock + Clone> Ladder<C> {
         retry_after: u64,
         reason: String,
         now: i64,
+        claim: Option<Claim>,
     ) -> Result<Outcome, StoreError> {
         let turn = self.escalation_turn(id);
         let _held = turn.lock.lock().await;
@@ -570,27 +596,43 @@ impl<C: Clock + Clone> Ladder<C> {
         }
         let weight = weight.max(1);
         let window_start = now - self.cfg.per.as_secs() as i64;
-        let before = self
+        let w = Warning {
+            at: now,
+            channel: channel.to_string(),
+            evidence: evidence.chars().take(200).collect(),
+        };
+        // Counted and recorded in one step of the store (on several nodes, one transaction
+        // under the caller's lock), the key claimed in between (see `Store::warn`).
+        let key = claim.as_ref().map(|c| c.key.clone());
+        match self
             .store
-            .warnings_since(id.to_string(), window_start)
-            .await?;
-        if before < self.cfg.warnings {
-            let evidence: String = evidence.chars().take(200).collect();
-            for _ in 0..weight {
-                let w = Warning {
-                    at: now,
-                    channel: channel.to_string(),
-                    evidence: evidence.clone(),
-                };
-                self.store.record_warning(id.to_string(), w).await?;
+            .warn(
+                id.to_string(),
+                w,
+                weight,
+                self.cfg.warnings,
+                window_start,
+                claim,
+            )
+            .await?
+        {
+            Warned::Answered(earlier) => return Ok(earlier),
+            Warned::Recorded { before } => {
+                metrics::counter!("hotline_callers_warned_total", "channel" => channel.to_string())
+                    .increment(1);
+                tracing::info!(identity = %identity.masked(), channel, "Caller reminded (art. 32).");
+                return Ok(Outcome::Throttled {
+                    retry_after,
+                    warnings_left: self.cfg.warnings.saturating_sub(before + weight),
+                });
             }
-            metrics::counter!("hotline_callers_warned_total", "channel" => channel.to_string())
-                .increment(1);
-            tracing::info!(identity = %identity.masked(), channel, "Caller reminded (art. 32).");
-            return Ok(Outcome::Throttled {
-                retry_after,
-                warnings_left: self.cfg.warnings.saturating_sub(before + weight),
-            });
+            Warned::Exhausted => {}
+        }
+        // Nor is a suspension started for a push or page another node took meanwhile.
+        if let Some(key) = key {
+            if let Some(earlier) = self.store.recall(key).await? {
+                return Ok(earlier);
+            }
         }
         let s = self.suspend(identity, None, reason, "rule", now).await?;
         Ok(suspended(&s, self.cfg.tz))

@@ -338,6 +338,35 @@ pub struct Warning {
     pub evidence: String,
 }
 
+/// A dedupe key that [`Store::warn`] claims before it records a reminder.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    /// The submission's dedupe key (a platform's push, a page's client_ref).
+    pub key: String,
+    /// The refusal's `retry_after`, for the answer remembered under the key.
+    pub retry_after: u64,
+    /// Whether the refusal stays remembered under the key (a platform's push: its retry gets
+    /// the same refusal) or the claim ends with the reminder's transaction (a page's
+    /// client_ref: sent again after the wait, it is heard afresh).
+    pub keep: bool,
+}
+
+/// What [`Store::warn`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Warned {
+    /// The reminders were recorded; `before` were in the window already.
+    Recorded {
+        /// Reminders in the window before these.
+        before: u32,
+    },
+    /// The window holds its limit of reminders already: nothing was recorded, the next step
+    /// is a suspension.
+    Exhausted,
+    /// An answer stood under the claimed key (the same push or page, decided on another node):
+    /// nothing was recorded, and that answer is the one to give.
+    Answered(Outcome),
+}
+
 /// A suspension (art. 32), decided by a rule or an operator.
 #[derive(Debug, Clone, Serialize)]
 pub struct Suspension {
@@ -489,6 +518,36 @@ pub trait Store: Send + Sync {
     async fn record_warning(&self, identity: String, w: Warning) -> Result<(), StoreError>;
     /// Warnings of an identity since `since`, and after its last reset.
     async fn warnings_since(&self, identity: String, since: i64) -> Result<u32, StoreError>;
+    /// Records `weight` reminders for `identity` (each a warning, with its event) unless
+    /// `limit` are in the window since `since` (after its last reset) already, and then claims
+    /// `claim`'s key: when an answer stands under it (the same push or page taken on another
+    /// node meanwhile), that is returned and nothing is recorded. On several nodes the count,
+    /// the claim and the inserts are one transaction under the identity's suspension lock, so
+    /// two nodes refusing one caller at once do not both record its last reminder.
+    /// This default suits one node (its escalation lock serialises the steps).
+    async fn warn(
+        &self,
+        identity: String,
+        w: Warning,
+        weight: u32,
+        limit: u32,
+        since: i64,
+        claim: Option<Claim>,
+    ) -> Result<Warned, StoreError> {
+        let before = self.warnings_since(identity.clone(), since).await?;
+        if before >= limit {
+            return Ok(Warned::Exhausted);
+        }
+        if let Some(c) = &claim {
+            if let Some(o) = self.recall(c.key.clone()).await? {
+                return Ok(Warned::Answered(o));
+            }
+        }
+        for _ in 0..weight.max(1) {
+            self.record_warning(identity.clone(), w.clone()).await?;
+        }
+        Ok(Warned::Recorded { before })
+    }
     /// Records a suspension, with its event. A rule's suspension (`decided_by == "rule"`) is
     /// not recorded while the identity has an active one, which is returned instead: two nodes
     /// escalating one caller at once (each before its refresh has seen the other's) record one

@@ -1226,6 +1226,94 @@ impl Store for PgStore {
         Ok(count(n))
     }
 
+    async fn warn(
+        &self,
+        identity: String,
+        w: Warning,
+        weight: u32,
+        limit: u32,
+        since: i64,
+        claim: Option<Claim>,
+    ) -> Result<Warned, StoreError> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(map_err)?;
+        // The same lock as `record_suspension`: the count and the inserts of one node cannot
+        // interleave with another's. (Until 2026-12-07 the count and the insert were separate
+        // statements: two nodes refusing one caller at once recorded three reminders with
+        // `warnings = 2`, and both said one was left.)
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtext('suspension:' || $1))",
+            &[&identity],
+        )
+        .await
+        .map_err(map_err)?;
+        let before: i64 = tx
+            .query_one(
+                "SELECT COUNT(*) FROM warnings WHERE identity = $1 AND at >= $2 AND at > \
+                 COALESCE((SELECT reset_at FROM caller_resets WHERE identity = $1), -1)",
+                &[&identity, &since],
+            )
+            .await
+            .map_err(map_err)?
+            .get(0);
+        let before = count(before);
+        if before >= limit {
+            return Ok(Warned::Exhausted);
+        }
+        let weight = weight.max(1);
+        let mut claimed = false;
+        if let Some(cl) = &claim {
+            // Claimed after the count: a commit of the same key on another node that is in
+            // flight is waited for (the unique index), and then its answer stands. Until
+            // 2026-12-07 a page's retry sent to both nodes at once was accepted by one and
+            // refused with a reminder by the other, which recorded the reminder too.
+            let refusal = encode(&Outcome::Throttled {
+                retry_after: cl.retry_after,
+                warnings_left: limit.saturating_sub(before + weight),
+            })?;
+            let inserted = tx
+                .execute(
+                    "INSERT INTO dedupe(key, outcome, created_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (key) DO NOTHING",
+                    &[&cl.key, &refusal, &w.at],
+                )
+                .await
+                .map_err(map_err)?;
+            if inserted == 0 {
+                if let Some(earlier) = recall_in(&tx, &cl.key).await? {
+                    return Ok(Warned::Answered(earlier));
+                }
+            }
+            claimed = inserted > 0;
+        }
+        let mut events = EventBatch::default();
+        for _ in 0..weight {
+            events.add(
+                self.events,
+                "callers/warned",
+                w.event(&identity),
+                w.at,
+                None,
+            );
+        }
+        events.insert(&tx).await.map_err(map_err)?;
+        tx.execute(
+            "INSERT INTO warnings(identity, at, channel, evidence) \
+             SELECT $1, $2, $3, $4 FROM generate_series(1, $5)",
+            &[&identity, &w.at, &w.channel, &w.evidence, &(weight as i32)],
+        )
+        .await
+        .map_err(map_err)?;
+        if let Some(cl) = claim.filter(|c| claimed && !c.keep) {
+            // A page's refusal is not kept: the claim only had to see the other node's commit.
+            tx.execute("DELETE FROM dedupe WHERE key = $1", &[&cl.key])
+                .await
+                .map_err(map_err)?;
+        }
+        commit(tx).await?;
+        Ok(Warned::Recorded { before })
+    }
+
     async fn record_suspension(&self, s: Suspension) -> Result<Option<Suspension>, StoreError> {
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(map_err)?;
