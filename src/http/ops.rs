@@ -90,8 +90,29 @@ pub async fn order_status(
     if number.is_empty() || number.len() > 24 || !number.bytes().all(|b| b.is_ascii_digit()) {
         return Err(ApiError::NotFound("order"));
     }
-    let local = state.store.order_state(number.clone()).await?;
-    let remote = dispatch_status(&state, &number).await;
+    // Dispatch and the store are asked together, and the store is waited for at most the
+    // reply budget (as in `status_sentence`): dispatch's answer is the status, and the store
+    // adds only the category and when it was received. Until 2026-12-07 the store was asked
+    // first with no time limit, so a locked orders table held the answer for as long as the
+    // lock (9 s in the review) although dispatch answered at once.
+    let deadline = tokio::time::Instant::now() + super::social::REPLY_BUDGET;
+    let (remote, local) = tokio::join!(
+        dispatch_status(&state, &number),
+        tokio::time::timeout_at(deadline, state.store.order_state(number.clone()))
+    );
+    let local = match (local, &remote) {
+        (Ok(local), _) => local?,
+        (Err(_), Some(_)) => {
+            status_late("order");
+            None
+        }
+        (Err(_), None) => {
+            status_late("order");
+            return Err(ApiError::Unavailable(
+                "the order's record could not be read in time".into(),
+            ));
+        }
+    };
     let rfc = |s: i64| crate::messages::rfc3339(s, state.cfg.derived.tz);
     match (remote, local) {
         (Some(r), local) => {
@@ -241,7 +262,8 @@ pub async fn recent_status_sentence(
 /// The answer when a follower's orders cannot be read in time.
 const LATER_ALL: &str = "暂时无法查询您的工单，请稍后再查询。";
 
-/// Counts and logs a status reply that ran out of its time (`what`: `number` or `menu`).
+/// Counts and logs a status reply that ran out of its time (`what`: `number`, `menu` or
+/// `order`, the web lookup).
 fn status_late(what: &'static str) {
     metrics::counter!("hotline_status_budget_exceeded_total", "query" => what).increment(1);
     tracing::warn!(
