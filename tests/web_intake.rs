@@ -1129,6 +1129,14 @@ fn rules_reload_by_admin_and_sighup_and_a_broken_file_keeps_the_old_rules() {
         .send()
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
+    // The answer names the node that reloaded: a reload reaches only the node that takes it
+    // (through a balancer, an operator must see which one did).
+    let reloaded: serde_json::Value = r.json().unwrap();
+    assert_eq!(
+        reloaded,
+        json!({"status": "reloaded", "node": 7}),
+        "the test config's node_id"
+    );
     let (s, b) = ask(&gw, 2);
     assert_eq!((s, b["status"].as_str()), (200, Some("informed")), "{b}");
     assert_eq!(

@@ -346,6 +346,9 @@ async fn set_allowed(
 }
 
 /// `POST /admin/v1/rules/reload`: reloads rule files; a broken file keeps the old rules.
+/// Only on this node (as SIGHUP): on several nodes, each is reloaded through its own address,
+/// and the answer names the node (`node`) so an operator going through a balancer sees which
+/// one did (until 2026-12-07 it did not say, and a fixed rule was in force on one node only).
 pub async fn reload_rules(
     req: HttpRequest,
     state: Data<AppState>,
@@ -356,7 +359,8 @@ pub async fn reload_rules(
         Ok(set) => {
             state.pipeline.set_rules(set);
             tracing::info!("Rules reloaded.");
-            Ok(HttpResponse::Ok().json(json!({"status": "reloaded"})))
+            Ok(HttpResponse::Ok()
+                .json(json!({"status": "reloaded", "node": state.cfg.server.node_id})))
         }
         Err(e) => Err(ApiError::BadRequest("invalid_rules", e)),
     }
