@@ -202,6 +202,17 @@ pub struct StorageConfig {
     /// answer waits at most this much longer, and only when commits come faster than this.
     #[serde(default = "default_commit_interval")]
     pub commit_interval: String,
+    /// How long the gateway keeps its working copies: the bodies of messages delivered to
+    /// dispatch and the retry records (dedupe) of pushes, telephony steps and web `client_ref`s,
+    /// counted from when they were queued or made. "0s" = keep them all. Orders, contacts'
+    /// and orders' delivery states, redirects and the art. 32 ladder are kept whatever this
+    /// says (see `crate::retention`).
+    #[serde(default = "default_retain")]
+    pub retain: String,
+}
+
+fn default_retain() -> String {
+    "30d".into()
 }
 
 fn default_commit_interval() -> String {
@@ -232,6 +243,7 @@ impl Default for StorageConfig {
             lease: default_lease(),
             ca_file: None,
             commit_interval: default_commit_interval(),
+            retain: default_retain(),
         }
     }
 }
@@ -725,6 +737,8 @@ pub struct Derived {
     pub lease: Duration,
     /// `storage.commit_interval`
     pub commit_interval: Duration,
+    /// `storage.retain` (zero: keep everything)
+    pub retain: Duration,
     /// `web.trusted_proxies`, parsed; IPv4 written as IPv6 (`::ffff:10.0.0.5`) is IPv4.
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// What is unsafe but allowed: a secret published in this repository where others could
@@ -920,6 +934,7 @@ impl Config {
                 digest_every: Duration::from_secs(3600),
                 lease: Duration::from_secs(30),
                 commit_interval: Duration::from_millis(1),
+                retain: crate::retention::DEFAULT_RETAIN,
                 trusted_proxies: Vec::new(),
                 cautions: Vec::new(),
             },
@@ -1113,6 +1128,18 @@ impl Config {
             Ok(v) if v <= Duration::from_millis(50) => d.commit_interval = v,
             Ok(_) => bad("storage.commit_interval", "must be at most 50ms".into()),
             Err(e) => bad("storage.commit_interval", e),
+        }
+        // Zero keeps everything. Otherwise at least a day: a retry record must outlive every
+        // reader of it (a platform's retries, a call from its first step to its end and the
+        // long-call grace after it, a voicemail's transcription), and `30s` or `12h` is
+        // likelier a slip for `30d` than a wish to take a retry a day late for a new matter.
+        match parse_duration(&self.storage.retain) {
+            Ok(v) if v.is_zero() || v >= crate::retention::MIN_RETAIN => d.retain = v,
+            Ok(_) => bad(
+                "storage.retain",
+                "must be at least 1d, or 0s to keep everything".into(),
+            ),
+            Err(e) => bad("storage.retain", e),
         }
         if self.nuisance.quota == 0 {
             bad("nuisance.quota", "must be at least 1".into());
@@ -2049,6 +2076,24 @@ mod tests {
             let err = with(bad).unwrap_err();
             let keys: Vec<&str> = err.problems.iter().map(|p| p.key.as_str()).collect();
             assert_eq!(keys, ["storage.commit_interval"], "{bad}");
+        }
+    }
+
+    #[test]
+    fn retain_defaults_to_30_days_keeps_everything_at_zero_and_is_at_least_a_day() {
+        let server = "[server]\nlisten = \"127.0.0.1:1\"\n";
+        let with = |v: &str| load(&format!("{server}[storage]\nretain = {v}\n"));
+        let cfg = load(server).unwrap();
+        assert_eq!(cfg.derived.retain, Duration::from_secs(30 * 86_400));
+        assert_eq!(with("\"0s\"").unwrap().derived.retain, Duration::ZERO);
+        assert_eq!(
+            with("\"1d\"").unwrap().derived.retain,
+            Duration::from_secs(86_400)
+        );
+        for bad in ["\"30s\"", "\"23h\"", "\"forever\"", "\"11years\""] {
+            let err = with(bad).unwrap_err();
+            let keys: Vec<&str> = err.problems.iter().map(|p| p.key.as_str()).collect();
+            assert_eq!(keys, ["storage.retain"], "{bad}");
         }
     }
 

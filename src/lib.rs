@@ -43,6 +43,7 @@ pub mod messages;
 pub mod openapi;
 pub mod pipeline;
 pub mod relay;
+pub mod retention;
 pub mod sim;
 pub mod sinks;
 pub mod store;
@@ -487,6 +488,17 @@ pub async fn run(cfg: Config, listener: TcpListener) -> Result<(), StartError> {
             }
         })
     };
+    // The gateway's copies of delivered bodies and its retry records, older than
+    // `storage.retain`, go (see `retention`): until 2026-12-07 they were kept for ever and
+    // the store grew without bound. On every node: on a shared database their steps share
+    // the work.
+    let pruner = (!cfg.derived.retain.is_zero()).then(|| {
+        tokio::spawn(retention::run(
+            store.clone(),
+            cfg.derived.retain,
+            stop_rx.clone(),
+        ))
+    });
     // Several nodes on one database: suspensions, lifts and links made through another node's
     // admin API reach this node's memory within two seconds (the ringing path decides from
     // memory, so it cannot ask the database every time).
@@ -645,6 +657,9 @@ pub async fn run(cfg: Config, listener: TcpListener) -> Result<(), StartError> {
         let _ = t.await;
     }
     sweeper.abort();
+    if let Some(p) = pruner {
+        p.abort();
+    }
     if let Some(r) = refresher {
         r.abort();
     }

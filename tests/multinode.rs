@@ -1393,6 +1393,112 @@ fn a_contact_waits_until_its_order_is_delivered_whichever_node_holds_it() {
     });
 }
 
+/// The retention (`storage.retain`) on PostgreSQL, with two nodes stepping at once: old
+/// delivered bodies are cleared once, old retry records deleted once; pending and dead
+/// messages, younger rows and every row's key, state and delivery time stay, so a pruned
+/// order still answers its status. Until 2026-12-07 nothing was removed (108 MB of outbox
+/// after 130,000 orders, most of it bodies dispatch had long had).
+#[test]
+fn the_retention_prunes_old_delivered_bodies_and_retry_records_once_across_nodes() {
+    use hotline_gateway::store::postgres::PgStore;
+    use hotline_gateway::store::{Pruned, Sinks, Store};
+    let dir = tempfile::tempdir().unwrap();
+    let pg = postgres();
+    let (db, url, rt) = store_test_db(dir.path(), 2);
+    let lease = Duration::from_secs(5);
+    let open = |node: u8| {
+        rt.block_on(PgStore::open(&url, node, Sinks::default(), lease, None))
+            .unwrap()
+    };
+    let (one, two) = (open(1), open(2));
+    // Six old messages (created at 100): delivered, delivered, dead, delivered, pending,
+    // delivered; then a young delivered one (created at 10 000). 300 old retry records, one
+    // young. The bodies of two are large enough to live in the TOAST table.
+    pg.psql(
+        &db,
+        "INSERT INTO orders(number, identity, category, content, created_at) VALUES \
+         ('o1', 'phone:13800000000', 'complaint', 'x', 100); \
+         INSERT INTO outbox(kind, key, path, body, state, next_at_ms, created_at, delivered_at) \
+         VALUES ('order', 'o1', '/work-orders', repeat('a', 100000), 1, 0, 100, 150), \
+         ('order', 'o2', '/work-orders', '{}', 1, 0, 100, 150), \
+         ('order', 'o3', '/work-orders', '{\"dead\":1}', 2, 0, 100, NULL), \
+         ('contact', 'o1-c1', '/work-orders/o1/contacts', '{}', 1, 0, 100, 160), \
+         ('order', 'o5', '/work-orders', '{\"pending\":1}', 0, 0, 100, NULL), \
+         ('order', 'o6', '/work-orders', repeat('b', 100000), 1, 0, 100, 170), \
+         ('order', 'o7', '/work-orders', '{\"young\":1}', 1, 0, 10000, 10001); \
+         INSERT INTO dedupe(key, outcome, created_at) \
+         SELECT 'k' || i, '\"Nothing\"', 100 FROM generate_series(1, 300) i; \
+         INSERT INTO dedupe(key, outcome, created_at) VALUES ('young', '\"Nothing\"', 10000)",
+    );
+    let bodies = || {
+        pg.psql(
+            &db,
+            "SELECT string_agg(key || '=' || (octet_length(body) > 0)::text, ' ' ORDER BY id) \
+             FROM outbox",
+        )
+    };
+    // Both nodes step through it at once, two rows at a time, until neither has more.
+    let run = |store: &PgStore| {
+        let mut done = Pruned::default();
+        loop {
+            let step = rt.block_on(store.prune(1_000, 2)).unwrap();
+            done.bodies += step.bodies;
+            done.dedupe += step.dedupe;
+            if !step.more {
+                return done;
+            }
+        }
+    };
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| run(&one));
+        let b = s.spawn(|| run(&two));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    // A node that found the cursor taken stopped early; a last step by either finishes.
+    let c = run(&one);
+    assert_eq!(a.bodies + b.bodies + c.bodies, 3, "{a:?} {b:?} {c:?}");
+    assert_eq!(a.dedupe + b.dedupe + c.dedupe, 300, "{a:?} {b:?} {c:?}");
+    assert_eq!(
+        bodies(),
+        "o1=false o2=false o3=true o1-c1=false o5=true o6=true o7=true",
+        "the walk stops at the pending message"
+    );
+    assert_eq!(
+        pg.psql(&db, "SELECT string_agg(key, ' ') FROM dedupe"),
+        "young"
+    );
+    let state = rt.block_on(one.order_state("o1".into())).unwrap().unwrap();
+    assert_eq!(
+        (state.delivery.as_str(), state.delivered_at),
+        ("delivered", Some(150))
+    );
+    let due = rt.block_on(two.due(1, 10)).unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].body, r#"{"pending":1}"#, "a pending body is whole");
+    // Delivered, the pending one is cleared at the next run, and the large one after it.
+    rt.block_on(two.record(
+        vec![(due[0].id, hotline_gateway::store::Delivery::Delivered)],
+        1,
+    ))
+    .unwrap();
+    assert_eq!(
+        run(&two),
+        Pruned {
+            bodies: 2,
+            dedupe: 0,
+            more: false
+        }
+    );
+    assert_eq!(
+        bodies(),
+        "o1=false o2=false o3=true o1-c1=false o5=false o6=false o7=true"
+    );
+    assert_eq!(
+        pg.psql(&db, "SELECT body FROM outbox WHERE key = 'o3'"),
+        r#"{"dead":1}"#
+    );
+}
+
 /// A database that cannot take writes is "unavailable" (503 with `Retry-After`), as a
 /// read-only SQLite file is, never an internal error (500): here a role that may only read
 /// (42501, which PostgreSQL also answers for a data file on a read-only file system) and a

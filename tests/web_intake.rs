@@ -1232,6 +1232,77 @@ fn order_status_is_cached_briefly_and_falls_back_to_what_the_gateway_knows() {
     assert_eq!(s["number"], n2.as_str());
 }
 
+/// The retention (`storage.retain`, 30 days by default): a month after delivery an order's
+/// body and its page's retry record are gone from the store, counted and logged, while the
+/// order still answers its status and an undelivered order keeps its body and is delivered
+/// whole. Until 2026-12-07 both were kept for ever and the store grew without bound. The rows
+/// are aged in the store between two runs (a month is not waited for).
+#[test]
+fn a_month_after_delivery_the_body_and_retry_record_go_and_the_status_still_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sim_out, sim_port) = (dir.path().join("sim.jsonl"), free_port());
+    let mut sim = Sim::start(sim_port, &sim_out, &[]);
+    let mut gw = Gateway::start(dir.path(), &sim.url, "");
+    let (_, b) = gw.submit(
+        json!({"content": "小区门口路灯不亮", "phone": "13644440021",
+                                  "client_ref": "6f1c2a9e-retention-1"}),
+    );
+    let delivered = numbers(&b).remove(0);
+    sim.wait_order(&delivered);
+    sim.stop();
+    let (_, b) = gw.submit(json!({"content": "公园厕所无人打扫", "phone": "13644440022"}));
+    let pending = numbers(&b).remove(0);
+    let (config, port) = (gw.config.clone(), gw.port());
+    assert!(gw.terminate());
+    let month = 31 * 86_400;
+    let age = format!(
+        "UPDATE outbox SET created_at = created_at - {month}, \
+         delivered_at = delivered_at - {month}; \
+         UPDATE dedupe SET created_at = created_at - {month}; \
+         UPDATE orders SET created_at = created_at - {month};"
+    );
+    match common::services::test_backend() {
+        "postgres" => {
+            let db = common::services::db_name_for(dir.path());
+            common::services::postgres().psql(&db, &age);
+        }
+        _ => rusqlite::Connection::open(dir.path().join("data/gateway.db"))
+            .unwrap()
+            .execute_batch(&age)
+            .unwrap(),
+    }
+    let gw = Gateway::start_with(config, port);
+    let pruned = |what: &str| {
+        let m = gw.metrics();
+        let line = format!("hotline_store_pruned_total{{what=\"{what}\"}} ");
+        m.lines()
+            .find_map(|l| l.strip_prefix(line.as_str())?.parse::<u64>().ok())
+    };
+    wait_until("the first run of the retention", LONG, || {
+        pruned("outbox_body").filter(|n| *n > 0)
+    });
+    assert_eq!(pruned("outbox_body"), Some(1), "the delivered body only");
+    assert_eq!(pruned("dedupe"), Some(1), "the page's retry record");
+    assert!(gw.logs().contains("Store pruned"), "{}", gw.logs());
+    // Dispatch is down: the status is what the gateway itself knows, from the pruned row.
+    let s: serde_json::Value = client()
+        .get(format!("{}/v1/orders/{delivered}", gw.url))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(
+        (&s["number"], &s["status"]),
+        (&json!(delivered), &json!("forwarded")),
+        "{s}"
+    );
+    assert!(s["forwarded_at"].is_string(), "{s}");
+    // The undelivered order kept its body: dispatch gets it whole once it is back.
+    let sim = Sim::start(sim_port, &sim_out, &[]);
+    let line = sim.wait_order(&pending);
+    assert_eq!(line["content"], "公园厕所无人打扫", "{line}");
+}
+
 /// Status lookups ask what `dispatch.url` names and nowhere else, as the relay does: a
 /// dispatch that answers with a redirect gets no second request, and the submitter sees what
 /// the gateway itself knows. (reqwest follows up to ten redirects unless told not to.)

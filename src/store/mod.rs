@@ -277,6 +277,17 @@ pub struct OutboxStats {
     pub dead: u64,
 }
 
+/// What one step of the retention pruned (see [`Store::prune`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// Bodies of delivered outbox messages cleared.
+    pub bodies: u64,
+    /// Retry records (`dedupe`) deleted.
+    pub dedupe: u64,
+    /// Whether more may be left to prune now: the step took all it was allowed of either.
+    pub more: bool,
+}
+
 /// An order's state as the gateway knows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct OrderState {
@@ -618,6 +629,18 @@ pub trait Store: Send + Sync {
     async fn trim_events(&self, sink: &'static str, bound: u64) -> Result<u64, StoreError>;
     /// Records that the dispatch circuit breaker opened or closed (an alert for supervisors).
     async fn record_breaker(&self, open: bool, now: i64) -> Result<(), StoreError>;
+    /// One step of the retention (`storage.retain`, see [`crate::retention`]): clears the
+    /// bodies of at most `limit` delivered outbox messages queued before `before` (unix
+    /// seconds), keeping their rows (key, state, `delivered_at`: status look-ups, contacts'
+    /// keys and waiting contacts read them), and deletes at most `limit` retry records made
+    /// before it. Pending and dead messages are never touched. Each step reads only the rows
+    /// it may prune next, never the whole table; on several nodes sharing a store, steps
+    /// running at once on two nodes share the work. A store that keeps everything prunes
+    /// nothing.
+    async fn prune(&self, before: i64, limit: usize) -> Result<Pruned, StoreError> {
+        let _ = (before, limit);
+        Ok(Pruned::default())
+    }
     /// Undelivered messages, from memory (cheap enough for every request).
     fn depth(&self) -> u64;
     /// Proves the store takes writes now (for `/readyz`).

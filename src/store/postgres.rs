@@ -161,6 +161,21 @@ CREATE TABLE allowed (
 CREATE INDEX events_urgent ON events(sink, id) WHERE topic LIKE 'emergency/%';
 "#,
     ),
+    // The retention (`storage.retain`, see `PgStore::prune_bodies`): where the clearing of
+    // delivered bodies has got to, and the retry records by age. Additive: a gateway of
+    // schema 2 runs on it (and does not prune).
+    (
+        3,
+        2,
+        r#"
+CREATE TABLE prune_cursor (
+    what   TEXT PRIMARY KEY,
+    after  BIGINT NOT NULL
+);
+INSERT INTO prune_cursor(what, after) VALUES ('outbox', 0);
+CREATE INDEX dedupe_created ON dedupe(created_at);
+"#,
+    ),
 ];
 
 /// Advisory lock key for migrations ("12345" on the hotline's number).
@@ -1717,6 +1732,16 @@ impl Store for PgStore {
         .await
     }
 
+    async fn prune(&self, before: i64, limit: usize) -> Result<super::Pruned, StoreError> {
+        let (bodies, more_bodies) = self.prune_bodies(before, limit).await?;
+        let (dedupe, more_dedupe) = self.prune_dedupe(before, limit).await?;
+        Ok(super::Pruned {
+            bodies,
+            dedupe,
+            more: more_bodies || more_dedupe,
+        })
+    }
+
     fn depth(&self) -> u64 {
         self.depth.load(Ordering::Relaxed)
     }
@@ -1731,6 +1756,85 @@ impl Store for PgStore {
         .await
         .map_err(map_err)?;
         Ok(())
+    }
+}
+
+/// The retention's steps (see [`Store::prune`]), each in a short transaction of its own.
+impl PgStore {
+    /// Clears the bodies of delivered messages queued before `before`, walking the outbox by
+    /// id from where the last step stopped (`prune_cursor`), as on SQLite: it passes delivered
+    /// and dead messages older than `before` and stops at the first pending or younger one.
+    /// The cursor's row is taken with `SKIP LOCKED`: while one node takes a step, another
+    /// node's step finds it taken and leaves the bodies to it. Ids are handed out before
+    /// their rows commit, so a smaller id may become visible after a larger one; the walk
+    /// passes only rows older than `before` (a day at least), long committed.
+    async fn prune_bodies(&self, before: i64, limit: usize) -> Result<(u64, bool), StoreError> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(map_err)?;
+        let Some(cursor) = tx
+            .query_opt(
+                "SELECT after FROM prune_cursor WHERE what = 'outbox' FOR UPDATE SKIP LOCKED",
+                &[],
+            )
+            .await
+            .map_err(map_err)?
+        else {
+            return Ok((0, false));
+        };
+        let after: i64 = cursor.get(0);
+        let rows = tx
+            .query(
+                "SELECT id, state, created_at FROM outbox WHERE id > $1 ORDER BY id LIMIT $2",
+                &[&after, &(limit as i64)],
+            )
+            .await
+            .map_err(map_err)?;
+        let mut upto = after;
+        let mut more = rows.len() == limit;
+        for r in &rows {
+            let (id, state, created): (i64, i16, i64) = (r.get(0), r.get(1), r.get(2));
+            if state == 0 || created >= before {
+                more = false;
+                break;
+            }
+            upto = id;
+        }
+        if upto == after {
+            return Ok((0, false));
+        }
+        // `state = 1` again: a dead letter passed may have been replayed since. The length
+        // from the value's header, without fetching a large body from its TOAST table.
+        let cleared = tx
+            .execute(
+                "UPDATE outbox SET body = '' \
+                 WHERE id > $1 AND id <= $2 AND state = 1 AND octet_length(body) > 0",
+                &[&after, &upto],
+            )
+            .await
+            .map_err(map_err)?;
+        tx.execute(
+            "UPDATE prune_cursor SET after = $1 WHERE what = 'outbox'",
+            &[&upto],
+        )
+        .await
+        .map_err(map_err)?;
+        commit(tx).await?;
+        Ok((cleared, more))
+    }
+
+    /// Deletes retry records made before `before`, oldest first, through their age's index;
+    /// rows another node is deleting at the same moment are skipped, not waited for.
+    async fn prune_dedupe(&self, before: i64, limit: usize) -> Result<(u64, bool), StoreError> {
+        let c = self.client().await?;
+        let deleted = c
+            .execute(
+                "DELETE FROM dedupe WHERE key IN (SELECT key FROM dedupe WHERE created_at < $1 \
+                 ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED)",
+                &[&before, &(limit as i64)],
+            )
+            .await
+            .map_err(map_err)?;
+        Ok((deleted, deleted as usize == limit))
     }
 }
 

@@ -13,8 +13,8 @@
 use super::recent::RecentIdentities;
 use super::{
     event_rows, CallerRecord, DeadFilter, DeadLetter, Delivery, EventRow, Intake, IntakeResult,
-    OpenOrder, OrderState, OutboxEntry, OutboxStats, RedirectRecord, Store, StoreError, Suspension,
-    Topics, Warning,
+    OpenOrder, OrderState, OutboxEntry, OutboxStats, Pruned, RedirectRecord, Store, StoreError,
+    Suspension, Topics, Warning,
 };
 pub use super::{order_number, Sinks};
 use async_trait::async_trait;
@@ -119,6 +119,12 @@ CREATE TABLE IF NOT EXISTS allowed (
     at         INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS probe (id INTEGER PRIMARY KEY, at INTEGER NOT NULL);
+-- How far the retention (storage.retain) has cleared delivered bodies: every outbox row up to
+-- `after` (its id) was delivered and cleared, or parked as a dead letter, when it was passed.
+CREATE TABLE IF NOT EXISTS prune_cursor (
+    what   TEXT PRIMARY KEY,
+    after  INTEGER NOT NULL
+);
 "#;
 
 /// An operation run on the writer thread, answered after the group's commit.
@@ -516,6 +522,120 @@ impl SqliteStore {
         .map_err(|e| StoreError::Internal(format!("read task failed: {e}")))?;
         self.damage.note(&r);
         r
+    }
+}
+
+/// The retention's steps (see [`Store::prune`]). Each finds its rows on a read connection
+/// and hands the writer one statement over a range of row ids (at most `limit` rows), so a
+/// step adds a fraction of a millisecond to the group commit it joins.
+impl SqliteStore {
+    /// Clears the bodies of delivered messages queued before `before`, walking the outbox by
+    /// id from where the last step stopped (the `prune_cursor` table). The walk passes
+    /// delivered and dead messages older than `before` and stops at the first pending one (it
+    /// will be delivered, then cleared) or the first younger one. A dead letter passed and
+    /// replayed later keeps its body once delivered: one body per such replay, in exchange for
+    /// never reading pruned rows again (an index of the rows still to clear would cost every
+    /// delivery an index write on the writer thread).
+    async fn prune_bodies(&self, before: i64, limit: usize) -> Result<(u64, bool), StoreError> {
+        let (after, upto, more) = self
+            .read(move |conn| {
+                let after: i64 = conn
+                    .query_row(
+                        "SELECT after FROM prune_cursor WHERE what = 'outbox'",
+                        [],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                    .map_err(sql)?
+                    .unwrap_or(0);
+                let mut st = conn
+                    .prepare_cached(
+                        "SELECT id, state, created_at FROM outbox WHERE id > ?1 \
+                         ORDER BY id LIMIT ?2",
+                    )
+                    .map_err(sql)?;
+                let mut rows = st.query(params![after, limit as i64]).map_err(sql)?;
+                let (mut upto, mut walked) = (after, 0);
+                while let Some(r) = rows.next().map_err(sql)? {
+                    let (id, state, created): (i64, i64, i64) = (
+                        r.get(0).map_err(sql)?,
+                        r.get(1).map_err(sql)?,
+                        r.get(2).map_err(sql)?,
+                    );
+                    if state == 0 || created >= before {
+                        return Ok((after, upto, false));
+                    }
+                    upto = id;
+                    walked += 1;
+                }
+                Ok((after, upto, walked == limit))
+            })
+            .await?;
+        if upto == after {
+            return Ok((0, false));
+        }
+        let cleared = self
+            .call(move |conn| {
+                // `state = 1` again: a dead letter passed may have been replayed since.
+                let n = exec(
+                    conn,
+                    "UPDATE outbox SET body = '' \
+                     WHERE id > ?1 AND id <= ?2 AND state = 1 AND body <> ''",
+                    params![after, upto],
+                )
+                .map_err(sql)?;
+                exec(
+                    conn,
+                    "INSERT INTO prune_cursor(what, after) VALUES ('outbox', ?1) \
+                     ON CONFLICT(what) DO UPDATE SET after = MAX(after, excluded.after)",
+                    [upto],
+                )
+                .map_err(sql)?;
+                Ok(n as u64)
+            })
+            .await?;
+        Ok((cleared, more))
+    }
+
+    /// Deletes retry records made before `before`, oldest first: in the order they were
+    /// written (by rowid, which SQLite gives as one more than the largest), so the oldest are
+    /// always at the front of the table and no index on their age is needed. A record younger
+    /// than `before` among the front rows (a clock set back) stays until it is old.
+    async fn prune_dedupe(&self, before: i64, limit: usize) -> Result<(u64, bool), StoreError> {
+        let front = self
+            .read(move |conn| {
+                let mut st = conn
+                    .prepare_cached("SELECT rowid, created_at FROM dedupe ORDER BY rowid LIMIT ?1")
+                    .map_err(sql)?;
+                let rows = st
+                    .query_map([limit as i64], |r| {
+                        Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+                    })
+                    .map_err(sql)?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(sql)
+            })
+            .await?;
+        let old = || {
+            front
+                .iter()
+                .filter(|(_, at)| *at < before)
+                .map(|(id, _)| *id)
+        };
+        let (Some(first), Some(last)) = (old().min(), old().max()) else {
+            return Ok((0, false));
+        };
+        let more = front.len() == limit && front.last().is_some_and(|(_, at)| *at < before);
+        let deleted = self
+            .call(move |conn| {
+                exec(
+                    conn,
+                    "DELETE FROM dedupe WHERE rowid >= ?1 AND rowid <= ?2 AND created_at < ?3",
+                    params![first, last, before],
+                )
+                .map_err(sql)
+            })
+            .await?;
+        Ok((deleted as u64, more))
     }
 }
 
@@ -1370,6 +1490,16 @@ impl Store for SqliteStore {
                 Some(d.saturating_sub(done))
             });
         Ok(())
+    }
+
+    async fn prune(&self, before: i64, limit: usize) -> Result<Pruned, StoreError> {
+        let (bodies, more_bodies) = self.prune_bodies(before, limit).await?;
+        let (dedupe, more_dedupe) = self.prune_dedupe(before, limit).await?;
+        Ok(Pruned {
+            bodies,
+            dedupe,
+            more: more_bodies || more_dedupe,
+        })
     }
 
     async fn outbox_stats(&self, now: i64) -> Result<OutboxStats, StoreError> {
@@ -2388,6 +2518,169 @@ mod tests {
         assert_eq!(s.depth(), 2);
         let st = s.order_state(due[0].key.clone()).await.unwrap().unwrap();
         assert_eq!(st.delivery, "delivered");
+    }
+
+    /// The retention (`storage.retain`) clears the bodies of old delivered messages, in
+    /// steps, and deletes old retry records; pending and dead messages, younger ones and every
+    /// row's key, state and delivery time stay, so status look-ups and waiting contacts still
+    /// read them. Until 2026-12-07 nothing was ever removed and the store grew without bound.
+    #[tokio::test]
+    async fn the_retention_clears_old_delivered_bodies_and_retry_records_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(dir.path()).unwrap();
+        let old = 1_764_400_000;
+        let young = old + 40 * 86_400;
+        let before = old + 1;
+        s.commit_intake(intake(Some("web:old"), 4)).await.unwrap();
+        s.remember("cti:old".into(), Outcome::Nothing, old)
+            .await
+            .unwrap();
+        let due = s.due(0, 10).await.unwrap();
+        let pending = |id| {
+            (
+                id,
+                Delivery::Retry {
+                    next_at_ms: 0,
+                    error: "503".into(),
+                },
+            )
+        };
+        let dead = |id| {
+            (
+                id,
+                Delivery::Dead {
+                    error: "HTTP 400: no".into(),
+                },
+            )
+        };
+        let results = vec![
+            (due[0].id, Delivery::Delivered),
+            (due[1].id, Delivery::Delivered),
+            dead(due[2].id),
+            pending(due[3].id),
+        ];
+        s.record(results, old + 5).await.unwrap();
+        let younger = Intake {
+            now: young,
+            ..intake(Some("web:young"), 1)
+        };
+        s.commit_intake(younger).await.unwrap();
+        s.remember("cti:young".into(), Outcome::Nothing, young)
+            .await
+            .unwrap();
+        let young_id = s.due(0, 10).await.unwrap().last().unwrap().id;
+        s.record(vec![(young_id, Delivery::Delivered)], young + 1)
+            .await
+            .unwrap();
+        let (number, contact) = (due[0].key.clone(), format!("{}-c1", due[0].key));
+        let bodies = || {
+            let c = Connection::open(dir.path().join("gateway.db")).unwrap();
+            let mut st = c
+                .prepare("SELECT body <> '' FROM outbox ORDER BY id")
+                .unwrap();
+            let v: Vec<bool> = st
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            v
+        };
+
+        // Steps of two: the first takes two of each and says there may be more.
+        let step = s.prune(before, 2).await.unwrap();
+        assert_eq!(
+            step,
+            Pruned {
+                bodies: 2,
+                dedupe: 2,
+                more: true
+            }
+        );
+        assert_eq!(
+            bodies(),
+            [false, false, true, true, true],
+            "delivered and old only"
+        );
+        // The walk passes the dead letter and stops at the pending message; the young
+        // records stay.
+        let step = s.prune(before, 2).await.unwrap();
+        assert_eq!(
+            step,
+            Pruned {
+                bodies: 0,
+                dedupe: 0,
+                more: false
+            }
+        );
+        assert_eq!(bodies(), [false, false, true, true, true]);
+        assert_eq!(s.recall("web:old".into()).await.unwrap(), None);
+        assert_eq!(s.recall("cti:old".into()).await.unwrap(), None);
+        assert!(s.recall("web:young".into()).await.unwrap().is_some());
+        assert_eq!(
+            s.recall("cti:young".into()).await.unwrap(),
+            Some(Outcome::Nothing)
+        );
+
+        // A pruned order still answers its status, and a contact about it is still sent.
+        let st = s.order_state(number.clone()).await.unwrap().unwrap();
+        assert_eq!(
+            (st.delivery.as_str(), st.delivered_at),
+            ("delivered", Some(old + 5))
+        );
+        s.enqueue_contact(
+            number.clone(),
+            contact.clone(),
+            serde_json::json!({}),
+            None,
+            young,
+        )
+        .await
+        .unwrap();
+        let due_now = s.due(0, 10).await.unwrap();
+        let keys: Vec<&str> = due_now.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(keys, [due[3].key.as_str(), contact.as_str()]);
+        assert!(
+            due_now[0].body.contains("matter 3"),
+            "a pending body is whole"
+        );
+        // The same contact again queues nothing: its key is still known.
+        s.enqueue_contact(number, contact, serde_json::json!({}), None, young)
+            .await
+            .unwrap();
+        assert_eq!(s.due(0, 10).await.unwrap().len(), 2);
+        // The dead letter is replayed whole.
+        assert!(s.retry_dead(due[2].key.clone(), 0).await.unwrap());
+        let replayed = s.due(0, 10).await.unwrap();
+        assert!(replayed
+            .iter()
+            .any(|e| e.key == due[2].key && e.body.contains("matter 2")));
+
+        // Once delivered, the message that was pending is cleared at the next step, and the
+        // walk stops at the young order.
+        s.record(vec![(due[3].id, Delivery::Delivered)], young)
+            .await
+            .unwrap();
+        let step = s.prune(before, 256).await.unwrap();
+        assert_eq!(
+            step,
+            Pruned {
+                bodies: 1,
+                dedupe: 0,
+                more: false
+            }
+        );
+        assert_eq!(bodies(), [false, false, true, false, true, true]);
+        // Later, the young ones go too.
+        let step = s.prune(young + 1, 256).await.unwrap();
+        assert_eq!(
+            step,
+            Pruned {
+                bodies: 1,
+                dedupe: 2,
+                more: false
+            }
+        );
+        assert_eq!(bodies(), [false, false, true, false, false, true]);
     }
 
     /// A contact that carries an alert (a voicemail's words naming an emergency, after its

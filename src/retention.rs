@@ -1,0 +1,101 @@
+//! The retention of the gateway's working copies (`storage.retain`).
+//!
+//! The store kept every message it delivered to dispatch, body and all, and every retry record
+//! (`dedupe`), for ever: ~130,000 orders left a 108 MB outbox on PostgreSQL, most of it bodies
+//! dispatch had long had. A hotline's front door whose disk fills over the years answers every
+//! citizen 503. Neither is a record of the hotline (dispatch holds the orders, and the gateway
+//! keeps its own orders table): a delivered body is read by nothing once delivered (the relay
+//! reads pending ones, a replay dead ones), and a retry record only answers a platform's or a
+//! page's retry, or a call's later steps, all within hours.
+//!
+//! So a task clears, older than `retain`, the bodies of delivered messages (the row stays: its
+//! key, state and `delivered_at` answer status look-ups, keep a contact's key unique and tell
+//! a waiting contact that its order went) and deletes the retry records. Pending and dead
+//! messages keep their bodies whatever their age: they are still to be sent. It works in
+//! steps of [`BATCH`] rows with a [`PAUSE`] between them, since on SQLite each step joins a
+//! group commit that citizens wait for; each engine finds the next rows without reading the
+//! ones it already pruned (see [`Store::prune`]).
+
+use crate::store::{Pruned, Store, StoreError};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// `storage.retain` by default.
+pub const DEFAULT_RETAIN: Duration = Duration::from_secs(30 * 86_400);
+
+/// The shortest `storage.retain` other than zero (see `config::Config::validate`).
+pub const MIN_RETAIN: Duration = Duration::from_secs(86_400);
+
+/// Rows one step clears or deletes at most, of each kind.
+pub const BATCH: usize = 256;
+
+/// The pause between two steps of a run.
+pub const PAUSE: Duration = Duration::from_millis(100);
+
+/// The first run, after start-up.
+const FIRST_AFTER: Duration = Duration::from_secs(5);
+
+/// The time between two runs.
+const EVERY: Duration = Duration::from_secs(600);
+
+/// Prunes what is older than `retain` now and then until `stop` says so. Zero `retain`
+/// keeps everything (the task is then not started).
+pub async fn run(
+    store: Arc<dyn Store>,
+    retain: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut wait = FIRST_AFTER;
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        wait = EVERY;
+        let before = chrono::Utc::now().timestamp() - retain.as_secs() as i64;
+        let (done, error) = pass(&*store, before, BATCH, PAUSE, &mut stop).await;
+        if done.bodies + done.dedupe > 0 {
+            tracing::info!(
+                bodies = done.bodies,
+                retry_records = done.dedupe,
+                retain = %humantime::format_duration(retain),
+                "Store pruned: bodies of messages delivered to dispatch cleared and retry \
+                 records deleted, older than storage.retain."
+            );
+        }
+        if let Some(e) = error {
+            tracing::warn!(error = %e, "Store not pruned further; tried again at the next run.");
+        }
+    }
+}
+
+/// One run: steps of at most `batch` rows, `pause` apart, until nothing made before `before`
+/// (unix seconds) is left to prune, the store fails, or `stop` says so. What it pruned is
+/// counted in `hotline_store_pruned_total` as it goes.
+pub async fn pass(
+    store: &dyn Store,
+    before: i64,
+    batch: usize,
+    pause: Duration,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+) -> (Pruned, Option<StoreError>) {
+    let mut done = Pruned::default();
+    loop {
+        let step = match store.prune(before, batch).await {
+            Ok(step) => step,
+            Err(e) => return (done, Some(e)),
+        };
+        metrics::counter!("hotline_store_pruned_total", "what" => "outbox_body")
+            .increment(step.bodies);
+        metrics::counter!("hotline_store_pruned_total", "what" => "dedupe").increment(step.dedupe);
+        done.bodies += step.bodies;
+        done.dedupe += step.dedupe;
+        if !step.more || *stop.borrow() {
+            return (done, None);
+        }
+        tokio::select! {
+            _ = stop.changed() => return (done, None),
+            _ = tokio::time::sleep(pause) => {}
+        }
+    }
+}
