@@ -12,7 +12,7 @@
 //! key, state and `delivered_at` answer status look-ups, keep a contact's key unique and tell
 //! a waiting contact that its order went) and deletes the retry records. Pending and dead
 //! messages keep their bodies whatever their age: they are still to be sent. It works in
-//! steps of [`BATCH`] rows with a [`PAUSE`] between them, since on SQLite each step joins a
+//! steps of at most [`BATCH`] rows with a [`PAUSE`] between them, since on SQLite each step joins a
 //! group commit that citizens wait for; each engine finds the next rows without reading the
 //! ones it already pruned (see [`Store::prune`]).
 
@@ -26,8 +26,13 @@ pub const DEFAULT_RETAIN: Duration = Duration::from_secs(30 * 86_400);
 /// The shortest `storage.retain` other than zero (see `config::Config::validate`).
 pub const MIN_RETAIN: Duration = Duration::from_secs(86_400);
 
-/// Rows one step clears or deletes at most, of each kind.
-pub const BATCH: usize = 256;
+/// Rows one step clears or deletes at most, of each kind. On SQLite, in a store of 200,000
+/// delivered orders of 1 KB, 128 bodies cleared took 0.2 ms of the writer's time (0.4 ms for
+/// 256) and 128 retry records deleted 0.8 ms (1.8 ms for 256: their keys' index entries lie
+/// all over it), plus the pages they dirty in the group's commit. With [`PAUSE`], at most
+/// ~1,300 rows of each a second: a million-row store of a release without retention is
+/// pruned in about 13 minutes after the upgrade.
+pub const BATCH: usize = 128;
 
 /// The pause between two steps of a run.
 pub const PAUSE: Duration = Duration::from_millis(100);

@@ -525,6 +525,18 @@ impl SqliteStore {
     }
 }
 
+/// Clears the bodies of the delivered messages in an id range (the retention's step).
+/// `state = 1` again: a dead letter passed may have been replayed since. `+state`: a plain
+/// `state = 1` let SQLite pick the `outbox_due` index and read every delivered row's entry
+/// (20 ms for a step of 16 rows in a store of 200,000, on the writer thread) instead of the
+/// range of ids (0.4 ms for 256).
+const CLEAR_BODIES: &str =
+    "UPDATE outbox SET body = '' WHERE id > ?1 AND id <= ?2 AND +state = 1 AND body <> ''";
+
+/// Deletes the old retry records in a rowid range (the retention's step).
+const DELETE_DEDUPE: &str =
+    "DELETE FROM dedupe WHERE rowid >= ?1 AND rowid <= ?2 AND created_at < ?3";
+
 /// The retention's steps (see [`Store::prune`]). Each finds its rows on a read connection
 /// and hands the writer one statement over a range of row ids (at most `limit` rows), so a
 /// step adds a fraction of a millisecond to the group commit it joins.
@@ -576,14 +588,7 @@ impl SqliteStore {
         }
         let cleared = self
             .call(move |conn| {
-                // `state = 1` again: a dead letter passed may have been replayed since.
-                let n = exec(
-                    conn,
-                    "UPDATE outbox SET body = '' \
-                     WHERE id > ?1 AND id <= ?2 AND state = 1 AND body <> ''",
-                    params![after, upto],
-                )
-                .map_err(sql)?;
+                let n = exec(conn, CLEAR_BODIES, params![after, upto]).map_err(sql)?;
                 exec(
                     conn,
                     "INSERT INTO prune_cursor(what, after) VALUES ('outbox', ?1) \
@@ -626,14 +631,7 @@ impl SqliteStore {
         };
         let more = front.len() == limit && front.last().is_some_and(|(_, at)| *at < before);
         let deleted = self
-            .call(move |conn| {
-                exec(
-                    conn,
-                    "DELETE FROM dedupe WHERE rowid >= ?1 AND rowid <= ?2 AND created_at < ?3",
-                    params![first, last, before],
-                )
-                .map_err(sql)
-            })
+            .call(move |conn| exec(conn, DELETE_DEDUPE, params![first, last, before]).map_err(sql))
             .await?;
         Ok((deleted as u64, more))
     }
@@ -2681,6 +2679,31 @@ mod tests {
             }
         );
         assert_eq!(bodies(), [false, false, true, false, false, true]);
+    }
+
+    /// The retention's writes on the writer thread go by a range of row ids, never through
+    /// an index that holds every delivered message (see [`CLEAR_BODIES`]).
+    #[test]
+    fn the_retentions_writes_search_a_range_of_row_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open_writer(&dir.path().join("gateway.db")).unwrap();
+        for (stmt, n) in [(CLEAR_BODIES, 2), (DELETE_DEDUPE, 3)] {
+            let plan: Vec<String> = conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {stmt}"))
+                .unwrap()
+                .query_map(rusqlite::params_from_iter(vec![0; n]), |r| r.get(3))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            assert_eq!(
+                plan,
+                [format!(
+                    "SEARCH {} USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)",
+                    if n == 2 { "outbox" } else { "dedupe" }
+                )],
+                "{stmt}"
+            );
+        }
     }
 
     /// A contact that carries an alert (a voicemail's words naming an emergency, after its
