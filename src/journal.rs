@@ -29,6 +29,15 @@ struct Entry {
     submission: Submission,
 }
 
+/// Whether a push's decision means its intake is stored, so its journal entry can go. A
+/// social push is answered `Advised` only when the store could not take a possible emergency
+/// (`Pipeline::unsaved`: the person was told the number, nothing was stored): its entry stays,
+/// to be taken again. Until the merge that made this check, such an entry was removed as done
+/// and the push was lost.
+pub fn stored(d: &crate::pipeline::Decision) -> bool {
+    !matches!(d.outcome, hotline_adapters::Outcome::Advised { .. })
+}
+
 /// The folder of pending pushes.
 #[derive(Debug, Clone)]
 pub struct PushJournal {
@@ -141,5 +150,22 @@ mod tests {
         assert!(!dir.path().join("p").join("x.tmp").exists());
         j.done(&path);
         assert!(j.pending().is_empty());
+    }
+
+    /// A push told the number because the store could not take it (`Advised`) is not stored:
+    /// its entry stays to be taken again (the merge review of 2026-12-07 saw it removed and
+    /// the push lost). Anything else the pipeline answers with is a stored decision.
+    #[test]
+    fn only_a_stored_decision_lets_its_entry_go() {
+        use crate::pipeline::Decision;
+        use hotline_adapters::Outcome;
+        let d = |outcome| Decision {
+            outcome,
+            message: String::new(),
+        };
+        assert!(!super::stored(&d(Outcome::Advised {
+            number: "119".into()
+        })));
+        assert!(super::stored(&d(Outcome::Nothing)));
     }
 }

@@ -281,11 +281,12 @@ fn replay_late_pushes(pipeline: &Arc<Pipeline>, journal: &journal::PushJournal) 
             for (path, sub, t) in pending {
                 let (identity, channel_ref) = (sub.identity.masked(), sub.identity.mask_in(&sub.channel_ref));
                 match pipeline.submit(sub.clone(), t, pipeline::Policy::WEBHOOK).await {
-                    Ok(_) => {
+                    Ok(d) if journal::stored(&d) => {
                         tracing::info!(identity = %identity, channel_ref = %channel_ref, "A push answered past its reply budget is stored.");
                         journal.done(&path);
                     }
-                    Err(e) => {
+                    other => {
+                        let e = other.err().map(|e| e.to_string()).unwrap_or_else(|| "the store could not take it".into());
                         tracing::warn!(identity = %identity, channel_ref = %channel_ref, error = %e, "A push answered past its reply budget is not stored yet.");
                         left.push((path, sub, t));
                     }

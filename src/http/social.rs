@@ -320,27 +320,37 @@ async fn run_within_budget(
                 .map_err(std::io::Error::other)
                 .and_then(|r| r);
             let kept = match kept {
-                Ok(path) => path,
+                Ok(path) => Some(path),
+                // A possible emergency still gets its number: being told to dial matters more
+                // than the platform's resend (which its retry would not bring in time).
+                Err(e) if advice.is_some() => {
+                    tracing::error!(channel, identity = %identity, channel_ref = %channel_ref, error = %e, "A possible emergency past its reply budget could not be kept in the journal; told the number to dial, its intake goes on in memory only.");
+                    None
+                }
                 Err(e) => {
                     tracing::error!(channel, identity = %identity, channel_ref = %channel_ref, error = %e, "A push past its reply budget could not be kept in the journal; answered as unavailable so that the platform resends it.");
                     return Err(ApiError::Unavailable(format!("push journal: {e}")));
                 }
             };
-            tracing::warn!(channel, identity = %identity, channel_ref = %channel_ref, "A push was answered `success` before its intake finished; the intake goes on.");
+            tracing::warn!(channel, identity = %identity, channel_ref = %channel_ref, told_number = advice.is_some(), "A push was answered before its intake finished; the intake goes on.");
             let journal = state.late_pushes.clone();
             state.pipeline.background().spawn(async move {
                 let failed = match task.await {
-                    Ok(Ok(_)) => {
-                        journal.done(&kept);
+                    Ok(Ok(d)) if crate::journal::stored(&d) => {
+                        if let Some(kept) = &kept {
+                            journal.done(kept);
+                        }
                         tracing::info!(channel, identity = %identity, channel_ref = %channel_ref, "A push answered past its reply budget is stored.");
                         return;
                     }
+                    Ok(Ok(_)) => "the store could not take it".to_string(),
                     Ok(Err(e)) => e.to_string(),
                     Err(join) => join.to_string(),
                 };
                 metrics::counter!("hotline_late_intake_failed_total", "channel" => channel)
                     .increment(1);
-                tracing::error!(channel, identity = %identity, channel_ref = %channel_ref, error = %failed, path = %kept.display(), "A push answered `success` past its reply budget could not be stored; kept in the journal, it is taken again at the next start.");
+                let path = kept.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+                tracing::error!(channel, identity = %identity, channel_ref = %channel_ref, error = %failed, path, "A push answered past its reply budget could not be stored; kept in the journal (unless its path is empty), it is taken again at the next start.");
             });
             // A possible emergency is known without the store: it gets the number to dial
             // now, not `success` (which WeChat shows as nothing, and after which it does not
