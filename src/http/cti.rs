@@ -201,6 +201,14 @@ fn from_memory(state: &AppState, profile: &str, ev: &CallEvent, t: i64) -> Decis
             .ladder
             .refusal_if_suspended(&id, t)
             .unwrap_or(Outcome::Nothing),
+        // An agent's registration or a voicemail naming an emergency gets its number from the
+        // rules and the model, which need no store, like the written channels past their
+        // budget: a locked store used to answer it a bare `continue` at the budget (SQLite
+        // waits 5 s for a lock, longer than the step's 3), with no number and no flag.
+        (CallKind::Registered { .. }, _) => ev
+            .to_submission(profile)
+            .and_then(|sub| state.pipeline.possible_emergency(&sub))
+            .map_or(Outcome::Nothing, |number| Outcome::Advised { number }),
         _ => Outcome::Nothing,
     };
     decision_of(state, outcome)
