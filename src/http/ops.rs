@@ -150,12 +150,22 @@ fn submitter_view(
     sent: Option<&str>,
 ) -> (serde_json::Value, serde_json::Value, serde_json::Value) {
     let text = |k: &str| r.get(k).and_then(|v| v.as_str());
-    let shown = |k: &str| text(k).map_or(serde_json::Value::Null, |s| json!(shown(s, sent)));
+    let shown = |k: &str| {
+        text(k)
+            .and_then(|s| shown(s, sent))
+            .map_or(serde_json::Value::Null, |s| json!(s))
+    };
     let updated_at = text("updated_at")
         .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
         .map(|t| json!(rfc(t.timestamp())))
         .unwrap_or_else(|| shown("updated_at"));
-    (shown("status"), shown("unit"), updated_at)
+    // A status word dispatch APIs use (`processing`) holds nothing personal, so it is shown
+    // even without the order's data to mask with.
+    let status = match text("status") {
+        Some(s) if known_status(s) && !has_data(sent) => json!(s),
+        _ => shown("status"),
+    };
+    (status, shown("unit"), updated_at)
 }
 
 /// Dispatch's text about an order (its status, the handling unit) as anyone with the order's
@@ -163,13 +173,25 @@ fn submitter_view(
 /// their statuses ("网格员…已联系反映人…（1391…）"), and the contract says the status answer
 /// never holds personal data. So the order's own submitter data is masked wherever it stands
 /// (as in a dead letter), then numbers, e-mail addresses and openids; order numbers and dates
-/// stay readable. Until 2026-12-07 the text was shown as it came.
-fn shown(text: &str, sent: Option<&str>) -> String {
-    let masked = match sent {
-        Some(sent) => crate::relay::mask_order_data(text, sent),
-        None => text.to_string(),
-    };
-    hotline_adapters::mask::scrub_text_and_ids(&masked)
+/// stay readable. Until 2026-12-07 the text was shown as it came. `None` without the order's
+/// data to mask with (the store did not answer in time, the order is not the gateway's, or
+/// `storage.retain` has cleared its body): then only a known status word is shown, never
+/// dispatch's free text, in which a name or an address would pass unmasked (the merge review
+/// of 2026-12-07 saw `孙八` and `上城区解放路9号` in full once the body was pruned).
+fn shown(text: &str, sent: Option<&str>) -> Option<String> {
+    let sent = sent.filter(|s| has_data(Some(s)))?;
+    let masked = crate::relay::mask_order_data(text, sent);
+    Some(hotline_adapters::mask::scrub_text_and_ids(&masked))
+}
+
+/// Whether `sent` holds the order as it was posted (not absent, not cleared by the retention).
+fn has_data(sent: Option<&str>) -> bool {
+    sent.is_some_and(|s| !s.trim().is_empty())
+}
+
+/// Whether dispatch's status is one of the words dispatch APIs use ([`status_words`]).
+fn known_status(status: &str) -> bool {
+    status_words(status) != status
 }
 
 /// Asks the dispatch API for an order's status; `None` when unknown there or unreachable.
@@ -358,8 +380,20 @@ type LocalAnswer = Result<Option<crate::store::OrderState>, crate::store::StoreE
 
 /// The status sentence from dispatch's answer about the order `sent` ([`shown`]).
 fn remote_sentence(number: &str, r: &serde_json::Value, sent: Option<&str>) -> String {
-    let status = shown(r["status"].as_str().map_or("处理中", status_words), sent);
-    let unit = shown(r["unit"].as_str().unwrap_or(""), sent);
+    let status = match r["status"].as_str() {
+        None => "处理中".to_string(),
+        Some(s) => shown(status_words(s), sent).unwrap_or_else(|| {
+            if known_status(s) {
+                status_words(s).to_string()
+            } else {
+                "办理中".to_string()
+            }
+        }),
+    };
+    let unit = r["unit"]
+        .as_str()
+        .and_then(|u| shown(u, sent))
+        .unwrap_or_default();
     format!(
         "工单{number}：{status}{}",
         if unit.is_empty() {
@@ -391,14 +425,15 @@ mod tests {
     /// The IVR read `工单…：processing` to a Mandarin voice (until 2026-12-07).
     #[test]
     fn a_dispatch_status_is_said_in_chinese() {
-        let said =
-            |status: &str| remote_sentence("2026120701000001", &json!({"status": status}), None);
+        let said = |status: &str| {
+            remote_sentence("2026120701000001", &json!({"status": status}), Some("{}"))
+        };
         assert_eq!(said("processing"), "工单2026120701000001：办理中");
         assert_eq!(said("In Progress"), "工单2026120701000001：办理中");
         assert_eq!(said("resolved"), "工单2026120701000001：已办结");
         assert_eq!(said("已转办"), "工单2026120701000001：已转办");
         assert_eq!(
-            remote_sentence("1", &json!({"unit": "市住建局"}), None),
+            remote_sentence("1", &json!({"unit": "市住建局"}), Some("{}")),
             "工单1：处理中，承办单位：市住建局"
         );
     }
@@ -410,7 +445,7 @@ mod tests {
             &json!({"status": "办理中", "unit": "市住建局", "updated_at": "2026-12-07T10:00:00Z",
                     "phone": "13912345678"}),
             rfc,
-            None,
+            Some("{}"),
         );
         assert_eq!(
             view,
@@ -424,7 +459,7 @@ mod tests {
             None,
         );
         assert_eq!(view, (json!(null), json!(null), json!(null)));
-        let view = submitter_view(&json!({"updated_at": "yesterday"}), rfc, None);
+        let view = submitter_view(&json!({"updated_at": "yesterday"}), rfc, Some("{}"));
         assert_eq!(view, (json!(null), json!(null), json!("yesterday")));
     }
 
@@ -458,11 +493,28 @@ mod tests {
         ] {
             assert!(!said.contains(raw), "{raw}: {said}");
         }
-        // An order the gateway does not hold: numbers and addresses are still masked.
-        let said = remote_sentence("2026120707784681", &r, None);
-        assert!(
-            !said.contains("13512340001") && !said.contains("sun.ba@"),
-            "{said}"
-        );
+        // Without the order's data to mask with (not the gateway's order, a store too slow,
+        // or a body `storage.retain` cleared): only a known status word, never the free text.
+        for sent in [None, Some("")] {
+            assert_eq!(
+                remote_sentence("2026120707784681", &r, sent),
+                "工单2026120707784681：办理中"
+            );
+            let (status, unit, _) = submitter_view(&r, |t| format!("t{t}"), sent);
+            assert_eq!(
+                (status, unit),
+                (serde_json::Value::Null, serde_json::Value::Null)
+            );
+            let known = json!({"status": "processing", "unit": "上城区城管局"});
+            assert_eq!(
+                remote_sentence("2026120707784681", &known, sent),
+                "工单2026120707784681：办理中"
+            );
+            let (status, unit, _) = submitter_view(&known, |t| format!("t{t}"), sent);
+            assert_eq!(
+                (status, unit),
+                (json!("processing"), serde_json::Value::Null)
+            );
+        }
     }
 }
