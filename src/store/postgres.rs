@@ -1762,8 +1762,9 @@ impl Store for PgStore {
 /// The retention's steps (see [`Store::prune`]), each in a short transaction of its own.
 impl PgStore {
     /// Clears the bodies of delivered messages queued before `before`, walking the outbox by
-    /// id from where the last step stopped (`prune_cursor`), as on SQLite: it passes delivered
-    /// and dead messages older than `before` and stops at the first pending or younger one.
+    /// id from where the last step stopped (`prune_cursor`), as on SQLite: it passes every
+    /// message older than `before` (a pending one keeps its body) and stops at the first
+    /// younger one.
     /// The cursor's row is taken with `SKIP LOCKED`: while one node takes a step, another
     /// node's step finds it taken and leaves the bodies to it. Ids are handed out before
     /// their rows commit, so a smaller id may become visible after a larger one; the walk
@@ -1784,7 +1785,7 @@ impl PgStore {
         let after: i64 = cursor.get(0);
         let rows = tx
             .query(
-                "SELECT id, state, created_at FROM outbox WHERE id > $1 ORDER BY id LIMIT $2",
+                "SELECT id, created_at FROM outbox WHERE id > $1 ORDER BY id LIMIT $2",
                 &[&after, &(limit as i64)],
             )
             .await
@@ -1792,8 +1793,8 @@ impl PgStore {
         let mut upto = after;
         let mut more = rows.len() == limit;
         for r in &rows {
-            let (id, state, created): (i64, i16, i64) = (r.get(0), r.get(1), r.get(2));
-            if state == 0 || created >= before {
+            let (id, created): (i64, i64) = (r.get(0), r.get(1));
+            if created >= before {
                 more = false;
                 break;
             }

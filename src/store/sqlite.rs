@@ -542,11 +542,13 @@ const DELETE_DEDUPE: &str =
 /// step adds a fraction of a millisecond to the group commit it joins.
 impl SqliteStore {
     /// Clears the bodies of delivered messages queued before `before`, walking the outbox by
-    /// id from where the last step stopped (the `prune_cursor` table). The walk passes
-    /// delivered and dead messages older than `before` and stops at the first pending one (it
-    /// will be delivered, then cleared) or the first younger one. A dead letter passed and
-    /// replayed later keeps its body once delivered: one body per such replay, in exchange for
-    /// never reading pruned rows again (an index of the rows still to clear would cost every
+    /// id from where the last step stopped (the `prune_cursor` table). The walk passes every
+    /// message older than `before` and stops at the first younger one. It used to stop at a
+    /// pending one too (it would be delivered, then cleared), but a contact waiting for a dead
+    /// order stays pending until an operator replays it, and it held the walk for good (the
+    /// merge review of 2026-12-07): now a pending message that old (a month-long outage, a
+    /// contact of a dead order) keeps its body once delivered, as a dead letter passed and
+    /// replayed later does: one body each, in exchange for never reading pruned rows again (an index of the rows still to clear would cost every
     /// delivery an index write on the writer thread).
     async fn prune_bodies(&self, before: i64, limit: usize) -> Result<(u64, bool), StoreError> {
         let (after, upto, more) = self
@@ -562,19 +564,15 @@ impl SqliteStore {
                     .unwrap_or(0);
                 let mut st = conn
                     .prepare_cached(
-                        "SELECT id, state, created_at FROM outbox WHERE id > ?1 \
-                         ORDER BY id LIMIT ?2",
+                        "SELECT id, created_at FROM outbox WHERE id > ?1 ORDER BY id LIMIT ?2",
                     )
                     .map_err(sql)?;
                 let mut rows = st.query(params![after, limit as i64]).map_err(sql)?;
                 let (mut upto, mut walked) = (after, 0);
                 while let Some(r) = rows.next().map_err(sql)? {
-                    let (id, state, created): (i64, i64, i64) = (
-                        r.get(0).map_err(sql)?,
-                        r.get(1).map_err(sql)?,
-                        r.get(2).map_err(sql)?,
-                    );
-                    if state == 0 || created >= before {
+                    let (id, created): (i64, i64) =
+                        (r.get(0).map_err(sql)?, r.get(1).map_err(sql)?);
+                    if created >= before {
                         return Ok((after, upto, false));
                     }
                     upto = id;
@@ -2599,17 +2597,28 @@ mod tests {
             [false, false, true, true, true],
             "delivered and old only"
         );
-        // The walk passes the dead letter and stops at the pending message; the young
-        // records stay.
-        let step = s.prune(before, 2).await.unwrap();
-        assert_eq!(
-            step,
-            Pruned {
-                bodies: 0,
-                dedupe: 0,
-                more: false
+        // The walk passes the dead letter and the pending message (both keep their bodies:
+        // it used to stop at the pending one, which a contact of a dead order stays for good)
+        // and stops at the young one; the young records stay.
+        let mut rest = Pruned::default();
+        loop {
+            let step = s.prune(before, 2).await.unwrap();
+            rest.bodies += step.bodies;
+            rest.dedupe += step.dedupe;
+            if !step.more {
+                break;
             }
-        );
+        }
+        assert_eq!((rest.bodies, rest.dedupe), (0, 0));
+        let cursor: i64 = Connection::open(dir.path().join("gateway.db"))
+            .unwrap()
+            .query_row(
+                "SELECT after FROM prune_cursor WHERE what = 'outbox'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(cursor, due[3].id, "the walk is past the pending message");
         assert_eq!(bodies(), [false, false, true, true, true]);
         assert_eq!(s.recall("web:old".into()).await.unwrap(), None);
         assert_eq!(s.recall("cti:old".into()).await.unwrap(), None);
@@ -2653,8 +2662,9 @@ mod tests {
             .iter()
             .any(|e| e.key == due[2].key && e.body.contains("matter 2")));
 
-        // Once delivered, the message that was pending is cleared at the next step, and the
-        // walk stops at the young order.
+        // Delivered later, the message that was pending when the walk passed it keeps its
+        // body (the price of never stopping at a pending message), and the walk stops at the
+        // young order.
         s.record(vec![(due[3].id, Delivery::Delivered)], young)
             .await
             .unwrap();
@@ -2662,12 +2672,12 @@ mod tests {
         assert_eq!(
             step,
             Pruned {
-                bodies: 1,
+                bodies: 0,
                 dedupe: 0,
                 more: false
             }
         );
-        assert_eq!(bodies(), [false, false, true, false, true, true]);
+        assert_eq!(bodies(), [false, false, true, true, true, true]);
         // Later, the young ones go too.
         let step = s.prune(young + 1, 256).await.unwrap();
         assert_eq!(
@@ -2678,7 +2688,7 @@ mod tests {
                 more: false
             }
         );
-        assert_eq!(bodies(), [false, false, true, false, false, true]);
+        assert_eq!(bodies(), [false, false, true, true, false, true]);
     }
 
     /// The retention's writes on the writer thread go by a range of row ids, never through
