@@ -726,6 +726,11 @@ async fn recall_in<C: GenericClient>(c: &C, key: &str) -> Result<Option<Outcome>
     }
 }
 
+/// The reminders that count for an identity since a time: those after its last lift's reset
+/// (`warnings_since`, and `warn`'s count under the suspension lock).
+const WARNINGS_SINCE: &str = "SELECT COUNT(*) FROM warnings WHERE identity = $1 AND at >= $2 \
+     AND at > COALESCE((SELECT reset_at FROM caller_resets WHERE identity = $1), -1)";
+
 #[async_trait]
 impl Store for PgStore {
     async fn commit_intake(&self, intake: Intake) -> Result<IntakeResult, StoreError> {
@@ -1230,11 +1235,7 @@ impl Store for PgStore {
     async fn warnings_since(&self, identity: String, since: i64) -> Result<u32, StoreError> {
         let c = self.client().await?;
         let n: i64 = c
-            .query_one(
-                "SELECT COUNT(*) FROM warnings WHERE identity = $1 AND at >= $2 AND at > \
-                 COALESCE((SELECT reset_at FROM caller_resets WHERE identity = $1), -1)",
-                &[&identity, &since],
-            )
+            .query_one(WARNINGS_SINCE, &[&identity, &since])
             .await
             .map_err(map_err)?
             .get(0);
@@ -1263,11 +1264,7 @@ impl Store for PgStore {
         .await
         .map_err(map_err)?;
         let before: i64 = tx
-            .query_one(
-                "SELECT COUNT(*) FROM warnings WHERE identity = $1 AND at >= $2 AND at > \
-                 COALESCE((SELECT reset_at FROM caller_resets WHERE identity = $1), -1)",
-                &[&identity, &since],
-            )
+            .query_one(WARNINGS_SINCE, &[&identity, &since])
             .await
             .map_err(map_err)?
             .get(0);
