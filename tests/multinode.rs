@@ -157,6 +157,18 @@ fn store_test_db(dir: &Path, threads: usize) -> (String, String, tokio::runtime:
     (db, url, rt)
 }
 
+/// Node `node`'s store on the database at `url`, with no event sinks (store-level tests).
+fn pg_store(
+    rt: &tokio::runtime::Runtime,
+    url: &str,
+    node: u8,
+    lease: Duration,
+) -> hotline_gateway::store::postgres::PgStore {
+    use hotline_gateway::store::{postgres::PgStore, Sinks};
+    rt.block_on(PgStore::open(url, node, Sinks::default(), lease, None))
+        .unwrap()
+}
+
 #[test]
 fn services_start() {
     let pg = postgres();
@@ -1232,16 +1244,12 @@ fn a_round_takes_one_batch_while_the_last_ones_results_are_written() {
 /// for: `due` takes the time it leases at.
 #[test]
 fn a_stale_nodes_result_leaves_the_row_to_the_node_that_took_it_since() {
-    use hotline_gateway::store::postgres::PgStore;
-    use hotline_gateway::store::{Delivery, Sinks, Store};
+    use hotline_gateway::store::{Delivery, Store};
     let dir = tempfile::tempdir().unwrap();
     let pg = postgres();
     let (db, url, rt) = store_test_db(dir.path(), 1);
     let lease = Duration::from_secs(1);
-    let open = |node: u8| {
-        rt.block_on(PgStore::open(&url, node, Sinks::default(), lease, None))
-            .unwrap()
-    };
+    let open = |node: u8| pg_store(&rt, &url, node, lease);
     let (stale, holder, third) = (open(1), open(2), open(3));
     pg.psql(
         &db,
@@ -1309,16 +1317,12 @@ fn a_stale_nodes_result_leaves_the_row_to_the_node_that_took_it_since() {
 /// the order waits out its backoff while the contact, queued later, would be due at once.
 #[test]
 fn a_contact_waits_until_its_order_is_delivered_whichever_node_holds_it() {
-    use hotline_gateway::store::postgres::PgStore;
-    use hotline_gateway::store::{Delivery, OutboxEntry, Sinks, Store};
+    use hotline_gateway::store::{Delivery, OutboxEntry, Store};
     let dir = tempfile::tempdir().unwrap();
     let pg = postgres();
     let (db, url, rt) = store_test_db(dir.path(), 1);
     let lease = Duration::from_secs(1);
-    let open = |node: u8| {
-        rt.block_on(PgStore::open(&url, node, Sinks::default(), lease, None))
-            .unwrap()
-    };
+    let open = |node: u8| pg_store(&rt, &url, node, lease);
     let (one, two) = (open(1), open(2));
     pg.psql(
         &db,
@@ -1417,15 +1421,12 @@ fn a_contact_waits_until_its_order_is_delivered_whichever_node_holds_it() {
 #[test]
 fn the_retention_prunes_old_delivered_bodies_and_retry_records_once_across_nodes() {
     use hotline_gateway::store::postgres::PgStore;
-    use hotline_gateway::store::{Pruned, Sinks, Store};
+    use hotline_gateway::store::{Pruned, Store};
     let dir = tempfile::tempdir().unwrap();
     let pg = postgres();
     let (db, url, rt) = store_test_db(dir.path(), 2);
     let lease = Duration::from_secs(5);
-    let open = |node: u8| {
-        rt.block_on(PgStore::open(&url, node, Sinks::default(), lease, None))
-            .unwrap()
-    };
+    let open = |node: u8| pg_store(&rt, &url, node, lease);
     let (one, two) = (open(1), open(2));
     // Six old messages (created at 100): delivered, delivered, dead, delivered, pending,
     // delivered; then a young delivered one (created at 10 000). 300 old retry records, one
@@ -1852,18 +1853,13 @@ fn the_answer_remembered_first_stands_on_every_node() {
 #[test]
 fn nodes_reminding_one_caller_at_once_record_the_configured_reminders() {
     use hotline_gateway::store::postgres::PgStore;
-    use hotline_gateway::store::{Sinks, Store, Warned, Warning};
+    use hotline_gateway::store::{Store, Warned, Warning};
     let dir = tempfile::tempdir().unwrap();
     let pg = postgres();
     let (db, url, rt) = store_test_db(dir.path(), 4);
     let lease = Duration::from_secs(5);
     let nodes: Vec<std::sync::Arc<PgStore>> = (1..=4)
-        .map(|node| {
-            std::sync::Arc::new(
-                rt.block_on(PgStore::open(&url, node, Sinks::default(), lease, None))
-                    .unwrap(),
-            )
-        })
+        .map(|node| std::sync::Arc::new(pg_store(&rt, &url, node, lease)))
         .collect();
     let warned: Vec<Warned> = rt.block_on(async {
         let tasks: Vec<_> = (0..16)
