@@ -111,6 +111,15 @@ enum Local {
     Allowed(String, bool),
 }
 
+/// The store's picture of the ladders, read by a refresh before it replaces memory.
+struct Picture {
+    /// This node's changes counted before the reads began (the picture has them).
+    seen: u64,
+    links: HashMap<String, String>,
+    active: HashMap<String, Suspension>,
+    allowed: HashSet<String>,
+}
+
 /// The memory [`Local`] changes apply to, each write-locked.
 struct Memory<'a> {
     links: &'a mut HashMap<String, String>,
@@ -269,6 +278,14 @@ impl<C: Clock + Clone> Ladder<C> {
     /// flood in most rounds kept a stale memory for 10 s, 30 s and more, so another node's
     /// lift was not seen and an allow-listed caller was warned and suspended.
     pub async fn refresh(&self, now: i64) -> Result<(), StoreError> {
+        let picture = self.read_picture(now).await?;
+        self.apply_picture(picture);
+        Ok(())
+    }
+
+    /// A refresh's first half: reads the store's picture (the slow part, and the one other
+    /// nodes' writes and this node's own changes can overlap).
+    async fn read_picture(&self, now: i64) -> Result<Picture, StoreError> {
         use std::sync::atomic::Ordering;
         self.refreshing.store(true, Ordering::SeqCst);
         // Every change counted up to here was stored before the reads below begin (each is
@@ -285,6 +302,23 @@ impl<C: Clock + Clone> Ladder<C> {
                 self.fresh_quota(&id);
             }
         }
+        Ok(Picture {
+            seen,
+            links,
+            active,
+            allowed,
+        })
+    }
+
+    /// A refresh's second half: the picture replaces memory, with this node's changes made
+    /// since its reads began applied again on top.
+    fn apply_picture(&self, picture: Picture) {
+        let Picture {
+            seen,
+            mut links,
+            mut active,
+            mut allowed,
+        } = picture;
         // The same lock order as `link` (links, then active), then the allow list; local
         // changes take these write locks before they are logged, so none is applied in
         // between.
@@ -294,9 +328,8 @@ impl<C: Clock + Clone> Ladder<C> {
             self.allowed.write(),
             self.local.lock(),
         ) else {
-            return Ok(());
+            return;
         };
-        let (mut links, mut active, mut allowed) = (links, active, allowed);
         let mut m = Memory {
             links: &mut links,
             active: &mut active,
@@ -309,7 +342,6 @@ impl<C: Clock + Clone> Ladder<C> {
         *l = links;
         *a = active;
         *al = allowed;
-        Ok(())
     }
 
     /// Applies a local change to memory, counts it and keeps it for the next refresh.
@@ -1027,6 +1059,44 @@ mod tests {
             l.suspension(&wx.to_string(), 32).is_none(),
             "the lift holds after a refresh"
         );
+    }
+
+    /// Two nodes on one store. Node B's refresh has read the store's picture, which has A's
+    /// suspension; B suspends a caller of its own before the picture is applied. Both hold
+    /// afterwards. Until 2026-12-07 a refresh that overlapped a local change threw its whole
+    /// picture away, so a node suspending a flood's callers in most rounds kept missing other
+    /// nodes' changes. (The several-nodes test that steered the rounds with PostgreSQL table
+    /// locks was timing-dependent; the two halves of a refresh are driven here instead.)
+    #[tokio::test]
+    async fn a_refresh_keeps_other_nodes_changes_while_this_node_suspends() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
+        let clock = FakeRelativeClock::default();
+        let a = node(&store, &clock).await;
+        let b = node(&store, &clock).await;
+        let (other, own) = (
+            Identity::parse("phone:13966250001").unwrap(),
+            Identity::parse("phone:13966250002").unwrap(),
+        );
+        let hour = Some(Duration::from_secs(3600));
+        a.suspend(&other, hour, "另一节点".into(), "operator", 10)
+            .await
+            .unwrap();
+        let picture = b.read_picture(20).await.unwrap();
+        b.suspend(&own, hour, "本节点".into(), "operator", 21)
+            .await
+            .unwrap();
+        b.apply_picture(picture);
+        for (who, whose) in [(&other, "the other node's"), (&own, "its own")] {
+            assert!(
+                b.suspension(&who.to_string(), 22).is_some(),
+                "{whose} suspension after the refresh"
+            );
+        }
+        // The next refresh reads both from the store and keeps them.
+        b.refresh(23).await.unwrap();
+        assert!(b.suspension(&own.to_string(), 24).is_some());
+        assert!(b.suspension(&other.to_string(), 24).is_some());
     }
 
     /// Two nodes on one store, each over the caller's quota before its refresh has seen the
