@@ -1328,12 +1328,12 @@ fn wechat_status_menu_lists_the_followers_recent_orders() {
 #[test]
 fn pushes_over_the_high_water_mark_get_503_with_retry_after_and_emergencies_still_get_their_number()
 {
-    // Dispatch is down, so the outbox only grows: two orders reach a high-water mark of two.
+    // Dispatch is down, so the outbox only grows: two orders are above a high-water mark of one.
     let dir = tempfile::tempdir().unwrap();
     let down = format!("http://127.0.0.1:{}", free_port());
     let port = free_port();
     let node = NodeConfig {
-        storage: format!("{}\nhigh_water = 2", services::storage_toml(dir.path())),
+        storage: format!("{}\nhigh_water = 1", services::storage_toml(dir.path())),
         ..NodeConfig::default()
     };
     let gw = Gateway::start_with(node.write(dir.path(), port, &down, &accounts()), port);

@@ -176,9 +176,11 @@ fn back_pressure_sheds_web_but_never_emergencies_or_the_phone() {
     // `[storage]` is in the base config already: add the key to that table.
     let text = std::fs::read_to_string(&config)
         .unwrap()
-        .replace("path = \"data\"", "path = \"data\"\nhigh_water = 3");
+        .replace("path = \"data\"", "path = \"data\"\nhigh_water = 2");
     std::fs::write(&config, text).unwrap();
     let gw = Gateway::start_with(config, port);
+    // The mark is 2: the third order takes the outbox above it (the contract's "above"; until
+    // 2026-12-07 reaching the mark already shed).
     for i in 0..3 {
         let (s, _) = gw.submit(
             json!({"content": format!("积压{i}：路面破损"), "phone": format!("1330000000{i}")}),
@@ -239,6 +241,9 @@ fn back_pressure_never_sheds_a_suspected_emergency() {
         .replace("path = \"data\"", "path = \"data\"\nhigh_water = 0");
     std::fs::write(&config, text).unwrap();
     let gw = Gateway::start_with(config, port);
+    // Dispatch is down: one order keeps the outbox above a mark of 0.
+    let (s, b) = gw.submit(json!({"content": "楼道堆满杂物", "phone": "13300000020"}));
+    assert_eq!(s, 202, "{b}");
     let (s, b) = gw.submit(json!({"content": "小区门口路灯坏了", "phone": "13300000021"}));
     assert_eq!(s, 503, "{b}");
     assert!(

@@ -816,7 +816,7 @@ impl Pipeline {
                 .map(Review::suspected)
         };
         let mut asked: Option<Option<Review>> = None;
-        if policy.sheddable && !overruled && self.store.depth() >= self.cfg.high_water {
+        if policy.sheddable && !overruled && self.store.depth() > self.cfg.high_water {
             let suspected = ask();
             if suspected.is_none() {
                 metrics::counter!("hotline_shed_total", "channel" => sub.channel.as_str())
