@@ -1321,14 +1321,19 @@ impl Config {
                 }
                 "twilio" => {
                     // The gateway answers Twilio's voice URL: a document with nothing after
-                    // the checks would end every ordinary call.
+                    // the checks would end every ordinary call, so an unset continuation puts
+                    // the call in the queue agents answer from. The contract does not name the
+                    // key: a profile written from it must start (it was refused until
+                    // 2026-12-07, and with it every channel).
                     if c.continue_twiml.trim().is_empty() {
-                        bad(
+                        caution(
                             &format!("{key}.continue_twiml"),
-                            "required: the TwiML that carries an ordinary call on, e.g. \
-                             <Redirect>https://ivr.example/main</Redirect> (without it Twilio \
-                             hangs up)"
-                                .into(),
+                            format!(
+                                "not set: ordinary calls wait in Twilio's queue as {} for an \
+                                 agent; set the TwiML that hands them to your IVR, e.g. \
+                                 <Redirect>https://ivr.example/main</Redirect>",
+                                hotline_adapters::cti::twilio::DEFAULT_CONTINUE
+                            ),
                         );
                     } else if let Err(e) =
                         hotline_adapters::cti::twilio::check_fragment(&c.continue_twiml)
@@ -2305,6 +2310,25 @@ mod tests {
         assert!(
             !tw.channels.cti["tw"].transfers(),
             "a cloud number says, unless told"
+        );
+    }
+
+    /// A Twilio profile with only the contract's keys starts: without `continue_twiml` (the
+    /// contract does not name it) ordinary calls wait in the agents' queue, and the config says
+    /// so as a caution. Until 2026-12-07 it was a problem, and the gateway did not start.
+    #[test]
+    fn a_twilio_profile_from_the_contract_starts_with_a_caution() {
+        let cfg = load(
+            "[server]\nlisten = \"127.0.0.1:1\"\n[channels.cti.tw]\nformat = \"twilio\"\nauth_token = \"a\"\npublic_url = \"https://h.cn/v1/cti/tw\"\nemergency_transfer = true\n",
+        )
+        .unwrap();
+        let cautions = &cfg.derived.cautions;
+        assert!(
+            cautions
+                .iter()
+                .any(|c| c.key == "channels.cti.tw.continue_twiml"
+                    && c.message.contains("<Enqueue>12345</Enqueue>")),
+            "{cautions:?}"
         );
     }
 

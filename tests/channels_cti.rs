@@ -177,7 +177,8 @@ fn generic_calls_continue_transfer_say_and_register_orders() {
     let s = generic_ok(&gw, "quiet", &speech("call-2", "13912340002", FIRE));
     assert_eq!(s["action"], "say", "{s}");
     assert_eq!(s["text"], text.as_str(), "{s}");
-    assert!(s.get("number").is_none(), "{s}");
+    // The number to dial is carried as `transfer` carries it (left out until 2026-12-07).
+    assert_eq!(s["number"], "119", "{s}");
 
     // IVR digits that the emergency rules name (check_digits: 120 = 医疗急救).
     let d = generic_ok(
@@ -198,6 +199,7 @@ fn generic_calls_continue_transfer_say_and_register_orders() {
                 "to": "12345", "at": AT, "digits": "110"}),
     );
     assert_eq!(d["action"], "say", "{d}");
+    assert_eq!(d["number"], "110", "{d}");
     assert!(
         d["text"].as_str().unwrap_or_default().contains("110"),
         "{d}"
@@ -1454,6 +1456,30 @@ continue_twiml = "<Redirect>{IVR}</Redirect>"
     );
     let config = write_config(dir, port, &sim.url, &extra);
     (Gateway::start_with(config, port), public)
+}
+
+/// A Twilio profile with only the keys the contract names starts, and an ordinary call waits in
+/// the agents' queue (`<Enqueue>12345</Enqueue>`) rather than being hung up on. Until
+/// 2026-12-07 the unnamed `continue_twiml` was required: such a config stopped every channel.
+#[test]
+fn a_twilio_profile_with_only_the_contracts_keys_queues_an_ordinary_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let port = free_port();
+    let public = format!("http://127.0.0.1:{port}/v1/cti/tw");
+    let extra = format!(
+        "[channels.cti.tw]\nformat = \"twilio\"\nauth_token = \"{TWILIO_AUTH}\"\n\
+         public_url = \"{public}\"\nemergency_transfer = true\n"
+    );
+    let gw = Gateway::start_with(write_config(dir.path(), port, &sim.url, &extra), port);
+    let tw = Twilio { gw: &gw };
+    tw.twiml(
+        "tw",
+        &public,
+        "",
+        twilio_params(&sid(7001), "+8613912340071", "ringing", &[]),
+        json!([["enqueue", {"name": "12345"}]]),
+    );
 }
 
 /// Two voicemails from one number, each with nothing but its recording: two orders, each with

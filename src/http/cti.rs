@@ -582,7 +582,8 @@ fn to_call(d: &Decision, transfer: bool, ev: &CallEvent) -> CallDecision {
             number: number.clone(),
             text: d.message.clone(),
         },
-        Outcome::Redirected { .. } => CallDecision::Say {
+        Outcome::Redirected { number, .. } => CallDecision::Say {
+            number: number.clone(),
             text: d.message.clone(),
         },
         Outcome::Suspended { .. } => CallDecision::Reject {

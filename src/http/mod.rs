@@ -70,7 +70,11 @@ pub fn channel_setups(
                 auth_token: c.auth_token.expose().to_string(),
                 shared_key_secret: c.shared_key_secret.expose().to_string(),
                 public_url: c.public_url.clone(),
-                continue_twiml: c.continue_twiml.clone(),
+                continue_twiml: if c.continue_twiml.trim().is_empty() {
+                    hotline_adapters::cti::twilio::DEFAULT_CONTINUE.to_string()
+                } else {
+                    c.continue_twiml.clone()
+                },
                 say_voice: c.say_voice.clone(),
             };
             let setup = cti::CtiSetup {

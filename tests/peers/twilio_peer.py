@@ -72,6 +72,8 @@ def build(expect):
             r.hangup()
         elif verb == "redirect":
             r.redirect(kwargs.pop("url"), **kwargs)
+        elif verb == "enqueue":
+            r.enqueue(kwargs.pop("name"), **kwargs)
         else:
             raise SystemExit(f"unknown verb {verb}")
     return r

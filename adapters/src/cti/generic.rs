@@ -420,8 +420,11 @@ pub fn render(decision: &CallDecision) -> String {
             put("number", json!(number));
             put("text", json!(text));
         }
-        CallDecision::Say { text } => {
+        CallDecision::Say { number, text } => {
             put("action", json!("say"));
+            // The number to dial, as `transfer` carries it: a desk can show or dial it for the
+            // caller (the contract's answer has `number`; until 2026-12-07 `say` left it out).
+            put("number", json!(number));
             put("text", json!(text));
         }
     }
@@ -1015,9 +1018,10 @@ mod tests {
             ),
             (
                 CallDecision::Say {
+                    number: "120".into(),
                     text: "请挂机后拨打120 \"急救\"".into(),
                 },
-                json!({"action":"say","text":"请挂机后拨打120 \"急救\""}),
+                json!({"action":"say","number":"120","text":"请挂机后拨打120 \"急救\""}),
             ),
         ];
         for (d, want) in cases {

@@ -285,6 +285,8 @@ pub enum CallDecision {
     },
     /// Tell the caller something, then hang up (emergency notice when transfer is off).
     Say {
+        /// The number the caller is told to dial (110/119/120/122).
+        number: String,
         /// What to say.
         text: String,
     },

@@ -432,6 +432,10 @@ fn say(text: &str, voice: &str) -> String {
     )
 }
 
+/// What an ordinary call is handed to when the profile sets no `continue_twiml`: Twilio's
+/// queue `12345`, where agents take calls from (an empty document would end the call).
+pub const DEFAULT_CONTINUE: &str = "<Enqueue>12345</Enqueue>";
+
 /// Renders a decision as a TwiML document.
 ///
 /// - `Continue`: the text (if any) as `<Say>`, then `continue_twiml` verbatim (trusted config,
@@ -471,7 +475,7 @@ pub fn render(decision: &CallDecision, continue_twiml: &str, voice: &str) -> Str
             };
             format!("{notice}<Dial>{}</Dial>", escape_xml(number.trim()))
         }
-        CallDecision::Say { text } => format!("{}<Hangup/>", say(text)),
+        CallDecision::Say { text, .. } => format!("{}<Hangup/>", say(text)),
     };
     format!("{XML_PROLOG}<Response>{inner}</Response>")
 }
@@ -1327,6 +1331,7 @@ mod tests {
             ),
             (
                 CallDecision::Say {
+                    number: "120".into(),
                     text: "请挂机后拨打120".into(),
                 },
                 redirect,
@@ -1344,7 +1349,14 @@ mod tests {
     #[test]
     fn say_text_is_escaped() {
         let nasty = "A&B <Hangup/> \"q\" 'a' ]]> \u{0}\u{7}end\n";
-        let xml = render(&CallDecision::Say { text: nasty.into() }, "", "");
+        let xml = render(
+            &CallDecision::Say {
+                number: "119".into(),
+                text: nasty.into(),
+            },
+            "",
+            "",
+        );
         assert!(!xml.contains("<Hangup/> \""));
         assert_eq!(
             elements(&xml),
@@ -1376,6 +1388,7 @@ mod tests {
     #[test]
     fn every_say_speaks_mandarin_in_the_profiles_voice() {
         let d = CallDecision::Say {
+            number: "120".into(),
             text: "请挂机后拨打120".into(),
         };
         assert!(render(&d, "", "").contains(r#"<Say voice="Polly.Zhiyu" language="cmn-CN">"#));

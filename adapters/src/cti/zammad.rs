@@ -478,6 +478,7 @@ mod tests {
             ),
             (
                 CallDecision::Say {
+                    number: "120".into(),
                     text: "请拨打120".into(),
                 },
                 json!({}),
