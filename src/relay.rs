@@ -199,10 +199,8 @@ impl Relay {
         // long as the step.
         let mut open_until: Option<Instant> = None;
         let mut cooldown = self.cfg.breaker_cooldown;
-        // When the outbox was last looked over for times written by a clock ahead of ours, and
-        // the wall clock at the last round (to see a step back).
-        let mut clock_checked: Option<Instant> = None;
-        let mut last_now = i64::MIN;
+        // When to look the outbox over for times written by a clock ahead of ours.
+        let mut clock = crate::store::ClockWatch::new();
         loop {
             if *shutdown.borrow() {
                 return;
@@ -218,11 +216,8 @@ impl Relay {
                 continue;
             }
             let now = now_ms();
-            let stepped_back = now < last_now.saturating_sub(CLOCK_STEP_MS);
-            last_now = now;
-            if stepped_back || clock_checked.is_none_or(|at| at.elapsed() >= CLOCK_CHECK_EVERY) {
+            if clock.due(now) {
                 self.reschedule_future(now).await;
-                clock_checked = Some(Instant::now());
             }
             let mut probing = false;
             if let Some(until) = open_until {
@@ -574,13 +569,6 @@ fn connection_error(err: reqwest::Error) -> String {
         None => format!("connection: {err}"),
     }
 }
-
-/// A step back of the wall clock between two rounds larger than this makes the relay look for
-/// retry times and claims written before it (see [`Store::reschedule_future`]).
-const CLOCK_STEP_MS: i64 = 1_000;
-/// How often the relay looks for them anyway: a node whose clock was ahead may never come back
-/// to see its own step, and its rows sit in the shared outbox.
-const CLOCK_CHECK_EVERY: Duration = Duration::from_secs(300);
 
 impl Relay {
     /// Makes due now what is scheduled further ahead than any retry is (a clock that was ahead

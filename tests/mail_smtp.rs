@@ -184,6 +184,44 @@ fn receipts_and_alerts_arrive_and_an_smtp_outage_loses_nothing() {
     );
 }
 
+/// A mail retried, or (PostgreSQL) claimed, by a clock that was ahead (a VM's wrong RTC at
+/// boot, corrected by NTP; an operator's typo) goes out once the clock is right again, not
+/// after the step: until 2026-12-07 a receipt retried 30 days ahead waited 30 days. The row is
+/// left as such a clock leaves it, while the gateway is stopped.
+#[test]
+fn a_mail_put_off_by_a_clock_that_was_ahead_goes_out_when_it_is_right_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let maildir = dir.path().join("maildir");
+    let port = free_port();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let extra = format!(
+        "[mail]\nsmtp_url = \"smtp://127.0.0.1:{port}\"\nfrom = \"12345@example.gov.cn\"\n"
+    );
+    // No SMTP server yet: the receipt waits in the event outbox.
+    let mut gw = Gateway::start(dir.path(), &sim.url, &extra);
+    let (s, b) = gw.submit(json!({"content": "小区绿化带被占用", "email": "wang@example.cn"}));
+    assert_eq!(s, 202, "{b}");
+    let number = b["orders"][0]["number"].as_str().unwrap().to_string();
+    assert!(gw.terminate(), "{}", gw.logs());
+    let ahead = chrono::Utc::now().timestamp_millis() + 30 * 86_400_000;
+    let mut sql = format!("UPDATE events SET next_at_ms = {ahead} WHERE sink = 'mail';");
+    if services::test_backend() == "postgres" {
+        sql += &format!("UPDATE events SET lease_until_ms = {ahead} WHERE sink = 'mail';");
+    }
+    services::store_sql(dir.path(), &sql);
+    let _smtp = Smtp::start(port, &maildir);
+    let gw = Gateway::start_with(gw.config.clone(), gw.port());
+    wait_until("the receipt", LONG, || {
+        mails(&maildir).into_iter().find(|m| m.contains(&number))
+    });
+    assert!(
+        gw.logs()
+            .contains("Events were scheduled or claimed further ahead"),
+        "said in the log: {}",
+        gw.logs()
+    );
+}
+
 #[test]
 fn suspensions_reach_supervisors_as_one_digest() {
     let dir = tempfile::tempdir().unwrap();

@@ -1799,6 +1799,103 @@ fn nodes_suspending_one_caller_at_once_record_one_suspension() {
     assert_eq!(pg.psql(&db, "SELECT count(*) FROM suspensions"), "2");
 }
 
+/// Events put off or claimed by a clock that was ahead (a node's wrong RTC at boot, then NTP;
+/// an operator's typo) are due again once a sink looks (`reschedule_future_events`): until
+/// 2026-12-07 an MQTT event claimed, or an alert mail retried, 30 days ahead of this clock was
+/// held for 30 days. A fresh claim (another node's round) and another sink's events are left.
+#[test]
+fn events_put_off_or_claimed_by_a_clock_that_was_ahead_are_due_again() {
+    use hotline_gateway::store::postgres::PgStore;
+    use hotline_gateway::store::{Sinks, Store, Suspension, Topics};
+    let dir = tempfile::tempdir().unwrap();
+    let pg = postgres();
+    let (db, url, rt) = store_test_db(dir.path(), 2);
+    // Long enough that the fresh claim below outlasts the test on a busy machine.
+    let lease = Duration::from_secs(60);
+    let both = Sinks {
+        mqtt: true,
+        mail: true,
+    };
+    let s = rt
+        .block_on(PgStore::open(&url, 1, both, lease, None))
+        .unwrap();
+    for (i, phone) in ["13900000078", "13900000079"].iter().enumerate() {
+        let start = 1_000 + i as i64;
+        rt.block_on(s.record_suspension(Suspension {
+            identity: format!("phone:{phone}"),
+            start,
+            until: start + 3600,
+            reason: "一小时内反复占用热线".into(),
+            decided_by: "operator".into(),
+            lifted_at: None,
+        }))
+        .unwrap();
+    }
+    let ids = |sink: &str| -> Vec<i64> {
+        pg.psql(
+            &db,
+            &format!("SELECT id FROM events WHERE sink = '{sink}' ORDER BY id"),
+        )
+        .lines()
+        .map(|l| l.trim().parse().unwrap())
+        .collect()
+    };
+    let (mqtt, mail) = (ids("mqtt"), ids("mail"));
+    assert_eq!((mqtt.len(), mail.len()), (2, 2));
+    let now = chrono::Utc::now().timestamp_millis();
+    let ahead = now + 30 * 86_400_000;
+    // As a clock 30 days ahead leaves them: an MQTT event claimed, a mail retried.
+    pg.psql(
+        &db,
+        &format!(
+            "UPDATE events SET lease_until_ms = {ahead} WHERE id = {}; \
+             UPDATE events SET next_at_ms = {ahead} WHERE id = {}",
+            mqtt[0], mail[0]
+        ),
+    );
+    // A fresh claim on the other mail event, as a node's round takes it.
+    let taken = rt
+        .block_on(s.due_events("mail", Topics::All, now, 10))
+        .unwrap();
+    assert_eq!(taken.iter().map(|e| e.id).collect::<Vec<_>>(), [mail[1]]);
+    let due = |sink: &'static str| -> Vec<i64> {
+        let at = chrono::Utc::now().timestamp_millis();
+        let rows = rt
+            .block_on(s.due_events(sink, Topics::All, at, 10))
+            .unwrap();
+        // Handed back unclaimed, so that the next look finds them again.
+        for e in &rows {
+            rt.block_on(s.defer_event(e.id, 0)).unwrap();
+        }
+        rows.iter().map(|e| e.id).collect()
+    };
+    assert_eq!(
+        due("mqtt"),
+        [mqtt[1]],
+        "the step's reproduction: claimed 30 days"
+    );
+    assert!(due("mail").is_empty(), "and retried 30 days ahead");
+    let hold = Duration::from_secs(40);
+    let slack = 60_000;
+    assert_eq!(
+        rt.block_on(s.reschedule_future_events("mqtt", now, now + slack, Duration::ZERO))
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        rt.block_on(s.reschedule_future_events("mail", now, now + 3_600_000 + slack, hold))
+            .unwrap(),
+        1,
+        "the fresh claim stands"
+    );
+    assert_eq!(due("mqtt"), mqtt, "due again");
+    assert_eq!(
+        due("mail"),
+        [mail[0]],
+        "due again; the other is still the round's that took it"
+    );
+}
+
 /// The same push decided on two nodes at once: the answer remembered first stands, and the
 /// second node is given it to answer with (one push, one answer). The second used to answer
 /// its own decision, a refusal say, for a push the first had taken.

@@ -509,6 +509,9 @@ fn retry_delay(attempts: u32) -> Option<i64> {
     (attempts.saturating_add(1) < MAX_ATTEMPTS).then(|| 1000i64 << attempts.min(9))
 }
 
+/// The longest [`retry_delay`].
+const MAX_RETRY_DELAY_MS: i64 = 1000 << 9;
+
 /// Events taken per round. Dead letters due together make one digest, so a larger round
 /// makes fewer mails in a flood of them.
 const ROUND: usize = 100;
@@ -577,12 +580,23 @@ pub async fn run(cfg: MailSettings, store: Arc<dyn Store>, mut shutdown: watch::
     };
     let digest_ms = cfg.digest_every.as_millis().max(1) as i64;
     let mut next_digest_ms = chrono::Utc::now().timestamp_millis() + digest_ms;
+    // When to look for events put off or claimed by a clock ahead of this one.
+    let mut clock = crate::store::ClockWatch::new();
+    // The furthest this sender puts an event off: a retry's backoff cap, an alert over the
+    // limit (at most a minute), a suspension waiting for its digest.
+    let furthest = Duration::from_millis(MAX_RETRY_DELAY_MS as u64)
+        .max(Duration::from_secs(60))
+        .max(cfg.digest_every);
     loop {
         if *shutdown.borrow() {
             return;
         }
+        super::reschedule_future(store.as_ref(), &mut clock, "mail", furthest, HOLD).await;
         mail_urgent(&cfg, &transport, store.as_ref(), &limit).await;
         let now_ms = chrono::Utc::now().timestamp_millis();
+        // The next digest was timed on the clock as it was: after a step back it would hold
+        // the suspensions for as long as the step.
+        next_digest_ms = next_digest_ms.min(now_ms.saturating_add(digest_ms));
         let rows = store
             .due_events("mail", Topics::All, now_ms, ROUND)
             .await
@@ -891,6 +905,11 @@ mod tests {
         assert_eq!(retry_delay(MAX_ATTEMPTS - 2), Some(512_000));
         assert_eq!(retry_delay(MAX_ATTEMPTS - 1), None, "the last attempt");
         assert_eq!(retry_delay(u32::MAX), None);
+        assert_eq!(
+            (0..MAX_ATTEMPTS).filter_map(retry_delay).max(),
+            Some(MAX_RETRY_DELAY_MS),
+            "the clock-step horizon covers every retry"
+        );
         let total_ms: i64 = (0..MAX_ATTEMPTS).filter_map(retry_delay).sum();
         let hours = total_ms / 3_600_000;
         assert!((22..=26).contains(&hours), "{hours} h");

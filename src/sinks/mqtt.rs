@@ -315,6 +315,8 @@ pub async fn run(cfg: MqttSettings, store: Arc<dyn Store>, mut shutdown: watch::
     };
 
     let mut announced = false;
+    // When to look for events claimed by a clock ahead of this one (PostgreSQL).
+    let mut clock = crate::store::ClockWatch::new();
     loop {
         if *shutdown.borrow() {
             break;
@@ -353,6 +355,16 @@ pub async fn run(cfg: MqttSettings, store: Arc<dyn Store>, mut shutdown: watch::
             }
         }
         trim(store.as_ref(), cfg.queue_bound).await;
+        // The publisher never puts an event off (a batch not acknowledged is handed back at
+        // once) and holds one no longer than the store's lease.
+        super::reschedule_future(
+            store.as_ref(),
+            &mut clock,
+            "mqtt",
+            Duration::ZERO,
+            Duration::ZERO,
+        )
+        .await;
         let batch = match store.due_events("mqtt", Topics::All, i64::MAX, 100).await {
             Ok(b) => b,
             Err(e) => {

@@ -264,6 +264,49 @@ impl DeadFilter {
 /// milliseconds, so a minute keeps a node from taking another's fresh claim.
 pub const CLOCK_SLACK_MS: i64 = 60_000;
 
+/// A step back of the wall clock between two looks larger than this makes a queue's reader
+/// look for times written before it ([`ClockWatch`]).
+pub const CLOCK_STEP_MS: i64 = 1_000;
+
+/// How often a queue's reader looks for times written by a clock that was ahead anyway: a node
+/// whose clock was ahead may never come back to see its own step, and its rows sit in the
+/// shared store.
+pub const CLOCK_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// When a queue's reader (the relay for the outbox, each sink for its events) should look for
+/// retry times and claims written by a clock that was ahead of this one
+/// ([`Store::reschedule_future`], [`Store::reschedule_future_events`]): at its first look,
+/// when the wall clock stepped back since the last one, and every [`CLOCK_CHECK_EVERY`]
+/// (measured on the monotonic clock, which no step moves).
+#[derive(Debug, Default)]
+pub struct ClockWatch {
+    checked: Option<std::time::Instant>,
+    last_now_ms: Option<i64>,
+}
+
+impl ClockWatch {
+    /// A watch that calls for a look at once.
+    pub fn new() -> ClockWatch {
+        ClockWatch::default()
+    }
+
+    /// Whether to look now, the wall clock reading `now_ms`; a `true` counts as the look.
+    pub fn due(&mut self, now_ms: i64) -> bool {
+        let stepped_back = self
+            .last_now_ms
+            .is_some_and(|last| now_ms < last.saturating_sub(CLOCK_STEP_MS));
+        self.last_now_ms = Some(now_ms);
+        let look = stepped_back
+            || self
+                .checked
+                .is_none_or(|at| at.elapsed() >= CLOCK_CHECK_EVERY);
+        if look {
+            self.checked = Some(std::time::Instant::now());
+        }
+        look
+    }
+}
+
 /// Outbox figures for the admin API, `/metrics` and back-pressure.
 #[derive(Debug, Clone, Serialize)]
 pub struct OutboxStats {
@@ -482,6 +525,25 @@ pub trait Store: Send + Sync {
     /// start-up, when it sees its clock step back, and every few minutes (a node that wrote
     /// them may never come back to see its own step).
     async fn reschedule_future(&self, _now_ms: i64, _horizon_ms: i64) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+    /// [`reschedule_future`](Self::reschedule_future) for a sink's events (`mqtt`, `mail`):
+    /// makes due at `now_ms` each of the sink's events put off past `horizon_ms`, and ends
+    /// every claim on one that lasts past `now_ms` + `hold` (or the store's lease, whichever is
+    /// longer, as [`hold_events`](Self::hold_events) sets them) + [`CLOCK_SLACK_MS`]
+    /// (PostgreSQL); how many it changed. The sink passes the furthest it ever puts an event
+    /// off (a mail's backoff cap, a digest's interval) as the horizon, so such a time was
+    /// written by a clock that was ahead: until 2026-12-07 an alert retried or claimed
+    /// before a clock step back waited out the whole step, days, unseen. Each sink calls it
+    /// when its [`ClockWatch`] says so.
+    async fn reschedule_future_events(
+        &self,
+        sink: &'static str,
+        now_ms: i64,
+        horizon_ms: i64,
+        hold: std::time::Duration,
+    ) -> Result<u64, StoreError> {
+        let _ = (sink, now_ms, horizon_ms, hold);
         Ok(0)
     }
     /// Whether [`due`](Self::due) claims what it returns, so that messages taken earlier and
@@ -824,6 +886,23 @@ pub(crate) fn event_rows(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A queue is looked over at its reader's first look, after a step back of the wall
+    /// clock, and not at every round in between (the periodic look is timed on the monotonic
+    /// clock, not waited for here).
+    #[test]
+    fn a_clock_watch_looks_first_and_after_a_step_back() {
+        let mut w = ClockWatch::new();
+        let now = 1_800_000_000_000;
+        assert!(w.due(now), "the first look");
+        assert!(!w.due(now + 10), "time going on is no step");
+        assert!(
+            !w.due(now + 10 - CLOCK_STEP_MS),
+            "a jitter within CLOCK_STEP_MS"
+        );
+        assert!(w.due(now - 86_400_000), "a day back");
+        assert!(!w.due(now - 86_400_000 + 5));
+    }
 
     #[test]
     fn a_dead_contact_is_announced_with_the_order_it_is_about() {

@@ -1594,6 +1594,32 @@ impl Store for PgStore {
         Ok((until, rows.iter().map(|r| r.get(0)).collect()))
     }
 
+    async fn reschedule_future_events(
+        &self,
+        sink: &'static str,
+        now_ms: i64,
+        horizon_ms: i64,
+        hold: Duration,
+    ) -> Result<u64, StoreError> {
+        // A claim runs at most `hold` or the lease from the clock that set it (`due_events`,
+        // `hold_events`); one running further was stamped by a clock ahead of this one, and
+        // ended, the event is taken again by the next round.
+        let hold_ms = hold.as_millis().min(i64::MAX as u128) as i64;
+        let lease_horizon = now_ms
+            .saturating_add(hold_ms.max(self.lease_ms))
+            .saturating_add(super::CLOCK_SLACK_MS);
+        let c = self.client().await?;
+        c.execute(
+            "UPDATE events SET \
+             next_at_ms = CASE WHEN next_at_ms > $3 THEN $2 ELSE next_at_ms END, \
+             lease_until_ms = CASE WHEN lease_until_ms > $4 THEN 0 ELSE lease_until_ms END \
+             WHERE sink = $1 AND (next_at_ms > $3 OR lease_until_ms > $4)",
+            &[&sink, &now_ms, &horizon_ms, &lease_horizon],
+        )
+        .await
+        .map_err(map_err)
+    }
+
     async fn ack_events(&self, ids: Vec<i64>) -> Result<(), StoreError> {
         let c = self.client().await?;
         c.execute("DELETE FROM events WHERE id = ANY($1)", &[&ids])

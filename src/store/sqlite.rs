@@ -1915,6 +1915,28 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn reschedule_future_events(
+        &self,
+        sink: &'static str,
+        now_ms: i64,
+        horizon_ms: i64,
+        _hold: std::time::Duration,
+    ) -> Result<u64, StoreError> {
+        // One node takes its events without a claim; a range of the `events_sink` index
+        // (sink, next_at_ms, id): nothing to read when no clock was wrong.
+        let changed = self
+            .call(move |conn| {
+                exec(
+                    conn,
+                    "UPDATE events SET next_at_ms = ?1 WHERE sink = ?2 AND next_at_ms > ?3",
+                    params![now_ms, sink, horizon_ms],
+                )
+                .map_err(sql)
+            })
+            .await?;
+        Ok(changed as u64)
+    }
+
     async fn ack_events(&self, ids: Vec<i64>) -> Result<(), StoreError> {
         self.call(move |conn| {
             for id in &ids {
@@ -2769,6 +2791,90 @@ mod tests {
                 .unwrap()
                 .len(),
             1
+        );
+    }
+
+    /// Events put off by a clock that was ahead (a VM's wrong RTC at boot, corrected by NTP;
+    /// an operator's typo) are due again once the sink looks (`reschedule_future_events`):
+    /// until 2026-12-07 an alert mail retried 30 days ahead of this clock waited 30 days. An
+    /// event put off within the horizon, and another sink's, are left as they are.
+    #[tokio::test]
+    async fn events_put_off_by_a_clock_that_was_ahead_are_due_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let sinks = Sinks {
+            mqtt: true,
+            mail: true,
+        };
+        let s = SqliteStore::open_with(
+            dir.path(),
+            sinks,
+            std::time::Duration::ZERO,
+            std::time::Duration::ZERO,
+        )
+        .unwrap();
+        let alert = serde_json::json!({"order": "2026120707000001", "number": "119",
+                                       "by": "rules", "sure": true, "channel": "cti"});
+        for (order, alert) in [("1", Some(alert.clone())), ("2", Some(alert))] {
+            s.enqueue_contact(
+                order.into(),
+                format!("{order}-ct1"),
+                serde_json::json!({"kind": "supplement", "content": "楼下着火了"}),
+                alert,
+                2,
+            )
+            .await
+            .unwrap();
+        }
+        let now = 1_800_000_000_000i64;
+        let day = 86_400_000i64;
+        let mail = s.due_events("mail", Topics::All, now, 10).await.unwrap();
+        assert_eq!(mail.len(), 2, "{mail:?}");
+        // One retried by a clock 30 days ahead, one within the horizon (a digest's wait).
+        s.retry_event(mail[0].id, now + 30 * day, None)
+            .await
+            .unwrap();
+        s.defer_event(mail[1].id, now + 1_000).await.unwrap();
+        let mqtt = s
+            .due_events("mqtt", Topics::All, i64::MAX, 10)
+            .await
+            .unwrap();
+        s.defer_event(mqtt[0].id, now + 30 * day).await.unwrap();
+        assert!(
+            s.due_events("mail", Topics::All, now + 1_000, 10)
+                .await
+                .unwrap()
+                .iter()
+                .all(|e| e.id != mail[0].id),
+            "the step's reproduction: not due for 30 days"
+        );
+        let hold = std::time::Duration::from_secs(40);
+        assert_eq!(
+            s.reschedule_future_events("mail", now, now + 3_600_000, hold)
+                .await
+                .unwrap(),
+            1
+        );
+        let due = s.due_events("mail", Topics::All, now, 10).await.unwrap();
+        assert_eq!(
+            due.iter().map(|e| e.id).collect::<Vec<_>>(),
+            [mail[0].id],
+            "due now, with its attempt counted; the other still waits its second"
+        );
+        assert_eq!(due[0].attempts, 1);
+        assert!(
+            s.due_events("mqtt", Topics::All, now, 10)
+                .await
+                .unwrap()
+                .iter()
+                .all(|e| e.id != mqtt[0].id),
+            "another sink's events are that sink's to look at"
+        );
+        assert_eq!(
+            s.reschedule_future_events("mail", now, now + 3_600_000, hold)
+                .await
+                .unwrap(),
+            0,
+            "nothing left to change"
         );
     }
 
