@@ -260,8 +260,13 @@ async fn open_store(cfg: &Config, sinks: store::Sinks) -> Result<Arc<dyn Store>,
 /// under its dedupe key, a push stored after all is answered from its record, and one that was
 /// not is stored now. An entry goes once its intake is stored; one that still cannot be is
 /// tried again for a minute, then kept for the next start.
-fn replay_late_pushes(pipeline: &Arc<Pipeline>, journal: &journal::PushJournal) {
-    let pending = journal.pending();
+///
+/// An entry older than `retain` (`storage.retain`) is set aside, never taken again
+/// ([`journal::PushJournal::set_aside_past_retention`]): its retry record may be gone. Each
+/// pass looks again, the retention running meanwhile.
+fn replay_late_pushes(pipeline: &Arc<Pipeline>, journal: &journal::PushJournal, retain: Duration) {
+    let now = || chrono::Utc::now().timestamp();
+    let pending = journal.set_aside_past_retention(journal.pending(), now(), retain);
     if pending.is_empty() {
         return;
     }
@@ -278,7 +283,7 @@ fn replay_late_pushes(pipeline: &Arc<Pipeline>, journal: &journal::PushJournal) 
                 tokio::time::sleep(Duration::from_secs(5)).await;
             }
             let mut left = Vec::new();
-            for (path, sub, t) in pending {
+            for (path, sub, t) in journal.set_aside_past_retention(pending, now(), retain) {
                 let (identity, channel_ref) = (sub.identity.masked(), sub.identity.mask_in(&sub.channel_ref));
                 match pipeline.submit(sub.clone(), t, pipeline::Policy::WEBHOOK).await {
                     Ok(d) if journal::stored(&d) => {
@@ -546,7 +551,7 @@ pub async fn run(cfg: Config, listener: TcpListener) -> Result<(), StartError> {
         })
     };
     let late_pushes = journal::PushJournal::in_storage(&cfg.storage.path);
-    replay_late_pushes(&pipeline, &late_pushes);
+    replay_late_pushes(&pipeline, &late_pushes, cfg.derived.retain);
     let background = pipeline.background().clone();
     let state = actix_web::web::Data::new(http::AppState {
         late_pushes,
