@@ -82,6 +82,15 @@ impl PushJournal {
     /// Writes `sub`, decided at `t`, durably; returns the entry's path for [`done`](Self::done).
     /// Blocking (two fsyncs): call it off the async workers.
     pub fn keep(&self, sub: &Submission, t: i64) -> std::io::Result<PathBuf> {
+        // What a late reply waits for (see `http::social::EMERGENCY_JOURNAL_WAIT`).
+        let started = std::time::Instant::now();
+        let kept = self.write(sub, t);
+        metrics::histogram!("hotline_push_journal_write_seconds")
+            .record(started.elapsed().as_secs_f64());
+        kept
+    }
+
+    fn write(&self, sub: &Submission, t: i64) -> std::io::Result<PathBuf> {
         std::fs::create_dir_all(&self.dir)?;
         let name = match &sub.dedupe_key {
             Some(key) => hex::encode(&Sha256::digest(key.as_bytes())[..16]),

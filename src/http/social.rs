@@ -274,7 +274,9 @@ async fn reply_text(
 /// Runs the pipeline in its own task; `None` when it did not finish within the budget (the
 /// platform gets `success`), unless the submission is a possible emergency, which then gets
 /// the number to dial ([`crate::messages::pending_emergency`]). The push is then kept in the
-/// journal (`crate::journal`) before the answer, and the task goes on, on the background
+/// journal (`crate::journal`) before the answer (a possible emergency waits for it at most
+/// [`EMERGENCY_JOURNAL_WAIT`], then is told the number without a promise of its order,
+/// [`crate::messages::unsaved_emergency`]), and the task goes on, on the background
 /// runtime (`crate::background`), which a graceful shutdown waits for: the platform was
 /// answered and will not resend. Its result answers the platform's retries, if any, and
 /// removes the journal's entry; when the process dies first, or the intake fails, the entry
@@ -315,26 +317,46 @@ async fn run_within_budget(
             // promise to make: the platform is told to resend (its retry finds the intake's
             // record, or makes it).
             let journal = state.late_pushes.clone();
-            let kept = tokio::task::spawn_blocking(move || journal.keep(&copy, t))
-                .await
-                .map_err(std::io::Error::other)
-                .and_then(|r| r);
-            let kept = match kept {
-                Ok(path) => Some(path),
+            let started = std::time::Instant::now();
+            let write = tokio::task::spawn_blocking(move || journal.keep(&copy, t));
+            // A possible emergency waits for the write at most EMERGENCY_JOURNAL_WAIT: the
+            // write is what lets the reply promise the order, but the number to dial must not
+            // wait behind a disk that is stuck (the store is late often because the disk is,
+            // and on ext4 an fsync waits for every file's dirty data). The rest waits for it.
+            let wait = advice.is_some().then_some(EMERGENCY_JOURNAL_WAIT);
+            let journal_state = journal_write(write, wait).await;
+            let waited_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+            let (kept, writing, promised) = match journal_state {
+                JournalWrite::Kept(path) => (Some(path), None, true),
+                // Still writing: the number goes now, with no promise of the order (the
+                // sentence says it is not saved yet); the write and the intake go on.
+                JournalWrite::Writing(write) => {
+                    tracing::warn!(channel, identity = %identity, channel_ref = %channel_ref, waited_us, "A possible emergency past its reply budget was told the number to dial before its journal entry was written (the disk is slow); the answer does not promise its order.");
+                    (None, Some(write), false)
+                }
                 // A possible emergency still gets its number: being told to dial matters more
                 // than the platform's resend (which its retry would not bring in time).
-                Err(e) if advice.is_some() => {
+                JournalWrite::Failed(e) if advice.is_some() => {
                     tracing::error!(channel, identity = %identity, channel_ref = %channel_ref, error = %e, "A possible emergency past its reply budget could not be kept in the journal; told the number to dial, its intake goes on in memory only.");
-                    None
+                    (None, None, false)
                 }
-                Err(e) => {
+                JournalWrite::Failed(e) => {
                     tracing::error!(channel, identity = %identity, channel_ref = %channel_ref, error = %e, "A push past its reply budget could not be kept in the journal; answered as unavailable so that the platform resends it.");
                     return Err(ApiError::Unavailable(format!("push journal: {e}")));
                 }
             };
-            tracing::warn!(channel, identity = %identity, channel_ref = %channel_ref, told_number = advice.is_some(), "A push was answered before its intake finished; the intake goes on.");
+            tracing::warn!(channel, identity = %identity, channel_ref = %channel_ref, told_number = advice.is_some(), waited_us, "A push was answered before its intake finished; the intake goes on.");
             let journal = state.late_pushes.clone();
             state.pipeline.background().spawn(async move {
+                // A write still going on when the number went: its entry is removed like any
+                // other once the intake is stored (awaited first, so none is left behind).
+                let kept = match writing {
+                    Some(write) => match journal_write(write, None).await {
+                        JournalWrite::Kept(path) => Some(path),
+                        _ => None,
+                    },
+                    None => kept,
+                };
                 let failed = match task.await {
                     Ok(Ok(d)) if crate::journal::stored(&d) => {
                         if let Some(kept) = &kept {
@@ -357,10 +379,50 @@ async fn run_within_budget(
             // resend). Until 2026-12-07 a doubted or suspected emergency behind a slow or
             // locked store got `success`, and its number was in a reply nobody saw.
             Ok(advice.map(|number| Decision {
-                message: crate::messages::pending_emergency(&number),
+                message: if promised {
+                    crate::messages::pending_emergency(&number)
+                } else {
+                    crate::messages::unsaved_emergency(&number)
+                },
                 outcome: Outcome::Advised { number },
             }))
         }
+    }
+}
+
+/// How long a possible emergency's late reply waits for its journal entry before the number
+/// goes without it. The write takes ~0.6 ms on an idle disk (two fsyncs, measured on ext4 on
+/// the development VM: write 0.07 ms, the file's fsync 0.3 ms, the folder's 0.2 ms;
+/// `hotline_push_journal_write_seconds`), so this only matters when the disk itself is stuck;
+/// WeChat gives up on a reply at 5 s, [`REPLY_BUDGET`] after 4.
+pub const EMERGENCY_JOURNAL_WAIT: Duration = Duration::from_millis(500);
+
+/// Where a push's journal write is.
+#[derive(Debug)]
+enum JournalWrite {
+    /// Written and fsynced, at this path.
+    Kept(std::path::PathBuf),
+    /// Could not be written.
+    Failed(std::io::Error),
+    /// Still being written when the wait ran out.
+    Writing(tokio::task::JoinHandle<std::io::Result<std::path::PathBuf>>),
+}
+
+/// Waits for a journal write, at most `wait` when given.
+async fn journal_write(
+    mut write: tokio::task::JoinHandle<std::io::Result<std::path::PathBuf>>,
+    wait: Option<Duration>,
+) -> JournalWrite {
+    let done = match wait {
+        Some(wait) => match tokio::time::timeout(wait, &mut write).await {
+            Ok(done) => done,
+            Err(_) => return JournalWrite::Writing(write),
+        },
+        None => write.await,
+    };
+    match done.map_err(std::io::Error::other).and_then(|r| r) {
+        Ok(path) => JournalWrite::Kept(path),
+        Err(e) => JournalWrite::Failed(e),
     }
 }
 
@@ -397,6 +459,40 @@ mod tests {
         let r = wechat.mask_in("nomsgid:oUpF8uMuAJO_M2pxb1Q9zNjWeS6o:1700000000:image:ff");
         assert!(!r.contains("oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"), "{r}");
         assert_eq!(wechat.mask_in("1234567890123456"), "1234567890123456");
+    }
+
+    /// A journal write that is stuck (a disk held up) does not hold a possible emergency's
+    /// number past [`super::EMERGENCY_JOURNAL_WAIT`]: the wait gives the write back still
+    /// going, and it is finished later (its entry then removed once the intake is stored).
+    /// Without a wait, as for any other push, the reply waits for the write. No time is
+    /// asserted: the write is held on a channel, not on a clock.
+    #[tokio::test]
+    async fn a_stuck_journal_write_does_not_hold_the_number_to_dial() {
+        use super::{journal_write, JournalWrite};
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let write = tokio::task::spawn_blocking(move || {
+            let _ = held.recv();
+            Ok(std::path::PathBuf::from("entry.json"))
+        });
+        let wait = Some(std::time::Duration::from_millis(50));
+        // A guard, not a measurement: a reply that waits for the stuck write fails the test
+        // instead of hanging it.
+        let guard = std::time::Duration::from_secs(30);
+        let Ok(JournalWrite::Writing(write)) =
+            tokio::time::timeout(guard, journal_write(write, wait)).await
+        else {
+            panic!("the number waited for the stuck write");
+        };
+        release.send(()).unwrap();
+        match journal_write(write, None).await {
+            JournalWrite::Kept(p) => assert_eq!(p, std::path::PathBuf::from("entry.json")),
+            other => panic!("{other:?}"),
+        }
+        let failing = tokio::task::spawn_blocking(|| Err(std::io::Error::other("disk full")));
+        assert!(matches!(
+            journal_write(failing, wait).await,
+            JournalWrite::Failed(_)
+        ));
     }
 
     #[test]
