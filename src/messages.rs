@@ -55,6 +55,16 @@ pub fn pending_emergency(number: &str) -> String {
     format!("{}您的诉求正在受理中。", emergency_first(number))
 }
 
+/// The answer to a push refused as sent (a field in it twice) whose text is a possible
+/// emergency: the number to dial, then that the message was not taken. The platform shows a
+/// 200's reply, not a refusal's body, so this is how the person learns the number.
+pub fn unread_emergency(number: &str) -> String {
+    format!(
+        "{}您的消息格式有误，未能受理，如不紧急，请重新发送。",
+        emergency_first(number)
+    )
+}
+
 /// The answer to a message of a kind the gateway does not take (a file, a mini-program card):
 /// it is not an order, and the person learns how to send the matter instead of hearing nothing.
 /// WeChat's push of a file carries no media id the account could fetch it with.

@@ -1677,3 +1677,86 @@ fn wechat_a_file_is_answered_with_how_to_send_the_matter_and_makes_no_order() {
     let all = wait_for_order(&sim, &number);
     assert_eq!(all.len(), 1, "the file made no order: {all:?}");
 }
+
+/// A push with a field written twice is refused as the web form refuses one (422
+/// `invalid_field` naming it), nothing stored, and every value is heard by the emergency
+/// rules: a fire in the `<Content>` WeChat's reader skipped (the second) or the `text` Weibo's
+/// dropped (the first) gets its number in the platform's reply. Until 2026-12-07 that
+/// value was never checked, and the other made an order. wechatpy seals and reads the safe
+/// mode; the Weibo peer signs a body a dict cannot hold.
+#[test]
+fn a_push_with_a_repeated_field_is_refused_and_every_value_heard() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let gw = Gateway::start(dir.path(), &sim.url, &accounts());
+    let openid = "oTwice_Pz3Wq7Xk0Lm2Nb8Vc4Rt6Y";
+    let inner = |a: &str, b: &str| {
+        format!(
+            "<xml><ToUserName><![CDATA[{GH}]]></ToUserName><FromUserName><![CDATA[{openid}]]>\
+             </FromUserName><CreateTime>{}</CreateTime><MsgType><![CDATA[text]]></MsgType>\
+             <Content><![CDATA[{a}]]></Content><Content><![CDATA[{b}]]></Content>\
+             <MsgId>{}</MsgId></xml>",
+            now(),
+            msg_id()
+        )
+    };
+    for mode in ["plain", "safe"] {
+        let r = wx(
+            &gw,
+            "main",
+            json!({"mode": mode, "inner": inner("路灯坏了", "楼下着火了")}),
+        );
+        let content = reply_text(&r, openid, mode == "safe");
+        assert!(
+            content.contains("拨打119") && !content.contains("工单号"),
+            "{mode}: {content}"
+        );
+    }
+    let r = wx(
+        &gw,
+        "main",
+        json!({"mode": "safe", "inner": inner("路灯坏了", "井盖丢了")}),
+    );
+    assert_refused(&r, 422, "invalid_field");
+    let body: Value = serde_json::from_str(r["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["error"]["field"], "Content", "{r}");
+
+    let sender = "9007199254740995";
+    let twice = |a: &str, b: &str| {
+        let m = wb_msg(sender, "text", a, json!({}));
+        format!(
+            r#"{{"type":"text","receiver_id":{WEIBO_UID},"sender_id":{sender},"created_at":{},"text":{},"text":{},"data":{{}}}}"#,
+            m["created_at"],
+            json!(a),
+            json!(b)
+        )
+    };
+    let r = wb(
+        &gw,
+        json!({"message": {}, "body": twice("楼下着火了", "路灯坏了")}),
+    );
+    let reply = wb_reply(&r, sender);
+    assert!(
+        reply.contains("拨打119") && !reply.contains("工单号"),
+        "{reply}"
+    );
+    let r = wb(
+        &gw,
+        json!({"message": {}, "body": twice("井盖丢了", "路灯坏了")}),
+    );
+    assert_refused(&r, 422, "invalid_field");
+    let body: Value = serde_json::from_str(r["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["error"]["field"], "text", "{r}");
+
+    // Nothing of the refused pushes was stored: a later normal push is the only order, and
+    // none of their words reached dispatch.
+    let normal = wx_push(&gw, "plain", &text(openid, "消防通道被私家车堵了好几天"));
+    let number = number_in(&reply_text(&normal, openid, false));
+    let all = wait_for_order(&sim, &number);
+    assert_eq!(all.len(), 1, "only the normal order: {all:?}");
+    let lines = serde_json::to_string(&sim.lines()).unwrap();
+    for word in ["路灯", "井盖", "着火"] {
+        assert!(!lines.contains(word), "{word}: {lines}");
+    }
+    assert_not_logged(&gw, &[openid, sender]);
+}

@@ -2,6 +2,8 @@
 
 use thiserror::Error;
 
+use crate::Submission;
+
 /// Why an adapter refused a request. Each variant has a stable machine [`code`](Self::code);
 /// the gateway maps variants to HTTP statuses in one table (`src/http/error.rs`).
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -61,7 +63,60 @@ pub enum AdapterError {
     UnknownEvent(String),
 }
 
+/// A push refused for a field sent more than once, with what of it could be read: the push as
+/// far as it parses (each field's first value, as WeChat's XML reader takes it), to address a
+/// reply, and its submission with every value of each repeated text field as an item, for the
+/// emergency rules. Both are for the refusal's answer only, never for an order: which of two
+/// `Content` values is the citizen's? Until 2026-12-07 Weibo took the last of a repeated key
+/// and WeChat the first, and an emergency in the other one was never checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PushRefusal<P> {
+    /// The refusal.
+    pub error: AdapterError,
+    /// The push read with the first value of each field; `None` when even that is refused.
+    pub push: Option<Box<P>>,
+    /// For the emergency rules only: the push's submission (its `account` left empty), every
+    /// value of the repeated text fields (`Content`, `text`…) among its items; `None` without
+    /// a readable push or without any text.
+    pub readable: Option<Box<Submission>>,
+}
+
+impl<P> From<AdapterError> for PushRefusal<P> {
+    fn from(error: AdapterError) -> Self {
+        PushRefusal {
+            error,
+            push: None,
+            readable: None,
+        }
+    }
+}
+
+/// What a refused push says for the emergency rules: `sub` (the first-valued push's
+/// submission, or a bare one of its sender) with every `heard` value as an item; `None`
+/// without any text.
+pub(crate) fn readable(mut sub: Submission, heard: Vec<String>) -> Option<Box<Submission>> {
+    sub.items.extend(
+        heard
+            .iter()
+            .map(|h| crate::text::clean_text(h))
+            .filter(|h| !h.is_empty())
+            .map(|content| crate::Item {
+                content,
+                category: None,
+            }),
+    );
+    (!sub.content.is_empty() || !sub.items.is_empty()).then(|| Box::new(sub))
+}
+
 impl AdapterError {
+    /// A field of the channel's format sent more than once (422 `invalid_field` naming it).
+    pub fn repeated(field: &'static str) -> Self {
+        AdapterError::InvalidField {
+            field,
+            reason: "sent more than once".into(),
+        }
+    }
+
     /// `InvalidJson` from a JSON parser's error, with the submitted value taken out of the
     /// message ([`redact_parser_message`](crate::mask::redact_parser_message)): the message is
     /// logged, and the value may be personal data.

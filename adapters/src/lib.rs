@@ -34,7 +34,7 @@ pub mod web;
 pub mod wechat;
 pub mod weibo;
 
-pub use error::AdapterError;
+pub use error::{AdapterError, PushRefusal};
 pub use model::{
     Attachment, AttachmentKind, Category, Channel, Contact, Identity, IdentityKind, Inbound, Item,
     Location, OrderRef, Outcome, Submission,

@@ -22,7 +22,7 @@ use crate::text::clean_text;
 use crate::wechat::{check_query_signature, check_window, param, parse_timestamp};
 use crate::{
     AdapterError, Attachment, AttachmentKind, Channel, Identity, IdentityKind, Inbound, Location,
-    Submission,
+    PushRefusal, Submission,
 };
 
 /// Default accepted clock skew between a push's `timestamp` and `Inbound::now`, in seconds.
@@ -259,17 +259,93 @@ pub fn verify_url(acc: &WeiboAccount, inbound: &Inbound) -> Result<String, Adapt
 /// (milliseconds or seconds), then the JSON. Ids are read as exact 64-bit integers from JSON
 /// numbers or strings, never through `f64`.
 pub fn parse_push(acc: &WeiboAccount, inbound: &Inbound) -> Result<WeiboPush, AdapterError> {
+    parse_push_readable(acc, inbound).map_err(|r| r.error)
+}
+
+/// The push's own keys ([`parse_push`] reads them), each of which a push may carry once.
+const READ_ONCE: [&str; 6] = [
+    "type",
+    "receiver_id",
+    "sender_id",
+    "created_at",
+    "text",
+    "data",
+];
+
+/// [`parse_push`], with what a push refused for a repeated key says ([`PushRefusal`]): a
+/// (signed) push with two `text` keys, or any other key of [`READ_ONCE`] twice, at the top or
+/// inside `data`, is refused, 422 `invalid_field` naming it, as the web form refuses a
+/// repeated field; its push read with each key's first value addresses the answer, and every
+/// `text` goes to the emergency rules. Until 2026-12-07 the last `text` was taken (what
+/// `serde_json::Value` keeps) and the first never read, `楼下着火了` in it unheard.
+pub fn parse_push_readable(
+    acc: &WeiboAccount,
+    inbound: &Inbound,
+) -> Result<WeiboPush, PushRefusal<WeiboPush>> {
     if inbound.body.len() > MAX_BODY {
-        return Err(AdapterError::TooLarge { limit: MAX_BODY });
+        return Err(AdapterError::TooLarge { limit: MAX_BODY }.into());
     }
     let (timestamp, _) = check_query_signature(&acc.app_secret, inbound)?;
     let ts = to_seconds(parse_timestamp(&timestamp)?);
     check_window(ts, inbound.now, acc.window_s)?;
 
-    let root: Value = serde_json::from_slice(&inbound.body).map_err(AdapterError::json)?;
-    let obj = root
-        .as_object()
-        .ok_or_else(|| AdapterError::InvalidJson("the body is not a JSON object".into()))?;
+    let Top(pairs) = serde_json::from_slice(&inbound.body).map_err(AdapterError::json)?;
+    let pairs =
+        pairs.ok_or_else(|| AdapterError::InvalidJson("the body is not a JSON object".into()))?;
+    let mut obj = Map::new();
+    let mut repeated = None;
+    for (k, v) in &pairs {
+        let ours = READ_ONCE.into_iter().find(|n| n == k);
+        if obj.contains_key(k) {
+            repeated = repeated.or(ours);
+        } else {
+            if v.repeated && k == "data" {
+                repeated = repeated.or(Some("data"));
+            }
+            obj.insert(k.clone(), v.value.clone());
+        }
+    }
+    let push = from_object(&obj, ts);
+    let Some(field) = repeated else {
+        return push.map_err(PushRefusal::from);
+    };
+    // Only a `text` sent twice has a value unread; a single one is the push's own.
+    let heard: Vec<String> = if pairs.iter().filter(|(k, _)| k == "text").nth(1).is_some() {
+        pairs
+            .into_iter()
+            .filter(|(k, _)| k == "text")
+            .filter_map(|(_, v)| match v.value {
+                Value::String(s) => Some(s),
+                _ => None,
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let push = push.ok();
+    let readable = push.as_ref().and_then(|p| {
+        // A first `text` that is empty makes no submission; the other may still be a fire.
+        let sub = p.to_submission("").unwrap_or_else(|| {
+            let mut s = Submission::new(
+                Channel::Weibo,
+                Identity::new(IdentityKind::Weibo, p.sender_id.to_string()),
+                p.received_at,
+                "",
+            );
+            s.dedupe_key = Some(p.dedupe_key());
+            s
+        });
+        crate::error::readable(sub, heard)
+    });
+    Err(PushRefusal {
+        error: AdapterError::repeated(field),
+        push: push.map(Box::new),
+        readable,
+    })
+}
+
+/// A push's top-level object, key by key (`None` for JSON that is no object).
+fn from_object(obj: &Map<String, Value>, ts: i64) -> Result<WeiboPush, AdapterError> {
     let msg_type = match obj.get("type") {
         Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_string(),
         Some(Value::String(_)) | None | Some(Value::Null) => {
@@ -331,6 +407,112 @@ pub fn parse_push(acc: &WeiboAccount, inbound: &Inbound) -> Result<WeiboPush, Ad
         message,
         digest,
     })
+}
+
+/// A push body's top level: every member in order, a repeated key too (`serde_json::Value`
+/// keeps only the last); `None` for JSON that is no object.
+struct Top(Option<Vec<(String, Checked)>>);
+
+/// A JSON value, and whether an object in it has a key twice (its first value is kept).
+struct Checked {
+    value: Value,
+    repeated: bool,
+}
+
+impl Checked {
+    fn plain(value: Value) -> Checked {
+        Checked {
+            value,
+            repeated: false,
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Top {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match <Node as serde::Deserialize>::deserialize(d)? {
+            Node::Object(pairs) => Ok(Top(Some(pairs))),
+            Node::Other(_) => Ok(Top(None)),
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Checked {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(match <Node as serde::Deserialize>::deserialize(d)? {
+            Node::Object(pairs) => {
+                let mut map = Map::new();
+                let mut repeated = false;
+                for (k, v) in pairs {
+                    repeated |= v.repeated || map.contains_key(&k);
+                    map.entry(k).or_insert(v.value);
+                }
+                Checked {
+                    value: Value::Object(map),
+                    repeated,
+                }
+            }
+            Node::Other(c) => c,
+        })
+    }
+}
+
+/// One JSON value as read: an object's members in order, or any other value.
+enum Node {
+    Object(Vec<(String, Checked)>),
+    Other(Checked),
+}
+
+impl<'de> serde::Deserialize<'de> for Node {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Node;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<Node, A::Error> {
+                let mut pairs = Vec::new();
+                while let Some(kv) = m.next_entry::<String, Checked>()? {
+                    pairs.push(kv);
+                }
+                Ok(Node::Object(pairs))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut s: A) -> Result<Node, A::Error> {
+                let (mut list, mut repeated) = (Vec::new(), false);
+                while let Some(c) = s.next_element::<Checked>()? {
+                    repeated |= c.repeated;
+                    list.push(c.value);
+                }
+                Ok(Node::Other(Checked {
+                    value: Value::Array(list),
+                    repeated,
+                }))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Node, E> {
+                Ok(Node::Other(Checked::plain(Value::Bool(v))))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Node, E> {
+                Ok(Node::Other(Checked::plain(Value::from(v))))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Node, E> {
+                Ok(Node::Other(Checked::plain(Value::from(v))))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Node, E> {
+                Ok(Node::Other(Checked::plain(Value::from(v))))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Node, E> {
+                Ok(Node::Other(Checked::plain(Value::from(v))))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Node, E> {
+                Ok(Node::Other(Checked::plain(Value::String(v))))
+            }
+            fn visit_unit<E>(self) -> Result<Node, E> {
+                Ok(Node::Other(Checked::plain(Value::Null)))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// The passive reply: `""` (no reply) when `text` is `None` or blank; else
@@ -605,6 +787,73 @@ mod tests {
         format!(
             r#"{{"type":"{kind}","receiver_id":1902538057,"sender_id":2489518277,"created_at":"Mon Jul 16 18:09:20 +0800 2012","text":"{text}","data":{data}}}"#
         )
+    }
+
+    /// The texts the emergency rules hear of a push refused for a repeated key.
+    fn heard(r: &PushRefusal<WeiboPush>) -> Vec<String> {
+        r.readable
+            .as_ref()
+            .map(|s| {
+                std::iter::once(s.content.clone())
+                    .chain(s.items.iter().map(|i| i.content.clone()))
+                    .filter(|t| !t.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// A key of the push sent twice is refused (422 `invalid_field` naming it), the push read
+    /// with the first value of each key for the answer, and every `text` heard (until
+    /// 2026-12-07 the last `text` was taken and the first never read).
+    #[test]
+    fn a_repeated_key_is_refused_and_every_text_heard() {
+        let read =
+            |body: &str| parse_push_readable(&acc(), &inbound(&signed("1700000000123"), body, NOW));
+        let two = body("text", "楼下着火了", "{}").replace(
+            r#""text":"楼下着火了""#,
+            r#""text":"楼下着火了","text":"路灯坏了""#,
+        );
+        let r = read(&two).expect_err("refused");
+        assert_eq!(r.error, AdapterError::repeated("text"));
+        assert_eq!(r.error.code(), "invalid_field");
+        assert_eq!(heard(&r), ["楼下着火了", "楼下着火了", "路灯坏了"]);
+        let p = r.push.as_deref().expect("the first-valued push");
+        assert_eq!((p.text.as_str(), p.sender_id), ("楼下着火了", 2489518277));
+        // An empty first `text` still has the second heard.
+        let empty_first = two.replace(r#""text":"楼下着火了""#, r#""text":"""#);
+        assert_eq!(
+            heard(&read(&empty_first).expect_err("refused")),
+            ["路灯坏了"]
+        );
+        // Another key twice: refused, the one text heard; a key twice inside `data` too.
+        let ids = body("text", "路灯坏了", "{}").replace(
+            r#""sender_id":2489518277"#,
+            r#""sender_id":2489518277,"sender_id":1"#,
+        );
+        let r = read(&ids).expect_err("refused");
+        assert_eq!(r.error, AdapterError::repeated("sender_id"));
+        assert_eq!(heard(&r), ["路灯坏了"]);
+        let data = body(
+            "image",
+            "发了一张图片",
+            r#"{"vfid":"1","tovfid":"2","tovfid":"3"}"#,
+        );
+        assert_eq!(
+            read(&data).map_err(|r| r.error),
+            Err(AdapterError::repeated("data"))
+        );
+        let deep = body("event", "", r#"{"subtype":"click","key":{"a":1,"a":2}}"#);
+        assert_eq!(
+            read(&deep).map_err(|r| r.error),
+            Err(AdapterError::repeated("data"))
+        );
+        // Keys the gateway does not read may repeat; `parse_push` gives the bare error.
+        let extra =
+            body("text", "路灯坏了", "{}").replace("{\"type\"", "{\"x\":1,\"x\":2,\"type\"");
+        assert!(push(&extra).is_ok(), "{extra}");
+        assert_eq!(push(&two).err(), Some(AdapterError::repeated("text")));
+        // Exact ids and numbers still read as before.
+        assert!(push(&body("text", "路灯坏了", "{}")).is_ok());
     }
 
     #[test]

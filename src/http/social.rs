@@ -57,7 +57,19 @@ pub async fn wechat_push(
     };
     let inbound = read_inbound(&req, payload, &state).await?;
     let t = inbound.now;
-    let push = wechat::parse_push(&setup.account, &inbound)?;
+    let push = match wechat::parse_push_readable(&setup.account, &inbound) {
+        Ok(push) => push,
+        Err(refused) => {
+            let text = heard_refusal(&state, &name, refused.readable, refused.error, t)?;
+            // `heard_refusal` answers only a refusal whose push could be read.
+            let Some(push) = refused.push else {
+                return Err(ApiError::Internal(
+                    "a refusal's answer without its push".into(),
+                ));
+            };
+            return wechat_reply(setup, &push, Some(&text), t);
+        }
+    };
     let deadline = tokio::time::Instant::now() + REPLY_BUDGET;
     // A text or a voice note asking for an order's status (and naming no emergency) is
     // answered with it; speech recognition writes what was said, as a text would.
@@ -102,22 +114,51 @@ pub async fn wechat_push(
                 .map(|(status, d)| joined(status, d.map(|d| d.message)))
         }
     };
+    wechat_reply(setup, &push, text.as_deref().filter(|t| !t.is_empty()), t)
+}
+
+/// The passive reply to `push` (`success` without a text), sealed when the push was.
+fn wechat_reply(
+    setup: &WechatSetup,
+    push: &wechat::Push,
+    text: Option<&str>,
+    t: i64,
+) -> Result<HttpResponse, ApiError> {
     let mut random16 = [0u8; 16];
     rand::thread_rng().fill(&mut random16);
     let nonce: String = (0..10)
         .map(|_| char::from(b'a' + rand::thread_rng().gen_range(0..26)))
         .collect();
-    let reply = wechat::render_reply(
-        &setup.account,
-        &push,
-        text.as_deref().filter(|t| !t.is_empty()),
-        t,
-        &nonce,
-        random16,
-    )?;
+    let reply = wechat::render_reply(&setup.account, push, text, t, &nonce, random16)?;
     Ok(HttpResponse::Ok()
         .content_type("text/xml; charset=utf-8")
         .body(reply))
+}
+
+/// The answer to a (signed) push refused for a field sent twice
+/// ([`hotline_adapters::PushRefusal`]), as the web form answers its refused forms: nothing is
+/// stored, and the emergency rules hear its `readable` submission (the push read with each
+/// field's first value, and every value of the repeated text fields). A redirect is answered as any other (its record kept); a
+/// possible emergency gets the number and that the message was not taken
+/// ([`crate::messages::unread_emergency`]); both as the platform's reply (200), since the
+/// platform shows the person a reply, never a refusal's body. Anything else, or a push too
+/// broken to address a reply to (`readable` is `None`), is the refusal: 422 `invalid_field`.
+fn heard_refusal(
+    state: &AppState,
+    account: &str,
+    readable: Option<Box<Submission>>,
+    error: hotline_adapters::AdapterError,
+    t: i64,
+) -> Result<String, ApiError> {
+    let Some(mut sub) = readable else {
+        return Err(error.into());
+    };
+    sub.account = account.to_string();
+    match state.pipeline.redirect_if_emergency(&sub, t) {
+        Ok(d) => Ok(d.message),
+        Err(Some(number)) => Ok(crate::messages::unread_emergency(&number)),
+        Err(None) => Err(error.into()),
+    }
 }
 
 /// `GET /v1/weibo/{account}`: the URL check.
@@ -146,7 +187,20 @@ pub async fn weibo_push(
     };
     let inbound = read_inbound(&req, payload, &state).await?;
     let t = inbound.now;
-    let push = weibo::parse_push(acc, &inbound)?;
+    let push = match weibo::parse_push_readable(acc, &inbound) {
+        Ok(push) => push,
+        Err(refused) => {
+            let text = heard_refusal(&state, &name, refused.readable, refused.error, t)?;
+            let Some(push) = refused.push else {
+                return Err(ApiError::Internal(
+                    "a refusal's answer without its push".into(),
+                ));
+            };
+            return Ok(HttpResponse::Ok()
+                .content_type("application/json; charset=utf-8")
+                .body(weibo::render_reply(&push, Some(&text))));
+        }
+    };
     let deadline = tokio::time::Instant::now() + REPLY_BUDGET;
     let asked = match push.message {
         weibo::WeiboMessage::Text | weibo::WeiboMessage::Mention => {

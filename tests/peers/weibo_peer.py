@@ -10,11 +10,12 @@ Input: one JSON object on stdin. Output: one JSON object on stdout.
 
     {"op": "handshake", "url": ..., "secret": ..., "echostr": ..., "tamper": null|"signature"}
     {"op": "push", "url": ..., "secret": ..., "message": {...}, "timestamp_offset_ms": 0,
-     "tamper": null|"signature", "timestamp_unit": "ms"|"s"}
+     "tamper": null|"signature", "timestamp_unit": "ms"|"s", "body": null|"raw body"}
     {"op": "send", "url": ..., "request": {"query": ..., "body": ...}}
 
 `message` is the push JSON itself (type, receiver_id, sender_id, created_at, text, data); ids may
-be given as strings and are sent as exact JSON integers.
+be given as strings and are sent as exact JSON integers. `body`, when given, is sent instead
+of the message (signed all the same): JSON a dict cannot hold, such as a key written twice.
 
 Answer: {"status", "content_type", "body", "request", "reply": null (empty body) |
 {"result", "sender_id", "receiver_id", "type", "text"}, "reply_error", "retry_after"}.
@@ -117,7 +118,7 @@ def main():
             "query": signed_query(
                 a["secret"], a.get("timestamp_offset_ms"), a.get("tamper"), unit=a.get("timestamp_unit", "ms")
             ),
-            "body": push_body(a["message"]),
+            "body": a["body"] if a.get("body") is not None else push_body(a["message"]),
         }
     elif op == "send":
         request = a["request"]

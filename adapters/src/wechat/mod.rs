@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 use crate::text::clean_text;
 use crate::{
     AdapterError, Attachment, AttachmentKind, Channel, Identity, IdentityKind, Inbound, Location,
-    Submission,
+    PushRefusal, Submission,
 };
 use xml::Fields;
 
@@ -604,14 +604,30 @@ fn no_key() -> AdapterError {
 /// decrypting (so decryption is never an oracle), the receiver must be the account's AppID, and
 /// only the decrypted copy is used (compatible mode also carries unsigned plain fields).
 pub fn parse_push(acc: &WechatAccount, inbound: &Inbound) -> Result<Push, AdapterError> {
+    parse_push_readable(acc, inbound).map_err(|r| r.error)
+}
+
+/// [`parse_push`], with what a push refused for a repeated field says
+/// ([`PushRefusal`]): a (signed, decrypted) message with two `<Content>` (or any other field
+/// the gateway reads, [`READ_ONCE`]) is refused, 422 `invalid_field` naming it, as the web
+/// form refuses a repeated field; its first-valued push addresses the answer and every value
+/// of its text fields goes to the emergency rules. Until 2026-12-07 the first `<Content>` was
+/// taken and the second never read, `楼下着火了` in it unheard.
+pub fn parse_push_readable(
+    acc: &WechatAccount,
+    inbound: &Inbound,
+) -> Result<Push, PushRefusal<Push>> {
     if inbound.body.len() > MAX_BODY {
-        return Err(AdapterError::TooLarge { limit: MAX_BODY });
+        return Err(AdapterError::TooLarge { limit: MAX_BODY }.into());
     }
     let (timestamp, nonce) = check_query_signature(&acc.token, inbound)?;
     check_window(parse_timestamp(&timestamp)?, inbound.now, acc.window_s)?;
     let body = std::str::from_utf8(&inbound.body).map_err(|_| AdapterError::InvalidUtf8)?;
     let outer = xml::parse(&xml::strip_illegal(body))?;
     let aes_query = param(inbound, "encrypt_type").is_some_and(|t| t.eq_ignore_ascii_case("aes"));
+    if outer.all("Encrypt").nth(1).is_some() {
+        return Err(AdapterError::repeated("Encrypt").into());
+    }
     match outer.get("Encrypt").map(str::trim) {
         Some(encrypted) => {
             let mode = if outer.get("MsgType").is_some() {
@@ -621,15 +637,94 @@ pub fn parse_push(acc: &WechatAccount, inbound: &Inbound) -> Result<Push, Adapte
             };
             let given = param(inbound, "msg_signature").ok_or(AdapterError::BadSignature)?;
             if !signature_matches(&sign(&[&acc.token, &timestamp, &nonce, encrypted]), &given) {
-                return Err(AdapterError::BadSignature);
+                return Err(AdapterError::BadSignature.into());
             }
             let key = acc.aes_key()?.ok_or_else(no_key)?;
             let inner = decrypt(&key, &acc.app_id, encrypted)?;
-            Push::from_fields(mode, &xml::parse(&xml::strip_illegal(&inner))?)
+            Push::read_once(mode, &xml::parse(&xml::strip_illegal(&inner))?)
         }
-        None if aes_query => Err(AdapterError::MissingField("Encrypt")),
-        None if acc.require_encryption => Err(AdapterError::EncryptionRequired),
-        None => Push::from_fields(Mode::Plaintext, &outer),
+        None if aes_query => Err(AdapterError::MissingField("Encrypt").into()),
+        None if acc.require_encryption => Err(AdapterError::EncryptionRequired.into()),
+        None => Push::read_once(Mode::Plaintext, &outer),
+    }
+}
+
+/// The message fields the gateway reads, each of which a push may carry once. Others (a new
+/// platform field, the children of a nested element) are not read, and may repeat.
+pub const READ_ONCE: [&str; 26] = [
+    "ToUserName",
+    "FromUserName",
+    "CreateTime",
+    "MsgId",
+    "MsgID",
+    "MsgType",
+    "Content",
+    "PicUrl",
+    "MediaId",
+    "Format",
+    "Recognition",
+    "ThumbMediaId",
+    "Location_X",
+    "Location_Y",
+    "Scale",
+    "Label",
+    "Title",
+    "Description",
+    "Url",
+    "Event",
+    "EventKey",
+    "Ticket",
+    "Latitude",
+    "Longitude",
+    "Precision",
+    "MenuId",
+];
+
+/// The fields whose text becomes a submission's content (see [`Push::to_submission`]): every
+/// value of one of them sent twice is heard by the emergency rules.
+const TEXT_FIELDS: [&str; 6] = [
+    "Content",
+    "Recognition",
+    "Label",
+    "Title",
+    "Description",
+    "Url",
+];
+
+impl Push {
+    /// [`Push::from_fields`], refusing a field of [`READ_ONCE`] sent more than once.
+    fn read_once(mode: Mode, f: &Fields) -> Result<Push, PushRefusal<Push>> {
+        let push = Push::from_fields(mode, f);
+        let Some(field) = READ_ONCE.into_iter().find(|n| f.all(n).nth(1).is_some()) else {
+            return push.map_err(PushRefusal::from);
+        };
+        let heard = f
+            .pairs()
+            .iter()
+            .filter(|(k, _)| TEXT_FIELDS.contains(&k.as_str()) && f.all(k).nth(1).is_some())
+            .map(|(_, v)| v.clone())
+            .collect();
+        let push = push.ok();
+        let readable = push.as_ref().and_then(|p| {
+            // A text whose first `<Content>` is empty is no submission of its own; the
+            // other value may still be a fire.
+            let sub = p.to_submission("").unwrap_or_else(|| {
+                let mut s = Submission::new(
+                    Channel::Wechat,
+                    Identity::new(IdentityKind::Wechat, p.from_user.clone()),
+                    p.create_time,
+                    "",
+                );
+                s.dedupe_key = Some(p.dedupe_key());
+                s
+            });
+            crate::error::readable(sub, heard)
+        });
+        Err(PushRefusal {
+            error: AdapterError::repeated(field),
+            push: push.map(Box::new),
+            readable,
+        })
     }
 }
 

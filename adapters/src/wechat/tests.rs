@@ -916,3 +916,78 @@ fn encrypted_replies_open_with_the_account_key() -> TestResult {
     assert!(seal_reply(&plain_acc(), "<xml/>", NOW, "n", [0; 16]).is_err());
     Ok(())
 }
+
+/// The texts the emergency rules hear of a push refused for a repeated field.
+fn heard(r: &PushRefusal<Push>) -> Vec<String> {
+    r.readable
+        .as_ref()
+        .map(|s| {
+            std::iter::once(s.content.clone())
+                .chain(s.items.iter().map(|i| i.content.clone()))
+                .filter(|t| !t.is_empty())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A field the gateway reads sent twice is refused (422 `invalid_field` naming it), in plain
+/// and safe mode, with the first-valued push for the answer and every value heard (until
+/// 2026-12-07 the first `<Content>` was taken and the second never read).
+#[test]
+fn a_repeated_field_is_refused_and_every_value_heard() -> TestResult {
+    let two = msg(
+        "text",
+        "<Content><![CDATA[路灯坏了]]></Content><Content><![CDATA[楼下着火了]]></Content><MsgId>42</MsgId>",
+    );
+    let plain = |body: &str| {
+        parse_push_readable(
+            &plain_acc(),
+            &inbound(&signed_query(TOKEN, NOW, "n1"), body.as_bytes(), NOW),
+        )
+    };
+    let r = plain(&two).expect_err("refused");
+    assert_eq!(r.error, AdapterError::repeated("Content"));
+    assert_eq!(heard(&r), ["路灯坏了", "路灯坏了", "楼下着火了"]);
+    let p = r.push.as_deref().expect("the first-valued push");
+    assert_eq!((p.mode, p.from_user.as_str()), (Mode::Plaintext, "oUser1"));
+    let sub = r.readable.as_deref().expect("readable");
+    assert_eq!(sub.identity, Identity::new(IdentityKind::Wechat, "oUser1"));
+    assert_eq!(plain_push(&two), Err(AdapterError::repeated("Content")));
+
+    // Sealed: the decrypted message is read the same way, and the push says the reply is too.
+    let r = parse_push_readable(&safe_acc(), &safe_request(&safe_acc(), APPID, &two, NOW)?)
+        .expect_err("refused");
+    assert_eq!(r.error, AdapterError::repeated("Content"));
+    assert_eq!(r.push.as_deref().map(|p| p.mode), Some(Mode::Safe));
+    assert_eq!(heard(&r).last().map(String::as_str), Some("楼下着火了"));
+
+    // An empty first value still has the second heard; a repeated sender keeps the text heard.
+    let empty_first = two.replace("<![CDATA[路灯坏了]]>", "");
+    assert_eq!(
+        heard(&plain(&empty_first).expect_err("refused")),
+        ["楼下着火了"]
+    );
+    let from = msg(
+        "text",
+        "<FromUserName>oOther</FromUserName><Content>楼下着火了</Content>",
+    );
+    let r = plain(&from).expect_err("refused");
+    assert_eq!(r.error, AdapterError::repeated("FromUserName"));
+    assert_eq!(heard(&r), ["楼下着火了"]);
+    // A field the gateway does not read may repeat (nested items, a future field).
+    assert!(plain_push(&msg(
+        "text",
+        "<Content>x</Content><Extra>1</Extra><Extra>2</Extra>"
+    ))
+    .is_ok());
+    // Two envelopes: which one was signed? Refused, nothing decrypted.
+    let enc = encrypted_request(&safe_acc(), "abc", NOW, false);
+    let body = String::from_utf8(enc.body.clone())?
+        .replace("</xml>", "<Encrypt><![CDATA[def]]></Encrypt></xml>");
+    let twice = inbound(&enc.query, body.as_bytes(), NOW);
+    assert_eq!(
+        parse_push(&safe_acc(), &twice),
+        Err(AdapterError::repeated("Encrypt"))
+    );
+    Ok(())
+}

@@ -39,6 +39,14 @@ impl Fields {
         self.get(name).filter(|v| !v.trim().is_empty())
     }
 
+    /// Every text of the direct children with this exact name, in document order.
+    pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0
+            .iter()
+            .filter(move |(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
     /// All pairs, in document order.
     pub fn pairs(&self) -> &[(String, String)] {
         &self.0
