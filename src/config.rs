@@ -142,6 +142,13 @@ pub struct ServerConfig {
     /// connection's next head must be complete within the keep-alive (5 s) and this.
     #[serde(default = "default_request_timeout")]
     pub request_timeout: String,
+    /// The most a multipart web form (text and a photo) may take in all. Its body may pause at
+    /// most `request_timeout` between two chunks, and earns time past `request_timeout` only
+    /// by sending (a second per KiB, `http::web::UPLOAD_MIN_RATE`): an honest slow upload is
+    /// read to its end, a stalled or trickling one cut off as before. At least
+    /// `request_timeout`.
+    #[serde(default = "default_upload_timeout")]
+    pub upload_timeout: String,
     /// CPU slice the request workers and the store writer ask the scheduler for (Linux 6.12+,
     /// EEVDF): a short slice lets a waking worker preempt a busy thread at once instead of
     /// waiting for that thread's turn to end. From 100us to 100ms; "0s" leaves the kernel's
@@ -170,6 +177,10 @@ fn default_cpu_slice() -> String {
 }
 fn default_request_timeout() -> String {
     "5s".into()
+}
+/// 5 MB in five minutes: some 17 KB/s, a photo on a poor mobile link.
+fn default_upload_timeout() -> String {
+    "300s".into()
 }
 
 /// `[storage]`
@@ -707,6 +718,8 @@ pub struct Derived {
     pub tz: chrono_tz::Tz,
     /// `server.request_timeout`
     pub request_timeout: Duration,
+    /// `server.upload_timeout`
+    pub upload_timeout: Duration,
     /// `server.cpu_slice` (zero: the kernel's default)
     pub cpu_slice: Duration,
     /// `dispatch.timeout`
@@ -901,6 +914,7 @@ impl Config {
             workers: 0,
             log_format: default_log_format(),
             request_timeout: default_request_timeout(),
+            upload_timeout: default_upload_timeout(),
             cpu_slice: default_cpu_slice(),
         });
         let mut cfg = Config {
@@ -919,6 +933,7 @@ impl Config {
                 listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
                 tz: chrono_tz::Asia::Shanghai,
                 request_timeout: Duration::from_secs(5),
+                upload_timeout: Duration::from_secs(300),
                 cpu_slice: Duration::from_micros(100),
                 dispatch_timeout: Duration::from_secs(5),
                 backoff_base: Duration::from_secs(1),
@@ -1053,6 +1068,11 @@ impl Config {
             &mut d.request_timeout,
         );
         dur(
+            "server.upload_timeout",
+            &self.server.upload_timeout,
+            &mut d.upload_timeout,
+        );
+        dur(
             "dispatch.timeout",
             &self.dispatch.timeout,
             &mut d.dispatch_timeout,
@@ -1102,6 +1122,12 @@ impl Config {
         }
         if self.nuisance.suspensions.is_empty() {
             bad("nuisance.suspensions", "needs at least one step".into());
+        }
+        if d.upload_timeout < d.request_timeout {
+            bad(
+                "server.upload_timeout",
+                "must be at least server.request_timeout".into(),
+            );
         }
         if d.redis_timeout > Duration::from_secs(5) {
             bad(

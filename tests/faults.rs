@@ -1447,3 +1447,105 @@ fn a_store_damaged_between_runs_is_found_and_served_as_unavailable() {
         "{b}"
     );
 }
+
+/// A multipart form of `text` and a photo of `photo` bytes, with the head announcing it.
+fn photo_form(text: &str, photo: usize) -> (Vec<u8>, Vec<u8>) {
+    let mut body = format!(
+        "--XyZ\r\nContent-Disposition: form-data; name=\"content\"\r\n\r\n{text}\r\n\
+         --XyZ\r\nContent-Disposition: form-data; name=\"photo\"; filename=\"p.jpg\"\r\n\
+         Content-Type: image/jpeg\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend(std::iter::repeat_n(0xd8u8, photo));
+    body.extend_from_slice(b"\r\n--XyZ--\r\n");
+    let head = format!(
+        "POST /v1/web/submissions HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+         Content-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    (head.into_bytes(), body)
+}
+
+/// Sends `head`, then the first `upto` bytes of `body` in pieces of `size` every `every` (the
+/// rest never: a stalled upload when `upto` is short), on a new connection to `port`; returns
+/// the answer (read until the server closes) and how long it took.
+fn paced_upload(
+    port: u16,
+    head: &[u8],
+    body: &[u8],
+    size: usize,
+    every: Duration,
+    upto: usize,
+) -> (String, Duration) {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    conn.set_read_timeout(Some(LONG)).unwrap();
+    let started = std::time::Instant::now();
+    conn.write_all(head).unwrap();
+    let mut writer = conn.try_clone().unwrap();
+    let pieces: Vec<Vec<u8>> = body[..upto].chunks(size).map(<[u8]>::to_vec).collect();
+    let sender = std::thread::spawn(move || {
+        for piece in pieces {
+            std::thread::sleep(every);
+            // The server may answer and close first (a cut-off): stop there.
+            if writer.write_all(&piece).is_err() {
+                return;
+            }
+        }
+    });
+    let mut answer = Vec::new();
+    let _ = conn.read_to_end(&mut answer);
+    let took = started.elapsed();
+    let _ = sender.join();
+    (String::from_utf8_lossy(&answer).into_owned(), took)
+}
+
+/// A multipart upload slower than `server.request_timeout` (1 s here) but steady is read to
+/// its end and its text heard (a photo is refused as any is: 422 naming `attachments`), where
+/// until 2026-12-07 it got 408 at 1 s; one that stalls is cut off after 1 s of silence, and the
+/// text read by then is checked for an emergency: a fire gets the redirect to 119, anything
+/// else the 408; one that trickles a byte at a time is still cut off at about 1 s.
+#[test]
+fn a_slow_upload_is_heard_and_a_stalled_one_still_names_the_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let (gw, port) = gateway_with_a_short_request_timeout(dir.path());
+    let every = Duration::from_millis(100);
+
+    // 60 KB at 30 KB/s: 2 s, never a pause of 1 s.
+    let (head, body) = photo_form("小区路灯坏了一个月了", 60_000);
+    let (answer, took) = paced_upload(port, &head, &body, 3_000, every, body.len());
+    assert!(took > Duration::from_millis(1_500), "{took:?}");
+    assert!(answer.starts_with("HTTP/1.1 422"), "{answer}");
+    assert!(answer.contains(r#""field":"attachments""#), "{answer}");
+
+    // The text and a third of the photo, then silence.
+    let (head, body) = photo_form("我家厨房着火了，火很大", 60_000);
+    let (answer, took) = paced_upload(port, &head, &body, 3_000, every, 20_000);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        answer.contains(r#""status":"redirected""#) && answer.contains("119"),
+        "{answer}"
+    );
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    let (head, body) = photo_form("小区路灯坏了一个月了", 60_000);
+    let (answer, _) = paced_upload(port, &head, &body, 3_000, every, 20_000);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains(r#""code":"request_timeout""#), "{answer}");
+
+    // Slowloris: a byte every 200 ms earns next to no time past the time-out.
+    let (head, body) = photo_form("小区路灯坏了一个月了", 60_000);
+    let started = std::time::Instant::now();
+    let answer = trickle_until_cut_off(port, &[head, body[..100].to_vec()].concat(), LONG);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // Still healthy, and nothing of the above was an order.
+    let r = client().get(format!("{}/readyz", gw.url)).send().unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let (s, b) = gw.submit(json!({"content": "慢速上传之后：井盖丢了", "phone": "13800008888"}));
+    assert_eq!(s, 202, "{b}");
+}

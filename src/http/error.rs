@@ -43,6 +43,14 @@ pub enum ApiError {
     /// The request's body did not arrive within `server.request_timeout` (408).
     #[error("request body not received in time")]
     RequestTimeout,
+    /// [`ApiError::RequestTimeout`] for a multipart form whose text, read before it was cut
+    /// off, is a possible emergency: the same 408 and code, its message beginning with the
+    /// number to dial (see `http::web::cut_off`).
+    #[error("request body not received in time (possible emergency: {number})")]
+    TimeoutAdvice {
+        /// The number to dial.
+        number: String,
+    },
     /// The body broke off or was malformed in transit (a bad chunk size, a connection cut
     /// mid-body): 400 `invalid_body`. Until 2026-12-07 this was `invalid_form` ("the form
     /// encoding is invalid") whatever the body was meant to be.
@@ -87,7 +95,7 @@ impl ApiError {
             ApiError::Unauthorized => "unauthorized",
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
-            ApiError::RequestTimeout => "request_timeout",
+            ApiError::RequestTimeout | ApiError::TimeoutAdvice { .. } => "request_timeout",
             ApiError::InvalidBody(_) => "invalid_body",
             ApiError::UnsupportedEncoding => "unsupported_media_type",
             ApiError::BadRequest(code, _) => code,
@@ -140,6 +148,11 @@ impl ApiError {
             ApiError::NotFound(what) => not_found(what).into(),
             ApiError::MethodNotAllowed(_) => "该地址不支持此请求方法。".into(),
             ApiError::RequestTimeout => "请求内容发送超时，请重新提交。".into(),
+            ApiError::TimeoutAdvice { number } => format!(
+                "{}{}",
+                crate::messages::emergency_first(number),
+                ApiError::RequestTimeout.message()
+            ),
             ApiError::InvalidBody(_) => "请求内容在传输中出错，请重新提交。".into(),
             ApiError::UnsupportedEncoding => {
                 "不支持压缩的请求内容（Content-Encoding），请以未压缩的形式重新提交。".into()
@@ -224,7 +237,9 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            ApiError::RequestTimeout | ApiError::TimeoutAdvice { .. } => {
+                StatusCode::REQUEST_TIMEOUT
+            }
             ApiError::InvalidBody(_) => StatusCode::BAD_REQUEST,
             ApiError::UnsupportedEncoding => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::BadRequest(..) => StatusCode::BAD_REQUEST,

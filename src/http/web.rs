@@ -37,7 +37,11 @@ pub async fn submit(
     );
     let ip = client_ip(&req, &state.trusted_proxies);
     let parsed = if media.as_deref() == Some("multipart/form-data") {
-        let parts = multipart_parts(&req, content_type, payload, limit, deadline).await?;
+        let pace = Pace::new(deadline, state.cfg.derived.upload_timeout);
+        let parts = match multipart_parts(&req, content_type, payload, limit, pace).await {
+            Ok(parts) => parts,
+            Err(Cut { error, read }) => return cut_off(&state, error, read, charset, &ip),
+        };
         form::from_parts(parts, charset, &ip, now())
     } else {
         let body = read_body(&req, payload, limit, deadline).await?;
@@ -62,6 +66,37 @@ pub async fn submit(
         }
     };
     answer(&state, sub, t).await
+}
+
+/// The answer to a multipart form cut off at its deadline ([`Pace`]) after some of it was
+/// read: the text read by then goes to the emergency rules, as a refused form's does (see
+/// `submit`), and is never an order. A redirect is answered as any other; a possible emergency
+/// gets the 408 with the number first ([`ApiError::TimeoutAdvice`]); anything else the bare
+/// 408. Until 2026-12-07 a slow upload of "楼下着火了" with a photo got the 408 alone.
+fn cut_off(
+    state: &AppState,
+    error: ApiError,
+    read: Vec<form::Part>,
+    charset: Option<&str>,
+    ip: &str,
+) -> Result<HttpResponse, ApiError> {
+    if read.is_empty() || !matches!(error, ApiError::RequestTimeout) {
+        return Err(error);
+    }
+    let t = now();
+    let readable = match form::from_parts(read, charset, ip, t) {
+        Ok(sub) => sub,
+        Err(FormError {
+            readable: Some(sub),
+            ..
+        }) => *sub,
+        Err(_) => return Err(error),
+    };
+    match state.pipeline.redirect_if_emergency(&readable, t) {
+        Ok(d) => Ok(render(d)),
+        Err(Some(number)) => Err(ApiError::TimeoutAdvice { number }),
+        Err(None) => Err(error),
+    }
 }
 
 /// The media type of a Content-Type value, lower-cased, without parameters.
@@ -147,13 +182,104 @@ fn render(d: Decision) -> HttpResponse {
 /// is 1–5 MB. Past it the form is refused (413) without its text being read.
 pub const MULTIPART_CAP: usize = 16 * 1024 * 1024;
 
-/// Reads multipart parts as they stream in, within `deadline` (else 408), keeping at most
+/// The least average pace, bytes a second, at which a multipart body earns time past
+/// `server.request_timeout` (see [`Pace`]): a photo on a poor mobile link (GPRS, some 5 KB/s)
+/// is well above it, a slowloris that trickles bytes to hold its connection well below.
+pub const UPLOAD_MIN_RATE: u64 = 1024;
+
+/// When a multipart body must have arrived by, reset by its progress. A body may pause at
+/// most `server.request_timeout` between two chunks; in all it has `server.request_timeout`
+/// plus a second for each [`UPLOAD_MIN_RATE`] bytes it has sent, and never more than
+/// `server.upload_timeout`. So an honest upload slower than `server.request_timeout` (a 5 MB
+/// photo on a slow mobile link) is read to its end, while one that stalls is cut off after
+/// `server.request_timeout` of silence, and one that trickles a few bytes at a time (to hold
+/// its connection, one of `server.max_connections`) after little more than
+/// `server.request_timeout`, as before. Until 2026-12-07 the whole body had
+/// `server.request_timeout` (5 s), and such a photo got 408 before its text was heard.
+#[derive(Debug)]
+pub struct Pace {
+    start: tokio::time::Instant,
+    /// The last chunk's arrival.
+    last: std::cell::Cell<tokio::time::Instant>,
+    /// Bytes received so far.
+    seen: std::cell::Cell<u64>,
+    idle: std::time::Duration,
+    cap: std::time::Duration,
+}
+
+impl Pace {
+    /// A pace starting now: `idle` is `server.request_timeout`, `cap` `server.upload_timeout`.
+    pub fn new(idle: std::time::Duration, cap: std::time::Duration) -> Pace {
+        let now = tokio::time::Instant::now();
+        Pace {
+            start: now,
+            last: std::cell::Cell::new(now),
+            seen: std::cell::Cell::new(0),
+            idle,
+            cap: cap.max(idle),
+        }
+    }
+
+    /// `n` more bytes arrived.
+    fn progress(&self, n: usize) {
+        self.seen.set(self.seen.get().saturating_add(n as u64));
+        self.last.set(tokio::time::Instant::now());
+    }
+
+    /// When the next bytes must have arrived by.
+    fn deadline(&self) -> tokio::time::Instant {
+        let earned = std::time::Duration::from_millis(
+            self.seen.get().saturating_mul(1000) / UPLOAD_MIN_RATE,
+        );
+        let overall = self.start + self.idle.saturating_add(earned).min(self.cap);
+        (self.last.get() + self.idle).min(overall)
+    }
+
+    /// `fut`'s output, or `None` once the deadline passes without `fut` done; bytes arriving
+    /// meanwhile (a part's headers, which the parser yields only whole) move the deadline.
+    async fn within<F: std::future::Future>(&self, fut: F) -> Option<F::Output> {
+        tokio::pin!(fut);
+        loop {
+            let by = self.deadline();
+            tokio::select! {
+                out = &mut fut => return Some(out),
+                () = tokio::time::sleep_until(by) => {
+                    if self.deadline() <= tokio::time::Instant::now() {
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A multipart body refused before its end: why, and the parts read until then (only for a
+/// body cut off at its deadline: the text part being read then too, cut where it was).
+#[derive(Debug)]
+pub struct Cut {
+    /// The refusal.
+    pub error: ApiError,
+    /// The parts read, for the emergency rules (see [`cut_off`]).
+    pub read: Vec<form::Part>,
+}
+
+impl From<ApiError> for Cut {
+    fn from(error: ApiError) -> Self {
+        Cut {
+            error,
+            read: Vec::new(),
+        }
+    }
+}
+
+/// Reads multipart parts as they stream in, at the [`Pace`] (else 408), keeping at most
 /// `limit` bytes of text parts (else 413) and one byte of each file part: the adapter skips an
 /// empty file input and refuses a file (the gateway stores links, not media), and one byte says
 /// which it is. So a form with a photo of a few MB still reaches the emergency rules through
 /// the refusal's readable text (`submit`); until 2026-12-07 the whole body was read first under
 /// `body_limit` (64 KB) and such a form got 413 before anything was checked, even
 /// "楼下饭店着火了" with a photo of the fire. The whole body is bounded by [`MULTIPART_CAP`].
+/// A body cut off at the pace's deadline comes back with the parts read by then ([`Cut`]).
 ///
 /// The deadline also bounds the parser: until 2026-12-07 a body cut off before its closing
 /// boundary (ending in `\r`, `\r\n` or `\r\n--ab`) made actix-multipart 0.7 wait for bytes that
@@ -167,16 +293,18 @@ async fn multipart_parts<S>(
     content_type: &str,
     payload: S,
     limit: usize,
-    deadline: std::time::Duration,
-) -> Result<Vec<form::Part>, ApiError>
+    pace: Pace,
+) -> Result<Vec<form::Part>, Cut>
 where
     S: futures_util::Stream<Item = Result<actix_web::web::Bytes, actix_web::error::PayloadError>>
         + 'static,
 {
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-    use std::sync::Arc;
+    use std::rc::Rc;
     if param(content_type, "boundary").is_none_or(str::is_empty) {
-        return Err(AdapterError::InvalidForm("multipart without a boundary".into()).into());
+        return Err(ApiError::from(AdapterError::InvalidForm(
+            "multipart without a boundary".into(),
+        ))
+        .into());
     }
     let over_cap = || {
         ApiError::Adapter(AdapterError::TooLarge {
@@ -189,74 +317,97 @@ where
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > MULTIPART_CAP as u64) {
-        return Err(over_cap());
+        return Err(over_cap().into());
     }
     // The stream stops with an error past the cap; the flag tells that error from others.
-    let capped = Arc::new(AtomicBool::new(false));
-    let seen = AtomicUsize::new(0);
-    let flag = capped.clone();
+    let capped = Rc::new(std::cell::Cell::new(false));
+    let pace = Rc::new(pace);
+    let (flag, counter) = (capped.clone(), pace.clone());
     let stream = payload.map(move |chunk| {
         let chunk = chunk?;
-        if seen.fetch_add(chunk.len(), Ordering::Relaxed) + chunk.len() > MULTIPART_CAP {
-            flag.store(true, Ordering::Relaxed);
+        counter.progress(chunk.len());
+        if counter.seen.get() > MULTIPART_CAP as u64 {
+            flag.set(true);
             return Err(actix_web::error::PayloadError::Overflow);
         }
         Ok(chunk)
     });
     let failed = |e: actix_multipart::MultipartError| {
-        if capped.load(Ordering::Relaxed) {
+        if capped.get() {
             over_cap()
         } else {
             ApiError::Adapter(AdapterError::InvalidForm(e.to_string()))
         }
     };
-    let read = async {
-        let mut mp = actix_multipart::Multipart::new(req.headers(), stream);
-        let mut parts = Vec::new();
-        let mut kept = 0usize;
-        while let Some(field) = mp.next().await {
-            let mut field = field.map_err(failed)?;
-            let (name, file) = match field.content_disposition() {
-                Some(cd) => (
-                    cd.get_name().unwrap_or_default().to_string(),
-                    cd.get_filename().is_some(),
-                ),
-                None => (String::new(), false),
-            };
-            let charset = field
-                .headers()
-                .get("content-type")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|ct| param(ct, "charset"))
-                .map(str::to_string);
-            let mut value = Vec::new();
-            while let Some(chunk) = field.next().await {
-                let chunk = chunk.map_err(failed)?;
-                if file {
-                    // Whether it has bytes is all the adapter asks; the rest is dropped.
-                    if value.is_empty() {
-                        value.extend(chunk.first());
-                    }
-                    continue;
-                }
-                kept += chunk.len();
-                if kept > limit {
-                    return Err(ApiError::Adapter(AdapterError::TooLarge { limit }));
-                }
-                value.extend_from_slice(&chunk);
-            }
-            parts.push(form::Part {
-                name,
-                file,
-                charset,
-                value,
+    let mut mp = actix_multipart::Multipart::new(req.headers(), stream);
+    let mut parts = Vec::new();
+    let mut kept = 0usize;
+    loop {
+        let Some(field) = pace.within(mp.next()).await else {
+            return Err(Cut {
+                error: ApiError::RequestTimeout,
+                read: parts,
             });
+        };
+        let Some(field) = field else {
+            return Ok(parts);
+        };
+        let mut field = field.map_err(failed)?;
+        let (name, file) = match field.content_disposition() {
+            Some(cd) => (
+                cd.get_name().unwrap_or_default().to_string(),
+                cd.get_filename().is_some(),
+            ),
+            None => (String::new(), false),
+        };
+        let charset = field
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|ct| param(ct, "charset"))
+            .map(str::to_string);
+        let mut part = form::Part {
+            name,
+            file,
+            charset,
+            value: Vec::new(),
+        };
+        loop {
+            let Some(chunk) = pace.within(field.next()).await else {
+                // The text being read is heard as far as it came, cut at a whole character
+                // (a UTF-8 sequence cut in two would make the whole form unreadable).
+                if !part.file {
+                    if let Err(e) = std::str::from_utf8(&part.value) {
+                        if e.error_len().is_none() {
+                            part.value.truncate(e.valid_up_to());
+                        }
+                    }
+                }
+                parts.push(part);
+                return Err(Cut {
+                    error: ApiError::RequestTimeout,
+                    read: parts,
+                });
+            };
+            let Some(chunk) = chunk else {
+                break;
+            };
+            let chunk = chunk.map_err(failed)?;
+            if part.file {
+                // Whether it has bytes is all the adapter asks; the rest is dropped.
+                if part.value.is_empty() {
+                    part.value.extend(chunk.first());
+                }
+                continue;
+            }
+            kept += chunk.len();
+            if kept > limit {
+                return Err(ApiError::Adapter(AdapterError::TooLarge { limit }).into());
+            }
+            part.value.extend_from_slice(&chunk);
         }
-        Ok(parts)
-    };
-    tokio::time::timeout(deadline, read)
-        .await
-        .unwrap_or(Err(ApiError::RequestTimeout))
+        parts.push(part);
+    }
 }
 
 #[cfg(test)]
@@ -267,6 +418,10 @@ mod tests {
     use std::time::Duration;
 
     const CT: &str = "multipart/form-data; boundary=abc";
+
+    fn ten_seconds() -> Pace {
+        Pace::new(Duration::from_secs(10), Duration::from_secs(10))
+    }
 
     fn once(
         body: Bytes,
@@ -287,9 +442,15 @@ mod tests {
             b"--abc\r\nContent-Disposition: form-data; name=\"content\"\r\n\r\nhello\r",
         );
         let stream = once(head).chain(futures_util::stream::pending());
-        let parse = multipart_parts(&req, CT, stream, 65_536, Duration::from_millis(50));
+        let pace = Pace::new(Duration::from_millis(50), Duration::from_millis(50));
+        let parse = multipart_parts(&req, CT, stream, 65_536, pace);
         match tokio::time::timeout(Duration::from_secs(10), parse).await {
-            Ok(Err(e)) => assert_eq!(e.code(), "request_timeout"),
+            Ok(Err(e)) => {
+                assert_eq!(e.error.code(), "request_timeout");
+                // The part being read then comes back, for the emergency rules.
+                assert_eq!(e.read.len(), 1);
+                assert_eq!(e.read[0].name, "content");
+            }
             Ok(Ok(parts)) => panic!("parsed {} parts of a stalled body", parts.len()),
             Err(_) => panic!("the parse was still waiting after 10 s"),
         }
@@ -305,9 +466,9 @@ mod tests {
         let part = "--abc\r\nContent-Disposition: form-data; name=\"content\"\r\n\r\nhello";
         for end in ["\r", "\r\n", "\r\n-", "\r\n--ab"] {
             let body = Bytes::from(format!("{part}{end}"));
-            let parse = multipart_parts(&req, CT, once(body), 65_536, Duration::from_secs(10));
+            let parse = multipart_parts(&req, CT, once(body), 65_536, ten_seconds());
             match tokio::time::timeout(Duration::from_secs(20), parse).await {
-                Ok(Err(e)) => assert_eq!(e.code(), "invalid_form", "{end:?}"),
+                Ok(Err(e)) => assert_eq!(e.error.code(), "invalid_form", "{end:?}"),
                 Ok(Ok(parts)) => panic!("{end:?}: parsed {} parts", parts.len()),
                 Err(_) => panic!("{end:?}: still waiting after 20 s"),
             }
@@ -318,10 +479,10 @@ mod tests {
             "multipart/form-data; boundary=",
             once(body),
             65_536,
-            Duration::from_secs(10),
+            ten_seconds(),
         )
         .await;
-        assert_eq!(empty.err().map(|e| e.code()), Some("invalid_form"));
+        assert_eq!(empty.err().map(|e| e.error.code()), Some("invalid_form"));
     }
 
     /// A part larger than actix-multipart 0.8's 64 KiB parse buffer is read whole (an operator
@@ -335,16 +496,108 @@ mod tests {
         let body = format!(
             "--abc\r\nContent-Disposition: form-data; name=\"content\"\r\n\r\n{text}\r\n--abc--\r\n"
         );
-        let parts = multipart_parts(
-            &req,
-            CT,
-            once(body.into()),
-            1 << 20,
-            Duration::from_secs(10),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        let parts = multipart_parts(&req, CT, once(body.into()), 1 << 20, ten_seconds())
+            .await
+            .unwrap_or_else(|e| panic!("{}", e.error));
         assert_eq!(parts.len(), 1);
         assert_eq!(parts[0].value, text.as_bytes());
+    }
+
+    /// `n` chunks of `size` bytes of `body` (the rest in the last), one every `every`.
+    fn paced(
+        body: Vec<u8>,
+        size: usize,
+        every: Duration,
+    ) -> impl futures_util::Stream<Item = Result<Bytes, actix_web::error::PayloadError>> {
+        futures_util::stream::unfold(body, move |mut rest| async move {
+            if rest.is_empty() {
+                return None;
+            }
+            tokio::time::sleep(every).await;
+            let tail = rest.split_off(size.min(rest.len()));
+            Some((Ok(Bytes::from(std::mem::replace(&mut rest, tail))), rest))
+        })
+        // The parser may ask again after the end, as actix's payload allows.
+        .fuse()
+    }
+
+    /// A form with a text part and a photo of `photo` bytes.
+    fn with_photo(text: &str, photo: usize) -> Vec<u8> {
+        let mut body = format!(
+            "--abc\r\nContent-Disposition: form-data; name=\"content\"\r\n\r\n{text}\r\n\
+             --abc\r\nContent-Disposition: form-data; name=\"photo\"; filename=\"a.jpg\"\r\n\
+             Content-Type: image/jpeg\r\n\r\n"
+        )
+        .into_bytes();
+        body.extend(std::iter::repeat_n(0xd8u8, photo));
+        body.extend_from_slice(b"\r\n--abc--\r\n");
+        body
+    }
+
+    /// An honest upload slower than the request time-out, its bytes steady, is read to its
+    /// end: the deadline is reset by progress (until 2026-12-07 it was 408 at the time-out).
+    #[actix_web::test]
+    async fn a_slow_but_steady_upload_is_read_to_its_end() {
+        let req = TestRequest::default()
+            .insert_header(("content-type", CT))
+            .to_http_request();
+        // 30 KB at 100 KB/s: 0.3 s, three times the 100 ms time-out, never pausing as long.
+        let body = paced(
+            with_photo("路灯坏了", 30_000),
+            500,
+            Duration::from_millis(5),
+        );
+        let pace = Pace::new(Duration::from_millis(100), Duration::from_secs(10));
+        let started = std::time::Instant::now();
+        let parts = multipart_parts(&req, CT, body, 65_536, pace)
+            .await
+            .unwrap_or_else(|e| panic!("{}", e.error));
+        assert!(
+            started.elapsed() > Duration::from_millis(100),
+            "not slow enough to test"
+        );
+        assert_eq!(parts.len(), 2);
+        assert_eq!(parts[0].value, "路灯坏了".as_bytes());
+        assert!(parts[1].file && parts[1].value.len() == 1);
+    }
+
+    /// A stalled upload is cut off after the time-out of silence, the text read by then
+    /// returned (the handler checks it for an emergency); a trickle of a few bytes a second is
+    /// cut off after little more than the time-out, however steady (slowloris).
+    #[actix_web::test]
+    async fn a_stalled_or_trickling_upload_is_cut_off_with_the_text_read() {
+        let req = TestRequest::default()
+            .insert_header(("content-type", CT))
+            .to_http_request();
+        let mut head = with_photo("楼下着火了", 1_000);
+        head.truncate(head.len() - 500);
+        let stalled =
+            paced(head, 4_096, Duration::from_millis(1)).chain(futures_util::stream::pending());
+        let pace = Pace::new(Duration::from_millis(100), Duration::from_secs(10));
+        let cut = tokio::time::timeout(
+            Duration::from_secs(10),
+            multipart_parts(&req, CT, stalled, 65_536, pace),
+        )
+        .await
+        .expect("cut off, not waiting")
+        .expect_err("a stalled body is refused");
+        assert_eq!(cut.error.code(), "request_timeout");
+        assert_eq!(cut.read.len(), 2, "{:?}", cut.read);
+        assert_eq!(cut.read[0].value, "楼下着火了".as_bytes());
+        assert!(cut.read[1].file);
+
+        let trickle = paced(with_photo("路灯坏了", 1_000), 1, Duration::from_millis(10));
+        let pace = Pace::new(Duration::from_millis(100), Duration::from_secs(10));
+        let started = std::time::Instant::now();
+        let cut = tokio::time::timeout(
+            Duration::from_secs(10),
+            multipart_parts(&req, CT, trickle, 65_536, pace),
+        )
+        .await
+        .expect("cut off, not waiting")
+        .expect_err("a trickle is refused");
+        assert_eq!(cut.error.code(), "request_timeout");
+        let took = started.elapsed();
+        assert!(took < Duration::from_millis(600), "{took:?}");
     }
 }
