@@ -1065,6 +1065,29 @@ fn transport_junk_gets_a_clear_answer_and_no_error_line() {
           Content-Type: application/json\r\nContent-Length: -5\r\n\r\n",
     );
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    // With the JSON body every other refusal has (until 2026-12-07 none), and so is a TLS
+    // handshake on the plain port, a doubled Content-Length and an overlong head line.
+    assert!(answer.contains(r#""code":"invalid_request""#), "{answer}");
+    assert!(
+        answer.contains("content-type: application/json"),
+        "{answer}"
+    );
+    for junk in [
+        &b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03\r\n\r\n"[..],
+        b"POST /v1/web/submissions HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\
+          Content-Length: 3\r\n\r\n{}",
+        b"GET / HTTP/9.9\r\nHost: x\r\n\r\n",
+    ] {
+        let answer = raw_exchange(port, junk);
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+        let body = answer
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b)
+            .unwrap_or_default();
+        let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+        assert_eq!(v["error"]["code"], "invalid_request", "{answer}");
+        assert_eq!(v["status"], "rejected", "{answer}");
+    }
     // The counter shows what the log no longer does.
     wait_until("the malformed request counted", LONG, || {
         gw.metrics()

@@ -1,5 +1,6 @@
 //! The gateway's side of a client connection: a TCP stream that gives up on a keep-alive
-//! connection whose next request head does not arrive in time.
+//! connection whose next request head does not arrive in time, and that gives the 400 actix
+//! answers a head it cannot parse the JSON body of every other refusal.
 //!
 //! actix-http times only a connection's first request head (`client_request_timeout`); after
 //! an answer its keep-alive timer waits for the next request, and stops at that request's first
@@ -48,7 +49,8 @@ impl Watch {
     }
 }
 
-/// A client's TCP stream that reads the next request head only until its [`Watch`] says.
+/// A client's TCP stream that reads the next request head only until its [`Watch`] says,
+/// and gives actix-http's bare 400 a JSON body (see [`bare_400`]).
 pub struct GuardedStream {
     io: TcpStream,
     watch: Rc<Watch>,
@@ -56,6 +58,48 @@ pub struct GuardedStream {
     timer: Option<Pin<Box<Sleep>>>,
     /// The deadline `timer` is set to.
     armed: Option<Instant>,
+    /// The answer written instead of a bare 400: its bytes, how many are written, and the
+    /// length of the bare 400 it stands for (reported written once it is).
+    instead: Option<(Vec<u8>, usize, usize)>,
+}
+
+/// The status line and the length header of the 400 actix-http 3 answers a request head it
+/// cannot parse with (`Response::bad_request().drop_body()` in its h1 dispatcher, sent before
+/// any service runs: there is no hook for its body). The gateway's own 400s all have a body.
+const BARE_400: &[u8] = b"HTTP/1.1 400 Bad Request\r\n";
+
+/// The length of the bare 400 at the start of `buf` (its head, up to the blank line), if that
+/// is what `buf` begins with: the status line of [`BARE_400`] and `content-length: 0`.
+fn bare_400(buf: &[u8]) -> Option<usize> {
+    if !buf.starts_with(BARE_400) {
+        return None;
+    }
+    let end = buf.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let head = &buf[..end];
+    head.windows(21)
+        .any(|w| w.eq_ignore_ascii_case(b"\r\ncontent-length: 0\r\n"))
+        .then_some(end)
+}
+
+/// The answer to a request head that is no HTTP (a negative or doubled Content-Length, a path
+/// over actix's limit, a TLS handshake on the plain port): the stable JSON error every other
+/// refusal has, 400 `invalid_request`, and the connection closed (actix closes it).
+fn invalid_request() -> Vec<u8> {
+    let message = "请求格式无效，请检查请求行和请求头。";
+    let body = serde_json::json!({
+        "status": "rejected",
+        "error": {"code": "invalid_request", "message": message},
+        "message": message,
+    })
+    .to_string();
+    let mut out = format!(
+        "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+         connection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(body.as_bytes());
+    out
 }
 
 impl GuardedStream {
@@ -69,6 +113,7 @@ impl GuardedStream {
             }),
             timer: None,
             armed: None,
+            instead: None,
         }
     }
 
@@ -128,12 +173,36 @@ impl AsyncRead for GuardedStream {
 }
 
 impl AsyncWrite for GuardedStream {
+    /// Writes `buf`, except a bare 400 at its start ([`bare_400`]), which goes out as
+    /// [`invalid_request`]: actix-http writes its buffer here (one `poll_write` at a time, again
+    /// from where it stopped), so the swap is whole whatever the socket takes per call. A 400
+    /// behind another answer in the same buffer (a pipelined request) stays bare. The check is
+    /// a comparison of the first bytes of each write.
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+        let this = self.get_mut();
+        if this.instead.is_none() {
+            match bare_400(buf) {
+                Some(len) => this.instead = Some((invalid_request(), 0, len)),
+                None => return Pin::new(&mut this.io).poll_write(cx, buf),
+            }
+        }
+        let Some((bytes, done, len)) = this.instead.as_mut() else {
+            return Pin::new(&mut this.io).poll_write(cx, buf);
+        };
+        while *done < bytes.len() {
+            match Pin::new(&mut this.io).poll_write(cx, &bytes[*done..]) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Ok(0)),
+                Poll::Ready(Ok(n)) => *done += n,
+                other => return other,
+            }
+        }
+        let len = *len;
+        this.instead = None;
+        Poll::Ready(Ok(len))
     }
 
     fn poll_write_vectored(
@@ -141,7 +210,15 @@ impl AsyncWrite for GuardedStream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+        // actix-http's h1 dispatcher writes with `poll_write`; should one write vectored, its
+        // first slice gets the same check.
+        let this = self.get_mut();
+        match bufs.iter().find(|b| !b.is_empty()) {
+            Some(first) if this.instead.is_some() || bare_400(first).is_some() => {
+                Pin::new(this).poll_write(cx, first)
+            }
+            _ => Pin::new(&mut this.io).poll_write_vectored(cx, bufs),
+        }
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -154,5 +231,38 @@ impl AsyncWrite for GuardedStream {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Only actix's bare 400 is swapped: not a 400 of ours (it has a body), nor another status.
+    #[test]
+    fn only_the_bare_400_is_recognised() {
+        let bare = b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\
+                     date: Mon, 07 Dec 2026 17:00:00 GMT\r\n\r\n";
+        assert_eq!(bare_400(bare), Some(bare.len()));
+        let mut two = bare.to_vec();
+        two.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
+        assert_eq!(bare_400(&two), Some(bare.len()));
+        let ours = b"HTTP/1.1 400 Bad Request\r\ncontent-length: 95\r\n\r\n{";
+        assert_eq!(bare_400(ours), None);
+        let other = b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\n\r\n";
+        assert_eq!(bare_400(other), None);
+        assert_eq!(
+            bare_400(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n"),
+            None
+        );
+        let answer = String::from_utf8(invalid_request()).unwrap_or_default();
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap_or_default();
+        assert!(
+            head.contains(&format!("content-length: {}", body.len())),
+            "{answer}"
+        );
+        let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+        assert_eq!(v["error"]["code"], "invalid_request", "{answer}");
+        assert_eq!(v["status"], "rejected", "{answer}");
     }
 }
