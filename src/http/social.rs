@@ -138,11 +138,12 @@ fn wechat_reply(
 /// The answer to a (signed) push refused for a field sent twice
 /// ([`hotline_adapters::PushRefusal`]), as the web form answers its refused forms: nothing is
 /// stored, and the emergency rules hear its `readable` submission (the push read with each
-/// field's first value, and every value of the repeated text fields). A redirect is answered as any other (its record kept); a
-/// possible emergency gets the number and that the message was not taken
-/// ([`crate::messages::unread_emergency`]); both as the platform's reply (200), since the
-/// platform shows the person a reply, never a refusal's body. Anything else, or a push too
-/// broken to address a reply to (`readable` is `None`), is the refusal: 422 `invalid_field`.
+/// field's first value, and every value of the repeated text fields). A redirect is answered
+/// as any other (its record kept); a possible emergency gets the number and that the message
+/// was not taken ([`crate::messages::unread_emergency`]); both as the platform's reply (200),
+/// since the platform shows the person a reply, never a refusal's body. Anything else, or a
+/// push too broken to address a reply to (`readable` is `None`), is the refusal: 422
+/// `invalid_field`.
 fn heard_refusal(
     state: &AppState,
     account: &str,
