@@ -220,37 +220,58 @@ pub fn metrics_handle() -> metrics_exporter_prometheus::PrometheusHandle {
         .clone()
 }
 
-/// Opens the configured store. A PostgreSQL server that is still starting (the whole site came
-/// back after a power cut) gets half a minute before the node gives up and serves emergencies
-/// only.
-async fn open_store(cfg: &Config, sinks: store::Sinks) -> Result<Arc<dyn Store>, StoreError> {
-    if cfg.storage.backend != "postgres" {
-        return Ok(Arc::new(store::sqlite::SqliteStore::open_with(
-            &cfg.storage.path,
-            sinks,
-            cfg.derived.commit_interval,
-            cfg.derived.cpu_slice,
-        )?));
-    }
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+/// Opens the PostgreSQL store (one attempt).
+async fn open_pg(
+    cfg: &Config,
+    sinks: store::Sinks,
+) -> Result<store::postgres::PgStore, StoreError> {
+    store::postgres::PgStore::open(
+        cfg.storage.url.expose(),
+        cfg.server.node_id,
+        sinks,
+        cfg.derived.lease,
+        cfg.storage.ca_file.as_deref(),
+    )
+    .await
+}
+
+/// Opens PostgreSQL again and again until it opens (the whole site came back after a power
+/// cut and the database is still starting, a standby not yet promoted, connections refused
+/// for a while), then serves from it through `late` and says so on `opened`. Until 2026-12-07
+/// a node gave up after 30 s and served emergencies only until it was restarted.
+async fn open_later(
+    cfg: Arc<Config>,
+    sinks: store::Sinks,
+    late: Arc<store::late::LateStore>,
+    opened: tokio::sync::oneshot::Sender<()>,
+) {
     let mut wait = Duration::from_millis(200);
+    // The last error logged and when: an outage of hours must not flood the log.
+    let mut said: Option<(String, std::time::Instant)> = None;
     loop {
-        match store::postgres::PgStore::open(
-            cfg.storage.url.expose(),
-            cfg.server.node_id,
-            sinks,
-            cfg.derived.lease,
-            cfg.storage.ca_file.as_deref(),
-        )
-        .await
-        {
-            Ok(s) => return Ok(Arc::new(s)),
-            Err(StoreError::Unavailable(e)) if std::time::Instant::now() < deadline => {
-                tracing::warn!(error = %e, "PostgreSQL not reachable yet; retrying.");
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(Duration::from_secs(5));
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(Duration::from_secs(5));
+        match open_pg(&cfg, sinks).await {
+            Ok(s) => {
+                late.open(Arc::new(s));
+                tracing::warn!("PostgreSQL is reachable: the store is open, intake resumes.");
+                let _ = opened.send(());
+                return;
             }
-            Err(e) => return Err(e),
+            Err(e) => {
+                let text = e.to_string();
+                if said
+                    .as_ref()
+                    .is_none_or(|(t, at)| *t != text || at.elapsed() >= Duration::from_secs(60))
+                {
+                    tracing::warn!(
+                        error = %text,
+                        "PostgreSQL not reachable yet; retrying (logged again when the error \
+                         changes, or after a minute)."
+                    );
+                    said = Some((text, std::time::Instant::now()));
+                }
+            }
         }
     }
 }
@@ -352,14 +373,36 @@ pub async fn run(cfg: Config, listener: TcpListener) -> Result<(), StartError> {
         mqtt: events_on,
         mail: mail_on,
     };
+    let postgres = cfg.storage.backend == "postgres";
     // A store that cannot be opened does not stop the gateway (a crash loop would also stop
     // emergency redirects): it runs on a store that refuses every write with the reason,
-    // /readyz says why, intake answers 503, and emergencies are still answered.
-    let store: Arc<dyn Store> = match open_store(&cfg, sinks).await {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "The store cannot be opened; serving emergencies only until it is fixed.");
-            Arc::new(store::broken::BrokenStore::new(e.to_string()))
+    // /readyz says why, intake answers 503, and emergencies are still answered. PostgreSQL is
+    // opened again in the background until it opens, and the node then serves from it.
+    let mut store_opened = None;
+    let store: Arc<dyn Store> = if postgres {
+        match open_pg(&cfg, sinks).await {
+            Ok(s) => Arc::new(s),
+            Err(e) => {
+                tracing::error!(error = %e, "PostgreSQL cannot be opened; serving emergencies only (intake answers 503) while it is opened again in the background.");
+                let late = Arc::new(store::late::LateStore::new(e.to_string()));
+                let (opened, on_open) = tokio::sync::oneshot::channel();
+                tokio::spawn(open_later(cfg.clone(), sinks, late.clone(), opened));
+                store_opened = Some(on_open);
+                late
+            }
+        }
+    } else {
+        match store::sqlite::SqliteStore::open_with(
+            &cfg.storage.path,
+            sinks,
+            cfg.derived.commit_interval,
+            cfg.derived.cpu_slice,
+        ) {
+            Ok(s) => Arc::new(s),
+            Err(e) => {
+                tracing::error!(error = %e, "The store cannot be opened; serving emergencies only until it is fixed.");
+                Arc::new(store::broken::BrokenStore::new(e.to_string()))
+            }
         }
     };
     let now = chrono::Utc::now().timestamp();
@@ -551,7 +594,19 @@ pub async fn run(cfg: Config, listener: TcpListener) -> Result<(), StartError> {
         })
     };
     let late_pushes = journal::PushJournal::in_storage(&cfg.storage.path);
-    replay_late_pushes(&pipeline, &late_pushes, cfg.derived.retain);
+    let retain = cfg.derived.retain;
+    match store_opened {
+        None => replay_late_pushes(&pipeline, &late_pushes, retain),
+        // Taken once the store opens: before, each would only fail again.
+        Some(on_open) => {
+            let (pipeline, journal) = (pipeline.clone(), late_pushes.clone());
+            tokio::spawn(async move {
+                if on_open.await.is_ok() {
+                    replay_late_pushes(&pipeline, &journal, retain);
+                }
+            });
+        }
+    }
     let background = pipeline.background().clone();
     let state = actix_web::web::Data::new(http::AppState {
         late_pushes,

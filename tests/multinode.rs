@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::services::{db_name_for, postgres, storage_toml_for, Redis};
+use common::services::{db_name_for, postgres, storage_toml_for, Postgres, Redis};
 use common::*;
 use serde_json::{json, Value};
 use std::collections::{BTreeSet, HashSet};
@@ -1565,7 +1565,9 @@ fn a_database_that_takes_no_writes_is_unavailable_not_an_internal_error() {
 /// time, as for a rotated password or a database being renamed) is "unavailable": 503 with
 /// `Retry-After` on a running node, and a node starting meanwhile retries until it opens.
 /// Both used to be internal errors: 500 without `Retry-After`, and a node that started while
-/// the database refused connections served emergencies only until it was restarted.
+/// the database refused connections served emergencies only until it was restarted. (Since
+/// 2026-12-07 the starting node answers at once and opens the store in the background:
+/// `a_node_whose_database_is_down_at_start_opens_it_when_it_comes_up`.)
 #[test]
 fn a_database_refusing_connections_is_unavailable_and_a_starting_node_waits_for_it() {
     let (da, dn) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
@@ -1625,8 +1627,10 @@ fn a_database_refusing_connections_is_unavailable_and_a_starting_node_waits_for_
     });
     let n = Gateway::start_with(config, port);
     allow_later.join().expect("the node retried");
-    let ready = client().get(format!("{}/readyz", n.url)).send().unwrap();
-    assert_eq!(ready.status().as_u16(), 200);
+    wait_until("the started node to be ready", LONG, || {
+        let ready = client().get(format!("{}/readyz", n.url)).send().ok()?;
+        (ready.status().as_u16() == 200).then_some(())
+    });
     let (s, body) =
         n.submit(json!({"content": "人行道上的井盖丢了很危险", "phone": "13812398765"}));
     assert_eq!(s, 202, "{body}");
@@ -2224,4 +2228,65 @@ fn a_node_runs_on_a_database_a_newer_release_migrated_additively() {
     );
     let err = open().err().map(|e| e.to_string()).unwrap_or_default();
     assert!(err.contains("needs a gateway of version"), "{err}");
+}
+
+/// `/readyz` as status and body.
+fn readiness(gw: &Gateway) -> (u16, Value) {
+    let r = client().get(format!("{}/readyz", gw.url)).send().unwrap();
+    (r.status().as_u16(), r.json().unwrap_or(Value::Null))
+}
+
+/// A node whose database is down when it starts (the whole site back after a power cut, the
+/// database still recovering) answers at once: emergencies get their number, intake 503
+/// `unavailable`, `/readyz` 503. It opens the store in the background once the database is up
+/// and then serves from it: intake, relay, everything. Until 2026-12-07 it waited 30 s
+/// answering nothing, then served emergencies only until it was restarted.
+#[test]
+fn a_node_whose_database_is_down_at_start_opens_it_when_it_comes_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    // A cluster of this test's own: stopping the shared one would fail the others.
+    let pg = Postgres::private();
+    pg.create_db("late");
+    pg.stop();
+    let port = free_port();
+    let node = NodeConfig {
+        node_id: 5,
+        storage: format!(
+            "backend = \"postgres\"\nurl = \"{}\"\npath = \"data\"\nlease = \"5s\"",
+            pg.url("late")
+        ),
+        ..NodeConfig::default()
+    };
+    let gw = Gateway::start_with(node.write(dir.path(), port, &sim.url, ""), port);
+    let (status, body) = readiness(&gw);
+    assert_eq!(
+        (status, &body["store_error"]),
+        (503, &json!("store_unavailable")),
+        "{body}"
+    );
+    let form = json!({"content": "人行道上的井盖丢了很危险", "phone": "13812390001"});
+    let (s, body) = gw.submit(form.clone());
+    assert_eq!(
+        (s, &body["error"]["code"]),
+        (503, &json!("unavailable")),
+        "{body}"
+    );
+    let (s, body) =
+        gw.submit(json!({"content": "楼下饭店着火了，火很大，有人被困", "phone": "13812390002"}));
+    assert_eq!(
+        (s, &body["status"], &body["redirect"]["number"]),
+        (200, &json!("redirected"), &json!("119")),
+        "{body}"
+    );
+
+    pg.start_again();
+    wait_until("the node to be ready once the database is up", LONG, || {
+        (readiness(&gw).0 == 200).then_some(())
+    });
+    let (s, body) = gw.submit(form);
+    assert_eq!(s, 202, "{body}");
+    sim.wait_order(&numbers(&body)[0]);
+    let logs = gw.logs();
+    assert!(logs.contains("the store is open, intake resumes"), "{logs}");
 }

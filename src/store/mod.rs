@@ -6,6 +6,7 @@
 //! HTTP layer turns a returned `Ok` into a 202, so an `Ok` is a promise.
 
 pub mod broken;
+pub mod late;
 pub mod postgres;
 pub mod recent;
 pub mod sqlite;

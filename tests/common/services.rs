@@ -144,6 +144,13 @@ pub fn postgres() -> &'static Postgres {
 }
 
 impl Postgres {
+    /// A cluster of the calling test's own, which it may stop and start as it likes (the
+    /// shared one of [`postgres`] serves the other tests running meanwhile). Stopped and
+    /// removed once this process exits, like the shared one.
+    pub fn private() -> Postgres {
+        Postgres::start()
+    }
+
     fn start() -> Postgres {
         let bindir = pg_bindir();
         let nanos = std::time::SystemTime::now()
