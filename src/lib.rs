@@ -68,6 +68,9 @@ pub enum StartError {
     /// HTTP client setup failed.
     #[error("http client: {0}")]
     Client(#[from] reqwest::Error),
+    /// Another process serves from the same SQLite `storage.path`.
+    #[error(transparent)]
+    StorageInUse(#[from] store::node_lock::StorageLockError),
 }
 
 /// Libraries whose debug output carries the data they handle: tokio-postgres logs every
@@ -276,6 +279,43 @@ async fn open_later(
     }
 }
 
+/// Runs the MQTT sink once this node holds its `server.node_id` (see [`store::node_lock`]):
+/// the id is the MQTT client id, and two clients with one id knock each other off the broker
+/// several times a second. Stops it when another node turns out to hold the id (this node's
+/// session ended and the other took it), and starts it again once this node holds it. A
+/// claim merely unknown (the database is away) leaves it running: events come from the store,
+/// and a database restart must not make every node's status flap.
+async fn mqtt_while_held(
+    settings: sinks::mqtt::MqttSettings,
+    store: Arc<dyn Store>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    mut claim: store::node_lock::NodeClaim,
+) {
+    loop {
+        tokio::select! {
+            _ = claim.until(store::node_lock::Claim::Held, true) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let (halt, halted) = tokio::sync::watch::channel(false);
+        let sink = sinks::mqtt::run(settings.clone(), store.clone(), halted);
+        tokio::pin!(sink);
+        let stopping = tokio::select! {
+            _ = &mut sink => return,
+            _ = stop.wait_for(|s| *s) => true,
+            _ = claim.until(store::node_lock::Claim::Clash, true) => false,
+        };
+        let _ = halt.send(true);
+        sink.await;
+        if stopping {
+            return;
+        }
+        tracing::warn!(
+            node_id = settings.node_id,
+            "MQTT stopped: another node holds this node's id; events wait in the store."
+        );
+    }
+}
+
 /// Takes the pushes left in the journal (answered `success` past their reply budget, then the
 /// process died before their intake was stored) through the pipeline again, in the background:
 /// under its dedupe key, a push stored after all is answered from its record, and one that was
@@ -374,6 +414,25 @@ pub async fn run(cfg: Config, listener: TcpListener) -> Result<(), StartError> {
         mail: mail_on,
     };
     let postgres = cfg.storage.backend == "postgres";
+    // One process per SQLite store: a second `serve` on the same folder would deliver the
+    // outbox the first one delivers, and take its journal of late pushes (see
+    // `store::node_lock`). It stops, since the first one serves. A folder that cannot be locked for another reason
+    // is left to the store's own opening, which says what is wrong and serves emergencies.
+    let _storage_lock = if postgres {
+        None
+    } else {
+        match store::node_lock::lock_storage(&cfg.storage.path) {
+            Ok(f) => Some(f),
+            Err(e @ store::node_lock::StorageLockError::InUse(_)) => {
+                tracing::error!(error = %e, "Not starting.");
+                return Err(e.into());
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "The storage folder is not locked against a second process.");
+                None
+            }
+        }
+    };
     // A store that cannot be opened does not stop the gateway (a crash loop would also stop
     // emergency redirects): it runs on a store that refuses every write with the reason,
     // /readyz says why, intake answers 503, and emergencies are still answered. PostgreSQL is
@@ -404,6 +463,32 @@ pub async fn run(cfg: Config, listener: TcpListener) -> Result<(), StartError> {
                 Arc::new(store::broken::BrokenStore::new(e.to_string()))
             }
         }
+    };
+    // Several nodes on one database: this node's claim on its id (see `store::node_lock`). A
+    // node whose store opened waits a moment for the answer, so that it normally starts
+    // knowing; one whose database is down does not wait (emergencies first).
+    let claim = if postgres {
+        let first = if store_opened.is_none() {
+            Duration::from_secs(2)
+        } else {
+            Duration::ZERO
+        };
+        match store::node_lock::hold_pg(
+            cfg.storage.url.expose(),
+            cfg.storage.ca_file.as_deref(),
+            cfg.server.node_id,
+            first,
+        )
+        .await
+        {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "This node's id is not guarded against a second node using it.");
+                store::node_lock::NodeClaim::sole()
+            }
+        }
+    } else {
+        store::node_lock::NodeClaim::sole()
     };
     let now = chrono::Utc::now().timestamp();
     // A rule file that cannot be used does not stop the gateway either: its compiled-in default
@@ -480,7 +565,7 @@ pub async fn run(cfg: Config, listener: TcpListener) -> Result<(), StartError> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let relay_done = spawn_relay(relay, stop_rx.clone(), cfg.dispatch.nice)?;
     let mqtt_task = match sinks::mqtt::parse_url(&cfg.mqtt.url) {
-        Some(broker) if events_on => Some(tokio::spawn(sinks::mqtt::run(
+        Some(broker) if events_on => Some(tokio::spawn(mqtt_while_held(
             sinks::mqtt::MqttSettings {
                 broker,
                 ca_file: cfg.mqtt.ca_file.clone(),
@@ -491,6 +576,7 @@ pub async fn run(cfg: Config, listener: TcpListener) -> Result<(), StartError> {
             },
             store.clone(),
             stop_rx.clone(),
+            claim.clone(),
         ))),
         _ => None,
     };
@@ -626,6 +712,7 @@ pub async fn run(cfg: Config, listener: TcpListener) -> Result<(), StartError> {
             .redirect(reqwest::redirect::Policy::none())
             .build()?,
         trusted_proxies: cfg.derived.trusted_proxies.clone(),
+        node: claim,
     });
     let addr = listener.local_addr()?;
     let slice = cfg.derived.cpu_slice;

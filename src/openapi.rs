@@ -808,6 +808,8 @@ fn components() -> serde_json::Value {
                     "store": {"type": "boolean"},
                     "store_error": {"type": ["string", "null"], "enum": ["store_unavailable", "store_internal", null]},
                     "relay": {"type": "boolean"},
+                    "node": {"type": "boolean", "description": "no other node runs under this one's server.node_id"},
+                    "node_error": {"type": ["string", "null"], "enum": ["node_id_in_use", null]},
                     "breaker_open": {"type": "boolean", "description": "dispatch is failing; shown, not judged"},
                     "rules": {"type": "boolean", "description": "every rule file in force was used"},
                     "rules_error": {"type": ["string", "null"], "enum": ["rules_invalid", null], "description": "compiled-in defaults serve for a file that could not be used; shown, not judged"},

@@ -368,6 +368,65 @@ fn a_damaged_store_is_reported_clearly_and_sigterm_shuts_down_cleanly() {
     assert!(gw.logs().contains("stopping the relay"), "{}", gw.logs());
 }
 
+/// A second `serve` on the folder a running gateway stores in (a manual start next to
+/// systemd's, on another port) refuses to start, saying why, and exits non-zero: the first one
+/// serves on. Until 2026-12-07 both served: both relays delivered the one outbox (orders sent
+/// twice, dispatch's 409s logged as another order under the key), and each would take the
+/// other's journal of late pushes. Once the first is gone, the folder serves the next process
+/// (the kernel drops the lock with its holder: none is left stale).
+#[test]
+fn a_second_process_on_one_storage_folder_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let node = NodeConfig {
+        storage: format!("path = \"{}\"", dir.path().join("data").display()),
+        ..NodeConfig::default()
+    };
+    let port = free_port();
+    let mut first = Gateway::start_with(node.write(dir.path(), port, &sim.url, ""), port);
+    let second_dir = dir.path().join("second");
+    std::fs::create_dir_all(&second_dir).unwrap();
+    let second_port = free_port();
+    let second_config = node.write(&second_dir, second_port, &sim.url, "");
+    let mut second = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&second_config)
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + LONG;
+    let status = loop {
+        if let Some(status) = second.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            second.kill().unwrap();
+            let _ = second.wait();
+            panic!("a second process serves from the same storage.path");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let out = second.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!status.success(), "{said}");
+    assert!(said.contains("already serves from"), "{said}");
+    // The first one serves on.
+    let (s, b) = first.submit(json!({"content": "人民路的路灯坏了一个星期了"}));
+    assert_eq!(s, 202, "{b}");
+    sim.wait_order(&numbers(&b)[0]);
+    // Gone, however it went: the folder serves the next process.
+    first.kill9();
+    let next = Gateway::start_with(second_config, second_port);
+    let (s, b) = next.submit(json!({"content": "幸福小区门口的井盖丢了"}));
+    assert_eq!(s, 202, "{b}");
+}
+
 /// A store moved aside (the README's advice for a damaged one), like a backup restored mid-day,
 /// does not know the day's earlier order numbers. It numbered the day from 1 again: the first
 /// new order got the morning's number, dispatch answered 409 (it holds the morning's order

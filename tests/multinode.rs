@@ -2236,6 +2236,85 @@ fn readiness(gw: &Gateway) -> (u16, Value) {
     (r.status().as_u16(), r.json().unwrap_or(Value::Null))
 }
 
+/// Two nodes configured with one `server.node_id` on one database: the second one sees the
+/// first holding the id (a session advisory lock), says so in an ERROR naming the id, counts
+/// it, is not ready (so the balancer sends it nothing) and stays off MQTT, where one client id
+/// would knock the other node off several times a second; it still answers emergencies. When
+/// the first one dies its session ends and the second takes over: ready, and on MQTT. Until
+/// 2026-12-07 nothing noticed, and the two flapped on MQTT for as long as both ran.
+#[test]
+fn a_second_node_with_the_same_id_is_not_ready_until_the_first_is_gone() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let sim = Sim::start(free_port(), &da.path().join("sim.jsonl"), &[]);
+    let mut cluster = Cluster::new("same_id", &sim.url);
+    let mut a = cluster.node(da.path(), 4);
+    wait_until("the first node to be ready", LONG, || {
+        (readiness(&a).0 == 200).then_some(())
+    });
+    // A stand-in broker for the second node alone (the first has no MQTT): any connection to
+    // it is the second node's.
+    let broker = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    broker.set_nonblocking(true).unwrap();
+    cluster.extra = format!(
+        "[mqtt]\nurl = \"mqtt://127.0.0.1:{}\"\n",
+        broker.local_addr().unwrap().port()
+    );
+    let b = cluster.node(db.path(), 4);
+    let body = wait_until("the second node to see the clash", LONG, || {
+        let (status, body) = readiness(&b);
+        (status == 503).then_some(body)
+    });
+    assert_eq!(
+        (&body["node"], &body["node_error"], &body["store"]),
+        (&json!(false), &json!("node_id_in_use"), &json!(true)),
+        "{body}"
+    );
+    assert_eq!(readiness(&a).0, 200, "the first node stays ready");
+    let logs = b.logs();
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("ERROR") && l.contains("server.node_id = 4")),
+        "{logs}"
+    );
+    let metrics = b.metrics();
+    assert_eq!(
+        metric_sum(&metrics, "hotline_node_id_clashes_total"),
+        1.0,
+        "{metrics}"
+    );
+    assert_eq!(
+        metric_sum(&metrics, "hotline_node_id_held"),
+        0.0,
+        "{metrics}"
+    );
+    // Emergencies are answered on every node, whatever its id.
+    let (s, body) =
+        b.submit(json!({"content": "楼下饭店着火了，火很大，有人被困", "phone": "13912344321"}));
+    assert_eq!(
+        (s, &body["redirect"]["number"]),
+        (200, &json!("119")),
+        "{body}"
+    );
+    // The sink starts before the HTTP server answers, so a node that connects has connected
+    // by now.
+    assert!(
+        matches!(broker.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "the second node stays off MQTT while the id is the first one's"
+    );
+
+    a.kill9();
+    wait_until("the second node to take over the id", LONG, || {
+        (readiness(&b).0 == 200).then_some(())
+    });
+    wait_until("the second node to connect to MQTT", LONG, || {
+        broker.accept().ok()
+    });
+    assert_eq!(metric_sum(&b.metrics(), "hotline_node_id_held"), 1.0);
+    let (s, body) = b.submit(json!({"content": "小区门口路灯坏了", "phone": "13912344322"}));
+    assert_eq!(s, 202, "{body}");
+    sim.wait_order(&numbers(&body)[0]);
+}
+
 /// A node whose database is down when it starts (the whole site back after a power cut, the
 /// database still recovering) answers at once: emergencies get their number, intake 503
 /// `unavailable`, `/readyz` 503. It opens the store in the background once the database is up

@@ -48,6 +48,9 @@ pub struct AppState {
     pub status_cache: std::sync::Mutex<HashMap<String, (std::time::Instant, serde_json::Value)>>,
     /// Pushes answered `success` past their reply budget, until their intake is stored.
     pub late_pushes: crate::journal::PushJournal,
+    /// This node's claim on its `server.node_id` (another node running under it makes this
+    /// one not ready).
+    pub node: crate::store::node_lock::NodeClaim,
 }
 
 /// The channel settings of a config, in the adapters' terms.

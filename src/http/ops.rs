@@ -12,7 +12,10 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-/// `GET /readyz`: the store takes writes and the relay loop is alive. Whether dispatch answers
+/// `GET /readyz`: the store takes writes, the relay loop is alive, and no other node runs under
+/// this one's `server.node_id` (`node_error` `node_id_in_use`: the balancer should send the
+/// other one the traffic; this one still answers, emergencies included, and is ready again once
+/// it holds its id, see [`crate::store::node_lock`]). Whether dispatch answers
 /// is not readiness, nor are rule files replaced by their compiled-in defaults at start-up:
 /// both are shown, not judged. In an outage the outbox keeps the orders, and a broken rule file
 /// is usually on every node (a shared volume): a 503 for either would take every node out of
@@ -27,7 +30,10 @@ pub async fn readyz(state: Data<AppState>) -> HttpResponse {
     // Rule problems name files: /readyz answers anyone, so a fixed code, and the detail in the
     // log (at start-up and at each reload that finds them).
     let rules_error = (!rules_ok).then_some("rules_invalid");
-    if store.is_ok() && relay_alive {
+    // Only a clash seen is judged: a claim unknown because the database cannot be reached is
+    // the store's reason already, and the lock must never be what takes a working node out.
+    let node_ok = state.node.now() != crate::store::node_lock::Claim::Clash;
+    if store.is_ok() && relay_alive && node_ok {
         return HttpResponse::Ok().json(json!({
             "status": "ready",
             "breaker_open": breaker_open,
@@ -49,12 +55,20 @@ pub async fn readyz(state: Data<AppState>) -> HttpResponse {
             "Not ready: the relay loop has shown no sign of life for too long (stuck)."
         );
     }
+    if !node_ok {
+        tracing::warn!(
+            node_id = state.cfg.server.node_id,
+            "Not ready: another node runs with this server.node_id."
+        );
+    }
     HttpResponse::ServiceUnavailable()
         .insert_header(("Retry-After", super::error::RETRY_AFTER_S.to_string()))
         .json(json!({
             "status": "unavailable",
             "store": store_error.is_none(),
             "store_error": store_error,
+            "node": node_ok,
+            "node_error": (!node_ok).then_some("node_id_in_use"),
             "relay": relay_alive,
             "breaker_open": breaker_open,
             "rules": rules_ok,

@@ -7,6 +7,7 @@
 
 pub mod broken;
 pub mod late;
+pub mod node_lock;
 pub mod postgres;
 pub mod recent;
 pub mod sqlite;

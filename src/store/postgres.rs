@@ -283,7 +283,7 @@ fn map_err(e: tokio_postgres::Error) -> StoreError {
 
 /// The error in words: `Display` of a server error says only "db error"; the server's words
 /// are in the source.
-fn error_text(e: &tokio_postgres::Error) -> String {
+pub(crate) fn error_text(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => format!("{} ({}): {}", db.severity(), db.code().code(), db.message()),
         None => match std::error::Error::source(e) {
@@ -599,7 +599,7 @@ async fn drive(connection: impl std::future::Future<Output = Result<(), tokio_po
 
 /// The TLS connector for `sslmode=require`: the certificate chain is verified against `ca_file`
 /// (a private CA, the usual case for a city's database) or the public web roots.
-fn tls(
+pub(crate) fn tls(
     ca_file: Option<&std::path::Path>,
 ) -> Result<tokio_postgres_rustls::MakeRustlsConnect, StoreError> {
     use rustls::pki_types::pem::PemObject;
