@@ -57,8 +57,17 @@ pub async fn run(
             _ = tokio::time::sleep(wait) => {}
         }
         wait = EVERY;
-        let before = chrono::Utc::now().timestamp() - retain.as_secs() as i64;
-        let (done, error) = pass(&*store, before, BATCH, PAUSE, &mut stop).await;
+        let now = chrono::Utc::now().timestamp();
+        let before = now - retain.as_secs() as i64;
+        let (done, error) = pass(&*store, now, before, BATCH, PAUSE, &mut stop).await;
+        if done.future > 0 {
+            // Once per run that meets them: the walk passes them and never reads them again.
+            tracing::warn!(
+                messages = done.future,
+                "Store pruning passed outbox messages dated ahead of this clock (a clock was \
+                 ahead when they were written); their bodies are kept. Check the nodes' clocks."
+            );
+        }
         if done.bodies + done.dedupe > 0 {
             tracing::info!(
                 bodies = done.bodies,
@@ -76,9 +85,11 @@ pub async fn run(
 
 /// One run: steps of at most `batch` rows, `pause` apart, until nothing made before `before`
 /// (unix seconds) is left to prune, the store fails, or `stop` says so. What it pruned is
-/// counted in `hotline_store_pruned_total` as it goes.
+/// counted in `hotline_store_pruned_total` as it goes, and the messages dated ahead of `now`
+/// that it passed in `hotline_store_prune_future_total`.
 pub async fn pass(
     store: &dyn Store,
+    now: i64,
     before: i64,
     batch: usize,
     pause: Duration,
@@ -86,7 +97,7 @@ pub async fn pass(
 ) -> (Pruned, Option<StoreError>) {
     let mut done = Pruned::default();
     loop {
-        let step = match store.prune(before, batch).await {
+        let step = match store.prune(now, before, batch).await {
             Ok(step) => step,
             Err(e) => return (done, Some(e)),
         };
@@ -94,7 +105,9 @@ pub async fn pass(
             .increment(step.bodies);
         metrics::counter!("hotline_store_pruned_total", "what" => "dedupe").increment(step.dedupe);
         done.bodies += step.bodies;
+        metrics::counter!("hotline_store_prune_future_total").increment(step.future);
         done.dedupe += step.dedupe;
+        done.future += step.future;
         if !step.more || *stop.borrow() {
             return (done, None);
         }

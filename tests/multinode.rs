@@ -1458,7 +1458,7 @@ fn the_retention_prunes_old_delivered_bodies_and_retry_records_once_across_nodes
     let run = |store: &PgStore| {
         let mut done = Pruned::default();
         loop {
-            let step = rt.block_on(store.prune(1_000, 2)).unwrap();
+            let step = rt.block_on(store.prune(10_000, 1_000, 2)).unwrap();
             done.bodies += step.bodies;
             done.dedupe += step.dedupe;
             if !step.more {
@@ -1505,7 +1505,8 @@ fn the_retention_prunes_old_delivered_bodies_and_retry_records_once_across_nodes
         Pruned {
             bodies: 0,
             dedupe: 0,
-            more: false
+            more: false,
+            future: 0
         }
     );
     assert_eq!(
@@ -1516,6 +1517,67 @@ fn the_retention_prunes_old_delivered_bodies_and_retry_records_once_across_nodes
         pg.psql(&db, "SELECT body FROM outbox WHERE key = 'o3'"),
         r#"{"dead":1}"#
     );
+}
+
+/// One outbox message written by a clock a year ahead (at the front of the walk) no longer
+/// stops the clearing of old delivered bodies on PostgreSQL: the walk passes it (it keeps its
+/// body, and is counted) and clears the old ones behind it; retry records dated ahead stay,
+/// the old ones go. Until 2026-12-07 the walk stopped at it until that date, silently (the
+/// review of 2026-12-07, finding 5).
+#[test]
+fn the_retention_passes_a_message_dated_ahead_of_the_clock_on_postgres() {
+    use hotline_gateway::store::{Pruned, Store};
+    let dir = tempfile::tempdir().unwrap();
+    let pg = postgres();
+    let (db, url, rt) = store_test_db(dir.path(), 2);
+    let store = pg_store(&rt, &url, 1, Duration::from_secs(5));
+    // The clock reads 200 000; retain keeps what was made from 100 000 on. o1 was written at
+    // 40 000 000 (a clock a year ahead), o2..o4 at 100, all delivered; o5 is young.
+    pg.psql(
+        &db,
+        "INSERT INTO orders(number, identity, category, content, created_at) VALUES \
+         ('o1', 'phone:13800000000', 'complaint', 'x', 40000000); \
+         INSERT INTO outbox(kind, key, path, body, state, next_at_ms, created_at, delivered_at) \
+         VALUES ('order', 'o1', '/work-orders', '{\"ahead\":1}', 1, 0, 40000000, 40000001), \
+         ('order', 'o2', '/work-orders', '{}', 1, 0, 100, 150), \
+         ('order', 'o3', '/work-orders', '{}', 1, 0, 100, 150), \
+         ('order', 'o4', '/work-orders', '{}', 1, 0, 100, 150), \
+         ('order', 'o5', '/work-orders', '{\"young\":1}', 1, 0, 150000, 150001); \
+         INSERT INTO dedupe(key, outcome, created_at) \
+         SELECT 'ahead' || i, '\"Nothing\"', 40000000 FROM generate_series(1, 130) i; \
+         INSERT INTO dedupe(key, outcome, created_at) \
+         SELECT 'old' || i, '\"Nothing\"', 100 FROM generate_series(1, 6) i",
+    );
+    let mut done = Pruned::default();
+    for _ in 0..10 {
+        let step = rt.block_on(store.prune(200_000, 100_000, 2)).unwrap();
+        done.bodies += step.bodies;
+        done.dedupe += step.dedupe;
+        done.future += step.future;
+        if !step.more {
+            break;
+        }
+    }
+    assert_eq!(
+        (done.bodies, done.dedupe, done.future),
+        (3, 6, 1),
+        "{done:?}"
+    );
+    assert_eq!(
+        pg.psql(
+            &db,
+            "SELECT string_agg(key || '=' || (octet_length(body) > 0)::text, ' ' ORDER BY id) \
+             FROM outbox",
+        ),
+        "o1=true o2=false o3=false o4=false o5=true",
+        "the one dated ahead keeps its body, the young one too"
+    );
+    assert_eq!(
+        pg.psql(&db, "SELECT after FROM prune_cursor WHERE what = 'outbox'"),
+        pg.psql(&db, "SELECT id FROM outbox WHERE key = 'o4'"),
+        "the walk is past the message dated ahead and stops at the young one"
+    );
+    assert_eq!(pg.psql(&db, "SELECT count(*) FROM dedupe"), "130");
 }
 
 /// A database that cannot take writes is "unavailable" (503 with `Retry-After`), as a

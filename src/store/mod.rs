@@ -331,6 +331,34 @@ pub struct Pruned {
     pub dedupe: u64,
     /// Whether more may be left to prune now: the step took all it was allowed of either.
     pub more: bool,
+    /// Outbox messages dated more than [`CLOCK_SLACK_MS`] ahead of the clock that the walk
+    /// passed, keeping their bodies (a clock that was ahead wrote them; see [`walk_step`]).
+    pub future: u64,
+}
+
+/// What the retention's walk of the outbox (by id) does with one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Walk {
+    /// Older than the horizon: its body may be cleared (if delivered).
+    Clear,
+    /// Dated ahead of the clock: passed, body kept. Until 2026-12-07 the walk stopped at it as
+    /// at any young message, and one row written by a clock a year ahead stopped the clearing
+    /// of every body for that year, silently (the review of 2026-12-07, finding 5).
+    PassFuture,
+    /// Young: the walk stops here; the messages after it are younger still.
+    Stop,
+}
+
+/// The walk's decision for a message queued at `created` (unix seconds) when the clock reads
+/// `now` and bodies queued before `before` may be cleared.
+pub(crate) fn walk_step(created: i64, now: i64, before: i64) -> Walk {
+    if created < before {
+        Walk::Clear
+    } else if created > now.saturating_add(CLOCK_SLACK_MS / 1000) {
+        Walk::PassFuture
+    } else {
+        Walk::Stop
+    }
 }
 
 /// An order's state as the gateway knows it.
@@ -700,9 +728,11 @@ pub trait Store: Send + Sync {
     /// before it. Pending and dead messages are never touched. Each step reads only the rows
     /// it may prune next, never the whole table; on several nodes sharing a store, steps
     /// running at once on two nodes share the work. A store that keeps everything prunes
-    /// nothing.
-    async fn prune(&self, before: i64, limit: usize) -> Result<Pruned, StoreError> {
-        let _ = (before, limit);
+    /// nothing. `now` (unix seconds) is the clock's reading: a message or record dated more
+    /// than [`CLOCK_SLACK_MS`] ahead of it (a clock that was ahead wrote it) is passed, not
+    /// waited for, and keeps its body ([`Pruned::future`] counts the messages).
+    async fn prune(&self, now: i64, before: i64, limit: usize) -> Result<Pruned, StoreError> {
+        let _ = (now, before, limit);
         Ok(Pruned::default())
     }
     /// Undelivered messages, from memory (cheap enough for every request).

@@ -1755,13 +1755,20 @@ impl Store for PgStore {
         .await
     }
 
-    async fn prune(&self, before: i64, limit: usize) -> Result<super::Pruned, StoreError> {
-        let (bodies, more_bodies) = self.prune_bodies(before, limit).await?;
+    async fn prune(
+        &self,
+        now: i64,
+        before: i64,
+        limit: usize,
+    ) -> Result<super::Pruned, StoreError> {
+        let (bodies, more_bodies, future) = self.prune_bodies(now, before, limit).await?;
+        // The retry records go by their age's index: one dated ahead is never in the way.
         let (dedupe, more_dedupe) = self.prune_dedupe(before, limit).await?;
         Ok(super::Pruned {
             bodies,
             dedupe,
             more: more_bodies || more_dedupe,
+            future,
         })
     }
 
@@ -1786,13 +1793,19 @@ impl Store for PgStore {
 impl PgStore {
     /// Clears the bodies of delivered messages queued before `before`, walking the outbox by
     /// id from where the last step stopped (`prune_cursor`), as on SQLite: it passes every
-    /// message older than `before` (a pending one keeps its body) and stops at the first
-    /// younger one.
+    /// message older than `before` (a pending one keeps its body) and every message dated
+    /// ahead of `now` (a clock that was ahead wrote it; it keeps its body, see
+    /// [`super::walk_step`]), and stops at the first younger one.
     /// The cursor's row is taken with `SKIP LOCKED`: while one node takes a step, another
     /// node's step finds it taken and leaves the bodies to it. Ids are handed out before
     /// their rows commit, so a smaller id may become visible after a larger one; the walk
     /// passes only rows older than `before` (a day at least), long committed.
-    async fn prune_bodies(&self, before: i64, limit: usize) -> Result<(u64, bool), StoreError> {
+    async fn prune_bodies(
+        &self,
+        now: i64,
+        before: i64,
+        limit: usize,
+    ) -> Result<(u64, bool, u64), StoreError> {
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(map_err)?;
         let Some(cursor) = tx
@@ -1803,7 +1816,7 @@ impl PgStore {
             .await
             .map_err(map_err)?
         else {
-            return Ok((0, false));
+            return Ok((0, false, 0));
         };
         let after: i64 = cursor.get(0);
         let rows = tx
@@ -1813,26 +1826,32 @@ impl PgStore {
             )
             .await
             .map_err(map_err)?;
-        let mut upto = after;
+        let (mut upto, mut future) = (after, 0);
         let mut more = rows.len() == limit;
         for r in &rows {
             let (id, created): (i64, i64) = (r.get(0), r.get(1));
-            if created >= before {
-                more = false;
-                break;
+            match super::walk_step(created, now, before) {
+                super::Walk::Stop => {
+                    more = false;
+                    break;
+                }
+                super::Walk::PassFuture => future += 1,
+                super::Walk::Clear => {}
             }
             upto = id;
         }
         if upto == after {
-            return Ok((0, false));
+            return Ok((0, false, 0));
         }
-        // `state = 1` again: a dead letter passed may have been replayed since. The length
+        // `state = 1` again: a dead letter passed may have been replayed since;
+        // `created_at < $3`: a message dated ahead, passed, keeps its body. The length
         // from the value's header, without fetching a large body from its TOAST table.
         let cleared = tx
             .execute(
                 "UPDATE outbox SET body = '' \
-                 WHERE id > $1 AND id <= $2 AND state = 1 AND octet_length(body) > 0",
-                &[&after, &upto],
+                 WHERE id > $1 AND id <= $2 AND state = 1 AND octet_length(body) > 0 \
+                 AND created_at < $3",
+                &[&after, &upto, &before],
             )
             .await
             .map_err(map_err)?;
@@ -1843,7 +1862,7 @@ impl PgStore {
         .await
         .map_err(map_err)?;
         commit(tx).await?;
-        Ok((cleared, more))
+        Ok((cleared, more, future))
     }
 
     /// Deletes retry records made before `before`, oldest first, through their age's index;

@@ -11,10 +11,11 @@
 //! told "stored" for something that is not on disk.
 
 use super::recent::RecentIdentities;
+use super::walk_step;
 use super::{
     event_rows, CallerRecord, DeadFilter, DeadLetter, Delivery, EventRow, Intake, IntakeResult,
     OpenOrder, OrderState, OutboxEntry, OutboxStats, Pruned, RedirectRecord, Store, StoreError,
-    Suspension, Topics, Warning,
+    Suspension, Topics, Walk, Warning, CLOCK_SLACK_MS,
 };
 pub use super::{order_number, Sinks};
 use async_trait::async_trait;
@@ -530,8 +531,10 @@ impl SqliteStore {
 /// `state = 1` let SQLite pick the `outbox_due` index and read every delivered row's entry
 /// (20 ms for a step of 16 rows in a store of 200,000, on the writer thread) instead of the
 /// range of ids (0.4 ms for 256).
-const CLEAR_BODIES: &str =
-    "UPDATE outbox SET body = '' WHERE id > ?1 AND id <= ?2 AND +state = 1 AND body <> ''";
+/// `created_at < ?3`: a message dated ahead of the clock (a clock that was ahead wrote it),
+/// which the walk passes, keeps its body; its true age is unknown.
+const CLEAR_BODIES: &str = "UPDATE outbox SET body = '' \
+     WHERE id > ?1 AND id <= ?2 AND +state = 1 AND body <> '' AND +created_at < ?3";
 
 /// Deletes the old retry records in a rowid range (the retention's step).
 const DELETE_DEDUPE: &str =
@@ -543,15 +546,21 @@ const DELETE_DEDUPE: &str =
 impl SqliteStore {
     /// Clears the bodies of delivered messages queued before `before`, walking the outbox by
     /// id from where the last step stopped (the `prune_cursor` table). The walk passes every
-    /// message older than `before` and stops at the first younger one. It used to stop at a
+    /// message older than `before`, and every message dated ahead of `now` (a clock that was
+    /// ahead wrote it: it keeps its body, see [`walk_step`]), and stops at the first younger one. It used to stop at a
     /// pending one too (it would be delivered, then cleared), but a contact waiting for a dead
     /// order stays pending until an operator replays it, and it held the walk for good (the
     /// merge review of 2026-12-07): now a pending message that old (a month-long outage, a
     /// contact of a dead order) keeps its body once delivered, as a dead letter passed and
     /// replayed later does: one body each, in exchange for never reading pruned rows again (an index of the rows still to clear would cost every
     /// delivery an index write on the writer thread).
-    async fn prune_bodies(&self, before: i64, limit: usize) -> Result<(u64, bool), StoreError> {
-        let (after, upto, more) = self
+    async fn prune_bodies(
+        &self,
+        now: i64,
+        before: i64,
+        limit: usize,
+    ) -> Result<(u64, bool, u64), StoreError> {
+        let (after, upto, more, future) = self
             .read(move |conn| {
                 let after: i64 = conn
                     .query_row(
@@ -568,25 +577,27 @@ impl SqliteStore {
                     )
                     .map_err(sql)?;
                 let mut rows = st.query(params![after, limit as i64]).map_err(sql)?;
-                let (mut upto, mut walked) = (after, 0);
+                let (mut upto, mut walked, mut future) = (after, 0, 0);
                 while let Some(r) = rows.next().map_err(sql)? {
                     let (id, created): (i64, i64) =
                         (r.get(0).map_err(sql)?, r.get(1).map_err(sql)?);
-                    if created >= before {
-                        return Ok((after, upto, false));
+                    match walk_step(created, now, before) {
+                        Walk::Stop => return Ok((after, upto, false, future)),
+                        Walk::PassFuture => future += 1,
+                        Walk::Clear => {}
                     }
                     upto = id;
                     walked += 1;
                 }
-                Ok((after, upto, walked == limit))
+                Ok((after, upto, walked == limit, future))
             })
             .await?;
         if upto == after {
-            return Ok((0, false));
+            return Ok((0, false, 0));
         }
         let cleared = self
             .call(move |conn| {
-                let n = exec(conn, CLEAR_BODIES, params![after, upto]).map_err(sql)?;
+                let n = exec(conn, CLEAR_BODIES, params![after, upto, before]).map_err(sql)?;
                 exec(
                     conn,
                     "INSERT INTO prune_cursor(what, after) VALUES ('outbox', ?1) \
@@ -597,21 +608,34 @@ impl SqliteStore {
                 Ok(n as u64)
             })
             .await?;
-        Ok((cleared, more))
+        Ok((cleared, more, future))
     }
 
     /// Deletes retry records made before `before`, oldest first: in the order they were
     /// written (by rowid, which SQLite gives as one more than the largest), so the oldest are
     /// always at the front of the table and no index on their age is needed. A record younger
     /// than `before` among the front rows (a clock set back) stays until it is old.
-    async fn prune_dedupe(&self, before: i64, limit: usize) -> Result<(u64, bool), StoreError> {
+    async fn prune_dedupe(
+        &self,
+        now: i64,
+        before: i64,
+        limit: usize,
+    ) -> Result<(u64, bool), StoreError> {
+        let ahead = now.saturating_add(CLOCK_SLACK_MS / 1000);
         let front = self
             .read(move |conn| {
+                // Records dated ahead of the clock are left out of the front: 128 of them at
+                // the front (a clock a year ahead) held every deletion until that date. They
+                // are read again at each step, which costs little: there are few, and the
+                // scan by rowid never needs an index on their age.
                 let mut st = conn
-                    .prepare_cached("SELECT rowid, created_at FROM dedupe ORDER BY rowid LIMIT ?1")
+                    .prepare_cached(
+                        "SELECT rowid, created_at FROM dedupe WHERE created_at <= ?2 \
+                         ORDER BY rowid LIMIT ?1",
+                    )
                     .map_err(sql)?;
                 let rows = st
-                    .query_map([limit as i64], |r| {
+                    .query_map(params![limit as i64, ahead], |r| {
                         Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
                     })
                     .map_err(sql)?;
@@ -1488,13 +1512,14 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn prune(&self, before: i64, limit: usize) -> Result<Pruned, StoreError> {
-        let (bodies, more_bodies) = self.prune_bodies(before, limit).await?;
-        let (dedupe, more_dedupe) = self.prune_dedupe(before, limit).await?;
+    async fn prune(&self, now: i64, before: i64, limit: usize) -> Result<Pruned, StoreError> {
+        let (bodies, more_bodies, future) = self.prune_bodies(now, before, limit).await?;
+        let (dedupe, more_dedupe) = self.prune_dedupe(now, before, limit).await?;
         Ok(Pruned {
             bodies,
             dedupe,
             more: more_bodies || more_dedupe,
+            future,
         })
     }
 
@@ -2605,13 +2630,14 @@ mod tests {
         };
 
         // Steps of two: the first takes two of each and says there may be more.
-        let step = s.prune(before, 2).await.unwrap();
+        let step = s.prune(young, before, 2).await.unwrap();
         assert_eq!(
             step,
             Pruned {
                 bodies: 2,
                 dedupe: 2,
-                more: true
+                more: true,
+                future: 0
             }
         );
         assert_eq!(
@@ -2624,7 +2650,7 @@ mod tests {
         // and stops at the young one; the young records stay.
         let mut rest = Pruned::default();
         loop {
-            let step = s.prune(before, 2).await.unwrap();
+            let step = s.prune(young, before, 2).await.unwrap();
             rest.bodies += step.bodies;
             rest.dedupe += step.dedupe;
             if !step.more {
@@ -2690,27 +2716,101 @@ mod tests {
         s.record(vec![(due[3].id, Delivery::Delivered)], young)
             .await
             .unwrap();
-        let step = s.prune(before, 256).await.unwrap();
+        let step = s.prune(young, before, 256).await.unwrap();
         assert_eq!(
             step,
             Pruned {
                 bodies: 0,
                 dedupe: 0,
-                more: false
+                more: false,
+                future: 0
             }
         );
         assert_eq!(bodies(), [false, false, true, true, true, true]);
         // Later, the young ones go too.
-        let step = s.prune(young + 1, 256).await.unwrap();
+        let step = s.prune(young + 1, young + 1, 256).await.unwrap();
         assert_eq!(
             step,
             Pruned {
                 bodies: 1,
                 dedupe: 2,
-                more: false
+                more: false,
+                future: 0
             }
         );
         assert_eq!(bodies(), [false, false, true, true, false, true]);
+    }
+
+    /// One outbox message and 130 retry records written by a clock a year ahead no longer stop
+    /// the retention: the walk passes the message (it keeps its body, and is counted) and the
+    /// records, and clears and deletes the old ones behind them. Until 2026-12-07 the walk
+    /// stopped at the message, and the 128 records at the front of the table hid the old ones
+    /// behind them, until that date (the review of 2026-12-07, finding 5).
+    #[tokio::test]
+    async fn the_retention_passes_rows_dated_ahead_of_the_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(dir.path()).unwrap();
+        let old = intake(None, 1).now;
+        let now = old + 2 * 86_400;
+        let (before, ahead) = (now - 86_400, now + 365 * 86_400);
+        let future = Intake {
+            now: ahead,
+            ..intake(None, 1)
+        };
+        s.commit_intake(future).await.unwrap();
+        for i in 0..130 {
+            s.remember(format!("web:ahead{i}"), Outcome::Nothing, ahead)
+                .await
+                .unwrap();
+        }
+        s.commit_intake(intake(None, 3)).await.unwrap();
+        for i in 0..6 {
+            s.remember(format!("web:old{i}"), Outcome::Nothing, old)
+                .await
+                .unwrap();
+        }
+        let due = s.due(0, 10).await.unwrap();
+        assert_eq!(due.len(), 4);
+        let delivered = due.iter().map(|e| (e.id, Delivery::Delivered)).collect();
+        s.record(delivered, old + 5).await.unwrap();
+
+        let mut done = Pruned::default();
+        for _ in 0..10 {
+            let step = s.prune(now, before, 128).await.unwrap();
+            done.bodies += step.bodies;
+            done.dedupe += step.dedupe;
+            done.future += step.future;
+            if !step.more {
+                break;
+            }
+        }
+        assert_eq!((done.bodies, done.dedupe, done.future), (3, 6, 1));
+        let c = Connection::open(dir.path().join("gateway.db")).unwrap();
+        let kept: Vec<bool> = c
+            .prepare("SELECT body <> '' FROM outbox ORDER BY id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(
+            kept,
+            [true, false, false, false],
+            "the one dated ahead keeps its body"
+        );
+        let left: i64 = c
+            .query_row(
+                "SELECT COUNT(*) FROM dedupe WHERE created_at < ?1",
+                [before],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(
+            left, 0,
+            "no old retry record is left behind the ones dated ahead"
+        );
+        // The walk is past them: the next run reads nothing again, and warns no more.
+        assert_eq!(s.prune(now, before, 128).await.unwrap(), Pruned::default());
     }
 
     /// The retention's writes on the writer thread go by a range of row ids, never through
@@ -2719,19 +2819,18 @@ mod tests {
     fn the_retentions_writes_search_a_range_of_row_ids() {
         let dir = tempfile::tempdir().unwrap();
         let conn = open_writer(&dir.path().join("gateway.db")).unwrap();
-        for (stmt, n) in [(CLEAR_BODIES, 2), (DELETE_DEDUPE, 3)] {
+        for (stmt, table) in [(CLEAR_BODIES, "outbox"), (DELETE_DEDUPE, "dedupe")] {
             let plan: Vec<String> = conn
                 .prepare(&format!("EXPLAIN QUERY PLAN {stmt}"))
                 .unwrap()
-                .query_map(rusqlite::params_from_iter(vec![0; n]), |r| r.get(3))
+                .query_map(rusqlite::params_from_iter(vec![0; 3]), |r| r.get(3))
                 .unwrap()
                 .map(Result::unwrap)
                 .collect();
             assert_eq!(
                 plan,
                 [format!(
-                    "SEARCH {} USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)",
-                    if n == 2 { "outbox" } else { "dedupe" }
+                    "SEARCH {table} USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)"
                 )],
                 "{stmt}"
             );
