@@ -132,6 +132,22 @@ fn locks_on(db: &str, table: &str, granted: bool) -> u32 {
         .unwrap()
 }
 
+/// Advisory locks in `db`: held (`granted`) or waited for.
+fn advisory_locks(db: &str, granted: bool) -> u32 {
+    let sql = format!(
+        "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database \
+         WHERE d.datname = '{db}' AND l.locktype = 'advisory' AND l.granted = {granted}"
+    );
+    postgres().psql(db, &sql).parse().unwrap()
+}
+
+/// Transactions in `db` waiting for another to end (a row another transaction inserted under
+/// the same unique key).
+fn transaction_waits(db: &str) -> u32 {
+    let sql = "SELECT count(*) FROM pg_locks WHERE locktype = 'transactionid' AND NOT granted";
+    postgres().psql(db, sql).parse().unwrap()
+}
+
 /// The sum of a metric's samples in a Prometheus text exposition (0 when absent).
 fn metric_sum(text: &str, name: &str) -> f64 {
     text.lines()
@@ -2035,7 +2051,7 @@ fn nodes_reminding_one_caller_at_once_record_the_configured_reminders() {
                 };
                 tokio::spawn(async move {
                     store
-                        .warn("phone:13900000078".into(), w, 1, 2, 0, None)
+                        .warn("phone:13900000078".into(), w, 1, 2, 0, None, None)
                         .await
                         .unwrap()
                 })
@@ -2078,11 +2094,15 @@ fn a_retry_accepted_on_one_node_is_not_refused_and_reminded_on_the_other() {
     assert_eq!(s, 202, "B's quota: {body}");
     let page = json!({"content": "小区门口的路灯坏了一个星期", "phone": phone,
                       "client_ref": "6f1c0a52-3b7e-4a8e-9d51-2b4f8c0e7a13"});
-    // B's copy is held where it counts the caller's reminders.
+    // B's copy is held before it claims the page's key (it claims it first, since the review
+    // of 2026-12-07): at the caller's suspension lock.
     let (db, pg) = (cluster.db.clone(), postgres());
-    let lock = pg.session(&db, "BEGIN; LOCK TABLE warnings IN ACCESS EXCLUSIVE MODE;");
-    wait_until("psql holds the warnings lock", LONG, || {
-        (locks_on(&db, "warnings", true) > 0).then_some(())
+    let lock = pg.session(
+        &db,
+        &format!("SELECT pg_advisory_lock(hashtext('suspension:phone:{phone}'));"),
+    );
+    wait_until("psql holds the caller's lock", LONG, || {
+        (advisory_locks(&db, true) > 0).then_some(())
     });
     let on_b = {
         let (url, page) = (b.url.clone(), page.clone());
@@ -2096,13 +2116,205 @@ fn a_retry_accepted_on_one_node_is_not_refused_and_reminded_on_the_other() {
         })
     };
     wait_until("B's copy waiting for the lock", LONG, || {
-        (locks_on(&db, "warnings", false) > 0).then_some(())
+        (advisory_locks(&db, false) > 0).then_some(())
     });
     let (s, first) = a.submit(page);
     assert_eq!(s, 202, "A takes the first copy: {first}");
-    lock.finish("COMMIT;");
+    lock.finish("SELECT pg_advisory_unlock_all();");
     let (s, second) = on_b.join().unwrap();
     assert_eq!((s, &second["orders"]), (202, &first["orders"]), "{second}");
+    assert_eq!(pg.psql(&db, "SELECT count(*) FROM warnings"), "0");
+}
+
+/// An intake of one order from `identity` under the page's dedupe `key` (store-level tests).
+fn page_intake(identity: &str, key: &str, node: u8) -> hotline_gateway::store::Intake {
+    use hotline_gateway::store::{Intake, NewOrder};
+    Intake {
+        day: "20261207".into(),
+        node_id: node,
+        seq_floor: 0,
+        dedupe_key: Some(key.into()),
+        orders: vec![NewOrder {
+            identity: identity.into(),
+            category: "市政设施".into(),
+            content: "小区门口的路灯坏了一个星期".into(),
+            body: r#"{"content":"小区门口的路灯坏了一个星期"}"#.into(),
+            channel: "web",
+            confidential: false,
+            email: String::new(),
+            review: None,
+        }],
+        now: 1_796_600_000,
+    }
+}
+
+/// The review of 2026-12-07 (finding 2): a refusal claims the page's key before it counts the
+/// caller's reminders, and a commit of the same page on another node that comes meanwhile
+/// waits for the claim and gives the refusal; nothing else is stored, and the page's refusal
+/// is not kept afterwards. Both ways: a reminder (quota left for one) and a suspension
+/// (reminders used up). The claim came after the count, was never taken once the reminders
+/// were used up, and a page's claim was deleted in its transaction: the other node's waiting
+/// commit then stored the order, so one node accepted the page while the other reminded or
+/// suspended the caller for it (7 and 15 of 30 trials).
+#[test]
+fn a_refusal_holding_the_pages_claim_is_the_answer_the_other_nodes_commit_gives() {
+    use hotline_adapters::Outcome;
+    use hotline_gateway::store::{Claim, IntakeResult, NextStep, Store, Warned, Warning};
+    let dir = tempfile::tempdir().unwrap();
+    let pg = postgres();
+    let (db, url, rt) = store_test_db(dir.path(), 4);
+    let lease = Duration::from_secs(5);
+    let (one, two) = (
+        std::sync::Arc::new(pg_store(&rt, &url, 1, lease)),
+        std::sync::Arc::new(pg_store(&rt, &url, 2, lease)),
+    );
+    // (reminders allowed, the table the refusal is held at after its claim, what it does)
+    for (i, (limit, table)) in [(2u32, "warnings"), (0, "suspensions")]
+        .into_iter()
+        .enumerate()
+    {
+        let identity = format!("phone:1390000010{i}");
+        let key = format!("web:page-{i}");
+        let lock = pg.session(
+            &db,
+            &format!("BEGIN; LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE;"),
+        );
+        wait_until("psql holds the lock", LONG, || {
+            (locks_on(&db, table, true) > 0).then_some(())
+        });
+        let refusal = {
+            let (two, identity, key) = (two.clone(), identity.clone(), key.clone());
+            let w = Warning {
+                at: 1_796_600_000,
+                channel: "web".into(),
+                evidence: "小区门口的路灯坏了一个星期".into(),
+            };
+            let claim = Claim {
+                key,
+                retry_after: 600,
+                keep: false,
+            };
+            let next = NextStep {
+                steps: vec![3600],
+                reason: "频繁重复提交".into(),
+                tz: chrono_tz::Asia::Shanghai,
+            };
+            rt.spawn(async move {
+                two.warn(identity, w, 1, limit, 0, Some(claim), Some(next))
+                    .await
+            })
+        };
+        wait_until("the refusal held after its claim", LONG, || {
+            (locks_on(&db, table, false) > 0).then_some(())
+        });
+        let accept = {
+            let (one, intake) = (one.clone(), page_intake(&identity, &key, 1));
+            rt.spawn(async move { one.commit_intake(intake).await })
+        };
+        wait_until("the accept waits for the claim, or is done", LONG, || {
+            (transaction_waits(&db) > 0 || accept.is_finished()).then_some(())
+        });
+        lock.finish("COMMIT;");
+        let warned = rt.block_on(refusal).unwrap().unwrap();
+        let accepted = rt.block_on(accept).unwrap().unwrap();
+        let answer = match (limit, &warned) {
+            (2, Warned::Recorded { before: 0 }) => Outcome::Throttled {
+                retry_after: 600,
+                warnings_left: 1,
+            },
+            (
+                0,
+                Warned::Suspended {
+                    suspension,
+                    recorded: true,
+                },
+            ) => suspension.answer(chrono_tz::Asia::Shanghai),
+            _ => panic!("limit {limit}: {warned:?}"),
+        };
+        assert!(
+            matches!(&accepted, IntakeResult::Replayed(o) if *o == answer),
+            "limit {limit}: the other node's commit gives the refusal: {accepted:?}"
+        );
+        let orders = format!("SELECT count(*) FROM orders WHERE identity = '{identity}'");
+        assert_eq!(pg.psql(&db, &orders), "0", "limit {limit}");
+        let kept = format!("SELECT count(*) FROM dedupe WHERE key = '{key}'");
+        assert_eq!(pg.psql(&db, &kept), "0", "a page's refusal is not kept");
+    }
+    assert_eq!(pg.psql(&db, "SELECT count(*) FROM warnings"), "1");
+    assert_eq!(pg.psql(&db, "SELECT count(*) FROM suspensions"), "1");
+}
+
+/// The review of 2026-12-07 (finding 2), the other way round: the page's commit on one node is
+/// in flight when the other node, the caller's reminders used up, decides to suspend it. The
+/// refusal's claim waits for that commit and answers with its order; no suspension is
+/// recorded. (None was claimed once the reminders were used up, and the unlocked look-up that
+/// followed did not see a commit in flight: the caller was suspended for a page that was
+/// accepted.)
+#[test]
+fn a_suspension_is_not_started_for_a_page_whose_commit_is_in_flight() {
+    use hotline_adapters::Outcome;
+    use hotline_gateway::store::{Claim, IntakeResult, NextStep, Store, Warned, Warning};
+    let dir = tempfile::tempdir().unwrap();
+    let pg = postgres();
+    let (db, url, rt) = store_test_db(dir.path(), 4);
+    let lease = Duration::from_secs(5);
+    let (one, two) = (
+        std::sync::Arc::new(pg_store(&rt, &url, 1, lease)),
+        std::sync::Arc::new(pg_store(&rt, &url, 2, lease)),
+    );
+    // The commit is held after its claim of the key: at its first order, by a trigger waiting
+    // for a lock this test holds.
+    pg.psql(
+        &db,
+        "CREATE FUNCTION hold() RETURNS trigger LANGUAGE plpgsql AS \
+         $$ BEGIN PERFORM pg_advisory_xact_lock(4242); RETURN NEW; END $$; \
+         CREATE TRIGGER hold BEFORE INSERT ON orders FOR EACH ROW EXECUTE FUNCTION hold();",
+    );
+    let lock = pg.session(&db, "BEGIN; SELECT pg_advisory_xact_lock(4242);");
+    wait_until("psql holds the lock", LONG, || {
+        (advisory_locks(&db, true) > 0).then_some(())
+    });
+    let (identity, key) = ("phone:13900000200", "web:page-in-flight");
+    let accept = {
+        let (one, intake) = (one.clone(), page_intake(identity, key, 1));
+        rt.spawn(async move { one.commit_intake(intake).await })
+    };
+    wait_until("the commit held after its claim", LONG, || {
+        (advisory_locks(&db, false) > 0).then_some(())
+    });
+    let refusal = {
+        let two = two.clone();
+        let w = Warning {
+            at: 1_796_600_000,
+            channel: "web".into(),
+            evidence: "小区门口的路灯坏了一个星期".into(),
+        };
+        let claim = Claim {
+            key: key.into(),
+            retry_after: 600,
+            keep: false,
+        };
+        let next = NextStep {
+            steps: vec![3600],
+            reason: "频繁重复提交".into(),
+            tz: chrono_tz::Asia::Shanghai,
+        };
+        rt.spawn(async move {
+            two.warn(identity.into(), w, 1, 0, 0, Some(claim), Some(next))
+                .await
+        })
+    };
+    wait_until("the refusal waits for the commit, or is done", LONG, || {
+        (transaction_waits(&db) > 0 || refusal.is_finished()).then_some(())
+    });
+    lock.finish("COMMIT;");
+    let accepted = rt.block_on(accept).unwrap().unwrap();
+    let IntakeResult::Stored(refs) = accepted else {
+        panic!("the first copy is stored: {accepted:?}");
+    };
+    let warned = rt.block_on(refusal).unwrap().unwrap();
+    assert_eq!(warned, Warned::Answered(Outcome::Accepted { orders: refs }));
+    assert_eq!(pg.psql(&db, "SELECT count(*) FROM suspensions"), "0");
     assert_eq!(pg.psql(&db, "SELECT count(*) FROM warnings"), "0");
 }
 

@@ -15,7 +15,7 @@
 //!   quota is not counted (nobody is refused by it) until a sweep frees room.
 
 use crate::pipeline::redis_limiter::{Decision, RedisGcra};
-use crate::store::{Claim, Store, StoreError, Suspension, Warned, Warning};
+use crate::store::{Claim, NextStep, Store, StoreError, Suspension, Warned, Warning};
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::NoOpMiddleware;
 use governor::state::keyed::DashMapStateStore;
@@ -634,8 +634,19 @@ impl<C: Clock + Clone> Ladder<C> {
             evidence: evidence.chars().take(200).collect(),
         };
         // Counted and recorded in one step of the store (on several nodes, one transaction
-        // under the caller's lock), the key claimed in between (see `Store::warn`).
+        // under the caller's lock, the key claimed first, the suspension in it too: see
+        // `Store::warn`).
         let key = claim.as_ref().map(|c| c.key.clone());
+        let next = NextStep {
+            steps: self
+                .cfg
+                .steps
+                .iter()
+                .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+                .collect(),
+            reason: reason.clone(),
+            tz: self.cfg.tz,
+        };
         match self
             .store
             .warn(
@@ -645,10 +656,18 @@ impl<C: Clock + Clone> Ladder<C> {
                 self.cfg.warnings,
                 window_start,
                 claim,
+                Some(next),
             )
             .await?
         {
             Warned::Answered(earlier) => return Ok(earlier),
+            Warned::Suspended {
+                suspension,
+                recorded,
+            } => {
+                self.noted_suspension(identity, &suspension, recorded);
+                return Ok(suspended(&suspension, self.cfg.tz));
+            }
             Warned::Recorded { before } => {
                 metrics::counter!("hotline_callers_warned_total", "channel" => channel.to_string())
                     .increment(1);
@@ -717,14 +736,23 @@ impl<C: Clock + Clone> Ladder<C> {
         let recorded = self.store.record_suspension(s.clone()).await?;
         if let Some(active) = recorded {
             // Another node suspended the caller since this one's refresh: that step stands.
-            self.change(Local::Suspended(id, active.clone()));
+            self.noted_suspension(identity, &active, false);
             return Ok(active);
         }
-        self.change(Local::Suspended(id, s.clone()));
-        metrics::counter!("hotline_callers_suspended_total", "decided_by" => decided_by.to_string())
-            .increment(1);
-        tracing::warn!(identity = %identity.masked(), until = s.until, decided_by, "Caller suspended.");
+        self.noted_suspension(identity, &s, true);
         Ok(s)
+    }
+
+    /// Applies a suspension the store holds now to this node's picture; one this node
+    /// `recorded` is counted and logged (another node's, which stood, was counted there).
+    fn noted_suspension(&self, identity: &Identity, s: &Suspension, recorded: bool) {
+        self.change(Local::Suspended(s.identity.clone(), s.clone()));
+        if recorded {
+            let decided_by = s.decided_by.as_str();
+            metrics::counter!("hotline_callers_suspended_total", "decided_by" => decided_by.to_string())
+                .increment(1);
+            tracing::warn!(identity = %identity.masked(), until = s.until, decided_by, "Caller suspended.");
+        }
     }
 
     /// Lifts an identity's suspension, resets its warnings and gives it a fresh quota.
@@ -847,10 +875,7 @@ fn by_ladder(
 }
 
 fn suspended(s: &Suspension, tz: chrono_tz::Tz) -> Outcome {
-    Outcome::Suspended {
-        until: crate::messages::rfc3339(s.until, tz),
-        reason: s.reason.clone(),
-    }
+    s.answer(tz)
 }
 
 #[cfg(test)]

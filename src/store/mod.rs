@@ -430,9 +430,45 @@ pub struct Claim {
     /// The refusal's `retry_after`, for the answer remembered under the key.
     pub retry_after: u64,
     /// Whether the refusal stays remembered under the key (a platform's push: its retry gets
-    /// the same refusal) or the claim ends with the reminder's transaction (a page's
-    /// client_ref: sent again after the wait, it is heard afresh).
+    /// the same refusal) or the claim is released once the reminder's transaction commits (a
+    /// page's client_ref: sent again after the wait, it is heard afresh; a commit of the same
+    /// page that waited on the claim meanwhile gives the refusal too).
     pub keep: bool,
+}
+
+/// The next step of the ladder, for [`Store::warn`] to record when the reminders are used up,
+/// under the same claim and lock as the count.
+#[derive(Debug, Clone)]
+pub struct NextStep {
+    /// The ladder's suspension lengths in seconds: an identity's n-th rule suspension lasts
+    /// `steps[n]`, the last one repeating.
+    pub steps: Vec<i64>,
+    /// Why, in words a citizen can read.
+    pub reason: String,
+    /// The time zone the answer's `until` is written in.
+    pub tz: chrono_tz::Tz,
+}
+
+impl NextStep {
+    /// The length of the suspension after `before` rule suspensions (an hour if the ladder is
+    /// empty).
+    pub fn length(&self, before: u32) -> i64 {
+        let last = self.steps.len().saturating_sub(1);
+        self.steps
+            .get((before as usize).min(last))
+            .copied()
+            .unwrap_or(3600)
+    }
+}
+
+impl Suspension {
+    /// The answer a submission refused by this suspension gets.
+    pub fn answer(&self, tz: chrono_tz::Tz) -> Outcome {
+        Outcome::Suspended {
+            until: crate::messages::rfc3339(self.until, tz),
+            reason: self.reason.clone(),
+        }
+    }
 }
 
 /// What [`Store::warn`] did.
@@ -444,15 +480,24 @@ pub enum Warned {
         before: u32,
     },
     /// The window holds its limit of reminders already: nothing was recorded, the next step
-    /// is a suspension.
+    /// is a suspension (a store that was given no [`NextStep`], or does not record it).
     Exhausted,
+    /// The window held its limit of reminders: the next step of the ladder was recorded in the
+    /// same transaction as the claim (`recorded`), or the active suspension another node
+    /// recorded meanwhile stands (`!recorded`).
+    Suspended {
+        /// The suspension that stands.
+        suspension: Suspension,
+        /// Whether this call recorded it.
+        recorded: bool,
+    },
     /// An answer stood under the claimed key (the same push or page, decided on another node):
     /// nothing was recorded, and that answer is the one to give.
     Answered(Outcome),
 }
 
 /// A suspension (art. 32), decided by a rule or an operator.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Suspension {
     /// Whose.
     pub identity: String,
@@ -627,7 +672,13 @@ pub trait Store: Send + Sync {
     /// node meanwhile), that is returned and nothing is recorded. On several nodes the count,
     /// the claim and the inserts are one transaction under the identity's suspension lock, so
     /// two nodes refusing one caller at once do not both record its last reminder.
-    /// This default suits one node (its escalation lock serialises the steps).
+    /// With `next`, a store shared by several nodes records the suspension that follows
+    /// used-up reminders in that transaction too, the key claimed before the count, so a copy
+    /// another node took meanwhile is answered as it was and nothing is recorded
+    /// ([`Warned::Suspended`]).
+    /// This default suits one node (its escalation lock serialises the steps): it leaves the
+    /// suspension to the caller ([`Warned::Exhausted`]).
+    #[allow(clippy::too_many_arguments)]
     async fn warn(
         &self,
         identity: String,
@@ -636,7 +687,9 @@ pub trait Store: Send + Sync {
         limit: u32,
         since: i64,
         claim: Option<Claim>,
+        next: Option<NextStep>,
     ) -> Result<Warned, StoreError> {
+        let _ = next;
         let before = self.warnings_since(identity.clone(), since).await?;
         if before >= limit {
             return Ok(Warned::Exhausted);

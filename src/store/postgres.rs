@@ -29,8 +29,8 @@
 
 use super::{
     event_rows, order_number, CallerRecord, Claim, DeadFilter, DeadLetter, Delivery, EventRow,
-    Intake, IntakeResult, OpenOrder, OrderState, OutboxEntry, OutboxStats, RedirectRecord, Sinks,
-    Store, StoreError, Suspension, Topics, Warned, Warning,
+    Intake, IntakeResult, NextStep, OpenOrder, OrderState, OutboxEntry, OutboxStats,
+    RedirectRecord, Sinks, Store, StoreError, Suspension, Topics, Warned, Warning,
 };
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -731,6 +731,55 @@ async fn recall_in<C: GenericClient>(c: &C, key: &str) -> Result<Option<Outcome>
 const WARNINGS_SINCE: &str = "SELECT COUNT(*) FROM warnings WHERE identity = $1 AND at >= $2 \
      AND at > COALESCE((SELECT reset_at FROM caller_resets WHERE identity = $1), -1)";
 
+/// The next rule suspension of `identity` on the ladder `next`, recorded in `tx` with its
+/// event, unless one is active, which is returned instead (`false`). The caller holds the
+/// identity's suspension lock.
+async fn suspend_in(
+    tx: &deadpool_postgres::Transaction<'_>,
+    sinks: Sinks,
+    identity: &str,
+    next: &NextStep,
+    w: &Warning,
+) -> Result<(Suspension, bool), StoreError> {
+    let active = tx
+        .query_opt(
+            "SELECT identity, start, until, reason, decided_by, lifted_at FROM suspensions \
+             WHERE identity = $1 AND until > $2 AND lifted_at IS NULL \
+             ORDER BY until DESC LIMIT 1",
+            &[&identity, &w.at],
+        )
+        .await
+        .map_err(map_err)?;
+    if let Some(row) = active {
+        return Ok((suspension_row(&row), false));
+    }
+    let before: i64 = tx
+        .query_one(
+            "SELECT COUNT(*) FROM suspensions WHERE identity = $1 AND decided_by = 'rule'",
+            &[&identity],
+        )
+        .await
+        .map_err(map_err)?
+        .get(0);
+    let s = Suspension {
+        identity: identity.to_string(),
+        start: w.at,
+        until: w.at.saturating_add(next.length(count(before))),
+        reason: next.reason.clone(),
+        decided_by: "rule".into(),
+        lifted_at: None,
+    };
+    emit(tx, sinks, "callers/suspended", s.event(), s.start, None).await?;
+    tx.execute(
+        "INSERT INTO suspensions(identity, start, until, reason, decided_by) \
+         VALUES ($1, $2, $3, $4, $5)",
+        &[&s.identity, &s.start, &s.until, &s.reason, &s.decided_by],
+    )
+    .await
+    .map_err(map_err)?;
+    Ok((s, true))
+}
+
 #[async_trait]
 impl Store for PgStore {
     async fn commit_intake(&self, intake: Intake) -> Result<IntakeResult, StoreError> {
@@ -1250,6 +1299,7 @@ impl Store for PgStore {
         limit: u32,
         since: i64,
         claim: Option<Claim>,
+        next: Option<NextStep>,
     ) -> Result<Warned, StoreError> {
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(map_err)?;
@@ -1263,31 +1313,21 @@ impl Store for PgStore {
         )
         .await
         .map_err(map_err)?;
-        let before: i64 = tx
-            .query_one(WARNINGS_SINCE, &[&identity, &since])
-            .await
-            .map_err(map_err)?
-            .get(0);
-        let before = count(before);
-        if before >= limit {
-            return Ok(Warned::Exhausted);
-        }
-        let weight = weight.max(1);
-        let mut claimed = false;
-        if let Some(cl) = &claim {
-            // Claimed after the count: a commit of the same key on another node that is in
-            // flight is waited for (the unique index), and then its answer stands. Until
-            // 2026-12-07 a page's retry sent to both nodes at once was accepted by one and
-            // refused with a reminder by the other, which recorded the reminder too.
-            let refusal = encode(&Outcome::Throttled {
-                retry_after: cl.retry_after,
-                warnings_left: limit.saturating_sub(before + weight),
-            })?;
+        // The key is claimed first, before the count: a commit of the same key on another node
+        // that is in flight is waited for (the unique index), and then its answer stands and
+        // nothing is recorded; a commit that comes while this claim is held waits for it, and
+        // then finds this transaction's answer (written into the claim before the commit). The
+        // empty outcome is the in-flight marker `recall_in` reads as nothing. Until the review
+        // of 2026-12-07 the claim came after the count, and none was taken when the reminders
+        // were used up: the same page sent to two nodes at once was accepted on one and
+        // suspended (15 of 30 trials) or reminded (7 of 30) on the other.
+        let mut claimed = None;
+        if let Some(cl) = claim {
             let inserted = tx
                 .execute(
-                    "INSERT INTO dedupe(key, outcome, created_at) VALUES ($1, $2, $3) \
+                    "INSERT INTO dedupe(key, outcome, created_at) VALUES ($1, '', $2) \
                      ON CONFLICT (key) DO NOTHING",
-                    &[&cl.key, &refusal, &w.at],
+                    &[&cl.key, &w.at],
                 )
                 .await
                 .map_err(map_err)?;
@@ -1295,35 +1335,83 @@ impl Store for PgStore {
                 if let Some(earlier) = recall_in(&tx, &cl.key).await? {
                     return Ok(Warned::Answered(earlier));
                 }
+            } else {
+                claimed = Some(cl);
             }
-            claimed = inserted > 0;
         }
-        let mut events = EventBatch::default();
-        for _ in 0..weight {
-            events.add(
-                self.events,
-                "callers/warned",
-                w.event(&identity),
-                w.at,
-                None,
-            );
-        }
-        events.insert(&tx).await.map_err(map_err)?;
-        tx.execute(
-            "INSERT INTO warnings(identity, at, channel, evidence) \
-             SELECT $1, $2, $3, $4 FROM generate_series(1, $5)",
-            &[&identity, &w.at, &w.channel, &w.evidence, &(weight as i32)],
-        )
-        .await
-        .map_err(map_err)?;
-        if let Some(cl) = claim.filter(|c| claimed && !c.keep) {
-            // A page's refusal is not kept: the claim only had to see the other node's commit.
-            tx.execute("DELETE FROM dedupe WHERE key = $1", &[&cl.key])
-                .await
-                .map_err(map_err)?;
+        let before: i64 = tx
+            .query_one(WARNINGS_SINCE, &[&identity, &since])
+            .await
+            .map_err(map_err)?
+            .get(0);
+        let before = count(before);
+        let weight = weight.max(1);
+        let (answer, warned) = if before >= limit {
+            let Some(next) = next else {
+                return Ok(Warned::Exhausted);
+            };
+            let (suspension, recorded) = suspend_in(&tx, self.events, &identity, &next, &w).await?;
+            let answer = suspension.answer(next.tz);
+            (
+                answer,
+                Warned::Suspended {
+                    suspension,
+                    recorded,
+                },
+            )
+        } else {
+            let mut events = EventBatch::default();
+            for _ in 0..weight {
+                events.add(
+                    self.events,
+                    "callers/warned",
+                    w.event(&identity),
+                    w.at,
+                    None,
+                );
+            }
+            events.insert(&tx).await.map_err(map_err)?;
+            tx.execute(
+                "INSERT INTO warnings(identity, at, channel, evidence) \
+                 SELECT $1, $2, $3, $4 FROM generate_series(1, $5)",
+                &[&identity, &w.at, &w.channel, &w.evidence, &(weight as i32)],
+            )
+            .await
+            .map_err(map_err)?;
+            let answer = Outcome::Throttled {
+                retry_after: claimed.as_ref().map_or(0, |c| c.retry_after),
+                warnings_left: limit.saturating_sub(before + weight),
+            };
+            (answer, Warned::Recorded { before })
+        };
+        let answer = encode(&answer)?;
+        if let Some(cl) = &claimed {
+            tx.execute(
+                "UPDATE dedupe SET outcome = $2 WHERE key = $1",
+                &[&cl.key, &answer],
+            )
+            .await
+            .map_err(map_err)?;
         }
         commit(tx).await?;
-        Ok(Warned::Recorded { before })
+        if let Some(cl) = claimed.filter(|c| !c.keep) {
+            // A page's refusal is not kept (sent again after the wait, it is heard afresh), but
+            // it is deleted only now, after the commit: a commit of the same page on another
+            // node that waited on the claim has then found this answer and given it. Deleted in
+            // the transaction, the claim vanished under that commit, which stored the order.
+            let deleted = c
+                .execute(
+                    "DELETE FROM dedupe WHERE key = $1 AND outcome = $2",
+                    &[&cl.key, &answer],
+                )
+                .await;
+            if let Err(e) = deleted {
+                // The answer stands and is given; the page sent again gets it again until
+                // the retention deletes it.
+                tracing::warn!(error = %e, "A page's refusal not released; its retry gets it again.");
+            }
+        }
+        Ok(warned)
     }
 
     async fn record_suspension(&self, s: Suspension) -> Result<Option<Suspension>, StoreError> {
