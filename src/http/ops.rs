@@ -186,8 +186,8 @@ fn submitter_view(
 /// number may see it: dispatch cores write who handles the matter and who reported it into
 /// their statuses ("网格员…已联系反映人…（1391…）"), and the contract says the status answer
 /// never holds personal data. So the order's own submitter data is masked wherever it stands
-/// (as in a dead letter), then numbers, e-mail addresses and openids; order numbers and dates
-/// stay readable. Until 2026-12-07 the text was shown as it came. `None` without the order's
+/// (as in a dead letter), then any part of it ([`mask_shared_runs`]), then numbers, e-mail
+/// addresses and openids; order numbers and dates stay readable. Until 2026-12-07 the text was shown as it came. `None` without the order's
 /// data to mask with (the store did not answer in time, the order is not the gateway's, or
 /// `storage.retain` has cleared its body): then only a known status word is shown, never
 /// dispatch's free text, in which a name or an address would pass unmasked (the merge review
@@ -195,7 +195,146 @@ fn submitter_view(
 fn shown(text: &str, sent: Option<&str>) -> Option<String> {
     let sent = sent.filter(|s| has_data(Some(s)))?;
     let masked = crate::relay::mask_order_data(text, sent);
+    let masked = mask_shared_runs(&masked, sent);
     Some(hotline_adapters::mask::scrub_text_and_ids(&masked))
+}
+
+/// Shortest run of letters and digits in dispatch's text that is masked when the order's own
+/// text holds it too ([`mask_shared_runs`]): three characters are a road's name (`解放路`) or
+/// a whole Chinese name; two would mask common words (`路灯`, `已经`) everywhere.
+const SHARED_RUN_MIN: usize = 3;
+
+/// Characters that end an administrative division at the start of an address (`浙江省`,
+/// `杭州市`, `上城区`, `余杭县`, `旗`, `盟`): such a prefix names a district of hundreds of
+/// thousands of people, and a handling unit named after it (`上城区城管局`) stays readable.
+const DIVISION_ENDS: [char; 6] = ['省', '市', '区', '县', '旗', '盟'];
+
+/// Longest division prefix of an address left readable, in characters (`新疆维吾尔自治区`
+/// `乌鲁木齐市` `天山区` together).
+const DIVISION_PREFIX_MAX: usize = 16;
+
+/// Characters that follow a house, building, unit or room number (`77号`, `3栋`, `2单元`,
+/// `501室`): the digits before them are masked wherever they stand, whoever's they are.
+const HOUSE_NUMBER_ENDS: [char; 10] = ['号', '栋', '幢', '单', '室', '楼', '层', '弄', '巷', '户'];
+
+/// `text` with every run that the order `sent` also holds (its address, the submitter's name,
+/// the matter as the citizen wrote it, which may name a neighbour) of at least
+/// [`SHARED_RUN_MIN`] letters or digits masked, except the address's leading divisions, and
+/// every house, building or room number masked. [`crate::relay::mask_order_data`] masks only
+/// the order's values as they were written: the review of 2026-12-07 read `南京路77号` in
+/// the clear from the address `和平区南京路77号`, in the status and in the unit, for any order
+/// number (they are sequential).
+fn mask_shared_runs(text: &str, sent: &str) -> String {
+    let order = serde_json::from_str::<serde_json::Value>(sent).unwrap_or_default();
+    let value = |v: &serde_json::Value| -> Vec<char> {
+        v.as_str()
+            .map(str::trim)
+            .unwrap_or_default()
+            .chars()
+            .collect()
+    };
+    let address = value(&order["location"]["address"]);
+    let sources = [
+        address.clone(),
+        value(&order["submitter"]["name"]),
+        value(&order["content"]),
+    ];
+    let divisions = division_prefix(&address);
+    let text: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len() * 3);
+    let mut i = 0;
+    while i < text.len() {
+        let len = sources
+            .iter()
+            .map(|s| longest_common_at(&text[i..], s))
+            .max()
+            .unwrap_or(0);
+        let run = &text[i..i + len];
+        let letters = run.iter().filter(|c| c.is_alphanumeric()).count();
+        let readable = divisions.iter().any(|d| d.as_slice() == run);
+        if letters >= SHARED_RUN_MIN && !readable {
+            out.push_str("***");
+            i += len;
+        } else if readable {
+            out.extend(run);
+            i += len;
+        } else {
+            out.push(text[i]);
+            i += 1;
+        }
+    }
+    mask_house_numbers(&out)
+}
+
+/// The length of the longest start of `text` that `source` holds somewhere.
+fn longest_common_at(text: &[char], source: &[char]) -> usize {
+    let Some(first) = text.first() else {
+        return 0;
+    };
+    // The places in `source` where the run matched so far could continue: a few, not all.
+    let mut at: Vec<usize> = (0..source.len()).filter(|&p| source[p] == *first).collect();
+    let mut len = 0;
+    while !at.is_empty() {
+        len += 1;
+        let Some(next) = text.get(len) else {
+            break;
+        };
+        at.retain(|&p| source.get(p + len) == Some(next));
+    }
+    len
+}
+
+/// The address's leading divisions (`上城区`, `杭州市`, `杭州市上城区`, …) that may stay
+/// readable, each as a run from the start of the address.
+fn division_prefix(address: &[char]) -> Vec<Vec<char>> {
+    let mut prefixes = Vec::new();
+    let mut starts = vec![0];
+    for (i, c) in address.iter().enumerate().take(DIVISION_PREFIX_MAX) {
+        let start = starts.last().copied().unwrap_or(0);
+        if DIVISION_ENDS.contains(c) && i > start {
+            // `小区` is a housing estate, not a division.
+            if address[i - 1] == '小' {
+                break;
+            }
+            for &from in &starts {
+                prefixes.push(address[from..=i].to_vec());
+            }
+            starts.push(i + 1);
+        }
+    }
+    prefixes
+}
+
+/// `text` with the digits of every house, building, unit and room number masked (see
+/// [`HOUSE_NUMBER_ENDS`]), in ASCII or full-width digits.
+fn mask_house_numbers(text: &str) -> String {
+    let digit = |c: char| c.is_ascii_digit() || ('０'..='９').contains(&c);
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < chars.len() {
+        let end = (i..chars.len())
+            .find(|&j| !digit(chars[j]))
+            .unwrap_or(chars.len());
+        if end > i {
+            let numbered = chars
+                .get(end)
+                .is_some_and(|c| HOUSE_NUMBER_ENDS.contains(c));
+            if numbered {
+                // Right after a masked road (`***` `***号`), one mask says it.
+                if !out.ends_with("***") {
+                    out.push_str("***");
+                }
+            } else {
+                out.extend(&chars[i..end]);
+            }
+            i = end;
+        } else {
+            out.push(chars[i]);
+            i += 1;
+        }
+    }
+    out
 }
 
 /// Whether `sent` holds the order as it was posted (not absent, not cleared by the retention).
@@ -475,6 +614,75 @@ mod tests {
         assert_eq!(view, (json!(null), json!(null), json!(null)));
         let view = submitter_view(&json!({"updated_at": "yesterday"}), rfc, Some("{}"));
         assert_eq!(view, (json!(null), json!(null), json!("yesterday")));
+    }
+
+    /// The review of 2026-12-07 (finding 3): the address's road and number written without
+    /// its district (`南京路77号` of `和平区南京路77号`) came back in the clear, in the status
+    /// and in the unit, to anyone walking the sequential order numbers.
+    #[test]
+    fn a_status_shows_no_part_of_the_orders_address_or_matter() {
+        let sent = r#"{"content":"隔壁李四家（南京路79号）每晚噪音扰民","submitter":{
+            "identity":"phone:13912345678","name":"张三丰","phone":"13912345678"},
+            "location":{"address":"和平区南京路77号"}}"#;
+        let r = json!({
+            "status": "网格员王五已上门，南京路77号路灯已修复，联系人张先生 139 1234 5678，住址和平区南京路77号，已约谈李四家住户",
+            "unit": "南京路77号物业"});
+        let (status, unit, _) = submitter_view(&r, |t| format!("t{t}"), Some(sent));
+        let said = remote_sentence("2026120801046141", &r, Some(sent));
+        for shown in [status.to_string(), unit.to_string(), said.clone()] {
+            for raw in ["南京路", "77", "李四家", "1234"] {
+                assert!(!shown.contains(raw), "{raw}: {shown}");
+            }
+        }
+        assert_eq!(unit, "***物业");
+        let status = status.as_str().unwrap_or_default();
+        assert!(
+            status.starts_with("网格员王五已上门，***路灯已修复"),
+            "what the citizen needs stays: {status}"
+        );
+        assert!(
+            said.starts_with("工单2026120801046141：网格员王五已上门"),
+            "{said}"
+        );
+    }
+
+    /// The address's leading divisions stay readable (a unit named after the district is what
+    /// the citizen needs); its road does not, nor any house or room number, whoever's it is.
+    /// Order numbers and dates stay.
+    #[test]
+    fn a_district_stays_readable_and_house_numbers_do_not() {
+        let sent =
+            r#"{"submitter":{"name":"孙八"},"location":{"address":"杭州市上城区解放路9号"}}"#;
+        let view = |status: &str, unit: &str| {
+            let r = json!({"status": status, "unit": unit});
+            let (s, u, _) = submitter_view(&r, |t| format!("t{t}"), Some(sent));
+            (
+                s.as_str().unwrap_or_default().to_string(),
+                u.as_str().unwrap_or_default().to_string(),
+            )
+        };
+        assert_eq!(
+            view(
+                "已联系解放路11号住户，已并入工单2026120707784682，预计2026-12-10办结",
+                "上城区城管局"
+            ),
+            (
+                "已联系***号住户，已并入工单2026120707784682，预计2026-12-10办结".to_string(),
+                "上城区城管局".to_string()
+            )
+        );
+        assert_eq!(
+            view("已转杭州市上城区", "杭州市城管局").0,
+            "已转杭州市上城区"
+        );
+        assert_eq!(
+            mask_house_numbers("3栋2单元501室，１２号"),
+            "***栋***单元***室，***号"
+        );
+        assert_eq!(mask_house_numbers("预计12月8日办结"), "预计12月8日办结");
+        // A housing estate (`小区`) is not a division.
+        let estate: Vec<char> = "阳光小区5栋".chars().collect();
+        assert!(division_prefix(&estate).is_empty());
     }
 
     /// The review's status (2026-12-07): dispatch wrote the handler's and the submitter's
