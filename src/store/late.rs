@@ -10,8 +10,8 @@
 use super::broken::BrokenStore;
 use super::{
     CallerRecord, Claim, DeadFilter, DeadLetter, Delivery, EventRow, Intake, IntakeResult,
-    OpenOrder, OrderState, OutboxEntry, OutboxStats, Pruned, RedirectRecord, Store, StoreError,
-    Suspension, Topics, Warned, Warning,
+    NextStep, OpenOrder, OrderState, OutboxEntry, OutboxStats, Pruned, RedirectRecord, Store,
+    StoreError, Suspension, Topics, Warned, Warning,
 };
 use async_trait::async_trait;
 use hotline_adapters::Outcome;
@@ -133,6 +133,7 @@ impl Store for LateStore {
     async fn warnings_since(&self, identity: String, since: i64) -> Result<u32, StoreError> {
         self.now().warnings_since(identity, since).await
     }
+    #[allow(clippy::too_many_arguments)]
     async fn warn(
         &self,
         identity: String,
@@ -141,9 +142,10 @@ impl Store for LateStore {
         limit: u32,
         since: i64,
         claim: Option<Claim>,
+        next: Option<NextStep>,
     ) -> Result<Warned, StoreError> {
         self.now()
-            .warn(identity, w, weight, limit, since, claim)
+            .warn(identity, w, weight, limit, since, claim, next)
             .await
     }
     async fn record_suspension(&self, s: Suspension) -> Result<Option<Suspension>, StoreError> {
@@ -217,8 +219,8 @@ impl Store for LateStore {
     async fn record_breaker(&self, open: bool, now: i64) -> Result<(), StoreError> {
         self.now().record_breaker(open, now).await
     }
-    async fn prune(&self, before: i64, limit: usize) -> Result<Pruned, StoreError> {
-        self.now().prune(before, limit).await
+    async fn prune(&self, now: i64, before: i64, limit: usize) -> Result<Pruned, StoreError> {
+        self.now().prune(now, before, limit).await
     }
     fn depth(&self) -> u64 {
         self.now().depth()
