@@ -1936,6 +1936,89 @@ fn a_form_with_a_large_photo_still_reaches_the_emergency_rules() {
     );
 }
 
+/// A multipart body, boundary `XyZ`, of `parts`: each its headers after the Content-Disposition
+/// name, and its value.
+fn raw_form(parts: &[(&str, &str, &[u8])]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (name, headers, value) in parts {
+        body.extend_from_slice(
+            format!("--XyZ\r\nContent-Disposition: form-data; name=\"{name}\"{headers}\r\n\r\n")
+                .as_bytes(),
+        );
+        body.extend_from_slice(value);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(b"--XyZ--\r\n");
+    body
+}
+
+/// A photo named only with `filename*=` (RFC 5987, as older Python clients and some Java and
+/// Go libraries send `火.jpg`) is a file, as one with `filename=` is: the fire's text gets the
+/// redirect and a routine matter the 422 naming `attachments` (until 2026-12-07 the photo was
+/// read as text: 413 for both). A part whose own Content-Type is not text is a file too; a text
+/// part past `server.body_limit` is still 413, its text read by then checked first.
+#[test]
+fn a_photo_named_with_filename_star_is_a_file_and_a_413_still_hears_a_fire() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let gw = Gateway::start(dir.path(), &sim.url, "[nuisance]\nquota = 100000\n");
+    let post = |body: Vec<u8>| {
+        let r = client()
+            .post(format!("{}/v1/web/submissions", gw.url))
+            .header("content-type", "multipart/form-data; boundary=XyZ")
+            .body(body)
+            .send()
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json::<serde_json::Value>().unwrap_or_default())
+    };
+    let photo = vec![0xd8u8; 200_000];
+    let star = "; filename*=UTF-8''%E7%81%AB.jpg\r\nContent-Type: image/jpeg";
+    let bare = "\r\nContent-Type: application/octet-stream";
+    for headers in [star, bare] {
+        let fire = raw_form(&[
+            ("content", "", "楼下饭店着火了，火很大".as_bytes()),
+            ("phone", "", b"13922220005"),
+            ("photo", headers, &photo),
+        ]);
+        let (s, b) = post(fire);
+        assert_eq!(
+            (s, b["status"].as_str(), b["redirect"]["number"].as_str()),
+            (200, Some("redirected"), Some("119")),
+            "{headers:?}: {b}"
+        );
+        let routine = raw_form(&[
+            ("content", "", "小区门口路灯坏了".as_bytes()),
+            ("phone", "", b"13922220005"),
+            ("photo", headers, &photo),
+        ]);
+        let (s, b) = post(routine);
+        assert_eq!(
+            (s, b["error"]["field"].as_str()),
+            (422, Some("attachments")),
+            "{headers:?}: {b}"
+        );
+    }
+    // A text part past the body limit: 413, unless the text read by then is a fire.
+    let long = format!("楼下饭店着火了，火很大{}", "路灯坏了".repeat(6000));
+    let (s, b) = post(raw_form(&[("content", "", long.as_bytes())]));
+    assert_eq!(
+        (s, b["status"].as_str(), b["redirect"]["number"].as_str()),
+        (200, Some("redirected"), Some("119")),
+        "{b}"
+    );
+    let (s, b) = post(raw_form(&[(
+        "content",
+        "",
+        "路灯坏了".repeat(6000).as_bytes(),
+    )]));
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (413, Some("body_too_large")),
+        "{b}"
+    );
+}
+
 /// A form refused for a field whose text is a possible emergency (the rules' redirect the
 /// model doubts, or the model's suspicion) keeps its 422, and the refusal begins with the
 /// number to dial (until 2026-12-07 a person in danger was only asked to fix an e-mail).

@@ -68,11 +68,14 @@ pub async fn submit(
     answer(&state, sub, t).await
 }
 
-/// The answer to a multipart form cut off at its deadline ([`Pace`]) after some of it was
-/// read: the text read by then goes to the emergency rules, as a refused form's does (see
-/// `submit`), and is never an order. A redirect is answered as any other; a possible emergency
-/// gets the 408 with the number first ([`ApiError::TimeoutAdvice`]); anything else the bare
-/// 408. Until 2026-12-07 a slow upload of "楼下着火了" with a photo got the 408 alone.
+/// The answer to a multipart form refused after some of it was read: cut off at its deadline
+/// ([`Pace`], 408), or past `server.body_limit` or [`MULTIPART_CAP`] (413). The text read by
+/// then goes to the emergency rules, as a refused form's does (see `submit`), and is never an
+/// order. A redirect is answered as any
+/// other; a possible emergency gets the refusal with the number first
+/// ([`ApiError::TimeoutAdvice`], [`ApiError::AdviceFirst`]); anything else the bare refusal.
+/// Until 2026-12-07 a slow upload of "楼下着火了" with a photo got the 408 alone, and a text
+/// past the limit the 413 alone.
 fn cut_off(
     state: &AppState,
     error: ApiError,
@@ -80,7 +83,7 @@ fn cut_off(
     charset: Option<&str>,
     ip: &str,
 ) -> Result<HttpResponse, ApiError> {
-    if read.is_empty() || !matches!(error, ApiError::RequestTimeout) {
+    if read.is_empty() {
         return Err(error);
     }
     let t = now();
@@ -94,7 +97,11 @@ fn cut_off(
     };
     match state.pipeline.redirect_if_emergency(&readable, t) {
         Ok(d) => Ok(render(d)),
-        Err(Some(number)) => Err(ApiError::TimeoutAdvice { number }),
+        Err(Some(number)) => Err(match error {
+            ApiError::RequestTimeout => ApiError::TimeoutAdvice { number },
+            ApiError::Adapter(error) => ApiError::AdviceFirst { number, error },
+            other => other,
+        }),
         Err(None) => Err(error),
     }
 }
@@ -253,8 +260,9 @@ impl Pace {
     }
 }
 
-/// A multipart body refused before its end: why, and the parts read until then (only for a
-/// body cut off at its deadline: the text part being read then too, cut where it was).
+/// A multipart body refused before its end: why, and the parts read until then (for a body
+/// cut off at its deadline or past a limit: the text part being read then too, cut where it
+/// was; none for a malformed body).
 #[derive(Debug)]
 pub struct Cut {
     /// The refusal.
@@ -279,7 +287,8 @@ impl From<ApiError> for Cut {
 /// the refusal's readable text (`submit`); until 2026-12-07 the whole body was read first under
 /// `body_limit` (64 KB) and such a form got 413 before anything was checked, even
 /// "楼下饭店着火了" with a photo of the fire. The whole body is bounded by [`MULTIPART_CAP`].
-/// A body cut off at the pace's deadline comes back with the parts read by then ([`Cut`]).
+/// A body cut off at the pace's deadline, or refused past a limit, comes back with the parts
+/// read by then ([`Cut`]). A part is a file as [`is_file`] says.
 ///
 /// The deadline also bounds the parser: until 2026-12-07 a body cut off before its closing
 /// boundary (ending in `\r`, `\r\n` or `\r\n--ab`) made actix-multipart 0.7 wait for bytes that
@@ -332,67 +341,78 @@ where
         }
         Ok(chunk)
     });
-    let failed = |e: actix_multipart::MultipartError| {
-        if capped.get() {
-            over_cap()
-        } else {
-            ApiError::Adapter(AdapterError::InvalidForm(e.to_string()))
-        }
-    };
     let mut mp = actix_multipart::Multipart::new(req.headers(), stream);
     let mut parts = Vec::new();
     let mut kept = 0usize;
+    // A refusal after text was read: the parts read, the one being read too (its text cut at
+    // a whole character), go back for the emergency rules (`cut_off`).
+    let cut = |error: ApiError, mut parts: Vec<form::Part>, part: Option<form::Part>| {
+        if let Some(mut part) = part {
+            if !part.file {
+                // A UTF-8 sequence cut in two would make the whole form unreadable.
+                if let Err(e) = std::str::from_utf8(&part.value) {
+                    if e.error_len().is_none() {
+                        part.value.truncate(e.valid_up_to());
+                    }
+                }
+            }
+            parts.push(part);
+        }
+        Cut { error, read: parts }
+    };
+    // Past the cap the stream stops, and the parser's error is the 413; any other is the
+    // body's own fault, and nothing is checked.
+    let failed =
+        |e: actix_multipart::MultipartError, parts: Vec<form::Part>, part: Option<form::Part>| {
+            if capped.get() {
+                cut(over_cap(), parts, part)
+            } else {
+                Cut::from(ApiError::Adapter(AdapterError::InvalidForm(e.to_string())))
+            }
+        };
     loop {
         let Some(field) = pace.within(mp.next()).await else {
-            return Err(Cut {
-                error: ApiError::RequestTimeout,
-                read: parts,
-            });
+            return Err(cut(ApiError::RequestTimeout, parts, None));
         };
         let Some(field) = field else {
             return Ok(parts);
         };
-        let mut field = field.map_err(failed)?;
-        let (name, file) = match field.content_disposition() {
+        let mut field = match field {
+            Ok(field) => field,
+            Err(e) => return Err(failed(e, parts, None)),
+        };
+        let (name, named_file) = match field.content_disposition() {
             Some(cd) => (
                 cd.get_name().unwrap_or_default().to_string(),
-                cd.get_filename().is_some(),
+                cd.get_filename().is_some() || cd.get_filename_ext().is_some(),
             ),
             None => (String::new(), false),
         };
-        let charset = field
+        let own_type = field
             .headers()
             .get("content-type")
-            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.to_str().ok());
+        let charset = own_type
             .and_then(|ct| param(ct, "charset"))
             .map(str::to_string);
         let mut part = form::Part {
             name,
-            file,
+            file: is_file(named_file, own_type),
             charset,
             value: Vec::new(),
         };
         loop {
             let Some(chunk) = pace.within(field.next()).await else {
-                // The text being read is heard as far as it came, cut at a whole character
-                // (a UTF-8 sequence cut in two would make the whole form unreadable).
-                if !part.file {
-                    if let Err(e) = std::str::from_utf8(&part.value) {
-                        if e.error_len().is_none() {
-                            part.value.truncate(e.valid_up_to());
-                        }
-                    }
-                }
-                parts.push(part);
-                return Err(Cut {
-                    error: ApiError::RequestTimeout,
-                    read: parts,
-                });
+                // The text being read is heard as far as it came.
+                return Err(cut(ApiError::RequestTimeout, parts, Some(part)));
             };
             let Some(chunk) = chunk else {
                 break;
             };
-            let chunk = chunk.map_err(failed)?;
+            let chunk = match chunk {
+                Ok(chunk) => chunk,
+                Err(e) => return Err(failed(e, parts, Some(part))),
+            };
             if part.file {
                 // Whether it has bytes is all the adapter asks; the rest is dropped.
                 if part.value.is_empty() {
@@ -400,14 +420,35 @@ where
                 }
                 continue;
             }
-            kept += chunk.len();
-            if kept > limit {
-                return Err(ApiError::Adapter(AdapterError::TooLarge { limit }).into());
+            let room = limit.saturating_sub(kept);
+            if chunk.len() > room {
+                // The text up to the limit is heard, as a cut-off's is.
+                part.value.extend_from_slice(&chunk[..room]);
+                return Err(cut(
+                    ApiError::Adapter(AdapterError::TooLarge { limit }),
+                    parts,
+                    Some(part),
+                ));
             }
+            kept += chunk.len();
             part.value.extend_from_slice(&chunk);
         }
         parts.push(part);
     }
+}
+
+/// Whether a multipart part is a file: its Content-Disposition names a file, with `filename`
+/// or only with RFC 5987's `filename*` (what older Python clients and some Java and Go
+/// libraries send for a name such as `火.jpg`), or its own Content-Type is not text (`text/*`,
+/// or `application/json`, the form's JSON-array fields). Until 2026-12-07 a photo named only
+/// with `filename*` was read as text: 413 for any photo past `server.body_limit`, a fire
+/// included, and no 422 naming `attachments`.
+fn is_file(named_file: bool, content_type: Option<&str>) -> bool {
+    named_file
+        || content_type.is_some_and(|ct| {
+            let media = media_type(ct);
+            !(media.is_empty() || media.starts_with("text/") || media == "application/json")
+        })
 }
 
 #[cfg(test)]
@@ -599,5 +640,92 @@ mod tests {
         assert_eq!(cut.error.code(), "request_timeout");
         let took = started.elapsed();
         assert!(took < Duration::from_millis(600), "{took:?}");
+    }
+
+    /// A multipart body of `parts`, each its headers after the name, and its value.
+    fn form_of(parts: &[(&str, &str, &[u8])]) -> Bytes {
+        let mut body = Vec::new();
+        for (name, headers, value) in parts {
+            body.extend_from_slice(
+                format!(
+                    "--abc\r\nContent-Disposition: form-data; name=\"{name}\"{headers}\r\n\r\n"
+                )
+                .as_bytes(),
+            );
+            body.extend_from_slice(value);
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(b"--abc--\r\n");
+        body.into()
+    }
+
+    /// A part named only with `filename*=` (RFC 5987), or whose own Content-Type is not text,
+    /// is a file: one byte of it kept, however large (until 2026-12-07 it was read as text and
+    /// the form refused 413). Text parts with a text or JSON type stay text.
+    #[actix_web::test]
+    async fn a_part_named_with_filename_star_or_not_text_is_a_file() {
+        let req = TestRequest::default()
+            .insert_header(("content-type", CT))
+            .to_http_request();
+        let photo = vec![0xd8u8; 5_000];
+        let body = form_of(&[
+            ("content", "", "楼下着火了".as_bytes()),
+            (
+                "photo",
+                "; filename*=UTF-8''%E7%81%AB.jpg\r\nContent-Type: image/jpeg",
+                &photo,
+            ),
+            ("scan", "\r\nContent-Type: application/octet-stream", &photo),
+            (
+                "name",
+                "\r\nContent-Type: text/plain; charset=utf-8",
+                "张三".as_bytes(),
+            ),
+            ("items", "\r\nContent-Type: application/json", b"[]"),
+        ]);
+        let parts = multipart_parts(&req, CT, once(body), 1_000, ten_seconds())
+            .await
+            .unwrap_or_else(|e| panic!("{}", e.error));
+        let kinds: Vec<(&str, bool, usize)> = parts
+            .iter()
+            .map(|p| (p.name.as_str(), p.file, p.value.len()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("content", false, 15),
+                ("photo", true, 1),
+                ("scan", true, 1),
+                ("name", false, 6),
+                ("items", false, 2),
+            ]
+        );
+        assert!(is_file(false, Some("Image/PNG")));
+        assert!(!is_file(false, None));
+        assert!(!is_file(false, Some("TEXT/plain")));
+        assert!(is_file(true, Some("text/plain")));
+    }
+
+    /// A text part past the limit is refused (413) with the text up to it, cut at a whole
+    /// character, for the emergency rules (until 2026-12-07 a 413 returned no text).
+    #[actix_web::test]
+    async fn a_text_past_the_limit_is_refused_with_the_text_read() {
+        let req = TestRequest::default()
+            .insert_header(("content-type", CT))
+            .to_http_request();
+        let long = "着火了".repeat(100);
+        let cut = multipart_parts(
+            &req,
+            CT,
+            once(form_of(&[("content", "", long.as_bytes())])),
+            200,
+            ten_seconds(),
+        )
+        .await
+        .expect_err("text past the limit is refused");
+        assert_eq!(cut.error.code(), "body_too_large");
+        assert_eq!(cut.read.len(), 1);
+        let text = std::str::from_utf8(&cut.read[0].value).expect("whole characters");
+        assert!(text.starts_with("着火了") && text.len() < 200, "{text}");
     }
 }
