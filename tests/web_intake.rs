@@ -2019,6 +2019,66 @@ fn a_photo_named_with_filename_star_is_a_file_and_a_413_still_hears_a_fire() {
     );
 }
 
+/// A form of many parts is refused, however small each: past 256 parts (422 `invalid_field`,
+/// field `body`), and when its parts' heads pass `server.body_limit` (413), as a JSON body's
+/// keys count. A fire read before the refusal still gets the redirect. Until 2026-12-07 only
+/// text values counted: 16 MiB of empty parts (some 330,000) were all kept, 13 MB a request.
+#[test]
+fn a_form_of_many_parts_is_refused_and_a_fire_in_it_still_heard() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let gw = Gateway::start(dir.path(), &sim.url, "[nuisance]\nquota = 100000\n");
+    let post = |body: Vec<u8>| {
+        let r = client()
+            .post(format!("{}/v1/web/submissions", gw.url))
+            .header("content-type", "multipart/form-data; boundary=XyZ")
+            .body(body)
+            .send()
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json::<serde_json::Value>().unwrap_or_default())
+    };
+    let many = |content: &str, n: usize, name: &str| {
+        let mut parts: Vec<(&str, &str, &[u8])> = vec![
+            ("content", "", content.as_bytes()),
+            ("phone", "", b"13922220006"),
+        ];
+        parts.extend(std::iter::repeat_n((name, "", &b""[..]), n));
+        raw_form(&parts)
+    };
+    // 300 empty parts of a field the gateway ignores.
+    let (s, b) = post(many("小区门口路灯坏了", 300, "x"));
+    assert_eq!(
+        (s, b["error"]["code"].as_str(), b["error"]["field"].as_str()),
+        (422, Some("invalid_field"), Some("body")),
+        "{b}"
+    );
+    let (s, b) = post(many("楼下饭店着火了，火很大", 300, "x"));
+    assert_eq!(
+        (s, b["status"].as_str(), b["redirect"]["number"].as_str()),
+        (200, Some("redirected"), Some("119")),
+        "{b}"
+    );
+    // 200 parts (under the cap) with names of 400 bytes: 80 KB of heads, past 64 KB.
+    let name = "n".repeat(400);
+    let (s, b) = post(many("小区门口路灯坏了", 200, &name));
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (413, Some("body_too_large")),
+        "{b}"
+    );
+    // A real form's parts are far from either bound.
+    let (s, b) = post(many("小区门口路灯坏了", 60, "csrf_token"));
+    assert_eq!((s, b["status"].as_str()), (202, Some("accepted")), "{b}");
+    // Some 15 MB of empty parts (the review sent 16 MiB): refused, not kept.
+    let (s, b) = post(many("小区门口路灯坏了", 300_000, "x"));
+    assert_eq!(
+        (s, b["error"]["code"].as_str(), b["error"]["field"].as_str()),
+        (422, Some("invalid_field"), Some("body")),
+        "{b}"
+    );
+}
+
 /// A form refused for a field whose text is a possible emergency (the rules' redirect the
 /// model doubts, or the model's suspicion) keeps its 422, and the refusal begins with the
 /// number to dial (until 2026-12-07 a person in danger was only asked to fix an e-mail).

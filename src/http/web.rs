@@ -69,9 +69,9 @@ pub async fn submit(
 }
 
 /// The answer to a multipart form refused after some of it was read: cut off at its deadline
-/// ([`Pace`], 408), or past `server.body_limit` or [`MULTIPART_CAP`] (413). The text read by
-/// then goes to the emergency rules, as a refused form's does (see `submit`), and is never an
-/// order. A redirect is answered as any
+/// ([`Pace`], 408), past `server.body_limit` or [`MULTIPART_CAP`] (413), or past
+/// [`MULTIPART_MAX_PARTS`] (422). The text read by then goes to the emergency rules, as a
+/// refused form's does (see `submit`), and is never an order. A redirect is answered as any
 /// other; a possible emergency gets the refusal with the number first
 /// ([`ApiError::TimeoutAdvice`], [`ApiError::AdviceFirst`]); anything else the bare refusal.
 /// Until 2026-12-07 a slow upload of "楼下着火了" with a photo got the 408 alone, and a text
@@ -189,6 +189,15 @@ fn render(d: Decision) -> HttpResponse {
 /// is 1–5 MB. Past it the form is refused (413) without its text being read.
 pub const MULTIPART_CAP: usize = 16 * 1024 * 1024;
 
+/// The most parts a multipart form may have (422 `invalid_field`, field `body`, past it). A
+/// form the contract knows has at most some 70: its dozen fields, `items[N][content]` and
+/// `items[N][category]` for 20 items, `attachments[N][url]` and `[kind]` for 10 links; a
+/// page adds its submit button, `_charset_`, a CSRF token and a few file inputs. 256 leaves
+/// room for fields a page adds that the gateway ignores, and bounds what a body of empty parts
+/// costs (until 2026-12-07 a 16 MiB body of some 330,000 of them was kept whole: 13 MB a
+/// request, and both workers busy parsing).
+pub const MULTIPART_MAX_PARTS: usize = 256;
+
 /// The least average pace, bytes a second, at which a multipart body earns time past
 /// `server.request_timeout` (see [`Pace`]): a photo on a poor mobile link (GPRS, some 5 KB/s)
 /// is well above it, a slowloris that trickles bytes to hold its connection well below.
@@ -261,8 +270,8 @@ impl Pace {
 }
 
 /// A multipart body refused before its end: why, and the parts read until then (for a body
-/// cut off at its deadline or past a limit: the text part being read then too, cut where it
-/// was; none for a malformed body).
+/// cut off at its deadline, past a limit or past [`MULTIPART_MAX_PARTS`]: the text part being
+/// read then too, cut where it was; none for a malformed body).
 #[derive(Debug)]
 pub struct Cut {
     /// The refusal.
@@ -288,7 +297,8 @@ impl From<ApiError> for Cut {
 /// `body_limit` (64 KB) and such a form got 413 before anything was checked, even
 /// "楼下饭店着火了" with a photo of the fire. The whole body is bounded by [`MULTIPART_CAP`].
 /// A body cut off at the pace's deadline, or refused past a limit, comes back with the parts
-/// read by then ([`Cut`]). A part is a file as [`is_file`] says.
+/// read by then ([`Cut`]). A part's headers count against `limit` as its value does, and a
+/// form has at most [`MULTIPART_MAX_PARTS`] parts; a part is a file as [`is_file`] says.
 ///
 /// The deadline also bounds the parser: until 2026-12-07 a body cut off before its closing
 /// boundary (ending in `\r`, `\r\n` or `\r\n--ab`) made actix-multipart 0.7 wait for bytes that
@@ -381,6 +391,25 @@ where
             Ok(field) => field,
             Err(e) => return Err(failed(e, parts, None)),
         };
+        if parts.len() >= MULTIPART_MAX_PARTS {
+            return Err(cut(too_many_parts(), parts, None));
+        }
+        // A part's head is kept (its name) or held while it is read (its headers): it counts
+        // against the limit as a JSON body's keys do, so that a body of empty parts is bounded
+        // by `limit` as one of text is (until 2026-12-07 only values counted, and 16 MiB of
+        // empty parts, some 330,000, were all kept).
+        kept += field
+            .headers()
+            .iter()
+            .map(|(k, v)| k.as_str().len() + v.len() + 4)
+            .sum::<usize>();
+        if kept > limit {
+            return Err(cut(
+                ApiError::Adapter(AdapterError::TooLarge { limit }),
+                parts,
+                None,
+            ));
+        }
         let (name, named_file) = match field.content_disposition() {
             Some(cd) => (
                 cd.get_name().unwrap_or_default().to_string(),
@@ -449,6 +478,15 @@ fn is_file(named_file: bool, content_type: Option<&str>) -> bool {
             let media = media_type(ct);
             !(media.is_empty() || media.starts_with("text/") || media == "application/json")
         })
+}
+
+/// The refusal of a multipart form of more than [`MULTIPART_MAX_PARTS`] parts: 422
+/// `invalid_field`, field `body` (no page sends such a form).
+fn too_many_parts() -> ApiError {
+    ApiError::Adapter(AdapterError::InvalidField {
+        field: "body",
+        reason: format!("a multipart form has at most {MULTIPART_MAX_PARTS} parts"),
+    })
 }
 
 #[cfg(test)]
@@ -704,6 +742,43 @@ mod tests {
         assert!(!is_file(false, None));
         assert!(!is_file(false, Some("TEXT/plain")));
         assert!(is_file(true, Some("text/plain")));
+    }
+
+    /// A form of more than [`MULTIPART_MAX_PARTS`] parts is refused (422), and one whose part
+    /// heads pass the limit (413), however empty its parts; each returns the text read by then,
+    /// for the emergency rules. Until 2026-12-07 only text values counted, and a body of empty
+    /// parts was kept whole.
+    #[actix_web::test]
+    async fn many_parts_or_heads_past_the_limit_are_refused_with_the_text_read() {
+        let req = TestRequest::default()
+            .insert_header(("content-type", CT))
+            .to_http_request();
+        let fire = ("content", "", "楼下着火了".as_bytes());
+        let mut parts = vec![fire];
+        parts.extend(std::iter::repeat_n(("x", "", &b""[..]), 300));
+        let cut = multipart_parts(&req, CT, once(form_of(&parts)), 65_536, ten_seconds())
+            .await
+            .expect_err("300 parts are refused");
+        assert_eq!(
+            (cut.error.code(), cut.read.len()),
+            ("invalid_field", MULTIPART_MAX_PARTS)
+        );
+        assert_eq!(cut.read[0].value, "楼下着火了".as_bytes());
+
+        // 40 heads of some 150 bytes: past a limit of 2,000 however empty the values.
+        let name = "n".repeat(100);
+        let mut parts = vec![fire];
+        parts.extend(std::iter::repeat_n((name.as_str(), "", &b""[..]), 40));
+        let cut = multipart_parts(&req, CT, once(form_of(&parts)), 2_000, ten_seconds())
+            .await
+            .expect_err("heads past the limit are refused");
+        assert_eq!(cut.error.code(), "body_too_large");
+        assert!(
+            cut.read.len() > 1 && cut.read.len() < 20,
+            "{}",
+            cut.read.len()
+        );
+        assert_eq!(cut.read[0].value, "楼下着火了".as_bytes());
     }
 
     /// A text part past the limit is refused (413) with the text up to it, cut at a whole
