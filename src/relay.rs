@@ -1032,13 +1032,22 @@ mod tests {
         async fn record_warning(&self, _: String, _: Warning) -> Result<(), StoreError> {
             unused()
         }
-        async fn warnings_since(&self, _: String, _: i64) -> Result<u32, StoreError> {
+        async fn warnings_since(
+            &self,
+            _: String,
+            _: i64,
+            _: crate::store::Scope,
+        ) -> Result<u32, StoreError> {
             unused()
         }
         async fn record_suspension(&self, _: Suspension) -> Result<Option<Suspension>, StoreError> {
             unused()
         }
-        async fn suspension_count(&self, _: String) -> Result<u32, StoreError> {
+        async fn suspension_count(
+            &self,
+            _: String,
+            _: crate::store::Scope,
+        ) -> Result<u32, StoreError> {
             unused()
         }
         async fn lift_suspension(&self, _: String, _: i64) -> Result<bool, StoreError> {

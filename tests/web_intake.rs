@@ -799,7 +799,9 @@ fn ladder_over_the_web_warns_suspends_and_lets_emergencies_through() {
         susp["until"].as_str().unwrap().ends_with("+08:00"),
         "{susp}"
     );
-    assert_eq!(view["suspensions"][0]["decided_by"], "rule");
+    // Earned on the web form under a typed phone: it holds on the web form only (F2).
+    assert_eq!(view["suspensions"][0]["decided_by"], "rule-web");
+    assert_eq!(view["suspensions"][0]["scope"], "web");
     let r = client()
         .delete(format!(
             "{}/admin/v1/callers/phone:{phone}/suspension",

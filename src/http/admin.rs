@@ -207,7 +207,9 @@ fn record_json(
 
 fn suspension_json(state: &AppState, s: &crate::store::Suspension) -> serde_json::Value {
     json!({"start": rfc(state, s.start), "until": rfc(state, s.until), "reason": s.reason,
-           "decided_by": s.decided_by, "lifted_at": s.lifted_at.map(|t| rfc(state, t))})
+           "decided_by": s.decided_by, "lifted_at": s.lifted_at.map(|t| rfc(state, t)),
+           // Where it holds: `web` for the web form's own (its phone is only typed), else `all`.
+           "scope": s.scope().as_str()})
 }
 
 fn identity(raw: &str) -> Result<Identity, ApiError> {
@@ -231,7 +233,8 @@ pub async fn caller(
     let ladder = &state.pipeline.ladder;
     let canonical = ladder.canonical(&id.to_string());
     let rec = state.store.caller_record(canonical.clone()).await?;
-    let active = ladder.suspension(&id.to_string(), t);
+    // The one for every channel first; else the web form's own (which refuses only the form).
+    let active = ladder.suspension_shown(&id.to_string(), t);
     let mut view = record_json(&state, &rec, false);
     view["identity"] = json!(id.to_string());
     view["ladder_of"] = json!(canonical);

@@ -199,7 +199,9 @@ fn from_memory(state: &AppState, profile: &str, ev: &CallEvent, t: i64) -> Decis
         (CallKind::Started, Some(id)) if ev.direction == CallDirection::Inbound => state
             .pipeline
             .ladder
-            .refusal_if_suspended(&id, t)
+            // The carrier's caller id: only a suspension for every channel refuses it, not
+            // one the web form earned under a number anyone can type.
+            .refusal_if_suspended(&id, crate::store::Scope::All, t)
             .unwrap_or(Outcome::Nothing),
         // An agent's registration or a voicemail naming an emergency gets its number from the
         // rules and the model, which need no store, like the written channels past their

@@ -18,7 +18,8 @@ pub(crate) mod work_order;
 
 use crate::messages;
 use crate::store::{
-    Intake, IntakeResult, NewOrder, OpenOrder, OrderReview, RedirectRecord, Store, StoreError,
+    Intake, IntakeResult, NewOrder, OpenOrder, OrderReview, RedirectRecord, Scope, Store,
+    StoreError,
 };
 use hotline_adapters::{Category, Channel, IdentityKind, Outcome, Submission};
 use serde_json::json;
@@ -753,7 +754,10 @@ impl Pipeline {
             // contact, so the photo gets the suspension's answer, as a text would. Nothing is
             // counted, as for any supplement.
             let refusal = (!overruled)
-                .then(|| self.ladder.refusal_if_suspended(&sub.identity, now))
+                .then(|| {
+                    let scope = Scope::of_channel(sub.channel.as_str());
+                    self.ladder.refusal_if_suspended(&sub.identity, scope, now)
+                })
                 .flatten();
             if let Some(outcome) = refusal {
                 return self.answer(sub.dedupe_key.as_ref(), outcome, now).await;
@@ -800,7 +804,8 @@ impl Pipeline {
         // to send it again, and a quota spent on unheard submissions would end, after the
         // reminders, in a suspension of someone the hotline never heard.
         if policy.count_quota && !overruled {
-            if let Some(outcome) = self.ladder.refusal_if_suspended(&sub.identity, now) {
+            let scope = Scope::of_channel(sub.channel.as_str());
+            if let Some(outcome) = self.ladder.refusal_if_suspended(&sub.identity, scope, now) {
                 return self.answer(sub.dedupe_key.as_ref(), outcome, now).await;
             }
         }
@@ -1139,7 +1144,11 @@ impl Pipeline {
         // Suspension first: a memory look-up, where scoring reads the whole text.
         if self
             .ladder
-            .suspension(&sub.identity.to_string(), now)
+            .suspension_in(
+                &sub.identity.to_string(),
+                Scope::of_channel(sub.channel.as_str()),
+                now,
+            )
             .is_some()
         {
             return None;

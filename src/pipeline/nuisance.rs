@@ -11,11 +11,18 @@
 //! - A lift by an operator ends the suspension, resets the warnings and starts a fresh quota
 //!   (by moving the identity to a new limiter key: governor has no per-key reset).
 //! - Emergencies never reach the ladder: the pipeline checks them first.
+//! - Where a step holds ([`Scope`]): the web form's identity is a phone the submitter typed,
+//!   which nobody verifies, so what the web form earns (its quota, reminders and suspensions,
+//!   `decided_by` [`RULE_WEB`]) holds on the web form only. What the carrier's caller id,
+//!   WeChat or Weibo earn, and operators' decisions, hold everywhere, the web form included.
+//!   Until 2026-12-07 anyone could type a citizen's number into the form six times and have
+//!   that number's calls rejected at ringing (review finding F2).
 //! - Memory is bounded: [`Ladder::sweep`] drops idle limiter keys, and past `max_keys` the
 //!   quota is not counted (nobody is refused by it) until a sweep frees room.
 
 use crate::pipeline::redis_limiter::{Decision, RedisGcra};
 use crate::store::{Claim, NextStep, Store, StoreError, Suspension, Warned, Warning};
+pub use crate::store::{Scope, RULE_WEB};
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::NoOpMiddleware;
 use governor::state::keyed::DashMapStateStore;
@@ -60,7 +67,9 @@ pub struct Ladder<C: Clock + Clone = DefaultClock> {
     /// The operators' allow list, mirrored from the store (shared by every node).
     allowed: RwLock<HashSet<String>>,
     epochs: Mutex<HashMap<String, u32>>,
-    active: RwLock<HashMap<String, Suspension>>,
+    /// Active suspensions by the ladder they stop and where they hold: a ladder may have a
+    /// web-only one and one for every channel at once (each ends on its own).
+    active: RwLock<HashMap<(String, Scope), Suspension>>,
     hasher: std::hash::RandomState,
     /// Identities linked to another (same person by phone and WeChat): they share its ladder.
     links: RwLock<HashMap<String, String>>,
@@ -116,14 +125,14 @@ struct Picture {
     /// This node's changes counted before the reads began (the picture has them).
     seen: u64,
     links: HashMap<String, String>,
-    active: HashMap<String, Suspension>,
+    active: HashMap<(String, Scope), Suspension>,
     allowed: HashSet<String>,
 }
 
 /// The memory [`Local`] changes apply to, each write-locked.
 struct Memory<'a> {
     links: &'a mut HashMap<String, String>,
-    active: &'a mut HashMap<String, Suspension>,
+    active: &'a mut HashMap<(String, Scope), Suspension>,
     allowed: &'a mut HashSet<String>,
 }
 
@@ -133,10 +142,16 @@ impl Local {
     fn apply(&self, m: &mut Memory<'_>) {
         match self {
             Local::Suspended(id, s) => {
-                m.active.insert(id.clone(), s.clone());
+                if s.decided_by != "rule" && s.scope() == Scope::All {
+                    // An operator's decision ended whatever was active (see
+                    // `Store::record_suspension`), the web form's included.
+                    m.active.remove(&(id.clone(), Scope::Web));
+                }
+                m.active.insert((id.clone(), s.scope()), s.clone());
             }
             Local::Lifted(id) => {
-                m.active.remove(id);
+                m.active.remove(&(id.clone(), Scope::All));
+                m.active.remove(&(id.clone(), Scope::Web));
             }
             Local::Linked(id, target) => {
                 // Whatever was linked to `id` follows it.
@@ -452,11 +467,41 @@ impl<C: Clock + Clone> Ladder<C> {
             .unwrap_or_default()
     }
 
-    /// The active suspension of an identity (or of the identity it is linked to), from memory.
+    /// The active suspension of an identity (or of the identity it is linked to) that holds
+    /// on every channel, from memory: the one a call, WeChat or Weibo is refused for. A
+    /// suspension the web form earned is not one (see [`suspension_in`](Self::suspension_in)).
     pub fn suspension(&self, identity: &str, now: i64) -> Option<Suspension> {
+        self.suspension_in(identity, Scope::All, now)
+    }
+
+    /// The active suspension of an identity (or of the identity it is linked to) that holds
+    /// in `scope`, from memory: for [`Scope::Web`] the web form's own or one for every
+    /// channel, whichever ends later.
+    pub fn suspension_in(&self, identity: &str, scope: Scope, now: i64) -> Option<Suspension> {
         let id = self.canonical(identity);
         let map = self.active.read().ok()?;
-        map.get(&id).filter(|s| s.until > now).cloned()
+        let live = |sc: Scope| map.get(&(id.clone(), sc)).filter(|s| s.until > now);
+        let all = live(Scope::All);
+        match scope {
+            Scope::All => all.cloned(),
+            Scope::Web => match (all, live(Scope::Web)) {
+                (Some(a), Some(w)) if w.until > a.until => Some(w.clone()),
+                (Some(a), _) => Some(a.clone()),
+                (None, w) => w.cloned(),
+            },
+        }
+    }
+
+    /// What the operators' view shows as active: the suspension for every channel if there
+    /// is one, else the web form's own.
+    pub fn suspension_shown(&self, identity: &str, now: i64) -> Option<Suspension> {
+        self.suspension(identity, now).or_else(|| {
+            let id = self.canonical(identity);
+            let map = self.active.read().ok()?;
+            map.get(&(id, Scope::Web))
+                .filter(|s| s.until > now)
+                .cloned()
+        })
     }
 
     /// Whether an identity is on the allow list (the config's or the operators').
@@ -480,10 +525,16 @@ impl<C: Clock + Clone> Ladder<C> {
     /// The refusal for a suspended identity (or one linked to it), without counting anything:
     /// for contacts that never count against the quota but must not reach an order from a
     /// suspended sender (a photo or location that would supplement one), and for submissions
-    /// asked this before intake sheds (see [`count`](Self::count)).
-    pub fn refusal_if_suspended(&self, identity: &Identity, now: i64) -> Option<Outcome> {
+    /// asked this before intake sheds (see [`count`](Self::count)). `scope`: where the contact
+    /// came ([`Scope::of_channel`]); a web-only suspension refuses the web form only.
+    pub fn refusal_if_suspended(
+        &self,
+        identity: &Identity,
+        scope: Scope,
+        now: i64,
+    ) -> Option<Outcome> {
         let id = self.ladder_of(identity)?;
-        self.suspension(&id, now)
+        self.suspension_in(&id, scope, now)
             .map(|s| suspended(&s, self.cfg.tz))
     }
 
@@ -502,7 +553,8 @@ impl<C: Clock + Clone> Ladder<C> {
         evidence: &str,
         now: i64,
     ) -> Result<Option<Outcome>, StoreError> {
-        if let Some(refusal) = self.refusal_if_suspended(identity, now) {
+        if let Some(refusal) = self.refusal_if_suspended(identity, Scope::of_channel(channel), now)
+        {
             return Ok(Some(refusal));
         }
         self.count_identity(identity, channel, evidence, now, None)
@@ -546,7 +598,10 @@ impl<C: Clock + Clone> Ladder<C> {
         let Some(id) = self.ladder_of(identity) else {
             return Ok(None);
         };
-        let Some(retry_after) = self.over_quota(&id).await else {
+        let Some(retry_after) = self
+            .over_quota(&quota_key(&id, Scope::of_channel(channel)))
+            .await
+        else {
             return Ok(None);
         };
         let outcome = self
@@ -588,7 +643,9 @@ impl<C: Clock + Clone> Ladder<C> {
         if self.is_allowed(&id) {
             return Ok(Outcome::Nothing);
         }
-        if let Some(s) = self.suspension(&id, now) {
+        // An offence where the platform vouches for the caller is not stopped by a web-only
+        // suspension: it climbs the ladder for every channel, which the form's steps did not.
+        if let Some(s) = self.suspension_in(&id, Scope::of_channel(channel), now) {
             return Ok(suspended(&s, self.cfg.tz));
         }
         // With ids: an agent may type the caller's WeChat id as well as a number.
@@ -607,6 +664,8 @@ impl<C: Clock + Clone> Ladder<C> {
     /// One step up the ladder for the (canonical) identity `id`: a reminder (recorded `weight`
     /// times, with evidence) while reminders are left within the window, else a suspension of
     /// the next length. The one place both refusals over quota and offences go through.
+    /// `channel` decides where the step holds ([`Scope::of_channel`]): the reminders counted,
+    /// the suspension that stops it and the one it starts.
     #[allow(clippy::too_many_arguments)]
     async fn escalate(
         &self,
@@ -620,10 +679,11 @@ impl<C: Clock + Clone> Ladder<C> {
         now: i64,
         claim: Option<Claim>,
     ) -> Result<Outcome, StoreError> {
+        let scope = Scope::of_channel(channel);
         let turn = self.escalation_turn(id);
         let _held = turn.lock.lock().await;
         // Another request of this caller may have suspended it while this one waited.
-        if let Some(s) = self.suspension(id, now) {
+        if let Some(s) = self.suspension_in(id, scope, now) {
             return Ok(suspended(&s, self.cfg.tz));
         }
         let weight = weight.max(1);
@@ -685,7 +745,9 @@ impl<C: Clock + Clone> Ladder<C> {
                 return Ok(earlier);
             }
         }
-        let s = self.suspend(identity, None, reason, "rule", now).await?;
+        let s = self
+            .suspend(identity, None, reason, scope.rule(), now)
+            .await?;
         Ok(suspended(&s, self.cfg.tz))
     }
 
@@ -703,7 +765,8 @@ impl<C: Clock + Clone> Ladder<C> {
         }
     }
 
-    /// Starts a suspension. `length` `None` takes the identity's next step on the ladder.
+    /// Starts a suspension. `length` `None` takes the identity's next step on the ladder (of
+    /// the scope `decided_by` names: [`RULE_WEB`] holds on the web form only).
     pub async fn suspend(
         &self,
         identity: &Identity,
@@ -716,7 +779,8 @@ impl<C: Clock + Clone> Ladder<C> {
         let length = match length {
             Some(l) => l,
             None => {
-                let n = self.store.suspension_count(id.clone()).await? as usize;
+                let scope = Scope::of_decision(decided_by);
+                let n = self.store.suspension_count(id.clone(), scope).await? as usize;
                 let last = self.cfg.steps.len().saturating_sub(1);
                 self.cfg
                     .steps
@@ -766,8 +830,10 @@ impl<C: Clock + Clone> Ladder<C> {
         }
         self.change(Local::Lifted(id.clone()));
         if let Some(shared) = &self.shared {
-            if let Err(e) = shared.reset(&id).await {
-                tracing::warn!(error = %e, "Shared quota not reset; it refills on its own.");
+            for scope in [Scope::All, Scope::Web] {
+                if let Err(e) = shared.reset(&quota_key(&id, scope)).await {
+                    tracing::warn!(error = %e, "Shared quota not reset; it refills on its own.");
+                }
             }
         }
         self.note_reset(&id, now);
@@ -793,11 +859,14 @@ impl<C: Clock + Clone> Ladder<C> {
     /// Starts `id` on a fresh quota on this node: a new limiter key (governor has no per-key
     /// reset) and no cached Redis refusal.
     fn fresh_quota(&self, id: &str) {
-        if let Some(shared) = &self.shared {
-            shared.forget_local(id);
-        }
-        if let Ok(mut e) = self.epochs.lock() {
-            *e.entry(id.to_string()).or_insert(0) += 1;
+        // Both of its quotas: the web form's and every other channel's.
+        for key in [quota_key(id, Scope::All), quota_key(id, Scope::Web)] {
+            if let Some(shared) = &self.shared {
+                shared.forget_local(&key);
+            }
+            if let Ok(mut e) = self.epochs.lock() {
+                *e.entry(key).or_insert(0) += 1;
+            }
         }
     }
 
@@ -852,18 +921,32 @@ impl Drop for EscalationTurn<'_> {
     }
 }
 
-/// Active suspensions by the ladder they stop: an identity's own, or the one it is linked to.
-/// Where two meet (a suspended identity linked to another), the later end stands.
+/// The quota (limiter) key of the ladder `id` for contacts in `scope`. The web form counts
+/// apart: submissions under a typed phone must not spend that number's quota for its calls,
+/// which would remind and then suspend the citizen on their next calls.
+fn quota_key(id: &str, scope: Scope) -> String {
+    match scope {
+        Scope::All => id.to_string(),
+        Scope::Web => format!("web/{id}"),
+    }
+}
+
+/// Active suspensions by the ladder they stop (an identity's own, or the one it is linked to)
+/// and where they hold. Where two meet (a suspended identity linked to another), the later
+/// end stands.
 fn by_ladder(
     rows: Vec<Suspension>,
     links: &HashMap<String, String>,
-) -> HashMap<String, Suspension> {
-    let mut by: HashMap<String, Suspension> = HashMap::with_capacity(rows.len());
+) -> HashMap<(String, Scope), Suspension> {
+    let mut by: HashMap<(String, Scope), Suspension> = HashMap::with_capacity(rows.len());
     for s in rows {
-        let ladder = links
-            .get(&s.identity)
-            .cloned()
-            .unwrap_or_else(|| s.identity.clone());
+        let ladder = (
+            links
+                .get(&s.identity)
+                .cloned()
+                .unwrap_or_else(|| s.identity.clone()),
+            s.scope(),
+        );
         match by.get(&ladder) {
             Some(held) if held.until >= s.until => {}
             _ => {
@@ -914,8 +997,20 @@ mod tests {
             .unwrap()
     }
 
+    /// A submission from `id` on the channel that vouches for it (a phone's calls, WeChat's
+    /// openid): its steps hold everywhere. (See `web_sub` for the web form's.)
     fn sub(id: &str) -> Submission {
-        Submission::new(Channel::Web, Identity::parse(id).unwrap(), 0, "噪音")
+        let channel = if id.starts_with("wechat:") {
+            Channel::Wechat
+        } else {
+            Channel::Cti
+        };
+        Submission::new(channel, Identity::parse(id).unwrap(), 0, "噪音")
+    }
+
+    /// A web form's submission under the phone or address `id` (typed, never verified).
+    fn web_sub(id: &str) -> Submission {
+        Submission::new(Channel::Web, Identity::parse(id).unwrap(), 0, "网页")
     }
 
     /// Drives `n` submissions at time `now` and names each answer.
@@ -930,6 +1025,168 @@ mod tests {
             });
         }
         out
+    }
+
+    /// Drives `n` web form submissions under `id` at `now` and names each answer.
+    async fn drive_web(l: &Ladder<FakeRelativeClock>, id: &str, n: usize, now: i64) -> Vec<String> {
+        let mut out = Vec::new();
+        for _ in 0..n {
+            out.push(name(l.check(&web_sub(id), now).await.unwrap()));
+        }
+        out
+    }
+
+    fn name(o: Option<Outcome>) -> String {
+        match o {
+            None => "ok".to_string(),
+            Some(Outcome::Throttled { warnings_left, .. }) => format!("warn{warnings_left}"),
+            Some(Outcome::Suspended { .. }) => "suspended".to_string(),
+            Some(o) => format!("{o:?}"),
+        }
+    }
+
+    /// Review finding F2: the web form's quota, reminders and suspension under a typed phone
+    /// hold on the web form only. The number's calls keep their own quota and reminders and
+    /// are not refused, also after a restart; the web form stays refused. Until 2026-12-07 six
+    /// posts under someone's number had that number's calls rejected at ringing.
+    #[tokio::test]
+    async fn the_web_forms_steps_under_a_typed_phone_hold_on_the_web_form_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = ladder(dir.path(), FakeRelativeClock::default()).await;
+        let victim = "phone:13200000001";
+        let id = Identity::parse(victim).unwrap();
+        assert_eq!(
+            drive_web(&l, victim, 6, 0).await,
+            ["ok", "ok", "ok", "warn1", "warn0", "suspended"]
+        );
+        let web = l.suspension_in(victim, Scope::Web, 1).unwrap();
+        assert_eq!((web.decided_by.as_str(), web.until), (RULE_WEB, 3600));
+        assert!(l.suspension(victim, 1).is_none(), "not for every channel");
+        assert!(l.refusal_if_suspended(&id, Scope::All, 1).is_none());
+        // The phone's own calls: a full quota, then the first of their own two reminders.
+        let mut calls = Vec::new();
+        for _ in 0..4 {
+            calls.push(name(l.check_identity(&id, "cti", "来电", 2).await.unwrap()));
+        }
+        assert_eq!(calls, ["ok", "ok", "ok", "warn1"]);
+        // The web form stays refused, with the web form's suspension.
+        assert_eq!(drive_web(&l, victim, 1, 3).await, ["suspended"]);
+        assert_eq!(
+            l.suspension_shown(victim, 3).map(|s| s.decided_by),
+            Some(RULE_WEB.to_string())
+        );
+        // The scope is the store's: it holds after a restart.
+        drop(l);
+        let l = ladder(dir.path(), FakeRelativeClock::default()).await;
+        assert!(l.suspension(victim, 10).is_none(), "after a restart");
+        assert!(l.suspension_in(victim, Scope::Web, 10).is_some());
+    }
+
+    /// An offence where the platform vouches for the caller (an agent's flag on a call) meets
+    /// a web-only suspension: it is not answered with the web form's suspension, it climbs the
+    /// ladder for every channel from its own first step (the web form's steps do not make it
+    /// longer), and the longer of the two then refuses the web form.
+    #[tokio::test]
+    async fn a_verified_offence_climbs_its_own_ladder_past_a_web_only_suspension() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = ladder(dir.path(), FakeRelativeClock::default()).await;
+        let victim = "phone:13200000002";
+        let id = Identity::parse(victim).unwrap();
+        drive_web(&l, victim, 6, 0).await;
+        assert!(l.suspension_in(victim, Scope::Web, 1).is_some());
+        // Weight 2 spends the two reminders; the next flag suspends.
+        let first = l
+            .offence(&id, "cti", "agent a7", "辱骂", 2, 10)
+            .await
+            .unwrap();
+        assert!(
+            matches!(
+                first,
+                Outcome::Throttled {
+                    warnings_left: 0,
+                    ..
+                }
+            ),
+            "{first:?}"
+        );
+        let second = l
+            .offence(&id, "cti", "agent a7", "辱骂", 2, 20)
+            .await
+            .unwrap();
+        assert!(matches!(second, Outcome::Suspended { .. }), "{second:?}");
+        let all = l.suspension(victim, 21).unwrap();
+        assert_eq!(
+            (all.decided_by.as_str(), all.until),
+            ("rule", 20 + 3600),
+            "the first step, recorded beside the web form's"
+        );
+        assert_eq!(
+            l.suspension_in(victim, Scope::Web, 21).map(|s| s.until),
+            Some(20 + 3600),
+            "the later end refuses the web form"
+        );
+        assert_eq!(
+            l.suspension_shown(victim, 21).map(|s| s.decided_by),
+            Some("rule".to_string())
+        );
+    }
+
+    /// An operator's suspension ends the web form's (it replaces what is active) and holds
+    /// everywhere; a lift ends both kinds and gives both quotas afresh.
+    #[tokio::test]
+    async fn an_operators_suspension_and_lift_cover_the_web_forms_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = ladder(dir.path(), FakeRelativeClock::default()).await;
+        let victim = "phone:13200000003";
+        let id = Identity::parse(victim).unwrap();
+        drive_web(&l, victim, 6, 0).await;
+        l.suspend(
+            &id,
+            Some(Duration::from_secs(600)),
+            "复核".into(),
+            "operator",
+            10,
+        )
+        .await
+        .unwrap();
+        for scope in [Scope::All, Scope::Web] {
+            assert_eq!(
+                l.suspension_in(victim, scope, 11).map(|s| s.until),
+                Some(610),
+                "{scope:?}"
+            );
+        }
+        l.refresh(12).await.unwrap();
+        assert_eq!(
+            l.suspension_in(victim, Scope::Web, 13).map(|s| s.until),
+            Some(610),
+            "the web form's own stays ended after a refresh"
+        );
+        assert!(l.lift(&id, 20).await.unwrap());
+        l.refresh(21).await.unwrap();
+        assert!(l.suspension_in(victim, Scope::Web, 22).is_none());
+        assert_eq!(drive_web(&l, victim, 3, 22).await, ["ok", "ok", "ok"]);
+        assert_eq!(drive(&l, victim, 3, 22).await, ["ok", "ok", "ok"]);
+    }
+
+    /// Several nodes: a web-only suspension made on node A reaches node B's memory with its
+    /// scope at B's refresh: B refuses the web form and lets the phone's calls ring.
+    #[tokio::test]
+    async fn a_refresh_carries_a_suspensions_scope_to_other_nodes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
+        let clock = FakeRelativeClock::default();
+        let a = node(&store, &clock).await;
+        let b = node(&store, &clock).await;
+        let victim = "phone:13200000004";
+        drive_web(&a, victim, 6, 0).await;
+        b.refresh(5).await.unwrap();
+        let id = Identity::parse(victim).unwrap();
+        assert!(b.refusal_if_suspended(&id, Scope::All, 6).is_none());
+        assert!(matches!(
+            b.refusal_if_suspended(&id, Scope::Web, 6),
+            Some(Outcome::Suspended { .. })
+        ));
     }
 
     #[tokio::test]
@@ -1002,7 +1259,10 @@ mod tests {
         assert!(a.lift(&Identity::parse(id).unwrap(), 200).await.unwrap());
         b.refresh(201).await.unwrap();
         assert_eq!(drive(&b, id, 3, 202).await, ["ok", "ok", "ok"]);
-        assert_eq!(store.suspension_count(id.into()).await.unwrap(), 1);
+        assert_eq!(
+            store.suspension_count(id.into(), Scope::All).await.unwrap(),
+            1
+        );
         // A later refresh does not reset the quota again.
         b.refresh(203).await.unwrap();
         assert_eq!(drive(&b, id, 1, 204).await, ["warn1"]);
@@ -1148,7 +1408,7 @@ mod tests {
         assert_eq!(drive(&a, id, 1, 20).await, ["suspended"]);
         assert_eq!(drive(&b, id, 1, 21).await, ["suspended"]);
         assert_eq!(
-            store.suspension_count(id.into()).await.unwrap(),
+            store.suspension_count(id.into(), Scope::All).await.unwrap(),
             1,
             "one suspension recorded for both nodes"
         );
@@ -1215,7 +1475,7 @@ mod tests {
             );
         }
         assert_eq!(
-            store.suspension_count(id.into()).await.unwrap(),
+            store.suspension_count(id.into(), Scope::All).await.unwrap(),
             1,
             "one suspension recorded, not one per request"
         );
@@ -1334,7 +1594,7 @@ mod tests {
         }
         assert_eq!(
             store
-                .warnings_since("phone:13800000099".into(), 0)
+                .warnings_since("phone:13800000099".into(), 0, Scope::Web)
                 .await
                 .unwrap(),
             0

@@ -6,7 +6,7 @@
 
 use super::{
     CallerRecord, Delivery, EventRow, Intake, IntakeResult, OpenOrder, OrderState, OutboxEntry,
-    OutboxStats, RedirectRecord, Store, StoreError, Suspension, Topics, Warning,
+    OutboxStats, RedirectRecord, Scope, Store, StoreError, Suspension, Topics, Warning,
 };
 use async_trait::async_trait;
 use hotline_adapters::Outcome;
@@ -84,13 +84,13 @@ impl Store for BrokenStore {
     async fn record_warning(&self, _: String, _: Warning) -> Result<(), StoreError> {
         self.no()
     }
-    async fn warnings_since(&self, _: String, _: i64) -> Result<u32, StoreError> {
+    async fn warnings_since(&self, _: String, _: i64, _: Scope) -> Result<u32, StoreError> {
         self.no()
     }
     async fn record_suspension(&self, _: Suspension) -> Result<Option<Suspension>, StoreError> {
         self.no()
     }
-    async fn suspension_count(&self, _: String) -> Result<u32, StoreError> {
+    async fn suspension_count(&self, _: String, _: Scope) -> Result<u32, StoreError> {
         self.no()
     }
     async fn lift_suspension(&self, _: String, _: i64) -> Result<bool, StoreError> {

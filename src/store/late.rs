@@ -10,8 +10,8 @@
 use super::broken::BrokenStore;
 use super::{
     CallerRecord, Claim, DeadFilter, DeadLetter, Delivery, EventRow, Intake, IntakeResult,
-    NextStep, OpenOrder, OrderState, OutboxEntry, OutboxStats, Pruned, RedirectRecord, Store,
-    StoreError, Suspension, Topics, Warned, Warning,
+    NextStep, OpenOrder, OrderState, OutboxEntry, OutboxStats, Pruned, RedirectRecord, Scope,
+    Store, StoreError, Suspension, Topics, Warned, Warning,
 };
 use async_trait::async_trait;
 use hotline_adapters::Outcome;
@@ -130,8 +130,13 @@ impl Store for LateStore {
     async fn record_warning(&self, identity: String, w: Warning) -> Result<(), StoreError> {
         self.now().record_warning(identity, w).await
     }
-    async fn warnings_since(&self, identity: String, since: i64) -> Result<u32, StoreError> {
-        self.now().warnings_since(identity, since).await
+    async fn warnings_since(
+        &self,
+        identity: String,
+        since: i64,
+        scope: Scope,
+    ) -> Result<u32, StoreError> {
+        self.now().warnings_since(identity, since, scope).await
     }
     #[allow(clippy::too_many_arguments)]
     async fn warn(
@@ -151,8 +156,8 @@ impl Store for LateStore {
     async fn record_suspension(&self, s: Suspension) -> Result<Option<Suspension>, StoreError> {
         self.now().record_suspension(s).await
     }
-    async fn suspension_count(&self, identity: String) -> Result<u32, StoreError> {
-        self.now().suspension_count(identity).await
+    async fn suspension_count(&self, identity: String, scope: Scope) -> Result<u32, StoreError> {
+        self.now().suspension_count(identity, scope).await
     }
     async fn lift_suspension(&self, identity: String, now: i64) -> Result<bool, StoreError> {
         self.now().lift_suspension(identity, now).await

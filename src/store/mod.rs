@@ -157,7 +157,69 @@ impl Suspension {
             "until": chrono::DateTime::from_timestamp(self.until, 0).unwrap_or_default().to_rfc3339(),
             "reason": self.reason,
             "decided_by": self.decided_by,
+            "scope": self.scope().as_str(),
         })
+    }
+
+    /// Where it holds: a rule's suspension earned on the web form holds there only.
+    pub fn scope(&self) -> Scope {
+        Scope::of_decision(&self.decided_by)
+    }
+}
+
+/// `decided_by` of a suspension the rule started for refusals on the web form: it holds on
+/// the web form only ([`Scope::Web`]). The phone a web submitter types is a claim nobody
+/// verifies, so what it earns must not stop that number's calls (review finding F2).
+pub const RULE_WEB: &str = "rule-web";
+
+/// Where a reminder or suspension (art. 32) holds.
+///
+/// The web form's identity is the phone the submitter typed (the contract), which anyone can
+/// type. So reminders and suspensions earned on the web form hold on the web form only, while
+/// those earned where the platform vouches for the identity (the carrier's caller id, WeChat's
+/// openid, Weibo's uid) and operators' decisions hold everywhere, the web form included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scope {
+    /// Every channel (`decided_by` `rule` or `operator`).
+    All,
+    /// The web form only (`decided_by` [`RULE_WEB`]; warnings with channel `web`).
+    Web,
+}
+
+impl Scope {
+    /// The scope of a contact on `channel` (`web`, `cti`, `wechat`, `weibo`): what it earns
+    /// holds there, and what holds there stops it.
+    pub fn of_channel(channel: &str) -> Scope {
+        if channel == "web" {
+            Scope::Web
+        } else {
+            Scope::All
+        }
+    }
+
+    /// The scope of a suspension decided by `decided_by`.
+    pub fn of_decision(decided_by: &str) -> Scope {
+        if decided_by == RULE_WEB {
+            Scope::Web
+        } else {
+            Scope::All
+        }
+    }
+
+    /// `all` or `web`, as the admin API and events say it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::All => "all",
+            Scope::Web => "web",
+        }
+    }
+
+    /// The `decided_by` of a suspension the rule starts in this scope.
+    pub fn rule(self) -> &'static str {
+        match self {
+            Scope::All => "rule",
+            Scope::Web => RULE_WEB,
+        }
     }
 }
 
@@ -507,7 +569,7 @@ pub struct Suspension {
     pub until: i64,
     /// Why, in words a citizen can read.
     pub reason: String,
-    /// `rule` or `operator`.
+    /// `rule`, [`RULE_WEB`] (the rule, on the web form: it holds there only) or `operator`.
     pub decided_by: String,
     /// When an operator lifted it, if one did.
     pub lifted_at: Option<i64>,
@@ -664,18 +726,30 @@ pub trait Store: Send + Sync {
     ) -> Result<Vec<OpenOrder>, StoreError>;
     /// Records a warning for an identity.
     async fn record_warning(&self, identity: String, w: Warning) -> Result<(), StoreError>;
-    /// Warnings of an identity since `since`, and after its last reset.
-    async fn warnings_since(&self, identity: String, since: i64) -> Result<u32, StoreError>;
+    /// Warnings of an identity since `since`, and after its last reset, that hold in `scope`:
+    /// for [`Scope::All`] not those given on the web form (its phone is only typed), for
+    /// [`Scope::Web`] all of them.
+    async fn warnings_since(
+        &self,
+        identity: String,
+        since: i64,
+        scope: Scope,
+    ) -> Result<u32, StoreError>;
     /// Records `weight` reminders for `identity` (each a warning, with its event) unless
     /// `limit` are in the window since `since` (after its last reset) already, and then claims
-    /// `claim`'s key: when an answer stands under it (the same push or page taken on another
+    /// `claim`'s key (the window counts the warnings that hold in the scope of `w`'s channel,
+    /// see [`warnings_since`](Self::warnings_since)): when an answer stands under it (the same push or page taken on another
     /// node meanwhile), that is returned and nothing is recorded. On several nodes the count,
     /// the claim and the inserts are one transaction under the identity's suspension lock, so
     /// two nodes refusing one caller at once do not both record its last reminder.
     /// With `next`, a store shared by several nodes records the suspension that follows
     /// used-up reminders in that transaction too, the key claimed before the count, so a copy
     /// another node took meanwhile is answered as it was and nothing is recorded
-    /// ([`Warned::Suspended`]).
+    /// ([`Warned::Suspended`]). That suspension holds in the scope of `w`'s channel, exactly
+    /// as [`record_suspension`](Self::record_suspension)'s would: on the web form it is
+    /// [`RULE_WEB`] and any active suspension stops it; on a verified channel it is `rule`,
+    /// its step counts only the rule's for every channel, and an active web-only suspension
+    /// does not stop it.
     /// This default suits one node (its escalation lock serialises the steps): it leaves the
     /// suspension to the caller ([`Warned::Exhausted`]).
     #[allow(clippy::too_many_arguments)]
@@ -690,7 +764,8 @@ pub trait Store: Send + Sync {
         next: Option<NextStep>,
     ) -> Result<Warned, StoreError> {
         let _ = next;
-        let before = self.warnings_since(identity.clone(), since).await?;
+        let scope = Scope::of_channel(&w.channel);
+        let before = self.warnings_since(identity.clone(), since, scope).await?;
         if before >= limit {
             return Ok(Warned::Exhausted);
         }
@@ -704,14 +779,18 @@ pub trait Store: Send + Sync {
         }
         Ok(Warned::Recorded { before })
     }
-    /// Records a suspension, with its event. A rule's suspension (`decided_by == "rule"`) is
-    /// not recorded while the identity has an active one, which is returned instead: two nodes
-    /// escalating one caller at once (each before its refresh has seen the other's) record one
-    /// step of the ladder, not two. An operator's is always recorded, and ends any active one
+    /// Records a suspension, with its event. A rule's suspension (`decided_by` `rule` or
+    /// [`RULE_WEB`]) is not recorded while the identity has an active one that holds where it
+    /// would, which is returned instead: two nodes escalating one caller at once (each before
+    /// its refresh has seen the other's) record one step of the ladder, not two. (An active
+    /// web-only suspension does not stop the rule's suspension for every channel.) An operator's is always recorded, and ends any active one
     /// at its start: it replaces it (a suspension shortened on review stays short).
     async fn record_suspension(&self, s: Suspension) -> Result<Option<Suspension>, StoreError>;
-    /// How many suspensions an identity has had (lifted ones included).
-    async fn suspension_count(&self, identity: String) -> Result<u32, StoreError>;
+    /// How many suspensions the rule has started for an identity that hold in `scope`
+    /// (lifted ones included): the step of its next one. The web form's count the steps of
+    /// every channel; the others' do not count the web form's, so typing someone's number
+    /// into the form cannot make their next suspension longer.
+    async fn suspension_count(&self, identity: String, scope: Scope) -> Result<u32, StoreError>;
     /// Ends an identity's active suspensions now and resets its warnings. `false` if none was active.
     async fn lift_suspension(&self, identity: String, now: i64) -> Result<bool, StoreError>;
     /// Suspensions still running at `now` (to fill the in-memory cache at start-up).

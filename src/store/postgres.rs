@@ -30,7 +30,7 @@
 use super::{
     event_rows, order_number, CallerRecord, Claim, DeadFilter, DeadLetter, Delivery, EventRow,
     Intake, IntakeResult, NextStep, OpenOrder, OrderState, OutboxEntry, OutboxStats,
-    RedirectRecord, Sinks, Store, StoreError, Suspension, Topics, Warned, Warning,
+    RedirectRecord, Scope, Sinks, Store, StoreError, Suspension, Topics, Warned, Warning, RULE_WEB,
 };
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -727,37 +727,37 @@ async fn recall_in<C: GenericClient>(c: &C, key: &str) -> Result<Option<Outcome>
 }
 
 /// The reminders that count for an identity since a time: those after its last lift's reset
-/// (`warnings_since`, and `warn`'s count under the suspension lock).
+/// (`warnings_since`, and `warn`'s count under the suspension lock); `$3` false leaves out
+/// those given on the web form (see [`Scope`]).
 const WARNINGS_SINCE: &str = "SELECT COUNT(*) FROM warnings WHERE identity = $1 AND at >= $2 \
-     AND at > COALESCE((SELECT reset_at FROM caller_resets WHERE identity = $1), -1)";
+     AND at > COALESCE((SELECT reset_at FROM caller_resets WHERE identity = $1), -1) \
+     AND ($3 OR channel <> 'web')";
 
 /// The next rule suspension of `identity` on the ladder `next`, recorded in `tx` with its
-/// event, unless one is active, which is returned instead (`false`). The caller holds the
-/// identity's suspension lock.
+/// event, unless one is active that holds where it would, which is returned instead
+/// (`false`). The caller holds the identity's suspension lock. `scope` is where the offence
+/// came (see [`Scope`]), as for [`Store::record_suspension`]: the web form's records
+/// [`RULE_WEB`], counts its step among every rule suspension and is stopped by any active
+/// one; a verified channel's records `rule`, counts only those and is not stopped by a
+/// web-only one (a typed number cannot lengthen or stand in for the caller's own ladder).
 async fn suspend_in(
     tx: &deadpool_postgres::Transaction<'_>,
     sinks: Sinks,
     identity: &str,
     next: &NextStep,
     w: &Warning,
+    scope: Scope,
 ) -> Result<(Suspension, bool), StoreError> {
+    let web = scope == Scope::Web;
     let active = tx
-        .query_opt(
-            "SELECT identity, start, until, reason, decided_by, lifted_at FROM suspensions \
-             WHERE identity = $1 AND until > $2 AND lifted_at IS NULL \
-             ORDER BY until DESC LIMIT 1",
-            &[&identity, &w.at],
-        )
+        .query_opt(ACTIVE_RULE_SUSPENSION, &[&identity, &w.at, &web])
         .await
         .map_err(map_err)?;
     if let Some(row) = active {
         return Ok((suspension_row(&row), false));
     }
     let before: i64 = tx
-        .query_one(
-            "SELECT COUNT(*) FROM suspensions WHERE identity = $1 AND decided_by = 'rule'",
-            &[&identity],
-        )
+        .query_one(SUSPENSION_COUNT, &[&identity, &web])
         .await
         .map_err(map_err)?
         .get(0);
@@ -766,7 +766,7 @@ async fn suspend_in(
         start: w.at,
         until: w.at.saturating_add(next.length(count(before))),
         reason: next.reason.clone(),
-        decided_by: "rule".into(),
+        decided_by: scope.rule().into(),
         lifted_at: None,
     };
     emit(tx, sinks, "callers/suspended", s.event(), s.start, None).await?;
@@ -779,6 +779,19 @@ async fn suspend_in(
     .map_err(map_err)?;
     Ok((s, true))
 }
+
+/// The active suspension (the longest) that stops the rule's next one for an identity at a
+/// time (`record_suspension` and `warn`'s suspension, under the lock); `$3` false (a verified
+/// channel's offence) leaves out the web form's own, which holds on the form only.
+const ACTIVE_RULE_SUSPENSION: &str =
+    "SELECT identity, start, until, reason, decided_by, lifted_at FROM suspensions \
+     WHERE identity = $1 AND until > $2 AND lifted_at IS NULL \
+     AND ($3 OR decided_by <> 'rule-web') ORDER BY until DESC LIMIT 1";
+
+/// The rule suspensions that set an identity's next step in a scope (`suspension_count`, and
+/// `warn`'s suspension under the lock); `$2` false leaves out the web form's (see [`Scope`]).
+const SUSPENSION_COUNT: &str = "SELECT COUNT(*) FROM suspensions WHERE identity = $1 \
+     AND (decided_by = 'rule' OR ($2 AND decided_by = 'rule-web'))";
 
 #[async_trait]
 impl Store for PgStore {
@@ -1281,10 +1294,16 @@ impl Store for PgStore {
         commit(tx).await
     }
 
-    async fn warnings_since(&self, identity: String, since: i64) -> Result<u32, StoreError> {
+    async fn warnings_since(
+        &self,
+        identity: String,
+        since: i64,
+        scope: Scope,
+    ) -> Result<u32, StoreError> {
+        let web = scope == Scope::Web;
         let c = self.client().await?;
         let n: i64 = c
-            .query_one(WARNINGS_SINCE, &[&identity, &since])
+            .query_one(WARNINGS_SINCE, &[&identity, &since, &web])
             .await
             .map_err(map_err)?
             .get(0);
@@ -1339,8 +1358,12 @@ impl Store for PgStore {
                 claimed = Some(cl);
             }
         }
+        // Counted in the scope of the channel (see `Scope`): the web form's count all the
+        // reminders, the verified channels' not those the web form gave.
+        let scope = Scope::of_channel(&w.channel);
+        let web = scope == Scope::Web;
         let before: i64 = tx
-            .query_one(WARNINGS_SINCE, &[&identity, &since])
+            .query_one(WARNINGS_SINCE, &[&identity, &since, &web])
             .await
             .map_err(map_err)?
             .get(0);
@@ -1350,7 +1373,8 @@ impl Store for PgStore {
             let Some(next) = next else {
                 return Ok(Warned::Exhausted);
             };
-            let (suspension, recorded) = suspend_in(&tx, self.events, &identity, &next, &w).await?;
+            let (suspension, recorded) =
+                suspend_in(&tx, self.events, &identity, &next, &w, scope).await?;
             let answer = suspension.answer(next.tz);
             (
                 answer,
@@ -1417,7 +1441,8 @@ impl Store for PgStore {
     async fn record_suspension(&self, s: Suspension) -> Result<Option<Suspension>, StoreError> {
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(map_err)?;
-        if s.decided_by == "rule" {
+        if s.decided_by == "rule" || s.decided_by == RULE_WEB {
+            let web = s.scope() == Scope::Web;
             // Several nodes: the identity's suspensions are decided one transaction at a time
             // (the lock ends with the transaction), so the second sees the first's row.
             tx.execute(
@@ -1427,12 +1452,7 @@ impl Store for PgStore {
             .await
             .map_err(map_err)?;
             let active = tx
-                .query_opt(
-                    "SELECT identity, start, until, reason, decided_by, lifted_at FROM suspensions \
-                     WHERE identity = $1 AND until > $2 AND lifted_at IS NULL \
-                     ORDER BY until DESC LIMIT 1",
-                    &[&s.identity, &s.start],
-                )
+                .query_opt(ACTIVE_RULE_SUSPENSION, &[&s.identity, &s.start, &web])
                 .await
                 .map_err(map_err)?;
             if let Some(row) = active {
@@ -1471,13 +1491,11 @@ impl Store for PgStore {
         Ok(None)
     }
 
-    async fn suspension_count(&self, identity: String) -> Result<u32, StoreError> {
+    async fn suspension_count(&self, identity: String, scope: Scope) -> Result<u32, StoreError> {
+        let web = scope == Scope::Web;
         let c = self.client().await?;
         let n: i64 = c
-            .query_one(
-                "SELECT COUNT(*) FROM suspensions WHERE identity = $1 AND decided_by = 'rule'",
-                &[&identity],
-            )
+            .query_one(SUSPENSION_COUNT, &[&identity, &web])
             .await
             .map_err(map_err)?
             .get(0);

@@ -14,8 +14,8 @@ use super::recent::RecentIdentities;
 use super::walk_step;
 use super::{
     event_rows, CallerRecord, DeadFilter, DeadLetter, Delivery, EventRow, Intake, IntakeResult,
-    OpenOrder, OrderState, OutboxEntry, OutboxStats, Pruned, RedirectRecord, Store, StoreError,
-    Suspension, Topics, Walk, Warning, CLOCK_SLACK_MS,
+    OpenOrder, OrderState, OutboxEntry, OutboxStats, Pruned, RedirectRecord, Scope, Store,
+    StoreError, Suspension, Topics, Walk, Warning, CLOCK_SLACK_MS, RULE_WEB,
 };
 pub use super::{order_number, Sinks};
 use async_trait::async_trait;
@@ -1169,10 +1169,13 @@ fn forget_numbers() {
 /// A group commit at least this long is logged with where its time went.
 const SLOW_COMMIT: std::time::Duration = std::time::Duration::from_millis(100);
 
-/// An identity's active suspension at a time (the longest), for [`Store::record_suspension`].
+/// An identity's active suspension at a time (the longest), for [`Store::record_suspension`];
+/// `?3` true (the rule on the web form) takes web-only ones too, false only those that hold
+/// everywhere.
 const ACTIVE_SUSPENSION_SQLITE: &str =
     "SELECT identity, start, until, reason, decided_by, lifted_at FROM suspensions \
-     WHERE identity = ?1 AND until > ?2 AND lifted_at IS NULL ORDER BY until DESC LIMIT 1";
+     WHERE identity = ?1 AND until > ?2 AND lifted_at IS NULL \
+     AND (?3 OR decided_by <> 'rule-web') ORDER BY until DESC LIMIT 1";
 
 fn suspension_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Suspension> {
     Ok(Suspension {
@@ -1719,13 +1722,20 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn warnings_since(&self, identity: String, since: i64) -> Result<u32, StoreError> {
+    async fn warnings_since(
+        &self,
+        identity: String,
+        since: i64,
+        scope: Scope,
+    ) -> Result<u32, StoreError> {
+        let web = scope == Scope::Web;
         self.read(move |conn| {
             let n: i64 = conn
                 .query_row(
                     "SELECT COUNT(*) FROM warnings WHERE identity = ?1 AND at >= ?2 AND at > \
-                     COALESCE((SELECT reset_at FROM caller_resets WHERE identity = ?1), -1)",
-                    params![identity, since],
+                     COALESCE((SELECT reset_at FROM caller_resets WHERE identity = ?1), -1) \
+                     AND (?3 OR channel <> 'web')",
+                    params![identity, since, web],
                     |r| r.get(0),
                 )
                 .map_err(sql)?;
@@ -1738,10 +1748,13 @@ impl Store for SqliteStore {
         let events = self.events;
         // One writer thread: the look-up and the insert cannot interleave with another's.
         self.call(move |conn| {
-            if s.decided_by == "rule" {
+            if s.decided_by == "rule" || s.decided_by == RULE_WEB {
+                let web = s.scope() == Scope::Web;
                 let active = conn
                     .prepare_cached(ACTIVE_SUSPENSION_SQLITE)
-                    .and_then(|mut q| q.query_row(params![s.identity, s.start], suspension_row))
+                    .and_then(|mut q| {
+                        q.query_row(params![s.identity, s.start, web], suspension_row)
+                    })
                     .optional()
                     .map_err(sql)?;
                 if active.is_some() {
@@ -1772,12 +1785,14 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn suspension_count(&self, identity: String) -> Result<u32, StoreError> {
+    async fn suspension_count(&self, identity: String, scope: Scope) -> Result<u32, StoreError> {
+        let web = scope == Scope::Web;
         self.read(move |conn| {
             let n: i64 = conn
                 .query_row(
-                    "SELECT COUNT(*) FROM suspensions WHERE identity = ?1 AND decided_by = 'rule'",
-                    [identity],
+                    "SELECT COUNT(*) FROM suspensions WHERE identity = ?1 \
+                     AND (decided_by = 'rule' OR (?2 AND decided_by = 'rule-web'))",
+                    params![identity, web],
                     |r| r.get(0),
                 )
                 .map_err(sql)?;
