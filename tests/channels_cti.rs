@@ -1952,3 +1952,71 @@ fn an_absurd_at_is_taken_as_the_arrival_time() {
         );
     }
 }
+
+/// A stranger types a citizen's number into the web form until the form suspends it (review
+/// finding F2): the typed phone is a claim, never verified, so that suspension holds on the
+/// web form only. The citizen's own calls ring through with their whole quota (generic and
+/// Zammad), while the web form under that number stays refused and an emergency on it is
+/// still redirected; the operators' view says where the suspension holds. An operator's
+/// suspension still stops every channel. Until 2026-12-07 the web form's suspension was the
+/// number's: its calls were rejected at ringing (`reject`, Zammad `busy`), with no number heard.
+#[test]
+fn a_suspension_earned_on_the_web_form_under_a_typed_phone_does_not_stop_its_calls() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let extra = format!("{}{LADDER}", generic_profiles());
+    let gw = Gateway::start(dir.path(), &sim.url, &extra);
+    let victim = "13200000001";
+
+    // Quota 2, one reminder: the third post is reminded, the fourth suspended.
+    let matters = [
+        "小区垃圾桶三天没人清运，气味很大",
+        "希望增加社区公交线路的班次",
+        "公园的健身器材坏了很久没人修",
+        "图书馆周末开放时间太短，建议延长",
+    ];
+    let statuses: Vec<u16> = matters
+        .iter()
+        .map(|m| gw.submit(json!({"content": m, "phone": victim})).0)
+        .collect();
+    assert_eq!(statuses, [202, 202, 429, 403]);
+
+    // The citizen's real calls: carried on, with the quota of the phone's own (two calls, and
+    // a third with its own reminder on Zammad), not spent or suspended by the form.
+    for n in 1..=2 {
+        let a = generic_ok(&gw, "desk", &started(&format!("victim-{n}"), victim));
+        assert_eq!(a["action"], "continue", "call {n}: {a}");
+    }
+    let r = client()
+        .post(format!("{}/v1/cti/zm/{ZAMMAD_TOKEN}", gw.url))
+        .json(&json!({"event": "newCall", "from": victim, "to": "12345",
+                      "direction": "in", "callId": "victim-zm"}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let zm: Value = r.json().unwrap_or(Value::Null);
+    assert_ne!(zm["action"], "reject", "Zammad: {zm}");
+
+    // The web form under that number stays refused; an emergency on it is still redirected.
+    let (s, b) = gw.submit(json!({"content": "第五次：小区路灯不亮了", "phone": victim}));
+    assert_eq!(s, 403, "{b}");
+    let (s, b) = gw.submit(json!({"content": "楼下饭店着火了，火很大，有人被困", "phone": victim}));
+    assert_eq!(
+        (s, b["redirect"]["number"].as_str()),
+        (200, Some("119")),
+        "{b}"
+    );
+
+    // The operators see the web form's suspension and where it holds.
+    let view = caller(&gw, victim);
+    assert_eq!(view["suspension"]["scope"], "web", "{view}");
+    assert_eq!(view["suspension"]["decided_by"], "rule-web", "{view}");
+
+    // An operator's suspension holds everywhere, as before.
+    suspend(&gw, victim, "多次恶意拨打");
+    let a = generic_ok(&gw, "desk", &started("victim-9", victim));
+    assert_eq!(a["action"], "reject", "{a}");
+    let view = caller(&gw, victim);
+    assert_eq!(view["suspension"]["scope"], "all", "{view}");
+    assert_no_raw_numbers(&gw, &[victim]);
+}

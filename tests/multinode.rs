@@ -2075,6 +2075,219 @@ fn nodes_reminding_one_caller_at_once_record_the_configured_reminders() {
     assert_eq!(told, [0, 1], "each reminder told its own count");
 }
 
+/// `Store::warn`'s suspension, recorded in the count's transaction on PostgreSQL, holds where
+/// the offence came, exactly as `record_suspension`'s: the web form's reminders do not count
+/// for a verified channel's window, the web form's used-up reminders record `rule-web`, a
+/// verified channel's record `rule` beside an active web-only one (which does not stop them)
+/// from that channel's own step, and each scope's next step counts its own. Until the rebase
+/// onto the in-transaction suspension (review finding 2), `warn` recorded `rule` for the web
+/// form under a typed phone, which stopped the number's calls again (review finding F2).
+#[test]
+fn warns_suspension_in_its_transaction_holds_in_the_offences_scope_on_postgres() {
+    use hotline_gateway::store::{NextStep, Store, Warned, Warning};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let (_db, url, rt) = store_test_db(dir.path(), 2);
+    let lease = Duration::from_secs(5);
+    let (sa, sb): (Arc<dyn Store>, Arc<dyn Store>) = (
+        Arc::new(pg_store(&rt, &url, 1, lease)),
+        Arc::new(pg_store(&rt, &url, 2, lease)),
+    );
+    let victim = "phone:13200000006";
+    let t0: i64 = 1_796_700_000;
+    let warn = |store: &Arc<dyn Store>, channel: &str, at: i64, limit: u32| {
+        let w = Warning {
+            at,
+            channel: channel.into(),
+            evidence: "同一内容反复提交".into(),
+        };
+        let next = NextStep {
+            steps: vec![3600, 86_400, 604_800],
+            reason: "频繁重复提交".into(),
+            tz: chrono_tz::Asia::Shanghai,
+        };
+        rt.block_on(store.warn(victim.into(), w, 1, limit, at - 3600, None, Some(next)))
+            .unwrap()
+    };
+    // What stood or was recorded: (decided_by, length, recorded).
+    let step = |w: Warned| match w {
+        Warned::Suspended {
+            suspension,
+            recorded,
+        } => (
+            suspension.decided_by.clone(),
+            suspension.until - suspension.start,
+            recorded,
+        ),
+        other => panic!("a suspension, not {other:?}"),
+    };
+
+    // Reminders: the web form's one does not use up the call's window.
+    assert_eq!(warn(&sa, "web", t0, 1), Warned::Recorded { before: 0 });
+    assert_eq!(
+        warn(&sb, "cti", t0 + 1, 1),
+        Warned::Recorded { before: 0 },
+        "the web form's reminder is not counted for the carrier's caller id"
+    );
+    // Used up: the web form's suspension holds on the web form only.
+    assert_eq!(
+        step(warn(&sa, "web", t0 + 2, 1)),
+        ("rule-web".to_string(), 3600, true)
+    );
+    // The call's offence is not stopped by it, and starts at its own first step.
+    assert_eq!(
+        step(warn(&sb, "cti", t0 + 3, 1)),
+        ("rule".to_string(), 3600, true),
+        "a verified channel climbs its own ladder beside a web-only suspension"
+    );
+    // Both active: either channel finds the one for every channel (it ends later).
+    assert_eq!(
+        step(warn(&sa, "web", t0 + 4, 1)),
+        ("rule".to_string(), 3600, false)
+    );
+    assert_eq!(
+        step(warn(&sb, "cti", t0 + 5, 1)),
+        ("rule".to_string(), 3600, false)
+    );
+    // Both ended: the web form's next step counts every rule suspension (two), the call's
+    // only its own (one).
+    let t1 = t0 + 8000;
+    assert_eq!(
+        step(warn(&sb, "web", t1, 0)),
+        ("rule-web".to_string(), 604_800, true)
+    );
+    assert_eq!(
+        step(warn(&sa, "cti", t1 + 1, 0)),
+        ("rule".to_string(), 86_400, true),
+        "the web form's suspensions do not lengthen the number's own"
+    );
+    let active = rt.block_on(sa.active_suspensions(t1 + 2)).unwrap();
+    let mut held: Vec<&str> = active.iter().map(|s| s.decided_by.as_str()).collect();
+    held.sort_unstable();
+    assert_eq!(held, ["rule", "rule-web"]);
+}
+
+/// Where a suspension holds is the store's, on PostgreSQL too: node A's web form suspends a
+/// typed phone (`rule-web`, web form only); node B's refresh brings it with its scope, so B
+/// refuses the web form and not the number's calls. B's rule may then suspend the number for
+/// every channel beside it (a web-only one does not stop that step), from the first step and
+/// with the reminders of the verified channels only; a later web-form step finds the one for
+/// every channel. Review finding F2: the web form's suspension used to stop the number's calls.
+#[test]
+fn a_web_only_suspension_keeps_its_scope_across_nodes_on_postgres() {
+    use hotline_adapters::{Identity, Outcome};
+    use hotline_gateway::pipeline::nuisance::{Ladder, LadderConfig, Scope, RULE_WEB};
+    use hotline_gateway::store::{Store, Suspension};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let (_db, url, rt) = store_test_db(dir.path(), 2);
+    let lease = Duration::from_secs(5);
+    let (sa, sb): (Arc<dyn Store>, Arc<dyn Store>) = (
+        Arc::new(pg_store(&rt, &url, 1, lease)),
+        Arc::new(pg_store(&rt, &url, 2, lease)),
+    );
+    let cfg = LadderConfig {
+        quota: 3,
+        per: Duration::from_secs(3600),
+        warnings: 2,
+        steps: vec![Duration::from_secs(3600), Duration::from_secs(86400)],
+        allow: vec![],
+        max_keys: 1000,
+        tz: chrono_tz::Asia::Shanghai,
+    };
+    let victim = "phone:13200000005";
+    let id = Identity::parse(victim).unwrap();
+    rt.block_on(async {
+        let a = Ladder::open(cfg.clone(), sa.clone(), 0).await.unwrap();
+        let b = Ladder::open(cfg.clone(), sb.clone(), 0).await.unwrap();
+        let mut web = Vec::new();
+        for n in 0..6 {
+            web.push(
+                a.check_identity(&id, "web", &format!("网页{n}"), 10)
+                    .await
+                    .unwrap(),
+            );
+        }
+        assert!(matches!(web[5], Some(Outcome::Suspended { .. })), "{web:?}");
+        b.refresh(20).await.unwrap();
+        assert!(
+            b.suspension(victim, 21).is_none(),
+            "B: not for every channel"
+        );
+        assert_eq!(
+            b.suspension_in(victim, Scope::Web, 21)
+                .map(|s| s.decided_by),
+            Some(RULE_WEB.to_string()),
+            "B: the web form's, with its scope"
+        );
+        assert!(b
+            .check_identity(&id, "cti", "来电", 22)
+            .await
+            .unwrap()
+            .is_none());
+
+        // Store level: the web form's reminders and steps do not count for the others'.
+        assert_eq!(
+            sb.warnings_since(victim.into(), 0, Scope::All)
+                .await
+                .unwrap(),
+            0
+        );
+        assert_eq!(
+            sb.warnings_since(victim.into(), 0, Scope::Web)
+                .await
+                .unwrap(),
+            2
+        );
+        assert_eq!(
+            sb.suspension_count(victim.into(), Scope::All)
+                .await
+                .unwrap(),
+            0
+        );
+        let rule = |decided_by: &str, start: i64| Suspension {
+            identity: victim.into(),
+            start,
+            until: start + 3600,
+            reason: "测试".into(),
+            decided_by: decided_by.into(),
+            lifted_at: None,
+        };
+        assert!(
+            sb.record_suspension(rule("rule", 30))
+                .await
+                .unwrap()
+                .is_none(),
+            "a web-only suspension does not stop the rule's for every channel"
+        );
+        assert_eq!(
+            sa.record_suspension(rule(RULE_WEB, 40))
+                .await
+                .unwrap()
+                .map(|s| s.decided_by),
+            Some("rule".to_string()),
+            "a web-form step finds the one for every channel"
+        );
+        assert_eq!(
+            sa.suspension_count(victim.into(), Scope::All)
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            sa.suspension_count(victim.into(), Scope::Web)
+                .await
+                .unwrap(),
+            2
+        );
+        a.refresh(41).await.unwrap();
+        assert_eq!(
+            a.suspension(victim, 42).map(|s| s.decided_by),
+            Some("rule".to_string())
+        );
+    });
+}
+
 /// A page's retry sent to two nodes, the first copy accepted while the other node, over
 /// the caller's quota there, was deciding its refusal: the refusal finds the accepted copy
 /// when it claims the page's key, answers with it and records no reminder. The other node
