@@ -125,7 +125,8 @@ fn locks_on(db: &str, table: &str, granted: bool) -> u32 {
             db,
             &format!(
                 "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
-                 WHERE c.relname = '{table}' AND l.granted = {granted}"
+                 WHERE c.relname = '{table}' AND l.granted = {granted} \
+                 AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
             ),
         )
         .parse()
@@ -144,7 +145,11 @@ fn advisory_locks(db: &str, granted: bool) -> u32 {
 /// Transactions in `db` waiting for another to end (a row another transaction inserted under
 /// the same unique key).
 fn transaction_waits(db: &str) -> u32 {
-    let sql = "SELECT count(*) FROM pg_locks WHERE locktype = 'transactionid' AND NOT granted";
+    // pg_locks is the whole cluster's, and other tests run on it at once: only this
+    // database's sessions count (a transaction id has no database of its own).
+    let sql = "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid \
+               WHERE l.locktype = 'transactionid' AND NOT l.granted \
+               AND a.datname = current_database()";
     postgres().psql(db, sql).parse().unwrap()
 }
 
