@@ -94,7 +94,7 @@ impl<P> From<AdapterError> for PushRefusal<P> {
 /// What a refused push says for the emergency rules: `sub` (the first-valued push's
 /// submission, or a bare one of its sender) with every `heard` value as an item; `None`
 /// without any text.
-pub(crate) fn readable(mut sub: Submission, heard: Vec<String>) -> Option<Box<Submission>> {
+fn readable(mut sub: Submission, heard: Vec<String>) -> Option<Box<Submission>> {
     sub.items.extend(
         heard
             .iter()
@@ -106,6 +106,26 @@ pub(crate) fn readable(mut sub: Submission, heard: Vec<String>) -> Option<Box<Su
             }),
     );
     (!sub.content.is_empty() || !sub.items.is_empty()).then(|| Box::new(sub))
+}
+
+impl<P> PushRefusal<P> {
+    /// A push refused for `field` sent more than once: `push` read with each field's first
+    /// value (if it could be), and for the emergency rules its submission with every `heard`
+    /// value; `submission` makes a readable push's submission (a bare one of its sender when
+    /// its first text is empty: the other value may still be a fire).
+    pub(crate) fn repeated(
+        field: &'static str,
+        push: Option<P>,
+        heard: Vec<String>,
+        submission: impl FnOnce(&P) -> Submission,
+    ) -> Self {
+        let readable = push.as_ref().and_then(|p| readable(submission(p), heard));
+        PushRefusal {
+            error: AdapterError::repeated(field),
+            push: push.map(Box::new),
+            readable,
+        }
+    }
 }
 
 impl AdapterError {

@@ -322,10 +322,8 @@ pub fn parse_push_readable(
     } else {
         Vec::new()
     };
-    let push = push.ok();
-    let readable = push.as_ref().and_then(|p| {
-        // A first `text` that is empty makes no submission; the other may still be a fire.
-        let sub = p.to_submission("").unwrap_or_else(|| {
+    Err(PushRefusal::repeated(field, push.ok(), heard, |p| {
+        p.to_submission("").unwrap_or_else(|| {
             let mut s = Submission::new(
                 Channel::Weibo,
                 Identity::new(IdentityKind::Weibo, p.sender_id.to_string()),
@@ -334,14 +332,8 @@ pub fn parse_push_readable(
             );
             s.dedupe_key = Some(p.dedupe_key());
             s
-        });
-        crate::error::readable(sub, heard)
-    });
-    Err(PushRefusal {
-        error: AdapterError::repeated(field),
-        push: push.map(Box::new),
-        readable,
-    })
+        })
+    }))
 }
 
 /// A push's top-level object, key by key (`None` for JSON that is no object).

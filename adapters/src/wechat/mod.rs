@@ -704,11 +704,8 @@ impl Push {
             .filter(|(k, _)| TEXT_FIELDS.contains(&k.as_str()) && f.all(k).nth(1).is_some())
             .map(|(_, v)| v.clone())
             .collect();
-        let push = push.ok();
-        let readable = push.as_ref().and_then(|p| {
-            // A text whose first `<Content>` is empty is no submission of its own; the
-            // other value may still be a fire.
-            let sub = p.to_submission("").unwrap_or_else(|| {
+        Err(PushRefusal::repeated(field, push.ok(), heard, |p| {
+            p.to_submission("").unwrap_or_else(|| {
                 let mut s = Submission::new(
                     Channel::Wechat,
                     Identity::new(IdentityKind::Wechat, p.from_user.clone()),
@@ -717,14 +714,8 @@ impl Push {
                 );
                 s.dedupe_key = Some(p.dedupe_key());
                 s
-            });
-            crate::error::readable(sub, heard)
-        });
-        Err(PushRefusal {
-            error: AdapterError::repeated(field),
-            push: push.map(Box::new),
-            readable,
-        })
+            })
+        }))
     }
 }
 
