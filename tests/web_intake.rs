@@ -1964,16 +1964,7 @@ fn a_photo_named_with_filename_star_is_a_file_and_a_413_still_hears_a_fire() {
     let dir = tempfile::tempdir().unwrap();
     let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
     let gw = Gateway::start(dir.path(), &sim.url, "[nuisance]\nquota = 100000\n");
-    let post = |body: Vec<u8>| {
-        let r = client()
-            .post(format!("{}/v1/web/submissions", gw.url))
-            .header("content-type", "multipart/form-data; boundary=XyZ")
-            .body(body)
-            .send()
-            .unwrap();
-        let status = r.status().as_u16();
-        (status, r.json::<serde_json::Value>().unwrap_or_default())
-    };
+    let post = |body: Vec<u8>| post_raw(&gw, "multipart/form-data; boundary=XyZ", body);
     let photo = vec![0xd8u8; 200_000];
     let star = "; filename*=UTF-8''%E7%81%AB.jpg\r\nContent-Type: image/jpeg";
     let bare = "\r\nContent-Type: application/octet-stream";
@@ -2030,16 +2021,7 @@ fn a_form_of_many_parts_is_refused_and_a_fire_in_it_still_heard() {
     let dir = tempfile::tempdir().unwrap();
     let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
     let gw = Gateway::start(dir.path(), &sim.url, "[nuisance]\nquota = 100000\n");
-    let post = |body: Vec<u8>| {
-        let r = client()
-            .post(format!("{}/v1/web/submissions", gw.url))
-            .header("content-type", "multipart/form-data; boundary=XyZ")
-            .body(body)
-            .send()
-            .unwrap();
-        let status = r.status().as_u16();
-        (status, r.json::<serde_json::Value>().unwrap_or_default())
-    };
+    let post = |body: Vec<u8>| post_raw(&gw, "multipart/form-data; boundary=XyZ", body);
     let many = |content: &str, n: usize, name: &str| {
         let mut parts: Vec<(&str, &str, &[u8])> = vec![
             ("content", "", content.as_bytes()),

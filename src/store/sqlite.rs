@@ -2160,6 +2160,17 @@ mod tests {
     use super::*;
     use crate::store::NewOrder;
 
+    /// A store in `dir` recording events for `sinks`, committing each group at once.
+    fn with_sinks(dir: &Path, sinks: Sinks) -> SqliteStore {
+        SqliteStore::open_with(
+            dir,
+            sinks,
+            std::time::Duration::ZERO,
+            std::time::Duration::ZERO,
+        )
+        .unwrap()
+    }
+
     fn intake(key: Option<&str>, n: usize) -> Intake {
         Intake {
             day: "20261129".into(),
@@ -2861,13 +2872,7 @@ mod tests {
             mqtt: false,
             mail: true,
         };
-        let s = SqliteStore::open_with(
-            dir.path(),
-            sinks,
-            std::time::Duration::ZERO,
-            std::time::Duration::ZERO,
-        )
-        .unwrap();
+        let s = with_sinks(dir.path(), sinks);
         let alert = serde_json::json!({"order": "2026120707000001", "number": "119",
                                        "by": "rules", "sure": true, "channel": "cti"});
         for _ in 0..2 {
@@ -2919,13 +2924,7 @@ mod tests {
             mqtt: true,
             mail: true,
         };
-        let s = SqliteStore::open_with(
-            dir.path(),
-            sinks,
-            std::time::Duration::ZERO,
-            std::time::Duration::ZERO,
-        )
-        .unwrap();
+        let s = with_sinks(dir.path(), sinks);
         let alert = serde_json::json!({"order": "2026120707000001", "number": "119",
                                        "by": "rules", "sure": true, "channel": "cti"});
         for (order, alert) in [("1", Some(alert.clone())), ("2", Some(alert))] {
