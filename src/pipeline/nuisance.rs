@@ -865,7 +865,7 @@ impl<C: Clock + Clone> Ladder<C> {
                 shared.forget_local(&key);
             }
             if let Ok(mut e) = self.epochs.lock() {
-                *e.entry(key).or_insert(0) += 1;
+                *e.entry(key.into_owned()).or_insert(0) += 1;
             }
         }
     }
@@ -923,11 +923,12 @@ impl Drop for EscalationTurn<'_> {
 
 /// The quota (limiter) key of the ladder `id` for contacts in `scope`. The web form counts
 /// apart: submissions under a typed phone must not spend that number's quota for its calls,
-/// which would remind and then suspend the citizen on their next calls.
-fn quota_key(id: &str, scope: Scope) -> String {
+/// which would remind and then suspend the citizen on their next calls. Borrowed for every
+/// channel but the web form: the quota is asked on every request.
+fn quota_key(id: &str, scope: Scope) -> std::borrow::Cow<'_, str> {
     match scope {
-        Scope::All => id.to_string(),
-        Scope::Web => format!("web/{id}"),
+        Scope::All => std::borrow::Cow::Borrowed(id),
+        Scope::Web => std::borrow::Cow::Owned(format!("web/{id}")),
     }
 }
 
