@@ -414,23 +414,22 @@ pub async fn run(cfg: Config, listener: TcpListener) -> Result<(), StartError> {
         mail: mail_on,
     };
     let postgres = cfg.storage.backend == "postgres";
-    // One process per SQLite store: a second `serve` on the same folder would deliver the
-    // outbox the first one delivers, and take its journal of late pushes (see
-    // `store::node_lock`). It stops, since the first one serves. A folder that cannot be locked for another reason
-    // is left to the store's own opening, which says what is wrong and serves emergencies.
-    let _storage_lock = if postgres {
-        None
-    } else {
-        match store::node_lock::lock_storage(&cfg.storage.path) {
-            Ok(f) => Some(f),
-            Err(e @ store::node_lock::StorageLockError::InUse(_)) => {
-                tracing::error!(error = %e, "Not starting.");
-                return Err(e.into());
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "The storage folder is not locked against a second process.");
-                None
-            }
+    // One process per storage folder: on SQLite a second `serve` on the same folder would
+    // deliver the outbox the first one delivers, and on both backends take the first one's
+    // journal of late pushes as left over from a crash (see `store::node_lock`). It stops,
+    // since the first one serves. (Until 2026-12-07 only SQLite's folder was locked; on
+    // PostgreSQL the folder holds the journal only, which is the node's own all the same.) A
+    // folder that cannot be locked for another reason is left to the store's own opening, which
+    // says what is wrong and serves emergencies.
+    let _storage_lock = match store::node_lock::lock_storage(&cfg.storage.path) {
+        Ok(f) => Some(f),
+        Err(e @ store::node_lock::StorageLockError::InUse(_)) => {
+            tracing::error!(error = %e, "Not starting.");
+            return Err(e.into());
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "The storage folder is not locked against a second process.");
+            None
         }
     };
     // A store that cannot be opened does not stop the gateway (a crash loop would also stop

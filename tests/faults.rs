@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::services::storage_toml_for;
 use common::*;
 use serde_json::json;
 use std::path::Path;
@@ -377,17 +378,46 @@ fn a_damaged_store_is_reported_clearly_and_sigterm_shuts_down_cleanly() {
 #[test]
 fn a_second_process_on_one_storage_folder_refuses_to_start() {
     let dir = tempfile::tempdir().unwrap();
-    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let storage = format!("path = \"{}\"", dir.path().join("data").display());
+    second_process_refuses(dir.path(), &storage, &storage);
+}
+
+/// On PostgreSQL `storage.path` holds only the node's journal of late pushes, but that is the
+/// node's own: a second process on the folder (another node, with its own `node_id`, started
+/// from the same config folder with `HOTLINE__SERVER__NODE_ID`) took the first one's entries at
+/// its start as left over from a crash, and the two then replayed and removed each other's
+/// (the pushes' dedupe keys kept them from making second orders). It refuses to start as on
+/// SQLite. Until 2026-12-07 the folder was locked on SQLite only.
+#[test]
+fn a_second_process_on_one_journal_folder_refuses_to_start_on_postgresql() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = format!("path = \"{}\"", dir.path().join("data").display());
+    let storage = storage_toml_for("postgres", dir.path()).replace("path = \"data\"", &path);
+    // The second is another node of the same database (`node_id` 8): the node lock, one
+    // process per `node_id`, does not stop it.
+    second_process_refuses(dir.path(), &storage, &storage);
+}
+
+/// Starts a gateway on `first` (the `[storage]` body), then a second process on `second` in
+/// another config folder, and checks the second exits non-zero saying the folder is in use
+/// while the first serves on, and that the folder serves the next process once the first is gone.
+fn second_process_refuses(dir: &Path, first: &str, second: &str) {
+    let sim = Sim::start(free_port(), &dir.join("sim.jsonl"), &[]);
     let node = NodeConfig {
-        storage: format!("path = \"{}\"", dir.path().join("data").display()),
+        storage: first.to_string(),
         ..NodeConfig::default()
     };
     let port = free_port();
-    let mut first = Gateway::start_with(node.write(dir.path(), port, &sim.url, ""), port);
-    let second_dir = dir.path().join("second");
+    let mut first = Gateway::start_with(node.write(dir, port, &sim.url, ""), port);
+    let second_dir = dir.join("second");
     std::fs::create_dir_all(&second_dir).unwrap();
     let second_port = free_port();
-    let second_config = node.write(&second_dir, second_port, &sim.url, "");
+    let second_node = NodeConfig {
+        node_id: 8,
+        storage: second.to_string(),
+        ..NodeConfig::default()
+    };
+    let second_config = second_node.write(&second_dir, second_port, &sim.url, "");
     let mut second = Command::new(BIN)
         .args(["serve", "--config"])
         .arg(&second_config)

@@ -14,6 +14,9 @@
 //!   reproduction, each a 409 from dispatch logged as "dispatch holds another order under this
 //!   key"), both were ready, and each would take the other's journal of late pushes. It now
 //!   refuses to start, since the first one serves.
+//! - **Both**: on PostgreSQL `storage.path` holds the node's journal of late pushes only, and
+//!   it is locked the same way (since 2026-12-07): two nodes started from one config folder
+//!   with different ids took each other's entries at start-up as left over from a crash.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
