@@ -1038,6 +1038,33 @@ fn linked_identities_share_one_ladder_and_evidence_covers_both() {
     assert_eq!(r.status().as_u16(), 401);
 }
 
+/// A person who opens every message with the same introduction (where they live, "我反映一个
+/// 问题") and then tells another matter is heard: a new order, not a contact on the first one.
+/// Until 2026-12-07 the introduction made the two texts alike past the threshold, and the second
+/// matter reached dispatch only as a contact on the first order. The same matter told again
+/// with the introduction is still a repeat.
+#[test]
+fn a_shared_introduction_does_not_make_a_new_matter_a_repeat() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let gw = Gateway::start(dir.path(), &sim.url, "");
+    let phone = "13622220101";
+    let intro = "您好，我是和平区南京路幸福里小区3号楼2单元的居民，我姓张，我反映一个问题：";
+    let (s, b) = gw.submit(json!({"content": format!("{intro}楼门口的路灯坏了"), "phone": phone}));
+    assert_eq!(s, 202, "{b}");
+    let first = numbers(&b);
+    let (s, b) = gw.submit(json!({"content": format!("{intro}楼下的井盖丢了"), "phone": phone}));
+    assert_eq!(s, 202, "{b}");
+    assert_ne!(numbers(&b), first, "{b}");
+    let (s, b) =
+        gw.submit(json!({"content": format!("{intro}楼门口的路灯坏了！"), "phone": phone}));
+    assert_eq!((s, b["status"].as_str()), (200, Some("duplicate")), "{b}");
+    assert_eq!(numbers(&b), first);
+    wait_until("two orders at dispatch", LONG, || {
+        (delivered_orders(&sim.lines()).len() == 2).then_some(())
+    });
+}
+
 #[test]
 fn repeats_are_answered_with_the_open_order_and_forwarded_near_misses_are_new() {
     let dir = tempfile::tempdir().unwrap();

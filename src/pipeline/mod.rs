@@ -266,7 +266,8 @@ fn repeats<'a>(
     matters: &[(String, Option<Category>)],
     threshold: f64,
 ) -> Vec<&'a OpenOrder> {
-    let like = |o: &OpenOrder, text: &str| similar::similarity(&o.content, text) >= threshold;
+    let like =
+        |o: &OpenOrder, text: &str| similar::matter_similarity(&o.content, text) >= threshold;
     let whole: Vec<_> = recent.iter().filter(|o| like(o, content)).collect();
     if matters.len() < 2 {
         return whole;

@@ -139,6 +139,66 @@ pub fn similarity(a: &str, b: &str) -> f64 {
     Shingles::new(a).similarity(&Shingles::new(b))
 }
 
+/// Whether a character ends a clause or a sentence: where a shared opening ("您好，我是某某小区
+/// 3号楼的居民，我反映一个问题：") or a shared closing ("。请尽快处理，谢谢！") ends or begins.
+fn is_clause_end(c: char) -> bool {
+    matches!(
+        c,
+        '，' | '。' | '：' | '；' | '！' | '？' | '、' | ',' | '.' | ':' | ';' | '!' | '?' | '\n'
+    )
+}
+
+/// The two texts without the whole clauses they open and close with alike: the longest common
+/// prefix up to its last clause end, and the longest common suffix from its first. A clause
+/// that only begins alike ("路灯坏了" and "路灯不亮") is kept whole in both.
+fn without_shared_clauses<'a>(a: &'a str, b: &'a str) -> (&'a str, &'a str) {
+    // Equal characters so far are equal bytes: the offset is the same in both texts.
+    let mut start = 0;
+    for ((i, ca), cb) in a.char_indices().zip(b.chars()) {
+        if ca != cb {
+            break;
+        }
+        if is_clause_end(ca) {
+            start = i + ca.len_utf8();
+        }
+    }
+    let (a, b) = (&a[start..], &b[start..]);
+    let (mut end_a, mut end_b) = (a.len(), b.len());
+    for ((ia, ca), (ib, cb)) in a.char_indices().rev().zip(b.char_indices().rev()) {
+        if ca != cb {
+            break;
+        }
+        if is_clause_end(ca) {
+            (end_a, end_b) = (ia, ib);
+        }
+    }
+    (&a[..end_a], &b[..end_b])
+}
+
+/// Whether two submissions of one person tell the same matter, as a score in [0, 1] to hold
+/// against the repeat threshold: [`similarity`] of what is left of each once the whole clauses
+/// both open and close with are set aside, or of the whole texts when one of them is nothing
+/// but those clauses (a complaint sent again with a sentence added is the same matter).
+///
+/// A person who opens every message with the same introduction (an address, "我反映一个问题")
+/// made two different matters as alike as a repeat: "…我反映一个问题：路灯坏了" and "…：井盖丢了"
+/// scored above 0.75, and the second matter went into the first order as a contact, never
+/// reaching a handler (until 2026-12-07). Judged on the clauses that differ, a short matter
+/// can now look new where the introduction made it a repeat ("路灯坏了" against "路灯不亮"): a
+/// second order a handler merges costs less than a matter nobody hears.
+pub fn matter_similarity(a: &str, b: &str) -> f64 {
+    let (ra, rb) = without_shared_clauses(a, b);
+    if (ra.len(), rb.len()) == (a.len(), b.len()) {
+        return similarity(a, b);
+    }
+    let (sa, sb) = (Shingles::new(ra), Shingles::new(rb));
+    let blank = |s: &Shingles| s.short.as_ref().is_some_and(|t| t.is_empty());
+    if blank(&sa) || blank(&sb) {
+        return similarity(a, b);
+    }
+    sa.similarity(&sb)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,6 +268,54 @@ mod tests {
         assert!(min_near >= 0.75, "near duplicates score {min_near}");
         assert!(max_diff <= 0.6, "different matters score {max_diff}");
         assert!(min_near - max_diff >= 0.15);
+    }
+
+    /// A shared introduction or sign-off does not make two matters one; a repeat told with
+    /// them is still a repeat.
+    #[test]
+    fn shared_opening_and_closing_clauses_are_set_aside() {
+        let intro = "您好，我是河西区友谊路某某里小区3号楼2单元的居民，我叫张三，我反映一个问题：";
+        let (a, b) = (format!("{intro}路灯坏了"), format!("{intro}井盖丢了"));
+        assert!(
+            similarity(&a, &b) >= 0.75,
+            "the premise: {}",
+            similarity(&a, &b)
+        );
+        assert!(
+            matter_similarity(&a, &b) < 0.5,
+            "{}",
+            matter_similarity(&a, &b)
+        );
+        let close = "。我是河西区友谊路某某里小区3号楼2单元的居民，请尽快处理，谢谢！";
+        let (a, b) = (format!("路灯坏了{close}"), format!("井盖丢了{close}"));
+        assert!(
+            similarity(&a, &b) >= 0.75,
+            "the premise: {}",
+            similarity(&a, &b)
+        );
+        assert!(
+            matter_similarity(&a, &b) < 0.5,
+            "{}",
+            matter_similarity(&a, &b)
+        );
+        // A repeat with both: the differing clauses still match.
+        let a = format!("{intro}门口的路灯坏了一个多星期了，晚上特别黑{close}");
+        let b = format!("{intro}门口路灯坏了一个多星期，晚上特别黑{close}");
+        assert!(
+            matter_similarity(&a, &b) >= 0.75,
+            "{}",
+            matter_similarity(&a, &b)
+        );
+        // The same text, and the same text with a sentence added: nothing differs but clauses.
+        assert_eq!(matter_similarity(&a, &a), 1.0);
+        let more = format!("{a}上次反映了还没人来！");
+        assert_eq!(matter_similarity(&a, &more), similarity(&a, &more));
+        assert!(matter_similarity(&a, &more) >= 0.75);
+        // A clause that only begins alike is kept whole: the texts are judged as they are.
+        assert_eq!(
+            matter_similarity("路灯坏了很久", "路灯不亮很久"),
+            similarity("路灯坏了很久", "路灯不亮很久")
+        );
     }
 
     #[test]
