@@ -311,6 +311,22 @@ mod tests {
         let more = format!("{a}上次反映了还没人来！");
         assert_eq!(matter_similarity(&a, &more), similarity(&a, &more));
         assert!(matter_similarity(&a, &more) >= 0.75);
+        // Texts of clause ends only, empty ones, and clause ends of one and several bytes at
+        // either end: a score in range, and never a cut inside a character.
+        for (x, y) in [
+            ("", ""),
+            ("，", "，"),
+            ("。", ""),
+            ("a。", "b。"),
+            ("。a", "。a"),
+            ("，火。", "，水。"),
+            ("路，灯.", "路，灯."),
+            ("é，x", "é，y"),
+        ] {
+            let m = matter_similarity(x, y);
+            assert!((0.0..=1.0).contains(&m), "{x:?} {y:?}: {m}");
+            assert_eq!(m, matter_similarity(y, x), "symmetric: {x:?} {y:?}");
+        }
         // A clause that only begins alike is kept whole: the texts are judged as they are.
         assert_eq!(
             matter_similarity("路灯坏了很久", "路灯不亮很久"),
