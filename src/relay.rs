@@ -987,7 +987,7 @@ mod tests {
         ) -> Result<Option<Outcome>, StoreError> {
             unused()
         }
-        async fn recall(&self, _: String) -> Result<Option<Outcome>, StoreError> {
+        async fn recall(&self, _: String, _: i64) -> Result<Option<Outcome>, StoreError> {
             unused()
         }
         async fn record_redirect(&self, _: RedirectRecord) -> Result<(), StoreError> {

@@ -178,7 +178,7 @@ async fn step(
 ) -> Result<Decision, ApiError> {
     // The lock is on a key of its own: a registered order's submission locks the dedupe key.
     let _guard = state.pipeline.lock_key(&format!("call:{key}")).await;
-    match state.pipeline.recall(&key).await {
+    match state.pipeline.recall(&key, t).await {
         Ok(Some(outcome)) => {
             if let CallKind::Registered { order } = &ev.kind {
                 if order.transcription {
@@ -448,7 +448,7 @@ async fn was_rejected(
     t: i64,
 ) -> bool {
     let started = format!("cti:{profile}:{}", ev.started_key());
-    match state.pipeline.recall(&started).await {
+    match state.pipeline.recall(&started, t).await {
         Ok(Some(o)) => matches!(o, Outcome::Suspended { .. }),
         _ => caller.as_ref().is_some_and(|id| {
             state
@@ -532,7 +532,11 @@ async fn settle_long_call(
     grace: Duration,
 ) {
     tokio::time::sleep(grace).await;
-    match pipeline.store().recall(matter_key(&call_id)).await {
+    match pipeline
+        .store()
+        .recall(matter_key(&call_id), super::now())
+        .await
+    {
         Ok(Some(_)) => return,
         Ok(None) => {}
         Err(e) => {

@@ -520,9 +520,9 @@ impl Pipeline {
         KeyGuard::lock(&self.key_locks, key).await
     }
 
-    /// The answer given earlier under a dedupe key, from the store.
-    pub async fn recall(&self, key: &str) -> Result<Option<Outcome>, StoreError> {
-        self.store.recall(key.to_string()).await
+    /// The answer given earlier under a dedupe key, from the store, as it stands at `now`.
+    pub async fn recall(&self, key: &str, now: i64) -> Result<Option<Outcome>, StoreError> {
+        self.store.recall(key.to_string(), now).await
     }
 
     /// Drops key locks nobody holds (called periodically): a backstop for waiters that were
@@ -715,7 +715,7 @@ impl Pipeline {
             None => None,
         };
         if let Some(key) = &dedupe_key {
-            match self.recall(key).await {
+            match self.recall(key, now).await {
                 Ok(Some(outcome)) => {
                     metrics::counter!("hotline_retries_answered_total", "channel" => sub.channel.as_str())
                         .increment(1);

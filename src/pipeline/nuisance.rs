@@ -741,7 +741,7 @@ impl<C: Clock + Clone> Ladder<C> {
         }
         // Nor is a suspension started for a push or page another node took meanwhile.
         if let Some(key) = key {
-            if let Some(earlier) = self.store.recall(key).await? {
+            if let Some(earlier) = self.store.recall(key, now).await? {
                 return Ok(earlier);
             }
         }

@@ -37,7 +37,7 @@ impl Store for BrokenStore {
     async fn remember(&self, _: String, _: Outcome, _: i64) -> Result<Option<Outcome>, StoreError> {
         self.no()
     }
-    async fn recall(&self, _: String) -> Result<Option<Outcome>, StoreError> {
+    async fn recall(&self, _: String, _: i64) -> Result<Option<Outcome>, StoreError> {
         self.no()
     }
     async fn record_redirect(&self, _: RedirectRecord) -> Result<(), StoreError> {

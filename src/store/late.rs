@@ -64,8 +64,8 @@ impl Store for LateStore {
     ) -> Result<Option<Outcome>, StoreError> {
         self.now().remember(key, outcome, now).await
     }
-    async fn recall(&self, key: String) -> Result<Option<Outcome>, StoreError> {
-        self.now().recall(key).await
+    async fn recall(&self, key: String, now: i64) -> Result<Option<Outcome>, StoreError> {
+        self.now().recall(key, now).await
     }
     async fn record_redirect(&self, r: RedirectRecord) -> Result<(), StoreError> {
         self.now().record_redirect(r).await

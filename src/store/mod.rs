@@ -492,11 +492,35 @@ pub struct Claim {
     /// The refusal's `retry_after`, for the answer remembered under the key.
     pub retry_after: u64,
     /// Whether the refusal stays remembered under the key (a platform's push: its retry gets
-    /// the same refusal) or the claim is released once the reminder's transaction commits (a
-    /// page's client_ref: sent again after the wait, it is heard afresh; a commit of the same
-    /// page that waited on the claim meanwhile gives the refusal too).
+    /// the same refusal) or only for [`PAGE_REFUSAL_HOLD`] (a page's client_ref: sent again
+    /// after that, it is heard afresh).
+    ///
+    /// A page's refusal is held, not deleted, so that a commit of the same page on another node
+    /// that waited on the claim meanwhile finds it and gives the refusal too. Until 2026-12-07
+    /// (PostgreSQL) the claim was deleted right after the refusal's commit, and a copy that
+    /// woke only after that deletion answered 503 or stored the order (the README's "known
+    /// window", seen twice in CI). A row whose hold has passed counts as absent wherever the
+    /// key is claimed or read ([`Store::commit_intake`], [`Store::remember`],
+    /// [`Store::recall`], [`Store::warn`]).
+    ///
+    /// The engines differ here: SQLite (one process, its key lock serialising the copies)
+    /// keeps no page refusal at all, so the same page sent twice within the hold (a
+    /// double-click) is refused and counted twice there, and once on PostgreSQL, whose second
+    /// copy is given the held refusal.
     pub keep: bool,
 }
+
+/// How long a page's refusal over quota stays under its client_ref (see [`Claim::keep`]).
+///
+/// Why 10 s: the copies of the page that wait on the claim (on other nodes) wake within
+/// milliseconds of the refusal's commit, and the order of a second on each side (times are
+/// whole seconds, nodes' clocks agree within milliseconds under NTP) still leaves them well
+/// inside it; a person's double-click within it gets the same refusal and is not counted
+/// twice, which is kinder. It is short against any sensible quota's `retry_after` (an hour's
+/// quota of a few), so a page sent again after the wait is heard afresh; with a quota whose
+/// `retry_after` is shorter than this, the page sent again within the hold is given the same
+/// refusal once more.
+pub const PAGE_REFUSAL_HOLD: i64 = 10;
 
 /// The next step of the ladder, for [`Store::warn`] to record when the reminders are used up,
 /// under the same claim and lock as the count.
@@ -613,20 +637,23 @@ pub struct EventRow {
 #[async_trait]
 pub trait Store: Send + Sync {
     /// Stores a submission's orders and their outbox messages in one transaction, with its dedupe
-    /// record. A known dedupe key returns the first answer instead.
+    /// record. A known dedupe key returns the first answer instead (unless it is a page's
+    /// refusal whose hold has passed at the intake's `now`: see [`Claim::keep`]).
     async fn commit_intake(&self, intake: Intake) -> Result<IntakeResult, StoreError>;
     /// Remembers the answer given under a dedupe key when no order was made (redirect, refusal).
     /// `Some(earlier)` when an answer was remembered under the key first (another node decided
     /// the same push at the same moment): that one stands, and is the one to give, so that a
-    /// push gets one answer.
+    /// push gets one answer. (A page's refusal whose hold has passed at `now` is not one: it
+    /// is replaced.)
     async fn remember(
         &self,
         key: String,
         outcome: Outcome,
         now: i64,
     ) -> Result<Option<Outcome>, StoreError>;
-    /// The answer given earlier under a dedupe key.
-    async fn recall(&self, key: String) -> Result<Option<Outcome>, StoreError>;
+    /// The answer given earlier under a dedupe key, as it stands at `now` (unix seconds): a
+    /// page's refusal whose hold has passed by then counts as none (see [`Claim::keep`]).
+    async fn recall(&self, key: String, now: i64) -> Result<Option<Outcome>, StoreError>;
     /// Records an emergency redirect.
     async fn record_redirect(&self, r: RedirectRecord) -> Result<(), StoreError>;
     /// Queues a repeat contact about an open order (art. 17(5)) under the idempotency `key`;
@@ -770,7 +797,7 @@ pub trait Store: Send + Sync {
             return Ok(Warned::Exhausted);
         }
         if let Some(c) = &claim {
-            if let Some(o) = self.recall(c.key.clone()).await? {
+            if let Some(o) = self.recall(c.key.clone(), w.at).await? {
                 return Ok(Warned::Answered(o));
             }
         }

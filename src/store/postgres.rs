@@ -30,7 +30,8 @@
 use super::{
     event_rows, order_number, CallerRecord, Claim, DeadFilter, DeadLetter, Delivery, EventRow,
     Intake, IntakeResult, NextStep, OpenOrder, OrderState, OutboxEntry, OutboxStats,
-    RedirectRecord, Scope, Sinks, Store, StoreError, Suspension, Topics, Warned, Warning, RULE_WEB,
+    RedirectRecord, Scope, Sinks, Store, StoreError, Suspension, Topics, Warned, Warning,
+    PAGE_REFUSAL_HOLD, RULE_WEB,
 };
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -176,6 +177,19 @@ INSERT INTO prune_cursor(what, after) VALUES ('outbox', 0);
 CREATE INDEX dedupe_created ON dedupe(created_at);
 "#,
     ),
+    // A page's refusal held for `PAGE_REFUSAL_HOLD` instead of deleted after its commit (see
+    // `Claim::keep`): `expires_at` (unix seconds; NULL: kept). Additive, and quick (a column
+    // with no default rewrites nothing): a gateway of schema 3 runs on it, reading every row
+    // as kept. Beside a new node, such an old node gives a held page refusal to the same page
+    // until the retention removes it, instead of hearing it afresh after the hold, and its own
+    // page refusals are still deleted after their commit (the old window, on its refusals).
+    (
+        4,
+        3,
+        r#"
+ALTER TABLE dedupe ADD COLUMN expires_at BIGINT;
+"#,
+    ),
 ];
 
 /// Advisory lock key for migrations ("12345" on the hotline's number).
@@ -187,13 +201,22 @@ const MIGRATION_LOCK: i64 = 12345;
 /// platform's retry on another node) waits on the unique index, then finds it taken, and then
 /// nothing else is written. Answers whether the orders were stored.
 ///
+/// A page's refusal whose hold has passed (`expires_at` at or before now, see
+/// [`super::Claim::keep`]) counts as no record: the claim takes it over, in the same statement
+/// (`DO UPDATE ... WHERE`). On a row another transaction is writing, that waits for it as
+/// `DO NOTHING` does, and then evaluates the `WHERE` on the committed row: a refusal still
+/// held, or any kept answer, is left as it is and nothing is returned (the row is only
+/// locked until this statement's end), so the copy of a page that waited on a refusal's
+/// claim gives that refusal.
+///
 /// Parameters: $1 dedupe key (or NULL), $2 its answer, $3 now; $4..$7 the orders' numbers,
 /// identities, categories, texts; $8 their dispatch bodies; $9..$11 event sinks, topics,
 /// payloads.
 const COMMIT_INTAKE: &str = "\
 WITH claim AS ( \
     INSERT INTO dedupe(key, outcome, created_at) SELECT $1::text, $2, $3 WHERE $1 IS NOT NULL \
-    ON CONFLICT (key) DO NOTHING RETURNING 1), \
+    ON CONFLICT (key) DO UPDATE SET outcome = $2, created_at = $3, expires_at = NULL \
+    WHERE dedupe.expires_at IS NOT NULL AND dedupe.expires_at <= $3 RETURNING 1), \
 go AS (SELECT ($1::text IS NULL OR EXISTS (SELECT 1 FROM claim)) AS ok), \
 o AS ( \
     INSERT INTO orders(number, identity, category, content, created_at) \
@@ -707,12 +730,19 @@ async fn count_depth(pool: &Pool, depth: &AtomicU64) -> Result<(), StoreError> {
     Ok(())
 }
 
-async fn recall_in<C: GenericClient>(c: &C, key: &str) -> Result<Option<Outcome>, StoreError> {
+/// The answer under `key` as it stands at `now`: a page's refusal whose hold has passed is none.
+async fn recall_in<C: GenericClient>(
+    c: &C,
+    key: &str,
+    now: i64,
+) -> Result<Option<Outcome>, StoreError> {
     let st = c
-        .prepare_cached("SELECT outcome FROM dedupe WHERE key = $1")
+        .prepare_cached(
+            "SELECT outcome FROM dedupe WHERE key = $1 AND (expires_at IS NULL OR expires_at > $2)",
+        )
         .await
         .map_err(map_err)?;
-    match c.query_opt(&st, &[&key]).await.map_err(map_err)? {
+    match c.query_opt(&st, &[&key, &now]).await.map_err(map_err)? {
         // An empty outcome is a claim by a commit still in flight (never visible outside it).
         Some(r) => {
             let text: String = r.get(0);
@@ -854,7 +884,7 @@ impl Store for PgStore {
             // racing us on another node (the claim waited for that commit). Its answer stands.
             metrics::counter!("hotline_dedupe_races_total").increment(1);
             let earlier = match &intake.dedupe_key {
-                Some(key) => recall_in(&c, key).await?,
+                Some(key) => recall_in(&c, key, intake.now).await?,
                 None => None,
             };
             return match earlier {
@@ -879,7 +909,8 @@ impl Store for PgStore {
         let st = c
             .prepare_cached(
                 "INSERT INTO dedupe(key, outcome, created_at) VALUES ($1, $2, $3) \
-                 ON CONFLICT (key) DO NOTHING",
+                 ON CONFLICT (key) DO UPDATE SET outcome = $2, created_at = $3, expires_at = NULL \
+                 WHERE dedupe.expires_at IS NOT NULL AND dedupe.expires_at <= $3",
             )
             .await
             .map_err(map_err)?;
@@ -890,14 +921,14 @@ impl Store for PgStore {
         // Another node remembered its answer first (the same push decided on two nodes at
         // once): that one stands.
         if inserted == 0 {
-            return recall_in(&c, &key).await;
+            return recall_in(&c, &key, now).await;
         }
         Ok(None)
     }
 
-    async fn recall(&self, key: String) -> Result<Option<Outcome>, StoreError> {
+    async fn recall(&self, key: String, now: i64) -> Result<Option<Outcome>, StoreError> {
         let c = self.client().await?;
-        recall_in(&c, &key).await
+        recall_in(&c, &key, now).await
     }
 
     async fn record_redirect(&self, r: RedirectRecord) -> Result<(), StoreError> {
@@ -1340,18 +1371,24 @@ impl Store for PgStore {
         // of 2026-12-07 the claim came after the count, and none was taken when the reminders
         // were used up: the same page sent to two nodes at once was accepted on one and
         // suspended (15 of 30 trials) or reminded (7 of 30) on the other.
+        // A page's refusal is held for `PAGE_REFUSAL_HOLD` (its `expires_at`), not deleted:
+        // see `Claim::keep`. One whose hold has passed is taken over, as `COMMIT_INTAKE` does.
         let mut claimed = None;
         if let Some(cl) = claim {
+            let expires_at = (!cl.keep).then(|| w.at.saturating_add(PAGE_REFUSAL_HOLD));
             let inserted = tx
                 .execute(
-                    "INSERT INTO dedupe(key, outcome, created_at) VALUES ($1, '', $2) \
-                     ON CONFLICT (key) DO NOTHING",
-                    &[&cl.key, &w.at],
+                    "INSERT INTO dedupe(key, outcome, created_at, expires_at) \
+                     VALUES ($1, '', $2, $3) \
+                     ON CONFLICT (key) DO UPDATE SET outcome = '', created_at = $2, \
+                     expires_at = $3 \
+                     WHERE dedupe.expires_at IS NOT NULL AND dedupe.expires_at <= $2",
+                    &[&cl.key, &w.at, &expires_at],
                 )
                 .await
                 .map_err(map_err)?;
             if inserted == 0 {
-                if let Some(earlier) = recall_in(&tx, &cl.key).await? {
+                if let Some(earlier) = recall_in(&tx, &cl.key, w.at).await? {
                     return Ok(Warned::Answered(earlier));
                 }
             } else {
@@ -1417,24 +1454,10 @@ impl Store for PgStore {
             .await
             .map_err(map_err)?;
         }
+        // A page's refusal stays under its key until its hold passes (it is not deleted after
+        // the commit as it was until 2026-12-07: a copy of the page that waited on the claim
+        // and woke after that deletion answered 503 or stored the order).
         commit(tx).await?;
-        if let Some(cl) = claimed.filter(|c| !c.keep) {
-            // A page's refusal is not kept (sent again after the wait, it is heard afresh), but
-            // it is deleted only now, after the commit: a commit of the same page on another
-            // node that waited on the claim has then found this answer and given it. Deleted in
-            // the transaction, the claim vanished under that commit, which stored the order.
-            let deleted = c
-                .execute(
-                    "DELETE FROM dedupe WHERE key = $1 AND outcome = $2",
-                    &[&cl.key, &answer],
-                )
-                .await;
-            if let Err(e) = deleted {
-                // The answer stands and is given; the page sent again gets it again until
-                // the retention deletes it.
-                tracing::warn!(error = %e, "A page's refusal not released; its retry gets it again.");
-            }
-        }
         Ok(warned)
     }
 

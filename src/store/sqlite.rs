@@ -1335,7 +1335,10 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn recall(&self, key: String) -> Result<Option<Outcome>, StoreError> {
+    async fn recall(&self, key: String, now: i64) -> Result<Option<Outcome>, StoreError> {
+        // Nothing here expires (no page refusal is kept: see `Claim::keep`), so `now` does not
+        // matter.
+        let _ = now;
         self.read_quick(move |conn| recall_in(conn, &key)).await
     }
 
@@ -2694,11 +2697,11 @@ mod tests {
             .unwrap();
         assert_eq!(cursor, due[3].id, "the walk is past the pending message");
         assert_eq!(bodies(), [false, false, true, true, true]);
-        assert_eq!(s.recall("web:old".into()).await.unwrap(), None);
-        assert_eq!(s.recall("cti:old".into()).await.unwrap(), None);
-        assert!(s.recall("web:young".into()).await.unwrap().is_some());
+        assert_eq!(s.recall("web:old".into(), young).await.unwrap(), None);
+        assert_eq!(s.recall("cti:old".into(), young).await.unwrap(), None);
+        assert!(s.recall("web:young".into(), young).await.unwrap().is_some());
         assert_eq!(
-            s.recall("cti:young".into()).await.unwrap(),
+            s.recall("cti:young".into(), young).await.unwrap(),
             Some(Outcome::Nothing)
         );
 
