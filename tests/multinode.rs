@@ -2037,7 +2037,7 @@ fn the_answer_remembered_first_stands_on_every_node() {
 #[test]
 fn nodes_reminding_one_caller_at_once_record_the_configured_reminders() {
     use hotline_gateway::store::postgres::PgStore;
-    use hotline_gateway::store::{Store, Warned, Warning};
+    use hotline_gateway::store::{Store, WarnRequest, Warned, Warning};
     let dir = tempfile::tempdir().unwrap();
     let pg = postgres();
     let (db, url, rt) = store_test_db(dir.path(), 4);
@@ -2056,7 +2056,15 @@ fn nodes_reminding_one_caller_at_once_record_the_configured_reminders() {
                 };
                 tokio::spawn(async move {
                     store
-                        .warn("phone:13900000078".into(), w, 1, 2, 0, None, None)
+                        .warn(WarnRequest {
+                            identity: "phone:13900000078".into(),
+                            warning: w,
+                            weight: 1,
+                            limit: 2,
+                            since: 0,
+                            claim: None,
+                            next: None,
+                        })
                         .await
                         .unwrap()
                 })
@@ -2089,7 +2097,7 @@ fn nodes_reminding_one_caller_at_once_record_the_configured_reminders() {
 /// form under a typed phone, which stopped the number's calls again (review finding F2).
 #[test]
 fn warns_suspension_in_its_transaction_holds_in_the_offences_scope_on_postgres() {
-    use hotline_gateway::store::{NextStep, Store, Warned, Warning};
+    use hotline_gateway::store::{NextStep, Store, WarnRequest, Warned, Warning};
     use std::sync::Arc;
     let dir = tempfile::tempdir().unwrap();
     let (_db, url, rt) = store_test_db(dir.path(), 2);
@@ -2111,8 +2119,16 @@ fn warns_suspension_in_its_transaction_holds_in_the_offences_scope_on_postgres()
             reason: "频繁重复提交".into(),
             tz: chrono_tz::Asia::Shanghai,
         };
-        rt.block_on(store.warn(victim.into(), w, 1, limit, at - 3600, None, Some(next)))
-            .unwrap()
+        rt.block_on(store.warn(WarnRequest {
+            identity: victim.into(),
+            warning: w,
+            weight: 1,
+            limit,
+            since: at - 3600,
+            claim: None,
+            next: Some(next),
+        }))
+        .unwrap()
     };
     // What stood or was recorded: (decided_by, length, recorded).
     let step = |w: Warned| match w {
@@ -2381,7 +2397,7 @@ fn page_intake(identity: &str, key: &str, node: u8) -> hotline_gateway::store::I
 fn a_refusal_holding_the_pages_claim_is_the_answer_the_other_nodes_commit_gives() {
     use hotline_adapters::Outcome;
     use hotline_gateway::store::{
-        Claim, IntakeResult, NextStep, Store, Warned, Warning, PAGE_REFUSAL_HOLD,
+        Claim, IntakeResult, NextStep, Store, WarnRequest, Warned, Warning, PAGE_REFUSAL_HOLD,
     };
     let dir = tempfile::tempdir().unwrap();
     let pg = postgres();
@@ -2423,8 +2439,16 @@ fn a_refusal_holding_the_pages_claim_is_the_answer_the_other_nodes_commit_gives(
                 tz: chrono_tz::Asia::Shanghai,
             };
             rt.spawn(async move {
-                two.warn(identity, w, 1, limit, 0, Some(claim), Some(next))
-                    .await
+                two.warn(WarnRequest {
+                    identity,
+                    warning: w,
+                    weight: 1,
+                    limit,
+                    since: 0,
+                    claim: Some(claim),
+                    next: Some(next),
+                })
+                .await
             })
         };
         wait_until("the refusal held after its claim", LONG, || {
@@ -2483,7 +2507,8 @@ fn a_refusal_holding_the_pages_claim_is_the_answer_the_other_nodes_commit_gives(
 fn a_pages_refusal_is_the_answer_to_its_copies_until_its_hold_passes() {
     use hotline_adapters::Outcome;
     use hotline_gateway::store::{
-        Claim, Intake, IntakeResult, NextStep, Store, Warned, Warning, PAGE_REFUSAL_HOLD,
+        Claim, Intake, IntakeResult, NextStep, Store, WarnRequest, Warned, Warning,
+        PAGE_REFUSAL_HOLD,
     };
     let dir = tempfile::tempdir().unwrap();
     let pg = postgres();
@@ -2508,8 +2533,16 @@ fn a_pages_refusal_is_the_answer_to_its_copies_until_its_hold_passes() {
             reason: "频繁重复提交".into(),
             tz: chrono_tz::Asia::Shanghai,
         };
-        rt.block_on(two.warn(identity.into(), w, 1, 2, 0, Some(claim), Some(next)))
-            .unwrap()
+        rt.block_on(two.warn(WarnRequest {
+            identity: identity.into(),
+            warning: w,
+            weight: 1,
+            limit: 2,
+            since: 0,
+            claim: Some(claim),
+            next: Some(next),
+        }))
+        .unwrap()
     };
     let copy = |now: i64| {
         let intake = Intake {
@@ -2567,7 +2600,7 @@ fn a_pages_refusal_is_the_answer_to_its_copies_until_its_hold_passes() {
 #[test]
 fn a_pages_refusal_past_its_hold_is_taken_over_by_the_next_answer() {
     use hotline_adapters::Outcome;
-    use hotline_gateway::store::{Claim, Store, Warned, Warning, PAGE_REFUSAL_HOLD};
+    use hotline_gateway::store::{Claim, Store, WarnRequest, Warned, Warning, PAGE_REFUSAL_HOLD};
     let dir = tempfile::tempdir().unwrap();
     let (_db, url, rt) = store_test_db(dir.path(), 2);
     let store = pg_store(&rt, &url, 1, Duration::from_secs(5));
@@ -2583,8 +2616,16 @@ fn a_pages_refusal_past_its_hold_is_taken_over_by_the_next_answer() {
             retry_after: 600,
             keep: false,
         };
-        rt.block_on(store.warn(identity.into(), w, 1, 5, 0, Some(claim), None))
-            .unwrap()
+        rt.block_on(store.warn(WarnRequest {
+            identity: identity.into(),
+            warning: w,
+            weight: 1,
+            limit: 5,
+            since: 0,
+            claim: Some(claim),
+            next: None,
+        }))
+        .unwrap()
     };
     let refusal = |left| Outcome::Throttled {
         retry_after: 600,
@@ -2628,7 +2669,9 @@ fn a_pages_refusal_past_its_hold_is_taken_over_by_the_next_answer() {
 #[test]
 fn a_suspension_is_not_started_for_a_page_whose_commit_is_in_flight() {
     use hotline_adapters::Outcome;
-    use hotline_gateway::store::{Claim, IntakeResult, NextStep, Store, Warned, Warning};
+    use hotline_gateway::store::{
+        Claim, IntakeResult, NextStep, Store, WarnRequest, Warned, Warning,
+    };
     let dir = tempfile::tempdir().unwrap();
     let pg = postgres();
     let (db, url, rt) = store_test_db(dir.path(), 4);
@@ -2675,8 +2718,16 @@ fn a_suspension_is_not_started_for_a_page_whose_commit_is_in_flight() {
             tz: chrono_tz::Asia::Shanghai,
         };
         rt.spawn(async move {
-            two.warn(identity.into(), w, 1, 0, 0, Some(claim), Some(next))
-                .await
+            two.warn(WarnRequest {
+                identity: identity.into(),
+                warning: w,
+                weight: 1,
+                limit: 0,
+                since: 0,
+                claim: Some(claim),
+                next: Some(next),
+            })
+            .await
         })
     };
     wait_until("the refusal waits for the commit, or is done", LONG, || {

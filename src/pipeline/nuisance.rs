@@ -21,7 +21,7 @@
 //!   quota is not counted (nobody is refused by it) until a sweep frees room.
 
 use crate::pipeline::redis_limiter::{Decision, RedisGcra};
-use crate::store::{Claim, NextStep, Store, StoreError, Suspension, Warned, Warning};
+use crate::store::{Claim, NextStep, Store, StoreError, Suspension, WarnRequest, Warned, Warning};
 pub use crate::store::{Scope, RULE_WEB};
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::NoOpMiddleware;
@@ -709,15 +709,15 @@ impl<C: Clock + Clone> Ladder<C> {
         };
         match self
             .store
-            .warn(
-                id.to_string(),
-                w,
+            .warn(WarnRequest {
+                identity: id.to_string(),
+                warning: w,
                 weight,
-                self.cfg.warnings,
-                window_start,
+                limit: self.cfg.warnings,
+                since: window_start,
                 claim,
-                Some(next),
-            )
+                next: Some(next),
+            })
             .await?
         {
             Warned::Answered(earlier) => return Ok(earlier),

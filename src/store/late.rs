@@ -9,9 +9,9 @@
 
 use super::broken::BrokenStore;
 use super::{
-    CallerRecord, Claim, DeadFilter, DeadLetter, Delivery, EventRow, Intake, IntakeResult,
-    NextStep, OpenOrder, OrderState, OutboxEntry, OutboxStats, Pruned, RedirectRecord, Scope,
-    Store, StoreError, Suspension, Topics, Warned, Warning,
+    CallerRecord, DeadFilter, DeadLetter, Delivery, EventRow, Intake, IntakeResult, OpenOrder,
+    OrderState, OutboxEntry, OutboxStats, Pruned, RedirectRecord, Scope, Store, StoreError,
+    Suspension, Topics, WarnRequest, Warned, Warning,
 };
 use async_trait::async_trait;
 use hotline_adapters::Outcome;
@@ -138,20 +138,8 @@ impl Store for LateStore {
     ) -> Result<u32, StoreError> {
         self.now().warnings_since(identity, since, scope).await
     }
-    #[allow(clippy::too_many_arguments)]
-    async fn warn(
-        &self,
-        identity: String,
-        w: Warning,
-        weight: u32,
-        limit: u32,
-        since: i64,
-        claim: Option<Claim>,
-        next: Option<NextStep>,
-    ) -> Result<Warned, StoreError> {
-        self.now()
-            .warn(identity, w, weight, limit, since, claim, next)
-            .await
+    async fn warn(&self, req: WarnRequest) -> Result<Warned, StoreError> {
+        self.now().warn(req).await
     }
     async fn record_suspension(&self, s: Suspension) -> Result<Option<Suspension>, StoreError> {
         self.now().record_suspension(s).await

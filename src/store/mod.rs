@@ -522,6 +522,29 @@ pub struct Claim {
 /// refusal once more.
 pub const PAGE_REFUSAL_HOLD: i64 = 10;
 
+/// One step of the ladder for [`Store::warn`] to count and record: a reminder, or with the
+/// reminders used up the next step (under the claim of the submission's key, if it has one).
+#[derive(Debug, Clone)]
+pub struct WarnRequest {
+    /// The (canonical) identity the reminder is for.
+    pub identity: String,
+    /// The reminder: when, on which channel (its scope, see [`Scope::of_channel`]) and its
+    /// evidence.
+    pub warning: Warning,
+    /// How many reminders it counts for (at least one): an agent's flag counts two.
+    pub weight: u32,
+    /// The reminders allowed in the window; at that many, the next step is a suspension.
+    pub limit: u32,
+    /// The window's start (unix seconds): reminders before it no longer count.
+    pub since: i64,
+    /// The submission's dedupe key, claimed before anything is counted, if it has one.
+    pub claim: Option<Claim>,
+    /// The ladder's next step, for a store shared by several nodes to record when the
+    /// reminders are used up ([`Warned::Suspended`]); without it, or on a store that leaves it
+    /// to the caller, [`Warned::Exhausted`].
+    pub next: Option<NextStep>,
+}
+
 /// The next step of the ladder, for [`Store::warn`] to record when the reminders are used up,
 /// under the same claim and lock as the count.
 #[derive(Debug, Clone)]
@@ -762,35 +785,35 @@ pub trait Store: Send + Sync {
         since: i64,
         scope: Scope,
     ) -> Result<u32, StoreError>;
-    /// Records `weight` reminders for `identity` (each a warning, with its event) unless
-    /// `limit` are in the window since `since` (after its last reset) already, and then claims
-    /// `claim`'s key (the window counts the warnings that hold in the scope of `w`'s channel,
-    /// see [`warnings_since`](Self::warnings_since)): when an answer stands under it (the same push or page taken on another
-    /// node meanwhile), that is returned and nothing is recorded. On several nodes the count,
+    /// Records `req.weight` reminders for `req.identity` (each the warning `req.warning`, with
+    /// its event) unless `req.limit` are in the window since `req.since` (after its last
+    /// reset) already, and then claims `req.claim`'s key (the window counts the warnings that
+    /// hold in the scope of the warning's channel, see
+    /// [`warnings_since`](Self::warnings_since)): when an answer stands under it (the same push
+    /// or page taken on another node meanwhile), that is returned and nothing is recorded. See
+    /// [`WarnRequest`] for each part. On several nodes the count,
     /// the claim and the inserts are one transaction under the identity's suspension lock, so
     /// two nodes refusing one caller at once do not both record its last reminder.
-    /// With `next`, a store shared by several nodes records the suspension that follows
+    /// With `req.next`, a store shared by several nodes records the suspension that follows
     /// used-up reminders in that transaction too, the key claimed before the count, so a copy
     /// another node took meanwhile is answered as it was and nothing is recorded
-    /// ([`Warned::Suspended`]). That suspension holds in the scope of `w`'s channel, exactly
+    /// ([`Warned::Suspended`]). That suspension holds in the scope of the warning's channel, exactly
     /// as [`record_suspension`](Self::record_suspension)'s would: on the web form it is
     /// [`RULE_WEB`] and any active suspension stops it; on a verified channel it is `rule`,
     /// its step counts only the rule's for every channel, and an active web-only suspension
     /// does not stop it.
     /// This default suits one node (its escalation lock serialises the steps): it leaves the
     /// suspension to the caller ([`Warned::Exhausted`]).
-    #[allow(clippy::too_many_arguments)]
-    async fn warn(
-        &self,
-        identity: String,
-        w: Warning,
-        weight: u32,
-        limit: u32,
-        since: i64,
-        claim: Option<Claim>,
-        next: Option<NextStep>,
-    ) -> Result<Warned, StoreError> {
-        let _ = next;
+    async fn warn(&self, req: WarnRequest) -> Result<Warned, StoreError> {
+        let WarnRequest {
+            identity,
+            warning: w,
+            weight,
+            limit,
+            since,
+            claim,
+            next: _,
+        } = req;
         let scope = Scope::of_channel(&w.channel);
         let before = self.warnings_since(identity.clone(), since, scope).await?;
         if before >= limit {

@@ -28,10 +28,10 @@
 //! is no writer thread here.
 
 use super::{
-    event_rows, order_number, CallerRecord, Claim, DeadFilter, DeadLetter, Delivery, EventRow,
-    Intake, IntakeResult, NextStep, OpenOrder, OrderState, OutboxEntry, OutboxStats,
-    RedirectRecord, Scope, Sinks, Store, StoreError, Suspension, Topics, Warned, Warning,
-    PAGE_REFUSAL_HOLD, RULE_WEB,
+    event_rows, order_number, CallerRecord, DeadFilter, DeadLetter, Delivery, EventRow, Intake,
+    IntakeResult, NextStep, OpenOrder, OrderState, OutboxEntry, OutboxStats, RedirectRecord, Scope,
+    Sinks, Store, StoreError, Suspension, Topics, WarnRequest, Warned, Warning, PAGE_REFUSAL_HOLD,
+    RULE_WEB,
 };
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -1341,16 +1341,16 @@ impl Store for PgStore {
         Ok(count(n))
     }
 
-    async fn warn(
-        &self,
-        identity: String,
-        w: Warning,
-        weight: u32,
-        limit: u32,
-        since: i64,
-        claim: Option<Claim>,
-        next: Option<NextStep>,
-    ) -> Result<Warned, StoreError> {
+    async fn warn(&self, req: WarnRequest) -> Result<Warned, StoreError> {
+        let WarnRequest {
+            identity,
+            warning: w,
+            weight,
+            limit,
+            since,
+            claim,
+            next,
+        } = req;
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(map_err)?;
         // The same lock as `record_suspension`: the count and the inserts of one node cannot
