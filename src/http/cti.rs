@@ -371,10 +371,11 @@ async fn decide(
         }
         CallKind::Flagged { agent, reason } => match &caller {
             Some(id) => {
-                // The agent's id stays in the evidence: an abusive caller is not told who
-                // reported them.
+                // The agent's id and words stay in the evidence: an abusive caller is not told
+                // who reported them, nor anything else the agent wrote (a neighbour's name and
+                // address); the public reason names the kind of offence only.
                 let evidence = format!("话务员{agent}标记：{reason}");
-                let public = format!("话务员标记：{reason}");
+                let public = crate::pipeline::nuisance::flagged_offence(reason);
                 pipeline
                     .ladder
                     .offence(id, "cti", &evidence, &public, 2, t)

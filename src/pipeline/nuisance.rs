@@ -189,9 +189,44 @@ pub fn rule_reason(per: Duration) -> String {
 
 /// The reason of a suspension an offence led to (an agent's abuse flag, a long call with no
 /// matter): not worded for the quota, since the person need not have submitted anything; the
-/// offence itself follows it (`扰乱热线秩序…：话务员标记：辱骂话务员`).
+/// offence itself follows it (`扰乱热线秩序…：话务员标记：辱骂`, see [`flagged_offence`]).
 pub fn offence_reason() -> &'static str {
     "扰乱热线秩序，经提醒后仍未改正（《管理办法》第三十二条）"
+}
+
+/// Kinds of offence an agent's flag may name, as the words in the flag that mean them and the
+/// word the person hears: the public part of a flag's suspension reason is built from these
+/// alone (see [`flagged_offence`]).
+const FLAG_KINDS: [(&[&str], &str); 6] = [
+    (&["辱骂", "谩骂", "骂人", "脏话", "侮辱"], "辱骂"),
+    (&["威胁", "恐吓"], "威胁"),
+    (&["骚扰"], "骚扰"),
+    (&["占线", "不说话", "无声"], "恶意占线"),
+    (&["纠缠"], "无理纠缠"),
+    (&["谎报", "虚假", "假报"], "谎报"),
+];
+
+/// What the person (and the events and mail that carry a suspension's reason) is told of an
+/// agent's flag: the kinds of offence its text names, in fixed words (`话务员标记：辱骂、威胁`),
+/// or a fixed sentence when it names none. The agent's own words stay in the warning's
+/// evidence, which only operators read.
+///
+/// Until 2026-12-07 the flag's text itself became the public reason (phone numbers, e-mails
+/// and ids masked): an agent's note such as "来电人威胁邻居欧阳娜娜（朝阳区建国路88号…），话务员
+/// 王小明工号1234被辱骂" was read to the flagged caller, given to anyone who typed the caller's
+/// number into the web form, and published on MQTT and in the supervisors' mail, with the
+/// neighbour's name and address and the agent's name and badge (the privacy review's F1).
+pub fn flagged_offence(flag: &str) -> String {
+    let kinds: Vec<&str> = FLAG_KINDS
+        .iter()
+        .filter(|(words, _)| words.iter().any(|w| flag.contains(w)))
+        .map(|(_, kind)| *kind)
+        .collect();
+    if kinds.is_empty() {
+        "话务员标记的扰乱热线秩序行为".to_string()
+    } else {
+        format!("话务员标记：{}", kinds.join("、"))
+    }
 }
 
 /// A period as a person says it: 一小时, 2小时, 30分钟, 一天.
@@ -968,6 +1003,26 @@ mod tests {
     use crate::store::sqlite::SqliteStore;
     use governor::clock::FakeRelativeClock;
     use hotline_adapters::Channel;
+
+    /// An agent's flag is told in fixed words: the kinds of offence it names, else a fixed
+    /// sentence; nothing else the agent wrote.
+    #[test]
+    fn a_flag_is_told_by_the_kinds_of_offence_it_names() {
+        assert_eq!(flagged_offence("辱骂话务员"), "话务员标记：辱骂");
+        assert_eq!(
+            flagged_offence("来电人恐吓邻居张三（建国路88号），还骂人"),
+            "话务员标记：辱骂、威胁"
+        );
+        assert_eq!(
+            flagged_offence("打来不说话，一天二十次"),
+            "话务员标记：恶意占线"
+        );
+        assert_eq!(
+            flagged_offence("住在幸福小区3号楼的李四"),
+            "话务员标记的扰乱热线秩序行为"
+        );
+        assert_eq!(flagged_offence(""), "话务员标记的扰乱热线秩序行为");
+    }
 
     /// The tests' ladder: a quota of 3 an hour, two reminders, then 1 h and 24 h.
     fn config() -> LadderConfig {
