@@ -1397,11 +1397,9 @@ fn an_order_status_lookup_follows_no_redirect() {
     );
 }
 
-/// The contract: the status answer "never holds personal data", and anyone with an order's
-/// number may ask. Dispatch cores write contacts into their statuses; until 2026-12-07 the
-/// gateway passed them on as they came (the review's status, below).
-#[test]
-fn an_order_status_shows_no_personal_data_dispatch_wrote_into_it() {
+/// A dispatch that answers every status lookup with `status` and anything else with `{}`;
+/// its URL.
+fn dispatch_answering_status(status: &'static str) -> String {
     use std::io::{BufRead, BufReader, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let dispatch = format!("http://{}", listener.local_addr().unwrap());
@@ -1418,7 +1416,7 @@ fn an_order_status_shows_no_personal_data_dispatch_wrote_into_it() {
                 header.clear();
             }
             let body = if line.starts_with("GET /work-orders/") {
-                r#"{"status":"已派单，网格员（13957100001）已联系反映人孙八（13512340001，sun.ba@example.cn），地址上城区解放路9号","unit":"上城区城管局 联系人 ０５７１－８７０００００１"}"#
+                status
             } else {
                 "{}"
             };
@@ -1432,10 +1430,12 @@ fn an_order_status_shows_no_personal_data_dispatch_wrote_into_it() {
             );
         }
     });
-    let dir = tempfile::tempdir().unwrap();
-    let gw = Gateway::start(dir.path(), &dispatch, "");
-    let (s, b) = gw.submit(json!({"content": "井盖丢失请尽快修复", "name": "孙八",
-        "phone": "13512340001", "email": "sun.ba@example.cn", "address": "上城区解放路9号"}));
+    dispatch
+}
+
+/// `GET /v1/orders/{number}` of the order `gw` makes of `form`, as text.
+fn status_shown(gw: &Gateway, form: serde_json::Value) -> String {
+    let (s, b) = gw.submit(form);
     assert_eq!(s, 202, "{b}");
     let n = numbers(&b).remove(0);
     let r: serde_json::Value = client()
@@ -1444,10 +1444,27 @@ fn an_order_status_shows_no_personal_data_dispatch_wrote_into_it() {
         .unwrap()
         .json()
         .unwrap();
-    let shown = r.to_string();
+    r.to_string()
+}
+
+/// The contract: the status answer "never holds personal data", and anyone with an order's
+/// number may ask. Dispatch cores write contacts into their statuses; until 2026-12-07 the
+/// gateway passed them on as they came (the review's status, below).
+#[test]
+fn an_order_status_shows_no_personal_data_dispatch_wrote_into_it() {
+    let dispatch = dispatch_answering_status(
+        r#"{"status":"已派单，网格员（13957100001）已联系反映人孙八（13512340001，sun.ba@example.cn），地址上城区解放路9号","unit":"上城区城管局 联系人 ０５７１－８７０００００１"}"#,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let gw = Gateway::start(dir.path(), &dispatch, "");
+    let shown = status_shown(
+        &gw,
+        json!({"content": "井盖丢失请尽快修复", "name": "孙八",
+        "phone": "13512340001", "email": "sun.ba@example.cn", "address": "上城区解放路9号"}),
+    );
     assert!(
         shown.contains("已派单") && shown.contains("上城区城管局"),
-        "{r}"
+        "{shown}"
     );
     for raw in [
         "孙八",
@@ -1457,7 +1474,46 @@ fn an_order_status_shows_no_personal_data_dispatch_wrote_into_it() {
         "解放路",
         "８７００",
     ] {
-        assert!(!shown.contains(raw), "{raw}: {r}");
+        assert!(!shown.contains(raw), "{raw}: {shown}");
+    }
+}
+
+/// The review's two gaps (2026-12-07): a house number in Chinese numerals or full-width
+/// digits, and the names and work numbers of the staff dispatch writes into its status, were
+/// shown to anyone with the order's number. A role, a surname with a title and the district
+/// stay.
+#[test]
+fn an_order_status_shows_no_house_number_in_numerals_nor_a_staff_name() {
+    let dispatch = dispatch_answering_status(
+        r#"{"status":"网格员王建国已联系和平区南京路七十七号三单元五〇二室住户，维修工张三（工号1234）已上门，十二栋二十三号楼、７７号同查","unit":"和平区房管局 联系人李科长"}"#,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let gw = Gateway::start(dir.path(), &dispatch, "");
+    let shown = status_shown(
+        &gw,
+        json!({"content": "楼道灯不亮请修理", "name": "孙八",
+        "phone": "13512340001", "address": "上城区解放路9号"}),
+    );
+    for kept in [
+        "网格员王**",
+        "和平区南京路***号",
+        "维修工张**",
+        "和平区房管局 联系人李科长",
+    ] {
+        assert!(shown.contains(kept), "{kept}: {shown}");
+    }
+    for raw in [
+        "王建国",
+        "七十七",
+        "三单元",
+        "五〇二",
+        "十二栋",
+        "二十三",
+        "７７",
+        "张三",
+        "1234",
+    ] {
+        assert!(!shown.contains(raw), "{raw}: {shown}");
     }
 }
 

@@ -196,6 +196,7 @@ fn shown(text: &str, sent: Option<&str>) -> Option<String> {
     let sent = sent.filter(|s| has_data(Some(s)))?;
     let masked = crate::relay::mask_order_data(text, sent);
     let masked = mask_shared_runs(&masked, sent);
+    let masked = mask_staff_names(&masked);
     Some(hotline_adapters::mask::scrub_text_and_ids(&masked))
 }
 
@@ -305,28 +306,51 @@ fn division_prefix(address: &[char]) -> Vec<Vec<char>> {
     prefixes
 }
 
+/// Chinese numerals a house, building or room number may be written in (`七十七号`,
+/// `五〇二室`, `二十三号楼`), the financial forms and the spoken `幺` with them. `两` and `万`
+/// are not: a house number never uses them, and they count things (`两户`, `万一`).
+const CHINESE_DIGITS: &str = "〇零一二三四五六七八九十百千幺壹贰叁肆伍陆柒捌玖拾佰仟";
+
+/// Whether `c` is a digit of a house number: ASCII, full-width, or a Chinese numeral.
+fn house_digit(c: char) -> bool {
+    c.is_ascii_digit() || ('０'..='９').contains(&c) || CHINESE_DIGITS.contains(c)
+}
+
 /// `text` with the digits of every house, building, unit and room number masked (see
-/// [`HOUSE_NUMBER_ENDS`]), in ASCII or full-width digits.
+/// [`HOUSE_NUMBER_ENDS`]), in ASCII, full-width digits or Chinese numerals. Until 2026-12-07
+/// only ASCII and full-width digits were: `南京路七十七号`, `三单元五〇二室`, `十二栋` were
+/// shown. A day (`12月8号`, `十二月八号`: a number after a month) stays, like any date.
+///
+/// A Chinese numeral before `单` is a unit only as `单元` (`一单` is "one order"); other
+/// words that end in a numeral before such a character (`统一号召`) are masked too: a
+/// character too many is masked rather than a house number shown.
 fn mask_house_numbers(text: &str) -> String {
-    let digit = |c: char| c.is_ascii_digit() || ('０'..='９').contains(&c);
     let chars: Vec<char> = text.chars().collect();
     let mut out = String::with_capacity(text.len());
     let mut i = 0;
     while i < chars.len() {
         let end = (i..chars.len())
-            .find(|&j| !digit(chars[j]))
+            .find(|&j| !house_digit(chars[j]))
             .unwrap_or(chars.len());
         if end > i {
-            let numbered = chars
-                .get(end)
-                .is_some_and(|c| HOUSE_NUMBER_ENDS.contains(c));
-            if numbered {
+            let run = &chars[i..end];
+            let chinese = run.iter().any(|c| CHINESE_DIGITS.contains(*c));
+            let numbered = match chars.get(end) {
+                Some('单') if chinese => chars.get(end + 1) == Some(&'元'),
+                Some(c) => HOUSE_NUMBER_ENDS.contains(c),
+                None => false,
+            };
+            let day = matches!(chars.get(end), Some('号' | '日'))
+                && i >= 2
+                && chars[i - 1] == '月'
+                && house_digit(chars[i - 2]);
+            if numbered && !day {
                 // Right after a masked road (`***` `***号`), one mask says it.
                 if !out.ends_with("***") {
                     out.push_str("***");
                 }
             } else {
-                out.extend(&chars[i..end]);
+                out.extend(run);
             }
             i = end;
         } else {
@@ -335,6 +359,154 @@ fn mask_house_numbers(text: &str) -> String {
         }
     }
     out
+}
+
+/// Words that name a person's role right before the person's name, as dispatch cores write
+/// them (`网格员张伟`, `联系人：李四`): the hotline's staff and the people a matter is about.
+/// The longest first, so `社区网格员` is not read as `网格员` after `社区`.
+const ROLES_BEFORE_NAME: [&str; 24] = [
+    "工作人员",
+    "社区干部",
+    "网格员",
+    "经办人",
+    "承办人",
+    "办理人",
+    "处理人",
+    "联系人",
+    "负责人",
+    "责任人",
+    "话务员",
+    "接线员",
+    "督办员",
+    "回访员",
+    "维修工",
+    "维修员",
+    "管理员",
+    "反映人",
+    "来电人",
+    "投诉人",
+    "举报人",
+    "诉求人",
+    "当事人",
+    "民警",
+];
+
+/// Titles said after a surname (`王师傅`, `李科长`): a surname and a title are what staff say
+/// at the door, and stay.
+const TITLES: [&str; 20] = [
+    "师傅", "科长", "主任", "书记", "队长", "经理", "局长", "处长", "所长", "站长", "组长", "部长",
+    "警官", "老师", "同志", "先生", "女士", "阿姨", "大姐", "大爷",
+];
+
+/// Characters that, after a role word, begin what is not a name (`网格员已上门`,
+/// `联系人电话`, `工作人员将于`), and that end a name before them (`张伟已联系`): verbs,
+/// prepositions and particles dispatch text puts there. A given name may hold one of them
+/// (`李向东`), and then the rest of it shows; the common ones are not here.
+const NOT_A_NAME: &str = "已于在将对到与和及的为称表联上电回前去来说并经会告打致向把被给等均也都再又就了是不没\
+                          未按根依督协随即们现核处进入多次员人系由派请找叫姓仍暂尚该此这那需应可能以从通均现";
+
+/// Whether `c` is a Chinese character (CJK Unified Ideographs and their Extension A).
+fn han(c: char) -> bool {
+    ('\u{4E00}'..='\u{9FFF}').contains(&c) || ('\u{3400}'..='\u{4DBF}').contains(&c)
+}
+
+/// Whether `c` may be a character of a name.
+fn name_char(c: char) -> bool {
+    han(c) && !NOT_A_NAME.contains(c)
+}
+
+/// Two-character surnames, kept whole (`欧阳**`).
+const COMPOUND_SURNAMES: [&str; 12] = [
+    "欧阳", "司马", "诸葛", "上官", "东方", "皇甫", "令狐", "慕容", "夏侯", "公孙", "司徒", "端木",
+];
+
+/// `text` with the names and work numbers of the people dispatch writes about masked to their
+/// surname (`网格员张伟` → `网格员张**`, `张三（工号1234）` → `张**（工号****）`); a
+/// surname with a title (`王师傅`, `联系人李科长`) stays. Written down on 2026-12-07 (the
+/// review's staff names): whoever has an order's number may ask its status, and that is not
+/// always the person who filed it (numbers are sequential), so the answer names a role and a
+/// surname, what a citizen needs to recognise who came, and never a whole name or a work
+/// number, by which a member of staff can be found and a submitter's neighbour identified. A
+/// citizen who needs more (a complaint about the handler) calls 12345, which knows who asks.
+/// A name is found after a role word ([`ROLES_BEFORE_NAME`]) or before `工号`; one written
+/// with neither (`张伟已上门`) cannot be told from other words and shows.
+fn mask_staff_names(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let starts = |at: usize, word: &str| {
+        let mut word = word.chars();
+        let rest = chars.get(at..).unwrap_or_default();
+        rest.iter().zip(word.by_ref()).all(|(a, b)| *a == b) && word.next().is_none()
+    };
+    let number_at = |at: usize| starts(at, "工号") || starts(at, "警号");
+    let title_at = |at: usize| TITLES.iter().any(|t| starts(at, t));
+    let name_at = |at: usize| chars.get(at).is_some_and(|c| name_char(*c));
+    let space = |c: &char| matches!(c, '：' | ':' | ' ' | '\u{3000}');
+    let mut out: Vec<char> = Vec::with_capacity(chars.len() + 8);
+    let mut i = 0;
+    while i < chars.len() {
+        if let Some(role) = ROLES_BEFORE_NAME.iter().find(|r| starts(i, r)) {
+            i += role.chars().count();
+            out.extend(role.chars());
+            while let Some(c) = chars.get(i).filter(|c| space(c)) {
+                out.push(*c);
+                i += 1;
+            }
+            let surname = match COMPOUND_SURNAMES.iter().find(|s| starts(i, s)) {
+                Some(s) => s.chars().count(),
+                None => 1,
+            };
+            let given = i + surname;
+            // A compound surname is one even when its first character begins words (`上官`).
+            if (surname == 2 || name_at(i)) && name_at(given) && !title_at(given) {
+                out.extend(&chars[i..given]);
+                out.extend(['*', '*']);
+                i = given + 1;
+                // A second given character, unless a title, a work number or a verb follows.
+                if name_at(i) && !title_at(i) && !number_at(i) {
+                    i += 1;
+                }
+            }
+            continue;
+        }
+        let paren = matches!(chars[i], '（' | '(') && number_at(i + 1);
+        if number_at(i) || paren {
+            // The name before it (spaces between): up to three characters back, the first
+            // kept as its surname.
+            let spaces = out.iter().rev().take_while(|c| space(c)).count();
+            let end = out.len() - spaces;
+            let back = out[..end]
+                .iter()
+                .rev()
+                .take(3)
+                .take_while(|c| name_char(**c))
+                .count();
+            if back >= 2 {
+                let tail: Vec<char> = out.split_off(end);
+                out.truncate(end - back + 1);
+                out.extend(['*', '*']);
+                out.extend(tail);
+            }
+            let after = if paren { i + 3 } else { i + 2 };
+            out.extend(&chars[i..after]);
+            i = after;
+            while let Some(c) = chars.get(i).filter(|c| space(c)) {
+                out.push(*c);
+                i += 1;
+            }
+            let digits = chars[i..]
+                .iter()
+                .take_while(|c| c.is_ascii_alphanumeric() || ('０'..='９').contains(*c))
+                .count();
+            if digits > 0 {
+                out.extend(['*', '*', '*', '*']);
+                i += digits;
+            }
+            continue;
+        }
+        out.push(chars[i]);
+        i += 1;
+    }
+    out.into_iter().collect()
 }
 
 /// Whether `sent` holds the order as it was posted (not absent, not cleared by the retention).
@@ -637,11 +809,12 @@ mod tests {
         assert_eq!(unit, "***物业");
         let status = status.as_str().unwrap_or_default();
         assert!(
-            status.starts_with("网格员王五已上门，***路灯已修复"),
+            // The grid worker's role and surname (the staff names' choice of 2026-12-07).
+            status.starts_with("网格员王**已上门，***路灯已修复"),
             "what the citizen needs stays: {status}"
         );
         assert!(
-            said.starts_with("工单2026120801046141：网格员王五已上门"),
+            said.starts_with("工单2026120801046141：网格员王**已上门"),
             "{said}"
         );
     }
@@ -700,7 +873,7 @@ mod tests {
         let (status, unit, _) = submitter_view(&r, |t| format!("t{t}"), Some(sent));
         assert_eq!(
             status,
-            "已派单，网格员张伟（139****0001）已联系反映人孙*（135****0001，s***@example.cn），地址***，已并入工单2026120707784682，预计2026-12-10办结"
+            "已派单，网格员张**（139****0001）已联系反映人孙*（135****0001，s***@example.cn），地址***，已并入工单2026120707784682，预计2026-12-10办结"
         );
         assert_eq!(unit, "上城区城管局 联系人李科长 ０５７*－****０００１");
         let said = remote_sentence("2026120707784681", &r, Some(sent));
@@ -738,5 +911,82 @@ mod tests {
                 (json!("processing"), serde_json::Value::Null)
             );
         }
+    }
+
+    /// The review's gap (2026-12-07): house numbers written in Chinese numerals or full-width
+    /// digits were shown; they are masked like Arabic ones, the district before them stays.
+    #[test]
+    fn house_numbers_in_chinese_numerals_are_masked() {
+        for (text, masked) in [
+            ("和平区南京路七十七号", "和平区南京路***号"),
+            ("三单元五〇二室", "***单元***室"),
+            ("十二栋", "***栋"),
+            ("二十三号楼", "***号楼"),
+            ("７７号", "***号"),
+            ("壹佰零捌号", "***号"),
+            ("一百二十弄三号", "***弄***号"),
+        ] {
+            assert_eq!(mask_house_numbers(text), masked, "{text}");
+        }
+        // A day is a date, not a house number; a numeral that is no house number stays.
+        for text in [
+            "预计十二月八号办结",
+            "预计12月8号办结",
+            "已合并为一单办理",
+            "二十三名居民联名",
+        ] {
+            assert_eq!(mask_house_numbers(text), text);
+        }
+        // Through the whole status, with the order's own address elsewhere.
+        let sent =
+            r#"{"submitter":{"name":"孙八"},"location":{"address":"杭州市上城区解放路9号"}}"#;
+        let r = json!({"status": "已联系和平区南京路七十七号三单元五〇二室住户，十二栋二十三号楼、７７号同查"});
+        let (status, _, _) = submitter_view(&r, |t| format!("t{t}"), Some(sent));
+        assert_eq!(
+            status,
+            "已联系和平区南京路***号***单元***室住户，***栋***号楼、***号同查"
+        );
+    }
+
+    /// Staff names (written down 2026-12-07): a role and a surname are shown, never a whole
+    /// name or a work number; a surname with a title stays.
+    #[test]
+    fn staff_names_show_a_role_and_a_surname_only() {
+        for (text, masked) in [
+            ("网格员张伟已上门", "网格员张**已上门"),
+            ("社区网格员欧阳娜娜已联系", "社区网格员欧阳**已联系"),
+            ("经办人：李小明，电话", "经办人：李**，电话"),
+            ("维修工王五到场", "维修工王**到场"),
+            ("张三（工号1234）已处理", "张**（工号****）已处理"),
+            ("已联系张三丰(工号：A0023)", "已联系张**(工号：****)"),
+            ("维修师傅张三 工号 ８８１２", "维修师傅** 工号 ****"),
+            ("民警赵六警号012345到场", "民警赵**警号****到场"),
+        ] {
+            assert_eq!(mask_staff_names(text), masked, "{text}");
+        }
+        for text in [
+            "王师傅已上门维修",
+            "联系人李科长",
+            "网格员已上门核实",
+            "工作人员将于明日回访",
+            "联系人电话已核实",
+            "反映人孙*",
+        ] {
+            assert_eq!(mask_staff_names(text), text);
+        }
+        let sent = r#"{"submitter":{"name":"孙八"},"location":{"address":"上城区解放路9号"}}"#;
+        let r = json!({"status": "已派单，处理人王伟（工号1234）", "unit": "上城区城管局 联系人李科长"});
+        let (status, unit, _) = submitter_view(&r, |t| format!("t{t}"), Some(sent));
+        assert_eq!(
+            (status, unit),
+            (
+                json!("已派单，处理人王**（工号****）"),
+                json!("上城区城管局 联系人李科长")
+            )
+        );
+        assert_eq!(
+            remote_sentence("1", &r, Some(sent)),
+            "工单1：已派单，处理人王**（工号****），承办单位：上城区城管局 联系人李科长"
+        );
     }
 }
