@@ -131,8 +131,15 @@ fn render(o: &Outcome, tz: chrono_tz::Tz, compact: bool) -> String {
         // a person who sends a matter again because nobody came may be in danger now, and an
         // emergency both the rules and the model missed was told "请耐心等待" and no number
         // (until 2026-12-07).
+        // A possible emergency sent again (the same words: see the pipeline's repeats) is told
+        // its number first, as its order was.
         Outcome::Duplicate { orders } => format!(
-            "您反映的事项已在办理中，工单号：{}。我们已将您的再次反映告知承办单位，请耐心等待。{EMERGENCY_NUMBERS}",
+            "{}您反映的事项已在办理中，工单号：{}。我们已将您的再次反映告知承办单位，请耐心等待。{EMERGENCY_NUMBERS}",
+            orders
+                .iter()
+                .find_map(|o| o.suspected_emergency.as_deref())
+                .map(emergency_first)
+                .unwrap_or_default(),
             numbers_of(orders, compact)
         ),
         // The rules' reasons are whole sentences that already name the number; a bare reason

@@ -1082,6 +1082,149 @@ fn a_stalled_store_still_names_the_number_for_a_possible_emergency() {
     });
 }
 
+/// Holds the journal write of the WeChat push `message` on `gw`'s `main` account as a stuck
+/// disk holds it: a FIFO where the entry's temporary file goes (in `dir`'s `data`), whose
+/// opening for writing waits for a reader. [`release_journal_write`] lets it go on; the write
+/// then fails (a FIFO cannot be fsynced), which a late reply already past its wait ignores.
+fn hold_journal_write(dir: &Path, message: &Value) -> PathBuf {
+    use sha2::Digest;
+    let key = format!(
+        "wechat:main:msg:{}:{}:{}",
+        message["msg_id"],
+        message["from"].as_str().unwrap(),
+        message["create_time"]
+    );
+    let name = hex::encode(&sha2::Sha256::digest(key.as_bytes())[..16]);
+    let journal = dir.join("data").join("pending-pushes");
+    std::fs::create_dir_all(&journal).unwrap();
+    let fifo = journal.join(format!("{name}.tmp"));
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success(), "mkfifo {}", fifo.display());
+    fifo
+}
+
+/// Lets a write held by [`hold_journal_write`] go on: reads the FIFO to its end.
+fn release_journal_write(fifo: &Path) {
+    use std::io::Read;
+    let mut written = Vec::new();
+    std::fs::File::open(fifo)
+        .unwrap()
+        .read_to_end(&mut written)
+        .unwrap();
+    assert!(!written.is_empty(), "the entry was being written");
+}
+
+/// Orders and contacts in the shared outbox.
+fn orders_and_contacts(db: &str) -> (u32, u32) {
+    let count = |kind: &str| -> u32 {
+        postgres()
+            .psql(
+                db,
+                &format!("SELECT count(*) FROM outbox WHERE kind = '{kind}'"),
+            )
+            .parse()
+            .unwrap()
+    };
+    (count("order"), count("contact"))
+}
+
+/// A possible emergency answered past its reply budget whose journal write is stuck is told
+/// the number and that its matter is "not saved yet" (`messages::unsaved_emergency`), while
+/// its intake goes on and stores the order. The person sends the same words again: that is a
+/// repeat of the stored order (art. 17(5)), told the number first again, and its supervisors
+/// alerted again; until 2026-12-07 it made a second order, as a possible emergency was never
+/// judged a repeat.
+#[test]
+fn a_possible_emergency_told_not_saved_yet_and_sent_again_makes_one_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let mut cluster = Cluster::new("unsaved_again", &sim.url);
+    cluster.extra = wechat_account();
+    let gw = cluster.node(dir.path(), 1);
+    let (db, pg) = (cluster.db.clone(), postgres());
+    let lock = pg.session(&db, "BEGIN; LOCK TABLE outbox IN ACCESS EXCLUSIVE MODE;");
+    wait_until("psql holds the outbox lock", LONG, || {
+        (locks_on(&db, "outbox", true) > 0).then_some(())
+    });
+    let openid = "oUnsaved_4Hh8Jj2Kk6Ll0Zz3Xx7";
+    let first_words = "您反映的情况可能是紧急情况：如果危险正在发生，请立即拨打120。";
+    let message = text_message(openid, DOUBTED_NOW);
+    let fifo = hold_journal_write(dir.path(), &message);
+    let said = reply_text(&wx(&gw, json!({"message": message})), openid);
+    assert!(
+        said.starts_with(first_words) && said.contains("暂未能保存"),
+        "the number, and not saved yet: {said}"
+    );
+    // The disk and the store come back: the intake goes on and stores the order.
+    lock.finish("COMMIT;");
+    release_journal_write(&fifo);
+    wait_until("the first order stored", LONG, || {
+        (orders_and_contacts(&db).0 == 1).then_some(())
+    });
+    let number = pg.psql(&db, "SELECT number FROM orders");
+
+    // The same words again, as a new message.
+    let again = reply_text(
+        &wx(&gw, json!({"message": text_message(openid, DOUBTED_NOW)})),
+        openid,
+    );
+    assert!(again.starts_with(first_words), "the number first: {again}");
+    assert!(again.contains(&number), "the stored order: {again}");
+    assert_eq!(orders_and_contacts(&db), (1, 1), "{again}");
+    let review = pg.psql(
+        &db,
+        "SELECT body::json->'emergency_review'->>'number' FROM outbox WHERE kind = 'contact'",
+    );
+    assert_eq!(
+        review, "120",
+        "the repeat goes to dispatch for urgent review"
+    );
+}
+
+/// As above, but sent again while the first is still being stored (the store still held):
+/// the second waits for the first's commit on this node and is its repeat. Two intakes that
+/// both read the sender's orders before either was committed made two orders.
+#[test]
+fn a_possible_emergency_sent_again_while_the_first_is_stored_makes_one_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let mut cluster = Cluster::new("unsaved_racing", &sim.url);
+    cluster.extra = wechat_account();
+    let gw = cluster.node(dir.path(), 1);
+    let (db, pg) = (cluster.db.clone(), postgres());
+    let lock = pg.session(&db, "BEGIN; LOCK TABLE outbox IN ACCESS EXCLUSIVE MODE;");
+    wait_until("psql holds the outbox lock", LONG, || {
+        (locks_on(&db, "outbox", true) > 0).then_some(())
+    });
+    let openid = "oRacing_4Hh8Jj2Kk6Ll0Zz3Xx7C";
+    let message = text_message(openid, DOUBTED_NOW);
+    let fifo = hold_journal_write(dir.path(), &message);
+    let said = reply_text(&wx(&gw, json!({"message": message})), openid);
+    assert!(said.contains("暂未能保存"), "{said}");
+    let again = reply_text(
+        &wx(&gw, json!({"message": text_message(openid, DOUBTED_NOW)})),
+        openid,
+    );
+    assert!(
+        again.starts_with("您反映的情况可能是紧急情况：如果危险正在发生，请立即拨打120。"),
+        "the number again: {again}"
+    );
+    lock.finish("COMMIT;");
+    release_journal_write(&fifo);
+    let (orders, contacts) = wait_until("both intakes done", LONG, || {
+        let (o, c) = orders_and_contacts(&db);
+        (o + c == 2).then_some((o, c))
+    });
+    assert_eq!(
+        (orders, contacts),
+        (1, 1),
+        "one order, and the repeat's contact"
+    );
+}
+
 /// A generic telephony profile both nodes serve (bearer `desk-token`).
 const CTI_DESK: &str = "[channels.cti.desk]\nformat = \"generic\"\ntoken = \"desk-token\"\n";
 

@@ -942,18 +942,21 @@ fn a_redirect_the_second_opinion_doubts_is_an_order_for_urgent_review() {
     assert_eq!(s, 202, "{b}");
     let (s, b) = gw.submit(json!({"content": "小区门口井盖松动", "phone": phone}));
     assert_eq!(s, 429, "{b}");
+    // The same words are the order already made (since 2026-12-07; before, a second order):
+    // a repeat of it, still with the number to dial first.
     let page = json!({"content": DOUBTED, "phone": phone, "client_ref": "doubted-page-1"});
     let (s, b) = gw.submit(page.clone());
     assert_eq!(
-        (s, b["orders"][0]["suspected_emergency"].as_str()),
-        (202, Some("122")),
+        (s, b["status"].as_str(), &b["orders"][0]["number"]),
+        (200, Some("duplicate"), &json!(number)),
         "{b}"
     );
+    assert_urgent_review(&b, "122");
     // The page sent again gets its first answer, and is not doubted (counted) a second time.
     let (s, again) = gw.submit(page);
     assert_eq!(
         (s, &again["orders"][0]["number"]),
-        (202, &b["orders"][0]["number"]),
+        (200, &b["orders"][0]["number"]),
         "{again}"
     );
 

@@ -865,6 +865,17 @@ impl Pipeline {
         let suspicion = doubted.or_else(|| asked.unwrap_or_else(ask));
 
         // 4. Repeat of an open matter (art. 17(5)).
+        // A possible emergency is decided one at a time per sender on this node, from the
+        // read of its recent orders to its commit: the same text sent again while the first
+        // is still being stored (a late reply said "not saved yet", see below) then finds
+        // the first's order instead of reading the orders before either is committed.
+        let _emergency_guard = match &suspicion {
+            Some(_) => Some(
+                self.lock_key(&format!("possible-emergency:{}", sub.identity))
+                    .await,
+            ),
+            None => None,
+        };
         let matters = matters_of(&sub);
         let since = now - self.cfg.duplicate_window.as_secs() as i64;
         let recent = match self
@@ -875,13 +886,19 @@ impl Pipeline {
             Ok(recent) => recent,
             Err(e) => return self.unsaved(e.into(), suspicion.as_ref(), &sub),
         };
-        let matches = if suspicion.is_none() && has_own_words(&sub) {
-            repeats(
-                &recent,
-                &sub.content,
-                &matters,
-                self.cfg.duplicate_threshold,
-            )
+        // A possible emergency is made a new order even when it is like an open one (see the
+        // second opinion, above), unless it is the same words as one: a person told that it
+        // was "not saved yet" (`messages::unsaved_emergency`: a late reply whose journal write
+        // was slow, while its intake went on and stored it) sends the same text again, and
+        // that is the order already made and marked for urgent review, not a second one.
+        // Until 2026-12-07 it made a second order. Its supervisors are alerted again with the
+        // repeat, and the reply names the number first (`Duplicate` with `suspected_emergency`).
+        let threshold = match &suspicion {
+            None => self.cfg.duplicate_threshold,
+            Some(_) => 1.0,
+        };
+        let matches = if has_own_words(&sub) {
+            repeats(&recent, &sub.content, &matters, threshold)
         } else {
             Vec::new()
         };
@@ -891,7 +908,7 @@ impl Pipeline {
                 .map(|o| hotline_adapters::OrderRef {
                     number: o.number.clone(),
                     category: o.category.clone(),
-                    suspected_emergency: None,
+                    suspected_emergency: suspicion.as_ref().map(|s| s.number.clone()),
                 })
                 .collect();
             for o in &matches {
@@ -920,12 +937,23 @@ impl Pipeline {
                 if sub.location.lat.is_some() || !sub.location.address.is_empty() {
                     body["location"] = json!({"address": sub.location.address, "lat": sub.location.lat, "lon": sub.location.lon});
                 }
+                let alert = suspicion.as_ref().map(|s| {
+                    body["emergency_review"] =
+                        json!({"by": s.by(), "number": s.number, "rule": s.rule});
+                    metrics::counter!("hotline_emergency_suspected_total", "number" => s.number.clone(), "channel" => sub.channel.as_str(), "by" => s.by())
+                        .increment(1);
+                    json!({
+                        "order": o.number, "number": s.number, "score": s.score, "by": s.by(),
+                        "rule": s.rule, "sure": s.sure, "category": o.category,
+                        "channel": sub.channel.as_str(), "identity": sub.identity.masked(),
+                    })
+                });
                 self.store
                     .enqueue_contact(
                         o.number.clone(),
                         contact_key(&o.number, dedupe_key.as_deref()),
                         body,
-                        None,
+                        alert,
                         now,
                     )
                     .await?;
