@@ -1681,6 +1681,46 @@ fn post_raw(gw: &Gateway, content_type: &str, body: Vec<u8>) -> (u16, serde_json
     (status, r.json().unwrap_or_default())
 }
 
+/// A client library that labels every multipart part `application/octet-stream` (no file
+/// name): the form's own fields are read as text and the matter is an order. Until 2026-12-07
+/// `content` so labelled was taken for a file upload: 422 `attachments`, the matter unheard.
+/// A part of another name so labelled is still a file, and a file is still refused.
+#[test]
+fn form_fields_labelled_octet_stream_are_read_as_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let gw = Gateway::start(dir.path(), &sim.url, "");
+    let part = |name: &str, value: &str| {
+        format!(
+            "--abc\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\
+             Content-Type: application/octet-stream\r\n\r\n{value}\r\n"
+        )
+    };
+    let form = |extra: &str| {
+        format!(
+            "{}{}{extra}--abc--\r\n",
+            part("content", "八角楼小区门口路灯坏了"),
+            part("phone", "13644440005")
+        )
+        .into_bytes()
+    };
+    let (s, b) = post_raw(&gw, "multipart/form-data; boundary=abc", form(""));
+    assert_eq!((s, b["status"].as_str()), (202, Some("accepted")), "{b}");
+    let order = sim.wait_order(&numbers(&b).remove(0));
+    assert_eq!(order["content"], "八角楼小区门口路灯坏了", "{order}");
+    assert_eq!(order["submitter"]["phone"], "13644440005", "{order}");
+    let (s, b) = post_raw(
+        &gw,
+        "multipart/form-data; boundary=abc",
+        form(&part("scan", "\u{1}\u{2}binary")),
+    );
+    assert_eq!(
+        (s, b["error"]["field"].as_str()),
+        (422, Some("attachments")),
+        "{b}"
+    );
+}
+
 /// A multipart body cut off before its closing boundary is refused at once (400
 /// `invalid_form`). Until 2026-12-07 one ending in `\r`, `\r\n`, `\r\n-` or `\r\n--ab` was
 /// never answered (actix-multipart waited for bytes that had all arrived), holding its

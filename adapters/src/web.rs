@@ -559,6 +559,13 @@ fn known_form_field(k: &str) -> Option<&'static str> {
     }
 }
 
+/// Whether `name` is one of the form's own text fields (`content`, `phone`, `items[0][content]`,
+/// …; see [`from_fields`]): a multipart part so named, without a file name, is text whatever
+/// its own Content-Type says.
+pub fn is_form_field(name: &str) -> bool {
+    known_form_field(name).is_some()
+}
+
 /// A key as one place of the form: an indexed key with its index as a number
 /// (`items[01][content]` is `items[1][content]`), any other as it is.
 fn place(k: &str) -> String {

@@ -424,9 +424,10 @@ where
         let charset = own_type
             .and_then(|ct| param(ct, "charset"))
             .map(str::to_string);
+        let file = is_file(&name, named_file, own_type);
         let mut part = form::Part {
             name,
-            file: is_file(named_file, own_type),
+            file,
             charset,
             value: Vec::new(),
         };
@@ -469,15 +470,20 @@ where
 /// Whether a multipart part is a file: its Content-Disposition names a file, with `filename`
 /// or only with RFC 5987's `filename*` (what older Python clients and some Java and Go
 /// libraries send for a name such as `火.jpg`), or its own Content-Type is not text (`text/*`,
-/// or `application/json`, the form's JSON-array fields). Until 2026-12-07 a photo named only
+/// or `application/json`, the form's JSON-array fields) and its `name` is none of the form's
+/// own fields ([`hotline_adapters::web::is_form_field`]). Until 2026-12-07 a photo named only
 /// with `filename*` was read as text: 413 for any photo past `server.body_limit`, a fire
-/// included, and no 422 naming `attachments`.
-fn is_file(named_file: bool, content_type: Option<&str>) -> bool {
+/// included, and no 422 naming `attachments`. Until 2026-12-07 too, a part named `content`
+/// with `application/octet-stream` (client libraries that label every part so) was taken for
+/// a file: its text was dropped and the form refused with "file uploads are not accepted",
+/// the matter unheard; such a part is now text, bounded by the body limit like any other.
+fn is_file(name: &str, named_file: bool, content_type: Option<&str>) -> bool {
     named_file
-        || content_type.is_some_and(|ct| {
-            let media = media_type(ct);
-            !(media.is_empty() || media.starts_with("text/") || media == "application/json")
-        })
+        || (!hotline_adapters::web::is_form_field(name)
+            && content_type.is_some_and(|ct| {
+                let media = media_type(ct);
+                !(media.is_empty() || media.starts_with("text/") || media == "application/json")
+            }))
 }
 
 /// The refusal of a multipart form of more than [`MULTIPART_MAX_PARTS`] parts: 422
@@ -714,6 +720,13 @@ mod tests {
                 &photo,
             ),
             ("scan", "\r\nContent-Type: application/octet-stream", &photo),
+            // A form field a client library labels octet-stream is text (until 2026-12-07 a
+            // file, and the form refused).
+            (
+                "address",
+                "\r\nContent-Type: application/octet-stream",
+                "南京路".as_bytes(),
+            ),
             (
                 "name",
                 "\r\nContent-Type: text/plain; charset=utf-8",
@@ -734,14 +747,15 @@ mod tests {
                 ("content", false, 15),
                 ("photo", true, 1),
                 ("scan", true, 1),
+                ("address", false, 9),
                 ("name", false, 6),
                 ("items", false, 2),
             ]
         );
-        assert!(is_file(false, Some("Image/PNG")));
-        assert!(!is_file(false, None));
-        assert!(!is_file(false, Some("TEXT/plain")));
-        assert!(is_file(true, Some("text/plain")));
+        assert!(is_file("scan", false, Some("Image/PNG")));
+        assert!(!is_file("scan", false, None));
+        assert!(!is_file("scan", false, Some("TEXT/plain")));
+        assert!(is_file("content", true, Some("text/plain")));
     }
 
     /// A form of more than [`MULTIPART_MAX_PARTS`] parts is refused (422), and one whose part
