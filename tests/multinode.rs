@@ -133,11 +133,17 @@ fn locks_on(db: &str, table: &str, granted: bool) -> u32 {
         .unwrap()
 }
 
-/// Advisory locks in `db`: held (`granted`) or waited for.
-fn advisory_locks(db: &str, granted: bool) -> u32 {
+/// Advisory locks in `db` on the bigint key `key` (an SQL expression: `4242`,
+/// `hashtext('suspension:phone:…')`): held (`granted`) or waited for. Only that key counts:
+/// every node holds a session advisory lock on its `node_id` (`store::node_lock`), so a probe
+/// of any advisory lock found the nodes' own and went on before the test's lock was taken
+/// (a flake under `.ci/run`: the copy meant to be held ran to its refusal first).
+fn advisory_locks(db: &str, key: &str, granted: bool) -> u32 {
+    // A bigint key is split in two: `classid` its high 32 bits, `objid` its low ones.
     let sql = format!(
         "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database \
-         WHERE d.datname = '{db}' AND l.locktype = 'advisory' AND l.granted = {granted}"
+         WHERE d.datname = '{db}' AND l.locktype = 'advisory' AND l.granted = {granted} \
+         AND l.objsubid = 1 AND ((l.classid::bigint << 32) | l.objid::bigint) = ({key})::bigint"
     );
     postgres().psql(db, &sql).parse().unwrap()
 }
@@ -2474,12 +2480,10 @@ fn a_retry_accepted_on_one_node_is_not_refused_and_reminded_on_the_other() {
     // B's copy is held before it claims the page's key (it claims it first, since the review
     // of 2026-12-07): at the caller's suspension lock.
     let (db, pg) = (cluster.db.clone(), postgres());
-    let lock = pg.session(
-        &db,
-        &format!("SELECT pg_advisory_lock(hashtext('suspension:phone:{phone}'));"),
-    );
+    let key = format!("hashtext('suspension:phone:{phone}')");
+    let lock = pg.session(&db, &format!("SELECT pg_advisory_lock({key});"));
     wait_until("psql holds the caller's lock", LONG, || {
-        (advisory_locks(&db, true) > 0).then_some(())
+        (advisory_locks(&db, &key, true) > 0).then_some(())
     });
     let on_b = {
         let (url, page) = (b.url.clone(), page.clone());
@@ -2493,7 +2497,7 @@ fn a_retry_accepted_on_one_node_is_not_refused_and_reminded_on_the_other() {
         })
     };
     wait_until("B's copy waiting for the lock", LONG, || {
-        (advisory_locks(&db, false) > 0).then_some(())
+        (advisory_locks(&db, &key, false) > 0).then_some(())
     });
     let (s, first) = a.submit(page);
     assert_eq!(s, 202, "A takes the first copy: {first}");
@@ -2833,7 +2837,7 @@ fn a_suspension_is_not_started_for_a_page_whose_commit_is_in_flight() {
     );
     let lock = pg.session(&db, "BEGIN; SELECT pg_advisory_xact_lock(4242);");
     wait_until("psql holds the lock", LONG, || {
-        (advisory_locks(&db, true) > 0).then_some(())
+        (advisory_locks(&db, "4242", true) > 0).then_some(())
     });
     let (identity, key) = ("phone:13900000200", "web:page-in-flight");
     let accept = {
@@ -2841,7 +2845,7 @@ fn a_suspension_is_not_started_for_a_page_whose_commit_is_in_flight() {
         rt.spawn(async move { one.commit_intake(intake).await })
     };
     wait_until("the commit held after its claim", LONG, || {
-        (advisory_locks(&db, false) > 0).then_some(())
+        (advisory_locks(&db, "4242", false) > 0).then_some(())
     });
     let refusal = {
         let two = two.clone();
