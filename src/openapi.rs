@@ -368,7 +368,7 @@ const ROUTES: &[Op] = &[
         request: Some((&["application/json"], Body::Json("SuspendRequest"))),
         responses: &[
             ("200", "suspended", Body::Media(&["application/json"])),
-            ("400", "bad identity, body, duration or reason", E),
+            ("400", "bad identity, body, duration, reason or note", E),
             UNAUTHORIZED,
             ("408", "body not received in time", E),
             ("413", "body over 64 KiB", E),
@@ -821,7 +821,8 @@ fn components() -> serde_json::Value {
                 "required": ["duration", "reason"],
                 "properties": {
                     "duration": {"type": "string", "description": "e.g. 24h, 7d"},
-                    "reason": {"type": "string", "minLength": 1, "maxLength": 500},
+                    "reason": {"type": "string", "minLength": 1, "maxLength": 500, "description": "public: the person is told it, and events and mail carry it"},
+                    "note": {"type": "string", "maxLength": 2000, "description": "private (optional): kept as the suspension's `evidence`, shown only in the caller view and the evidence packet; never to the person, nor in events or mail"},
                 },
             },
             "ReplayFilter": {

@@ -378,12 +378,35 @@ fn generic_ladder_flags_long_calls_quota_and_emergencies_bypass() {
     assert!(!f2.to_string().contains("A017"), "{f2}");
     assert!(view["suspension"]["until"].is_string(), "{view}");
     assert_eq!(view["suspensions"][0]["decided_by"], "rule", "{view}");
+    // The agent's words are kept with the suspension, for operators and the police packet:
+    // that flag records no reminder, and until 2026-12-07 they were then kept nowhere.
+    let kept = format!("话务员A017标记：{note}");
+    assert_eq!(view["suspension"]["evidence"], kept.as_str(), "{view}");
+    assert_eq!(view["suspensions"][0]["evidence"], kept.as_str(), "{view}");
+    let packet = gw.admin_get(&format!("/admin/v1/callers/phone:{abuser}/evidence"));
+    assert_eq!(
+        packet["records"][0]["suspensions"][0]["evidence"],
+        kept.as_str(),
+        "{packet}"
+    );
 
     // The suspended caller rings: rejected, with the reason in `text`.
     let rj = generic_ok(&gw, "desk", &started("ab-3", abuser));
     assert_eq!(rj["action"], "reject", "{rj}");
     let text = rj["text"].as_str().unwrap_or_default();
     assert!(text.contains(&reason), "reason in text: {rj}");
+    // Neither the caller nor anyone who types the caller's number into the web form is told
+    // the evidence.
+    let (status, web) = gw.submit(json!({"content": "小区路灯不亮", "phone": abuser}));
+    assert_eq!(
+        (status, web["status"].as_str()),
+        (403, Some("suspended")),
+        "{web}"
+    );
+    for private in ["A017", "欧阳", "建国路", "1502", "反复拨打", "evidence"] {
+        assert!(!text.contains(private), "{private}: {rj}");
+        assert!(!web.to_string().contains(private), "{private}: {web}");
+    }
     assert!(
         text.contains("119"),
         "told emergencies still go through: {rj}"
@@ -467,6 +490,12 @@ fn generic_ladder_flags_long_calls_quota_and_emergencies_bypass() {
     let view = caller(&gw, frequent);
     assert_eq!(view["warnings"].as_array().map(Vec::len), Some(1), "{view}");
     assert!(view["suspension"]["reason"].is_string(), "{view}");
+    // A suspension over quota keeps the evidence its reminders carry (a ringing call's).
+    assert_eq!(
+        view["suspension"]["evidence"], view["warnings"][0]["evidence"],
+        "{view}"
+    );
+    assert_eq!(view["suspension"]["evidence"], "来电", "{view}");
 
     // Only the registered matter reached dispatch; no redirect did.
     let lines = settled_deliveries(&gw, &sim);
@@ -1436,6 +1465,17 @@ fn a_long_call_with_no_matter_counts_once_the_grace_is_over() {
         "{view}"
     );
     assert!(view["suspension"].is_null(), "{view}");
+    // The next one suspends, and the suspension keeps that call's evidence.
+    generic_ok(&gw, "desk", &started("lg-2", lingerer));
+    generic_ok(&gw, "desk", &ended("lg-2", lingerer, 1200));
+    let view = wait_until("the second long call's suspension", LONG, || {
+        let v = caller(&gw, lingerer);
+        v["suspension"].is_object().then_some(v)
+    });
+    assert_eq!(
+        view["suspension"]["evidence"], "通话20分钟未登记诉求",
+        "{view}"
+    );
     assert_no_raw_numbers(&gw, &[lingerer]);
 }
 

@@ -223,6 +223,13 @@ fn state_changes_arrive_as_masked_events_and_status_is_retained() {
     assert_eq!(warned["identity"], "phone:139****1111");
     let susp = sub.wait_for("hotline/callers/suspended", |_| true);
     assert!(susp["until"].is_string() && susp["reason"].is_string());
+    // The suspension keeps the submission over quota as its evidence, for operators only: the
+    // event carries the public reason and leaves the evidence out.
+    let view = gw.admin_get("/admin/v1/callers/phone:13900001111");
+    let evidence = view["suspension"]["evidence"].as_str().unwrap_or_default();
+    assert!(evidence.contains("停车难"), "{view}");
+    assert!(!susp.to_string().contains("停车难"), "{susp}");
+    assert!(susp.get("evidence").is_none(), "{susp}");
 
     // Nothing personal anywhere in any event.
     let all = sub.got.lock().unwrap().clone();

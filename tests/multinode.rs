@@ -1992,6 +1992,7 @@ fn nodes_suspending_one_caller_at_once_record_one_suspension() {
         start,
         until: start + 3600,
         reason: "一小时内反复占用热线".into(),
+        evidence: String::new(),
         decided_by: decided_by.into(),
         lifted_at: None,
     };
@@ -2062,6 +2063,7 @@ fn events_put_off_or_claimed_by_a_clock_that_was_ahead_are_due_again() {
             start,
             until: start + 3600,
             reason: "一小时内反复占用热线".into(),
+            evidence: String::new(),
             decided_by: "operator".into(),
             lifted_at: None,
         }))
@@ -2420,6 +2422,7 @@ fn a_web_only_suspension_keeps_its_scope_across_nodes_on_postgres() {
             start,
             until: start + 3600,
             reason: "测试".into(),
+            evidence: String::new(),
             decided_by: decided_by.into(),
             lifted_at: None,
         };

@@ -1041,6 +1041,67 @@ fn linked_identities_share_one_ladder_and_evidence_covers_both() {
     assert_eq!(r.status().as_u16(), 401);
 }
 
+/// An operator's suspension may carry a private `note` beside its public `reason`: the note is
+/// the suspension's `evidence` in the caller view and the evidence packet, and nobody else
+/// reads it (not the web form's 403 for that number, not the PUT's own answer).
+#[test]
+fn an_operators_note_on_a_suspension_is_kept_for_operators_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let gw = Gateway::start(dir.path(), &sim.url, "");
+    let phone = "13811110011";
+    let put = |body: serde_json::Value| {
+        let r = client()
+            .put(format!(
+                "{}/admin/v1/callers/phone:{phone}/suspension",
+                gw.url
+            ))
+            .bearer_auth(ADMIN)
+            .json(&body)
+            .send()
+            .unwrap();
+        (
+            r.status().as_u16(),
+            r.json::<serde_json::Value>().unwrap_or_default(),
+        )
+    };
+    let note = "来电人威胁邻居欧阳娜娜（朝阳区建国路88号1502室），见录音20261207-0931";
+    // A note past its bound is refused, and nothing is suspended.
+    let (s, b) =
+        put(json!({"duration": "24h", "reason": "扰乱热线秩序", "note": "长".repeat(2001)}));
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (400, Some("invalid_note")),
+        "{b}"
+    );
+    assert!(gw.admin_get(&format!("/admin/v1/callers/phone:{phone}"))["suspension"].is_null());
+    let (s, b) = put(json!({"duration": "24h", "reason": "扰乱热线秩序", "note": note}));
+    assert_eq!(s, 200, "{b}");
+    let view = gw.admin_get(&format!("/admin/v1/callers/phone:{phone}"));
+    assert_eq!(view["suspension"]["evidence"], note, "{view}");
+    assert_eq!(view["suspension"]["reason"], "扰乱热线秩序", "{view}");
+    let packet = gw.admin_get(&format!("/admin/v1/callers/phone:{phone}/evidence"));
+    assert_eq!(
+        packet["records"][0]["suspensions"][0]["evidence"], note,
+        "{packet}"
+    );
+    let (status, web) = gw.submit(json!({"content": "小区路灯不亮", "phone": phone}));
+    assert_eq!(
+        (status, web["status"].as_str()),
+        (403, Some("suspended")),
+        "{web}"
+    );
+    for private in ["欧阳", "建国路", "录音"] {
+        assert!(!web.to_string().contains(private), "{private}: {web}");
+        assert!(!b.to_string().contains(private), "{private}: {b}");
+    }
+    // Without a note (the body as before 2026-12-07): no evidence.
+    let other = "13811110012";
+    gw.suspend(&format!("phone:{other}"), "1h", "测试");
+    let view = gw.admin_get(&format!("/admin/v1/callers/phone:{other}"));
+    assert_eq!(view["suspension"]["evidence"], "", "{view}");
+}
+
 /// A person who opens every message with the same introduction (where they live, "我反映一个
 /// 问题") and then tells another matter is heard: a new order, not a contact on the first one.
 /// Until 2026-12-07 the introduction made the two texts alike past the threshold, and the second

@@ -209,7 +209,10 @@ fn suspension_json(state: &AppState, s: &crate::store::Suspension) -> serde_json
     json!({"start": rfc(state, s.start), "until": rfc(state, s.until), "reason": s.reason,
            "decided_by": s.decided_by, "lifted_at": s.lifted_at.map(|t| rfc(state, t)),
            // Where it holds: `web` for the web form's own (its phone is only typed), else `all`.
-           "scope": s.scope().as_str()})
+           "scope": s.scope().as_str(),
+           // What started it (the offence's words, or the operator's note): operators only,
+           // here and in the evidence packet; `""` when none was kept.
+           "evidence": s.evidence})
 }
 
 fn identity(raw: &str) -> Result<Identity, ApiError> {
@@ -255,7 +258,15 @@ pub struct SuspendBody {
     pub duration: String,
     /// Why (shown to the person).
     pub reason: String,
+    /// What the operator knows of it, for operators and the police packet only (the caller
+    /// view's and evidence packet's suspension `evidence`): never shown to the person, nor in
+    /// events or mail. Optional.
+    #[serde(default)]
+    pub note: Option<String>,
 }
+
+/// The longest operator's note on a suspension, in characters.
+const NOTE_MAX: usize = 2000;
 
 /// `PUT /admin/v1/callers/{identity}/suspension`: suspend now.
 pub async fn suspend(
@@ -270,7 +281,7 @@ pub async fn suspend(
         &req,
         payload,
         &state,
-        r#"{"duration": "24h", "reason": "..."}"#,
+        r#"{"duration": "24h", "reason": "...", "note": "... (optional, operators only)"}"#,
     )
     .await?;
     let d = crate::config::parse_duration(&body.duration)
@@ -290,10 +301,19 @@ pub async fn suspend(
     // phone number, e-mail or openid an operator wrote into it is masked, as in an agent's
     // flag.
     let reason = hotline_adapters::mask::scrub_text_and_ids(reason);
+    // The note is kept as written: only operators read it, and the evidence packet it goes
+    // into is unmasked by design (art. 32 para. 3).
+    let note = body.note.as_deref().map(str::trim).unwrap_or_default();
+    if note.chars().count() > NOTE_MAX {
+        return Err(ApiError::BadRequest(
+            "invalid_note",
+            format!("a note is at most {NOTE_MAX} characters"),
+        ));
+    }
     let s = state
         .pipeline
         .ladder
-        .suspend(&id, Some(d), reason, "operator", now())
+        .suspend(&id, Some(d), reason, note.to_string(), "operator", now())
         .await?;
     Ok(HttpResponse::Ok().json(
         json!({"identity": id.to_string(), "until": rfc(&state, s.until), "reason": s.reason}),

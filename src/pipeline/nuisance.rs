@@ -726,7 +726,7 @@ impl<C: Clock + Clone> Ladder<C> {
         let w = Warning {
             at: now,
             channel: channel.to_string(),
-            evidence: evidence.chars().take(200).collect(),
+            evidence: evidence_of(evidence),
         };
         // Counted and recorded in one step of the store (on several nodes, one transaction
         // under the caller's lock, the key claimed first, the suspension in it too: see
@@ -780,8 +780,17 @@ impl<C: Clock + Clone> Ladder<C> {
                 return Ok(earlier);
             }
         }
+        // The offence's words go with the suspension, as with its reminders: the flag that
+        // suspends records no reminder, and its reason says only the kind of offence.
         let s = self
-            .suspend(identity, None, reason, scope.rule(), now)
+            .suspend(
+                identity,
+                None,
+                reason,
+                evidence_of(evidence),
+                scope.rule(),
+                now,
+            )
             .await?;
         Ok(suspended(&s, self.cfg.tz))
     }
@@ -801,12 +810,15 @@ impl<C: Clock + Clone> Ladder<C> {
     }
 
     /// Starts a suspension. `length` `None` takes the identity's next step on the ladder (of
-    /// the scope `decided_by` names: [`RULE_WEB`] holds on the web form only).
+    /// the scope `decided_by` names: [`RULE_WEB`] holds on the web form only). `reason` is
+    /// public (the person hears it, events and mail carry it); `evidence` is kept for
+    /// operators only (see [`Suspension::evidence`]).
     pub async fn suspend(
         &self,
         identity: &Identity,
         length: Option<Duration>,
         reason: String,
+        evidence: String,
         decided_by: &str,
         now: i64,
     ) -> Result<Suspension, StoreError> {
@@ -829,6 +841,7 @@ impl<C: Clock + Clone> Ladder<C> {
             start: now,
             until: now.saturating_add(i64::try_from(length.as_secs()).unwrap_or(i64::MAX)),
             reason,
+            evidence,
             decided_by: decided_by.to_string(),
             lifted_at: None,
         };
@@ -991,6 +1004,11 @@ fn by_ladder(
         }
     }
     by
+}
+
+/// An offence's evidence as a reminder and a suspension keep it: its first 200 characters.
+fn evidence_of(evidence: &str) -> String {
+    evidence.chars().take(200).collect()
 }
 
 fn suspended(s: &Suspension, tz: chrono_tz::Tz) -> Outcome {
@@ -1200,6 +1218,7 @@ mod tests {
             &id,
             Some(Duration::from_secs(600)),
             "复核".into(),
+            String::new(),
             "operator",
             10,
         )
@@ -1339,6 +1358,7 @@ mod tests {
                 &id,
                 Some(Duration::from_secs(length)),
                 "复核".into(),
+                String::new(),
                 "operator",
                 at,
             )
@@ -1373,6 +1393,7 @@ mod tests {
             &wx,
             Some(Duration::from_secs(86400)),
             "恶意骚扰".into(),
+            String::new(),
             "operator",
             0,
         )
@@ -1420,11 +1441,18 @@ mod tests {
             Identity::parse("phone:13966250002").unwrap(),
         );
         let hour = Some(Duration::from_secs(3600));
-        a.suspend(&other, hour, "另一节点".into(), "operator", 10)
-            .await
-            .unwrap();
+        a.suspend(
+            &other,
+            hour,
+            "另一节点".into(),
+            String::new(),
+            "operator",
+            10,
+        )
+        .await
+        .unwrap();
         let picture = b.read_picture(20).await.unwrap();
-        b.suspend(&own, hour, "本节点".into(), "operator", 21)
+        b.suspend(&own, hour, "本节点".into(), String::new(), "operator", 21)
             .await
             .unwrap();
         b.apply_picture(picture);
@@ -1478,6 +1506,7 @@ mod tests {
             &Identity::parse(id).unwrap(),
             Some(Duration::from_secs(600)),
             "测试".into(),
+            String::new(),
             "operator",
             30,
         )

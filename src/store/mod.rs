@@ -616,6 +616,17 @@ pub struct Suspension {
     pub until: i64,
     /// Why, in words a citizen can read.
     pub reason: String,
+    /// What started it, for operators and the police packet only (the admin caller view and
+    /// evidence packet): a rule's offence in its own words (an agent's flag with the agent and
+    /// note, `话务员A017标记：…`; a long call, `通话45分钟未登记诉求`; the submission over
+    /// quota), as its reminders keep theirs, or an operator's `note`; empty when none was
+    /// given or the row is older than the column. Never in the event, the answer, the mail or
+    /// anything a citizen sees: [`Suspension::event`] and [`Suspension::answer`] leave it out.
+    ///
+    /// Until 2026-12-07 a suspension kept no evidence: the flag that suspends records no
+    /// reminder, so once its words left the public reason (privacy review F1) they were kept
+    /// nowhere.
+    pub evidence: String,
     /// `rule`, [`RULE_WEB`] (the rule, on the web form: it holds there only) or `operator`.
     pub decided_by: String,
     /// When an operator lifted it, if one did.

@@ -190,6 +190,18 @@ CREATE INDEX dedupe_created ON dedupe(created_at);
 ALTER TABLE dedupe ADD COLUMN expires_at BIGINT;
 "#,
     ),
+    // What started a suspension, for operators and the police packet only (see
+    // `Suspension::evidence`): the offence's words (an agent's flag, which records no reminder
+    // when it suspends) or an operator's note. Additive, and quick (a constant default
+    // rewrites nothing since PostgreSQL 11): a gateway of schema 4 runs on it, writing its
+    // suspensions with no evidence and never reading the column.
+    (
+        5,
+        4,
+        r#"
+ALTER TABLE suspensions ADD COLUMN evidence TEXT NOT NULL DEFAULT '';
+"#,
+    ),
 ];
 
 /// Advisory lock key for migrations ("12345" on the hotline's number).
@@ -351,6 +363,7 @@ fn suspension_row(r: &tokio_postgres::Row) -> Suspension {
         reason: r.get(3),
         decided_by: r.get(4),
         lifted_at: r.get(5),
+        evidence: r.get(6),
     }
 }
 
@@ -798,14 +811,24 @@ async fn suspend_in(
         start: w.at,
         until: w.at.saturating_add(next.length(count(before))),
         reason: next.reason.clone(),
+        // The offence's own words, which this step records no reminder to keep (the flag that
+        // suspends): the warning's evidence, for operators only.
+        evidence: w.evidence.clone(),
         decided_by: scope.rule().into(),
         lifted_at: None,
     };
     emit(tx, sinks, "callers/suspended", s.event(), s.start, None).await?;
     tx.execute(
-        "INSERT INTO suspensions(identity, start, until, reason, decided_by) \
-         VALUES ($1, $2, $3, $4, $5)",
-        &[&s.identity, &s.start, &s.until, &s.reason, &s.decided_by],
+        "INSERT INTO suspensions(identity, start, until, reason, decided_by, evidence) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+        &[
+            &s.identity,
+            &s.start,
+            &s.until,
+            &s.reason,
+            &s.decided_by,
+            &s.evidence,
+        ],
     )
     .await
     .map_err(map_err)?;
@@ -816,7 +839,7 @@ async fn suspend_in(
 /// time (`record_suspension` and `warn`'s suspension, under the lock); `$3` false (a verified
 /// channel's offence) leaves out the web form's own, which holds on the form only.
 const ACTIVE_RULE_SUSPENSION: &str =
-    "SELECT identity, start, until, reason, decided_by, lifted_at FROM suspensions \
+    "SELECT identity, start, until, reason, decided_by, lifted_at, evidence FROM suspensions \
      WHERE identity = $1 AND until > $2 AND lifted_at IS NULL \
      AND ($3 OR decided_by <> 'rule-web') ORDER BY until DESC LIMIT 1";
 
@@ -1506,9 +1529,16 @@ impl Store for PgStore {
         )
         .await?;
         tx.execute(
-            "INSERT INTO suspensions(identity, start, until, reason, decided_by) \
-             VALUES ($1, $2, $3, $4, $5)",
-            &[&s.identity, &s.start, &s.until, &s.reason, &s.decided_by],
+            "INSERT INTO suspensions(identity, start, until, reason, decided_by, evidence) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            &[
+                &s.identity,
+                &s.start,
+                &s.until,
+                &s.reason,
+                &s.decided_by,
+                &s.evidence,
+            ],
         )
         .await
         .map_err(map_err)?;
@@ -1552,7 +1582,7 @@ impl Store for PgStore {
     async fn active_suspensions(&self, now: i64) -> Result<Vec<Suspension>, StoreError> {
         let c = self.client().await?;
         Ok(c.query(
-            "SELECT identity, start, until, reason, decided_by, lifted_at FROM suspensions \
+            "SELECT identity, start, until, reason, decided_by, lifted_at, evidence FROM suspensions \
                  WHERE until > $1 AND lifted_at IS NULL",
             &[&now],
         )
@@ -1583,7 +1613,7 @@ impl Store for PgStore {
             .collect();
         let suspensions = c
             .query(
-                "SELECT identity, start, until, reason, decided_by, lifted_at FROM suspensions \
+                "SELECT identity, start, until, reason, decided_by, lifted_at, evidence FROM suspensions \
                  WHERE identity = $1 ORDER BY start DESC, id DESC",
                 &[id],
             )

@@ -88,7 +88,10 @@ CREATE TABLE IF NOT EXISTS suspensions (
     until       INTEGER NOT NULL,
     reason      TEXT NOT NULL,
     decided_by  TEXT NOT NULL,
-    lifted_at   INTEGER
+    lifted_at   INTEGER,
+    -- What started it, for operators only (see `Suspension::evidence`); a store made before
+    -- 2026-12-07 gets the column from `add_columns`.
+    evidence    TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS suspensions_identity ON suspensions(identity);
 CREATE INDEX IF NOT EXISTS suspensions_until ON suspensions(until);
@@ -866,8 +869,34 @@ fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     )
     .map_err(|e| damaged(path, e))?;
     conn.execute_batch(SCHEMA).map_err(|e| damaged(path, e))?;
+    add_columns(&conn).map_err(|e| damaged(path, e))?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
+}
+
+/// Columns added to a table after its first release, as `(table, column, definition)`:
+/// `CREATE TABLE IF NOT EXISTS` leaves an existing table as it is, so a store made before
+/// gets them here. Additive only (SQLite's `ADD COLUMN` with a constant default rewrites
+/// nothing), so an older gateway still runs on the store: it names its columns and leaves
+/// the new ones to their default.
+const ADDED_COLUMNS: &[(&str, &str, &str)] =
+    &[("suspensions", "evidence", "TEXT NOT NULL DEFAULT ''")];
+
+/// Adds the [`ADDED_COLUMNS`] a store made before them lacks.
+fn add_columns(conn: &Connection) -> rusqlite::Result<()> {
+    for (table, column, definition) in ADDED_COLUMNS {
+        let has: bool = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2)",
+            params![table, column],
+            |r| r.get(0),
+        )?;
+        if !has {
+            conn.execute_batch(&format!(
+                "ALTER TABLE {table} ADD COLUMN {column} {definition}"
+            ))?;
+        }
+    }
+    Ok(())
 }
 
 /// Opens one of the store's read-only connections.
@@ -1173,7 +1202,7 @@ const SLOW_COMMIT: std::time::Duration = std::time::Duration::from_millis(100);
 /// `?3` true (the rule on the web form) takes web-only ones too, false only those that hold
 /// everywhere.
 const ACTIVE_SUSPENSION_SQLITE: &str =
-    "SELECT identity, start, until, reason, decided_by, lifted_at FROM suspensions \
+    "SELECT identity, start, until, reason, decided_by, lifted_at, evidence FROM suspensions \
      WHERE identity = ?1 AND until > ?2 AND lifted_at IS NULL \
      AND (?3 OR decided_by <> 'rule-web') ORDER BY until DESC LIMIT 1";
 
@@ -1185,6 +1214,7 @@ fn suspension_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Suspension> {
         reason: r.get(3)?,
         decided_by: r.get(4)?,
         lifted_at: r.get(5)?,
+        evidence: r.get(6)?,
     })
 }
 
@@ -1778,9 +1808,16 @@ impl Store for SqliteStore {
             emit(conn, events, "callers/suspended", s.event(), s.start, None)?;
             exec(
                 conn,
-                "INSERT INTO suspensions(identity, start, until, reason, decided_by) \
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![s.identity, s.start, s.until, s.reason, s.decided_by],
+                "INSERT INTO suspensions(identity, start, until, reason, decided_by, evidence) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    s.identity,
+                    s.start,
+                    s.until,
+                    s.reason,
+                    s.decided_by,
+                    s.evidence
+                ],
             )
             .map_err(sql)?;
             Ok(None)
@@ -1829,7 +1866,7 @@ impl Store for SqliteStore {
         self.read(move |conn| {
             let mut stmt = conn
                 .prepare_cached(
-                    "SELECT identity, start, until, reason, decided_by, lifted_at FROM suspensions \
+                    "SELECT identity, start, until, reason, decided_by, lifted_at, evidence FROM suspensions \
                      WHERE until > ?1 AND lifted_at IS NULL",
                 )
                 .map_err(sql)?;
@@ -1860,7 +1897,7 @@ impl Store for SqliteStore {
                 .map_err(sql)?;
             let mut stmt = conn
                 .prepare_cached(
-                    "SELECT identity, start, until, reason, decided_by, lifted_at FROM suspensions \
+                    "SELECT identity, start, until, reason, decided_by, lifted_at, evidence FROM suspensions \
                      WHERE identity = ?1 ORDER BY start DESC, id DESC",
                 )
                 .map_err(sql)?;
@@ -2474,6 +2511,49 @@ mod tests {
         let (g, mut rg) = numbers_op(1, false);
         commit_group(&conn, vec![g]).unwrap();
         assert_eq!(rg.try_recv().unwrap().unwrap(), 9);
+    }
+
+    /// A store made before suspensions kept their evidence gets the column when it is opened:
+    /// its suspensions read with none, and new ones keep theirs (only the caller record shows
+    /// it; the `callers/suspended` event leaves it out).
+    #[tokio::test]
+    async fn a_store_made_before_the_evidence_column_gets_it_and_old_rows_read_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let conn = Connection::open(dir.path().join("gateway.db")).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE suspensions (id INTEGER PRIMARY KEY AUTOINCREMENT, \
+                 identity TEXT NOT NULL, start INTEGER NOT NULL, until INTEGER NOT NULL, \
+                 reason TEXT NOT NULL, decided_by TEXT NOT NULL, lifted_at INTEGER); \
+                 INSERT INTO suspensions(identity, start, until, reason, decided_by) \
+                 VALUES ('phone:13800000077', 10, 4000000000, '旧的', 'rule');",
+            )
+            .unwrap();
+        }
+        let s = SqliteStore::open(dir.path()).unwrap();
+        let old = s.active_suspensions(20).await.unwrap();
+        assert_eq!(
+            (old[0].reason.as_str(), old[0].evidence.as_str()),
+            ("旧的", "")
+        );
+        let new = Suspension {
+            identity: "phone:13800000078".into(),
+            start: 30,
+            until: 4_000_000_000,
+            reason: "扰乱热线秩序".into(),
+            evidence: "话务员A017标记：威胁邻居".into(),
+            decided_by: "rule".into(),
+            lifted_at: None,
+        };
+        assert_eq!(s.record_suspension(new.clone()).await.unwrap(), None);
+        let rec = s.caller_record(new.identity.clone()).await.unwrap();
+        assert_eq!(rec.suspensions, vec![new.clone()]);
+        assert!(!new.event().to_string().contains("A017"));
+        drop(s);
+        // Opened again, the column is there already: nothing is added twice.
+        let s = SqliteStore::open(dir.path()).unwrap();
+        let active = s.active_suspensions(40).await.unwrap();
+        assert!(active.contains(&new), "{active:?}");
     }
 
     #[tokio::test]
