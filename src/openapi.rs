@@ -426,7 +426,12 @@ const ROUTES: &[Op] = &[
         request: Some((&["application/json"], Body::Json("LinkRequest"))),
         responses: &[
             ("200", "linked", Body::Media(&["application/json"])),
-            ("400", "bad identity or body", E),
+            ("400", "bad identity (path) or body", E),
+            (
+                "422",
+                "`to` is not an identity (code invalid_identity, field to)",
+                E,
+            ),
             UNAUTHORIZED,
             ("408", "body not received in time", E),
             ("413", "body over 64 KiB", E),
@@ -839,7 +844,7 @@ fn components() -> serde_json::Value {
                 "type": "object",
                 "additionalProperties": false,
                 "required": ["to"],
-                "properties": {"to": {"type": "string", "description": "KIND:VALUE"}},
+                "properties": {"to": {"type": "string", "pattern": "^(phone|wechat|weibo|email|ip|cti):.+", "description": "KIND:VALUE; an email is one address (one @, a dotted domain)"}},
             },
         },
         "securitySchemes": {

@@ -1102,6 +1102,64 @@ fn an_operators_note_on_a_suspension_is_kept_for_operators_only() {
     assert_eq!(view["suspension"]["evidence"], "", "{view}");
 }
 
+/// A link's target is an identity as every admin path's is: a malformed one (an e-mail with a
+/// second `@`) is refused 422 `invalid_identity` naming the field, and nothing is linked.
+/// Until 2026-12-07 any value with an `@` was an e-mail identity, and the link was made.
+#[test]
+fn a_link_to_a_malformed_identity_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let gw = Gateway::start(dir.path(), &sim.url, "");
+    let link = |to: &str| {
+        let r = client()
+            .put(format!(
+                "{}/admin/v1/callers/phone:13811110021/link",
+                gw.url
+            ))
+            .bearer_auth(ADMIN)
+            .json(&json!({"to": to}))
+            .send()
+            .unwrap();
+        (
+            r.status().as_u16(),
+            r.json::<serde_json::Value>().unwrap_or_default(),
+        )
+    };
+    for bad in [
+        "email:zhang.san@example.comx@@",
+        "email:zhang.san@",
+        "fax:123",
+        "phone:12",
+    ] {
+        let (s, b) = link(bad);
+        assert_eq!(
+            (s, b["error"]["code"].as_str(), b["error"]["field"].as_str()),
+            (422, Some("invalid_identity"), Some("to")),
+            "{bad}: {b}"
+        );
+        assert!(!b.to_string().contains(bad), "the value is not echoed: {b}");
+    }
+    let view = gw.admin_get("/admin/v1/callers/phone:13811110021");
+    assert_eq!(view["ladder_of"], "phone:13811110021", "{view}");
+    // The same malformed e-mail in the path is no identity either.
+    let r = client()
+        .get(format!(
+            "{}/admin/v1/callers/email:zhang.san@example.comx@@",
+            gw.url
+        ))
+        .bearer_auth(ADMIN)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    // A well-formed e-mail links.
+    let (s, b) = link("email:Zhang.San@example.com");
+    assert_eq!(
+        (s, b["ladder_of"].as_str()),
+        (200, Some("email:zhang.san@example.com")),
+        "{b}"
+    );
+}
+
 /// A person who opens every message with the same introduction (where they live, "我反映一个
 /// 问题") and then tells another matter is heard: a new order, not a contact on the first one.
 /// Until 2026-12-07 the introduction made the two texts alike past the threshold, and the second

@@ -151,7 +151,10 @@ impl Identity {
             "phone" => Identity::phone(value),
             "wechat" => Some(Identity::new(IdentityKind::Wechat, value)),
             "weibo" => Some(Identity::new(IdentityKind::Weibo, value)),
-            "email" if value.contains('@') => Some(Identity::new(
+            // An address mail could reach: until 2026-12-07 any value with an `@` was one
+            // (`email:a@example.cn@@`), and an operator's typo linked a caller to a ladder no
+            // contact ever reaches (privacy review, aside).
+            "email" if is_email_address(value) => Some(Identity::new(
                 IdentityKind::Email,
                 value.to_ascii_lowercase(),
             )),
@@ -187,6 +190,25 @@ impl Identity {
             &crate::mask::mask_value(self.kind, &self.value),
         )
     }
+}
+
+/// Whether `value` has the shape of one e-mail address: one `@`, a local part, and a domain
+/// of at least two non-empty dot-separated labels, with no space, control character or the
+/// characters that delimit addresses in a header (`<>,;"()[]\`).
+fn is_email_address(value: &str) -> bool {
+    let Some((local, domain)) = value.split_once('@') else {
+        return false;
+    };
+    let clean = |s: &str| {
+        !s.is_empty()
+            && !s
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || "@<>,;\"()[]\\".contains(c))
+    };
+    clean(local)
+        && clean(domain)
+        && domain.split('.').count() >= 2
+        && domain.split('.').all(|l| !l.is_empty())
 }
 
 impl fmt::Display for Identity {
@@ -467,6 +489,30 @@ mod tests {
         assert_eq!(value("ip: 203.0.113.9 ").as_deref(), Some("ip:203.0.113.9"));
         assert_eq!(value("ip:garbage"), None);
         assert_eq!(value("ip:203.0.113.256"), None);
+    }
+
+    /// An e-mail identity is one address: a value with an `@` in it is not enough.
+    #[test]
+    fn an_email_identity_is_one_address() {
+        let value = |s: &str| Identity::parse(s).map(|i| i.to_string());
+        assert_eq!(
+            value("email:Zhang.San@Example.com").as_deref(),
+            Some("email:zhang.san@example.com")
+        );
+        for bad in [
+            "email:zhang.san@example.comx@@",
+            "email:a@b@example.com",
+            "email:@example.com",
+            "email:zhang@",
+            "email:zhang@localhost",
+            "email:zhang@example..com",
+            "email:zhang@.example.com",
+            "email:zhang san@example.com",
+            "email:<zhang@example.com>",
+            "email:a@example.com,b@example.com",
+        ] {
+            assert_eq!(value(bad), None, "{bad}");
+        }
     }
 
     #[test]

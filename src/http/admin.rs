@@ -408,7 +408,16 @@ pub async fn link(
     require_admin(&req, &state)?;
     let id = identity(&id)?;
     let body: LinkBody = json_body(&req, payload, &state, r#"{"to": "KIND:VALUE"}"#).await?;
-    let to = identity(&body.to)?;
+    // The body is as asked, its value is not an identity: 422 naming the field (the path's
+    // identity is part of the address, 400). Until 2026-12-07 a malformed e-mail passed
+    // (`email:a@b.cn@@`), linking the caller to a ladder nobody could ever reach.
+    let to = Identity::parse(&body.to).ok_or_else(|| ApiError::InvalidAdminField {
+        code: "invalid_identity",
+        field: "to",
+        message: "to must be an identity KIND:VALUE, e.g. phone:13800000000 or \
+                  email:name@example.gov.cn"
+            .into(),
+    })?;
     if to == id {
         return Err(ApiError::BadRequest(
             "invalid_link",

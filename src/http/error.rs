@@ -64,6 +64,18 @@ pub enum ApiError {
     /// A bad admin request.
     #[error("{1}")]
     BadRequest(&'static str, String),
+    /// An admin body that is well-formed JSON of the right shape, with a field whose value is
+    /// unusable (a link's `to` that names no identity): 422 with `code` and `field`, as the web
+    /// form answers a bad field. The message never quotes the value.
+    #[error("{message}")]
+    InvalidAdminField {
+        /// The stable code (`invalid_identity`).
+        code: &'static str,
+        /// The body's field.
+        field: &'static str,
+        /// What is wrong, in English, for the operator.
+        message: String,
+    },
     /// A bug or a broken invariant; details are logged, not returned.
     #[error("internal: {0}")]
     Internal(String),
@@ -98,7 +110,7 @@ impl ApiError {
             ApiError::RequestTimeout | ApiError::TimeoutAdvice { .. } => "request_timeout",
             ApiError::InvalidBody(_) => "invalid_body",
             ApiError::UnsupportedEncoding => "unsupported_media_type",
-            ApiError::BadRequest(code, _) => code,
+            ApiError::BadRequest(code, _) | ApiError::InvalidAdminField { code, .. } => code,
             ApiError::Internal(_) => "internal",
         }
     }
@@ -157,7 +169,9 @@ impl ApiError {
             ApiError::UnsupportedEncoding => {
                 "不支持压缩的请求内容（Content-Encoding），请以未压缩的形式重新提交。".into()
             }
-            ApiError::BadRequest(_, m) => m.clone(),
+            ApiError::BadRequest(_, m) | ApiError::InvalidAdminField { message: m, .. } => {
+                m.clone()
+            }
             ApiError::Internal(_) => "系统内部错误，请稍后重试。".into(),
         }
     }
@@ -243,6 +257,7 @@ impl ResponseError for ApiError {
             ApiError::InvalidBody(_) => StatusCode::BAD_REQUEST,
             ApiError::UnsupportedEncoding => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::BadRequest(..) => StatusCode::BAD_REQUEST,
+            ApiError::InvalidAdminField { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -284,6 +299,9 @@ impl ResponseError for ApiError {
             if let AdapterError::MissingField(f) | AdapterError::InvalidField { field: f, .. } = e {
                 error["field"] = json!(f);
             }
+        }
+        if let ApiError::InvalidAdminField { field, .. } = self {
+            error["field"] = json!(field);
         }
         resp.json(json!({"status": label, "error": error, "message": message}))
     }
