@@ -994,6 +994,22 @@ impl Config {
         if let Some(e) = self.mail.templates.as_deref().and_then(folder) {
             bad("mail.templates", e);
         }
+        // `serve` starts with a URL the mail sender cannot use, with mail off (a mail server
+        // must not stop emergency redirects), and says so only in its log: asked here as the
+        // sender asks it. lettre's errors name the part that is wrong (`invalid port number`,
+        // the `tls` value), never the credentials.
+        let smtp = self.mail.smtp_url.expose();
+        if !smtp.is_empty() && (smtp.starts_with("smtp://") || smtp.starts_with("smtps://")) {
+            if let Err(e) = crate::sinks::mail::smtp_transport(smtp) {
+                bad(
+                    "mail.smtp_url",
+                    format!(
+                        "serve could not use it and would send no mail (supervisors' \
+                         emergency alerts included): {e}"
+                    ),
+                );
+            }
+        }
         match self.rules.dir.as_deref().map(|d| (d, folder(d))) {
             Some((_, Some(e))) => bad(
                 "rules.dir",
@@ -1315,6 +1331,17 @@ impl Config {
                     &format!("{key}.encoding_aes_key"),
                     format!("must be 43 characters, not {}", aes.len()),
                 );
+            } else if !aes.is_empty() && hotline_adapters::wechat::decode_aes_key(aes).is_err() {
+                // Decoded as the adapter decodes it, or every encrypted push would fail to
+                // decrypt at run time. The adapter's error quotes the offending character:
+                // not repeated here (a secret's). Until 2026-12-07 a 43-character key that was
+                // no base64 passed.
+                bad(
+                    &format!("{key}.encoding_aes_key"),
+                    "is not base64: WeChat's EncodingAESKey is 43 characters of A-Z, a-z, 0-9, \
+                     + and /"
+                        .into(),
+                );
             }
             if !aes.is_empty() && w.app_id.is_empty() {
                 bad(
@@ -1409,6 +1436,16 @@ impl Config {
         let smtp = self.mail.smtp_url.expose();
         if !(smtp.is_empty() || smtp.starts_with("smtp://") || smtp.starts_with("smtps://")) {
             bad("mail.smtp_url", "must look like smtp://host:port".into());
+        }
+        // Said, not refused (the mail server may be on the same host, or the network trusted),
+        // but an operator should know: until 2026-12-07 nothing said so (privacy review F8).
+        if crate::sinks::mail::sends_credentials_in_clear(smtp) {
+            caution(
+                "mail.smtp_url",
+                "carries a user or password without TLS: lettre logs in with AUTH PLAIN, the \
+                 password readable on the network. Use smtps://… or smtp://…?tls=required"
+                    .into(),
+            );
         }
         // Parsed as the mail sink parses them: otherwise every mail fails at send time, with a
         // line in the log and no alert reaching anyone.

@@ -980,6 +980,90 @@ fn check_config_reports_what_serve_could_not_use_with_the_rest() {
     );
 }
 
+/// `check-config` reads `mail.smtp_url` as the mail sender does and a WeChat
+/// `encoding_aes_key` as the adapter does: a URL `serve` would start with and mail off
+/// (supervisors' emergency alerts lost), or a key no push could be decrypted with, is an error
+/// under its key, never showing the secret. Credentials sent without TLS are a warning, there
+/// and at every start. Until 2026-12-07 all of these said ok (privacy review F8 and asides).
+#[test]
+fn check_config_reads_the_mail_url_and_wechat_key_as_serve_uses_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("gateway.toml");
+    let check = |extra: &str| {
+        std::fs::write(
+            &config,
+            format!("[server]\nlisten = \"127.0.0.1:8080\"\n{extra}"),
+        )
+        .unwrap();
+        check_config(&config)
+    };
+    // URLs the mail sender refuses (mail off at start): errors under the key.
+    for url in [
+        "smtp://m41lus3r:Sm7pS3cret@127.0.0.1:99999",
+        "smtp://m41lus3r:Sm7pS3cret@127.0.0.1:2525?tls=junk",
+    ] {
+        let (code, err) = check(&format!("[mail]\nsmtp_url = \"{url}\"\n"));
+        assert_eq!(code, Some(1), "{url}: {err}");
+        assert!(
+            err.contains("  - mail.smtp_url: serve could not use it"),
+            "{url}: {err}"
+        );
+        assert!(!err.contains("Sm7pS3cret"), "{url}: {err}");
+    }
+    // Credentials in clear: a warning naming the key, not the password; with TLS, none.
+    let clear = "smtp://m41lus3r:Sm7pS3cret@127.0.0.1:2525";
+    let (code, err) = check(&format!("[mail]\nsmtp_url = \"{clear}\"\n"));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains("warning: mail.smtp_url: carries a user or password without TLS"),
+        "{err}"
+    );
+    assert!(!err.contains("Sm7pS3cret"), "{err}");
+    for tls in [
+        "smtps://m41lus3r:Sm7pS3cret@127.0.0.1:2465",
+        "smtp://m41lus3r:Sm7pS3cret@127.0.0.1:2587?tls=required",
+        "smtp://127.0.0.1:2525",
+    ] {
+        let (code, err) = check(&format!("[mail]\nsmtp_url = \"{tls}\"\n"));
+        assert_eq!(
+            (code, err.contains("mail.smtp_url")),
+            (Some(0), false),
+            "{tls}: {err}"
+        );
+    }
+    // A WeChat key of the right length that is not base64: refused under its key, unquoted.
+    let key = "Wx0123456789abcdefghijklmnopqrstuvwxyzABC!!";
+    assert_eq!(key.len(), 43);
+    let wechat = |aes: &str| {
+        format!("[channels.wechat.main]\ntoken = \"wx-t0ken\"\napp_id = \"wx1234\"\nencoding_aes_key = \"{aes}\"\n")
+    };
+    let (code, err) = check(&wechat(key));
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("channels.wechat.main.encoding_aes_key: is not base64"),
+        "{err}"
+    );
+    assert!(!err.contains(key) && !err.contains("ABC!!"), "{err}");
+    let (code, err) = check(&wechat("Wx0123456789abcdefghijklmnopqrstuvwxyzABCDE"));
+    assert_eq!(code, Some(0), "{err}");
+
+    // At start: the same warning, as an ERROR naming the key, and the password nowhere.
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let gw = Gateway::start(
+        dir.path(),
+        &sim.url,
+        &format!("[mail]\nsmtp_url = \"{clear}\"\n"),
+    );
+    let logs = gw.logs();
+    assert!(
+        logs.lines().any(|l| l.contains("ERROR")
+            && l.contains("mail.smtp_url")
+            && l.contains("without TLS")),
+        "{logs}"
+    );
+    assert!(!logs.contains("Sm7pS3cret"), "{logs}");
+}
+
 #[test]
 fn a_rules_folder_that_is_not_there_serves_the_built_in_rules_and_is_reported() {
     let dir = tempfile::tempdir().unwrap();

@@ -564,9 +564,32 @@ impl Limit {
     }
 }
 
+/// The SMTP transport `mail.smtp_url` names, read as the mail sender reads it: `check-config`
+/// asks the same (see `Config::check`), so that a URL the sender cannot use, with which mail is
+/// off (supervisors' emergency alerts included), is reported before the restart. Until
+/// 2026-12-07 `check-config` said ok for `…:99999` or `?tls=<junk>`.
+pub fn smtp_transport(
+    url: &str,
+) -> Result<lettre::transport::smtp::AsyncSmtpTransportBuilder, lettre::transport::smtp::Error> {
+    AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+}
+
+/// Whether `mail.smtp_url` sends credentials that may cross the network in clear: a user or
+/// password with neither `smtps://` (TLS from the start) nor `?tls=required` (STARTTLS or
+/// nothing). lettre logs in with AUTH PLAIN (the password, base64) on a plain `smtp://`, and on
+/// `?tls=opportunistic` too when the server (or someone in between) offers no STARTTLS.
+pub fn sends_credentials_in_clear(url: &str) -> bool {
+    let Ok(u) = reqwest::Url::parse(url) else {
+        return false;
+    };
+    let credentials = !u.username().is_empty() || u.password().is_some();
+    let tls = u.scheme() == "smtps" || u.query_pairs().any(|(k, v)| k == "tls" && v == "required");
+    credentials && !tls
+}
+
 /// Runs the mail sender until shutdown.
 pub async fn run(cfg: MailSettings, store: Arc<dyn Store>, mut shutdown: watch::Receiver<bool>) {
-    let transport = match AsyncSmtpTransport::<Tokio1Executor>::from_url(&cfg.smtp_url) {
+    let transport = match smtp_transport(&cfg.smtp_url) {
         Ok(b) => b.timeout(Some(Duration::from_secs(10))).build(),
         Err(e) => {
             tracing::error!(error = %e, "mail.smtp_url is not usable; mail is off.");
@@ -797,6 +820,28 @@ async fn send_digests(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Credentials cross in clear unless the URL asks for TLS from the start or required
+    /// STARTTLS (lettre's URL forms); opportunistic STARTTLS can be stripped.
+    #[test]
+    fn credentials_without_required_tls_are_said() {
+        for clear in [
+            "smtp://user:pass@mail.example:25",
+            "smtp://user@mail.example:25",
+            "smtp://user:pass@mail.example:587?tls=opportunistic",
+        ] {
+            assert!(sends_credentials_in_clear(clear), "{clear}");
+        }
+        for safe in [
+            "smtps://user:pass@mail.example:465",
+            "smtp://user:pass@mail.example:587?tls=required",
+            "smtp://mail.example:25",
+            "",
+            "not a url",
+        ] {
+            assert!(!sends_credentials_in_clear(safe), "{safe}");
+        }
+    }
 
     /// The alert says what happened: the rules sure of an agent's or a voicemail's matter
     /// (nobody on the line told), the model doubting the rules, or the model suspecting what
