@@ -100,7 +100,9 @@ const REDACTED: &str = "`***`";
 /// groups, and across a `.` or `/` between groups of a phone number's shape (3 or 4 digits, then
 /// 3 or 4, or the 7 or 8 of a local number, one of them at least 4, 10 digits or more in all:
 /// `136.0000.0099`, `0571/87000001`); so dates and decimals (`2026.12.07`, `120.1551`), IP
-/// addresses and versions keep their dots. A date (`2026-12-07`, `2026/12/07`, `2026.12.07`) and an order number (12 to
+/// addresses and versions keep their dots. A `，`, `、`, `_` or `·` joins such groups too when
+/// the run begins like a phone number (`139，1234，5678`), and Chinese numerals are digits
+/// (`一三九一二三四五六七八`, `幺三九…`, `零五七一…`; see `numeral`) since 2026-12-07. A date (`2026-12-07`, `2026/12/07`, `2026.12.07`) and an order number (12 to
 /// 24 digits in one piece beginning with its day, as [`crate::query`] reads them) are not
 /// personal data and stay readable.
 pub fn scrub_text(text: &str) -> String {
@@ -133,6 +135,48 @@ fn fold(c: char) -> char {
     }
 }
 
+/// What a character is read as when looking for a run of digits, after [`fold`]: a Chinese
+/// numeral as its digit (`〇`/`零` 0, `一`/`幺` 1, `二`/`两` 2, … `九` 9), as numbers are said
+/// and as speech recognition writes them (`一三九一二三四五六七八`, `幺三九…`, a landline
+/// `零五七一八七零零零零零一`). Until 2026-12-07 only ASCII and full-width digits were read,
+/// and a number written in numerals passed every mask (the privacy review's F2). A run of
+/// numerals is masked, like any run, only from 7 digits on ([`mask_digit_run`]), so words and
+/// short numbers in numerals (`一二三号楼`, `三三两两`, `十二栋`: `十` is no digit) stay as
+/// written; the status path masks house numbers in numerals on its own (`mask_house_numbers`).
+/// Not used for e-mail addresses and dates, so a numeral before an address or a date is never
+/// read into it.
+fn numeral(c: char) -> char {
+    match c {
+        '〇' | '零' => '0',
+        '一' | '幺' => '1',
+        '二' | '两' => '2',
+        '三' => '3',
+        '四' => '4',
+        '五' => '5',
+        '六' => '6',
+        '七' => '7',
+        '八' => '8',
+        '九' => '9',
+        _ => c,
+    }
+}
+
+/// Separators taken between the groups of a phone number only (never of a date, a decimal, a
+/// list of years), besides the dash and spaces taken between any groups: `.` and `/` (`136.0000.0099`,
+/// `0571/87000001`), and, since 2026-12-07, `，` (folded to `,`), `、`, `_` and `·`
+/// (`139，1234，5678`, `139_1234_5678`), which passed the mask before (the privacy review's F2).
+fn phone_separator(c: char) -> bool {
+    matches!(c, '.' | '/' | ',' | '、' | '_' | '·')
+}
+
+/// Separators of [`phone_separator`] new on 2026-12-07, which also join a run only when it
+/// begins like a phone number: a mobile's first three digits (`1…`) or an area code (`0…`,
+/// 3 or 4 digits). Lists are written with them (`1998、1999、2000年`, `1234，5678`), and a list
+/// of years is no phone number.
+fn list_separator(c: char) -> bool {
+    matches!(c, ',' | '、' | '_' | '·')
+}
+
 /// A span of text found before the scan: masked, or kept whole.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Span {
@@ -144,6 +188,8 @@ fn scrub(text: &str, ids: bool) -> String {
     let chars: Vec<char> = text.chars().collect();
     // Matched on the folded text; what is not masked is written as it came.
     let folded: Vec<char> = chars.iter().map(|c| fold(*c)).collect();
+    // Read for digit runs only: numerals as digits ([`numeral`]).
+    let digits: Vec<char> = folded.iter().map(|c| numeral(*c)).collect();
     let spans = spans(&folded);
     let mut next_span = spans.iter().peekable();
     let mut out = String::with_capacity(text.len());
@@ -183,12 +229,12 @@ fn scrub(text: &str, ids: bool) -> String {
                 continue;
             }
         }
-        if c.is_ascii_digit() {
-            let end = digit_run_end(&folded, i, limit);
-            if is_order_number(&folded, i, end) {
+        if digits[i].is_ascii_digit() {
+            let end = digit_run_end(&digits, i, limit);
+            if is_order_number(&digits, i, end) {
                 out.extend(&chars[i..end]);
             } else {
-                mask_digit_run(&chars[i..end], &folded[i..end], &mut out);
+                mask_digit_run(&chars[i..end], &digits[i..end], &mut out);
             }
             i = end;
         } else {
@@ -219,12 +265,18 @@ fn digit_run_end(f: &[char], start: usize, limit: usize) -> usize {
     if is_order_number(f, start, end) {
         return end;
     }
-    // Where the run ended before its first dot or slash, and how many digits it has.
+    // Whether the run begins like a phone number (see [`list_separator`]).
+    let phone_start = match f[start] {
+        '1' => len == 3,
+        '0' => (3..=4).contains(&len),
+        _ => false,
+    };
+    // Where the run ended before its first phone-only separator, and how many digits it has.
     let mut before_dot: Option<usize> = None;
     let mut digits = len;
     loop {
         let (gap, sep) = match f.get(end) {
-            Some(&c @ ('-' | '.' | '/')) => (1, c),
+            Some(&c) if c == '-' || phone_separator(c) => (1, c),
             Some(' ') => (
                 f[end..limit]
                     .iter()
@@ -244,12 +296,12 @@ fn digit_run_end(f: &[char], start: usize, limit: usize) -> usize {
             break;
         }
         // A dot or slash joins only a phone number's groups, not a date's, a decimal's or an
-        // IP address's.
+        // IP address's; a comma, `、`, `_` or `·` only those of a run that begins like one.
         let phone_like = (3..=4).contains(&len)
             && ((3..=4).contains(&next_len) || (7..=8).contains(&next_len))
             && (len == 4 || next_len >= 4);
-        if matches!(sep, '.' | '/') {
-            if !phone_like {
+        if phone_separator(sep) {
+            if !phone_like || (list_separator(sep) && !phone_start) {
                 break;
             }
             before_dot.get_or_insert(end);
@@ -607,6 +659,58 @@ mod tests {
             scrub_text_and_ids("本人手机１３６００００００１１，邮箱 self＠163.com，微信号 oZz9AbCdEfGhIjKlMnOpQrStUvWx"),
             "本人手机１３６****００１１，邮箱 s***@163.com，微信号 oZz9***Wx"
         );
+    }
+
+    /// The privacy review's F2 (2026-12-07): numbers in Chinese numerals (as said, and as
+    /// speech recognition writes them) and numbers split by `，`, `、`, `_` or `·` passed the
+    /// mask into the status answer, suspension reasons and dead letters.
+    #[test]
+    fn numbers_in_numerals_or_split_by_commas_and_underscores_are_masked() {
+        for (raw, want) in [
+            ("电话一三九一二三四五六七八，", "电话一三九****五六七八，"),
+            ("幺三九幺二三四五六七八", "幺三九****五六七八"),
+            ("两三九〇〇〇〇五六七八", "两三九****五六七八"),
+            (
+                "联系电话零五七一八七零零零零零一",
+                "联系电话零五七*****零零零一",
+            ),
+            ("号码一三九 一二三四 五六七八", "号码一三九 **** 五六七八"),
+            ("备用电话139，1234，5678", "备用电话139，****，5678"),
+            ("电话139、1234、5678。", "电话139、****、5678。"),
+            ("139_1234_5678", "139_****_5678"),
+            ("139·1234·5678", "139·****·5678"),
+            ("0571，87000001", "057*，****0001"),
+            ("一三九，一二三四，五六七八", "一三九，****，五六七八"),
+            ("手机139一二三四5678", "手机139****5678"),
+            // Seven numerals are a local number, as seven digits are.
+            ("八七零零零零一", "*****零一"),
+        ] {
+            assert_eq!(scrub_text(raw), want, "{raw:?}");
+        }
+        assert_eq!(
+            scrub_text_and_ids("微信号zhangsan_13912345678，电话一三九一二三四五六七八"),
+            "微信号zhan***78，电话一三九****五六七八"
+        );
+    }
+
+    /// What F2's numerals and separators must not mask: words and short numbers in numerals,
+    /// lists of numbers and years, money, order numbers and dates in any of those forms.
+    #[test]
+    fn numerals_and_lists_that_are_no_phone_number_stay() {
+        for text in [
+            "一二三号楼",
+            "三三两两，一五一十，十二栋，二〇二六年十二月七日",
+            "第1、2、3、4、5、6、7条",
+            "2019、2020、2021、2022年连续四年",
+            "1998、1999、2000年",
+            "共1234，5678元",
+            "金额1,234,567元",
+            "工单2026120707784681、2026120707784682已合并",
+            "工单二〇二六一二〇七〇七七八四六八一",
+            "v1_2_3, file_2026_12_07",
+        ] {
+            assert_eq!(scrub_text_and_ids(text), text);
+        }
     }
 
     /// What is not personal data stays readable: order numbers (a dead letter's text, a status
