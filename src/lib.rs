@@ -41,6 +41,7 @@ pub mod http;
 pub mod journal;
 pub mod messages;
 pub mod openapi;
+pub mod order_text;
 pub mod pipeline;
 pub mod relay;
 pub mod retention;

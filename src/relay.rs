@@ -499,64 +499,43 @@ pub fn dispatch_url(base: &reqwest::Url, path: &str) -> reqwest::Url {
 /// Longest excerpt of a refusal's body that is kept.
 const REFUSAL_EXCERPT_CHARS: usize = 200;
 
-/// Shortest identity value masked where dispatch echoes it: a shorter one would mask common
-/// words and numbers in the text around it.
-const ECHOED_IDENTITY_MIN_CHARS: usize = 6;
+/// Longest start of a refusal's body that is masked and scrubbed before the excerpt is cut:
+/// [`crate::order_text::mask_order_text`] looks for every run the body shares with the order,
+/// which costs time in the length of both, and dispatch's body is read whole. Masking may
+/// shorten the text (a quoted address becomes `***`), so this is several times the excerpt.
+const REFUSAL_SCAN_CHARS: usize = 1000;
+
+/// Longest word (letters, digits, `@._-+%`) dropped at the end of a body cut at
+/// [`REFUSAL_SCAN_CHARS`]: a number or an address cut in half there is not masked whole.
+const REFUSAL_CUT_WORD_CHARS: usize = 64;
 
 /// The dead letter's error for a non-retryable answer to the order `sent`: the status and the
 /// start of the body. This one string is what the WARN log, the outbox's `last_error` (admin
 /// API), the `orders/dead` event and the supervisors' mail show, and dispatch APIs echo the
-/// fields they refuse: the personal data the order carried is masked wherever it appears
-/// ([`mask_order_data`]), then the body is scrubbed of numbers, addresses and other opaque ids
-/// (typed full-width too), before it is cut, so a value cut in half at the limit is not left
-/// readable.
+/// fields they refuse: the personal data the order carried is masked wherever it appears, and
+/// any part of it (a road, a building, a name quoted from the matter) and every house number
+/// ([`crate::order_text::mask_order_text`], as a status shown to a citizen is), then the body
+/// is scrubbed of numbers, addresses and other opaque ids (typed full-width or in Chinese
+/// numerals too), before it is cut, so a value cut in half at the limit is not left readable.
+/// Until 2026-12-07 only the order's values written whole were masked here, and the review's
+/// `建国路88号华贸中心门口…3号楼1502室的欧阳…` passed (F3).
 fn refusal(status: u16, body: &str, sent: &str) -> String {
-    let scrubbed = hotline_adapters::mask::scrub_text_and_ids(&mask_order_data(body, sent));
+    let mut scanned: String = body.chars().take(REFUSAL_SCAN_CHARS).collect();
+    if scanned.len() < body.len() {
+        let word = |c: &char| c.is_alphanumeric() || "@._-+%＠．".contains(*c);
+        let cut: usize = scanned
+            .chars()
+            .rev()
+            .take(REFUSAL_CUT_WORD_CHARS)
+            .take_while(word)
+            .map(char::len_utf8)
+            .sum();
+        scanned.truncate(scanned.len() - cut);
+    }
+    let masked = crate::order_text::mask_order_text(&scanned, sent);
+    let scrubbed = hotline_adapters::mask::scrub_text_and_ids(&masked);
     let excerpt: String = scrubbed.chars().take(REFUSAL_EXCERPT_CHARS).collect();
     format!("HTTP {status}: {excerpt}")
-}
-
-/// `text` (something dispatch wrote about the order `sent`, the JSON the relay posted) with the
-/// personal data the order carried masked wherever it appears, whatever its shape: the
-/// submitter's identity (such as a WeChat openid), name, phone, e-mail address, and the
-/// location's address. Dead letters' errors and the status dispatch tells a submitter both go
-/// through it, then through [`hotline_adapters::mask::scrub_text_and_ids`].
-pub fn mask_order_data(text: &str, sent: &str) -> String {
-    use hotline_adapters::{mask, Identity};
-    let order = serde_json::from_str::<serde_json::Value>(sent).unwrap_or_default();
-    let submitter = &order["submitter"];
-    let value = |v: &serde_json::Value| v.as_str().map(str::trim).unwrap_or_default().to_string();
-    let mut text = text.to_string();
-    if let Some(i) = submitter["identity"]
-        .as_str()
-        .and_then(Identity::parse)
-        .filter(|i| i.value.chars().count() >= ECHOED_IDENTITY_MIN_CHARS)
-    {
-        text = i.mask_in(&text);
-    }
-    // The longest first, so a name inside the address does not break the address's match.
-    let mut echoed: Vec<(String, String)> = [
-        (
-            value(&order["location"]["address"]),
-            mask::mask_address as fn(&str) -> String,
-        ),
-        (value(&submitter["email"]), mask::mask_email),
-        (value(&submitter["phone"]), mask::mask_phone),
-        (value(&submitter["name"]), mask::mask_name),
-    ]
-    .into_iter()
-    // A one-character value would mask that character everywhere in the text.
-    .filter(|(value, _)| value.chars().count() >= 2)
-    .map(|(value, how)| {
-        let masked = how(&value);
-        (value, masked)
-    })
-    .collect();
-    echoed.sort_by_key(|(value, _)| std::cmp::Reverse(value.len()));
-    for (value, masked) in echoed {
-        text = text.replace(&value, &masked);
-    }
-    text
 }
 
 /// A connection error without the URL's query, which may hold an API key; reqwest has already
@@ -731,6 +710,69 @@ mod tests {
                 && e.contains("135.****.0002"),
             "{e}"
         );
+    }
+
+    /// The privacy review's F3 (2026-12-07): dispatch echoed the matter, which quotes the
+    /// address in the citizen's own words, and the parts of the address and the name that were
+    /// not the whole value passed into the WARN log, `last_error`, `orders/dead` and the mail.
+    #[test]
+    fn a_refusal_masks_any_part_of_the_address_name_or_matter_it_quotes() {
+        let sent = r#"{"content":"建国路88号华贸中心门口路灯坏了，3号楼1502室的欧阳也反映过",
+            "submitter":{"identity":"phone:13912345670","name":"欧阳娜娜","phone":"13912345670"},
+            "location":{"address":"朝阳区建国路88号华贸中心3号楼1502室"}}"#;
+        let e = refusal(
+            400,
+            "rejected: name=欧阳娜娜 addr=朝阳区建国路88号华贸中心3号楼1502室 content=建国路88号华贸中心门口路灯坏了，3号楼1502室的欧阳也反映过 idno=110101199003071234 phone=13912345670",
+            sent,
+        );
+        assert!(
+            e.starts_with("HTTP 400: rejected: name=欧*** addr=*** content=***"),
+            "{e}"
+        );
+        for raw in [
+            "建国路",
+            "华贸",
+            "1502",
+            "欧阳也",
+            "88",
+            "娜娜",
+            "路灯坏了",
+            "199003",
+        ] {
+            assert!(!e.contains(raw), "{raw}: {e}");
+        }
+        // Dispatch's own words, quoting the address in part: the district stays readable.
+        let e = refusal(422, "地址不在本辖区：华贸中心3号楼（朝阳区），请核实", sent);
+        assert_eq!(e, "HTTP 422: 地址不在本辖区：***（朝阳区），请核实");
+        // The review's English order (cfg/s5): `at Jianguo Road 88` was in the clear.
+        let sent = r#"{"content":"Mr Ouyang Nana at Jianguo Road 88 says the lamp is out",
+            "submitter":{"identity":"phone:13912345679","name":"Ouyang Nana"},
+            "location":{"address":"Jianguo Road 88, Flat 1502"}}"#;
+        let e = refusal(
+            400,
+            "rejected: name=Ouyang Nana content=Mr Ouyang Nana at Jianguo Road 88 says",
+            sent,
+        );
+        for raw in ["Jianguo", "Ouyang", "Nana", "88"] {
+            assert!(!e.contains(raw), "{raw}: {e}");
+        }
+    }
+
+    /// A long body is masked from its start only ([`REFUSAL_SCAN_CHARS`]), and a word cut in
+    /// half there is dropped: masking shortened what came before it, so the cut shows in the
+    /// excerpt, and half a number would not be masked.
+    #[test]
+    fn a_long_refusal_drops_the_word_its_scan_cuts() {
+        let address = "朝阳区建国路88号华贸中心3号楼1502室";
+        let sent = format!(r#"{{"location":{{"address":"{address}"}}}}"#);
+        let mut body = format!("{address} ").repeat(45);
+        body.push_str("电话号码是：");
+        assert_eq!(body.chars().count(), 996);
+        body.push_str("13912345678 and more");
+        body.push_str(&"x".repeat(5000));
+        let e = refusal(400, &body, &sent);
+        assert!(e.ends_with("*** 电话号码是："), "{e}");
+        assert!(!e.contains("1391"), "{e}");
     }
 
     /// Reads one request, head and body, so the client does not see a reset mid-request;

@@ -437,7 +437,7 @@ pub struct OrderState {
     /// Unix seconds of delivery to dispatch.
     pub delivered_at: Option<i64>,
     /// The order as it is posted to dispatch (JSON): its submitter's personal data is masked
-    /// wherever dispatch's status text echoes it ([`crate::relay::mask_order_data`]). Never
+    /// wherever dispatch's status text echoes it ([`crate::order_text::mask_order_data`]). Never
     /// shown.
     #[serde(skip)]
     pub sent: String,
