@@ -2062,3 +2062,55 @@ fn a_suspension_earned_on_the_web_form_under_a_typed_phone_does_not_stop_its_cal
     assert_eq!(view["suspension"]["scope"], "all", "{view}");
     assert_no_raw_numbers(&gw, &[victim]);
 }
+
+/// The privacy review's F6 (2026-12-07): a platform that builds its call ids from the caller's
+/// number and address had them logged as sent (`call=in-13955556666-zhang.san@example.com`,
+/// INFO). The caller's value is masked in the call id as WeChat and Weibo mask theirs, and any
+/// other number or address in it too, also for a withheld number; an opaque id stays readable.
+#[test]
+fn call_ids_are_logged_with_the_callers_number_and_address_masked() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let gw = Gateway::start(dir.path(), &sim.url, &generic_profiles());
+    let missed = |call: &str, from: &str| {
+        json!({"event": "call.ended", "call_id": call, "from": from, "to": "12345", "at": AT,
+               "duration_s": 0, "answered": false, "cause": "cancel"})
+    };
+    for (call, from) in [
+        ("in-13955556666-zhang.san@example.com", "13955556666"),
+        ("anon-13800001111-一三九一二三四五六七八", "anonymous"),
+        ("0f3c2a9e-5b7d-4e21-9c8a-d41e6b2f7a53", "13955556667"),
+    ] {
+        assert_eq!(
+            generic_ok(&gw, "desk", &missed(call, from)),
+            json!({"action": "continue"})
+        );
+    }
+    let lines: Vec<String> = wait_until("three missed calls logged", LONG, || {
+        let lines: Vec<String> = gw
+            .logs()
+            .lines()
+            .filter(|l| l.contains("Missed call recorded for call-back"))
+            .map(str::to_string)
+            .collect();
+        (lines.len() == 3).then_some(lines)
+    });
+    let logs = lines.join("\n");
+    for raw in [
+        "13955556666",
+        "zhang.san",
+        "13800001111",
+        "一三九一二三四五六七八",
+    ] {
+        assert!(!logs.contains(raw), "{raw} in the log: {logs}");
+    }
+    // The number joins the address's local part, and a number joins the next across a dash
+    // (as `scrub_text` reads them): masked, each keeping what a masked number keeps.
+    for masked in [
+        "in-139****6***@example.com",
+        "anon-138********-*******五六七八",
+        "0f3c2a9e-5b7d-4e21-9c8a-d41e6b2f7a53",
+    ] {
+        assert!(logs.contains(masked), "{masked} not in the log: {logs}");
+    }
+}

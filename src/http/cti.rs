@@ -155,8 +155,12 @@ async fn within_budget(
             metrics::counter!("hotline_cti_budget_exceeded_total", "profile" => name.to_string(), "event" => ev.kind.tag())
                 .increment(1);
             let caller = ev.caller.clone();
-            tracing::warn!(profile = name, caller = %mask(&caller), call = %ev.call_id, event = ev.kind.tag(), "A call step ran out of its time for the store; answered from memory, the step's work goes on.");
-            let (profile, call, event) = (name.to_string(), ev.call_id.clone(), ev.kind.tag());
+            tracing::warn!(profile = name, caller = %mask(&caller), call = %logged_call(&ev.call_id, caller.as_ref()), event = ev.kind.tag(), "A call step ran out of its time for the store; answered from memory, the step's work goes on.");
+            let (profile, call, event) = (
+                name.to_string(),
+                logged_call(&ev.call_id, caller.as_ref()),
+                ev.kind.tag(),
+            );
             state.pipeline.background().spawn(async move {
                 if let Ok(Err(e)) = work.await {
                     tracing::warn!(profile, caller = %mask(&caller), call = %call, event, error = %e, "A call step answered from memory failed afterwards.");
@@ -261,7 +265,7 @@ fn emergency_step(
     };
     // A call that named an emergency is never a long-call offence, whatever its length: a
     // transferred call's duration includes the leg to 120.
-    excuse_long_call(pipeline, &ev.call_id, t);
+    excuse_long_call(pipeline, &ev.call_id, caller.as_ref(), t);
     if let Some((text, r)) = redirect {
         let who = caller
             .as_ref()
@@ -270,7 +274,7 @@ fn emergency_step(
         return Some(pipeline.redirect(&who, "cti", &text, r, t, Some(key.to_string())));
     }
     let r = advised?;
-    tracing::info!(profile, caller = %mask(&caller), call = %ev.call_id, number = %r.number, rule = %r.rule, "Caller told the emergency number; the call goes on to an agent.");
+    tracing::info!(profile, caller = %mask(&caller), call = %logged_call(&ev.call_id, caller.as_ref()), number = %r.number, rule = %r.rule, "Caller told the emergency number; the call goes on to an agent.");
     let outcome = Outcome::Advised { number: r.number };
     // The step's record only serves a retry, which the rules answer the same way anyway.
     let (store, key, remembered) = (pipeline.store().clone(), key.to_string(), outcome.clone());
@@ -311,7 +315,7 @@ async fn decide(
             Some(id) => match pipeline.ladder.check_identity(id, "cti", "来电", t).await {
                 Ok(refusal) => refusal.unwrap_or(Outcome::Nothing),
                 Err(e) => {
-                    tracing::warn!(profile, caller = %mask(&caller), call = %ev.call_id, error = %e, "Quota reminder not recorded (store unavailable); the call goes on.");
+                    tracing::warn!(profile, caller = %mask(&caller), call = %logged_call(&ev.call_id, caller.as_ref()), error = %e, "Quota reminder not recorded (store unavailable); the call goes on.");
                     Outcome::Nothing
                 }
             },
@@ -343,12 +347,12 @@ async fn decide(
                 if was_rejected(state, profile, ev, &caller, t).await {
                     // The hotline rejected it (a suspended caller): the platform's hangup or
                     // `busy`/`no-answer` after `<Reject>` is no call to return.
-                    tracing::debug!(profile, caller = %mask(&ev.caller), call = %ev.call_id, "Rejected call ended; not a missed call.");
+                    tracing::debug!(profile, caller = %mask(&ev.caller), call = %logged_call(&ev.call_id, ev.caller.as_ref()), "Rejected call ended; not a missed call.");
                 } else {
                     // A missed call: kept for call-back in the metrics and log (masked).
                     metrics::counter!("hotline_missed_calls_total", "profile" => profile.to_string())
                         .increment(1);
-                    tracing::info!(profile, caller = %mask(&ev.caller), call = %ev.call_id, "Missed call recorded for call-back.");
+                    tracing::info!(profile, caller = %mask(&ev.caller), call = %logged_call(&ev.call_id, ev.caller.as_ref()), "Missed call recorded for call-back.");
                 }
                 Outcome::Nothing
             } else if citizen_calls && *duration_s >= state.cfg.derived.long_call.as_secs() {
@@ -427,10 +431,10 @@ fn matter_key(call_id: &str) -> String {
 
 /// Marks the call as one that named an emergency (see [`matter_key`]), after the answer: the
 /// redirect itself is never held up by a store write.
-fn excuse_long_call(pipeline: &Pipeline, call_id: &str, t: i64) {
+fn excuse_long_call(pipeline: &Pipeline, call_id: &str, caller: Option<&Identity>, t: i64) {
     let store = pipeline.store().clone();
     let key = matter_key(call_id);
-    let call = call_id.to_string();
+    let call = logged_call(call_id, caller);
     pipeline.background().spawn(async move {
         if let Err(e) = store.remember(key, Outcome::Nothing, t).await {
             tracing::warn!(call = %call, error = %e, "An emergency call could not be marked; a long one may count as an offence.");
@@ -500,7 +504,7 @@ async fn late_transcription(
         let alert = emergency.as_ref().map(|r| {
             body["emergency_review"] =
                 serde_json::json!({"by": "rules", "number": r.number, "rule": r.rule});
-            tracing::warn!(profile, caller = %mask(&ev.caller), call = %ev.call_id, number = %r.number, rule = %r.rule, "A voicemail's transcription names an emergency; sent to its order for urgent review.");
+            tracing::warn!(profile, caller = %mask(&ev.caller), call = %logged_call(&ev.call_id, ev.caller.as_ref()), number = %r.number, rule = %r.rule, "A voicemail's transcription names an emergency; sent to its order for urgent review.");
             serde_json::json!({
                 "order": o.number, "number": r.number, "rule": r.rule, "by": "rules",
                 "sure": true, "score": null, "category": o.category, "channel": "cti",
@@ -533,6 +537,7 @@ async fn settle_long_call(
     grace: Duration,
 ) {
     tokio::time::sleep(grace).await;
+    let call = logged_call(&call_id, Some(&id));
     match pipeline
         .store()
         .recall(matter_key(&call_id), super::now())
@@ -541,7 +546,7 @@ async fn settle_long_call(
         Ok(Some(_)) => return,
         Ok(None) => {}
         Err(e) => {
-            tracing::warn!(profile, caller = %id.masked(), call = %call_id, error = %e, "Long call not judged: the store cannot tell whether a matter was registered.");
+            tracing::warn!(profile, caller = %id.masked(), call = %call, error = %e, "Long call not judged: the store cannot tell whether a matter was registered.");
             return;
         }
     }
@@ -552,10 +557,10 @@ async fn settle_long_call(
         .await
     {
         Ok(_) => {
-            tracing::info!(profile, caller = %id.masked(), call = %call_id, "Long call with no registered matter counted (art. 32).");
+            tracing::info!(profile, caller = %id.masked(), call = %call, "Long call with no registered matter counted (art. 32).");
         }
         Err(e) => {
-            tracing::warn!(profile, caller = %id.masked(), call = %call_id, error = %e, "Long call with no registered matter could not be counted.");
+            tracing::warn!(profile, caller = %id.masked(), call = %call, error = %e, "Long call with no registered matter could not be counted.");
         }
     }
 }
@@ -564,7 +569,7 @@ async fn settle_long_call(
 fn unremembered(profile: &str, ev: &CallEvent, caller: &Option<Identity>, e: &StoreError) {
     metrics::counter!("hotline_cti_unremembered_total", "profile" => profile.to_string(), "event" => ev.kind.tag())
         .increment(1);
-    tracing::warn!(profile, caller = %mask(caller), call = %ev.call_id, event = ev.kind.tag(), error = %e, "Call step answered without its retry record (store unavailable).");
+    tracing::warn!(profile, caller = %mask(caller), call = %logged_call(&ev.call_id, caller.as_ref()), event = ev.kind.tag(), error = %e, "Call step answered without its retry record (store unavailable).");
 }
 
 /// The emergencies an IVR step names: (in the speech, in the keys), each as what matched and
@@ -574,6 +579,18 @@ fn emergency_hits(rules: &RuleSet, digits: Option<&str>, speech: Option<&str>) -
     let said = speech.and_then(|s| rules.emergency.check(s).map(|r| (s.to_string(), r)));
     let keyed = digits.and_then(|d| rules.emergency.check_digits(d).map(|r| (d.to_string(), r)));
     (said, keyed)
+}
+
+/// A call's id as it is logged: the caller's own value masked in it ([`Identity::mask_in`],
+/// as WeChat and Weibo log their `channel_ref`), then any other number, e-mail address or
+/// number in Chinese numerals ([`hotline_adapters::mask::scrub_text`]). A platform may build
+/// its call ids from the caller's number or address (`in-13955556666-zhang.san@example.com`),
+/// and until 2026-12-07 they were logged as sent, at INFO and WARN (the privacy review's F6).
+/// Opaque ids (UUIDs, Twilio's `CallSid`) are not masked as ids, so an operator can still find
+/// the call on the platform; a run of 7 or more digits in one is.
+fn logged_call(call_id: &str, caller: Option<&Identity>) -> String {
+    let call = caller.map_or_else(|| call_id.to_string(), |c| c.mask_in(call_id));
+    hotline_adapters::mask::scrub_text(&call)
 }
 
 fn mask(id: &Option<Identity>) -> String {
