@@ -543,6 +543,21 @@ fn wechat_events_unknown_types_and_status_queries_make_no_orders() {
     let mut odd = unknown.clone();
     odd["type"] = json!("zz_made_up_type_42");
     unsupported(&wx_push(&gw, "plain", &odd), false);
+    // Whoever signs pushes may write anything there: an e-mail address in it was logged at
+    // INFO as sent until 2026-12-07 (the privacy review's F7).
+    let mut mail = unknown.clone();
+    mail["type"] = json!("zhang.san@example.com");
+    unsupported(&wx_push(&gw, "plain", &mail), false);
+    let logged = wait_until("the e-mail type logged", LONG, || {
+        gw.logs()
+            .lines()
+            .find(|l| l.contains("Unknown WeChat message type") && l.contains("example.com"))
+            .map(str::to_string)
+    });
+    assert!(
+        logged.contains("z***@example.com") && !gw.logs().contains("zhang.san"),
+        "{logged}"
+    );
     // A device's report is nobody's message: no reply.
     let mut device = unknown.clone();
     device["type"] = json!("device_event");

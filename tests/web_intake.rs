@@ -2612,3 +2612,63 @@ fn an_operator_pages_through_dead_letters_and_replays_them_in_bulk() {
     });
     assert_eq!(gw.admin_get("/admin/v1/outbox")["dead"], 0);
 }
+
+/// The privacy review's F7 (2026-12-07): the DEBUG "Request refused" line quoted what the
+/// client sent as sent: a 415's content type, an unknown JSON field's name (a name and an
+/// address), an admin's duration (a phone number). The answer still tells the sender.
+#[test]
+fn a_refusals_debug_line_shows_no_personal_data_the_client_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let port = free_port();
+    let config = write_config(dir.path(), port, &sim.url, "");
+    let gw = Gateway::start_with_env(config, port, &[("RUST_LOG", "debug")]);
+    let web = format!("{}/v1/web/submissions", gw.url);
+    let r = client()
+        .post(&web)
+        .header("content-type", "text/x-zhang.san@example.com")
+        .body("路灯坏了")
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 415);
+    let r = client()
+        .post(&web)
+        .header("content-type", "application/json")
+        .body(r#"{"content":"路灯坏了","欧阳娜娜朝阳区建国路88号华贸中心3号楼1502室":1}"#)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 422);
+    let r = client()
+        .put(format!(
+            "{}/admin/v1/callers/phone:13600000007/suspension",
+            gw.url
+        ))
+        .bearer_auth(ADMIN)
+        .json(&json!({"duration": "13912345678", "reason": "测试"}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let b: serde_json::Value = r.json().unwrap();
+    assert_eq!(b["error"]["code"], "invalid_duration", "{b}");
+    let lines = wait_until("three refusals logged", LONG, || {
+        let lines: Vec<String> = gw
+            .logs()
+            .lines()
+            .filter(|l| l.contains("Request refused"))
+            .map(str::to_string)
+            .collect();
+        (lines.len() >= 3).then_some(lines.join("\n"))
+    });
+    for code in [
+        "unsupported_media_type",
+        "invalid_field",
+        "invalid_duration",
+    ] {
+        assert!(lines.contains(code), "{code}: {lines}");
+    }
+    assert!(lines.contains("139****5678"), "{lines}");
+    let logs = gw.logs();
+    for raw in ["zhang.san", "欧阳娜娜", "建国路", "13912345678"] {
+        assert!(!logs.contains(raw), "{raw} in the log: {lines}");
+    }
+}

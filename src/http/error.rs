@@ -225,6 +225,42 @@ fn what_is_wrong(reason: &str) -> &'static str {
         .map_or("格式有误", |(_, zh)| zh)
 }
 
+/// Longest quoted value a refusal's DEBUG line keeps as sent ([`logged`]).
+const LOGGED_QUOTE_MAX_CHARS: usize = 64;
+
+/// A refusal's text (its `Display`) as the DEBUG "Request refused" line shows it. Refusals
+/// quote what the client sent (a 415's content type, an unknown field's name, an admin's
+/// duration), and the client may have put personal data there: until 2026-12-07 the line
+/// showed `text/x-zhang.san@example.com`, `欧阳娜娜朝阳区建国路88号…` and `13912345678` as
+/// sent (the privacy review's F7). A quoted value stays only when it reads like a name in a
+/// protocol (ASCII letters, digits and `_-.+/[];=`, up to 64 characters: `sumbit`,
+/// `text/plain;charset=gbk`, `5x`), else it becomes `***`; then the whole is scrubbed of numbers, e-mail
+/// addresses and opaque ids. The answer's body, read only by whoever sent the input, keeps
+/// the value (it tells a page's author what was wrong).
+fn logged(text: &str) -> String {
+    let plain = |q: &str| {
+        q.chars().count() <= LOGGED_QUOTE_MAX_CHARS
+            && q.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_-.+/[];=*".contains(c))
+    };
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find('`') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let (quoted, next) = match after.find('`') {
+            Some(close) => (&after[..close], &after[close + 1..]),
+            None => (after, ""),
+        };
+        out.push('`');
+        out.push_str(if plain(quoted) { quoted } else { "***" });
+        out.push('`');
+        rest = next;
+    }
+    out.push_str(rest);
+    hotline_adapters::mask::scrub_text_and_ids(&out)
+}
+
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
@@ -267,7 +303,9 @@ impl ResponseError for ApiError {
         match self {
             ApiError::Internal(m) => tracing::error!(error = %m, "Internal error."),
             ApiError::Unavailable(m) => tracing::warn!(error = %m, "Answering 503."),
-            other => tracing::debug!(code = other.code(), error = %other, "Request refused."),
+            other => {
+                tracing::debug!(code = other.code(), error = %logged(&other.to_string()), "Request refused.")
+            }
         }
         let mut resp = HttpResponse::build(status);
         if let ApiError::MethodNotAllowed(allow) = self {
@@ -412,6 +450,61 @@ mod tests {
              电子邮箱（email）不是有效的电子邮箱地址，请修改后重新提交。"
         );
         assert_eq!(body["error"]["message"], body["message"]);
+    }
+
+    /// The privacy review's F7 (2026-12-07): the DEBUG line quoted what the client sent (a
+    /// content type, a field's name, a duration) as sent; names in a protocol stay readable.
+    #[test]
+    fn a_refusals_log_line_shows_no_personal_data_the_client_sent() {
+        let media = |t: &str| ApiError::Adapter(AdapterError::UnsupportedMediaType(t.into()));
+        let field = |name: &str| {
+            ApiError::Adapter(AdapterError::InvalidField {
+                field: "body",
+                reason: format!("unknown field `{name}`"),
+            })
+        };
+        for (e, want) in [
+            (
+                media("text/x-zhang.san@example.com"),
+                "unsupported media type `***`",
+            ),
+            (
+                field("欧阳娜娜朝阳区建国路88号华贸中心3号楼1502室"),
+                "field `body` is invalid: unknown field `***`",
+            ),
+            (
+                ApiError::BadRequest(
+                    "invalid_duration",
+                    "`13912345678` is not a duration: unknown time unit".into(),
+                ),
+                "`139****5678` is not a duration: unknown time unit",
+            ),
+            (
+                ApiError::BadRequest("invalid_reason", "不是13912345678的原因".into()),
+                "不是139****5678的原因",
+            ),
+            // Names in a protocol stay, for the page's author reading the log.
+            (
+                media("text/plain;charset=gbk"),
+                "unsupported media type `text/plain;charset=gbk`",
+            ),
+            (
+                field("sumbit"),
+                "field `body` is invalid: unknown field `sumbit`",
+            ),
+            (
+                ApiError::Adapter(AdapterError::MissingField("content")),
+                "field `content` is required",
+            ),
+            // A backtick in the value breaks the pairing; what falls outside is still
+            // scrubbed.
+            (
+                media("text/x`13912345678"),
+                "unsupported media type `text/x`139****5678``",
+            ),
+        ] {
+            assert_eq!(logged(&e.to_string()), want, "{e}");
+        }
     }
 
     /// A field refusal names the field for the citizen (Chinese) and the developer (`field`,

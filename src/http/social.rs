@@ -96,8 +96,11 @@ pub async fn wechat_push(
         Message::Unknown { msg_type } => {
             // Not an error (WeChat adds types over time), but recorded so operators see them.
             // The metric's label is bounded (whoever signs pushes could otherwise add series);
-            // the log line has the type as sent, escaped.
+            // the log line has the type as sent, escaped and scrubbed: whoever signs pushes may
+            // put anything there, and until 2026-12-07 an e-mail address in it was logged at
+            // INFO as sent (the privacy review's F7).
             let kind: String = msg_type.chars().take(32).collect();
+            let kind = hotline_adapters::mask::scrub_text_and_ids(&kind);
             let label = unknown_type_label(msg_type);
             metrics::counter!("hotline_wechat_unknown_messages_total", "type" => label)
                 .increment(1);

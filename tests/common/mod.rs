@@ -153,8 +153,8 @@ impl Gateway {
         Gateway::start_with_env(config, port, &[])
     }
 
-    /// Starts the gateway on an existing config file with `HOTLINE__…` overrides in `env`; it is
-    /// reached at 127.0.0.1:`port`.
+    /// Starts the gateway on an existing config file with `HOTLINE__…` overrides in `env` (and
+    /// `RUST_LOG`, `info` unless `env` says otherwise); it is reached at 127.0.0.1:`port`.
     pub fn start_with_env(config: PathBuf, port: u16, env: &[(&str, &str)]) -> Gateway {
         let log = config.with_extension(format!("{}.log", Instant::now().elapsed().as_nanos()));
         let log = unique(&log);
@@ -163,8 +163,8 @@ impl Gateway {
         let child = Command::new(BIN)
             .args(["serve", "--config"])
             .arg(&config)
-            .envs(env.iter().copied())
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(err))
             .spawn()
