@@ -188,8 +188,13 @@ fn scrub(text: &str, ids: bool) -> String {
     let chars: Vec<char> = text.chars().collect();
     // Matched on the folded text; what is not masked is written as it came.
     let folded: Vec<char> = chars.iter().map(|c| fold(*c)).collect();
-    // Read for digit runs only: numerals as digits ([`numeral`]).
-    let digits: Vec<char> = folded.iter().map(|c| numeral(*c)).collect();
+    // Read for digit runs only: numerals as digits ([`numeral`]); most texts hold none, and
+    // are not copied again.
+    let digits: std::borrow::Cow<[char]> = if folded.iter().any(|c| numeral(*c) != *c) {
+        folded.iter().map(|c| numeral(*c)).collect()
+    } else {
+        std::borrow::Cow::Borrowed(&folded)
+    };
     let spans = spans(&folded);
     let mut next_span = spans.iter().peekable();
     let mut out = String::with_capacity(text.len());
