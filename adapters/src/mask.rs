@@ -204,7 +204,15 @@ fn scrub(text: &str, ids: bool) -> String {
             if i == start {
                 match kind {
                     Span::Email => {
-                        out.push_str(&mask_email(&folded[start..end].iter().collect::<String>()))
+                        let address: String = folded[start..end].iter().collect();
+                        // `(at)` or `[at]` written for the `@`: no local part holds a bracket.
+                        let address = match address.find(['(', '[']) {
+                            Some(p) if !address.contains('@') => {
+                                format!("{}@{}", &address[..p], &address[p + 4..])
+                            }
+                            _ => address,
+                        };
+                        out.push_str(&mask_email(&address))
                     }
                     Span::Date => out.extend(&chars[start..end]),
                 }
@@ -418,14 +426,33 @@ fn date_end(f: &[char], i: usize) -> Option<usize> {
     (1..=31).contains(&day).then_some(end)
 }
 
+/// The length of the at-sign at `k`: `@` (one character), or `(at)` / `[at]` in any case
+/// (four), as people write an address to keep it from address harvesters
+/// (`zhang.san(at)example.com`); read since 2026-12-07, when the privacy review found such an
+/// address shown in the clear in a status answer.
+fn at_sign(chars: &[char], k: usize) -> Option<usize> {
+    match chars.get(k..k + 4) {
+        _ if chars[k] == '@' => Some(1),
+        Some([open, a, t, close])
+            if matches!((open, close), ('(', ')') | ('[', ']'))
+                && a.eq_ignore_ascii_case(&'a')
+                && t.eq_ignore_ascii_case(&'t') =>
+        {
+            Some(4)
+        }
+        _ => None,
+    }
+}
+
 /// The `[start, end)` char spans of things that look like e-mail addresses, in order and
-/// disjoint. Each `@` is looked at once and scans stop at the neighbouring `@`s, so this is
-/// linear in the text.
+/// disjoint. Each at-sign ([`at_sign`]) is looked at once and scans stop at the neighbouring
+/// ones, so this is linear in the text.
 fn email_spans(chars: &[char]) -> Vec<(usize, usize)> {
     let local = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '%' | '+' | '-');
     let domain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-');
     let mut spans: Vec<(usize, usize)> = Vec::new();
-    for (at, _) in chars.iter().enumerate().filter(|(_, c)| **c == '@') {
+    let signs = (0..chars.len()).filter_map(|k| at_sign(chars, k).map(|len| (k, len)));
+    for (at, len) in signs {
         let floor = spans.last().map_or(0, |&(_, end)| end);
         if at < floor {
             continue;
@@ -434,15 +461,15 @@ fn email_spans(chars: &[char]) -> Vec<(usize, usize)> {
         while start > floor && local(chars[start - 1]) {
             start -= 1;
         }
-        let mut end = at + 1;
+        let mut end = at + len;
         while end < chars.len() && domain(chars[end]) {
             end += 1;
         }
         // A sentence's full stop or a dash after the address is not part of it.
-        while end > at + 1 && matches!(chars[end - 1], '.' | '-') {
+        while end > at + len && matches!(chars[end - 1], '.' | '-') {
             end -= 1;
         }
-        let host = &chars[at + 1..end];
+        let host = &chars[at + len..end];
         let dotted = host.first().is_some_and(|c| *c != '.') && host.contains(&'.');
         if start < at && dotted {
             spans.push((start, end));
@@ -696,6 +723,26 @@ mod tests {
             scrub_text_and_ids("微信号zhangsan_13912345678，电话一三九一二三四五六七八"),
             "微信号zhan***78，电话一三九****五六七八"
         );
+    }
+
+    /// `(at)` or `[at]` for the `@`, full-width brackets too: the review's status text showed
+    /// `zhang.san(at)example.com` (2026-12-07). Brackets without an address around them stay.
+    #[test]
+    fn addresses_written_with_at_in_brackets_are_masked() {
+        for (raw, want) in [
+            ("邮箱zhang.san(at)example.com，", "邮箱z***@example.com，"),
+            (
+                "mail: Li.Si[AT]mail.example.cn.",
+                "mail: L***@mail.example.cn.",
+            ),
+            ("邮箱wang（at）qq.com", "邮箱w***@qq.com"),
+            (
+                "look (at) this, a(at)b, x(at).cn",
+                "look (at) this, a(at)b, x(at).cn",
+            ),
+        ] {
+            assert_eq!(scrub_text(raw), want, "{raw:?}");
+        }
     }
 
     /// What F2's numerals and separators must not mask: words and short numbers in numerals,
