@@ -453,7 +453,19 @@ pub struct WebConfig {
     /// (`172.28.0.0/16`), since a container's proxy has an address nobody can list ahead.
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
+    /// Web form submissions per client address (IPv4 address, IPv6 /64) per `nuisance.per`,
+    /// on top of each identity's quota: the typed phone is nobody's proof, so one machine
+    /// typing a new number each time is stopped here. `0` turns it off; unset, 10 ×
+    /// `nuisance.quota`, since many citizens may share one address (a campus, a company, a
+    /// mobile carrier's CGNAT). See [`Derived::address_quota`].
+    #[serde(default)]
+    pub address_quota: Option<u32>,
 }
+
+/// `web.address_quota` when unset: this many times `nuisance.quota` (50 with its default of 5).
+/// Several times one person's quota, because one address is often many people: a campus or a
+/// company behind one NAT, a mobile carrier's CGNAT behind a few.
+pub const ADDRESS_QUOTA_FACTOR: u32 = 10;
 
 /// `[nuisance]` (article 32)
 #[derive(Debug, Clone, Deserialize)]
@@ -754,6 +766,9 @@ pub struct Derived {
     pub retain: Duration,
     /// `web.trusted_proxies`, parsed; IPv4 written as IPv6 (`::ffff:10.0.0.5`) is IPv4.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// `web.address_quota`, resolved: as written, else [`ADDRESS_QUOTA_FACTOR`] ×
+    /// `nuisance.quota`; `0` is off.
+    pub address_quota: u32,
     /// What is unsafe but allowed: a secret published in this repository where others could
     /// use it (beyond loopback, or as the key of callers' names in Redis). `serve` logs each as
     /// an ERROR and `check-config` prints each as a warning; neither refuses, since the
@@ -951,6 +966,7 @@ impl Config {
                 commit_interval: Duration::from_millis(1),
                 retain: crate::retention::DEFAULT_RETAIN,
                 trusted_proxies: Vec::new(),
+                address_quota: 0,
                 cautions: Vec::new(),
             },
         };
@@ -1185,6 +1201,24 @@ impl Config {
         }
         if self.nuisance.quota == 0 {
             bad("nuisance.quota", "must be at least 1".into());
+        }
+        d.address_quota = self
+            .web
+            .address_quota
+            .unwrap_or_else(|| self.nuisance.quota.saturating_mul(ADDRESS_QUOTA_FACTOR));
+        // Allowed (a small office's own gateway may want it), but said: below one person's
+        // quota the identity's own quota is never what stops anyone on the web form, and
+        // everyone behind a shared address (a campus, a carrier's CGNAT) shares these few.
+        if d.address_quota > 0 && d.address_quota < self.nuisance.quota {
+            caution(
+                "web.address_quota",
+                format!(
+                    "{} is below nuisance.quota ({}): everyone behind one address (a campus, \
+                     a company, a carrier's CGNAT) shares fewer web submissions than one \
+                     person is allowed; 0 turns the cap off",
+                    d.address_quota, self.nuisance.quota
+                ),
+            );
         }
         for (i, a) in self.nuisance.allow.iter().enumerate() {
             match hotline_adapters::Identity::parse(a) {
@@ -2419,6 +2453,52 @@ mod tests {
         let err = load("[server]\nlisten = \"127.0.0.1:1\"\n[dispatch]\ntimeout = \"20y\"\n")
             .unwrap_err();
         assert_eq!(err.problems[0].key, "dispatch.timeout", "{err}");
+    }
+
+    #[test]
+    fn address_quota_defaults_to_ten_quotas_is_off_at_zero_and_said_below_the_quota() {
+        let server = "[server]\nlisten = \"127.0.0.1:1\"\n";
+        let with = |extra: &str| load(&format!("{server}{extra}"));
+        assert_eq!(load(server).unwrap().derived.address_quota, 50);
+        // Unset, it follows the quota.
+        let cfg = with("[nuisance]\nquota = 3\n").unwrap();
+        assert_eq!(cfg.derived.address_quota, 30);
+        let cfg = with("[web]\naddress_quota = 0\n").unwrap();
+        assert_eq!(cfg.derived.address_quota, 0);
+        assert!(
+            cfg.derived.cautions.is_empty(),
+            "{:?}",
+            cfg.derived.cautions
+        );
+        let cfg = with("[web]\naddress_quota = 200\n").unwrap();
+        assert_eq!(cfg.derived.address_quota, 200);
+        assert!(
+            cfg.derived.cautions.is_empty(),
+            "{:?}",
+            cfg.derived.cautions
+        );
+        // Below one person's quota: taken, and said.
+        let cfg = with("[web]\naddress_quota = 2\n").unwrap();
+        assert_eq!(cfg.derived.address_quota, 2);
+        let keys: Vec<&str> = cfg
+            .derived
+            .cautions
+            .iter()
+            .map(|c| c.key.as_str())
+            .collect();
+        assert_eq!(keys, ["web.address_quota"]);
+        for bad in ["-1", "\"many\"", "1.5", "5000000000"] {
+            let err = with(&format!("[web]\naddress_quota = {bad}\n")).unwrap_err();
+            let keys: Vec<&str> = err.problems.iter().map(|p| p.key.as_str()).collect();
+            assert_eq!(keys, ["web.address_quota"], "{bad}: {err}");
+        }
+        let cfg = Config::from_toml(
+            server,
+            Path::new("/x/gateway.toml"),
+            vec![("HOTLINE__WEB__ADDRESS_QUOTA".into(), "0".into())],
+        )
+        .unwrap();
+        assert_eq!(cfg.derived.address_quota, 0);
     }
 
     #[test]

@@ -370,13 +370,19 @@ fn replay_late_pushes(pipeline: &Arc<Pipeline>, journal: &journal::PushJournal, 
     });
 }
 
-/// The quota shared through Redis (`[nuisance] backend = "redis"`).
-fn shared_quota(cfg: &Config) -> Result<pipeline::redis_limiter::RedisGcra, String> {
+/// Most client addresses the web form's cap per address holds in memory (as many as the
+/// ladder's limiter keys); past it none is counted until a sweep frees room.
+const ADDRESS_KEYS: usize = 1_000_000;
+
+/// A limiter of `quota` per `nuisance.per` shared through Redis (`[nuisance] backend =
+/// "redis"`): the callers' quota, or the web form's cap per address (`web.address_quota`),
+/// whose keys (`addr/…`) cannot meet an identity's.
+fn shared_quota(cfg: &Config, quota: u32) -> Result<pipeline::redis_limiter::RedisGcra, String> {
     let url = cfg.nuisance.redis_url.expose();
     let shared = pipeline::redis_limiter::RedisGcra::new(
         url,
         "hotline:",
-        cfg.nuisance.quota,
+        quota,
         cfg.derived.nuisance_per,
         cfg.derived.redis_timeout,
     )
@@ -518,7 +524,7 @@ pub async fn run(cfg: Config, listener: TcpListener) -> Result<(), StartError> {
     .await?;
     let ladder = if cfg.nuisance.backend == "redis" {
         // Connects lazily: Redis being down at start-up only means local quotas until it is up.
-        match shared_quota(&cfg) {
+        match shared_quota(&cfg, cfg.nuisance.quota) {
             Ok(shared) => ladder.share_quota(shared),
             Err(e) => {
                 tracing::error!(error = %e, "Shared quota off; counting on this node only.");
@@ -528,22 +534,43 @@ pub async fn run(cfg: Config, listener: TcpListener) -> Result<(), StartError> {
     } else {
         ladder
     };
+    // The web form's cap per client address, shared like the quota when that is.
+    let address_cap = pipeline::address::AddressCap::new(
+        cfg.derived.address_quota,
+        cfg.derived.nuisance_per,
+        ADDRESS_KEYS,
+    )
+    .map(|cap| {
+        if cfg.nuisance.backend != "redis" {
+            return cap;
+        }
+        match shared_quota(&cfg, cfg.derived.address_quota) {
+            Ok(shared) => cap.share(shared),
+            Err(e) => {
+                tracing::error!(error = %e, "Shared cap per address off; counting on this node only.");
+                cap
+            }
+        }
+    });
     let wake = Arc::new(tokio::sync::Notify::new());
-    let pipeline = Arc::new(Pipeline::new(
-        PipelineConfig {
-            node_id: cfg.server.node_id,
-            tz: cfg.derived.tz,
-            high_water: cfg.storage.high_water,
-            duplicate_threshold: cfg.rules.duplicate_threshold.unwrap_or(0.75),
-            duplicate_window: cfg.derived.duplicate_window,
-            attach_window: cfg.derived.attach_window,
-            doubt_below: cfg.rules.second_opinion_doubt(),
-        },
-        rules,
-        store.clone(),
-        ladder,
-        wake.clone(),
-    ));
+    let pipeline = Arc::new(
+        Pipeline::new(
+            PipelineConfig {
+                node_id: cfg.server.node_id,
+                tz: cfg.derived.tz,
+                high_water: cfg.storage.high_water,
+                duplicate_threshold: cfg.rules.duplicate_threshold.unwrap_or(0.75),
+                duplicate_window: cfg.derived.duplicate_window,
+                attach_window: cfg.derived.attach_window,
+                doubt_below: cfg.rules.second_opinion_doubt(),
+            },
+            rules,
+            store.clone(),
+            ladder,
+            wake.clone(),
+        )
+        .with_address_cap(address_cap),
+    );
     let relay_state = Arc::new(RelayState::new(relay::stall_limit(
         cfg.derived.dispatch_timeout,
     )));

@@ -37,6 +37,16 @@ pub fn emergency_first(number: &str) -> String {
     format!("您反映的情况可能是紧急情况：如果危险正在发生，请立即拨打{number}。")
 }
 
+/// The web form's refusal when its client address is over `web.address_quota`: the wait, and
+/// that nothing was held against the person (no reminder: many people may share an address,
+/// and the typed phone's owner may not be the sender), so no "再重复提交N次将被暂停受理".
+pub fn address_throttled(retry_after: u64) -> String {
+    format!(
+        "您所在网络地址的提交过于频繁，请{}分钟后再试。本次不计入提醒，也不会暂停受理。{EMERGENCY_NUMBERS}",
+        retry_after.div_ceil(60).max(1)
+    )
+}
+
 /// The answer to a possible emergency on a written channel whose order could not be stored
 /// (a damaged store, a full disk): the number to dial, then that the matter was not kept. A
 /// bare 503 named no number (until 2026-12-07), and a WeChat follower saw only "该公众号暂时

@@ -781,7 +781,10 @@ fn components() -> serde_json::Value {
                 &["retry_after", "warnings_left"],
                 serde_json::json!({
                     "retry_after": {"type": "integer", "description": "seconds"},
-                    "warnings_left": {"type": "integer"},
+                    "warnings_left": {
+                        "type": "integer",
+                        "description": "reminders left before a suspension; over the cap per client address (web.address_quota) no reminder is used and this is the full nuisance.warnings"
+                    },
                 }),
             ),
             "WebSuspended": answer(

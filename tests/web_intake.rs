@@ -307,13 +307,18 @@ fn items_split_and_client_ref_replays_the_first_answer() {
 }
 
 /// A gateway whose dispatch (on `port`) is down, and the numbers of the `n` orders it has
-/// accepted, each from a caller of its own.
+/// accepted, each from a caller of its own (all from loopback: the cap per address is raised
+/// above the 600 a test sends).
 fn orders_while_dispatch_is_down(
     dir: &std::path::Path,
     port: u16,
     n: usize,
 ) -> (Gateway, Vec<String>) {
-    let gw = Gateway::start(dir, &format!("http://127.0.0.1:{port}"), "");
+    let gw = Gateway::start(
+        dir,
+        &format!("http://127.0.0.1:{port}"),
+        "[web]\naddress_quota = 1000\n",
+    );
     let mut want = Vec::new();
     for i in 0..n {
         let (s, b) = gw.submit(

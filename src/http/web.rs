@@ -65,7 +65,7 @@ pub async fn submit(
             };
         }
     };
-    answer(&state, sub, t).await
+    answer(&state, sub, t, &ip).await
 }
 
 /// The answer to a multipart form refused after some of it was read: cut off at its deadline
@@ -126,11 +126,17 @@ fn param<'a>(content_type: &'a str, name: &str) -> Option<&'a str> {
     })
 }
 
-/// Runs a web submission through the pipeline and renders the contract's JSON answer.
-async fn answer(state: &AppState, sub: Submission, t: i64) -> Result<HttpResponse, ApiError> {
+/// Runs a web submission from the client address `ip` through the pipeline (the address is
+/// counted against `web.address_quota`) and renders the contract's JSON answer.
+async fn answer(
+    state: &AppState,
+    sub: Submission,
+    t: i64,
+    ip: &str,
+) -> Result<HttpResponse, ApiError> {
     let d = state
         .pipeline
-        .submit(sub, t, crate::pipeline::Policy::WEBHOOK)
+        .submit_from(sub, t, crate::pipeline::Policy::WEBHOOK, Some(ip))
         .await?;
     Ok(render(d))
 }

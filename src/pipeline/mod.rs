@@ -6,6 +6,7 @@
 //! The rule modules (`emergency`, `category`, `split`, `guidance`, `similar`) are pure and
 //! data-driven; this module adds the state: the store and the nuisance ladder.
 
+pub mod address;
 pub mod category;
 pub mod emergency;
 pub mod guidance;
@@ -416,6 +417,8 @@ pub struct Pipeline {
     store: Arc<dyn Store>,
     /// The nuisance ladder (art. 32).
     pub ladder: nuisance::Ladder,
+    /// The web form's cap per client address (`web.address_quota`); `None`: off.
+    address_cap: Option<address::AddressCap>,
     wake: Arc<tokio::sync::Notify>,
     /// One lock per dedupe key in use, so concurrent retries of one push (platforms resend
     /// while the first attempt is still running) are decided once, not raced.
@@ -503,11 +506,19 @@ impl Pipeline {
             rules: RwLock::new(Arc::new(rules)),
             store,
             ladder,
+            address_cap: None,
             wake,
             key_locks: std::sync::Mutex::new(HashMap::new()),
             redirected: std::sync::Mutex::new(HashSet::new()),
             background: crate::background::Background::new(),
         }
+    }
+
+    /// Caps web form submissions per client address (see [`address`]); without it (or with
+    /// `None`: `web.address_quota = 0`) only each identity's quota counts.
+    pub fn with_address_cap(mut self, cap: Option<address::AddressCap>) -> Pipeline {
+        self.address_cap = cap;
+        self
     }
 
     /// Work that outlives its request, which a graceful shutdown waits for.
@@ -532,6 +543,9 @@ impl Pipeline {
             map.retain(|_, l| Arc::strong_count(l) > 1);
             map.shrink_to_fit();
         }
+        if let Some(cap) = &self.address_cap {
+            cap.sweep();
+        }
     }
 
     /// The rules in force.
@@ -554,6 +568,37 @@ impl Pipeline {
     /// The store behind the pipeline.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// The refusal of a submission from `client_ip` over the cap per address, if it is: 429
+    /// `throttled` with `retry_after`, and `warnings_left` the full `nuisance.warnings`,
+    /// because no reminder is recorded and none is used (an address is not a person, and a
+    /// reminder on the typed phone would punish the number's owner for a stranger's flood).
+    /// Nothing is stored: no reminder, no suspension, no answer under the page's key (its
+    /// retry after the wait is heard afresh). An address on the allow list (`ip:…` in
+    /// `nuisance.allow` or the operators' list) is not capped; a typed phone on it is not
+    /// enough, since anyone can type it.
+    async fn address_refusal(&self, client_ip: Option<&str>) -> Option<Decision> {
+        let cap = self.address_cap.as_ref()?;
+        let ip = client_ip?;
+        if self.ladder.is_allowed(&format!("ip:{ip}")) {
+            return None;
+        }
+        let key = address::address_key(ip)?;
+        let retry_after = cap.check(&key).await?;
+        metrics::counter!("hotline_web_address_throttled_total").increment(1);
+        tracing::debug!(
+            address = %hotline_adapters::mask::mask_ip(&key),
+            retry_after,
+            "Web submission refused: its client address is over web.address_quota."
+        );
+        Some(Decision {
+            outcome: Outcome::Throttled {
+                retry_after,
+                warnings_left: self.ladder.warnings(),
+            },
+            message: messages::address_throttled(retry_after),
+        })
     }
 
     /// Answers an emergency: the outcome at once; recording, the dedupe record and events
@@ -695,6 +740,20 @@ impl Pipeline {
         now: i64,
         policy: Policy,
     ) -> Result<Decision, IntakeError> {
+        self.submit_from(sub, now, policy, None).await
+    }
+
+    /// As [`submit`](Self::submit), for a submission that came from the client address
+    /// `client_ip` (as `http::client_ip` establishes it: the web form), which is counted
+    /// against the cap per address (`web.address_quota`, see [`address`]) besides the
+    /// identity's quota: the web form's typed phone is nobody's proof.
+    pub async fn submit_from(
+        &self,
+        sub: Submission,
+        now: i64,
+        policy: Policy,
+        client_ip: Option<&str>,
+    ) -> Result<Decision, IntakeError> {
         // A platform retry (or a page's resubmission with the same client_ref) gets the first
         // answer, from the store, so it holds across restarts and nodes.
         let dedupe_key = dedupe_key_of(&sub);
@@ -832,6 +891,15 @@ impl Pipeline {
                 ));
             }
             asked = Some(suspected);
+        }
+        // The client address's cap (web form): after the emergency rules, a suspension and
+        // shedding, like the identity's quota, and before it, so a flood of made-up phones
+        // from one address is stopped before each number gets its own quota (and a limiter
+        // key of the ladder's). Nothing is recorded for it (see `address_refusal`).
+        if policy.count_quota && !overruled {
+            if let Some(d) = self.address_refusal(client_ip).await {
+                return Ok(d);
+            }
         }
         let refusal = if policy.count_quota && !overruled {
             // The key is claimed before a reminder is recorded: the same push or page may have

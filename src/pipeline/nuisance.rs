@@ -947,6 +947,11 @@ impl<C: Clock + Clone> Ladder<C> {
     pub fn keys(&self) -> usize {
         self.limiter.len()
     }
+
+    /// `nuisance.warnings`: the reminders before a suspension.
+    pub fn warnings(&self) -> u32 {
+        self.cfg.warnings
+    }
 }
 
 /// A hold on one identity's escalation lock; dropping it (also when the request is cancelled)

@@ -1,0 +1,198 @@
+//! The web form's cap per client address (`web.address_quota`), on top of each identity's
+//! quota.
+//!
+//! - **Why.** A web submitter who types a phone is `phone:<number>`, and nobody verifies the
+//!   number: one machine typing a new number each time had a fresh quota each time, and so
+//!   flooded the dispatch core with made-up orders, never refused (until 2026-12-07). The
+//!   address the gateway already trusts for `ip:` identities (the peer, or the right-most
+//!   untrusted X-Forwarded-For hop behind `web.trusted_proxies`) is what the submitter cannot
+//!   make up, so it is counted too.
+//! - **The key.** An IPv4 address as it is; an IPv6 address by its /64, since one subscriber
+//!   (one home, one phone) gets a whole /64 and picks any address in it. An address that cannot
+//!   be read (no peer) is not counted: it would put every such request in one bucket.
+//! - **The rule.** A GCRA as the ladder's: `address_quota` submissions per `nuisance.per`,
+//!   refilled evenly, a fresh address getting the whole burst. Shared through Redis with
+//!   `nuisance.backend = "redis"` (key `addr/<address>`, named by the same HMAC as callers'
+//!   quotas, so no address is in Redis in the clear); when Redis cannot answer, this node's own
+//!   limiter decides, as for the ladder.
+//! - **Bounded memory.** Past `max_keys` addresses nobody is counted here until a sweep frees
+//!   room (`hotline_web_address_overflow_total` says so): refusing everyone would shut the form
+//!   for the flood's sake (the ladder's rule, see `nuisance::Ladder::key`).
+//! - **What a refusal is.** Nothing else: no reminder, no suspension, for nobody. An address is
+//!   not a person (a whole campus may stand behind it), and a reminder on the typed phone would
+//!   punish the number's owner for a stranger's flood. The pipeline decides where it is asked
+//!   (after the emergency rules, a suspension and shedding, before the identity's quota).
+
+use crate::pipeline::redis_limiter::{Decision, RedisGcra};
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::NoOpMiddleware;
+use governor::state::keyed::DashMapStateStore;
+use governor::{Quota, RateLimiter};
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+/// The cap's key of a client address as `http::client_ip` gives it: the IPv4 address, or the
+/// IPv6 address's /64 (`2001:db8:1:2::/64`); `None` for one that is no address (`unknown`).
+pub fn address_key(client_ip: &str) -> Option<String> {
+    match client_ip.trim().parse::<IpAddr>().ok()?.to_canonical() {
+        IpAddr::V4(v4) => Some(v4.to_string()),
+        IpAddr::V6(v6) => {
+            let net = ipnet::Ipv6Net::new(v6, 64).ok()?.trunc();
+            Some(net.to_string())
+        }
+    }
+}
+
+/// The cap per client address (see the module documentation), generic over the limiter's
+/// clock so tests drive it by hand.
+pub struct AddressCap<C: Clock + Clone = DefaultClock> {
+    limiter: RateLimiter<u64, DashMapStateStore<u64>, C, NoOpMiddleware<C::Instant>>,
+    clock: C,
+    max_keys: usize,
+    /// Keys are a keyed hash of the address: the same memory for an IPv6 /64 as for IPv4, and
+    /// collisions cannot be aimed at (the keys are random).
+    hasher: std::hash::RandomState,
+    /// The cap shared by several nodes (Redis), when configured; the local limiter above is
+    /// then the fallback for when Redis cannot be reached.
+    shared: Option<RedisGcra>,
+}
+
+impl AddressCap<DefaultClock> {
+    /// A cap of `quota` submissions per `per` to each address, on the real clock; `None` when
+    /// `quota` is 0 (`web.address_quota = 0`: off).
+    pub fn new(quota: u32, per: Duration, max_keys: usize) -> Option<AddressCap<DefaultClock>> {
+        AddressCap::with_clock(quota, per, max_keys, DefaultClock::default())
+    }
+}
+
+impl<C: Clock + Clone> AddressCap<C> {
+    /// As [`AddressCap::new`], on the given clock.
+    pub fn with_clock(
+        quota: u32,
+        per: Duration,
+        max_keys: usize,
+        clock: C,
+    ) -> Option<AddressCap<C>> {
+        let burst = NonZeroU32::new(quota)?;
+        // Computed exactly as the ladder and `RedisGcra` compute theirs, so all agree.
+        let cell = (per / quota).max(Duration::from_millis(1));
+        let rule = Quota::with_period(cell)
+            .unwrap_or_else(|| Quota::per_hour(burst))
+            .allow_burst(burst);
+        Some(AddressCap {
+            limiter: RateLimiter::new(rule, DashMapStateStore::default(), clock.clone()),
+            clock,
+            max_keys,
+            hasher: std::hash::RandomState::new(),
+            shared: None,
+        })
+    }
+
+    /// Counts the cap in Redis, shared by every node, instead of in this node's memory. The
+    /// limiter must have been made with this cap's quota and period.
+    pub fn share(mut self, shared: RedisGcra) -> Self {
+        self.shared = Some(shared);
+        self
+    }
+
+    /// Counts one submission from `key` (see [`address_key`]): `None` lets it through,
+    /// `Some(seconds)` refuses it until then (at least 1). A refusal counts nothing.
+    pub async fn check(&self, key: &str) -> Option<u64> {
+        if let Some(shared) = &self.shared {
+            match shared.check(&format!("addr/{key}")).await {
+                Ok(Decision::Allow) => return None,
+                Ok(Decision::Deny { retry_after }) => return Some(retry_after.as_secs().max(1)),
+                // `RedisGcra` logs and counts the error; this counts the local decision.
+                Err(_) => metrics::counter!("hotline_limiter_fallback_total").increment(1),
+            }
+        }
+        // Bounded memory: past `max_keys` nobody is counted (governor cannot tell whether a
+        // key is already present), as for the ladder: never refuse everyone when full.
+        if self.limiter.len() >= self.max_keys {
+            metrics::counter!("hotline_web_address_overflow_total").increment(1);
+            return None;
+        }
+        let hash = std::hash::BuildHasher::hash_one(&self.hasher, key);
+        match self.limiter.check_key(&hash) {
+            Ok(()) => None,
+            Err(not_until) => Some(not_until.wait_time_from(self.clock.now()).as_secs().max(1)),
+        }
+    }
+
+    /// Drops idle keys (an address whose burst is full again is as good as never seen).
+    pub fn sweep(&self) {
+        self.limiter.retain_recent();
+        self.limiter.shrink_to_fit();
+        metrics::gauge!("hotline_web_address_keys").set(self.limiter.len() as f64);
+    }
+
+    /// Distinct addresses held now.
+    pub fn keys(&self) -> usize {
+        self.limiter.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use governor::clock::FakeRelativeClock;
+
+    #[test]
+    fn ipv4_is_keyed_by_its_address_and_ipv6_by_its_64() {
+        assert_eq!(address_key("203.0.113.9").as_deref(), Some("203.0.113.9"));
+        // Seen through a dual-stack listener, IPv4 is still itself.
+        assert_eq!(
+            address_key("::ffff:203.0.113.9").as_deref(),
+            Some("203.0.113.9")
+        );
+        let a = address_key("2001:db8:1:2:aaaa::1").unwrap();
+        assert_eq!(a, "2001:db8:1:2::/64");
+        assert_eq!(address_key("2001:db8:1:2:ffff:ffff:ffff:fffe").unwrap(), a);
+        assert_ne!(address_key("2001:db8:1:3::1").unwrap(), a);
+        assert_eq!(address_key("unknown"), None);
+        assert_eq!(address_key(""), None);
+    }
+
+    #[tokio::test]
+    async fn an_address_gets_its_quota_then_waits_and_another_is_counted_apart() {
+        let clock = FakeRelativeClock::default();
+        let cap = AddressCap::with_clock(4, Duration::from_secs(3600), 100, clock.clone())
+            .expect("a cap");
+        for i in 0..4 {
+            assert_eq!(cap.check("203.0.113.1").await, None, "submission {i}");
+        }
+        // One cell is 15 minutes: the refusal says when the next one is allowed.
+        assert_eq!(cap.check("203.0.113.1").await, Some(900));
+        assert_eq!(cap.check("203.0.113.2").await, None);
+        clock.advance(Duration::from_secs(900));
+        assert_eq!(cap.check("203.0.113.1").await, None);
+        assert_eq!(cap.check("203.0.113.1").await, Some(900));
+    }
+
+    #[test]
+    fn zero_is_off() {
+        assert!(AddressCap::new(0, Duration::from_secs(3600), 100).is_none());
+    }
+
+    #[tokio::test]
+    async fn a_full_cap_counts_nobody_rather_than_refusing_everyone() {
+        let clock = FakeRelativeClock::default();
+        let cap =
+            AddressCap::with_clock(1, Duration::from_secs(3600), 2, clock.clone()).expect("a cap");
+        assert_eq!(cap.check("198.51.100.1").await, None);
+        assert_eq!(cap.check("198.51.100.2").await, None);
+        // Full: a new address is let through (not counted), and so is one already held.
+        for _ in 0..3 {
+            assert_eq!(cap.check("198.51.100.3").await, None);
+            assert_eq!(cap.check("198.51.100.1").await, None);
+        }
+        // A sweep frees the room once they are idle (governor drops a key a cell after its
+        // burst is full again).
+        clock.advance(Duration::from_secs(7200));
+        cap.sweep();
+        assert_eq!(cap.keys(), 0);
+        assert_eq!(cap.check("198.51.100.1").await, None);
+        assert!(cap.check("198.51.100.1").await.is_some());
+    }
+}
