@@ -514,6 +514,48 @@ fn the_quota_is_shared_across_nodes() {
     assert!(redis.ping(), "redis stayed up throughout");
 }
 
+/// The web form's cap per client address (`web.address_quota`) is shared through Redis like
+/// the quota: one machine typing a new phone each time, spread over two nodes by a balancer,
+/// gets the cap once in all, not once per node.
+#[test]
+fn the_cap_per_address_is_shared_across_nodes() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let sim = Sim::start(free_port(), &da.path().join("sim.jsonl"), &[]);
+    let redis = Redis::start();
+    let mut cluster = Cluster::new("address_cap", &sim.url);
+    cluster.extra = format!(
+        "[web]\naddress_quota = 3\n[nuisance]\nbackend = \"redis\"\nredis_url = \"{}\"\nquota = 2\nper = \"1h\"\n",
+        redis.url()
+    );
+    let a = cluster.node(da.path(), 7);
+    let b = cluster.node(db.path(), 8);
+    // Every post from 127.0.0.1, each under a number of its own.
+    let post = |gw: &Gateway, i: u32| {
+        gw.submit(json!({"content": format!("第{i}号：某小区门口路灯坏了"), "phone": format!("1395556{i:04}")}))
+    };
+    for i in 0..2 {
+        let (s, body) = post(&a, i);
+        assert_eq!(s, 202, "submission {i} on node A: {body}");
+    }
+    let (s, body) = post(&b, 2);
+    assert_eq!(s, 202, "the third, on node B: {body}");
+    // Node B alone has counted one: only the shared count refuses the fourth there.
+    let (s, body) = post(&b, 3);
+    assert_eq!(
+        (s, body["status"].as_str()),
+        (429, Some("throttled")),
+        "{body}"
+    );
+    let (s, body) = post(&a, 4);
+    assert_eq!(s, 429, "and on node A: {body}");
+    assert!(redis.ping(), "redis stayed up throughout");
+    assert_eq!(
+        metric_sum(&b.metrics(), "hotline_limiter_fallback_total"),
+        0.0,
+        "decided by Redis, not locally"
+    );
+}
+
 #[test]
 fn a_suspension_on_one_node_holds_on_the_other() {
     let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());

@@ -1668,6 +1668,171 @@ fn citizens_behind_a_proxy_in_a_trusted_range_are_counted_apart() {
     assert_eq!(view["warnings"].as_array().map(Vec::len), Some(1), "{view}");
 }
 
+/// POSTs JSON to the web form forwarded for `from` (a `web.trusted_proxies` peer believes it):
+/// (status, `Retry-After`, body).
+fn post_from(
+    gw: &Gateway,
+    from: &str,
+    body: serde_json::Value,
+) -> (u16, Option<u64>, serde_json::Value) {
+    let r = client()
+        .post(format!("{}/v1/web/submissions", gw.url))
+        .header("x-forwarded-for", from)
+        .json(&body)
+        .send()
+        .expect("submit");
+    let status = r.status().as_u16();
+    let retry_after = r
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    (
+        status,
+        retry_after,
+        r.json().unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// One machine typing a made-up phone each time (every number a fresh identity with a fresh
+/// quota) is stopped by the cap per client address (`web.address_quota`): over it 429
+/// `throttled` with `Retry-After`, nothing stored, no reminder on any typed number (its owner
+/// may be anyone). An emergency past the cap is still redirected; another address (another
+/// IPv6 /64) is not refused, one in the same /64 is. Until 2026-12-07 all 30 of such a flood
+/// were 202 orders at the dispatch core.
+#[test]
+fn one_address_typing_a_new_phone_each_time_is_capped_per_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let gw = Gateway::start(
+        dir.path(),
+        &sim.url,
+        "[web]\ntrusted_proxies = [\"127.0.0.0/8\"]\naddress_quota = 4\n[nuisance]\nquota = 2\nwarnings = 2\n",
+    );
+    let flood = "198.51.100.7";
+    let phone = |i: usize| format!("1390000{i:04}");
+    let mut numbers = Vec::new();
+    for i in 0..4 {
+        let (s, _, b) = post_from(
+            &gw,
+            flood,
+            json!({"content": format!("第{i}号：某小区门口路灯坏了"), "phone": phone(i)}),
+        );
+        assert_eq!(s, 202, "submission {i}: {b}");
+        numbers.extend(common::numbers(&b));
+    }
+    for i in 4..6 {
+        let (s, retry_after, b) = post_from(
+            &gw,
+            flood,
+            json!({"content": format!("第{i}号：某小区门口路灯坏了"), "phone": phone(i)}),
+        );
+        assert_eq!(
+            (s, b["status"].as_str()),
+            (429, Some("throttled")),
+            "{i}: {b}"
+        );
+        let wait = b["retry_after"].as_u64().unwrap();
+        assert!(wait > 0, "{b}");
+        assert_eq!(retry_after, Some(wait), "Retry-After as the body says: {b}");
+        // No reminder is used by it: all of `nuisance.warnings` are left, and the message
+        // promises no suspension.
+        assert_eq!(b["warnings_left"], 2, "{b}");
+        let message = b["message"].as_str().unwrap();
+        assert!(
+            message.contains("网络地址")
+                && !message.contains("将被暂停受理")
+                && message.contains("110"),
+            "{message}"
+        );
+    }
+    // An emergency from that address, past its cap: redirected.
+    let (s, _, b) = post_from(
+        &gw,
+        flood,
+        json!({"content": "楼下饭店着火了，火很大，有人被困", "phone": phone(6)}),
+    );
+    assert_eq!(
+        (s, b["redirect"]["number"].as_str()),
+        (200, Some("119")),
+        "{b}"
+    );
+    // Another address, and IPv6 by its /64.
+    let (s, _, b) = post_from(
+        &gw,
+        "198.51.100.8",
+        json!({"content": "另一处：楼道堆放杂物", "phone": phone(7)}),
+    );
+    assert_eq!(s, 202, "another address is not refused: {b}");
+    numbers.extend(common::numbers(&b));
+    for i in 0..4 {
+        let from = format!("2001:db8:1:2::{:x}", i + 1);
+        let (s, _, b) = post_from(&gw, &from, json!({"content": format!("六号{i}：井盖松动")}));
+        assert_eq!(s, 202, "{from}: {b}");
+        numbers.extend(common::numbers(&b));
+    }
+    let (s, _, b) = post_from(
+        &gw,
+        "2001:db8:1:2:ffff::9",
+        json!({"content": "六号：井盖松动了"}),
+    );
+    assert_eq!(s, 429, "the same /64 is one address: {b}");
+    let (s, _, b) = post_from(
+        &gw,
+        "2001:db8:1:3::1",
+        json!({"content": "另一户：井盖松动了"}),
+    );
+    assert_eq!(s, 202, "another /64: {b}");
+    numbers.extend(common::numbers(&b));
+
+    // Dispatch gets the accepted ones and nothing of the refused: once the last accepted has
+    // arrived (orders go in the order they were stored), no refused text is there.
+    assert_eq!(numbers.len(), 10, "{numbers:?}");
+    for n in &numbers {
+        sim.wait_order(n);
+    }
+    let orders: Vec<_> = sim.lines().into_iter().filter(is_order).collect();
+    assert_eq!(orders.len(), 10, "{orders:?}");
+    let text = serde_json::to_string(&orders).unwrap();
+    for refused in ["第4号", "第5号", "六号：井盖松动了"] {
+        assert!(
+            !text.contains(refused),
+            "{refused} reached dispatch: {text}"
+        );
+    }
+    // No typed number was reminded (or suspended) for the address's flood.
+    for i in 0..6 {
+        let view = gw.admin_get(&format!("/admin/v1/callers/phone:{}", phone(i)));
+        assert_eq!(view["warnings"].as_array().map(Vec::len), Some(0), "{view}");
+        assert!(view["suspension"].is_null(), "{view}");
+    }
+    let metrics = gw.metrics();
+    assert!(
+        metrics.contains("hotline_web_address_throttled_total 3"),
+        "{metrics}"
+    );
+    // No address in the logs (the refusal is logged at debug level only, masked).
+    assert!(!gw.logs().contains("198.51.100.7"));
+}
+
+/// `web.address_quota = 0` turns the cap off: a flood of 20 made-up numbers from one address
+/// is all 202, as before the cap (each number its own quota). With `nuisance.quota = 1` the
+/// default cap would be 10, so a zero read as "unset" would refuse the last ten.
+#[test]
+fn an_address_quota_of_zero_turns_the_cap_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let gw = Gateway::start(
+        dir.path(),
+        &sim.url,
+        "[web]\naddress_quota = 0\n[nuisance]\nquota = 1\n",
+    );
+    for i in 0..20 {
+        let (s, b) = gw.submit(json!({"content": format!("第{i}号：某小区门口路灯坏了"), "phone": format!("1380000{i:04}")}));
+        assert_eq!(s, 202, "{i}: {b}");
+    }
+}
+
 /// The sim's file is what a black-box check reads: each order line is the order itself, with the
 /// acknowledged number at top level; a repeat contact has no `number`; a re-delivery under a key
 /// the sim has seen (also after a restart) is marked `"repeat": true`.
