@@ -570,15 +570,11 @@ impl Pipeline {
         &self.store
     }
 
-    /// The refusal of a submission from `client_ip` over the cap per address, if it is: 429
-    /// `throttled` with `retry_after`, and `warnings_left` the full `nuisance.warnings`,
-    /// because no reminder is recorded and none is used (an address is not a person, and a
-    /// reminder on the typed phone would punish the number's owner for a stranger's flood).
-    /// Nothing is stored: no reminder, no suspension, no answer under the page's key (its
-    /// retry after the wait is heard afresh). An address on the allow list (`ip:…` in
+    /// Counts a submission from `client_ip` against the cap per address: `Some(seconds)` to
+    /// wait when it is over (nothing counted then). An address on the allow list (`ip:…` in
     /// `nuisance.allow` or the operators' list) is not capped; a typed phone on it is not
     /// enough, since anyone can type it.
-    async fn address_refusal(&self, client_ip: Option<&str>) -> Option<Decision> {
+    async fn over_address_cap(&self, client_ip: Option<&str>) -> Option<u64> {
         let cap = self.address_cap.as_ref()?;
         let ip = client_ip?;
         if self.ladder.is_allowed(&format!("ip:{ip}")) {
@@ -586,19 +582,28 @@ impl Pipeline {
         }
         let key = address::address_key(ip)?;
         let retry_after = cap.check(&key).await?;
-        metrics::counter!("hotline_web_address_throttled_total").increment(1);
         tracing::debug!(
             address = %hotline_adapters::mask::mask_ip(&key),
             retry_after,
-            "Web submission refused: its client address is over web.address_quota."
+            "Web submission over its client address's web.address_quota."
         );
-        Some(Decision {
+        Some(retry_after)
+    }
+
+    /// The refusal over the cap per address: 429 `throttled` with `retry_after`, and
+    /// `warnings_left` the full `nuisance.warnings`, because no reminder is recorded and none
+    /// is used (an address is not a person, and a reminder on the typed phone would punish the
+    /// number's owner for a stranger's flood). Nothing is stored: no reminder, no suspension,
+    /// no answer under the page's key (its retry after the wait is heard afresh).
+    fn address_refusal(&self, retry_after: u64) -> Decision {
+        metrics::counter!("hotline_web_address_throttled_total").increment(1);
+        Decision {
             outcome: Outcome::Throttled {
                 retry_after,
                 warnings_left: self.ladder.warnings(),
             },
             message: messages::address_throttled(retry_after),
-        })
+        }
     }
 
     /// Answers an emergency: the outcome at once; recording, the dedupe record and events
@@ -895,10 +900,16 @@ impl Pipeline {
         // The client address's cap (web form): after the emergency rules, a suspension and
         // shedding, like the identity's quota, and before it, so a flood of made-up phones
         // from one address is stopped before each number gets its own quota (and a limiter
-        // key of the ladder's). Nothing is recorded for it (see `address_refusal`).
+        // key of the ladder's). Nothing is recorded for it (see `address_refusal`). As for
+        // shedding, a text the second opinion suspects is not refused: the address may be a
+        // whole campus's, kept busy by others than the person in danger.
         if policy.count_quota && !overruled {
-            if let Some(d) = self.address_refusal(client_ip).await {
-                return Ok(d);
+            if let Some(retry_after) = self.over_address_cap(client_ip).await {
+                let suspected = asked.take().unwrap_or_else(ask);
+                if suspected.is_none() {
+                    return Ok(self.address_refusal(retry_after));
+                }
+                asked = Some(suspected);
             }
         }
         let refusal = if policy.count_quota && !overruled {
