@@ -1707,7 +1707,8 @@ fn one_address_typing_a_new_phone_each_time_is_capped_per_address() {
     let gw = Gateway::start(
         dir.path(),
         &sim.url,
-        "[web]\ntrusted_proxies = [\"127.0.0.0/8\"]\naddress_quota = 4\n[nuisance]\nquota = 2\nwarnings = 2\n",
+        "[web]\ntrusted_proxies = [\"127.0.0.0/8\"]\naddress_quota = 4\n[nuisance]\nquota = 2\nwarnings = 2\n\
+         allow = [\"ip:198.51.100.9\", \"phone:13900009999\"]\n",
     );
     let flood = "198.51.100.7";
     let phone = |i: usize| format!("1390000{i:04}");
@@ -1791,16 +1792,34 @@ fn one_address_typing_a_new_phone_each_time_is_capped_per_address() {
     assert_eq!(s, 202, "another /64: {b}");
     numbers.extend(common::numbers(&b));
 
+    // An address on the allow list (a city's kiosk, say) is not capped; a typed phone on it
+    // exempts nobody, since anyone can type it.
+    for i in 0..6 {
+        let (s, _, b) = post_from(
+            &gw,
+            "198.51.100.9",
+            json!({"content": format!("自助机{i}：路面塌陷"), "phone": phone(20 + i)}),
+        );
+        assert_eq!(s, 202, "an allowed address: {b}");
+        numbers.extend(common::numbers(&b));
+    }
+    let (s, _, b) = post_from(
+        &gw,
+        flood,
+        json!({"content": "第9号：某小区门口路灯坏了", "phone": "13900009999"}),
+    );
+    assert_eq!(s, 429, "a typed allowed phone: {b}");
+
     // Dispatch gets the accepted ones and nothing of the refused: once the last accepted has
     // arrived (orders go in the order they were stored), no refused text is there.
-    assert_eq!(numbers.len(), 11, "{numbers:?}");
+    assert_eq!(numbers.len(), 17, "{numbers:?}");
     for n in &numbers {
         sim.wait_order(n);
     }
     let orders: Vec<_> = sim.lines().into_iter().filter(is_order).collect();
-    assert_eq!(orders.len(), 11, "{orders:?}");
+    assert_eq!(orders.len(), 17, "{orders:?}");
     let text = serde_json::to_string(&orders).unwrap();
-    for refused in ["第4号", "第5号", "六号：井盖松动了"] {
+    for refused in ["第4号", "第5号", "第9号", "六号：井盖松动了"] {
         assert!(
             !text.contains(refused),
             "{refused} reached dispatch: {text}"
@@ -1814,7 +1833,7 @@ fn one_address_typing_a_new_phone_each_time_is_capped_per_address() {
     }
     let metrics = gw.metrics();
     assert!(
-        metrics.contains("hotline_web_address_throttled_total 3"),
+        metrics.contains("hotline_web_address_throttled_total 4"),
         "{metrics}"
     );
     // No address in the logs (the refusal is logged at debug level only, masked).
