@@ -17,6 +17,9 @@
 //!   WeChat or Weibo earn, and operators' decisions, hold everywhere, the web form included.
 //!   Until 2026-12-07 anyone could type a citizen's number into the form six times and have
 //!   that number's calls rejected at ringing (review finding F2).
+//!   Nor does a typed phone stop a flood: each made-up number is a fresh identity with a fresh
+//!   quota, so the web form also caps each client address (`web.address_quota`, see
+//!   [`crate::pipeline::address`]), which records nothing here.
 //! - Memory is bounded: [`Ladder::sweep`] drops idle limiter keys, and past `max_keys` the
 //!   quota is not counted (nobody is refused by it) until a sweep frees room.
 
