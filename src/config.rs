@@ -460,7 +460,18 @@ pub struct WebConfig {
     /// mobile carrier's CGNAT). See [`Derived::address_quota`].
     #[serde(default)]
     pub address_quota: Option<u32>,
+    /// Status look-ups (`GET /v1/orders/{number}`) per client address (IPv4 address, IPv6
+    /// /64) per `nuisance.per`, answered 404 or not: order numbers are sequential, and without
+    /// a cap one loop listed every order of a day. Its own budget, apart from
+    /// `address_quota`'s. `0` turns it off; unset, [`LOOKUP_QUOTA_DEFAULT`].
+    #[serde(default)]
+    pub lookup_quota: Option<u32>,
 }
+
+/// `web.lookup_quota` when unset: plenty for a person checking a few orders again and again,
+/// and for an office checking its many, behind one address (60 an hour with `nuisance.per`'s
+/// default); a walk over a day's numbers (thousands, mostly 404s) is stopped after as many.
+pub const LOOKUP_QUOTA_DEFAULT: u32 = 60;
 
 /// `web.address_quota` when unset: this many times `nuisance.quota` (50 with its default of 5).
 /// Several times one person's quota, because one address is often many people: a campus or a
@@ -769,6 +780,8 @@ pub struct Derived {
     /// `web.address_quota`, resolved: as written, else [`ADDRESS_QUOTA_FACTOR`] ×
     /// `nuisance.quota`; `0` is off.
     pub address_quota: u32,
+    /// `web.lookup_quota`, resolved: as written, else [`LOOKUP_QUOTA_DEFAULT`]; `0` is off.
+    pub lookup_quota: u32,
     /// What is unsafe but allowed: a secret published in this repository where others could
     /// use it (beyond loopback, or as the key of callers' names in Redis). `serve` logs each as
     /// an ERROR and `check-config` prints each as a warning; neither refuses, since the
@@ -967,6 +980,7 @@ impl Config {
                 retain: crate::retention::DEFAULT_RETAIN,
                 trusted_proxies: Vec::new(),
                 address_quota: 0,
+                lookup_quota: 0,
                 cautions: Vec::new(),
             },
         };
@@ -1217,6 +1231,20 @@ impl Config {
                      a company, a carrier's CGNAT) shares fewer web submissions than one \
                      person is allowed; 0 turns the cap off",
                     d.address_quota, self.nuisance.quota
+                ),
+            );
+        }
+        d.lookup_quota = self.web.lookup_quota.unwrap_or(LOOKUP_QUOTA_DEFAULT);
+        // Allowed, but said: below one person's quota, someone who filed their quota's worth
+        // of orders cannot look each up once, and everyone behind one address shares these.
+        if d.lookup_quota > 0 && d.lookup_quota < self.nuisance.quota {
+            caution(
+                "web.lookup_quota",
+                format!(
+                    "{} is below nuisance.quota ({}): everyone behind one address (a campus, \
+                     a company, a carrier's CGNAT) may look up fewer orders than one person \
+                     may file; 0 turns the cap off",
+                    d.lookup_quota, self.nuisance.quota
                 ),
             );
         }
@@ -2499,6 +2527,54 @@ mod tests {
         )
         .unwrap();
         assert_eq!(cfg.derived.address_quota, 0);
+    }
+
+    #[test]
+    fn lookup_quota_defaults_to_sixty_is_off_at_zero_and_said_below_the_quota() {
+        let server = "[server]\nlisten = \"127.0.0.1:1\"\n";
+        let with = |extra: &str| load(&format!("{server}{extra}"));
+        let cfg = load(server).unwrap();
+        assert_eq!(cfg.derived.lookup_quota, LOOKUP_QUOTA_DEFAULT);
+        assert!(
+            cfg.derived.cautions.is_empty(),
+            "{:?}",
+            cfg.derived.cautions
+        );
+        let cfg = with("[web]\nlookup_quota = 0\n").unwrap();
+        assert_eq!(cfg.derived.lookup_quota, 0);
+        assert!(
+            cfg.derived.cautions.is_empty(),
+            "{:?}",
+            cfg.derived.cautions
+        );
+        // Its own budget: the submissions' cap is not changed by it.
+        let cfg = with("[web]\nlookup_quota = 500\n").unwrap();
+        assert_eq!(
+            (cfg.derived.lookup_quota, cfg.derived.address_quota),
+            (500, 50)
+        );
+        // Below one person's quota: taken, and said.
+        let cfg = with("[web]\nlookup_quota = 2\n").unwrap();
+        assert_eq!(cfg.derived.lookup_quota, 2);
+        let keys: Vec<&str> = cfg
+            .derived
+            .cautions
+            .iter()
+            .map(|c| c.key.as_str())
+            .collect();
+        assert_eq!(keys, ["web.lookup_quota"]);
+        for bad in ["-1", "\"many\"", "1.5", "5000000000"] {
+            let err = with(&format!("[web]\nlookup_quota = {bad}\n")).unwrap_err();
+            let keys: Vec<&str> = err.problems.iter().map(|p| p.key.as_str()).collect();
+            assert_eq!(keys, ["web.lookup_quota"], "{bad}: {err}");
+        }
+        let cfg = Config::from_toml(
+            server,
+            Path::new("/x/gateway.toml"),
+            vec![("HOTLINE__WEB__LOOKUP_QUOTA".into(), "0".into())],
+        )
+        .unwrap();
+        assert_eq!(cfg.derived.lookup_quota, 0);
     }
 
     #[test]

@@ -552,6 +552,26 @@ pub async fn run(cfg: Config, listener: TcpListener) -> Result<(), StartError> {
             }
         }
     });
+    // The cap on status look-ups per client address, shared likewise (keys `look/…`, apart
+    // from the submissions' `addr/…`).
+    let lookup_cap = pipeline::address::AddressCap::new(
+        cfg.derived.lookup_quota,
+        cfg.derived.nuisance_per,
+        ADDRESS_KEYS,
+    )
+    .map(|cap| {
+        let cap = cap.counting(pipeline::address::Counts::LOOKUPS);
+        if cfg.nuisance.backend != "redis" {
+            return cap;
+        }
+        match shared_quota(&cfg, cfg.derived.lookup_quota) {
+            Ok(shared) => cap.share(shared),
+            Err(e) => {
+                tracing::error!(error = %e, "Shared cap on status look-ups off; counting on this node only.");
+                cap
+            }
+        }
+    });
     let wake = Arc::new(tokio::sync::Notify::new());
     let pipeline = Arc::new(
         Pipeline::new(
@@ -569,7 +589,8 @@ pub async fn run(cfg: Config, listener: TcpListener) -> Result<(), StartError> {
             ladder,
             wake.clone(),
         )
-        .with_address_cap(address_cap),
+        .with_address_cap(address_cap)
+        .with_lookup_cap(lookup_cap),
     );
     let relay_state = Arc::new(RelayState::new(relay::stall_limit(
         cfg.derived.dispatch_timeout,

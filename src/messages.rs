@@ -47,6 +47,15 @@ pub fn address_throttled(retry_after: u64) -> String {
     )
 }
 
+/// The refusal of a status look-up over `web.lookup_quota`: the wait, and the emergency
+/// numbers as every refusal names them (art. 17(1)).
+pub fn lookups_throttled(retry_after: u64) -> String {
+    format!(
+        "您所在网络地址的工单查询过于频繁，请{}分钟后再查询。{EMERGENCY_NUMBERS}",
+        retry_after.div_ceil(60).max(1)
+    )
+}
+
 /// The answer to a possible emergency on a written channel whose order could not be stored
 /// (a damaged store, a full disk): the number to dial, then that the matter was not kept. A
 /// bare 503 named no number (until 2026-12-07), and a WeChat follower saw only "该公众号暂时

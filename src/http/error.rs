@@ -76,6 +76,13 @@ pub enum ApiError {
         /// What is wrong, in English, for the operator.
         message: String,
     },
+    /// Too many status look-ups from one client address (`web.lookup_quota`): 429
+    /// `too_many_lookups` with `Retry-After` and `retry_after` (seconds).
+    #[error("too many status look-ups; retry after {retry_after} s")]
+    TooManyLookups {
+        /// Seconds until the next look-up is allowed (at least 1).
+        retry_after: u64,
+    },
     /// A bug or a broken invariant; details are logged, not returned.
     #[error("internal: {0}")]
     Internal(String),
@@ -111,6 +118,7 @@ impl ApiError {
             ApiError::InvalidBody(_) => "invalid_body",
             ApiError::UnsupportedEncoding => "unsupported_media_type",
             ApiError::BadRequest(code, _) | ApiError::InvalidAdminField { code, .. } => code,
+            ApiError::TooManyLookups { .. } => "too_many_lookups",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -171,6 +179,9 @@ impl ApiError {
             }
             ApiError::BadRequest(_, m) | ApiError::InvalidAdminField { message: m, .. } => {
                 m.clone()
+            }
+            ApiError::TooManyLookups { retry_after } => {
+                crate::messages::lookups_throttled(*retry_after)
             }
             ApiError::Internal(_) => "系统内部错误，请稍后重试。".into(),
         }
@@ -294,6 +305,7 @@ impl ResponseError for ApiError {
             ApiError::UnsupportedEncoding => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::BadRequest(..) => StatusCode::BAD_REQUEST,
             ApiError::InvalidAdminField { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::TooManyLookups { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -340,6 +352,11 @@ impl ResponseError for ApiError {
         }
         if let ApiError::InvalidAdminField { field, .. } = self {
             error["field"] = json!(field);
+        }
+        // As the contract's 429 `throttled` says the wait: header and field.
+        if let ApiError::TooManyLookups { retry_after } = self {
+            resp.insert_header(("Retry-After", retry_after.to_string()));
+            error["retry_after"] = json!(retry_after);
         }
         resp.json(json!({"status": label, "error": error, "message": message}))
     }

@@ -3,7 +3,7 @@
 use super::error::ApiError;
 use super::{now, AppState};
 use actix_web::web::{Data, Path};
-use actix_web::HttpResponse;
+use actix_web::{HttpRequest, HttpResponse};
 use serde_json::json;
 use std::sync::atomic::Ordering;
 
@@ -95,11 +95,20 @@ pub async fn openapi() -> HttpResponse {
 }
 
 /// `GET /v1/orders/{number}`: status for the submitter. The number is the key (as with a
-/// parcel); the answer never holds personal data.
+/// parcel); the answer never holds personal data. Look-ups are capped per client address
+/// (`web.lookup_quota`).
 pub async fn order_status(
+    req: HttpRequest,
     number: Path<String>,
     state: Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    // Counted first, whatever the number: order numbers are sequential (day, node, sequence),
+    // and a loop over a day's range, mostly 404s, listed every order of the day until
+    // 2026-12-07 (the privacy review's F4). A 404 spends the budget as a hit does.
+    let ip = super::client_ip(&req, &state.trusted_proxies);
+    if let Some(retry_after) = state.pipeline.over_lookup_cap(&ip).await {
+        return Err(ApiError::TooManyLookups { retry_after });
+    }
     let number = number.into_inner();
     if number.is_empty() || number.len() > 24 || !number.bytes().all(|b| b.is_ascii_digit()) {
         return Err(ApiError::NotFound("order"));

@@ -1,5 +1,6 @@
 //! The web form's cap per client address (`web.address_quota`), on top of each identity's
-//! quota.
+//! quota; a second instance caps status look-ups per address (`web.lookup_quota`, see
+//! [`Counts::LOOKUPS`]), with its own budget and Redis keys (`look/<address>`).
 //!
 //! - **Why.** A web submitter who types a phone is `phone:<number>`, and nobody verifies the
 //!   number: one machine typing a new number each time had a fresh quota each time, and so
@@ -56,6 +57,36 @@ pub struct AddressCap<C: Clock + Clone = DefaultClock> {
     /// The cap shared by several nodes (Redis), when configured; the local limiter above is
     /// then the fallback for when Redis cannot be reached.
     shared: Option<RedisGcra>,
+    /// What it caps: its Redis key prefix and its metrics' names ([`Counts::SUBMISSIONS`] or
+    /// [`Counts::LOOKUPS`]), so two caps on one address never spend each other's budget.
+    counts: Counts,
+}
+
+/// What an [`AddressCap`] counts: its keys in Redis (`<prefix>/<address>`) and its metrics.
+#[derive(Debug, Clone, Copy)]
+pub struct Counts {
+    /// The Redis key's prefix.
+    pub prefix: &'static str,
+    /// The counter of submissions let through uncounted because the cap was full.
+    pub overflow_metric: &'static str,
+    /// The gauge of addresses held.
+    pub keys_metric: &'static str,
+}
+
+impl Counts {
+    /// Web form submissions (`web.address_quota`).
+    pub const SUBMISSIONS: Counts = Counts {
+        prefix: "addr",
+        overflow_metric: "hotline_web_address_overflow_total",
+        keys_metric: "hotline_web_address_keys",
+    };
+    /// Status look-ups (`web.lookup_quota`, `GET /v1/orders/{number}`): their own budget
+    /// (until 2026-12-07 they had none, and one loop over a day's numbers listed every order).
+    pub const LOOKUPS: Counts = Counts {
+        prefix: "look",
+        overflow_metric: "hotline_web_lookup_overflow_total",
+        keys_metric: "hotline_web_lookup_keys",
+    };
 }
 
 impl AddressCap<DefaultClock> {
@@ -86,7 +117,14 @@ impl<C: Clock + Clone> AddressCap<C> {
             max_keys,
             hasher: std::hash::RandomState::new(),
             shared: None,
+            counts: Counts::SUBMISSIONS,
         })
+    }
+
+    /// Counts something else than web form submissions (see [`Counts`]).
+    pub fn counting(mut self, counts: Counts) -> Self {
+        self.counts = counts;
+        self
     }
 
     /// Counts the cap in Redis, shared by every node, instead of in this node's memory. The
@@ -100,7 +138,7 @@ impl<C: Clock + Clone> AddressCap<C> {
     /// `Some(seconds)` refuses it until then (at least 1). A refusal counts nothing.
     pub async fn check(&self, key: &str) -> Option<u64> {
         if let Some(shared) = &self.shared {
-            match shared.check(&format!("addr/{key}")).await {
+            match shared.check(&format!("{}/{key}", self.counts.prefix)).await {
                 Ok(Decision::Allow) => return None,
                 Ok(Decision::Deny { retry_after }) => return Some(retry_after.as_secs().max(1)),
                 // `RedisGcra` logs and counts the error; this counts the local decision.
@@ -110,7 +148,7 @@ impl<C: Clock + Clone> AddressCap<C> {
         // Bounded memory: past `max_keys` nobody is counted (governor cannot tell whether a
         // key is already present), as for the ladder: never refuse everyone when full.
         if self.limiter.len() >= self.max_keys {
-            metrics::counter!("hotline_web_address_overflow_total").increment(1);
+            metrics::counter!(self.counts.overflow_metric).increment(1);
             return None;
         }
         let hash = std::hash::BuildHasher::hash_one(&self.hasher, key);
@@ -124,7 +162,7 @@ impl<C: Clock + Clone> AddressCap<C> {
     pub fn sweep(&self) {
         self.limiter.retain_recent();
         self.limiter.shrink_to_fit();
-        metrics::gauge!("hotline_web_address_keys").set(self.limiter.len() as f64);
+        metrics::gauge!(self.counts.keys_metric).set(self.limiter.len() as f64);
     }
 
     /// Distinct addresses held now.

@@ -419,6 +419,8 @@ pub struct Pipeline {
     pub ladder: nuisance::Ladder,
     /// The web form's cap per client address (`web.address_quota`); `None`: off.
     address_cap: Option<address::AddressCap>,
+    /// The cap on status look-ups per client address (`web.lookup_quota`); `None`: off.
+    lookup_cap: Option<address::AddressCap>,
     wake: Arc<tokio::sync::Notify>,
     /// One lock per dedupe key in use, so concurrent retries of one push (platforms resend
     /// while the first attempt is still running) are decided once, not raced.
@@ -507,6 +509,7 @@ impl Pipeline {
             store,
             ladder,
             address_cap: None,
+            lookup_cap: None,
             wake,
             key_locks: std::sync::Mutex::new(HashMap::new()),
             redirected: std::sync::Mutex::new(HashSet::new()),
@@ -519,6 +522,34 @@ impl Pipeline {
     pub fn with_address_cap(mut self, cap: Option<address::AddressCap>) -> Pipeline {
         self.address_cap = cap;
         self
+    }
+
+    /// Caps status look-ups (`GET /v1/orders/{number}`) per client address (see
+    /// [`address`]; made with [`address::Counts::LOOKUPS`], so look-ups and submissions do not
+    /// spend each other's budget); `None` (`web.lookup_quota = 0`): not capped.
+    pub fn with_lookup_cap(mut self, cap: Option<address::AddressCap>) -> Pipeline {
+        self.lookup_cap = cap;
+        self
+    }
+
+    /// Counts a status look-up from `client_ip` (as `http::client_ip` gives it) against
+    /// `web.lookup_quota`: `Some(seconds)` to wait when it is over. Every look-up counts,
+    /// one answered 404 too: walking the sequential numbers mostly hits 404s (the privacy
+    /// review's F4). An address on the allow list (`ip:…`) is not capped, as for submissions.
+    pub async fn over_lookup_cap(&self, client_ip: &str) -> Option<u64> {
+        let cap = self.lookup_cap.as_ref()?;
+        if self.ladder.is_allowed(&format!("ip:{client_ip}")) {
+            return None;
+        }
+        let key = address::address_key(client_ip)?;
+        let retry_after = cap.check(&key).await?;
+        metrics::counter!("hotline_web_lookup_throttled_total").increment(1);
+        tracing::debug!(
+            address = %hotline_adapters::mask::mask_ip(&key),
+            retry_after,
+            "Status look-up over its client address's web.lookup_quota."
+        );
+        Some(retry_after)
     }
 
     /// Work that outlives its request, which a graceful shutdown waits for.
@@ -543,7 +574,7 @@ impl Pipeline {
             map.retain(|_, l| Arc::strong_count(l) > 1);
             map.shrink_to_fit();
         }
-        if let Some(cap) = &self.address_cap {
+        for cap in [&self.address_cap, &self.lookup_cap].into_iter().flatten() {
             cap.sweep();
         }
     }
