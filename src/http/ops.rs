@@ -96,7 +96,7 @@ pub async fn openapi() -> HttpResponse {
 
 /// `GET /v1/orders/{number}`: status for the submitter. The number is the key (as with a
 /// parcel); the answer never holds personal data. Look-ups are capped per client address
-/// (`web.lookup_quota`).
+/// (`web.lookup_quota`), and a confidential order is answered with its status word alone.
 pub async fn order_status(
     req: HttpRequest,
     number: Path<String>,
@@ -137,6 +137,15 @@ pub async fn order_status(
         }
     };
     let rfc = |s: i64| crate::messages::rfc3339(s, state.cfg.derived.tz);
+    // A confidential order (art. 29) is answered with its status word alone, to anyone asking
+    // by its number: its category (`report`), times and handling unit told a stranger walking
+    // the numbers that someone filed a confidential report, and when (until 2026-12-07).
+    if let Some(l) = local.as_ref().filter(|l| is_confidential(&l.sent)) {
+        return Ok(HttpResponse::Ok().json(json!({
+            "number": number,
+            "status": confidential_status(remote.as_ref(), l),
+        })));
+    }
     match (remote, local) {
         (Some(r), local) => {
             let sent = local.as_ref().map(|l| l.sent.as_str());
@@ -160,6 +169,34 @@ pub async fn order_status(
         }))),
         (None, None) => Err(ApiError::NotFound("order")),
     }
+}
+
+/// Whether the order posted to dispatch as `sent` (its body as the store holds it) was asked
+/// to be kept confidential (`"confidential": true`, art. 29). The body is the only place the
+/// flag is stored; once `storage.retain` has cleared a delivered body it is not known (see
+/// the README: such an order is answered as before, the known status word and no unit).
+fn is_confidential(sent: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(sent)
+        .ok()
+        .and_then(|v| v.get("confidential")?.as_bool())
+        .unwrap_or(false)
+}
+
+/// A confidential order's status: a status word dispatch APIs use as it came (`processing`:
+/// it can hold nothing personal), else the gateway's own word (`received`, `forwarded`);
+/// never dispatch's free text, which names units, people and times.
+fn confidential_status(remote: Option<&serde_json::Value>, l: &crate::store::OrderState) -> String {
+    let own = if l.delivery == "delivered" {
+        "forwarded"
+    } else {
+        "received"
+    };
+    remote
+        .and_then(|r| r.get("status")?.as_str())
+        .filter(|s| known_status(s))
+        .unwrap_or(own)
+        .trim()
+        .to_string()
 }
 
 /// What a submitter is shown of dispatch's answer `r` about the order `sent` (the JSON posted
@@ -552,6 +589,14 @@ type LocalAnswer = Result<Option<crate::store::OrderState>, crate::store::StoreE
 
 /// The status sentence from dispatch's answer about the order `sent` ([`shown`]).
 fn remote_sentence(number: &str, r: &serde_json::Value, sent: Option<&str>) -> String {
+    // A confidential order: the status word alone, as on the web (see `order_status`).
+    if sent.is_some_and(is_confidential) {
+        let status = r["status"]
+            .as_str()
+            .filter(|s| known_status(s))
+            .map_or("办理中", status_words);
+        return format!("工单{number}：{status}");
+    }
     let status = match r["status"].as_str() {
         None => "处理中".to_string(),
         Some(s) => shown(status_words(s), sent).unwrap_or_else(|| {
@@ -594,6 +639,33 @@ fn local_sentence(number: &str, l: LocalAnswer) -> String {
 mod tests {
     use super::*;
     use crate::order_text::{division_prefix, mask_house_numbers};
+
+    /// A confidential order asked for by `查询 <number>` (WeChat, Weibo, the IVR) is told its
+    /// status word alone, as on the web: no unit, and no dispatch free text (until 2026-12-07
+    /// the unit and dispatch's text were said for it as for any order).
+    #[test]
+    fn a_confidential_orders_sentence_is_its_status_word_alone() {
+        let sent = r#"{"category":"report","confidential":true,"content":"举报"}"#;
+        let r = json!({"status": "processing", "unit": "市纪委监委"});
+        assert_eq!(
+            remote_sentence("2026120701000001", &r, Some(sent)),
+            "工单2026120701000001：办理中"
+        );
+        let r = json!({"status": "已转市纪委监委核查", "unit": "市纪委监委"});
+        assert_eq!(
+            remote_sentence("2026120701000001", &r, Some(sent)),
+            "工单2026120701000001：办理中"
+        );
+        // Not confidential: the unit is said.
+        let open = r#"{"category":"complaint","confidential":false,"content":"路灯"}"#;
+        let r = json!({"status": "processing", "unit": "市城管局"});
+        assert!(remote_sentence("2026120701000001", &r, Some(open)).contains("市城管局"));
+        // Text in the matter that reads like the flag is not it.
+        assert!(!is_confidential(
+            r#"{"confidential":false,"content":"\"confidential\":true"}"#
+        ));
+        assert!(!is_confidential(""));
+    }
 
     /// The IVR read `工单…：processing` to a Mandarin voice (until 2026-12-07).
     #[test]
