@@ -1858,6 +1858,150 @@ fn an_address_quota_of_zero_turns_the_cap_off() {
     }
 }
 
+/// `GET /v1/orders/{number}` forwarded for the client address `from` (a `web.trusted_proxies`
+/// peer believes it): (status, `Retry-After`, body).
+fn lookup_from(gw: &Gateway, from: &str, number: &str) -> (u16, Option<u64>, serde_json::Value) {
+    let r = client()
+        .get(format!("{}/v1/orders/{number}", gw.url))
+        .header("x-forwarded-for", from)
+        .send()
+        .expect("lookup");
+    let status = r.status().as_u16();
+    let retry_after = r
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    (
+        status,
+        retry_after,
+        r.json().unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// Order numbers are sequential, and until 2026-12-07 one loop over a day's range listed every
+/// order's category, times, unit and status (the privacy review's F4). Status look-ups are now
+/// capped per client address (`web.lookup_quota`): the (N+1)th from one address is 429
+/// `too_many_lookups` with `Retry-After`, 404s counted as hits are (walking the range mostly
+/// hits 404s); another address is not refused, and the look-ups spent nothing of the
+/// address's web submissions (a budget of their own).
+#[test]
+fn status_lookups_are_capped_per_client_address_and_404s_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let gw = Gateway::start(
+        dir.path(),
+        &sim.url,
+        "[web]\ntrusted_proxies = [\"127.0.0.0/8\"]\nlookup_quota = 3\naddress_quota = 1\n\
+         [nuisance]\nquota = 1\n",
+    );
+    let (s, b) = gw.submit(json!({"content": "小区门口路灯坏了", "phone": "13644440021"}));
+    assert_eq!(s, 202, "{b}");
+    let n = numbers(&b).remove(0);
+    let walker = "198.51.100.7";
+    // A walk over the numbers around it: one hit, two misses.
+    let missing = |i: u64| format!("{}", n.parse::<u64>().unwrap() + 100 + i);
+    assert_eq!(lookup_from(&gw, walker, &n).0, 200);
+    for i in 0..2 {
+        let (s, _, b) = lookup_from(&gw, walker, &missing(i));
+        assert_eq!(s, 404, "{b}");
+    }
+    // The fourth: refused, the real order's number as well as another.
+    for number in [missing(2), n.clone()] {
+        let (s, retry_after, b) = lookup_from(&gw, walker, &number);
+        assert_eq!(
+            (s, b["status"].as_str(), b["error"]["code"].as_str()),
+            (429, Some("rejected"), Some("too_many_lookups")),
+            "{b}"
+        );
+        let wait = b["error"]["retry_after"].as_u64().unwrap();
+        assert!(wait > 0, "{b}");
+        assert_eq!(retry_after, Some(wait), "Retry-After as the body says: {b}");
+        assert!(b["message"].as_str().unwrap().contains("查询"), "{b}");
+        assert!(
+            b.get("category").is_none() && b.get("unit").is_none(),
+            "{b}"
+        );
+    }
+    // Another address is counted apart.
+    let (s, _, b) = lookup_from(&gw, "198.51.100.8", &n);
+    assert_eq!((s, b["number"].as_str()), (200, Some(n.as_str())), "{b}");
+    // The walker's web submission is not refused by its look-ups (`address_quota = 1`).
+    let (s, b) = gw.submit_from(
+        Some(walker),
+        json!({"content": "楼道里的灯不亮了", "phone": "13644440022"}),
+    );
+    assert_eq!(s, 202, "{b}");
+}
+
+/// `web.lookup_quota = 0` turns the cap off: 61 look-ups from one address (one past the default
+/// of 60) are all answered, so a zero read as "unset" would refuse the last.
+#[test]
+fn a_lookup_quota_of_zero_turns_the_cap_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let gw = Gateway::start(dir.path(), &sim.url, "[web]\nlookup_quota = 0\n");
+    for i in 0..61 {
+        let r = client()
+            .get(format!("{}/v1/orders/20260101{i:08}", gw.url))
+            .send()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 404, "look-up {i}");
+    }
+}
+
+/// A confidential order (`confidential: true`, art. 29) is answered with its status word alone
+/// to anyone asking by its number: until 2026-12-07 a `report` filed in confidence showed its
+/// category, when it was received, its unit and dispatch's status text (the privacy review's
+/// F4). An order not asked to be kept confidential still shows them.
+#[test]
+fn a_confidential_orders_status_shows_only_its_status_word() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    // Polled below: not capped here (the cap has its own tests).
+    let gw = Gateway::start(dir.path(), &sim.url, "[web]\nlookup_quota = 0\n");
+    let lookup = |n: &str| -> serde_json::Value {
+        client()
+            .get(format!("{}/v1/orders/{n}", gw.url))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap()
+    };
+    // Before delivery (the gateway's own record) and after (dispatch's answer).
+    let (s, b) = gw.submit(json!({"content": "举报某单位负责人受贿，我要求保密",
+        "phone": "13611112222", "category": "report", "confidential": true}));
+    assert_eq!(s, 202, "{b}");
+    let secret = numbers(&b).remove(0);
+    let (s, b) = gw.submit(
+        json!({"content": "公园的长椅坏了", "phone": "13611113333", "category": "complaint"}),
+    );
+    assert_eq!(s, 202, "{b}");
+    let open = numbers(&b).remove(0);
+    let early = lookup(&secret);
+    sim.wait_order(&secret);
+    sim.wait_order(&open);
+    let late = wait_until("dispatch's status of the confidential order", LONG, || {
+        let v = lookup(&secret);
+        (v["status"] == "processing").then_some(v)
+    });
+    for v in [&early, &late] {
+        let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(keys, ["number", "status"], "{v}");
+        assert_eq!(v["number"], secret.as_str(), "{v}");
+        assert!(
+            ["received", "forwarded", "processing"].contains(&v["status"].as_str().unwrap()),
+            "{v}"
+        );
+    }
+    let shown = wait_until("dispatch's status of the other order", LONG, || {
+        let v = lookup(&open);
+        (v["status"] == "processing").then_some(v)
+    });
+    assert_eq!(shown["category"], "complaint", "{shown}");
+    assert!(shown["received_at"].is_string(), "{shown}");
+}
+
 /// The sim's file is what a black-box check reads: each order line is the order itself, with the
 /// acknowledged number at top level; a repeat contact has no `number`; a re-delivery under a key
 /// the sim has seen (also after a restart) is marked `"repeat": true`.
