@@ -263,6 +263,11 @@ const ROUTES: &[Op] = &[
         responses: &[
             ("200", "status", Body::Json("OrderStatus")),
             ("404", "unknown order", E),
+            (
+                "429",
+                "too_many_lookups: over web.lookup_quota from this client address (404s count); Retry-After",
+                E,
+            ),
             ("503", "unavailable", E),
         ],
     },
@@ -800,7 +805,7 @@ fn components() -> serde_json::Value {
                 "required": ["number", "status"],
                 "properties": {
                     "number": {"type": "string"},
-                    "status": {"description": "dispatch's status, or received / forwarded"},
+                    "status": {"description": "dispatch's status, or received / forwarded; for a confidential order only a status word, and no other field but number"},
                     "unit": {"description": "the handling unit, when dispatch names one"},
                     "category": {"type": ["string", "null"]},
                     "received_at": {"type": ["string", "null"], "format": "date-time"},
