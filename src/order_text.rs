@@ -178,6 +178,10 @@ pub(crate) fn division_prefix(address: &[char]) -> Vec<Vec<char>> {
     prefixes
 }
 
+/// What a house number in Chinese numerals follows: a road, lane or village (`南京路七十七号`,
+/// `幸福里三号`), or a road already masked (`***`).
+const ROAD_ENDS: [char; 9] = ['路', '街', '道', '巷', '弄', '里', '村', '胡', '*'];
+
 /// Chinese numerals a house, building or room number may be written in (`七十七号`,
 /// `五〇二室`, `二十三号楼`), the financial forms and the spoken `幺` with them. `两` and `万`
 /// are not: a house number never uses them, and they count things (`两户`, `万一`).
@@ -209,6 +213,16 @@ pub(crate) fn mask_house_numbers(text: &str) -> String {
             let chinese = run.iter().any(|c| CHINESE_DIGITS.contains(*c));
             let numbered = match chars.get(end) {
                 Some('单') if chinese => chars.get(end + 1) == Some(&'元'),
+                // `N号` in numerals is a house only after a road (`南京路七十七号`, or the road
+                // masked before: `***`) or as a building (`二十三号楼`, `五号院`): otherwise it
+                // is a day, a window, a line or an exit (`八号上门`, `三号窗口`, `地铁三号线`),
+                // which the first cut (the same day) masked and the review found.
+                Some('号') if chinese => {
+                    i.checked_sub(1)
+                        .and_then(|p| chars.get(p))
+                        .is_some_and(|c| ROAD_ENDS.contains(c))
+                        || matches!(chars.get(end + 1), Some('楼' | '院'))
+                }
                 Some(c) => HOUSE_NUMBER_ENDS.contains(c),
                 None => false,
             };
