@@ -574,7 +574,7 @@ pub fn smtp_transport(
     AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
 }
 
-/// Whether `mail.smtp_url` sends credentials that may cross the network in clear: a user or
+/// Whether `mail.smtp_url` sends credentials that may cross the network in clear: a
 /// password with neither `smtps://` (TLS from the start) nor `?tls=required` (STARTTLS or
 /// nothing). lettre logs in with AUTH PLAIN (the password, base64) on a plain `smtp://`, and on
 /// `?tls=opportunistic` too when the server (or someone in between) offers no STARTTLS.
@@ -582,7 +582,8 @@ pub fn sends_credentials_in_clear(url: &str) -> bool {
     let Ok(u) = reqwest::Url::parse(url) else {
         return false;
     };
-    let credentials = !u.username().is_empty() || u.password().is_some();
+    // lettre logs in only when the URL has a password (a user alone sends nothing).
+    let credentials = u.password().is_some();
     let tls = u.scheme() == "smtps" || u.query_pairs().any(|(k, v)| k == "tls" && v == "required");
     credentials && !tls
 }
@@ -827,7 +828,6 @@ mod tests {
     fn credentials_without_required_tls_are_said() {
         for clear in [
             "smtp://user:pass@mail.example:25",
-            "smtp://user@mail.example:25",
             "smtp://user:pass@mail.example:587?tls=opportunistic",
         ] {
             assert!(sends_credentials_in_clear(clear), "{clear}");
@@ -836,6 +836,8 @@ mod tests {
             "smtps://user:pass@mail.example:465",
             "smtp://user:pass@mail.example:587?tls=required",
             "smtp://mail.example:25",
+            // A user without a password: lettre sends no credentials.
+            "smtp://user@mail.example:25",
             "",
             "not a url",
         ] {
