@@ -146,19 +146,8 @@ fn fold(c: char) -> char {
 /// Not used for e-mail addresses and dates, so a numeral before an address or a date is never
 /// read into it.
 fn numeral(c: char) -> char {
-    match c {
-        '〇' | '零' => '0',
-        '一' | '幺' => '1',
-        '二' | '两' => '2',
-        '三' => '3',
-        '四' => '4',
-        '五' => '5',
-        '六' => '6',
-        '七' => '7',
-        '八' => '8',
-        '九' => '9',
-        _ => c,
-    }
+    // The numerals a status query's number may be said in are the same (`query::digit`).
+    crate::query::digit(c).unwrap_or(c)
 }
 
 /// Separators taken between the groups of a phone number only (never of a date, a decimal, a

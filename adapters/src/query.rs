@@ -225,7 +225,7 @@ fn skip<'a>(mut s: &'a [char], words: &[&str]) -> &'a [char] {
 }
 
 /// A digit as typed (ASCII, after folding) or as speech recognition writes it (二零二六, 幺).
-fn digit(c: char) -> Option<char> {
+pub(crate) fn digit(c: char) -> Option<char> {
     Some(match c {
         '0'..='9' => c,
         '零' | '〇' => '0',
