@@ -2522,6 +2522,60 @@ fn a_form_with_a_large_photo_still_reaches_the_emergency_rules() {
     );
 }
 
+/// A photo sent in a part named `attachments` with `image/jpeg` and no file name (Python
+/// requests' `(None, data, 'image/jpeg')`, OkHttp's `addFormDataPart(name, null, body)`, `curl
+/// -F attachments=<photo.jpg`) is a file, small or past `server.body_limit`: a fire gets 119,
+/// a routine matter the 422 naming `attachments`, as before 2026-12-07. For a few hours that
+/// day a form field of any type was read as text: 422 `invalid_utf8` or 413, the fire unheard.
+/// A form field labelled `application/octet-stream` whose bytes are no text (`address` here;
+/// `attachments` so labelled is always a file) is a file too, not a form made unreadable.
+#[test]
+fn a_photo_in_a_form_field_without_a_file_name_is_a_file_and_a_fire_still_gets_119() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let gw = Gateway::start(dir.path(), &sim.url, "[nuisance]\nquota = 100000\n");
+    let post = |body: Vec<u8>| post_raw(&gw, "multipart/form-data; boundary=XyZ", body);
+    // A JPEG's first bytes, then more of the kind: no UTF-8.
+    let photo = |len: usize| {
+        let mut p = vec![0xff, 0xd8, 0xff, 0xe0];
+        p.resize(len, 0xd8);
+        p
+    };
+    let jpeg = "\r\nContent-Type: image/jpeg";
+    let octet = "\r\nContent-Type: application/octet-stream";
+    for (name, headers) in [
+        ("attachments", jpeg),
+        ("content", jpeg),
+        ("attachments", octet),
+        ("address", octet),
+    ] {
+        // Small (under the 64 KB body limit) and large.
+        for len in [2_000, 200_000] {
+            let body = |content: &str, phone: &str| {
+                // The photo first, as a page's order of fields may put it (a `content` of
+                // image/jpeg is a file, skipped: the text part is the only `content` read).
+                raw_form(&[
+                    (name, headers, &photo(len)),
+                    ("content", "", content.as_bytes()),
+                    ("phone", "", phone.as_bytes()),
+                ])
+            };
+            let (s, b) = post(body("楼下饭店着火了，火很大", "13911110002"));
+            assert_eq!(
+                (s, b["status"].as_str(), b["redirect"]["number"].as_str()),
+                (200, Some("redirected"), Some("119")),
+                "{name} {headers:?} {len}: {b}"
+            );
+            let (s, b) = post(body("小区门口路灯坏了", "13911110003"));
+            assert_eq!(
+                (s, b["error"]["code"].as_str(), b["error"]["field"].as_str()),
+                (422, Some("invalid_field"), Some("attachments")),
+                "{name} {headers:?} {len}: {b}"
+            );
+        }
+    }
+}
+
 /// A multipart body, boundary `XyZ`, of `parts`: each its headers after the Content-Disposition
 /// name, and its value.
 fn raw_form(parts: &[(&str, &str, &[u8])]) -> Vec<u8> {

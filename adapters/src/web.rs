@@ -560,10 +560,29 @@ fn known_form_field(k: &str) -> Option<&'static str> {
 }
 
 /// Whether `name` is one of the form's own text fields (`content`, `phone`, `items[0][content]`,
-/// …; see [`from_fields`]): a multipart part so named, without a file name, is text whatever
-/// its own Content-Type says.
+/// …; see [`from_fields`]): a multipart part so named, without a file name and labelled
+/// `application/octet-stream`, is text while its bytes read as text ([`reads_as_text`]); the
+/// HTTP layer decides which names and types.
 pub fn is_form_field(name: &str) -> bool {
     known_form_field(name).is_some()
+}
+
+/// Whether the bytes of a multipart part labelled `application/octet-stream` read as text: as
+/// UTF-8, or in the encoding `charset` names (the part's own, else the request's). Without a
+/// charset, UTF-8 only: the GB18030 guess [`from_parts`] makes for an undeclared form that is
+/// not UTF-8 would read most photos as text too.
+pub fn reads_as_text(value: &[u8], charset: Option<&str>) -> bool {
+    std::str::from_utf8(value).is_ok()
+        || charset.and_then(form_encoding).is_some_and(|e| {
+            e.decode_without_bom_handling_and_without_replacement(value)
+                .is_some()
+        })
+}
+
+/// Whether `charset` (as [`reads_as_text`] takes it) leaves UTF-8 the only reading: none,
+/// UTF-8, or a label nobody knows.
+pub fn utf8_only(charset: Option<&str>) -> bool {
+    charset.and_then(form_encoding).is_none_or(|e| e == UTF_8)
 }
 
 /// A key as one place of the form: an indexed key with its index as a number

@@ -358,12 +358,14 @@ where
         Ok(chunk)
     });
     let mut mp = actix_multipart::Multipart::new(req.headers(), stream);
+    let form_charset = param(content_type, "charset");
     let mut parts = Vec::new();
     let mut kept = 0usize;
     // A refusal after text was read: the parts read, the one being read too (its text cut at
-    // a whole character), go back for the emergency rules (`cut_off`).
-    let cut = |error: ApiError, mut parts: Vec<form::Part>, part: Option<form::Part>| {
-        if let Some(mut part) = part {
+    // a whole character; a form field labelled octet-stream that is no text a file, see
+    // `settle`), go back for the emergency rules (`cut_off`).
+    let cut = |error: ApiError, mut parts: Vec<form::Part>, part: Option<(form::Part, bool)>| {
+        if let Some((mut part, lenient)) = part {
             if !part.file {
                 // A UTF-8 sequence cut in two would make the whole form unreadable.
                 if let Err(e) = std::str::from_utf8(&part.value) {
@@ -372,20 +374,21 @@ where
                     }
                 }
             }
-            parts.push(part);
+            parts.push(settle(part, lenient, form_charset));
         }
         Cut { error, read: parts }
     };
     // Past the cap the stream stops, and the parser's error is the 413; any other is the
     // body's own fault, and nothing is checked.
-    let failed =
-        |e: actix_multipart::MultipartError, parts: Vec<form::Part>, part: Option<form::Part>| {
-            if capped.get() {
-                cut(over_cap(), parts, part)
-            } else {
-                Cut::from(ApiError::Adapter(AdapterError::InvalidForm(e.to_string())))
-            }
-        };
+    let failed = |e: actix_multipart::MultipartError,
+                  parts: Vec<form::Part>,
+                  part: Option<(form::Part, bool)>| {
+        if capped.get() {
+            cut(over_cap(), parts, part)
+        } else {
+            Cut::from(ApiError::Adapter(AdapterError::InvalidForm(e.to_string())))
+        }
+    };
     loop {
         let Some(field) = pace.within(mp.next()).await else {
             return Err(cut(ApiError::RequestTimeout, parts, None));
@@ -431,6 +434,13 @@ where
             .and_then(|ct| param(ct, "charset"))
             .map(str::to_string);
         let file = is_file(&name, named_file, own_type);
+        // Text only while it reads as text (`settle`): a form field labelled octet-stream.
+        let lenient = !file && own_type.is_some_and(|ct| media_type(ct) == OCTET_STREAM);
+        // Such a part's bytes that are not UTF-8 make it a file at once, so a photo past the
+        // limit is dropped as it streams, not refused 413 (unless a charset names another
+        // encoding: then the whole part is judged at its end). `checked`: bytes seen valid.
+        let utf8_only = lenient && form::utf8_only(charset.as_deref().or(form_charset));
+        let mut checked = 0usize;
         let mut part = form::Part {
             name,
             file,
@@ -440,14 +450,14 @@ where
         loop {
             let Some(chunk) = pace.within(field.next()).await else {
                 // The text being read is heard as far as it came.
-                return Err(cut(ApiError::RequestTimeout, parts, Some(part)));
+                return Err(cut(ApiError::RequestTimeout, parts, Some((part, lenient))));
             };
             let Some(chunk) = chunk else {
                 break;
             };
             let chunk = match chunk {
                 Ok(chunk) => chunk,
-                Err(e) => return Err(failed(e, parts, Some(part))),
+                Err(e) => return Err(failed(e, parts, Some((part, lenient)))),
             };
             if part.file {
                 // Whether it has bytes is all the adapter asks; the rest is dropped.
@@ -457,39 +467,90 @@ where
                 continue;
             }
             let room = limit.saturating_sub(kept);
+            let take = chunk.len().min(room);
+            part.value.extend_from_slice(&chunk[..take]);
+            kept += take;
+            if utf8_only && !utf8_so_far(&part.value, &mut checked) {
+                // No text: a file, its first byte kept and its bytes no longer counted.
+                kept -= part.value.len();
+                part.file = true;
+                part.value.truncate(1);
+                continue;
+            }
             if chunk.len() > room {
                 // The text up to the limit is heard, as a cut-off's is.
-                part.value.extend_from_slice(&chunk[..room]);
                 return Err(cut(
                     ApiError::Adapter(AdapterError::TooLarge { limit }),
                     parts,
-                    Some(part),
+                    Some((part, lenient)),
                 ));
             }
-            kept += chunk.len();
-            part.value.extend_from_slice(&chunk);
         }
-        parts.push(part);
+        parts.push(settle(part, lenient, form_charset));
     }
 }
 
 /// Whether a multipart part is a file: its Content-Disposition names a file, with `filename`
 /// or only with RFC 5987's `filename*` (what older Python clients and some Java and Go
 /// libraries send for a name such as `火.jpg`), or its own Content-Type is not text (`text/*`,
-/// or `application/json`, the form's JSON-array fields) and its `name` is none of the form's
-/// own fields ([`hotline_adapters::web::is_form_field`]). Until 2026-12-07 a photo named only
-/// with `filename*` was read as text: 413 for any photo past `server.body_limit`, a fire
-/// included, and no 422 naming `attachments`. Until 2026-12-07 too, a part named `content`
-/// with `application/octet-stream` (client libraries that label every part so) was taken for
-/// a file: its text was dropped and the form refused with "file uploads are not accepted",
-/// the matter unheard; such a part is now text, bounded by the body limit like any other.
+/// or `application/json`, the form's JSON-array fields), except `application/octet-stream` on
+/// one of the form's own fields ([`hotline_adapters::web::is_form_field`]) other than
+/// `attachments`: that is text while it reads as text (see [`settle`]). Until 2026-12-07 a
+/// photo named only with `filename*` was read as text: 413 for any photo past
+/// `server.body_limit`, a fire included, and no 422 naming `attachments`. Until 2026-12-07 too,
+/// a part named `content` with `application/octet-stream` (client libraries that label every
+/// part so) was taken for a file: its text was dropped and the form refused with "file uploads
+/// are not accepted", the matter unheard. For a few hours on 2026-12-07 a form field of any
+/// type was text, so a photo sent as `attachments` with `image/jpeg` and no file name (Python
+/// requests' `(None, data, 'image/jpeg')`, OkHttp, `curl -F attachments=<photo.jpg`) made the
+/// form 413 or 422 `invalid_utf8`, and a fire with it got no 119.
 fn is_file(name: &str, named_file: bool, content_type: Option<&str>) -> bool {
-    named_file
-        || (!hotline_adapters::web::is_form_field(name)
-            && content_type.is_some_and(|ct| {
-                let media = media_type(ct);
-                !(media.is_empty() || media.starts_with("text/") || media == "application/json")
-            }))
+    if named_file {
+        return true;
+    }
+    let Some(media) = content_type.map(media_type) else {
+        return false;
+    };
+    if media.is_empty() || media.starts_with("text/") || media == "application/json" {
+        return false;
+    }
+    // `attachments` is where a page's photo goes (a file input so named is the natural
+    // choice), never text a library labelled: its links come as `attachments[N][url]`.
+    media != OCTET_STREAM || name == "attachments" || !form::is_form_field(name)
+}
+
+/// The media type a client library gives every multipart part it is not told the type of.
+const OCTET_STREAM: &str = "application/octet-stream";
+
+/// Whether `value` is still UTF-8 but for a character cut at its end, `checked` the bytes of
+/// it found valid before (moved on), so that a part read in many small chunks is checked once.
+fn utf8_so_far(value: &[u8], checked: &mut usize) -> bool {
+    match std::str::from_utf8(&value[*checked..]) {
+        Ok(_) => {
+            *checked = value.len();
+            true
+        }
+        Err(e) => {
+            *checked += e.valid_up_to();
+            e.error_len().is_none()
+        }
+    }
+}
+
+/// A part as read, with a form field labelled octet-stream (`lenient`) whose bytes do not read
+/// as text ([`form::reads_as_text`], in its own charset or else the request's `form_charset`)
+/// made a file, its first byte kept: its text would make the whole form unreadable (422
+/// `invalid_utf8`, the `content` beside it unheard), and a field of bytes is an upload. The
+/// form is then refused for `attachments` as for any file, its text still heard.
+fn settle(mut part: form::Part, lenient: bool, form_charset: Option<&str>) -> form::Part {
+    if lenient
+        && !part.file
+        && !form::reads_as_text(&part.value, part.charset.as_deref().or(form_charset))
+    {
+        part.file = true;
+        part.value.truncate(1);
+    }
+    part
 }
 
 /// The refusal of a multipart form of more than [`MULTIPART_MAX_PARTS`] parts: 422
@@ -739,6 +800,23 @@ mod tests {
                 "张三".as_bytes(),
             ),
             ("items", "\r\nContent-Type: application/json", b"[]"),
+            // A form field of any other non-text type is a file (for a few hours on 2026-12-07
+            // text: the form 422 `invalid_utf8`), and `attachments` is one even when labelled
+            // octet-stream; a form field labelled octet-stream whose bytes are no text too.
+            ("attachments", "\r\nContent-Type: image/jpeg", &photo),
+            (
+                "attachments",
+                "\r\nContent-Type: application/octet-stream",
+                &photo,
+            ),
+            ("phone", "\r\nContent-Type: image/jpeg", &photo),
+            ("lat", "\r\nContent-Type: application/octet-stream", &photo),
+            // Text in its own charset is text.
+            (
+                "category",
+                "\r\nContent-Type: application/octet-stream; charset=gbk",
+                b"\xb7\xb5",
+            ),
         ]);
         let parts = multipart_parts(&req, CT, once(body), 1_000, ten_seconds())
             .await
@@ -756,8 +834,33 @@ mod tests {
                 ("address", false, 9),
                 ("name", false, 6),
                 ("items", false, 2),
+                ("attachments", true, 1),
+                ("attachments", true, 1),
+                ("phone", true, 1),
+                ("lat", true, 1),
+                ("category", false, 2),
             ]
         );
+        // A binary form field past the limit is a file at its first bytes, not a 413.
+        let body = form_of(&[
+            ("content", "", "楼下着火了".as_bytes()),
+            (
+                "address",
+                "\r\nContent-Type: application/octet-stream",
+                &photo,
+            ),
+        ]);
+        let parts = multipart_parts(&req, CT, once(body), 1_000, ten_seconds())
+            .await
+            .unwrap_or_else(|e| panic!("{}", e.error));
+        assert_eq!((parts[1].file, parts[1].value.len()), (true, 1));
+        assert!(is_file(
+            "attachments",
+            false,
+            Some("application/octet-stream")
+        ));
+        assert!(is_file("content", false, Some("image/jpeg")));
+        assert!(!is_file("content", false, Some("Application/Octet-Stream")));
         assert!(is_file("scan", false, Some("Image/PNG")));
         assert!(!is_file("scan", false, None));
         assert!(!is_file("scan", false, Some("TEXT/plain")));
