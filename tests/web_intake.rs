@@ -1934,6 +1934,34 @@ fn status_lookups_are_capped_per_client_address_and_404s_count() {
     assert_eq!(s, 202, "{b}");
 }
 
+/// Behind a proxy that writes the client's hop with a port or in brackets (`203.0.113.6:5555`,
+/// `[2001:db8:5:5::1]:443`), a hop the client writes to its left and changes on every look-up
+/// does not escape `web.lookup_quota`: the proxy's hop is the client. Until 2026-12-07 such a
+/// hop was skipped, the client's own believed, and the walk over order numbers never capped.
+#[test]
+fn a_rotated_hop_left_of_one_with_a_port_does_not_escape_the_lookup_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let gw = Gateway::start(
+        dir.path(),
+        &sim.url,
+        "[web]\ntrusted_proxies = [\"127.0.0.0/8\"]\nlookup_quota = 3\n",
+    );
+    for proxied in [
+        "203.0.113.6:5555",
+        "[2001:db8:5:5::1]:443",
+        "[2001:db8:6:6::1]",
+    ] {
+        let answers: Vec<u16> = (0..5)
+            .map(|i| {
+                let from = format!("10.9.8.{i}, {proxied}");
+                lookup_from(&gw, &from, &format!("{}", 2026120801000001u64 + i)).0
+            })
+            .collect();
+        assert_eq!(answers, [404, 404, 404, 429, 429], "{proxied}");
+    }
+}
+
 /// `web.lookup_quota = 0` turns the cap off: 61 look-ups from one address (one past the default
 /// of 60) are all answered, so a zero read as "unset" would refuse the last.
 #[test]

@@ -303,6 +303,19 @@ pub async fn read_body(
 /// IPv4 seen through a dual-stack listener (`::ffff:203.0.113.9`) is the IPv4 address it is:
 /// for the trust check (a `10.0.0.0/8` entry covers the proxy however it arrives) and for the
 /// `ip:` identity (one person, one quota, whichever way the socket was opened).
+///
+/// A hop is a bare address or one with a port or brackets as proxies write them
+/// (`203.0.113.6:5555`, `[2001:db8::1]`, `[2001:db8::1]:443`; see [`hop_address`]). The walk
+/// from the right stops at the first hop that is none of these (`unknown`, an obfuscated
+/// `_hidden`, junk) and answers the nearest trusted address read before it, the proxy that
+/// wrote it, as when the hops run out: everything to its left came through that proxy from
+/// the client, who could have written it. So the proxy's own address is counted, never
+/// "unknown" (which no cap counts): a proxy that names nobody makes its clients share one
+/// bucket, which shows in the caps' 429s, rather than silently switching the caps off. Only
+/// the `X-Forwarded-For` header is read (RFC 7239 `Forwarded` is not). Until 2026-12-07 a hop
+/// that was no bare address was skipped, so behind a proxy that adds the port the hop it
+/// wrote was dropped and one the client wrote further left believed: rotating it escaped
+/// `web.address_quota` and `web.lookup_quota`.
 pub fn client_ip(req: &HttpRequest, trusted: &[ipnet::IpNet]) -> String {
     let peer = req.peer_addr().map(|a| a.ip().to_canonical());
     let Some(peer) = peer else {
@@ -312,19 +325,42 @@ pub fn client_ip(req: &HttpRequest, trusted: &[ipnet::IpNet]) -> String {
     if !is_trusted(&peer) {
         return peer.to_string();
     }
-    let hops: Vec<IpAddr> = req
+    let hops: Vec<&str> = req
         .headers()
         .get_all("x-forwarded-for")
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|h| h.trim().parse::<IpAddr>().ok())
-        .map(|ip| ip.to_canonical())
         .collect();
-    hops.into_iter()
-        .rev()
-        .find(|ip| !is_trusted(ip))
-        .unwrap_or(peer)
-        .to_string()
+    let mut nearest = peer;
+    for hop in hops.into_iter().rev() {
+        let Some(ip) = hop_address(hop) else {
+            break;
+        };
+        if !is_trusted(&ip) {
+            return ip.to_string();
+        }
+        nearest = ip;
+    }
+    nearest.to_string()
+}
+
+/// The address of one X-Forwarded-For hop, canonical (IPv4-mapped IPv6 is IPv4): `192.0.2.1`,
+/// `2001:db8::1`, with a port `192.0.2.1:5555`, in brackets `[2001:db8::1]`, or both
+/// `[2001:db8::1]:443`. `None` for anything else, an empty hop included.
+fn hop_address(hop: &str) -> Option<IpAddr> {
+    let hop = hop.trim();
+    let ip = hop
+        .parse::<IpAddr>()
+        .ok()
+        .or_else(|| hop.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
+        .or_else(|| {
+            hop.strip_prefix('[')?
+                .strip_suffix(']')?
+                .parse::<std::net::Ipv6Addr>()
+                .ok()
+                .map(IpAddr::V6)
+        })?;
+    Some(ip.to_canonical())
 }
 
 /// Unix seconds now; the one place the request path reads the clock.
@@ -474,6 +510,76 @@ mod tests {
         assert_eq!(
             ip_of("10.0.0.5:80", Some("203.0.113.9"), &["::ffff:10.0.0.5"]),
             "203.0.113.9"
+        );
+    }
+
+    /// A hop with a port or brackets (as Azure Application Gateway and some ingresses write
+    /// the client) is that address; until 2026-12-07 it was skipped and the hop the client
+    /// wrote to its left believed.
+    #[test]
+    fn a_hop_with_a_port_or_brackets_is_its_address() {
+        let range = ["10.0.0.0/8"];
+        for (hop, client) in [
+            ("203.0.113.6:5555", "203.0.113.6"),
+            ("[2001:db8::1]", "2001:db8::1"),
+            ("[2001:db8::1]:443", "2001:db8::1"),
+            (" [::ffff:203.0.113.6]:80 ", "203.0.113.6"),
+        ] {
+            assert_eq!(
+                ip_of("10.1.2.3:80", Some(&format!("198.51.100.7, {hop}")), &range),
+                client,
+                "{hop}"
+            );
+            // Behind a second, trusted proxy that adds the port too.
+            assert_eq!(
+                ip_of(
+                    "10.1.2.3:80",
+                    Some(&format!("198.51.100.7, {hop}, 10.9.9.9:8080")),
+                    &range
+                ),
+                client,
+                "{hop}"
+            );
+        }
+    }
+
+    /// A hop that is no address at all stops the walk: the answer is the nearest trusted
+    /// address read before it (the proxy that wrote it), never a hop further left, which the
+    /// client could have written. Until 2026-12-07 the walk skipped it and believed the left.
+    #[test]
+    fn an_unreadable_hop_stops_the_walk_at_the_nearest_trusted_address() {
+        let range = ["10.0.0.0/8"];
+        for junk in [
+            "unknown",
+            "_hidden",
+            "",
+            "[2001:db8::1",
+            "203.0.113.6:port",
+            "[203.0.113.6]",
+        ] {
+            assert_eq!(
+                ip_of(
+                    "10.1.2.3:80",
+                    Some(&format!("198.51.100.7, {junk}")),
+                    &range
+                ),
+                "10.1.2.3",
+                "{junk:?}"
+            );
+            assert_eq!(
+                ip_of(
+                    "10.1.2.3:80",
+                    Some(&format!("198.51.100.7, {junk}, 10.9.9.9")),
+                    &range
+                ),
+                "10.9.9.9",
+                "{junk:?}"
+            );
+        }
+        // A client's junk left of the proxy's hop is never reached.
+        assert_eq!(
+            ip_of("10.1.2.3:80", Some("unknown, 203.0.113.6:5555"), &range),
+            "203.0.113.6"
         );
     }
 }
