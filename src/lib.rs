@@ -374,6 +374,29 @@ fn replay_late_pushes(pipeline: &Arc<Pipeline>, journal: &journal::PushJournal, 
 /// ladder's limiter keys); past it none is counted until a sweep frees room.
 const ADDRESS_KEYS: usize = 1_000_000;
 
+/// A cap of `quota` per `nuisance.per` per client address counting `counts` (`None` when
+/// `quota` is 0: off), shared through Redis with `[nuisance] backend = "redis"`; when the
+/// shared limiter cannot be made, it counts on this node and `off` says so.
+fn client_address_cap(
+    cfg: &Config,
+    quota: u32,
+    counts: pipeline::address::Counts,
+    off: &str,
+) -> Option<pipeline::address::AddressCap> {
+    let cap = pipeline::address::AddressCap::new(quota, cfg.derived.nuisance_per, ADDRESS_KEYS)?
+        .counting(counts);
+    if cfg.nuisance.backend != "redis" {
+        return Some(cap);
+    }
+    Some(match shared_quota(cfg, quota) {
+        Ok(shared) => cap.share(shared),
+        Err(e) => {
+            tracing::error!(error = %e, "{off}");
+            cap
+        }
+    })
+}
+
 /// A limiter of `quota` per `nuisance.per` shared through Redis (`[nuisance] backend =
 /// "redis"`): the callers' quota, or the web form's cap per address (`web.address_quota`),
 /// whose keys (`addr/…`) cannot meet an identity's.
@@ -534,44 +557,20 @@ pub async fn run(cfg: Config, listener: TcpListener) -> Result<(), StartError> {
     } else {
         ladder
     };
-    // The web form's cap per client address, shared like the quota when that is.
-    let address_cap = pipeline::address::AddressCap::new(
+    // The web form's cap per client address and the cap on status look-ups, each shared like
+    // the quota when that is (keys `addr/…` and `look/…`).
+    let address_cap = client_address_cap(
+        &cfg,
         cfg.derived.address_quota,
-        cfg.derived.nuisance_per,
-        ADDRESS_KEYS,
-    )
-    .map(|cap| {
-        if cfg.nuisance.backend != "redis" {
-            return cap;
-        }
-        match shared_quota(&cfg, cfg.derived.address_quota) {
-            Ok(shared) => cap.share(shared),
-            Err(e) => {
-                tracing::error!(error = %e, "Shared cap per address off; counting on this node only.");
-                cap
-            }
-        }
-    });
-    // The cap on status look-ups per client address, shared likewise (keys `look/…`, apart
-    // from the submissions' `addr/…`).
-    let lookup_cap = pipeline::address::AddressCap::new(
+        pipeline::address::Counts::SUBMISSIONS,
+        "Shared cap per address off; counting on this node only.",
+    );
+    let lookup_cap = client_address_cap(
+        &cfg,
         cfg.derived.lookup_quota,
-        cfg.derived.nuisance_per,
-        ADDRESS_KEYS,
-    )
-    .map(|cap| {
-        let cap = cap.counting(pipeline::address::Counts::LOOKUPS);
-        if cfg.nuisance.backend != "redis" {
-            return cap;
-        }
-        match shared_quota(&cfg, cfg.derived.lookup_quota) {
-            Ok(shared) => cap.share(shared),
-            Err(e) => {
-                tracing::error!(error = %e, "Shared cap on status look-ups off; counting on this node only.");
-                cap
-            }
-        }
-    });
+        pipeline::address::Counts::LOOKUPS,
+        "Shared cap on status look-ups off; counting on this node only.",
+    );
     let wake = Arc::new(tokio::sync::Notify::new());
     let pipeline = Arc::new(
         Pipeline::new(

@@ -537,17 +537,33 @@ impl Pipeline {
     /// one answered 404 too: walking the sequential numbers mostly hits 404s (the privacy
     /// review's F4). An address on the allow list (`ip:…`) is not capped, as for submissions.
     pub async fn over_lookup_cap(&self, client_ip: &str) -> Option<u64> {
-        let cap = self.lookup_cap.as_ref()?;
+        let retry_after = self
+            .over_cap(self.lookup_cap.as_ref()?, client_ip, "web.lookup_quota")
+            .await?;
+        metrics::counter!("hotline_web_lookup_throttled_total").increment(1);
+        Some(retry_after)
+    }
+
+    /// Counts a request from `client_ip` against `cap` (the one `key` configures):
+    /// `Some(seconds)` to wait when it is over (nothing counted then). An address on the allow
+    /// list (`ip:…` in `nuisance.allow` or the operators' list) is not capped; a typed phone on
+    /// it is not enough, since anyone can type it.
+    async fn over_cap(
+        &self,
+        cap: &address::AddressCap,
+        client_ip: &str,
+        key: &'static str,
+    ) -> Option<u64> {
         if self.ladder.is_allowed(&format!("ip:{client_ip}")) {
             return None;
         }
-        let key = address::address_key(client_ip)?;
-        let retry_after = cap.check(&key).await?;
-        metrics::counter!("hotline_web_lookup_throttled_total").increment(1);
+        let address = address::address_key(client_ip)?;
+        let retry_after = cap.check(&address).await?;
         tracing::debug!(
-            address = %hotline_adapters::mask::mask_ip(&key),
+            address = %hotline_adapters::mask::mask_ip(&address),
             retry_after,
-            "Status look-up over its client address's web.lookup_quota."
+            key,
+            "Request over its client address's cap."
         );
         Some(retry_after)
     }
@@ -599,26 +615,6 @@ impl Pipeline {
     /// The store behind the pipeline.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
-    }
-
-    /// Counts a submission from `client_ip` against the cap per address: `Some(seconds)` to
-    /// wait when it is over (nothing counted then). An address on the allow list (`ip:…` in
-    /// `nuisance.allow` or the operators' list) is not capped; a typed phone on it is not
-    /// enough, since anyone can type it.
-    async fn over_address_cap(&self, client_ip: Option<&str>) -> Option<u64> {
-        let cap = self.address_cap.as_ref()?;
-        let ip = client_ip?;
-        if self.ladder.is_allowed(&format!("ip:{ip}")) {
-            return None;
-        }
-        let key = address::address_key(ip)?;
-        let retry_after = cap.check(&key).await?;
-        tracing::debug!(
-            address = %hotline_adapters::mask::mask_ip(&key),
-            retry_after,
-            "Web submission over its client address's web.address_quota."
-        );
-        Some(retry_after)
     }
 
     /// The refusal over the cap per address: 429 `throttled` with `retry_after`, and
@@ -935,7 +931,11 @@ impl Pipeline {
         // shedding, a text the second opinion suspects is not refused: the address may be a
         // whole campus's, kept busy by others than the person in danger.
         if policy.count_quota && !overruled {
-            if let Some(retry_after) = self.over_address_cap(client_ip).await {
+            let over = match (&self.address_cap, client_ip) {
+                (Some(cap), Some(ip)) => self.over_cap(cap, ip, "web.address_quota").await,
+                _ => None,
+            };
+            if let Some(retry_after) = over {
                 let suspected = asked.take().unwrap_or_else(ask);
                 if suspected.is_none() {
                     return Ok(self.address_refusal(retry_after));

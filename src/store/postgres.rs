@@ -818,7 +818,13 @@ async fn suspend_in(
         lifted_at: None,
     };
     emit(tx, sinks, "callers/suspended", s.event(), s.start, None).await?;
-    tx.execute(
+    insert_suspension(tx, &s).await?;
+    Ok((s, true))
+}
+
+/// Inserts a suspension row (its event is the caller's to emit).
+async fn insert_suspension<C: GenericClient>(c: &C, s: &Suspension) -> Result<(), StoreError> {
+    c.execute(
         "INSERT INTO suspensions(identity, start, until, reason, decided_by, evidence) \
          VALUES ($1, $2, $3, $4, $5, $6)",
         &[
@@ -832,7 +838,7 @@ async fn suspend_in(
     )
     .await
     .map_err(map_err)?;
-    Ok((s, true))
+    Ok(())
 }
 
 /// The active suspension (the longest) that stops the rule's next one for an identity at a
@@ -1528,20 +1534,7 @@ impl Store for PgStore {
             None,
         )
         .await?;
-        tx.execute(
-            "INSERT INTO suspensions(identity, start, until, reason, decided_by, evidence) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-            &[
-                &s.identity,
-                &s.start,
-                &s.until,
-                &s.reason,
-                &s.decided_by,
-                &s.evidence,
-            ],
-        )
-        .await
-        .map_err(map_err)?;
+        insert_suspension(&tx, &s).await?;
         commit(tx).await?;
         Ok(None)
     }
