@@ -2483,6 +2483,46 @@ mod tests {
         assert_eq!(err.problems[0].key, "dispatch.timeout", "{err}");
     }
 
+    /// What `web.address_quota` and `web.lookup_quota` share, checked for `key` (read back by
+    /// `get`): 0 turns it off and is not said; below `nuisance.quota` it is taken and said;
+    /// what is no whole number in u32 is refused naming the key; the environment sets it.
+    fn a_web_cap_key_is_off_at_zero_said_below_the_quota_and_checked(
+        key: &str,
+        get: fn(&Config) -> u32,
+    ) {
+        let server = "[server]\nlisten = \"127.0.0.1:1\"\n";
+        let with = |extra: &str| load(&format!("{server}{extra}"));
+        let cfg = with(&format!("[web]\n{key} = 0\n")).unwrap();
+        assert_eq!(get(&cfg), 0);
+        assert!(
+            cfg.derived.cautions.is_empty(),
+            "{:?}",
+            cfg.derived.cautions
+        );
+        // Below one person's quota: taken, and said.
+        let cfg = with(&format!("[web]\n{key} = 2\n")).unwrap();
+        assert_eq!(get(&cfg), 2);
+        let keys: Vec<&str> = cfg
+            .derived
+            .cautions
+            .iter()
+            .map(|c| c.key.as_str())
+            .collect();
+        assert_eq!(keys, [format!("web.{key}")]);
+        for bad in ["-1", "\"many\"", "1.5", "5000000000"] {
+            let err = with(&format!("[web]\n{key} = {bad}\n")).unwrap_err();
+            let keys: Vec<&str> = err.problems.iter().map(|p| p.key.as_str()).collect();
+            assert_eq!(keys, [format!("web.{key}")], "{bad}: {err}");
+        }
+        let cfg = Config::from_toml(
+            server,
+            Path::new("/x/gateway.toml"),
+            vec![(format!("HOTLINE__WEB__{}", key.to_uppercase()), "0".into())],
+        )
+        .unwrap();
+        assert_eq!(get(&cfg), 0);
+    }
+
     #[test]
     fn address_quota_defaults_to_ten_quotas_is_off_at_zero_and_said_below_the_quota() {
         let server = "[server]\nlisten = \"127.0.0.1:1\"\n";
@@ -2491,13 +2531,6 @@ mod tests {
         // Unset, it follows the quota.
         let cfg = with("[nuisance]\nquota = 3\n").unwrap();
         assert_eq!(cfg.derived.address_quota, 30);
-        let cfg = with("[web]\naddress_quota = 0\n").unwrap();
-        assert_eq!(cfg.derived.address_quota, 0);
-        assert!(
-            cfg.derived.cautions.is_empty(),
-            "{:?}",
-            cfg.derived.cautions
-        );
         let cfg = with("[web]\naddress_quota = 200\n").unwrap();
         assert_eq!(cfg.derived.address_quota, 200);
         assert!(
@@ -2505,28 +2538,9 @@ mod tests {
             "{:?}",
             cfg.derived.cautions
         );
-        // Below one person's quota: taken, and said.
-        let cfg = with("[web]\naddress_quota = 2\n").unwrap();
-        assert_eq!(cfg.derived.address_quota, 2);
-        let keys: Vec<&str> = cfg
-            .derived
-            .cautions
-            .iter()
-            .map(|c| c.key.as_str())
-            .collect();
-        assert_eq!(keys, ["web.address_quota"]);
-        for bad in ["-1", "\"many\"", "1.5", "5000000000"] {
-            let err = with(&format!("[web]\naddress_quota = {bad}\n")).unwrap_err();
-            let keys: Vec<&str> = err.problems.iter().map(|p| p.key.as_str()).collect();
-            assert_eq!(keys, ["web.address_quota"], "{bad}: {err}");
-        }
-        let cfg = Config::from_toml(
-            server,
-            Path::new("/x/gateway.toml"),
-            vec![("HOTLINE__WEB__ADDRESS_QUOTA".into(), "0".into())],
-        )
-        .unwrap();
-        assert_eq!(cfg.derived.address_quota, 0);
+        a_web_cap_key_is_off_at_zero_said_below_the_quota_and_checked("address_quota", |c| {
+            c.derived.address_quota
+        });
     }
 
     #[test]
@@ -2540,41 +2554,15 @@ mod tests {
             "{:?}",
             cfg.derived.cautions
         );
-        let cfg = with("[web]\nlookup_quota = 0\n").unwrap();
-        assert_eq!(cfg.derived.lookup_quota, 0);
-        assert!(
-            cfg.derived.cautions.is_empty(),
-            "{:?}",
-            cfg.derived.cautions
-        );
         // Its own budget: the submissions' cap is not changed by it.
         let cfg = with("[web]\nlookup_quota = 500\n").unwrap();
         assert_eq!(
             (cfg.derived.lookup_quota, cfg.derived.address_quota),
             (500, 50)
         );
-        // Below one person's quota: taken, and said.
-        let cfg = with("[web]\nlookup_quota = 2\n").unwrap();
-        assert_eq!(cfg.derived.lookup_quota, 2);
-        let keys: Vec<&str> = cfg
-            .derived
-            .cautions
-            .iter()
-            .map(|c| c.key.as_str())
-            .collect();
-        assert_eq!(keys, ["web.lookup_quota"]);
-        for bad in ["-1", "\"many\"", "1.5", "5000000000"] {
-            let err = with(&format!("[web]\nlookup_quota = {bad}\n")).unwrap_err();
-            let keys: Vec<&str> = err.problems.iter().map(|p| p.key.as_str()).collect();
-            assert_eq!(keys, ["web.lookup_quota"], "{bad}: {err}");
-        }
-        let cfg = Config::from_toml(
-            server,
-            Path::new("/x/gateway.toml"),
-            vec![("HOTLINE__WEB__LOOKUP_QUOTA".into(), "0".into())],
-        )
-        .unwrap();
-        assert_eq!(cfg.derived.lookup_quota, 0);
+        a_web_cap_key_is_off_at_zero_said_below_the_quota_and_checked("lookup_quota", |c| {
+            c.derived.lookup_quota
+        });
     }
 
     #[test]
