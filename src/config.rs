@@ -463,7 +463,9 @@ pub struct WebConfig {
     /// Status look-ups (`GET /v1/orders/{number}`) per client address (IPv4 address, IPv6
     /// /64) per `nuisance.per`, answered 404 or not: order numbers are sequential, and without
     /// a cap one loop listed every order of a day. Its own budget, apart from
-    /// `address_quota`'s. `0` turns it off; unset, [`LOOKUP_QUOTA_DEFAULT`].
+    /// `address_quota`'s. The same number caps status queries by number per sender on
+    /// WeChat, Weibo and the IVR (`Pipeline::over_query_cap`). `0` turns both off; unset,
+    /// [`LOOKUP_QUOTA_DEFAULT`].
     #[serde(default)]
     pub lookup_quota: Option<u32>,
 }

@@ -56,6 +56,16 @@ pub fn lookups_throttled(retry_after: u64) -> String {
     )
 }
 
+/// The answer to a status query by number on WeChat, Weibo or the phone when its sender is
+/// over `web.lookup_quota`: the wait, instead of the status. Said in the reply (the platforms
+/// have no status code to carry it); the emergency numbers as in every refusal (art. 17(1)).
+pub fn queries_throttled(retry_after: u64) -> String {
+    format!(
+        "您的工单查询过于频繁，请{}分钟后再查询。{EMERGENCY_NUMBERS}",
+        retry_after.div_ceil(60).max(1)
+    )
+}
+
 /// The answer to a possible emergency on a written channel whose order could not be stored
 /// (a damaged store, a full disk): the number to dial, then that the matter was not kept. A
 /// bare 503 named no number (until 2026-12-07), and a WeChat follower saw only "该公众号暂时

@@ -2114,3 +2114,43 @@ fn call_ids_are_logged_with_the_callers_number_and_address_masked() {
         assert!(logs.contains(masked), "{masked} not in the log: {logs}");
     }
 }
+
+/// Status queries keyed in the IVR count against `web.lookup_quota` per caller, as the chat
+/// channels' do per sender (until 2026-12-07 nothing counted them): past it the caller hears
+/// the wait instead of a status, and the call goes on; another caller is answered.
+#[test]
+fn ivr_status_queries_are_capped_per_caller() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let gw = Gateway::start(
+        dir.path(),
+        &sim.url,
+        &format!(
+            "{}\n[web]\nlookup_quota = 2\n[nuisance]\nquota = 2\n",
+            generic_profiles()
+        ),
+    );
+    let reg = json!({"event": "call.registered", "call_id": "sq-1", "from": "13755550101",
+                     "order": {"content": "路灯坏了"}});
+    let number = numbers(&generic_ok(&gw, "desk", &reg)).remove(0);
+    wait_until("the order at dispatch", LONG, || {
+        delivered_orders(&sim.lines())
+            .contains(&number)
+            .then_some(())
+    });
+    let ask = |call: &str, from: &str| {
+        let ev = json!({"event": "call.input", "call_id": call, "from": from,
+                        "digits": format!("*{number}#")});
+        let a = generic_ok(&gw, "desk", &ev);
+        assert_eq!(a["action"], "continue", "{a}");
+        a["text"].as_str().unwrap_or_default().to_string()
+    };
+    assert!(ask("sq-2", "13755550102").contains(&number));
+    assert!(ask("sq-3", "13755550102").contains(&number));
+    let said = ask("sq-4", "13755550102");
+    assert!(
+        said.contains("查询过于频繁") && !said.contains(&number),
+        "{said}"
+    );
+    assert!(ask("sq-5", "13755550103").contains(&number));
+}

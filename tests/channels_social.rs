@@ -1775,3 +1775,81 @@ fn a_push_with_a_repeated_field_is_refused_and_every_value_heard() {
     }
     assert_not_logged(&gw, &[openid, sender]);
 }
+
+/// A status query by number on WeChat or Weibo makes no submission, so until 2026-12-07
+/// nothing counted it, and one account could walk a day's sequential order numbers as the web
+/// could before `web.lookup_quota`. Queries now count against that budget per sender: past it
+/// the reply is the wait, not a status, hits and misses alike; another sender is answered; a
+/// matter sent with a capped query still becomes an order (art. 13); the web's budget per
+/// address is its own.
+#[test]
+fn status_queries_by_number_are_capped_per_sender_on_wechat_and_weibo() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let gw = Gateway::start(
+        dir.path(),
+        &sim.url,
+        &format!(
+            "{}\n[web]\nlookup_quota = 2\n[nuisance]\nquota = 2\n",
+            accounts()
+        ),
+    );
+    let walker = "oWalker000000000000000000001";
+    let r = wx_push(&gw, "plain", &text(walker, "我们小区停水两天了"));
+    let number = number_in(&reply_text(&r, walker, false));
+    wait_for_order(&sim, &number);
+    let missing = format!("{}", number.parse::<u64>().unwrap() + 100);
+    let ask = |who: &str, what: &str| {
+        let r = wx_push(&gw, "plain", &text(who, &format!("查询 {what}")));
+        reply_text(&r, who, false)
+    };
+    // Two queries, a hit and a miss, are answered.
+    assert!(ask(walker, &number).contains(&number));
+    assert!(ask(walker, &missing).contains("未查询到"));
+    // The third is the wait, for a real order as for a missing one.
+    for what in [&number, &missing] {
+        let said = ask(walker, what);
+        assert!(
+            said.contains("查询过于频繁") && said.contains("分钟后再查询"),
+            "{said}"
+        );
+        assert!(
+            !said.contains(what.as_str()) && !said.contains("未查询到"),
+            "{said}"
+        );
+    }
+    // Another follower is answered.
+    assert!(ask("oOther0000000000000000000002", &number).contains(&number));
+    // A matter sent with a capped query is still taken.
+    let r = wx_push(
+        &gw,
+        "plain",
+        &text(
+            walker,
+            &format!("查询 {number}，另外反映一下：楼道里的灯不亮了"),
+        ),
+    );
+    let both = reply_text(&r, walker, false);
+    assert!(both.contains("查询过于频繁"), "{both}");
+    // The wait names no order number: the one in the reply is the new matter's.
+    let second = number_in(&both);
+    assert_ne!(second, number);
+    wait_for_order(&sim, &second);
+    // Weibo: the same budget per fan.
+    let fan = "2489518277";
+    let wb_ask = |what: &str| {
+        let r = wb(
+            &gw,
+            json!({"message": wb_msg(fan, "text", &format!("查询 {what}"), json!({}))}),
+        );
+        wb_reply(&r, fan)
+    };
+    assert!(wb_ask(&number).contains(&number));
+    assert!(wb_ask(&missing).contains("未查询到"));
+    let said = wb_ask(&number);
+    assert!(said.contains("查询过于频繁"), "{said}");
+    // The web's look-ups from this address spent nothing of it, nor it of them.
+    let url = format!("{}/v1/orders/{number}", gw.url);
+    let s = common::client().get(&url).send().unwrap().status().as_u16();
+    assert_eq!(s, 200);
+}

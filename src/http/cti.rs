@@ -92,7 +92,12 @@ async fn handle(
         });
         if let Some(number) = status {
             let deadline = tokio::time::Instant::now() + STEP_BUDGET;
-            let text = super::ops::status_sentence(&state, &number, deadline).await;
+            // Counted per caller; a withheld number without the platform's id for it is
+            // counted per call (it cannot be told from other such callers).
+            let who = caller_of(&name, &ev)
+                .map(|i| i.to_string())
+                .unwrap_or_else(|| format!("cti:{name}:call:{}", ev.call_id));
+            let text = super::ops::queried_status_sentence(&state, &who, &number, deadline).await;
             let reply = setup.profile.render(&CallDecision::Continue {
                 orders: Vec::new(),
                 text: Some(text),

@@ -503,6 +503,22 @@ fn status_late(what: &'static str) {
     );
 }
 
+/// [`status_sentence`] for a query by number from `who` (an identity: `wechat:…`, `weibo:…`,
+/// `phone:…`), counted first against the sender's look-up budget
+/// ([`crate::pipeline::Pipeline::over_query_cap`]): over it, the wait instead of the status,
+/// and neither dispatch nor the store is asked.
+pub async fn queried_status_sentence(
+    state: &AppState,
+    who: &str,
+    number: &str,
+    deadline: tokio::time::Instant,
+) -> String {
+    if let Some(retry_after) = state.pipeline.over_query_cap(who).await {
+        return crate::messages::queries_throttled(retry_after);
+    }
+    status_sentence(state, number, deadline).await
+}
+
 /// A one-sentence status for WeChat, Weibo and the phone (`查询 <number>`), ready by
 /// `deadline`: the platforms show their own error for a reply later than theirs (WeChat 5 s),
 /// and the store may be slow (a locked table on PostgreSQL, a pool waiting for a connection)

@@ -112,7 +112,8 @@ pub async fn wechat_push(
         _ => {
             let key = format!("wechat:{name}:{}", push.dedupe_key());
             let sub = push.to_submission(&name);
-            answer(&state, asked, sub, key, t, deadline)
+            let who = format!("wechat:{}", push.from_user);
+            answer(&state, &who, asked, sub, key, t, deadline)
                 .await?
                 .map(|(status, d)| joined(status, d.map(|d| d.message)))
         }
@@ -214,7 +215,8 @@ pub async fn weibo_push(
     };
     let key = format!("weibo:{name}:{}", push.dedupe_key());
     let sub = push.to_submission(&name);
-    let text = answer(&state, asked, sub, key, t, deadline)
+    let who = format!("weibo:{}", push.sender_id);
+    let text = answer(&state, &who, asked, sub, key, t, deadline)
         .await?
         .map(|(status, d)| {
             // Weibo takes fewer than 300 characters: many order numbers become a range, in
@@ -274,9 +276,11 @@ fn unknown_type_label(msg_type: &str) -> &'static str {
 /// (`查询 2026… 为什么还没人处理`) with the number in front ([`StatusQuery::rest`]). The words
 /// before the number are the query, not a matter: taken whole, the text made an order of
 /// `查询 2026…` too when it split at `另外反映`. Both are asked at once, within the reply
-/// budget. `None`: nothing to say.
+/// budget, the query counted against its sender's (`who`) look-up budget. `None`: nothing to
+/// say.
 async fn answer(
     state: &Data<AppState>,
+    who: &str,
     asked: Option<StatusQuery>,
     mut sub: Option<Submission>,
     dedupe_key: String,
@@ -294,12 +298,12 @@ async fn answer(
     };
     Ok(match asked {
         Some(q) if q.only => Some((
-            Some(super::ops::status_sentence(state, &q.number, deadline).await),
+            Some(super::ops::queried_status_sentence(state, who, &q.number, deadline).await),
             None,
         )),
         Some(q) => {
             let (status, d) = tokio::join!(
-                super::ops::status_sentence(state, &q.number, deadline),
+                super::ops::queried_status_sentence(state, who, &q.number, deadline),
                 intake
             );
             Some((Some(status), d?))

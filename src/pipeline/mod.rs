@@ -544,6 +544,27 @@ impl Pipeline {
         Some(retry_after)
     }
 
+    /// Counts a status query by order number from `identity` (a WeChat follower, a Weibo fan,
+    /// a caller at the IVR) against `web.lookup_quota`, per sender as the web counts per
+    /// address, in the same cap: `Some(seconds)` to wait when it is over. A chat query makes no
+    /// submission, so nothing else counted it, and one account could walk a day's sequential
+    /// numbers (until 2026-12-07). Identities (`wechat:…`) and addresses (`203.0.113.9`,
+    /// `2001:db8::/64`) never look alike, so their counts never meet. An identity on the allow
+    /// list is not capped.
+    pub async fn over_query_cap(&self, identity: &str) -> Option<u64> {
+        let cap = self.lookup_cap.as_ref()?;
+        if self.ladder.is_allowed(identity) {
+            return None;
+        }
+        let retry_after = cap.check(identity).await?;
+        metrics::counter!("hotline_status_query_throttled_total").increment(1);
+        tracing::debug!(
+            retry_after,
+            "Status query over its sender's web.lookup_quota."
+        );
+        Some(retry_after)
+    }
+
     /// Counts a request from `client_ip` against `cap` (the one `key` configures):
     /// `Some(seconds)` to wait when it is over (nothing counted then). An address on the allow
     /// list (`ip:…` in `nuisance.allow` or the operators' list) is not capped; a typed phone on
