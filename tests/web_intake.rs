@@ -1192,6 +1192,45 @@ fn a_shared_introduction_does_not_make_a_new_matter_a_repeat() {
     });
 }
 
+/// A self-introduction ending in a comma, which a person opens every message with, does not
+/// make a new matter a repeat either: two web submissions from one phone, each "您好，我是…的居
+/// 民，电话…，" and then another matter, are two orders at dispatch. Until 2026-12-07's
+/// twenty-second session only an introduction ending in a colon was set aside, and the second
+/// matter reached dispatch as a contact on the first order. The same matter sent again after the
+/// same introduction with another last clause is still a repeat: the matter's shared clauses
+/// are judged, not its last clause alone.
+#[test]
+fn a_shared_introduction_ending_in_a_comma_does_not_make_a_new_matter_a_repeat() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let gw = Gateway::start(dir.path(), &sim.url, "");
+    let phone = "13622220102";
+    let intro = "您好，我是河北区金钟路阳光小区3栋2单元的居民，电话13622220102，";
+    let lamp = "小区门口的路灯坏了一个多星期了，晚上特别黑，非常危险，请尽快修复";
+    let (s, b) = gw.submit(json!({"content": format!("{intro}{lamp}"), "phone": phone}));
+    assert_eq!(s, 202, "{b}");
+    let first = numbers(&b);
+    let (s, b) = gw.submit(json!({
+        "content": format!("{intro}楼下的井盖丢了，晚上特别黑，非常危险，请尽快修复"),
+        "phone": phone
+    }));
+    assert_eq!(s, 202, "{b}");
+    assert_ne!(numbers(&b), first, "{b}");
+    let again = "小区门口的路灯坏了一个多星期了，晚上特别黑，非常危险，已经反映过了";
+    let (s, b) = gw.submit(json!({"content": format!("{intro}{again}"), "phone": phone}));
+    assert_eq!((s, b["status"].as_str()), (200, Some("duplicate")), "{b}");
+    assert_eq!(numbers(&b), first);
+    wait_until("two orders at dispatch", LONG, || {
+        (delivered_orders(&sim.lines()).len() == 2).then_some(())
+    });
+    wait_until("the repeat contact at dispatch", LONG, || {
+        sim.lines()
+            .into_iter()
+            .find(|l| is_contact(l) && l["contact_for"] == first[0].as_str())
+    });
+    assert_eq!(delivered_orders(&sim.lines()).len(), 2);
+}
+
 #[test]
 fn repeats_are_answered_with_the_open_order_and_forwarded_near_misses_are_new() {
     let dir = tempfile::tempdir().unwrap();
