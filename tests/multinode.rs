@@ -3122,6 +3122,73 @@ fn a_node_runs_on_a_database_a_newer_release_migrated_additively() {
     assert!(err.contains("needs a gateway of version"), "{err}");
 }
 
+/// A database of schema 5 (before orders kept their confidentiality flag in a column of their
+/// own) gets the column in migration 6, set on the orders whose bodies say so: the flag then
+/// outlives the retention's clearing of those bodies (until 2026-12-07 the body was its only
+/// place). The migration is additive: a schema-5 node's intake, which names the old columns,
+/// still stores its orders (with the flag at its default).
+#[test]
+fn migration_6_keeps_the_confidentiality_flag_of_the_orders_already_there() {
+    use hotline_gateway::store::postgres::MIGRATIONS;
+    use hotline_gateway::store::Store;
+    let dir = tempfile::tempdir().unwrap();
+    let (db, url, rt) = store_test_db(dir.path(), 1);
+    let pg = postgres();
+    pg.psql(
+        &db,
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, \
+         applied_at TIMESTAMPTZ NOT NULL DEFAULT now(), readers_from INTEGER)",
+    );
+    for (version, readers_from, sql) in MIGRATIONS.iter().filter(|m| m.0 <= 5) {
+        pg.psql(&db, sql);
+        pg.psql(
+            &db,
+            &format!(
+                "INSERT INTO schema_migrations(version, readers_from) \
+                 VALUES ({version}, {readers_from})"
+            ),
+        );
+    }
+    pg.psql(
+        &db,
+        r#"INSERT INTO orders(number, identity, category, content, created_at) VALUES
+             ('2026112801000001', 'phone:13800000081', 'report', '举报', 10),
+             ('2026112801000002', 'phone:13800000082', 'complaint', '路灯', 10);
+           INSERT INTO outbox(kind, key, path, body, state, next_at_ms, created_at,
+             delivered_at) VALUES
+             ('order', '2026112801000001', '/work-orders',
+              '{"number":"2026112801000001","category":"report","confidential":true}',
+              1, 0, 10, 11),
+             ('order', '2026112801000002', '/work-orders',
+              '{"number":"2026112801000002","confidential":false,"content":"\"confidential\":true"}',
+              1, 0, 10, 11);"#,
+    );
+    let store = pg_store(&rt, &url, 1, Duration::from_secs(5));
+    let flag = |n: &str| {
+        let st = rt
+            .block_on(store.order_state(n.into()))
+            .unwrap()
+            .unwrap_or_else(|| panic!("{n} is stored"));
+        (st.confidential, st.is_confidential())
+    };
+    // Filled from the bodies: the flag, not text in the matter that reads like it.
+    assert_eq!(flag("2026112801000001"), (true, true));
+    assert_eq!(flag("2026112801000002"), (false, false));
+    // The retention clears the bodies (as `prune` does); the flag stays.
+    pg.psql(&db, "UPDATE outbox SET body = ''");
+    assert_eq!(flag("2026112801000001"), (true, true));
+    assert_eq!(flag("2026112801000002"), (false, false));
+    // A schema-5 node's intake names the columns it knows: still stored, flag at its default.
+    pg.psql(
+        &db,
+        "INSERT INTO orders(number, identity, category, content, created_at) VALUES \
+         ('2026112801000003', 'phone:13800000083', 'complaint', '井盖', 12); \
+         INSERT INTO outbox(kind, key, path, body, next_at_ms, created_at) VALUES \
+         ('order', '2026112801000003', '/work-orders', '{}', 0, 12)",
+    );
+    assert_eq!(flag("2026112801000003"), (false, false));
+}
+
 /// `/readyz` as status and body.
 fn readiness(gw: &Gateway) -> (u16, Value) {
     let r = client().get(format!("{}/readyz", gw.url)).send().unwrap();

@@ -2069,6 +2069,99 @@ fn a_confidential_orders_status_shows_only_its_status_word() {
     assert!(shown["received_at"].is_string(), "{shown}");
 }
 
+/// A confidential order is still answered with its status word alone once the retention
+/// (`storage.retain`) has cleared its delivered body, with dispatch answering and without:
+/// until 2026-12-07 the body was the flag's only place, and a month after delivery such an
+/// order was answered with its category and when it was received again (a `report` filed in
+/// confidence, told to anyone walking the numbers). An order not asked to be kept
+/// confidential still shows them after the retention. The rows are aged in the store between
+/// two runs, as in the retention's own test.
+#[test]
+fn a_confidential_order_keeps_its_status_word_alone_once_retention_cleared_its_body() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sim_out, sim_port) = (dir.path().join("sim.jsonl"), free_port());
+    let mut sim = Sim::start(sim_port, &sim_out, &[]);
+    // Polled below: not capped here (the cap has its own tests).
+    let mut gw = Gateway::start(dir.path(), &sim.url, "[web]\nlookup_quota = 0\n");
+    let (s, b) = gw.submit(
+        json!({"content": "举报某街道办工作人员收受好处费，请为我保密",
+        "phone": "13644440031", "category": "report", "confidential": true}),
+    );
+    assert_eq!(s, 202, "{b}");
+    let secret = numbers(&b).remove(0);
+    let (s, b) = gw.submit(
+        json!({"content": "小区东门的垃圾桶满了没人清", "phone": "13644440032", "category": "complaint"}),
+    );
+    assert_eq!(s, 202, "{b}");
+    let open = numbers(&b).remove(0);
+    sim.wait_order(&secret);
+    sim.wait_order(&open);
+    // Dispatch is down at first (its answers are cached for a while once given).
+    sim.stop();
+    let (config, port) = (gw.config.clone(), gw.port());
+    assert!(gw.terminate());
+    let month = 31 * 86_400;
+    let age = format!(
+        "UPDATE outbox SET created_at = created_at - {month}, \
+         delivered_at = delivered_at - {month}; \
+         UPDATE orders SET created_at = created_at - {month};"
+    );
+    match common::services::test_backend() {
+        "postgres" => {
+            let db = common::services::db_name_for(dir.path());
+            common::services::postgres().psql(&db, &age);
+        }
+        _ => rusqlite::Connection::open(dir.path().join("data/gateway.db"))
+            .unwrap()
+            .execute_batch(&age)
+            .unwrap(),
+    }
+    let gw = Gateway::start_with(config, port);
+    let pruned = wait_until("the retention cleared both bodies", LONG, || {
+        let m = gw.metrics();
+        m.lines()
+            .find_map(|l| {
+                l.strip_prefix("hotline_store_pruned_total{what=\"outbox_body\"} ")?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .filter(|n| *n >= 2)
+    });
+    assert_eq!(pruned, 2, "both delivered bodies, and only those");
+    let lookup = |n: &str| -> serde_json::Value {
+        client()
+            .get(format!("{}/v1/orders/{n}", gw.url))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap()
+    };
+    let only_the_word = |v: &serde_json::Value, words: &[&str]| {
+        let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(keys, ["number", "status"], "{v}");
+        assert_eq!(v["number"], secret.as_str(), "{v}");
+        assert!(words.contains(&v["status"].as_str().unwrap()), "{v}");
+    };
+    // Dispatch is down: the gateway's own word from the pruned row, nothing else.
+    only_the_word(&lookup(&secret), &["forwarded"]);
+    let shown = lookup(&open);
+    assert_eq!(shown["category"], "complaint", "{shown}");
+    assert!(shown["forwarded_at"].is_string(), "{shown}");
+    // Dispatch answers: its status word, nothing else.
+    let _sim = Sim::start(sim_port, &sim_out, &[]);
+    let late = wait_until("dispatch's status of the confidential order", LONG, || {
+        let v = lookup(&secret);
+        (v["status"] == "processing").then_some(v)
+    });
+    only_the_word(&late, &["processing"]);
+    let shown = wait_until("dispatch's status of the other order", LONG, || {
+        let v = lookup(&open);
+        (v["status"] == "processing").then_some(v)
+    });
+    assert_eq!(shown["category"], "complaint", "{shown}");
+    assert!(shown["received_at"].is_string(), "{shown}");
+}
+
 /// The sim's file is what a black-box check reads: each order line is the order itself, with the
 /// acknowledged number at top level; a repeat contact has no `number`; a re-delivery under a key
 /// the sim has seen (also after a restart) is marked `"repeat": true`.

@@ -140,7 +140,7 @@ pub async fn order_status(
     // A confidential order (art. 29) is answered with its status word alone, to anyone asking
     // by its number: its category (`report`), times and handling unit told a stranger walking
     // the numbers that someone filed a confidential report, and when (until 2026-12-07).
-    if let Some(l) = local.as_ref().filter(|l| is_confidential(&l.sent)) {
+    if let Some(l) = local.as_ref().filter(|l| l.is_confidential()) {
         return Ok(HttpResponse::Ok().json(json!({
             "number": number,
             "status": confidential_status(remote.as_ref(), l),
@@ -169,17 +169,6 @@ pub async fn order_status(
         }))),
         (None, None) => Err(ApiError::NotFound("order")),
     }
-}
-
-/// Whether the order posted to dispatch as `sent` (its body as the store holds it) was asked
-/// to be kept confidential (`"confidential": true`, art. 29). The body is the only place the
-/// flag is stored; once `storage.retain` has cleared a delivered body it is not known (see
-/// the README: such an order is answered as before, the known status word and no unit).
-fn is_confidential(sent: &str) -> bool {
-    serde_json::from_str::<serde_json::Value>(sent)
-        .ok()
-        .and_then(|v| v.get("confidential")?.as_bool())
-        .unwrap_or(false)
 }
 
 /// A confidential order's status: a status word dispatch APIs use as it came (`processing`:
@@ -544,13 +533,17 @@ pub async fn status_sentence(
             .and_then(Option::as_ref)
             .map(|o| o.sent.clone())
     };
+    // Read from the stored flag as well as the body: the retention clears the body.
+    let confidential = |l: &LocalAnswer| matches!(l, Ok(Some(o)) if o.is_confidential());
     loop {
         tokio::select! {
             biased;
             r = &mut remote, if !remote_done => {
                 remote_done = true;
                 match (r, known.take()) {
-                    (Some(r), Some(l)) => return remote_sentence(number, &r, sent(&l).as_deref()),
+                    (Some(r), Some(l)) => {
+                        return remote_sentence(number, &r, sent(&l).as_deref(), confidential(&l))
+                    }
                     (None, Some(l)) => return local_sentence(number, l),
                     // The store's record is waited for: it holds what to mask.
                     (r, None) => remote_answer = r,
@@ -559,7 +552,7 @@ pub async fn status_sentence(
             l = &mut local, if known.is_none() => {
                 if remote_done {
                     return match &remote_answer {
-                        Some(r) => remote_sentence(number, r, sent(&l).as_deref()),
+                        Some(r) => remote_sentence(number, r, sent(&l).as_deref(), confidential(&l)),
                         None => local_sentence(number, l),
                     };
                 }
@@ -568,7 +561,7 @@ pub async fn status_sentence(
             () = tokio::time::sleep_until(deadline) => {
                 status_late("number");
                 if let Some(r) = &remote_answer {
-                    return remote_sentence(number, r, None);
+                    return remote_sentence(number, r, None, false);
                 }
                 return match known {
                     Some(Ok(Some(l))) => local_sentence(number, Ok(Some(l))),
@@ -603,10 +596,16 @@ fn status_words(status: &str) -> &str {
 /// What the store said about an order.
 type LocalAnswer = Result<Option<crate::store::OrderState>, crate::store::StoreError>;
 
-/// The status sentence from dispatch's answer about the order `sent` ([`shown`]).
-fn remote_sentence(number: &str, r: &serde_json::Value, sent: Option<&str>) -> String {
+/// The status sentence from dispatch's answer about the order `sent` ([`shown`]);
+/// `confidential` as the store's record says ([`crate::store::OrderState::is_confidential`]).
+fn remote_sentence(
+    number: &str,
+    r: &serde_json::Value,
+    sent: Option<&str>,
+    confidential: bool,
+) -> String {
     // A confidential order: the status word alone, as on the web (see `order_status`).
-    if sent.is_some_and(is_confidential) {
+    if confidential {
         let status = r["status"]
             .as_str()
             .filter(|s| known_status(s))
@@ -656,45 +655,87 @@ mod tests {
     use super::*;
     use crate::order_text::{division_prefix, mask_house_numbers};
 
+    /// An order's record as the store gives it, with `sent` as its body and `confidential`
+    /// as its stored flag.
+    fn record(sent: &str, confidential: bool) -> crate::store::OrderState {
+        crate::store::OrderState {
+            number: "2026120701000001".into(),
+            category: "report".into(),
+            delivery: "delivered".into(),
+            created_at: 1_796_600_000,
+            delivered_at: Some(1_796_600_001),
+            sent: sent.into(),
+            confidential,
+        }
+    }
+
     /// A confidential order asked for by `查询 <number>` (WeChat, Weibo, the IVR) is told its
     /// status word alone, as on the web: no unit, and no dispatch free text (until 2026-12-07
     /// the unit and dispatch's text were said for it as for any order).
     #[test]
     fn a_confidential_orders_sentence_is_its_status_word_alone() {
         let sent = r#"{"category":"report","confidential":true,"content":"举报"}"#;
+        let said = |r: &serde_json::Value, l: &crate::store::OrderState| {
+            remote_sentence("2026120701000001", r, Some(&l.sent), l.is_confidential())
+        };
         let r = json!({"status": "processing", "unit": "市纪委监委"});
         assert_eq!(
-            remote_sentence("2026120701000001", &r, Some(sent)),
+            said(&r, &record(sent, true)),
             "工单2026120701000001：办理中"
         );
         let r = json!({"status": "已转市纪委监委核查", "unit": "市纪委监委"});
         assert_eq!(
-            remote_sentence("2026120701000001", &r, Some(sent)),
+            said(&r, &record(sent, true)),
             "工单2026120701000001：办理中"
         );
         // Not confidential: the unit is said.
         let open = r#"{"category":"complaint","confidential":false,"content":"路灯"}"#;
         let r = json!({"status": "processing", "unit": "市城管局"});
-        assert!(remote_sentence("2026120701000001", &r, Some(open)).contains("市城管局"));
+        assert!(said(&r, &record(open, false)).contains("市城管局"));
+    }
+
+    /// An order is confidential when its stored flag says so, whatever is left of its body (the
+    /// retention clears it: until 2026-12-07 the body was the flag's only place, and such an
+    /// order was then answered with its unit), or when its body says so (an order stored before
+    /// the flag had a column of its own, while its body is kept).
+    #[test]
+    fn an_order_is_confidential_by_its_stored_flag_or_its_body() {
+        let flagged = r#"{"category":"report","confidential":true,"content":"举报"}"#;
+        // Cleared by the retention: the stored flag alone.
+        assert!(record("", true).is_confidential());
+        assert!(!record("", false).is_confidential());
+        // Stored before the column: the body.
+        assert!(record(flagged, false).is_confidential());
+        assert!(record(flagged, true).is_confidential());
         // Text in the matter that reads like the flag is not it.
-        assert!(!is_confidential(
-            r#"{"confidential":false,"content":"\"confidential\":true"}"#
-        ));
-        assert!(!is_confidential(""));
+        let lookalike = r#"{"confidential":false,"content":"\"confidential\":true"}"#;
+        assert!(!record(lookalike, false).is_confidential());
+        // The sentence of a cleared confidential order names no unit.
+        let r = json!({"status": "processing", "unit": "市纪委监委"});
+        let l = record("", true);
+        assert_eq!(
+            remote_sentence("2026120701000001", &r, Some(&l.sent), l.is_confidential()),
+            "工单2026120701000001：办理中"
+        );
     }
 
     /// The IVR read `工单…：processing` to a Mandarin voice (until 2026-12-07).
     #[test]
     fn a_dispatch_status_is_said_in_chinese() {
         let said = |status: &str| {
-            remote_sentence("2026120701000001", &json!({"status": status}), Some("{}"))
+            remote_sentence(
+                "2026120701000001",
+                &json!({"status": status}),
+                Some("{}"),
+                false,
+            )
         };
         assert_eq!(said("processing"), "工单2026120701000001：办理中");
         assert_eq!(said("In Progress"), "工单2026120701000001：办理中");
         assert_eq!(said("resolved"), "工单2026120701000001：已办结");
         assert_eq!(said("已转办"), "工单2026120701000001：已转办");
         assert_eq!(
-            remote_sentence("1", &json!({"unit": "市住建局"}), Some("{}")),
+            remote_sentence("1", &json!({"unit": "市住建局"}), Some("{}"), false),
             "工单1：处理中，承办单位：市住建局"
         );
     }
@@ -736,7 +777,7 @@ mod tests {
             "status": "网格员王五已上门，南京路77号路灯已修复，联系人张先生 139 1234 5678，住址和平区南京路77号，已约谈李四家住户",
             "unit": "南京路77号物业"});
         let (status, unit, _) = submitter_view(&r, |t| format!("t{t}"), Some(sent));
-        let said = remote_sentence("2026120801046141", &r, Some(sent));
+        let said = remote_sentence("2026120801046141", &r, Some(sent), false);
         for shown in [status.to_string(), unit.to_string(), said.clone()] {
             for raw in ["南京路", "77", "李四家", "1234"] {
                 assert!(!shown.contains(raw), "{raw}: {shown}");
@@ -829,7 +870,7 @@ mod tests {
             "已派单，网格员张**（139****0001）已联系反映人孙*（135****0001，s***@example.cn），地址***，已并入工单2026120707784682，预计2026-12-10办结"
         );
         assert_eq!(unit, "上城区城管局 联系人李科长 ０５７*－****０００１");
-        let said = remote_sentence("2026120707784681", &r, Some(sent));
+        let said = remote_sentence("2026120707784681", &r, Some(sent), false);
         assert!(said.starts_with("工单2026120707784681：已派单"), "{said}");
         for raw in [
             "孙八",
@@ -845,7 +886,7 @@ mod tests {
         // or a body `storage.retain` cleared): only a known status word, never the free text.
         for sent in [None, Some("")] {
             assert_eq!(
-                remote_sentence("2026120707784681", &r, sent),
+                remote_sentence("2026120707784681", &r, sent, false),
                 "工单2026120707784681：办理中"
             );
             let (status, unit, _) = submitter_view(&r, |t| format!("t{t}"), sent);
@@ -855,7 +896,7 @@ mod tests {
             );
             let known = json!({"status": "processing", "unit": "上城区城管局"});
             assert_eq!(
-                remote_sentence("2026120707784681", &known, sent),
+                remote_sentence("2026120707784681", &known, sent, false),
                 "工单2026120707784681：办理中"
             );
             let (status, unit, _) = submitter_view(&known, |t| format!("t{t}"), sent);
@@ -945,7 +986,7 @@ mod tests {
             )
         );
         assert_eq!(
-            remote_sentence("1", &r, Some(sent)),
+            remote_sentence("1", &r, Some(sent), false),
             "工单1：已派单，处理人王**（工号****），承办单位：上城区城管局 联系人李科长"
         );
     }

@@ -441,6 +441,30 @@ pub struct OrderState {
     /// shown.
     #[serde(skip)]
     pub sent: String,
+    /// Whether the submitter asked for the order to be kept confidential (art. 29), as stored
+    /// beside the order when it was taken: the retention (`storage.retain`) clears `sent` and
+    /// leaves this. An order stored by a gateway before 2026-12-07 may say `false` here and
+    /// hold the flag in `sent` only: ask [`OrderState::is_confidential`], which reads both.
+    pub confidential: bool,
+}
+
+impl OrderState {
+    /// Whether the order is to be kept confidential: its stored flag, or, for an order
+    /// stored without one (before 2026-12-07, or by an older node beside a newer one), the
+    /// flag in its body while the retention has not cleared it.
+    pub fn is_confidential(&self) -> bool {
+        self.confidential || body_is_confidential(&self.sent)
+    }
+}
+
+/// Whether a work order's body (`sent`, as posted to dispatch) says `"confidential": true`:
+/// the member itself, never text in the matter that reads like it. `""` (a body the
+/// retention cleared) says no.
+fn body_is_confidential(sent: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(sent)
+        .ok()
+        .and_then(|v| v.get("confidential")?.as_bool())
+        .unwrap_or(false)
 }
 
 /// An earlier order that a repeat may match.

@@ -202,6 +202,23 @@ ALTER TABLE dedupe ADD COLUMN expires_at BIGINT;
 ALTER TABLE suspensions ADD COLUMN evidence TEXT NOT NULL DEFAULT '';
 "#,
     ),
+    // Whether the submitter asked for confidentiality (art. 29), kept beside the order: the
+    // retention clears the body, until now its only place, and a confidential order was then
+    // answered with its category, times and unit (see `OrderState::confidential`). Additive
+    // (a constant default rewrites nothing): a gateway of schema 5 runs on it, storing its
+    // orders with the default and never reading the column. The orders already there get the
+    // flag from their bodies while these still hold it (the body is the gateway's compact
+    // JSON: the pattern only meets its top-level member, never text in the matter); this
+    // reads the outbox once, with the migration lock and the orders table held.
+    (
+        6,
+        5,
+        r#"
+ALTER TABLE orders ADD COLUMN confidential BOOLEAN NOT NULL DEFAULT false;
+UPDATE orders SET confidential = true WHERE number IN
+    (SELECT key FROM outbox WHERE kind = 'order' AND body LIKE '%"confidential":true%');
+"#,
+    ),
 ];
 
 /// Advisory lock key for migrations ("12345" on the hotline's number).
@@ -225,7 +242,7 @@ const MIGRATION_LOCK: i64 = 12345;
 ///
 /// Parameters: $1 dedupe key (or NULL), $2 its answer, $3 now; $4..$7 the orders' numbers,
 /// identities, categories, texts; $8 their dispatch bodies; $9..$11 event sinks, topics,
-/// payloads.
+/// payloads; $12 the orders' confidentiality flags (last, added in schema 6).
 const COMMIT_INTAKE: &str = "\
 WITH claim AS ( \
     INSERT INTO dedupe(key, outcome, created_at) SELECT $1::text, $2, $3 WHERE $1 IS NOT NULL \
@@ -233,9 +250,10 @@ WITH claim AS ( \
     WHERE dedupe.expires_at IS NOT NULL AND dedupe.expires_at <= $3 RETURNING 1), \
 go AS (SELECT ($1::text IS NULL OR EXISTS (SELECT 1 FROM claim)) AS ok), \
 o AS ( \
-    INSERT INTO orders(number, identity, category, content, created_at) \
-    SELECT n, i, c, t, $3 FROM unnest($4::text[], $5::text[], $6::text[], $7::text[]) \
-    AS x(n, i, c, t), go WHERE go.ok RETURNING 1), \
+    INSERT INTO orders(number, identity, category, content, created_at, confidential) \
+    SELECT n, i, c, t, $3, s \
+    FROM unnest($4::text[], $5::text[], $6::text[], $7::text[], $12::bool[]) \
+    AS x(n, i, c, t, s), go WHERE go.ok RETURNING 1), \
 q AS ( \
     INSERT INTO outbox(kind, key, path, body, next_at_ms, created_at) \
     SELECT 'order', k, '/work-orders', b, 0, $3 FROM unnest($4::text[], $8::text[]) \
@@ -864,11 +882,13 @@ impl Store for PgStore {
         // one pipeline: one round trip for the lot instead of one per row.
         let mut orders: [Vec<String>; 4] = Default::default();
         let mut bodies = Vec::with_capacity(intake.orders.len());
+        let mut confidential = Vec::with_capacity(intake.orders.len());
         let mut events = EventBatch::default();
         let mut refs = Vec::with_capacity(intake.orders.len());
         for (i, o) in intake.orders.into_iter().enumerate() {
             let number = order_number(&intake.day, intake.node_id, first + i as i64);
             bodies.push(o.body_with(&number));
+            confidential.push(o.confidential);
             events.add(
                 self.events,
                 "orders/accepted",
@@ -893,7 +913,7 @@ impl Store for PgStore {
         let c = self.client().await?;
         let st = c.prepare_cached(COMMIT_INTAKE).await.map_err(map_err)?;
         let [numbers, identities, categories, contents] = &orders;
-        let params: [&(dyn ToSql + Sync); 11] = [
+        let params: [&(dyn ToSql + Sync); 12] = [
             &intake.dedupe_key,
             &outcome,
             &intake.now,
@@ -905,6 +925,7 @@ impl Store for PgStore {
             &events.sinks,
             &events.topics,
             &events.payloads,
+            &confidential,
         ];
         let stored: bool = timed_commit(c.query_one(&st, &params))
             .await
@@ -1287,8 +1308,9 @@ impl Store for PgStore {
         let c = self.client().await?;
         let row = c
             .query_opt(
-                "SELECT o.number, o.category, o.created_at, x.state, x.delivered_at, x.body \
-                 FROM orders o JOIN outbox x ON x.key = o.number WHERE o.number = $1",
+                "SELECT o.number, o.category, o.created_at, x.state, x.delivered_at, x.body, \
+                 o.confidential FROM orders o JOIN outbox x ON x.key = o.number \
+                 WHERE o.number = $1",
                 &[&number],
             )
             .await
@@ -1305,6 +1327,7 @@ impl Store for PgStore {
             .into(),
             delivered_at: r.get(4),
             sent: r.get(5),
+            confidential: r.get(6),
         }))
     }
 

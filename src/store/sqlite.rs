@@ -36,7 +36,11 @@ CREATE TABLE IF NOT EXISTS orders (
     identity    TEXT NOT NULL,
     category    TEXT NOT NULL,
     content     TEXT NOT NULL,
-    created_at  INTEGER NOT NULL
+    created_at  INTEGER NOT NULL,
+    -- Whether the submitter asked for confidentiality (art. 29), kept when the retention clears
+    -- the body that also says so; a store made before 2026-12-07 gets the column (its orders'
+    -- flags read from their bodies) from `add_columns`.
+    confidential INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS orders_identity ON orders(identity, created_at);
 CREATE TABLE IF NOT EXISTS order_seq (
@@ -874,25 +878,47 @@ fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
-/// Columns added to a table after its first release, as `(table, column, definition)`:
-/// `CREATE TABLE IF NOT EXISTS` leaves an existing table as it is, so a store made before
-/// gets them here. Additive only (SQLite's `ADD COLUMN` with a constant default rewrites
-/// nothing), so an older gateway still runs on the store: it names its columns and leaves
-/// the new ones to their default.
-const ADDED_COLUMNS: &[(&str, &str, &str)] =
-    &[("suspensions", "evidence", "TEXT NOT NULL DEFAULT ''")];
+/// Columns added to a table after its first release, as `(table, column, definition,
+/// fill)`: `CREATE TABLE IF NOT EXISTS` leaves an existing table as it is, so a store made
+/// before gets them here. Additive only (SQLite's `ADD COLUMN` with a constant default
+/// rewrites nothing), so an older gateway still runs on the store: it names its columns and
+/// leaves the new ones to their default. `fill` (`""`: none) runs once, in the transaction
+/// that adds the column, to set it on the rows already there.
+const ADDED_COLUMNS: &[(&str, &str, &str, &str)] = &[
+    ("suspensions", "evidence", "TEXT NOT NULL DEFAULT ''", ""),
+    (
+        "orders",
+        "confidential",
+        "INTEGER NOT NULL DEFAULT 0",
+        FILL_CONFIDENTIAL,
+    ),
+];
+
+/// Sets `orders.confidential` on the orders stored before the column whose bodies say
+/// `"confidential":true`, while the bodies still hold it: once the retention has cleared a
+/// body, its flag would be lost. The body is the gateway's own compact JSON, whose members
+/// are written without spaces and whose strings escape every quote, so the pattern only
+/// meets the top-level member, never the matter's text. One read of the outbox, once, at the
+/// first start of the release that adds the column: the start waits for it (not measured on
+/// a large store; bodies older than `storage.retain` are cleared, so the outbox holds about
+/// that long's worth of them).
+const FILL_CONFIDENTIAL: &str = "UPDATE orders SET confidential = 1 WHERE number IN \
+     (SELECT key FROM outbox WHERE kind = 'order' AND body LIKE '%\"confidential\":true%')";
 
 /// Adds the [`ADDED_COLUMNS`] a store made before them lacks.
 fn add_columns(conn: &Connection) -> rusqlite::Result<()> {
-    for (table, column, definition) in ADDED_COLUMNS {
+    for (table, column, definition, fill) in ADDED_COLUMNS {
         let has: bool = conn.query_row(
             "SELECT EXISTS (SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2)",
             params![table, column],
             |r| r.get(0),
         )?;
         if !has {
+            // One transaction: a crash between the two would leave the column there and the
+            // old rows unfilled for good (the column is never added again).
             conn.execute_batch(&format!(
-                "ALTER TABLE {table} ADD COLUMN {column} {definition}"
+                "BEGIN IMMEDIATE; ALTER TABLE {table} ADD COLUMN {column} {definition}; \
+                 {fill}; COMMIT;"
             ))?;
         }
     }
@@ -1306,9 +1332,16 @@ impl Store for SqliteStore {
                     recent.note(&o.identity, now);
                     exec(
                         conn,
-                        "INSERT INTO orders(number, identity, category, content, created_at) \
-                         VALUES (?1, ?2, ?3, ?4, ?5)",
-                        params![number, o.identity, o.category, o.content, now],
+                        "INSERT INTO orders(number, identity, category, content, created_at, \
+                         confidential) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                        params![
+                            number,
+                            o.identity,
+                            o.category,
+                            o.content,
+                            now,
+                            o.confidential
+                        ],
                     )
                     .map_err(sql)?;
                     exec(
@@ -1675,8 +1708,9 @@ impl Store for SqliteStore {
     async fn order_state(&self, number: String) -> Result<Option<OrderState>, StoreError> {
         self.read(move |conn| {
             conn.query_row(
-                "SELECT o.number, o.category, o.created_at, x.state, x.delivered_at, x.body \
-                 FROM orders o JOIN outbox x ON x.key = o.number WHERE o.number = ?1",
+                "SELECT o.number, o.category, o.created_at, x.state, x.delivered_at, x.body, \
+                 o.confidential FROM orders o JOIN outbox x ON x.key = o.number \
+                 WHERE o.number = ?1",
                 [&number],
                 |r| {
                     let state: i64 = r.get(3)?;
@@ -1692,6 +1726,7 @@ impl Store for SqliteStore {
                         .into(),
                         delivered_at: r.get(4)?,
                         sent: r.get(5)?,
+                        confidential: r.get(6)?,
                     })
                 },
             )
@@ -2554,6 +2589,98 @@ mod tests {
         let s = SqliteStore::open(dir.path()).unwrap();
         let active = s.active_suspensions(40).await.unwrap();
         assert!(active.contains(&new), "{active:?}");
+    }
+
+    /// A store made before orders kept their confidentiality flag in a column of their own
+    /// gets the column when it is opened, set on the orders whose bodies say so; the flag then
+    /// outlives the retention's clearing of those bodies (until 2026-12-07 the body was its
+    /// only place, and a cleared confidential order was answered with its category, times and
+    /// unit). New orders store their flag as they are taken.
+    #[tokio::test]
+    async fn a_store_made_before_the_confidential_column_gets_it_from_the_bodies() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let conn = Connection::open(dir.path().join("gateway.db")).unwrap();
+            conn.execute_batch(
+                r#"CREATE TABLE orders (number TEXT PRIMARY KEY, identity TEXT NOT NULL,
+                   category TEXT NOT NULL, content TEXT NOT NULL, created_at INTEGER NOT NULL);
+                 CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL,
+                   key TEXT NOT NULL UNIQUE, path TEXT NOT NULL, body TEXT NOT NULL,
+                   state INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0,
+                   next_at_ms INTEGER NOT NULL, created_at INTEGER NOT NULL,
+                   delivered_at INTEGER, last_error TEXT NOT NULL DEFAULT '');
+                 INSERT INTO orders VALUES
+                   ('2026112801000001', 'phone:13800000081', 'report', '举报', 10),
+                   ('2026112801000002', 'phone:13800000082', 'complaint', '路灯', 10),
+                   ('2026112801000003', 'phone:13800000083', 'complaint', '井盖', 10);
+                 INSERT INTO outbox(kind, key, path, body, state, next_at_ms, created_at,
+                   delivered_at) VALUES
+                   ('order', '2026112801000001', '/work-orders',
+                    '{"number":"2026112801000001","category":"report","confidential":true}',
+                    1, 0, 10, 11),
+                   ('order', '2026112801000002', '/work-orders',
+                    '{"number":"2026112801000002","confidential":false,"content":"\"confidential\":true"}',
+                    1, 0, 10, 11),
+                   ('order', '2026112801000003', '/work-orders', '', 1, 0, 10, 11);"#,
+            )
+            .unwrap();
+        }
+        let s = SqliteStore::open(dir.path()).unwrap();
+        let state = |n: &'static str| {
+            let s = &s;
+            async move { s.order_state(n.into()).await.unwrap().unwrap() }
+        };
+        let flags = || async {
+            let mut out = vec![];
+            for n in ["2026112801000001", "2026112801000002", "2026112801000003"] {
+                let st = state(n).await;
+                out.push((st.confidential, st.is_confidential()));
+            }
+            out
+        };
+        // Filled from the bodies: the flag, not text in the matter that reads like it; a body
+        // the retention had cleared before the upgrade holds nothing to fill from.
+        let want = vec![(true, true), (false, false), (false, false)];
+        assert_eq!(flags().await, want);
+        // The retention clears the delivered bodies; the flag stays.
+        let pruned = s.prune(1_000, 500, 128).await.unwrap();
+        assert_eq!(pruned.bodies, 2);
+        assert_eq!(state("2026112801000001").await.sent, "");
+        assert_eq!(flags().await, want);
+        // A new order keeps its flag in the column.
+        let mut new = intake(None, 2);
+        new.orders[0].confidential = true;
+        new.orders[0].body = r#"{"confidential":true}"#.into();
+        let IntakeResult::Stored(refs) = s.commit_intake(new).await.unwrap() else {
+            panic!("stored");
+        };
+        let (secret, open) = (refs[0].number.clone(), refs[1].number.clone());
+        assert!(
+            s.order_state(secret.clone())
+                .await
+                .unwrap()
+                .unwrap()
+                .confidential
+        );
+        assert!(
+            !s.order_state(open.clone())
+                .await
+                .unwrap()
+                .unwrap()
+                .confidential
+        );
+        drop(s);
+        // Opened again, the column is there already: nothing is added or filled twice.
+        let s = SqliteStore::open(dir.path()).unwrap();
+        assert!(s.order_state(secret).await.unwrap().unwrap().confidential);
+        assert!(!s.order_state(open).await.unwrap().unwrap().confidential);
+        assert!(
+            s.order_state("2026112801000001".into())
+                .await
+                .unwrap()
+                .unwrap()
+                .confidential
+        );
     }
 
     #[tokio::test]
