@@ -582,6 +582,7 @@ pub async fn run(cfg: Config, listener: TcpListener) -> Result<(), StartError> {
                 duplicate_window: cfg.derived.duplicate_window,
                 attach_window: cfg.derived.attach_window,
                 doubt_below: cfg.rules.second_opinion_doubt(),
+                origin_secret: cfg.redis_key_secret().clone(),
             },
             rules,
             store.clone(),

@@ -1068,7 +1068,12 @@ mod tests {
         async fn order_state(&self, _: String) -> Result<Option<OrderState>, StoreError> {
             unused()
         }
-        async fn recent_orders_of(&self, _: String, _: i64) -> Result<Vec<OpenOrder>, StoreError> {
+        async fn recent_orders_of(
+            &self,
+            _: String,
+            _: String,
+            _: i64,
+        ) -> Result<Vec<OpenOrder>, StoreError> {
             unused()
         }
         async fn record_warning(&self, _: String, _: Warning) -> Result<(), StoreError> {

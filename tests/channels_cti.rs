@@ -2154,3 +2154,56 @@ fn ivr_status_queries_are_capped_per_caller() {
     );
     assert!(ask("sq-5", "13755550103").contains(&number));
 }
+
+/// A web submitter's phone is typed, and anyone may type anyone's. Until 2026-12-07 repeats
+/// were looked for by identity alone, so (the twenty-second session's review, F1) a stranger
+/// typing a caller's number and a paraphrase of the caller's confidential report was told
+/// "duplicate" with the report's number and category, and their text went to dispatch as the
+/// caller's contact on it; and a stranger's made-up web order under a number swallowed that
+/// number's later call about the same thing (no order; a contact on the stranger's order, with
+/// its made-up address). Repeats now match only orders of the same origin: the verified
+/// channels' among themselves, the web form's among its own from the same address.
+#[test]
+fn a_typed_phone_and_the_numbers_calls_never_repeat_each_others_orders() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let gw = Gateway::start(dir.path(), &sim.url, &generic_profiles());
+    let report = "举报幸福小区5栋102室的住户在楼顶违章搭建，已经好几个月了";
+    let reg = json!({"event": "call.registered", "call_id": "tp-1", "from": "13912345678",
+                     "order": {"content": report, "category": "report", "confidential": true}});
+    let called = numbers(&generic_ok(&gw, "desk", &reg)).remove(0);
+    sim.wait_order(&called);
+    // The stranger on the web form: a new order, told nothing of the caller's.
+    let (s, b) = gw.submit(json!({"content": report, "phone": "13912345678"}));
+    assert_eq!((s, b["status"].as_str()), (202, Some("accepted")), "{b}");
+    let typed = numbers(&b).remove(0);
+    assert_ne!(typed, called, "{b}");
+    assert!(!b.to_string().contains(&called), "{b}");
+    sim.wait_order(&typed);
+    // A made-up web order under another number, then that number's real call about the same
+    // matter: the call makes an order of its own.
+    let lamp = "小区门口的路灯坏了，晚上很黑，请尽快修复";
+    let (s, b) = gw.submit(json!({"content": lamp, "phone": "13700001111"}));
+    assert_eq!(s, 202, "{b}");
+    let made_up = numbers(&b).remove(0);
+    let reg = json!({"event": "call.registered", "call_id": "tp-2", "from": "13700001111",
+                     "order": {"content": lamp}});
+    let a = generic_ok(&gw, "desk", &reg);
+    let real = numbers(&a).remove(0);
+    assert_ne!(real, made_up, "{a}");
+    sim.wait_order(&real);
+    // The caller's own repeat by phone is still one (the verified channels among themselves).
+    let reg = json!({"event": "call.registered", "call_id": "tp-3", "from": "13700001111",
+                     "order": {"content": lamp}});
+    assert_eq!(numbers(&generic_ok(&gw, "desk", &reg)), vec![real.clone()]);
+    let contacts: Vec<String> = sim
+        .lines()
+        .iter()
+        .filter(|l| is_contact(l))
+        .filter_map(|l| l["contact_for"].as_str().map(String::from))
+        .collect();
+    assert!(
+        !contacts.contains(&called) && !contacts.contains(&made_up),
+        "{contacts:?}"
+    );
+}

@@ -880,6 +880,7 @@ fn a_store_connection_outlives_the_runtime_that_made_it() {
             confidential: false,
             email: String::new(),
             review: None,
+            origin: String::new(),
         }],
         now: 1_796_600_000,
     };
@@ -934,6 +935,7 @@ fn a_restored_or_new_database_does_not_hand_a_nodes_numbers_out_again() {
             confidential: false,
             email: String::new(),
             review: None,
+            origin: String::new(),
         };
         let intake = Intake {
             day: "20261207".into(),
@@ -2569,6 +2571,7 @@ fn page_intake(identity: &str, key: &str, node: u8) -> hotline_gateway::store::I
             confidential: false,
             email: String::new(),
             review: None,
+            origin: String::new(),
         }],
         now: 1_796_600_000,
     }

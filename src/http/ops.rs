@@ -450,9 +450,10 @@ pub async fn recent_status_sentence(
     now: i64,
     deadline: tokio::time::Instant,
 ) -> String {
-    let recent = state
-        .store
-        .recent_orders_of(identity.to_string(), now - 90 * 24 * 3600);
+    let recent =
+        state
+            .store
+            .recent_orders_of(identity.to_string(), String::new(), now - 90 * 24 * 3600);
     let recent = match tokio::time::timeout_at(deadline, recent).await {
         Ok(Ok(recent)) => recent,
         Ok(Err(e)) => {

@@ -45,6 +45,34 @@ pub fn address_key(client_ip: &str) -> Option<String> {
     }
 }
 
+/// Where a web submission came from, as its orders keep it for repeat detection
+/// (`orders.origin`): `web:` and a keyed hash of its client address's [`address_key`] (the
+/// first 8 bytes of an HMAC-SHA256 under `secret`, in hex), or `web:` alone when the address
+/// cannot be read. Orders from the verified channels keep `""`.
+///
+/// Why: a web submitter's phone is typed, and anyone may type anyone's. Repeats were looked
+/// for by identity alone, so a stranger typing a caller's number and a paraphrase of their
+/// matter was told "duplicate" with the number of the caller's order (a confidential report
+/// too), had their text sent to dispatch as the caller's contact on it, and a stranger's
+/// made-up order swallowed the caller's later call about the same thing (the twenty-second
+/// session's review, F1). Repeats now match only orders of the same origin: a verified
+/// channel's among the verified channels', a web form's among the web form's from the same
+/// address. The address is kept as a hash, not in the clear: it is needed only to compare.
+pub fn web_origin(client_ip: Option<&str>, secret: &[u8]) -> String {
+    use hmac::Mac;
+    let Some(key) = client_ip.and_then(address_key) else {
+        return "web:".to_string();
+    };
+    let mut mac = match hmac::Hmac::<sha2::Sha256>::new_from_slice(secret) {
+        Ok(mac) => mac,
+        // HMAC takes a key of any length; this cannot fail.
+        Err(_) => return "web:".to_string(),
+    };
+    mac.update(key.as_bytes());
+    let digest = mac.finalize().into_bytes();
+    format!("web:{}", hex::encode(&digest[..8]))
+}
+
 /// The cap per client address (see the module documentation), generic over the limiter's
 /// clock so tests drive it by hand.
 pub struct AddressCap<C: Clock + Clone = DefaultClock> {
@@ -206,6 +234,19 @@ mod tests {
         clock.advance(Duration::from_secs(900));
         assert_eq!(cap.check("203.0.113.1").await, None);
         assert_eq!(cap.check("203.0.113.1").await, Some(900));
+    }
+
+    #[test]
+    fn a_web_origin_is_the_addresss_keyed_hash_the_same_for_one_64() {
+        let a = web_origin(Some("2001:db8:1:2::1"), b"k");
+        assert_eq!(a, web_origin(Some("2001:db8:1:2:ffff::9"), b"k"));
+        assert_ne!(a, web_origin(Some("2001:db8:1:3::1"), b"k"));
+        assert_ne!(a, web_origin(Some("2001:db8:1:2::1"), b"other key"));
+        let v4 = web_origin(Some("203.0.113.9"), b"k");
+        assert!(v4.starts_with("web:") && v4.len() == 4 + 16, "{v4}");
+        assert!(!v4.contains("203.0.113.9"));
+        assert_eq!(web_origin(None, b"k"), "web:");
+        assert_eq!(web_origin(Some("unknown"), b"k"), "web:");
     }
 
     #[test]

@@ -307,6 +307,10 @@ pub struct PipelineConfig {
     /// `rules.second_opinion_doubt`: a redirect whose text the second opinion scores below this
     /// becomes an order for urgent review (`-inf`: never; see `Pipeline::doubted`).
     pub doubt_below: f64,
+    /// The key of the hash a web order keeps of its client address ([`address::web_origin`]):
+    /// `nuisance.redis_key_secret`, else `admin.token`, as for the callers' keys in Redis, so
+    /// every node hashes alike.
+    pub origin_secret: crate::config::Secret,
 }
 
 /// Why an order is marked for urgent review (`emergency_review` in its body).
@@ -810,6 +814,14 @@ impl Pipeline {
         // A platform retry (or a page's resubmission with the same client_ref) gets the first
         // answer, from the store, so it holds across restarts and nodes.
         let dedupe_key = dedupe_key_of(&sub);
+        // Repeats are looked for among the orders of the same origin only (see
+        // `address::web_origin`): the web form's identity is typed.
+        let origin = match sub.channel {
+            Channel::Web => {
+                address::web_origin(client_ip, self.cfg.origin_secret.expose().as_bytes())
+            }
+            Channel::Wechat | Channel::Weibo | Channel::Cti => String::new(),
+        };
         let rules = self.rules();
 
         // 1. Emergency: first of all, before the key lock and the store read below (art. 17).
@@ -878,7 +890,7 @@ impl Pipeline {
             let since = now - self.cfg.attach_window.as_secs() as i64;
             let recent = self
                 .store
-                .recent_orders_of(sub.identity.to_string(), since)
+                .recent_orders_of(sub.identity.to_string(), String::new(), since)
                 .await?;
             if let Some(o) = recent.first() {
                 let body = json!({
@@ -1011,7 +1023,7 @@ impl Pipeline {
         let since = now - self.cfg.duplicate_window.as_secs() as i64;
         let recent = match self
             .store
-            .recent_orders_of(sub.identity.to_string(), since)
+            .recent_orders_of(sub.identity.to_string(), origin.clone(), since)
             .await
         {
             Ok(recent) => recent,
@@ -1123,7 +1135,7 @@ impl Pipeline {
         }
 
         // 6. Accept: one order per matter.
-        let orders = self.orders_for(&sub, matters, &rules, suspicion.as_ref())?;
+        let orders = self.orders_for(&sub, matters, &rules, suspicion.as_ref(), &origin)?;
         let (day, seq_floor) = crate::store::order_day(now, self.cfg.tz);
         let intake = Intake {
             day,
@@ -1330,6 +1342,7 @@ impl Pipeline {
         matters: Vec<(String, Option<Category>)>,
         rules: &RuleSet,
         suspicion: Option<&Review>,
+        origin: &str,
     ) -> Result<Vec<NewOrder>, IntakeError> {
         // Every order of the submission carries the review: it is one person's one message
         // (save the agent's, see `each`).
@@ -1382,6 +1395,7 @@ impl Pipeline {
                     confidential: sub.confidential,
                     email: sub.contact.email.clone(),
                     review: review.cloned(),
+                    origin: origin.to_string(),
                 })
             })
             .collect()

@@ -78,7 +78,12 @@ impl Store for BrokenStore {
     async fn order_state(&self, _: String) -> Result<Option<OrderState>, StoreError> {
         self.no()
     }
-    async fn recent_orders_of(&self, _: String, _: i64) -> Result<Vec<OpenOrder>, StoreError> {
+    async fn recent_orders_of(
+        &self,
+        _: String,
+        _: String,
+        _: i64,
+    ) -> Result<Vec<OpenOrder>, StoreError> {
         self.no()
     }
     async fn record_warning(&self, _: String, _: Warning) -> Result<(), StoreError> {

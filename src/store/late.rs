@@ -123,9 +123,10 @@ impl Store for LateStore {
     async fn recent_orders_of(
         &self,
         identity: String,
+        origin: String,
         since: i64,
     ) -> Result<Vec<OpenOrder>, StoreError> {
-        self.now().recent_orders_of(identity, since).await
+        self.now().recent_orders_of(identity, origin, since).await
     }
     async fn record_warning(&self, identity: String, w: Warning) -> Result<(), StoreError> {
         self.now().record_warning(identity, w).await

@@ -48,6 +48,11 @@ pub struct NewOrder {
     pub email: String,
     /// The body's `emergency_review`, if the order needs one.
     pub review: Option<OrderReview>,
+    /// Where it came from, for repeat detection: `""` from a verified channel (the phone
+    /// network, WeChat, Weibo), `web:…` from the web form with its client address hashed
+    /// ([`crate::pipeline::address::web_origin`]). Repeats match only orders of the same
+    /// identity and origin ([`Store::recent_orders_of`]).
+    pub origin: String,
 }
 
 /// A work order's `emergency_review`: a possible emergency a person must look at at once.
@@ -804,9 +809,14 @@ pub trait Store: Send + Sync {
     /// Orders of an identity created since `since` (unix seconds), newest first, that may be
     /// open: not those dispatch refused (dead letters, until replayed), which a repeat must not
     /// be merged into (art. 17(5)); the citizen who heard nothing sends the matter again.
+    ///
+    /// Only orders of `origin` ([`NewOrder::origin`]): a web form's typed phone must not find
+    /// the orders of that number's calls, nor of other addresses' web submissions under it
+    /// (the twenty-second session's review, F1).
     async fn recent_orders_of(
         &self,
         identity: String,
+        origin: String,
         since: i64,
     ) -> Result<Vec<OpenOrder>, StoreError>;
     /// Records a warning for an identity.

@@ -219,6 +219,22 @@ UPDATE orders SET confidential = true WHERE number IN
     (SELECT key FROM outbox WHERE kind = 'order' AND body LIKE '%"confidential":true%');
 "#,
     ),
+    // Where an order came from, for repeats (`NewOrder::origin`): '' from a verified channel,
+    // 'web:…' from the web form (its client address hashed), so a typed phone never finds the
+    // orders of that number's calls (the twenty-second session's review, F1). Additive: a
+    // gateway of schema 6 runs on it, storing every order with the default, its web orders
+    // included (such an order looks verified to the new nodes until the repeat window has
+    // passed it). The web orders already there are marked `web:` from their bodies' top-level
+    // `"channel":"web"`, as on SQLite (`FILL_WEB_ORIGIN`).
+    (
+        7,
+        6,
+        r#"
+ALTER TABLE orders ADD COLUMN origin TEXT NOT NULL DEFAULT '';
+UPDATE orders SET origin = 'web:' WHERE number IN
+    (SELECT key FROM outbox WHERE kind = 'order' AND body LIKE '%"channel":"web"%');
+"#,
+    ),
 ];
 
 /// Advisory lock key for migrations ("12345" on the hotline's number).
@@ -242,7 +258,8 @@ const MIGRATION_LOCK: i64 = 12345;
 ///
 /// Parameters: $1 dedupe key (or NULL), $2 its answer, $3 now; $4..$7 the orders' numbers,
 /// identities, categories, texts; $8 their dispatch bodies; $9..$11 event sinks, topics,
-/// payloads; $12 the orders' confidentiality flags (last, added in schema 6).
+/// payloads; $12 the orders' confidentiality flags (added in schema 6); $13 their origins
+/// (schema 7).
 const COMMIT_INTAKE: &str = "\
 WITH claim AS ( \
     INSERT INTO dedupe(key, outcome, created_at) SELECT $1::text, $2, $3 WHERE $1 IS NOT NULL \
@@ -250,10 +267,10 @@ WITH claim AS ( \
     WHERE dedupe.expires_at IS NOT NULL AND dedupe.expires_at <= $3 RETURNING 1), \
 go AS (SELECT ($1::text IS NULL OR EXISTS (SELECT 1 FROM claim)) AS ok), \
 o AS ( \
-    INSERT INTO orders(number, identity, category, content, created_at, confidential) \
-    SELECT n, i, c, t, $3, s \
-    FROM unnest($4::text[], $5::text[], $6::text[], $7::text[], $12::bool[]) \
-    AS x(n, i, c, t, s), go WHERE go.ok RETURNING 1), \
+    INSERT INTO orders(number, identity, category, content, created_at, confidential, origin) \
+    SELECT n, i, c, t, $3, s, w \
+    FROM unnest($4::text[], $5::text[], $6::text[], $7::text[], $12::bool[], $13::text[]) \
+    AS x(n, i, c, t, s, w), go WHERE go.ok RETURNING 1), \
 q AS ( \
     INSERT INTO outbox(kind, key, path, body, next_at_ms, created_at) \
     SELECT 'order', k, '/work-orders', b, 0, $3 FROM unnest($4::text[], $8::text[]) \
@@ -883,6 +900,7 @@ impl Store for PgStore {
         let mut orders: [Vec<String>; 4] = Default::default();
         let mut bodies = Vec::with_capacity(intake.orders.len());
         let mut confidential = Vec::with_capacity(intake.orders.len());
+        let mut origins = Vec::with_capacity(intake.orders.len());
         let mut events = EventBatch::default();
         let mut refs = Vec::with_capacity(intake.orders.len());
         for (i, o) in intake.orders.into_iter().enumerate() {
@@ -900,6 +918,7 @@ impl Store for PgStore {
                 events.add(self.events, "emergency/suspected", ev, intake.now, None);
             }
             refs.push(o.order_ref(&number));
+            origins.push(o.origin);
             for (col, v) in orders
                 .iter_mut()
                 .zip([number, o.identity, o.category, o.content])
@@ -913,7 +932,7 @@ impl Store for PgStore {
         let c = self.client().await?;
         let st = c.prepare_cached(COMMIT_INTAKE).await.map_err(map_err)?;
         let [numbers, identities, categories, contents] = &orders;
-        let params: [&(dyn ToSql + Sync); 12] = [
+        let params: [&(dyn ToSql + Sync); 13] = [
             &intake.dedupe_key,
             &outcome,
             &intake.now,
@@ -926,6 +945,7 @@ impl Store for PgStore {
             &events.topics,
             &events.payloads,
             &confidential,
+            &origins,
         ];
         let stored: bool = timed_commit(c.query_one(&st, &params))
             .await
@@ -1334,19 +1354,20 @@ impl Store for PgStore {
     async fn recent_orders_of(
         &self,
         identity: String,
+        origin: String,
         since: i64,
     ) -> Result<Vec<OpenOrder>, StoreError> {
         let c = self.client().await?;
         let st = c
             .prepare_cached(
                 "SELECT number, category, content FROM orders \
-                 WHERE identity = $1 AND created_at >= $2 \
+                 WHERE identity = $1 AND created_at >= $2 AND origin = $3 \
                  AND NOT EXISTS (SELECT 1 FROM outbox WHERE key = orders.number AND state = 2) \
                  ORDER BY created_at DESC LIMIT 50",
             )
             .await
             .map_err(map_err)?;
-        Ok(c.query(&st, &[&identity, &since])
+        Ok(c.query(&st, &[&identity, &since, &origin])
             .await
             .map_err(map_err)?
             .iter()

@@ -40,7 +40,10 @@ CREATE TABLE IF NOT EXISTS orders (
     -- Whether the submitter asked for confidentiality (art. 29), kept when the retention clears
     -- the body that also says so; a store made before 2026-12-07 gets the column (its orders'
     -- flags read from their bodies) from `add_columns`.
-    confidential INTEGER NOT NULL DEFAULT 0
+    confidential INTEGER NOT NULL DEFAULT 0,
+    -- Where it came from, for repeats (`NewOrder::origin`): '' from a verified channel, 'web:…'
+    -- from the web form; a store made before 2026-12-07 gets it from `add_columns`.
+    origin       TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS orders_identity ON orders(identity, created_at);
 CREATE TABLE IF NOT EXISTS order_seq (
@@ -892,7 +895,22 @@ const ADDED_COLUMNS: &[(&str, &str, &str, &str)] = &[
         "INTEGER NOT NULL DEFAULT 0",
         FILL_CONFIDENTIAL,
     ),
+    (
+        "orders",
+        "origin",
+        "TEXT NOT NULL DEFAULT ''",
+        FILL_WEB_ORIGIN,
+    ),
 ];
+
+/// Marks the orders stored before `orders.origin` that came from the web form (their bodies'
+/// top-level `"channel":"web"`; text in the matter is escaped and never matches) as of an
+/// unknown web origin (`web:`), so that no verified channel's submission is taken for a
+/// repeat of one (whose phone was only typed) after the upgrade, and no later web submission
+/// either (the address was not kept). A body the retention cleared reads as verified; it is
+/// older than the repeat window by then.
+const FILL_WEB_ORIGIN: &str = "UPDATE orders SET origin = 'web:' WHERE number IN \
+     (SELECT key FROM outbox WHERE kind = 'order' AND body LIKE '%\"channel\":\"web\"%')";
 
 /// Sets `orders.confidential` on the orders stored before the column whose bodies say
 /// `"confidential":true`, while the bodies still hold it: once the retention has cleared a
@@ -1333,14 +1351,15 @@ impl Store for SqliteStore {
                     exec(
                         conn,
                         "INSERT INTO orders(number, identity, category, content, created_at, \
-                         confidential) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                         confidential, origin) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                         params![
                             number,
                             o.identity,
                             o.category,
                             o.content,
                             now,
-                            o.confidential
+                            o.confidential,
+                            o.origin
                         ],
                     )
                     .map_err(sql)?;
@@ -1739,6 +1758,7 @@ impl Store for SqliteStore {
     async fn recent_orders_of(
         &self,
         identity: String,
+        origin: String,
         since: i64,
     ) -> Result<Vec<OpenOrder>, StoreError> {
         if self.recent.may_have_since(&identity, since) == Some(false) {
@@ -1749,13 +1769,13 @@ impl Store for SqliteStore {
             let mut stmt = conn
                 .prepare_cached(
                     "SELECT number, category, content FROM orders \
-                     WHERE identity = ?1 AND created_at >= ?2 \
+                     WHERE identity = ?1 AND created_at >= ?2 AND origin = ?3 \
                      AND NOT EXISTS (SELECT 1 FROM outbox WHERE key = orders.number AND state = 2) \
                      ORDER BY created_at DESC LIMIT 50",
                 )
                 .map_err(sql)?;
             let rows = stmt
-                .query_map(params![identity, since], |r| {
+                .query_map(params![identity, since, origin], |r| {
                     Ok(OpenOrder {
                         number: r.get(0)?,
                         category: r.get(1)?,
@@ -2262,6 +2282,7 @@ mod tests {
                     confidential: false,
                     email: String::new(),
                     review: None,
+                    origin: String::new(),
                 })
                 .collect(),
             now: 1_764_400_000,
@@ -2435,7 +2456,7 @@ mod tests {
             s.commit_intake(i).await.unwrap();
             // Noted at commit: found before and after the load finishes.
             assert_eq!(
-                s.recent_orders_of("phone:13800000000".into(), since)
+                s.recent_orders_of("phone:13800000000".into(), String::new(), since)
                     .await
                     .unwrap()
                     .len(),
@@ -2443,7 +2464,7 @@ mod tests {
             );
             recent_loaded(&s).await;
             assert_eq!(
-                s.recent_orders_of("phone:13800000000".into(), since)
+                s.recent_orders_of("phone:13800000000".into(), String::new(), since)
                     .await
                     .unwrap()
                     .len(),
@@ -2458,7 +2479,7 @@ mod tests {
             Some(true)
         );
         assert_eq!(
-            s.recent_orders_of("phone:13800000000".into(), since)
+            s.recent_orders_of("phone:13800000000".into(), String::new(), since)
                 .await
                 .unwrap()
                 .len(),
@@ -2469,7 +2490,7 @@ mod tests {
             Some(false)
         );
         assert!(s
-            .recent_orders_of("phone:13900000000".into(), since)
+            .recent_orders_of("phone:13900000000".into(), String::new(), since)
             .await
             .unwrap()
             .is_empty());
