@@ -3225,3 +3225,27 @@ fn a_refusals_debug_line_shows_no_personal_data_the_client_sent() {
         assert!(!logs.contains(raw), "{raw} in the log: {lines}");
     }
 }
+
+/// The web form's typed phone: the same matter under the same number from another client
+/// address is a new order, not a "duplicate" telling the number of someone else's order (the
+/// twenty-second session's review, F1); from the same address it is still the repeat it was.
+#[test]
+fn a_web_repeat_under_a_typed_phone_is_one_only_from_the_same_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let gw = Gateway::start(
+        dir.path(),
+        &sim.url,
+        "[web]\ntrusted_proxies = [\"127.0.0.0/8\"]\n",
+    );
+    let matter = json!({"content": "楼道里的灯坏了一个星期了，晚上上下楼很不安全", "phone": "13644440031"});
+    let (s, b) = gw.submit_from(Some("198.51.100.21"), matter.clone());
+    assert_eq!(s, 202, "{b}");
+    let first = numbers(&b).remove(0);
+    let (s, b) = gw.submit_from(Some("198.51.100.22"), matter.clone());
+    assert_eq!((s, b["status"].as_str()), (202, Some("accepted")), "{b}");
+    assert!(!b.to_string().contains(&first), "{b}");
+    let (s, b) = gw.submit_from(Some("198.51.100.21"), matter);
+    assert_eq!((s, b["status"].as_str()), (200, Some("duplicate")), "{b}");
+    assert_eq!(numbers(&b), vec![first]);
+}
