@@ -866,8 +866,15 @@ fn ladder_over_the_web_warns_suspends_and_lets_emergencies_through() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
     let put: serde_json::Value = r.json().unwrap();
+    assert_eq!(put["reason"], "多次辱骂话务员", "{put}");
+    // The web form's phone is typed: it is refused with fixed words, not the operator's
+    // (see `a_typed_phone_under_an_operators_suspension_is_not_told_its_reason`).
     let (s, b) = gw.submit(json!({"content": "测试", "phone": "13600000006"}));
-    assert_eq!((s, b["reason"].as_str()), (403, Some("多次辱骂话务员")));
+    assert_eq!(
+        (s, b["reason"].as_str()),
+        (403, Some(typed_phone_reason())),
+        "{b}"
+    );
     assert_eq!(put["until"], b["until"], "{put} {b}");
 
     // A reason is what the person hears and what events and mail carry: a phone number in it
@@ -3238,7 +3245,8 @@ fn a_web_repeat_under_a_typed_phone_is_one_only_from_the_same_address() {
         &sim.url,
         "[web]\ntrusted_proxies = [\"127.0.0.0/8\"]\n",
     );
-    let matter = json!({"content": "楼道里的灯坏了一个星期了，晚上上下楼很不安全", "phone": "13644440031"});
+    let matter =
+        json!({"content": "楼道里的灯坏了一个星期了，晚上上下楼很不安全", "phone": "13644440031"});
     let (s, b) = gw.submit_from(Some("198.51.100.21"), matter.clone());
     assert_eq!(s, 202, "{b}");
     let first = numbers(&b).remove(0);
@@ -3248,4 +3256,94 @@ fn a_web_repeat_under_a_typed_phone_is_one_only_from_the_same_address() {
     let (s, b) = gw.submit_from(Some("198.51.100.21"), matter);
     assert_eq!((s, b["status"].as_str()), (200, Some("duplicate")), "{b}");
     assert_eq!(numbers(&b), vec![first]);
+}
+
+/// What the web form says to a typed phone under a suspension that holds everywhere (the
+/// gateway's `nuisance::typed_phone_reason`).
+fn typed_phone_reason() -> &'static str {
+    "该号码已被暂停受理（《管理办法》第三十二条），详情请拨打12345咨询"
+}
+
+/// Anyone may type anyone's number into the form. A suspension that holds everywhere (an
+/// operator's here) still refuses that number on the web form, but with fixed words: until
+/// 2026-12-07 the refusal read out the operator's own reason to whoever typed the number (the
+/// twenty-second session's review, F2). Its end is still said. The operator's view keeps the
+/// reason; a suspension earned on the web form itself still says the rule's.
+#[test]
+fn a_typed_phone_under_an_operators_suspension_is_not_told_its_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let gw = Gateway::start(
+        dir.path(),
+        &sim.url,
+        "[nuisance]\nquota = 1\nwarnings = 1\n",
+    );
+    let reason = "多次在电话中辱骂话务员并威胁工作人员";
+    gw.suspend("phone:13600002222", "7d", reason);
+    let (s, b) = gw.submit(json!({"content": "随便问问", "phone": "136-0000-2222"}));
+    assert_eq!((s, b["status"].as_str()), (403, Some("suspended")), "{b}");
+    assert!(!b.to_string().contains("辱骂"), "{b}");
+    assert_eq!(b["reason"], typed_phone_reason(), "{b}");
+    assert!(b["until"].is_string(), "{b}");
+    let view = gw.admin_get("/admin/v1/callers/phone:13600002222");
+    assert_eq!(view["suspension"]["reason"], reason, "{view}");
+    // Earned on the form: the rule's own words, as before.
+    for _ in 0..3 {
+        gw.submit(json!({"content": "楼下的路灯坏了三天了", "phone": "13600003333"}));
+    }
+    let (s, b) = gw.submit(json!({"content": "楼下的路灯坏了三天了", "phone": "13600003333"}));
+    assert_eq!((s, b["status"].as_str()), (403, Some("suspended")), "{b}");
+    assert!(
+        b["reason"].as_str().unwrap().contains("多次重复占用"),
+        "{b}"
+    );
+}
+
+/// An anonymous web submitter is its client address (`ip:`), and everyone behind one address
+/// (a campus, a carrier's CGNAT) is that one identity: the rule's ladder refuses it over
+/// quota (429, reminders, then none left) but never suspends it. Until 2026-12-07 one
+/// person's flood there got every anonymous citizen behind the address suspended for an hour,
+/// then a day, a week, a month (the twenty-second session's review, F3).
+#[test]
+fn an_anonymous_address_over_quota_is_throttled_never_suspended() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let gw = Gateway::start(
+        dir.path(),
+        &sim.url,
+        "[nuisance]\nquota = 2\nwarnings = 2\n",
+    );
+    let mut statuses = Vec::new();
+    let matters = [
+        "小区门口的路灯坏了",
+        "楼道里堆满了杂物",
+        "井盖松动了",
+        "垃圾三天没人清运",
+        "广场舞噪音太大",
+        "自来水发黄",
+        "路边违章停车",
+        "公园长椅坏了",
+    ];
+    for m in matters {
+        let (s, b) = gw.submit(json!({ "content": m }));
+        statuses.push((s, b["status"].as_str().map(String::from)));
+    }
+    let throttled = (429, Some("throttled".to_string()));
+    assert_eq!(
+        statuses[..2].iter().filter(|s| s.0 == 202).count(),
+        2,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses[2..].iter().all(|s| *s == throttled),
+        "{statuses:?}"
+    );
+    let view = gw.admin_get("/admin/v1/callers/ip:127.0.0.1");
+    assert!(view["suspension"].is_null(), "{view}");
+    assert_eq!(view["warnings"].as_array().map(Vec::len), Some(2), "{view}");
+    // Another citizen behind the same address is refused over the quota they share, not
+    // suspended.
+    let (s, b) = gw.submit(json!({"content": "我们楼的电梯坏了三天了"}));
+    assert_eq!((s, b["status"].as_str()), (429, Some("throttled")), "{b}");
+    assert_eq!(b["warnings_left"], 0, "{b}");
 }

@@ -30,7 +30,7 @@ use governor::clock::{Clock, DefaultClock};
 use governor::middleware::NoOpMiddleware;
 use governor::state::keyed::DashMapStateStore;
 use governor::{Quota, RateLimiter};
-use hotline_adapters::{Identity, Outcome, Submission};
+use hotline_adapters::{Identity, IdentityKind, Outcome, Submission};
 use std::collections::{HashMap, HashSet};
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex, RwLock};
@@ -195,6 +195,12 @@ pub fn rule_reason(per: Duration) -> String {
 /// offence itself follows it (`扰乱热线秩序…：话务员标记：辱骂`, see [`flagged_offence`]).
 pub fn offence_reason() -> &'static str {
     "扰乱热线秩序，经提醒后仍未改正（《管理办法》第三十二条）"
+}
+
+/// The reason the web form gives a typed phone whose suspension holds everywhere (see
+/// `Ladder::refusal_if_suspended`): whoever typed it may not be the person.
+pub fn typed_phone_reason() -> &'static str {
+    "该号码已被暂停受理（《管理办法》第三十二条），详情请拨打12345咨询"
 }
 
 /// Kinds of offence an agent's flag may name, as the words in the flag that mean them and the
@@ -573,7 +579,7 @@ impl<C: Clock + Clone> Ladder<C> {
     ) -> Option<Outcome> {
         let id = self.ladder_of(identity)?;
         self.suspension_in(&id, scope, now)
-            .map(|s| suspended(&s, self.cfg.tz))
+            .map(|s| suspended(&s, self.cfg.tz, identity, scope))
     }
 
     /// Decides about a (non-emergency) submission: `None` lets it through; otherwise the
@@ -683,8 +689,9 @@ impl<C: Clock + Clone> Ladder<C> {
         }
         // An offence where the platform vouches for the caller is not stopped by a web-only
         // suspension: it climbs the ladder for every channel, which the form's steps did not.
-        if let Some(s) = self.suspension_in(&id, Scope::of_channel(channel), now) {
-            return Ok(suspended(&s, self.cfg.tz));
+        let scope = Scope::of_channel(channel);
+        if let Some(s) = self.suspension_in(&id, scope, now) {
+            return Ok(suspended(&s, self.cfg.tz, identity, scope));
         }
         // With ids: an agent may type the caller's WeChat id as well as a number.
         let public = hotline_adapters::mask::scrub_text_and_ids(public);
@@ -722,7 +729,7 @@ impl<C: Clock + Clone> Ladder<C> {
         let _held = turn.lock.lock().await;
         // Another request of this caller may have suspended it while this one waited.
         if let Some(s) = self.suspension_in(id, scope, now) {
-            return Ok(suspended(&s, self.cfg.tz));
+            return Ok(suspended(&s, self.cfg.tz, identity, scope));
         }
         let weight = weight.max(1);
         let window_start = now - self.cfg.per.as_secs() as i64;
@@ -754,7 +761,9 @@ impl<C: Clock + Clone> Ladder<C> {
                 limit: self.cfg.warnings,
                 since: window_start,
                 claim,
-                next: Some(next),
+                // An address is not a person (see `suspends`): no suspension in the count's
+                // transaction either.
+                next: suspends(identity).then_some(next),
             })
             .await?
         {
@@ -764,7 +773,7 @@ impl<C: Clock + Clone> Ladder<C> {
                 recorded,
             } => {
                 self.noted_suspension(identity, &suspension, recorded);
-                return Ok(suspended(&suspension, self.cfg.tz));
+                return Ok(suspended(&suspension, self.cfg.tz, identity, scope));
             }
             Warned::Recorded { before } => {
                 metrics::counter!("hotline_callers_warned_total", "channel" => channel.to_string())
@@ -783,6 +792,12 @@ impl<C: Clock + Clone> Ladder<C> {
                 return Ok(earlier);
             }
         }
+        if !suspends(identity) {
+            return Ok(Outcome::Throttled {
+                retry_after,
+                warnings_left: 0,
+            });
+        }
         // The offence's words go with the suspension, as with its reminders: the flag that
         // suspends records no reminder, and its reason says only the kind of offence.
         let s = self
@@ -795,7 +810,7 @@ impl<C: Clock + Clone> Ladder<C> {
                 now,
             )
             .await?;
-        Ok(suspended(&s, self.cfg.tz))
+        Ok(suspended(&s, self.cfg.tz, identity, scope))
     }
 
     /// The escalation lock of `id`, shared with whoever else is escalating it now.
@@ -1019,8 +1034,36 @@ fn evidence_of(evidence: &str) -> String {
     evidence.chars().take(200).collect()
 }
 
-fn suspended(s: &Suspension, tz: chrono_tz::Tz) -> Outcome {
-    s.answer(tz)
+/// Whether the rule's ladder may suspend `identity` once its reminders are used up: not an
+/// anonymous web submitter (`ip:`), which stays refused over quota (429, no reminders left)
+/// instead. Everyone behind one address (a campus, a company, a carrier's CGNAT) is that one
+/// identity, and one person's flood there got all of them suspended for growing periods, an
+/// hour, a day, a week, a month (the twenty-second session's review, F3), although an address
+/// is not a person: the cap per address never suspends for that reason (see
+/// `pipeline::address`). The quota still holds; an operator may still suspend an address.
+fn suspends(identity: &Identity) -> bool {
+    identity.kind != IdentityKind::Ip
+}
+
+/// The answer to `identity` refused in `scope` by the suspension `s`.
+///
+/// The web form's phone is typed: anyone may type a number to see whether it is suspended. A
+/// suspension that holds everywhere (an operator's, or one earned on a verified channel) is
+/// refused there with fixed words ([`typed_phone_reason`]), not its own reason, which an
+/// operator writes for the person (the twenty-second session's review, F2: "多次在电话中辱骂
+/// 话务员并威胁工作人员" was shown to whoever typed the number). Its end is still said: the
+/// person who did type their own number needs it, and it tells a stranger no more than that.
+fn suspended(s: &Suspension, tz: chrono_tz::Tz, identity: &Identity, scope: Scope) -> Outcome {
+    let mut refusal = s.answer(tz);
+    if scope == Scope::Web
+        && identity.kind == IdentityKind::Phone
+        && Scope::of_decision(&s.decided_by) != Scope::Web
+    {
+        if let Outcome::Suspended { reason, .. } = &mut refusal {
+            *reason = typed_phone_reason().to_string();
+        }
+    }
+    refusal
 }
 
 #[cfg(test)]
