@@ -756,6 +756,50 @@ fn stop_under_load(signal: &str) {
     );
 }
 
+/// A submitter over quota sends the same page (its `client_ref`) twice at once, a
+/// double-click: both copies get the same refusal and ONE reminder is recorded; once the hold
+/// (`PAGE_REFUSAL_HOLD`, 10 s) has passed the page is heard afresh, refused again and counted.
+/// On SQLite until 2026-12-07 the copy was refused and counted again (two reminders for one
+/// page, a suspension one click sooner); PostgreSQL held the refusal already. The wait for
+/// the hold is a wait until the page is heard afresh, the page sent again meanwhile: every
+/// answer before that is the held refusal, so a copy is never counted within it.
+#[test]
+fn a_pages_copy_within_the_hold_gets_its_refusal_and_is_not_counted_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let gw = Gateway::start(
+        dir.path(),
+        &sim.url,
+        "[nuisance]\nquota = 1\nwarnings = 3\nper = \"1h\"\nsuspensions = [\"1h\"]\n",
+    );
+    let phone = "13700000071";
+    let warnings = || {
+        let view = gw.admin_get(&format!("/admin/v1/callers/phone:{phone}"));
+        view["warnings"].as_array().map(Vec::len)
+    };
+    let (s, b) = gw.submit(json!({"content": "小区停车难", "phone": phone}));
+    assert_eq!(s, 202, "{b}");
+    let page = json!({"content": "路灯坏了一个星期", "phone": phone, "client_ref": "dbl-click-1"});
+    let (s, refused) = gw.submit(page.clone());
+    assert_eq!(
+        (s, refused["warnings_left"].as_u64()),
+        (429, Some(2)),
+        "{refused}"
+    );
+    // The double-click: the same refusal, word for word, and no second reminder.
+    let (s, again) = gw.submit(page.clone());
+    assert_eq!((s, &again), (429, &refused));
+    assert_eq!(warnings(), Some(1), "one reminder for one page");
+    // After the hold, heard afresh: refused again (still over quota) and counted.
+    let afresh = wait_until("the page heard afresh after the hold", LONG, || {
+        let (s, b) = gw.submit(page.clone());
+        assert_eq!(s, 429, "{b}");
+        (b != refused).then_some(b)
+    });
+    assert_eq!(afresh["warnings_left"], 1, "{afresh}");
+    assert_eq!(warnings(), Some(2));
+}
+
 #[test]
 fn ladder_over_the_web_warns_suspends_and_lets_emergencies_through() {
     let dir = tempfile::tempdir().unwrap();

@@ -980,7 +980,8 @@ impl Pipeline {
             // The key is claimed before a reminder is recorded: the same push or page may have
             // been taken on another node meanwhile (a page's retry through a balancer), and
             // then its answer is given and nothing recorded. A platform's refusal stays
-            // remembered; a page's does not (see below).
+            // remembered; a page's is held by the store for `PAGE_REFUSAL_HOLD` only (see
+            // below).
             let claim = dedupe_key.clone().map(|k| (k, sub.dedupe_key.is_some()));
             match self.ladder.count(&sub, now, claim).await {
                 Ok(r) => r,
@@ -996,8 +997,11 @@ impl Pipeline {
         };
         if let Some(outcome) = refusal {
             // A platform's retry of a refused push gets the same refusal and is not counted
-            // twice. A page's client_ref is not kept for a refusal: the person sending the same
-            // page again after the wait (or after an operator's lift) is heard afresh.
+            // twice. A page's client_ref is not kept for a refusal: the store holds it for
+            // `PAGE_REFUSAL_HOLD` (10 s, written by `Store::warn` with the reminder), so a
+            // double-click is answered by the `recall` above and not counted twice, and the
+            // person sending the same page again after the wait (or after an operator's lift)
+            // is heard afresh.
             return self.answer(sub.dedupe_key.as_ref(), outcome, now).await;
         }
 

@@ -532,10 +532,11 @@ pub struct Claim {
     /// key is claimed or read ([`Store::commit_intake`], [`Store::remember`],
     /// [`Store::recall`], [`Store::warn`]).
     ///
-    /// The engines differ here: SQLite (one process, its key lock serialising the copies)
-    /// keeps no page refusal at all, so the same page sent twice within the hold (a
-    /// double-click) is refused and counted twice there, and once on PostgreSQL, whose second
-    /// copy is given the held refusal.
+    /// Both engines hold it (SQLite since 2026-12-07, `dedupe.expires_at`): the same page sent
+    /// twice within the hold (a double-click, a browser's resend) is refused and counted once,
+    /// its second copy given the held refusal. Until then SQLite kept no page refusal, and the
+    /// copy, which its key lock serialises behind the first on one node, was refused and
+    /// counted again (two reminders for one page; once on PostgreSQL).
     pub keep: bool,
 }
 
@@ -848,7 +849,8 @@ pub trait Store: Send + Sync {
     /// its step counts only the rule's for every channel, and an active web-only suspension
     /// does not stop it.
     /// This default suits one node (its escalation lock serialises the steps): it leaves the
-    /// suspension to the caller ([`Warned::Exhausted`]).
+    /// suspension to the caller ([`Warned::Exhausted`]), and holds no page's refusal under its
+    /// key, which an engine does in its own `warn` (see [`Claim::keep`]).
     async fn warn(&self, req: WarnRequest) -> Result<Warned, StoreError> {
         let WarnRequest {
             identity,

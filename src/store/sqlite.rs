@@ -15,7 +15,8 @@ use super::walk_step;
 use super::{
     event_rows, CallerRecord, DeadFilter, DeadLetter, Delivery, EventRow, Intake, IntakeResult,
     OpenOrder, OrderState, OutboxEntry, OutboxStats, Pruned, RedirectRecord, Scope, Store,
-    StoreError, Suspension, Topics, Walk, Warning, CLOCK_SLACK_MS, RULE_WEB,
+    StoreError, Suspension, Topics, Walk, WarnRequest, Warned, Warning, CLOCK_SLACK_MS,
+    PAGE_REFUSAL_HOLD, RULE_WEB,
 };
 pub use super::{order_number, Sinks};
 use async_trait::async_trait;
@@ -68,7 +69,10 @@ CREATE INDEX IF NOT EXISTS outbox_due ON outbox(state, next_at_ms);
 CREATE TABLE IF NOT EXISTS dedupe (
     key         TEXT PRIMARY KEY,
     outcome     TEXT NOT NULL,
-    created_at  INTEGER NOT NULL
+    created_at  INTEGER NOT NULL,
+    -- A page's refusal is held until then (unix seconds; NULL: kept, see `Claim::keep`); a
+    -- store made before 2026-12-07 gets the column from `add_columns`.
+    expires_at  INTEGER
 );
 CREATE TABLE IF NOT EXISTS redirects (
     id        INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -901,6 +905,8 @@ const ADDED_COLUMNS: &[(&str, &str, &str, &str)] = &[
         "TEXT NOT NULL DEFAULT ''",
         FILL_WEB_ORIGIN,
     ),
+    // A page's refusal held for `PAGE_REFUSAL_HOLD` (2026-12-07): NULL, an older row's, is kept.
+    ("dedupe", "expires_at", "INTEGER", ""),
 ];
 
 /// Marks the orders stored before `orders.origin` that came from the web form (their bodies'
@@ -1292,10 +1298,37 @@ fn emit(
     Ok(())
 }
 
-fn recall_in(conn: &Connection, key: &str) -> Result<Option<Outcome>, StoreError> {
+/// Records one reminder for `identity`, with its event.
+fn warning_in(
+    conn: &Connection,
+    events: Sinks,
+    identity: &str,
+    w: &Warning,
+) -> Result<(), StoreError> {
+    emit(
+        conn,
+        events,
+        "callers/warned",
+        w.event(identity),
+        w.at,
+        None,
+    )?;
+    exec(
+        conn,
+        "INSERT INTO warnings(identity, at, channel, evidence) VALUES (?1, ?2, ?3, ?4)",
+        params![identity, w.at, w.channel, w.evidence],
+    )
+    .map_err(sql)?;
+    Ok(())
+}
+
+/// The answer under `key` as it stands at `now`: a page's refusal whose hold has passed
+/// (`expires_at` at or before `now`, see [`super::Claim::keep`]) is none. One point read of
+/// the key's index, as before the column.
+fn recall_in(conn: &Connection, key: &str, now: i64) -> Result<Option<Outcome>, StoreError> {
     let text: Option<String> = conn
-        .prepare_cached("SELECT outcome FROM dedupe WHERE key = ?1")
-        .and_then(|mut st| st.query_row([key], |r| r.get(0)).optional())
+        .prepare_cached(RECALL)
+        .and_then(|mut st| st.query_row(params![key, now], |r| r.get(0)).optional())
         .map_err(sql)?;
     match text {
         None => Ok(None),
@@ -1305,16 +1338,35 @@ fn recall_in(conn: &Connection, key: &str) -> Result<Option<Outcome>, StoreError
     }
 }
 
-fn remember_in(conn: &Connection, key: &str, o: &Outcome, now: i64) -> Result<(), StoreError> {
+/// [`recall_in`]'s statement: $1 the key, $2 now.
+const RECALL: &str =
+    "SELECT outcome FROM dedupe WHERE key = ?1 AND (expires_at IS NULL OR expires_at > ?2)";
+
+/// Writes an answer under a key: $1 key, $2 answer, $3 now, $4 when its hold ends (NULL: kept).
+/// A row already there stands, unless it is a page's refusal whose hold has passed: that counts
+/// as absent and is taken over, in the same statement, as PostgreSQL's `COMMIT_INTAKE` does.
+/// The row taken over is given the next rowid, as a new row would be: the retention deletes
+/// retry records in rowid order, oldest first ([`SqliteStore::prune_dedupe`]), and a row
+/// keeping its old rowid with a new `created_at` would sit among the oldest while younger.
+const REMEMBER: &str = "INSERT INTO dedupe(key, outcome, created_at, expires_at) \
+     VALUES (?1, ?2, ?3, ?4) ON CONFLICT(key) DO UPDATE SET outcome = excluded.outcome, \
+     created_at = excluded.created_at, expires_at = excluded.expires_at, \
+     rowid = (SELECT MAX(rowid) FROM dedupe) + 1 \
+     WHERE dedupe.expires_at IS NOT NULL AND dedupe.expires_at <= excluded.created_at";
+
+/// Writes `o` under `key` at `now` (see [`REMEMBER`]), held until `expires_at` if given (a
+/// page's refusal), else kept. Whether it was written: `false` when an answer stands there.
+fn remember_in(
+    conn: &Connection,
+    key: &str,
+    o: &Outcome,
+    now: i64,
+    expires_at: Option<i64>,
+) -> Result<bool, StoreError> {
     let text =
         serde_json::to_string(o).map_err(|e| StoreError::Internal(format!("encode: {e}")))?;
-    exec(
-        conn,
-        "INSERT OR IGNORE INTO dedupe(key, outcome, created_at) VALUES (?1, ?2, ?3)",
-        params![key, text, now],
-    )
-    .map_err(sql)?;
-    Ok(())
+    let n = exec(conn, REMEMBER, params![key, text, now, expires_at]).map_err(sql)?;
+    Ok(n > 0)
 }
 
 #[async_trait]
@@ -1337,8 +1389,10 @@ impl Store for SqliteStore {
         } = intake;
         let r = self
             .call(move |conn| {
+                // A page's refusal whose hold has passed is no answer: the page is heard
+                // afresh, and its answer takes the row over below.
                 if let Some(key) = &dedupe_key {
-                    if let Some(o) = recall_in(conn, key)? {
+                    if let Some(o) = recall_in(conn, key, now)? {
                         return Ok(IntakeResult::Replayed(o));
                     }
                 }
@@ -1389,7 +1443,7 @@ impl Store for SqliteStore {
                     let outcome = Outcome::Accepted {
                         orders: refs.clone(),
                     };
-                    remember_in(conn, key, &outcome, now)?;
+                    remember_in(conn, key, &outcome, now, None)?;
                 }
                 Ok(IntakeResult::Stored(refs))
             })
@@ -1407,10 +1461,10 @@ impl Store for SqliteStore {
         now: i64,
     ) -> Result<Option<Outcome>, StoreError> {
         self.call(move |conn| {
-            remember_in(conn, &key, &outcome, now)?;
-            // Ignored: an answer was there first, and stands.
-            if conn.changes() == 0 {
-                return recall_in(conn, &key);
+            // Not written: an answer was there first (a page's refusal still held, or any kept
+            // answer), and stands.
+            if !remember_in(conn, &key, &outcome, now, None)? {
+                return recall_in(conn, &key, now);
             }
             Ok(None)
         })
@@ -1418,10 +1472,10 @@ impl Store for SqliteStore {
     }
 
     async fn recall(&self, key: String, now: i64) -> Result<Option<Outcome>, StoreError> {
-        // Nothing here expires (no page refusal is kept: see `Claim::keep`), so `now` does not
-        // matter.
-        let _ = now;
-        self.read_quick(move |conn| recall_in(conn, &key)).await
+        // A page's refusal is held for `PAGE_REFUSAL_HOLD` (see `warn` below): read at `now`,
+        // one whose hold has passed is no answer.
+        self.read_quick(move |conn| recall_in(conn, &key, now))
+            .await
     }
 
     async fn record_redirect(&self, r: RedirectRecord) -> Result<(), StoreError> {
@@ -1790,22 +1844,60 @@ impl Store for SqliteStore {
 
     async fn record_warning(&self, identity: String, w: Warning) -> Result<(), StoreError> {
         let events = self.events;
+        self.call(move |conn| warning_in(conn, events, &identity, &w))
+            .await
+    }
+
+    /// The trait's default, with one change: a page's refusal is held under its key for
+    /// [`PAGE_REFUSAL_HOLD`], written with the reminders in one operation of the writer, as on
+    /// PostgreSQL. The next copy of the page (a double-click, a browser's resend), which the
+    /// pipeline's key lock holds until this is answered, finds it and is given the same
+    /// refusal without being counted; after the hold the page is heard afresh. Until
+    /// 2026-12-07 SQLite held no page refusal, and such a copy was refused and counted again:
+    /// two reminders for one page, a suspension one click sooner.
+    ///
+    /// The count is read first, outside the writer: one node's escalation lock serialises the
+    /// steps of an identity, so nothing counts in between (see the default). With the reminders
+    /// used up the suspension is left to the caller ([`Warned::Exhausted`]), which refuses the
+    /// page's copies by the suspension itself.
+    async fn warn(&self, req: WarnRequest) -> Result<Warned, StoreError> {
+        let WarnRequest {
+            identity,
+            warning: w,
+            weight,
+            limit,
+            since,
+            claim,
+            next: _,
+        } = req;
+        let scope = Scope::of_channel(&w.channel);
+        let before = self.warnings_since(identity.clone(), since, scope).await?;
+        if before >= limit {
+            return Ok(Warned::Exhausted);
+        }
+        let weight = weight.max(1);
+        let events = self.events;
         self.call(move |conn| {
-            emit(
-                conn,
-                events,
-                "callers/warned",
-                w.event(&identity),
-                w.at,
-                None,
-            )?;
-            exec(
-                conn,
-                "INSERT INTO warnings(identity, at, channel, evidence) VALUES (?1, ?2, ?3, ?4)",
-                params![identity, w.at, w.channel, w.evidence],
-            )
-            .map_err(sql)?;
-            Ok(())
+            // An answer under the key (a held refusal of the same page, its order) stands.
+            if let Some(c) = &claim {
+                if let Some(o) = recall_in(conn, &c.key, w.at)? {
+                    return Ok(Warned::Answered(o));
+                }
+            }
+            for _ in 0..weight {
+                warning_in(conn, events, &identity, &w)?;
+            }
+            // The refusal the pipeline gives for `Recorded` (see `Ladder::escalate`). A push's
+            // is remembered by the pipeline after this, and kept.
+            if let Some(c) = claim.as_ref().filter(|c| !c.keep) {
+                let refusal = Outcome::Throttled {
+                    retry_after: c.retry_after,
+                    warnings_left: limit.saturating_sub(before + weight),
+                };
+                let until = w.at.saturating_add(PAGE_REFUSAL_HOLD);
+                remember_in(conn, &c.key, &refusal, w.at, Some(until))?;
+            }
+            Ok(Warned::Recorded { before })
         })
         .await
     }
@@ -3070,6 +3162,189 @@ mod tests {
         assert_eq!(s.prune(now, before, 128).await.unwrap(), Pruned::default());
     }
 
+    /// A page's refusal over quota (warned with a page's claim), as `warn` is asked for it.
+    fn page_refusal(key: &str, identity: &str, now: i64, limit: u32) -> WarnRequest {
+        WarnRequest {
+            identity: identity.into(),
+            warning: Warning {
+                at: now,
+                channel: "web".into(),
+                evidence: "小区门口的路灯坏了一个星期".into(),
+            },
+            weight: 1,
+            limit,
+            since: 0,
+            claim: Some(super::super::Claim {
+                key: key.into(),
+                retry_after: 600,
+                keep: false,
+            }),
+            next: None,
+        }
+    }
+
+    /// A page refused over quota, and copies of it: one committed at once (the page's copy
+    /// behind the key lock), a double-click at the hold's last second read and refused again,
+    /// are each given the refusal, and nothing is stored or counted; after the hold
+    /// (`PAGE_REFUSAL_HOLD`) the page is heard afresh and stored, and its answer is kept.
+    /// On a store made before the column, which gains it and reads its old rows as kept. Until
+    /// 2026-12-07 SQLite held no page refusal: the copy was stored, or refused and counted
+    /// again (two reminders for one page), as the PostgreSQL tests of `tests/multinode.rs`
+    /// (`a_pages_refusal_is_the_answer_to_its_copies_until_its_hold_passes`) show it is not.
+    #[tokio::test]
+    async fn a_pages_refusal_is_the_answer_to_its_copies_until_its_hold_passes() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let conn = Connection::open(dir.path().join("gateway.db")).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE dedupe (key TEXT PRIMARY KEY, outcome TEXT NOT NULL, \
+                 created_at INTEGER NOT NULL);",
+            )
+            .unwrap();
+            let old = serde_json::to_string(&Outcome::Nothing).unwrap();
+            conn.execute("INSERT INTO dedupe VALUES ('web:old', ?1, 10)", [old])
+                .unwrap();
+        }
+        let s = SqliteStore::open(dir.path()).unwrap();
+        let (identity, key, at) = ("phone:13800000000", "web:page-1", 1_764_400_000);
+        assert_eq!(
+            s.recall("web:old".into(), at).await.unwrap(),
+            Some(Outcome::Nothing),
+            "an older store's rows are kept"
+        );
+        let refusal = Outcome::Throttled {
+            retry_after: 600,
+            warnings_left: 1,
+        };
+        let warnings = || s.warnings_since(identity.into(), 0, Scope::Web);
+        assert_eq!(
+            s.warn(page_refusal(key, identity, at, 2)).await.unwrap(),
+            Warned::Recorded { before: 0 }
+        );
+        // The copy committed at once, and a double-click at the hold's last second.
+        for now in [at, at + PAGE_REFUSAL_HOLD - 1] {
+            let copy = Intake {
+                now,
+                ..intake(Some(key), 1)
+            };
+            assert_eq!(
+                s.commit_intake(copy).await.unwrap(),
+                IntakeResult::Replayed(refusal.clone()),
+                "a copy at +{}s",
+                now - at
+            );
+            assert_eq!(
+                s.recall(key.into(), now).await.unwrap(),
+                Some(refusal.clone())
+            );
+            assert_eq!(
+                s.warn(page_refusal(key, identity, now, 2)).await.unwrap(),
+                Warned::Answered(refusal.clone()),
+                "a copy refused at +{}s is not counted",
+                now - at
+            );
+        }
+        assert_eq!(warnings().await.unwrap(), 1, "one reminder for one page");
+        assert_eq!(s.depth(), 0, "nothing stored within the hold");
+        // The hold has passed: no answer any more, and the page is heard afresh.
+        let after = at + PAGE_REFUSAL_HOLD;
+        assert_eq!(s.recall(key.into(), after).await.unwrap(), None);
+        let copy = Intake {
+            now: after + 1,
+            ..intake(Some(key), 1)
+        };
+        let IntakeResult::Stored(refs) = s.commit_intake(copy).await.unwrap() else {
+            panic!("the page is stored after the hold");
+        };
+        let accepted = Outcome::Accepted { orders: refs };
+        // ... and its answer stands, far past the hold, against a late refusal too.
+        let late = after + 3600;
+        assert_eq!(
+            s.recall(key.into(), late).await.unwrap(),
+            Some(accepted.clone())
+        );
+        assert_eq!(
+            s.warn(page_refusal(key, identity, late, 2)).await.unwrap(),
+            Warned::Answered(accepted)
+        );
+        assert_eq!(warnings().await.unwrap(), 1);
+        // A push's refusal (kept) is left to the pipeline to remember, as before.
+        let push = WarnRequest {
+            claim: Some(super::super::Claim {
+                key: "wechat:msg-1".into(),
+                retry_after: 600,
+                keep: true,
+            }),
+            ..page_refusal("", identity, late, 5)
+        };
+        assert_eq!(s.warn(push).await.unwrap(), Warned::Recorded { before: 1 });
+        assert_eq!(s.recall("wechat:msg-1".into(), late).await.unwrap(), None);
+    }
+
+    /// A remembered answer (a redirect of the same page) and a new refusal take over a page's
+    /// refusal whose hold has passed, and leave one still held; the retention deletes a held
+    /// refusal by its age, as any retry record, and a record taken over is dated and placed as
+    /// a new one (the walk's front is the oldest by rowid: taken over in its old place, it
+    /// held a walk of one row at a time back until its new date was old).
+    #[tokio::test]
+    async fn a_pages_refusal_past_its_hold_is_taken_over_and_pruned_by_its_age() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(dir.path()).unwrap();
+        let (identity, at) = ("phone:13800000001", 1_764_400_000);
+        let refusal = |left| Outcome::Throttled {
+            retry_after: 600,
+            warnings_left: left,
+        };
+        let refuse = |key: &str, now| s.warn(page_refusal(key, identity, now, 5));
+        assert_eq!(
+            refuse("web:a", at).await.unwrap(),
+            Warned::Recorded { before: 0 }
+        );
+        assert_eq!(
+            refuse("web:b", at).await.unwrap(),
+            Warned::Recorded { before: 1 }
+        );
+        // Within the hold: the refusal stands against a remembered answer and a new refusal.
+        let redirect = Outcome::Nothing;
+        assert_eq!(
+            s.remember("web:a".into(), redirect.clone(), at + 1)
+                .await
+                .unwrap(),
+            Some(refusal(4))
+        );
+        assert_eq!(
+            refuse("web:b", at + 1).await.unwrap(),
+            Warned::Answered(refusal(3))
+        );
+        // Past it: taken over, and what took it over is kept.
+        let past = at + PAGE_REFUSAL_HOLD;
+        assert_eq!(
+            s.remember("web:a".into(), redirect.clone(), past)
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            s.recall("web:a".into(), past + 86_400).await.unwrap(),
+            Some(redirect)
+        );
+        // The retention, one row a step: the held refusal of `web:b` (made at `at`) goes
+        // first; `web:a`, taken over at `past`, is young and stays.
+        let step = s.prune(past, past, 1).await.unwrap();
+        assert_eq!(step.dedupe, 1, "{step:?}");
+        assert_eq!(s.recall("web:b".into(), at).await.unwrap(), None);
+        assert!(s.recall("web:a".into(), past).await.unwrap().is_some());
+        // Sent again, the page is refused afresh and held again.
+        assert_eq!(
+            refuse("web:b", past).await.unwrap(),
+            Warned::Recorded { before: 2 }
+        );
+        assert_eq!(
+            s.recall("web:b".into(), past).await.unwrap(),
+            Some(refusal(2))
+        );
+    }
+
     /// The retention's writes on the writer thread go by a range of row ids, never through
     /// an index that holds every delivered message (see [`CLEAR_BODIES`]).
     #[test]
@@ -3092,6 +3367,18 @@ mod tests {
                 "{stmt}"
             );
         }
+        // A retry's read, on every intake with a key, is still one look-up of the key.
+        let plan: String = conn
+            .query_row(
+                &format!("EXPLAIN QUERY PLAN {RECALL}"),
+                params!["k", 0],
+                |r| r.get(3),
+            )
+            .unwrap();
+        assert_eq!(
+            plan,
+            "SEARCH dedupe USING INDEX sqlite_autoindex_dedupe_1 (key=?)"
+        );
     }
 
     /// A contact that carries an alert (a voicemail's words naming an emergency, after its
