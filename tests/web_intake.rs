@@ -3305,7 +3305,7 @@ fn a_web_repeat_under_a_typed_phone_is_one_only_from_the_same_address() {
 /// What the web form says to a typed phone under a suspension that holds everywhere (the
 /// gateway's `nuisance::typed_phone_reason`).
 fn typed_phone_reason() -> &'static str {
-    "该号码已被暂停受理（《管理办法》第三十二条），详情请拨打12345咨询"
+    "违反热线使用规定（《管理办法》第三十二条）"
 }
 
 /// Anyone may type anyone's number into the form. A suspension that holds everywhere (an

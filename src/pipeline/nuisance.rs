@@ -200,7 +200,7 @@ pub fn offence_reason() -> &'static str {
 /// The reason the web form gives a typed phone whose suspension holds everywhere (see
 /// `Ladder::refusal_if_suspended`): whoever typed it may not be the person.
 pub fn typed_phone_reason() -> &'static str {
-    "该号码已被暂停受理（《管理办法》第三十二条），详情请拨打12345咨询"
+    "违反热线使用规定（《管理办法》第三十二条）"
 }
 
 /// Kinds of offence an agent's flag may name, as the words in the flag that mean them and the
