@@ -410,6 +410,15 @@ pub struct CtiConfig {
     /// number (`*` + number by default) answer the order's status.
     #[serde(default = "default_status_prefix")]
     pub status_prefix: String,
+    /// The SIP hosts whose callers' user part is their phone number: the hotline's own trunk
+    /// or PBX (`["10.0.0.5", "trunk.example.gov.cn"]`, host names or IP addresses alone,
+    /// compared case-insensitively and without the URI's port and parameters). A SIP caller id
+    /// from any other host is no phone number but the platform's id for the caller
+    /// (`cti:PROFILE:sip:…`): on a platform that takes SIP calls from the internet, anyone can
+    /// put a citizen's number before the `@`. Empty (the default): no SIP URI is a number;
+    /// `tel:` URIs and plain numbers always are.
+    #[serde(default)]
+    pub sip_number_hosts: Vec<String>,
 }
 
 impl CtiConfig {
@@ -1472,6 +1481,11 @@ impl Config {
                     format!("`{other}` is not \"generic\", \"zammad\" or \"twilio\""),
                 ),
             }
+            for (i, host) in c.sip_number_hosts.iter().enumerate() {
+                if let Err(e) = hotline_adapters::cti::SipNumberHosts::new(&[host]) {
+                    bad(&format!("{key}.sip_number_hosts[{i}]"), e.to_string());
+                }
+            }
         }
         for (i, p) in self.web.trusted_proxies.iter().enumerate() {
             match parse_proxy(p) {
@@ -2145,6 +2159,31 @@ mod tests {
         ] {
             assert!(keys.contains(&want), "missing {want} in {keys:?}");
         }
+    }
+
+    /// `sip_number_hosts` names hosts alone: an entry with a port, a scheme or a user would
+    /// match no caller id, and the profile would quietly trust none of its trunk's callers.
+    #[test]
+    fn a_sip_number_host_that_is_no_host_is_a_problem_naming_the_entry() {
+        let profile = |hosts: &str| {
+            load(&format!(
+                "[server]\nlisten = \"127.0.0.1:1\"\n[channels.cti.g]\ntoken = \"x\"\n\
+                 sip_number_hosts = {hosts}\n"
+            ))
+        };
+        let cfg = profile(r#"["10.0.0.5", "Trunk.Example.gov.cn", "2001:db8::5"]"#).unwrap();
+        assert_eq!(cfg.channels.cti["g"].sip_number_hosts.len(), 3);
+        let err =
+            profile(r#"["10.0.0.5", "10.0.0.6:5060", "sip:trunk.example.gov.cn"]"#).unwrap_err();
+        let keys: Vec<&str> = err.problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "channels.cti.g.sip_number_hosts[1]",
+                "channels.cti.g.sip_number_hosts[2]"
+            ]
+        );
+        assert!(err.problems[0].message.contains("no scheme, user, port"));
     }
 
     #[test]

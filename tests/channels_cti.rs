@@ -1185,6 +1185,107 @@ fn withheld_numbers_are_throttled_only_by_the_platforms_stable_id() {
     );
 }
 
+/// A profile trusting only its trunk's SIP host, and one that names none (the default).
+fn sip_profiles() -> String {
+    format!(
+        r#"
+[channels.cti.trunk]
+format = "generic"
+token = "{DESK_TOKEN}"
+sip_number_hosts = ["TRUNK.example.cn", "10.0.0.5"]
+
+[channels.cti.open]
+format = "generic"
+token = "{DESK_TOKEN}"
+"#
+    )
+}
+
+/// The review of 2026-12-07, reproduced against the release binary: eight `call.started` from
+/// `sip:13600003333@attacker.example` made `phone:13600003333` and got the real line rejected
+/// at ringing. A SIP caller id from a host the profile does not list is the platform's id for
+/// that caller, throttled on its own; the number's line is untouched.
+#[test]
+fn a_sip_caller_id_from_a_host_not_listed_never_suspends_that_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let gw = Gateway::start(dir.path(), &sim.url, &sip_profiles());
+    for (profile, from) in [
+        ("trunk", "sip:13600003333@attacker.example"),
+        (
+            "open",
+            "sip:+8613600003333@attacker.example:5060;transport=udp",
+        ),
+    ] {
+        let answers: Vec<String> = (0..8)
+            .map(|n| {
+                generic_ok(&gw, profile, &started(&format!("{profile}-sip-{n}"), from))["action"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        // The address itself is laddered as any caller (the default quota and reminders).
+        assert_eq!(
+            answers.last().map(String::as_str),
+            Some("reject"),
+            "{answers:?}"
+        );
+    }
+    // The real line rings through, on both profiles, and has nothing on record.
+    for profile in ["trunk", "open"] {
+        let real = generic_ok(
+            &gw,
+            profile,
+            &started(&format!("real-{profile}"), "+8613600003333"),
+        );
+        assert_eq!(real["action"], "continue", "{real}");
+    }
+    let view = caller(&gw, "13600003333");
+    assert!(view["suspension"].is_null(), "{view}");
+    // The suspensions fell on the addresses, each the platform's id for that caller.
+    for (profile, from) in [
+        ("trunk", "sip:13600003333@attacker.example"),
+        (
+            "open",
+            "sip:+8613600003333@attacker.example:5060;transport=udp",
+        ),
+    ] {
+        let own = gw.admin_get(&format!("/admin/v1/callers/cti:{profile}:{from}"));
+        assert!(own["suspension"]["until"].is_string(), "{own}");
+    }
+    assert_no_raw_numbers(&gw, &["13600003333"]);
+}
+
+/// The hotline's own trunk puts the phone network's caller id in the SIP user part: from a
+/// listed host (any case, with a port and parameters) it is that phone number, whose quota and
+/// suspension hold for the number's plain calls as well.
+#[test]
+fn a_sip_caller_id_from_a_listed_host_is_the_phone_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(free_port(), &dir.path().join("sim.jsonl"), &[]);
+    let gw = Gateway::start(dir.path(), &sim.url, &sip_profiles());
+    let from = "\"市民\" <sip:13600004444@trunk.EXAMPLE.cn:5060;transport=udp>";
+    let answers: Vec<String> = (0..8)
+        .map(|n| {
+            generic_ok(&gw, "trunk", &started(&format!("trunk-{n}"), from))["action"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        answers.last().map(String::as_str),
+        Some("reject"),
+        "{answers:?}"
+    );
+    let view = caller(&gw, "13600004444");
+    assert!(view["suspension"]["until"].is_string(), "{view}");
+    let real = generic_ok(&gw, "open", &started("real", "+8613600004444"));
+    assert_eq!(real["action"], "reject", "{real}");
+    assert_no_raw_numbers(&gw, &["13600004444"]);
+}
+
 #[test]
 fn ivr_status_query_answers_the_orders_status() {
     let dir = tempfile::tempdir().unwrap();

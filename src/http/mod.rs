@@ -79,6 +79,10 @@ pub fn channel_setups(
                     c.continue_twiml.clone()
                 },
                 say_voice: c.say_voice.clone(),
+                // Checked entry by entry at load (`sip_number_hosts[i]`): a config with a bad
+                // one never starts, and none listed trusts no SIP host either way.
+                sip_number_hosts: hotline_adapters::cti::SipNumberHosts::new(&c.sip_number_hosts)
+                    .unwrap_or_default(),
             };
             let setup = cti::CtiSetup {
                 profile,

@@ -15,7 +15,7 @@
 use super::{
     caller_identity, check_call_id, check_digits, check_number, check_speech, check_url,
     dedupe_key, non_phone_ref, parse_rfc3339, step_hash, token_matches, CallDecision,
-    CallDirection, CallEvent, CallKind, RegisteredOrder, MAX_CONTENT,
+    CallDirection, CallEvent, CallKind, RegisteredOrder, SipNumberHosts, MAX_CONTENT,
 };
 use crate::text::bounded;
 use crate::{AdapterError, Category, Inbound, Item};
@@ -40,10 +40,12 @@ pub const MAX_MILLIS: i64 = 100_000_000_000_000;
 /// The token may come as `Authorization: Bearer <token>` or as `path_token` (the `{token}` URL
 /// segment); one presented token that matches `token` is enough. Authentication happens before
 /// the body is looked at, so an unauthenticated caller learns nothing about the format.
+/// `sip_hosts`: the SIP hosts whose callers' user part is their number (see [`SipNumberHosts`]).
 pub fn parse(
     inbound: &Inbound,
     token: &str,
     path_token: Option<&str>,
+    sip_hosts: &SipNumberHosts,
 ) -> Result<CallEvent, AdapterError> {
     authenticate(inbound, token, path_token)?;
     if let Some(mt) = inbound.media_type() {
@@ -55,7 +57,7 @@ pub fn parse(
     let Value::Object(map) = value else {
         return Err(AdapterError::InvalidJson("expected a JSON object".into()));
     };
-    parse_object(&map, inbound.now)
+    parse_object(&map, inbound.now, sip_hosts)
 }
 
 /// Checks the bearer or path token. Neither presented, or none matching: `BadToken`.
@@ -81,7 +83,11 @@ pub fn authenticate(
     }
 }
 
-fn parse_object(map: &Map<String, Value>, now: i64) -> Result<CallEvent, AdapterError> {
+fn parse_object(
+    map: &Map<String, Value>,
+    now: i64,
+    sip_hosts: &SipNumberHosts,
+) -> Result<CallEvent, AdapterError> {
     let event = opt_str(map, "event")?
         .filter(|s| !s.is_empty())
         .ok_or(AdapterError::MissingField("event"))?;
@@ -184,7 +190,7 @@ fn parse_object(map: &Map<String, Value>, now: i64) -> Result<CallEvent, Adapter
         CallDirection::Inbound => &from,
         CallDirection::Outbound => &to,
     };
-    let caller = caller_identity(party);
+    let caller = caller_identity(party, sip_hosts);
     let caller_ref = match opt_str(map, "caller_ref")?.map(|s| s.trim().to_string()) {
         Some(r) if !r.is_empty() => Some(check_call_id("caller_ref", Some(r))?),
         _ if caller.is_none() => non_phone_ref(party),
@@ -451,14 +457,14 @@ mod tests {
     }
 
     fn ok(body: &str) -> CallEvent {
-        match parse(&inbound(body), TOKEN, None) {
+        match parse(&inbound(body), TOKEN, None, &SipNumberHosts::NONE) {
             Ok(ev) => ev,
             Err(e) => panic!("{body}: {e}"),
         }
     }
 
     fn err(body: &str) -> AdapterError {
-        match parse(&inbound(body), TOKEN, None) {
+        match parse(&inbound(body), TOKEN, None, &SipNumberHosts::NONE) {
             Ok(ev) => panic!("{body} parsed as {ev:?}"),
             Err(e) => e,
         }
@@ -549,7 +555,7 @@ mod tests {
     fn ok_at(body: &str, now: i64) -> CallEvent {
         let mut i = inbound(body);
         i.now = now;
-        match parse(&i, TOKEN, None) {
+        match parse(&i, TOKEN, None, &SipNumberHosts::NONE) {
             Ok(ev) => ev,
             Err(e) => panic!("{body}: {e}"),
         }
@@ -842,7 +848,12 @@ mod tests {
         ];
         for (headers, path, configured, want) in cases {
             let desc = format!("{headers:?} {path:?} {configured:?}");
-            let got = parse(&with_headers(headers), configured, path);
+            let got = parse(
+                &with_headers(headers),
+                configured,
+                path,
+                &SipNumberHosts::NONE,
+            );
             if want {
                 assert!(got.is_ok(), "{desc}: {got:?}");
             } else {
@@ -855,7 +866,10 @@ mod tests {
     fn auth_is_checked_before_the_body() {
         let mut i = inbound("{not json");
         i.headers.retain(|(k, _)| k != "authorization");
-        assert_eq!(parse(&i, TOKEN, None), Err(AdapterError::BadToken));
+        assert_eq!(
+            parse(&i, TOKEN, None, &SipNumberHosts::NONE),
+            Err(AdapterError::BadToken)
+        );
     }
 
     #[test]
@@ -863,13 +877,13 @@ mod tests {
         let mut i = inbound(r#"{"event":"call.started","call_id":"c1"}"#);
         i.headers[0].1 = "application/x-www-form-urlencoded".into();
         assert!(matches!(
-            parse(&i, TOKEN, None),
+            parse(&i, TOKEN, None, &SipNumberHosts::NONE),
             Err(AdapterError::UnsupportedMediaType(_))
         ));
         i.headers[0].1 = "application/json; charset=utf-8".into();
-        assert!(parse(&i, TOKEN, None).is_ok());
+        assert!(parse(&i, TOKEN, None, &SipNumberHosts::NONE).is_ok());
         i.headers.remove(0);
-        assert!(parse(&i, TOKEN, None).is_ok());
+        assert!(parse(&i, TOKEN, None, &SipNumberHosts::NONE).is_ok());
     }
 
     #[test]
@@ -936,7 +950,9 @@ mod tests {
         );
         retry.now += 30;
         assert_eq!(
-            parse(&retry, TOKEN, None).map(|e| e.dedupe_key).ok(),
+            parse(&retry, TOKEN, None, &SipNumberHosts::NONE)
+                .map(|e| e.dedupe_key)
+                .ok(),
             Some(keys[6].clone())
         );
         assert_eq!(keys[0], "c1:started");

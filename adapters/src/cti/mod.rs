@@ -332,6 +332,10 @@ pub struct CtiProfile {
     pub continue_twiml: String,
     /// twilio: the `<Say>` voice (Mandarin-capable, e.g. `Polly.Zhiyu`); empty = the default.
     pub say_voice: String,
+    /// The SIP hosts whose callers' user part is their phone number (the hotline's own trunk
+    /// or PBX, `sip_number_hosts`); a SIP caller id from any other host is no phone identity.
+    /// Empty (the default) reads no SIP URI as a number.
+    pub sip_number_hosts: SipNumberHosts,
 }
 
 impl CtiProfile {
@@ -343,13 +347,18 @@ impl CtiProfile {
         path_token: Option<&str>,
     ) -> Result<CallEvent, AdapterError> {
         match self.format {
-            CtiFormat::Generic => generic::parse(inbound, &self.token, path_token),
-            CtiFormat::Zammad => zammad::parse(inbound, &self.token, path_token),
+            CtiFormat::Generic => {
+                generic::parse(inbound, &self.token, path_token, &self.sip_number_hosts)
+            }
+            CtiFormat::Zammad => {
+                zammad::parse(inbound, &self.token, path_token, &self.sip_number_hosts)
+            }
             CtiFormat::Twilio => twilio::parse(
                 inbound,
                 &self.auth_token,
                 &self.shared_key_secret,
                 &self.public_url,
+                &self.sip_number_hosts,
             ),
         }
     }
@@ -402,12 +411,113 @@ const WITHHELD: [&str; 13] = [
     "+86282452253",
 ];
 
+/// The SIP hosts of one profile whose callers' user part is their phone number
+/// (`channels.cti.PROFILE.sip_number_hosts`): the hotline's own trunk or PBX, which puts the
+/// phone network's caller id there. A platform that takes SIP calls from the internet (an open
+/// SIP domain, guest access) passes on whatever user part the caller chose, and
+/// `sip:13600003333@attacker.example` must not be the citizen whose line that is: that number's
+/// quota, reminders and suspensions hold on every channel. Hosts compare case-insensitively,
+/// without the URI's port and parameters; IP addresses by their value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SipNumberHosts {
+    /// Each host in the form [`host_key`] gives.
+    hosts: Vec<String>,
+}
+
+/// A `sip_number_hosts` entry that is no host name or IP address.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a host name or IP address (write the host alone: no scheme, user, port or parameters)")]
+pub struct BadSipHost(pub String);
+
+impl SipNumberHosts {
+    /// No host: no SIP URI is read as a phone number.
+    pub const NONE: SipNumberHosts = SipNumberHosts { hosts: Vec::new() };
+
+    /// The list from the config's entries (`10.0.0.5`, `trunk.example.gov.cn`, `[2001:db8::5]`
+    /// or `2001:db8::5`); the first entry that is not a host alone is the error.
+    pub fn new<S: AsRef<str>>(entries: &[S]) -> Result<SipNumberHosts, BadSipHost> {
+        let mut hosts = Vec::with_capacity(entries.len());
+        for e in entries {
+            let e = e.as_ref();
+            // A bare IPv6 address is the one host that has colons outside brackets.
+            let key = match e.trim().parse::<std::net::Ipv6Addr>() {
+                Ok(a) => Some(format!("[{a}]")),
+                Err(_) => host_key(e),
+            };
+            hosts.push(key.ok_or_else(|| BadSipHost(e.to_string()))?);
+        }
+        Ok(SipNumberHosts { hosts })
+    }
+
+    /// Whether no host is listed.
+    pub fn is_empty(&self) -> bool {
+        self.hosts.is_empty()
+    }
+
+    /// Whether the host of a SIP URI's part after `@` (`host`, `host:port`, `[v6]:port`, then
+    /// `;parameters` and `?headers`) is listed. Anything malformed there is not: a host with
+    /// odd characters, or a port that is not a number (`trunk:5060@elsewhere`), could be
+    /// read differently by the platform.
+    fn trusts(&self, hostport: &str) -> bool {
+        !self.hosts.is_empty() && sip_host(hostport).is_some_and(|h| self.hosts.contains(&h))
+    }
+}
+
+/// The host of a SIP URI's part after `@`, as [`host_key`] gives it; `None` when malformed.
+fn sip_host(hostport: &str) -> Option<String> {
+    let hp = hostport.split([';', '?']).next().unwrap_or_default().trim();
+    let (host, port) = match hp.strip_prefix('[') {
+        Some(rest) => {
+            let (inner, after) = rest.split_once(']')?;
+            (format!("[{inner}]"), after)
+        }
+        None => match hp.split_once(':') {
+            // The port with its colon, as the bracketed form leaves it.
+            Some((h, _)) => (h.to_string(), hp.get(h.len()..).unwrap_or_default()),
+            None => (hp.to_string(), ""),
+        },
+    };
+    match port.strip_prefix(':') {
+        Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => {}
+        None if port.is_empty() => {}
+        _ => return None,
+    }
+    host_key(&host)
+}
+
+/// A host name or IP address as hosts are compared: lower case, without a final dot, an IPv4
+/// address in its usual form, an IPv6 one in brackets in its shortest form. `None` for
+/// anything else (a port, a user, parameters, other characters).
+fn host_key(host: &str) -> Option<String> {
+    let h = host.trim();
+    let h = h.strip_suffix('.').unwrap_or(h);
+    if let Some(inner) = h.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+        return inner
+            .parse::<std::net::Ipv6Addr>()
+            .ok()
+            .map(|a| format!("[{a}]"));
+    }
+    if let Ok(a) = h.parse::<std::net::Ipv4Addr>() {
+        return Some(a.to_string());
+    }
+    let name = !h.is_empty()
+        && h.len() <= 253
+        && h.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    name.then(|| h.to_ascii_lowercase())
+}
+
 /// The phone identity of a raw caller number, or `None` when the number is withheld, too short
 /// or not a number. E.164 numbers of other countries become `00CC...` (as dialled from China),
 /// because the shared normaliser only knows `+86` and must not confuse `+1 234...` with a
-/// Chinese mobile `1234...`.
-pub fn caller_identity(raw: &str) -> Option<Identity> {
-    let raw = uri_number(raw)?;
+/// Chinese mobile `1234...`. A SIP URI's user part is a number only from one of `sip_hosts`.
+pub fn caller_identity(raw: &str, sip_hosts: &SipNumberHosts) -> Option<Identity> {
+    let raw = uri_number(raw, sip_hosts)?;
     let compact: String = raw
         .trim()
         .chars()
@@ -428,27 +538,49 @@ pub fn caller_identity(raw: &str) -> Option<Identity> {
     normalize_phone(&compact).map(|value| Identity::new(IdentityKind::Phone, value))
 }
 
+/// The address of a caller id written as a name and an address in angle brackets (`"张三"
+/// <sip:…>`, `张三 <tel:…>`); the text itself otherwise. The name must be quoted or hold no
+/// `:`, `@` or `;`: then the last `<` opens the address, since a URI holds none. Text that
+/// ends in `<…>` after something like a URI (`sip:1@evil;x=<sip:1@trunk>`) is no name and an
+/// address, and taking the bracketed part would trust a host the caller only named.
+fn address_of(raw: &str) -> &str {
+    let t = raw.trim();
+    if let (Some(open), true) = (t.rfind('<'), t.ends_with('>')) {
+        let name = t.get(..open).unwrap_or_default().trim();
+        // One quoted string: `"x" sip:1@evil;y="` is not one, though it starts and ends so.
+        let quoted = name.len() >= 2
+            && name.starts_with('"')
+            && name.ends_with('"')
+            && !name.get(1..name.len() - 1).unwrap_or("\"").contains('"');
+        if quoted || !name.contains([':', '@', ';']) {
+            return t.get(open + 1..t.len() - 1).unwrap_or_default().trim();
+        }
+    }
+    t
+}
+
 /// The number in a caller id given as a URI, as PBXs and SIP trunks send it: a `tel:` URI
 /// (`tel:+86-138-1234-0002`, RFC 3966), the user part of a `sip:`/`sips:` URI
-/// (`sip:+8613812340001@pbx.example.cn;user=phone`, `"张三" <sip:…>`) when it is a number of 7
-/// digits or more (a shorter one is an extension of that PBX, and a name is no number), or a
-/// number with parameters (`13812340006;ext=12`: the line, not the extension). The text as it
-/// is otherwise; `None` for a SIP URI with no number in it, which stays a
-/// [`non_phone_ref`]. Until 2026-12-07 every such caller was taken as withheld: never
-/// throttled by number, and no call-back for a missed call.
-fn uri_number(raw: &str) -> Option<&str> {
-    let mut t = raw.trim();
-    // A display name before the address in angle brackets.
-    if let (Some(open), true) = (t.rfind('<'), t.ends_with('>')) {
-        t = &t[open + 1..t.len() - 1];
-    }
+/// (`sip:+8613812340001@pbx.example.cn;user=phone`, `"张三" <sip:…>`) from one of `sip_hosts`
+/// when it is a number of 7 digits or more (a shorter one is an extension of that PBX, and a
+/// name is no number), or a number with parameters (`13812340006;ext=12`: the line, not the
+/// extension). The text as it is otherwise; `None` for a SIP URI with no number in it or from a
+/// host not listed, which stays a [`non_phone_ref`]. Until 2026-12-07 every such caller was
+/// taken as withheld: never throttled by number, and no call-back for a missed call; for a
+/// while on that day any host's user part was a number, which let anyone on a platform open to
+/// SIP calls from the internet spend a citizen's quota (see [`SipNumberHosts`]).
+fn uri_number<'a>(raw: &'a str, sip_hosts: &SipNumberHosts) -> Option<&'a str> {
+    let t = address_of(raw);
     let scheme = t
         .split_once(':')
         .map(|(s, rest)| (s.to_ascii_lowercase(), rest));
     match scheme {
         Some((s, rest)) if s == "tel" => Some(before_parameters(rest)),
         Some((s, rest)) if s == "sip" || s == "sips" => {
-            let (user, _host) = rest.split_once('@')?;
+            let (user, hostport) = rest.split_once('@')?;
+            if !sip_hosts.trusts(hostport) {
+                return None;
+            }
             // A password after the user (`user:pw@host`) is no part of the number.
             let user = before_parameters(user.split(':').next().unwrap_or_default());
             let digits = user.bytes().filter(u8::is_ascii_digit).count();
@@ -466,9 +598,10 @@ fn before_parameters(s: &str) -> &str {
     s.split(';').next().unwrap_or_default().trim()
 }
 
-/// A non-phone caller address worth keeping as a stable id (`client:alice`, `sip:...`).
+/// A non-phone caller address worth keeping as a stable id (`client:alice`, `sip:...`; the
+/// address alone when a name came with it, `"张三" <sip:…>`).
 pub(crate) fn non_phone_ref(raw: &str) -> Option<String> {
-    let t = raw.trim();
+    let t = address_of(raw);
     let lower = t.to_ascii_lowercase();
     (lower.starts_with("client:") || lower.starts_with("sip:") || lower.starts_with("sips:"))
         .then(|| t.to_string())
@@ -711,8 +844,17 @@ mod tests {
         }
     }
 
+    fn hosts(entries: &[&str]) -> SipNumberHosts {
+        match SipNumberHosts::new(entries) {
+            Ok(h) => h,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
     #[test]
     fn caller_identities_and_withheld_numbers() {
+        // The PBX and trunk hosts of the SIP URIs below are the profile's own.
+        let ours = hosts(&["pbx.example.cn", "trunk.example.cn", "10.0.0.1"]);
         for (raw, want) in [
             ("13800138000", Some("13800138000")),
             ("+8613800138000", Some("13800138000")),
@@ -756,11 +898,112 @@ mod tests {
             ("tel:anonymous", None),
             ("tel:", None),
         ] {
-            let got = caller_identity(raw);
+            let got = caller_identity(raw, &ours);
             assert_eq!(got.as_ref().map(|i| i.value.as_str()), want, "{raw:?}");
             if let Some(i) = got {
                 assert_eq!(i.kind, IdentityKind::Phone);
             }
+        }
+    }
+
+    /// The review of 2026-12-07: `sip:13600003333@attacker.example` was the identity
+    /// `phone:13600003333`, so anyone a platform takes SIP calls from could spend that line's
+    /// quota and get it suspended on every channel. A SIP user part is a number only from a
+    /// listed host; `tel:` URIs and bare numbers are the phone network's caller id as before.
+    #[test]
+    fn a_sip_user_part_is_a_number_only_from_a_listed_host() {
+        let trunk = hosts(&["TRUNK.example.gov.cn", "10.0.0.5", "[2001:DB8:0::5]"]);
+        let number = |raw: &str, h: &SipNumberHosts| caller_identity(raw, h).map(|i| i.value);
+        let phone = Some("13600003333".to_string());
+        for raw in [
+            "sip:13600003333@trunk.example.gov.cn",
+            "sip:+8613600003333@Trunk.Example.GOV.cn",
+            "sips:13600003333@trunk.example.gov.cn.",
+            "sip:13600003333@trunk.example.gov.cn:5060;transport=udp",
+            "sip:13600003333;isub=2@trunk.example.gov.cn;user=phone?subject=x",
+            "sip:13600003333:secret@10.0.0.5:5061",
+            "sip:13600003333@[2001:db8::5]:5060",
+            "\"张三\" <sip:13600003333@10.0.0.5;transport=tcp>",
+            "张三 <SIP:13600003333@TRUNK.example.gov.cn>",
+        ] {
+            assert_eq!(number(raw, &trunk), phone, "{raw:?} is from the trunk");
+            assert_eq!(
+                number(raw, &SipNumberHosts::NONE),
+                None,
+                "{raw:?} with no host listed"
+            );
+        }
+        for raw in [
+            "sip:13600003333@attacker.example",
+            "sip:13600003333@attacker.example:5060;transport=udp",
+            "sip:13600003333@trunk.example.gov.cn.attacker.example",
+            "sip:13600003333@example.gov.cn",
+            "sip:13600003333@10.0.0.55",
+            "sip:13600003333@[2001:db8::6]",
+            // What a lax platform might pass on: a port that is no port, a second `@`, the
+            // trunk named only in a parameter or in what looks like a name-addr after a URI.
+            "sip:13600003333@trunk.example.gov.cn:5060@attacker.example",
+            "sip:13600003333@trunk.example.gov.cn@attacker.example",
+            "sip:13600003333@attacker.example;maddr=trunk.example.gov.cn",
+            "sip:13600003333@attacker.example;x=<sip:13600003333@10.0.0.5>",
+            "\"x\" sip:13600003333@attacker.example;y=\"<sip:13600003333@10.0.0.5>",
+            "sip:13600003333@trunk_example.gov.cn",
+            "sip:13600003333@",
+        ] {
+            assert_eq!(number(raw, &trunk), None, "{raw:?} is not from the trunk");
+        }
+        // The phone network's own caller ids do not depend on the list.
+        for raw in [
+            "13600003333",
+            "+86 136-0000-3333",
+            "tel:+8613600003333",
+            "<tel:13600003333;phone-context=+86>",
+            "13600003333;ext=12",
+        ] {
+            assert_eq!(number(raw, &SipNumberHosts::NONE), phone, "{raw:?}");
+            assert_eq!(number(raw, &trunk), phone, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn a_sip_caller_not_read_as_a_number_keeps_its_address_as_a_stable_ref() {
+        for (raw, want) in [
+            (
+                "sip:13600003333@attacker.example",
+                Some("sip:13600003333@attacker.example"),
+            ),
+            (
+                "\"x\" <sips:13600003333@attacker.example:5061>",
+                Some("sips:13600003333@attacker.example:5061"),
+            ),
+            ("Client:alice", Some("Client:alice")),
+            ("<tel:anonymous>", None),
+            ("anonymous", None),
+        ] {
+            assert_eq!(non_phone_ref(raw).as_deref(), want, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn sip_number_hosts_take_host_names_and_addresses_alone() {
+        let h = hosts(&[" trunk.example.gov.cn ", "10.0.0.5", "2001:db8::5", "[::1]"]);
+        assert!(!h.is_empty() && SipNumberHosts::NONE.is_empty());
+        assert!(h.trusts("[2001:db8:0:0::5]:5060"));
+        assert!(h.trusts("[::1]"));
+        for bad in [
+            "",
+            "10.0.0.5:5060",
+            "sip:trunk.example.gov.cn",
+            "user@trunk.example.gov.cn",
+            "trunk.example.gov.cn;transport=udp",
+            "*.example.gov.cn",
+            "trunk..example.gov.cn",
+        ] {
+            assert_eq!(
+                SipNumberHosts::new(&[bad]),
+                Err(BadSipHost(bad.to_string())),
+                "{bad:?}"
+            );
         }
     }
 
@@ -824,7 +1067,10 @@ mod tests {
 
     #[test]
     fn registered_order_becomes_a_full_submission() {
-        let ev = registered(caller_identity("+8613800138000"), None);
+        let ev = registered(
+            caller_identity("+8613800138000", &SipNumberHosts::NONE),
+            None,
+        );
         let Some(sub) = ev.to_submission("pbx1") else {
             panic!("a registered event must give a submission");
         };

@@ -35,7 +35,7 @@
 use super::{
     caller_identity, check_call_id, check_digits, check_number, check_speech, check_url,
     dedupe_key, non_phone_ref, step_hash, CallDecision, CallDirection, CallEvent, CallKind,
-    RegisteredOrder, MAX_CONTENT, RECORDING_ONLY_CONTENT,
+    RegisteredOrder, SipNumberHosts, MAX_CONTENT, RECORDING_ONLY_CONTENT,
 };
 use crate::text::bounded;
 use crate::{AdapterError, Inbound};
@@ -219,12 +219,15 @@ pub fn verify_signature_with<K: AsRef<str>, V: AsRef<str>>(
 
 /// Verifies and parses one Twilio voice webhook. `public_url` is the profile's `public_url`
 /// (the URL configured at Twilio, without query); `shared_key` the SharedKey secret of the
-/// Webhooks Rule that signs it, if any (empty: a request naming one is refused).
+/// Webhooks Rule that signs it, if any (empty: a request naming one is refused); `sip_hosts` the
+/// SIP hosts whose callers' user part is their number (see [`SipNumberHosts`]: a call to a
+/// Twilio SIP Domain comes `From` whatever the registered endpoint or guest chose).
 pub fn parse(
     inbound: &Inbound,
     auth_token: &str,
     shared_key: &str,
     public_url: &str,
+    sip_hosts: &SipNumberHosts,
 ) -> Result<CallEvent, AdapterError> {
     if let Some(mt) = inbound.media_type() {
         if mt != "application/x-www-form-urlencoded" {
@@ -385,7 +388,7 @@ pub fn parse(
         CallDirection::Inbound => &from,
         CallDirection::Outbound => &to,
     };
-    let caller = caller_identity(party);
+    let caller = caller_identity(party, sip_hosts);
     let caller_ref = if caller.is_none() {
         non_phone_ref(party)
     } else {
@@ -575,7 +578,7 @@ mod tests {
     }
 
     fn ok(i: &Inbound) -> CallEvent {
-        match parse(i, AUTH, "", PUBLIC) {
+        match parse(i, AUTH, "", PUBLIC, &SipNumberHosts::NONE) {
             Ok(ev) => ev,
             Err(e) => panic!("{:?}: {e}", String::from_utf8_lossy(&i.body)),
         }
@@ -610,7 +613,14 @@ mod tests {
         // The query is the signed part: a parameter changed after signing is a forgery.
         let forged = query.replace("in-progress", "ringing");
         assert_eq!(
-            parse(&get(&forged, &signed_url(PUBLIC, &query)), AUTH, "", PUBLIC).err(),
+            parse(
+                &get(&forged, &signed_url(PUBLIC, &query)),
+                AUTH,
+                "",
+                PUBLIC,
+                &SipNumberHosts::NONE
+            )
+            .err(),
             Some(AdapterError::BadSignature)
         );
         // A POST's own parameter wins over one of the same name in its (signed) query.
@@ -670,7 +680,8 @@ mod tests {
             i
         };
         let rule = Some("key=webhooks_sharedkey_1,algorithm=HMAC_SHA256");
-        let ok = |i: &Inbound| parse(i, AUTH, SHARED, PUBLIC).map(|ev| ev.kind);
+        let ok =
+            |i: &Inbound| parse(i, AUTH, SHARED, PUBLIC, &SipNumberHosts::NONE).map(|ev| ev.kind);
         assert_eq!(
             ok(&signed(Algorithm::HmacSha256, SHARED, rule)),
             Ok(CallKind::Started)
@@ -681,7 +692,10 @@ mod tests {
         assert_eq!(ok(&signed(Algorithm::HmacSha256, AUTH, rule)), bad);
         assert_eq!(ok(&signed(Algorithm::HmacSha1, AUTH, rule)), bad);
         let no_key = signed(Algorithm::HmacSha256, SHARED, rule);
-        assert_eq!(parse(&no_key, AUTH, "", PUBLIC).map(|e| e.kind), bad);
+        assert_eq!(
+            parse(&no_key, AUTH, "", PUBLIC, &SipNumberHosts::NONE).map(|e| e.kind),
+            bad
+        );
         let unknown = Some("key=k,algorithm=HMAC_SHA512");
         assert_eq!(ok(&signed(Algorithm::HmacSha256, SHARED, unknown)), bad);
         assert_eq!(
@@ -821,7 +835,7 @@ mod tests {
             ),
         ];
         for (name, i, want) in cases {
-            let got = parse(&i, AUTH, "", PUBLIC);
+            let got = parse(&i, AUTH, "", PUBLIC, &SipNumberHosts::NONE);
             if want {
                 assert!(got.is_ok(), "{name}: {got:?}");
             } else {
@@ -832,11 +846,23 @@ mod tests {
         // (twilio-python's validator accepts both forms).
         let on_8443 = "https://gw.example.cn:8443/cti/twilio/voice";
         for signed_as in [PUBLIC, on_8443] {
-            let got = parse(&request(&p, "", Some(signed_as)), AUTH, "", on_8443);
+            let got = parse(
+                &request(&p, "", Some(signed_as)),
+                AUTH,
+                "",
+                on_8443,
+                &SipNumberHosts::NONE,
+            );
             assert!(got.is_ok(), "{signed_as}: {got:?}");
         }
         let other = "https://gw.example.cn:9443/cti/twilio/voice";
-        let got = parse(&request(&p, "", Some(other)), AUTH, "", on_8443);
+        let got = parse(
+            &request(&p, "", Some(other)),
+            AUTH,
+            "",
+            on_8443,
+            &SipNumberHosts::NONE,
+        );
         assert_eq!(got, Err(AdapterError::BadSignature), "another port");
     }
 
@@ -864,12 +890,12 @@ mod tests {
             ("no token configured", &good, ""),
         ] {
             assert_eq!(
-                parse(i, token, "", PUBLIC),
+                parse(i, token, "", PUBLIC, &SipNumberHosts::NONE),
                 Err(AdapterError::BadSignature),
                 "{name}"
             );
         }
-        assert!(parse(&good, AUTH, "", PUBLIC).is_ok());
+        assert!(parse(&good, AUTH, "", PUBLIC, &SipNumberHosts::NONE).is_ok());
     }
 
     #[test]
@@ -1028,7 +1054,13 @@ mod tests {
         ];
         for (params, want) in cases {
             assert_eq!(
-                parse(&request(&params, "", None), AUTH, "", PUBLIC),
+                parse(
+                    &request(&params, "", None),
+                    AUTH,
+                    "",
+                    PUBLIC,
+                    &SipNumberHosts::NONE
+                ),
                 Err(want)
             );
         }
@@ -1044,7 +1076,13 @@ mod tests {
             ),
             (vec![("CallSid", "CA 1")], "CallSid"),
         ] {
-            let got = parse(&request(&with(&extra), "", None), AUTH, "", PUBLIC);
+            let got = parse(
+                &request(&with(&extra), "", None),
+                AUTH,
+                "",
+                PUBLIC,
+                &SipNumberHosts::NONE,
+            );
             assert!(
                 matches!(&got, Err(AdapterError::InvalidField { field: f, .. }) if *f == field),
                 "{extra:?}: {got:?}"
@@ -1053,7 +1091,7 @@ mod tests {
         let mut json = request(&base_params(), "", None);
         json.headers[0].1 = "application/json".into();
         assert!(matches!(
-            parse(&json, AUTH, "", PUBLIC),
+            parse(&json, AUTH, "", PUBLIC, &SipNumberHosts::NONE),
             Err(AdapterError::UnsupportedMediaType(_))
         ));
     }

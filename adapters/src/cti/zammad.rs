@@ -13,17 +13,19 @@
 
 use super::{
     caller_identity, check_call_id, check_number, dedupe_key, non_phone_ref, token_matches,
-    CallDecision, CallDirection, CallEvent, CallKind,
+    CallDecision, CallDirection, CallEvent, CallKind, SipNumberHosts,
 };
 use crate::{AdapterError, Inbound};
 use serde_json::{json, Value};
 
 /// Authenticates and parses one Zammad-style push. `path_token` is the `{token}` URL segment;
 /// missing or different from `token`: `BadToken` (checked before the body is read).
+/// `sip_hosts`: the SIP hosts whose callers' user part is their number (see [`SipNumberHosts`]).
 pub fn parse(
     inbound: &Inbound,
     token: &str,
     path_token: Option<&str>,
+    sip_hosts: &SipNumberHosts,
 ) -> Result<CallEvent, AdapterError> {
     // Compared even when absent, so both failures take the same time.
     if !token_matches(token, path_token.unwrap_or_default()) || path_token.is_none() {
@@ -94,7 +96,7 @@ pub fn parse(
         CallDirection::Inbound => &from,
         CallDirection::Outbound => &to,
     };
-    let caller = caller_identity(party);
+    let caller = caller_identity(party, sip_hosts);
     let caller_ref = if caller.is_none() {
         non_phone_ref(party)
     } else {
@@ -223,7 +225,7 @@ mod tests {
     }
 
     fn ok(i: &Inbound) -> CallEvent {
-        match parse(i, TOKEN, Some(TOKEN)) {
+        match parse(i, TOKEN, Some(TOKEN), &SipNumberHosts::NONE) {
             Ok(ev) => ev,
             Err(e) => panic!("{:?}: {e}", String::from_utf8_lossy(&i.body)),
         }
@@ -351,7 +353,7 @@ mod tests {
             ),
         ];
         for (i, want) in cases {
-            let got = parse(&i, TOKEN, Some(TOKEN));
+            let got = parse(&i, TOKEN, Some(TOKEN), &SipNumberHosts::NONE);
             let same_variant = matches!(
                 (&got, &want),
                 (
@@ -379,7 +381,7 @@ mod tests {
                     r#"{{"event":"newCall","from":"1","to":"2","direction":"{dir}","callId":"c"}}"#
                 ))
             };
-            let got = parse(&i, TOKEN, Some(TOKEN));
+            let got = parse(&i, TOKEN, Some(TOKEN), &SipNumberHosts::NONE);
             assert!(
                 matches!(&got, Err(AdapterError::InvalidField { field: "direction", reason }) if reason.starts_with("Invalid direction!")),
                 "{dir}: {got:?}"
@@ -395,6 +397,7 @@ mod tests {
             &form("event=newCall&from=8613855556666&to=2&direction=8613855556666&callId=zz1"),
             TOKEN,
             Some(TOKEN),
+            &SipNumberHosts::NONE,
         );
         let Err(e) = got else { panic!("{got:?}") };
         let detail = e.to_string();
@@ -407,6 +410,7 @@ mod tests {
             &form("event=ring13855556666&from=1&to=2&direction=in&callId=zz2"),
             TOKEN,
             Some(TOKEN),
+            &SipNumberHosts::NONE,
         );
         assert!(
             matches!(&got, Err(AdapterError::UnknownEvent(e)) if e == "ring138****6666"),
@@ -427,7 +431,7 @@ mod tests {
             (&good, "", None, false),
             (&garbage, TOKEN, None, false),
         ] {
-            let got = parse(i, configured, path);
+            let got = parse(i, configured, path, &SipNumberHosts::NONE);
             if want_ok {
                 assert!(got.is_ok(), "{path:?}: {got:?}");
             } else {
