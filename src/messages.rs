@@ -47,6 +47,16 @@ pub fn address_throttled(retry_after: u64) -> String {
     )
 }
 
+/// The refusal of an anonymous web submitter (`ip:`, no phone given) over its quota: the wait,
+/// and no suspension to come, since an address is never suspended by the rule (everyone
+/// behind it shares it); the emergency numbers as in every refusal.
+pub fn anonymous_throttled(retry_after: u64) -> String {
+    format!(
+        "您所在网络地址的匿名提交过于频繁，请{}分钟后再试。{EMERGENCY_NUMBERS}",
+        retry_after.div_ceil(60).max(1)
+    )
+}
+
 /// The refusal of a status look-up over `web.lookup_quota`: the wait, and the emergency
 /// numbers as every refusal names them (art. 17(1)).
 pub fn lookups_throttled(retry_after: u64) -> String {

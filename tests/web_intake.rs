@@ -3390,4 +3390,7 @@ fn an_anonymous_address_over_quota_is_throttled_never_suspended() {
     let (s, b) = gw.submit(json!({"content": "我们楼的电梯坏了三天了"}));
     assert_eq!((s, b["status"].as_str()), (429, Some("throttled")), "{b}");
     assert_eq!(b["warnings_left"], 0, "{b}");
+    // Nor is a suspension foretold that never comes.
+    let said = b["message"].as_str().unwrap_or_default();
+    assert!(said.contains("分钟后再试") && !said.contains("暂停"), "{b}");
 }

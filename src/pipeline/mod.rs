@@ -289,6 +289,19 @@ fn repeats<'a>(
     each
 }
 
+/// `d` as said to `sub`'s sender: an anonymous web submitter (`ip:`) over quota is never
+/// suspended (`nuisance::suspends`), so its refusal names the wait and no suspension to come
+/// (it said "再重复提交1次将被暂停受理" again and again until the twenty-second session's second
+/// review). Any other decision as it is.
+fn anonymous_wording(sub: &Submission, mut d: Decision) -> Decision {
+    if let (IdentityKind::Ip, Outcome::Throttled { retry_after, .. }) =
+        (sub.identity.kind, &d.outcome)
+    {
+        d.message = messages::anonymous_throttled(*retry_after);
+    }
+    d
+}
+
 /// Pipeline settings.
 #[derive(Debug, Clone)]
 pub struct PipelineConfig {
@@ -844,7 +857,7 @@ impl Pipeline {
                     metrics::counter!("hotline_retries_answered_total", "channel" => sub.channel.as_str())
                         .increment(1);
                     let message = messages::for_outcome(&outcome, self.cfg.tz);
-                    return Ok(Decision { outcome, message });
+                    return Ok(anonymous_wording(&sub, Decision { outcome, message }));
                 }
                 Ok(None) => {}
                 // A store that cannot be read must not keep a doubted emergency from its order
@@ -1002,7 +1015,8 @@ impl Pipeline {
             // double-click is answered by the `recall` above and not counted twice, and the
             // person sending the same page again after the wait (or after an operator's lift)
             // is heard afresh.
-            return self.answer(sub.dedupe_key.as_ref(), outcome, now).await;
+            let d = self.answer(sub.dedupe_key.as_ref(), outcome, now).await?;
+            return Ok(anonymous_wording(&sub, d));
         }
 
         // The second opinion, asked only for a matter that will be heard (the rules found

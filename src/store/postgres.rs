@@ -225,10 +225,12 @@ UPDATE orders SET confidential = true WHERE number IN
     // gateway of schema 6 runs on it, storing every order with the default, its web orders
     // included (such an order looks verified to the new nodes until the repeat window has
     // passed it). The web orders already there are marked `web:` from their bodies' top-level
-    // `"channel":"web"`, as on SQLite (`FILL_WEB_ORIGIN`).
+    // `"channel":"web"`, as on SQLite (`FILL_WEB_ORIGIN`). Its readers are from 5, the last
+    // released schema: 6 landed in the same release, so the nodes still running during the
+    // rolling upgrade are of schema 5 (see [`LAST_RELEASED_SCHEMA`]).
     (
         7,
-        6,
+        5,
         r#"
 ALTER TABLE orders ADD COLUMN origin TEXT NOT NULL DEFAULT '';
 UPDATE orders SET origin = 'web:' WHERE number IN
@@ -236,6 +238,14 @@ UPDATE orders SET origin = 'web:' WHERE number IN
 "#,
     ),
 ];
+
+/// The schema of the last release that landed (main's last commit before the migrations after
+/// it were written): every migration after it must let that release's nodes run
+/// (`readers_from` at most this), or a rolling upgrade stops the old nodes at their next
+/// restart (migration 7 was first written with `readers_from` 6, a schema no release had; the
+/// twenty-second session's second review). Raise it when a release with newer migrations
+/// lands, in the first change that adds one after it.
+pub const LAST_RELEASED_SCHEMA: i32 = 5;
 
 /// Advisory lock key for migrations ("12345" on the hotline's number).
 const MIGRATION_LOCK: i64 = 12345;
@@ -2082,6 +2092,20 @@ impl PgStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A rolling upgrade: the previous release's nodes keep running on a database this release
+    /// migrated, so no migration after [`LAST_RELEASED_SCHEMA`] may ask for a newer reader.
+    #[test]
+    fn the_last_releases_nodes_can_read_every_newer_migration() {
+        for (version, readers_from, _) in MIGRATIONS {
+            if *version > LAST_RELEASED_SCHEMA {
+                assert!(
+                    *readers_from <= LAST_RELEASED_SCHEMA,
+                    "migration {version} needs readers from {readers_from}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn what_sqlite_answers_503_for_answers_503_here_too() {
