@@ -13,10 +13,10 @@ use utoipa::openapi::path::{
     HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, PathItem,
 };
 use utoipa::openapi::request_body::RequestBodyBuilder;
-use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::openapi::security::SecurityRequirement;
 use utoipa::openapi::{
-    ContentBuilder, InfoBuilder, OpenApi, OpenApiBuilder, PathsBuilder, Ref, Required,
+    ContentBuilder, InfoBuilder, OpenApi, OpenApiBuilder, PathsBuilder, Ref, RefOr, Required,
     ResponseBuilder,
 };
 
@@ -486,15 +486,16 @@ fn parameter_description(name: &str) -> &'static str {
     }
 }
 
-/// The schema of a path parameter: a string, and for `identity` the shape `Identity::parse`
-/// reads (until 2026-12-07 any string, so a checker's `0` was a valid request refused 400).
-fn parameter_schema(name: &str) -> utoipa::openapi::schema::Object {
-    let s = ObjectBuilder::new().schema_type(Type::String);
+/// The schema of a path parameter: a string, and for `identity` the `Identity` component, the
+/// shapes `Identity::parse` reads (until 2026-12-07 one pattern `KIND:.+`, so a checker's
+/// `phone:0` was a valid request refused 400).
+fn parameter_schema(name: &str) -> RefOr<Schema> {
     match name {
-        "identity" => s.pattern(Some("^(phone|wechat|weibo|email|ip|cti):.+")),
-        _ => s,
+        "identity" => RefOr::Ref(Ref::from_schema_name("Identity")),
+        _ => RefOr::T(Schema::Object(
+            ObjectBuilder::new().schema_type(Type::String).build(),
+        )),
     }
-    .build()
 }
 
 /// The names in a path template's `{name}` segments, in order.
@@ -604,13 +605,98 @@ fn content(body: &Body) -> utoipa::openapi::Content {
     }
 }
 
+/// A text with something to read: one character that is not white space, a control
+/// character or an invisible format character (general category Cf in the Basic Multilingual
+/// Plane; those beyond it, such as tag characters, are in the descriptions only). What
+/// `text::clean_text` leaves of a text without such a character is empty, and refused.
+const VISIBLE: &str = r"[^\s\x00-\x1f\x7f-\x9f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]";
+
+/// A character `text::clean_text` removes or trims away: white space and control characters.
+const TRIMMED: &str = r"[\s\x00-\x1f\x7f-\x9f]";
+
+/// A character of a text that reads as blank: [`TRIMMED`], or an invisible format character
+/// (a text of nothing else is empty to `text::clean_text`).
+const INVISIBLE: &str = r"[\s\x00-\x1f\x7f-\x9f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]";
+
+/// A phone number as the web form and the admin API store it: 3 to 20 digits (the separators,
+/// full-width digits and `+86` that `text::normalize_phone` also reads are in the descriptions:
+/// a pattern for all of them would be one for a normaliser).
+const PHONE_DIGITS: &str = "[0-9]{3,20}";
+
+/// An e-mail address in ASCII as `Identity::parse` takes it: a local part, one `@`, two or
+/// more dot-separated labels, none of `"(),;<>@[\]`, white space or control characters.
+const EMAIL_ASCII: &str =
+    r"[!#-'*+\-./0-9:=?A-Z^-~]+@[!#-'*+\-/0-9:=?A-Z^-~]+(\.[!#-'*+\-/0-9:=?A-Z^-~]+)+";
+
+/// An IPv4 address as Rust's parser reads it (no leading zeros).
+const IPV4: &str = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}";
+
+/// An IPv6 address of hexadecimal groups, `::` at most once (no zone; the forms ending in an
+/// IPv4 address are in the description).
+const IPV6: &str = r"(([0-9a-fA-F]{1,4}:){7}[0-9a-fA-F]{1,4}|([0-9a-fA-F]{1,4}:){1,7}:|([0-9a-fA-F]{1,4}:){1,6}:[0-9a-fA-F]{1,4}|([0-9a-fA-F]{1,4}:){1,5}(:[0-9a-fA-F]{1,4}){1,2}|([0-9a-fA-F]{1,4}:){1,4}(:[0-9a-fA-F]{1,4}){1,3}|([0-9a-fA-F]{1,4}:){1,3}(:[0-9a-fA-F]{1,4}){1,4}|([0-9a-fA-F]{1,4}:){1,2}(:[0-9a-fA-F]{1,4}){1,5}|[0-9a-fA-F]{1,4}:(:[0-9a-fA-F]{1,4}){1,6}|:((:[0-9a-fA-F]{1,4}){1,7}|:))";
+
+/// A suspension's length as `config::parse_duration` reads it, one number and unit, each
+/// unit's number short enough to stay under its ten years (`1h30m`, `1year` and the other
+/// spellings humantime reads are in the description).
+const DURATION: &str =
+    r"^([1-9][0-9]{0,5}(s|m|min)|[1-9][0-9]{0,3}h|[1-9][0-9]{0,2}d|[1-9][0-9]?w)$";
+
+/// An attachment link as `web::attachment` takes it: http or https (any case), a host without
+/// user information, no white space, control characters or `<>"`.
+const LINK_URL: &str = r#"^[Hh][Tt][Tt][Pp][Ss]?://[^\s\x00-\x1f\x7f-\x9f<>"/?#@]+([/?#][^\s\x00-\x1f\x7f-\x9f<>"]*)?$"#;
+
+/// `base` (an object) with `extra`'s members added.
+fn dict(base: &serde_json::Value, extra: &[(&str, serde_json::Value)]) -> serde_json::Value {
+    let mut v = base.clone();
+    if let Some(o) = v.as_object_mut() {
+        for (k, x) in extra {
+            o.insert((*k).to_string(), x.clone());
+        }
+    }
+    v
+}
+
 /// The schemas the table names, and the admin bearer scheme. Written as JSON: the shapes are
 /// CONTRACT.md's, and read more easily so than as builder calls.
 fn components() -> serde_json::Value {
-    let category = serde_json::json!({
-        "type": "string",
-        "description": "consultation, help, complaint, report, suggestion or praise \
-                        (or 咨询, 求助, 投诉, 举报, 建议, 表扬); absent: classified by the gateway",
+    // The names `Category::parse` reads; it also reads the English ones in any case and any
+    // of them with white space around, which the description says.
+    let categories = [
+        "consultation",
+        "help",
+        "complaint",
+        "report",
+        "suggestion",
+        "praise",
+        "咨询",
+        "求助",
+        "投诉",
+        "举报",
+        "建议",
+        "表扬",
+    ];
+    let category_text = "consultation, help, complaint, report, suggestion or praise (any \
+                         case; or 咨询, 求助, 投诉, 举报, 建议, 表扬), white space around it \
+                         read away; blank, null or absent: classified by the gateway";
+    let mut names: Vec<serde_json::Value> = vec!["".into()];
+    names.extend(categories.iter().map(|c| serde_json::Value::from(*c)));
+    let form_category =
+        serde_json::json!({"type": "string", "enum": names, "description": category_text});
+    names.push(serde_json::Value::Null);
+    let category = serde_json::json!({"type": ["string", "null"], "enum": names, "description": category_text});
+    let visible = VISIBLE;
+    let phone = serde_json::json!({
+        "pattern": format!("^({INVISIBLE}*|{TRIMMED}*{PHONE_DIGITS}{TRIMMED}*)$"),
+        "description": "a phone number, 3 to 20 digits; also read with spaces, dashes, dots, \
+                        brackets, full-width digits or a +86/0086 prefix (40 characters at \
+                        most, besides white space around it). The identity when given; blank: \
+                        none",
+    });
+    let email = serde_json::json!({
+        "pattern": format!(r"^({INVISIBLE}*|{TRIMMED}*[!-;=?A-~]+@[!-;=?-~]*\.[!-;=?-~]*{TRIMMED}*)$"),
+        "maxLength": 200,
+        "description": "an address: a local part, an @, a domain with a dot, no white space, \
+                        control characters or <>; non-ASCII addresses are read too. Blank: none",
     });
     let order_ref = serde_json::json!({
         "type": "object",
@@ -677,21 +763,27 @@ fn components() -> serde_json::Value {
                                 `attachments[N][kind]` (N from 0), which are refused (422, field \
                                 `items` or `attachments`); a field of these sent twice is \
                                 refused too. `items` and `attachments` may also be one field \
-                                holding the JSON array. `lat`/`lon` are decimal numbers, \
-                                `confidential` one of true, false, 1, 0, on, off, yes, no.",
-                "anyOf": [{"required": ["content"]}, {"required": ["items"]}],
+                                holding the JSON array of WebSubmission (a blank one is none); \
+                                with items so given, `content` may be left out. A schema cannot \
+                                say which text is such an array: the document admits the blank \
+                                field only, and the indexed names are beyond a schema's \
+                                properties. `lat`/`lon` are decimal numbers (an exponent is read \
+                                too), `confidential` one of true, false, 1, 0, on, off, yes, no \
+                                in any case.",
+                "required": ["content"],
                 "properties": {
-                    "content": {"type": "string", "maxLength": 4000},
+                    "content": {"type": "string", "maxLength": 4000, "pattern": visible,
+                                "description": "the matter; something to read besides white space and invisible characters"},
                     "name": {"type": "string", "maxLength": 200},
-                    "phone": {"type": "string"},
-                    "email": {"type": "string", "maxLength": 200},
-                    "category": {"type": "string"},
+                    "phone": dict(&phone, &[("type", "string".into())]),
+                    "email": dict(&email, &[("type", "string".into())]),
+                    "category": form_category,
                     "address": {"type": "string", "maxLength": 500},
-                    "lat": {"type": "string", "description": "a decimal number, -90 to 90"},
-                    "lon": {"type": "string", "description": "a decimal number, -180 to 180"},
+                    "lat": {"type": "string", "pattern": r"^[ \t]*(-?(90(\.0+)?|[1-8]?[0-9](\.[0-9]+)?))?[ \t]*$", "description": "a decimal number, -90 to 90; blank: none"},
+                    "lon": {"type": "string", "pattern": r"^[ \t]*(-?(180(\.0+)?|(1[0-7][0-9]|[1-9]?[0-9])(\.[0-9]+)?))?[ \t]*$", "description": "a decimal number, -180 to 180; blank: none"},
                     "confidential": {"type": "string", "enum": ["true", "false", "1", "0", "on", "off", "yes", "no", ""]},
-                    "items": {"type": "string", "description": "a JSON array of items"},
-                    "attachments": {"type": "string", "description": "a JSON array of links"},
+                    "items": {"type": "string", "maxLength": 0, "description": "blank, or a JSON array of items (WebSubmission.items)"},
+                    "attachments": {"type": "string", "maxLength": 0, "description": "blank, or a JSON array of links (WebSubmission.attachments)"},
                     "client_ref": {"type": "string", "maxLength": 128},
                 },
             },
@@ -701,28 +793,34 @@ fn components() -> serde_json::Value {
                                 JSON array in one field, or `items[N][content]` and \
                                 `items[N][category]` pairs, and `attachments` likewise \
                                 (`attachments[N][url]`, `attachments[N][kind]`). `content` may \
-                                be left out when `items` are given: they are the matter then. \
-                                JSON refuses unknown fields; the form encodings ignore them (a \
-                                submit button's name, `_charset_`), read text in the \
-                                Content-Type `charset` or the `_charset_` field, else UTF-8, \
-                                else GB18030 (GBK pages), and skip an empty file input; a file \
-                                is refused: upload it elsewhere and send its link. A refused \
-                                field does not keep an emergency in `content` or `items` from \
-                                its redirect.",
+                                be left out (or blank) when `items` are given: they are the \
+                                matter then. Every field may be null, as if absent. JSON refuses \
+                                unknown fields and a field sent twice; the form encodings ignore \
+                                unknown names (a submit button's name, `_charset_`), read text \
+                                in the Content-Type `charset` or the `_charset_` field, else \
+                                UTF-8, else GB18030 (GBK pages), and skip an empty file input; a \
+                                file is refused: upload it elsewhere and send its link. A \
+                                refused field does not keep an emergency in `content` or `items` \
+                                from its redirect. Lengths are in characters, counted after \
+                                white space around the text and control characters are removed.",
                 "additionalProperties": false,
-                "anyOf": [{"required": ["content"]}, {"required": ["items"]}],
+                "anyOf": [
+                    {"required": ["content"], "properties": {"content": {"type": "string", "pattern": visible}}},
+                    {"required": ["items"], "properties": {"items": {"type": "array", "minItems": 1}}},
+                ],
                 "properties": {
-                    "content": {"type": "string", "minLength": 1, "maxLength": 4000},
-                    "name": {"type": "string", "maxLength": 200},
-                    "phone": {"type": "string", "description": "the identity when given"},
-                    "email": {"type": "string", "maxLength": 200},
+                    "content": {"type": ["string", "null"], "maxLength": 4000,
+                                "description": "the matter: something to read besides white space and invisible characters (format characters, category Cf), unless items are given"},
+                    "name": {"type": ["string", "null"], "maxLength": 200},
+                    "phone": dict(&phone, &[("type", serde_json::json!(["string", "null"]))]),
+                    "email": dict(&email, &[("type", serde_json::json!(["string", "null"]))]),
                     "category": category,
-                    "address": {"type": "string", "maxLength": 500},
-                    "lat": {"type": ["number", "null"], "minimum": -90, "maximum": 90},
+                    "address": {"type": ["string", "null"], "maxLength": 500},
+                    "lat": {"type": ["number", "null"], "minimum": -90, "maximum": 90, "description": "with lon; alone, or both 0, no position"},
                     "lon": {"type": ["number", "null"], "minimum": -180, "maximum": 180},
-                    "confidential": {"type": "boolean", "default": false},
+                    "confidential": {"type": ["boolean", "null"], "default": false},
                     "items": {
-                        "type": "array",
+                        "type": ["array", "null"],
                         "maxItems": 20,
                         "description": "one order per item",
                         "items": {
@@ -730,13 +828,13 @@ fn components() -> serde_json::Value {
                             "additionalProperties": false,
                             "required": ["content"],
                             "properties": {
-                                "content": {"type": "string", "minLength": 1, "maxLength": 4000},
+                                "content": {"type": "string", "maxLength": 4000, "pattern": visible},
                                 "category": category,
                             },
                         },
                     },
                     "attachments": {
-                        "type": "array",
+                        "type": ["array", "null"],
                         "maxItems": 10,
                         "description": "links to media the page uploaded elsewhere; each goes into the work order's `attachments`",
                         "items": {
@@ -745,16 +843,17 @@ fn components() -> serde_json::Value {
                             "required": ["url"],
                             "properties": {
                                 "kind": {
-                                    "type": "string",
-                                    "enum": ["image", "voice", "video", "file", "link"],
+                                    "type": ["string", "null"],
+                                    "enum": ["image", "voice", "video", "file", "link", "", null],
                                     "default": "link",
+                                    "description": "blank or null: link",
                                 },
-                                "url": {"type": "string", "maxLength": 2048, "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://[^/?#]+", "description": "http or https"},
+                                "url": {"type": "string", "maxLength": 2048, "pattern": LINK_URL, "description": "http or https, with a host and no user name or password; no white space, control characters or <>\""},
                             },
                         },
                     },
                     "client_ref": {
-                        "type": "string",
+                        "type": ["string", "null"],
                         "maxLength": 128,
                         "description": "the page's idempotency key, new for each submission (a UUID): a retry gets the first answer (with no phone given, a retry of the same form, from any address; a ref a page reuses for everyone makes two identical anonymous forms one order)",
                     },
@@ -833,26 +932,49 @@ fn components() -> serde_json::Value {
                 "additionalProperties": false,
                 "required": ["duration", "reason"],
                 "properties": {
-                    "duration": {"type": "string", "description": "e.g. 24h, 7d"},
-                    "reason": {"type": "string", "minLength": 1, "maxLength": 500, "description": "public: the person is told it, and events and mail carry it"},
-                    "note": {"type": "string", "maxLength": 2000, "description": "private (optional): kept as the suspension's `evidence`, shown only in the caller view and the evidence packet; never to the person, nor in events or mail"},
+                    "duration": {"type": "string", "pattern": DURATION, "description": "longer than zero and at most ten years: a number and a unit (s, m, h, d, w), e.g. 24h, 7d; humantime's other spellings and sums (1h 30m, 2days, 1month) are read too"},
+                    "reason": {"type": "string", "minLength": 1, "maxLength": 500, "pattern": r"\S", "description": "public: the person is told it, and events and mail carry it; 1 to 500 characters besides white space around it"},
+                    "note": {"type": ["string", "null"], "maxLength": 2000, "description": "private (optional): kept as the suspension's `evidence`, shown only in the caller view and the evidence packet; never to the person, nor in events or mail"},
                 },
             },
             "ReplayFilter": {
                 "type": "object",
                 "additionalProperties": false,
+                "description": "every member may be null, as if absent",
                 "properties": {
-                    "status": {"type": "integer", "minimum": 100, "maximum": 599, "description": "the HTTP status dispatch refused them with"},
-                    "kind": {"type": "string", "enum": ["order", "contact"]},
-                    "since": {"type": "string", "format": "date-time", "description": "queued at or after"},
-                    "until": {"type": "string", "format": "date-time", "description": "queued before"},
+                    "status": {"type": ["integer", "null"], "minimum": 100, "maximum": 599, "description": "the HTTP status dispatch refused them with"},
+                    "kind": {"type": ["string", "null"], "enum": ["order", "contact", null]},
+                    "since": {"type": ["string", "null"], "format": "date-time", "description": "queued at or after"},
+                    "until": {"type": ["string", "null"], "format": "date-time", "description": "queued before"},
                 },
             },
             "LinkRequest": {
                 "type": "object",
                 "additionalProperties": false,
                 "required": ["to"],
-                "properties": {"to": {"type": "string", "pattern": "^(phone|wechat|weibo|email|ip|cti):.+", "description": "KIND:VALUE; an email is one address (one @, a dotted domain)"}},
+                "properties": {"to": {"$ref": "#/components/schemas/Identity", "description": "another identity than the path's"}},
+            },
+            "Identity": {
+                "type": "string",
+                "description": "KIND:VALUE, as Identity::parse reads it. phone: a number of 3 to \
+                                20 digits (also read with spaces, dashes, dots, brackets, \
+                                full-width digits or a +86/0086 prefix); wechat, weibo: the \
+                                openid or uid, 1 to 256 bytes besides white space around it; \
+                                email: one address (a local part, one @, two or more \
+                                dot-separated labels, no white space, control characters or \
+                                \"(),;<>[\\]), 256 bytes at most, matched in lower case; ip: an \
+                                IPv4 or IPv6 address (also the IPv6 forms ending in an IPv4 \
+                                address); cti: PROFILE:ID. The patterns say the ASCII forms; \
+                                values in other scripts are read as described.",
+                "anyOf": [
+                    {"pattern": format!("^phone:{PHONE_DIGITS}$")},
+                    {"pattern": r"^wechat:[!-~]([ -~]*[!-~])?$", "maxLength": 263},
+                    {"pattern": r"^weibo:[!-~]([ -~]*[!-~])?$", "maxLength": 262},
+                    {"pattern": format!("^email:{EMAIL_ASCII}$"), "maxLength": 262},
+                    {"pattern": format!("^ip:({IPV4}|{IPV6})$")},
+                    {"pattern": r"^cti:[ -~]*:[ -~]*$", "maxLength": 260},
+                ],
+                "examples": ["phone:13800000000", "wechat:oABC123", "email:name@example.gov.cn", "ip:203.0.113.9", "cti:desk:caller-42"],
             },
         },
         "securitySchemes": {
@@ -1047,7 +1169,12 @@ mod tests {
         }
         let param = &doc["paths"]["/admin/v1/callers/{identity}"]["get"]["parameters"][0];
         assert_eq!(param["name"], "identity");
-        assert!(param["schema"]["pattern"].is_string(), "{param}");
+        assert_eq!(
+            param["schema"]["$ref"], "#/components/schemas/Identity",
+            "{param}"
+        );
+        let identity = &doc["components"]["schemas"]["Identity"]["anyOf"];
+        assert_eq!(identity.as_array().map(Vec::len), Some(6), "{identity}");
         let status = &doc["components"]["schemas"]["ReplayFilter"]["properties"]["status"];
         assert_eq!(
             (status["minimum"].as_i64(), status["maximum"].as_i64()),

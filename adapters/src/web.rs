@@ -441,8 +441,8 @@ fn read_fields(pairs: Vec<(String, String)>) -> RawForm {
             "lat" => raw.lat = raw.keep(parse_num("lat", &v)).flatten(),
             "lon" => raw.lon = raw.keep(parse_num("lon", &v)).flatten(),
             "confidential" => raw.confidential = raw.keep(parse_bool(&v)),
-            "items" => raw.items = raw.keep(json_text("items", &v)),
-            "attachments" => raw.attachments = raw.keep(json_text("attachments", &v)),
+            "items" => raw.items = raw.keep(json_list("items", &v)).flatten(),
+            "attachments" => raw.attachments = raw.keep(json_list("attachments", &v)).flatten(),
             other => match parse_indexed(other) {
                 Some(("items", idx, field @ ("content" | "category"))) if idx < MAX_ITEMS => {
                     let item = slot(&mut items, idx, || RawItem {
@@ -504,12 +504,23 @@ fn read_fields(pairs: Vec<(String, String)>) -> RawForm {
     raw
 }
 
-/// A JSON array sent in one form field.
-fn json_text<T: DeserializeOwned>(field: &'static str, v: &str) -> Result<T, AdapterError> {
-    serde_json::from_str(v).map_err(|e| AdapterError::InvalidField {
-        field,
-        reason: redact_parser_message(&e.to_string()),
-    })
+/// A JSON array sent in one form field; `None` for a field left blank, as an empty `lat` is no
+/// position: a page's hidden input that its script fills only when there are items. Until
+/// 2026-12-07 a blank `items` was refused (422, "EOF while parsing"), though a form may leave
+/// out any field it has nothing for, and the OpenAPI document said so.
+fn json_list<T: DeserializeOwned>(
+    field: &'static str,
+    v: &str,
+) -> Result<Option<Vec<T>>, AdapterError> {
+    if v.trim().is_empty() {
+        return Ok(None);
+    }
+    serde_json::from_str(v)
+        .map(Some)
+        .map_err(|e| AdapterError::InvalidField {
+            field,
+            reason: redact_parser_message(&e.to_string()),
+        })
 }
 
 /// The entry for index `idx`, made by `new` when there is none yet.
@@ -1119,6 +1130,28 @@ mod tests {
         let contents: Vec<_> = s.items.iter().map(|i| i.content.as_str()).collect();
         assert_eq!(contents, ["a", "b"]);
         assert_eq!(s.location.lat, Some(39.1));
+    }
+
+    /// A blank `items` or `attachments` field is none (a hidden input the page's script did not
+    /// fill): the form is heard by its `content`; one holding no JSON array is still refused.
+    #[test]
+    fn blank_items_and_attachments_fields_are_none() {
+        let form = |body: &str| {
+            parse(
+                Some("application/x-www-form-urlencoded"),
+                None,
+                body.as_bytes(),
+                IP,
+                0,
+            )
+        };
+        let s = form("content=%E8%B7%AF%E7%81%AF&items=&attachments=+").unwrap();
+        assert_eq!((s.content.as_str(), s.items.len()), ("路灯", 0));
+        assert!(s.attachments.is_empty());
+        let e = form("content=%E8%B7%AF%E7%81%AF&items=x").unwrap_err();
+        assert_eq!(e.error.code(), "invalid_field");
+        let e = form("items=").unwrap_err();
+        assert_eq!(e.error.code(), "missing_field");
     }
 
     #[test]

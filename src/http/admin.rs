@@ -67,7 +67,9 @@ pub async fn replay_dead(
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
     struct Body {
-        status: Option<u16>,
+        /// Read as a JSON number: `401.0` is the integer 401 to JSON (and to the document's
+        /// `"type": "integer"`), and was refused 400 until 2026-12-07.
+        status: Option<f64>,
         kind: Option<String>,
         since: Option<String>,
         until: Option<String>,
@@ -91,12 +93,16 @@ pub async fn replay_dead(
     };
     // A status no HTTP answer has matches no dead letter: said, as the document's range says,
     // rather than a replay of nothing (until 2026-12-07 `0` or `700` answered `count: 0`).
-    if body.status.is_some_and(|s| !(100..=599).contains(&s)) {
-        return Err(ApiError::BadRequest(
-            "invalid_body",
-            "status is an HTTP status, 100 to 599".into(),
-        ));
-    }
+    let status = match body.status {
+        None => None,
+        Some(s) if s.fract() == 0.0 && (100.0..=599.0).contains(&s) => Some(s as u16),
+        Some(_) => {
+            return Err(ApiError::BadRequest(
+                "invalid_body",
+                "status is an HTTP status, 100 to 599".into(),
+            ))
+        }
+    };
     if body
         .kind
         .as_deref()
@@ -108,7 +114,7 @@ pub async fn replay_dead(
         ));
     }
     let filter = crate::store::DeadFilter {
-        status: body.status,
+        status,
         kind: body.kind,
         since: time(body.since)?,
         until: time(body.until)?,
