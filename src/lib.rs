@@ -582,7 +582,9 @@ pub async fn run(cfg: Config, listener: TcpListener) -> Result<(), StartError> {
                 duplicate_window: cfg.derived.duplicate_window,
                 attach_window: cfg.derived.attach_window,
                 doubt_below: cfg.rules.second_opinion_doubt(),
-                origin_secret: cfg.redis_key_secret().clone(),
+                origin_key: pipeline::address::OriginKey::new(
+                    cfg.redis_key_secret().expose().as_bytes(),
+                ),
             },
             rules,
             store.clone(),

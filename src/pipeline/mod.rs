@@ -320,10 +320,10 @@ pub struct PipelineConfig {
     /// `rules.second_opinion_doubt`: a redirect whose text the second opinion scores below this
     /// becomes an order for urgent review (`-inf`: never; see `Pipeline::doubted`).
     pub doubt_below: f64,
-    /// The key of the hash a web order keeps of its client address ([`address::web_origin`]):
-    /// `nuisance.redis_key_secret`, else `admin.token`, as for the callers' keys in Redis, so
-    /// every node hashes alike.
-    pub origin_secret: crate::config::Secret,
+    /// The key of the hash a web order keeps of its client address ([`address::web_origin`]),
+    /// derived from `nuisance.redis_key_secret`, else `admin.token`, as the callers' keys in
+    /// Redis are, so every node hashes alike.
+    pub origin_key: address::OriginKey,
 }
 
 /// Why an order is marked for urgent review (`emergency_review` in its body).
@@ -830,9 +830,7 @@ impl Pipeline {
         // Repeats are looked for among the orders of the same origin only (see
         // `address::web_origin`): the web form's identity is typed.
         let origin = match sub.channel {
-            Channel::Web => {
-                address::web_origin(client_ip, self.cfg.origin_secret.expose().as_bytes())
-            }
+            Channel::Web => address::web_origin(client_ip, &self.cfg.origin_key),
             Channel::Wechat | Channel::Weibo | Channel::Cti => String::new(),
         };
         let rules = self.rules();
