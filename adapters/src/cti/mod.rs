@@ -910,6 +910,49 @@ mod tests {
     /// `phone:13600003333`, so anyone a platform takes SIP calls from could spend that line's
     /// quota and get it suspended on every channel. A SIP user part is a number only from a
     /// listed host; `tel:` URIs and bare numbers are the phone network's caller id as before.
+    /// A small-scope exhaustive run over the new caller-id reading (names in quotes, `<…>`,
+    /// hosts, ports, brackets): every string of up to five characters from the characters
+    /// its slicing turns on, wrapped as a SIP or tel URI, is read without a panic, and a
+    /// number comes only from the listed host. Cheaper than a fuzz build, and it runs with
+    /// every test.
+    #[test]
+    fn every_short_caller_id_over_the_tricky_characters_is_read_without_a_panic() {
+        let trunk = hosts(&["t.cn", "10.0.0.5", "[::5]"]);
+        let alphabet = ['<', '>', '"', ':', '@', ';', '[', ']', '.', '1', '?', ' '];
+        let mut word = Vec::new();
+        let mut checked = 0;
+        for len in 0..=5u32 {
+            for mut n in 0..alphabet.len().pow(len) {
+                word.clear();
+                for _ in 0..len {
+                    word.push(alphabet[n % alphabet.len()]);
+                    n /= alphabet.len();
+                }
+                let w: String = word.iter().collect();
+                for raw in [
+                    w.clone(),
+                    format!("sip:13600003333{w}"),
+                    format!("sip:13600003333@{w}"),
+                    format!("sip:{w}@t.cn"),
+                    format!("\"x\"{w}<sip:13600003333@t.cn>"),
+                    format!("tel:{w}"),
+                ] {
+                    let id = caller_identity(&raw, &trunk);
+                    let _ = non_phone_ref(&raw);
+                    if let Some(id) = id.filter(|i| i.value == "13600003333") {
+                        // A number read from a SIP URI came from the listed host.
+                        assert!(
+                            !raw.contains("sip:") || raw.contains("@t.cn"),
+                            "{raw:?} -> {id:?}"
+                        );
+                    }
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 1_000_000, "{checked}");
+    }
+
     #[test]
     fn a_sip_user_part_is_a_number_only_from_a_listed_host() {
         let trunk = hosts(&["TRUNK.example.gov.cn", "10.0.0.5", "[2001:DB8:0::5]"]);
