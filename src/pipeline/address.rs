@@ -86,8 +86,9 @@ impl std::fmt::Debug for OriginKey {
 }
 
 /// Where a web submission came from, as its orders keep it for repeat detection
-/// (`orders.origin`): `web:` and a keyed hash of its client address's [`address_key`]
-/// (SipHash-2-4 under `key`, 64 bits in hex), or `web:` alone when the address cannot be read.
+/// (`orders.origin`): `web:` and a keyed hash of its client address's key `address` (as
+/// [`address_key`] gives it; SipHash-2-4 under `key`, 64 bits in hex), or `web:` alone when
+/// the address could not be read.
 /// Orders from the verified channels keep `""`.
 ///
 /// Why: a web submitter's phone is typed, and anyone may type anyone's. Repeats were looked
@@ -100,9 +101,9 @@ impl std::fmt::Debug for OriginKey {
 /// address. The address is kept as a hash, not in the clear: it is needed only to compare.
 /// SipHash, not HMAC-SHA256 (the first cut): this runs on every web submission, and the HMAC
 /// cost 17 k instructions a post (12 % of the HTTP workers', counted by `bench/callgrind`).
-pub fn web_origin(client_ip: Option<&str>, key: &OriginKey) -> String {
+pub fn web_origin(address: Option<&str>, key: &OriginKey) -> String {
     use std::hash::Hasher;
-    let Some(address) = client_ip.and_then(address_key) else {
+    let Some(address) = address else {
         return "web:".to_string();
     };
     let mut h = siphasher::sip::SipHasher24::new_with_keys(key.k0, key.k1);
@@ -276,23 +277,18 @@ mod tests {
     #[test]
     fn a_web_origin_is_the_addresss_keyed_hash_the_same_for_one_64() {
         let k = OriginKey::new(b"k");
-        let a = web_origin(Some("2001:db8:1:2::1"), &k);
-        assert_eq!(a, web_origin(Some("2001:db8:1:2:ffff::9"), &k));
-        assert_ne!(a, web_origin(Some("2001:db8:1:3::1"), &k));
-        assert_ne!(
-            a,
-            web_origin(Some("2001:db8:1:2::1"), &OriginKey::new(b"other key"))
-        );
+        let origin = |ip: &str, k: &OriginKey| web_origin(address_key(ip).as_deref(), k);
+        let a = origin("2001:db8:1:2::1", &k);
+        assert_eq!(a, origin("2001:db8:1:2:ffff::9", &k));
+        assert_ne!(a, origin("2001:db8:1:3::1", &k));
+        assert_ne!(a, origin("2001:db8:1:2::1", &OriginKey::new(b"other key")));
         // The same secret gives the same hash on every node and after a restart.
-        assert_eq!(
-            a,
-            web_origin(Some("2001:db8:1:2::1"), &OriginKey::new(b"k"))
-        );
-        let v4 = web_origin(Some("203.0.113.9"), &k);
+        assert_eq!(a, origin("2001:db8:1:2::1", &OriginKey::new(b"k")));
+        let v4 = origin("203.0.113.9", &k);
         assert!(v4.starts_with("web:") && v4.len() == 4 + 16, "{v4}");
         assert!(!v4.contains("203.0.113.9"));
         assert_eq!(web_origin(None, &k), "web:");
-        assert_eq!(web_origin(Some("unknown"), &k), "web:");
+        assert_eq!(origin("unknown", &k), "web:");
         assert!(!format!("{k:?}").contains(&k.k0.to_string()));
     }
 

@@ -554,8 +554,10 @@ impl Pipeline {
     /// one answered 404 too: walking the sequential numbers mostly hits 404s (the privacy
     /// review's F4). An address on the allow list (`ip:…`) is not capped, as for submissions.
     pub async fn over_lookup_cap(&self, client_ip: &str) -> Option<u64> {
+        let cap = self.lookup_cap.as_ref()?;
+        let address = address::address_key(client_ip)?;
         let retry_after = self
-            .over_cap(self.lookup_cap.as_ref()?, client_ip, "web.lookup_quota")
+            .over_cap(cap, client_ip, &address, "web.lookup_quota")
             .await?;
         metrics::counter!("hotline_web_lookup_throttled_total").increment(1);
         Some(retry_after)
@@ -582,7 +584,8 @@ impl Pipeline {
         Some(retry_after)
     }
 
-    /// Counts a request from `client_ip` against `cap` (the one `key` configures):
+    /// Counts a request from `client_ip` (its cap key `address`, as [`address::address_key`]
+    /// gives it) against `cap` (the one `key` configures):
     /// `Some(seconds)` to wait when it is over (nothing counted then). An address on the allow
     /// list (`ip:…` in `nuisance.allow` or the operators' list) is not capped; a typed phone on
     /// it is not enough, since anyone can type it.
@@ -590,15 +593,15 @@ impl Pipeline {
         &self,
         cap: &address::AddressCap,
         client_ip: &str,
+        address: &str,
         key: &'static str,
     ) -> Option<u64> {
         if self.ladder.is_allowed(&format!("ip:{client_ip}")) {
             return None;
         }
-        let address = address::address_key(client_ip)?;
-        let retry_after = cap.check(&address).await?;
+        let retry_after = cap.check(address).await?;
         tracing::debug!(
-            address = %hotline_adapters::mask::mask_ip(&address),
+            address = %hotline_adapters::mask::mask_ip(address),
             retry_after,
             key,
             "Request over its client address's cap."
@@ -827,10 +830,12 @@ impl Pipeline {
         // A platform retry (or a page's resubmission with the same client_ref) gets the first
         // answer, from the store, so it holds across restarts and nodes.
         let dedupe_key = dedupe_key_of(&sub);
-        // Repeats are looked for among the orders of the same origin only (see
+        // The client address's key, read once: the cap per address counts it, and repeats
+        // are looked for among the orders of the same origin only (see
         // `address::web_origin`): the web form's identity is typed.
+        let address = client_ip.and_then(address::address_key);
         let origin = match sub.channel {
-            Channel::Web => address::web_origin(client_ip, &self.cfg.origin_key),
+            Channel::Web => address::web_origin(address.as_deref(), &self.cfg.origin_key),
             Channel::Wechat | Channel::Weibo | Channel::Cti => String::new(),
         };
         let rules = self.rules();
@@ -975,8 +980,10 @@ impl Pipeline {
         // shedding, a text the second opinion suspects is not refused: the address may be a
         // whole campus's, kept busy by others than the person in danger.
         if policy.count_quota && !overruled {
-            let over = match (&self.address_cap, client_ip) {
-                (Some(cap), Some(ip)) => self.over_cap(cap, ip, "web.address_quota").await,
+            let over = match (&self.address_cap, client_ip, &address) {
+                (Some(cap), Some(ip), Some(address)) => {
+                    self.over_cap(cap, ip, address, "web.address_quota").await
+                }
                 _ => None,
             };
             if let Some(retry_after) = over {
